@@ -1,0 +1,52 @@
+# Two commands on a fresh machine (needs only python3 >= 3.10 and make):
+#   make demo   set everything up, then run the main job
+#   make test   set everything up, then ruff, strict mypy and the whole test suite
+#
+# uv manages the workspace with the machine's own Python (it never downloads one).
+# If uv is not on PATH, it is installed from PyPI into .tools/ inside the checkout.
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+EXAMPLE_CONFIG := examples/privsdk.toml
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test setup lint typecheck pytest docs bench clean
+
+demo: setup
+	PRIVSDK_CONFIG=$(EXAMPLE_CONFIG) $(VENV)/bin/privsdk check
+
+test: setup lint typecheck pytest
+
+setup: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock $(UV)
+	$(UV) sync --locked --all-packages --python $(PYTHON)
+	@touch $@
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==0.13.9"
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+pytest:
+	$(VENV)/bin/pytest
+
+# Regenerate the tables in docs/ that are generated from the catalogue (a test fails when they are stale).
+docs: setup
+	$(VENV)/bin/python -m privsdk.docs_sync docs/guarantees.md docs/configuration.md
+
+# Print import time and decision speed (figures, never asserted; see docs/performance.md).
+bench: setup
+	$(VENV)/bin/python bench/import_time.py
+	$(VENV)/bin/python bench/decisions.py
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache
+

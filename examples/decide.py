@@ -1,0 +1,32 @@
+"""Ask privsdk whether a call may go ahead, from Python.
+
+Run:  PRIVSDK_CONFIG=examples/privsdk.toml .venv/bin/python examples/decide.py
+
+Until the enforcing client lands, this is how an app consults the policy
+before it calls a vendor SDK itself.
+"""
+
+from __future__ import annotations
+
+import privsdk
+
+
+def main() -> None:
+    policy = privsdk.load_policy()  # reads PRIVSDK_CONFIG and the other PRIVSDK_* variables
+    for tenant, data_class, target in [
+        ("acme", "default", "openai-mini"),
+        ("acme", "pii", "openai-mini"),  # not EU-resident: rerouted
+        ("acme", "phi", "vertex-gemini-eu"),  # no BAA, humans may review: refused
+        ("globex", "default", "cohere/command-r-plus"),  # a Cohere key with nothing attested is a trial key
+    ]:
+        decision = privsdk.decide(policy, target, "chat", tenant=tenant, data_class=data_class)
+        print(f"{tenant}/{data_class} -> {target}: {decision.outcome}", end="")
+        if decision.outcome == "reroute":
+            print(f" to {decision.chosen}", end="")
+        print()
+        for unmet in decision.unmet:
+            print(f"    {unmet.requirement}: offered {unmet.offered} ({unmet.source})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""Building a :class:`~privsdk.policy.Policy` from the environment and a TOML file.
+
+The file is the floor a deployment relies on: environment variables may add
+requirements and attestations, never remove or weaken what the file sets.
+Every mistake is a :class:`~privsdk.errors.ConfigError` that names the
+variable, or the file and line, and the valid choices.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from privsdk import tomlcompat
+from privsdk.catalogue import Catalogue, Offering, default_catalogue
+from privsdk.errors import ConfigError
+from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Policy, Target, Tenant
+from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
+
+#: Every variable privsdk reads. Any other ``PRIVSDK_*`` name is an error, so a typo never goes unnoticed.
+ENV_VARS: dict[str, str] = {
+    "PRIVSDK_CONFIG": "path of the TOML policy file",
+    "PRIVSDK_REQUIRE": "comma list of requirements added to every tenant's default data class",
+    "PRIVSDK_ATTEST": "comma list of vendor:attestation added to the default accounts",
+    "PRIVSDK_TENANT": "the tenant whose policy applies when a call names none",
+    "PRIVSDK_ON_VIOLATION": "refuse or reroute, for every tenant",
+    "PRIVSDK_USAGE": "where usage records go: sqlite (default), sqlite:///PATH, jsonl:///PATH, otlp, none",
+}
+ON_VIOLATION = ("refuse", "reroute")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_USAGE = re.compile(r"^(none|otlp|sqlite|sqlite:///.+|jsonl:///.+)$")
+_TOP_KEYS = ("attest", "targets", "tenants")
+_TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version")
+_TENANT_KEYS = ("classes", "default_class", "on_violation", "attest", "reroute", "max_catalogue_age_days")
+
+
+def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue | None = None) -> Policy:
+    """The policy in force: ``PRIVSDK_CONFIG``'s file (if any) plus the other ``PRIVSDK_*`` variables."""
+    env = os.environ if environ is None else environ
+    cat = catalogue or default_catalogue()
+    unknown = sorted(k for k in env if k.startswith("PRIVSDK_") and k not in ENV_VARS)
+    if unknown:
+        raise ConfigError("is not a privsdk variable", where=unknown[0], hint="privsdk reads: " + ", ".join(ENV_VARS))
+
+    usage = env.get("PRIVSDK_USAGE", "sqlite").strip() or "sqlite"
+    if not _USAGE.match(usage):
+        raise ConfigError(
+            f"bad value {usage!r}",
+            where="PRIVSDK_USAGE",
+            hint="use sqlite, sqlite:///PATH, jsonl:///PATH, otlp or none",
+        )
+    on_violation = env.get("PRIVSDK_ON_VIOLATION", "").strip()
+    if on_violation and on_violation not in ON_VIOLATION:
+        raise ConfigError(f"bad value {on_violation!r}", where="PRIVSDK_ON_VIOLATION", hint="use refuse or reroute")
+    try:
+        env_reqs = parse_requirements(_split(env.get("PRIVSDK_REQUIRE", "")))
+    except ConfigError as exc:
+        raise exc.at("PRIVSDK_REQUIRE") from None
+    env_attest = _account_attestations(_split(env.get("PRIVSDK_ATTEST", "")), cat, "PRIVSDK_ATTEST")
+
+    path = env.get("PRIVSDK_CONFIG", "").strip()
+    doc = _Document.read(path) if path else _Document.empty()
+    policy = doc.build(cat, env_reqs, env_attest, on_violation or None, usage)
+
+    chosen = env.get("PRIVSDK_TENANT", "").strip()
+    if chosen:
+        if chosen not in policy.tenants:
+            raise ConfigError(
+                f"no tenant {chosen!r} in {policy.origin}",
+                where="PRIVSDK_TENANT",
+                hint="tenants: " + ", ".join(policy.tenants),
+            )
+        policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage)
+    return policy
+
+
+def _split(value: str) -> list[str]:
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+class _Document:
+    """A parsed policy file that remembers its text, to point errors at lines."""
+
+    def __init__(self, origin: str, text: str, data: dict[str, Any]) -> None:
+        self.origin = origin
+        self.lines = text.splitlines()
+        self.data = data
+
+    @classmethod
+    def empty(cls) -> _Document:
+        return cls("environment", "", {})
+
+    @classmethod
+    def read(cls, path: str) -> _Document:
+        where = path
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the policy file ({exc.strerror})",
+                where=where,
+                hint="set PRIVSDK_CONFIG to an existing TOML file",
+            ) from None
+        try:
+            text = raw.decode("utf-8")
+            data = tomlcompat.loads(text)
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                "the file is not UTF-8 text", where=f"{where}:{line}", hint="save it as a UTF-8 TOML file"
+            ) from None
+        except tomlcompat.TOMLDecodeError as exc:
+            msg = str(exc)
+            m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+            raise ConfigError(
+                f"invalid TOML: {msg.split(' (at line')[0]}",
+                where=f"{where}:{m.group(1)}" if m else where,
+                hint="see docs/configuration.md for the file's shape",
+            ) from None
+        return cls(where, text, data)
+
+    def at(self, *keys: str) -> str:
+        """``file:line`` of the key path ``keys`` (table names, then a key or a value).
+
+        The last name is looked for inside the deepest table of the path that has a
+        ``[header]`` (so an error in a second tenant never points at the first), as a
+        key (``name =``, ``a.name =``) or a quoted value; failing that, the header
+        line; failing that, the file alone.
+        """
+        start, end, header = 0, len(self.lines), None
+        for depth in range(len(keys), 0, -1):
+            header = self._header(keys[:depth])
+            if header is not None:
+                start = header
+                end = next((i for i in range(header + 1, len(self.lines)) if _HEADER.match(self.lines[i])), end)
+                break
+        for needle in reversed(keys):
+            key = re.compile(rf"""^\s*(?:[\w"'\-]+\s*\.\s*)*["']?{re.escape(needle)}["']?\s*[.=]""")
+            value = re.compile(rf"""["']{re.escape(needle)}["']""")
+            for pattern in (key, value):
+                for i in range(start, end):
+                    if pattern.search(self.lines[i].split("#", 1)[0]):
+                        return f"{self.origin}:{i + 1}"
+        return f"{self.origin}:{header + 1}" if header is not None else self.origin
+
+    def _header(self, path: tuple[str, ...]) -> int | None:
+        """The line index of the ``[header]`` for ``path``, else of the first header below it."""
+        below = None
+        for i, line in enumerate(self.lines):
+            m = _HEADER.match(line)
+            if m:
+                names = tuple(n.strip().strip("\"'") for n in m.group(1).split("."))
+                if names == path:
+                    return i
+                if below is None and names[: len(path)] == path:
+                    below = i
+        return below
+
+    def fail(self, message: str, *keys: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(message, where=self.at(*keys), hint=hint)
+
+    # -- shapes ---------------------------------------------------------------
+
+    def table(self, value: Any, *keys: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(f"{'.'.join(keys)} must be a table", *keys)
+        return value
+
+    def strings(self, value: Any, *keys: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(
+                f"{'.'.join(keys)} must be a list of strings", *keys, hint='write e.g. ["no_training", "zdr"]'
+            )
+        return value
+
+    def string(self, value: Any, *keys: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{'.'.join(keys)} must be a non-empty string", *keys)
+        return value
+
+    def only(self, value: dict[str, Any], allowed: tuple[str, ...], *keys: str) -> None:
+        for key in value:
+            if key not in allowed:
+                where = ".".join((*keys, key)) if keys else key
+                raise self.fail(f"unknown key {where!r}", *keys, key, hint="valid keys: " + ", ".join(allowed))
+
+    def name(self, value: str, kind: str, *keys: str) -> str:
+        if not _NAME.match(value) or "/" in value:
+            raise self.fail(
+                f"bad {kind} name {value!r}",
+                *keys,
+                value,
+                hint="use letters, digits, '_', '-', '.'; no '/' (reserved for vendor/model)",
+            )
+        return value
+
+    # -- the policy -----------------------------------------------------------
+
+    def build(
+        self,
+        cat: Catalogue,
+        env_reqs: tuple[Requirement, ...],
+        env_attest: frozenset[str],
+        on_violation: str | None,
+        usage: str,
+    ) -> Policy:
+        data = self.data
+        self.only(data, _TOP_KEYS)
+        base_attest = self.attest_table(data.get("attest", {}), cat, "attest") | env_attest
+        if env_attest:
+            _check_combination(base_attest, cat, f"{self.at('attest')} with PRIVSDK_ATTEST", None)
+        targets = {
+            self.name(name, "target", "targets", name): self.target(name, self.table(raw, "targets", name), cat)
+            for name, raw in self.table(data.get("targets", {}), "targets").items()
+        }
+        raw_tenants = self.table(data.get("tenants", {}), "tenants")
+        if not raw_tenants:
+            raw_tenants = {"default": {}}
+        tenants: dict[str, Tenant] = {}
+        for name, raw in raw_tenants.items():
+            self.name(name, "tenant", "tenants", name)
+            tenant = self.tenant(
+                name, self.table(raw, "tenants", name), cat, base_attest, env_reqs, on_violation, targets
+            )
+            for target in targets.values():
+                _check_combination(
+                    tenant.attest | target.attest, cat, self.at("targets", target.name), cat.offering(target.offering)
+                )
+            tenants[name] = tenant
+        return Policy(tenants, next(iter(tenants)), targets, self.origin, usage)
+
+    def attest_table(self, raw: Any, cat: Catalogue, *keys: str) -> frozenset[str]:
+        """``{vendor = ["key", ...]}`` as qualified names, each checked against the catalogue."""
+        out: list[str] = []
+        for vendor, items in self.table(raw, *keys).items():
+            for item in self.strings(items, *keys, vendor):
+                try:
+                    out.append(_account_attestation(f"{vendor}:{item}", cat))
+                except ConfigError as exc:
+                    raise exc.at(self.at(*keys, vendor, item)) from None
+        names = frozenset(out)
+        _check_combination(names, cat, self.at(*keys), None)
+        return names
+
+    def target(self, name: str, raw: dict[str, Any], cat: Catalogue) -> Target:
+        keys = ("targets", name)
+        self.only(raw, _TARGET_KEYS, *keys)
+        offering_id = self.string(raw.get("offering"), *keys, "offering")
+        offering = cat.offering(offering_id)
+        if offering is None:
+            known = [o for v in cat.all_vendors() for o in v.offerings]
+            raise self.fail(
+                f"target {name!r}: unknown offering {offering_id!r}",
+                *keys,
+                offering_id,
+                hint="offerings: " + ", ".join(known),
+            )
+        model = self.string(raw.get("model"), *keys, "model")
+        if not offering.serves_model(model):
+            raise self.fail(
+                f"target {name!r}: {offering_id} serves no model {model!r}",
+                *keys,
+                model,
+                hint="model globs: " + ", ".join(offering.models),
+            )
+        attest = frozenset(
+            _target_attestation(item, offering, self.at(*keys, item))
+            for item in self.strings(raw.get("attest", []), *keys, "attest")
+        )
+        extra = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:] if k in raw}
+        return Target(name=name, offering=offering_id, model=model, attest=attest, **extra)
+
+    def tenant(
+        self,
+        name: str,
+        raw: dict[str, Any],
+        cat: Catalogue,
+        base_attest: frozenset[str],
+        env_reqs: tuple[Requirement, ...],
+        on_violation: str | None,
+        targets: Mapping[str, Target],
+    ) -> Tenant:
+        keys = ("tenants", name)
+        self.only(raw, _TENANT_KEYS, *keys)
+        classes: dict[str, tuple[Requirement, ...]] = {}
+        for cls, items in self.table(raw.get("classes", {"default": []}), *keys, "classes").items():
+            self.name(cls, "data class", *keys, "classes", cls)
+            items = self.strings(items, *keys, "classes", cls)
+            for item in items:
+                try:
+                    parse_requirement(item)
+                except ConfigError as exc:
+                    raise exc.at(self.at(*keys, "classes", cls, item)) from None
+            classes[cls] = parse_requirements(items)
+        default_class = self.string(raw.get("default_class", "default"), *keys, "default_class")
+        if default_class not in classes:
+            raise self.fail(
+                f"tenant {name!r}: default_class {default_class!r} is not one of its classes",
+                *keys,
+                "default_class",
+                hint="classes: " + ", ".join(classes),
+            )
+        # The environment adds to the default class; adding can only make a policy stricter.
+        classes[default_class] = classes[default_class] + tuple(r for r in env_reqs if r not in classes[default_class])
+
+        file_violation = raw.get("on_violation", "refuse")
+        if file_violation not in ON_VIOLATION:
+            raise self.fail(
+                f"tenant {name!r}: bad on_violation {file_violation!r}",
+                *keys,
+                "on_violation",
+                hint="use refuse or reroute",
+            )
+        max_age = raw.get("max_catalogue_age_days", DEFAULT_MAX_CATALOGUE_AGE_DAYS)
+        if not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 0:
+            raise self.fail(
+                f"tenant {name!r}: max_catalogue_age_days must be a whole number of days",
+                *keys,
+                "max_catalogue_age_days",
+            )
+
+        # A tenant's own list for a vendor means its own account with that vendor: it replaces the defaults.
+        own = self.attest_table(raw.get("attest", {}), cat, *keys, "attest")
+        own_vendors = {a.partition(":")[0] for a in own} | set(self.table(raw.get("attest", {}), *keys))
+        attest = own | frozenset(a for a in base_attest if a.partition(":")[0] not in own_vendors)
+        _check_combination(attest, cat, self.at(*keys, "attest"), None)
+
+        reroute: list[tuple[str, tuple[str, ...]]] = []
+        for pattern, alts in self.table(raw.get("reroute", {}), *keys, "reroute").items():
+            alternatives = tuple(self.strings(alts, *keys, "reroute", pattern))
+            for alt in alternatives:
+                if alt not in targets and "/" not in alt:
+                    raise self.fail(
+                        f"tenant {name!r}: reroute alternative {alt!r} is not a target",
+                        *keys,
+                        "reroute",
+                        pattern,
+                        alt,
+                        hint="targets: " + (", ".join(targets) or "none") + ", or vendor/model",
+                    )
+            reroute.append((pattern, alternatives))
+        return Tenant(
+            name=name,
+            classes=classes,
+            default_class=default_class,
+            on_violation=on_violation or file_violation,  # type: ignore[arg-type]
+            attest=attest,
+            reroute=tuple(reroute),
+            max_catalogue_age_days=max_age,
+        )
+
+
+def _account_attestation(text: str, cat: Catalogue) -> str:
+    """Check ``vendor:key`` against the vendor's catalogue; return it normalised."""
+    vendor, colon, key = (p.strip() for p in text.partition(":"))
+    if not colon or not vendor or not key:
+        raise ConfigError(f"attestation {text!r} is not vendor:name", hint="write e.g. openai:zdr, mistral:plan=scale")
+    found = cat.vendor(vendor)
+    if found is None:
+        raise ConfigError(
+            f"unknown vendor {vendor!r} in attestation {text!r}", hint="vendors: " + ", ".join(cat.vendor_names)
+        )
+    if key not in found.attestation_keys:
+        raise ConfigError(
+            f"{vendor} has no attestation {key!r}",
+            hint=f"{vendor} attestations: " + ", ".join(sorted(found.attestation_keys)),
+        )
+    return f"{vendor}:{key}"
+
+
+def _account_attestations(items: list[str], cat: Catalogue, where: str) -> frozenset[str]:
+    try:
+        names = frozenset(_account_attestation(i, cat) for i in items)
+    except ConfigError as exc:
+        raise exc.at(where) from None
+    _check_combination(names, cat, where, None)
+    return names
+
+
+def _target_attestation(item: str, offering: Offering, where: str) -> str:
+    """A target's attestation, qualified; it must be one this offering allows."""
+    matches = [q for q in offering.attestations if q == item or q.partition(":")[2] == item]
+    if len(matches) != 1:
+        problem = "is ambiguous here: qualify it" if matches else "is not allowed"
+        raise ConfigError(
+            f"attestation {item!r} {problem} for offering {offering.id}",
+            where=where,
+            hint="allowed: " + (", ".join(sorted(offering.attestations)) or "none"),
+        )
+    return matches[0]
+
+
+def _check_combination(names: frozenset[str], cat: Catalogue, where: str, offering: Offering | None) -> None:
+    """Two values of one key, or an attestation without the ones it requires, are errors."""
+    groups: dict[tuple[str, str], str] = {}
+    for name in sorted(names):
+        vendor, _, key = name.partition(":")
+        group = (vendor, key.partition("=")[0])
+        if group in groups:
+            raise ConfigError(
+                f"{groups[group]} and {name} cannot both hold", where=where, hint="declare one value per vendor account"
+            )
+        groups[group] = name
+    for name in sorted(names):
+        for req in _requires(name, cat, offering):
+            if req not in names:
+                raise ConfigError(
+                    f"{name} requires {req}, which is not declared",
+                    where=where,
+                    hint=f"add {req} if it is true of the account, or remove {name}",
+                )
+
+
+def _requires(name: str, cat: Catalogue, offering: Offering | None) -> tuple[str, ...]:
+    if offering is not None:
+        att = offering.attestations.get(name)
+        return att.requires if att else ()
+    vendor = cat.vendor(name.partition(":")[0])
+    for off in vendor.offerings.values() if vendor else ():
+        if name in off.attestations:
+            return off.attestations[name].requires
+    return ()

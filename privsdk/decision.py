@@ -1,0 +1,320 @@
+"""The decision engine: may this call go to this target for this tenant?
+
+:func:`decide` is deterministic and does no I/O of its own (the catalogue
+reads a vendor's file once, the first time it is asked). Anything it does not
+know (target, vendor, offering, model family, operation, feature, tenant,
+data class, a fact) ends in ``refuse``, never ``allow``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from typing import Any, Literal, NamedTuple
+
+from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
+from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
+from privsdk.policy import Policy, Target, Tenant
+from privsdk.vocabulary import (
+    FEATURES,
+    OPERATIONS,
+    MaxRetentionDays,
+    Region,
+    Requirement,
+    ZeroDataRetention,
+)
+
+Outcome = Literal["allow", "reroute", "refuse"]
+_NO_FEATURES: frozenset[str] = frozenset()
+
+
+class Unmet(NamedTuple):
+    """One requirement a target does not meet, and why."""
+
+    requirement: str
+    offered: str
+    source: str
+    as_of: dt.date
+    note: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "requirement": self.requirement,
+            "offered": self.offered,
+            "source": self.source,
+            "as_of": self.as_of.isoformat(),
+            "note": self.note,
+        }
+
+
+class Evaluation(NamedTuple):
+    """How one target fares against one set of requirements."""
+
+    target: str
+    offering: str | None
+    unmet: tuple[Unmet, ...]
+    reason: str | None  # set when the target could not be judged at all
+    attestations: tuple[str, ...]
+    catalogue_as_of: dt.date | None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None and not self.unmet
+
+
+class Decision(NamedTuple):
+    """The answer for one call: allow, reroute (to ``chosen``) or refuse.
+
+    ``unmet`` lists what the requested target lacks (empty on allow);
+    ``reason`` explains a refusal or a reroute in one sentence. A decision
+    holds names, dates and catalogue text only, never call content.
+    """
+
+    outcome: Outcome
+    target: str
+    chosen: str | None
+    unmet: tuple[Unmet, ...]
+    reason: str | None
+    tenant: str
+    data_class: str
+    operation: str
+    requirements: tuple[str, ...]
+    evaluation: Evaluation
+    chosen_evaluation: Evaluation | None
+
+    @property
+    def allowed(self) -> bool:
+        """True when the call may go ahead (to ``chosen``)."""
+        return self.outcome != "refuse"
+
+    @property
+    def catalogue_as_of(self) -> dt.date | None:
+        return self.evaluation.catalogue_as_of
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``privsdk explain --json`` object."""
+        as_of = self.catalogue_as_of
+        chosen = self.chosen_evaluation or self.evaluation
+        return {
+            "decision": self.outcome,
+            "target": self.target,
+            "chosen": self.chosen,
+            "unmet": [u.to_json() for u in self.unmet],
+            "catalogue_as_of": as_of.isoformat() if as_of else None,
+            "reason": self.reason,
+            "tenant": self.tenant,
+            "data_class": self.data_class,
+            "operation": self.operation,
+            "requirements": list(self.requirements),
+            "offering": self.evaluation.offering,
+            "chosen_offering": chosen.offering if self.chosen else None,
+            "attestations": list(chosen.attestations),
+        }
+
+
+def decide(
+    policy: Policy,
+    target: str,
+    operation: str = "chat",
+    *,
+    tenant: str | None = None,
+    data_class: str | None = None,
+    features: Iterable[str] = (),
+    catalogue: Catalogue | None = None,
+    today: dt.date | None = None,
+) -> Decision:
+    """Decide whether ``operation`` may go to ``target`` for ``tenant``'s ``data_class``.
+
+    ``target`` is a target name from the policy or ``vendor/model``. The
+    result is cached per (policy, catalogue, tenant, class, target, operation,
+    features, day); ``today`` defaults to the current UTC date.
+    """
+    return _decide(
+        policy,
+        catalogue or default_catalogue(),
+        tenant,
+        data_class,
+        target,
+        operation,
+        features if isinstance(features, frozenset) else frozenset(features) if features else _NO_FEATURES,
+        today or dt.datetime.now(dt.timezone.utc).date(),
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _decide(
+    policy: Policy,
+    catalogue: Catalogue,
+    tenant_name: str | None,
+    data_class: str | None,
+    target: str,
+    operation: str,
+    features: frozenset[str],
+    today: dt.date,
+) -> Decision:
+    tenant_name = tenant_name or policy.default_tenant
+    tenant = policy.tenants.get(tenant_name)
+    if tenant is None:
+        return _refuse_early(
+            target,
+            tenant_name,
+            data_class or "",
+            operation,
+            f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})",
+        )
+    data_class = data_class or tenant.default_class
+    requirements = tenant.classes.get(data_class)
+    if requirements is None:
+        return _refuse_early(
+            target,
+            tenant.name,
+            data_class,
+            operation,
+            f"tenant {tenant.name!r} has no data class {data_class!r} (classes: {', '.join(tenant.classes)})",
+        )
+    names = tuple(str(r) for r in requirements)
+    first = evaluate(policy, catalogue, tenant, requirements, target, operation, features, today)
+    if first.ok:
+        return Decision("allow", target, target, (), None, tenant.name, data_class, operation, names, first, None)
+    why = first.reason or "unmet: " + ", ".join(u.requirement for u in first.unmet)
+    if tenant.on_violation == "reroute":
+        alternatives = tenant.alternatives(target)
+        for alt in alternatives:
+            ev = evaluate(policy, catalogue, tenant, requirements, alt, operation, features, today)
+            if ev.ok:
+                return Decision(
+                    "reroute",
+                    target,
+                    alt,
+                    first.unmet,
+                    f"{target}: {why}; rerouted to {alt}",
+                    tenant.name,
+                    data_class,
+                    operation,
+                    names,
+                    first,
+                    ev,
+                )
+        why += (
+            f"; no compliant alternative among {', '.join(alternatives)}"
+            if alternatives
+            else "; no reroute list matches this target"
+        )
+    return Decision("refuse", target, None, first.unmet, why, tenant.name, data_class, operation, names, first, None)
+
+
+def _refuse_early(target: str, tenant: str, data_class: str, operation: str, reason: str) -> Decision:
+    ev = Evaluation(target, None, (), reason, (), None)
+    return Decision("refuse", target, None, (), reason, tenant, data_class, operation, (), ev, None)
+
+
+def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target | str:
+    """The :class:`Target` named by ``target``, or the reason it names none."""
+    found = policy.targets.get(target)
+    if found is not None:
+        return found
+    vendor, slash, model = target.partition("/")
+    if not slash:
+        known = ", ".join(policy.targets) or "none"
+        return f"unknown target {target!r}: not a target in {policy.origin} (targets: {known}) and not vendor/model"
+    cat = catalogue.vendor(vendor)
+    if cat is None:
+        return f"unknown vendor {vendor!r} (vendors: {', '.join(catalogue.vendor_names)})"
+    if cat.default_offering is None:
+        return f"vendor {vendor!r} has no public API offering: define a target for it in the config"
+    if not model:
+        return f"target {target!r} names no model"
+    return Target(name=target, offering=cat.default_offering, model=model)
+
+
+def evaluate(
+    policy: Policy,
+    catalogue: Catalogue,
+    tenant: Tenant,
+    requirements: tuple[Requirement, ...],
+    target: str,
+    operation: str,
+    features: frozenset[str],
+    today: dt.date,
+) -> Evaluation:
+    """Check one target against ``requirements``, without rerouting."""
+    spec = resolve_target(policy, catalogue, target)
+    if isinstance(spec, str):
+        return Evaluation(target, None, (), spec, (), None)
+    offering = catalogue.offering(spec.offering)
+    if offering is None:
+        return Evaluation(target, spec.offering, (), f"unknown offering {spec.offering!r}", (), None)
+
+    def stop(reason: str) -> Evaluation:
+        return Evaluation(target, offering.id, (), reason, (), offering.reviewed)
+
+    if operation not in OPERATIONS:
+        return stop(f"unknown operation {operation!r} (operations: {', '.join(OPERATIONS)})")
+    if operation not in offering.operations:
+        return stop(f"{offering.id} does not serve {operation} (serves: {', '.join(sorted(offering.operations))})")
+    unknown = sorted(features - FEATURES.keys())
+    if unknown:
+        return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
+    if not offering.serves_model(spec.model):
+        return stop(f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})")
+    age = (today - offering.reviewed).days
+    if age > tenant.max_catalogue_age_days:
+        return stop(
+            f"the catalogue for {offering.id} was reviewed {offering.reviewed.isoformat()}, {age} days ago, "
+            f"past tenant {tenant.name!r}'s limit of {tenant.max_catalogue_age_days} days "
+            "(upgrade privsdk, or raise max_catalogue_age_days)"
+        )
+
+    applied = applicable_attestations(offering, tenant.attest | spec.attest)
+    facts = effective_facts(offering, applied, spec.model, operation, features)
+    unmet = tuple(
+        Unmet(str(req), fact.describe(), fact.source.ref, fact.as_of, fact.note)
+        for req in requirements
+        if not holds(req, fact := facts[req.fact])
+    )
+    return Evaluation(target, offering.id, unmet, None, applied, offering.reviewed)
+
+
+def effective_facts(
+    offering: Offering,
+    attestations: Iterable[str],
+    model: str,
+    operation: str,
+    features: frozenset[str],
+) -> dict[str, Fact]:
+    """The offering's facts after ``attestations`` (strengthen) and matching limits (weaken)."""
+    facts = dict(offering.facts)
+    for name in attestations:
+        for fact_name, fact in offering.attestations[name].facts.items():
+            facts[fact_name] = stronger(facts[fact_name], fact)
+    for limit in offering.limits:
+        if limit.applies(model, operation, features):
+            for fact_name, fact in limit.facts.items():
+                facts[fact_name] = weaker(facts[fact_name], fact)
+    return facts
+
+
+def applicable_attestations(offering: Offering, declared: frozenset[str]) -> tuple[str, ...]:
+    """The declared attestations this offering knows whose prerequisites are all declared too."""
+    names = {n for n in declared if n in offering.attestations}
+    while True:  # dropping one may orphan another that required it
+        keep = {n for n in names if all(r in names for r in offering.attestations[n].requires)}
+        if keep == names:
+            return tuple(sorted(keep))
+        names = keep
+
+
+def holds(req: Requirement, fact: Fact) -> bool:
+    """True when ``fact`` meets ``req``. An unknown fact meets nothing."""
+    value = fact.value
+    if value is UNKNOWN:
+        return False
+    if isinstance(req, ZeroDataRetention):
+        return value == 0
+    if isinstance(req, MaxRetentionDays):
+        return value is not UNBOUNDED and isinstance(value, int) and value <= req.days
+    if isinstance(req, Region):
+        # An empty set would be a vacuous "nowhere": never let it pass.
+        return isinstance(value, frozenset) and bool(value) and value <= req.geographies
+    return value is True

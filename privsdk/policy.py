@@ -1,0 +1,92 @@
+"""A deployment's policy: tenants, their requirements, targets and attestations.
+
+These are plain immutable values. :mod:`privsdk.config` builds them from the
+environment and a TOML file and checks every name; code that builds a
+:class:`Policy` by hand gets the same decisions, because the decision engine
+relies on nothing but these values and the catalogue.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from typing import Literal, NamedTuple
+
+from privsdk.vocabulary import Requirement
+
+OnViolation = Literal["refuse", "reroute"]
+DEFAULT_MAX_CATALOGUE_AGE_DAYS = 365
+
+
+class Target(NamedTuple):
+    """Where a call can go: an offering, a model, and what is fixed about the deployment.
+
+    ``name`` is the config name, or ``vendor/model`` for a vendor's public API.
+    ``attest`` holds qualified attestations (``azure:deployment=data_zone_eu``)
+    that are true of this target only. The remaining fields are for adapters.
+    """
+
+    name: str
+    offering: str
+    model: str
+    attest: frozenset[str] = frozenset()
+    endpoint: str | None = None
+    deployment: str | None = None
+    region: str | None = None
+    project: str | None = None
+    api_version: str | None = None
+
+
+class Tenant(NamedTuple):
+    """One tenant's rules.
+
+    ``attest`` is the tenant's effective account attestations, qualified
+    (``openai:zdr``). ``reroute`` keeps file order: each entry maps a target
+    name, a ``vendor/model`` or a glob over ``vendor/model`` to the ordered
+    alternatives to try.
+    """
+
+    name: str
+    classes: Mapping[str, tuple[Requirement, ...]]
+    default_class: str = "default"
+    on_violation: OnViolation = "refuse"
+    attest: frozenset[str] = frozenset()
+    reroute: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    max_catalogue_age_days: int = DEFAULT_MAX_CATALOGUE_AGE_DAYS
+
+    def alternatives(self, target: str) -> tuple[str, ...]:
+        """The reroute list for ``target``: an exact entry first, else the first matching glob."""
+        for pattern, alts in self.reroute:
+            if pattern == target:
+                return alts
+        for pattern, alts in self.reroute:
+            if fnmatch.fnmatchcase(target, pattern):
+                return alts
+        return ()
+
+
+class Policy:
+    """Everything a decision needs besides the catalogue.
+
+    Compared and hashed by identity: a policy is built once and never changed,
+    which lets decisions be cached per policy at the cost of one pointer hash.
+    """
+
+    __slots__ = ("default_tenant", "origin", "targets", "tenants", "usage")
+
+    def __init__(
+        self,
+        tenants: Mapping[str, Tenant],
+        default_tenant: str,
+        targets: Mapping[str, Target] | None = None,
+        origin: str = "environment",  # the policy file, or "environment"
+        usage: str = "sqlite",  # PRIVSDK_USAGE, checked
+    ) -> None:
+        self.tenants = tenants
+        self.default_tenant = default_tenant
+        self.targets: Mapping[str, Target] = targets or {}
+        self.origin = origin
+        self.usage = usage
+
+    def __repr__(self) -> str:
+        return f"Policy(origin={self.origin!r}, tenants={list(self.tenants)}, targets={list(self.targets)})"

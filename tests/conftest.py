@@ -1,0 +1,105 @@
+"""Shared test helpers: a clean environment, policy files, and the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from privsdk.catalogue import Catalogue, Offering, default_catalogue
+from privsdk.policy import Policy, Target, Tenant
+from privsdk.vocabulary import parse_requirements
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO / "examples" / "privsdk.toml"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without any PRIVSDK_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVSDK_")}
+    env.update(extra)
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m privsdk ARGS`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "privsdk", *args],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_privsdk_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never see the developer's own PRIVSDK_* variables."""
+    for key in list(os.environ):
+        if key.startswith("PRIVSDK_"):
+            monkeypatch.delenv(key)
+    yield
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a policy file and return its path."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "privsdk.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return default_catalogue()
+
+
+def all_offerings(cat: Catalogue) -> list[Offering]:
+    return [o for v in cat.all_vendors() for o in v.offerings.values()]
+
+
+def model_for(offering: Offering) -> str:
+    """A model name the offering serves, made from its first glob that is a plain prefix pattern."""
+    for glob in offering.models:
+        if "[" not in glob and "?" not in glob:
+            name = glob.replace("*", "x")
+            if offering.serves_model(name):
+                return name
+    raise AssertionError(f"no simple model glob in {offering.id}")
+
+
+def one_target_policy(
+    offering: str,
+    model: str,
+    requirements: list[str],
+    attest: frozenset[str] = frozenset(),
+    *,
+    target_attest: frozenset[str] = frozenset(),
+    on_violation: str = "refuse",
+    reroute: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    extra_targets: tuple[Target, ...] = (),
+    max_age: int = 365,
+) -> Policy:
+    """A policy with one tenant ``t``, one class ``c`` and a target named ``tgt``."""
+    tenant = Tenant(
+        name="t",
+        classes={"c": parse_requirements(requirements)},
+        default_class="c",
+        on_violation=on_violation,  # type: ignore[arg-type]
+        attest=attest,
+        reroute=reroute,
+        max_catalogue_age_days=max_age,
+    )
+    targets = {"tgt": Target("tgt", offering, model, target_attest)}
+    targets.update({t.name: t for t in extra_targets})
+    return Policy({"t": tenant}, "t", targets)

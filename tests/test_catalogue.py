@@ -1,0 +1,207 @@
+"""The packaged catalogue is complete, sourced and consistent; malformed files are rejected."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from privsdk.catalogue import DATA_DIR, Catalogue
+from privsdk.catalogue.facts import FACT_NAMES, at_least_as_protective
+from privsdk.errors import CatalogueError
+from tests.conftest import REPO, all_offerings
+
+SEEDS = REPO.parent / "shared" / "seeds"
+
+#: Offerings the policy-core issue asks the catalogue to cover.
+REQUIRED_OFFERINGS = {
+    "openai.api", "azure.openai", "azure.foundry", "cohere.saas", "cohere.bedrock", "cohere.sagemaker",
+    "cohere.oci", "cohere.azure", "cohere.private", "mistral.api", "mistral.azure", "mistral.vertex",
+    "bedrock.runtime", "vertex.gemini", "vertex.partner", "gemini.api", "selfhosted.openai_compatible",
+    "selfhosted.vllm", "selfhosted.ollama",
+}  # fmt: skip
+
+
+def test_every_required_offering_is_present(catalogue: Catalogue) -> None:
+    """Every offering an app can call through an API has an entry."""
+    assert {o.id for o in all_offerings(catalogue)} >= REQUIRED_OFFERINGS
+
+
+def test_every_fact_is_sourced_and_dated(catalogue: Catalogue) -> None:
+    """Each fact, default or attested or limited, names a source, an as-of date no later than the review, and a note."""
+    for vendor in catalogue.all_vendors():
+        for offering in vendor.offerings.values():
+            facts = [*offering.facts.values()]
+            facts += [f for a in offering.attestations.values() for f in a.facts.values()]
+            facts += [f for li in offering.limits for f in li.facts.values()]
+            assert set(offering.facts) == set(FACT_NAMES), offering.id
+            for fact in facts:
+                where = f"{offering.id} {fact.name}"
+                assert fact.note.strip(), f"{where}: no note"
+                assert fact.as_of <= offering.reviewed or fact.as_of <= vendor.reviewed, where
+                assert fact.as_of >= dt.date(2023, 1, 1), where
+                ref = fact.source.ref
+                assert ref.startswith(("https://", "seeds/", "docs/")), f"{where}: {ref}"
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed documents live beside the repository")
+def test_seed_references_name_real_seed_files(catalogue: Catalogue) -> None:
+    """A fact citing seeds/<file> cites a document that exists."""
+    refs = {s.ref for v in catalogue.all_vendors() for s in v.sources.values() if s.ref.startswith("seeds/")}
+    assert refs, "the catalogue cites no seed document"
+    for ref in refs:
+        assert (SEEDS / ref.removeprefix("seeds/")).is_file(), ref
+
+
+def test_docs_references_exist(catalogue: Catalogue) -> None:
+    refs = {s.ref for v in catalogue.all_vendors() for s in v.sources.values() if s.ref.startswith("docs/")}
+    for ref in refs:
+        assert (REPO / ref).is_file(), ref
+
+
+def test_attestations_only_strengthen_their_offering(catalogue: Catalogue) -> None:
+    """No attested value is less protective than the default it replaces (the loader enforces it too)."""
+    for offering in all_offerings(catalogue):
+        for att in offering.attestations.values():
+            assert att.facts, att.qualified
+            for name, fact in att.facts.items():
+                assert at_least_as_protective(fact, offering.facts[name]), (offering.id, att.qualified, name)
+            assert all(r in offering.attestations for r in att.requires), att.qualified
+
+
+def test_every_vendor_has_a_default_offering_or_says_why(catalogue: Catalogue) -> None:
+    for vendor in catalogue.all_vendors():
+        assert vendor.default_offering in vendor.offerings
+
+
+def test_loading_one_vendor_reads_only_that_file_and_its_parents() -> None:
+    """Files load lazily: a decision about OpenAI parses only openai.toml."""
+    code = (
+        "import privsdk, privsdk.catalogue as c;"
+        "p = privsdk.load_policy({});"
+        "privsdk.decide(p, 'openai/gpt-4o-mini');"
+        "print(sorted(c.default_catalogue()._vendors))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "['openai']"
+
+
+GOOD = """
+vendor = "acme"
+name = "Acme"
+reviewed = 2026-01-01
+default_offering = "acme.api"
+
+[sources.S]
+title = "t"
+ref = "https://example.invalid/s"
+date = "undated"
+
+[[offerings]]
+id = "acme.api"
+name = "Acme API"
+summary = "s"
+operations = ["chat"]
+models = ["a-*"]
+""" + "".join(
+    f'[offerings.facts.{n}]\nvalue = {v}\nhow = "default"\nsource = "S"\nas_of = 2026-01-01\nnote = "n"\n'
+    for n, v in [
+        ("no_training", "false"), ("retention_days", "30"), ("no_human_review", "false"),
+        ("no_provider_sharing", "true"), ("private_deployment", "false"), ("regions", '"any"'), ("hipaa_baa", "false"),
+    ]
+)  # fmt: skip
+
+ZDR = """
+[[offerings.attestations]]
+name = "zdr"
+how = "approval"
+note = "n"
+[offerings.attestations.facts.retention_days]
+value = VALUE
+source = "S"
+as_of = 2026-01-01
+"""
+
+
+def _limit(condition: str) -> str:
+    facts = '[offerings.limits.facts.regions]\nvalue = "any"\nsource = "S"\nas_of = 2026-01-01\n'
+    return f'[[offerings.limits]]\n{condition}note = "n"\n{facts}'
+
+
+def _load(tmp_path: Path, text: str) -> Catalogue:
+    (tmp_path / "acme.toml").write_text(text, encoding="utf-8")
+    cat = Catalogue(tmp_path)
+    cat.vendor("acme")
+    return cat
+
+
+def test_a_well_formed_file_loads(tmp_path: Path) -> None:
+    cat = _load(tmp_path, GOOD + ZDR.replace("VALUE", "0"))
+    offering = cat.offering("acme.api")
+    assert offering is not None
+    assert offering.facts["retention_days"].value == 30
+    assert offering.attestations["acme:zdr"].facts["retention_days"].value == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace('vendor = "acme"', 'vendor = "other"'), "does not match the file name"),
+        (lambda t: t.replace("reviewed = 2026-01-01", 'reviewed = "yesterday"'), "reviewed must be a TOML date"),
+        (lambda t: t.replace("value = 30", "value = -1"), "bad value -1"),
+        (lambda t: t.replace("value = 30", 'value = "thirty"'), "bad value 'thirty'"),
+        (lambda t: t.replace('value = "any"', 'value = ["mars"]'), "bad value ['mars']"),
+        (
+            lambda t: t.replace(
+                'value = false\nhow = "default"\nsource = "S"', 'value = false\nhow = "default"\nsource = "NOPE"', 1
+            ),
+            "unknown source 'NOPE'",
+        ),
+        (lambda t: t.replace('how = "default"', 'how = "magic"', 1), "how must be one of"),
+        (lambda t: t.replace("as_of = 2026-01-01\nnote", 'as_of = "2026"\nnote', 1), "as_of must be a TOML date"),
+        (lambda t: t.replace("[offerings.facts.hipaa_baa]", "[offerings.facts.hipaa]"), "unknown fact"),
+        (lambda t: t.split("[offerings.facts.hipaa_baa]")[0], "missing facts ['hipaa_baa']"),
+        (lambda t: t.replace('operations = ["chat"]', 'operations = ["dance"]'), "bad operations ['dance']"),
+        (lambda t: t.replace('models = ["a-*"]', "models = []"), "models must list at least one glob"),
+        (lambda t: t.replace('id = "acme.api"', 'id = "other.api"'), "id must start with 'acme.'"),
+        (lambda t: t.replace('default_offering = "acme.api"', 'default_offering = "acme.nope"'), "default_offering"),
+        (lambda t: t.replace('summary = "s"', 'summary = "s"\ninherits = "nope.x"'), "inherits unknown offering"),
+        (lambda t: t.replace('summary = "s"', 'summary = "s"\ncolour = "red"'), "unknown keys ['colour']"),
+        (lambda t: t + ZDR.replace("VALUE", "60"), "would weaken retention_days"),
+        (
+            lambda t: t + ZDR.replace("VALUE", "0").replace('note = "n"', 'note = "n"\nrequires = ["plan=x"]'),
+            "requires unknown acme:plan=x",
+        ),
+        (
+            lambda t: t + _limit(""),
+            "names no models, operations or features",
+        ),
+        (
+            lambda t: t + _limit('features = ["teleport"]\n'),
+            "unknown features ['teleport']",
+        ),
+        (
+            lambda t: t + '[[offerings.attestations]]\nname = "empty"\nhow = "setting"\nnote = "n"\nfacts = {}\n',
+            "changes no fact",
+        ),
+        (lambda t: t + "\n[broken", "acme.toml"),
+    ],
+)
+def test_malformed_files_are_rejected(tmp_path: Path, change: object, message: str) -> None:
+    """Each malformation a maintainer could make is a CatalogueError naming what is wrong."""
+    assert callable(change)
+    with pytest.raises(CatalogueError) as err:
+        _load(tmp_path, change(GOOD))
+    assert message in str(err.value)
+
+
+def test_packaged_files_load_from_a_copy(tmp_path: Path) -> None:
+    """The packaged directory is self-contained: every inherits resolves within it."""
+    for path in Path(DATA_DIR).glob("*.toml"):
+        shutil.copy(path, tmp_path / path.name)
+    cat = Catalogue(tmp_path)
+    assert [v.vendor for v in cat.all_vendors()] == sorted(p.stem for p in Path(DATA_DIR).glob("*.toml"))

@@ -1,0 +1,364 @@
+"""The ``privsdk`` command as a user runs it: exit codes, the JSON contract, messages, listings.
+
+Expected outcomes come from docs/configuration.md, examples/privsdk.toml and the
+catalogue's meaning (e.g. openai.api keeps abuse logs 30 days unless ZDR is
+attested, and files/batch/stored responses keep data whatever is attested).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import random
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk.catalogue import default_catalogue
+from privsdk.cli import main
+from tests.conftest import EXAMPLE_CONFIG, clean_env, run_cli
+
+EXAMPLE = {"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)}
+ZDR_ATTESTED = {"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr"}
+CONTRACT_KEYS = {"decision", "target", "chosen", "unmet", "catalogue_as_of"}
+UNMET_KEYS = {"requirement", "offered", "source"}
+OUTCOMES = {"allow", "reroute", "refuse"}
+SEVEN_FACTS = {
+    "no_training",
+    "retention_days",
+    "no_human_review",
+    "no_provider_sharing",
+    "private_deployment",
+    "regions",
+    "hipaa_baa",
+}
+VENDORS = {"azure", "bedrock", "cohere", "gemini", "mistral", "openai", "selfhosted", "vertex"}
+EXAMPLE_CLASSES = {"acme": ["default", "pii", "phi"], "globex": ["default"]}
+EXAMPLE_TARGETS = [
+    "openai-mini",
+    "azure-eu-gpt4o",
+    "bedrock-eu-claude",
+    "mistral-large",
+    "cohere-command",
+    "vertex-gemini-eu",
+    "local-llama",
+]
+EXAMPLE_ROWS = sum(len(classes) for classes in EXAMPLE_CLASSES.values()) * len(EXAMPLE_TARGETS)  # 4 x 7 = 28
+SUMMARY = re.compile(r"^(\d+) allowed, (\d+) rerouted, (\d+) refused$", re.MULTILINE)
+ANSI = "\x1b["
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def explain_json(*args: str, **env: str) -> tuple[int, dict[str, Any]]:
+    """Exit status and decision object of ``privsdk explain ARGS --json``."""
+    result = run_cli("explain", *args, "--json", **env)
+    decision: dict[str, Any] = json.loads(result.stdout)
+    return result.returncode, decision
+
+
+def openai_retention_source() -> str:
+    """Where the catalogue sources openai.api's (30-day) retention."""
+    offering = default_catalogue().offering("openai.api")
+    assert offering is not None
+    return offering.facts["retention_days"].source.ref
+
+
+def run_with_colour_env(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m privsdk ARGS`` with NO_COLOR unset unless ``env`` sets it."""
+    full = clean_env(**env)
+    if "NO_COLOR" not in env:
+        del full["NO_COLOR"]
+    full["TERM"] = "xterm"
+    return subprocess.run(
+        [sys.executable, "-m", "privsdk", *args], env=full, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def summary_counts(text: str) -> tuple[int, int, int]:
+    """The (allowed, rerouted, refused) numbers of ``privsdk check``'s summary line."""
+    found = SUMMARY.search(text)
+    assert found, f"no summary line in:\n{text}"
+    allowed, rerouted, refused = (int(n) for n in found.groups())
+    return allowed, rerouted, refused
+
+
+def targets_json(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
+    """``privsdk targets --json ARGS``, run in-process."""
+    assert main(["targets", "--json", *args]) == 0
+    listing: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+    return listing
+
+
+# -- explain: the JSON contract and exit codes ----------------------------------
+
+
+def test_explain_json_contract_without_config() -> None:
+    """With no configuration, explain --json allows a public model and prints the documented keys."""
+    code, decision = explain_json("openai/gpt-4o-mini")
+    assert code == 0
+    assert decision.keys() >= CONTRACT_KEYS
+    assert decision["decision"] == "allow"
+    assert decision["target"] == "openai/gpt-4o-mini"
+    assert decision["unmet"] == []
+    assert isinstance(decision["catalogue_as_of"], str)
+    assert dt.date.fromisoformat(decision["catalogue_as_of"]).isoformat() == decision["catalogue_as_of"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "outcome", "unmet"),
+    [
+        pytest.param(("openai/gpt-4o-mini",), {}, 0, "allow", [], id="allow-nothing-required"),
+        pytest.param(("openai/gpt-4o-mini",), ZDR_ATTESTED, 0, "allow", [], id="allow-zdr-attested"),
+        pytest.param(
+            ("openai-mini", "--tenant", "acme", "--data-class", "pii"),
+            EXAMPLE,
+            0,
+            "reroute",
+            ["region=eu"],  # openai.api promises no residency; zdr and no_training hold with [attest] openai zdr
+            id="reroute",
+        ),
+        pytest.param(("openai/gpt-4o-mini",), {"PRIVSDK_REQUIRE": "zdr"}, 3, "refuse", ["zdr"], id="refuse"),
+        pytest.param(("nosuch/model",), {}, 3, "refuse", [], id="refuse-unknown-vendor"),
+    ],
+)
+def test_explain_exit_status_follows_the_decision(
+    args: tuple[str, ...], env: dict[str, str], code: int, outcome: str, unmet: list[str]
+) -> None:
+    """explain exits 0 on allow and reroute, 3 on refuse, and lists what the requested target lacks."""
+    status, decision = explain_json(*args, **env)
+    assert (status, decision["decision"]) == (code, outcome)
+    assert [u["requirement"] for u in decision["unmet"]] == unmet
+    for item in decision["unmet"]:
+        assert item.keys() >= UNMET_KEYS
+
+
+def test_reroute_names_the_first_compliant_alternative() -> None:
+    """acme's pii call to openai-mini goes to azure-eu-gpt4o, its first alternative (EU data zone, no retention)."""
+    _, decision = explain_json("openai-mini", "--tenant", "acme", "--data-class", "pii", **EXAMPLE)
+    assert decision["chosen"] == "azure-eu-gpt4o"
+
+
+def test_refusal_cites_an_https_source_for_the_unmet_requirement() -> None:
+    """A zdr refusal for openai/gpt-4o-mini cites the web page the catalogue read, with nothing chosen."""
+    _, decision = explain_json("openai/gpt-4o-mini", PRIVSDK_REQUIRE="zdr")
+    (unmet,) = decision["unmet"]
+    assert unmet["requirement"] == "zdr"
+    assert unmet["source"].startswith("https://")
+    assert unmet["source"] == openai_retention_source()
+    assert decision["chosen"] is None
+
+
+def test_unknown_vendor_refuses_naming_the_vendor() -> None:
+    """A vendor privsdk has no catalogue for is refused (exit 3), with a reason naming it."""
+    code, decision = explain_json("nosuch/model")
+    assert code == 3
+    assert decision["decision"] == "refuse"
+    assert "nosuch" in decision["reason"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(("--operation", "batch"), id="batch-is-not-covered-by-zdr"),
+        pytest.param(("--feature", "stored_responses"), id="stored-responses-keep-data"),
+    ],
+)
+def test_zdr_does_not_cover_operations_and_features_that_keep_data(extra: tuple[str, ...]) -> None:
+    """With openai:zdr attested, zdr still refuses batch and stored responses (they keep data until deleted)."""
+    code, decision = explain_json("openai/gpt-4o-mini", *extra, **ZDR_ATTESTED)
+    assert (code, decision["decision"]) == (3, "refuse")
+    assert [u["requirement"] for u in decision["unmet"]] == ["zdr"]
+
+
+def test_explain_text_names_the_unmet_requirement_and_its_source() -> None:
+    """Human output of a refusal says which requirement is unmet and where the catalogue read why."""
+    result = run_cli("explain", "openai/gpt-4o-mini", PRIVSDK_REQUIRE="zdr")
+    assert result.returncode == 3
+    assert re.search(r"unmet\W+zdr\b", result.stdout)
+    assert openai_retention_source() in result.stdout
+
+
+# -- user mistakes: exit 2, one line, no traceback --------------------------------
+
+BINARY = random.Random(20261122).randbytes(512)
+MISTAKES = [
+    pytest.param(("explain", "openai/gpt-4o-mini"), {"PRIVSDK_REQUIRE": "zdrr"}, None, "PRIVSDK_REQUIRE", id="require"),
+    pytest.param(("explain", "openai/gpt-4o-mini"), {"PRIVSDK_REQUIRES": "zdr"}, None, "PRIVSDK_REQUIRES", id="typo"),
+    pytest.param(
+        ("explain", "openai/gpt-4o-mini"), {"PRIVSDK_ATTEST": "mistral:zdr"}, None, "mistral:plan=scale", id="attest"
+    ),
+    pytest.param(("explain", "openai/gpt-4o-mini", "--tenant", "nosuch"), {}, None, "--tenant", id="tenant"),
+    pytest.param(("explain", "openai-mini", "--tenant", "initech"), EXAMPLE, None, "acme", id="tenant-in-file"),
+    pytest.param(
+        ("explain", "openai-mini", "--tenant", "globex", "--data-class", "pii"),
+        EXAMPLE,
+        None,
+        "--data-class",
+        id="data-class",
+    ),
+    pytest.param(("explain", "openai/gpt-4o-mini", "--operation", "chatt"), {}, None, "chatt", id="operation"),
+    pytest.param(("explain", "openai/gpt-4o-mini", "--feature", "storage"), {}, None, "storage", id="feature"),
+    pytest.param(("check", "--tenant", "initech"), EXAMPLE, None, "--tenant", id="check-tenant"),
+    pytest.param(("check", "--operation", "chatt"), EXAMPLE, None, "chatt", id="check-operation"),
+    pytest.param(("check",), {"PRIVSDK_CONFIG": "/nonexistent/privsdk.toml"}, None, "/nonexistent", id="no-file"),
+    pytest.param(("check",), {}, b'[tenants.acme\nclasses.default = ["zdr"]\n', "privsdk.toml:1", id="bad-toml"),
+    pytest.param(("check",), {}, BINARY, "privsdk.toml", id="binary-file"),
+    pytest.param(
+        ("explain", "openai/gpt-4o-mini"),
+        {"PRIVSDK_REQUIRE": "max_retention_days=²"},
+        None,
+        "PRIVSDK_REQUIRE",
+        id="superscript-digit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "config", "fragment"), MISTAKES)
+def test_user_mistake_exits_2_with_one_message_and_no_traceback(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], config: bytes | None, fragment: str
+) -> None:
+    """Every user mistake exits 2 with 'privsdk: configuration error: ...' naming the culprit, never a traceback."""
+    if config is not None:
+        path = tmp_path / "privsdk.toml"
+        path.write_bytes(config)
+        env = {**env, "PRIVSDK_CONFIG": str(path)}
+    result = run_cli(*args, **env)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("privsdk: configuration error:")
+    assert fragment in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_subcommand_exits_2() -> None:
+    """``python -m privsdk`` alone is a usage error (exit 2) with no traceback."""
+    result = run_cli()
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["explain", "check", "targets"])
+def test_every_subcommand_help_has_examples(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """``privsdk COMMAND --help`` exits 0 and shows worked examples."""
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+# -- check ----------------------------------------------------------------------
+
+
+def test_check_text_lists_every_tenant_class_and_target() -> None:
+    """check with the example prints each tenant, data class and target, and a summary adding up to 28 rows."""
+    result = run_cli("check", **EXAMPLE)
+    assert result.returncode == 0
+    for tenant, classes in EXAMPLE_CLASSES.items():
+        assert tenant in result.stdout
+        for data_class in classes:
+            assert data_class in result.stdout
+    for target in EXAMPLE_TARGETS:
+        assert target in result.stdout
+    assert sum(summary_counts(result.stdout)) == EXAMPLE_ROWS
+
+
+def test_check_json_is_one_decision_per_tenant_class_and_target() -> None:
+    """check --json holds one decision object for every tenant x data class x target of the example."""
+    result = run_cli("check", "--json", **EXAMPLE)
+    assert result.returncode == 0
+    decisions: list[dict[str, Any]] = json.loads(result.stdout)
+    assert len(decisions) == EXAMPLE_ROWS
+    for d in decisions:
+        assert d.keys() >= CONTRACT_KEYS
+        assert d["decision"] in OUTCOMES
+    expected = {
+        (tenant, cls, target)
+        for tenant, classes in EXAMPLE_CLASSES.items()
+        for cls, target in itertools.product(classes, EXAMPLE_TARGETS)
+    }
+    assert {(d["tenant"], d["data_class"], d["target"]) for d in decisions} == expected
+
+
+def test_check_summary_agrees_with_check_json_and_explain() -> None:
+    """The summary counts are the outcomes of check --json, which agree with explain for the same call."""
+    text = run_cli("check", **EXAMPLE).stdout
+    decisions: list[dict[str, Any]] = json.loads(run_cli("check", "--json", **EXAMPLE).stdout)
+    counts = Counter(d["decision"] for d in decisions)
+    assert summary_counts(text) == (counts["allow"], counts["reroute"], counts["refuse"])
+    (row,) = (d for d in decisions if (d["tenant"], d["data_class"], d["target"]) == ("acme", "pii", "openai-mini"))
+    _, explained = explain_json("openai-mini", "--tenant", "acme", "--data-class", "pii", **EXAMPLE)
+    assert (
+        (row["decision"], row["chosen"])
+        == (explained["decision"], explained["chosen"])
+        == ("reroute", "azure-eu-gpt4o")
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [pytest.param(("explain", "openai/gpt-4o-mini"), id="explain"), pytest.param(("check",), id="check")],
+)
+@pytest.mark.parametrize(
+    ("env", "coloured"),
+    [
+        pytest.param({"FORCE_COLOR": "1"}, True, id="force-color"),
+        pytest.param({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, id="no-color-wins"),
+        pytest.param({}, False, id="not-a-terminal"),
+    ],
+)
+def test_colour_follows_force_color_and_no_color(args: tuple[str, ...], env: dict[str, str], coloured: bool) -> None:
+    """Outcomes are coloured with FORCE_COLOR, never with NO_COLOR, and not when output is piped."""
+    result = run_with_colour_env(*args, **EXAMPLE, **env)
+    assert result.returncode == 0
+    assert (ANSI in result.stdout) is coloured
+
+
+# -- targets --------------------------------------------------------------------
+
+
+def test_targets_json_lists_every_vendor_with_sourced_facts(capsys: pytest.CaptureFixture[str]) -> None:
+    """targets --json covers every vendor file; each offering states all seven facts with how, source and date."""
+    listing = targets_json(capsys)
+    assert {v["vendor"] for v in listing} == VENDORS
+    for vendor in listing:
+        assert vendor["offerings"], f"{vendor['vendor']} lists no offering"
+        for offering in vendor["offerings"]:
+            assert set(offering["facts"]) == SEVEN_FACTS, offering["id"]
+            for name, fact in offering["facts"].items():
+                where = f"{offering['id']}.{name}"
+                assert "value" in fact, where
+                assert fact["how"], where
+                assert fact["source"]["ref"], where
+                dt.date.fromisoformat(fact["as_of"])
+
+
+def test_targets_vendor_filters_the_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    """targets --vendor mistral lists mistral only."""
+    assert [v["vendor"] for v in targets_json(capsys, "--vendor", "mistral")] == ["mistral"]
+
+
+def test_targets_unknown_vendor_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """targets --vendor nosuch is a configuration error naming the option and the known vendors."""
+    assert main(["targets", "--vendor", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("privsdk: configuration error:")
+    assert "--vendor" in err
+    assert all(vendor in err for vendor in VENDORS)
+
+
+def test_targets_markdown_prints_a_table_header(capsys: pytest.CaptureFixture[str]) -> None:
+    """targets --markdown prints a Markdown table: a header row followed by its separator row."""
+    assert main(["targets", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith("| offering |")]
+    assert headers
+    for i in headers:
+        assert re.fullmatch(r"(\|-{3,})+\|", lines[i + 1])

@@ -1,0 +1,541 @@
+"""``privsdk.config.load_policy``: the environment, the policy file, and every mistake as one clear ConfigError.
+
+Expected values come from docs/configuration.md, examples/privsdk.toml and the
+meaning of the catalogue (e.g. openai.api keeps abuse logs up to 30 days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from privsdk.config import load_policy
+from privsdk.decision import decide
+from privsdk.errors import ConfigError
+from privsdk.policy import Policy
+from tests.conftest import EXAMPLE_CONFIG
+
+#: A comment put on the line a file error must point at (the loader ignores comments).
+MARK = "# <-"
+
+EXAMPLE_TARGETS = {
+    "openai-mini",
+    "azure-eu-gpt4o",
+    "bedrock-eu-claude",
+    "mistral-large",
+    "cohere-command",
+    "vertex-gemini-eu",
+    "local-llama",
+}
+
+WriteConfig = Callable[[str], Path]
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def load(environ: dict[str, str]) -> Policy:
+    """The policy for exactly these variables."""
+    return load_policy(environ=environ, catalogue=None)
+
+
+def load_file(path: Path, **env: str) -> Policy:
+    """The policy for a file plus other PRIVSDK_* variables."""
+    return load({"PRIVSDK_CONFIG": str(path), **env})
+
+
+def config_error(environ: dict[str, str]) -> str:
+    """The one-line message of the ConfigError these variables raise."""
+    with pytest.raises(ConfigError) as info:
+        load(environ)
+    return str(info.value)
+
+
+def requirements(policy: Policy, tenant: str, data_class: str) -> list[str]:
+    """A data class's requirements as users write them."""
+    return [str(r) for r in policy.tenants[tenant].classes[data_class]]
+
+
+def marked_line(text: str) -> int:
+    """The 1-based number of the only line carrying MARK."""
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if MARK in line]
+    assert len(lines) == 1, "a file case must mark exactly one line"
+    return lines[0]
+
+
+# -- no PRIVSDK_CONFIG --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("require", "expected"),
+    [
+        ("", []),
+        ("zdr", ["zdr"]),
+        ("no_training,zdr,region=eu", ["no_training", "zdr", "region=eu"]),
+        (" no_training , max_retention_days=30 ", ["no_training", "max_retention_days=30"]),
+    ],
+)
+def test_environment_only_gives_one_default_tenant_and_class(require: str, expected: list[str]) -> None:
+    """Without a file there is one tenant 'default' whose class 'default' holds PRIVSDK_REQUIRE."""
+    policy = load({"PRIVSDK_REQUIRE": require})
+    assert list(policy.tenants) == ["default"]
+    assert policy.default_tenant == "default"
+    tenant = policy.tenants["default"]
+    assert list(tenant.classes) == ["default"]
+    assert tenant.default_class == "default"
+    assert requirements(policy, "default", "default") == expected
+    assert dict(policy.targets) == {}
+
+
+@pytest.mark.parametrize(
+    ("attest", "expected"),
+    [
+        ("openai:zdr", {"openai:zdr"}),
+        ("openai:zdr,mistral:plan=scale,mistral:zdr", {"openai:zdr", "mistral:plan=scale", "mistral:zdr"}),
+        ("cohere:plan=paid,cohere:zdr,bedrock:region=eu", {"cohere:plan=paid", "cohere:zdr", "bedrock:region=eu"}),
+    ],
+)
+def test_privsdk_attest_lands_in_the_default_tenants_attest(attest: str, expected: set[str]) -> None:
+    """PRIVSDK_ATTEST's vendor:attestation names become the default tenant's account attestations."""
+    policy = load({"PRIVSDK_ATTEST": attest})
+    assert policy.tenants["default"].attest == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", "refuse"), ("refuse", "refuse"), ("reroute", "reroute")])
+def test_privsdk_on_violation_sets_the_tenants_on_violation(value: str, expected: str) -> None:
+    """PRIVSDK_ON_VIOLATION chooses refuse or reroute; refuse is the default."""
+    env = {"PRIVSDK_ON_VIOLATION": value} if value else {}
+    assert load(env).tenants["default"].on_violation == expected
+
+
+@pytest.mark.parametrize("usage", ["sqlite", "sqlite:///tmp/x.db", "jsonl:///tmp/x.jsonl", "otlp", "none"])
+def test_privsdk_usage_accepts_every_documented_form(usage: str) -> None:
+    """Each documented PRIVSDK_USAGE form is accepted and kept on the policy."""
+    assert load({"PRIVSDK_USAGE": usage}).usage == usage
+
+
+def test_privsdk_usage_defaults_to_sqlite() -> None:
+    """Without PRIVSDK_USAGE, usage records go to sqlite (the documented default)."""
+    assert load({}).usage == "sqlite"
+
+
+# -- bad environment values ---------------------------------------------------
+
+ENV_ERRORS = [
+    pytest.param(
+        {"PRIVSDK_REQUIRE": "zdrr"},
+        "PRIVSDK_REQUIRE",
+        ["'zdrr'", "no_training", "max_retention_days=N", "hipaa_baa"],
+        id="unknown-requirement",
+    ),
+    pytest.param(
+        {"PRIVSDK_REQUIRE": "max_retention_days=abc"},
+        "PRIVSDK_REQUIRE",
+        ["'abc'", "max_retention_days=3"],  # shows a valid whole-number example
+        id="retention-not-a-number",
+    ),
+    pytest.param(
+        {"PRIVSDK_REQUIRE": "region=mars"},
+        "PRIVSDK_REQUIRE",
+        ["mars", "eu", "apac", "jp", "br"],
+        id="unknown-geography",
+    ),
+    pytest.param(
+        {"PRIVSDK_ON_VIOLATION": "ignore"},
+        "PRIVSDK_ON_VIOLATION",
+        ["'ignore'", "refuse", "reroute"],
+        id="bad-on-violation",
+    ),
+    pytest.param(
+        {"PRIVSDK_USAGE": "postgres://x"},
+        "PRIVSDK_USAGE",
+        ["postgres://x", "sqlite:///", "jsonl:///", "otlp", "none"],
+        id="bad-usage",
+    ),
+    pytest.param(
+        {"PRIVSDK_REQUIRES": "zdr"},
+        "PRIVSDK_REQUIRES",
+        ["PRIVSDK_CONFIG", "PRIVSDK_ATTEST", "PRIVSDK_TENANT", "PRIVSDK_USAGE"],
+        id="misspelt-variable",
+    ),
+    pytest.param(
+        {"PRIVSDK_ATTEST": "nosuch:zdr"},
+        "PRIVSDK_ATTEST",
+        ["'nosuch'", "openai", "mistral", "selfhosted"],
+        id="attest-unknown-vendor",
+    ),
+    pytest.param(
+        {"PRIVSDK_ATTEST": "mistral:scale"},
+        "PRIVSDK_ATTEST",
+        ["'scale'", "plan=scale", "training_opt_out"],
+        id="attest-unknown-attestation",
+    ),
+    pytest.param(
+        {"PRIVSDK_ATTEST": "openaizdr"},
+        "PRIVSDK_ATTEST",
+        ["'openaizdr'", "openai:zdr"],  # shows the vendor:name form
+        id="attest-malformed",
+    ),
+    pytest.param(
+        {"PRIVSDK_ATTEST": "openai:region=eu,openai:region=us"},
+        "PRIVSDK_ATTEST",
+        ["openai:region=eu", "openai:region=us"],
+        id="attest-conflict",
+    ),
+    pytest.param(
+        {"PRIVSDK_ATTEST": "mistral:zdr"},
+        "PRIVSDK_ATTEST",
+        ["mistral:zdr", "mistral:plan=scale"],
+        id="attest-missing-prerequisite",
+    ),
+    pytest.param(
+        {"PRIVSDK_TENANT": "nobody"},
+        "PRIVSDK_TENANT",
+        ["'nobody'", "default"],
+        id="tenant-unknown-without-file",
+    ),
+    pytest.param(
+        {"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG), "PRIVSDK_TENANT": "nobody"},
+        "PRIVSDK_TENANT",
+        ["'nobody'", "acme", "globex"],
+        id="tenant-not-in-file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("environ", "variable", "fragments"), ENV_ERRORS)
+def test_bad_variable_names_the_variable_and_the_valid_choices(
+    environ: dict[str, str], variable: str, fragments: list[str]
+) -> None:
+    """A bad PRIVSDK_* value is a ConfigError starting with the variable and listing what would be valid."""
+    message = config_error(environ)
+    assert message.startswith(f"{variable}: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize("days", ["²", "3²"])
+def test_retention_with_a_non_ascii_digit_is_a_config_error(days: str) -> None:
+    """max_retention_days with a character that only looks like a digit is a ConfigError, not a crash."""
+    message = config_error({"PRIVSDK_REQUIRE": f"max_retention_days={days}"})
+    assert message.startswith("PRIVSDK_REQUIRE: ")
+
+
+# -- bad policy files ----------------------------------------------------------
+
+FILE_ERRORS = [
+    pytest.param(
+        f'[tenants.acme]\nclasses.default = ["no_training"]\non_violation = refuse  {MARK}\n',
+        ["invalid TOML"],
+        id="toml-syntax",
+    ),
+    pytest.param(
+        f'version = 2  {MARK}\n\n[tenants.acme]\nclasses.default = ["zdr"]\n',
+        ["'version'", "attest", "targets", "tenants"],
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        f'[tenants.acme]\nclasses.default = ["zdr"]\non_violaton = "refuse"  {MARK}\n',
+        ["on_violaton", "on_violation", "default_class", "max_catalogue_age_days"],
+        id="unknown-tenant-key",
+    ),
+    pytest.param(
+        f'[targets.mini]\noffering = "openai.api"\nmodle = "gpt-4o-mini"  {MARK}\n',
+        ["modle", "model", "offering", "endpoint"],
+        id="unknown-target-key",
+    ),
+    pytest.param(
+        f'[targets.mini]\noffering = "openai.chat"  {MARK}\nmodel = "gpt-4o-mini"\n',
+        ["'openai.chat'", "openai.api", "azure.openai"],
+        id="unknown-offering",
+    ),
+    pytest.param(
+        f'[targets.claude]\noffering = "openai.api"\nmodel = "claude-3"  {MARK}\n',
+        ["'claude-3'", "openai.api", "gpt-*"],
+        id="model-not-served",
+    ),
+    pytest.param(
+        f'[targets.eu]\noffering = "azure.openai"\nmodel = "gpt-4o"\nattest = ["zdr"]  {MARK}\n',
+        ["'zdr'", "azure.openai", "azure:deployment=data_zone_eu"],
+        id="target-attest-not-allowed",
+    ),
+    pytest.param(
+        f'[targets."openai/mini"]  {MARK}\noffering = "openai.api"\nmodel = "gpt-4o-mini"\n',
+        ["'openai/mini'", "no '/'"],
+        id="target-name-with-slash",
+    ),
+    pytest.param(
+        '[targets.mini]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\n\n'
+        f'[tenants.acme]\non_violation = "reroute"\n[tenants.acme.reroute]\n"openai/*" = ["azure-eu"]  {MARK}\n',
+        ["'azure-eu'", "mini", "vendor/model"],
+        id="reroute-alternative-unknown",
+    ),
+    pytest.param(
+        f'[tenants.acme]\ndefault_class = "main"  {MARK}\nclasses.default = []\nclasses.pii = ["zdr"]\n',
+        ["'main'", "default, pii"],
+        id="default-class-not-a-class",
+    ),
+    pytest.param(
+        f'[tenants.acme]\nclasses.default = []\non_violation = "ignore"  {MARK}\n',
+        ["'ignore'", "refuse", "reroute"],
+        id="bad-on-violation",
+    ),
+    pytest.param(
+        f"[tenants.acme]\nclasses.default = []\nmax_catalogue_age_days = -1  {MARK}\n",
+        ["max_catalogue_age_days"],
+        id="negative-catalogue-age",
+    ),
+    pytest.param(
+        '# An EU tenant\n\n[tenants.acme]\nclasses.default = ["no_training"]\n'
+        f'classes.pii = ["no_training", "zdrr", "region=eu"]  {MARK}\n',
+        ["'zdrr'", "no_training", "max_retention_days=N"],
+        id="unknown-requirement-in-class",
+    ),
+    pytest.param(
+        f'[attest]\nopenai = ["zdr"]\nmistral = ["scale"]  {MARK}\n',
+        ["'scale'", "plan=scale", "training_opt_out"],
+        id="unknown-account-attestation",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), FILE_ERRORS)
+def test_file_error_names_file_and_line(write_config: WriteConfig, text: str, fragments: list[str]) -> None:
+    """A mistake in the policy file is a ConfigError starting with file:line of the offending line."""
+    path = write_config(text)
+    message = config_error({"PRIVSDK_CONFIG": str(path)})
+    assert message.startswith(f"{path}:{marked_line(text)}: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            f'[attest]\nopenai = ["zdr"]\n\n[targets.eu]\noffering = "azure.openai"\nmodel = "gpt-4o"\n'
+            f'attest = ["zdr"]  {MARK}\n',
+            id="target-attest-also-in-account-attest",
+        ),
+        pytest.param(
+            '[targets.claude-vertex]\noffering = "vertex.partner"\nmodel = "claude-3"\n\n'
+            f'[targets.claude-openai]\noffering = "openai.api"\nmodel = "claude-3"  {MARK}\n',
+            id="model-also-used-by-an-earlier-target",
+        ),
+        pytest.param(
+            f'[tenants.acme]\non_violation = "reroute"\n\n[tenants.globex]\non_violation = "ignore"  {MARK}\n',
+            id="on-violation-of-second-tenant",
+        ),
+        pytest.param(
+            f'[tenants.acme]\ndefault_class = "default"\n\n[tenants.globex]\ndefault_class = "main"  {MARK}\n',
+            id="default-class-of-second-tenant",
+        ),
+        pytest.param(
+            f"[tenants.acme]\nmax_catalogue_age_days = 30\n\n[tenants.globex]\nmax_catalogue_age_days = -1  {MARK}\n",
+            id="catalogue-age-of-second-tenant",
+        ),
+    ],
+)
+def test_file_error_points_at_the_offending_table_not_an_earlier_mention(write_config: WriteConfig, text: str) -> None:
+    """When the bad key or value also appears earlier in the file, file:line still names the bad line."""
+    path = write_config(text)
+    assert config_error({"PRIVSDK_CONFIG": str(path)}).startswith(f"{path}:{marked_line(text)}: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            f'[attest]\nopenai = ["zdr"]\n\n[tenant.acme]  {MARK}\nclasses.default = ["zdr"]\n',
+            id="top-level-typo-in-table-header",
+        ),
+        pytest.param(
+            f'[tenants.acme]\nclasses.default = ["zdr"]\nclass.pii = ["zdr"]  {MARK}\n',
+            id="tenant-typo-in-dotted-key",
+        ),
+    ],
+)
+def test_unknown_key_in_a_header_or_dotted_key_names_its_line(write_config: WriteConfig, text: str) -> None:
+    """An unknown key written as [tenant.acme] or class.pii = ... is reported at file:line of that line."""
+    path = write_config(text)
+    assert config_error({"PRIVSDK_CONFIG": str(path)}).startswith(f"{path}:{marked_line(text)}: ")
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    """PRIVSDK_CONFIG naming no file is a ConfigError naming that path and the variable to fix."""
+    missing = tmp_path / "nowhere.toml"
+    message = config_error({"PRIVSDK_CONFIG": str(missing)})
+    assert message.startswith(f"{missing}: ")
+    assert "PRIVSDK_CONFIG" in message
+
+
+NOT_UTF8 = b'[tenants.acme]\nclasses.default = ["zdr"]\n# caf\xe9 (latin-1)\n'
+
+
+def test_non_utf8_file_names_the_file(tmp_path: Path) -> None:
+    """A file that is not UTF-8 is a ConfigError naming the file and the encoding it needs."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(NOT_UTF8)
+    message = config_error({"PRIVSDK_CONFIG": str(path)})
+    assert message.startswith(f"{path}")
+    assert "UTF-8" in message
+
+
+def test_non_utf8_file_names_the_line_of_the_bad_byte(tmp_path: Path) -> None:
+    """A non-UTF-8 byte is reported at file:line of the line that holds it."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(NOT_UTF8)
+    assert config_error({"PRIVSDK_CONFIG": str(path)}).startswith(f"{path}:3: ")
+
+
+# -- the file is the floor ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "env_require", "tenant", "data_class", "expected"),
+    [
+        pytest.param(
+            '[tenants.acme]\nclasses.default = ["max_retention_days=7"]\n',
+            "max_retention_days=30",
+            "acme",
+            "default",
+            ["max_retention_days=7", "max_retention_days=30"],
+            id="weaker-env-retention-kept-beside-file",
+        ),
+        pytest.param(
+            '[tenants.acme]\nclasses.default = ["no_training", "zdr"]\n',
+            "region=eu",
+            "acme",
+            "default",
+            ["no_training", "zdr", "region=eu"],
+            id="env-adds-to-file",
+        ),
+        pytest.param(
+            '[tenants.acme]\ndefault_class = "general"\nclasses.general = ["no_training"]\nclasses.pii = ["zdr"]\n',
+            "hipaa_baa",
+            "acme",
+            "general",
+            ["no_training", "hipaa_baa"],
+            id="added-to-the-tenants-own-default-class",
+        ),
+        pytest.param(
+            '[tenants.acme]\ndefault_class = "general"\nclasses.general = ["no_training"]\nclasses.pii = ["zdr"]\n',
+            "hipaa_baa",
+            "acme",
+            "pii",
+            ["zdr"],
+            id="other-classes-untouched",
+        ),
+    ],
+)
+def test_privsdk_require_adds_to_the_default_class_and_removes_nothing(
+    write_config: WriteConfig, text: str, env_require: str, tenant: str, data_class: str, expected: list[str]
+) -> None:
+    """PRIVSDK_REQUIRE is added to each tenant's default class; the file's requirements all stay."""
+    policy = load_file(write_config(text), PRIVSDK_REQUIRE=env_require)
+    assert requirements(policy, tenant, data_class) == expected
+
+
+def test_privsdk_require_reaches_every_tenant_of_the_example() -> None:
+    """Every tenant's default class gains PRIVSDK_REQUIRE, on top of what the example file sets."""
+    policy = load_file(EXAMPLE_CONFIG, PRIVSDK_REQUIRE="hipaa_baa")
+    assert requirements(policy, "acme", "default") == ["no_training", "hipaa_baa"]
+    assert requirements(policy, "globex", "default") == ["no_training", "max_retention_days=30", "hipaa_baa"]
+    assert requirements(policy, "acme", "pii") == ["no_training", "zdr", "region=eu"]
+
+
+@pytest.mark.parametrize(
+    ("file_retention", "outcome"),
+    [
+        (None, "allow"),  # openai.api keeps abuse logs up to 30 days: a 30-day cap alone is met
+        (7, "refuse"),  # the file's 7-day cap stays in force under the env's 30
+    ],
+)
+def test_env_cannot_weaken_the_files_retention_cap(
+    write_config: WriteConfig, file_retention: int | None, outcome: str
+) -> None:
+    """A 30-day PRIVSDK_REQUIRE next to a file's 7-day cap still refuses a 30-day-retention target."""
+    reqs = f'"max_retention_days={file_retention}"' if file_retention is not None else ""
+    path = write_config(f"[tenants.acme]\nclasses.default = [{reqs}]\n")
+    policy = load_file(path, PRIVSDK_REQUIRE="max_retention_days=30")
+    decision = decide(policy, "openai/gpt-4o-mini")
+    assert decision.outcome == outcome
+    if outcome == "refuse":
+        assert [u.requirement for u in decision.unmet] == [f"max_retention_days={file_retention}"]
+
+
+ACCOUNTS = """\
+[attest]
+openai = ["zdr"]
+mistral = ["plan=scale"]
+
+[tenants.acme]
+classes.default = ["zdr"]
+
+[tenants.globex]
+classes.default = ["zdr"]
+attest.openai = ["baa"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("tenant", "expected"),
+    [
+        ("acme", {"openai:zdr", "mistral:plan=scale", "cohere:plan=paid", "openai:modified_abuse_monitoring"}),
+        ("globex", {"openai:baa", "mistral:plan=scale", "cohere:plan=paid"}),
+    ],
+)
+def test_tenant_attest_replaces_the_defaults_for_its_vendor_only(
+    write_config: WriteConfig, tenant: str, expected: set[str]
+) -> None:
+    """PRIVSDK_ATTEST adds to [attest]; a tenant's attest.openai replaces both for openai and nothing else."""
+    policy = load_file(write_config(ACCOUNTS), PRIVSDK_ATTEST="cohere:plan=paid,openai:modified_abuse_monitoring")
+    assert policy.tenants[tenant].attest == expected
+
+
+@pytest.mark.parametrize(("tenant", "outcome"), [(None, "allow"), ("acme", "allow"), ("globex", "refuse")])
+def test_tenant_own_account_decides_zdr(write_config: WriteConfig, tenant: str | None, outcome: str) -> None:
+    """openai:zdr in [attest] lets the default tenant use gpt-4o-mini under zdr; globex's own account lacks it."""
+    policy = load_file(write_config(ACCOUNTS))
+    decision = decide(policy, "openai/gpt-4o-mini", tenant=tenant)
+    assert decision.outcome == outcome
+    assert decision.tenant == (tenant or "acme")
+    if outcome == "refuse":
+        assert [u.requirement for u in decision.unmet] == ["zdr"]
+
+
+# -- tenants and the example ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "acme"), ("acme", "acme"), ("globex", "globex")])
+def test_privsdk_tenant_selects_the_default_tenant(chosen: str | None, expected: str) -> None:
+    """PRIVSDK_TENANT picks the tenant used when a call names none; otherwise the file's first tenant."""
+    env = {"PRIVSDK_TENANT": chosen} if chosen else {}
+    policy = load_file(EXAMPLE_CONFIG, **env)
+    assert policy.default_tenant == expected
+    assert decide(policy, "openai-mini").tenant == expected
+
+
+def test_example_config_loads_its_tenants_and_targets() -> None:
+    """examples/privsdk.toml loads: tenants acme and globex, the seven targets, their classes and rules."""
+    policy = load_file(EXAMPLE_CONFIG)
+    assert list(policy.tenants) == ["acme", "globex"]
+    assert set(policy.targets) == EXAMPLE_TARGETS
+    acme, globex = policy.tenants["acme"], policy.tenants["globex"]
+    assert list(acme.classes) == ["default", "pii", "phi"]
+    assert list(globex.classes) == ["default"]
+    assert (acme.on_violation, globex.on_violation) == ("reroute", "refuse")
+    assert {"openai:zdr", "openai:baa", "mistral:zdr"} <= acme.attest
+    assert "openai:baa" in globex.attest and "openai:zdr" not in globex.attest
+    assert policy.targets["azure-eu-gpt4o"].attest == {
+        "azure:deployment=data_zone_eu",
+        "azure:modified_abuse_monitoring",
+    }
+
+
+def test_privsdk_on_violation_overrides_the_file() -> None:
+    """PRIVSDK_ON_VIOLATION applies to every tenant, whatever the file says."""
+    policy = load_file(EXAMPLE_CONFIG, PRIVSDK_ON_VIOLATION="refuse")
+    assert {t.on_violation for t in policy.tenants.values()} == {"refuse"}

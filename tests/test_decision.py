@@ -1,0 +1,262 @@
+"""The decision engine: fail closed, reroute only to compliant targets, stale catalogues, caching,
+and an exhaustive sweep of offering x requirement x attestation x operation against an independent oracle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk import tomlcompat
+from privsdk.catalogue import DATA_DIR, Catalogue, Offering
+from privsdk.decision import applicable_attestations, decide
+from privsdk.policy import Target
+from tests.conftest import all_offerings, model_for, one_target_policy
+
+TODAY = dt.date(2026, 11, 22)
+
+
+@pytest.mark.parametrize(
+    ("target", "operation", "features", "reason"),
+    [
+        ("nosuch/model", "chat", (), "unknown vendor 'nosuch'"),
+        ("no-slash-target", "chat", (), "unknown target 'no-slash-target'"),
+        ("openai/", "chat", (), "names no model"),
+        ("openai/claude-3-opus", "chat", (), "unknown model family 'claude-3-opus'"),
+        ("openai/gpt-4o", "teleport", (), "unknown operation 'teleport'"),
+        ("openai/gpt-4o", "rerank", (), "does not serve rerank"),
+        ("mistral/mistral-large-latest", "rerank", (), "does not serve rerank"),
+        ("openai/gpt-4o", "chat", ("telepathy",), "unknown features telepathy"),
+    ],
+)
+def test_unknowns_refuse_with_a_reason(target: str, operation: str, features: tuple[str, ...], reason: str) -> None:
+    """Anything the engine does not know is refused, never allowed, even with no requirements at all."""
+    policy = one_target_policy("openai.api", "gpt-4o", [])
+    decision = decide(policy, target, operation, features=features, today=TODAY)
+    assert decision.outcome == "refuse"
+    assert decision.reason is not None and reason in decision.reason
+    assert decision.chosen is None
+
+
+def test_unknown_tenant_and_data_class_refuse() -> None:
+    policy = one_target_policy("openai.api", "gpt-4o", [])
+    assert "unknown tenant 'zed'" in (decide(policy, "tgt", tenant="zed").reason or "")
+    assert "no data class 'phi'" in (decide(policy, "tgt", data_class="phi").reason or "")
+
+
+def test_unknown_offering_in_a_hand_built_policy_refuses() -> None:
+    policy = one_target_policy("openai.nope", "gpt-4o", [])
+    decision = decide(policy, "tgt", today=TODAY)
+    assert decision.outcome == "refuse"
+    assert "unknown offering 'openai.nope'" in (decision.reason or "")
+
+
+def test_vendor_model_means_the_public_api_offering() -> None:
+    policy = one_target_policy("openai.api", "gpt-4o", ["no_training"])
+    decision = decide(policy, "mistral/mistral-small-latest", today=TODAY)
+    assert decision.evaluation.offering == "mistral.api"
+    assert decision.outcome == "refuse"  # the free plan trains
+
+
+def test_a_stale_catalogue_refuses() -> None:
+    """Past the tenant's maximum age, every decision refuses and says how to fix it."""
+    policy = one_target_policy("openai.api", "gpt-4o", [], max_age=30)
+    fresh = decide(policy, "tgt", today=TODAY + dt.timedelta(days=30))
+    stale = decide(policy, "tgt", today=TODAY + dt.timedelta(days=31))
+    assert fresh.outcome == "allow"
+    assert stale.outcome == "refuse"
+    assert stale.reason is not None and "max_catalogue_age_days" in stale.reason and "31 days ago" in stale.reason
+
+
+def test_attestations_without_their_prerequisites_are_ignored() -> None:
+    """A hand-built policy that skips config validation still cannot claim Mistral ZDR without Scale."""
+    offering = Catalogue().offering("mistral.api")
+    assert offering is not None
+    assert applicable_attestations(offering, frozenset({"mistral:zdr"})) == ()
+    both = frozenset({"mistral:zdr", "mistral:plan=scale"})
+    assert applicable_attestations(offering, both) == ("mistral:plan=scale", "mistral:zdr")
+
+
+def test_conflicting_region_attestations_claim_nothing() -> None:
+    """An account said to be EU-only and a target said to be US-only cannot make a region hold."""
+    policy = one_target_policy(
+        "bedrock.runtime", "anthropic.claude-3-haiku", ["region=eu|us"],
+        frozenset({"bedrock:region=eu"}), target_attest=frozenset({"bedrock:region=us"}),
+    )  # fmt: skip
+    assert decide(policy, "tgt", today=TODAY).outcome == "refuse"
+
+
+ALT_EU = Target("azure-eu", "azure.openai", "gpt-4o", frozenset({"azure:deployment=data_zone_eu"}))
+ALT_US = Target("azure-us", "azure.openai", "gpt-4o", frozenset({"azure:deployment=data_zone_us"}))
+
+
+def test_reroute_picks_the_first_compliant_alternative_in_order() -> None:
+    policy = one_target_policy(
+        "openai.api", "gpt-4o", ["region=eu"], on_violation="reroute",
+        reroute=(("tgt", ("azure-us", "azure-eu")),), extra_targets=(ALT_EU, ALT_US),
+    )  # fmt: skip
+    decision = decide(policy, "tgt", today=TODAY)
+    assert decision.outcome == "reroute"
+    assert decision.chosen == "azure-eu"
+    assert [u.requirement for u in decision.unmet] == ["region=eu"]  # what the requested target lacked
+    assert decision.to_json()["chosen_offering"] == "azure.openai"
+    assert decide(policy, "azure-eu", today=TODAY).outcome == "allow"
+
+
+def test_reroute_never_settles_for_a_non_compliant_alternative() -> None:
+    policy = one_target_policy(
+        "openai.api", "gpt-4o", ["region=eu"], on_violation="reroute",
+        reroute=(("tgt", ("azure-us",)),), extra_targets=(ALT_US,),
+    )  # fmt: skip
+    decision = decide(policy, "tgt", today=TODAY)
+    assert decision.outcome == "refuse"
+    assert decision.reason is not None and "no compliant alternative among azure-us" in decision.reason
+
+
+def test_reroute_lists_match_vendor_model_and_globs() -> None:
+    policy = one_target_policy(
+        "openai.api", "gpt-4o", ["region=eu"], on_violation="reroute",
+        reroute=(("openai/gpt-4o", ("azure-eu",)), ("openai/*", ("azure-us", "azure-eu"))),
+        extra_targets=(ALT_EU, ALT_US),
+    )  # fmt: skip
+    assert decide(policy, "openai/gpt-4o", today=TODAY).chosen == "azure-eu"
+    assert decide(policy, "openai/o3-mini", today=TODAY).chosen == "azure-eu"
+    assert decide(policy, "tgt", today=TODAY).outcome == "refuse"  # no entry for the name "tgt"
+
+
+def test_refuse_policy_never_reroutes() -> None:
+    policy = one_target_policy(
+        "openai.api", "gpt-4o", ["region=eu"], on_violation="refuse",
+        reroute=(("tgt", ("azure-eu",)),), extra_targets=(ALT_EU,),
+    )  # fmt: skip
+    assert decide(policy, "tgt", today=TODAY).outcome == "refuse"
+
+
+def test_decisions_are_cached_per_key() -> None:
+    policy = one_target_policy("openai.api", "gpt-4o", ["zdr"])
+    first = decide(policy, "tgt", "chat", today=TODAY)
+    assert decide(policy, "tgt", "chat", today=TODAY) is first
+    assert decide(policy, "tgt", "embed", today=TODAY) is not first
+    other = one_target_policy("openai.api", "gpt-4o", ["zdr"], frozenset({"openai:zdr"}))
+    assert decide(other, "tgt", "chat", today=TODAY).outcome == "allow"  # another policy, another answer
+
+
+def test_decision_json_holds_no_more_than_names_and_catalogue_text() -> None:
+    policy = one_target_policy("openai.api", "gpt-4o", ["zdr", "region=eu"])
+    data = decide(policy, "tgt", today=TODAY).to_json()
+    assert {"decision", "target", "chosen", "unmet", "catalogue_as_of"} <= set(data)
+    assert data["decision"] == "refuse" and data["catalogue_as_of"] == "2026-11-22"
+    assert [u["requirement"] for u in data["unmet"]] == ["zdr", "region=eu"]
+    assert all({"requirement", "offered", "source", "as_of"} <= set(u) for u in data["unmet"])
+
+
+# -- the exhaustive sweep -----------------------------------------------------------------------
+# An oracle written separately from the engine: it reads the TOML files with tomllib, merges
+# inheritance by hand, and compares values with its own ordering. The engine must agree with it
+# for every offering x requirement x attestation set x operation.
+
+REQUIREMENTS = [
+    "no_training", "zdr", "max_retention_days=0", "max_retention_days=1", "max_retention_days=30",
+    "max_retention_days=90", "no_human_review", "no_provider_sharing", "private_deployment",
+    "region=eu", "region=us", "region=eu|us", "region=apac", "hipaa_baa",
+]  # fmt: skip
+
+
+def _raw_offerings() -> dict[str, dict[str, Any]]:
+    raw: dict[str, dict[str, Any]] = {}
+    files = {p.stem: tomlcompat.loads(p.read_text()) for p in Path(DATA_DIR).glob("*.toml")}
+    pending = [(v, o) for v, f in files.items() for o in f["offerings"]]
+    while pending:  # resolve parents before children, across files
+        vendor, o = pending.pop(0)
+        parent = o.get("inherits")
+        if parent and parent not in raw:
+            pending.append((vendor, o))
+            continue
+        base = dict(raw[parent]) if parent else {"facts": {}, "attestations": {}, "limits": []}
+        merged = {
+            "operations": o.get("operations", base.get("operations")),
+            "facts": {**base["facts"], **{k: f["value"] for k, f in o.get("facts", {}).items()}},
+            "attestations": {**base["attestations"], **{
+                f"{vendor}:{a['name']}": (
+                    [r if ":" in r else f"{vendor}:{r}" for r in a.get("requires", [])],
+                    {k: f["value"] for k, f in a["facts"].items()},
+                ) for a in o.get("attestations", [])
+            }},
+            "limits": base["limits"] + o.get("limits", []),
+        }  # fmt: skip
+        raw[o["id"]] = merged
+    return raw
+
+
+def _rank(name: str, v: Any) -> float:
+    if v == "unknown":
+        return -1
+    if name == "retention_days":
+        return 0 if v == "unbounded" else 1000 - v
+    return 1 if v else 0
+
+
+def _oracle(raw: dict[str, Any], model: str, op: str, attest: set[str], req: str) -> bool:
+    facts = dict(raw["facts"])
+    for name in attest:
+        for k, v in raw["attestations"][name][1].items():
+            if k == "regions":
+                facts[k] = v if facts[k] in ("any", "unknown") else sorted(set(facts[k]) & set(v)) or "unknown"
+            elif _rank(k, v) > _rank(k, facts[k]):
+                facts[k] = v
+    for li in raw["limits"]:
+        if li.get("operations") and op not in li["operations"]:
+            continue
+        if li.get("features"):
+            continue  # the sweep uses no features
+        if li.get("models") and not any(fnmatch.fnmatchcase(model, g) for g in li["models"]):
+            continue
+        for k, f in li["facts"].items():
+            v = f["value"]
+            if k == "regions":
+                if "unknown" in (facts[k], v) or "any" in (facts[k], v):
+                    facts[k] = "unknown" if "unknown" in (facts[k], v) else "any"
+                else:
+                    facts[k] = sorted(set(facts[k]) | set(v))
+            elif _rank(k, v) < _rank(k, facts[k]):
+                facts[k] = v
+    name, _, arg = req.partition("=")
+    if name in ("zdr", "max_retention_days"):
+        v = facts["retention_days"]
+        return isinstance(v, int) and v <= (0 if name == "zdr" else int(arg))
+    if name == "region":
+        v = facts["regions"]
+        return isinstance(v, list) and bool(v) and set(v) <= set(arg.split("|"))
+    return facts[name] is True
+
+
+def _attestation_sets(offering: Offering) -> list[frozenset[str]]:
+    """Nothing, then each attestation with what it requires."""
+    sets = [frozenset[str]()]
+    for name, att in offering.attestations.items():
+        sets.append(frozenset({name, *att.requires}))
+    return sets
+
+
+def test_engine_agrees_with_the_oracle_everywhere(catalogue: Catalogue) -> None:
+    raw = _raw_offerings()
+    checked = 0
+    for offering in all_offerings(catalogue):
+        models = [model_for(offering)] + [g.replace("*", "x") for li in offering.limits for g in li.models]
+        for model in models:
+            for attest in _attestation_sets(offering):
+                for op in sorted(offering.operations):
+                    policy = one_target_policy(offering.id, model, REQUIREMENTS, attest)
+                    decision = decide(policy, "tgt", op, today=TODAY)
+                    if decision.evaluation.reason is not None:
+                        assert "unknown model family" in decision.evaluation.reason  # a limit glob outside `models`
+                        continue
+                    unmet = {u.requirement for u in decision.unmet}
+                    for req in REQUIREMENTS:
+                        expected = _oracle(raw[offering.id], model, op, set(attest), req)
+                        assert (req not in unmet) == expected, (offering.id, model, sorted(attest), op, req)
+                        checked += 1
+    assert checked > 10_000

@@ -1,0 +1,94 @@
+"""The project promises: light import, docs generated from the data, the README's two commands, CI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from privsdk.catalogue import default_catalogue
+from privsdk.docs_sync import render
+from tests.conftest import EXAMPLE_CONFIG, REPO, clean_env
+
+VENDOR_SDKS = [
+    "openai",
+    "cohere",
+    "mistralai",
+    "boto3",
+    "botocore",
+    "vertexai",
+    "google.genai",
+    "google.cloud.aiplatform",
+]
+
+
+def test_import_privsdk_loads_no_vendor_sdk_and_no_catalogue() -> None:
+    code = (
+        "import json, sys, privsdk;"
+        "import privsdk.catalogue as c;"
+        f"print(json.dumps([[m for m in {VENDOR_SDKS!r} if m in sys.modules], sorted(c.default_catalogue()._vendors)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean_env())
+    sdks, loaded = json.loads(out.stdout)
+    assert sdks == []
+    assert loaded == []
+
+
+def test_public_names_resolve_lazily() -> None:
+    code = "import sys, privsdk; assert 'privsdk.decision' not in sys.modules; privsdk.decide; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), check=False)
+    assert out.returncode == 0, out.stderr
+    import privsdk
+
+    for name in privsdk.__all__:
+        assert getattr(privsdk, name) is not None
+
+
+def test_generated_docs_match_the_catalogue() -> None:
+    """docs/guarantees.md and docs/configuration.md hold the tables the catalogue generates (run `make docs`)."""
+    cat = default_catalogue()
+    for name in ("guarantees.md", "configuration.md"):
+        text = (REPO / "docs" / name).read_text(encoding="utf-8")
+        assert "<!-- BEGIN generated:" in text, name
+        assert render(text, cat) == text, f"docs/{name} is stale: run `make docs`"
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first_screen = "\n".join(readme.splitlines()[:40])
+    assert "make demo" in first_screen and "make test" in first_screen
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == ["make test"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "PRIVSDK_CONFIG=$(EXAMPLE_CONFIG) $(VENV)/bin/privsdk check" in makefile
+    assert "examples/privsdk.toml" in makefile
+
+
+def test_workspace_members_never_come_from_a_registry() -> None:
+    """uv.lock resolves privsdk distributions from the checkout only."""
+    lock = (REPO / "uv.lock").read_text(encoding="utf-8")
+    blocks = lock.split("[[package]]")
+    ours = [b for b in blocks if 'name = "privsdk' in b]
+    assert ours, "privsdk is not in uv.lock"
+    for block in ours:
+        assert "registry" not in block.split("\n\n")[0], block[:200]
+
+
+def test_the_demo_command_prints_the_check_table() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "privsdk", "check"],
+        env=clean_env(PRIVSDK_CONFIG=str(EXAMPLE_CONFIG)), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "tenant acme" in out.stdout and "data class pii" in out.stdout
+    assert "reroute  openai-mini" in out.stdout
+
+
+def test_the_python_example_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "decide.py")],
+        env=clean_env(PRIVSDK_CONFIG=str(EXAMPLE_CONFIG)), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "acme/pii -> openai-mini: reroute to azure-eu-gpt4o" in out.stdout
+    assert "globex/default -> cohere/command-r-plus: refuse" in out.stdout
