@@ -34,14 +34,14 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
+
+from childenv import REPO, child_envs, verdict
 
 import privsdk
 from privsdk import decision as decision_module
 from privsdk.catalogue import default_catalogue
 from privsdk.policy import Policy
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "privsdk.toml"
 FIRST_DECISION_GOAL_MS = 20.0
 WARM_GOAL_PER_S = 200_000
@@ -96,33 +96,6 @@ def key_mix(size: int, seed: int = 2026) -> list[Key]:
     """``size`` keys drawn from every tenant/class x target x operation, in a fixed random order."""
     rng = random.Random(seed)
     return [(*rng.choice(_TENANT_CLASSES), rng.choice(_TARGETS), rng.choice(_OPERATIONS)) for _ in range(size)]
-
-
-def child_envs(cache_dir: str, **extra: str) -> list[tuple[str, dict[str, str]]]:
-    """The environments to measure (a) in: (label, environment), with ``extra`` as the only PRIVSDK_* variables.
-
-    First with bytecode cached, as an installed or already-run package has it: compiled
-    files go to ``cache_dir`` (PYTHONPYCACHEPREFIX), written by a warm-up run, so nothing
-    is written into the checkout. Then, only when the inherited environment forbids
-    bytecode files (PYTHONDONTWRITEBYTECODE) and privsdk has none, as it runs here: with
-    privsdk's modules compiled from source in every process.
-    """
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PRIVSDK_")}
-    base.update(extra)
-    cached = {k: v for k, v in base.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    cached["PYTHONPYCACHEPREFIX"] = cache_dir
-    envs = [("bytecode cached", cached)]
-    if (
-        base.get("PYTHONDONTWRITEBYTECODE")
-        and not base.get("PYTHONPYCACHEPREFIX")
-        and not (REPO / "privsdk" / "__pycache__").is_dir()
-    ):
-        envs.append(("no bytecode (PYTHONDONTWRITEBYTECODE set: privsdk compiled in every process)", base))
-    return envs
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def pin_to_one_core() -> str:

@@ -22,9 +22,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from childenv import REPO, child_envs, verdict
+
 IMPORT_GOAL_MS = 50.0
 VENDOR_SDKS: tuple[str, ...] = (
     "openai",
@@ -76,28 +76,6 @@ print(json.dumps({
 """
 
 
-def child_envs(cache_dir: str) -> list[tuple[str, dict[str, str]]]:
-    """The environments to measure in: (label, environment), without any PRIVSDK_* variable.
-
-    First with bytecode cached, as an installed or already-run package has it: compiled
-    files go to ``cache_dir`` (PYTHONPYCACHEPREFIX), written by a warm-up run, so nothing
-    is written into the checkout. Then, only when the inherited environment forbids
-    bytecode files (PYTHONDONTWRITEBYTECODE) and privsdk has none, as it runs here: with
-    privsdk's modules compiled from source in every process.
-    """
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PRIVSDK_") and k != "PYTHONPROFILEIMPORTTIME"}
-    cached = {k: v for k, v in base.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    cached["PYTHONPYCACHEPREFIX"] = cache_dir
-    envs = [("bytecode cached", cached)]
-    if (
-        base.get("PYTHONDONTWRITEBYTECODE")
-        and not base.get("PYTHONPYCACHEPREFIX")
-        and not (REPO / "privsdk" / "__pycache__").is_dir()
-    ):
-        envs.append(("no bytecode (PYTHONDONTWRITEBYTECODE set: privsdk compiled in every process)", base))
-    return envs
-
-
 def import_time_us(env: dict[str, str]) -> int:
     """Cumulative microseconds of the ``privsdk`` line of ``-X importtime``, in a fresh interpreter."""
     proc = subprocess.run(
@@ -113,10 +91,6 @@ def import_time_us(env: dict[str, str]) -> int:
         if m and m.group(3) == "privsdk":
             return int(m.group(2))
     raise RuntimeError(f"no 'privsdk' line in -X importtime output:\n{proc.stderr}")
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def main(argv: list[str] | None = None) -> int:

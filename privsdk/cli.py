@@ -127,8 +127,7 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     _check_names(policy, args.tenant, args.data_class)
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
     if args.json:
-        json.dump(decision.to_json(), out, indent=2)
-        out.write("\n")
+        _print_json(out, decision.to_json())
     else:
         from privsdk.report import explain_text
 
@@ -152,8 +151,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         for target in policy.targets
     ]
     if args.json:
-        json.dump([d.to_json() for d in decisions], out, indent=2)
-        out.write("\n")
+        _print_json(out, [d.to_json() for d in decisions])
     else:
         from privsdk.report import check_text
 
@@ -172,13 +170,17 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
         )
     vendors = [v for v in cat.all_vendors() if not args.vendor or v.vendor == args.vendor]
     if args.json:
-        json.dump(catalogue_json(vendors), out, indent=2)
-        out.write("\n")
+        _print_json(out, catalogue_json(vendors))
     elif args.markdown:
         out.write(catalogue_markdown(vendors))
     else:
         out.write(catalogue_text(vendors))
     return EXIT_OK
+
+
+def _print_json(out: TextIO, data: object) -> None:
+    json.dump(data, out, indent=2)
+    out.write("\n")
 
 
 def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from privsdk.catalogue import Fact, VendorCatalogue
+from privsdk.catalogue import Attestation, Fact, Limit, Offering, VendorCatalogue
 from privsdk.catalogue.facts import FACT_NAMES, Special
 from privsdk.decision import Decision
 from privsdk.policy import Policy, Tenant
@@ -178,14 +178,26 @@ def catalogue_text(vendors: Iterable[VendorCatalogue]) -> str:
                 where = f"{f.how.value}; {f.source.key}, {f.as_of.isoformat()}"
                 out.append(f"    {_FACT_TITLES[name]:<20} {f.describe()} [{where}]")
             for a in o.attestations.values():
-                changes = ", ".join(f"{_FACT_TITLES[n]}: {f.describe()}" for n, f in a.facts.items())
                 req = f" (requires {', '.join(a.requires)})" if a.requires else ""
-                out.append(f"    attest {a.qualified}{req}: {changes}")
+                out.append(f"    attest {a.qualified}{req}: {_changes(a.facts, Fact.describe)}")
             for li in o.limits:
-                changes = ", ".join(f"{_FACT_TITLES[n]}: {f.describe()}" for n, f in li.facts.items())
-                out.append(f"    limit for {li.describe()}: {changes}")
+                out.append(f"    limit for {li.describe()}: {_changes(li.facts, Fact.describe)}")
         out.append("")
     return "\n".join(out)
+
+
+def _changes(facts: Mapping[str, Fact], show: Callable[[Fact], str]) -> str:
+    """``retention: nothing kept; HIPAA BAA: covered`` for the facts an attestation or limit sets."""
+    return "; ".join(f"{_FACT_TITLES[name]}: {show(fact)}" for name, fact in facts.items())
+
+
+def _own(vendors: Sequence[VendorCatalogue], o: Offering) -> tuple[list[Attestation], tuple[Limit, ...]]:
+    """The attestations and limits an offering adds to the one it inherits (all of them if none)."""
+    parent = next((v.offerings[o.inherits] for v in vendors if o.inherits and o.inherits in v.offerings), None)
+    if parent is None:
+        return list(o.attestations.values()), o.limits
+    own = [a for name, a in o.attestations.items() if name not in parent.attestations]
+    return own, o.limits[len(parent.limits) :]
 
 
 def _cell(fact: Fact) -> str:
@@ -221,10 +233,8 @@ def catalogue_markdown(vendors: Sequence[VendorCatalogue]) -> str:
     ]
     for v in vendors:
         for o in v.offerings.values():
-            for a in o.attestations.values():
-                if a.vendor != v.vendor and o.inherits:
-                    continue  # listed under the offering that defines it
-                changes = "; ".join(f"{_FACT_TITLES[n]}: {_cell(f)}" for n, f in a.facts.items()) or "nothing"
+            for a in _own(vendors, o)[0]:
+                changes = _changes(a.facts, _cell)
                 out.append(
                     f"| `{o.id}` | `{a.qualified}` | {a.how.value} | {', '.join(a.requires) or '-'} | {changes} |"
                 )
@@ -237,19 +247,10 @@ def catalogue_markdown(vendors: Sequence[VendorCatalogue]) -> str:
     ]
     for v in vendors:
         for o in v.offerings.values():
-            own = o.limits if not o.inherits else o.limits[len(_parent_limits(vendors, o.inherits)) :]
-            for li in own:
-                changes = "; ".join(f"{_FACT_TITLES[n]}: {_cell(f)}" for n, f in li.facts.items())
-                out.append(f"| `{o.id}` | {li.describe()} | {changes} |")
+            for li in _own(vendors, o)[1]:
+                out.append(f"| `{o.id}` | {li.describe()} | {_changes(li.facts, _cell)} |")
     out += ["", "### Sources", "", "| vendor | key | source | date stated |", "|---|---|---|---|"]
     for v in vendors:
         for s in v.sources.values():
             out.append(f"| {v.vendor} | {s.key} | [{s.title}]({_link(s.ref)}) | {s.date} |")
     return "\n".join(out) + "\n"
-
-
-def _parent_limits(vendors: Sequence[VendorCatalogue], parent_id: str) -> tuple[Any, ...]:
-    for v in vendors:
-        if parent_id in v.offerings:
-            return v.offerings[parent_id].limits
-    return ()

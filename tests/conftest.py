@@ -16,6 +16,11 @@ from privsdk.vocabulary import parse_requirements
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "privsdk.toml"
+#: The targets examples/privsdk.toml defines, in file order.
+EXAMPLE_TARGETS = [
+    "openai-mini", "azure-eu-gpt4o", "bedrock-eu-claude", "mistral-large", "cohere-command", "vertex-gemini-eu",
+    "local-llama",
+]  # fmt: skip
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ import pytest
 
 from privsdk.catalogue import default_catalogue
 from privsdk.cli import main
-from tests.conftest import EXAMPLE_CONFIG, clean_env, run_cli
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_TARGETS, clean_env, run_cli
 
 EXAMPLE = {"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)}
 ZDR_ATTESTED = {"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr"}
@@ -40,15 +40,6 @@ SEVEN_FACTS = {
 }
 VENDORS = {"azure", "bedrock", "cohere", "gemini", "mistral", "openai", "selfhosted", "vertex"}
 EXAMPLE_CLASSES = {"acme": ["default", "pii", "phi"], "globex": ["default"]}
-EXAMPLE_TARGETS = [
-    "openai-mini",
-    "azure-eu-gpt4o",
-    "bedrock-eu-claude",
-    "mistral-large",
-    "cohere-command",
-    "vertex-gemini-eu",
-    "local-llama",
-]
 EXAMPLE_ROWS = sum(len(classes) for classes in EXAMPLE_CLASSES.values()) * len(EXAMPLE_TARGETS)  # 4 x 7 = 28
 SUMMARY = re.compile(r"^(\d+) allowed, (\d+) rerouted, (\d+) refused$", re.MULTILINE)
 ANSI = "\x1b["
