@@ -33,7 +33,7 @@ _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _USAGE = re.compile(r"^(none|otlp|sqlite|sqlite:///.+|jsonl:///.+)$")
 _TOP_KEYS = ("attest", "targets", "tenants")
-_TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version")
+_TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version", "options")
 _TENANT_KEYS = ("classes", "default_class", "on_violation", "attest", "reroute", "max_catalogue_age_days")
 
 
@@ -271,8 +271,13 @@ class _Document:
             _target_attestation(item, offering, self.at(*keys, item))
             for item in self.strings(raw.get("attest", []), *keys, "attest")
         )
-        extra = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:] if k in raw}
-        return Target(name=name, offering=offering_id, model=model, attest=attest, **extra)
+        extra = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
+        options = tuple(
+            sorted(
+                (k, self.string(v, *keys, "options", k)) for k, v in self.table(raw.get("options", {}), *keys).items()
+            )
+        )
+        return Target(name=name, offering=offering_id, model=model, attest=attest, options=options, **extra)
 
     def tenant(
         self,

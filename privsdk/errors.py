@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import re
+import time
+from collections.abc import Mapping
+
 
 class PrivsdkError(Exception):
     """Base of every privsdk error."""
@@ -34,3 +39,152 @@ class ConfigError(PrivsdkError):
 
 class CatalogueError(PrivsdkError):
     """The packaged guarantee catalogue is malformed: a privsdk bug, not a user error."""
+
+
+class AdapterMissing(ConfigError):
+    """No installed adapter serves a target's vendor."""
+
+
+class Unsupported(PrivsdkError):
+    """The target's adapter cannot do the asked operation (rerank on Mistral). Raised before any network."""
+
+
+class VendorError(PrivsdkError):
+    """A vendor call failed. Subclasses say how; ``transient`` ones may succeed when tried again.
+
+    The message is built from the vendor's name, the HTTP status, the vendor's
+    error code and Retry-After only: never from the vendor's error text, which
+    can echo the prompt. The SDK's exception is the ``__cause__``.
+    """
+
+    transient = False
+    #: The error's class as usage records and metrics name it.
+    kind = "vendor_error"
+    what = "failed"
+
+    def __init__(
+        self,
+        vendor: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        self.vendor = vendor
+        self.status = status
+        self.code = code if code is not None and _CODE.fullmatch(code) else None
+        self.retry_after = retry_after
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        detail = [f"HTTP {self.status}"] if self.status is not None else []
+        if self.code:
+            detail.append(self.code)
+        if self.retry_after is not None:
+            detail.append(f"retry after {self.retry_after:g} s")
+        return f"{self.vendor} {self.what}" + (f" ({', '.join(detail)})" if detail else "")
+
+
+class RateLimited(VendorError):
+    """The vendor asked us to slow down (HTTP 429, ThrottlingException)."""
+
+    transient = True
+    kind = "rate_limited"
+    what = "rate-limited the call"
+
+
+class Unavailable(VendorError):
+    """The vendor failed on its side (5xx, overloaded, an error event inside a stream)."""
+
+    transient = True
+    kind = "unavailable"
+    what = "was unavailable"
+
+
+class VendorTimeout(VendorError, TimeoutError):
+    """No answer within the call's time bound."""
+
+    transient = True
+    kind = "timeout"
+    what = "did not answer in time"
+
+
+class ConnectionLost(VendorError):
+    """The connection failed or dropped, a stream cut in the middle included."""
+
+    transient = True
+    kind = "connection_lost"
+    what = "connection was lost"
+
+
+class BadRequest(VendorError):
+    """The vendor rejected the request as invalid; sending it again will not help."""
+
+    kind = "bad_request"
+    what = "rejected the request"
+
+
+class AuthFailed(VendorError):
+    """The vendor rejected the credentials or their permissions."""
+
+    kind = "auth_failed"
+    what = "rejected the credentials"
+
+
+class NotFound(VendorError):
+    """No such model, deployment or endpoint at the vendor."""
+
+    kind = "not_found"
+    what = "has no such model or endpoint"
+
+
+class ContentRefused(VendorError):
+    """The vendor's content filter or guardrail refused the input or output."""
+
+    kind = "content_refused"
+    what = "refused the content"
+
+
+#: A vendor error code is kept only when it looks like an identifier, so free text can never pass.
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+
+
+def error_for_status(status: int) -> type[VendorError]:
+    """The error class for an HTTP status, for vendors whose code says nothing more precise."""
+    if status == 429:
+        return RateLimited
+    if status in (408, 504):
+        return VendorTimeout
+    if status in (401, 403):
+        return AuthFailed
+    if status == 404:
+        return NotFound
+    if status >= 500:
+        return Unavailable
+    return BadRequest
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, ``x-amz-retry-after`` (ms) or ``Retry-After`` (s or date)."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (("retry-after-ms", 0.001), ("x-amz-retry-after", 0.001), ("retry-after", 1.0)):
+        value = lower.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            if scale != 1.0:
+                continue
+            import email.utils  # only dates need it, and it is slow to import
+
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            seconds = when.timestamp() - time.time()
+        if seconds >= 0 and math.isfinite(seconds):
+            return seconds
+    return None

@@ -23,7 +23,9 @@ class Target(NamedTuple):
 
     ``name`` is the config name, or ``vendor/model`` for a vendor's public API.
     ``attest`` holds qualified attestations (``azure:deployment=data_zone_eu``)
-    that are true of this target only. The remaining fields are for adapters.
+    that are true of this target only. The remaining fields are for adapters;
+    ``options`` holds adapter-specific settings as sorted (key, value) pairs,
+    each adapter's README lists the keys it reads.
     """
 
     name: str
@@ -35,6 +37,14 @@ class Target(NamedTuple):
     region: str | None = None
     project: str | None = None
     api_version: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        """The adapter setting ``key``, or ``default``."""
+        for k, v in self.options:
+            if k == key:
+                return v
+        return default
 
 
 class Tenant(NamedTuple):

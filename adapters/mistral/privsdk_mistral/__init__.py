@@ -1,0 +1,1 @@
+"""privsdk adapter (being written)."""

@@ -1,0 +1,146 @@
+"""The contract between the core and an adapter, and how the core finds adapters.
+
+An adapter binds one target to its vendor's SDK. It knows nothing of policy:
+the client decides first and only then hands an allowed call to an adapter.
+Adapters live in their own distributions (``privsdk-openai``, ...) and
+register under the entry-point group ``privsdk.adapters``, one entry per
+catalogue vendor they serve. The core looks an entry up the first time a
+target of that vendor is used, so ``import privsdk`` loads no vendor SDK.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import ClassVar, NamedTuple
+
+from privsdk.errors import AdapterMissing, Unsupported
+from privsdk.policy import Target
+from privsdk.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    RerankRequest,
+    RerankResponse,
+    StreamEvent,
+)
+
+ENTRY_POINT_GROUP = "privsdk.adapters"
+DEFAULT_TIMEOUT_S = 60.0
+_NO_CREDENTIALS: Mapping[str, str] = {}
+
+
+class AdapterOptions(NamedTuple):
+    """How the core wants an adapter built.
+
+    ``timeout`` bounds every call, in seconds, when the call gives no bound of
+    its own. ``credentials`` are vendor-specific (each adapter's README names
+    its keys, such as ``api_key``); when empty, the SDK finds credentials the
+    way it always does, in the vendor's own environment variables.
+    """
+
+    timeout: float = DEFAULT_TIMEOUT_S
+    credentials: Mapping[str, str] = _NO_CREDENTIALS
+
+
+DEFAULT_OPTIONS = AdapterOptions()
+
+
+class Adapter:
+    """One target bound to its vendor SDK. Subclasses override what they support.
+
+    ``operations`` lists the operations this target can do (``chat``,
+    ``stream``, ``embed``, ``rerank``); the client checks it before any
+    network, and the methods left as they are here raise :class:`Unsupported`.
+    Every method takes ``timeout`` in seconds and must not run longer, turns
+    the SDK's exceptions into :mod:`privsdk.errors` vendor errors, and leaves
+    retries to the caller (the SDK's own are turned off).
+    """
+
+    #: The catalogue vendor this adapter serves, for messages.
+    vendor: ClassVar[str] = "?"
+    operations: frozenset[str] = frozenset()
+
+    def __init__(self, target: Target, options: AdapterOptions = DEFAULT_OPTIONS):
+        self.target = target
+        self.options = options
+
+    def _unsupported(self, operation: str) -> Unsupported:
+        can = ", ".join(sorted(self.operations)) or "nothing"
+        return Unsupported(f"{self.target.name} ({self.target.offering}) cannot {operation}; it can: {can}")
+
+    def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
+        raise self._unsupported("chat")
+
+    async def achat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
+        raise self._unsupported("chat")
+
+    def stream(self, request: ChatRequest, *, timeout: float) -> Iterator[StreamEvent]:
+        """Events of a streamed answer; the last is a :class:`~privsdk.types.StreamEnd`."""
+        raise self._unsupported("stream")
+
+    def astream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamEvent]:
+        raise self._unsupported("stream")
+
+    def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
+        raise self._unsupported("embed")
+
+    async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
+        raise self._unsupported("embed")
+
+    def rerank(self, request: RerankRequest, *, timeout: float) -> RerankResponse:
+        raise self._unsupported("rerank")
+
+    async def arerank(self, request: RerankRequest, *, timeout: float) -> RerankResponse:
+        raise self._unsupported("rerank")
+
+    def close(self) -> None:
+        """Release the SDK client's connections."""
+
+    async def aclose(self) -> None:
+        """Release the async SDK client's connections."""
+        self.close()
+
+
+AdapterFactory = Callable[[Target, AdapterOptions], Adapter]
+
+#: Which distribution to install for each catalogue vendor, for the error when none is installed.
+EXTRAS = {
+    "openai": "openai",
+    "azure": "openai",
+    "selfhosted": "openai",
+    "cohere": "cohere",
+    "mistral": "mistral",
+    "bedrock": "bedrock",
+    "vertex": "vertex",
+    "gemini": "vertex",
+}
+
+_factories: dict[str, AdapterFactory] = {}
+_lock = threading.Lock()
+
+
+def adapter_factory(vendor: str) -> AdapterFactory:
+    """The installed adapter for a catalogue vendor, loaded on first use."""
+    factory = _factories.get(vendor)
+    if factory is not None:
+        return factory
+    with _lock:
+        if vendor not in _factories:
+            from importlib.metadata import entry_points
+
+            found = entry_points(group=ENTRY_POINT_GROUP, name=vendor)
+            if not found:
+                extra = EXTRAS.get(vendor, vendor)
+                raise AdapterMissing(
+                    f"no privsdk adapter is installed for vendor {vendor!r}",
+                    hint=f"pip install 'privsdk[{extra}]'",
+                )
+            _factories[vendor] = next(iter(found)).load()
+        return _factories[vendor]
+
+
+def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:
+    """A new adapter for ``target``, from the adapter installed for its vendor."""
+    return adapter_factory(target.offering.split(".", 1)[0])(target, options)
