@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (needs only python3 >= 3.10 and make):
-#   make demo   set everything up, then run the main job
+#   make demo   set everything up, then run the main job: examples/offline_demo.py, offline, end to end
 #   make test   set everything up, then ruff, strict mypy and the whole test suite
 #
 # uv manages the workspace with the machine's own Python (it never downloads one).
@@ -8,13 +8,12 @@
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
-EXAMPLE_CONFIG := examples/privsdk.toml
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: demo test setup lint typecheck pytest docs bench clean
 
 demo: setup
-	PRIVSDK_CONFIG=$(EXAMPLE_CONFIG) $(VENV)/bin/privsdk check
+	$(VENV)/bin/python examples/offline_demo.py
 
 test: setup lint typecheck pytest
 

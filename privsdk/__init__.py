@@ -27,32 +27,50 @@ _EXPORTS = {
     "Operation": "privsdk.vocabulary",
     "parse_requirement": "privsdk.vocabulary",
     "parse_requirements": "privsdk.vocabulary",
+    "TagError": "privsdk.errors",
+    "UsageRecord": "privsdk.usage.record",
+    "Client": "privsdk.client",
+    "AsyncClient": "privsdk.async_client",
+    "scope": "privsdk.context",
+    "PolicyViolation": "privsdk.errors",
+    "VendorError": "privsdk.errors",
 }
 
 __all__ = [
+    "AsyncClient",
     "Catalogue",
+    "Client",
     "ConfigError",
     "Decision",
     "Operation",
     "Policy",
+    "PolicyViolation",
     "PrivsdkError",
+    "TagError",
     "Target",
     "Tenant",
     "Unmet",
+    "UsageRecord",
+    "VendorError",
     "__version__",
     "decide",
     "default_catalogue",
     "load_policy",
     "parse_requirement",
     "parse_requirements",
+    "scope",
 ]
 
 if TYPE_CHECKING:
+    from privsdk.async_client import AsyncClient
     from privsdk.catalogue import Catalogue, default_catalogue
+    from privsdk.client import Client
     from privsdk.config import load_policy
+    from privsdk.context import scope
     from privsdk.decision import Decision, Unmet, decide
-    from privsdk.errors import ConfigError, PrivsdkError
+    from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, TagError, VendorError
     from privsdk.policy import Policy, Target, Tenant
+    from privsdk.usage.record import UsageRecord
     from privsdk.vocabulary import Operation, parse_requirement, parse_requirements
 
 

@@ -17,6 +17,9 @@ from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Policy, Target, Tenant
+from privsdk.resilience import Limits
+from privsdk.usage.spec import SPEC as USAGE_SPEC
+from privsdk.usage.spec import SPEC_HINT as USAGE_SPEC_HINT
 from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
 
 #: Every variable privsdk reads. Any other ``PRIVSDK_*`` name is an error, so a typo never goes unnoticed.
@@ -27,14 +30,25 @@ ENV_VARS: dict[str, str] = {
     "PRIVSDK_TENANT": "the tenant whose policy applies when a call names none",
     "PRIVSDK_ON_VIOLATION": "refuse or reroute, for every tenant",
     "PRIVSDK_USAGE": "where usage records go: sqlite (default), sqlite:///PATH, jsonl:///PATH, otlp, none",
+    "PRIVSDK_USAGE_MAX_AGE_DAYS": "delete usage records older than this many days (default: keep them)",
+    "PRIVSDK_MAX_ATTEMPTS": "attempts per target for one call, retries included (default 3)",
+    "PRIVSDK_DEADLINE_S": "seconds one call may take in all, retries and fallbacks included (default 120)",
 }
 ON_VIOLATION = ("refuse", "reroute")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_USAGE = re.compile(r"^(none|otlp|sqlite|sqlite:///.+|jsonl:///.+)$")
 _TOP_KEYS = ("attest", "targets", "tenants")
 _TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version", "options")
-_TENANT_KEYS = ("classes", "default_class", "on_violation", "attest", "reroute", "max_catalogue_age_days")
+_TENANT_KEYS = (
+    "classes",
+    "default_class",
+    "on_violation",
+    "attest",
+    "reroute",
+    "max_catalogue_age_days",
+    "credentials",
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue | None = None) -> Policy:
@@ -45,13 +59,8 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
     if unknown:
         raise ConfigError("is not a privsdk variable", where=unknown[0], hint="privsdk reads: " + ", ".join(ENV_VARS))
 
-    usage = env.get("PRIVSDK_USAGE", "sqlite").strip() or "sqlite"
-    if not _USAGE.match(usage):
-        raise ConfigError(
-            f"bad value {usage!r}",
-            where="PRIVSDK_USAGE",
-            hint="use sqlite, sqlite:///PATH, jsonl:///PATH, otlp or none",
-        )
+    usage = usage_spec(env)
+    usage_max_age_days(env)
     on_violation = env.get("PRIVSDK_ON_VIOLATION", "").strip()
     if on_violation and on_violation not in ON_VIOLATION:
         raise ConfigError(f"bad value {on_violation!r}", where="PRIVSDK_ON_VIOLATION", hint="use refuse or reroute")
@@ -75,6 +84,49 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
             )
         policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage)
     return policy
+
+
+def load_limits(environ: Mapping[str, str] | None = None) -> Limits:
+    """Retry limits from ``PRIVSDK_MAX_ATTEMPTS`` and ``PRIVSDK_DEADLINE_S``."""
+    env = os.environ if environ is None else environ
+    limits = Limits()
+    attempts = env.get("PRIVSDK_MAX_ATTEMPTS", "").strip()
+    if attempts:
+        if not attempts.isdigit() or int(attempts) < 1:
+            raise ConfigError(f"bad value {attempts!r}", where="PRIVSDK_MAX_ATTEMPTS", hint="a whole number, 1 or more")
+        limits = limits._replace(max_attempts=int(attempts))
+    deadline = env.get("PRIVSDK_DEADLINE_S", "").strip()
+    if deadline:
+        try:
+            seconds = float(deadline)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < float("inf"):
+            raise ConfigError(f"bad value {deadline!r}", where="PRIVSDK_DEADLINE_S", hint="seconds, more than 0")
+        limits = limits._replace(deadline_s=seconds)
+    return limits
+
+
+def usage_spec(environ: Mapping[str, str] | None = None) -> str:
+    """``PRIVSDK_USAGE``, checked: where usage records go (default ``sqlite``)."""
+    env = os.environ if environ is None else environ
+    usage = env.get("PRIVSDK_USAGE", "sqlite").strip() or "sqlite"
+    if not USAGE_SPEC.match(usage):
+        raise ConfigError(f"bad value {usage!r}", where="PRIVSDK_USAGE", hint=USAGE_SPEC_HINT)
+    return usage
+
+
+def usage_max_age_days(environ: Mapping[str, str] | None = None) -> int | None:
+    """``PRIVSDK_USAGE_MAX_AGE_DAYS``, checked: the automatic limit on usage records' age; None keeps them all."""
+    env = os.environ if environ is None else environ
+    value = env.get("PRIVSDK_USAGE_MAX_AGE_DAYS", "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"bad value {value!r}", where="PRIVSDK_USAGE_MAX_AGE_DAYS", hint="a whole number of days, 1 or more"
+        )
+    return int(value)
 
 
 def _split(value: str) -> list[str]:
@@ -356,7 +408,30 @@ class _Document:
             attest=attest,
             reroute=tuple(reroute),
             max_catalogue_age_days=max_age,
+            credentials=self.credentials(raw.get("credentials", {}), cat, *keys, "credentials"),
         )
+
+    def credentials(self, raw: Any, cat: Catalogue, *keys: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        """``{vendor = {key = "ENV_VAR"}}``: which environment variable holds each of a tenant's own credentials."""
+        out = []
+        for vendor, table in self.table(raw, *keys).items():
+            if cat.vendor(vendor) is None:
+                raise self.fail(
+                    f"unknown vendor {vendor!r}", *keys, vendor, hint="vendors: " + ", ".join(cat.vendor_names)
+                )
+            pairs = []
+            for key, env_name in self.table(table, *keys, vendor).items():
+                if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
+                    raise self.fail(
+                        f"{'.'.join((*keys, vendor, key))} must name an environment variable",
+                        *keys,
+                        vendor,
+                        key,
+                        hint='write e.g. api_key = "ACME_OPENAI_API_KEY"; secrets never go in the file',
+                    )
+                pairs.append((key, env_name))
+            out.append((vendor, tuple(sorted(pairs))))
+        return tuple(sorted(out))
 
 
 def _account_attestation(text: str, cat: Catalogue) -> str:

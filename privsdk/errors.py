@@ -6,6 +6,10 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from privsdk.decision import Decision
 
 
 class PrivsdkError(Exception):
@@ -188,3 +192,22 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
         if seconds >= 0 and math.isfinite(seconds):
             return seconds
     return None
+
+
+class PolicyViolation(PrivsdkError):
+    """The call was refused before any byte left the process: the target does not meet the policy.
+
+    ``decision`` is the :class:`~privsdk.decision.Decision`: the unmet
+    requirements, what the target offers, and the sources. It holds names,
+    dates and catalogue text, never the call's content.
+    """
+
+    kind = "policy"
+
+    def __init__(self, decision: Decision):
+        self.decision = decision
+        super().__init__(decision.reason or f"{decision.target} refused for tenant {decision.tenant}")
+
+
+class TagError(PrivsdkError):
+    """A caller's usage tags break a rule: too many, or a key or value outside its character set."""

@@ -63,6 +63,8 @@ class Tenant(NamedTuple):
     attest: frozenset[str] = frozenset()
     reroute: tuple[tuple[str, tuple[str, ...]], ...] = ()
     max_catalogue_age_days: int = DEFAULT_MAX_CATALOGUE_AGE_DAYS
+    #: (vendor, ((credential key, environment variable name), ...)): the tenant's own vendor accounts.
+    credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def alternatives(self, target: str) -> tuple[str, ...]:
         """The reroute list for ``target``: an exact entry first, else the first matching glob."""

@@ -10,7 +10,10 @@ when a call is rerouted or falls back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from privsdk.decision import Decision
 
 Role = Literal["system", "user", "assistant", "tool"]
 #: Why a model stopped, the same words for every vendor.
@@ -108,6 +111,8 @@ class ChatResponse(NamedTuple):
     usage: Usage
     model: str
     raw: Any = None
+    #: Set by the client: the decision that governed the call (``decision.chosen`` is where it went).
+    decision: Decision | None = None
 
 
 class TextDelta(NamedTuple):
@@ -152,6 +157,8 @@ class EmbedResponse(NamedTuple):
     usage: Usage
     model: str
     raw: Any = None
+    #: Set by the client: the decision that governed the call (``decision.chosen`` is where it went).
+    decision: Decision | None = None
 
 
 class RerankRequest(NamedTuple):
@@ -177,3 +184,5 @@ class RerankResponse(NamedTuple):
     usage: Usage
     model: str
     raw: Any = None
+    #: Set by the client: the decision that governed the call (``decision.chosen`` is where it went).
+    decision: Decision | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+from privsdk import tomlcompat
 from privsdk.catalogue import default_catalogue
 from privsdk.docs_sync import render
 from tests.conftest import EXAMPLE_CONFIG, REPO, clean_env
@@ -53,6 +55,10 @@ def test_generated_docs_match_the_catalogue() -> None:
         assert render(text, cat) == text, f"docs/{name} is stale: run `make docs`"
 
 
+#: Adapter distribution (privsdk-NAME) -> the vendor SDK it installs.
+ADAPTERS = {"openai": "openai", "cohere": "cohere", "mistral": "mistralai", "bedrock": "boto3", "vertex": "google-genai"}
+
+
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     first_screen = "\n".join(readme.splitlines()[:40])
@@ -60,21 +66,61 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == ["make test"]
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    assert "PRIVSDK_CONFIG=$(EXAMPLE_CONFIG) $(VENV)/bin/privsdk check" in makefile
-    assert "examples/privsdk.toml" in makefile
+    assert "demo: setup\n\t$(VENV)/bin/python examples/offline_demo.py" in makefile
 
 
 def test_workspace_members_never_come_from_a_registry() -> None:
     """uv.lock resolves privsdk distributions from the checkout only."""
-    lock = (REPO / "uv.lock").read_text(encoding="utf-8")
-    blocks = lock.split("[[package]]")
-    ours = [b for b in blocks if 'name = "privsdk' in b]
-    assert ours, "privsdk is not in uv.lock"
-    for block in ours:
-        assert "registry" not in block.split("\n\n")[0], block[:200]
+    lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
+    ours = {p["name"]: p["source"] for p in lock["package"] if p["name"].startswith("privsdk")}
+    assert set(ours) == {"privsdk", *(f"privsdk-{a}" for a in ADAPTERS)}
+    for name, source in ours.items():
+        assert "registry" not in source, name
+        for package in lock["package"]:
+            for dep in package.get("dependencies", []):
+                if dep["name"] == name:
+                    assert "registry" not in dep.get("source", {}), (package["name"], name)
 
 
-def test_the_demo_command_prints_the_check_table() -> None:
+def test_an_adapter_extra_brings_only_its_own_vendor_sdk() -> None:
+    """`pip install privsdk[openai]` must not pull cohere, mistralai, boto3 or google-genai."""
+    lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
+    packages = {p["name"]: p for p in lock["package"]}
+
+    def closure(name: str, seen: set[str]) -> set[str]:
+        if name not in seen and name in packages:
+            seen.add(name)
+            for dep in packages[name].get("dependencies", []):
+                closure(dep["name"], seen)
+        return seen
+
+    for adapter, sdk in ADAPTERS.items():
+        pulled = closure(f"privsdk-{adapter}", set())
+        assert sdk in pulled, adapter
+        assert not pulled & (set(ADAPTERS.values()) - {sdk}), (adapter, pulled & set(ADAPTERS.values()))
+
+
+def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
+    """The README's first command: allowed, refused with nothing sent, rerouted, retried, streamed, summarised."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "offline_demo.py")],
+        env=clean_env(HOME=str(tmp_path)), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for line in [
+        "decision   allow: openai-mini meets no_training",
+        "proof      the Cohere stand-in received 0 requests",
+        "decision   reroute to azure-eu-gpt4o",
+        "proof      requests received for it: OpenAI stand-in 0, Azure stand-in 1",
+        "attempts   2 (a 429",
+        "end        finish stop",
+        "acme    cohere-command  refuse",
+    ]:
+        assert line in out.stdout, line
+    assert "Refund" not in out.stdout.split("privsdk usage")[-1]  # the summary holds no content
+
+
+def test_the_check_command_prints_the_table() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "privsdk", "check"],
         env=clean_env(PRIVSDK_CONFIG=str(EXAMPLE_CONFIG)), capture_output=True, text=True, check=False,

@@ -87,13 +87,14 @@ class LoopbackServer:
         self.errors: list[BaseException] = []
         self._faults: deque[Fault] = deque()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self._httpd = _Quiet(("127.0.0.1", 0), _handler_class(self))
         self._httpd.daemon_threads = True
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         scheme = "https" if tls is not None else "http"
         self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: stopping a server waits for it, and tests start many.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     def fail(self, *faults: Fault) -> None:
         """Queue faults: the next requests get them, one each, in order."""
@@ -115,9 +116,24 @@ class LoopbackServer:
         self._httpd.server_close()
 
 
+class _Quiet(ThreadingHTTPServer):
+    """A server that takes a client hanging up (a closed stream, a timeout) as normal, not as an error to print."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ssl.SSLError)):
+            super().handle_error(request, client_address)
+
+
 def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Small SSE writes must leave at once: Nagle's algorithm would hold them ~40 ms for the client's ACK.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -1,0 +1,553 @@
+"""The enforcing client: decide, then send through an adapter with retries, then record.
+
+One call goes: resolve the target, :func:`~privsdk.decision.decide`, and on
+refuse raise :class:`~privsdk.errors.PolicyViolation` before any adapter is
+touched. Otherwise run the call on the chosen target inside tenacity retries
+(transient errors only), and when they are used up fall back to the next
+target of the tenant's reroute list whose own decision is allow. Every
+attempt, and every refusal, leaves one usage record.
+
+:class:`Client` and :class:`AsyncClient` share everything but the waiting:
+:class:`_Core` holds the policy, the adapters (cached per tenant, so one
+tenant's credentials never serve another) and the recorder.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
+
+from privsdk import context
+from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
+from privsdk.catalogue import Catalogue, default_catalogue
+from privsdk.config import load_limits, load_policy
+from privsdk.decision import Decision, decide, resolve_target
+from privsdk.errors import ConfigError, PolicyViolation, VendorError, VendorTimeout
+from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
+from privsdk.policy import Policy, Target
+from privsdk.resilience import Budget, Limits, retrying
+from privsdk.streams import ChatStream
+from privsdk.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    InputType,
+    RerankRequest,
+    RerankResponse,
+    ResponseFormat,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from tenacity import Retrying
+    from typing_extensions import Unpack
+
+    from privsdk.usage import Recorder, UsageRecord
+
+R = TypeVar("R", ChatResponse, EmbedResponse, RerankResponse)
+X = TypeVar("X")
+_NO_USAGE = Usage()
+
+
+class _Call:
+    """One call's plan: the decision, the targets to try in order, and what its records share."""
+
+    __slots__ = (
+        "attempts",
+        "budget",
+        "chain",
+        "data_class",
+        "decision",
+        "operation",
+        "request_id",
+        "requested",
+        "tags",
+        "tenant",
+    )
+
+    def __init__(
+        self,
+        decision: Decision,
+        chain: list[tuple[Target, Decision]],
+        tags: tuple[tuple[str, str], ...],
+        budget: Budget,
+    ):
+        self.decision = decision
+        self.chain = chain
+        self.tenant = decision.tenant
+        self.data_class = decision.data_class
+        self.operation = decision.operation
+        self.requested = decision.target
+        self.tags = tags
+        self.budget = budget
+        self.request_id = uuid.uuid4().hex
+        self.attempts = 0  # across the whole chain: a fallback's first attempt counts as a retry
+
+
+class _Core:
+    """What sync and async clients share: policy, adapters per tenant, limits, the recorder."""
+
+    def __init__(
+        self,
+        policy: Policy | None,
+        environ: Mapping[str, str] | None,
+        catalogue: Catalogue | None,
+        usage: str | Callable[[UsageRecord], None] | None,
+        credentials: Mapping[str, Mapping[str, str]] | None,
+        endpoints: Mapping[str, str] | None,
+        timeout: float | None,
+        limits: Limits | None,
+    ):
+        from privsdk.usage import open_recorder
+
+        env = os.environ if environ is None else environ
+        self.catalogue = catalogue or default_catalogue()
+        self.policy = policy or load_policy(env, self.catalogue)
+        self.limits = limits or load_limits(env)
+        self.timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
+        self.credentials = {vendor: dict(creds) for vendor, creds in (credentials or {}).items()}
+        self.endpoints = dict(endpoints or {})
+        self.environ = env
+        self.recorder: Recorder = open_recorder(usage if usage is not None else self.policy.usage)
+        self._adapters: dict[tuple[str, Target], Adapter] = {}
+        self._lock = threading.Lock()
+        for tenant in self.policy.tenants.values():  # a missing credential variable is a construction-time error
+            for vendor, _ in tenant.credentials:
+                self._tenant_credentials(tenant.name, vendor)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def plan(self, target: str, operation: str, options: CallOptions | ChatOptions) -> _Call:
+        """Decide, and on refuse record the refusal and raise, before any adapter exists."""
+        from privsdk.usage import check_tags
+
+        here = context.current()
+        tags = options.get("tags")
+        checked = check_tags({**here.tags, **tags} if tags else here.tags)
+        limits = self.limits
+        if "max_attempts" in options or "deadline_s" in options:
+            limits = limits._replace(
+                max_attempts=options.get("max_attempts") or limits.max_attempts,
+                deadline_s=options.get("deadline_s") or limits.deadline_s,
+            )
+        features = options.get("features", ())
+        decision = decide(
+            self.policy,
+            target,
+            operation,
+            tenant=options.get("tenant") or here.tenant,
+            data_class=options.get("data_class") or here.data_class,
+            features=features,
+            catalogue=self.catalogue,
+        )
+        call = _Call(decision, [], checked, Budget(limits))
+        if not decision.allowed:
+            self.record(call, None, 0, "refused", PolicyViolation(decision), time.time(), 0.0)
+            raise PolicyViolation(decision)
+        first = decision.chosen or decision.target
+        call.chain.append((self.target(first), decision))
+        # Fallback goes only to alternatives whose own decision, for this very call, is allow.
+        for alt in self.policy.tenants[decision.tenant].alternatives(decision.target):
+            if alt == first:
+                continue
+            own = decide(
+                self.policy,
+                alt,
+                operation,
+                tenant=decision.tenant,
+                data_class=decision.data_class,
+                features=features,
+                catalogue=self.catalogue,
+            )
+            if own.outcome == "allow":
+                call.chain.append((self.target(alt), own))
+        return call
+
+    def target(self, name: str) -> Target:
+        found = resolve_target(self.policy, self.catalogue, name)
+        if isinstance(found, str):  # decide already refused such names; kept for a clear error all the same
+            raise ConfigError(found)
+        if found.endpoint is None:
+            endpoint = self.endpoints.get(found.offering.split(".", 1)[0])
+            if endpoint is not None:
+                found = found._replace(endpoint=endpoint)
+        return found
+
+    def adapter(self, tenant: str, target: Target, operation: str) -> Adapter:
+        """The tenant's adapter for ``target``; checks the operation before any network."""
+        key = (tenant, target)
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            with self._lock:
+                adapter = self._adapters.get(key)
+                if adapter is None:
+                    vendor = target.offering.split(".", 1)[0]
+                    options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor))
+                    adapter = self._adapters[key] = open_adapter(target, options)
+        if operation not in adapter.operations:
+            raise adapter._unsupported(operation)
+        return adapter
+
+    def _tenant_credentials(self, tenant: str, vendor: str) -> Mapping[str, str]:
+        own = dict(self.policy.tenants[tenant].credentials).get(vendor)
+        if own is None:
+            return self.credentials.get(vendor, {})
+        out = {}
+        for key, env_name in own:
+            value = self.environ.get(env_name)
+            if not value:
+                raise ConfigError(
+                    f"tenant {tenant!r}: {vendor} credential {key!r} names {env_name}, which is not set",
+                    where=self.policy.origin,
+                    hint=f"set {env_name} in the environment",
+                )
+            out[key] = value
+        return out
+
+    def through_chain(
+        self, call: _Call, request: Any, run: Callable[[Target, Adapter, Any], X]
+    ) -> tuple[X, Target, Decision]:
+        """``run`` on each target of the chain until one succeeds; only transient failures move on."""
+        failure: VendorError | None = None
+        for target, decision in call.chain:
+            adapter = self.adapter(call.tenant, target, call.operation)
+            try:
+                return run(target, adapter, _for_target(request, call, target)), target, decision
+            except VendorError as exc:
+                if not exc.transient:
+                    raise
+                failure = exc  # retries on this target are used up: fall back to the next allowed one
+        assert failure is not None  # the chain is never empty
+        raise failure
+
+    async def athrough_chain(
+        self, call: _Call, request: Any, run: Callable[[Target, Adapter, Any], Awaitable[X]]
+    ) -> tuple[X, Target, Decision]:
+        """:meth:`through_chain` for async calls."""
+        failure: VendorError | None = None
+        for target, decision in call.chain:
+            adapter = self.adapter(call.tenant, target, call.operation)
+            try:
+                return await run(target, adapter, _for_target(request, call, target)), target, decision
+            except VendorError as exc:
+                if not exc.transient:
+                    raise
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def attempt(
+        self,
+        call: _Call,
+        target: Target,
+        adapter: Adapter,
+        send: Callable[[Adapter, Any, float], R],
+        request: Any,
+        timeout: float | None,
+        *,
+        budget: Budget,
+    ) -> R:
+        """One attempt, recorded; tenacity calls it again while it fails transiently."""
+        call.attempts += 1
+        started, t0 = time.time(), time.perf_counter()
+        try:
+            result = send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
+        except BaseException as exc:
+            self.record(call, target, call.attempts, "error", exc, started, time.perf_counter() - t0)
+            raise
+        self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
+        return result
+
+    async def aattempt(
+        self,
+        call: _Call,
+        target: Target,
+        adapter: Adapter,
+        send: Callable[[Adapter, Any, float], Awaitable[R]],
+        request: Any,
+        timeout: float | None,
+        *,
+        budget: Budget,
+    ) -> R:
+        """:meth:`attempt` for async calls."""
+        call.attempts += 1
+        started, t0 = time.time(), time.perf_counter()
+        try:
+            result = await send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
+        except BaseException as exc:
+            self.record(call, target, call.attempts, "error", exc, started, time.perf_counter() - t0)
+            raise
+        self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
+        return result
+
+    def attempt_timeout(self, call: _Call, timeout: float | None, vendor: str) -> float:
+        remaining = call.budget.remaining()
+        if remaining <= 0:
+            raise VendorTimeout(vendor)  # the deadline has passed: no attempt, no bytes
+        return min(self.timeout if timeout is None else timeout, remaining)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def record(
+        self,
+        call: _Call,
+        target: Target | None,
+        attempt: int,
+        outcome: Literal["ok", "refused", "error", "cancelled"],
+        exc: BaseException | None,
+        started: float,
+        latency_s: float,
+        usage: Usage = _NO_USAGE,
+        first_chunk_s: float | None = None,
+    ) -> None:
+        from privsdk.usage import UsageRecord
+
+        d = call.decision
+        self.recorder.record(
+            UsageRecord(
+                time=started,
+                request_id=call.request_id,
+                attempt=attempt,
+                tenant=call.tenant,
+                data_class=call.data_class,
+                requested_target=call.requested,
+                chosen_target=target.name if target else d.chosen,
+                decision=d.outcome,
+                unmet=tuple(u.requirement for u in d.unmet),
+                operation=call.operation,  # type: ignore[arg-type]  # decide() refuses any other name
+                vendor=target.offering.split(".", 1)[0] if target else None,
+                model=target.model if target else None,
+                outcome=outcome,
+                error_class=None if exc is None else getattr(exc, "kind", "other"),
+                http_status=getattr(exc, "status", None),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                latency_ms=latency_s * 1000.0,
+                first_chunk_ms=None if first_chunk_s is None else first_chunk_s * 1000.0,
+                tags=call.tags,
+            )
+        )
+
+    def _take_adapters(self) -> list[Adapter]:
+        with self._lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        return adapters
+
+    def close(self) -> None:
+        for adapter in self._take_adapters():
+            adapter.close()
+        self.recorder.flush()
+
+    async def aclose(self) -> None:
+        for adapter in self._take_adapters():
+            await adapter.aclose()
+        self.recorder.flush()
+
+
+class CallOptions(TypedDict, total=False):
+    """Keyword options every call takes."""
+
+    #: The tenant and data class whose policy applies (default: the scope's, then PRIVSDK_TENANT / the default).
+    tenant: str
+    data_class: str
+    #: Caller tags for usage records: at most 8, short keys and values from a restricted character set.
+    tags: Mapping[str, str]
+    #: Vendor-specific request fields, sent as they are, and only to the target the call named.
+    extra: Mapping[str, Any]
+    #: Seconds one attempt may take; attempts per target; seconds for the whole call.
+    timeout: float
+    max_attempts: int
+    deadline_s: float
+    #: Request features the decision must allow (privsdk.vocabulary.FEATURES), e.g. ``stored_responses``.
+    features: Iterable[str]
+
+
+class ChatOptions(CallOptions, total=False):
+    """Keyword options of a chat call, besides those of every call."""
+
+    tools: Iterable[ToolLike]
+    tool_choice: Literal["auto", "none", "required"]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: str | Sequence[str]
+    seed: int
+    response_format: ResponseFormat | Mapping[str, Any]
+
+
+def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -> ChatRequest:
+    stop = options.get("stop")
+    return ChatRequest(
+        to_messages(messages),
+        to_tools(options.get("tools")),
+        options.get("tool_choice"),
+        options.get("temperature"),
+        options.get("top_p"),
+        options.get("max_tokens"),
+        (stop,) if isinstance(stop, str) else tuple(stop or ()),
+        options.get("seed"),
+        to_response_format(options.get("response_format")),
+        options.get("extra") or {},
+    )
+
+
+def embed_request(
+    texts: str | Sequence[str], input_type: InputType | None, dimensions: int | None, options: CallOptions
+) -> EmbedRequest:
+    return EmbedRequest(
+        (texts,) if isinstance(texts, str) else tuple(texts), input_type, dimensions, options.get("extra") or {}
+    )
+
+
+def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
+    return adapter.chat(request, timeout=timeout)
+
+
+def _send_embed(adapter: Adapter, request: EmbedRequest, timeout: float) -> EmbedResponse:
+    return adapter.embed(request, timeout=timeout)
+
+
+def _send_rerank(adapter: Adapter, request: RerankRequest, timeout: float) -> RerankResponse:
+    return adapter.rerank(request, timeout=timeout)
+
+
+def _for_target(request: Any, call: _Call, target: Target) -> Any:
+    """The request as ``target`` gets it: vendor-specific ``extra`` fields go only to the target the call named."""
+    if target.name != call.requested and getattr(request, "extra", None):
+        return request._replace(extra={})
+    return request
+
+
+class ClientBase:
+    """What :class:`Client` and :class:`~privsdk.async_client.AsyncClient` are built from.
+
+    Configured from the environment (``PRIVSDK_*``, see docs/configuration.md),
+    or from a :class:`~privsdk.policy.Policy` built in code. ``model`` is a
+    target name from the config or ``vendor/model``. ``credentials`` maps a
+    vendor to its adapter's credential keys (default: the vendor's own
+    environment variables); ``endpoints`` maps a vendor to the base URL used
+    for ``vendor/model`` targets that name none. ``usage`` overrides
+    ``PRIVSDK_USAGE`` (a spec string or a callable taking each record).
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None = None,
+        environ: Mapping[str, str] | None = None,
+        catalogue: Catalogue | None = None,
+        usage: str | Callable[[UsageRecord], None] | None = None,
+        credentials: Mapping[str, Mapping[str, str]] | None = None,
+        endpoints: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        limits: Limits | None = None,
+    ):
+        self._core = _Core(policy, environ, catalogue, usage, credentials, endpoints, timeout, limits)
+
+    @property
+    def policy(self) -> Policy:
+        return self._core.policy
+
+    def flush_usage(self, timeout: float | None = None) -> None:
+        """Wait until the usage records of calls made so far are written."""
+        self._core.recorder.flush(timeout)
+
+
+class Client(ClientBase):
+    """Calls LLM vendors through their SDKs, only where the tenant's policy allows.
+
+    Takes the arguments of :class:`ClientBase`. Thread-safe: share one client across threads.
+    """
+
+    @functools.cached_property
+    def _retrying(self) -> Retrying:
+        return retrying()  # one for every thread: tenacity keeps each call's state thread-local
+
+    @overload
+    def chat(
+        self,
+        model: str,
+        messages: str | Sequence[MessageLike],
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[ChatOptions],
+    ) -> ChatResponse: ...
+
+    @overload
+    def chat(
+        self,
+        model: str,
+        messages: str | Sequence[MessageLike],
+        *,
+        stream: Literal[True],
+        **options: Unpack[ChatOptions],
+    ) -> ChatStream: ...
+
+    def chat(
+        self, model: str, messages: str | Sequence[MessageLike], *, stream: bool = False, **options: Unpack[ChatOptions]
+    ) -> ChatResponse | ChatStream:
+        """A chat completion, or with ``stream=True`` a :class:`ChatStream` of events.
+
+        Raises :class:`~privsdk.errors.PolicyViolation` when the policy refuses,
+        before anything is sent, and a :class:`~privsdk.errors.VendorError`
+        when every allowed target failed. ``options`` are listed in :class:`ChatOptions`.
+        """
+        request = chat_request(messages, options)
+        call = self._core.plan(model, "stream" if stream else "chat", options)
+        if stream:
+            events = ChatStream(self._core, call)
+            events.open(request, options.get("timeout"), self._retrying)
+            return events
+        return self._run(call, _send_chat, request, options.get("timeout"))
+
+    def embed(
+        self,
+        model: str,
+        texts: str | Sequence[str],
+        *,
+        input_type: InputType | None = None,
+        dimensions: int | None = None,
+        **options: Unpack[CallOptions],
+    ) -> EmbedResponse:
+        """One vector per text, in order."""
+        request = embed_request(texts, input_type, dimensions, options)
+        return self._run(self._core.plan(model, "embed", options), _send_embed, request, options.get("timeout"))
+
+    def rerank(
+        self,
+        model: str,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        **options: Unpack[CallOptions],
+    ) -> RerankResponse:
+        """``documents`` ordered by relevance to ``query``, best first."""
+        request = RerankRequest(query, tuple(documents), top_n, options.get("extra") or {})
+        return self._run(self._core.plan(model, "rerank", options), _send_rerank, request, options.get("timeout"))
+
+    def _run(self, call: _Call, send: Callable[[Adapter, Any, float], R], request: Any, timeout: float | None) -> R:
+        def on(target: Target, adapter: Adapter, sent: Any) -> R:
+            result: R = self._retrying(
+                self._core.attempt, call, target, adapter, send, sent, timeout, budget=call.budget
+            )
+            return result
+
+        result, _, decision = self._core.through_chain(call, request, on)
+        return result._replace(decision=decision)
+
+    def close(self) -> None:
+        """Close every adapter and flush usage records."""
+        self._core.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

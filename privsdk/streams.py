@@ -1,0 +1,227 @@
+"""Streamed chat answers, sync and async, as the client hands them to the caller.
+
+Retries and fallback happen only while a stream is being opened, that is
+until its first event has arrived; that event is held back and given first.
+Once the caller has an event, a failure is raised, never silently restarted.
+Each stream leaves one usage record when it ends, fails, or is closed early
+(``cancelled``), with the time to its first event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from privsdk.adapter import Adapter
+    from privsdk.client import _Call, _Core
+    from privsdk.decision import Decision
+    from privsdk.policy import Target
+    from privsdk.resilience import Budget
+
+_NO_USAGE = Usage()
+
+
+class _Recorded:
+    """What both stream kinds share: the attempt's clock and the one record at the end."""
+
+    decision: Decision
+    target: Target
+
+    def __init__(self, core: _Core, call: _Call):
+        self._core = core
+        self._call = call
+        self._done = False
+        self._first: StreamEvent | None = None
+        self._first_chunk_s: float | None = None
+
+    def _begin(self) -> None:
+        self._call.attempts += 1
+        self._started, self._t0 = time.time(), time.perf_counter()
+
+    def _failed(self, target: Target, exc: BaseException) -> None:
+        self._core.record(
+            self._call, target, self._call.attempts, "error", exc, self._started, time.perf_counter() - self._t0
+        )
+
+    def _opened(self, first: StreamEvent | None) -> None:
+        self._first = first
+        self._first_chunk_s = time.perf_counter() - self._t0
+
+    def _end(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> bool:
+        """Record the stream's end once; True the first time, when the caller must release the events."""
+        if self._done or not hasattr(self, "target"):
+            return False
+        self._done = True
+        self._core.record(
+            self._call, self.target, self._call.attempts, outcome, exc, self._started,
+            time.perf_counter() - self._t0, usage, self._first_chunk_s,
+        )  # fmt: skip
+        return True
+
+
+class ChatStream(_Recorded, Iterator[StreamEvent]):
+    """A streamed answer: iterate for events; the last is a :class:`~privsdk.types.StreamEnd`.
+
+    ``decision`` is the decision for the target that is streaming, ``target``
+    that target. Closing early (``close()``, leaving a ``with`` block, or
+    dropping the stream) records the call as cancelled.
+    """
+
+    _events: Iterator[StreamEvent] | None = None
+
+    def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
+        call = self._call
+
+        def on(target: Target, adapter: Adapter, sent: ChatRequest) -> None:
+            controller(self._open, adapter, target, sent, timeout, budget=call.budget)
+
+        _, self.target, self.decision = self._core.through_chain(call, request, on)
+
+    def _open(
+        self, adapter: Adapter, target: Target, request: ChatRequest, timeout: float | None, *, budget: Budget
+    ) -> None:
+        self._begin()
+        events = None
+        try:
+            events = adapter.stream(request, timeout=self._core.attempt_timeout(self._call, timeout, adapter.vendor))
+            first = next(events, None)
+        except BaseException as exc:
+            if events is not None:
+                _close(events)
+            self._failed(target, exc)
+            raise
+        self._events = events
+        self._opened(first)
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        event = self._first
+        if event is not None:
+            self._first = None
+        elif self._done or self._events is None:
+            raise StopIteration
+        else:
+            try:
+                event = next(self._events)
+            except StopIteration:
+                self._finish("ok", None, _NO_USAGE)
+                raise
+            except BaseException as exc:
+                self._finish("error", exc, _NO_USAGE)
+                raise
+        if isinstance(event, StreamEnd):
+            self._finish("ok", None, event.usage)
+        return event
+
+    def _finish(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> None:
+        if self._end(outcome, exc, usage) and outcome != "ok" and self._events is not None:
+            _close(self._events)
+
+    def text(self) -> str:
+        """Read the rest of the stream and return its text."""
+        return "".join(e.text for e in self if isinstance(e, TextDelta))
+
+    def close(self) -> None:
+        """Stop reading; the call is recorded as cancelled unless it had ended."""
+        self._finish("cancelled", None, _NO_USAGE)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # never raise from a finaliser
+            self.close()
+
+
+class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
+    """The async :class:`ChatStream`: ``async for event in stream``; ``await stream.aclose()`` to stop early."""
+
+    _events: AsyncIterator[StreamEvent] | None = None
+
+    async def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
+        call = self._call
+
+        async def on(target: Target, adapter: Adapter, sent: ChatRequest) -> None:
+            await controller(self._open, adapter, target, sent, timeout, budget=call.budget)
+
+        _, self.target, self.decision = await self._core.athrough_chain(call, request, on)
+
+    async def _open(
+        self, adapter: Adapter, target: Target, request: ChatRequest, timeout: float | None, *, budget: Budget
+    ) -> None:
+        self._begin()
+        events = None
+        try:
+            events = adapter.astream(request, timeout=self._core.attempt_timeout(self._call, timeout, adapter.vendor))
+            first = await anext(events, None)
+        except BaseException as exc:
+            if events is not None:
+                await _aclose(events)
+            self._failed(target, exc)
+            raise
+        self._events = events
+        self._opened(first)
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        event = self._first
+        if event is not None:
+            self._first = None
+        elif self._done or self._events is None:
+            raise StopAsyncIteration
+        else:
+            try:
+                event = await anext(self._events)
+            except StopAsyncIteration:
+                await self._finish("ok", None, _NO_USAGE)
+                raise
+            except BaseException as exc:
+                await self._finish("error", exc, _NO_USAGE)
+                raise
+        if isinstance(event, StreamEnd):
+            await self._finish("ok", None, event.usage)
+        return event
+
+    async def _finish(
+        self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage
+    ) -> None:
+        if self._end(outcome, exc, usage) and outcome != "ok" and self._events is not None:
+            await _aclose(self._events)
+
+    async def text(self) -> str:
+        """Read the rest of the stream and return its text."""
+        return "".join([e.text async for e in self if isinstance(e, TextDelta)])
+
+    async def aclose(self) -> None:
+        """Stop reading; the call is recorded as cancelled unless it had ended."""
+        await self._finish("cancelled", None, _NO_USAGE)
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _close(events: Iterator[StreamEvent]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
+    close: Callable[[], Awaitable[object]] | None = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
