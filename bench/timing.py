@@ -42,3 +42,29 @@ def row(label: str, us: float, base_us: float | None = None) -> str:
     if base_us is None:
         return f"  {label:<40} {us:10.1f} µs"
     return f"  {label:<40} {us:10.1f} µs   +{us - base_us:8.1f} µs   ×{us / base_us:5.2f}"
+
+
+def paired_us(raw: Callable[[], object], through: Callable[[], object], pairs: int) -> tuple[float, float]:
+    """Median thread CPU µs of ``raw``, and the median of (``through`` - ``raw``) over back-to-back pairs.
+
+    Thread CPU time counts only the calling thread, so a loopback server in
+    another thread and other processes on the machine drop out. Each pair runs
+    under the same momentary conditions (their order alternates), so the median
+    difference holds steady where separate medians of each drift.
+    """
+    for _ in range(10):
+        raw(), through()
+    raw_ns: list[int] = []
+    extra_ns: list[int] = []
+    clock = time.thread_time_ns
+    for n in range(pairs):
+        first, second = (raw, through) if n % 2 else (through, raw)
+        t0 = clock()
+        first()
+        t1 = clock()
+        second()
+        t2 = clock()
+        a, b = (t1 - t0, t2 - t1) if n % 2 else (t2 - t1, t1 - t0)
+        raw_ns.append(a)
+        extra_ns.append(b - a)
+    return statistics.median(raw_ns) / 1000, statistics.median(extra_ns) / 1000

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from privsdk.client import CallOptions, ChatOptions, ClientBase, _Call, chat_request, embed_request
 from privsdk.messages import MessageLike
 from privsdk.policy import Target
-from privsdk.resilience import async_retrying
+from privsdk.resilience import acall
 from privsdk.streams import AsyncChatStream
 from privsdk.types import (
     ChatRequest,
@@ -64,7 +64,7 @@ class AsyncClient(ClientBase):
         call = self._core.plan(model, "stream" if stream else "chat", options)
         if stream:
             events = AsyncChatStream(self._core, call)
-            await events.open(request, options.get("timeout"), async_retrying())
+            await events.open(request, options.get("timeout"))
             return events
         return await self._run(call, _send_chat, request, options.get("timeout"))
 
@@ -99,10 +99,7 @@ class AsyncClient(ClientBase):
         self, call: _Call, send: Callable[[Adapter, Any, float], Awaitable[R]], request: Any, timeout: float | None
     ) -> R:
         async def on(target: Target, adapter: Adapter, sent: Any) -> R:
-            # A new controller per target and call: tenacity keeps its state per thread, and tasks share one.
-            result: R = await async_retrying()(
-                self._core.aattempt, call, target, adapter, send, sent, timeout, budget=call.budget
-            )
+            result: R = await acall(self._core.aattempt, call, target, adapter, send, sent, timeout, budget=call.budget)
             return result
 
         result, _, decision = await self._core.athrough_chain(call, request, on)

@@ -37,6 +37,26 @@ examples:
   privsdk targets --json
   privsdk targets --markdown      (the table in docs/guarantees.md)
 """
+USAGE_EXAMPLES = """\
+examples:
+  privsdk usage                                  (the store PRIVSDK_USAGE names, by tenant)
+  privsdk usage --since 7d --group-by tenant,model
+  privsdk usage --store jsonl:///var/log/privsdk.jsonl --since 2026-01-01 --until 2026-02-01 --json
+  privsdk usage --tenant acme --group-by day,decision --csv > acme.csv
+  privsdk usage prune --older-than 90d
+
+WHEN is 30m, 12h, 7d or 2w ago, a date (UTC) or an ISO date and time.
+group keys: tenant, data_class, target, model, day, decision.
+exit status: 0 report printed, 2 bad option or no store
+"""
+PRUNE_EXAMPLES = """\
+examples:
+  privsdk usage prune --older-than 90d
+  privsdk usage prune --older-than 12w --store jsonl:///var/log/privsdk.jsonl
+  PRIVSDK_USAGE_MAX_AGE_DAYS=30 privsdk usage prune
+
+exit status: 0 pruned (perhaps nothing), 2 bad option or no store
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         description="Check a tenant's data-privacy requirements against what LLM vendor offerings promise.",
         epilog="configuration: PRIVSDK_CONFIG, PRIVSDK_REQUIRE, PRIVSDK_ATTEST, PRIVSDK_TENANT, "
-        "PRIVSDK_ON_VIOLATION (see docs/configuration.md)",
+        "PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see docs/configuration.md)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -113,6 +133,36 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print JSON")
     out.add_argument("--markdown", action="store_true", help="print the Markdown guarantees table")
     p.set_defaults(run=_targets)
+
+    p = sub.add_parser(
+        "usage",
+        help="summarise the local usage records; prune old ones",
+        epilog=USAGE_EXAMPLES,
+        formatter_class=fmt,
+        description="Summarise the usage records of a SQLite or JSONL store: calls, attempts, refusals, reroutes, "
+        "retries, errors, tokens and p50/p95 latency, per group.",
+    )
+    store_help = "sqlite:///PATH, jsonl:///PATH or a file path (default: PRIVSDK_USAGE, else the default SQLite store)"
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--since", metavar="WHEN", help="only records from this time on")
+    p.add_argument("--until", metavar="WHEN", help="only records before this time")
+    p.add_argument("--tenant", help="only this tenant's records")
+    p.add_argument("--group-by", default="tenant", metavar="KEYS", help="comma list of group keys (default tenant)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--csv", action="store_true", help="print CSV: a header, then one row per group")
+    p.set_defaults(run=_usage)
+    usage_sub = p.add_subparsers(dest="usage_command", metavar="{prune}")
+    q = usage_sub.add_parser(
+        "prune",
+        help="delete records older than an age",
+        epilog=PRUNE_EXAMPLES,
+        formatter_class=fmt,
+        description="Delete the usage records older than --older-than (default: PRIVSDK_USAGE_MAX_AGE_DAYS days).",
+    )
+    q.add_argument("--older-than", metavar="AGE", help="30m, 12h, 7d or 2w")
+    q.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
+    q.set_defaults(run=_usage_prune)
     return parser
 
 
@@ -176,6 +226,74 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(catalogue_text(vendors))
     return EXIT_OK
+
+
+def _usage(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    from privsdk.usage import report
+    from privsdk.usage.timespec import iso, parse_time
+
+    store = _usage_store(args.store)
+    now = time.time()
+    since = parse_time(args.since, "--since", now) if args.since else None
+    until = parse_time(args.until, "--until", now) if args.until else None
+    if since is not None and until is not None and since >= until:
+        raise ConfigError("--since is not before --until", where="--since", hint=f"{iso(since)} >= {iso(until)}")
+    group_by = report.parse_group_by(args.group_by)
+    records, damaged = report.read_records(store, since=since, until=until, tenant=args.tenant)
+    summary = report.summarise(records, group_by)
+    if damaged():
+        print(f"privsdk: skipped {damaged()} damaged line(s) in {store.path}", file=sys.stderr)
+    if args.json:
+        _print_json(out, report.to_json(summary, str(store.path), since, until))
+    elif args.csv:
+        out.write(report.to_csv(summary))
+    else:
+        span = "".join(
+            [f" from {iso(since)}" if since else "", f" until {iso(until)}" if until else ""]
+            + ([f", tenant {args.tenant}"] if args.tenant else [])
+        )
+        title = f"usage records in {store.path}{span}: {summary.records}"
+        out.write(report.to_text(summary, title, _colour(out)))
+    return EXIT_OK
+
+
+def _usage_prune(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    from privsdk.config import usage_max_age_days
+    from privsdk.usage.retention import DAY_S, prune
+    from privsdk.usage.timespec import iso, parse_duration
+
+    store = _usage_store(args.store)
+    if args.older_than:
+        age = parse_duration(args.older_than, "--older-than")
+    else:
+        days = usage_max_age_days()
+        if days is None:
+            raise ConfigError(
+                "say how old a record must be to go",
+                where="--older-than",
+                hint="e.g. --older-than 90d, or set PRIVSDK_USAGE_MAX_AGE_DAYS",
+            )
+        age = days * DAY_S
+    before = time.time() - age
+    deleted = prune(store, before)
+    out.write(f"deleted {deleted} usage record(s) older than {iso(before)} from {store.path}\n")
+    return EXIT_OK
+
+
+def _usage_store(text: str | None) -> Any:
+    """The store to read: --store (a spec or a bare path), else PRIVSDK_USAGE."""
+    from privsdk.config import usage_spec
+    from privsdk.usage.spec import Store, parse_spec
+
+    if text is None:
+        return parse_spec(usage_spec())
+    if "://" in text or text in ("sqlite", "otlp", "none"):
+        return parse_spec(text, where="--store")
+    return Store("jsonl" if text.endswith((".jsonl", ".ndjson", ".json")) else "sqlite", text)
 
 
 def _print_json(out: TextIO, data: object) -> None:

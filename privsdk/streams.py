@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
+from privsdk import resilience
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         call = self._call
 
         def on(target: Target, adapter: Adapter, sent: ChatRequest) -> None:
-            controller(self._open, adapter, target, sent, timeout, budget=call.budget)
+            resilience.call(controller, self._open, adapter, target, sent, timeout, budget=call.budget)
 
         _, self.target, self.decision = self._core.through_chain(call, request, on)
 
@@ -148,11 +149,11 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
 
     _events: AsyncIterator[StreamEvent] | None = None
 
-    async def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
+    async def open(self, request: ChatRequest, timeout: float | None) -> None:
         call = self._call
 
         async def on(target: Target, adapter: Adapter, sent: ChatRequest) -> None:
-            await controller(self._open, adapter, target, sent, timeout, budget=call.budget)
+            await resilience.acall(self._open, adapter, target, sent, timeout, budget=call.budget)
 
         _, self.target, self.decision = await self._core.athrough_chain(call, request, on)
 

@@ -1,0 +1,150 @@
+"""What privsdk adds to a call, against the raw openai SDK, and what LiteLLM adds.
+
+One loopback OpenAI server (tests/wire/openai.py). Timed in the same run, in turns:
+
+- raw: ``openai.OpenAI(...).chat.completions.create`` with retries off;
+- privsdk.Client: ``client.chat("openai/gpt-4o-mini", ...)``: decision, tenacity
+  retry wrapper, adapter, and a usage record to the default sink (SQLite, in a
+  temporary directory);
+- the drop-in: ``privsdk.openai.OpenAI(...).chat.completions.create``;
+- LiteLLM's ``completion``, when LiteLLM is importable. It is never a privsdk
+  dependency: ``make bench`` runs this script with ``uv run --with litellm``.
+
+Two figures per client: the wall-clock median (interleaved rounds), and the
+median extra thread CPU time over back-to-back pairs with the raw call (the
+loopback server runs in another thread and so drops out; the steadier figure on
+a busy machine). Also a 50-chunk stream: time to first chunk, and the extra
+cost per chunk. Goals: privsdk adds <= 50 µs per call, at least 50 times less
+than LiteLLM adds. Printed, never asserted: the exit status is 0.
+
+Run: ``make bench``, or ``.venv/bin/python bench/overhead.py [--pairs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from childenv import REPO, verdict
+from timing import interleaved_medians, paired_us, row
+
+sys.path.insert(0, str(REPO))  # for tests.wire
+
+import openai
+
+import privsdk
+import privsdk.openai
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer
+
+KEY = "sk-bench"
+MODEL = "gpt-4o-mini"
+CALL_GOAL_US = 50.0
+LITELLM_FACTOR = 50.0
+CHUNK_GOAL_US = 2.0
+MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Summarise the report."}]
+
+
+def clients(url: str, store: str) -> dict[str, Callable[[], object]]:
+    raw = openai.OpenAI(api_key=KEY, base_url=url, max_retries=0)
+    ours = privsdk.Client(environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url})
+    dropin = privsdk.openai.OpenAI(api_key=KEY, base_url=url, max_retries=0, privsdk_options={"usage": store})
+    calls: dict[str, Callable[[], object]] = {
+        "raw openai SDK": lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES),
+        "privsdk.Client": lambda: ours.chat(f"openai/{MODEL}", MESSAGES),
+        "privsdk.openai drop-in": lambda: dropin.chat.completions.create(model=MODEL, messages=MESSAGES),
+    }
+    if importlib.util.find_spec("litellm") is not None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price list at import
+        import litellm
+
+        calls["LiteLLM completion"] = lambda: litellm.completion(
+            model=f"openai/{MODEL}", messages=MESSAGES, api_base=url, api_key=KEY, num_retries=0
+        )
+    return calls
+
+
+def streams(url: str, store: str) -> dict[str, Callable[[], int]]:
+    raw = openai.OpenAI(api_key=KEY, base_url=url, max_retries=0)
+    ours = privsdk.Client(environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url})
+
+    def raw_stream() -> int:
+        chunks = raw.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        return sum(1 for _ in chunks)
+
+    def our_stream() -> int:
+        return sum(1 for _ in ours.chat(f"openai/{MODEL}", MESSAGES, stream=True))
+
+    return {"raw openai SDK": raw_stream, "privsdk.Client": our_stream}
+
+
+def first_chunk_us(stream: Callable[[], Any], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        events = iter(stream())
+        next(events)
+        samples.append((time.perf_counter() - t0) * 1e6)
+        for _ in events:
+            pass
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=400, help="back-to-back pairs per client (default 400)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved wall-clock rounds (default 5)")
+    args = parser.parse_args()
+
+    wire = OpenAIWire(key=KEY, model=MODEL)
+    store = f"sqlite:///{tempfile.mkdtemp(prefix='privsdk-bench-')}/usage.sqlite3"
+    with LoopbackServer(wire) as server:
+        url = f"{server.url}/v1"
+        calls = clients(url, store)
+        print(f"One chat call against a loopback OpenAI server (usage records to {store})")
+        wall = interleaved_medians(calls, rounds=args.rounds, per_round=args.pairs // args.rounds)
+        base = wall["raw openai SDK"]
+        print("wall clock, median:")
+        for label, us in wall.items():
+            print(row(label, us, None if label.startswith("raw") else base))
+        print("extra thread CPU time over the raw call, median of back-to-back pairs:")
+        extra = {}
+        for label, call in calls.items():
+            if label.startswith("raw"):
+                continue
+            raw_us, extra[label] = paired_us(calls["raw openai SDK"], call, args.pairs)
+            print(f"  {label:<40} raw {raw_us:8.1f} µs   +{extra[label]:8.1f} µs")
+        ours = extra["privsdk.Client"]
+        print(f"goal: privsdk adds <= {CALL_GOAL_US:g} µs per call: {verdict(ours <= CALL_GOAL_US)} (+{ours:.1f} µs)")
+        if "LiteLLM completion" in extra:
+            ratio = extra["LiteLLM completion"] / max(ours, 0.1)
+            print(
+                f"goal: LiteLLM adds >= {LITELLM_FACTOR:g}x privsdk's: {verdict(ratio >= LITELLM_FACTOR)} ({ratio:.0f}x)"
+            )
+        else:
+            print("LiteLLM is not installed here: `make bench` runs this script with it (uv run --with litellm)")
+
+        wire.pieces = 50
+        stream_calls = streams(url, store)
+        print(f"\nA stream of {wire.pieces} text chunks")
+        for label, call in stream_calls.items():
+            print(row(f"{label}: time to first chunk", first_chunk_us(call, 50)))
+        raw_us, extra_us = paired_us(stream_calls["raw openai SDK"], stream_calls["privsdk.Client"], args.pairs // 2)
+        per_chunk = extra_us / wire.pieces
+        print(f"  privsdk.Client extra thread CPU per stream: +{extra_us:.1f} µs, per chunk +{per_chunk:.2f} µs")
+        print(
+            f"goal: <= {CHUNK_GOAL_US:g} µs per chunk: {verdict(per_chunk <= CHUNK_GOAL_US)} (call cost spread over chunks)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The usage record: one per call attempt, and one per refusal.
+
+Every field is a number, an enum, a timestamp, an id or a name from the
+configuration or the catalogue. None is a free-text field, so there is no
+place for a prompt, an output, system text, a tool name or its arguments, a
+file name, a vendor's error message or a credential to go. The writer checks
+each record against these types before any sink sees it
+(:mod:`privsdk.usage.sanitize`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, NamedTuple
+
+#: The version of the record's shape. Stores and exported lines carry it; it changes with any field.
+SCHEMA_VERSION = 1
+
+Decision = Literal["allow", "reroute", "refuse"]
+Outcome = Literal["ok", "refused", "error", "cancelled"]
+ErrorClass = Literal[
+    "rate_limited",
+    "unavailable",
+    "timeout",
+    "connection_lost",
+    "bad_request",
+    "auth_failed",
+    "not_found",
+    "content_refused",
+    "unsupported",
+    "policy",
+    "vendor_error",
+    "other",
+]
+Operation = Literal["chat", "stream", "embed", "rerank", "files", "batch", "fine_tune"]
+
+DECISIONS: tuple[Decision, ...] = ("allow", "reroute", "refuse")
+OUTCOMES: tuple[Outcome, ...] = ("ok", "refused", "error", "cancelled")
+#: The ``kind`` of every :class:`privsdk.errors.VendorError` subclass, plus the classes privsdk itself raises.
+ERROR_CLASSES: tuple[ErrorClass, ...] = (
+    "rate_limited",
+    "unavailable",
+    "timeout",
+    "connection_lost",
+    "bad_request",
+    "auth_failed",
+    "not_found",
+    "content_refused",
+    "unsupported",
+    "policy",
+    "vendor_error",
+    "other",
+)
+
+
+class UsageRecord(NamedTuple):
+    """One call attempt (``attempt`` >= 1), or a refusal that made none (``attempt`` 0).
+
+    A NamedTuple: building one costs about a microsecond on the call path, it
+    cannot be changed after it is queued, and its fields are fixed by type.
+    """
+
+    #: Start of the attempt, Unix seconds (UTC).
+    time: float
+    #: 32 lowercase hex digits, generated locally (:func:`new_request_id`); the same for every attempt of one call.
+    request_id: str
+    #: 1-based attempt number across the call's targets; 0 for a refusal.
+    attempt: int
+    tenant: str
+    data_class: str
+    #: The target the app asked for: a configured target name or ``vendor/model``.
+    requested_target: str
+    #: The target the attempt went to; None when the call was refused.
+    chosen_target: str | None
+    decision: Decision
+    #: Names of the requirements the requested target does not meet (``zdr``, ``region=eu``, ...).
+    unmet: tuple[str, ...]
+    operation: Operation
+    vendor: str | None
+    model: str | None
+    outcome: Outcome
+    error_class: ErrorClass | None = None
+    http_status: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float = 0.0
+    #: Time to the first chunk of a stream.
+    first_chunk_ms: float | None = None
+    #: The caller's tags, as :func:`privsdk.usage.check_tags` returns them.
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+#: The field names, in order: the column names of the SQLite store and the keys of a JSONL line.
+FIELDS: tuple[str, ...] = UsageRecord._fields
+
+
+def new_request_id() -> str:
+    """A fresh request id: a random (version 4) UUID's 32 hex digits, which say nothing about the call.
+
+    Built from ``os.urandom`` as :func:`uuid.uuid4` does, without importing :mod:`uuid` (which imports
+    :mod:`platform`, a few milliseconds).
+    """
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()

@@ -1,0 +1,498 @@
+"""The recorder: takes usage records on the call path and writes them to a sink from a background thread.
+
+``record()`` only appends to a queue (well under a microsecond when the queue
+has room). One writer thread per recorder drains the queue in batches, checks
+every record (:func:`privsdk.usage.sanitize.clean`) and hands the batch to the
+sink: one SQLite transaction, one ``write()`` to a JSONL file, or spans and
+metrics for OpenTelemetry.
+
+* **Batching.** The writer wakes when a record arrives in an empty queue, then
+  lingers ``linger`` seconds (or until a batch is full, or someone flushes) so
+  that a burst becomes one batch.
+* **Back-pressure.** When the queue holds ``queue_size`` records, ``record()``
+  blocks until the writer has taken some: records are never dropped for speed.
+* **Failures.** A sink that raises never fails the app's call: the batch is
+  counted in ``failures`` and the first failure of each kind is logged once on
+  the ``privsdk.usage`` logger. The next batch tries again (reopening the sink).
+* **Exit.** An ``atexit`` hook closes every recorder, writing what is queued
+  (bounded by ``exit_timeout`` seconds).
+* **Fork.** A child process never uses its parent's writer thread or sink (an
+  SQLite connection must not cross a fork): after ``fork()`` the child starts
+  with an empty queue, and opens its own sink on its first record. Records the
+  parent had queued stay the parent's to write.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import os
+import sys
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from privsdk.errors import ConfigError
+from privsdk.usage.record import UsageRecord
+from privsdk.usage.sanitize import clean
+from privsdk.usage.spec import parse_spec
+
+QUEUE_SIZE = 10_000
+BATCH_SIZE = 1_000
+LINGER_S = 0.05
+EXIT_TIMEOUT_S = 5.0
+LOGGER = "privsdk.usage"
+
+
+class Sink(Protocol):
+    """Where a recorder's writer thread puts checked records. Opened, used and closed in that thread only."""
+
+    def write(self, batch: Sequence[UsageRecord]) -> None:
+        """Write the batch, or raise. :class:`PartialWrite` says how many were written before a failure."""
+
+    def flush(self) -> None:
+        """Push out anything the sink buffers itself (OpenTelemetry's batch processors)."""
+
+    def close(self) -> None: ...
+
+
+class PartialWrite(Exception):
+    """Raised by a sink that wrote ``written`` records of a batch and failed on the others; the cause is chained."""
+
+    def __init__(self, written: int):
+        super().__init__(f"{written} records written")
+        self.written = written
+
+
+class CallableSink:
+    """Hands each record to an app's function; one record's failure does not stop the others."""
+
+    def __init__(self, function: Callable[[UsageRecord], None]):
+        self.function = function
+
+    def write(self, batch: Sequence[UsageRecord]) -> None:
+        first: Exception | None = None
+        written = 0
+        for rec in batch:
+            try:
+                self.function(rec)
+                written += 1
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise PartialWrite(written) from first
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Flush:
+    """A marker in the queue: the writer sets ``done`` once every record queued before it is written."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+_RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
+#: Sinks a forked child inherited: kept referenced so that the child never closes its parent's connection.
+_ABANDONED: list[object] = []
+
+
+class Recorder:
+    """Takes :class:`~privsdk.usage.UsageRecord` values on the call path; a background thread writes them.
+
+    ``open_sink`` is called in the writer thread when the first batch is ready
+    (and again after a failure). ``name`` names the sink in log messages, and
+    ``show_errors`` says whether a failure's message may be logged: true for
+    sinks whose errors are about files and databases, false for the app's own
+    function, whose exception text privsdk knows nothing about.
+
+    Counters, read at any time: ``written`` and ``failures`` (records), ``invalid``
+    (records that had a field replaced, see :mod:`privsdk.usage.sanitize`),
+    ``dropped`` (records that arrived after :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        open_sink: Callable[[], Sink],
+        *,
+        name: str = "custom",
+        show_errors: bool = False,
+        queue_size: int = QUEUE_SIZE,
+        batch_size: int = BATCH_SIZE,
+        linger: float = LINGER_S,
+        exit_timeout: float = EXIT_TIMEOUT_S,
+    ):
+        if queue_size < 1 or batch_size < 1 or linger < 0:
+            raise ValueError("queue_size and batch_size must be at least 1, linger at least 0")
+        self._open_sink = open_sink
+        self.name = name
+        self._show_errors = show_errors
+        self._queue_size = queue_size
+        self._batch_size = min(batch_size, queue_size)
+        self._linger = linger
+        self._exit_timeout = exit_timeout
+        self._closed = False
+        self._forked = False
+        self._reset()
+        _RECORDERS.add(self)
+
+    def _reset(self) -> None:
+        """A fresh, idle state: at construction, and in a child after fork (where the parent's locks may be held)."""
+        self._queue: deque[object] = deque()
+        self._wake = threading.Event()
+        self._space = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._live = False  # a writer thread is running and takes records
+        self._idle = False  # the writer waits for a first record; record() must wake it
+        self._urgent = False  # skip the linger: a batch is full, or someone flushes or closes
+        self._waiters = 0
+        self._thread: threading.Thread | None = None
+        self._sink: Sink | None = None
+        self._warned: set[str] = set()
+        self.written = 0
+        self.failures = 0
+        self.invalid = 0
+        self.dropped = 0
+
+    # -- the call path -------------------------------------------------------------------------
+
+    def record(self, rec: UsageRecord) -> None:
+        """Queue ``rec`` for the writer. Blocks only while the queue is full; never raises for a sink's failure."""
+        if not self._live:
+            self._record_cold(rec)
+            return
+        queue = self._queue
+        if len(queue) >= self._batch_size:
+            self._crowded()
+        queue.append(rec)
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+
+    def _crowded(self) -> None:
+        """A batch is ready: wake the writer now; when the queue is full, wait for room (back-pressure)."""
+        if not self._urgent:
+            self._urgent = True
+            self._wake.set()
+        if len(self._queue) < self._queue_size or threading.current_thread() is self._thread:
+            return  # the writer itself (a callable sink that records) must never wait for itself
+        with self._space:
+            self._waiters += 1
+            try:
+                while len(self._queue) >= self._queue_size and self._live:
+                    self._urgent = True
+                    self._wake.set()
+                    self._space.wait(0.1)
+            finally:
+                self._waiters -= 1
+
+    def _record_cold(self, rec: UsageRecord) -> None:
+        """The first record (start the writer), or one after close (count it as dropped)."""
+        with self._lock:
+            if self._closed:
+                self.dropped += 1
+                self._warn("closed", "a usage record arrived after the recorder was closed and was not written")
+                return
+            if not self._live:
+                self._start()
+        if self._live:
+            self.record(rec)
+        else:  # no thread could be started (interpreter shutdown): write in the caller's thread
+            with self._lock:
+                self._write([rec])
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._run, name=f"privsdk-usage-{self.name}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            return
+        self._thread = thread
+        self._live = True
+        mp_util = sys.modules.get("multiprocessing.util")
+        if self._forked and mp_util is not None:
+            # A forked multiprocessing worker ends with os._exit, which skips atexit; this finalizer runs instead.
+            mp_util.Finalize(None, _close_ref, args=(weakref.ref(self),), exitpriority=10)
+
+    # -- flush and close -----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record queued before this call is written (or has failed). False on timeout."""
+        thread = self._thread
+        if not self._live or thread is None or thread is threading.current_thread():
+            return True
+        marker = _Flush()
+        self._queue.append(marker)
+        self._urgent = True
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, stop the writer and close the sink. Later records are counted in ``dropped``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            live, self._live = self._live, False
+        thread = self._thread
+        if live and thread is not None and thread is not threading.current_thread():
+            self._queue.append(_STOP)
+            self._urgent = True
+            self._wake.set()
+            thread.join(timeout)
+            if thread.is_alive():
+                return  # still writing; it closes the sink when done
+        elif self._sink is not None:  # written in the caller's thread, or the writer closes itself
+            self._close_sink()
+        late = sum(1 for item in self._queue if type(item) is UsageRecord)
+        if late:
+            self.dropped += late
+            self._warn("closed", "usage records arrived while the recorder was closing and were not written")
+        self._queue.clear()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        queue, wake = self._queue, self._wake
+        stop = False
+        while not stop:
+            self._idle = True
+            if not queue:
+                wake.wait()
+            self._idle = False
+            wake.clear()
+            if len(queue) < self._batch_size and not self._urgent:
+                wake.wait(self._linger)  # let a burst gather into one batch: one transaction, one write
+                wake.clear()
+            self._urgent = False
+            stop = self._drain()
+        self._close_sink()
+
+    def _drain(self) -> bool:
+        """Write everything queued; True once the stop marker was seen."""
+        queue, size = self._queue, self._batch_size
+        batch: list[UsageRecord] = []
+        stop = False
+        while queue:
+            item = queue.popleft()
+            if isinstance(item, UsageRecord):
+                batch.append(item)
+                if len(batch) >= size:
+                    self._write(batch)
+                    batch = []
+            elif type(item) is _Flush:
+                self._write(batch)
+                batch = []
+                self._call_sink("flush")
+                item.done.set()
+            elif item is _STOP:
+                stop = True
+            else:
+                self.invalid += 1
+                self._warn("type", f"record() was given a {type(item).__name__}, not a UsageRecord; it was ignored")
+        self._write(batch)
+        return stop
+
+    def _write(self, batch: list[UsageRecord]) -> None:
+        if self._waiters:
+            with self._space:
+                self._space.notify_all()
+        if not batch:
+            return
+        records = []
+        for rec in batch:
+            checked, bad = clean(rec)
+            if bad:
+                self.invalid += 1
+                self._warn(
+                    "invalid:" + ",".join(bad),
+                    f"usage record field(s) {', '.join(bad)} held a value their type does not allow; "
+                    "replaced (see docs/usage-records.md)",
+                )
+            records.append(checked)
+        try:
+            if self._sink is None:
+                self._sink = self._open_sink()
+            self._sink.write(records)
+        except Exception as exc:
+            written = exc.written if isinstance(exc, PartialWrite) else 0
+            self.written += written
+            self.failures += len(records) - written
+            self._warn_failure("write", exc)
+            if not isinstance(exc, PartialWrite):
+                self._drop_sink()  # reopen for the next batch: a file may be back, a lock released
+            return
+        self.written += len(records)
+
+    def _call_sink(self, method: str) -> None:
+        if self._sink is not None:
+            try:
+                getattr(self._sink, method)()
+            except Exception as exc:
+                self._warn_failure(method, exc)
+
+    def _close_sink(self) -> None:
+        self._call_sink("close")
+        self._sink = None
+
+    def _drop_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            with contextlib.suppress(Exception):  # already failing; the first failure was logged
+                sink.close()
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _warn_failure(self, action: str, exc: BaseException) -> None:
+        cause = exc.__cause__ if isinstance(exc, PartialWrite) and exc.__cause__ else exc
+        detail = f"{type(cause).__name__}: {cause}" if self._show_errors else type(cause).__name__
+        self._warn(
+            f"{action}:{type(cause).__name__}",
+            f"the {self.name} usage sink failed to {action} ({detail}); the app's calls are not affected, "
+            "and later failures are counted in Recorder.failures without being logged",
+        )
+
+    def _warn(self, key: str, message: str) -> None:
+        """Log ``message`` once per ``key``. Messages name fields and sinks, never a record's values."""
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        import logging  # only on this rare path: importing logging costs milliseconds
+
+        logging.getLogger(LOGGER).warning("privsdk usage: %s", message)
+
+    def _forget_parent(self) -> None:
+        """In a child after fork: drop the parent's thread, queue and sink; start afresh on the next record."""
+        if self._sink is not None:
+            _ABANDONED.append(self._sink)
+        self._forked = True
+        self._reset()
+
+
+class NullRecorder(Recorder):
+    """``PRIVSDK_USAGE=none``: keeps nothing, costs one method call."""
+
+    def __init__(self) -> None:
+        super().__init__(_no_sink, name="none")
+
+    def record(self, rec: UsageRecord) -> None:
+        pass
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        self._closed = True
+
+
+def _no_sink() -> Sink:
+    raise AssertionError("PRIVSDK_USAGE=none opens no sink")
+
+
+def open_recorder(
+    spec: str | Callable[[UsageRecord], None],
+    *,
+    max_age_days: int | None = None,
+    queue_size: int = QUEUE_SIZE,
+    batch_size: int = BATCH_SIZE,
+    linger: float = LINGER_S,
+    exit_timeout: float = EXIT_TIMEOUT_S,
+) -> Recorder:
+    """A recorder for a ``PRIVSDK_USAGE`` value, or for a function that takes each record.
+
+    ``max_age_days`` (``PRIVSDK_USAGE_MAX_AGE_DAYS``) makes SQLite and JSONL
+    sinks delete records older than that many days, when they open and hourly.
+    Nothing is opened here: the writer thread opens the sink with the first batch.
+    A bad ``spec``, or ``otlp`` without the ``otlp`` extra installed, is a
+    :class:`~privsdk.errors.ConfigError`.
+    """
+    options: dict[str, Any] = {
+        "queue_size": queue_size,
+        "batch_size": batch_size,
+        "linger": linger,
+        "exit_timeout": exit_timeout,
+    }
+    if callable(spec):
+        function = spec
+        return Recorder(lambda: CallableSink(function), name="callable", **options)
+    store = parse_spec(spec)
+    if store.kind == "none":
+        return NullRecorder()
+    if store.kind == "otlp":
+        _require_otlp()
+        return Recorder(_open_otlp, name="otlp", **options)
+    path = store.path
+    assert path is not None
+    if store.kind == "sqlite":
+        return Recorder(lambda: _open_sqlite(path, max_age_days), name=f"sqlite {path}", show_errors=True, **options)
+    return Recorder(lambda: _open_jsonl(path, max_age_days), name=f"jsonl {path}", show_errors=True, **options)
+
+
+def _open_sqlite(path: str, max_age_days: int | None) -> Sink:
+    from privsdk.usage.sqlite import SqliteSink
+
+    return SqliteSink(path, max_age_days=max_age_days)
+
+
+def _open_jsonl(path: str, max_age_days: int | None) -> Sink:
+    from privsdk.usage.jsonl import JsonlSink
+
+    return JsonlSink(path, max_age_days=max_age_days)
+
+
+def _open_otlp() -> Sink:
+    from privsdk.usage.otlp import OtlpSink
+
+    return OtlpSink()
+
+
+def _require_otlp() -> None:
+    for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise ConfigError(
+                f"otlp needs {module}, which is not installed",
+                where="PRIVSDK_USAGE",
+                hint="install the otlp extra: pip install 'privsdk[otlp]'",
+            )
+
+
+def _close_ref(ref: weakref.ref[Recorder]) -> None:
+    recorder = ref()
+    if recorder is not None:
+        recorder.close(recorder._exit_timeout)
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit, write what every recorder still holds."""
+    for recorder in list(_RECORDERS):
+        recorder.close(recorder._exit_timeout)
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_RECORDERS):
+        recorder._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
