@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.config import load_limits, load_policy
+from privsdk.config import load_limits, load_policy, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, VendorError, VendorTimeout
 from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
@@ -97,13 +97,13 @@ class _Core:
         policy: Policy | None,
         environ: Mapping[str, str] | None,
         catalogue: Catalogue | None,
-        usage: str | Callable[[UsageRecord], None] | None,
+        usage: str | Callable[[UsageRecord], None] | Recorder | None,
         credentials: Mapping[str, Mapping[str, str]] | None,
         endpoints: Mapping[str, str] | None,
         timeout: float | None,
         limits: Limits | None,
     ):
-        from privsdk.usage import open_recorder
+        from privsdk.usage import Recorder, open_recorder
 
         env = os.environ if environ is None else environ
         self.catalogue = catalogue or default_catalogue()
@@ -113,7 +113,11 @@ class _Core:
         self.credentials = {vendor: dict(creds) for vendor, creds in (credentials or {}).items()}
         self.endpoints = dict(endpoints or {})
         self.environ = env
-        self.recorder: Recorder = open_recorder(usage if usage is not None else self.policy.usage)
+        if isinstance(usage, Recorder):
+            self.recorder = usage
+        else:
+            spec = usage if usage is not None else self.policy.usage
+            self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
         self._adapters: dict[tuple[str, Target], Adapter] = {}
         self._chains: dict[int, tuple[Decision, tuple[tuple[Target, Decision], ...]]] = {}
         self._lock = threading.Lock()
@@ -137,6 +141,8 @@ class _Core:
                 deadline_s=options.get("deadline_s") or limits.deadline_s,
             )
         features = options.get("features", ())
+        if (options.get("extra") or {}).get("store"):  # a vendor field that keeps the answer at the vendor
+            features = (*features, "stored_responses")
         decision = decide(
             self.policy,
             target,
@@ -353,12 +359,12 @@ class _Core:
     def close(self) -> None:
         for adapter in self._take_adapters():
             adapter.close()
-        self.recorder.flush()
+        self.recorder.close()  # writes what is queued, then ends the writer thread and the store's connection
 
     async def aclose(self) -> None:
         for adapter in self._take_adapters():
             await adapter.aclose()
-        self.recorder.flush()
+        self.recorder.close()
 
 
 class CallOptions(TypedDict, total=False):
@@ -444,7 +450,9 @@ class ClientBase:
     vendor to its adapter's credential keys (default: the vendor's own
     environment variables); ``endpoints`` maps a vendor to the base URL used
     for ``vendor/model`` targets that name none. ``usage`` overrides
-    ``PRIVSDK_USAGE`` (a spec string or a callable taking each record).
+    ``PRIVSDK_USAGE``: a spec string, a callable taking each record, or a
+    :class:`~privsdk.usage.Recorder` of the app's own (an in-memory
+    OpenTelemetry exporter, say).
     """
 
     def __init__(
@@ -453,7 +461,7 @@ class ClientBase:
         policy: Policy | None = None,
         environ: Mapping[str, str] | None = None,
         catalogue: Catalogue | None = None,
-        usage: str | Callable[[UsageRecord], None] | None = None,
+        usage: str | Callable[[UsageRecord], None] | Recorder | None = None,
         credentials: Mapping[str, Mapping[str, str]] | None = None,
         endpoints: Mapping[str, str] | None = None,
         timeout: float | None = None,

@@ -37,7 +37,7 @@ TOOLS: Any = [
 ]
 
 
-def exercise(OpenAI: Any, base_url: str, server: LoopbackServer) -> dict[str, Any]:  # noqa: N803 - a class
+def exercise(OpenAI: Any, base_url: str, server: LoopbackServer) -> dict[str, Any]:
     """Calls as an app written for the openai package makes them."""
     client = OpenAI(api_key=KEY, base_url=base_url, max_retries=0, timeout=5.0)
     seen: dict[str, Any] = {}
@@ -69,10 +69,10 @@ def exercise(OpenAI: Any, base_url: str, server: LoopbackServer) -> dict[str, An
     )
     vectors = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
     seen["embed"] = (type(vectors), [len(d.embedding) for d in vectors.data], vectors.usage.prompt_tokens)
-    for status, body, code in [
-        (429, error_body("Rate limit reached", type="requests", code="rate_limit_exceeded"), "rate_limit_exceeded"),
-        (400, error_body("bad temperature", code="invalid_value"), "invalid_value"),
-        (401, error_body("bad key", code="invalid_api_key"), "invalid_api_key"),
+    for status, body in [
+        (429, error_body("Rate limit reached", type="requests", code="rate_limit_exceeded")),
+        (400, error_body("bad temperature", code="invalid_value")),
+        (401, error_body("bad key", code="invalid_api_key")),
     ]:
         server.fail(Status(status, {"retry-after-ms": "10"} if status == 429 else {}, body))
         try:

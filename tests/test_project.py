@@ -56,7 +56,13 @@ def test_generated_docs_match_the_catalogue() -> None:
 
 
 #: Adapter distribution (privsdk-NAME) -> the vendor SDK it installs.
-ADAPTERS = {"openai": "openai", "cohere": "cohere", "mistral": "mistralai", "bedrock": "boto3", "vertex": "google-genai"}
+ADAPTERS = {
+    "openai": "openai",
+    "cohere": "cohere",
+    "mistral": "mistralai",
+    "bedrock": "boto3",
+    "vertex": "google-genai",
+}
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:

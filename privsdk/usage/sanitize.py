@@ -98,7 +98,10 @@ def _optional_number(v: Any) -> Any:
 def _unmet(v: Any) -> Any:
     if type(v) is not tuple and type(v) is not list:
         return _BAD
-    return tuple(v) if all(_name(item) is not _BAD for item in v) else _BAD
+    items = tuple(_name(item) for item in v)
+    if _BAD in items:
+        return _BAD
+    return v if type(v) is tuple and all(map(operator.is_, items, v)) else items
 
 
 def _tags(v: Any) -> Any:
@@ -163,6 +166,9 @@ def clean(rec: UsageRecord) -> tuple[UsageRecord, tuple[str, ...]]:
         and type(vendor) in _TEXT
         and type(model) in _TEXT
         and type(error_class) in _TEXT
+        and type(unmet) is tuple
+        and (not unmet or all(type(u) is str for u in unmet))
+        and (not tags or all(type(k) is str and type(v) is str for k, v in tags))
         # NaN fails every comparison; a bool is not an int here.
         and type(t) is float
         and 0.0 <= t < _INF

@@ -29,16 +29,19 @@ def check_tags(tags: Mapping[str, str] | None) -> Tags:
         return ()
     if len(tags) > MAX_TAGS:
         raise TagError(f"{len(tags)} usage tags given; at most {MAX_TAGS} are allowed")
+    pairs = []
     for number, (key, value) in enumerate(tags.items(), 1):
-        if type(key) is not str or not KEY.fullmatch(key):
+        if not isinstance(key, str) or not KEY.fullmatch(key):
             # The key itself is not shown either: a key that breaks the rule may be text the app did not mean as one.
             size = f"{len(key)} characters" if isinstance(key, str) else f"a {type(key).__name__}"
             raise TagError(f"usage tag #{number} has an invalid key ({size}): {KEY_RULE}")
-        if type(value) is not str:
+        key = str.__str__(key)  # a str enum member as its plain characters
+        if not isinstance(value, str):
             raise TagError(f"usage tag {key!r} has a {type(value).__name__} value: values are strings; {VALUE_RULE}")
         if not VALUE.fullmatch(value):
             raise TagError(f"usage tag {key!r} has an invalid value (not shown, it may be content): {VALUE_RULE}")
-    return tuple(sorted(tags.items()))
+        pairs.append((key, str.__str__(value)))
+    return tuple(sorted(pairs))
 
 
 def valid_pair(pair: object) -> bool:

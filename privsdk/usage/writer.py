@@ -281,7 +281,11 @@ class Recorder:
                 wake.wait(self._linger)  # let a burst gather into one batch: one transaction, one write
                 wake.clear()
             self._urgent = False
-            stop = self._drain()
+            try:
+                stop = self._drain()
+            except Exception as exc:  # a bug here must not end the thread: record() would then block for ever
+                self._warn(f"drain:{type(exc).__name__}", f"the usage writer failed ({type(exc).__name__}); it goes on")
+                stop = self._closed and not queue
         self._close_sink()
 
     def _drain(self) -> bool:
@@ -317,7 +321,13 @@ class Recorder:
             return
         records = []
         for rec in batch:
-            checked, bad = clean(rec)
+            try:
+                checked, bad = clean(rec)
+            except Exception:  # a value so odd that checking it raises (an __eq__ that fails): never written
+                self.invalid += 1
+                self.failures += 1
+                self._warn("unreadable", "a usage record could not be checked and was not written")
+                continue
             if bad:
                 self.invalid += 1
                 self._warn(
@@ -326,6 +336,8 @@ class Recorder:
                     "replaced (see docs/usage-records.md)",
                 )
             records.append(checked)
+        if not records:
+            return
         try:
             if self._sink is None:
                 self._sink = self._open_sink()

@@ -129,11 +129,9 @@ class _Quiet(ThreadingHTTPServer):
 def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # Small SSE writes must leave at once: Nagle's algorithm would hold them ~40 ms for the client's ACK.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Headers and body leave in separate writes: with Nagle's algorithm each answer would wait ~40 ms for
+        # the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -1,0 +1,77 @@
+"""The cohere SDK's exceptions as privsdk vendor errors.
+
+A message is built from the status, the error code and Retry-After only: Cohere's error bodies
+echo the request, so nothing of the SDK's exception text is carried over (it stays the ``__cause__``).
+"""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+
+import httpx
+import pydantic
+from cohere.core.api_error import ApiError
+from cohere.core.http_sse._exceptions import SSEError
+from cohere.core.parse_error import ParsingError
+
+from privsdk.errors import (
+    AuthFailed,
+    ConnectionLost,
+    PrivsdkError,
+    Unavailable,
+    VendorError,
+    VendorTimeout,
+    error_for_status,
+    retry_after,
+)
+
+VENDOR = "cohere"
+#: Cohere's own status for an invalid or expired API key.
+_INVALID_TOKEN = 498
+
+
+def vendor_error(exc: Exception) -> VendorError | None:
+    """The privsdk error for an exception the SDK raised; None for anything else (a bug, not the vendor)."""
+    if isinstance(exc, ApiError):
+        status = exc.status_code
+        if status is None:
+            return Unavailable(VENDOR)
+        headers = exc.headers or {}
+        kind = AuthFailed if status == _INVALID_TOKEN else error_for_status(status)
+        return kind(VENDOR, status=status, code=_aws_error_type(headers), retry_after=retry_after(headers))
+    if isinstance(exc, ParsingError):
+        return Unavailable(VENDOR, status=exc.status_code)
+    if isinstance(exc, httpx.TimeoutException):
+        return VendorTimeout(VENDOR)
+    if isinstance(exc, SSEError):  # an answer, but not an event stream
+        return Unavailable(VENDOR)
+    if isinstance(exc, httpx.TransportError):
+        return ConnectionLost(VENDOR)
+    if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):  # a 200 whose body is not Cohere's
+        return Unavailable(VENDOR)
+    return None
+
+
+def _aws_error_type(headers: dict[str, str]) -> str | None:
+    """Bedrock and SageMaker name the error (``ThrottlingException``); Cohere's own API has no error code."""
+    for name, value in headers.items():
+        if name.lower() == "x-amzn-errortype":
+            return value.split(":", 1)[0]
+    return None
+
+
+class _Translated:
+    """``with translated:`` turns an SDK exception raised in the block into its privsdk error."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, PrivsdkError):
+            error = vendor_error(exc)
+            if error is not None:
+                raise error from exc
+
+
+translated = _Translated()

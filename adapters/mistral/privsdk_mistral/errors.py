@@ -1,0 +1,96 @@
+"""The mistralai SDK's exceptions as privsdk vendor errors.
+
+The SDK raises its ``MistralError`` family (``SDKError`` for 4xx/5xx, ``HTTPValidationError`` for 422,
+``ResponseValidationError`` when a 200 body does not fit its models), ``NoResponseError``, and httpx2's
+transport errors unwrapped. Only the status, the headers and the identifiers in the error JSON are read:
+the message text, which can echo the prompt, never leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from privsdk.errors import (
+    ConnectionLost,
+    ContentRefused,
+    RateLimited,
+    Unavailable,
+    VendorError,
+    VendorTimeout,
+    error_for_status,
+    retry_after,
+)
+
+
+@contextmanager
+def vendor_errors(vendor: str, http_error: type[Exception], no_response: type[Exception]) -> Iterator[None]:
+    """Re-raise the SDK's exceptions inside the block as vendor errors, ``from`` the SDK's exception.
+
+    ``http_error`` and ``no_response`` are the client's own classes: ``Mistral`` and ``MistralAzure``
+    each define theirs.
+    """
+    try:
+        yield
+    except VendorError:
+        raise
+    except Exception as exc:
+        error = vendor_error(exc, vendor, http_error, no_response)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def vendor_error(
+    exc: Exception, vendor: str, http_error: type[Exception], no_response: type[Exception]
+) -> VendorError | None:
+    """The vendor error for an SDK exception, or None for one that is not about the call (a usage error)."""
+    import httpx2
+
+    if isinstance(exc, httpx2.TimeoutException):
+        return VendorTimeout(vendor)
+    if isinstance(exc, (httpx2.TransportError, no_response)):
+        return ConnectionLost(vendor)
+    if not isinstance(exc, http_error):
+        return None
+    status: int = getattr(exc, "status_code", 0)
+    body = _json(getattr(exc, "body", ""))
+    if status < 400:
+        # A 200 whose body is not a completion: in a stream, that is how an error event arrives.
+        return in_band_error(body.get("data", body), vendor)
+    cls = error_for_status(status)
+    if status == 403 and "guardrails" in body:
+        cls = ContentRefused
+    return cls(vendor, status=status, code=error_code(body), retry_after=retry_after(getattr(exc, "headers", None)))
+
+
+def in_band_error(payload: Any, vendor: str) -> VendorError:
+    """An error object sent inside a successful response (``{"object": "error", ...}`` or ``{"error": ...}``)."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    error = error if isinstance(error, dict) else payload if isinstance(payload, dict) else {}
+    code = error_code(error)
+    words = f"{error.get('type')} {error.get('code')}".lower()
+    limited = "rate" in words or error.get("status") == 429 or error.get("raw_status_code") == 429
+    return (RateLimited if limited else Unavailable)(vendor, code=code)
+
+
+def error_code(body: Mapping[str, Any]) -> str | None:
+    """Mistral's ``code`` when it is an identifier (it is often null or a number), else its ``type``."""
+    error = body.get("error")
+    if isinstance(error, dict):
+        body = error
+    for key in ("code", "type"):
+        value = body.get(key)
+        if isinstance(value, str) and value[:1].isalpha():
+            return value
+    return None
+
+
+def _json(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str | bytes) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,281 @@
+"""The adapters: one per kind of endpoint, all on the openai SDK's clients.
+
+Every client is built with ``max_retries=0`` (privsdk owns retries) and gets
+the call's ``timeout`` on every request, which httpx applies to the connect and
+to each read, so a stalled stream is bounded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import openai
+
+from privsdk.adapter import Adapter, AdapterOptions
+from privsdk.errors import ConfigError
+from privsdk.policy import Target
+from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEnd, StreamEvent
+from privsdk_openai import convert
+from privsdk_openai.config import Kind, where
+from privsdk_openai.errors import SDK_ERRORS, vendor_error
+
+_STREAM_USAGE = {"stream": True, "stream_options": {"include_usage": True}}
+#: What a self-hosted server gets as its key when none is configured: such servers ignore it.
+UNUSED_KEY = "unused"
+
+
+class _Reader(Protocol):
+    def feed(self, event: Any, /) -> Sequence[StreamEvent]: ...
+    def end(self) -> StreamEnd: ...
+
+
+class ChatCompletions(Adapter):
+    """Chat Completions and embeddings through ``openai.OpenAI`` / ``AsyncOpenAI``.
+
+    Subclasses say how the client is built (``_client_args``) and which
+    request fields their endpoint names differently.
+    """
+
+    vendor: ClassVar[str] = "openai"
+    operations = frozenset({"chat", "stream", "embed"})
+    _sync_client: ClassVar[type[openai.OpenAI]] = openai.OpenAI
+    _async_client: ClassVar[type[openai.AsyncOpenAI]] = openai.AsyncOpenAI
+    #: OpenAI deprecated ``max_tokens`` for ``max_completion_tokens``; compatible servers know the old name.
+    _max_tokens_field: ClassVar[str] = "max_completion_tokens"
+    #: None lets the SDK ask for base64 vectors (smaller on the wire) and decode them; compatible servers get "float".
+    _encoding_format: ClassVar[str | None] = None
+    _stream_args: ClassVar[Mapping[str, Any]] = _STREAM_USAGE
+
+    def __init__(self, target: Target, options: AdapterOptions):
+        super().__init__(target, options)
+        self._who = f"{target.name} ({target.offering})"
+        self._model = self._model_for(target)
+        self._args: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout, **self._client_args()}
+        try:
+            self._client = self._sync_client(**self._args)
+        except (openai.OpenAIError, ValueError) as exc:  # the SDK's own checks of credentials, endpoint, version
+            raise ConfigError(str(exc), where=where(target)) from exc
+        self._aclient: openai.AsyncOpenAI | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+
+    def _model_for(self, target: Target) -> str:
+        return target.model
+
+    def _client_args(self) -> dict[str, Any]:
+        target, credentials = self.target, self.options.credentials
+        args: dict[str, Any] = {}
+        if "api_key" in credentials:
+            args["api_key"] = credentials["api_key"]
+        if target.endpoint:
+            args["base_url"] = target.endpoint
+        if target.region:
+            args["data_residency"] = target.region
+        if target.project:
+            args["project"] = target.project
+        return args
+
+    def _async(self) -> openai.AsyncOpenAI:
+        """The async client for the running event loop: an httpx pool cannot move between loops."""
+        loop = asyncio.get_running_loop()
+        client = self._aclient
+        if client is None or self._aloop is not loop:
+            client = self._aclient = self._async_client(**self._args)
+            self._aloop = loop
+        return client
+
+    # The hooks the Responses API adapter replaces.
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params = convert.chat_params(request, max_tokens_field=self._max_tokens_field, who=self._who)
+        params["model"] = self._model
+        return params
+
+    def _send(self, client: openai.OpenAI, params: dict[str, Any]) -> Any:
+        return client.chat.completions.create(**params)
+
+    async def _asend(self, client: openai.AsyncOpenAI, params: dict[str, Any]) -> Any:
+        return await client.chat.completions.create(**params)
+
+    def _answer(self, raw: Any) -> ChatResponse:
+        return convert.chat_response(raw)
+
+    def _reader(self) -> _Reader:
+        return convert.ChunkReader(self.vendor, self._model)
+
+    # The operations.
+
+    def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
+        params = self._params(request)
+        params["timeout"] = timeout
+        try:
+            raw = self._send(self._client, params)
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        return self._answer(raw)
+
+    async def achat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
+        params = self._params(request)
+        params["timeout"] = timeout
+        try:
+            raw = await self._asend(self._async(), params)
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        return self._answer(raw)
+
+    def stream(self, request: ChatRequest, *, timeout: float) -> Iterator[StreamEvent]:
+        params = self._params(request)
+        params.update(self._stream_args, timeout=timeout)
+        try:
+            sdk_stream = self._send(self._client, params)
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        return self._events(sdk_stream, self._reader())
+
+    def _events(self, sdk_stream: openai.Stream[Any], reader: _Reader) -> Iterator[StreamEvent]:
+        try:
+            with sdk_stream:
+                for item in sdk_stream:
+                    yield from reader.feed(item)
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        yield reader.end()
+
+    async def astream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamEvent]:
+        params = self._params(request)
+        params.update(self._stream_args, timeout=timeout)
+        reader = self._reader()
+        try:
+            sdk_stream = await self._asend(self._async(), params)
+            async with sdk_stream:
+                async for item in sdk_stream:
+                    for event in reader.feed(item):
+                        yield event
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        yield reader.end()
+
+    def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
+        params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
+        try:
+            raw = self._client.embeddings.create(model=self._model, timeout=timeout, **params)
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        return convert.embed_response(raw)
+
+    async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
+        params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
+        try:
+            raw = await self._async().embeddings.create(model=self._model, timeout=timeout, **params)
+        except SDK_ERRORS as exc:
+            raise vendor_error(self.vendor, exc) from exc
+        return convert.embed_response(raw)
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def aclose(self) -> None:
+        client, self._aclient = self._aclient, None
+        if client is not None and self._aloop is asyncio.get_running_loop():
+            await client.close()  # a client of a finished loop has nothing left to close that it could reach
+        self.close()
+
+
+class Responses(ChatCompletions):
+    """OpenAI's Responses API (``/v1/responses``) for chat and stream; embeddings as before."""
+
+    _stream_args: ClassVar[Mapping[str, Any]] = {"stream": True}
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params = convert.responses_params(request, who=self._who)
+        params["model"] = self._model
+        return params
+
+    def _send(self, client: openai.OpenAI, params: dict[str, Any]) -> Any:
+        return client.responses.create(**params)
+
+    async def _asend(self, client: openai.AsyncOpenAI, params: dict[str, Any]) -> Any:
+        return await client.responses.create(**params)
+
+    def _answer(self, raw: Any) -> ChatResponse:
+        return convert.responses_response(raw, self.vendor)
+
+    def _reader(self) -> _Reader:
+        return convert.ResponsesEventReader(self.vendor, self._model)
+
+
+def _azure_secret(target: Target, credentials: Mapping[str, str]) -> tuple[str, str]:
+    """``("azure_ad_token", token)`` with option ``auth = "entra"``, else ``("api_key", key)``.
+
+    Read here rather than left to the SDK, which would take a token from the
+    environment when a key was asked for, or the other way round.
+    """
+    name, env = ("api_key", "AZURE_OPENAI_API_KEY")
+    if target.option("auth") == "entra":
+        name, env = ("azure_ad_token", "AZURE_OPENAI_AD_TOKEN")
+    value = credentials.get(name) or os.environ.get(env)
+    if not value:
+        raise ConfigError(f"no {name} for {target.offering}", where=where(target), hint=f"set {env}")
+    return name, value
+
+
+class AzureOpenAI(ChatCompletions):
+    """Azure OpenAI deployments: ``/openai/deployments/{deployment}/...?api-version=``, ``api-key`` or Entra ID."""
+
+    vendor: ClassVar[str] = "azure"
+    _sync_client: ClassVar[type[openai.OpenAI]] = openai.AzureOpenAI
+    _async_client: ClassVar[type[openai.AsyncOpenAI]] = openai.AsyncAzureOpenAI
+
+    def _model_for(self, target: Target) -> str:
+        # The deployment is in the URL; the body's model names it too, as the SDK sends it.
+        return target.deployment or target.model
+
+    def _client_args(self) -> dict[str, Any]:
+        target = self.target
+        name, secret = _azure_secret(target, self.options.credentials)
+        args: dict[str, Any] = {"azure_deployment": self._model, name: secret}
+        if target.endpoint:
+            args["azure_endpoint"] = target.endpoint
+        if target.api_version:
+            args["api_version"] = target.api_version
+        return args
+
+
+class Compatible(ChatCompletions):
+    """An OpenAI-compatible server at ``target.endpoint``, with the key passed explicitly.
+
+    The key is set as the ``Authorization`` header as well, so that neither
+    ``OPENAI_API_KEY`` nor an Authorization line in ``OPENAI_CUSTOM_HEADERS``
+    (both read by the SDK) can reach a server that is not OpenAI's.
+    """
+
+    vendor: ClassVar[str] = "selfhosted"
+    _max_tokens_field: ClassVar[str] = "max_tokens"
+    _encoding_format: ClassVar[str | None] = "float"
+
+    def _key(self) -> str:
+        return self.options.credentials.get("api_key") or UNUSED_KEY
+
+    def _client_args(self) -> dict[str, Any]:
+        key = self._key()
+        return {"base_url": self.target.endpoint, "api_key": key, "default_headers": {"Authorization": f"Bearer {key}"}}
+
+
+class Foundry(Compatible):
+    """Azure AI Foundry models on the resource's OpenAI-compatible ``/openai/v1`` endpoint (key or Entra token)."""
+
+    vendor: ClassVar[str] = "azure"
+
+    def _key(self) -> str:
+        return _azure_secret(self.target, self.options.credentials)[1]
+
+
+ADAPTERS: Mapping[Kind, type[ChatCompletions]] = {
+    "openai": ChatCompletions,
+    "openai_responses": Responses,
+    "azure": AzureOpenAI,
+    "foundry": Foundry,
+    "selfhosted": Compatible,
+}

@@ -1,0 +1,362 @@
+"""privsdk's requests as Chat Completions, Responses API and embeddings bodies, and the SDK's answers back.
+
+Bodies are plain dicts handed to the SDK's own ``create`` methods, so the SDK
+still serialises them and the drop-in client can share these mappings.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from privsdk.errors import ConnectionLost, Unsupported
+from privsdk.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    FinishReason,
+    Image,
+    Message,
+    StreamEnd,
+    StreamEvent,
+    Text,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from privsdk_openai.errors import in_band
+
+if TYPE_CHECKING:
+    from openai.types import CreateEmbeddingResponse
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+    from openai.types.responses import Response, ResponseStreamEvent
+
+_FINISH: dict[str | None, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+_INCOMPLETE: dict[str | None, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
+_NONE: tuple[StreamEvent, ...] = ()
+_NO_USAGE = Usage()
+
+
+def _image_url(image: Image) -> str:
+    if image.data is not None:
+        return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+    if image.url is not None:
+        return image.url
+    raise ValueError("an Image needs data or url")
+
+
+def _text_only(message: Message, who: str) -> str:
+    """The text of a message whose role takes no images in this API."""
+    if not isinstance(message.content, str) and any(isinstance(p, Image) for p in message.content):
+        raise Unsupported(f"{who} takes images in user messages only, not in {message.role} messages")
+    return message.text()
+
+
+def _json_schema(request: ChatRequest) -> dict[str, Any] | None:
+    """The response format as both APIs name it, or None for plain text."""
+    fmt = request.response_format
+    if fmt is None:
+        return None
+    if fmt.schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "name": fmt.name, "schema": dict(fmt.schema)}
+
+
+def _sampling(request: ChatRequest, params: dict[str, Any]) -> None:
+    """Add the fields both chat APIs name alike."""
+    if request.tool_choice is not None:
+        params["tool_choice"] = request.tool_choice
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.top_p is not None:
+        params["top_p"] = request.top_p
+
+
+# --- Chat Completions ----------------------------------------------------------------------------------------------
+
+
+def _chat_message(message: Message, who: str) -> dict[str, Any]:
+    role = message.role
+    if role == "user":
+        content = message.content
+        if isinstance(content, str):
+            return {"role": "user", "content": content}
+        return {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": p.text}
+                if isinstance(p, Text)
+                else {"type": "image_url", "image_url": {"url": _image_url(p)}}
+                for p in content
+            ],
+        }
+    text = _text_only(message, who)
+    if role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": text}
+    out: dict[str, Any] = {"role": role}
+    if text or not message.tool_calls:
+        out["content"] = text
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out
+
+
+def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dict[str, Any]:
+    """The Chat Completions arguments for ``request``, without model, stream and timeout."""
+    params: dict[str, Any] = {"messages": [_chat_message(m, who) for m in request.messages]}
+    if request.tools:
+        params["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "parameters": dict(t.parameters)}
+                | ({"description": t.description} if t.description else {}),
+            }
+            for t in request.tools
+        ]
+    _sampling(request, params)
+    if request.max_tokens is not None:
+        params[max_tokens_field] = request.max_tokens
+    if request.stop:
+        params["stop"] = list(request.stop)
+    if request.seed is not None:
+        params["seed"] = request.seed
+    fmt = _json_schema(request)
+    if fmt is not None:
+        if fmt["type"] == "json_schema":
+            fmt = {"type": "json_schema", "json_schema": {"name": fmt["name"], "schema": fmt["schema"]}}
+        params["response_format"] = fmt
+    if request.extra:
+        params["extra_body"] = dict(request.extra)
+    return params
+
+
+def chat_response(completion: ChatCompletion) -> ChatResponse:
+    choice = completion.choices[0]
+    message = choice.message
+    calls = tuple(
+        ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or () if c.type == "function"
+    )
+    usage = completion.usage
+    return ChatResponse(
+        text=message.content or "",
+        tool_calls=calls,
+        finish_reason=_FINISH.get(choice.finish_reason, "other"),
+        usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else _NO_USAGE,
+        model=completion.model,
+        raw=completion,
+    )
+
+
+class ChunkReader:
+    """Turns Chat Completions chunks into stream events and remembers what the final event needs."""
+
+    __slots__ = ("finish", "model", "usage", "vendor")
+
+    def __init__(self, vendor: str, model: str):
+        self.vendor = vendor
+        self.model = model
+        self.finish: str | None = None
+        self.usage = _NO_USAGE
+
+    def feed(self, chunk: ChatCompletionChunk) -> Sequence[StreamEvent]:
+        choices = chunk.choices
+        if not choices:  # the usage chunk, or Azure's opening chunk of prompt filter results
+            self._note(chunk)
+            return _NONE
+        choice = choices[0]
+        delta = choice.delta
+        content = delta.content
+        if content and choice.finish_reason is None and not delta.tool_calls:
+            return (TextDelta(content),)  # most chunks: a piece of text and nothing else
+        self._note(chunk)
+        if choice.finish_reason is not None:
+            self.finish = choice.finish_reason
+        events: list[StreamEvent] = [TextDelta(content)] if content else []
+        for call in delta.tool_calls or ():
+            fn = call.function
+            events.append(
+                ToolCallDelta(call.index, call.id, fn.name if fn else None, (fn.arguments or "") if fn else "")
+            )
+        return events
+
+    def _note(self, chunk: ChatCompletionChunk) -> None:
+        if chunk.model:  # Azure's opening chunk names no model
+            self.model = chunk.model
+        if chunk.usage is not None:
+            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+
+    def end(self) -> StreamEnd:
+        """The final event; a stream that closed before the model's finish reason was cut."""
+        if self.finish is None:
+            raise ConnectionLost(self.vendor)
+        return StreamEnd(_FINISH.get(self.finish, "other"), self.usage, self.model)
+
+
+# --- Responses API -------------------------------------------------------------------------------------------------
+
+
+def _responses_item(message: Message, who: str) -> list[dict[str, Any]]:
+    role = message.role
+    if role == "tool":
+        return [{"type": "function_call_output", "call_id": message.tool_call_id, "output": _text_only(message, who)}]
+    if role == "user" and not isinstance(message.content, str):
+        parts = [
+            {"type": "input_text", "text": p.text}
+            if isinstance(p, Text)
+            else {"type": "input_image", "image_url": _image_url(p), "detail": "auto"}
+            for p in message.content
+        ]
+        return [{"type": "message", "role": "user", "content": parts}]
+    text = _text_only(message, who)
+    items: list[dict[str, Any]] = []
+    if text or not message.tool_calls:
+        items.append({"type": "message", "role": role, "content": text})
+    items.extend(
+        {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
+    )
+    return items
+
+
+def responses_params(request: ChatRequest, *, who: str) -> dict[str, Any]:
+    """The Responses API arguments for ``request``, without model, stream and timeout.
+
+    ``store`` is always false: a stored response is kept by the vendor after the
+    call, which the policy decision for a plain chat call does not allow for.
+    """
+    if request.stop:
+        raise Unsupported(f"{who} cannot take stop sequences with the Responses API")
+    if request.seed is not None:
+        raise Unsupported(f"{who} cannot take a seed with the Responses API")
+    params: dict[str, Any] = {
+        "input": [item for m in request.messages for item in _responses_item(m, who)],
+        "store": False,
+    }
+    if request.tools:
+        params["tools"] = [
+            {"type": "function", "name": t.name, "parameters": dict(t.parameters), "strict": False}
+            | ({"description": t.description} if t.description else {})
+            for t in request.tools
+        ]
+    _sampling(request, params)
+    if request.max_tokens is not None:
+        params["max_output_tokens"] = request.max_tokens
+    fmt = _json_schema(request)
+    if fmt is not None:
+        params["text"] = {"format": fmt}
+    if request.extra:
+        params["extra_body"] = dict(request.extra)
+    return params
+
+
+def _responses_finish(response: Response, calls: bool) -> FinishReason:
+    if response.status == "incomplete":
+        details = response.incomplete_details
+        return _INCOMPLETE.get(details.reason if details else None, "other")
+    return "tool_calls" if calls else "stop"
+
+
+def _responses_usage(response: Response) -> Usage:
+    usage = response.usage
+    return Usage(usage.input_tokens, usage.output_tokens) if usage is not None else _NO_USAGE
+
+
+def responses_response(response: Response, vendor: str) -> ChatResponse:
+    if response.status == "failed":
+        raise in_band(vendor, response.error.code if response.error else None)
+    calls = tuple(
+        ToolCall(item.call_id, item.name, item.arguments) for item in response.output if item.type == "function_call"
+    )
+    return ChatResponse(
+        text=response.output_text,
+        tool_calls=calls,
+        finish_reason=_responses_finish(response, bool(calls)),
+        usage=_responses_usage(response),
+        model=response.model,
+        raw=response,
+    )
+
+
+class ResponsesEventReader:
+    """Turns Responses API stream events into stream events; the stream ends at ``response.completed``."""
+
+    __slots__ = ("calls", "final", "model", "vendor")
+
+    def __init__(self, vendor: str, model: str):
+        self.vendor = vendor
+        self.model = model
+        self.calls: dict[int, int] = {}  # output_index -> our tool call number
+        self.final: Response | None = None
+
+    def feed(self, event: ResponseStreamEvent) -> Sequence[StreamEvent]:
+        if event.type == "response.output_text.delta":
+            return (TextDelta(event.delta),)
+        if event.type == "response.function_call_arguments.delta":
+            return (ToolCallDelta(self.calls[event.output_index], arguments=event.delta),)
+        if event.type == "response.output_item.added":
+            item = event.item
+            if item.type != "function_call":
+                return _NONE
+            call = self.calls[event.output_index] = len(self.calls)
+            return (ToolCallDelta(call, item.call_id, item.name, item.arguments),)
+        if event.type == "response.completed" or event.type == "response.incomplete":
+            self.final = event.response
+        elif event.type == "response.created":
+            self.model = event.response.model
+        elif event.type == "response.failed":
+            error = event.response.error
+            raise in_band(self.vendor, error.code if error else None)
+        elif event.type == "error":
+            raise in_band(self.vendor, event.code)
+        return _NONE
+
+    def end(self) -> StreamEnd:
+        final = self.final
+        if final is None:
+            raise ConnectionLost(self.vendor)
+        return StreamEnd(_responses_finish(final, bool(self.calls)), _responses_usage(final), final.model)
+
+
+# --- Embeddings ----------------------------------------------------------------------------------------------------
+
+
+def embed_params(request: EmbedRequest, *, encoding_format: str | None, who: str) -> dict[str, Any]:
+    """Embeddings arguments; ``encoding_format`` None leaves the SDK's choice (base64, which it decodes)."""
+    if request.input_type is not None:
+        raise Unsupported(f"{who} embeds every text alike and cannot take input_type {request.input_type!r}")
+    params: dict[str, Any] = {"input": list(request.texts)}
+    if encoding_format is not None:
+        params["encoding_format"] = encoding_format
+    if request.dimensions is not None:
+        params["dimensions"] = request.dimensions
+    if request.extra:
+        params["extra_body"] = dict(request.extra)
+    return params
+
+
+def _floats(vector: list[float] | str) -> list[float]:
+    # A server that answers base64 although floats were asked for still gives float vectors.
+    return array.array("f", base64.b64decode(vector)).tolist() if isinstance(vector, str) else vector
+
+
+def embed_response(response: CreateEmbeddingResponse) -> EmbedResponse:
+    data = sorted(response.data, key=lambda d: d.index)
+    usage = response.usage
+    return EmbedResponse(
+        vectors=[_floats(d.embedding) for d in data],
+        usage=Usage(usage.prompt_tokens, None) if usage is not None else _NO_USAGE,
+        model=response.model,
+        raw=response,
+    )

@@ -1,0 +1,301 @@
+"""The recorder: batching off the call path, back-pressure, flush and close, failures, exit and fork."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk.errors import ConfigError
+from privsdk.usage import Recorder, UsageRecord, open_recorder
+from privsdk.usage.writer import NullRecorder
+from tests.conftest import REPO, clean_env
+from tests.usage_support import KeepSink, rec
+
+
+def keep(sink: KeepSink, **options: Any) -> Recorder:
+    return Recorder(lambda: sink, **options)
+
+
+def test_records_reach_the_sink_in_order_and_in_batches() -> None:
+    """A burst of records arrives complete and in order, in batches no larger than batch_size."""
+    sink = KeepSink()
+    recorder = keep(sink, batch_size=100, linger=0.05)
+    sent = [rec(attempt=i) for i in range(1, 1001)]
+    for r in sent:
+        recorder.record(r)
+    assert recorder.flush(5)
+    assert sink.records == sent
+    assert max(len(b) for b in sink.batches) <= 100
+    assert len(sink.batches) <= 20  # batched, not one write per record
+    assert (recorder.written, recorder.failures, recorder.invalid) == (1000, 0, 0)
+    assert sink.flushes == 1
+    recorder.close()
+    assert sink.closed
+
+
+def test_record_does_not_wait_for_the_sink() -> None:
+    """record() returns while the sink is still busy with an earlier batch."""
+    gate = threading.Event()
+    sink = KeepSink(gate=gate)
+    recorder = keep(sink, queue_size=1000, linger=0)
+    start = time.perf_counter()
+    for i in range(1, 101):
+        recorder.record(rec(attempt=i))
+    elapsed = time.perf_counter() - start
+    assert not sink.batches and elapsed < 1.0
+    gate.set()
+    assert recorder.flush(5) and len(sink.records) == 100
+    recorder.close()
+
+
+def test_a_full_queue_blocks_the_caller_and_loses_nothing() -> None:
+    """With the sink stuck, record() blocks once the queue is full; when the sink resumes, every record arrives."""
+    gate = threading.Event()
+    sink = KeepSink(gate=gate)
+    recorder = keep(sink, queue_size=10, batch_size=5, linger=0)
+    done = threading.Event()
+    progress = []
+
+    def produce() -> None:
+        for i in range(1, 101):
+            recorder.record(rec(attempt=i))
+            progress.append(i)
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(0.3)
+    assert not done.is_set()  # back-pressure: the producer waits
+    assert len(progress) <= 10 + 5 + 1  # the queue, the batch in the stuck sink, and the one waiting
+    gate.set()
+    producer.join(10)
+    assert done.is_set()
+    assert recorder.flush(5)
+    assert [r.attempt for r in sink.records] == list(range(1, 101))
+    recorder.close()
+
+
+def test_flush_times_out_while_the_sink_is_stuck() -> None:
+    """flush(timeout) returns False when the sink does not finish in time, True once it has."""
+    gate = threading.Event()
+    sink = KeepSink(gate=gate)
+    recorder = keep(sink, linger=0)
+    recorder.record(rec())
+    assert recorder.flush(0.2) is False
+    gate.set()
+    assert recorder.flush(5) is True
+    recorder.close()
+
+
+def test_a_failing_sink_never_fails_the_caller_and_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Sink errors are counted and logged once on privsdk.usage; record() and flush() go on; the sink is retried."""
+    sink = KeepSink(fail=OSError(28, "No space left on device"))
+    opened = []
+
+    def open_sink() -> KeepSink:
+        opened.append(1)
+        return sink
+
+    recorder = Recorder(open_sink, name="test", show_errors=True, linger=0)
+    with caplog.at_level(logging.WARNING, logger="privsdk.usage"):
+        for _ in range(3):
+            recorder.record(rec())
+            assert recorder.flush(5)
+        sink.fail = None
+        recorder.record(rec())
+        assert recorder.flush(5)
+    assert (recorder.failures, recorder.written) == (3, 1)
+    assert len(opened) == 4  # reopened after each failure
+    messages = [r.getMessage() for r in caplog.records if r.name == "privsdk.usage"]
+    assert len(messages) == 1
+    assert "test usage sink failed to write" in messages[0] and "No space left" in messages[0]
+    recorder.close()
+
+
+def test_an_apps_function_failing_on_one_record_does_not_lose_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    """A callable sink that raises for one record still gets the rest; only the error's type is logged."""
+    got: list[UsageRecord] = []
+
+    def collect(r: UsageRecord) -> None:
+        if r.attempt == 2:
+            raise ValueError("CANARY-9001 the app's own message")
+        got.append(r)
+
+    recorder = open_recorder(collect, linger=0.05)
+    with caplog.at_level(logging.WARNING, logger="privsdk.usage"):
+        for i in range(1, 5):
+            recorder.record(rec(attempt=i))
+        assert recorder.flush(5)
+    assert [r.attempt for r in got] == [1, 3, 4]
+    assert (recorder.written, recorder.failures) == (3, 1)
+    assert "ValueError" in caplog.text and "CANARY-9001" not in caplog.text
+    recorder.close()
+
+
+def test_close_writes_what_is_queued_and_later_records_are_counted_as_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """close() drains the queue and closes the sink; a record after close is not written, and close is idempotent."""
+    sink = KeepSink()
+    recorder = keep(sink, linger=5)  # a long linger: only close() makes the writer write now
+    for i in range(1, 6):
+        recorder.record(rec(attempt=i))
+    start = time.perf_counter()
+    recorder.close()
+    assert time.perf_counter() - start < 2
+    assert len(sink.records) == 5 and sink.closed
+    with caplog.at_level(logging.WARNING, logger="privsdk.usage"):
+        recorder.record(rec())
+    assert (recorder.dropped, len(sink.records)) == (1, 5)
+    assert "after the recorder was closed" in caplog.text
+    recorder.close()
+
+
+def test_a_value_that_is_not_a_record_is_ignored_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """record() given something else (a bug in a caller) costs nothing and never reaches the sink."""
+    sink = KeepSink()
+    recorder = keep(sink, linger=0)
+    with caplog.at_level(logging.WARNING, logger="privsdk.usage"):
+        recorder.record({"prompt": "CANARY-7"})  # type: ignore[arg-type]
+        recorder.record(rec())
+        assert recorder.flush(5)
+    assert (recorder.invalid, len(sink.records)) == (1, 1)
+    assert "dict" in caplog.text and "CANARY-7" not in caplog.text
+    recorder.close()
+
+
+IMPORTS = """
+import sys, privsdk
+assert "privsdk.usage" not in sys.modules
+from privsdk.usage import check_tags, open_recorder
+recorder = open_recorder(sys.argv[1])
+print(" ".join(m for m in ("sqlite3", "logging", "uuid", "json", "opentelemetry") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("spec", ["sqlite", "jsonl:///tmp/x.jsonl", "none"])
+def test_importing_and_opening_a_recorder_stays_light(spec: str) -> None:
+    """import privsdk loads no usage module; a recorder loads no sqlite3, logging, uuid or OpenTelemetry until used."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTS, spec], cwd=REPO, env=clean_env(), capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == []
+
+
+def test_a_record_that_cannot_be_checked_is_not_written_and_the_writer_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A field whose hash raises makes the check fail: that record is counted, the next one is written."""
+
+    class Explosive:
+        def __hash__(self) -> int:
+            raise RuntimeError("CANARY-55 from a field")
+
+    sink = KeepSink()
+    recorder = keep(sink, linger=0)
+    with caplog.at_level(logging.WARNING, logger="privsdk.usage"):
+        recorder.record(rec(tenant=Explosive()))
+        recorder.record(rec(attempt=2))
+        assert recorder.flush(5)
+    assert [r.attempt for r in sink.records] == [2]
+    assert (recorder.written, recorder.failures, recorder.invalid) == (1, 1, 1)
+    assert "could not be checked" in caplog.text and "CANARY-55" not in caplog.text
+    recorder.close()
+
+
+def test_none_keeps_nothing_and_starts_no_thread() -> None:
+    """PRIVSDK_USAGE=none: a recorder whose record() does nothing."""
+    before = threading.active_count()
+    recorder = open_recorder("none")
+    assert isinstance(recorder, NullRecorder)
+    recorder.record(rec())
+    assert recorder.flush(1) and threading.active_count() == before
+    assert (recorder.written, recorder.failures) == (0, 0)
+    recorder.close()
+
+
+def test_bad_specs_and_a_missing_otlp_extra_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec privsdk does not know, or otlp without OpenTelemetry installed, is a ConfigError naming PRIVSDK_USAGE."""
+    with pytest.raises(ConfigError, match="PRIVSDK_USAGE"):
+        open_recorder("postgres://x")
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"PRIVSDK_USAGE.*privsdk\[otlp\]"):
+        open_recorder("otlp")
+
+
+def test_without_a_thread_records_are_written_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no thread can start (interpreter shutdown), record() writes at once instead of losing the record."""
+    sink = KeepSink()
+    recorder = keep(sink)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    recorder.record(rec())
+    assert len(sink.records) == 1 and recorder.written == 1
+    recorder.close()
+    assert sink.closed
+
+
+EXIT_CHILD = """
+import sys
+from privsdk.usage import open_recorder
+from tests.usage_support import rec
+recorder = open_recorder(sys.argv[1], linger=60)
+for i in range(1, 251):
+    recorder.record(rec(attempt=i))
+# no flush, no close: the atexit hook writes what is queued
+"""
+
+
+def test_records_are_written_at_interpreter_exit(tmp_path: Path) -> None:
+    """A process that exits with records still queued (a 60 s linger) writes them all before it ends."""
+    store = tmp_path / "exit.jsonl"
+    subprocess.run(
+        [sys.executable, "-c", EXIT_CHILD, f"jsonl://{store}"], cwd=REPO, env=clean_env(), check=True, timeout=60
+    )
+    lines = store.read_text().splitlines()
+    assert [json.loads(line)["attempt"] for line in lines] == list(range(1, 251))
+
+
+def _child_records(spec: str) -> None:
+    """Runs in a forked child: uses the recorder it inherited, and ends without closing it."""
+    from privsdk.usage import writer
+
+    (recorder,) = [r for r in list(writer._RECORDERS) if r.name.startswith("jsonl")]
+    assert not recorder._queue  # the parent's queued records are not the child's to write
+    for i in range(101, 104):
+        recorder.record(rec(attempt=i))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_writes_its_own_records_and_never_the_parents(tmp_path: Path) -> None:
+    """After fork, the child starts with an empty queue and its own sink; parent and child records each land once."""
+    store = tmp_path / "fork.jsonl"
+    spec = f"jsonl://{store}"
+    recorder = open_recorder(spec, linger=60)  # the parent's records stay queued across the fork
+    recorder.record(rec(attempt=1))
+    recorder.flush(5)  # the parent's writer thread and open file exist before the fork
+    for i in range(2, 6):
+        recorder.record(rec(attempt=i))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: what this test is about
+        child = multiprocessing.get_context("fork").Process(target=_child_records, args=(spec,))
+        child.start()
+        child.join(30)
+    assert child.exitcode == 0
+    recorder.close()
+    attempts = sorted(json.loads(line)["attempt"] for line in store.read_text().splitlines())
+    assert attempts == [1, 2, 3, 4, 5, 101, 102, 103]
