@@ -41,10 +41,14 @@ pytest:
 docs: setup
 	$(VENV)/bin/python -m privsdk.docs_sync docs/guarantees.md docs/configuration.md
 
-# Print import time and decision speed (figures, never asserted; see docs/performance.md).
+# Print the measured costs (figures, never asserted; see docs/performance.md). LiteLLM, which
+# overhead.py compares against, joins only that run's environment: it is never a privsdk dependency.
 bench: setup
 	$(VENV)/bin/python bench/import_time.py
 	$(VENV)/bin/python bench/decisions.py
+	$(VENV)/bin/python bench/usage.py
+	for vendor in openai cohere mistral bedrock vertex; do $(VENV)/bin/python bench/adapter_$$vendor.py || exit 1; done
+	$(UV) run --locked --all-packages --python $(PYTHON) --with litellm python bench/overhead.py
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -42,12 +42,14 @@ from privsdk.types import (
     ResponseFormat,
     Usage,
 )
+from privsdk.usage.record import UsageRecord, new_request_id
+from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
     from tenacity import Retrying
     from typing_extensions import Unpack
 
-    from privsdk.usage import Recorder, UsageRecord
+    from privsdk.usage import Recorder
 
 R = TypeVar("R", ChatResponse, EmbedResponse, RerankResponse)
 X = TypeVar("X")
@@ -85,7 +87,7 @@ class _Call:
         self.requested = decision.target
         self.tags = tags
         self.budget = budget
-        self.request_id = os.urandom(16).hex()  # a local id, as random as uuid4 and five times cheaper
+        self.request_id = new_request_id()
         self.attempts = 0  # across the whole chain: a fallback's first attempt counts as a retry
 
 
@@ -129,8 +131,6 @@ class _Core:
 
     def plan(self, target: str, operation: str, options: CallOptions | ChatOptions) -> _Call:
         """Decide, and on refuse record the refusal and raise, before any adapter exists."""
-        from privsdk.usage import check_tags
-
         here = context.current()
         tags = options.get("tags")
         checked = check_tags({**here.tags, **tags} if tags else here.tags)
@@ -323,8 +323,6 @@ class _Core:
         usage: Usage = _NO_USAGE,
         first_chunk_s: float | None = None,
     ) -> None:
-        from privsdk.usage import UsageRecord
-
         d = call.decision
         self.recorder.record(
             UsageRecord(
@@ -336,7 +334,7 @@ class _Core:
                 requested_target=call.requested,
                 chosen_target=target.name if target else d.chosen,
                 decision=d.outcome,
-                unmet=tuple(u.requirement for u in d.unmet),
+                unmet=tuple([u.requirement for u in d.unmet]) if d.unmet else (),
                 operation=call.operation,  # type: ignore[arg-type]  # decide() refuses any other name
                 vendor=target.offering.split(".", 1)[0] if target else None,
                 model=target.model if target else None,
@@ -399,6 +397,8 @@ class ChatOptions(CallOptions, total=False):
 
 
 def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -> ChatRequest:
+    if not options.keys() & _REQUEST_OPTIONS:
+        return ChatRequest(to_messages(messages))
     stop = options.get("stop")
     return ChatRequest(
         to_messages(messages),
@@ -412,6 +412,9 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
         to_response_format(options.get("response_format")),
         options.get("extra") or {},
     )
+
+
+_REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
 
 
 def embed_request(

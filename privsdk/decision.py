@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple
 
@@ -138,8 +139,21 @@ def decide(
         target,
         operation,
         features if isinstance(features, frozenset) else frozenset(features) if features else _NO_FEATURES,
-        today or dt.datetime.now(dt.timezone.utc).date(),
+        today or _today(),
     )
+
+
+_day: list[Any] = [0.0, None]  # [the next UTC midnight as a timestamp, today's date]
+
+
+def _today() -> dt.date:
+    """Today's UTC date; cheap on the call path: the clock is turned into a date once a day."""
+    now = time.time()
+    if now >= _day[0] or _day[1] is None:
+        date = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+        _day[0], _day[1] = (now // 86400 + 1) * 86400, date
+    today: dt.date = _day[1]
+    return today
 
 
 @functools.lru_cache(maxsize=8192)

@@ -14,6 +14,7 @@ from typing import Any, cast
 from privsdk.types import Image, Message, Part, ResponseFormat, Role, Text, Tool, ToolCall
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+_PLAIN = frozenset(("system", "user", "assistant"))
 
 MessageLike = Message | Mapping[str, Any] | str
 ToolLike = Tool | Mapping[str, Any]
@@ -30,7 +31,11 @@ def to_messages(messages: str | Iterable[MessageLike]) -> tuple[Message, ...]:
         elif isinstance(item, str):
             out.append(Message("user", item))
         elif isinstance(item, Mapping):
-            out.append(_message(i, item))
+            role, content = item.get("role"), item.get("content")
+            if len(item) == 2 and type(content) is str and role in _PLAIN:  # the common case, kept cheap
+                out.append(Message(role, content))
+            else:
+                out.append(_message(i, item))
         else:
             raise TypeError(f"messages[{i}] must be a privsdk Message, a dict or a str, not {type(item).__name__}")
     if not out:

@@ -1,0 +1,120 @@
+"""What privsdk.Client adds to a chat call, counted in CPU instructions, which do not jitter.
+
+On a shared or virtual machine, timings of a ~1 ms SDK call drift by more than
+privsdk's whole cost between runs (see overhead.py). Instruction counts from
+``valgrind --tool=callgrind`` are the same run after run. A child process makes
+N chat calls answered in memory (no sockets), either with the raw openai SDK
+or through privsdk.Client with ``PRIVSDK_USAGE=none``; the per-call count is
+the difference between N=400 and N=200 runs divided by 200, so one-time costs
+(imports, first calls) cancel out. The extra instructions are then turned into
+µs at the raw call's own measured speed.
+
+Needs valgrind (Debian's package); takes about two minutes. Printed, never asserted.
+
+Run: ``.venv/bin/python bench/instructions.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from childenv import REPO, verdict
+
+KEY, MODEL = "sk-bench", "gpt-4o-mini"
+MESSAGES: Any = [{"role": "user", "content": "Summarise the report."}]
+GOAL_US = 50.0
+
+
+def child(which: str, calls: int) -> None:
+    """The measured process: set up both clients, warm up, then ``calls`` calls of one kind."""
+    sys.path.insert(0, str(REPO))
+    import openai
+    from adapter_openai import in_memory
+
+    import privsdk
+    from tests.wire.openai import OpenAIWire
+
+    memory = in_memory(OpenAIWire(key=KEY))
+    raw = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory)
+    ours = privsdk.Client(
+        environ={},
+        usage="none",
+        credentials={"openai": {"api_key": KEY}},
+        endpoints={"openai": "http://bench.invalid/v1"},
+    )
+    plan = ours._core.plan(f"openai/{MODEL}", "chat", {})
+    adapter: Any = ours._core.adapter(plan.tenant, plan.chain[0][0], "chat")
+    adapter._client = adapter._client.with_options(http_client=memory)
+    if which == "raw":
+        call: Any = lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES)  # noqa: E731
+    else:
+        call = lambda: ours.chat(f"openai/{MODEL}", MESSAGES)  # noqa: E731
+    for _ in range(20 + calls):
+        call()
+    if which == "time":  # not under valgrind: the raw call's CPU time, to turn instructions into µs
+        started = time.thread_time_ns()
+        for _ in range(calls):
+            raw.chat.completions.create(model=MODEL, messages=MESSAGES)
+        print((time.thread_time_ns() - started) / calls / 1000)
+
+
+def instructions(which: str, calls: int, out: Path) -> int:
+    result = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--child",
+            which,
+            str(calls),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    assert found, result.stderr[-2000:]
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
+        runs = {
+            (which, n): pool.submit(instructions, which, n, Path(tmp) / f"{which}{n}")
+            for which in ("raw", "client")
+            for n in (200, 400)
+        }
+        counts = {key: future.result() for key, future in runs.items()}
+    per_call = {which: (counts[(which, 400)] - counts[(which, 200)]) / 200 for which in ("raw", "client")}
+    raw_us = float(
+        subprocess.run(
+            [sys.executable, __file__, "--child", "time", "300"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    extra = per_call["client"] - per_call["raw"]
+    extra_us = extra / per_call["raw"] * raw_us
+    print("instructions per chat call, the SDK answered in memory (callgrind, N=400 minus N=200):")
+    print(f"  raw openai SDK        {per_call['raw']:12,.0f}")
+    print(f"  privsdk.Client        {per_call['client']:12,.0f}   +{extra:,.0f} ({extra / per_call['raw']:.1%})")
+    print(f"  raw call's CPU time here: {raw_us:.0f} µs, so privsdk adds about {extra_us:.1f} µs")
+    print(f"goal: privsdk adds <= {GOAL_US:g} µs per call: {verdict(extra_us <= GOAL_US)}")
+
+
+if __name__ == "__main__":
+    main()
