@@ -28,16 +28,13 @@ Run: ``.venv/bin/python bench/adapter_openai.py [--rounds N] [--pairs N]``.
 from __future__ import annotations
 
 import argparse
-import gc
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from childenv import REPO, verdict
-from timing import interleaved_medians, median_us, row
+from timing import interleaved_medians, median_us, paired_us, row
 
 sys.path.insert(0, str(REPO))  # for tests.wire
 
@@ -73,34 +70,6 @@ def in_memory(wire: OpenAIWire) -> httpx2.Client:
         return httpx2.Response(reply.status, headers=dict(reply.headers), content=body)
 
     return httpx2.Client(transport=httpx2.MockTransport(handle))
-
-
-def paired_us(raw: Callable[[], object], through: Callable[[], object], pairs: int) -> tuple[float, float]:
-    """Median thread CPU µs of ``raw``, and the median of (``through`` - ``raw``) over back-to-back pairs.
-
-    Each pair runs under the same momentary conditions (their order alternates),
-    so the median difference holds steady where separate medians of each drift.
-    """
-    for _ in range(10):
-        raw(), through()
-    raw_us: list[int] = []
-    extra_us: list[int] = []
-    clock = time.thread_time_ns
-    gc.disable()  # as bench/timing.py does: a collection lands on whichever call happens to trigger it
-    try:
-        for n in range(pairs):
-            first, second = (raw, through) if n % 2 else (through, raw)
-            t0 = clock()
-            first()
-            t1 = clock()
-            second()
-            t2 = clock()
-            raw_ns, through_ns = (t1 - t0, t2 - t1) if n % 2 else (t2 - t1, t1 - t0)
-            raw_us.append(raw_ns)
-            extra_us.append(through_ns - raw_ns)
-    finally:
-        gc.enable()
-    return statistics.median(raw_us) / 1000, statistics.median(extra_us) / 1000
 
 
 def calls(client: openai.OpenAI, adapter: Adapter) -> dict[str, Callable[[], object]]:

@@ -96,6 +96,14 @@ def _chat_options(params: Mapping[str, Any]) -> tuple[ChatOptions, bool, bool]:
     return options, bool(params.get("stream")), usage_chunk  # type: ignore[return-value]
 
 
+def _embed_options(params: Mapping[str, Any]) -> CallOptions:
+    """privsdk options from embeddings.create()'s keywords."""
+    options: CallOptions = dict(params.get("privsdk") or {})  # type: ignore[assignment]
+    if params.get("timeout") is not None:
+        options["timeout"] = params["timeout"]
+    return options
+
+
 def chat_completion(response: ChatResponse) -> ChatCompletion:
     """openai's ChatCompletion for a privsdk answer: the SDK's own object when an openai target answered."""
     from openai.types.chat import ChatCompletion
@@ -295,9 +303,7 @@ class _Embeddings:
 
     def create(self, *, model: str, input: str | list[str], **params: Any) -> CreateEmbeddingResponse:
         """As ``openai.OpenAI().embeddings.create``."""
-        options: CallOptions = dict(params.get("privsdk") or {})  # type: ignore[assignment]
-        if params.get("timeout") is not None:
-            options["timeout"] = params["timeout"]
+        options = _embed_options(params)
         try:
             response = self._client.embed(
                 _address(self._client, model), input, dimensions=params.get("dimensions"), **options
@@ -396,9 +402,7 @@ class _AsyncEmbeddings:
         self._client = client
 
     async def create(self, *, model: str, input: str | list[str], **params: Any) -> CreateEmbeddingResponse:
-        options: CallOptions = dict(params.get("privsdk") or {})  # type: ignore[assignment]
-        if params.get("timeout") is not None:
-            options["timeout"] = params["timeout"]
+        options = _embed_options(params)
         try:
             response = await self._client.embed(
                 _address(self._client, model), input, dimensions=params.get("dimensions"), **options

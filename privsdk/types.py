@@ -93,6 +93,19 @@ class ChatRequest(NamedTuple):
     response_format: ResponseFormat | None = None
     extra: Mapping[str, Any] = _NO_EXTRA
 
+    def sampling(self, names: Mapping[str, str]) -> dict[str, Any]:
+        """The sampling settings that are set, under the vendor's names.
+
+        ``names`` maps privsdk's (``temperature``, ``top_p``, ``max_tokens``,
+        ``stop``, ``seed``) to the vendor's field names; ``stop`` comes as a list.
+        """
+        out: dict[str, Any] = {}
+        for field, name in names.items():
+            value = getattr(self, field)
+            if value is not None and value != ():
+                out[name] = list(value) if field == "stop" else value
+        return out
+
 
 class Usage(NamedTuple):
     """Token counts as the vendor reported them; None where it reported none."""

@@ -11,7 +11,7 @@ each record against these types before any sink sees it
 from __future__ import annotations
 
 import os
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 #: The version of the record's shape. Stores and exported lines carry it; it changes with any field.
 SCHEMA_VERSION = 1
@@ -34,23 +34,10 @@ ErrorClass = Literal[
 ]
 Operation = Literal["chat", "stream", "embed", "rerank", "files", "batch", "fine_tune"]
 
-DECISIONS: tuple[Decision, ...] = ("allow", "reroute", "refuse")
-OUTCOMES: tuple[Outcome, ...] = ("ok", "refused", "error", "cancelled")
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 #: The ``kind`` of every :class:`privsdk.errors.VendorError` subclass, plus the classes privsdk itself raises.
-ERROR_CLASSES: tuple[ErrorClass, ...] = (
-    "rate_limited",
-    "unavailable",
-    "timeout",
-    "connection_lost",
-    "bad_request",
-    "auth_failed",
-    "not_found",
-    "content_refused",
-    "unsupported",
-    "policy",
-    "vendor_error",
-    "other",
-)
+ERROR_CLASSES: tuple[ErrorClass, ...] = get_args(ErrorClass)
 
 
 class UsageRecord(NamedTuple):

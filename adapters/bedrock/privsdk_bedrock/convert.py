@@ -33,6 +33,8 @@ from privsdk.types import (
 from privsdk_bedrock.errors import VENDOR
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
+#: privsdk's sampling settings under Converse's inferenceConfig names (Converse has no seed: refused earlier).
+_INFERENCE = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP", "stop": "stopSequences"}
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
 TITAN_EMBED = ("amazon.titan-embed-text-", "amazon.titan-embed-g1-text")
 TITAN_DIMENSIONS = "amazon.titan-embed-text-v2"
@@ -111,15 +113,7 @@ def converse_kwargs(model: str, request: ChatRequest) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"modelId": model, "messages": messages}
     if system:
         kwargs["system"] = system
-    inference: dict[str, Any] = {}
-    if request.max_tokens is not None:
-        inference["maxTokens"] = request.max_tokens
-    if request.temperature is not None:
-        inference["temperature"] = request.temperature
-    if request.top_p is not None:
-        inference["topP"] = request.top_p
-    if request.stop:
-        inference["stopSequences"] = list(request.stop)
+    inference = request.sampling(_INFERENCE)
     if inference:
         kwargs["inferenceConfig"] = inference
     tool_config = _tool_config(request)

@@ -44,6 +44,14 @@ _FINISH: dict[str, FinishReason] = {
     "TOOL_CALL": "tool_calls",
     "ERROR": "error",
 }
+#: privsdk's sampling settings under Cohere's names.
+_SAMPLING = {
+    "temperature": "temperature",
+    "top_p": "p",
+    "max_tokens": "max_tokens",
+    "stop": "stop_sequences",
+    "seed": "seed",
+}
 _TOOL_CHOICE = {"none": "NONE", "required": "REQUIRED"}  # "auto" is Cohere's default: the field is left out
 #: Cohere v2 requires an input type for embed v3 and later; a request that names none is embedding documents.
 DEFAULT_INPUT_TYPE = "search_document"
@@ -73,16 +81,7 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
         ]
     if request.tool_choice is not None and request.tool_choice != "auto":
         body["tool_choice"] = _TOOL_CHOICE[request.tool_choice]
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["p"] = request.top_p
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
-    if request.seed is not None:
-        body["seed"] = request.seed
+    body.update(request.sampling(_SAMPLING))
     if request.response_format is not None:
         if request.tools:
             raise Unsupported("Cohere cannot combine response_format with tools in one chat request")

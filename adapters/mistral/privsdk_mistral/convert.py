@@ -42,6 +42,14 @@ FINISH: Mapping[str, FinishReason] = {
     "error": "error",
 }
 #: Mistral calls "must call a tool" ``any``.
+#: privsdk's sampling settings under Mistral's names.
+_SAMPLING = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "stop": "stop",
+    "seed": "random_seed",
+}
 TOOL_CHOICE = {"auto": "auto", "none": "none", "required": "any"}
 #: SDK method parameters that ``request.extra`` cannot set.
 _NOT_BODY = frozenset(
@@ -95,16 +103,7 @@ def chat_kwargs(request: ChatRequest, model: str) -> dict[str, Any]:
         ]
     if request.tool_choice is not None:
         kwargs["tool_choice"] = TOOL_CHOICE[request.tool_choice]
-    if request.temperature is not None:
-        kwargs["temperature"] = request.temperature
-    if request.top_p is not None:
-        kwargs["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        kwargs["max_tokens"] = request.max_tokens
-    if request.stop:
-        kwargs["stop"] = list(request.stop)
-    if request.seed is not None:
-        kwargs["random_seed"] = request.seed
+    kwargs.update(request.sampling(_SAMPLING))
     if request.response_format is not None:
         schema = request.response_format.schema
         kwargs["response_format"] = (

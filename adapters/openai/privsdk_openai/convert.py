@@ -76,10 +76,7 @@ def _sampling(request: ChatRequest, params: dict[str, Any]) -> None:
     """Add the fields both chat APIs name alike."""
     if request.tool_choice is not None:
         params["tool_choice"] = request.tool_choice
-    if request.temperature is not None:
-        params["temperature"] = request.temperature
-    if request.top_p is not None:
-        params["top_p"] = request.top_p
+    params.update(request.sampling({"temperature": "temperature", "top_p": "top_p"}))
 
 
 # --- Chat Completions ----------------------------------------------------------------------------------------------
@@ -127,12 +124,7 @@ def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dic
             for t in request.tools
         ]
     _sampling(request, params)
-    if request.max_tokens is not None:
-        params[max_tokens_field] = request.max_tokens
-    if request.stop:
-        params["stop"] = list(request.stop)
-    if request.seed is not None:
-        params["seed"] = request.seed
+    params.update(request.sampling({"max_tokens": max_tokens_field, "stop": "stop", "seed": "seed"}))
     fmt = _json_schema(request)
     if fmt is not None:
         if fmt["type"] == "json_schema":

@@ -56,6 +56,14 @@ FINISH: dict[str, FinishReason] = {
         "content_filter",
     ),
 }
+#: privsdk's sampling settings under Gemini's generation-config names.
+_SAMPLING = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_output_tokens",
+    "stop": "stop_sequences",
+    "seed": "seed",
+}
 TASK_TYPES = {
     "search_document": "RETRIEVAL_DOCUMENT",
     "search_query": "RETRIEVAL_QUERY",
@@ -159,16 +167,7 @@ def generate_config(
         config["tools"] = [{"function_declarations": declarations}]
     if request.tool_choice is not None:
         config["tool_config"] = {"function_calling_config": {"mode": _MODES[request.tool_choice]}}
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.top_p is not None:
-        config["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        config["max_output_tokens"] = request.max_tokens
-    if request.stop:
-        config["stop_sequences"] = list(request.stop)
-    if request.seed is not None:
-        config["seed"] = request.seed
+    config.update(request.sampling(_SAMPLING))  # type: ignore[typeddict-item]  # names from _SAMPLING, all valid
     if request.response_format is not None:
         config["response_mime_type"] = "application/json"
         if request.response_format.schema is not None:
