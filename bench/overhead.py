@@ -133,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
 
     wire = OpenAIWire(key=KEY, model=MODEL)
-    store = f"sqlite:///{tempfile.mkdtemp(prefix='privsdk-bench-')}/usage.sqlite3"
+    store = f"sqlite://{tempfile.mkdtemp(prefix='privsdk-bench-')}/usage.sqlite3"
     with LoopbackServer(wire) as server:
         url = f"{server.url}/v1"
         calls = clients(url, store)

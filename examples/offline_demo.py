@@ -56,7 +56,7 @@ def main() -> None:
     azure_app = OpenAIWire(key="azure-stand-in", model="gpt-4o-2024-08-06")
     azure_app.text = "Le client demande un remboursement sous 30 jours."
     workdir = Path(tempfile.mkdtemp(prefix="privsdk-demo-"))
-    store = f"sqlite:///{workdir / 'usage.sqlite3'}"
+    store = f"sqlite://{workdir / 'usage.sqlite3'}"
 
     with (
         LoopbackServer(openai_app) as openai_server,

@@ -199,7 +199,7 @@ def _check_errors(raised: list[str]) -> None:
 
 def test_sqlite_store(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
     store = tmp_path / "usage.sqlite3"
-    with Stack(tmp_path, f"sqlite:///{store}") as stack:
+    with Stack(tmp_path, f"sqlite://{store}") as stack:
         _check_errors(stack.run())
     files = list(tmp_path.glob("usage.sqlite3*"))
     assert store in files and store.stat().st_size > 0
@@ -209,7 +209,7 @@ def test_sqlite_store(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
 
 def test_jsonl_store(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
     store = tmp_path / "usage.jsonl"
-    with Stack(tmp_path, f"jsonl:///{store}") as stack:
+    with Stack(tmp_path, f"jsonl://{store}") as stack:
         _check_errors(stack.run())
     lines = store.read_text(encoding="utf-8").splitlines()
     assert len(lines) >= 15 and {json.loads(line)["outcome"] for line in lines} >= {"ok", "error", "refused"}

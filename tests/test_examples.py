@@ -55,7 +55,7 @@ def run(script: str, tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServ
 def test_swapping_the_openai_import(tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServer]) -> None:
     store = tmp_path / "usage.jsonl"
     out = run(
-        "swap_openai_import.py", tmp_path, vendors, PRIVSDK_REQUIRE="no_training", PRIVSDK_USAGE=f"jsonl:///{store}"
+        "swap_openai_import.py", tmp_path, vendors, PRIVSDK_REQUIRE="no_training", PRIVSDK_USAGE=f"jsonl://{store}"
     )
     assert out.splitlines()[:2] == ["from OpenAI", "from OpenAI"] and "2 vectors of" in out
     records = [json.loads(line) for line in store.read_text(encoding="utf-8").splitlines()]
