@@ -26,7 +26,7 @@ from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_ada
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.config import load_limits, load_policy, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
-from privsdk.errors import ConfigError, PolicyViolation, VendorError, VendorTimeout
+from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
 from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
@@ -211,6 +211,14 @@ class _Core:
             raise adapter._unsupported(operation)
         return adapter
 
+    def adapter_for(self, call: _Call, target: Target) -> Adapter:
+        """:meth:`adapter` for a call; an operation or field the target cannot take is recorded, then raised."""
+        try:
+            return self.adapter(call.tenant, target, call.operation)
+        except Unsupported as exc:
+            self.record(call, target, 0, "error", exc, time.time(), 0.0)
+            raise
+
     def _tenant_credentials(self, tenant: str, vendor: str) -> Mapping[str, str]:
         own = dict(self.policy.tenants[tenant].credentials).get(vendor)
         if own is None:
@@ -233,7 +241,7 @@ class _Core:
         """``run`` on each target of the chain until one succeeds; only transient failures move on."""
         failure: VendorError | None = None
         for target, decision in call.chain:
-            adapter = self.adapter(call.tenant, target, call.operation)
+            adapter = self.adapter_for(call, target)
             try:
                 return run(target, adapter, _for_target(request, call, target)), target, decision
             except VendorError as exc:
@@ -249,7 +257,7 @@ class _Core:
         """:meth:`through_chain` for async calls."""
         failure: VendorError | None = None
         for target, decision in call.chain:
-            adapter = self.adapter(call.tenant, target, call.operation)
+            adapter = self.adapter_for(call, target)
             try:
                 return await run(target, adapter, _for_target(request, call, target)), target, decision
             except VendorError as exc:
@@ -276,7 +284,7 @@ class _Core:
         try:
             result = send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            self.record(call, target, call.attempts, "error", exc, started, time.perf_counter() - t0)
+            self.record(call, target, call.attempts, _failed(exc), exc, started, time.perf_counter() - t0)
             raise
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
@@ -298,7 +306,7 @@ class _Core:
         try:
             result = await send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            self.record(call, target, call.attempts, "error", exc, started, time.perf_counter() - t0)
+            self.record(call, target, call.attempts, _failed(exc), exc, started, time.perf_counter() - t0)
             raise
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
@@ -435,6 +443,11 @@ def _send_embed(adapter: Adapter, request: EmbedRequest, timeout: float) -> Embe
 
 def _send_rerank(adapter: Adapter, request: RerankRequest, timeout: float) -> RerankResponse:
     return adapter.rerank(request, timeout=timeout)
+
+
+def _failed(exc: BaseException) -> Literal["error", "cancelled"]:
+    """A call stopped by the app (asyncio cancellation, Ctrl-C) is cancelled, not failed."""
+    return "error" if isinstance(exc, Exception) else "cancelled"
 
 
 def _for_target(request: Any, call: _Call, target: Target) -> Any:

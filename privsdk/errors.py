@@ -52,6 +52,8 @@ class AdapterMissing(ConfigError):
 class Unsupported(PrivsdkError):
     """The target's adapter cannot do the asked operation (rerank on Mistral). Raised before any network."""
 
+    kind = "unsupported"
+
 
 class VendorError(PrivsdkError):
     """A vendor call failed. Subclasses say how; ``transient`` ones may succeed when tried again.

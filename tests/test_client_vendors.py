@@ -17,7 +17,8 @@ import pytest
 from privsdk.client import Client
 from privsdk.config import load_policy
 from privsdk.decision import decide
-from privsdk.errors import PolicyViolation
+from privsdk.errors import PolicyViolation, Unsupported
+from privsdk.usage import UsageRecord
 from tests.wire.bedrock import BedrockWire
 from tests.wire.cohere import CohereApp
 from tests.wire.mistral import MistralApp
@@ -127,3 +128,25 @@ reroute.remote = ["local"]
         assert server.requests == []
         assert [r.path for r in local.requests] == ["/v1/chat/completions"] * 2 + ["/v1/embeddings"]
         assert server.errors == [] and local.errors == []
+
+
+def test_an_operation_the_adapter_cannot_do_is_refused_before_any_request_and_recorded(tmp_path: Path) -> None:
+    """The catalogue lets Mistral on Azure embed, but the SDK's Azure client has no embeddings."""
+    with LoopbackServer(MistralApp()) as server:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f'[targets.m]\noffering = "mistral.azure"\nmodel = "mistral-large-2411"\nendpoint = "{server.url}"\n',
+            encoding="utf-8",
+        )
+        records: list[UsageRecord] = []
+        client = Client(
+            environ={"PRIVSDK_CONFIG": str(config)},
+            usage=records.append,
+            credentials={"mistral": {"azure_api_key": "k"}},
+        )
+        assert decide(client.policy, "m", "embed").outcome == "allow"
+        with pytest.raises(Unsupported, match="cannot embed"):
+            client.embed("m", ["hello"])
+        client.close()
+        assert server.requests == []
+    assert [(r.outcome, r.error_class, r.attempt) for r in records] == [("error", "unsupported", 0)]
