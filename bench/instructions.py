@@ -9,14 +9,19 @@ the difference between N=400 and N=200 runs divided by 200, so one-time costs
 (imports, first calls) cancel out. The extra instructions are then turned into
 µs at the raw call's own measured speed.
 
-Needs valgrind (Debian's package); takes about two minutes. Printed, never asserted.
+When LiteLLM is importable, its ``completion`` is counted the same way,
+handed the same in-memory SDK client. Needs valgrind (Debian's package);
+takes about two minutes, ten with LiteLLM. Printed, never asserted.
 
-Run: ``.venv/bin/python bench/instructions.py``.
+Run: ``.venv/bin/python bench/instructions.py``, or with LiteLLM:
+``uv run --all-packages --with litellm python bench/instructions.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -31,6 +36,7 @@ from childenv import REPO, verdict
 KEY, MODEL = "sk-bench", "gpt-4o-mini"
 MESSAGES: Any = [{"role": "user", "content": "Summarise the report."}]
 GOAL_US = 50.0
+LITELLM_FACTOR = 50.0
 
 
 def child(which: str, calls: int) -> None:
@@ -55,6 +61,13 @@ def child(which: str, calls: int) -> None:
     adapter._client = adapter._client.with_options(http_client=memory)
     if which == "raw":
         call: Any = lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES)  # noqa: E731
+    elif which == "litellm":  # LiteLLM drives the same in-memory SDK client it is handed
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm  # type: ignore[import-not-found, unused-ignore]  # only in the bench environment
+
+        call = lambda: litellm.completion(  # noqa: E731
+            model=f"openai/{MODEL}", messages=MESSAGES, client=raw, api_key=KEY, num_retries=0
+        )
     else:
         call = lambda: ours.chat(f"openai/{MODEL}", MESSAGES)  # noqa: E731
     for _ in range(20 + calls):
@@ -94,14 +107,15 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]))
         return
+    kinds = ["raw", "client"] + (["litellm"] if importlib.util.find_spec("litellm") else [])
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         runs = {
             (which, n): pool.submit(instructions, which, n, Path(tmp) / f"{which}{n}")
-            for which in ("raw", "client")
+            for which in kinds
             for n in (200, 400)
         }
         counts = {key: future.result() for key, future in runs.items()}
-    per_call = {which: (counts[(which, 400)] - counts[(which, 200)]) / 200 for which in ("raw", "client")}
+    per_call = {which: (counts[(which, 400)] - counts[(which, 200)]) / 200 for which in kinds}
     raw_us = float(
         subprocess.run(
             [sys.executable, __file__, "--child", "time", "300"], capture_output=True, text=True, check=True
@@ -114,6 +128,14 @@ def main() -> None:
     print(f"  privsdk.Client        {per_call['client']:12,.0f}   +{extra:,.0f} ({extra / per_call['raw']:.1%})")
     print(f"  raw call's CPU time here: {raw_us:.0f} µs, so privsdk adds about {extra_us:.1f} µs")
     print(f"goal: privsdk adds <= {GOAL_US:g} µs per call: {verdict(extra_us <= GOAL_US)}")
+    if "litellm" in per_call:
+        litellm_extra = per_call["litellm"] - per_call["raw"]
+        ratio = litellm_extra / extra
+        print(f"  LiteLLM completion    {per_call['litellm']:12,.0f}   +{litellm_extra:,.0f}")
+        ok = verdict(ratio >= LITELLM_FACTOR)
+        print(f"goal: LiteLLM adds >= {LITELLM_FACTOR:g}x what privsdk adds: {ok} ({ratio:.0f}x)")
+    else:
+        print("LiteLLM is not installed here: run this script with `uv run --with litellm` to compare")
 
 
 if __name__ == "__main__":

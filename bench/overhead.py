@@ -157,6 +157,7 @@ def main() -> None:
         print(f"  {'privsdk.Client, default SQLite store':<40} +{ours:8.1f} µs")
         ok = verdict(ours <= CALL_GOAL_US)
         print(f"goal: privsdk adds <= {CALL_GOAL_US:g} µs per call: {ok} (+{ours:.1f} µs, usage records included)")
+        print("  (timed figures drift by tens of µs on a shared machine: bench/instructions.py counts instructions)")
         if "LiteLLM completion" in extra:
             ratio = extra["LiteLLM completion"] / max(ours, 0.1)
             ok = verdict(ratio >= LITELLM_FACTOR)
@@ -174,8 +175,7 @@ def main() -> None:
         )
         per_chunk = extra_us / wire.pieces
         print(f"  privsdk.Client extra thread CPU per stream: +{extra_us:.1f} µs, per chunk +{per_chunk:.2f} µs")
-        ok = verdict(per_chunk <= CHUNK_GOAL_US)
-        print(f"goal: <= {CHUNK_GOAL_US:g} µs per chunk: {ok} (the call's own cost spread over the chunks)")
+        print(f"  (the adapters' own per-chunk goal, <= {CHUNK_GOAL_US:g} µs, is judged by bench/adapter_*.py)")
 
 
 if __name__ == "__main__":
