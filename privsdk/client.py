@@ -153,9 +153,9 @@ class _Core:
             catalogue=self.catalogue,
         )
         if not decision.allowed:
-            call = _Call(decision, (), checked, Budget(limits))
-            self.record(call, None, 0, "refused", PolicyViolation(decision), time.time(), 0.0)
-            raise PolicyViolation(decision)
+            refusal = PolicyViolation(decision)
+            self.record(_Call(decision, (), checked, Budget(limits)), None, 0, "refused", refusal, time.time(), 0.0)
+            raise refusal
         return _Call(decision, self._chain(decision, features), checked, Budget(limits))
 
     def _chain(self, decision: Decision, features: Iterable[str]) -> tuple[tuple[Target, Decision], ...]:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Policy, Target, Tenant
-from privsdk.resilience import Limits
-from privsdk.usage.spec import SPEC as USAGE_SPEC
-from privsdk.usage.spec import SPEC_HINT as USAGE_SPEC_HINT
+from privsdk.usage import SPEC as USAGE_SPEC
+from privsdk.usage import SPEC_HINT as USAGE_SPEC_HINT
 from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
+
+if TYPE_CHECKING:
+    from privsdk.resilience import Limits
 
 #: Every variable privsdk reads. Any other ``PRIVSDK_*`` name is an error, so a typo never goes unnoticed.
 ENV_VARS: dict[str, str] = {
@@ -88,6 +90,8 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
 
 def load_limits(environ: Mapping[str, str] | None = None) -> Limits:
     """Retry limits from ``PRIVSDK_MAX_ATTEMPTS`` and ``PRIVSDK_DEADLINE_S``."""
+    from privsdk.resilience import Limits  # only clients need it, not the decision path
+
     env = os.environ if environ is None else environ
     limits = Limits()
     attempts = env.get("PRIVSDK_MAX_ATTEMPTS", "").strip()

@@ -11,8 +11,6 @@ deadline: the client then falls back to the next allowed target, if any.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -59,6 +57,8 @@ def backoff(exc: BaseException, attempt: int, limits: Limits) -> float:
     after = getattr(exc, "retry_after", None)
     if after is not None:
         return float(min(after, limits.retry_after_cap_s))
+    import random  # only retries need it; privsdk.config imports this module on the decision path
+
     return random.uniform(0.0, min(limits.backoff_cap_s, limits.backoff_base_s * 2 ** (attempt - 1)))
 
 
@@ -128,6 +128,8 @@ async def acall(attempt: Callable[..., Awaitable[R]], *args: Any, budget: Budget
         wait = first_retry_wait(exc, budget)
         if wait is None:
             raise
+    import asyncio  # not at the top: the decision path imports this module, and asyncio costs tens of ms
+
     await asyncio.sleep(wait)
     result: R = await async_retrying()(attempt, *args, budget=budget)
     return result

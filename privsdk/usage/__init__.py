@@ -13,7 +13,13 @@ loads no sink, no SQLite and no OpenTelemetry.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import TYPE_CHECKING, Any
+
+#: Every accepted ``PRIVSDK_USAGE`` value. Here rather than in privsdk.usage.spec, so that privsdk.config
+#: can check the variable on the decision path without importing the sinks' path handling.
+SPEC = re.compile(r"^(none|otlp|sqlite|sqlite:///.+|jsonl:///.+)$")
+SPEC_HINT = "use sqlite, sqlite:///PATH, jsonl:///PATH, otlp or none"
 
 _EXPORTS = {
     "SCHEMA_VERSION": "privsdk.usage.record",

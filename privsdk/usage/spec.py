@@ -18,10 +18,8 @@ from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 from privsdk.errors import ConfigError
+from privsdk.usage import SPEC, SPEC_HINT
 
-#: Every accepted ``PRIVSDK_USAGE`` value (privsdk.config checks the variable with it).
-SPEC = re.compile(r"^(none|otlp|sqlite|sqlite:///.+|jsonl:///.+)$")
-SPEC_HINT = "use sqlite, sqlite:///PATH, jsonl:///PATH, otlp or none"
 STORE_FILE = "usage.sqlite3"
 
 Kind = Literal["sqlite", "jsonl", "otlp", "none"]
