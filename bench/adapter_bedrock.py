@@ -20,8 +20,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from childenv import REPO, verdict
-from timing import interleaved_medians, median_us, row
+from childenv import REPO
+from timing import adapter_goals, interleaved_medians, median_us, row
 
 sys.path.insert(0, str(REPO))
 
@@ -33,8 +33,6 @@ from privsdk.types import ChatRequest, Message
 from tests.wire.bedrock import BedrockWire
 from tests.wire.server import LoopbackServer
 
-CALL_GOAL_US = 30.0
-CHUNK_GOAL_US = 2.0
 MODEL = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
 REGION = "eu-central-1"
 KEYS = {"aws_access_key_id": "AKIDFAKE", "aws_secret_access_key": "bench-secret"}
@@ -114,15 +112,8 @@ def main() -> None:
     print("The adapter's own work, timed alone")
     print(row("request + answer conversion of one call", alone_call))
     print(row("one stream event read", alone_chunk))
-    print(
-        f"goal: adapter adds <= {CALL_GOAL_US:g} µs per call: "
-        f"{chat_extra:+.1f} µs end to end, {alone_call:.1f} µs alone  "
-        f"{verdict(chat_extra <= CALL_GOAL_US and alone_call <= CALL_GOAL_US)}"
-    )
-    print(
-        f"goal: adapter adds <= {CHUNK_GOAL_US:g} µs per stream chunk: "
-        f"{chunk_extra:+.2f} µs end to end, {alone_chunk:.2f} µs alone  "
-        f"{verdict(chunk_extra <= CHUNK_GOAL_US and alone_chunk <= CHUNK_GOAL_US)}"
+    adapter_goals(
+        [("end to end", chat_extra), ("alone", alone_call)], [("end to end", chunk_extra), ("alone", alone_chunk)]
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def median_us(call: Callable[[], object], *, calls: int = 300, warmup: int = 30) -> float:
@@ -84,3 +84,19 @@ def _pairs(
         a, b = (t1 - t0, t2 - t1) if n % 2 else (t2 - t1, t1 - t0)
         raw_ns.append(a)
         extra_ns.append(b - a)
+
+
+#: What an adapter may add to its SDK (issue 3's goals), judged by every bench/adapter_*.py.
+ADAPTER_CALL_GOAL_US = 30.0
+ADAPTER_CHUNK_GOAL_US = 2.0
+
+
+def adapter_goals(per_call: Sequence[tuple[str, float]], per_chunk: Sequence[tuple[str, float]]) -> None:
+    """Print the two goal lines; each is met only when every (label, µs) figure given for it is within the goal."""
+    for what, goal, figures in (
+        ("call", ADAPTER_CALL_GOAL_US, per_call),
+        ("stream chunk", ADAPTER_CHUNK_GOAL_US, per_chunk),
+    ):
+        shown = ", ".join(f"{us:+.2f} µs {label}".rstrip() for label, us in figures)
+        ok = "PASS" if all(us <= goal for _, us in figures) else "FAIL"
+        print(f"goal: adapter adds <= {goal:g} µs per {what}: {shown}  {ok}")
