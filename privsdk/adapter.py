@@ -66,34 +66,35 @@ class Adapter:
         self.target = target
         self.options = options
 
-    def _unsupported(self, operation: str) -> Unsupported:
+    def unsupported(self, operation: str) -> Unsupported:
+        """The error for an operation this target cannot do (raise it; nothing is sent)."""
         can = ", ".join(sorted(self.operations)) or "nothing"
         return Unsupported(f"{self.target.name} ({self.target.offering}) cannot {operation}; it can: {can}")
 
     def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
-        raise self._unsupported("chat")
+        raise self.unsupported("chat")
 
     async def achat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
-        raise self._unsupported("chat")
+        raise self.unsupported("chat")
 
     def stream(self, request: ChatRequest, *, timeout: float) -> Iterator[StreamEvent]:
         """Events of a streamed answer; the last is a :class:`~privsdk.types.StreamEnd`."""
-        raise self._unsupported("stream")
+        raise self.unsupported("stream")
 
     def astream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamEvent]:
-        raise self._unsupported("stream")
+        raise self.unsupported("stream")
 
     def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
-        raise self._unsupported("embed")
+        raise self.unsupported("embed")
 
     async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
-        raise self._unsupported("embed")
+        raise self.unsupported("embed")
 
     def rerank(self, request: RerankRequest, *, timeout: float) -> RerankResponse:
-        raise self._unsupported("rerank")
+        raise self.unsupported("rerank")
 
     async def arerank(self, request: RerankRequest, *, timeout: float) -> RerankResponse:
-        raise self._unsupported("rerank")
+        raise self.unsupported("rerank")
 
     def close(self) -> None:
         """Release the SDK client's connections."""

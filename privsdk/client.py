@@ -208,7 +208,7 @@ class _Core:
                     options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor))
                     adapter = self._adapters[key] = open_adapter(target, options)
         if operation not in adapter.operations:
-            raise adapter._unsupported(operation)
+            raise adapter.unsupported(operation)
         return adapter
 
     def adapter_for(self, call: _Call, target: Target) -> Adapter:

@@ -81,7 +81,7 @@ class BedrockAdapter(Adapter):
 
     def _converse(self, request: ChatRequest, operation: str) -> dict[str, Any]:
         if operation not in self.operations:
-            raise self._unsupported(operation)
+            raise self.unsupported(operation)
         return convert.converse_kwargs(self.target.model, request)
 
     def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
@@ -169,7 +169,7 @@ class BedrockAdapter(Adapter):
 
     def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         if "embed" not in self.operations:
-            raise self._unsupported("embed")
+            raise self.unsupported("embed")
         bodies = convert.embed_bodies(self.target.model, request)
         client = self._client(timeout)
         # Titan embeds one text per request: each request is bounded by the timeout, and no new one
@@ -193,7 +193,7 @@ class BedrockAdapter(Adapter):
 
     def rerank(self, request: RerankRequest, *, timeout: float) -> RerankResponse:
         if "rerank" not in self.operations:
-            raise self._unsupported("rerank")
+            raise self.unsupported("rerank")
         body = convert.rerank_body(request)
         response, decoded = self._invoke(self._client(timeout), body)
         headers = response["ResponseMetadata"]["HTTPHeaders"]

@@ -63,7 +63,7 @@ class CohereAdapter(Adapter):
 
     def _check(self, operation: str) -> None:
         if operation not in self.operations:
-            raise self._unsupported(operation)
+            raise self.unsupported(operation)
 
     def _async(self) -> AsyncClientV2 | None:
         if self._async_client is None and self._new_async_client is not None:
