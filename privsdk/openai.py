@@ -34,6 +34,7 @@ from privsdk.errors import (
 )
 from privsdk.resilience import Limits
 from privsdk.types import ChatResponse, EmbedResponse, StreamEnd, TextDelta, ToolCallDelta
+from privsdk.usage.record import new_request_id
 
 if TYPE_CHECKING:
     from openai.types import CreateEmbeddingResponse
@@ -113,7 +114,7 @@ def chat_completion(response: ChatResponse) -> ChatCompletion:
     usage = response.usage
     return ChatCompletion.model_validate(
         {
-            "id": f"chatcmpl-{_request_id(response)}",
+            "id": f"chatcmpl-{new_request_id()}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": response.model,
@@ -142,16 +143,12 @@ def _usage(prompt: int | None, completion: int | None) -> dict[str, int]:
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
-def _request_id(response: Any) -> str:
-    return f"privsdk{id(response):x}"
-
-
 class _Chunks:
     """Turns privsdk stream events into openai ChatCompletionChunks, all with the stream's id and model."""
 
     def __init__(self, events: ChatStream | AsyncChatStream, usage_chunk: bool):
         self.body = {
-            "id": f"chatcmpl-{_request_id(events)}",
+            "id": f"chatcmpl-{new_request_id()}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
             "model": events.target.model,
