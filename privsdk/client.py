@@ -284,7 +284,7 @@ class _Core:
         try:
             result = send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            self.record(call, target, call.attempts, _failed(exc), exc, started, time.perf_counter() - t0)
+            self.record_failure(call, target, exc, started, time.perf_counter() - t0)
             raise
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
@@ -306,7 +306,7 @@ class _Core:
         try:
             result = await send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            self.record(call, target, call.attempts, _failed(exc), exc, started, time.perf_counter() - t0)
+            self.record_failure(call, target, exc, started, time.perf_counter() - t0)
             raise
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
@@ -356,6 +356,11 @@ class _Core:
                 tags=call.tags,
             )
         )
+
+    def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
+        """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed."""
+        outcome: Literal["error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
+        self.record(call, target, call.attempts, outcome, exc, started, latency_s)
 
     def _take_adapters(self) -> list[Adapter]:
         with self._lock:
@@ -443,11 +448,6 @@ def _send_embed(adapter: Adapter, request: EmbedRequest, timeout: float) -> Embe
 
 def _send_rerank(adapter: Adapter, request: RerankRequest, timeout: float) -> RerankResponse:
     return adapter.rerank(request, timeout=timeout)
-
-
-def _failed(exc: BaseException) -> Literal["error", "cancelled"]:
-    """A call stopped by the app (asyncio cancellation, Ctrl-C) is cancelled, not failed."""
-    return "error" if isinstance(exc, Exception) else "cancelled"
 
 
 def _for_target(request: Any, call: _Call, target: Target) -> Any:

@@ -45,9 +45,7 @@ class _Recorded:
         self._started, self._t0 = time.time(), time.perf_counter()
 
     def _failed(self, target: Target, exc: BaseException) -> None:
-        self._core.record(
-            self._call, target, self._call.attempts, "error", exc, self._started, time.perf_counter() - self._t0
-        )
+        self._core.record_failure(self._call, target, exc, self._started, time.perf_counter() - self._t0)
 
     def _opened(self, first: StreamEvent | None) -> None:
         self._first = first
