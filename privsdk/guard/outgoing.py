@@ -1,0 +1,106 @@
+"""What the guard reads: one HTTP request exactly as an SDK is about to send it.
+
+The guard never trusts what the app declared about a call. A transport seam
+(an httpx transport, a botocore event handler) turns the request the SDK built
+into an :class:`Outgoing`; a wire reader for the request's protocol (one
+module per protocol in :mod:`privsdk.guard.wire`) says what it :class:`Asks`
+for; the guard decides on that. Nothing here imports a vendor SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
+
+_NO_HEADERS: Mapping[str, str] = {}
+
+
+class Outgoing(NamedTuple):
+    """One request as it will leave the process.
+
+    ``sdk`` names the seam that saw it (``openai``, ``cohere``, ``mistralai``,
+    ``genai``, ``boto3``). ``host`` is lower-case without the port; ``path``
+    is as sent (percent-encoded); header names are lower-case; ``body`` is
+    the whole body (``b""`` when there is none).
+    """
+
+    sdk: str
+    method: str
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    query: str = ""
+    headers: Mapping[str, str] = _NO_HEADERS
+    body: bytes = b""
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]``, with the port only when it is not the scheme's default."""
+        default = {"https": 443, "http": 80}.get(self.scheme)
+        port = f":{self.port}" if self.port is not None and self.port != default else ""
+        return f"{self.scheme}://{self.host}{port}"
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is empty or not JSON (multipart uploads, say)."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+class Asks(NamedTuple):
+    """What one request asks for, read from its path, query and body by a wire reader.
+
+    ``operation`` is a :class:`privsdk.vocabulary.Operation` value; ``model``
+    is the model as the request names it (body ``model``, Bedrock ``modelId``
+    from the path, Vertex model from the path), None when it names none
+    (model listing, file uploads). ``features`` are names from
+    :data:`privsdk.vocabulary.FEATURES`. ``deployment`` is an Azure
+    deployment from the path; ``project`` and ``location`` are the GCP
+    project and location from a Vertex path; ``publisher`` the Vertex
+    publisher (``google``, ``anthropic``, ...).
+    """
+
+    operation: str
+    model: str | None = None
+    features: frozenset[str] = frozenset()
+    deployment: str | None = None
+    project: str | None = None
+    location: str | None = None
+    publisher: str | None = None
+
+
+class Unreadable(Exception):
+    """A wire reader cannot tell what a request asks for: the guard refuses it.
+
+    The message names the path shape or field that was not understood, never
+    a value taken from the body.
+    """
+
+
+class Meter(Protocol):
+    """Counts tokens in a response as its bytes pass, keeping no content.
+
+    ``feed`` gets each chunk of the response body in order; ``tokens`` gives
+    (input, output) once the body has ended, None where the vendor did not say.
+    """
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def tokens(self) -> tuple[int | None, int | None]: ...
+
+
+class WireReader(Protocol):
+    """One wire protocol: what a request asks for, and how to count its answer's tokens."""
+
+    def read(self, request: Outgoing) -> Asks:
+        """What ``request`` asks for; raises :class:`Unreadable` when it cannot tell."""
+        ...
+
+    def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
+        """A meter for the response to ``request`` (None when its tokens cannot be counted)."""
+        ...

@@ -1,0 +1,35 @@
+"""Wire readers, one module per protocol: what a request asks for, and its answer's tokens.
+
+Each module defines ``READER``, a :class:`privsdk.guard.outgoing.WireReader`.
+The protocol of a request follows from the offering its host belongs to
+(:data:`PROTOCOLS`); modules are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from privsdk.guard.outgoing import WireReader
+
+#: Offering (or vendor) -> the wire protocol its endpoints speak.
+PROTOCOLS = {
+    "openai": "openai",
+    "azure.openai": "openai",
+    "azure.foundry": "openai",
+    "selfhosted": "openai",
+    "mistral": "mistral",
+    "cohere": "cohere",
+    "bedrock": "bedrock",
+    "vertex": "google",
+    "gemini": "google",
+}
+
+_readers: dict[str, WireReader] = {}
+
+
+def reader(protocol: str) -> WireReader:
+    """The reader for ``protocol``, imported on first use."""
+    found = _readers.get(protocol)
+    if found is None:
+        found = _readers[protocol] = importlib.import_module(f"privsdk.guard.wire.{protocol}").READER
+    return found
