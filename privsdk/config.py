@@ -474,7 +474,7 @@ def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
     """
     from urllib.parse import urlsplit
 
-    from privsdk.guard.places import catalogue_place
+    from privsdk.outbound.places import catalogue_place
 
     offering_id, _, account = (p.strip() for p in offering_spec.partition("@"))
     url = url.strip().rstrip("/")

@@ -401,7 +401,7 @@ def _region_contradiction(spec: Target, declared: frozenset[str]) -> str | None:
     """A reason when the target's own region names another geography than its region attestation."""
     if spec.region is None or spec.shows_geography:
         return None
-    from privsdk.guard.places import geography
+    from privsdk.outbound.places import geography
 
     kind = {"bedrock": "aws_region", "cohere": "aws_region", "vertex": "gcp_location", "mistral": "geo"}.get(
         spec.offering.partition(".")[0], "geo"

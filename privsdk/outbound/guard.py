@@ -1,7 +1,7 @@
 """The guard: one decision per outgoing request, on what the request itself shows.
 
 Every request a guarded SDK client sends (a drop-in, a client handed to
-:func:`privsdk.guard`, a client caught by :func:`privsdk.instrument`, or
+:func:`privsdk.outbound`, a client caught by :func:`privsdk.instrument`, or
 :class:`privsdk.Client`'s adapters) passes :meth:`Guard.check` in the SDK's
 transport before a byte is written. The guard places the request (its host,
 or an endpoint the policy declares), reads what it asks for (operation,
@@ -18,34 +18,44 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, ClassVar, Literal, NoReturn
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, NoReturn
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide_request, refused
 from privsdk.errors import PolicyViolation, error_for_status
-from privsdk.guard.outgoing import Asks, Meter, Outgoing, Unreadable
-from privsdk.guard.places import Place, catalogue_place, declared_place
-from privsdk.guard.wire import PROTOCOLS, reader
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.places import Place, catalogue_place, declared_place
+from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
 from privsdk.usage.record import UsageRecord, new_request_id
 
 if TYPE_CHECKING:
     from privsdk.usage import Recorder
 
-#: The target a :class:`privsdk.Client` attempt is sending to, while it sends: the guard then checks that the
-#: request agrees with it, and leaves the usage record to the client (which records every attempt itself).
-bound_target: contextvars.ContextVar[Target | None] = contextvars.ContextVar("privsdk_bound_target", default=None)
+
+class Binding(NamedTuple):
+    """What a :class:`privsdk.Client` attempt is sending: its target, tenant and data class."""
+
+    target: Target
+    tenant: str
+    data_class: str
+
+
+#: Set by a :class:`privsdk.Client` attempt while it sends: the guard then checks that the request agrees with
+#: the attempt's target, judges it for the call's tenant and class, and leaves the usage record to the client
+#: (which records every attempt itself).
+bound: contextvars.ContextVar[Binding | None] = contextvars.ContextVar("privsdk_bound", default=None)
 
 
 @contextlib.contextmanager
-def binding(target: Target) -> Iterator[None]:
-    """Requests sent inside the block are for ``target`` (used by :class:`privsdk.Client` around an attempt)."""
-    token = bound_target.set(target)
+def binding(target: Target, tenant: str, data_class: str) -> Iterator[None]:
+    """Requests sent inside the block are for ``target``, for ``tenant``'s ``data_class``."""
+    token = bound.set(Binding(target, tenant, data_class))
     try:
         yield
     finally:
-        bound_target.reset(token)
+        bound.reset(token)
 
 
 class Guard:
@@ -119,21 +129,24 @@ class Guard:
     def check(self, out: Outgoing) -> Pass:
         """Decide on ``out``: a :class:`Pass` when it may be sent, else record and raise :class:`PolicyViolation`."""
         started, t0 = time.time(), time.perf_counter()
-        bound = bound_target.get()
-        here = context.current()
-        tenant, data_class = here.tenant, here.data_class
+        binding = bound.get()
+        if binding is None:
+            here = context.current()
+            target, tenant, data_class = None, here.tenant, here.data_class
+        else:
+            target, tenant, data_class = binding
         try:
             place = self.place(out)
             protocol = PROTOCOLS.get(place.offerings[0]) or PROTOCOLS[place.offerings[0].partition(".")[0]]
             wire = reader(protocol)
             asks = wire.read(out)
-            targets = self.targets(place, asks, out, bound)
+            targets = self.targets(place, asks, out, target)
         except _Refused as exc:
             decision = refused(self.policy, exc.label, exc.operation, tenant, data_class, exc.reason)
-            self._refuse(decision, None, started, bound)
+            self._refuse(decision, None, started, binding)
         except Unreadable as exc:
             decision = refused(self.policy, out.host, "other", tenant, data_class, f"{out.host}: {exc}")
-            self._refuse(decision, None, started, bound)
+            self._refuse(decision, None, started, binding)
         decision = decide_request(
             self.policy,
             self.catalogue,
@@ -144,8 +157,8 @@ class Guard:
             features=asks.features,
         )
         if not decision.allowed:
-            self._refuse(decision, targets[0], started, bound)
-        return Pass(self, decision, targets[0], asks, out, wire.meter, started, t0, record=bound is None)
+            self._refuse(decision, targets[0], started, binding)
+        return Pass(self, decision, targets[0], asks, out, wire.meter, started, t0, record=binding is None)
 
     def place(self, out: Outgoing) -> Place:
         """Where ``out`` goes; raises :class:`_Refused` for a host neither the policy nor the catalogue knows."""
@@ -238,9 +251,9 @@ class Guard:
         ]
         return matches[0] if len(matches) == 1 else None
 
-    def _refuse(self, decision: Decision, target: Target | None, started: float, bound: Target | None) -> NoReturn:
+    def _refuse(self, decision: Decision, target: Target | None, started: float, binding: Binding | None) -> NoReturn:
         violation = PolicyViolation(decision)
-        if bound is None:
+        if binding is None:
             self.recorder.record(_record(decision, target, started, 0, "refused", "policy", None, 0.0))
         raise violation
 

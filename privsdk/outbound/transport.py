@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import httpx
 
 from privsdk.errors import PolicyViolation
-from privsdk.guard.guard import Guard, Pass
-from privsdk.guard.outgoing import Meter, Outgoing
+from privsdk.outbound.guard import Guard, Pass
+from privsdk.outbound.outgoing import Meter, Outgoing
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base.
 Refusal = Callable[[PolicyViolation], BaseException]
