@@ -27,7 +27,7 @@ from privsdk.types import (
 )
 
 if TYPE_CHECKING:
-    from privsdk.outbound.guard import Guard
+    from privsdk.outbound.judge import Guard
 
 ENTRY_POINT_GROUP = "privsdk.adapters"
 DEFAULT_TIMEOUT_S = 60.0

@@ -166,6 +166,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+RUN_EXAMPLES = """\
+examples:
+  privsdk run -- python app.py
+  PRIVSDK_REQUIRE=zdr PRIVSDK_ATTEST=openai:zdr@proj_abc privsdk run -- python -m myservice
+  PRIVSDK_ENDPOINTS=http://vllm.internal:8000/v1=selfhosted.vllm privsdk run -- uvicorn app:api
+
+Every client of openai, cohere, mistralai, boto3 (Bedrock) and google-genai that the program creates,
+itself or inside a framework, sends through the guard, configured by the PRIVSDK_* environment.
+exit status: the program's own
+"""
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    """Start a program with every vendor SDK client it creates guarded (as opentelemetry-instrument does)."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise ConfigError("privsdk run needs a command", hint="write e.g. privsdk run -- python app.py")
+    from privsdk.config import load_policy
+
+    load_policy()  # a configuration error stops here, before the program starts
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outbound", "autoinstrument")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    import shutil
+
+    program = shutil.which(command[0]) or command[0]
+    try:
+        os.execve(program, command, env)
+    except OSError as exc:
+        raise ConfigError(f"cannot run {command[0]!r} ({exc.strerror})", hint="name a program on PATH") from None
+
+
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
     from privsdk.config import load_policy
     from privsdk.decision import decide

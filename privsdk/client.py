@@ -27,8 +27,8 @@ from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.config import load_limits, load_policy, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
-from privsdk.outbound.guard import Binding, Guard, bound
 from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
+from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
 from privsdk.streams import ChatStream

@@ -295,6 +295,11 @@ def refused(
     return _refuse_early(label, found[0].name, found[1], operation, reason)
 
 
+def unjudged(label: str, reason: str) -> Decision:
+    """A refusal made before any policy could be read (the configuration itself is broken)."""
+    return _refuse_early(label, "unknown", "unknown", "other", reason)
+
+
 def _refuse_early(target: str, tenant: str, data_class: str, operation: str, reason: str) -> Decision:
     ev = Evaluation(target, None, (), reason, (), None)
     return Decision("refuse", target, None, (), reason, tenant, data_class, operation, (), ev, None)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from privsdk import resilience
-from privsdk.outbound.guard import Binding, bound
+from privsdk.outbound.judge import Binding, bound
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from privsdk.errors import PolicyViolation
-from privsdk.outbound.guard import Guard, Pass
+from privsdk.decision import unjudged
+from privsdk.errors import ConfigError, PolicyViolation
+from privsdk.outbound.judge import Guard, Pass
 from privsdk.outbound.outgoing import Meter, Outgoing
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base.
@@ -46,6 +47,8 @@ def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing) -> Pass:
         return (guard or Guard.default()).check(out)
     except PolicyViolation as violation:
         raise refusal(violation) from None
+    except ConfigError as exc:  # fail closed, and visibly: the SDK must neither wrap this nor retry it
+        raise refusal(PolicyViolation(unjudged(out.host, f"configuration error: {exc}"))) from None
 
 
 class GuardTransport(httpx.BaseTransport):

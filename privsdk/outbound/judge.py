@@ -18,13 +18,13 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide_request, refused
 from privsdk.errors import PolicyViolation, error_for_status
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
 from privsdk.outbound.places import Place, catalogue_place, declared_place
 from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
@@ -130,11 +130,23 @@ class Guard:
         """Decide on ``out``: a :class:`Pass` when it may be sent, else record and raise :class:`PolicyViolation`."""
         started, t0 = time.time(), time.perf_counter()
         binding = bound.get()
+        verdict = self.judge(out, binding)
+        if not verdict.decision.allowed:
+            if binding is None:
+                target = verdict.targets[0] if verdict.targets else None
+                self.recorder.record(_record(verdict.decision, target, started, 0, "refused", "policy", None, 0.0))
+            raise PolicyViolation(verdict.decision)
+        assert verdict.asks is not None and verdict.wire is not None  # an allowed request was read
+        return Pass(self, verdict, out, started, t0, record=binding is None)
+
+    def judge(self, out: Outgoing, binding: Binding | None = None) -> Verdict:
+        """The decision on ``out`` and what it was made for, without raising or recording (``privsdk explain``)."""
         if binding is None:
             here = context.current()
             target, tenant, data_class = None, here.tenant, here.data_class
         else:
             target, tenant, data_class = binding
+        place = asks = wire = None
         try:
             place = self.place(out)
             protocol = PROTOCOLS.get(place.offerings[0]) or PROTOCOLS[place.offerings[0].partition(".")[0]]
@@ -143,10 +155,10 @@ class Guard:
             targets = self.targets(place, asks, out, target)
         except _Refused as exc:
             decision = refused(self.policy, exc.label, exc.operation, tenant, data_class, exc.reason)
-            self._refuse(decision, None, started, binding)
+            return Verdict(decision, (), place, asks, wire)
         except Unreadable as exc:
             decision = refused(self.policy, out.host, "other", tenant, data_class, f"{out.host}: {exc}")
-            self._refuse(decision, None, started, binding)
+            return Verdict(decision, (), place, asks, wire)
         decision = decide_request(
             self.policy,
             self.catalogue,
@@ -156,9 +168,7 @@ class Guard:
             data_class=data_class,
             features=asks.features,
         )
-        if not decision.allowed:
-            self._refuse(decision, targets[0], started, binding)
-        return Pass(self, decision, targets[0], asks, out, wire.meter, started, t0, record=binding is None)
+        return Verdict(decision, targets, place, asks, wire)
 
     def place(self, out: Outgoing) -> Place:
         """Where ``out`` goes; raises :class:`_Refused` for a host neither the policy nor the catalogue knows."""
@@ -251,11 +261,16 @@ class Guard:
         ]
         return matches[0] if len(matches) == 1 else None
 
-    def _refuse(self, decision: Decision, target: Target | None, started: float, binding: Binding | None) -> NoReturn:
-        violation = PolicyViolation(decision)
-        if binding is None:
-            self.recorder.record(_record(decision, target, started, 0, "refused", "policy", None, 0.0))
-        raise violation
+
+class Verdict(NamedTuple):
+    """A decision on one request, with what it was made for: the targets (offering, account, geography the
+    request showed), where it goes, and what it asks for (None where the guard could not tell)."""
+
+    decision: Decision
+    targets: tuple[Target, ...]
+    place: Place | None
+    asks: Asks | None
+    wire: WireReader | None
 
 
 class _Refused(Exception):
@@ -275,31 +290,23 @@ def _header_account(out: Outgoing) -> str | None:
 class Pass:
     """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
 
-    __slots__ = ("_meter_for", "_out", "asks", "decision", "done", "guard", "record", "started", "t0", "target")
+    __slots__ = ("_out", "done", "guard", "record", "started", "t0", "verdict")
 
-    def __init__(
-        self,
-        guard: Guard,
-        decision: Decision,
-        target: Target,
-        asks: Asks,
-        out: Outgoing,
-        meter_for: object,
-        started: float,
-        t0: float,
-        *,
-        record: bool,
-    ) -> None:
-        self.guard, self.decision, self.target, self.asks = guard, decision, target, asks
-        self._out, self._meter_for = out, meter_for
+    def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, started: float, t0: float, *, record: bool):
+        self.guard, self.verdict, self._out = guard, verdict, out
         self.started, self.t0 = started, t0
         self.record = record
         self.done = False
 
+    @property
+    def decision(self) -> Decision:
+        return self.verdict.decision
+
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
         """A meter for the answer's body (None when this protocol cannot count this answer's tokens)."""
-        meter_for = self._meter_for
-        return meter_for(self._out, self.asks, status, headers)  # type: ignore[operator, no-any-return]
+        verdict = self.verdict
+        assert verdict.wire is not None and verdict.asks is not None
+        return verdict.wire.meter(self._out, verdict.asks, status, headers)
 
     def finish(
         self,
@@ -321,8 +328,9 @@ class Pass:
             outcome, kind = "error", error_for_status(status).kind
         else:
             outcome, kind = "ok", None
+        target = self.verdict.targets[0]
         self.guard.recorder.record(
-            _record(self.decision, self.target, self.started, 1, outcome, kind, status, latency, tokens)
+            _record(self.decision, target, self.started, 1, outcome, kind, status, latency, tokens)
         )
 
 
