@@ -47,7 +47,14 @@ def test_catalogue_hosts(
 
 @pytest.mark.parametrize(
     "host",
-    ["api.openai.com.evil.example", "evil-api.openai.com", "openai.azure.com", "localhost", "127.0.0.1", "api.openai.co"],
+    [
+        "api.openai.com.evil.example",
+        "evil-api.openai.com",
+        "openai.azure.com",
+        "localhost",
+        "127.0.0.1",
+        "api.openai.co",
+    ],
 )
 def test_unknown_hosts_are_placed_nowhere(catalogue: Catalogue, host: str) -> None:
     assert catalogue_place(catalogue, "https", host, f"https://{host}") is None
