@@ -11,7 +11,7 @@ request's answer is metered as its body passes and recorded when it ends.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -23,6 +23,10 @@ from privsdk.outbound.outgoing import Meter, Outgoing
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base.
 Refusal = Callable[[PolicyViolation], BaseException]
+#: Sends a request the guard rerouted to ``ticket.decision.chosen`` instead, and answers in the SDK's own
+#: wire format (the openai drop-in answers chat and embeddings from another vendor this way).
+Rerouter = Callable[[Outgoing, Pass], httpx.Response]
+AsyncRerouter = Callable[[Outgoing, Pass], Awaitable[httpx.Response]]
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 
@@ -42,9 +46,9 @@ def outgoing(request: httpx.Request, sdk: str, body: bytes) -> Outgoing:
     )
 
 
-def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing) -> Pass:
+def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing, reroutable: bool) -> Pass:
     try:
-        return (guard or Guard.default()).check(out)
+        return (guard or Guard.default()).check(out, reroutable=reroutable)
     except PolicyViolation as violation:
         raise refusal(violation) from None
     except ConfigError as exc:  # fail closed, and visibly: the SDK must neither wrap this nor retry it
@@ -54,11 +58,22 @@ def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing) -> Pass:
 class GuardTransport(httpx.BaseTransport):
     """An httpx transport that judges each request before handing it to ``inner``."""
 
-    def __init__(self, inner: httpx.BaseTransport, *, sdk: str, refusal: Refusal, guard: Guard | None = None):
-        self.inner, self.sdk, self.refusal, self.guard = inner, sdk, refusal, guard
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        *,
+        sdk: str,
+        refusal: Refusal,
+        guard: Guard | None = None,
+        reroute: Rerouter | None = None,
+    ):
+        self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        ticket = _judge(self.guard, self.refusal, outgoing(request, self.sdk, request.read()))
+        out = outgoing(request, self.sdk, request.read())
+        ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
+        if ticket.decision.outcome == "reroute" and self.reroute is not None:
+            return self.reroute(out, ticket)
         try:
             response = self.inner.handle_request(request)
         except BaseException as exc:
@@ -75,11 +90,22 @@ class GuardTransport(httpx.BaseTransport):
 class AsyncGuardTransport(httpx.AsyncBaseTransport):
     """:class:`GuardTransport` for httpx's async clients."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, *, sdk: str, refusal: Refusal, guard: Guard | None = None):
-        self.inner, self.sdk, self.refusal, self.guard = inner, sdk, refusal, guard
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        sdk: str,
+        refusal: Refusal,
+        guard: Guard | None = None,
+        reroute: AsyncRerouter | None = None,
+    ):
+        self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        ticket = _judge(self.guard, self.refusal, outgoing(request, self.sdk, await request.aread()))
+        out = outgoing(request, self.sdk, await request.aread())
+        ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
+        if ticket.decision.outcome == "reroute" and self.reroute is not None:
+            return await self.reroute(out, ticket)
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException as exc:
@@ -147,10 +173,20 @@ class _AsyncMetered(httpx.AsyncByteStream):
             self._finish()
 
 
-def guard_httpx(client: C, *, sdk: str, refusal: Refusal, guard: Guard | None = None) -> C:
+def guard_httpx(
+    client: C,
+    *,
+    sdk: str,
+    refusal: Refusal,
+    guard: Guard | None = None,
+    reroute: Rerouter | None = None,
+    areroute: AsyncRerouter | None = None,
+) -> C:
     """Put the guard in front of every transport of ``client`` (its own and its mounts), in place.
 
     A transport already guarded is left as it is, so guarding twice is harmless. Returns ``client``.
+    ``reroute`` (sync clients) or ``areroute`` (async ones) answers requests the guard reroutes; without
+    one, such requests are refused.
     """
     wrap: Callable[[Any], Any]
     if isinstance(client, httpx.AsyncClient):
@@ -158,13 +194,13 @@ def guard_httpx(client: C, *, sdk: str, refusal: Refusal, guard: Guard | None = 
         def wrap(t: Any) -> Any:
             if t is None or isinstance(t, AsyncGuardTransport):
                 return t
-            return AsyncGuardTransport(t, sdk=sdk, refusal=refusal, guard=guard)
+            return AsyncGuardTransport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=areroute)
     else:
 
         def wrap(t: Any) -> Any:
             if t is None or isinstance(t, GuardTransport):
                 return t
-            return GuardTransport(t, sdk=sdk, refusal=refusal, guard=guard)
+            return GuardTransport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=reroute)
 
     # httpx keeps the default transport and the proxy mounts in these two attributes; it has no public setter.
     client._transport = wrap(client._transport)
