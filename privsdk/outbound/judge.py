@@ -352,6 +352,16 @@ class Pass:
         assert verdict.wire is not None and verdict.asks is not None
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
 
+    def rerouted(self) -> None:
+        """Record that the request as built was not sent: the seam answers it from ``decision.chosen``, whose own
+        attempts the :class:`privsdk.Client` serving the reroute records."""
+        if self.done:
+            return
+        self.done = True
+        if self.record:
+            target = self.verdict.targets[0] if self.verdict.targets else None
+            self.guard.recorder.record(_record(self.decision, target, self.started, 0, "refused", "policy", None, 0.0))
+
     def finish(
         self,
         status: int | None,

@@ -135,7 +135,11 @@ def _seam(library: str) -> _Seam:
             out = outgoing(request, self.sdk, request.read())
             ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
-                return self.reroute(out, ticket, http)
+                ticket.rerouted()
+                try:
+                    return self.reroute(out, ticket, http)
+                except PolicyViolation as violation:  # the reroute itself was refused: say so as the SDK would
+                    raise self.refusal(violation) from None
             try:
                 response = self.inner.handle_request(request)
             except BaseException as exc:
@@ -160,7 +164,11 @@ def _seam(library: str) -> _Seam:
             out = outgoing(request, self.sdk, await request.aread())
             ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
-                return await self.reroute(out, ticket, http)
+                ticket.rerouted()
+                try:
+                    return await self.reroute(out, ticket, http)
+                except PolicyViolation as violation:
+                    raise self.refusal(violation) from None
             try:
                 response = await self.inner.handle_async_request(request)
             except BaseException as exc:
