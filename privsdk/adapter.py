@@ -4,8 +4,11 @@ An adapter binds one target to its vendor's SDK. It knows nothing of policy:
 the client decides first and only then hands an allowed call to an adapter.
 Adapters live in their own distributions (``privsdk-openai``, ...) and
 register under the entry-point group ``privsdk.adapters``, one entry per
-catalogue vendor they serve. The core looks an entry up the first time a
-target of that vendor is used, so ``import privsdk`` loads no vendor SDK.
+catalogue vendor they serve. The core finds an adapter the first time a
+target of that vendor is used, so ``import privsdk`` loads no vendor SDK:
+privsdk's own adapters by importing their module (:data:`BUILTIN`), other
+vendors' through the entry points, whose lookup reads the metadata of every
+installed distribution (tens of milliseconds), so only they pay for it.
 """
 
 from __future__ import annotations
@@ -126,6 +129,18 @@ EXTRAS = {
     "gemini": "vertex",
 }
 
+#: privsdk's own adapters: vendor -> "module:attribute", the same as their entry points. Tried first, by import.
+BUILTIN = {
+    "openai": "privsdk_openai:adapter",
+    "azure": "privsdk_openai:adapter",
+    "selfhosted": "privsdk_openai:adapter",
+    "cohere": "privsdk_cohere:adapter",
+    "mistral": "privsdk_mistral:adapter",
+    "bedrock": "privsdk_bedrock:adapter",
+    "vertex": "privsdk_vertex:adapter",
+    "gemini": "privsdk_vertex:adapter",
+}
+
 _factories: dict[str, AdapterFactory] = {}
 _lock = threading.Lock()
 
@@ -137,17 +152,38 @@ def adapter_factory(vendor: str) -> AdapterFactory:
         return factory
     with _lock:
         if vendor not in _factories:
-            from importlib.metadata import entry_points
+            found = _builtin(vendor)
+            if found is None:
+                from importlib.metadata import entry_points
 
-            found = entry_points(group=ENTRY_POINT_GROUP, name=vendor)
-            if not found:
-                extra = EXTRAS.get(vendor, vendor)
-                raise AdapterMissing(
-                    f"no privsdk adapter is installed for vendor {vendor!r}",
-                    hint=f"pip install 'privsdk[{extra}]'",
-                )
-            _factories[vendor] = next(iter(found)).load()
+                points = entry_points(group=ENTRY_POINT_GROUP, name=vendor)
+                if not points:
+                    extra = EXTRAS.get(vendor, vendor)
+                    raise AdapterMissing(
+                        f"no privsdk adapter is installed for vendor {vendor!r}",
+                        hint=f"pip install 'privsdk[{extra}]'",
+                    )
+                found = next(iter(points)).load()
+            _factories[vendor] = found
         return _factories[vendor]
+
+
+def _builtin(vendor: str) -> AdapterFactory | None:
+    """privsdk's own adapter for ``vendor`` when its distribution is installed, else None."""
+    spec = BUILTIN.get(vendor)
+    if spec is None:
+        return None
+    module_name, _, attribute = spec.partition(":")
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the adapter is installed but broken: say so, rather than "not installed"
+        return None
+    factory: AdapterFactory = getattr(module, attribute)
+    return factory
 
 
 def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:

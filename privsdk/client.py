@@ -8,8 +8,9 @@ target of the tenant's reroute list whose own decision is allow. Every
 attempt, and every refusal, leaves one usage record.
 
 :class:`Client` and :class:`AsyncClient` share everything but the waiting:
-:class:`_Core` holds the policy, the adapters (cached per tenant, so one
-tenant's credentials never serve another) and the recorder.
+:class:`_Core` holds the policy, the adapters (cached per credentials and
+target: tenants that use the same credentials share one SDK client, and one
+tenant's own credentials never serve another) and the recorder.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ class _Core:
             self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
         # The one place requests are judged: every adapter's SDK client sends through this guard.
         self.guard = Guard(self.policy, catalogue=self.catalogue, recorder=self.recorder, environ=env)
-        self._adapters: dict[tuple[str, Target], Adapter] = {}
+        #: One adapter (one SDK client) per (credentials, target): tenants with the same credentials share it.
+        self._adapters: dict[tuple[tuple[tuple[str, str], ...], Target], Adapter] = {}
+        #: The call path's shortcut: (tenant name, target) -> (the Tenant it was resolved for, its adapter).
+        self._tenant_adapters: dict[tuple[str, Target], tuple[object, Adapter]] = {}
         self._chains: dict[int, tuple[Decision, tuple[tuple[Target, Decision], ...]]] = {}
         self._lock = threading.Lock()
         for tenant in self.policy.tenants.values():  # a missing credential variable is a construction-time error
@@ -200,18 +204,34 @@ class _Core:
         return found
 
     def adapter(self, tenant: str, target: Target, operation: str) -> Adapter:
-        """The tenant's adapter for ``target``; checks the operation before any network."""
-        key = (tenant, target)
-        adapter = self._adapters.get(key)
-        if adapter is None:
-            with self._lock:
-                adapter = self._adapters.get(key)
-                if adapter is None:
-                    vendor = target.offering.split(".", 1)[0]
-                    options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor), self.guard)
-                    adapter = self._adapters[key] = open_adapter(target, options)
+        """The tenant's adapter for ``target``; checks the operation before any network.
+
+        Adapters are shared by credentials: every tenant that resolves to the same
+        credentials for ``target``'s vendor (the client's, or the same own key) uses
+        one SDK client; a tenant with its own credentials gets its own.
+        """
+        current = self.policy.tenants.get(tenant)  # a tenant store may have reloaded it since
+        found = self._tenant_adapters.get((tenant, target))
+        if found is not None and found[0] is current:
+            adapter = found[1]
+        else:
+            adapter = self._shared_adapter(tenant, target, current)
         if operation not in adapter.operations:
             raise adapter.unsupported(operation)
+        return adapter
+
+    def _shared_adapter(self, tenant: str, target: Target, current: object) -> Adapter:
+        vendor = target.offering.split(".", 1)[0]
+        credentials = self._tenant_credentials(tenant, vendor)
+        key = (tuple(sorted(credentials.items())), target)
+        with self._lock:
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                options = AdapterOptions(self.timeout, credentials, self.guard)
+                adapter = self._adapters[key] = open_adapter(target, options)
+            if len(self._tenant_adapters) >= 65_536:  # bounded: entries are cheap to rebuild
+                self._tenant_adapters.clear()
+            self._tenant_adapters[(tenant, target)] = (current, adapter)
         return adapter
 
     def adapter_for(self, call: _Call, target: Target) -> Adapter:
@@ -380,6 +400,7 @@ class _Core:
     def _take_adapters(self) -> list[Adapter]:
         with self._lock:
             adapters, self._adapters = list(self._adapters.values()), {}
+            self._tenant_adapters = {}
         return adapters
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from privsdk import tomlcompat
@@ -163,8 +163,22 @@ class _Document:
 
     def __init__(self, origin: str, text: str, data: dict[str, Any]) -> None:
         self.origin = origin
-        self.lines = text.splitlines()
+        self.text = text
         self.data = data
+        self._lines: list[str] | None = None
+        self._headers: list[tuple[int, tuple[str, ...]]] | None = None
+        self._parsed: dict[tuple[str, ...], tuple[Requirement, ...]] = {}
+
+    @property
+    def lines(self) -> list[str]:
+        """The file's lines, split only when an error needs a position."""
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines
+
+    def where(self, *keys: str) -> Callable[[], str]:
+        """:meth:`at` for later: positions cost a scan of the file, so only an error computes one."""
+        return lambda: self.at(*keys)
 
     @classmethod
     def empty(cls) -> _Document:
@@ -226,15 +240,18 @@ class _Document:
 
     def _header(self, path: tuple[str, ...]) -> int | None:
         """The line index of the ``[header]`` for ``path``, else of the first header below it."""
+        if self._headers is None:  # parsed once, the first time an error needs a position
+            self._headers = []
+            for i, line in enumerate(self.lines):
+                m = _HEADER.match(line)
+                if m:
+                    self._headers.append((i, tuple(n.strip().strip("\"'") for n in m.group(1).split("."))))
         below = None
-        for i, line in enumerate(self.lines):
-            m = _HEADER.match(line)
-            if m:
-                names = tuple(n.strip().strip("\"'") for n in m.group(1).split("."))
-                if names == path:
-                    return i
-                if below is None and names[: len(path)] == path:
-                    below = i
+        for i, names in self._headers:
+            if names == path:
+                return i
+            if below is None and names[: len(path)] == path:
+                below = i
         return below
 
     def fail(self, message: str, *keys: str, hint: str | None = None) -> ConfigError:
@@ -289,7 +306,7 @@ class _Document:
         self.only(data, _TOP_KEYS)
         base_attest = self.attest_table(data.get("attest", {}), cat, "attest") | env_attest
         if env_attest:
-            _check_combination(base_attest, cat, f"{self.at('attest')} with PRIVSDK_ATTEST", None)
+            _check_combination(base_attest, cat, lambda: f"{self.at('attest')} with PRIVSDK_ATTEST", None)
         targets = {
             self.name(name, "target", "targets", name): self.target(name, self.table(raw, "targets", name), cat)
             for name, raw in self.table(data.get("targets", {}), "targets").items()
@@ -303,11 +320,8 @@ class _Document:
             tenant = self.tenant(
                 name, self.table(raw, "tenants", name), cat, base_attest, env_reqs, on_violation, targets
             )
-            for target in targets.values():
-                _check_combination(
-                    tenant.attest | target.attest, cat, self.at("targets", target.name), cat.offering(target.offering)
-                )
             tenants[name] = tenant
+        check_pairs(tenants.values(), targets.values(), cat, lambda target: self.where("targets", target.name))
         endpoints = []
         for url, offering in self.table(data.get("endpoints", {}), "endpoints").items():
             try:
@@ -326,7 +340,7 @@ class _Document:
                 except ConfigError as exc:
                     raise exc.at(self.at(*keys, vendor, item)) from None
         names = frozenset(out)
-        _check_combination(names, cat, self.at(*keys), None)
+        _check_combination(names, cat, self.where(*keys), None)
         return names
 
     def target(self, name: str, raw: dict[str, Any], cat: Catalogue) -> Target:
@@ -351,7 +365,7 @@ class _Document:
                 hint="model globs: " + ", ".join(offering.models),
             )
         attest = frozenset(
-            _target_attestation(item, offering, self.at(*keys, item))
+            _target_attestation(item, offering, self.where(*keys, item))
             for item in self.strings(raw.get("attest", []), *keys, "attest")
         )
         extra: dict[str, Any] = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
@@ -378,12 +392,15 @@ class _Document:
         for cls, items in self.table(raw.get("classes", {"default": []}), *keys, "classes").items():
             self.name(cls, "data class", *keys, "classes", cls)
             items = self.strings(items, *keys, "classes", cls)
-            for item in items:
-                try:
-                    parse_requirement(item)
-                except ConfigError as exc:
-                    raise exc.at(self.at(*keys, "classes", cls, item)) from None
-            classes[cls] = parse_requirements(items)
+            known = self._parsed.get(tuple(items))  # tenants repeat the same few lists
+            if known is None:
+                for item in items:
+                    try:
+                        parse_requirement(item)
+                    except ConfigError as exc:
+                        raise exc.at(self.at(*keys, "classes", cls, item)) from None
+                known = self._parsed[tuple(items)] = parse_requirements(items)
+            classes[cls] = known
         default_class = self.string(raw.get("default_class", "default"), *keys, "default_class")
         if default_class not in classes:
             raise self.fail(
@@ -415,7 +432,7 @@ class _Document:
         own = self.attest_table(raw.get("attest", {}), cat, *keys, "attest")
         own_vendors = {a.partition(":")[0] for a in own} | set(self.table(raw.get("attest", {}), *keys))
         attest = own | frozenset(a for a in base_attest if a.partition(":")[0] not in own_vendors)
-        _check_combination(attest, cat, self.at(*keys, "attest"), None)
+        _check_combination(attest, cat, self.where(*keys, "attest"), None)
 
         reroute: list[tuple[str, tuple[str, ...]]] = []
         for pattern, alts in self.table(raw.get("reroute", {}), *keys, "reroute").items():
@@ -545,21 +562,68 @@ def _account_attestations(items: list[str], cat: Catalogue, where: str) -> froze
     return names
 
 
-def _target_attestation(item: str, offering: Offering, where: str) -> str:
+def _target_attestation(item: str, offering: Offering, where: Callable[[], str]) -> str:
     """A target's attestation, qualified; it must be one this offering allows."""
     matches = [q for q in offering.attestations if q == item or q.partition(":")[2] == item]
     if len(matches) != 1:
         problem = "is ambiguous here: qualify it" if matches else "is not allowed"
         raise ConfigError(
             f"attestation {item!r} {problem} for offering {offering.id}",
-            where=where,
+            where=where(),
             hint="allowed: " + (", ".join(sorted(offering.attestations)) or "none"),
         )
     return matches[0]
 
 
-def _check_combination(names: frozenset[str], cat: Catalogue, where: str, offering: Offering | None) -> None:
-    """Two values of one key, or an attestation without the ones it requires, are errors."""
+def check_pairs(
+    tenants: Iterable[Tenant],
+    targets: Iterable[Target],
+    cat: Catalogue,
+    where: Callable[[Target], Callable[[], str]],
+) -> None:
+    """Check every tenant's attestations together with every target's, without checking every pair.
+
+    Only the attestations of the vendors a target's offering knows can clash with
+    the target's own or be required by them (a tenant's own set is checked when it
+    is built), so each target is checked once per distinct slice of tenants'
+    attestations for those vendors: a handful, however many tenants share them.
+    The first contradiction, in tenant then target order, is a ConfigError placed
+    at the target (``where(target)`` gives its position, computed only then).
+    """
+    by_vendors: dict[frozenset[str], list[Target]] = {}
+    for target in targets:
+        offering = cat.offering(target.offering)
+        names = {*target.attest, *(offering.attestations if offering else ())}
+        if offering is not None:
+            names.update(r for a in offering.attestations.values() for r in a.requires)
+        by_vendors.setdefault(frozenset(n.partition(":")[0] for n in names), []).append(target)
+    groups = [(vendors, group, set[frozenset[str]]()) for vendors, group in by_vendors.items()]
+    for tenant in tenants:
+        for vendors, group, seen in groups:
+            part = frozenset(a for a in tenant.attest if a.partition(":")[0] in vendors)
+            if part in seen:
+                continue
+            seen.add(part)
+            for target in group:
+                _check_combination(part | target.attest, cat, where(target), cat.offering(target.offering))
+
+
+def _check_combination(
+    names: frozenset[str], cat: Catalogue, where: str | Callable[[], str], offering: Offering | None
+) -> None:
+    """Two values of one key, or an attestation without the ones it requires, are errors.
+
+    ``where`` may be a function: it is called only when there is an error to place.
+    """
+    checked = (names, cat, offering.id if offering else None)
+    if checked in _COMBINATIONS_OK:  # thousands of tenants share a few sets of attestations
+        return
+    if not isinstance(where, str):
+        try:
+            _check_combination(names, cat, "", offering)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, where=where(), hint=exc.hint) from None
+        return
     groups: dict[tuple[str, str, str], str] = {}
     for name in sorted(names):
         vendor, _, key = name.partition(":")
@@ -579,6 +643,13 @@ def _check_combination(names: frozenset[str], cat: Catalogue, where: str, offeri
                     where=where,
                     hint=f"add {req} if it is true of the account, or remove {name}",
                 )
+    if len(_COMBINATIONS_OK) > 4096:
+        _COMBINATIONS_OK.clear()
+    _COMBINATIONS_OK.add(checked)
+
+
+#: Sets of attestations found consistent, per catalogue (hashed by identity) and offering.
+_COMBINATIONS_OK: set[tuple[frozenset[str], Catalogue, str | None]] = set()
 
 
 def _requires(name: str, cat: Catalogue, offering: Offering | None) -> tuple[str, ...]:

@@ -6,9 +6,12 @@ every record (:func:`privsdk.usage.sanitize.clean`) and hands the batch to the
 sink: one SQLite transaction, one ``write()`` to a JSONL file, or spans and
 metrics for OpenTelemetry.
 
-* **Batching.** The writer wakes when a record arrives in an empty queue, then
-  lingers ``linger`` seconds (or until a batch is full, or someone flushes) so
-  that a burst becomes one batch.
+* **Batching.** While records come, the writer wakes every ``linger`` seconds
+  (sooner when a batch is full, or someone flushes or closes) and writes what
+  has gathered: ``record()`` never wakes it, because waking a thread costs the
+  caller, and a busy (CPU-bound) caller the most, as the woken writer then takes
+  the interpreter lock from it once per record. After about a second with no
+  record the writer sleeps until the next one, which wakes it (once).
 * **Back-pressure.** When the queue holds ``queue_size`` records, ``record()``
   blocks until the writer has taken some: records are never dropped for speed.
 * **Failures.** A sink that raises never fails the app's call: the batch is
@@ -43,6 +46,8 @@ from privsdk.usage.spec import parse_spec
 QUEUE_SIZE = 10_000
 BATCH_SIZE = 1_000
 LINGER_S = 0.05
+#: Empty ``linger`` periods after which the writer stops polling and sleeps until a record wakes it.
+IDLE_POLLS = 20
 EXIT_TIMEOUT_S = 5.0
 LOGGER = "privsdk.usage"
 
@@ -153,7 +158,7 @@ class Recorder:
         self._space = threading.Condition(threading.Lock())
         self._lock = threading.Lock()
         self._live = False  # a writer thread is running and takes records
-        self._idle = False  # the writer waits for a first record; record() must wake it
+        self._idle = False  # the writer sleeps until a record comes; record() must wake it (once)
         self._urgent = False  # skip the linger: a batch is full, or someone flushes or closes
         self._waiters = 0
         self._thread: threading.Thread | None = None
@@ -271,15 +276,22 @@ class Recorder:
     def _run(self) -> None:
         queue, wake = self._queue, self._wake
         stop = False
+        quiet = IDLE_POLLS  # start asleep: the first record wakes the writer
         while not stop:
-            self._idle = True
-            if not queue:
-                wake.wait()
-            self._idle = False
-            wake.clear()
-            if len(queue) < self._batch_size and not self._urgent:
-                wake.wait(self._linger)  # let a burst gather into one batch: one transaction, one write
-                wake.clear()
+            if not self._urgent:
+                if quiet >= IDLE_POLLS and not queue:
+                    self._idle = True  # published before the queue is looked at: record() appends, then reads it
+                    if not queue:
+                        wake.wait()
+                    self._idle = False
+                    wake.clear()
+                if not self._urgent:
+                    wake.wait(self._linger)  # let records gather into one batch: one transaction, one write
+                    wake.clear()
+            if not queue and not self._urgent:
+                quiet += 1
+                continue
+            quiet = 0
             self._urgent = False
             try:
                 stop = self._drain()
