@@ -315,7 +315,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy()
     operation = parse_operation(args.operation).value
     _check_names(policy, args.tenant, None)
-    tenants = [policy.tenants[args.tenant]] if args.tenant else list(policy.tenants.values())
+    tenants = [policy.tenants[args.tenant]] if args.tenant else _every_tenant(policy)
     decisions = [
         decide(policy, target, operation, tenant=t.name, data_class=cls)
         for t in tenants
@@ -329,6 +329,22 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
         out.write(check_text(policy, tenants, decisions, _colour(out)))
     return EXIT_OK
+
+
+def _every_tenant(policy: Any) -> list[Any]:
+    """Every tenant of the file, or of the tenant store (each loaded and checked: a bad one is a ConfigError)."""
+    from privsdk.tenants import TenantStore
+
+    store = policy.tenants
+    if not isinstance(store, TenantStore):
+        return list(store.values())
+    out = []
+    for name in store.names():
+        entry = store.entry(name)
+        if entry.tenant is None:
+            raise ConfigError(entry.reason, where="PRIVSDK_TENANTS")
+        out.append(entry.tenant)
+    return out
 
 
 def _targets(args: argparse.Namespace, out: TextIO) -> int:
@@ -426,6 +442,11 @@ def _print_json(out: TextIO, data: object) -> None:
 def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> None:
     """Unknown --tenant / --data-class are usage errors (exit 2), not refusals."""
     name = tenant or policy.default_tenant
+    if not name:  # a tenant store and no PRIVSDK_TENANT: a decision for no tenant is a refusal, and says so
+        return
+    store = getattr(policy.tenants, "entry", None)  # a TenantStore: its own reason for a missing tenant
+    if store is not None and name not in policy.tenants:
+        raise ConfigError(store(name).reason, where="--tenant")
     if name not in policy.tenants:
         raise ConfigError(
             f"no tenant {name!r} in {policy.origin}", where="--tenant", hint="tenants: " + ", ".join(policy.tenants)

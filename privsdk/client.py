@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.config import load_limits, load_policy, usage_max_age_days
+from privsdk.config import attach_tenants, load_limits, load_policy, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
 from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from tenacity import Retrying
     from typing_extensions import Unpack
 
+    from privsdk.tenants import TenantProvider, TenantStore
     from privsdk.usage import Recorder
 
 R = TypeVar("R", ChatResponse, EmbedResponse, RerankResponse)
@@ -106,12 +107,15 @@ class _Core:
         endpoints: Mapping[str, str] | None,
         timeout: float | None,
         limits: Limits | None,
+        tenants: TenantStore | TenantProvider | None = None,
     ):
         from privsdk.usage import Recorder, open_recorder
 
         env = os.environ if environ is None else environ
         self.catalogue = catalogue or default_catalogue()
-        self.policy = policy or load_policy(env, self.catalogue)
+        if policy is not None and tenants is not None:
+            policy = attach_tenants(policy, tenants, self.catalogue, env)
+        self.policy = policy or load_policy(env, self.catalogue, tenants)
         self.limits = limits or load_limits(env)
         self.timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
         self.credentials = {vendor: dict(creds) for vendor, creds in (credentials or {}).items()}
@@ -174,7 +178,8 @@ class _Core:
             return cached[1]
         first = decision.chosen or decision.target
         chain = [(self.target(first), decision)]
-        for alt in self.policy.tenants[decision.tenant].alternatives(decision.target):
+        tenant = self.policy.tenants.get(decision.tenant)  # None only if a tenant store dropped it meanwhile
+        for alt in tenant.alternatives(decision.target) if tenant is not None else ():
             if alt == first:
                 continue
             own = decide(
@@ -504,7 +509,10 @@ class ClientBase:
     for ``vendor/model`` targets that name none. ``usage`` overrides
     ``PRIVSDK_USAGE``: a spec string, a callable taking each record, or a
     :class:`~privsdk.usage.Recorder` of the app's own (an in-memory
-    OpenTelemetry exporter, say).
+    OpenTelemetry exporter, say). ``tenants`` takes tenants from a store
+    instead of the policy file: a :class:`~privsdk.tenants.TenantStore`, or a
+    provider (a callable taking a tenant's name) wrapped in a default one; see
+    docs/configuration.md#tenant-stores.
     """
 
     def __init__(
@@ -518,12 +526,21 @@ class ClientBase:
         endpoints: Mapping[str, str] | None = None,
         timeout: float | None = None,
         limits: Limits | None = None,
+        tenants: TenantStore | TenantProvider | None = None,
     ):
-        self._core = _Core(policy, environ, catalogue, usage, credentials, endpoints, timeout, limits)
+        self._core = _Core(policy, environ, catalogue, usage, credentials, endpoints, timeout, limits, tenants)
 
     @property
     def policy(self) -> Policy:
         return self._core.policy
+
+    @property
+    def tenants(self) -> TenantStore | None:
+        """The tenant store, when tenants come from one: ``client.tenants.invalidate("acme")`` after a change."""
+        from privsdk.tenants import TenantStore
+
+        store = self._core.policy.tenants
+        return store if isinstance(store, TenantStore) else None
 
     def flush_usage(self, timeout: float | None = None) -> None:
         """Wait until the usage records of calls made so far are written."""

@@ -17,6 +17,7 @@ from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant
+from privsdk.tenants import TenantDocument, TenantProvider, TenantStore, as_store, parse_tenants_spec
 from privsdk.usage import SPEC as USAGE_SPEC
 from privsdk.usage import SPEC_HINT as USAGE_SPEC_HINT
 from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
@@ -30,6 +31,7 @@ ENV_VARS: dict[str, str] = {
     "PRIVSDK_REQUIRE": "comma list of requirements added to every tenant's default data class",
     "PRIVSDK_ATTEST": "comma list of vendor:attestation added to the default accounts",
     "PRIVSDK_TENANT": "the tenant whose policy applies when a call names none",
+    "PRIVSDK_TENANTS": "a tenant store: dir:///PATH (one TOML file per tenant) or sqlite:///PATH?table=NAME",
     "PRIVSDK_ON_VIOLATION": "refuse or reroute, for every tenant",
     "PRIVSDK_USAGE": "where usage records go: sqlite (default), sqlite:///PATH, jsonl:///PATH, otlp, none",
     "PRIVSDK_USAGE_MAX_AGE_DAYS": "delete usage records older than this many days (default: keep them)",
@@ -55,8 +57,16 @@ _TENANT_KEYS = (
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue | None = None) -> Policy:
-    """The policy in force: ``PRIVSDK_CONFIG``'s file (if any) plus the other ``PRIVSDK_*`` variables."""
+def load_policy(
+    environ: Mapping[str, str] | None = None,
+    catalogue: Catalogue | None = None,
+    tenants: TenantStore | TenantProvider | None = None,
+) -> Policy:
+    """The policy in force: ``PRIVSDK_CONFIG``'s file (if any) plus the other ``PRIVSDK_*`` variables.
+
+    With a tenant store (``tenants``, else ``PRIVSDK_TENANTS``) tenants come from
+    it, one by one as calls name them, and the file may hold no ``[tenants]``.
+    """
     env = os.environ if environ is None else environ
     cat = catalogue or default_catalogue()
     unknown = sorted(k for k in env if k.startswith("PRIVSDK_") and k not in ENV_VARS)
@@ -74,9 +84,12 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
         raise exc.at("PRIVSDK_REQUIRE") from None
     env_attest = _account_attestations(_split(env.get("PRIVSDK_ATTEST", "")), cat, "PRIVSDK_ATTEST")
 
+    spec = env.get("PRIVSDK_TENANTS", "").strip()
+    store = as_store(tenants) if tenants is not None else parse_tenants_spec(spec) if spec else None
+
     path = env.get("PRIVSDK_CONFIG", "").strip()
     doc = _Document.read(path) if path else _Document.empty()
-    policy = doc.build(cat, env_reqs, env_attest, on_violation or None, usage)
+    policy = doc.build(cat, env_reqs, env_attest, on_violation or None, usage, store, env)
     env_endpoints = _split(env.get("PRIVSDK_ENDPOINTS", ""))
     if env_endpoints:
         declared = []
@@ -98,7 +111,9 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
         )  # fmt: skip
 
     chosen = env.get("PRIVSDK_TENANT", "").strip()
-    if chosen:
+    if chosen and store is not None:  # looked up per call, like any tenant of the store
+        policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage, policy.endpoints)
+    elif chosen:
         if chosen not in policy.tenants:
             raise ConfigError(
                 f"no tenant {chosen!r} in {policy.origin}",
@@ -158,11 +173,25 @@ def _split(value: str) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomlcompat.loads(text)
+    except tomlcompat.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        raise ConfigError(
+            f"invalid TOML: {msg.split(' (at line')[0]}",
+            where=f"{where}:{m.group(1)}" if m else where,
+            hint="see docs/configuration.md for the file's shape",
+        ) from None
+
+
 class _Document:
     """A parsed policy file that remembers its text, to point errors at lines."""
 
-    def __init__(self, origin: str, text: str, data: dict[str, Any]) -> None:
+    def __init__(self, origin: str, text: str, data: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
         self.origin = origin
+        self.prefix = prefix  # a tenant's own document: its keys are those of [tenants.NAME]
         self.text = text
         self.data = data
         self._lines: list[str] | None = None
@@ -198,21 +227,27 @@ class _Document:
             ) from None
         try:
             text = raw.decode("utf-8")
-            data = tomlcompat.loads(text)
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise ConfigError(
                 "the file is not UTF-8 text", where=f"{where}:{line}", hint="save it as a UTF-8 TOML file"
             ) from None
-        except tomlcompat.TOMLDecodeError as exc:
-            msg = str(exc)
-            m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-            raise ConfigError(
-                f"invalid TOML: {msg.split(' (at line')[0]}",
-                where=f"{where}:{m.group(1)}" if m else where,
-                hint="see docs/configuration.md for the file's shape",
-            ) from None
-        return cls(where, text, data)
+        return cls(where, text, _parse_toml(text, where))
+
+    @classmethod
+    def tenant_document(cls, name: str, found: TenantDocument) -> _Document:
+        """A tenant's document from a tenant store, its keys placed as if under ``[tenants.NAME]``."""
+        if found.format == "json":
+            import json
+
+            try:
+                data = json.loads(found.text)
+            except ValueError as exc:
+                raise ConfigError(f"invalid JSON: {type(exc).__name__}", where=found.origin) from None
+            if not isinstance(data, dict):
+                raise ConfigError("the tenant's JSON must be an object", where=found.origin)
+            return cls(found.origin, found.text, data, ("tenants", name))
+        return cls(found.origin, found.text, _parse_toml(found.text, found.origin), ("tenants", name))
 
     def at(self, *keys: str) -> str:
         """``file:line`` of the key path ``keys`` (table names, then a key or a value).
@@ -241,11 +276,13 @@ class _Document:
     def _header(self, path: tuple[str, ...]) -> int | None:
         """The line index of the ``[header]`` for ``path``, else of the first header below it."""
         if self._headers is None:  # parsed once, the first time an error needs a position
-            self._headers = []
+            # A tenant's own document starts inside its [tenants.NAME] table, as if that header were line 1.
+            self._headers = [(0, self.prefix)] if self.prefix else []
             for i, line in enumerate(self.lines):
                 m = _HEADER.match(line)
                 if m:
-                    self._headers.append((i, tuple(n.strip().strip("\"'") for n in m.group(1).split("."))))
+                    names = tuple(n.strip().strip("\"'") for n in m.group(1).split("."))
+                    self._headers.append((i, (*self.prefix, *names)))
         below = None
         for i, names in self._headers:
             if names == path:
@@ -301,6 +338,8 @@ class _Document:
         env_attest: frozenset[str],
         on_violation: str | None,
         usage: str,
+        store: TenantStore | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Policy:
         data = self.data
         self.only(data, _TOP_KEYS)
@@ -311,7 +350,24 @@ class _Document:
             self.name(name, "target", "targets", name): self.target(name, self.table(raw, "targets", name), cat)
             for name, raw in self.table(data.get("targets", {}), "targets").items()
         }
+        endpoints = []
+        for url, offering in self.table(data.get("endpoints", {}), "endpoints").items():
+            try:
+                endpoints.append(endpoint(url, self.string(offering, "endpoints", url), cat))
+            except ConfigError as exc:
+                raise exc.at(self.at("endpoints", url)) from None
         raw_tenants = self.table(data.get("tenants", {}), "tenants")
+        if store is not None:
+            if raw_tenants:
+                raise self.fail(
+                    "the policy file defines tenants, but tenants come from a tenant store",
+                    "tenants",
+                    hint="move each [tenants.NAME] table into the store, or drop PRIVSDK_TENANTS / tenants=",
+                )
+            check_pairs([Tenant("", {}, attest=base_attest)], targets.values(), cat, self._target_where)
+            context = _StoreContext(cat, base_attest, env_reqs, on_violation, targets, environ or {}, self.origin)
+            store.bind(context.build, context.key())
+            return Policy(store, "", targets, self.origin, usage, tuple(endpoints))
         if not raw_tenants:
             raw_tenants = {"default": {}}
         tenants: dict[str, Tenant] = {}
@@ -321,14 +377,11 @@ class _Document:
                 name, self.table(raw, "tenants", name), cat, base_attest, env_reqs, on_violation, targets
             )
             tenants[name] = tenant
-        check_pairs(tenants.values(), targets.values(), cat, lambda target: self.where("targets", target.name))
-        endpoints = []
-        for url, offering in self.table(data.get("endpoints", {}), "endpoints").items():
-            try:
-                endpoints.append(endpoint(url, self.string(offering, "endpoints", url), cat))
-            except ConfigError as exc:
-                raise exc.at(self.at("endpoints", url)) from None
+        check_pairs(tenants.values(), targets.values(), cat, self._target_where)
         return Policy(tenants, next(iter(tenants)), targets, self.origin, usage, tuple(endpoints))
+
+    def _target_where(self, target: Target) -> Callable[[], str]:
+        return self.where("targets", target.name, "attest")  # the target's attest line, else its header
 
     def attest_table(self, raw: Any, cat: Catalogue, *keys: str) -> frozenset[str]:
         """``{vendor = ["key", ...]}`` as qualified names, each checked against the catalogue."""
@@ -513,6 +566,86 @@ def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
             hint="declare the offering that really serves this host, or use the endpoint of your own server",
         )
     return Endpoint(origin + parts.path.rstrip("/"), offering_id, account or None)
+
+
+class _StoreContext:
+    """What a tenant from a tenant store is built with: the same rules as a tenant of the file."""
+
+    def __init__(
+        self,
+        cat: Catalogue,
+        base_attest: frozenset[str],
+        env_reqs: tuple[Requirement, ...],
+        on_violation: str | None,
+        targets: Mapping[str, Target],
+        environ: Mapping[str, str],
+        origin: str,
+    ):
+        self.cat = cat
+        self.base_attest = base_attest
+        self.env_reqs = env_reqs
+        self.on_violation = on_violation
+        self.targets = targets
+        self.environ = environ
+        self.origin = origin
+
+    def key(self) -> tuple[object, ...]:
+        """Equal for equal configurations: one store may serve several clients of one configuration."""
+        return (id(self.cat), self.base_attest, self.env_reqs, self.on_violation, tuple(self.targets.items()))
+
+    def build(self, name: str, found: Tenant | TenantDocument) -> Tenant:
+        """``found`` as a checked Tenant named ``name``, or a ConfigError naming the stored document's place."""
+        if isinstance(found, TenantDocument):
+            doc = _Document.tenant_document(name, found)
+            tenant = doc.tenant(
+                name,
+                doc.data,
+                self.cat,
+                self.base_attest,
+                self.env_reqs,
+                self.on_violation,
+                self.targets,
+            )
+            origin = found.origin
+        elif isinstance(found, Tenant):
+            if found.name != name:  # never serve one tenant's policy for another
+                raise ConfigError(f"the tenant store returned tenant {found.name!r} when asked for {name!r}")
+            origin = f"the tenant store's tenant {name!r}"
+            _check_combination(found.attest, self.cat, origin, None)
+            tenant = found
+        else:
+            raise ConfigError(
+                f"the tenant store returned a {type(found).__name__}",
+                hint="a provider returns a Tenant, a TenantDocument, or None for an unknown tenant",
+            )
+        check_pairs([tenant], self.targets.values(), self.cat, lambda t: lambda: f"{origin}, with target {t.name!r}")
+        for vendor, pairs in tenant.credentials:
+            for key, env_name in pairs:
+                if not self.environ.get(env_name):
+                    raise ConfigError(
+                        f"{vendor} credential {key!r} names {env_name}, which is not set",
+                        where=origin,
+                        hint=f"set {env_name} in the environment",
+                    )
+        return tenant
+
+
+def attach_tenants(
+    policy: Policy,
+    tenants: TenantStore | TenantProvider,
+    catalogue: Catalogue | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Policy:
+    """``policy`` (built in code) with its tenants taken from a tenant store instead.
+
+    Stored tenants get no attestations or requirements beyond their own: a policy
+    built in code has no ``[attest]`` or ``PRIVSDK_*`` additions to give them.
+    """
+    cat = catalogue or default_catalogue()
+    store = as_store(tenants)
+    context = _StoreContext(cat, frozenset(), (), None, policy.targets, environ or os.environ, policy.origin)
+    store.bind(context.build, context.key())
+    return Policy(store, policy.default_tenant, policy.targets, policy.origin, policy.usage, policy.endpoints)
 
 
 def _account_attestation(text: str, cat: Catalogue) -> str:

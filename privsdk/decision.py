@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
 from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
 from privsdk.policy import Policy, Target, Tenant
+from privsdk.tenants import Entry, TenantStore
 from privsdk.vocabulary import (
     CONTENT_FREE_OPERATIONS,
     FEATURES,
@@ -130,12 +131,20 @@ def decide(
 
     ``target`` is a target name from the policy or ``vendor/model``. The
     result is cached per (policy, catalogue, tenant, class, target, operation,
-    features, day); ``today`` defaults to the current UTC date.
+    features, day); ``today`` defaults to the current UTC date. When the
+    policy's tenants come from a :class:`~privsdk.tenants.TenantStore`, the
+    tenant is looked up there first (a cache hit, usually), and the decision
+    is cached for that very loaded tenant, never for a name whose tenant changed.
     """
+    key: str | Entry | None = tenant
+    if isinstance(policy.tenants, TenantStore):
+        key = policy.tenants.entry(tenant or policy.default_tenant)
+        if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
+            return _refuse_early(target, tenant or policy.default_tenant, data_class or "", operation, key.reason)
     return _decide(
         policy,
         catalogue or default_catalogue(),
-        tenant,
+        key,
         data_class,
         target,
         operation,
@@ -161,7 +170,7 @@ def _today() -> dt.date:
 def _decide(
     policy: Policy,
     catalogue: Catalogue,
-    tenant_name: str | None,
+    tenant_name: str | Entry | None,  # for a tenant store, the loaded entry: a reloaded tenant is a new key
     data_class: str | None,
     target: str,
     operation: str,
@@ -212,11 +221,17 @@ class _NoClass(NamedTuple):
 
 
 def _tenant_class(
-    policy: Policy, tenant_name: str | None, data_class: str | None
+    policy: Policy, tenant_name: str | Entry | None, data_class: str | None
 ) -> tuple[Tenant, str, tuple[Requirement, ...]] | _NoClass:
     """The tenant, data class and requirements a call runs under, or why there are none."""
-    tenant_name = tenant_name or policy.default_tenant
-    tenant = policy.tenants.get(tenant_name)
+    if isinstance(tenant_name, Entry):  # a tenant store's: loaded before the cached decision was looked up
+        tenant = tenant_name.tenant
+        if tenant is None:
+            return _NoClass("", data_class or "", tenant_name.reason)
+        tenant_name = tenant.name
+    else:
+        tenant_name = tenant_name or policy.default_tenant
+        tenant = policy.tenants.get(tenant_name)
     if tenant is None:
         return _NoClass(
             tenant_name, data_class or "", f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})"
@@ -249,14 +264,20 @@ def decide_request(
     answer holds). The guard never reroutes: a request is sent as the SDK built it, or not at all.
     Cached like :func:`decide`.
     """
-    return _decide_request(policy, catalogue, tenant, data_class, targets, operation, features, today or _today())
+    key: str | Entry | None = tenant
+    if isinstance(policy.tenants, TenantStore):
+        key = policy.tenants.entry(tenant or policy.default_tenant)
+        if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
+            name = tenant or policy.default_tenant
+            return _refuse_early(targets[0].name, name, data_class or "", operation, key.reason)
+    return _decide_request(policy, catalogue, key, data_class, targets, operation, features, today or _today())
 
 
 @functools.lru_cache(maxsize=8192)
 def _decide_request(
     policy: Policy,
     catalogue: Catalogue,
-    tenant_name: str | None,
+    tenant_name: str | Entry | None,  # for a tenant store, the loaded entry: a reloaded tenant is a new key
     data_class: str | None,
     targets: tuple[Target, ...],
     operation: str,

@@ -1,0 +1,425 @@
+"""Tenant policies from a store: a provider the app hands privsdk, and a bounded cache in front of it.
+
+For apps whose tenants live in a database and change while the app runs. A
+*provider* is any callable that takes a tenant's name and returns that
+tenant's policy, or None when there is no such tenant:
+
+* a :class:`~privsdk.policy.Tenant` built in code, or
+* a :class:`TenantDocument`: the text of what a ``[tenants.NAME]`` table of the
+  policy file holds (TOML, or the same keys as JSON), which privsdk checks
+  exactly as it checks the file, with the file's ``[attest]``, targets and the
+  ``PRIVSDK_*`` variables applied.
+
+Ready-made providers: :class:`DirectoryTenants` (one TOML file per tenant) and
+:class:`SqlTenants` (a table, through ``sqlite3`` or any DB-API connection).
+
+:class:`TenantStore` caches what the provider returns (least recently used
+entries go first past ``max_size``; ``max_age_s`` bounds how old an entry may
+get) and is how the app says a tenant changed: :meth:`TenantStore.invalidate`
+for one name, :meth:`TenantStore.invalidate_all` for every one.
+
+Fail closed: a name the provider does not know, a provider that raises, or a
+stored policy that does not check is a refused call (a
+:class:`~privsdk.errors.PolicyViolation`, recorded like any refusal). Nothing
+falls back to another tenant or to a default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, NamedTuple, Protocol
+
+from privsdk.errors import ConfigError
+from privsdk.policy import Tenant
+
+#: What a tenant's name may be: the names the policy file allows (and never a path).
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_MAX_SIZE = 10_000
+
+
+class TenantDocument(NamedTuple):
+    """One tenant's stored policy: what a ``[tenants.NAME]`` table holds, as TOML or JSON text.
+
+    ``origin`` names where it came from in error messages (a file path, or
+    ``table privsdk_tenants, name 'acme'``).
+    """
+
+    text: str
+    origin: str
+    format: Literal["toml", "json"] = "toml"
+
+
+#: A provider: the tenant's policy by name, or None when there is no such tenant. It may raise.
+TenantProvider = Callable[[str], "Tenant | TenantDocument | None"]
+#: Turns what a provider returned for a name into a checked Tenant, or raises ConfigError (set by the config).
+TenantBuilder = Callable[[str, "Tenant | TenantDocument"], Tenant]
+
+
+class Entry:
+    """One cached answer: a tenant, or the reason there is none. Hashed by identity: a reloaded
+    tenant is a new entry, so decisions cached for the old one are never used for it."""
+
+    __slots__ = ("loaded", "reason", "tenant")
+
+    def __init__(self, tenant: Tenant | None, reason: str, loaded: float):
+        self.tenant = tenant
+        self.reason = reason
+        self.loaded = loaded
+
+
+class TenantStore(Mapping[str, Tenant]):
+    """A provider and a bounded cache of the tenants it returned. Thread-safe.
+
+    Looking a name up loads it through the provider on a miss; ``tenant in
+    store`` and ``store[name]`` do the same. Iterating gives the names cached
+    now, never the whole store (:meth:`names` asks the provider, where it can list).
+
+    ``max_size``: tenants kept, least recently used dropped first. ``max_age_s``:
+    reload an entry older than this (None: keep it until invalidated or dropped).
+    Unknown names are cached too, so that a flood of calls for a missing tenant
+    does not reach the store: :meth:`invalidate` a name after adding the tenant.
+    A provider that raises is not cached: the next call asks it again.
+    """
+
+    def __init__(
+        self, provider: TenantProvider, *, max_size: int = DEFAULT_MAX_SIZE, max_age_s: float | None = None
+    ) -> None:
+        if max_size < 1 or (max_age_s is not None and max_age_s <= 0):
+            raise ValueError("max_size must be at least 1 and max_age_s more than 0")
+        self.provider = provider
+        self.max_size = max_size
+        self.max_age_s = max_age_s
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped by every invalidation: a load that started before it is not cached
+        self._build: TenantBuilder | None = None
+        self._context: object = None
+        #: Counters, read at any time: provider calls, and those that raised.
+        self.loads = 0
+        self.failures = 0
+
+    def bind(self, build: TenantBuilder, context: object) -> None:
+        """Set how stored policies become tenants (privsdk's config does it; ``context`` identifies the policy).
+
+        A store serves the policies of one configuration: binding it again with an
+        equal context is a no-op, with another one a ConfigError.
+        """
+        with self._lock:
+            if self._build is not None and self._context != context:
+                raise ConfigError(
+                    "this TenantStore already serves a client with another configuration",
+                    hint="give each configuration its own TenantStore (they may share the provider)",
+                )
+            if self._build is None:
+                self._build, self._context = build, context
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def entry(self, name: str) -> Entry:
+        """The cached entry for ``name``, loaded when missing or too old. Never raises."""
+        entries = self._entries
+        found = entries.get(name)
+        if found is not None and (self.max_age_s is None or time.monotonic() - found.loaded < self.max_age_s):
+            try:  # noqa: SIM105 - the call path: try is cheaper than contextlib.suppress
+                entries.move_to_end(name)  # most recently used: the last to be dropped
+            except KeyError:  # invalidated meanwhile by another thread; this call still has its answer
+                pass
+            return found
+        return self._load(name)
+
+    def _load(self, name: str) -> Entry:
+        now = time.monotonic()
+        if not name:
+            reason = "the call names no tenant: tenants come from a tenant store (name one, or set PRIVSDK_TENANT)"
+            return Entry(None, reason, now)
+        if not NAME.match(name):
+            return Entry(None, f"unknown tenant {name!r}: not a tenant name", now)
+        generation = self._generation
+        self.loads += 1
+        try:
+            found = self.provider(name)
+        except ConfigError as exc:  # privsdk's own message (a provider of privsdk's): names the place, holds no secret
+            self.failures += 1
+            return Entry(None, f"the tenant store failed to load tenant {name!r}: {exc}", now)
+        except Exception as exc:  # the text may hold a connection string or the store's data: the class only
+            self.failures += 1
+            return Entry(None, f"the tenant store failed to load tenant {name!r} ({type(exc).__name__})", now)
+        if found is None:
+            entry = Entry(None, f"unknown tenant {name!r}: the tenant store has no such tenant", now)
+        else:
+            build = self._build
+            try:
+                if build is None:
+                    raise ConfigError(
+                        "the tenant store is not attached to a policy", hint="pass it as Client(tenants=)"
+                    )
+                entry = Entry(build(name, found), "", now)
+            except ConfigError as exc:
+                entry = Entry(None, f"tenant {name!r}: {exc}", now)
+        with self._lock:
+            if generation == self._generation:  # else: invalidated while loading; answer this call only
+                self._entries[name] = entry
+                self._entries.move_to_end(name)
+                while len(self._entries) > self.max_size:
+                    self._entries.popitem(last=False)
+        return entry
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The tenant named ``name``, or ``default`` when the store has none (or failed)."""
+        tenant = self.entry(name).tenant
+        return default if tenant is None else tenant
+
+    def __getitem__(self, name: str) -> Tenant:
+        tenant = self.entry(name).tenant
+        if tenant is None:
+            raise KeyError(name)
+        return tenant
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.entry(name).tenant is not None
+
+    def __iter__(self) -> Iterator[str]:
+        """The names of the tenants cached now."""
+        return iter([name for name, entry in list(self._entries.items()) if entry.tenant is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def names(self) -> list[str]:
+        """Every tenant the provider can list (``privsdk check`` uses it), else the cached ones."""
+        lister = getattr(self.provider, "names", None)
+        return list(lister()) if callable(lister) else list(self)
+
+    # -- invalidation ----------------------------------------------------------------------
+
+    def invalidate(self, name: str) -> None:
+        """Forget ``name``: its next call reads the provider again (call it when a tenant's contract changes)."""
+        with self._lock:
+            self._generation += 1
+            self._entries.pop(name, None)
+
+    def invalidate_all(self) -> None:
+        """Forget every tenant: each one's next call reads the provider again."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def __repr__(self) -> str:
+        return f"TenantStore({self.provider!r}, cached={len(self._entries)}, max_size={self.max_size})"
+
+
+def as_store(tenants: TenantStore | TenantProvider) -> TenantStore:
+    """A store for ``Client(tenants=...)``: the store itself, or a provider wrapped in a default one."""
+    return tenants if isinstance(tenants, TenantStore) else TenantStore(tenants)
+
+
+# -- ready-made providers ----------------------------------------------------------------------
+
+
+class DirectoryTenants:
+    """One TOML file per tenant: ``DIR/NAME.toml`` holds what ``[tenants.NAME]`` would hold in the policy file.
+
+    Files are read when a tenant is first used (and again after invalidation); a
+    missing file is an unknown tenant. Names are checked before any path is made,
+    so a name can never reach outside ``DIR``.
+    """
+
+    def __init__(self, path: str):
+        if not os.path.isdir(path):
+            raise ConfigError(
+                f"no directory {path!r} for tenant files", hint="create it, with one NAME.toml file per tenant"
+            )
+        self.path = path
+
+    def __call__(self, name: str) -> TenantDocument | None:
+        if not NAME.match(name):
+            return None
+        path = os.path.join(self.path, name + ".toml")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError("the file is not UTF-8 text", where=path, hint="save it as a UTF-8 TOML file") from None
+        return TenantDocument(text, path)
+
+    def names(self) -> list[str]:
+        """Every tenant with a file."""
+        return sorted(f[: -len(".toml")] for f in os.listdir(self.path) if f.endswith(".toml") and NAME.match(f[:-5]))
+
+    def __repr__(self) -> str:
+        return f"DirectoryTenants({self.path!r})"
+
+
+class Connection(Protocol):
+    """The part of a DB-API 2.0 connection privsdk uses."""
+
+    def cursor(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%(name)s", "numeric": ":1", "named": ":name"}
+
+
+class SqlTenants:
+    """Tenants as rows of a table: a name column and a policy column.
+
+    The policy column holds what ``[tenants.NAME]`` would hold in the policy
+    file, as TOML text (``format="toml"``, the default) or JSON (``format="json"``),
+    e.g. a row (``acme``, ``classes.default = ["no_training", "zdr"]``).
+
+    ``connect`` opens a DB-API connection (``lambda: sqlite3.connect(path)``,
+    ``lambda: psycopg.connect(dsn)``); each thread opens its own, once, and a
+    connection that fails is closed and opened again on the next load.
+    ``paramstyle`` is the driver module's (``sqlite3``: ``qmark``; psycopg:
+    ``pyformat``). Table and column names must be plain identifiers. Apps that
+    store tenants another way pass their own function as the provider.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        *,
+        table: str = "privsdk_tenants",
+        name_column: str = "name",
+        policy_column: str = "policy",
+        format: Literal["toml", "json"] = "toml",
+        paramstyle: str = "qmark",
+    ):
+        for what, value in (("table", table), ("name_column", name_column), ("policy_column", policy_column)):
+            if not _IDENTIFIER.match(value):
+                raise ConfigError(f"bad {what} {value!r}", hint="a plain SQL identifier: letters, digits, '_'")
+        if format not in ("toml", "json"):
+            raise ConfigError(f"bad format {format!r}", hint="toml or json")
+        if paramstyle not in _PLACEHOLDERS:
+            raise ConfigError(f"bad paramstyle {paramstyle!r}", hint="one of " + ", ".join(_PLACEHOLDERS))
+        self.connect = connect
+        self.table = table
+        self.format: Literal["toml", "json"] = format
+        self._paramstyle = paramstyle
+        self._query = f"SELECT {policy_column} FROM {table} WHERE {name_column} = {_PLACEHOLDERS[paramstyle]}"
+        self._list = f"SELECT {name_column} FROM {table} ORDER BY {name_column}"
+        self._local = threading.local()
+
+    @classmethod
+    def sqlite(cls, path: str, **options: Any) -> SqlTenants:
+        """A SQLite file, opened read-only (privsdk never writes to it)."""
+        import sqlite3
+        import urllib.parse
+
+        if not os.path.isfile(path):
+            raise ConfigError(f"no SQLite file {path!r} for tenants", hint="create it with the tenants table")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        return cls(lambda: sqlite3.connect(uri, uri=True, check_same_thread=False), **options)
+
+    def _run(self, sql: str, params: Any) -> list[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params) if params is not None else cursor.execute(sql)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        except Exception:
+            self._local.conn = None
+            with contextlib.suppress(Exception):  # already failing; the first error is the one that matters
+                conn.close()
+            raise
+
+    def __call__(self, name: str) -> TenantDocument | None:
+        params: Any = {"name": name} if self._paramstyle in ("named", "pyformat") else (name,)
+        rows = self._run(self._query, params)
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise ConfigError(f"table {self.table} has {len(rows)} rows for tenant {name!r}", hint="keep one per name")
+        text = rows[0][0]
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8")
+        if not isinstance(text, str):
+            raise ConfigError(f"table {self.table}: tenant {name!r}'s policy is not text")
+        return TenantDocument(text, f"table {self.table}, tenant {name!r}", self.format)
+
+    def names(self) -> list[str]:
+        """Every tenant in the table."""
+        return [str(row[0]) for row in self._run(self._list, None)]
+
+    def __repr__(self) -> str:
+        return f"SqlTenants(table={self.table!r}, format={self.format!r})"
+
+
+def parse_tenants_spec(spec: str) -> TenantStore:
+    """``PRIVSDK_TENANTS``: ``dir:///PATH`` or ``sqlite:///PATH[?table=T&name=C&policy=C&format=toml|json]``;
+    both also take ``max_size=N`` and ``max_age_s=S`` for the cache."""
+    import urllib.parse
+
+    hint = "use dir:///PATH or sqlite:///PATH?table=NAME (see docs/configuration.md#tenant-stores)"
+    scheme, sep, rest = spec.partition("://")
+    if not sep or scheme not in ("dir", "sqlite"):
+        raise ConfigError(f"bad value {spec!r}", where="PRIVSDK_TENANTS", hint=hint)
+    path, _, query = rest.partition("?")
+    try:
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        raise ConfigError(f"bad query in {spec!r}", where="PRIVSDK_TENANTS", hint=hint) from None
+    path = urllib.parse.unquote(path)
+    if not path:
+        raise ConfigError(f"no path in {spec!r}", where="PRIVSDK_TENANTS", hint=hint)
+    cache: dict[str, Any] = {}
+    try:
+        if "max_size" in params:
+            cache["max_size"] = int(params.pop("max_size"))
+        if "max_age_s" in params:
+            cache["max_age_s"] = float(params.pop("max_age_s"))
+    except ValueError:
+        raise ConfigError(f"bad cache setting in {spec!r}", where="PRIVSDK_TENANTS", hint="numbers") from None
+    allowed = {"dir": set(), "sqlite": {"table", "name", "policy", "format"}}[scheme]
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        valid = ", ".join(sorted(allowed | {"max_size", "max_age_s"}))
+        raise ConfigError(f"unknown setting {unknown[0]!r} in {spec!r}", where="PRIVSDK_TENANTS", hint=valid)
+    try:
+        provider: TenantProvider
+        if scheme == "dir":
+            provider = DirectoryTenants(path)
+        else:
+            fmt = params.get("format", "toml")
+            if fmt not in ("toml", "json"):
+                raise ConfigError(f"bad format {fmt!r}", hint="toml or json")
+            provider = SqlTenants.sqlite(
+                path,
+                table=params.get("table", "privsdk_tenants"),
+                name_column=params.get("name", "name"),
+                policy_column=params.get("policy", "policy"),
+                format="json" if fmt == "json" else "toml",
+            )
+        return TenantStore(provider, **cache)
+    except (ConfigError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise exc.at("PRIVSDK_TENANTS") from None
+        raise ConfigError(str(exc), where="PRIVSDK_TENANTS") from None
+
+
+__all__ = [
+    "DirectoryTenants",
+    "SqlTenants",
+    "TenantDocument",
+    "TenantProvider",
+    "TenantStore",
+    "as_store",
+    "parse_tenants_spec",
+]

@@ -1,0 +1,496 @@
+"""Tenants from a store, shared adapters, and policies with thousands of tenants.
+
+Calls go through the real openai SDK to the loopback OpenAI server. Expected
+outcomes come from docs/configuration.md (tenant stores: cache, invalidation,
+refusal of unknown tenants and failing stores, never another tenant's policy)
+and the catalogue (openai.api keeps abuse logs unless ZDR is attested, and
+offers no EU residency without ``openai:region=eu``, which requires ``openai:zdr``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk import tomlcompat
+from privsdk.adapter import BUILTIN
+from privsdk.client import Client
+from privsdk.config import load_policy
+from privsdk.decision import decide
+from privsdk.errors import AuthFailed, ConfigError, PolicyViolation
+from privsdk.policy import Policy, Target, Tenant
+from privsdk.tenants import DirectoryTenants, SqlTenants, TenantDocument, TenantStore
+from privsdk.usage import UsageRecord
+from privsdk.vocabulary import parse_requirements
+from tests.conftest import REPO, run_cli
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer, Recorded, Reply
+
+KEY, OTHER_KEY = "sk-shared", "sk-own"
+
+POLICY = """
+[attest]
+openai = ["zdr"]
+
+[targets.mini]
+offering = "openai.api"
+model = "gpt-4o-mini"
+endpoint = "{url}/v1"
+"""
+
+ACME = 'classes.default = ["no_training", "zdr"]\n'
+EU_ONLY = 'classes.default = ["no_training", "region=eu"]\n'  # openai.api offers no EU residency here
+
+
+def _any_key(app: OpenAIWire, keys: set[str]) -> Callable[[Recorded], Reply]:
+    """The OpenAI app taking any of ``keys`` (the server still records the header as sent)."""
+
+    def serve(request: Recorded) -> Reply:
+        if request.headers.get("authorization", "").removeprefix("Bearer ") in keys:
+            request = request._replace(headers={**request.headers, "authorization": f"Bearer {app.key}"})
+        return app(request)
+
+    return serve
+
+
+class World:
+    """A loopback OpenAI server, a policy file with one target, and a directory of tenant files."""
+
+    def __init__(self, tmp_path: Path):
+        self.app = OpenAIWire(key=KEY)
+        self.server = LoopbackServer(_any_key(self.app, {KEY, OTHER_KEY}))
+        self.config = tmp_path / "privsdk.toml"
+        self.tenants = tmp_path / "tenants"
+        self.tenants.mkdir()
+        self.records: list[UsageRecord] = []
+
+    def write(self, name: str, text: str) -> None:
+        (self.tenants / f"{name}.toml").write_text(text, encoding="utf-8")
+
+    def client(self, tenants: Any = None, **environ: str) -> Client:
+        return Client(
+            environ={"PRIVSDK_CONFIG": str(self.config), **environ},
+            usage=self.records.append,
+            credentials={"openai": {"api_key": KEY}},
+            timeout=2.0,
+            tenants=tenants,
+        )
+
+    def __enter__(self) -> World:
+        self.server.__enter__()
+        self.config.write_text(POLICY.format(url=self.server.url), encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__()
+        assert self.server.errors == []
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with World(tmp_path) as w:
+        yield w
+
+
+class Counting:
+    """A provider over a dict of TOML texts that counts its calls and can be made to fail."""
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts = texts
+        self.calls: list[str] = []
+        self.failing: Exception | None = None
+
+    def __call__(self, name: str) -> TenantDocument | None:
+        self.calls.append(name)
+        if self.failing is not None:
+            raise self.failing
+        text = self.texts.get(name)
+        return None if text is None else TenantDocument(text, f"memory:{name}")
+
+
+# -- the directory provider, end to end ----------------------------------------------------
+
+
+def test_directory_tenants_serve_calls_and_unknown_tenants_are_refused(world: World) -> None:
+    world.write("acme", ACME)
+    world.write("eu", EU_ONLY)
+    with world.client(DirectoryTenants(str(world.tenants))) as client:
+        assert client.chat("mini", "hello", tenant="acme").text == world.app.text
+        with pytest.raises(PolicyViolation, match="region=eu"):
+            client.chat("mini", "hello", tenant="eu")
+        with pytest.raises(PolicyViolation, match="unknown tenant 'nobody'"):
+            client.chat("mini", "hello", tenant="nobody")
+        with pytest.raises(PolicyViolation, match="names no tenant"):
+            client.chat("mini", "hello")  # no default tenant: nothing falls back to one
+        with pytest.raises(PolicyViolation, match="not a tenant name"):
+            client.chat("mini", "hello", tenant="../tenants/acme")
+        client.flush_usage()
+    assert len(world.server.requests) == 1
+    assert [(r.tenant, r.outcome) for r in world.records] == [
+        ("acme", "ok"),
+        ("eu", "refused"),
+        ("nobody", "refused"),
+        ("<invalid>", "refused"),  # no name: a record's tenant is never empty
+        ("../tenants/acme", "refused"),
+    ]
+
+
+def test_the_env_variable_names_a_directory_and_the_default_tenant(world: World) -> None:
+    world.write("acme", ACME)
+    with world.client(PRIVSDK_TENANTS=f"dir://{world.tenants}", PRIVSDK_TENANT="acme") as client:
+        answer = client.chat("mini", "hello")
+        assert answer.decision is not None and answer.decision.tenant == "acme"
+        assert client.tenants is not None and list(client.tenants) == ["acme"]
+
+
+def test_a_policy_file_with_tenants_and_a_store_is_a_config_error(world: World) -> None:
+    world.config.write_text(POLICY.format(url=world.server.url) + '\n[tenants.acme]\nclasses.default = ["zdr"]\n')
+    with pytest.raises(ConfigError, match=r"privsdk\.toml:\d+: the policy file defines tenants"):
+        world.client(DirectoryTenants(str(world.tenants)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("ftp:///x", "dir:///PATH"),
+        ("dir:///no/such/dir", "no directory"),
+        ("sqlite:///no/such.db", "no SQLite file"),
+        ("dir:///tmp?table=x", "unknown setting 'table'"),
+    ],
+)
+def test_a_bad_store_variable_is_a_config_error(spec: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match="PRIVSDK_TENANTS") as info:
+        load_policy({"PRIVSDK_TENANTS": spec})
+    assert fragment in str(info.value)
+
+
+# -- the cache and invalidation ------------------------------------------------------------
+
+
+def test_the_cache_loads_a_tenant_once_until_it_is_invalidated(world: World) -> None:
+    provider = Counting({"acme": ACME})
+    store = TenantStore(provider)
+    with world.client(store) as client:
+        for _ in range(5):
+            client.chat("mini", "hello", tenant="acme")
+        assert provider.calls == ["acme"]
+        provider.texts["acme"] = EU_ONLY  # the contract changed in the store ...
+        client.chat("mini", "hello", tenant="acme")  # ... and the cache still holds the old one
+        store.invalidate("acme")
+        with pytest.raises(PolicyViolation, match="region=eu"):
+            client.chat("mini", "hello", tenant="acme")
+        assert provider.calls == ["acme", "acme"]
+        provider.texts["acme"] = ACME
+        store.invalidate_all()
+        client.chat("mini", "hello", tenant="acme")
+        assert provider.calls == ["acme", "acme", "acme"]
+
+
+def test_unknown_tenants_are_cached_until_invalidated() -> None:
+    provider = Counting({})
+    policy = load_policy({}, tenants=provider)
+    for _ in range(3):
+        assert decide(policy, "openai/gpt-4o-mini", tenant="newco").outcome == "refuse"
+    assert provider.calls == ["newco"]
+    provider.texts["newco"] = ACME
+    assert decide(policy, "openai/gpt-4o-mini", tenant="newco").outcome == "refuse"  # still cached
+    assert isinstance(policy.tenants, TenantStore)
+    policy.tenants.invalidate("newco")
+    decision = decide(policy, "openai/gpt-4o-mini", tenant="newco")
+    assert decision.tenant == "newco" and decision.requirements == ("no_training", "zdr")
+
+
+def test_the_cache_is_bounded_and_drops_the_least_recently_used() -> None:
+    provider = Counting({name: ACME for name in "abc"})
+    store = TenantStore(provider, max_size=2)
+    policy = load_policy({}, tenants=store)
+    for name in "abab":
+        decide(policy, "openai/gpt-4o-mini", tenant=name)
+    decide(policy, "openai/gpt-4o-mini", tenant="c")  # drops a, the least recently used
+    assert sorted(store) == ["b", "c"]
+    decide(policy, "openai/gpt-4o-mini", tenant="b")
+    decide(policy, "openai/gpt-4o-mini", tenant="a")
+    assert provider.calls == ["a", "b", "c", "a"]
+
+
+def test_entries_older_than_max_age_are_read_again() -> None:
+    provider = Counting({"acme": ACME})
+    policy = load_policy({}, tenants=TenantStore(provider, max_age_s=0.05))
+    decide(policy, "openai/gpt-4o-mini", tenant="acme")
+    decide(policy, "openai/gpt-4o-mini", tenant="acme")
+    time.sleep(0.1)
+    decide(policy, "openai/gpt-4o-mini", tenant="acme")
+    assert provider.calls == ["acme", "acme"]
+
+
+# -- failures refuse, never fall back ------------------------------------------------------
+
+
+def test_a_failing_store_refuses_without_its_message_and_is_asked_again(world: World) -> None:
+    provider = Counting({"acme": ACME})
+    provider.failing = RuntimeError("could not connect to postgres://admin:hunter2@db/tenants")
+    with world.client(provider) as client:
+        with pytest.raises(PolicyViolation) as info:
+            client.chat("mini", "hello", tenant="acme")
+        message = str(info.value)
+        assert "RuntimeError" in message and "hunter2" not in message and "postgres" not in message
+        provider.failing = None  # the store is back: a failure is never cached
+        assert client.chat("mini", "hello", tenant="acme").text == world.app.text
+        client.flush_usage()
+    assert [r.outcome for r in world.records] == ["refused", "ok"]
+    assert len(world.server.requests) == 1
+    assert client.tenants is not None and client.tenants.failures == 1
+
+
+def test_a_provider_returning_another_tenant_is_refused(world: World) -> None:
+    other = Tenant("globex", {"default": ()})
+    with world.client(lambda name: other) as client, pytest.raises(PolicyViolation, match="'globex' when asked"):
+        client.chat("mini", "hello", tenant="acme")
+    assert world.server.requests == []
+
+
+def test_a_bad_stored_policy_is_refused_with_its_place_and_reported_by_check(world: World) -> None:
+    world.write("acme", ACME)
+    world.write("bad", 'classes.default = ["no_training"]\nattest.openai = ["region=eu"]\n')
+    with world.client(DirectoryTenants(str(world.tenants))) as client:
+        with pytest.raises(PolicyViolation, match=r"bad\.toml:2: openai:region=eu requires openai:zdr"):
+            client.chat("mini", "hello", tenant="bad")
+        client.chat("mini", "hello", tenant="acme")
+    env = {"PRIVSDK_CONFIG": str(world.config), "PRIVSDK_TENANTS": f"dir://{world.tenants}"}
+    result = run_cli("check", **env)
+    assert result.returncode == 2 and "bad.toml:2" in result.stderr
+    (world.tenants / "bad.toml").unlink()
+    result = run_cli("check", "--json", **env)
+    assert result.returncode == 0
+    assert {d["tenant"] for d in json.loads(result.stdout)} == {"acme"}
+
+
+# -- the SQL provider ----------------------------------------------------------------------
+
+
+def _tenant_table(path: Path, rows: list[tuple[str, str]], table: str = "privsdk_tenants") -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TABLE {table} (name TEXT PRIMARY KEY, policy TEXT NOT NULL)")
+        conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
+    conn.close()
+
+
+def test_sqlite_tenants_as_toml_through_the_env_variable(world: World, tmp_path: Path) -> None:
+    db = tmp_path / "tenants.db"
+    _tenant_table(db, [("acme", ACME), ("eu", EU_ONLY)], table="customers")
+    with world.client(PRIVSDK_TENANTS=f"sqlite://{db}?table=customers") as client:
+        assert client.chat("mini", "hello", tenant="acme").text == world.app.text
+        with pytest.raises(PolicyViolation, match="region=eu"):
+            client.chat("mini", "hello", tenant="eu")
+        with pytest.raises(PolicyViolation, match="no such tenant"):
+            client.chat("mini", "hello", tenant="initech")
+        assert client.tenants is not None and client.tenants.names() == ["acme", "eu"]
+
+
+def test_sql_tenants_as_json_through_any_dbapi_connection(tmp_path: Path) -> None:
+    db = tmp_path / "tenants.db"
+    acme = {"classes": {"default": ["no_training"], "pii": ["zdr"]}, "on_violation": "refuse"}
+    _tenant_table(db, [("acme", json.dumps(acme)), ("broken", "{not json")])
+    provider = SqlTenants(lambda: sqlite3.connect(db, check_same_thread=False), format="json")
+    policy = load_policy({"PRIVSDK_ATTEST": "openai:zdr"}, tenants=provider)
+    decision = decide(policy, "openai/gpt-4o-mini", tenant="acme", data_class="pii")
+    assert decision.outcome == "allow" and decision.requirements == ("zdr",)
+    broken = decide(policy, "openai/gpt-4o-mini", tenant="broken")
+    assert broken.outcome == "refuse" and "invalid JSON" in (broken.reason or "")
+
+
+def test_sql_names_are_identifiers_never_sql() -> None:
+    with pytest.raises(ConfigError, match="bad table"):
+        SqlTenants(lambda: sqlite3.connect(":memory:"), table="t; DROP TABLE x")
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def test_threads_get_their_own_tenants_while_the_cache_is_invalidated() -> None:
+    """Many threads decide for 40 tenants with different requirements while another invalidates: each
+    decision carries exactly the asked tenant's requirements, never another's."""
+    texts = {f"t{i}": f'classes.default = ["max_retention_days={i + 1}"]\n' for i in range(40)}
+    provider = Counting(texts)
+    store = TenantStore(provider, max_size=16)
+    policy = load_policy({}, tenants=store)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def work(seed: int) -> None:
+        for n in range(400):
+            name = f"t{(seed * 7 + n) % 40}"
+            d = decide(policy, "openai/gpt-4o-mini", tenant=name)
+            if d.tenant != name or d.requirements != (f"max_retention_days={int(name[1:]) + 1}",):
+                errors.append(f"{name}: {d.tenant} {d.requirements}")
+
+    def churn() -> None:
+        while not stop.is_set():
+            store.invalidate(f"t{int(time.monotonic() * 1000) % 40}")
+            store.invalidate_all()
+            time.sleep(0.001)
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    churner.join()
+    assert errors == []
+    assert len(store._entries) <= 16
+
+
+def test_a_load_that_races_an_invalidation_is_not_cached() -> None:
+    """The store changed while it was being read: the answer serves that call only, the next call reads again."""
+    release, started = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow(name: str) -> TenantDocument:
+        calls.append(name)
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+        return TenantDocument(ACME, "memory")
+
+    store = TenantStore(slow)
+    policy = load_policy({}, tenants=store)
+    first = threading.Thread(target=decide, args=(policy, "openai/gpt-4o-mini"), kwargs={"tenant": "acme"})
+    first.start()
+    assert started.wait(5)
+    store.invalidate("acme")
+    release.set()
+    first.join()
+    decide(policy, "openai/gpt-4o-mini", tenant="acme")
+    decide(policy, "openai/gpt-4o-mini", tenant="acme")
+    assert calls == ["acme", "acme"]
+
+
+# -- adapters shared by credentials ------------------------------------------------------
+
+
+def test_tenants_with_the_same_credentials_share_one_sdk_client(world: World) -> None:
+    world.config.write_text(
+        POLICY.format(url=world.server.url)
+        + "\n[tenants.a]\n[tenants.b]\n"
+        + '[tenants.c]\ncredentials.openai = { api_key = "C_KEY" }\n'
+        + '[tenants.d]\ncredentials.openai = { api_key = "D_KEY" }\n'
+        + '[tenants.e]\ncredentials.openai = { api_key = "E_KEY" }\n',
+        encoding="utf-8",
+    )
+    environ = {"C_KEY": OTHER_KEY, "D_KEY": OTHER_KEY, "E_KEY": KEY + "-e"}
+    with world.client(**environ) as client:
+        core = client._core
+        mini = core.target("mini")
+        adapters = {name: core.adapter(name, mini, "chat") for name in "abcde"}
+        assert adapters["a"] is adapters["b"]  # the client's key: one SDK client
+        assert adapters["c"] is adapters["d"]  # two tenants' variables holding the same key: one SDK client
+        assert adapters["e"] is not adapters["a"] and adapters["e"] is not adapters["c"]
+        assert adapters["c"] is not adapters["a"]  # a tenant's own key never serves another
+        assert len({id(a) for a in adapters.values()}) == 3
+        for name in "abcd":
+            client.chat("mini", "hello", tenant=name)
+        with pytest.raises(AuthFailed):  # the server takes E's key from no one: it was sent as it is
+            client.chat("mini", "hello", tenant="e", max_attempts=1)
+    sent = [r.headers["authorization"] for r in world.server.requests]
+    assert sent == [f"Bearer {k}" for k in (KEY, KEY, OTHER_KEY, OTHER_KEY, KEY + "-e")]
+
+
+def test_a_reloaded_tenant_with_new_credentials_gets_the_matching_client(world: World) -> None:
+    texts = {"acme": ACME}
+    store = TenantStore(lambda name: TenantDocument(texts[name], "memory"))
+    with world.client(store, ACME_KEY=OTHER_KEY) as client:
+        client.chat("mini", "hello", tenant="acme")
+        texts["acme"] = ACME + 'credentials.openai = { api_key = "ACME_KEY" }\n'
+        store.invalidate("acme")
+        client.chat("mini", "hello", tenant="acme")
+    sent = [r.headers["authorization"] for r in world.server.requests]
+    assert sent == [f"Bearer {KEY}", f"Bearer {OTHER_KEY}"]
+
+
+# -- thousands of tenants ----------------------------------------------------------------
+
+
+def test_one_contradiction_among_a_thousand_tenants_is_a_config_error_at_its_target(tmp_path: Path) -> None:
+    """Pairs are not all checked one by one, but every contradiction is still found and placed."""
+    lines = ["[targets.mini]", 'offering = "openai.api"', 'model = "gpt-4o-mini"', 'attest = ["region=eu"]  # <-']
+    for i in range(1000):
+        lines += [f"[tenants.t{i}]", 'classes.default = ["no_training"]']
+        lines += ['attest.openai = ["zdr"]'] if i != 777 else ['attest.openai = ["baa"]']
+    path = tmp_path / "many.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_policy({"PRIVSDK_CONFIG": str(path)})
+    assert str(info.value).startswith(f"{path}:4: openai:region=eu requires openai:zdr")  # the target's attest line
+    result = run_cli("check", PRIVSDK_CONFIG=str(path))
+    assert result.returncode == 2 and "requires openai:zdr" in result.stderr
+    path.write_text("\n".join(lines).replace('["baa"]', '["zdr", "baa"]'), encoding="utf-8")
+    assert len(load_policy({"PRIVSDK_CONFIG": str(path)}).tenants) == 1000
+
+
+def test_target_clashes_are_found_with_a_tenant_store_too(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[targets.eu]\noffering = "azure.openai"\nmodel = "gpt-4o"\n'
+        'attest = ["deployment=data_zone_eu", "deployment=regional_us"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="cannot both hold"):
+        load_policy({"PRIVSDK_CONFIG": str(path)}, tenants=Counting({}))
+
+
+def test_a_policy_built_in_code_takes_a_tenant_store(world: World) -> None:
+    policy = Policy(
+        {"x": Tenant("x", {"default": ()})},
+        "acme",
+        {"mini": Target("mini", "openai.api", "gpt-4o-mini", endpoint=f"{world.server.url}/v1")},
+    )
+    store = TenantStore(lambda name: Tenant(name, {"default": parse_requirements(["no_training"])}))
+    with Client(policy=policy, usage="none", credentials={"openai": {"api_key": KEY}}, tenants=store) as client:
+        answer = client.chat("mini", "hello")
+        assert answer.decision is not None and answer.decision.tenant == "acme"
+
+
+# -- the first call looks no adapter up through every distribution's metadata ----------------
+
+
+def test_builtin_adapters_match_their_entry_points() -> None:
+    declared = {}
+    for pyproject in sorted((REPO / "adapters").glob("*/pyproject.toml")):
+        data = tomlcompat.loads(pyproject.read_text(encoding="utf-8"))
+        declared.update(data["project"]["entry-points"]["privsdk.adapters"])
+    assert declared == BUILTIN
+
+
+def test_the_first_call_reads_no_distribution_metadata(world: World) -> None:
+    """A built-in adapter is imported, not looked up among entry points (which reads every distribution's metadata).
+
+    The openai SDK imports importlib.metadata itself (and pydantic scans for its own plugins); what must not
+    happen is privsdk's scan: ``entry_points(group="privsdk.adapters")``.
+    """
+    script = (
+        "import importlib.metadata as md\n"
+        "scans = []\n"
+        "real = md.entry_points\n"
+        "md.entry_points = lambda *a, **k: scans.append(k) or real(*a, **k)\n"
+        "import privsdk\n"
+        f"c = privsdk.Client(environ={{}}, usage='none', credentials={{'openai': {{'api_key': {KEY!r}}}}},"
+        f" endpoints={{'openai': {world.server.url + '/v1'!r}}})\n"
+        "print(c.chat('openai/gpt-4o-mini', 'hi').text)\n"
+        "print(scans)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    text, scans = out.stdout.splitlines()
+    assert text == world.app.text
+    assert "privsdk.adapters" not in scans
