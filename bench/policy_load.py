@@ -83,15 +83,16 @@ def policy_text(tenants: int, targets: int) -> str:
 _CHILD = """
 import json, sys, time
 import privsdk
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 client = privsdk.Client(usage="none")
-t1 = time.perf_counter()
-print(json.dumps({"load_s": t1 - t0, "tenants": len(client.policy.tenants)}))
+t1, c1 = time.perf_counter(), time.process_time()
+print(json.dumps({"load_s": t1 - t0, "cpu_s": c1 - c0, "tenants": len(client.policy.tenants)}))
 """
 
 
-def load_seconds(path: str, env: dict[str, str], runs: int) -> float:
-    samples = []
+def load_seconds(path: str, env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall-clock and CPU seconds of building the client (CPU time: steadier on a shared machine)."""
+    samples, cpu = [], []
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, "-c", _CHILD],
@@ -101,8 +102,10 @@ def load_seconds(path: str, env: dict[str, str], runs: int) -> float:
             check=True,
             cwd=REPO,
         )
-        samples.append(float(json.loads(out.stdout)["load_s"]))
-    return statistics.median(samples)
+        found = json.loads(out.stdout)
+        samples.append(float(found["load_s"]))
+        cpu.append(float(found["cpu_s"]))
+    return statistics.median(samples), statistics.median(cpu)
 
 
 def memory_per_tenant(path: str, tenants: int) -> float:
@@ -120,6 +123,50 @@ def memory_per_tenant(path: str, tenants: int) -> float:
     size = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert len(policy.tenants) == tenants
     return size / tenants
+
+
+def store_figures(directory: str, tenants: int) -> None:
+    """A tenant store of ``tenants`` files: loading the policy, a tenant's first decision, warm decisions."""
+    import time
+
+    from privsdk.config import load_policy
+    from privsdk.decision import decide
+    from privsdk.tenants import TenantStore
+
+    folder = os.path.join(directory, "tenants")
+    os.makedirs(folder, exist_ok=True)
+    for i in range(tenants):
+        with open(os.path.join(folder, f"tenant{i}.toml"), "w", encoding="utf-8") as f:
+            f.write("\n".join(_TENANTS[i % len(_TENANTS)]).replace('["t1", "t6"]', '["openai/gpt-4o"]') + "\n")
+    path = os.path.join(directory, "store-policy.toml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(policy_text(0, 10).replace('["t1", "t6"]', '["openai/gpt-4o"]'))
+    env = {"PRIVSDK_CONFIG": path, "PRIVSDK_TENANTS": f"dir://{folder}?max_size={tenants}"}
+    t0 = time.process_time()
+    policy = load_policy(env)
+    loaded = time.process_time() - t0
+    store = policy.tenants
+    assert isinstance(store, TenantStore)
+    t0 = time.process_time()
+    for i in range(tenants):
+        decide(policy, "t0", tenant=f"tenant{i}")
+    first = (time.process_time() - t0) / tenants
+    assert store.loads == tenants
+    print(f"tenant store, {tenants:,} tenant files (PRIVSDK_TENANTS=dir://...), CPU time:")
+    print(f"  load_policy (no tenant read yet)                          {loaded * 1000:9.1f} ms")
+    print(f"  a tenant's first decision (file read and checked)         {first * 1e6:9.1f} µs")
+    for active in (1_000, tenants):
+        names = [f"tenant{i}" for i in range(active)]
+        for name in names:
+            decide(policy, "t0", tenant=name)
+        t0 = time.process_time()
+        for _ in range(3):
+            for name in names:
+                decide(policy, "t0", tenant=name)
+        warm = (time.process_time() - t0) / (3 * active)
+        note = "" if active <= 8192 else "  (more than the 8,192 decisions cached: each decided again)"
+        print(f"  a decision, the tenant cached, {active:>6,} tenants in turn      {warm * 1e6:9.1f} µs{note}")
+    assert store.loads == tenants
 
 
 def policy_file(directory: str, tenants: int, targets: int) -> str:
@@ -140,15 +187,19 @@ def main() -> None:
     seconds = {}
     for tenants, targets in SIZES:
         path = policy_file(directory, tenants, targets)
-        seconds[(tenants, targets)] = s = load_seconds(path, env, args.runs)
+        wall, seconds[(tenants, targets)] = load_seconds(path, env, args.runs)
         size_kib = os.path.getsize(path) / 1024
-        print(f"  {tenants:>6} tenants x {targets:>3} targets ({size_kib:8.0f} KiB)  {s * 1000:9.1f} ms")
+        print(
+            f"  {tenants:>6} tenants x {targets:>3} targets ({size_kib:6.0f} KiB)  "
+            f"wall {wall * 1000:8.1f} ms   CPU {seconds[(tenants, targets)] * 1000:8.1f} ms"
+        )
     ratio = seconds[(2_000, 200)] / seconds[(10, 10)]
-    print(f"goal: 2,000 x 200 within {RATIO_GOAL:g}x of 10 x 10: {verdict(ratio <= RATIO_GOAL)} ({ratio:.1f}x)")
+    print(f"goal (CPU): 2,000 x 200 within {RATIO_GOAL:g}x of 10 x 10: {verdict(ratio <= RATIO_GOAL)} ({ratio:.1f}x)")
     s = seconds[(10_000, 10)]
-    print(f"goal: 10,000 tenants load in < {TENANTS_GOAL_S:g} s: {verdict(s < TENANTS_GOAL_S)} ({s:.2f} s)")
+    print(f"goal (CPU): 10,000 tenants load in < {TENANTS_GOAL_S:g} s: {verdict(s < TENANTS_GOAL_S)} ({s:.2f} s)")
     per = memory_per_tenant(policy_file(directory, 10_000, 10), 10_000)
     print(f"memory per loaded tenant (tracemalloc, 10,000 tenants): {per / 1024:.2f} KiB")
+    store_figures(directory, 10_000)
 
 
 if __name__ == "__main__":

@@ -366,28 +366,29 @@ class _Core:
         first_chunk_s: float | None = None,
     ) -> None:
         d = call.decision
+        # Positional, in UsageRecord's field order: keywords cost twice as much, on every call.
         self.recorder.record(
             UsageRecord(
-                time=started,
-                request_id=call.request_id,
-                attempt=attempt,
-                tenant=call.tenant,
-                data_class=call.data_class,
-                requested_target=call.requested,
-                chosen_target=target.name if target else d.chosen,
-                decision=d.outcome,
-                unmet=tuple([u.requirement for u in d.unmet]) if d.unmet else (),
-                operation=call.operation,  # type: ignore[arg-type]  # decide() refuses any other name
-                vendor=target.offering.split(".", 1)[0] if target else None,
-                model=target.model if target else None,
-                outcome=outcome,
-                error_class=None if exc is None else getattr(exc, "kind", "other"),
-                http_status=getattr(exc, "status", None),
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                latency_ms=latency_s * 1000.0,
-                first_chunk_ms=None if first_chunk_s is None else first_chunk_s * 1000.0,
-                tags=call.tags,
+                started,  # time
+                call.request_id,
+                attempt,
+                call.tenant,
+                call.data_class,
+                call.requested,  # requested_target
+                target.name if target else d.chosen,  # chosen_target
+                d.outcome,  # decision
+                tuple([u.requirement for u in d.unmet]) if d.unmet else (),  # unmet
+                call.operation,  # type: ignore[arg-type]  # decide() refuses any other name
+                target.offering.split(".", 1)[0] if target else None,  # vendor
+                target.model if target else None,  # model
+                outcome,
+                None if exc is None else getattr(exc, "kind", "other"),  # error_class
+                getattr(exc, "status", None),  # http_status
+                usage.input_tokens,
+                usage.output_tokens,
+                latency_s * 1000.0,  # latency_ms
+                None if first_chunk_s is None else first_chunk_s * 1000.0,  # first_chunk_ms
+                call.tags,
             )
         )
 
