@@ -8,7 +8,10 @@ In fresh interpreters (bytecode cached), after ``import privsdk``:
   vendors' adapters: ``importlib.metadata.entry_points(group="privsdk.adapters", name="openai")``,
   which reads the metadata of every installed distribution;
 - the first ``Client.chat`` of the process against a loopback OpenAI server (the openai SDK's
-  own import included), and the second.
+  own import included), and the second;
+- 300 tenants of one policy file, each making its first call: the time of a tenant's first
+  call and the memory (RSS) each tenant adds, once with every tenant on the client's key
+  (they share one SDK client) and once with each tenant's own key (one SDK client each).
 
 Printed, never asserted. Run: ``.venv/bin/python bench/cold_start.py [--runs N]``.
 """
@@ -22,13 +25,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 from childenv import REPO, child_envs
 
 sys.path.insert(0, str(REPO))  # for tests.wire
 
 from tests.wire.openai import OpenAIWire
-from tests.wire.server import LoopbackServer
+from tests.wire.server import LoopbackServer, Recorded, Reply
 
 KEY = "sk-bench"
 
@@ -41,6 +45,29 @@ if sys.argv[1] == "entry_points":
     from importlib.metadata import entry_points
     found = entry_points(group="privsdk.adapters", name="openai")
     out["lookup"] = time.perf_counter() - t0
+elif sys.argv[1] == "tenants":
+    import os
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    n, own = int(sys.argv[4]), sys.argv[5] == "own"
+    lines = ["[targets.mini]", 'offering = "openai.api"', 'model = "gpt-4o-mini"', f'endpoint = "{sys.argv[3]}"']
+    env = {"PRIVSDK_CONFIG": sys.argv[6]}
+    for i in range(n):
+        lines += [f"[tenants.t{i}]", 'classes.default = ["no_training"]']
+        if own:
+            lines.append(f'credentials.openai = {{ api_key = "KEY_{i}" }}')
+            env[f"KEY_{i}"] = f"{sys.argv[2]}-{i}"  # a key of its own: never shared
+    with open(sys.argv[6], "w") as f:
+        f.write("\n".join(lines))
+    client = privsdk.Client(environ=env, usage="none", credentials={"openai": {"api_key": sys.argv[2]}})
+    client.chat("mini", "hello", tenant="t0")
+    client.chat("mini", "hello", tenant="t0")
+    before, t0 = rss(), time.perf_counter()
+    for i in range(1, n):
+        client.chat("mini", "hello", tenant=f"t{i}")
+    out["first_call"] = (time.perf_counter() - t0) / (n - 1)
+    out["rss_per_tenant"] = (rss() - before) / (n - 1)
 elif sys.argv[1] == "builtin":
     t0 = time.perf_counter()
     privsdk.adapter.adapter_factory("openai")
@@ -57,6 +84,17 @@ print(json.dumps(out))
 """
 
 
+def any_key(app: OpenAIWire) -> Callable[[Recorded], Reply]:
+    """The OpenAI app, taking every tenant's own key (``sk-bench-N``) as well as its own."""
+
+    def serve(request: Recorded) -> Reply:
+        if request.headers.get("authorization", "").startswith(f"Bearer {KEY}-"):
+            request = request._replace(headers={**request.headers, "authorization": f"Bearer {KEY}"})
+        return app(request)
+
+    return serve
+
+
 def run(env: dict[str, str], *args: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True, check=True, cwd=REPO
@@ -71,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     cache = tempfile.mkdtemp(prefix="privsdk-bench-cold-")
     (label, env), *_ = child_envs(os.path.join(cache, "pycache"))
-    with LoopbackServer(OpenAIWire(key=KEY)) as server:
+    with LoopbackServer(any_key(OpenAIWire(key=KEY))) as server:
         url = f"{server.url}/v1"
         run(env, "call", KEY, url)  # writes the bytecode cache
         print(f"The first call of a process, median of {args.runs} fresh processes ({label}):")
@@ -86,6 +124,13 @@ def main() -> None:
         second = statistics.median(c["second"] for c in calls) * 1000
         print(f"  {'first Client.chat (adapter found, openai SDK imported, client built)':<75} {first:8.2f} ms")
         print(f"  {'second Client.chat':<75} {second:8.2f} ms")
+        n = 300
+        for mode, what in (("shared", "every tenant on the client's key"), ("own", "each tenant with its own key")):
+            found = run(env, "tenants", KEY, url, str(n), mode, os.path.join(cache, f"{mode}.toml"))
+            print(
+                f"  {n} tenants, {what:<35} first call {found['first_call'] * 1000:6.2f} ms, "
+                f"memory {found['rss_per_tenant'] / 1024:7.1f} KiB per tenant"
+            )
 
 
 if __name__ == "__main__":
