@@ -59,7 +59,7 @@ elif sys.argv[1] == "tenants":
             lines.append(f'credentials.openai = {{ api_key = "KEY_{i}" }}')
             env[f"KEY_{i}"] = f"{sys.argv[2]}-{i}"  # a key of its own: never shared
     with open(sys.argv[6], "w") as f:
-        f.write("\n".join(lines))
+        f.write(chr(10).join(lines))
     client = privsdk.Client(environ=env, usage="none", credentials={"openai": {"api_key": sys.argv[2]}})
     client.chat("mini", "hello", tenant="t0")
     client.chat("mini", "hello", tenant="t0")
