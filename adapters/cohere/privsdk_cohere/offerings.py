@@ -18,6 +18,7 @@ from privsdk.adapter import AdapterOptions
 from privsdk.errors import AdapterMissing, ConfigError
 from privsdk.policy import Target
 from privsdk_cohere.cohere_adapter import CohereAdapter
+from privsdk_cohere.dropin import guard_client
 
 if TYPE_CHECKING:
     from cohere.client_v2 import ClientV2
@@ -63,7 +64,9 @@ def _azure(target: Target, options: AdapterOptions) -> CohereAdapter:
 
 
 def _platform(target: Target, options: AdapterOptions, key: str, base_url: str | None, model: str) -> CohereAdapter:
-    from cohere.client_v2 import AsyncClientV2, ClientV2
+    # The drop-in's classes: the SDK's own, with privsdk's guard in their transport, so the request the SDK
+    # really sends is judged at the same place as any other cohere client's.
+    from privsdk_cohere.dropin import AsyncClientV2, ClientV2
 
     settings: dict[str, Any] = {
         "api_key": key,
@@ -151,6 +154,7 @@ def _aws(service: str) -> Callable[[Target, AdapterOptions], CohereAdapter]:
                 timeout=options.timeout,
                 service="sagemaker",
             )
+        guard_client(client)  # the AWS host the signing hook writes is what the guard judges
         # SageMaker addresses an endpoint by name: the deployment, else the model.
         model = target.model if service == "bedrock" else target.deployment or target.model
         return CohereAdapter(target, options, client=client, model=model, operations=_AWS)
@@ -193,6 +197,7 @@ def _oci(target: Target, options: AdapterOptions) -> CohereAdapter:
             f"target {target.name!r} (cohere.oci): the OCI client could not be built ({type(exc).__name__})",
             hint="check region and the OCI credentials (~/.oci/config or credentials oci_*)",
         ) from exc
+    guard_client(client)
     return CohereAdapter(target, options, client=client, model=target.model, operations=_OCI)
 
 

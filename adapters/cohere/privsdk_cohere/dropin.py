@@ -1,0 +1,161 @@
+"""The cohere SDK's clients with privsdk's guard in their HTTP transport.
+
+``ClientV2``, ``AsyncClientV2``, ``Client``, ``AsyncClient``, ``BedrockClientV2``,
+``BedrockClient``, ``SagemakerClientV2`` and ``SagemakerClient`` here ARE the
+cohere classes (subclasses): same constructor, attributes, resources, raw
+responses and streams. The only difference is that every request the client
+sends first passes :class:`privsdk.guard.Guard`, which decides from the request
+itself (host, path, body) and raises :class:`PolicyViolation` before a byte is
+written when the tenant's requirements are not met.
+
+The seam is the client's httpx client: the one the app passes as
+``httpx_client`` is guarded in place, and so is the one the SDK builds. The
+Bedrock and SageMaker clients sign requests in an httpx event hook that
+rewrites the URL to ``bedrock-runtime.<region>.amazonaws.com`` or
+``runtime.sagemaker.<region>.amazonaws.com``; hooks run before the transport,
+so the guard judges the request as it leaves for AWS (a SageMaker endpoint is
+refused unless declared in ``PRIVSDK_ENDPOINTS``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import cohere
+import httpx
+from cohere.base_client import AsyncBaseCohere, BaseCohere
+from cohere.core.api_error import ApiError
+
+from privsdk.errors import PolicyViolation as _PolicyViolation
+from privsdk.guard.transport import guard_httpx
+
+__all__ = [
+    "AsyncClient",
+    "AsyncClientV2",
+    "BedrockClient",
+    "BedrockClientV2",
+    "Client",
+    "ClientV2",
+    "PolicyViolation",
+    "SagemakerClient",
+    "SagemakerClientV2",
+    "guard_client",
+    "instrument",
+    "uninstrument",
+]
+
+SDK = "cohere"
+_C = TypeVar("_C")
+
+
+class PolicyViolation(_PolicyViolation, ApiError):
+    """A request privsdk refused: both :class:`privsdk.PolicyViolation` and cohere's ``ApiError``.
+
+    It never reached Cohere, so ``status_code``, ``headers`` and ``body`` are None;
+    the message names the unmet requirements, never the request's content.
+    """
+
+    def __str__(self) -> str:
+        return _PolicyViolation.__str__(self)  # not ApiError's, which prints headers and body
+
+    @classmethod
+    def from_violation(cls, violation: _PolicyViolation) -> PolicyViolation:
+        error = cls.__new__(cls)
+        error.__dict__.update(violation.__dict__)
+        error.args = violation.args
+        error.headers = None
+        error.status_code = None
+        error.body = None
+        return error
+
+
+def _refusal(violation: _PolicyViolation) -> BaseException:
+    return PolicyViolation.from_violation(violation)
+
+
+def _http_client(client: Any) -> httpx.Client | httpx.AsyncClient:
+    """The httpx client under a cohere client (its ``_client_wrapper`` holds the SDK's HttpClient)."""
+    wrapper = getattr(client, "_client_wrapper", None)
+    inner = getattr(getattr(wrapper, "httpx_client", None), "httpx_client", None)
+    if not isinstance(inner, httpx.Client | httpx.AsyncClient):
+        raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a cohere client over httpx")
+    return inner
+
+
+def guard_client(client: _C) -> _C:
+    """Guard a cohere client the app already built (any of the SDK's clients); returns it."""
+    guard_httpx(_http_client(client), sdk=SDK, refusal=_refusal)
+    return client
+
+
+def _guarded(base: type[Any]) -> Callable[..., None]:
+    original = base.__init__
+
+    @functools.wraps(original)  # keeps the SDK's signature and docs (defaults such as CO_API_URL stay its own)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        guard_client(self)
+
+    return __init__
+
+
+class ClientV2(cohere.ClientV2):
+    __doc__ = cohere.ClientV2.__doc__
+    __init__ = _guarded(cohere.ClientV2)
+
+
+class AsyncClientV2(cohere.AsyncClientV2):
+    __doc__ = cohere.AsyncClientV2.__doc__
+    __init__ = _guarded(cohere.AsyncClientV2)
+
+
+class Client(cohere.Client):
+    __doc__ = cohere.Client.__doc__
+    __init__ = _guarded(cohere.Client)
+
+
+class AsyncClient(cohere.AsyncClient):
+    __doc__ = cohere.AsyncClient.__doc__
+    __init__ = _guarded(cohere.AsyncClient)
+
+
+class BedrockClientV2(cohere.BedrockClientV2):
+    __doc__ = cohere.BedrockClientV2.__doc__
+    __init__ = _guarded(cohere.BedrockClientV2)
+
+
+class BedrockClient(cohere.BedrockClient):
+    __doc__ = cohere.BedrockClient.__doc__
+    __init__ = _guarded(cohere.BedrockClient)
+
+
+class SagemakerClientV2(cohere.SagemakerClientV2):
+    __doc__ = cohere.SagemakerClientV2.__doc__
+    __init__ = _guarded(cohere.SagemakerClientV2)
+
+
+class SagemakerClient(cohere.SagemakerClient):
+    __doc__ = cohere.SagemakerClient.__doc__
+    __init__ = _guarded(cohere.SagemakerClient)
+
+
+#: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__.
+_BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere)
+_originals: dict[type[Any], Callable[..., None]] = {}
+
+
+def instrument() -> None:
+    """Guard every cohere client created from now on, by the app or by a framework inside it. Idempotent."""
+    for base in _BASES:
+        if base not in _originals:
+            _originals[base] = base.__init__
+            base.__init__ = _guarded(base)  # type: ignore[method-assign]
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument` (clients already guarded stay guarded)."""
+    for base, original in list(_originals.items()):
+        base.__init__ = original  # type: ignore[method-assign]
+        del _originals[base]
