@@ -1,0 +1,262 @@
+"""``privsdk.cohere``: the cohere SDK's own clients with the guard in their transport.
+
+:func:`exercise` is written against the cohere package. It runs once with ``cohere`` and once with
+``privsdk.cohere``, each against a loopback Cohere server, and both runs must see the same results,
+types and errors, and send the same requests. A refused request sends nothing, is not retried and
+raises an exception that is both ``privsdk.PolicyViolation`` and cohere's ``ApiError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cohere
+import httpx
+import pytest
+from cohere.core.api_error import ApiError
+
+import privsdk
+import privsdk.cohere
+from privsdk_cohere import dropin
+from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
+from tests.wire.server import LoopbackServer, Status
+
+KEY = "co-dropin-key"
+MODEL = "command-a-03-2025"
+MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
+TOOLS: Any = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+
+
+def exercise(co: Any, url: str, app: CohereApp, server: LoopbackServer) -> dict[str, Any]:
+    """A script written against the cohere package; ``co`` is ``cohere`` or ``privsdk.cohere``."""
+    seen: dict[str, Any] = {}
+    client = co.ClientV2(api_key=KEY, base_url=url, max_retries=0, log_warning_experimental_features=False)
+    answer = client.chat(model=MODEL, messages=MSG)
+    seen["chat"] = (type(answer), answer.message.content[0].text, answer.finish_reason, answer.usage.billed_units)
+    seen["stream"] = [
+        (e.type, getattr(getattr(e, "delta", None), "message", None))
+        for e in client.chat_stream(model=MODEL, messages=MSG)
+    ]
+    raw = client.with_raw_response.chat(model=MODEL, messages=MSG)
+    seen["raw"] = (raw.headers.get("content-type"), type(raw.data), raw.data.id)
+    vectors = client.embed(
+        model="embed-v4.0", texts=["alpha beta", "gamma"], input_type="search_document", embedding_types=["float"]
+    )
+    seen["embed"] = (type(vectors), vectors.embeddings.float_, vectors.meta.billed_units.input_tokens)
+    ranked = client.rerank(model="rerank-v3.5", query="paris weather", documents=["rome", "paris weather today"])
+    seen["rerank"] = [(r.index, r.relevance_score) for r in ranked.results]
+    # The tool loop of Cohere's docs: the assistant's tool plan and calls go back with the tool results.
+    app.tool_calls = [("call_1", "get_weather", '{"city": "Paris"}')]
+    messages: list[Any] = list(MSG)
+    first = client.chat(model=MODEL, messages=messages, tools=TOOLS)
+    messages.append({"role": "assistant", "tool_plan": first.message.tool_plan, "tool_calls": first.message.tool_calls})
+    for call in first.message.tool_calls:
+        messages.append(
+            {
+                "role": "tool",
+                "tool_call_id": call.id,
+                "content": [{"type": "document", "document": {"data": json.dumps({"temp": 21})}}],
+            }
+        )
+    app.tool_calls = ()
+    final = client.chat(model=MODEL, messages=messages, tools=TOOLS)
+    seen["tools"] = ([c.function.name for c in first.message.tool_calls], final.message.content[0].text)
+    v1 = co.Client(api_key=KEY, base_url=url, max_retries=0)
+    seen["v1 client resources"] = sorted(n for n in ("v2", "datasets", "models", "finetuning") if hasattr(v1, n))
+    for status in (429, 400):
+        server.fail(Status(status, body=b'{"message": "refused"}'))
+        try:
+            client.chat(model=MODEL, messages=MSG)
+        except ApiError as exc:
+            seen[f"error {status}"] = (type(exc).__name__, exc.status_code)
+
+    async def run() -> tuple[str, list[str]]:
+        aclient = co.AsyncClientV2(api_key=KEY, base_url=url, max_retries=0)
+        reply = await aclient.chat(model=MODEL, messages=MSG)
+        kinds = [e.type async for e in aclient.chat_stream(model=MODEL, messages=MSG)]
+        return reply.message.content[0].text, kinds
+
+    seen["async"] = asyncio.run(run())
+    return seen
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[CohereApp, LoopbackServer]]:
+    app = CohereApp("It is sunny in Paris")
+    with LoopbackServer(app) as server:
+        yield app, server
+    assert server.errors == []
+
+
+@pytest.fixture
+def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "usage.jsonl"
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
+    return path
+
+
+def declare(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, offering: str = "cohere.saas") -> None:
+    """Declare the loopback server as the offering's endpoint, through the environment alone."""
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}={offering}")
+
+
+def test_a_script_runs_unchanged_with_only_the_import_swapped(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    theirs = exercise(cohere, server.url, app, server)
+    sent_theirs = [(r.method, r.path, r.json()) for r in server.requests]
+    server.requests.clear()
+    ours = exercise(privsdk.cohere, server.url, app, server)
+    sent_ours = [(r.method, r.path, r.json()) for r in server.requests]
+    assert ours == theirs
+    assert sent_ours == sent_theirs
+    assert theirs["chat"][1] == app.text and theirs["tools"] == (["get_weather"], app.text)
+    assert theirs["error 429"] == ("TooManyRequestsError", 429) and theirs["error 400"] == ("BadRequestError", 400)
+    assert theirs["async"] == (app.text, [e[0] for e in theirs["stream"]])
+
+
+def _public(obj: Any) -> set[str]:
+    return {n for n in dir(obj) if not n.startswith("_")}
+
+
+def _walk(ours: Any, theirs: Any, path: str, depth: int, missing: list[str]) -> None:
+    for name in sorted(_public(theirs)):
+        if not hasattr(ours, name):
+            missing.append(f"{path}.{name}")
+            continue
+        value = getattr(theirs, name)
+        module = getattr(type(value), "__module__", "")
+        if depth and module.startswith("cohere.") and not callable(value):
+            _walk(getattr(ours, name), value, f"{path}.{name}", depth - 1, missing)
+
+
+@pytest.mark.parametrize("name", ["ClientV2", "AsyncClientV2", "Client", "AsyncClient"])
+def test_every_public_attribute_of_the_vendor_client_exists_on_the_drop_in(name: str) -> None:
+    theirs = getattr(cohere, name)(api_key=KEY, base_url="http://127.0.0.1:9")
+    ours = getattr(privsdk.cohere, name)(api_key=KEY, base_url="http://127.0.0.1:9")
+    assert isinstance(ours, getattr(cohere, name))
+    missing: list[str] = []
+    _walk(ours, theirs, name, 2, missing)
+    assert missing == []
+
+
+def test_the_face_module_is_the_cohere_module_with_guarded_clients() -> None:
+    for name in ("ChatMessageV2", "UserChatMessageV2", "types", "errors", "core", "TooManyRequestsError"):
+        assert getattr(privsdk.cohere, name) is getattr(cohere, name)
+    assert privsdk.cohere.ClientV2 is not cohere.ClientV2 and issubclass(privsdk.cohere.ClientV2, cohere.ClientV2)
+    assert set(cohere.__all__) <= set(privsdk.cohere.__all__)
+    from privsdk import cohere as face
+
+    assert face is privsdk.cohere
+
+
+def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_class_error(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")  # a trial key on Cohere's platform keeps prompts
+    client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=5)
+    for call in (
+        lambda: client.chat(model=MODEL, messages=MSG),
+        lambda: list(client.chat_stream(model=MODEL, messages=MSG)),
+        lambda: client.with_raw_response.chat(model=MODEL, messages=MSG),
+        lambda: client.embed(model="embed-v4.0", texts=["a"], input_type="search_document"),
+    ):
+        with pytest.raises(ApiError) as caught:
+            call()
+        error = caught.value
+        assert isinstance(error, privsdk.PolicyViolation) and isinstance(error, privsdk.cohere.PolicyViolation)
+        assert "zdr" in str(error) and "Paris" not in str(error) and KEY not in str(error)
+        assert error.status_code is None and error.body is None
+    assert server.requests == []
+
+
+def test_an_app_built_client_and_its_httpx_client_are_guarded_in_place(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    http = httpx.Client(timeout=5)
+    client = cohere.ClientV2(api_key=KEY, base_url=server.url, httpx_client=http)
+    assert privsdk.cohere.guard_client(client) is client
+    assert privsdk.cohere.guard_client(client) is client  # a second time changes nothing
+    with pytest.raises(privsdk.PolicyViolation):
+        client.chat(model=MODEL, messages=MSG)
+    with pytest.raises(privsdk.PolicyViolation):
+        http.post(f"{server.url}/v2/chat", json={"model": MODEL, "messages": MSG})  # the app's own use of it
+    assert server.requests == []
+    with pytest.raises(TypeError, match="not a cohere client"):
+        privsdk.cohere.guard_client(object())
+
+
+def test_instrument_guards_clients_the_sdk_and_frameworks_build(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    privsdk.cohere.instrument()
+    privsdk.cohere.instrument()  # idempotent
+    try:
+        clients = [
+            cohere.ClientV2(api_key=KEY, base_url=server.url),
+            cohere.Client(api_key=KEY, base_url=server.url),
+            cohere.AsyncClientV2(api_key=KEY, base_url=server.url),
+        ]
+        with pytest.raises(privsdk.PolicyViolation):
+            clients[0].chat(model=MODEL, messages=MSG)
+        with pytest.raises(privsdk.PolicyViolation):
+            clients[1].v2.chat(model=MODEL, messages=MSG)
+        with pytest.raises(privsdk.PolicyViolation):
+            asyncio.run(clients[2].chat(model=MODEL, messages=MSG))
+    finally:
+        privsdk.cohere.uninstrument()
+    assert server.requests == []
+    monkeypatch.delenv("PRIVSDK_REQUIRE")
+    plain = cohere.ClientV2(api_key=KEY, base_url=server.url)
+    assert plain.chat(model=MODEL, messages=MSG).message.content[0].text == app.text
+    assert dropin._originals == {}
+
+
+def test_the_bedrock_client_is_judged_on_the_aws_host_it_signs_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BedrockClientV2 and SagemakerClientV2 rewrite the URL in an httpx hook; the guard sees the AWS host."""
+    context, ca_file = aws_tls_context(tmp_path, "us-east-1")
+    with LoopbackServer(CohereApp(), tls=context) as server, ConnectProxy(server.url) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        for name, value in {
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
+        keys = {"aws_access_key": "AKIDFAKE", "aws_secret_key": "x", "aws_region": "us-east-1"}
+        bedrock = privsdk.cohere.BedrockClientV2(**keys)
+        with pytest.raises(privsdk.PolicyViolation):
+            bedrock.chat(model="cohere.command-r-plus-v1:0", messages=MSG)
+        sagemaker = privsdk.cohere.SagemakerClientV2(**keys)
+        monkeypatch.delenv("PRIVSDK_REQUIRE")
+        with pytest.raises(privsdk.PolicyViolation):  # an undeclared SageMaker endpoint is an unknown host
+            sagemaker.chat(model="my-endpoint", messages=MSG)
+        assert proxy.tunnels == [] and server.requests == []
