@@ -14,7 +14,6 @@ from typing import Any
 
 try:
     import cohere as _vendor
-
     from privsdk_cohere.dropin import *  # noqa: F403
     from privsdk_cohere.dropin import __all__ as _dropin_names
 except ImportError as exc:  # pragma: no cover - depends on what is installed

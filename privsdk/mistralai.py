@@ -14,7 +14,6 @@ from typing import Any
 
 try:
     import mistralai.client as _vendor
-
     from privsdk_mistral.dropin import *  # noqa: F403
     from privsdk_mistral.dropin import __all__ as _dropin_names
 except ImportError as exc:  # pragma: no cover - depends on what is installed

@@ -18,16 +18,16 @@ import cohere
 import httpx
 import pytest
 from cohere.core.api_error import ApiError
+from privsdk_cohere import dropin
 
 import privsdk
 import privsdk.cohere
-from privsdk_cohere import dropin
-from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
+from tests.wire.cohere import CohereApp, ConnectProxy, aws_tls_context
 from tests.wire.server import LoopbackServer, Status
 
 KEY = "co-dropin-key"
 MODEL = "command-a-03-2025"
-MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
+MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS: Any = [
     {
         "type": "function",
@@ -169,7 +169,7 @@ def test_the_face_module_is_the_cohere_module_with_guarded_clients() -> None:
 def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_class_error(
     wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
 ) -> None:
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")  # a trial key on Cohere's platform keeps prompts
     client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=5)
@@ -191,7 +191,7 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
 def test_an_app_built_client_and_its_httpx_client_are_guarded_in_place(
     wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
     http = httpx.Client(timeout=5)
@@ -216,7 +216,7 @@ def test_instrument_guards_clients_the_sdk_and_frameworks_build(
     privsdk.cohere.instrument()
     privsdk.cohere.instrument()  # idempotent
     try:
-        clients = [
+        clients: list[Any] = [
             cohere.ClientV2(api_key=KEY, base_url=server.url),
             cohere.Client(api_key=KEY, base_url=server.url),
             cohere.AsyncClientV2(api_key=KEY, base_url=server.url),
@@ -231,7 +231,7 @@ def test_instrument_guards_clients_the_sdk_and_frameworks_build(
         privsdk.cohere.uninstrument()
     assert server.requests == []
     monkeypatch.delenv("PRIVSDK_REQUIRE")
-    plain = cohere.ClientV2(api_key=KEY, base_url=server.url)
+    plain: Any = cohere.ClientV2(api_key=KEY, base_url=server.url)
     assert plain.chat(model=MODEL, messages=MSG).message.content[0].text == app.text
     assert dropin._originals == {}
 

@@ -20,10 +20,10 @@ import pytest
 from mistralai.client import Mistral
 from mistralai.client.errors import MistralError
 from mistralai.client.utils import BackoffStrategy, RetryConfig
+from privsdk_mistral import dropin
 
 import privsdk
 import privsdk.mistralai
-from privsdk_mistral import dropin
 from tests.wire.mistral import MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply, Status
 
@@ -145,7 +145,7 @@ def test_the_face_module_is_mistralai_client_with_a_guarded_client() -> None:
 def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_class_error(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
 ) -> None:
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")  # the Experiment plan keeps prompts for 30 days
     retries = RetryConfig("backoff", BackoffStrategy(1, 10, 1.1, 100), retry_connection_errors=True)
@@ -172,7 +172,7 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
 def test_an_app_built_client_and_its_http_clients_are_guarded_in_place(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
     http = httpx2.Client(timeout=5)
@@ -193,7 +193,7 @@ def test_an_app_built_client_and_its_http_clients_are_guarded_in_place(
 def test_instrument_guards_clients_built_afterwards(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
     privsdk.mistralai.instrument()
@@ -228,7 +228,7 @@ def test_the_sdk_telemetry_stays_off_under_the_drop_in(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MISTRAL_SDK_TELEMETRY would export spans with the prompt to Mistral; the drop-in keeps it off."""
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_USAGE", "none")
     with LoopbackServer(_Collector()) as collector:
@@ -255,7 +255,7 @@ def test_a_telemetry_export_through_the_guarded_client_is_refused(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Were spans sent through the SDK's own client, the guard would not know the path: refused, nothing sent."""
-    app, server = wire
+    _, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_USAGE", "none")
     client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)

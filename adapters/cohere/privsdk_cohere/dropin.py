@@ -151,11 +151,11 @@ def instrument() -> None:
     for base in _BASES:
         if base not in _originals:
             _originals[base] = base.__init__
-            base.__init__ = _guarded(base)  # type: ignore[method-assign]
+            base.__init__ = _guarded(base)
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument` (clients already guarded stay guarded)."""
     for base, original in list(_originals.items()):
-        base.__init__ = original  # type: ignore[method-assign]
+        base.__init__ = original
         del _originals[base]
