@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from privsdk_cohere import dropin
 
 import privsdk
 import privsdk.cohere
-from tests.wire.cohere import CohereApp, ConnectProxy, aws_tls_context
+from privsdk.outbound.judge import Guard
+from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
 from tests.wire.server import LoopbackServer, Status
 
 KEY = "co-dropin-key"
@@ -108,6 +109,12 @@ def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The usage records the process-wide guard wrote (flushed first)."""
+    Guard.default().flush()
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def declare(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, offering: str = "cohere.saas") -> None:
     """Declare the loopback server as the offering's endpoint, through the environment alone."""
     monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}={offering}")
@@ -186,6 +193,61 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
         assert "zdr" in str(error) and "Paris" not in str(error) and KEY not in str(error)
         assert error.status_code is None and error.body is None
     assert server.requests == []
+    records = _records(usage)
+    assert [(r["outcome"], r["operation"], r["unmet"]) for r in records] == [
+        ("refused", op, ["zdr"]) for op in ("chat", "stream", "chat", "embed")
+    ]  # one record per call: the SDK did not retry (max_retries=5)
+
+
+def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    _, server = wire
+    declare(monkeypatch, server)
+    client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url)
+    client.chat(model=MODEL, messages=MSG)
+    assert [e.type for e in client.chat_stream(model=MODEL, messages=MSG)][-1] == "message-end"
+    client.embed(model="embed-v4.0", texts=["one two three"], input_type="search_document", embedding_types=["float"])
+    client.rerank(model="rerank-v3.5", query="q", documents=["a", "b"])
+    assert client.models.list().models[0].name == MODEL  # a listing carries no content: allowed anywhere placed
+    server.fail(Status(500, body=b'{"message": "down"}'))
+    with pytest.raises(ApiError):
+        privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=0).chat(model=MODEL, messages=MSG)
+    records = _records(usage)
+    billed = (BILLED["input_tokens"], BILLED["output_tokens"])
+    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in records] == [
+        ("chat", "ok", MODEL, billed),
+        ("stream", "ok", MODEL, billed),
+        ("embed", "ok", "embed-v4.0", (3, None)),
+        ("rerank", "ok", "rerank-v3.5", (None, None)),
+        ("models", "ok", None, (None, None)),
+        ("chat", "error", MODEL, (None, None)),
+    ]
+    assert records[-1]["http_status"] == 500 and all(r["vendor"] == "cohere" for r in records)
+
+
+def test_the_guard_decides_on_what_the_request_asks_for(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paying organisation with ZDR: chat passes; storing datasets or fine-tuning, which keep data, does not."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    monkeypatch.setenv("PRIVSDK_ATTEST", "cohere:plan=paid,cohere:zdr")
+    client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url)
+    assert client.chat(model=MODEL, messages=MSG).message.content[0].text == app.text
+    calls: tuple[Callable[[], object], ...] = (
+        lambda: client.datasets.list(),
+        lambda: client.finetuning.list_finetuned_models(),
+        lambda: client.embed_jobs.list(),
+        lambda: client.connectors.list(),
+        lambda: client.tokenize(text="secret words", model=MODEL, offline=False),
+    )
+    for call in calls:
+        with pytest.raises(privsdk.PolicyViolation):
+            call()
+    assert len(server.requests) == 1
 
 
 def test_an_app_built_client_and_its_httpx_client_are_guarded_in_place(
@@ -236,10 +298,10 @@ def test_instrument_guards_clients_the_sdk_and_frameworks_build(
     assert dropin._originals == {}
 
 
-def test_the_bedrock_client_is_judged_on_the_aws_host_it_signs_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """BedrockClientV2 and SagemakerClientV2 rewrite the URL in an httpx hook; the guard sees the AWS host."""
+@pytest.fixture
+def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LoopbackServer, ConnectProxy]]:
+    """A TLS loopback server named as the AWS runtime hosts of us-east-1, reached through an HTTPS proxy:
+    the cohere SDK's AWS clients build the AWS URL themselves."""
     context, ca_file = aws_tls_context(tmp_path, "us-east-1")
     with LoopbackServer(CohereApp(), tls=context) as server, ConnectProxy(server.url) as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
@@ -250,13 +312,43 @@ def test_the_bedrock_client_is_judged_on_the_aws_host_it_signs_for(
             "AWS_EC2_METADATA_DISABLED": "true",
         }.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
-        keys = {"aws_access_key": "AKIDFAKE", "aws_secret_key": "x", "aws_region": "us-east-1"}
-        bedrock = privsdk.cohere.BedrockClientV2(**keys)
-        with pytest.raises(privsdk.PolicyViolation):
-            bedrock.chat(model="cohere.command-r-plus-v1:0", messages=MSG)
-        sagemaker = privsdk.cohere.SagemakerClientV2(**keys)
-        monkeypatch.delenv("PRIVSDK_REQUIRE")
-        with pytest.raises(privsdk.PolicyViolation):  # an undeclared SageMaker endpoint is an unknown host
-            sagemaker.chat(model="my-endpoint", messages=MSG)
-        assert proxy.tunnels == [] and server.requests == []
+        yield server, proxy
+    assert server.errors == []
+
+
+AWS_KEYS = {"aws_access_key": "AKIDFAKE", "aws_secret_key": "x", "aws_region": "us-east-1"}
+
+
+def test_the_sagemaker_client_is_judged_on_the_aws_host_it_signs_for(
+    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    """SagemakerClientV2 rewrites the URL in an httpx hook, which runs before the transport: the guard sees
+    runtime.sagemaker.us-east-1.amazonaws.com and the endpoint name, and reads the cohere body."""
+    server, proxy = aws
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
+    sagemaker = privsdk.cohere.SagemakerClientV2(**AWS_KEYS)
+    with pytest.raises(privsdk.PolicyViolation, match="region=eu"):
+        sagemaker.chat(model="my-endpoint", messages=MSG)
+    assert proxy.tunnels == [] and server.requests == []
+    monkeypatch.delenv("PRIVSDK_REQUIRE")
+    Guard.reset_default()
+    reply = sagemaker.chat(model="my-endpoint", messages=MSG)
+    assert reply.message.content[0].text == CohereApp().text
+    assert [r.path for r in server.requests] == ["/endpoints/my-endpoint/invocations"]
+    records = _records(usage)
+    assert [(r["outcome"], r["operation"], r["model"]) for r in records] == [
+        ("refused", "chat", "my-endpoint"),
+        ("ok", "chat", "my-endpoint"),
+    ]
+
+
+def test_the_bedrock_client_is_judged_on_the_aws_host_it_signs_for(
+    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("privsdk.outbound.wire.bedrock", reason="the Bedrock wire reader comes with boto3 support")
+    server, proxy = aws
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
+    bedrock = privsdk.cohere.BedrockClientV2(**AWS_KEYS)
+    with pytest.raises(privsdk.PolicyViolation, match="region=eu"):
+        bedrock.chat(model="cohere.command-r-plus-v1:0", messages=MSG)
+    assert proxy.tunnels == [] and server.requests == []

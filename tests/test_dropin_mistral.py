@@ -10,7 +10,8 @@ mistralai's ``MistralError``. The SDK's telemetry stays off under the drop-in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from privsdk_mistral import dropin
 
 import privsdk
 import privsdk.mistralai
-from tests.wire.mistral import MistralApp
+from privsdk.outbound.judge import Guard
+from tests.wire.mistral import MODEL_ID, MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply, Status
 
 KEY = "mistral-dropin-key"
@@ -92,6 +94,12 @@ def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "usage.jsonl"
     monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
     return path
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The usage records the process-wide guard wrote (flushed first)."""
+    Guard.default().flush()
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def declare(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, offering: str = "mistral.api") -> None:
@@ -166,7 +174,63 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
         error = caught.value
         assert isinstance(error, privsdk.PolicyViolation) and isinstance(error, privsdk.mistralai.PolicyViolation)
         assert "zdr" in str(error) and "Paris" not in str(error) and KEY not in str(error)
+        assert error.status_code == 0 and error.body == "" and error.raw_response is None
     assert server.requests == []
+    records = _records(usage)
+    assert [(r["outcome"], r["operation"], r["unmet"]) for r in records] == [
+        ("refused", op, ["zdr"]) for op in ("chat", "stream", "embed", "chat")
+    ]  # one record per call: the SDK's retries did not retry a refusal
+
+
+def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    client.chat.complete(model=MODEL, messages=MSG)
+    with client.chat.stream(model=MODEL, messages=MSG) as events:
+        assert "".join(e.data.choices[0].delta.content or "" for e in events) == app.text
+    client.embeddings.create(model="mistral-embed", inputs=["one two three"])
+    assert asyncio.run(client.chat.complete_async(model=MODEL, messages=MSG)).choices
+    assert [m.id for m in client.models.list().data or ()] == [MODEL_ID]  # a listing: allowed anywhere placed
+    records = _records(usage)
+    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in records] == [
+        ("chat", "ok", MODEL, app.usage),
+        ("stream", "ok", MODEL, app.usage),
+        ("embed", "ok", "mistral-embed", (3, 0)),
+        ("chat", "ok", MODEL, app.usage),
+        ("models", "ok", None, (None, None)),
+    ]
+    assert all(r["vendor"] == "mistral" for r in records)
+
+
+def test_the_guard_decides_on_what_the_request_asks_for(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Scale organisation with ZDR: stateless chat passes; conversations, agents, files and batch, which keep
+    data (Mistral's ZDR does not cover them), do not, nor does a conversation that is not stored but searches
+    the web... unless the catalogue allows it (web search is no limit of Mistral's: only the storing is)."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    monkeypatch.setenv("PRIVSDK_ATTEST", "mistral:plan=scale,mistral:zdr")
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    assert client.chat.complete(model=MODEL, messages=MSG).choices[0].message.content == app.text
+    calls: tuple[Callable[[], object], ...] = (
+        lambda: client.beta.conversations.start(model=MODEL, inputs="secret words"),
+        lambda: client.beta.conversations.append(conversation_id="c1", inputs="secret words"),
+        lambda: client.beta.conversations.list(),
+        lambda: client.agents.complete(agent_id="ag_1", messages=MSG),
+        lambda: client.files.list(),
+        lambda: client.batch.jobs.list(),
+    )
+    for call in calls:
+        with pytest.raises(privsdk.PolicyViolation) as caught:
+            call()
+        assert "secret" not in str(caught.value)
+    assert len(server.requests) == 1
 
 
 def test_an_app_built_client_and_its_http_clients_are_guarded_in_place(

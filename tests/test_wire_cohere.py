@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
-from privsdk.guard.wire import reader
-from privsdk.guard.wire.cohere import READER
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.cohere import READER
 from tests.wire.cohere import BILLED, CohereApp
 from tests.wire.server import Recorded
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
-from privsdk.guard.wire import reader
-from privsdk.guard.wire.mistral import READER
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.mistral import READER
 from tests.wire.mistral import MistralApp
 from tests.wire.server import Recorded
 

@@ -4,7 +4,7 @@
 ``BedrockClient``, ``SagemakerClientV2`` and ``SagemakerClient`` here ARE the
 cohere classes (subclasses): same constructor, attributes, resources, raw
 responses and streams. The only difference is that every request the client
-sends first passes :class:`privsdk.guard.Guard`, which decides from the request
+sends first passes :class:`privsdk.outbound.judge.Guard`, which decides from the request
 itself (host, path, body) and raises :class:`PolicyViolation` before a byte is
 written when the tenant's requirements are not met.
 
@@ -29,7 +29,8 @@ from cohere.base_client import AsyncBaseCohere, BaseCohere
 from cohere.core.api_error import ApiError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
-from privsdk.guard.transport import guard_httpx
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.transport import guard_httpx
 
 __all__ = [
     "AsyncClient",
@@ -84,9 +85,12 @@ def _http_client(client: Any) -> httpx.Client | httpx.AsyncClient:
     return inner
 
 
-def guard_client(client: _C) -> _C:
-    """Guard a cohere client the app already built (any of the SDK's clients); returns it."""
-    guard_httpx(_http_client(client), sdk=SDK, refusal=_refusal)
+def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
+    """Guard a cohere client the app already built (any of the SDK's clients), in place; returns it.
+
+    ``guard`` judges its requests (None: the process-wide guard, configured from the environment).
+    """
+    guard_httpx(_http_client(client), sdk=SDK, refusal=_refusal, guard=guard)
     return client
 
 

@@ -146,7 +146,7 @@ class MistralAPIAdapter(MistralChatAdapter):
         # Guarded as any mistralai client is: the request the SDK sends passes privsdk's guard, and the SDK's
         # opt-in telemetry (MISTRAL_SDK_TELEMETRY), which would export spans holding the prompt and the answer
         # to Mistral's telemetry endpoint or the app's tracer outside privsdk's policy, is pinned off.
-        guard_client(self._sdk)
+        guard_client(self._sdk, guard=options.guard)
         self._sdk_errors = (errors.MistralError, errors.NoResponseError)
         self.model = target.model
 
@@ -199,6 +199,6 @@ class MistralAzureAdapter(MistralChatAdapter):
             timeout_ms=_ms(options.timeout),
             **version,
         )
-        guard_client(self._sdk)
+        guard_client(self._sdk, guard=options.guard)
         self._sdk_errors = (errors.MistralAzureError, errors.NoResponseError)
         self.model = target.deployment or target.model

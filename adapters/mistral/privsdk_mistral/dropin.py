@@ -2,7 +2,7 @@
 
 ``Mistral`` here IS ``mistralai.client.Mistral`` (a subclass): same constructor,
 resources, streams, hooks and errors. Every request it sends first passes
-:class:`privsdk.guard.Guard`, which decides from the request itself (host,
+:class:`privsdk.outbound.judge.Guard`, which decides from the request itself (host,
 path, body) and raises :class:`PolicyViolation` before a byte is written when
 the tenant's requirements are not met. The seam is the SDK's pair of httpx2
 clients: the ``client``/``async_client`` the app passes are guarded in place,
@@ -24,7 +24,8 @@ from mistralai.client import Mistral as _Mistral
 from mistralai.client.errors import MistralError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
-from privsdk_mistral.seam import guard_http_client
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.transport import guard_httpx
 
 __all__ = ["Mistral", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
 
@@ -61,10 +62,11 @@ def _refusal(violation: _PolicyViolation) -> BaseException:
     return PolicyViolation.from_violation(violation)
 
 
-def guard_client(client: _C) -> _C:
-    """Guard a mistralai client the app already built (``Mistral``, ``MistralAzure``); returns it.
+def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
+    """Guard a mistralai client the app already built (``Mistral``, ``MistralAzure``), in place; returns it.
 
-    Both of its HTTP clients are guarded in place, and its telemetry is pinned off.
+    Both of its HTTP clients are guarded, and its telemetry is pinned off. ``guard`` judges its requests
+    (None: the process-wide guard, configured from the environment).
     """
     config = getattr(client, "sdk_configuration", None)
     if config is None or not hasattr(config, "client"):
@@ -75,7 +77,7 @@ def guard_client(client: _C) -> _C:
     for name in ("client", "async_client"):
         http = getattr(config, name, None)
         if http is not None:
-            guard_http_client(http, sdk=SDK, refusal=_refusal)
+            guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
     return client
 
 

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.guard.outgoing import Asks, Meter, Outgoing, Unreadable
-from privsdk.guard.wire.meters import EventMeter, JsonMeter, Tokens, count
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
 #: Endpoint families whose requests generate text from a prompt (chat, or stream when the body says so).
@@ -53,7 +53,7 @@ _FIXED = {
 
 
 class CohereReader:
-    """The :class:`~privsdk.guard.outgoing.WireReader` for Cohere's API."""
+    """The :class:`~privsdk.outbound.outgoing.WireReader` for Cohere's API."""
 
     def read(self, request: Outgoing) -> Asks:
         parts = request.path.strip("/").split("/")

@@ -36,8 +36,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from privsdk.guard.outgoing import Asks, Meter, Outgoing, Unreadable
-from privsdk.guard.wire.meters import EventMeter, JsonMeter, Tokens, count
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
 #: Families with one operation whatever the method and the rest of the path.
@@ -75,7 +75,7 @@ _TEXT_PARTS = frozenset({"text", "thinking", "reference", "tool_reference", "inp
 
 
 class MistralReader:
-    """The :class:`~privsdk.guard.outgoing.WireReader` for Mistral's API."""
+    """The :class:`~privsdk.outbound.outgoing.WireReader` for Mistral's API."""
 
     def read(self, request: Outgoing) -> Asks:
         parts = request.path.strip("/").split("/")
