@@ -352,3 +352,22 @@ def test_the_bedrock_client_is_judged_on_the_aws_host_it_signs_for(
     with pytest.raises(privsdk.PolicyViolation, match="region=eu"):
         bedrock.chat(model="cohere.command-r-plus-v1:0", messages=MSG)
     assert proxy.tunnels == [] and server.requests == []
+
+
+def test_an_async_client_serves_one_event_loop_after_another(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cohere's own AsyncClientV2 reuses a pooled connection of the closed first loop ("Event loop is closed")."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.cohere.AsyncClientV2(api_key=KEY, base_url=server.url)
+
+    async def ask() -> tuple[str, list[str]]:
+        reply: Any = await client.chat(model=MODEL, messages=MSG)
+        kinds = [e.type async for e in client.chat_stream(model=MODEL, messages=MSG)]
+        return reply.message.content[0].text, kinds
+
+    first, second, third = asyncio.run(ask()), asyncio.run(ask()), asyncio.run(ask())
+    assert first == second == third and first[0] == app.text
+    assert len(server.requests) == 6

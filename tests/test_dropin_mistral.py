@@ -327,3 +327,22 @@ def test_a_telemetry_export_through_the_guarded_client_is_refused(
     with pytest.raises(privsdk.PolicyViolation, match="telemetry"):
         http.post(f"{server.url}/telemetry/v1/traces", content=b"\x0a\x0bspan with a prompt")
     assert server.requests == []
+
+
+def test_an_async_client_serves_one_event_loop_after_another(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mistralai's own client reuses a pooled connection of the closed first loop ("Event loop is closed")."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+
+    async def ask() -> tuple[Any, str]:
+        reply = await client.chat.complete_async(model=MODEL, messages=MSG)
+        async with await client.chat.stream_async(model=MODEL, messages=MSG) as events:
+            text = "".join([e.data.choices[0].delta.content or "" async for e in events])
+        return reply.choices[0].message.content, text
+
+    assert asyncio.run(ask()) == asyncio.run(ask()) == asyncio.run(ask()) == (app.text, app.text)
+    assert len(server.requests) == 6

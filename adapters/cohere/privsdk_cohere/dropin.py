@@ -30,7 +30,8 @@ from cohere.core.api_error import ApiError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.judge import Guard
-from privsdk.outbound.transport import guard_httpx
+from privsdk.outbound.loops import loop_safe
+from privsdk.outbound.transport import guard_httpx, is_guarded
 
 __all__ = [
     "AsyncClient",
@@ -90,7 +91,10 @@ def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
 
     ``guard`` judges its requests (None: the process-wide guard, configured from the environment).
     """
-    guard_httpx(_http_client(client), sdk=SDK, refusal=_refusal, guard=guard)
+    http = _http_client(client)
+    if isinstance(http, httpx.AsyncClient) and not is_guarded(http):
+        loop_safe(http)  # usable from one asyncio.run after another, which cohere's own async clients are not
+    guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
     return client
 
 

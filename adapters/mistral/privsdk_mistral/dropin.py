@@ -25,7 +25,8 @@ from mistralai.client.errors import MistralError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.judge import Guard
-from privsdk.outbound.transport import guard_httpx
+from privsdk.outbound.loops import loop_safe
+from privsdk.outbound.transport import guard_httpx, is_guarded
 
 __all__ = ["Mistral", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
 
@@ -76,9 +77,17 @@ def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
     config.__dict__["telemetry"] = False
     for name in ("client", "async_client"):
         http = getattr(config, name, None)
-        if http is not None:
-            guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+        if http is None:
+            continue
+        if name == "async_client" and _is_httpx(http) and not is_guarded(http):
+            loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
     return client
+
+
+def _is_httpx(http: object) -> bool:
+    """An httpx2 (or httpx) client: the SDK also takes any object with its HttpClient methods."""
+    return type(http).__module__.partition(".")[0] in ("httpx", "httpx2")
 
 
 def _guarded(base: type[Any]) -> Callable[..., None]:
