@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from privsdk_cohere import dropin
 import privsdk
 import privsdk.cohere
 from privsdk.outbound.judge import Guard
+from tests.conftest import clean_env
 from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
 from tests.wire.server import LoopbackServer, Status
 
@@ -371,3 +374,33 @@ def test_an_async_client_serves_one_event_loop_after_another(
     first, second, third = asyncio.run(ask()), asyncio.run(ask()), asyncio.run(ask())
     assert first == second == third and first[0] == app.text
     assert len(server.requests) == 6
+
+
+def test_privsdk_run_guards_cohere_clients_an_unchanged_app_builds(
+    wire: tuple[CohereApp, LoopbackServer], tmp_path: Path
+) -> None:
+    """``privsdk run -- python app.py``: the app imports plain cohere and is guarded all the same."""
+    _, server = wire
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import sys, cohere\n"
+        f"client = cohere.ClientV2(api_key='k', base_url={server.url!r})\n"
+        "try:\n"
+        "    client.chat(model='command-a-03-2025', messages=[{'role': 'user', 'content': 'secret'}])\n"
+        "except cohere.core.api_error.ApiError as exc:\n"
+        "    print(type(exc).__module__, exc)\n"
+        "    sys.exit(3)\n",
+        encoding="utf-8",
+    )
+    env = clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_ENDPOINTS=f"{server.url}=cohere.saas", PRIVSDK_USAGE="none")
+    done = subprocess.run(
+        [sys.executable, "-m", "privsdk", "run", "--", sys.executable, str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("privsdk_cohere.dropin") and "zdr" in done.stdout and "secret" not in done.stdout
+    assert server.requests == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from privsdk_mistral import dropin
 import privsdk
 import privsdk.mistralai
 from privsdk.outbound.judge import Guard
+from tests.conftest import clean_env
 from tests.wire.mistral import MODEL_ID, MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply, Status
 
@@ -346,3 +349,34 @@ def test_an_async_client_serves_one_event_loop_after_another(
 
     assert asyncio.run(ask()) == asyncio.run(ask()) == asyncio.run(ask()) == (app.text, app.text)
     assert len(server.requests) == 6
+
+
+def test_privsdk_run_guards_mistral_clients_an_unchanged_app_builds(
+    wire: tuple[MistralApp, LoopbackServer], tmp_path: Path
+) -> None:
+    """``privsdk run -- python app.py``: the app imports plain mistralai and is guarded all the same."""
+    _, server = wire
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import sys\n"
+        "from mistralai.client import Mistral, errors\n"
+        f"client = Mistral(api_key='k', server_url={server.url!r})\n"
+        "try:\n"
+        "    client.chat.complete(model='mistral-large-latest', messages=[{'role': 'user', 'content': 'secret'}])\n"
+        "except errors.MistralError as exc:\n"
+        "    print(type(exc).__module__, exc)\n"
+        "    sys.exit(3)\n",
+        encoding="utf-8",
+    )
+    env = clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_ENDPOINTS=f"{server.url}=mistral.api", PRIVSDK_USAGE="none")
+    done = subprocess.run(
+        [sys.executable, "-m", "privsdk", "run", "--", sys.executable, str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("privsdk_mistral.dropin") and "zdr" in done.stdout and "secret" not in done.stdout
+    assert server.requests == []
