@@ -404,3 +404,20 @@ def test_privsdk_run_guards_cohere_clients_an_unchanged_app_builds(
     assert done.returncode == 3, done.stderr
     assert done.stdout.startswith("privsdk_cohere.dropin") and "zdr" in done.stdout and "secret" not in done.stdout
     assert server.requests == []
+
+
+def test_privsdk_guard_takes_sdk_clients_and_drop_in_clients(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    for client in (
+        cohere.ClientV2(api_key=KEY, base_url=server.url),
+        privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url),
+        cohere.Client(api_key=KEY, base_url=server.url),
+    ):
+        assert privsdk.guard(client) is client
+        with pytest.raises(privsdk.cohere.PolicyViolation):
+            client.v2.chat(model=MODEL, messages=MSG)  # the v2 resource, on a v1 or a v2 client
+    assert server.requests == []

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from privsdk.outbound.judge import Guard
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
 from privsdk.outbound.wire.cohere import READER
@@ -178,3 +179,30 @@ def test_meter_counts_nothing_for_an_error_or_an_unparsable_answer() -> None:
     assert READER.meter(out("POST", "/v2/chat"), Asks("chat"), 429, JSON) is None
     meter = READER.meter(out("POST", "/v2/chat"), Asks("chat"), 200, JSON)
     assert _feed(meter, b'{"usage": ', 4) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "body", "expected"),
+    [
+        # Cohere on Azure AI Foundry: the host also serves OpenAI-protocol offerings; the cohere SDK speaks Cohere's.
+        ("name.swedencentral.models.ai.azure.com", "/v2/chat", {"model": "Cohere-command-a", "messages": MSG},
+         Asks("chat", "Cohere-command-a")),
+        ("res.services.ai.azure.com", "/v2/embed", {"model": "Cohere-embed-v4", "texts": ["a"]},
+         Asks("embed", "Cohere-embed-v4")),
+        ("runtime.sagemaker.eu-west-1.amazonaws.com", "/endpoints/ep/invocations", {"messages": MSG},
+         Asks("chat", "ep")),
+    ],
+)  # fmt: skip
+def test_the_guard_reads_a_cohere_request_with_this_reader_wherever_it_goes(
+    host: str, path: str, body: Any, expected: Asks
+) -> None:
+    verdict = Guard(environ={"PRIVSDK_USAGE": "none"}).judge(out("POST", path, body, host))
+    assert verdict.asks == expected and verdict.wire is READER
+
+
+def test_the_cohere_bedrock_client_is_read_as_bedrock() -> None:
+    bedrock = pytest.importorskip("privsdk.outbound.wire.bedrock")
+    request = out(
+        "POST", "/model/cohere.command-r-plus-v1:0/invoke", {"messages": MSG}, "bedrock-runtime.eu-west-1.amazonaws.com"
+    )
+    assert Guard(environ={"PRIVSDK_USAGE": "none"}).judge(request).wire is bedrock.READER

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from privsdk.outbound.judge import Guard
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
 from privsdk.outbound.wire.mistral import READER
@@ -243,3 +244,10 @@ def test_meter_counts_nothing_for_an_error_and_skips_an_oversized_event() -> Non
     meter.feed(b'data: {"usage": "' + b"x" * (2 * 1024 * 1024))
     meter.feed(b'"}\n\ndata: {"usage": {"prompt_tokens": 1, "completion_tokens": 2}}\n\n')
     assert meter.tokens() == (1, 2)
+
+
+def test_the_guard_reads_a_mistralai_request_to_azure_with_this_reader() -> None:
+    """MistralAzure posts to an Azure AI Foundry host that also serves OpenAI-protocol offerings."""
+    request = out("POST", "/models/chat/completions", chat(), "res.services.ai.azure.com")
+    verdict = Guard(environ={"PRIVSDK_USAGE": "none"}).judge(request)
+    assert verdict.asks == Asks("chat", M) and verdict.wire is READER

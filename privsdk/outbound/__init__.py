@@ -68,7 +68,8 @@ def guard(client: C) -> C:
     boto3/botocore (``bedrock-runtime`` and the other Bedrock services) or google-genai. Every request it
     sends from now on is judged by the process-wide guard (``PRIVSDK_*`` environment).
     """
-    sdk = _sdk_of(type(client).__module__)
+    # By the class or the SDK class it derives from (the drop-ins' classes live in privsdk's adapters).
+    sdk = next((found for k in type(client).__mro__ if (found := _sdk_of(k.__module__)) is not None), None)
     if sdk is None:
         raise TypeError(
             f"privsdk.guard() takes a client of openai, cohere, mistralai, boto3 or google-genai, "

@@ -19,6 +19,7 @@ PROTOCOLS = {
     "selfhosted": "openai",
     "mistral": "mistral",
     "cohere": "cohere",
+    "cohere.bedrock": "bedrock",  # the cohere SDK's Bedrock client posts Bedrock's invoke API
     "bedrock": "bedrock",
     "vertex": "google",
     "gemini": "google",
