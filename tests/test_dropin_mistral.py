@@ -380,3 +380,18 @@ def test_privsdk_run_guards_mistral_clients_an_unchanged_app_builds(
     assert done.returncode == 3, done.stderr
     assert done.stdout.startswith("privsdk_mistral.dropin") and "zdr" in done.stdout and "secret" not in done.stdout
     assert server.requests == []
+
+
+def test_a_realtime_session_of_a_guarded_client_is_judged_before_its_websocket_opens(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    """Realtime transcription and speech open a websocket of their own, outside the SDK's HTTP clients."""
+    _, server = wire
+    declare(monkeypatch, server)
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    with pytest.raises(privsdk.mistralai.PolicyViolation, match="audio"):
+        asyncio.run(client.audio.realtime.connect("voxtral-mini-transcribe-realtime-2602"))
+    with pytest.raises(privsdk.mistralai.PolicyViolation, match="audio"):
+        asyncio.run(client.audio.realtime_speech.connect("voxtral-tts", voice_id="v"))
+    assert server.requests == []
+    assert [(r["outcome"], r["operation"]) for r in _records(usage)] == [("refused", "audio")] * 2

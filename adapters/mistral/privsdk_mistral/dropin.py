@@ -17,15 +17,18 @@ off, whatever the environment says.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx2
 from mistralai.client import Mistral as _Mistral
 from mistralai.client.errors import MistralError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.loops import loop_safe
+from privsdk.outbound.outgoing import Outgoing
 from privsdk.outbound.transport import guard_httpx, is_guarded
 
 __all__ = ["Mistral", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
@@ -72,6 +75,8 @@ def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
     config = getattr(client, "sdk_configuration", None)
     if config is None or not hasattr(config, "client"):
         raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a mistralai client")
+    config.__dict__[_GUARDED] = (guard,)  # realtime sessions, which open a websocket of their own, read it
+    _guard_realtime()
     # The tracing hook reads this attribute before MISTRAL_SDK_TELEMETRY: False keeps spans (which hold
     # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
     config.__dict__["telemetry"] = False
@@ -83,6 +88,45 @@ def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
             loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
         guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
     return client
+
+
+#: The key, in a guarded client's SDKConfiguration, of the guard (in a 1-tuple: None is the default guard).
+_GUARDED = "_privsdk_guard"
+
+
+def _guard_realtime() -> None:
+    """Judge the websocket handshake of realtime transcription and speech sessions, which do not go through
+    the SDK's HTTP clients: ``audio.realtime.connect`` and ``audio.realtime_speech.connect`` of a guarded
+    client ask the guard first (a session of an unguarded client is left alone). Patched once."""
+    try:
+        from mistralai.extra.realtime import speech, transcription
+    except ImportError:  # the websockets package is missing: the SDK cannot open realtime sessions at all
+        return
+    for cls in (transcription.RealtimeTranscription, speech.RealtimeSpeech):
+        if getattr(cls.connect, "_privsdk", False):
+            continue
+        cls.connect = _judged_connect(cls.connect)  # type: ignore[method-assign]
+
+
+def _judged_connect(original: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    async def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        held = self._sdk_config.__dict__.get(_GUARDED)
+        if held is not None:
+            bound = signature.bind(self, *args, **kwargs).arguments
+            url = httpx2.URL(self._build_url(bound["model"], server_url=bound.get("server_url"), query_params={}))
+            out = Outgoing(SDK, "GET", url.scheme, url.host, url.port, url.raw_path.partition(b"?")[0].decode("ascii"))
+            try:
+                ticket = (held[0] or Guard.default()).check(out)
+            except _PolicyViolation as violation:
+                raise _refusal(violation) from None
+            ticket.finish(101)  # the session is recorded as it opens; its audio is not metered
+        return await original(self, *args, **kwargs)
+
+    connect._privsdk = True  # type: ignore[attr-defined]
+    return connect
 
 
 def _is_httpx(http: object) -> bool:
