@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -421,3 +422,29 @@ def test_privsdk_guard_takes_sdk_clients_and_drop_in_clients(
         with pytest.raises(privsdk.cohere.PolicyViolation):
             client.v2.chat(model=MODEL, messages=MSG)  # the v2 resource, on a v1 or a v2 client
     assert server.requests == []
+
+
+def test_the_sagemaker_helpers_boto3_runtime_client_is_judged_before_botocore_sends(
+    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SagemakerClientV2.sagemaker_finetuning (with the sagemaker package) invokes endpoints through boto3."""
+    boto3 = pytest.importorskip("boto3")
+    server, proxy = aws
+    monkeypatch.setenv("AWS_CA_BUNDLE", os.environ["SSL_CERT_FILE"])  # botocore trusts its own variable
+    runtime = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="AKIDFAKE", aws_secret_access_key="x"
+    )
+    dropin._guard_boto3(runtime, None)
+    dropin._guard_boto3(runtime, None)  # once is enough
+    body = json.dumps({"messages": MSG}).encode()
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
+    with pytest.raises(privsdk.cohere.PolicyViolation, match="region=eu"):
+        runtime.invoke_endpoint(EndpointName="my-endpoint", Body=body, ContentType="application/json")
+    assert proxy.tunnels == [] and server.requests == []
+    monkeypatch.delenv("PRIVSDK_REQUIRE")
+    Guard.reset_default()
+    answer = json.loads(
+        runtime.invoke_endpoint(EndpointName="my-endpoint", Body=body, ContentType="application/json")["Body"].read()
+    )
+    assert answer["message"]["content"][0]["text"] == CohereApp().text
+    assert [r.path for r in server.requests] == ["/endpoints/my-endpoint/invocations"]

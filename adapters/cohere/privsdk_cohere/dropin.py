@@ -31,6 +31,7 @@ from cohere.core.api_error import ApiError
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.loops import loop_safe
+from privsdk.outbound.outgoing import Outgoing
 from privsdk.outbound.transport import guard_httpx, is_guarded
 
 __all__ = [
@@ -95,7 +96,35 @@ def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
     if isinstance(http, httpx.AsyncClient) and not is_guarded(http):
         loop_safe(http)  # usable from one asyncio.run after another, which cohere's own async clients are not
     guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+    # The SageMaker clients' helper (built when the sagemaker package is installed) invokes endpoints with a
+    # boto3 sagemaker-runtime client of its own, outside httpx: it is guarded too. Its control-plane client
+    # (endpoint management, no prompts) is left as it is.
+    runtime = getattr(getattr(client, "sagemaker_finetuning", None), "_client", None)
+    if runtime is not None:
+        _guard_boto3(runtime, guard)
     return client
+
+
+def _guard_boto3(runtime: Any, guard: Guard | None) -> None:
+    """Judge every request of a boto3 client as botocore is about to send it (its ``before-send`` event)."""
+    if getattr(runtime, "_privsdk_guarded", False):
+        return
+
+    def judge(request: Any, **_: Any) -> None:
+        url = httpx.URL(request.url)
+        body = request.body
+        body = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else b""  # streams: unread
+        headers = {k.lower(): v.decode("latin-1") if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        path = url.raw_path.partition(b"?")[0].decode("ascii")
+        out = Outgoing(SDK, request.method, url.scheme, url.host, url.port, path, url.query.decode(), headers, body)
+        try:
+            ticket = (guard or Guard.default()).check(out)
+        except _PolicyViolation as violation:
+            raise _refusal(violation) from None
+        ticket.finish(None)  # recorded as sent: botocore reads the answer past this seam
+
+    runtime.meta.events.register(f"before-send.{runtime.meta.service_model.service_id.hyphenize()}", judge)
+    runtime._privsdk_guarded = True
 
 
 def _guarded(base: type[Any]) -> Callable[..., None]:
