@@ -178,8 +178,9 @@ class SagemakerClient(cohere.SagemakerClient):
     __init__ = _guarded(cohere.SagemakerClient)
 
 
-#: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__.
-_BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere)
+#: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__;
+#: and the SageMaker clients, which build their boto3 helper after the base class is done.
+_BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere, cohere.SagemakerClientV2, cohere.SagemakerClient)
 _originals: dict[type[Any], Callable[..., None]] = {}
 
 
