@@ -83,23 +83,28 @@ class EventMeter:
         self._tokens: Tokens = _NO_TOKENS
 
     def feed(self, chunk: bytes) -> None:
-        buffer = self._buffer + chunk
-        if b"\r" in buffer:
+        # On the path of every chunk of a stream: one scan per search, no per-event calls (find is faster than in).
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if buffer.find(b"\r") >= 0:
             buffer = buffer.replace(b"\r\n", b"\n")
-        *events, rest = buffer.split(self._separator)
-        for event in events:
-            if self._skipping:
-                self._skipping = False  # the end of an oversized event: the next one is whole
-                continue
-            self._read(event)
-        if len(rest) > EVENT_LIMIT:
-            rest = b""
+        events = buffer.split(self._separator)
+        buffer = events.pop()
+        if events:
+            markers = self._markers
+            for event in events:
+                if self._skipping:
+                    self._skipping = False  # the end of an oversized event: the next one is whole
+                    continue
+                for marker in markers:
+                    if event.find(marker) >= 0:
+                        self._read(event)
+                        break
+        if len(buffer) > EVENT_LIMIT:
+            buffer = b""
             self._skipping = True
-        self._buffer = rest
+        self._buffer = buffer
 
     def _read(self, event: bytes) -> None:
-        if not any(marker in event for marker in self._markers):
-            return
         data = event
         if self._sse:
             data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
@@ -111,7 +116,8 @@ class EventMeter:
             self._tokens = found
 
     def tokens(self) -> Tokens:
-        if self._buffer and not self._skipping:
-            self._read(self._buffer)  # a last event without its blank line
+        last = self._buffer
+        if last and not self._skipping and any(marker in last for marker in self._markers):
+            self._read(last)  # a last event without its blank line
         self._buffer = b""
         return self._tokens
