@@ -448,3 +448,9 @@ def test_the_sagemaker_helpers_boto3_runtime_client_is_judged_before_botocore_se
     )
     assert answer["message"]["content"][0]["text"] == CohereApp().text
     assert [r.path for r in server.requests] == ["/endpoints/my-endpoint/invocations"]
+
+
+def test_every_client_class_of_cohere_has_its_guarded_twin() -> None:
+    names = [n for n in cohere.__all__ if n.endswith(("Client", "ClientV2")) and not n.startswith("Default")]
+    assert names and all(issubclass(getattr(privsdk.cohere, n), getattr(cohere, n)) for n in names)
+    assert all(getattr(privsdk.cohere, n) is not getattr(cohere, n) for n in names)

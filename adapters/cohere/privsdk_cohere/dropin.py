@@ -1,20 +1,18 @@
 """The cohere SDK's clients with privsdk's guard in their HTTP transport.
 
-``ClientV2``, ``AsyncClientV2``, ``Client``, ``AsyncClient``, ``BedrockClientV2``,
-``BedrockClient``, ``SagemakerClientV2`` and ``SagemakerClient`` here ARE the
-cohere classes (subclasses): same constructor, attributes, resources, raw
-responses and streams. The only difference is that every request the client
-sends first passes :class:`privsdk.outbound.judge.Guard`, which decides from the request
-itself (host, path, body) and raises :class:`PolicyViolation` before a byte is
-written when the tenant's requirements are not met.
+``ClientV2``, ``AsyncClientV2``, ``Client``, ``AsyncClient``, ``BedrockClientV2``, ``BedrockClient``,
+``SagemakerClientV2``, ``SagemakerClient``, ``AwsClient``, ``OciClientV2`` and ``OciClient`` here ARE
+the cohere classes (subclasses): same constructor, attributes, resources, raw responses and streams.
+The only difference is that every request the client sends first passes
+:class:`privsdk.outbound.judge.Guard`, which decides from the request itself (host, path, body) and
+raises :class:`PolicyViolation` before a byte is written when the tenant's requirements are not met.
 
-The seam is the client's httpx client: the one the app passes as
-``httpx_client`` is guarded in place, and so is the one the SDK builds. The
-Bedrock and SageMaker clients sign requests in an httpx event hook that
-rewrites the URL to ``bedrock-runtime.<region>.amazonaws.com`` or
-``runtime.sagemaker.<region>.amazonaws.com``; hooks run before the transport,
-so the guard judges the request as it leaves for AWS (a SageMaker endpoint is
-refused unless declared in ``PRIVSDK_ENDPOINTS``).
+The seam is the client's httpx client: the one the app passes as ``httpx_client`` is guarded in
+place, and so is the one the SDK builds. The Bedrock, SageMaker and OCI clients sign requests in an
+httpx event hook that rewrites the URL to ``bedrock-runtime.<region>.amazonaws.com``,
+``runtime.sagemaker.<region>.amazonaws.com`` or OCI's inference host; hooks run before the transport,
+so the guard judges the request as it leaves for that host (one the catalogue does not know, such as
+OCI's, is refused until declared in ``PRIVSDK_ENDPOINTS``).
 """
 
 from __future__ import annotations
@@ -37,10 +35,13 @@ from privsdk.outbound.transport import guard_httpx, is_guarded
 __all__ = [
     "AsyncClient",
     "AsyncClientV2",
+    "AwsClient",
     "BedrockClient",
     "BedrockClientV2",
     "Client",
     "ClientV2",
+    "OciClient",
+    "OciClientV2",
     "PolicyViolation",
     "SagemakerClient",
     "SagemakerClientV2",
@@ -176,6 +177,23 @@ class SagemakerClientV2(cohere.SagemakerClientV2):
 class SagemakerClient(cohere.SagemakerClient):
     __doc__ = cohere.SagemakerClient.__doc__
     __init__ = _guarded(cohere.SagemakerClient)
+
+
+class AwsClient(cohere.AwsClient):
+    __doc__ = cohere.AwsClient.__doc__
+    __init__ = _guarded(cohere.AwsClient)
+
+
+class OciClientV2(cohere.OciClientV2):
+    """cohere's OCI Generative AI client (needs the ``oci`` package). OCI's inference hosts are not in the
+    catalogue: declare the one you use (``PRIVSDK_ENDPOINTS=https://inference.generativeai.REGION.oci.oraclecloud.com=cohere.oci``)."""
+
+    __init__ = _guarded(cohere.OciClientV2)
+
+
+class OciClient(cohere.OciClient):
+    __doc__ = OciClientV2.__doc__
+    __init__ = _guarded(cohere.OciClient)
 
 
 #: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__;
