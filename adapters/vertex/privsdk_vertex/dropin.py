@@ -1,0 +1,322 @@
+"""google-genai's own ``Client`` with privsdk's guard in its HTTP transport.
+
+``from privsdk import genai`` replaces ``from google import genai``: ``genai.Client`` here *is* a
+``google.genai.Client`` (a subclass), so every attribute (``models``, ``aio``, ``chats``, ``files``,
+``caches``, ``batches``, ``tunings``, ``interactions``, ...), type and error behaves as in the SDK. The
+only difference: every request the SDK sends passes :mod:`privsdk.guard` first, which judges it from
+what it really is (host, project and location in the path, operation, model, body features) and refuses
+it before a byte is written when the tenant's requirements are not met.
+
+google-genai sends through one httpx client for sync calls and one for async calls (``client.aio``), both
+on its internal ``BaseApiClient``; the newer resources (``interactions``, ``agents``, ...) reuse the same
+two. It can also send through aiohttp (when installed), through google-auth's requests/aiohttp sessions
+(mTLS with a default client certificate), through httpx2 (a fork of httpx, its default backend when
+installed), and opens websockets for the Live API. :func:`guard_client` closes every one of those paths:
+the httpx clients are guarded in place, an SDK-built httpx2 client is replaced by an httpx one built with
+the same arguments, the aiohttp and google-auth paths are switched off for that client, and the Live API
+asks the guard before it connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import tenacity
+from google import genai as _genai
+from google.genai import _api_client as _sdk
+from google.genai import errors as _errors
+from google.genai.live import AsyncLive as _AsyncLive
+from google.genai.live_music import AsyncLiveMusic as _AsyncLiveMusic
+
+from privsdk import errors as _privsdk_errors
+from privsdk.errors import ConfigError
+from privsdk.guard.outgoing import Outgoing
+
+if TYPE_CHECKING:
+    from privsdk.guard.guard import Guard
+
+__all__ = ["SDK", "Client", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
+
+#: The seam's name in usage records and in :class:`~privsdk.guard.outgoing.Outgoing`.
+SDK = "genai"
+#: google.genai's Google-status name for a refusal: what its own 403 errors carry.
+_STATUS = "PERMISSION_DENIED"
+
+
+class PolicyViolation(_privsdk_errors.PolicyViolation, _errors.ClientError):
+    """A refused request: both :class:`privsdk.PolicyViolation` and google-genai's ``errors.ClientError``
+    (an ``errors.APIError``), so ``except errors.APIError`` handlers catch it.
+
+    ``code`` is 403 and ``status`` ``PERMISSION_DENIED``, as for a request Google itself refuses; no
+    request was sent, so ``response`` is None. ``message`` and ``details`` hold privsdk's message only:
+    the requirement names and the offering, never the request's content. google-genai's retries never
+    retry it (see :func:`guard_client`).
+    """
+
+    def __init__(self, violation: _privsdk_errors.PolicyViolation):
+        message = str(violation)
+        _errors.ClientError.__init__(self, 403, {"error": {"code": 403, "message": message, "status": _STATUS}})
+        self.decision = violation.decision
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def refusal(violation: _privsdk_errors.PolicyViolation) -> PolicyViolation:
+    """The exception the guard raises for this SDK (the transport's ``refusal`` callback)."""
+    return violation if isinstance(violation, PolicyViolation) else PolicyViolation(violation)
+
+
+class Client(_genai.Client):
+    """``google.genai.Client``, guarded. Takes the same arguments with the same meaning.
+
+    An ``httpx_client`` / ``httpx_async_client`` the app passes in ``http_options`` is guarded in
+    place (an httpx2 client cannot be: pass an httpx one).
+    """
+
+    @functools.wraps(_genai.Client.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        guard_client(self)
+
+
+# -- guarding a client ------------------------------------------------------------------------------
+
+_GUARDED = "_privsdk_guarded"
+#: Resources of the NextGen API that a client caches once built; built again after guarding, they take the
+#: guarded httpx clients.
+_NEXTGEN_CACHES = (
+    "_nextgen_client_instance",
+    "_agents",
+    "_interactions",
+    "_webhooks",
+    "_triggers",
+    "_environments",
+    "_credentials",
+    "_voices",
+    "_decisions",
+)
+
+
+def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
+    """Guard a ``google.genai.Client`` (or its ``client.aio``) the app already built; returns it.
+
+    Every later request of that client, sync and async, passes the guard (``guard``, else the
+    process-wide one configured from the environment). Idempotent.
+    """
+    api = getattr(client, "_api_client", None)
+    if not isinstance(api, _sdk.BaseApiClient):
+        raise TypeError(f"privsdk.genai.guard_client takes a google.genai Client, not {type(client).__name__}")
+    if not getattr(api, _GUARDED, False):
+        _guard_api_client(api, guard)
+    for holder in (client, getattr(client, "_aio", None)):
+        if holder is None:
+            continue
+        if _swapped(api):
+            for name in _NEXTGEN_CACHES:
+                if name in vars(holder):
+                    setattr(holder, name, None)
+        live = vars(holder).get("_live")
+        if isinstance(live, _AsyncLive) and not isinstance(live, _GuardedLive):
+            holder._live = _GuardedLive(api, guard)
+    return client
+
+
+def _swapped(api: Any) -> bool:
+    return bool(getattr(api, "_privsdk_swapped", False))
+
+
+def _never() -> bool:
+    return False
+
+
+def _guard_api_client(api: Any, guard: Guard | None) -> None:
+    from privsdk.guard.transport import guard_httpx
+
+    def wrap(client: Any) -> Any:
+        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=guard)
+
+    options = api._http_options
+    sync_args: dict[str, Any] | None = None
+    async_args: dict[str, Any] | None = None
+
+    def httpx_args() -> tuple[dict[str, Any], dict[str, Any]]:
+        """The arguments google-genai would build its clients with, for httpx rather than httpx2."""
+        made = _sdk.BaseApiClient._ensure_httpx_ssl_ctx(
+            options, vertexai=bool(api.vertexai), client_cls=httpx.Client, async_client_cls=httpx.AsyncClient
+        )
+        for args in made:
+            for key, value in args.items():
+                if type(value).__module__.split(".", 1)[0] == "httpx2":
+                    raise ConfigError(
+                        f"google-genai client_args {key!r} is an httpx2 object: privsdk guards httpx clients only",
+                        where="HttpOptions.client_args",
+                        hint="pass httpx objects (google-genai takes httpx and httpx2 alike)",
+                    )
+        return made
+
+    swapped = False
+    sync_client = api._httpx_client
+    if isinstance(sync_client, httpx.Client):
+        wrap(sync_client)
+    elif options.httpx_client is not None:
+        raise _not_httpx("httpx_client", options.httpx_client)
+    else:  # built by the SDK with httpx2: build the httpx equivalent, guarded
+        sync_args, async_args = httpx_args()
+        api._httpx_client = wrap(_sdk.SyncHttpxClient(**sync_args))
+        swapped = True
+        if sync_client is not None:
+            sync_client.close()
+
+    async_client = api._async_httpx_client
+    if isinstance(async_client, httpx.AsyncClient):
+        wrap(async_client)
+        _guard_per_loop(async_client, wrap)
+    elif options.httpx_async_client is not None:
+        raise _not_httpx("httpx_async_client", options.httpx_async_client)
+    else:  # httpx2, or None (google-genai meant to use google-auth's aiohttp session)
+        if async_args is None:
+            sync_args, async_args = httpx_args()
+        replacement = _sdk.AsyncHttpxClient(**async_args)
+        wrap(replacement)
+        _guard_per_loop(replacement, wrap)
+        api._async_httpx_client = replacement
+        swapped = True
+        # an unused httpx2 async client holds no connections: its per-loop pools open on first send
+    # The other ways google-genai can send (aiohttp, google-auth's mTLS sessions) would pass beside the
+    # guard: this client sends through its (guarded) httpx clients only.
+    api._use_aiohttp = _never
+    api._use_google_auth_sync = _never
+    api._use_google_auth_async = _never
+    # A refusal is a 403 ClientError, which google-genai retries only if the app listed 403 among its retry
+    # codes; even then, never retry it.
+    keep_going = tenacity.retry_if_not_exception_type(PolicyViolation)
+    for name in ("_retry", "_async_retry"):
+        retrying = getattr(api, name, None)
+        if isinstance(retrying, tenacity.BaseRetrying):
+            setattr(api, name, retrying.copy(retry=keep_going & retrying.retry))  # type: ignore[operator]
+    api._privsdk_swapped = swapped
+    setattr(api, _GUARDED, True)
+
+
+def _guard_per_loop(client: Any, wrap: Callable[[Any], Any]) -> None:
+    """google-genai's async client sends through one inner httpx client per event loop, built on first use:
+    each is guarded as it is built."""
+    if not getattr(client, "_per_loop", False):
+        return
+    inner = getattr(client, "_inner_client_cls", httpx.AsyncClient)
+    if getattr(inner, _GUARDED, False):
+        return
+
+    def build(**kwargs: Any) -> Any:
+        return wrap(inner(**kwargs))
+
+    setattr(build, _GUARDED, True)
+    client._inner_client_cls = build
+
+
+def _not_httpx(field: str, value: object) -> ConfigError:
+    return ConfigError(
+        f"google-genai was given a {type(value).__module__}.{type(value).__name__} as {field}: "
+        "privsdk guards httpx clients only",
+        where=f"HttpOptions.{field}",
+        hint="pass an httpx.Client / httpx.AsyncClient (google-genai takes httpx and httpx2 alike)",
+    )
+
+
+# -- the Live API (websockets) ----------------------------------------------------------------------
+
+
+def _judge_websocket(api: Any, guard: Guard | None, path: str) -> Any:
+    """Ask the guard about a Live API websocket before it opens; returns the Pass (or raises the refusal)."""
+    from urllib.parse import urlsplit
+
+    from privsdk.guard.guard import Guard
+
+    url = urlsplit(api._websocket_base_url())
+    scheme = "http" if url.scheme in ("ws", "http") else "https"
+    out = Outgoing(SDK, "GET", scheme, (url.hostname or "").lower(), url.port, path)
+    try:
+        return (guard or Guard.default()).check(out)
+    except _privsdk_errors.PolicyViolation as violation:
+        raise refusal(violation) from None
+
+
+class _GuardedLive(_AsyncLive):
+    """``client.aio.live`` whose ``connect`` (and ``music.connect``) the guard judges first."""
+
+    def __init__(self, api_client: Any, guard: Guard | None):
+        super().__init__(api_client)
+        self._privsdk_guard = guard
+        self._music = _GuardedLiveMusic(api_client, guard)
+
+    @contextlib.asynccontextmanager
+    async def connect(self, *, model: str, config: Any = None) -> AsyncIterator[Any]:
+        passed = _judge_websocket(self._api_client, self._privsdk_guard, "/ws/BidiGenerateContent")
+        error: BaseException | None = None
+        try:
+            async with super().connect(model=model, config=config) as session:
+                yield session
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            passed.finish(101, (None, None), error)
+
+
+class _GuardedLiveMusic(_AsyncLiveMusic):
+    def __init__(self, api_client: Any, guard: Guard | None):
+        super().__init__(api_client)
+        self._privsdk_guard = guard
+
+    @contextlib.asynccontextmanager
+    async def connect(self, *, model: str) -> AsyncIterator[Any]:
+        passed = _judge_websocket(self._api_client, self._privsdk_guard, "/ws/BidiGenerateMusic")
+        error: BaseException | None = None
+        try:
+            async with super().connect(model=model) as session:
+                yield session
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            passed.finish(101, (None, None), error)
+
+
+# -- instrument -------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_original_init: Callable[..., None] | None = None
+
+
+def instrument() -> None:
+    """Guard every ``google.genai.Client`` created from now on, by the app or by a framework. Idempotent."""
+    global _original_init
+    with _lock:
+        if _original_init is not None:
+            return
+        original = _genai.Client.__init__
+
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            guard_client(self)
+
+        _original_init = original
+        _genai.Client.__init__ = __init__  # type: ignore[method-assign]
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument`: clients created afterwards are the SDK's own again (guarded ones stay so)."""
+    global _original_init
+    with _lock:
+        if _original_init is None:
+            return
+        _genai.Client.__init__ = _original_init  # type: ignore[method-assign]
+        _original_init = None
