@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
-from privsdk.guard.wire import reader
-from privsdk.guard.wire.google import READER, UsageMeter
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.google import READER, UsageMeter
 from privsdk.vocabulary import FEATURES
 
 VERTEX = "europe-west4-aiplatform.googleapis.com"

@@ -35,14 +35,14 @@ from google.genai.live_music import AsyncLiveMusic as _AsyncLiveMusic
 
 from privsdk import errors as _privsdk_errors
 from privsdk.errors import ConfigError
-from privsdk.guard.outgoing import Outgoing
+from privsdk.outbound.outgoing import Outgoing
 
 if TYPE_CHECKING:
-    from privsdk.guard.guard import Guard
+    from privsdk.outbound.guard import Guard
 
 __all__ = ["SDK", "Client", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
 
-#: The seam's name in usage records and in :class:`~privsdk.guard.outgoing.Outgoing`.
+#: The seam's name in usage records and in :class:`~privsdk.outbound.outgoing.Outgoing`.
 SDK = "genai"
 #: google.genai's Google-status name for a refusal: what its own 403 errors carry.
 _STATUS = "PERMISSION_DENIED"
@@ -137,7 +137,7 @@ def _never() -> bool:
 
 
 def _guard_api_client(api: Any, guard: Guard | None) -> None:
-    from privsdk.guard.transport import guard_httpx
+    from privsdk.outbound.transport import guard_httpx
 
     def wrap(client: Any) -> Any:
         return guard_httpx(client, sdk=SDK, refusal=refusal, guard=guard)
@@ -237,7 +237,7 @@ def _judge_websocket(api: Any, guard: Guard | None, path: str) -> Any:
     """Ask the guard about a Live API websocket before it opens; returns the Pass (or raises the refusal)."""
     from urllib.parse import urlsplit
 
-    from privsdk.guard.guard import Guard
+    from privsdk.outbound.guard import Guard
 
     url = urlsplit(api._websocket_base_url())
     scheme = "http" if url.scheme in ("ws", "http") else "https"

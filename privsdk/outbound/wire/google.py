@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 
 # -- operations -------------------------------------------------------------------------------------
 
