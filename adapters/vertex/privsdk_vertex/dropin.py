@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ from privsdk.errors import ConfigError
 from privsdk.outbound.outgoing import Outgoing
 
 if TYPE_CHECKING:
-    from privsdk.outbound.guard import Guard
+    from privsdk.outbound.judge import Guard
 
 __all__ = ["SDK", "Client", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
 
@@ -80,10 +81,14 @@ class Client(_genai.Client):
     place (an httpx2 client cannot be: pass an httpx one).
     """
 
-    @functools.wraps(_genai.Client.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         guard_client(self)
+
+
+# help() and inspect show google-genai's own parameters.
+setattr(Client.__init__, "__signature__", inspect.signature(_genai.Client.__init__))  # noqa: B010
+Client.__init__.__doc__ = _genai.Client.__init__.__doc__
 
 
 # -- guarding a client ------------------------------------------------------------------------------
@@ -237,7 +242,7 @@ def _judge_websocket(api: Any, guard: Guard | None, path: str) -> Any:
     """Ask the guard about a Live API websocket before it opens; returns the Pass (or raises the refusal)."""
     from urllib.parse import urlsplit
 
-    from privsdk.outbound.guard import Guard
+    from privsdk.outbound.judge import Guard
 
     url = urlsplit(api._websocket_base_url())
     scheme = "http" if url.scheme in ("ws", "http") else "https"
