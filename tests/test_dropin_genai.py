@@ -380,3 +380,48 @@ def test_a_script_runs_unchanged_with_only_the_import_swapped(env: Env) -> None:
     assert ours == theirs
     assert [(r.method, r.path, r.body) for r in env.server.requests] == sent
     assert len(env.records()) == len(sent)  # one record per request the drop-in sent (the 400 included)
+
+
+# -- the cases of issue 9: the location decides the host, the host decides the region -----------------
+
+
+@pytest.mark.parametrize(
+    ("location", "unmet"),
+    [
+        ("global", ["region=eu", "hipaa_baa"]),
+        ("us-central1", ["region=eu", "hipaa_baa"]),
+        ("europe-west4", ["hipaa_baa"]),
+        ("eu", ["hipaa_baa"]),  # aiplatform.eu.rep.googleapis.com
+    ],
+)
+def test_the_host_the_sdk_picks_for_a_location_decides_the_region(
+    env: Env, monkeypatch: pytest.MonkeyPatch, location: str, unmet: list[str]
+) -> None:
+    """A ``region=eu`` attestation holds only where the request really goes. Every case is refused (no BAA), so
+    nothing leaves the loopback machine; what is unmet shows where the guard placed the request."""
+    env.set(PRIVSDK_REQUIRE="region=eu,hipaa_baa", PRIVSDK_ATTEST="vertex:region=eu", PRIVSDK_ENDPOINTS="")
+    client = genai.Client(
+        vertexai=True,
+        project=PROJECT,
+        location=location,
+        credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+        http_options=types.HttpOptions(timeout=1000),
+    )
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.models.generate_content(model=MODEL, contents=PROMPT)
+    assert [u.requirement for u in caught.value.decision.unmet] == unmet
+    # the same location from the SDK's own environment variable
+    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", location)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+    from_env = genai.Client(vertexai=True, credentials=Credentials(token=TOKEN))  # type: ignore[no-untyped-call]
+    with pytest.raises(genai.PolicyViolation) as caught:
+        from_env.models.generate_content(model=MODEL, contents=PROMPT)
+    assert [u.requirement for u in caught.value.decision.unmet] == unmet
+
+
+def test_an_undeclared_base_url_is_refused_whatever_is_attested(env: Env) -> None:
+    env.set(PRIVSDK_ENDPOINTS="", PRIVSDK_REQUIRE="no_training", PRIVSDK_ATTEST="vertex:region=eu")
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation, match="not an endpoint privsdk knows"):
+        client.models.generate_content(model=MODEL, contents=PROMPT)
+    assert env.server.requests == []
