@@ -425,3 +425,16 @@ def test_an_undeclared_base_url_is_refused_whatever_is_attested(env: Env) -> Non
     with pytest.raises(genai.PolicyViolation, match="not an endpoint privsdk knows"):
         client.models.generate_content(model=MODEL, contents=PROMPT)
     assert env.server.requests == []
+
+
+def test_a_guard_given_to_guard_client_replaces_the_one_a_client_had(env: Env) -> None:
+    client = env.vertex()  # guarded by the process-wide guard, which requires nothing
+    assert client.models.generate_content(model=MODEL, contents="hi").text
+    declared = f"{env.server.url}/v1beta1=vertex.gemini"
+    strict = Guard(environ={**ZDR, "PRIVSDK_ENDPOINTS": declared, "PRIVSDK_USAGE": "none"})
+    assert genai.guard_client(client, guard=strict) is client
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    assert len(env.server.requests) == 1

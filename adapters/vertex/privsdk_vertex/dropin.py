@@ -113,13 +113,16 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
     """Guard a ``google.genai.Client`` (or its ``client.aio``) the app already built; returns it.
 
     Every later request of that client, sync and async, passes the guard (``guard``, else the
-    process-wide one configured from the environment). Idempotent.
+    process-wide one configured from the environment). Idempotent; on a client guarded already, a
+    ``guard`` given here replaces the one it had.
     """
     api = getattr(client, "_api_client", None)
     if not isinstance(api, _sdk.BaseApiClient):
         raise TypeError(f"privsdk.genai.guard_client takes a google.genai Client, not {type(client).__name__}")
     if not getattr(api, _GUARDED, False):
         _guard_api_client(api, guard)
+    elif guard is not None and guard is not api._privsdk_guard:
+        _repoint(api, guard)  # guarded already (a drop-in, instrument()): by this guard from now on
     for holder in (client, getattr(client, "_aio", None)):
         if holder is None:
             continue
@@ -129,7 +132,7 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
                     setattr(holder, name, None)
         live = vars(holder).get("_live")
         if isinstance(live, _AsyncLive) and not isinstance(live, _GuardedLive):
-            holder._live = _GuardedLive(api, guard)
+            holder._live = _GuardedLive(api)
     return client
 
 
@@ -144,8 +147,10 @@ def _never() -> bool:
 def _guard_api_client(api: Any, guard: Guard | None) -> None:
     from privsdk.outbound.transport import guard_httpx
 
+    api._privsdk_guard = guard
+
     def wrap(client: Any) -> Any:
-        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=guard)
+        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=api._privsdk_guard)
 
     options = api._http_options
     sync_args: dict[str, Any] | None = None
@@ -210,6 +215,20 @@ def _guard_api_client(api: Any, guard: Guard | None) -> None:
     setattr(api, _GUARDED, True)
 
 
+def _repoint(api: Any, guard: Guard) -> None:
+    """Point every guarded transport of ``api`` (and the per-loop async clients still to come) at ``guard``."""
+    from privsdk.outbound.transport import AsyncGuardTransport, GuardTransport
+
+    api._privsdk_guard = guard
+    clients = [api._httpx_client, api._async_httpx_client]
+    clients += list(getattr(api._async_httpx_client, "_loop_clients", {}).values())
+    for client in clients:
+        transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+        for transport in transports:
+            if isinstance(transport, (GuardTransport, AsyncGuardTransport)):
+                transport.guard = guard
+
+
 def _guard_per_loop(client: Any, wrap: Callable[[Any], Any]) -> None:
     """google-genai's async client sends through one inner httpx client per event loop, built on first use:
     each is guarded as it is built."""
@@ -238,7 +257,7 @@ def _not_httpx(field: str, value: object) -> ConfigError:
 # -- the Live API (websockets) ----------------------------------------------------------------------
 
 
-def _judge_websocket(api: Any, guard: Guard | None, path: str) -> Any:
+def _judge_websocket(api: Any, path: str) -> Any:
     """Ask the guard about a Live API websocket before it opens; returns the Pass (or raises the refusal)."""
     from urllib.parse import urlsplit
 
@@ -248,7 +267,7 @@ def _judge_websocket(api: Any, guard: Guard | None, path: str) -> Any:
     scheme = "http" if url.scheme in ("ws", "http") else "https"
     out = Outgoing(SDK, "GET", scheme, (url.hostname or "").lower(), url.port, path)
     try:
-        return (guard or Guard.default()).check(out)
+        return (api._privsdk_guard or Guard.default()).check(out)
     except _privsdk_errors.PolicyViolation as violation:
         raise refusal(violation) from None
 
@@ -256,14 +275,13 @@ def _judge_websocket(api: Any, guard: Guard | None, path: str) -> Any:
 class _GuardedLive(_AsyncLive):
     """``client.aio.live`` whose ``connect`` (and ``music.connect``) the guard judges first."""
 
-    def __init__(self, api_client: Any, guard: Guard | None):
+    def __init__(self, api_client: Any):
         super().__init__(api_client)
-        self._privsdk_guard = guard
-        self._music = _GuardedLiveMusic(api_client, guard)
+        self._music = _GuardedLiveMusic(api_client)
 
     @contextlib.asynccontextmanager
     async def connect(self, *, model: str, config: Any = None) -> AsyncIterator[Any]:
-        passed = _judge_websocket(self._api_client, self._privsdk_guard, "/ws/BidiGenerateContent")
+        passed = _judge_websocket(self._api_client, "/ws/BidiGenerateContent")
         error: BaseException | None = None
         try:
             async with super().connect(model=model, config=config) as session:
@@ -276,13 +294,9 @@ class _GuardedLive(_AsyncLive):
 
 
 class _GuardedLiveMusic(_AsyncLiveMusic):
-    def __init__(self, api_client: Any, guard: Guard | None):
-        super().__init__(api_client)
-        self._privsdk_guard = guard
-
     @contextlib.asynccontextmanager
     async def connect(self, *, model: str) -> AsyncIterator[Any]:
-        passed = _judge_websocket(self._api_client, self._privsdk_guard, "/ws/BidiGenerateMusic")
+        passed = _judge_websocket(self._api_client, "/ws/BidiGenerateMusic")
         error: BaseException | None = None
         try:
             async with super().connect(model=model) as session:
