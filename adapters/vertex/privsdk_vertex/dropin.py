@@ -121,7 +121,7 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
         raise TypeError(f"privsdk.genai.guard_client takes a google.genai Client, not {type(client).__name__}")
     if not getattr(api, _GUARDED, False):
         _guard_api_client(api, guard)
-    elif guard is not None and guard is not api._privsdk_guard:
+    elif guard is not None and guard is not getattr(api, "_privsdk_guard", None):
         _repoint(api, guard)  # guarded already (a drop-in, instrument()): by this guard from now on
     for holder in (client, getattr(client, "_aio", None)):
         if holder is None:
