@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
 from privsdk.outbound.wire.google import READER, UsageMeter
-from privsdk.vocabulary import FEATURES
+from privsdk.vocabulary import FEATURES, OPERATIONS
 
 VERTEX = "europe-west4-aiplatform.googleapis.com"
 GEMINI = "generativelanguage.googleapis.com"
@@ -37,6 +39,19 @@ def gemini(operation: str, model: str | None = "gemini-2.5-flash", features: fro
 
 
 F = frozenset
+OPERATION_NAMES = set(OPERATIONS)
+#: Words the property test builds paths and bodies from, so that it reaches the reader's branches.
+_PATH_WORDS = [
+    "publishers", "google", "anthropic", "models", "gemini-2.5-flash:generateContent", "m:streamRawPredict",
+    "text-embedding-005:predict", "endpoints", "openapi", "chat", "completions", "e1:predict", "tunedModels",
+    "t:generateContent", "interactions", "cachedContents", "files", "operations", "locations", "projects",
+    "batches", "x:countTokens", "m:unknownMethod",
+]  # fmt: skip
+_BODY_KEYS = [
+    "contents", "parts", "tools", "googleSearch", "cachedContent", "generationConfig", "responseModalities",
+    "inlineData", "fileData", "stream", "store", "model", "type", "input", "requests", "request",
+    "generateContentRequest", "systemInstruction", "messages", "content",
+]  # fmt: skip
 CASES: list[tuple[str, Outgoing, Asks]] = [
     # -- Vertex AI: operations from the path ------------------------------------------------------
     ("vertex generate", out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT), vertex("chat")),
@@ -458,3 +473,33 @@ def test_meter_only_for_success_and_content_operations() -> None:
     assert READER.meter(out("/"), chat, 200, {}) is not None
     assert READER.meter(out("/"), chat, 429, {}) is None
     assert READER.meter(out("/"), Asks("models"), 200, {}) is None
+
+
+# -- any request: an answer or Unreadable, never another exception --------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(_BODY_KEYS) | st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["", PL, "/v1beta", "/v1beta1", "/upload/v1beta", "/ws", "/v1/projects/p"]),
+    tail=st.lists(st.sampled_from(_PATH_WORDS) | st.text(max_size=6), max_size=4),
+    method=st.sampled_from(["GET", "POST", "DELETE", "PATCH"]),
+    body=_JSON | st.binary(max_size=16),
+)
+def test_any_request_is_read_or_unreadable(prefix: str, tail: list[str], method: str, body: Any) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = out(prefix + "/" + "/".join(tail), raw, method=method)
+    try:
+        asks = READER.read(request)
+    except Unreadable:
+        return
+    assert asks.operation in OPERATION_NAMES
+    assert asks.features <= KNOWN_FEATURES
