@@ -438,3 +438,16 @@ def test_a_guard_given_to_guard_client_replaces_the_one_a_client_had(env: Env) -
     with pytest.raises(genai.PolicyViolation):
         asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
     assert len(env.server.requests) == 1
+
+
+def test_the_interactions_api_stores_by_default_and_is_refused_under_zdr(env: Env) -> None:
+    """``client.interactions`` (google-genai's newer resource, its own generated client on the same httpx
+    clients): ``store`` is on unless the request turns it off, and the stored state has no stated retention."""
+    env.set(**ZDR)
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation):
+        client.interactions.create(model=MODEL, input=PROMPT)
+    with pytest.raises(genai.PolicyViolation):
+        client.interactions.create(model=MODEL, input=PROMPT, store=True, tools=[{"type": "google_search"}])
+    assert env.server.requests == []
+    assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
