@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.decision import Decision, decide_request, refused
+from privsdk.decision import Decision, decide, decide_request, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
 from privsdk.outbound.places import Place, catalogue_place, declared_place
@@ -126,11 +126,26 @@ class Guard:
 
     # -- judging -------------------------------------------------------------------------------
 
-    def check(self, out: Outgoing) -> Pass:
-        """Decide on ``out``: a :class:`Pass` when it may be sent, else record and raise :class:`PolicyViolation`."""
+    def check(self, out: Outgoing, *, reroutable: bool = False) -> Pass:
+        """Decide on ``out``: a :class:`Pass` when it may be sent, else record and raise :class:`PolicyViolation`.
+
+        A seam that can send a request elsewhere (``reroutable``) gets a Pass whose decision is ``reroute``
+        when the tenant reroutes and an alternative allows; it must then send to ``decision.chosen`` or
+        nowhere. Any other seam gets a refusal for such a request.
+        """
         started, t0 = time.time(), time.perf_counter()
         binding = bound.get()
         verdict = self.judge(out, binding)
+        if verdict.decision.outcome == "reroute" and not reroutable:
+            d = verdict.decision
+            verdict = verdict._replace(
+                decision=d._replace(
+                    outcome="refuse",
+                    chosen=None,
+                    chosen_evaluation=None,
+                    reason=f"{d.reason}; but a {out.sdk} request can only be sent where the SDK sent it",
+                )
+            )
         if not verdict.decision.allowed:
             if binding is None:
                 target = verdict.targets[0] if verdict.targets else None
@@ -168,7 +183,36 @@ class Guard:
             data_class=data_class,
             features=asks.features,
         )
+        if not decision.allowed and binding is None:
+            decision = self._reroute(decision, asks)
         return Verdict(decision, targets, place, asks, wire)
+
+    def _reroute(self, decision: Decision, asks: Asks) -> Decision:
+        """For a tenant that reroutes: the refusal turned into a reroute to its first alternative whose own
+        decision, for this operation and these features, is allow; else the refusal, saying why."""
+        tenant = self.policy.tenants.get(decision.tenant)
+        if tenant is None or tenant.on_violation != "reroute":
+            return decision
+        alternatives = tenant.alternatives(decision.target)
+        for alt in alternatives:
+            own = decide(
+                self.policy,
+                alt,
+                asks.operation,
+                tenant=tenant.name,
+                data_class=decision.data_class,
+                features=asks.features,
+                catalogue=self.catalogue,
+            )
+            if own.outcome == "allow":
+                return decision._replace(
+                    outcome="reroute",
+                    chosen=alt,
+                    reason=f"{decision.reason}; rerouted to {alt}",
+                    chosen_evaluation=own.evaluation,
+                )
+        why = f"no compliant alternative among {', '.join(alternatives)}" if alternatives else "no reroute list"
+        return decision._replace(reason=f"{decision.reason}; {why}")
 
     def place(self, out: Outgoing) -> Place:
         """Where ``out`` goes; raises :class:`_Refused` for a host neither the policy nor the catalogue knows."""
@@ -307,6 +351,16 @@ class Pass:
         verdict = self.verdict
         assert verdict.wire is not None and verdict.asks is not None
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
+
+    def rerouted(self) -> None:
+        """Record that the request as built was not sent: the seam answers it from ``decision.chosen``, whose own
+        attempts the :class:`privsdk.Client` serving the reroute records."""
+        if self.done:
+            return
+        self.done = True
+        if self.record:
+            target = self.verdict.targets[0] if self.verdict.targets else None
+            self.guard.recorder.record(_record(self.decision, target, self.started, 0, "refused", "policy", None, 0.0))
 
     def finish(
         self,
