@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from google import genai as google_genai
 from google.genai import errors as google_errors
@@ -22,7 +21,6 @@ from google.oauth2.credentials import Credentials
 
 import privsdk
 from privsdk import genai
-from privsdk.errors import ConfigError
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded
 from tests.wire.server import LoopbackServer, Status
@@ -220,40 +218,37 @@ def test_operations_beyond_chat_are_refused_on_every_path_of_the_sdk(env: Env) -
 # -- clients the app or the SDK built ---------------------------------------------------------------
 
 
-def test_an_httpx_client_the_app_passes_is_guarded_in_place(env: Env) -> None:
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_a_client_the_app_passes_is_guarded_in_place(env: Env, library: str) -> None:
+    http = pytest.importorskip(library)
     env.set(**ZDR)
-    sync, agen = httpx.Client(), httpx.AsyncClient()
+    sync, agen = http.Client(), http.AsyncClient()
     client = env.vertex(httpx_client=sync, httpx_async_client=agen)
     assert is_guarded(sync) and is_guarded(agen)
-    assert client.models.generate_content(model=MODEL, contents="hi").text
-    with pytest.raises(genai.PolicyViolation):
-        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
-    assert len(env.server.requests) == 1
-    sync.close()
-
-
-def test_an_httpx2_client_cannot_be_guarded_and_says_so(env: Env) -> None:
-    httpx2 = pytest.importorskip("httpx2")
-    with pytest.raises(ConfigError, match="httpx_client"):
-        env.vertex(httpx_client=httpx2.Client())
-
-
-def test_the_sdks_own_httpx2_clients_are_replaced_by_guarded_httpx_ones(env: Env) -> None:
-    pytest.importorskip("httpx2")
-    env.set(GOOGLE_GENAI_HTTP_CLIENT="httpx2", **ZDR)
-    plain = env.vertex(google_genai)
-    assert (
-        type(plain._api_client._httpx_client).__module__.startswith("httpx2")
-        or "Httpx2" in type(plain._api_client._httpx_client).__name__
-    )
-    client = env.vertex()
-    api = client._api_client
-    assert isinstance(api._httpx_client, httpx.Client) and is_guarded(api._httpx_client)
-    assert isinstance(api._async_httpx_client, httpx.AsyncClient) and is_guarded(api._async_httpx_client)
     assert client.models.generate_content(model=MODEL, contents="hi").text
     assert asyncio.run(client.aio.models.generate_content(model=MODEL, contents="hi")).text
     with pytest.raises(genai.PolicyViolation):
         client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    assert len(env.server.requests) == 2
+    sync.close()
+
+
+@pytest.mark.parametrize("backend", ["httpx", "httpx2"])
+def test_the_sdks_own_clients_are_guarded_whichever_backend(env: Env, backend: str) -> None:
+    """google-genai builds httpx2 clients by default, httpx ones when told (GOOGLE_GENAI_HTTP_CLIENT)."""
+    pytest.importorskip(backend)
+    env.set(GOOGLE_GENAI_HTTP_CLIENT=backend, **ZDR)
+    client = env.vertex()
+    api = client._api_client
+    for http in (api._httpx_client, api._async_httpx_client):
+        assert backend in {c.__module__.partition(".")[0] for c in type(http).__mro__}
+        assert is_guarded(http)
+    assert client.models.generate_content(model=MODEL, contents="hi").text
+    assert asyncio.run(client.aio.models.generate_content(model=MODEL, contents="hi")).text
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
     assert len(env.server.requests) == 2
 
 

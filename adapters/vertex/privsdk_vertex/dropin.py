@@ -7,14 +7,14 @@ only difference: every request the SDK sends passes :mod:`privsdk.guard` first, 
 what it really is (host, project and location in the path, operation, model, body features) and refuses
 it before a byte is written when the tenant's requirements are not met.
 
-google-genai sends through one httpx client for sync calls and one for async calls (``client.aio``), both
-on its internal ``BaseApiClient``; the newer resources (``interactions``, ``agents``, ...) reuse the same
-two. It can also send through aiohttp (when installed), through google-auth's requests/aiohttp sessions
-(mTLS with a default client certificate), through httpx2 (a fork of httpx, its default backend when
-installed), and opens websockets for the Live API. :func:`guard_client` closes every one of those paths:
-the httpx clients are guarded in place, an SDK-built httpx2 client is replaced by an httpx one built with
-the same arguments, the aiohttp and google-auth paths are switched off for that client, and the Live API
-asks the guard before it connects.
+google-genai sends through one httpx-like client for sync calls and one for async calls (``client.aio``),
+both on its internal ``BaseApiClient``: httpx2 (a fork of httpx, its default) or httpx, built by the SDK or
+passed by the app; the newer resources (``interactions``, ``agents``, ...) reuse the same two. It can also
+send through aiohttp (when installed) and through google-auth's requests/aiohttp sessions (mTLS with a
+default client certificate), and opens websockets for the Live API. :func:`guard_client` closes every one
+of those paths: the two clients are guarded in place (the async one's per-event-loop inner clients as they
+are built), the aiohttp and google-auth paths are switched off for that client, and the Live API asks the
+guard before it connects.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import tenacity
 from google import genai as _genai
 from google.genai import _api_client as _sdk
@@ -77,8 +76,8 @@ def refusal(violation: _privsdk_errors.PolicyViolation) -> PolicyViolation:
 class Client(_genai.Client):
     """``google.genai.Client``, guarded. Takes the same arguments with the same meaning.
 
-    An ``httpx_client`` / ``httpx_async_client`` the app passes in ``http_options`` is guarded in
-    place (an httpx2 client cannot be: pass an httpx one).
+    An ``httpx_client`` / ``httpx_async_client`` (httpx or httpx2) the app passes in ``http_options`` is
+    guarded in place.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -95,7 +94,7 @@ Client.__init__.__doc__ = _genai.Client.__init__.__doc__
 
 _GUARDED = "_privsdk_guarded"
 #: Resources of the NextGen API that a client caches once built; built again after guarding, they take the
-#: guarded httpx clients.
+#: guarded clients.
 _NEXTGEN_CACHES = (
     "_nextgen_client_instance",
     "_agents",
@@ -126,7 +125,7 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
     for holder in (client, getattr(client, "_aio", None)):
         if holder is None:
             continue
-        if _swapped(api):
+        if getattr(api, "_privsdk_new_async", False):
             for name in _NEXTGEN_CACHES:
                 if name in vars(holder):
                     setattr(holder, name, None)
@@ -134,10 +133,6 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
         if isinstance(live, _AsyncLive) and not isinstance(live, _GuardedLive):
             holder._live = _GuardedLive(api)
     return client
-
-
-def _swapped(api: Any) -> bool:
-    return bool(getattr(api, "_privsdk_swapped", False))
 
 
 def _never() -> bool:
@@ -152,55 +147,21 @@ def _guard_api_client(api: Any, guard: Guard | None) -> None:
     def wrap(client: Any) -> Any:
         return guard_httpx(client, sdk=SDK, refusal=refusal, guard=api._privsdk_guard)
 
-    options = api._http_options
-    sync_args: dict[str, Any] | None = None
-    async_args: dict[str, Any] | None = None
-
-    def httpx_args() -> tuple[dict[str, Any], dict[str, Any]]:
-        """The arguments google-genai would build its clients with, for httpx rather than httpx2."""
-        made = _sdk.BaseApiClient._ensure_httpx_ssl_ctx(
-            options, vertexai=bool(api.vertexai), client_cls=httpx.Client, async_client_cls=httpx.AsyncClient
-        )
-        for args in made:
-            for key, value in args.items():
-                if type(value).__module__.split(".", 1)[0] == "httpx2":
-                    raise ConfigError(
-                        f"google-genai client_args {key!r} is an httpx2 object: privsdk guards httpx clients only",
-                        where="HttpOptions.client_args",
-                        hint="pass httpx objects (google-genai takes httpx and httpx2 alike)",
-                    )
-        return made
-
-    swapped = False
-    sync_client = api._httpx_client
-    if isinstance(sync_client, httpx.Client):
-        wrap(sync_client)
-    elif options.httpx_client is not None:
-        raise _not_httpx("httpx_client", options.httpx_client)
-    else:  # built by the SDK with httpx2: build the httpx equivalent, guarded
-        sync_args, async_args = httpx_args()
-        api._httpx_client = wrap(_sdk.SyncHttpxClient(**sync_args))
-        swapped = True
-        if sync_client is not None:
-            sync_client.close()
-
-    async_client = api._async_httpx_client
-    if isinstance(async_client, httpx.AsyncClient):
-        wrap(async_client)
-        _guard_per_loop(async_client, wrap)
-    elif options.httpx_async_client is not None:
-        raise _not_httpx("httpx_async_client", options.httpx_async_client)
-    else:  # httpx2, or None (google-genai meant to use google-auth's aiohttp session)
-        if async_args is None:
-            sync_args, async_args = httpx_args()
-        replacement = _sdk.AsyncHttpxClient(**async_args)
-        wrap(replacement)
-        _guard_per_loop(replacement, wrap)
-        api._async_httpx_client = replacement
-        swapped = True
-        # an unused httpx2 async client holds no connections: its per-loop pools open on first send
-    # The other ways google-genai can send (aiohttp, google-auth's mTLS sessions) would pass beside the
-    # guard: this client sends through its (guarded) httpx clients only.
+    if not _httpx_family(api._httpx_client):
+        raise _not_httpx("httpx_client", api._httpx_client)
+    wrap(api._httpx_client)
+    if api._async_httpx_client is None:
+        # google-genai meant to send async requests through google-auth's aiohttp session: give it the async
+        # client it would otherwise have built, guarded, and send through that instead.
+        _, async_class = _sdk._get_http_client_classes(api._http_options)
+        api._async_httpx_client = async_class(**api._async_httpx_client_args)
+        api._privsdk_new_async = True  # NextGen resources built before now hold a client of their own
+    if not _httpx_family(api._async_httpx_client):
+        raise _not_httpx("httpx_async_client", api._async_httpx_client)
+    wrap(api._async_httpx_client)
+    _guard_per_loop(api._async_httpx_client, wrap)
+    # The other ways google-genai can send (aiohttp when installed, google-auth's mTLS sessions) would pass
+    # beside the guard: a guarded client sends through its guarded httpx clients only.
     api._use_aiohttp = _never
     api._use_google_auth_sync = _never
     api._use_google_auth_async = _never
@@ -211,31 +172,35 @@ def _guard_api_client(api: Any, guard: Guard | None) -> None:
         retrying = getattr(api, name, None)
         if isinstance(retrying, tenacity.BaseRetrying):
             setattr(api, name, retrying.copy(retry=keep_going & retrying.retry))  # type: ignore[operator]
-    api._privsdk_swapped = swapped
     setattr(api, _GUARDED, True)
+
+
+def _httpx_family(client: object) -> bool:
+    """An httpx or httpx2 client (google-genai takes either; its own default is httpx2 when installed)."""
+    return any(cls.__module__.partition(".")[0] in ("httpx", "httpx2") for cls in type(client).__mro__)
+
+
+def _is_guard(transport: object) -> bool:
+    return type(transport).__name__ in ("GuardTransport", "AsyncGuardTransport") and hasattr(transport, "guard")
 
 
 def _repoint(api: Any, guard: Guard) -> None:
     """Point every guarded transport of ``api`` (and the per-loop async clients still to come) at ``guard``."""
-    from privsdk.outbound.transport import AsyncGuardTransport, GuardTransport
-
     api._privsdk_guard = guard
     clients = [api._httpx_client, api._async_httpx_client]
     clients += list(getattr(api._async_httpx_client, "_loop_clients", {}).values())
     for client in clients:
         transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
         for transport in transports:
-            if isinstance(transport, (GuardTransport, AsyncGuardTransport)):
+            if _is_guard(transport):
                 transport.guard = guard
 
 
 def _guard_per_loop(client: Any, wrap: Callable[[Any], Any]) -> None:
-    """google-genai's async client sends through one inner httpx client per event loop, built on first use:
-    each is guarded as it is built."""
-    if not getattr(client, "_per_loop", False):
-        return
-    inner = getattr(client, "_inner_client_cls", httpx.AsyncClient)
-    if getattr(inner, _GUARDED, False):
+    """google-genai's async client sends through one inner client per event loop, built on first use (its
+    ``_inner_client_cls``): each is guarded as it is built."""
+    inner = getattr(client, "_inner_client_cls", None)
+    if not getattr(client, "_per_loop", False) or inner is None or getattr(inner, _GUARDED, False):
         return
 
     def build(**kwargs: Any) -> Any:
@@ -247,10 +212,10 @@ def _guard_per_loop(client: Any, wrap: Callable[[Any], Any]) -> None:
 
 def _not_httpx(field: str, value: object) -> ConfigError:
     return ConfigError(
-        f"google-genai was given a {type(value).__module__}.{type(value).__name__} as {field}: "
-        "privsdk guards httpx clients only",
+        f"google-genai sends through a {type(value).__module__}.{type(value).__name__} ({field}): "
+        "privsdk guards httpx and httpx2 clients only",
         where=f"HttpOptions.{field}",
-        hint="pass an httpx.Client / httpx.AsyncClient (google-genai takes httpx and httpx2 alike)",
+        hint="pass an httpx or httpx2 client",
     )
 
 
