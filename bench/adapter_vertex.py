@@ -30,7 +30,6 @@ from timing import adapter_goals, interleaved_medians, row
 
 sys.path.insert(0, str(REPO))
 
-import httpx
 from google import genai
 from google.genai import types as gt
 from google.oauth2.credentials import Credentials
@@ -94,9 +93,8 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
                 http_options=options.model_copy(update=http),
             )
 
-        sdk = client(genai)  # google-genai's default backend (httpx2 when installed)
-        sdk_httpx = client(genai, httpx_client=httpx.Client(follow_redirects=True))  # the backend the guard uses
-        dropin = client(privsdk_genai)
+        sdk = client(genai)
+        dropin = client(privsdk_genai)  # the same SDK client, guarded
         adapter = open_adapter(
             Target("bench", "vertex.gemini", MODEL, endpoint=server.url, project=PROJECT, region=LOCATION),
             AdapterOptions(timeout=TIMEOUT_S, credentials={"access_token": TOKEN}),
@@ -117,7 +115,6 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         us = interleaved_medians(
             {
                 "chat: bare SDK": sdk_chat,
-                "chat: bare SDK on httpx": chat_of(sdk_httpx),
                 "chat: drop-in (privsdk.genai)": chat_of(dropin),
                 "chat: adapter": lambda: adapter.chat(REQUEST, timeout=TIMEOUT_S),
                 "stream: bare SDK": sdk_stream,
@@ -133,8 +130,7 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
             raise SystemExit(f"the loopback server rejected a request: {server.errors[0]}")
     print(f"1. Over loopback HTTP (median of {args.rounds} rounds × {args.per_round} calls; jitter exceeds the goals)")
     print(row("chat: bare SDK", us["chat: bare SDK"]))
-    print(row("chat: bare SDK on httpx", us["chat: bare SDK on httpx"], us["chat: bare SDK"]))
-    print(row("chat: drop-in (guarded, httpx)", us["chat: drop-in (privsdk.genai)"], us["chat: bare SDK on httpx"]))
+    print(row("chat: drop-in (privsdk.genai)", us["chat: drop-in (privsdk.genai)"], us["chat: bare SDK"]))
     print(row("chat: adapter", us["chat: adapter"], us["chat: bare SDK"]))
     print(row(f"stream of {len(chunks)} chunks: bare SDK", us["stream: bare SDK"]))
     print(row(f"stream of {len(chunks)} chunks: adapter", us["stream: adapter"], us["stream: bare SDK"]))
