@@ -20,6 +20,10 @@ __all__ = ["SDK", "Client", "PolicyViolation", "errors", "guard_client", "instru
 __version__ = _genai.__version__
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(dir(_genai)) | set(_genai.__all__))
+
+
 def __getattr__(name: str) -> Any:
     """Every other name of ``google.genai`` (``interactions``, ``agents``, ``version``, ...), as the SDK has it."""
     return getattr(_genai, name)

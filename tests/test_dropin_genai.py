@@ -315,6 +315,7 @@ def test_the_face_module_replaces_google_genai() -> None:
     assert genai.types is types and genai.errors is google_errors
     assert genai.version is google_genai.version and genai.__version__ == google_genai.__version__
     assert issubclass(genai.Client, google_genai.Client)
+    assert set(dir(google_genai)) <= set(dir(genai))
     for name in google_genai.__all__:
         if name != "Client" and hasattr(google_genai, name):  # google-genai lists "voices" but has no such module
             assert getattr(genai, name) is getattr(google_genai, name)
