@@ -447,3 +447,41 @@ def test_the_interactions_api_stores_by_default_and_is_refused_under_zdr(env: En
         client.interactions.create(model=MODEL, input=PROMPT, store=True, tools=[{"type": "google_search"}])
     assert env.server.requests == []
     assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
+
+
+# -- privsdk.Client's Vertex adapter sends through the same guard ---------------------------------------
+
+
+def test_client_extra_fields_cannot_slip_features_past_the_guard(env: Env, tmp_path: Path) -> None:
+    """Issue 9: ``extra={"tools": [{"googleSearch": {}}]}`` and ``cachedContent`` went out under a zdr tenant."""
+    from privsdk import Client
+    from privsdk.config import load_policy
+
+    config = tmp_path / "privsdk.toml"
+    config.write_text(
+        f"""
+[targets.gemini-eu]
+offering = "vertex.gemini"
+model = "{MODEL}"
+project = "{PROJECT}"
+region = "{LOCATION}"
+endpoint = "{env.server.url}"
+attest = ["abuse_monitoring_exception", "caching_disabled"]
+
+[tenants.strict]
+classes.default = ["zdr"]
+""",
+        encoding="utf-8",
+    )
+    policy = load_policy({"PRIVSDK_CONFIG": str(config)})
+    client = Client(policy=policy, usage="none", credentials={"vertex": {"access_token": TOKEN}}, timeout=5.0)
+    try:
+        assert client.chat("gemini-eu", "hello", tenant="strict").text == "Hello from Gemini on loopback"
+        extras: list[dict[str, Any]] = [SEARCH_BODY, {"cachedContent": "projects/p/cachedContents/1"}]
+        for extra in extras:
+            with pytest.raises(privsdk.PolicyViolation) as caught:
+                client.chat("gemini-eu", PROMPT, tenant="strict", extra=extra)
+            assert isinstance(caught.value, genai.PolicyViolation)  # the transport's guard refused it, unchanged
+    finally:
+        client.close()
+    assert len(env.server.requests) == 1
