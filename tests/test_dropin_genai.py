@@ -485,3 +485,25 @@ classes.default = ["zdr"]
     finally:
         client.close()
     assert len(env.server.requests) == 1
+
+
+def test_streams_and_chat_sessions_are_refused_before_they_send(env: Env) -> None:
+    env.set(**ZDR)
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation):
+        list(client.models.generate_content_stream(model=MODEL, contents=PROMPT, config=SEARCH))
+
+    async def astream() -> None:
+        async for _ in await client.aio.models.generate_content_stream(model=MODEL, contents=PROMPT, config=SEARCH):
+            pass
+
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(astream())
+    with pytest.raises(genai.PolicyViolation):
+        client.chats.create(model=MODEL, config=SEARCH).send_message(PROMPT)
+    assert env.server.requests == []
+    assert [(r["operation"], r["outcome"]) for r in env.records()] == [
+        ("stream", "refused"),
+        ("stream", "refused"),
+        ("chat", "refused"),
+    ]
