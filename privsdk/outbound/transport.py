@@ -206,10 +206,12 @@ def _closed_early(ticket: Pass, meter: Meter | None, status: int) -> None:
 
 
 def _library(client: object) -> str:
-    library = type(client).__module__.partition(".")[0]
-    if library not in ("httpx", "httpx2"):
-        raise TypeError(f"not an httpx client: {type(client).__module__}.{type(client).__qualname__}")
-    return library
+    """``httpx`` or ``httpx2``: the library of the client's class or of the nearest base (SDKs subclass them)."""
+    for cls in type(client).__mro__:
+        library = cls.__module__.partition(".")[0]
+        if library in ("httpx", "httpx2"):
+            return library
+    raise TypeError(f"not an httpx client: {type(client).__module__}.{type(client).__qualname__}")
 
 
 def guard_httpx(
