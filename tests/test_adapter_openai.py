@@ -539,6 +539,14 @@ def test_azure_content_filter_refusal(server: LoopbackServer) -> None:
     assert PROMPT not in str(caught.value) and isinstance(caught.value.__cause__, openai.BadRequestError)
 
 
+def test_azure_content_filter_refusal_named_only_in_innererror(server: LoopbackServer) -> None:
+    """The refusal is found in ``innererror`` when the top-level code names none."""
+    server.fail(Status(400, body=content_filter_body(PROMPT, code=None)))
+    with pytest.raises(ContentRefused) as caught:
+        azure(server).chat(ASK, timeout=1)
+    assert (caught.value.status, caught.value.code, caught.value.kind) == (400, None, "content_refused")
+
+
 # --- Azure AI Foundry and self-hosted servers ------------------------------------------------------------------------
 
 
