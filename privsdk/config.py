@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
+from privsdk.catalogue.model import parse_model_arn
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Policy, Target, Tenant
 from privsdk.usage import SPEC as USAGE_SPEC
@@ -328,6 +329,15 @@ class _Document:
             for item in self.strings(raw.get("attest", []), *keys, "attest")
         )
         extra = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
+        arn = parse_model_arn(model, offering.arn_service) if offering.arn_service else None
+        # The ARN names the Region: a target's own region may only repeat it.
+        if arn is not None and extra.setdefault("region", arn.region) != arn.region:
+            raise self.fail(
+                f"target {name!r}: region {extra['region']!r} contradicts its model ARN's Region {arn.region!r}",
+                *keys,
+                "region",
+                hint="drop region (the ARN's Region is used) or make the two agree",
+            )
         options = tuple(
             sorted(
                 (k, self.string(v, *keys, "options", k)) for k, v in self.table(raw.get("options", {}), *keys).items()

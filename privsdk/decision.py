@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
 from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
+from privsdk.catalogue.model import parse_model_arn
 from privsdk.policy import Policy, Target, Tenant
 from privsdk.vocabulary import (
     FEATURES,
@@ -239,6 +240,11 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
         return f"vendor {vendor!r} has no public API offering: define a target for it in the config"
     if not model:
         return f"target {target!r} names no model"
+    if model.startswith("arn:"):  # a model ARN names the Region the client must call
+        offering = catalogue.offering(cat.default_offering)
+        arn = parse_model_arn(model, offering.arn_service) if offering and offering.arn_service else None
+        if arn is not None:
+            return Target(name=target, offering=cat.default_offering, model=model, region=arn.region)
     return Target(name=target, offering=cat.default_offering, model=model)
 
 
@@ -272,6 +278,9 @@ def evaluate(
         return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
     if not offering.serves_model(spec.model):
         return stop(f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})")
+    contradiction = arn_region_conflict(offering, spec)
+    if contradiction:
+        return stop(contradiction)
     age = (today - offering.reviewed).days
     if age > tenant.max_catalogue_age_days:
         return stop(
@@ -290,6 +299,16 @@ def evaluate(
     return Evaluation(target, offering.id, unmet, None, applied, offering.reviewed)
 
 
+def arn_region_conflict(offering: Offering, target: Target) -> str | None:
+    """Why ``target`` contradicts itself: its model ARN names one Region and its ``region`` another."""
+    if not offering.arn_service or not target.model.startswith("arn:") or target.region is None:
+        return None
+    arn = parse_model_arn(target.model, offering.arn_service)
+    if arn is None or arn.region == target.region:
+        return None
+    return f"target {target.name!r}: region {target.region!r} contradicts its model ARN's Region {arn.region!r}"
+
+
 def effective_facts(
     offering: Offering,
     attestations: Iterable[str],
@@ -299,6 +318,7 @@ def effective_facts(
 ) -> dict[str, Fact]:
     """The offering's facts after ``attestations`` (strengthen) and matching limits (weaken)."""
     facts = dict(offering.facts)
+    model = offering.model_key(model) or model  # limits match what serves_model matched: an ARN's id, say
     for name in attestations:
         for fact_name, fact in offering.attestations[name].facts.items():
             facts[fact_name] = stronger(facts[fact_name], fact)

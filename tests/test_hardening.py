@@ -1,0 +1,189 @@
+"""Edges found by an adversarial run (issue 12), each through the real SDKs on loopback or through the CLI.
+
+Fail closed on names the catalogue does not know behind a Bedrock profile prefix, on calls that name no
+tenant, on environment attestations a policy file did not allow, on Ollama model names in any case, on
+deadlines a stream or a multi-request embed would overrun, and on bad input; keep vendor text out of
+exception chains and the SDKs' own logs; catalogue answers that agree across offerings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk.client import Client
+from privsdk.config import load_policy
+from privsdk.errors import ConfigError, PolicyViolation
+from privsdk.usage import UsageRecord
+from tests.conftest import run_cli
+from tests.wire.bedrock import SIGV4, BedrockWire
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer
+
+AWS = {"aws_access_key_id": "AKIDFAKE", "aws_secret_access_key": "x"}
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(autouse=True)
+def _no_machine_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_BEARER_TOKEN_BEDROCK", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def bedrock() -> Iterator[LoopbackServer]:
+    with LoopbackServer(BedrockWire()) as server:
+        yield server
+        assert server.errors == []
+
+
+def _client(config: Path, records: list[UsageRecord] | None = None, **environ: str) -> Client:
+    return Client(
+        environ={"PRIVSDK_CONFIG": str(config), **environ},
+        usage=records.append if records is not None else "none",
+        credentials={"bedrock": AWS, "selfhosted": {"api_key": "local"}, "openai": {"api_key": "sk-t"}},
+        timeout=5.0,
+    )
+
+
+# -- 1. Bedrock: a profile prefix and the family behind it must both be known; model ARNs ----------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "eu.unknownvendor.model-x",
+        "global.nothing",
+        "us.eu.anthropic.claude-3-haiku-20240307-v1:0",  # two prefixes: the second is no family
+        f"arn:aws:bedrock:eu-central-1:{ACCOUNT}:inference-profile/eu.unknownvendor.model-x",
+        f"arn:aws:bedrock:eu-central-1:{ACCOUNT}:application-inference-profile/a1b2c3",  # opaque: no family
+        "arn:aws:bedrock:eu-central-1::foundation-model/eu.anthropic.claude-3-haiku-20240307-v1:0",  # not a base
+    ],
+)
+def test_an_unknown_family_behind_a_profile_prefix_is_refused_before_any_request(
+    model: str, bedrock: LoopbackServer, write_config: Any
+) -> None:
+    config = write_config(
+        f'[targets.b]\noffering = "bedrock.runtime"\nmodel = "anthropic.claude-3-haiku-20240307-v1:0"\n'
+        f'region = "eu-central-1"\nendpoint = "{bedrock.url}"\n'
+    )
+    client = _client(config)
+    with pytest.raises(PolicyViolation, match="unknown model family"):
+        client.chat(f"bedrock/{model}", "hello")
+    client.close()
+    assert bedrock.requests == []
+    with pytest.raises(ConfigError, match="serves no model"):  # and a file cannot name it either
+        load_policy(
+            {"PRIVSDK_CONFIG": str(write_config(f'[targets.x]\noffering = "bedrock.runtime"\nmodel = "{model}"\n'))}
+        )
+
+
+def test_a_known_prefix_on_a_known_family_is_sent(bedrock: LoopbackServer, write_config: Any) -> None:
+    model = "eu.anthropic.claude-3-haiku-20240307-v1:0"
+    config = write_config(
+        f'[targets.b]\noffering = "bedrock.runtime"\nmodel = "{model}"\nregion = "eu-central-1"\n'
+        f'endpoint = "{bedrock.url}"\nattest = ["region=eu"]\n'
+        '[tenants.t]\nclasses.default = ["region=eu"]\n'
+    )
+    client = _client(config, PRIVSDK_TENANT="t")
+    assert client.chat("b", "hello").text
+    client.close()
+    assert [r.path for r in bedrock.requests] == [f"/model/{model.replace(':', '%3A')}/converse"]
+
+
+def test_an_inference_profile_arn_is_sent_to_the_arns_region_and_judged_by_its_profile(
+    bedrock: LoopbackServer, write_config: Any
+) -> None:
+    """The ARN's Region is where the client calls; its profile prefix is what the region limits see."""
+    eu = f"arn:aws:bedrock:eu-west-1:{ACCOUNT}:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0"
+    us = f"arn:aws:bedrock:eu-west-1:{ACCOUNT}:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
+    config = write_config(
+        f'[targets.eu]\noffering = "bedrock.runtime"\nmodel = "{eu}"\nendpoint = "{bedrock.url}"\n'
+        'attest = ["region=eu"]\n'
+        f'[targets.us]\noffering = "bedrock.runtime"\nmodel = "{us}"\nendpoint = "{bedrock.url}"\n'
+        'attest = ["region=eu"]\n'
+        '[tenants.t]\nclasses.default = ["region=eu"]\n'
+    )
+    client = _client(config, PRIVSDK_TENANT="t")
+    assert client.policy.targets["eu"].region == "eu-west-1"
+    assert client.chat("eu", "hello").text
+    with pytest.raises(PolicyViolation, match="region=eu"):  # a us. profile leaves the EU, ARN or not
+        client.chat("us", "hello")
+    client.close()
+    (sent,) = bedrock.requests
+    auth = SIGV4.match(sent.headers["authorization"])
+    assert auth is not None and auth["region"] == "eu-west-1"
+    assert sent.path.startswith("/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A")
+
+
+def test_a_foundation_model_arn_is_served_and_a_contradicting_region_is_a_config_error(
+    bedrock: LoopbackServer, write_config: Any
+) -> None:
+    arn = "arn:aws:bedrock:eu-central-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+    client = _client(
+        write_config(f'[targets.b]\noffering = "bedrock.runtime"\nmodel = "{arn}"\nendpoint = "{bedrock.url}"\n')
+    )
+    assert client.chat("b", "hello").text
+    client.close()
+    assert len(bedrock.requests) == 1
+    bad = write_config(f'[targets.b]\noffering = "bedrock.runtime"\nmodel = "{arn}"\nregion = "us-east-1"\n')
+    with pytest.raises(ConfigError, match="contradicts its model ARN's Region 'eu-central-1'") as caught:
+        load_policy({"PRIVSDK_CONFIG": str(bad)})
+    assert str(bad) in str(caught.value)
+
+
+def test_cohere_on_bedrock_gets_one_answer_under_both_names() -> None:
+    """cohere.bedrock and bedrock/cohere.* are one model on one service: the stricter answer for both."""
+    decisions = []
+    for target in ("cohere.bedrock", "bedrock.runtime"):
+        status, out = _explain_offering(target, "cohere.command-r-plus-v1:0", "no_provider_sharing")
+        decisions.append((status, out["decision"], [u["requirement"] for u in out["unmet"]]))
+    assert decisions == [(3, "refuse", ["no_provider_sharing"])] * 2
+    allowed = _explain_offering(
+        "cohere.bedrock", "eu.cohere.command-r-plus-v1:0", "no_provider_sharing", ["data_retention_mode=default"]
+    )
+    assert allowed[:2] == (0, allowed[1]) and allowed[1]["decision"] == "allow"
+
+
+def _explain_offering(offering: str, model: str, requirement: str, attest: list[str] = []) -> tuple[int, Any]:  # noqa: B006
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.toml"
+        path.write_text(
+            f'[targets.x]\noffering = "{offering}"\nmodel = "{model}"\nattest = {json.dumps(attest)}\n'
+            f'[tenants.t]\nclasses.default = ["{requirement}"]\n',
+            encoding="utf-8",
+        )
+        result = run_cli("explain", "x", "--tenant", "t", "--json", PRIVSDK_CONFIG=str(path))
+    return result.returncode, json.loads(result.stdout)
+
+
+# -- 4. Ollama matches model names case-insensitively --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gpt-oss:120b-CLOUD", "GEMMA4:Cloud", "Kimi-K2-Cloud"])
+def test_an_ollama_cloud_model_in_any_case_is_refused_private_deployment(model: str, write_config: Any) -> None:
+    with LoopbackServer(OpenAIWire(key="local")) as server:
+        config = write_config(
+            f'[targets.o]\noffering = "selfhosted.ollama"\nmodel = "{model}"\nendpoint = "{server.url}/v1"\n'
+            f'[targets.local]\noffering = "selfhosted.ollama"\nmodel = "Llama3.2"\nendpoint = "{server.url}/v1"\n'
+            '[tenants.t]\nclasses.default = ["private_deployment"]\n'
+        )
+        client = _client(config, PRIVSDK_TENANT="t")
+        with pytest.raises(PolicyViolation, match="private_deployment"):
+            client.chat("o", "hello")
+        assert server.requests == []
+        assert client.chat("local", "hello").text  # a local model, in any case, stays allowed
+        client.close()
+        assert len(server.requests) == 1
