@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "--operation", default="chat", help="chat, stream, embed, rerank, files, batch or fine_tune (default chat)"
     )
     p.add_argument("--data-class", help="the tenant's data class (default: the tenant's default class)")
-    p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the first tenant in the config)")
+    p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the file's default_tenant)")
     p.add_argument(
         "--feature",
         action="append",
@@ -192,7 +192,8 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
     policy = load_policy()
     operation = parse_operation(args.operation).value
-    _check_names(policy, args.tenant, None)
+    if args.tenant:
+        _check_names(policy, args.tenant, None)
     tenants = [policy.tenants[args.tenant]] if args.tenant else list(policy.tenants.values())
     decisions = [
         decide(policy, target, operation, tenant=t.name, data_class=cls)
@@ -200,6 +201,12 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         for cls in t.classes
         for target in policy.targets
     ]
+    if not any(reqs for t in policy.tenants.values() for reqs in t.classes.values()):
+        # Nothing required anywhere: every target passes, which is rarely what a policy file meant.
+        sys.stderr.write(
+            f"warning: {policy.origin} requires nothing of any tenant: every call to every known target is allowed "
+            "(add classes.NAME = [requirements] to a tenant, or set PRIVSDK_REQUIRE)\n"
+        )
     if args.json:
         _print_json(out, [d.to_json() for d in decisions])
     else:
@@ -304,6 +311,12 @@ def _print_json(out: TextIO, data: object) -> None:
 def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> None:
     """Unknown --tenant / --data-class are usage errors (exit 2), not refusals."""
     name = tenant or policy.default_tenant
+    if name is None:
+        raise ConfigError(
+            f"no tenant named: {policy.origin} defines tenants and names no default_tenant",
+            where="--tenant",
+            hint="tenants: " + ", ".join(policy.tenants) + "; or set PRIVSDK_TENANT, or default_tenant in the file",
+        )
     if name not in policy.tenants:
         raise ConfigError(
             f"no tenant {name!r} in {policy.origin}", where="--tenant", hint="tenants: " + ", ".join(policy.tenants)

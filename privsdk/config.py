@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 ENV_VARS: dict[str, str] = {
     "PRIVSDK_CONFIG": "path of the TOML policy file",
     "PRIVSDK_REQUIRE": "comma list of requirements added to every tenant's default data class",
-    "PRIVSDK_ATTEST": "comma list of vendor:attestation added to the default accounts",
+    "PRIVSDK_ATTEST": "comma list of vendor:attestation added to the default accounts (with a policy file: "
+    "only if the file sets allow_env_attest = true)",
     "PRIVSDK_TENANT": "the tenant whose policy applies when a call names none",
     "PRIVSDK_ON_VIOLATION": "refuse or reroute, for every tenant",
     "PRIVSDK_USAGE": "where usage records go: sqlite (default), sqlite:///PATH, jsonl:///PATH, otlp, none",
@@ -40,7 +41,7 @@ ENV_VARS: dict[str, str] = {
 ON_VIOLATION = ("refuse", "reroute")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TOP_KEYS = ("attest", "targets", "tenants")
+_TOP_KEYS = ("attest", "targets", "tenants", "default_tenant", "allow_env_attest")
 _TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version", "options")
 _TENANT_KEYS = (
     "classes",
@@ -146,9 +147,14 @@ class _Document:
         self.lines = text.splitlines()
         self.data = data
 
+    #: False for the environment alone: no file sets the floor.
+    from_file = True
+
     @classmethod
     def empty(cls) -> _Document:
-        return cls("environment", "", {})
+        doc = cls("environment", "", {})
+        doc.from_file = False
+        return doc
 
     @classmethod
     def read(cls, path: str) -> _Document:
@@ -267,6 +273,16 @@ class _Document:
     ) -> Policy:
         data = self.data
         self.only(data, _TOP_KEYS)
+        allow_env_attest = data.get("allow_env_attest", False)
+        if not isinstance(allow_env_attest, bool):
+            raise self.fail("allow_env_attest must be true or false", "allow_env_attest")
+        if env_attest and self.from_file and not allow_env_attest:
+            # The file is the floor for attestations as for requirements: an attestation lifts guarantees.
+            raise ConfigError(
+                f"{self.origin} does not let the environment add attestations",
+                where="PRIVSDK_ATTEST",
+                hint="declare them in the file's [attest] table, or set allow_env_attest = true at its top",
+            )
         base_attest = self.attest_table(data.get("attest", {}), cat, "attest") | env_attest
         if env_attest:
             _check_combination(base_attest, cat, f"{self.at('attest')} with PRIVSDK_ATTEST", None)
@@ -275,8 +291,20 @@ class _Document:
             for name, raw in self.table(data.get("targets", {}), "targets").items()
         }
         raw_tenants = self.table(data.get("tenants", {}), "tenants")
+        # Calls that name no tenant get the file's default_tenant (or its only tenant), never just the first listed.
+        default_tenant: str | None = None
+        if "default_tenant" in data:
+            default_tenant = self.string(data["default_tenant"], "default_tenant")
+            if default_tenant not in raw_tenants:
+                raise self.fail(
+                    f"default_tenant {default_tenant!r} is not one of the file's tenants",
+                    "default_tenant",
+                    hint="tenants: " + (", ".join(raw_tenants) or "none: define [tenants.NAME]"),
+                )
         if not raw_tenants:
             raw_tenants = {"default": {}}
+        if len(raw_tenants) == 1:  # one tenant: no call can mean another
+            default_tenant = next(iter(raw_tenants))
         tenants: dict[str, Tenant] = {}
         for name, raw in raw_tenants.items():
             self.name(name, "tenant", "tenants", name)
@@ -288,7 +316,7 @@ class _Document:
                     tenant.attest | target.attest, cat, self.at("targets", target.name), cat.offering(target.offering)
                 )
             tenants[name] = tenant
-        return Policy(tenants, next(iter(tenants)), targets, self.origin, usage)
+        return Policy(tenants, default_tenant, targets, self.origin, usage)
 
     def attest_table(self, raw: Any, cat: Catalogue, *keys: str) -> frozenset[str]:
         """``{vendor = ["key", ...]}`` as qualified names, each checked against the catalogue."""

@@ -169,6 +169,8 @@ def _decide(
     today: dt.date,
 ) -> Decision:
     tenant_name = tenant_name or policy.default_tenant
+    if tenant_name is None:  # never "the first tenant": a call that names none may be anyone's
+        return _refuse_early(target, "", data_class or "", operation, no_tenant_reason(policy))
     tenant = policy.tenants.get(tenant_name)
     if tenant is None:
         return _refuse_early(
@@ -217,6 +219,16 @@ def _decide(
             else "; no reroute list matches this target"
         )
     return Decision("refuse", target, None, first.unmet, why, tenant.name, data_class, operation, names, first, None)
+
+
+def no_tenant_reason(policy: Policy) -> str:
+    """Why a call that names no tenant is refused, and the ways to name one."""
+    return (
+        f"no tenant named: {policy.origin} defines tenants {', '.join(policy.tenants)} and no default_tenant; "
+        "name one in the call (tenant=...), in privsdk.scope(tenant=...), in PRIVSDK_TENANT, "
+        'or set default_tenant = "NAME" at the top of the policy file '
+        "(threads and executors do not inherit a scope: hand it over with privsdk.propagate(fn))"
+    )
 
 
 def _refuse_early(target: str, tenant: str, data_class: str, operation: str, reason: str) -> Decision:

@@ -187,3 +187,129 @@ def test_an_ollama_cloud_model_in_any_case_is_refused_private_deployment(model: 
         assert client.chat("local", "hello").text  # a local model, in any case, stays allowed
         client.close()
         assert len(server.requests) == 1
+
+
+# -- 2. Calls that name no tenant ----------------------------------------------------------------------------------
+
+TWO_TENANTS = """
+[targets.oa]
+offering = "openai.api"
+model = "gpt-4o-mini"
+endpoint = "{url}/v1"
+
+[tenants.acme]
+classes.default = ["no_training"]
+
+[tenants.globex]
+classes.default = ["zdr"]
+"""
+
+
+@pytest.fixture
+def openai_server() -> Iterator[LoopbackServer]:
+    with LoopbackServer(OpenAIWire(key="sk-t")) as server:
+        yield server
+        assert server.errors == []
+
+
+def _in_thread(fn: Any) -> BaseException | None:
+    """Run ``fn`` in a new thread; the exception it raised, if any."""
+    import threading
+
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return caught[0] if caught else None
+
+
+def test_a_thread_started_inside_a_scope_names_no_tenant_and_is_refused(
+    openai_server: LoopbackServer, write_config: Any
+) -> None:
+    """The thread does not inherit the scope; the file has two tenants and no default: refuse, never the first."""
+    import privsdk
+
+    records: list[UsageRecord] = []
+    client = _client(write_config(TWO_TENANTS.format(url=openai_server.url)), records)
+    with privsdk.scope(tenant="globex"):
+        error = _in_thread(lambda: client.chat("oa", "hello"))
+    client.flush_usage()
+    client.close()
+    assert isinstance(error, PolicyViolation), error
+    assert "no tenant named" in str(error) and "default_tenant" in str(error)
+    assert openai_server.requests == []
+    assert [(r.outcome, r.decision) for r in records] == [("refused", "refuse")]
+    cli = run_cli("explain", "oa", PRIVSDK_CONFIG=str(write_config(TWO_TENANTS.format(url="http://x"))))
+    assert (cli.returncode, "--tenant: no tenant named" in cli.stderr) == (2, True), cli.stderr  # never a guess
+
+
+def test_propagate_hands_the_scope_to_a_thread_and_an_executor(
+    openai_server: LoopbackServer, write_config: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import privsdk
+
+    client = _client(write_config(TWO_TENANTS.format(url=openai_server.url)))
+    with privsdk.scope(tenant="globex"):
+        error = _in_thread(privsdk.propagate(lambda: client.chat("oa", "hello")))
+    assert isinstance(error, PolicyViolation) and "zdr" in str(error)  # globex's own rule, not "no tenant"
+    with privsdk.scope(tenant="acme"), ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(privsdk.propagate(lambda _: client.chat("oa", "hello").text), range(3)))
+    client.close()
+    assert all(answers) and len(openai_server.requests) == 3
+
+
+def test_a_default_tenant_named_in_the_file_serves_calls_that_name_none(
+    openai_server: LoopbackServer, write_config: Any
+) -> None:
+    client = _client(write_config('default_tenant = "acme"\n' + TWO_TENANTS.format(url=openai_server.url)))
+    assert _in_thread(lambda: client.chat("oa", "hello")) is None
+    client.close()
+    assert len(openai_server.requests) == 1
+    with pytest.raises(ConfigError, match="default_tenant 'nobody' is not one of the file's tenants"):
+        load_policy({"PRIVSDK_CONFIG": str(write_config('default_tenant = "nobody"\n' + TWO_TENANTS))})
+
+
+# -- 3. Environment attestations under a policy file ---------------------------------------------------------------
+
+ZDR_TENANT = '[targets.oa]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\nendpoint = "{url}/v1"\n' \
+    '[tenants.t]\nclasses.default = ["zdr"]\n'  # fmt: skip
+
+
+def test_privsdk_attest_cannot_lift_a_files_refusal(openai_server: LoopbackServer, write_config: Any) -> None:
+    config = write_config(ZDR_TENANT.format(url=openai_server.url))
+    with pytest.raises(ConfigError, match="does not let the environment add attestations") as caught:
+        _client(config, PRIVSDK_ATTEST="openai:zdr")
+    assert caught.value.where == "PRIVSDK_ATTEST" and "allow_env_attest = true" in str(caught.value)
+    client = _client(config)
+    with pytest.raises(PolicyViolation, match="zdr"):
+        client.chat("oa", "hello")
+    client.close()
+    assert openai_server.requests == []
+
+
+def test_a_file_that_allows_environment_attestations_takes_them(
+    openai_server: LoopbackServer, write_config: Any
+) -> None:
+    config = write_config("allow_env_attest = true\n" + ZDR_TENANT.format(url=openai_server.url))
+    client = _client(config, PRIVSDK_ATTEST="openai:zdr")
+    assert client.chat("oa", "hello").text
+    client.close()
+    assert len(openai_server.requests) == 1
+    with pytest.raises(ConfigError, match="allow_env_attest must be true or false"):
+        load_policy({"PRIVSDK_CONFIG": str(write_config('allow_env_attest = "yes"\n'))})
+
+
+@pytest.mark.parametrize(("text", "warned"), [("", True), ('[tenants.t]\nclasses.default = ["zdr"]\n', False)])
+def test_check_warns_when_a_policy_file_requires_nothing(text: str, warned: bool, write_config: Any) -> None:
+    result = run_cli("check", PRIVSDK_CONFIG=str(write_config(text)))
+    assert result.returncode == 0, result.stderr
+    assert ("requires nothing of any tenant: every call to every known target is allowed" in result.stderr) == warned
