@@ -258,11 +258,15 @@ def test_propagate_hands_the_scope_to_a_thread_and_an_executor(
     import privsdk
 
     client = _client(write_config(TWO_TENANTS.format(url=openai_server.url)))
+
+    def ask(_: int = 0) -> str:
+        return client.chat("oa", "hello").text
+
     with privsdk.scope(tenant="globex"):
-        error = _in_thread(privsdk.propagate(lambda: client.chat("oa", "hello")))
+        error = _in_thread(privsdk.propagate(ask))
     assert isinstance(error, PolicyViolation) and "zdr" in str(error)  # globex's own rule, not "no tenant"
     with privsdk.scope(tenant="acme"), ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(privsdk.propagate(lambda _: client.chat("oa", "hello").text), range(3)))
+        answers = list(pool.map(privsdk.propagate(ask), range(3)))
     client.close()
     assert all(answers) and len(openai_server.requests) == 3
 
