@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.config import load_limits, load_policy, usage_max_age_days
+from privsdk.config import load_limits, load_policy, shown_env_name, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
 from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
@@ -227,10 +227,13 @@ class _Core:
         for key, env_name in own:
             value = self.environ.get(env_name)
             if not value:
+                shown = shown_env_name(env_name)  # a key pasted where a name belongs must not reach the message
                 raise ConfigError(
-                    f"tenant {tenant!r}: {vendor} credential {key!r} names {env_name}, which is not set",
+                    f"tenant {tenant!r}: {vendor} credential {key!r} names {shown}, which is not set",
                     where=self.policy.origin,
-                    hint=f"set {env_name} in the environment",
+                    hint=f"set {shown} in the environment"
+                    if shown == env_name
+                    else f"write the name of the variable that holds it at tenants.{tenant}.credentials.{vendor}.{key}",
                 )
             out[key] = value
         return out

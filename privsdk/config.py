@@ -53,6 +53,16 @@ _TENANT_KEYS = (
     "credentials",
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What a variable name usually looks like (OPENAI_API_KEY). A value that is a valid name but not like this one
+#: (SKLIVE8F3A..., a key pasted where its variable's name belongs) is never printed in an error.
+_CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,31}(_[A-Z0-9]{1,32}){1,8}$")
+
+
+def shown_env_name(value: object) -> str:
+    """``value`` quoted for an error message when it looks like a variable name; else a placeholder."""
+    if isinstance(value, str) and _CONVENTIONAL_ENV_NAME.match(value):
+        return value
+    return "a value that does not look like a variable name (not shown: is a secret pasted there?)"
 
 
 def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue | None = None) -> Policy:
@@ -458,8 +468,12 @@ class _Document:
         out = []
         for vendor, table in self.table(raw, *keys).items():
             if cat.vendor(vendor) is None:
+                looks_like_a_name = _ENV_NAME.match(vendor) and len(vendor) <= 32  # else it may be a pasted secret
                 raise self.fail(
-                    f"unknown vendor {vendor!r}", *keys, vendor, hint="vendors: " + ", ".join(cat.vendor_names)
+                    f"unknown vendor {vendor!r}" if looks_like_a_name else "unknown vendor (the key is not shown)",
+                    *keys,
+                    vendor,
+                    hint="vendors: " + ", ".join(cat.vendor_names),
                 )
             pairs = []
             for key, env_name in self.table(table, *keys, vendor).items():

@@ -317,3 +317,31 @@ def test_check_warns_when_a_policy_file_requires_nothing(text: str, warned: bool
     result = run_cli("check", PRIVSDK_CONFIG=str(write_config(text)))
     assert result.returncode == 0, result.stderr
     assert ("requires nothing of any tenant: every call to every known target is allowed" in result.stderr) == warned
+
+
+# -- 10. Secrets pasted into the file are never printed ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[tenants.a]\ncredentials.openai = {{ api_key = "{secret}" }}\n',  # a valid variable name, but a key
+        '[tenants.a]\ncredentials.openai = {{ api_key = "sk-live-{secret}" }}\n',  # not a variable name at all
+        '[tenants.a]\ncredentials."sk-{secret}" = {{ api_key = "ACME_KEY" }}\n',  # pasted where the vendor goes
+    ],
+)
+def test_a_key_pasted_where_a_variable_name_belongs_is_never_printed(text: str, write_config: Any) -> None:
+    secret = "SKLIVE8F3A9C2B7D1E6F0A4B9C8D7E6F5A4B3C"
+    config = write_config(text.format(secret=secret))
+    with pytest.raises(ConfigError) as caught:
+        Client(environ={"PRIVSDK_CONFIG": str(config)}, usage="none")
+    assert secret not in f"{caught.value} {caught.value!r} {caught.value.hint}"
+    assert str(config) in str(caught.value)  # it still says where to look
+    cli = run_cli("check", PRIVSDK_CONFIG=str(config))
+    assert secret not in cli.stdout + cli.stderr
+
+
+def test_a_variable_name_that_is_not_set_is_named(write_config: Any) -> None:
+    config = write_config('[tenants.a]\ncredentials.openai = { api_key = "ACME_OPENAI_API_KEY" }\n')
+    with pytest.raises(ConfigError, match="names ACME_OPENAI_API_KEY, which is not set"):
+        Client(environ={"PRIVSDK_CONFIG": str(config)}, usage="none")
