@@ -8,6 +8,7 @@ exception chains and the SDKs' own logs; catalogue answers that agree across off
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +16,16 @@ from typing import Any
 
 import pytest
 
+from privsdk.async_client import AsyncClient
 from privsdk.client import Client
 from privsdk.config import load_policy
-from privsdk.errors import ConfigError, PolicyViolation
+from privsdk.errors import ConfigError, PolicyViolation, VendorTimeout
+from privsdk.types import StreamEnd
 from privsdk.usage import UsageRecord
 from tests.conftest import run_cli
 from tests.wire.bedrock import SIGV4, BedrockWire
 from tests.wire.openai import OpenAIWire
-from tests.wire.server import LoopbackServer
+from tests.wire.server import Delay, Drip, LoopbackServer
 
 AWS = {"aws_access_key_id": "AKIDFAKE", "aws_secret_access_key": "x"}
 ACCOUNT = "123456789012"
@@ -345,3 +348,59 @@ def test_a_variable_name_that_is_not_set_is_named(write_config: Any) -> None:
     config = write_config('[tenants.a]\ncredentials.openai = { api_key = "ACME_OPENAI_API_KEY" }\n')
     with pytest.raises(ConfigError, match="names ACME_OPENAI_API_KEY, which is not set"):
         Client(environ={"PRIVSDK_CONFIG": str(config)}, usage="none")
+
+
+# -- 5. deadline_s bounds the whole call: stream reads, and every request of a multi-request embed -----------------
+
+
+def test_a_stream_still_running_at_the_deadline_ends_with_a_timeout(openai_server: LoopbackServer) -> None:
+    """Each chunk comes within the read timeout, but the stream as a whole would outlive deadline_s."""
+    records: list[UsageRecord] = []
+    client = Client(usage=records.append, credentials={"openai": {"api_key": "sk-t"}},
+                    endpoints={"openai": f"{openai_server.url}/v1"}, timeout=5.0)  # fmt: skip
+    assert client.chat("openai/gpt-4o-mini", "warm up: the SDK's first import is not part of the test").text
+    client.flush_usage()
+    records.clear()
+    openai_server.fail(Drip(0.3))
+    stream = client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=1.0, max_attempts=1)
+    events: list[object] = []
+    with pytest.raises(VendorTimeout):
+        events.extend(stream)
+    client.flush_usage()
+    client.close()
+    assert 0 < len(events) < 8 and not any(isinstance(e, StreamEnd) for e in events)
+    assert [(r.outcome, r.error_class) for r in records] == [("error", "timeout")]
+
+
+def test_an_async_stream_still_running_at_the_deadline_ends_with_a_timeout(openai_server: LoopbackServer) -> None:
+    async def run() -> list[object]:
+        client = AsyncClient(usage="none", credentials={"openai": {"api_key": "sk-t"}},
+                             endpoints={"openai": f"{openai_server.url}/v1"}, timeout=5.0)  # fmt: skip
+        events: list[object] = []
+        try:
+            assert (await client.chat("openai/gpt-4o-mini", "warm up")).text
+            openai_server.fail(Drip(0.3))
+            stream = await client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=1.0, max_attempts=1)
+            with pytest.raises(VendorTimeout):
+                async for event in stream:
+                    events.append(event)
+        finally:
+            await client.aclose()
+        return events
+
+    events = asyncio.run(run())
+    assert 0 < len(events) < 8 and not any(isinstance(e, StreamEnd) for e in events)
+
+
+def test_a_titan_embed_of_several_texts_keeps_to_the_deadline(bedrock: LoopbackServer, write_config: Any) -> None:
+    """Titan takes one text per request: the second request gets only what is left of deadline_s."""
+    config = write_config(
+        '[targets.titan]\noffering = "bedrock.runtime"\nmodel = "amazon.titan-embed-text-v2:0"\n'
+        f'region = "eu-central-1"\nendpoint = "{bedrock.url}"\n'
+    )
+    client = _client(config)
+    assert len(client.embed("titan", ["one", "two"]).vectors) == 2  # without the delays, both come back
+    bedrock.fail(Delay(0.7), Delay(0.7))
+    with pytest.raises(VendorTimeout):
+        client.embed("titan", ["one", "two"], deadline_s=1.0, max_attempts=1)
+    client.close()

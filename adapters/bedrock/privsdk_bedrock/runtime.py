@@ -171,17 +171,13 @@ class BedrockAdapter(Adapter):
         if "embed" not in self.operations:
             raise self.unsupported("embed")
         bodies = convert.embed_bodies(self.target.model, request)
-        client = self._client(timeout)
-        # Titan embeds one text per request: each request is bounded by the timeout, and no new one
-        # starts once the call's own time is up.
+        # Titan embeds one text per request: ``timeout`` bounds them all, each request gets what is left of it.
         deadline = time.monotonic() + timeout
         raw: list[dict[str, Any]] = []
         vectors: list[list[float]] = []
         counts: list[int | None] = []
         for body in bodies:
-            if raw and time.monotonic() >= deadline:
-                raise VendorTimeout(VENDOR)
-            response, decoded = self._invoke(client, body)
+            response, decoded = self._invoke(self._client(deadline - time.monotonic()), body)
             raw.append(response)
             vectors.extend(convert.embed_vectors(decoded))
             counts.append(convert.input_tokens(decoded, response["ResponseMetadata"]["HTTPHeaders"]))
