@@ -27,7 +27,7 @@ from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.config import load_limits, load_policy, shown_env_name, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
-from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
+from privsdk.messages import MessageLike, ToolLike, check_json, check_text, to_messages, to_response_format, to_tools
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
 from privsdk.streams import ChatStream
@@ -416,7 +416,7 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
     if not options.keys() & _REQUEST_OPTIONS:
         return ChatRequest(to_messages(messages))
     stop = options.get("stop")
-    return ChatRequest(
+    request = ChatRequest(
         to_messages(messages),
         to_tools(options.get("tools")),
         options.get("tool_choice"),
@@ -428,6 +428,11 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
         to_response_format(options.get("response_format")),
         options.get("extra") or {},
     )
+    check_json(request.stop, "stop")
+    check_json(request.extra, "extra")
+    if request.response_format is not None:
+        check_json(request.response_format.schema, "response_format")
+    return request
 
 
 _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
@@ -436,9 +441,18 @@ _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOption
 def embed_request(
     texts: str | Sequence[str], input_type: InputType | None, dimensions: int | None, options: CallOptions
 ) -> EmbedRequest:
-    return EmbedRequest(
-        (texts,) if isinstance(texts, str) else tuple(texts), input_type, dimensions, options.get("extra") or {}
-    )
+    items = (texts,) if isinstance(texts, str) else tuple(texts)
+    for i, text in enumerate(items):
+        check_text(text, f"texts[{i}]")
+    return EmbedRequest(items, input_type, dimensions, options.get("extra") or {})
+
+
+def rerank_request(query: str, documents: Sequence[str], top_n: int | None, options: CallOptions) -> RerankRequest:
+    check_text(query, "query")
+    docs = tuple(documents)
+    for i, doc in enumerate(docs):
+        check_text(doc, f"documents[{i}]")
+    return RerankRequest(query, docs, top_n, options.get("extra") or {})
 
 
 def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
@@ -567,7 +581,7 @@ class Client(ClientBase):
         **options: Unpack[CallOptions],
     ) -> RerankResponse:
         """``documents`` ordered by relevance to ``query``, best first."""
-        request = RerankRequest(query, tuple(documents), top_n, options.get("extra") or {})
+        request = rerank_request(query, documents, top_n, options)
         return self._run(self._core.plan(model, "rerank", options), _send_rerank, request, options.get("timeout"))
 
     def _run(self, call: _Call, send: Callable[[Adapter, Any, float], R], request: Any, timeout: float | None) -> R:

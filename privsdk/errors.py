@@ -49,6 +49,15 @@ class AdapterMissing(ConfigError):
     """No installed adapter serves a target's vendor."""
 
 
+class InvalidInput(PrivsdkError, ValueError):
+    """What the caller passed cannot be sent (not valid Unicode, a malformed message). Raised before any network.
+
+    The message names the item by position and key, never by its content.
+    """
+
+    kind = "invalid_input"
+
+
 class Unsupported(PrivsdkError):
     """The target's adapter cannot do the asked operation (rerank on Mistral). Raised before any network."""
 

@@ -404,3 +404,81 @@ def test_a_titan_embed_of_several_texts_keeps_to_the_deadline(bedrock: LoopbackS
     with pytest.raises(VendorTimeout):
         client.embed("titan", ["one", "two"], deadline_s=1.0, max_attempts=1)
     client.close()
+
+
+# -- 7. Bad input: a named privsdk error before any network, never echoing the input -------------------------------
+
+LONE = "secret CANARY7 \ud800 text"  # a lone surrogate: no JSON encoder or vendor takes it
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c, m: c.chat(m, LONE),
+        lambda c, m: c.chat(m, [{"role": "system", "content": LONE}, {"role": "user", "content": "hi"}]),
+        lambda c, m: c.chat(m, [{"role": "user", "content": [{"type": "text", "text": LONE}]}]),
+        lambda c, m: c.chat(
+            m, "hi", stream=True, tools=[{"type": "function", "function": {"name": "f", "description": LONE}}]
+        ),
+        lambda c, m: c.chat(m, [{"role": "assistant", "content": "", "tool_calls": [{"id": "x"}]}, "hi"]),
+        lambda c, m: c.chat(m, [{"role": "assistant", "tool_calls": [{"id": "x", "function": {"name": 3}}]}]),
+        lambda c, m: c.chat(m, [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]),
+        lambda c, m: c.embed(m, ["fine", LONE]),
+        lambda c, m: c.rerank(m, LONE, ["doc"]),
+        lambda c, m: c.rerank(m, "query", ["doc", LONE]),
+    ],
+    ids=[
+        "prompt",
+        "system",
+        "text-part",
+        "tool",
+        "tool-call-no-function",
+        "tool-call-bad-name",
+        "image-part",
+        "embed",
+        "rerank-query",
+        "rerank-doc",
+    ],
+)
+@pytest.mark.parametrize("vendor", ["openai", "azure", "selfhosted", "cohere"])
+def test_bad_input_is_a_named_error_before_any_request(vendor: str, call: Any, write_config: Any) -> None:
+    from privsdk.errors import InvalidInput
+    from tests.wire.cohere import CohereApp
+
+    app = CohereApp() if vendor == "cohere" else OpenAIWire(key="k")
+    with LoopbackServer(app) as server:
+        offering, model, url = {
+            "openai": ("openai.api", "gpt-4o-mini", f"{server.url}/v1"),
+            "azure": ("azure.openai", "gpt-4o", server.url),
+            "selfhosted": ("selfhosted.vllm", "llama-3.1-8b-instruct", f"{server.url}/v1"),
+            "cohere": ("cohere.saas", "command-r-plus", server.url),
+        }[vendor]
+        extra = 'api_version = "2024-10-21"\n' if vendor == "azure" else ""
+        config = write_config(f'[targets.t]\noffering = "{offering}"\nmodel = "{model}"\nendpoint = "{url}"\n{extra}')
+        client = Client(environ={"PRIVSDK_CONFIG": str(config)}, usage="none", credentials={vendor: {"api_key": "k"}})
+        with pytest.raises(InvalidInput) as caught:
+            call(client, "t")
+        client.close()
+        assert server.requests == []
+    text = f"{caught.value} {caught.value!r}"
+    assert "CANARY7" not in text and "\ud800" not in text and caught.value.__cause__ is None
+    assert isinstance(caught.value, ValueError)  # callers catching ValueError for bad input still do
+
+
+def test_bedrock_rerank_on_an_unexpected_body_is_a_vendor_error(bedrock: LoopbackServer, write_config: Any) -> None:
+    from privsdk.errors import Unavailable
+    from tests.wire.server import Status
+
+    config = write_config(
+        '[targets.r]\noffering = "bedrock.runtime"\nmodel = "cohere.rerank-v3-5:0"\n'
+        f'region = "eu-central-1"\nendpoint = "{bedrock.url}"\n'
+    )
+    client = _client(config)
+    odd = json.dumps({"id": "x", "message": "reranked CANARY7 docs"}).encode()
+    bedrock.fail(Status(200, body=odd), Status(200, body=b"[1, 2]"))
+    for _ in range(2):
+        with pytest.raises(Unavailable) as caught:
+            client.rerank("r", "query", ["doc one", "doc two"], max_attempts=1)
+        assert "CANARY7" not in repr(caught.value) and caught.value.__cause__ is None
+    assert [d.index for d in client.rerank("r", "query", ["doc one", "doc two"]).results]  # then a real answer
+    client.close()

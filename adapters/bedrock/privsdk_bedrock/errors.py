@@ -121,3 +121,23 @@ class _Translated:
 
 #: ``with translated:`` around every SDK call and stream read.
 translated = _Translated()
+
+
+class _UnexpectedBody:
+    """A 200 whose body lacks what the model family returns (``results``, ``embedding``): the vendor's side broke.
+
+    Raised as :class:`Unavailable` with nothing of the body, which can hold the documents sent.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, (KeyError, IndexError, TypeError, ValueError, AttributeError)):
+            raise Unavailable(VENDOR, code="UnexpectedResponse") from None
+
+
+#: ``with unexpected_body:`` around reading a decoded InvokeModel body.
+unexpected_body = _UnexpectedBody()
