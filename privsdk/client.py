@@ -207,6 +207,9 @@ class _Core:
                     vendor = target.offering.split(".", 1)[0]
                     options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor))
                     adapter = self._adapters[key] = open_adapter(target, options)
+                    from privsdk import sdklogs  # here, not at the top: only opening an adapter needs it
+
+                    sdklogs.install()  # its SDK is imported now: keep its logs free of content
         if operation not in adapter.operations:
             raise adapter.unsupported(operation)
         return adapter
@@ -334,6 +337,10 @@ class _Core:
         usage: Usage = _NO_USAGE,
         first_chunk_s: float | None = None,
     ) -> None:
+        if exc is not None:
+            from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
+
+            detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
         d = call.decision
         self.recorder.record(
             UsageRecord(

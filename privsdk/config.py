@@ -37,6 +37,10 @@ ENV_VARS: dict[str, str] = {
     "PRIVSDK_USAGE_MAX_AGE_DAYS": "delete usage records older than this many days (default: keep them)",
     "PRIVSDK_MAX_ATTEMPTS": "attempts per target for one call, retries included (default 3)",
     "PRIVSDK_DEADLINE_S": "seconds one call may take in all, retries and fallbacks included (default 120)",
+    "PRIVSDK_DEBUG_CHAIN": "1 keeps the vendor SDK's exception as the cause of privsdk errors (debugging only: "
+    "its text can hold the prompt)",
+    "PRIVSDK_SDK_DEBUG_LOGS": "1 leaves the vendor SDKs' loggers alone (debugging only: their records can hold "
+    "prompts, outputs and headers)",
 }
 ON_VIOLATION = ("refuse", "reroute")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

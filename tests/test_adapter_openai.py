@@ -531,6 +531,7 @@ def test_azure_reads_its_own_environment(server: LoopbackServer, monkeypatch: py
     )
 
 
+@pytest.mark.usefixtures("debug_chain")
 def test_azure_content_filter_refusal(server: LoopbackServer) -> None:
     server.fail(Status(400, body=content_filter_body(PROMPT)))
     with pytest.raises(ContentRefused) as caught:
@@ -650,6 +651,7 @@ ERRORS: list[tuple[Fault, type[VendorError], int | None, str | None, float | Non
 ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("op", ["chat", "stream", "embed"])
 @pytest.mark.parametrize(("fault", "error", "status", "code", "wait"), ERRORS)

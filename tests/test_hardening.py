@@ -482,3 +482,82 @@ def test_bedrock_rerank_on_an_unexpected_body_is_a_vendor_error(bedrock: Loopbac
         assert "CANARY7" not in repr(caught.value) and caught.value.__cause__ is None
     assert [d.index for d in client.rerank("r", "query", ["doc one", "doc two"]).results]  # then a real answer
     client.close()
+
+
+# -- 8. Exception chains hold no vendor text; 9. the SDKs' own debug logs hold no content ---------------------------
+
+CANARY = "CANARY8q" + "z3"  # built, so this file's own source lines in a traceback never hold it
+
+
+def _failing_call(server: LoopbackServer) -> BaseException:
+    from tests.wire.openai import error_body
+    from tests.wire.server import Status
+
+    client = Client(usage="none", credentials={"openai": {"api_key": "sk-t"}},
+                    endpoints={"openai": f"{server.url}/v1"}, timeout=5.0)  # fmt: skip
+    body = error_body(f"Invalid prompt: {CANARY}", code="invalid_value")
+    server.fail(Status(400, {"x-request-id": "req_7f3a9"}, body))
+    try:
+        client.chat("openai/gpt-4o-mini", f"summarise {CANARY}")
+    except BaseException as exc:  # the error is what the test looks at
+        return exc
+    finally:
+        client.close()
+    raise AssertionError("the call was to fail")
+
+
+def test_a_privsdk_error_chains_no_vendor_exception_by_default(openai_server: LoopbackServer) -> None:
+    import traceback
+
+    from privsdk.errors import BadRequest
+
+    error = _failing_call(openai_server)
+    assert isinstance(error, BadRequest)
+    assert (error.status, error.code, error.request_id) == (400, "invalid_value", "req_7f3a9")  # kept as fields
+    assert error.__cause__ is None and error.__context__ is None and error.__suppress_context__
+    assert CANARY not in "".join(traceback.format_exception(error))
+
+
+def test_privsdk_debug_chain_keeps_the_vendor_exception(
+    openai_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import traceback
+
+    import openai
+
+    monkeypatch.setenv("PRIVSDK_DEBUG_CHAIN", "1")
+    error = _failing_call(openai_server)
+    assert isinstance(error.__cause__, openai.BadRequestError)
+    assert CANARY in "".join(traceback.format_exception(error))  # what the default keeps out of an app's logs
+
+
+SDK_LOGS_SCRIPT = """
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
+from privsdk.client import Client
+from tests.wire.bedrock import BedrockWire
+from tests.wire.server import LoopbackServer
+with LoopbackServer(BedrockWire()) as server:
+    client = Client(usage="none", credentials={"bedrock": {"aws_access_key_id": "AKIDX", "aws_secret_access_key": "x"}},
+                    endpoints={"bedrock": server.url})
+    client.chat("bedrock/anthropic.claude-3-haiku-20240307-v1:0", "summarise " + sys.argv[1])
+    client.close()
+print("sent", len(server.requests))
+"""
+
+
+@pytest.mark.parametrize(("opt_out", "leaks"), [("", False), ("1", True)])
+def test_vendor_sdk_debug_logs_hold_no_content_unless_opted_out(opt_out: str, leaks: bool) -> None:
+    """An app logging everything at DEBUG: botocore would log the prompt and the answer; privsdk keeps it out."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, clean_env
+
+    env = clean_env(PRIVSDK_SDK_DEBUG_LOGS=opt_out, AWS_CONFIG_FILE="/dev/null", AWS_REGION="eu-central-1",
+                    AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_EC2_METADATA_DISABLED="true")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", SDK_LOGS_SCRIPT, CANARY], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0 and "sent 1" in run.stdout, run.stderr[-3000:]
+    assert (CANARY in run.stderr) == leaks  # with the opt-out, botocore's own records show the prompt
+    assert ("botocore" in run.stderr) == leaks

@@ -24,6 +24,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
+from privsdk.vendor_errors import Translate
 
 VENDOR = "bedrock"
 
@@ -101,26 +102,17 @@ def _from_client_error(response: dict[str, Any]) -> VendorError:
     error = _BY_CODE.get(code.lower()) if code else None
     if error is None:
         error = error_for_status(status) if status else Unavailable
-    return error(VENDOR, status=status, code=code, retry_after=retry_after(meta.get("HTTPHeaders")))
-
-
-class _Translated:
-    """Re-raise SDK exceptions in the block as privsdk vendor errors, ``from`` the original."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if isinstance(exc, Exception):
-            error = vendor_error(exc)
-            if error is not None:
-                raise error from exc
+    return error(
+        VENDOR,
+        status=status,
+        code=code,
+        retry_after=retry_after(meta.get("HTTPHeaders")),
+        request_id=meta.get("RequestId"),
+    )
 
 
 #: ``with translated:`` around every SDK call and stream read.
-translated = _Translated()
+translated = Translate(vendor_error)
 
 
 class _UnexpectedBody:
