@@ -561,3 +561,38 @@ def test_vendor_sdk_debug_logs_hold_no_content_unless_opted_out(opt_out: str, le
     assert run.returncode == 0 and "sent 1" in run.stdout, run.stderr[-3000:]
     assert (CANARY in run.stderr) == leaks  # with the opt-out, botocore's own records show the prompt
     assert ("botocore" in run.stderr) == leaks
+
+
+# -- 6. One AsyncClient across successive event loops -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("vendor", "offering", "model"),
+    [("cohere", "cohere.saas", "command-r-plus"), ("mistral", "mistral.api", "mistral-small-latest")],
+)
+def test_an_async_client_serves_two_asyncio_runs(vendor: str, offering: str, model: str, write_config: Any) -> None:
+    """asyncio.run(...) twice on one AsyncClient: the second loop gets its own HTTP pool, not the closed loop's."""
+    from tests.wire.cohere import CohereApp
+    from tests.wire.mistral import MistralApp
+
+    with LoopbackServer(CohereApp() if vendor == "cohere" else MistralApp()) as server:
+        config = write_config(f'[targets.t]\noffering = "{offering}"\nmodel = "{model}"\nendpoint = "{server.url}"\n')
+        client = AsyncClient(environ={"PRIVSDK_CONFIG": str(config)}, usage="none",
+                             credentials={vendor: {"api_key": "k"}}, timeout=5.0)  # fmt: skip
+
+        async def once() -> tuple[str, str, int]:
+            answer = await client.chat("t", "hello")
+            stream = await client.chat("t", "hello", stream=True)
+            streamed = await stream.text()
+            vectors = await client.embed("t", ["hello"]) if vendor == "mistral" else None
+            return answer.text, streamed, len(vectors.vectors) if vectors else 1
+
+        first = asyncio.run(once())
+        second = asyncio.run(once())  # a new loop: before, RuntimeError('Event loop is closed')
+
+        async def close() -> None:
+            await client.aclose()
+
+        asyncio.run(close())
+        assert first == second and all(first)
+        assert server.errors == []
