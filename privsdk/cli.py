@@ -176,13 +176,33 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     features = frozenset(parse_feature(f) for f in args.feature)
     _check_names(policy, args.tenant, args.data_class)
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
+    adapter = _adapter_status(decision)
     if args.json:
-        _print_json(out, decision.to_json())
+        _print_json(out, {**decision.to_json(), "adapter": adapter})
     else:
         from privsdk.report import explain_text
 
-        out.write(explain_text(decision, _colour(out)))
+        text = explain_text(decision, _colour(out))
+        if adapter is not None and not adapter["installed"]:
+            text += (
+                f"  adapter: none installed for vendor {adapter['vendor']}: the call would fail "
+                f"(install it: {adapter['install']})\n"
+            )
+        out.write(text)
     return EXIT_OK if decision.allowed else EXIT_REFUSE
+
+
+def _adapter_status(decision: Any) -> dict[str, Any] | None:
+    """Whether the adapter the call would use is installed: an allowed call without one fails at the call."""
+    from privsdk.adapter import adapter_installed, install_command
+
+    chosen = decision.chosen_evaluation or decision.evaluation
+    offering = chosen.offering
+    if offering is None:
+        return None
+    vendor = offering.split(".", 1)[0]
+    installed = adapter_installed(vendor)
+    return {"vendor": vendor, "installed": installed, "install": None if installed else install_command(vendor)}
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:

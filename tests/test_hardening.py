@@ -596,3 +596,36 @@ def test_an_async_client_serves_two_asyncio_runs(vendor: str, offering: str, mod
         asyncio.run(close())
         assert first == second and all(first)
         assert server.errors == []
+
+
+# -- 12. explain says when the target's adapter is not installed ----------------------------------------------------
+
+
+def _explain_without_site_packages(*args: str) -> Any:
+    """``privsdk explain`` from the source alone: no site-packages, so no adapter distribution is installed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-S", "-m", "privsdk", "explain", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "vendor", "extra"), [("bedrock/anthropic.claude-3", "bedrock", "bedrock"),
+                                                         ("azure/gpt-4o", "azure", "openai")])  # fmt: skip
+def test_explain_says_the_adapter_is_missing_with_the_install_command(target: str, vendor: str, extra: str) -> None:
+    as_json = _explain_without_site_packages(target, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    out = json.loads(as_json.stdout)
+    command = f"pip install 'privsdk[{extra}]'"
+    assert out["decision"] == "allow" and out["adapter"] == {"vendor": vendor, "installed": False, "install": command}
+    text = _explain_without_site_packages(target)
+    assert f"adapter: none installed for vendor {vendor}: the call would fail (install it: {command})" in text.stdout
+
+
+def test_explain_says_nothing_is_missing_when_the_adapter_is_installed() -> None:
+    result = run_cli("explain", "bedrock/anthropic.claude-3", "--json")
+    assert json.loads(result.stdout)["adapter"] == {"vendor": "bedrock", "installed": True, "install": None}
+    assert "adapter:" not in run_cli("explain", "bedrock/anthropic.claude-3").stdout
