@@ -141,8 +141,9 @@ class _Core:
                 deadline_s=options.get("deadline_s") or limits.deadline_s,
             )
         features = options.get("features", ())
-        if (options.get("extra") or {}).get("store"):  # a vendor field that keeps the answer at the vendor
-            features = (*features, "stored_responses")
+        extra = options.get("extra")
+        if extra:
+            features = (*features, *_extra_features(extra))
         decision = decide(
             self.policy,
             target,
@@ -460,6 +461,19 @@ def rerank_request(query: str, documents: Sequence[str], top_n: int | None, opti
     for i, doc in enumerate(docs):
         check_text(doc, f"documents[{i}]")
     return RerankRequest(query, docs, top_n, options.get("extra") or {})
+
+
+def _extra_features(extra: Mapping[str, Any]) -> tuple[str, ...]:
+    """The catalogue features a call's vendor fields turn on: each keeps content where the catalogue says."""
+    found = []
+    if extra.get("store"):  # the answer is kept at the vendor
+        found.append("stored_responses")
+    modalities = extra.get("modalities")
+    if extra.get("audio") or (isinstance(modalities, (list, tuple)) and "audio" in modalities):
+        found.append("audio_output")  # OpenAI keeps generated audio for an hour
+    if "web_search_options" in extra:  # Chat Completions' web search: queries go to third parties
+        found.append("web_search")
+    return tuple(found)
 
 
 def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:

@@ -629,3 +629,50 @@ def test_explain_says_nothing_is_missing_when_the_adapter_is_installed() -> None
     result = run_cli("explain", "bedrock/anthropic.claude-3", "--json")
     assert json.loads(result.stdout)["adapter"] == {"vendor": "bedrock", "installed": True, "install": None}
     assert "adapter:" not in run_cli("explain", "bedrock/anthropic.claude-3").stdout
+
+
+# -- 11. OpenAI audio output and web search under ZDR and BAA ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "requirement", "attest", "feature"),
+    [
+        ("openai/gpt-4o-audio-preview", "zdr", "openai:zdr", "audio_output"),  # audio outputs are kept for an hour
+        ("openai/gpt-4o-mini", "zdr", "openai:zdr", "web_search"),  # third-party search services keep their own
+        ("openai/gpt-4o-mini", "hipaa_baa", "openai:baa", "web_search"),  # live web search is not BAA-covered
+        ("azure/gpt-4o", "hipaa_baa", "azure:baa", "audio_output"),  # the BAA is confirmed for text only
+    ],
+)
+def test_a_feature_that_keeps_content_fails_the_requirement_its_source_names(
+    target: str, requirement: str, attest: str, feature: str
+) -> None:
+    env = {"PRIVSDK_REQUIRE": requirement, "PRIVSDK_ATTEST": attest}
+    plain = run_cli("explain", target, "--json", **env)
+    assert (plain.returncode, json.loads(plain.stdout)["decision"]) == (0, "allow"), plain.stderr
+    used = run_cli("explain", target, "--feature", feature, "--json", **env)
+    out = json.loads(used.stdout)
+    assert (used.returncode, out["decision"]) == (3, "refuse")
+    (unmet,) = out["unmet"]
+    assert unmet["requirement"] == requirement and unmet["source"].startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, {"web_search_options": {}}],
+    ids=["audio", "web-search"],
+)
+def test_vendor_fields_that_turn_such_a_feature_on_are_judged(
+    extra: dict[str, Any], openai_server: LoopbackServer
+) -> None:
+    client = Client(
+        environ={"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr"},
+        usage="none",
+        credentials={"openai": {"api_key": "sk-t"}},
+        endpoints={"openai": f"{openai_server.url}/v1"},
+    )
+    with pytest.raises(PolicyViolation, match="zdr"):
+        client.chat("openai/gpt-4o-mini", "hello", extra=extra)
+    assert openai_server.requests == []
+    assert client.chat("openai/gpt-4o-mini", "hello").text  # the same call without them is allowed and sent
+    client.close()
+    assert len(openai_server.requests) == 1
