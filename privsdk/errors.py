@@ -52,10 +52,9 @@ class AdapterMissing(ConfigError):
 class InvalidInput(PrivsdkError, ValueError):
     """What the caller passed cannot be sent (not valid Unicode, a malformed message). Raised before any network.
 
-    The message names the item by position and key, never by its content.
+    The message names the item by position and key, never by its content. No usage record is written:
+    the call never reached a decision.
     """
-
-    kind = "invalid_input"
 
 
 class Unsupported(PrivsdkError):
