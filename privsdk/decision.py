@@ -170,7 +170,8 @@ def _decide(
 ) -> Decision:
     tenant_name = tenant_name or policy.default_tenant
     if tenant_name is None:  # never "the first tenant": a call that names none may be anyone's
-        return _refuse_early(target, "", data_class or "", operation, no_tenant_reason(policy))
+        # "-" can be no configured tenant or class (names start with a letter or digit), and usage records take it.
+        return _refuse_early(target, "-", data_class or "-", operation, no_tenant_reason(policy))
     tenant = policy.tenants.get(tenant_name)
     if tenant is None:
         return _refuse_early(

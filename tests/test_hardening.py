@@ -248,7 +248,7 @@ def test_a_thread_started_inside_a_scope_names_no_tenant_and_is_refused(
     assert isinstance(error, PolicyViolation), error
     assert "no tenant named" in str(error) and "default_tenant" in str(error)
     assert openai_server.requests == []
-    assert [(r.outcome, r.decision) for r in records] == [("refused", "refuse")]
+    assert [(r.outcome, r.decision, r.tenant) for r in records] == [("refused", "refuse", "-")]
     cli = run_cli("explain", "oa", PRIVSDK_CONFIG=str(write_config(TWO_TENANTS.format(url="http://x"))))
     assert (cli.returncode, "--tenant: no tenant named" in cli.stderr) == (2, True), cli.stderr  # never a guess
 
