@@ -141,13 +141,25 @@ def adapter_factory(vendor: str) -> AdapterFactory:
 
             found = entry_points(group=ENTRY_POINT_GROUP, name=vendor)
             if not found:
-                extra = EXTRAS.get(vendor, vendor)
                 raise AdapterMissing(
-                    f"no privsdk adapter is installed for vendor {vendor!r}",
-                    hint=f"pip install 'privsdk[{extra}]'",
+                    f"no privsdk adapter is installed for vendor {vendor!r}", hint=install_command(vendor)
                 )
             _factories[vendor] = next(iter(found)).load()
         return _factories[vendor]
+
+
+def install_command(vendor: str) -> str:
+    """The command that installs the adapter (and its SDK) for a catalogue vendor."""
+    return f"pip install 'privsdk[{EXTRAS.get(vendor, vendor)}]'"
+
+
+def adapter_installed(vendor: str) -> bool:
+    """True when an adapter for ``vendor`` is installed; looks at the entry points without loading any SDK."""
+    if vendor in _factories:
+        return True
+    from importlib.metadata import entry_points
+
+    return bool(entry_points(group=ENTRY_POINT_GROUP, name=vendor))
 
 
 def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:

@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         "--operation", default="chat", help="chat, stream, embed, rerank, files, batch or fine_tune (default chat)"
     )
     p.add_argument("--data-class", help="the tenant's data class (default: the tenant's default class)")
-    p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the first tenant in the config)")
+    p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the file's default_tenant)")
     p.add_argument(
         "--feature",
         action="append",
@@ -242,12 +242,19 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     if not args.target:
         raise ConfigError("explain needs a TARGET or --url", hint="see privsdk explain --help")
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
+    adapter = _adapter_status(decision)
     if args.json:
-        _print_json(out, decision.to_json())
+        _print_json(out, {**decision.to_json(), "adapter": adapter})
     else:
         from privsdk.report import explain_text
 
-        out.write(explain_text(decision, _colour(out)))
+        text = explain_text(decision, _colour(out))
+        if adapter is not None and not adapter["installed"]:
+            text += (
+                f"  adapter: none installed for vendor {adapter['vendor']}: the call would fail "
+                f"(install it: {adapter['install']})\n"
+            )
+        out.write(text)
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 
@@ -307,6 +314,19 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 
+def _adapter_status(decision: Any) -> dict[str, Any] | None:
+    """Whether the adapter the call would use is installed: an allowed call without one fails at the call."""
+    from privsdk.adapter import adapter_installed, install_command
+
+    chosen = decision.chosen_evaluation or decision.evaluation
+    offering = chosen.offering
+    if offering is None:
+        return None
+    vendor = offering.split(".", 1)[0]
+    installed = adapter_installed(vendor)
+    return {"vendor": vendor, "installed": installed, "install": None if installed else install_command(vendor)}
+
+
 def _check(args: argparse.Namespace, out: TextIO) -> int:
     from privsdk.config import load_policy
     from privsdk.decision import decide
@@ -314,7 +334,8 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
     policy = load_policy()
     operation = parse_operation(args.operation).value
-    _check_names(policy, args.tenant, None)
+    if args.tenant:
+        _check_names(policy, args.tenant, None)
     tenants = [policy.tenants[args.tenant]] if args.tenant else list(policy.tenants.values())
     decisions = [
         decide(policy, target, operation, tenant=t.name, data_class=cls)
@@ -322,6 +343,12 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         for cls in t.classes
         for target in policy.targets
     ]
+    if not any(reqs for t in policy.tenants.values() for reqs in t.classes.values()):
+        # Nothing required anywhere: every target passes, which is rarely what a policy file meant.
+        sys.stderr.write(
+            f"warning: {policy.origin} requires nothing of any tenant: every call to every known target is allowed "
+            "(add classes.NAME = [requirements] to a tenant, or set PRIVSDK_REQUIRE)\n"
+        )
     if args.json:
         _print_json(out, [d.to_json() for d in decisions])
     else:
@@ -426,6 +453,12 @@ def _print_json(out: TextIO, data: object) -> None:
 def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> None:
     """Unknown --tenant / --data-class are usage errors (exit 2), not refusals."""
     name = tenant or policy.default_tenant
+    if name is None:
+        raise ConfigError(
+            f"no tenant named: {policy.origin} defines tenants and names no default_tenant",
+            where="--tenant",
+            hint="tenants: " + ", ".join(policy.tenants) + "; or set PRIVSDK_TENANT, or default_tenant in the file",
+        )
     if name not in policy.tenants:
         raise ConfigError(
             f"no tenant {name!r} in {policy.origin}", where="--tenant", hint="tenants: " + ", ".join(policy.tenants)

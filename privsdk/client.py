@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.config import load_limits, load_policy, usage_max_age_days
+from privsdk.config import load_limits, load_policy, shown_env_name, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
-from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
+from privsdk.messages import MessageLike, ToolLike, check_json, check_text, to_messages, to_response_format, to_tools
 from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
@@ -144,8 +144,9 @@ class _Core:
                 deadline_s=options.get("deadline_s") or limits.deadline_s,
             )
         features = options.get("features", ())
-        if (options.get("extra") or {}).get("store"):  # a vendor field that keeps the answer at the vendor
-            features = (*features, "stored_responses")
+        extra = options.get("extra")
+        if extra:
+            features = (*features, *_extra_features(extra))
         decision = decide(
             self.policy,
             target,
@@ -210,6 +211,9 @@ class _Core:
                     vendor = target.offering.split(".", 1)[0]
                     options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor), self.guard)
                     adapter = self._adapters[key] = open_adapter(target, options)
+                    from privsdk import sdklogs  # here, not at the top: only opening an adapter needs it
+
+                    sdklogs.install()  # its SDK is imported now: keep its logs free of content
         if operation not in adapter.operations:
             raise adapter.unsupported(operation)
         return adapter
@@ -230,10 +234,13 @@ class _Core:
         for key, env_name in own:
             value = self.environ.get(env_name)
             if not value:
+                shown = shown_env_name(env_name)  # a key pasted where a name belongs must not reach the message
                 raise ConfigError(
-                    f"tenant {tenant!r}: {vendor} credential {key!r} names {env_name}, which is not set",
+                    f"tenant {tenant!r}: {vendor} credential {key!r} names {shown}, which is not set",
                     where=self.policy.origin,
-                    hint=f"set {env_name} in the environment",
+                    hint=f"set {shown} in the environment"
+                    if shown == env_name
+                    else f"write the name of the variable that holds it at tenants.{tenant}.credentials.{vendor}.{key}",
                 )
             out[key] = value
         return out
@@ -340,6 +347,10 @@ class _Core:
         usage: Usage = _NO_USAGE,
         first_chunk_s: float | None = None,
     ) -> None:
+        if exc is not None:
+            from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
+
+            detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
         d = call.decision
         self.recorder.record(
             UsageRecord(
@@ -428,7 +439,7 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
     if not options.keys() & _REQUEST_OPTIONS:
         return ChatRequest(to_messages(messages))
     stop = options.get("stop")
-    return ChatRequest(
+    request = ChatRequest(
         to_messages(messages),
         to_tools(options.get("tools")),
         options.get("tool_choice"),
@@ -440,6 +451,11 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
         to_response_format(options.get("response_format")),
         options.get("extra") or {},
     )
+    check_json(request.stop, "stop")
+    check_json(request.extra, "extra")
+    if request.response_format is not None:
+        check_json(request.response_format.schema, "response_format")
+    return request
 
 
 _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
@@ -448,9 +464,31 @@ _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOption
 def embed_request(
     texts: str | Sequence[str], input_type: InputType | None, dimensions: int | None, options: CallOptions
 ) -> EmbedRequest:
-    return EmbedRequest(
-        (texts,) if isinstance(texts, str) else tuple(texts), input_type, dimensions, options.get("extra") or {}
-    )
+    items = (texts,) if isinstance(texts, str) else tuple(texts)
+    for i, text in enumerate(items):
+        check_text(text, f"texts[{i}]")
+    return EmbedRequest(items, input_type, dimensions, options.get("extra") or {})
+
+
+def rerank_request(query: str, documents: Sequence[str], top_n: int | None, options: CallOptions) -> RerankRequest:
+    check_text(query, "query")
+    docs = tuple(documents)
+    for i, doc in enumerate(docs):
+        check_text(doc, f"documents[{i}]")
+    return RerankRequest(query, docs, top_n, options.get("extra") or {})
+
+
+def _extra_features(extra: Mapping[str, Any]) -> tuple[str, ...]:
+    """The catalogue features a call's vendor fields turn on: each keeps content where the catalogue says."""
+    found = []
+    if extra.get("store"):  # the answer is kept at the vendor
+        found.append("stored_responses")
+    modalities = extra.get("modalities")
+    if extra.get("audio") or (isinstance(modalities, (list, tuple)) and "audio" in modalities):
+        found.append("audio_output")  # OpenAI keeps generated audio for an hour
+    if "web_search_options" in extra:  # Chat Completions' web search: queries go to third parties
+        found.append("web_search")
+    return tuple(found)
 
 
 def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
@@ -579,7 +617,7 @@ class Client(ClientBase):
         **options: Unpack[CallOptions],
     ) -> RerankResponse:
         """``documents`` ordered by relevance to ``query``, best first."""
-        request = RerankRequest(query, tuple(documents), top_n, options.get("extra") or {})
+        request = rerank_request(query, documents, top_n, options)
         return self._run(self._core.plan(model, "rerank", options), _send_rerank, request, options.get("timeout"))
 
     def _run(self, call: _Call, send: Callable[[Adapter, Any, float], R], request: Any, timeout: float | None) -> R:

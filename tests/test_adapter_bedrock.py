@@ -541,6 +541,7 @@ def test_an_async_stream_error_reaches_the_awaiting_task(make: Make, server: Loo
 # -- errors -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize(
     ("status", "error_type", "headers", "expected", "after"),
     [

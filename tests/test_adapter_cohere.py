@@ -528,6 +528,7 @@ def _call(adapter: Adapter, operation: str, timeout: float = 5) -> object:
     return adapter.chat(HELLO, timeout=timeout)
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize("operation", ["chat", "stream", "embed"])
 @pytest.mark.parametrize(("status", "headers", "error", "wait"), _STATUS_CASES)
 def test_http_errors_become_vendor_errors_without_vendor_text(
@@ -565,6 +566,7 @@ def test_a_slow_answer_is_cut_off_at_the_timeout(adapter: Adapter, server: Loopb
     assert len(server.requests) == 1
 
 
+@pytest.mark.usefixtures("debug_chain")
 def test_nothing_listening_is_a_lost_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))

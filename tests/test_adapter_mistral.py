@@ -500,6 +500,7 @@ ERRORS = [
 ]
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
 @pytest.mark.parametrize(("fault", "cls", "wait", "code"), ERRORS)
 def test_http_errors_are_classified_without_vendor_text(
@@ -604,6 +605,7 @@ def test_azure_chat_and_stream(server: LoopbackServer) -> None:
     assert server.requests[0].json()["temperature"] == 0.1
 
 
+@pytest.mark.usefixtures("debug_chain")
 def test_azure_async_and_errors(server: LoopbackServer) -> None:
     server.fail(Status(429, {"Retry-After": "2"}, error_body(PROMPT, "rate_limited")))
     adapter = open_adapter(azure_target(server), options())

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from privsdk.catalogue.model import parse_model_arn
 from privsdk.errors import ConfigError
 from privsdk.policy import Target
 
@@ -27,8 +28,18 @@ MAX_CLIENTS = 8
 
 
 def resolve_region(target: Target, environ: Mapping[str, str] = os.environ) -> str:
-    """The target's AWS Region: its ``region`` key, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``."""
-    region = target.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    """The target's AWS Region: its ``region`` key, else its model ARN's, else ``AWS_REGION``, else
+    ``AWS_DEFAULT_REGION``. A region that contradicts the ARN's is an error: the call would go elsewhere."""
+    arn = parse_model_arn(target.model, "bedrock")
+    if arn is not None and target.region not in (None, arn.region):
+        raise ConfigError(
+            f"target {target.name!r}: region {target.region!r} contradicts its model ARN's Region {arn.region!r}",
+            where=f"targets.{target.name}.region",
+            hint="drop region (the ARN's Region is used) or make the two agree",
+        )
+    region = (
+        target.region or (arn.region if arn else None) or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    )
     if not region:
         raise ConfigError(
             f"target {target.name!r} ({target.offering}) has no AWS Region",

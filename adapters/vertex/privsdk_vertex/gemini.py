@@ -16,7 +16,7 @@ from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEvent, Usage
 from privsdk_vertex import convert
 from privsdk_vertex.dropin import guard_client
-from privsdk_vertex.errors import Translate
+from privsdk_vertex.errors import translate
 
 #: privsdk owns retries: one attempt per call (google-genai 3.x retries 5 times when retry_options is set without
 #: attempts, and its aiohttp transport retries connection errors unless retry_options is set at all).
@@ -44,7 +44,7 @@ class GeminiAdapter(Adapter):
         self._client = client
         self._models = client.models
         self._amodels = client.aio.models
-        self._translate = Translate(self.vendor)
+        self._translate = translate(self.vendor)
         self._signatures = convert.Signatures()
         self._default_ms = _ms(options.timeout)
 
