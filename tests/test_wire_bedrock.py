@@ -27,7 +27,7 @@ from tests.wire.bedrock import event, frame
 HOST = "bedrock-runtime.eu-central-1.amazonaws.com"
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 EU_CLAUDE = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
-CACHE_POINT = {"cachePoint": {}}
+CACHE_POINT: dict[str, Any] = {"cachePoint": {}}
 HELLO = {"messages": [{"role": "user", "content": [{"text": "secret"}]}]}
 
 

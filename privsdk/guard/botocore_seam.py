@@ -136,12 +136,13 @@ def _body(body: object) -> bytes:
 class _Attempt:
     """One judged attempt: its request and the guard's pass, finished exactly once."""
 
-    __slots__ = ("__weakref__", "done", "out", "passed")
+    __slots__ = ("__weakref__", "done", "out", "passed", "streaming")
 
     def __init__(self, out: Outgoing, passed: Pass):
         self.out = out
         self.passed = passed
         self.done = False
+        self.streaming = False  # handed to a MeteredStream, which finishes it
 
     def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None:
         if not self.done:
@@ -179,14 +180,18 @@ class _Hooks:
 
     def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> None:
         out = outgoing(request)
+        refused: PolicyViolation | None = None
         try:
             passed = self._current_guard().check(out)
         except PolicyViolation as violation:
-            error = self._refusal(violation)
+            refused = violation
+        if refused is not None:
+            # Raised outside the except block: the SDK's exception chains to nothing.
+            error = self._refusal(refused)
             operation = event_name.rsplit(".", 1)[-1]
             if operation and hasattr(error, "operation_name"):
                 error.operation_name = operation
-            raise error from None
+            raise error
         attempt = _Attempt(out, passed)
         context = request.context if isinstance(getattr(request, "context", None), dict) else None
         if context is not None:
@@ -204,6 +209,7 @@ class _Hooks:
             return  # an error answer, read whole: response-received records it
         meter = attempt.meter(status, response_dict.get("headers") or {})
         response_dict["body"] = MeteredStream(body, attempt, status, meter)
+        attempt.streaming = True
 
     def response_received(
         self,
@@ -214,13 +220,11 @@ class _Hooks:
     ) -> None:
         self._local.attempt = None
         attempt = context.pop(_STATE, None) if context is not None else None
-        if not isinstance(attempt, _Attempt) or attempt.done:
+        if not isinstance(attempt, _Attempt) or attempt.done or attempt.streaming:
             return
         if exception is not None or response_dict is None:
             attempt.finish(None, (None, None), exception)
             return
-        if isinstance(response_dict.get("body"), MeteredStream):
-            return  # recorded when the stream ends
         status = int(response_dict.get("status_code") or 0)
         meter = attempt.meter(status, response_dict.get("headers") or {})
         tokens: tuple[int | None, int | None] = (None, None)

@@ -27,8 +27,10 @@ class PolicyViolation(_PolicyViolation, ClientError):  # type: ignore[misc]
     """A request privsdk refused before a byte was sent; catchable as ``botocore.exceptions.ClientError``."""
 
     def __init__(self, decision: Decision, operation_name: str = "Bedrock"):
-        _PolicyViolation.__init__(self, decision)
-        self.reason = str(Exception.__str__(self))
+        # Neither base's __init__: privsdk's would reach ClientError's through the MRO with the wrong arguments.
+        self.decision = decision
+        self.reason = decision.reason or f"{decision.target} refused for tenant {decision.tenant}"
+        Exception.__init__(self, self.reason)
         self.operation_name = operation_name
         self.response: dict[str, Any] = {  # ClientError's shape, as botocore builds it from an error answer
             "Error": {"Code": CODE, "Message": self.reason},
