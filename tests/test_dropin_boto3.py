@@ -482,3 +482,35 @@ def test_importing_the_face_loads_boto3_but_privsdk_alone_does_not() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["[]", "True"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://bedrock-runtime.eu-west-1.amazonaws.com/model/x/converse",
+            ("https", "bedrock-runtime.eu-west-1.amazonaws.com", None, "/model/x/converse", ""),
+        ),
+        ("http://127.0.0.1:8123/model/x/invoke?a=1", ("http", "127.0.0.1", 8123, "/model/x/invoke", "a=1")),
+        (
+            "HTTPS://Bedrock-Runtime.US-EAST-1.amazonaws.com:443/async-invoke",
+            ("https", "bedrock-runtime.us-east-1.amazonaws.com", 443, "/async-invoke", ""),
+        ),
+        ("https://[::1]:9000/rerank", ("https", "::1", 9000, "/rerank", "")),
+        (
+            "https://user:pw@vpce-1a2b.bedrock-runtime.eu-west-1.vpce.amazonaws.com/model/x/converse",
+            ("https", "vpce-1a2b.bedrock-runtime.eu-west-1.vpce.amazonaws.com", None, "/model/x/converse", ""),
+        ),
+        ("https://bedrock.eu-west-1.amazonaws.com", ("https", "bedrock.eu-west-1.amazonaws.com", None, "/", "")),
+    ],
+)
+def test_outgoing_from_a_prepared_request(url: str, expected: tuple[str, str, int | None, str, str]) -> None:
+    from botocore.awsrequest import AWSPreparedRequest, HeadersDict
+
+    from privsdk.guard.botocore_seam import outgoing
+
+    headers = HeadersDict({"Content-Type": b"application/json", "X-Amz-Date": "20261130T000000Z"})
+    out = outgoing(AWSPreparedRequest("POST", url, headers, b"{}", False))
+    assert (out.scheme, out.host, out.port, out.path, out.query) == expected
+    assert out.headers == {"content-type": "application/json", "x-amz-date": "20261130T000000Z"}
+    assert out.body == b"{}"

@@ -353,6 +353,17 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
 ]
 
 
+def test_a_key_spelled_with_unicode_escapes_is_still_read() -> None:
+    body = b'{"messages": [{"role": "user", "content": [{"\\u0063achePoint": {}}, {"text": "an \\"image\\""}]}]}'
+    out = request(model_path(CLAUDE, "converse"))._replace(body=body)
+    assert READER.read(out) == Asks("chat", CLAUDE, frozenset({"prompt_caching"}))
+
+
+def test_quoted_words_in_text_are_no_feature() -> None:
+    out = request(model_path(CLAUDE, "converse"), converse(system=[{"text": 'say "image" and "cachePoint"'}]))
+    assert READER.read(out) == Asks("chat", CLAUDE)
+
+
 @pytest.mark.parametrize(("case", "out", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_reads(case: str, out: Outgoing, expected: Asks) -> None:
     assert READER.read(out) == expected

@@ -218,6 +218,21 @@ def _native(body: Mapping[str, Any], found: set[str]) -> None:
                 _blocks(item.get("content"), found)
 
 
+#: Keys that can carry a feature in a Converse body. JSON escapes a quote inside a string, so a key (or a
+#: string value) starting with one of these appears in the raw bytes as is: a body without any of them has
+#: no feature, and is not parsed at all. A unicode escape could spell a key otherwise, so one sends the body
+#: to the parser too.
+_CONVERSE_MARKERS = (
+    b'"image"', b'"document"', b'"video"', b'"audio"', b'"cachePoint"', b'"systemTool"',
+    b'"additionalModelRequestFields"', b"\\u",
+)  # fmt: skip
+
+
+def may_have_converse_features(body: bytes) -> bool:
+    """False when a Converse body cannot hold a feature (see ``_CONVERSE_MARKERS``)."""
+    return any(marker in body for marker in _CONVERSE_MARKERS)
+
+
 def converse_features(body: Mapping[str, Any]) -> frozenset[str]:
     """Features of a Converse/ConverseStream body (also CountTokens' ``converse`` input)."""
     found: set[str] = set()
@@ -297,7 +312,14 @@ class BedrockReader:
         model, region = model_of(unquote(parts[2]))
         action = parts[3]
         if action in ("converse", "converse-stream"):
-            features = converse_features(_json_object(request, "Converse"))
+            body = request.body
+            if body[:1] != b"{":
+                raise Unreadable("Converse body is not a JSON object")
+            features = (
+                converse_features(_json_object(request, "Converse"))
+                if may_have_converse_features(body)
+                else _NO_FEATURES
+            )
             operation = "chat" if action == "converse" else "stream"
         elif action in ("invoke", "invoke-with-response-stream"):
             features = native_features(_json_object(request, "InvokeModel"))
@@ -396,27 +418,35 @@ def _count(value: object) -> int | None:
     return None
 
 
-def _event_headers(frame: bytes | bytearray, end: int) -> dict[str, str]:
-    """The string headers of one event-stream message (others skipped by their encoded size)."""
-    found: dict[str, str] = {}
-    at = 12
-    sizes = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
-    while at < end:
-        name_len = frame[at]
-        name = bytes(frame[at + 1 : at + 1 + name_len]).decode("ascii", "replace")
-        at += 1 + name_len
-        kind = frame[at]
-        at += 1
-        if kind in (6, 7):  # byte array, string: u16 length
-            size = int.from_bytes(frame[at : at + 2], "big")
-            if kind == 7:
-                found[name] = bytes(frame[at + 2 : at + 2 + size]).decode("utf-8", "replace")
-            at += 2 + size
-        elif kind in sizes:
-            at += sizes[kind]
-        else:
-            break
-    return found
+_DECODER = json.JSONDecoder()
+
+
+def _usage_object(body: bytes | bytearray) -> Any:
+    """Converse's top-level ``usage`` object, parsed alone where it can be found, else from the whole body."""
+    at = body.rfind(b'"usage"')
+    if at >= 0:
+        start = body.find(b"{", at)
+        try:
+            usage, _ = _DECODER.raw_decode(body[start:].decode())
+        except (ValueError, UnicodeDecodeError):
+            usage = None
+        if isinstance(usage, dict) and "inputTokens" in usage:
+            return usage
+    try:
+        return json.loads(body).get("usage")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _string_header(name: bytes, value: bytes) -> bytes:
+    """An event-stream string header as encoded: name length, name, type 7, value length, value."""
+    return bytes([len(name)]) + name + b"\x07" + len(value).to_bytes(2, "big") + value
+
+
+#: The headers the meters look for, matched as bytes in a frame's header block (no header parsing per frame).
+_EVENT = _string_header(b":message-type", b"event")
+_METADATA = _string_header(b":event-type", b"metadata")
+_CHUNK = _string_header(b":event-type", b"chunk")
 
 
 class BedrockMeter:
@@ -450,17 +480,15 @@ class BedrockMeter:
                 return
             if len(buffer) < total:
                 return
-            try:
-                headers = _event_headers(buffer, 12 + headers_len)
-            except IndexError:
-                headers = {}
-            if headers.get(":message-type") == "event":
-                payload = bytes(buffer[12 + headers_len : total - 4])
-                kind = headers.get(":event-type")
-                if self._kind == _CONVERSE_STREAM and kind == "metadata":
-                    self._usage(payload)
-                elif self._kind == _INVOKE_STREAM and kind == "chunk":
-                    self._last_chunk = payload  # invocation metrics ride on the last chunk only
+            headers = bytes(buffer[12 : 12 + headers_len])
+            if _EVENT in headers:
+                wanted = _METADATA if self._kind == _CONVERSE_STREAM else _CHUNK
+                if wanted in headers:
+                    payload = bytes(buffer[12 + headers_len : total - 4])
+                    if self._kind == _CONVERSE_STREAM:
+                        self._usage(payload)
+                    else:
+                        self._last_chunk = payload  # invocation metrics ride on the last chunk only
             del buffer[:total]
 
     def _usage(self, payload: bytes) -> None:
@@ -485,10 +513,7 @@ class BedrockMeter:
     def tokens(self) -> tuple[int | None, int | None]:
         if self._kind == _JSON and self._body:
             body, self._body = self._body, bytearray()
-            try:
-                usage = json.loads(body).get("usage")
-            except (ValueError, AttributeError):
-                usage = None
+            usage = _usage_object(body)
             if isinstance(usage, dict):
                 self._input = _count(usage.get("inputTokens"))
                 self._output = _count(usage.get("outputTokens"))
