@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import sys
@@ -116,7 +117,7 @@ def main() -> None:
         ("converse + 100 kB image", with_image),
         ("titan embed", embed),
     ):
-        print(row(label, median_us(lambda out=out: READER.read(out), calls=2000)))
+        print(row(label, median_us(functools.partial(READER.read, out), calls=2000)))
 
     import boto3
     from botocore.config import Config

@@ -312,12 +312,12 @@ class BedrockReader:
         model, region = model_of(unquote(parts[2]))
         action = parts[3]
         if action in ("converse", "converse-stream"):
-            body = request.body
-            if body[:1] != b"{":
+            raw = request.body
+            if raw[:1] != b"{":
                 raise Unreadable("Converse body is not a JSON object")
             features = (
                 converse_features(_json_object(request, "Converse"))
-                if may_have_converse_features(body)
+                if may_have_converse_features(raw)
                 else _NO_FEATURES
             )
             operation = "chat" if action == "converse" else "stream"
