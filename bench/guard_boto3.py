@@ -30,8 +30,8 @@ from timing import interleaved_medians, median_us, row
 
 sys.path.insert(0, str(REPO))
 
-from privsdk.guard.outgoing import Asks, Outgoing
-from privsdk.guard.wire.bedrock import READER
+from privsdk.outbound.outgoing import Asks, Outgoing
+from privsdk.outbound.wire.bedrock import READER
 from tests.wire.bedrock import _answer, stream_frames
 
 MODEL = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -63,12 +63,15 @@ class _PassGuard:
     """Reads every request with the wire reader and allows it: the seam's own cost, without a decision."""
 
     def check(self, out: Outgoing) -> _Pass:
-        return _Pass(READER.read(out))
+        return _Pass(out, READER.read(out))
 
 
 class _Pass:
-    def __init__(self, asks: Asks) -> None:
-        self.asks = asks
+    def __init__(self, out: Outgoing, asks: Asks) -> None:
+        self.out, self.asks = out, asks
+
+    def meter(self, status: int, headers: Any) -> Any:
+        return READER.meter(self.out, self.asks, status, headers)
 
     def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None:
         pass
@@ -127,7 +130,9 @@ def main() -> None:
     if args.guard == "core":
         import importlib
 
-        guard = importlib.import_module("privsdk.guard.guard").Guard.default()
+        from privsdk.outbound.judge import Guard
+
+        guard = Guard.default()
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
     body = converse_body(60)
     answer = _answer(body, None)

@@ -12,7 +12,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import boto3
@@ -27,9 +27,9 @@ from privsdk_bedrock.refusal import refuse
 import privsdk.boto3 as pboto3
 from privsdk.decision import Decision
 from privsdk.errors import PolicyViolation
-from privsdk.guard.botocore_seam import guard_botocore, is_guarded
-from privsdk.guard.outgoing import Asks, Outgoing
-from privsdk.guard.wire.bedrock import READER
+from privsdk.outbound.botocore_seam import guard_botocore, is_guarded
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing
+from privsdk.outbound.wire.bedrock import READER
 from tests.wire.bedrock import BedrockWire, sigv4
 from tests.wire.server import Cut, LoopbackServer, Reset, Status
 
@@ -67,12 +67,15 @@ class Judge:
         self.checked.append((out, asks))
         if self.refuse(out, asks):
             raise PolicyViolation(refusal_decision(asks.operation))
-        return JudgePass(self, asks)
+        return JudgePass(self, out, asks)
 
 
 class JudgePass:
-    def __init__(self, judge: Judge, asks: Asks) -> None:
-        self.judge, self.asks = judge, asks
+    def __init__(self, judge: Judge, out: Outgoing, asks: Asks) -> None:
+        self.judge, self.out, self.asks = judge, out, asks
+
+    def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
+        return READER.meter(self.out, self.asks, status, headers)
 
     def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None:
         self.judge.finished.append(Finished(self.asks, status, tokens, exc))
@@ -475,7 +478,7 @@ def test_instrument_guards_clients_made_by_boto3_and_botocore_and_uninstrument_r
 
 def test_importing_the_face_loads_boto3_but_privsdk_alone_does_not() -> None:
     code = (
-        "import sys, privsdk, privsdk.guard.botocore_seam, privsdk.guard.wire.bedrock\n"
+        "import sys, privsdk, privsdk.outbound.botocore_seam, privsdk.outbound.wire.bedrock\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
         "import privsdk.boto3\n"
         "print('boto3' in sys.modules)\n"
@@ -507,7 +510,7 @@ def test_importing_the_face_loads_boto3_but_privsdk_alone_does_not() -> None:
 def test_outgoing_from_a_prepared_request(url: str, expected: tuple[str, str, int | None, str, str]) -> None:
     from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 
-    from privsdk.guard.botocore_seam import outgoing
+    from privsdk.outbound.botocore_seam import outgoing
 
     headers = HeadersDict({"Content-Type": b"application/json", "X-Amz-Date": "20261130T000000Z"})
     out = outgoing(AWSPreparedRequest("POST", url, headers, b"{}", False))

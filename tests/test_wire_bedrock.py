@@ -18,9 +18,9 @@ from urllib.parse import quote
 import botocore
 import pytest
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
-from privsdk.guard.wire import reader
-from privsdk.guard.wire.bedrock import READER, REGION_GEOGRAPHY, geography, model_of
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.bedrock import READER, REGION_GEOGRAPHY, geography, model_of
 from privsdk.vocabulary import GEOGRAPHIES
 from tests.wire.bedrock import event, frame
 

@@ -3,7 +3,7 @@
 ``client(...)`` and :class:`Session` are boto3's own (``Session`` subclasses
 ``boto3.session.Session``); the clients they make for ``bedrock-runtime``,
 ``bedrock-agent-runtime`` and ``bedrock`` get the guard on their event system
-(:mod:`privsdk.guard.botocore_seam`), every other service's clients are
+(:mod:`privsdk.outbound.botocore_seam`), every other service's clients are
 boto3's, untouched. Every other public name of boto3 is boto3's
 (``privsdk.boto3.resource``, ``DEFAULT_SESSION``, ``setup_default_session``,
 ...), forwarded by the face module :mod:`privsdk.boto3`.
@@ -26,11 +26,11 @@ import boto3
 import boto3.session
 import botocore.session
 
-from privsdk.guard.botocore_seam import SERVICES, guard_botocore, service_id
+from privsdk.outbound.botocore_seam import SERVICES, guard_botocore, service_id
 from privsdk_bedrock.refusal import PolicyViolation, refuse
 
 if TYPE_CHECKING:
-    from privsdk.guard.botocore_seam import Guard
+    from privsdk.outbound.botocore_seam import Guard
 
 __all__ = [
     "PolicyViolation",
@@ -46,7 +46,7 @@ __all__ = [
 def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
     """Guard a botocore/boto3 client of a Bedrock service in place and return it; others are returned as they are.
 
-    ``guard`` defaults to ``privsdk.guard.Guard.default()`` (configured from
+    ``guard`` defaults to ``privsdk.outbound.judge.Guard.default()`` (configured from
     the environment). Guarding twice is harmless.
     """
     if service_id(client) in SERVICES:

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
@@ -273,7 +273,7 @@ def _dig(body: Mapping[str, Any], *keys: str) -> Any:
 
 
 class BedrockReader:
-    """The :class:`~privsdk.guard.outgoing.WireReader` for Amazon Bedrock."""
+    """The :class:`~privsdk.outbound.outgoing.WireReader` for Amazon Bedrock."""
 
     def read(self, request: Outgoing) -> Asks:
         parts = request.path.split("/")

@@ -30,28 +30,18 @@ filter handles those loggers.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from privsdk.errors import PolicyViolation
-from privsdk.guard.outgoing import Asks, Outgoing
+from privsdk.outbound.outgoing import Outgoing
 
-
-class Pass(Protocol):
-    """What the guard hands back for an allowed request (privsdk.guard.guard.Pass)."""
-
-    def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None: ...
-
-
-class Guard(Protocol):
-    """The decision point (privsdk.guard.guard.Guard)."""
-
-    def check(self, out: Outgoing) -> Pass: ...
-
+if TYPE_CHECKING:
+    from privsdk.outbound.judge import Guard, Pass
+    from privsdk.outbound.outgoing import Meter
 
 #: The botocore services whose clients are guarded (service ids as botocore hyphenizes them).
 SERVICES = frozenset({"bedrock-runtime", "bedrock-agent-runtime", "bedrock"})
@@ -183,19 +173,9 @@ class _Attempt:
             self.done = True
             self.passed.finish(status, tokens, exc)
 
-    def asks(self) -> Asks:
-        asks = getattr(self.passed, "asks", None)
-        if isinstance(asks, Asks):
-            return asks
-        from privsdk.guard.wire import reader
-
-        return reader("bedrock").read(self.out)
-
-    def meter(self, status: int, headers: Mapping[str, str]) -> Any:
+    def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
         """The protocol's meter; ``headers`` are botocore's, which match names in any case."""
-        from privsdk.guard.wire import reader
-
-        return reader("bedrock").meter(self.out, self.asks(), status, headers)
+        return self.passed.meter(status, headers)
 
 
 class _Hooks:
@@ -209,8 +189,9 @@ class _Hooks:
     def _current_guard(self) -> Guard:
         if self._guard is not None:
             return self._guard
-        default: Guard = importlib.import_module("privsdk.guard.guard").Guard.default()
-        return default
+        from privsdk.outbound.judge import Guard
+
+        return Guard.default()
 
     def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> None:
         out = outgoing(request)
