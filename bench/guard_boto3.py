@@ -128,8 +128,6 @@ def main() -> None:
 
     guard: Any = _PassGuard()
     if args.guard == "core":
-        import importlib
-
         from privsdk.outbound.judge import Guard
 
         guard = Guard.default()

@@ -33,15 +33,26 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from privsdk.errors import PolicyViolation
-from privsdk.outbound.outgoing import Outgoing
+from privsdk.outbound.outgoing import Meter, Outgoing
 
-if TYPE_CHECKING:
-    from privsdk.outbound.judge import Guard, Pass
-    from privsdk.outbound.outgoing import Meter
+
+class Pass(Protocol):
+    """What the seam needs of :class:`privsdk.outbound.judge.Pass`."""
+
+    def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None: ...
+
+    def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None: ...
+
+
+class Guard(Protocol):
+    """What the seam needs of :class:`privsdk.outbound.judge.Guard` (any object that judges alike will do)."""
+
+    def check(self, out: Outgoing) -> Pass: ...
+
 
 #: The botocore services whose clients are guarded (service ids as botocore hyphenizes them).
 SERVICES = frozenset({"bedrock-runtime", "bedrock-agent-runtime", "bedrock"})
@@ -189,9 +200,9 @@ class _Hooks:
     def _current_guard(self) -> Guard:
         if self._guard is not None:
             return self._guard
-        from privsdk.outbound.judge import Guard
+        from privsdk.outbound.judge import Guard as CoreGuard
 
-        return Guard.default()
+        return CoreGuard.default()
 
     def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> None:
         out = outgoing(request)
