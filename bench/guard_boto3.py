@@ -11,7 +11,12 @@ Three figures, printed and never asserted:
    ``--guard core`` privsdk's own ``Guard`` configured from the environment (needs the core guard).
 3. The same for a ~50-frame ConverseStream answered in memory: per-call and per-frame cost of the meter.
 
-Run: ``.venv/bin/python bench/guard_boto3.py [--rounds N] [--per-round N] [--guard pass|core]``.
+With ``--instructions`` it counts instead, with ``valgrind --tool=callgrind``, the CPU instructions of N
+in-memory ``converse`` calls (N=2n minus N=n, so that imports cancel out): bare, with the pass guard and
+with the core guard (``PRIVSDK_USAGE=none``, the loopback-free default policy). Counts do not jitter on a
+busy machine; they are turned into µs at the bare call's measured speed.
+
+Run: ``.venv/bin/python bench/guard_boto3.py [--rounds N] [--per-round N] [--guard pass|core] [--instructions]``.
 """
 
 from __future__ import annotations
@@ -105,10 +110,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--per-round", type=int, default=200)
     parser.add_argument("--guard", choices=("pass", "core"), default="pass")
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--calls", type=int, default=200, help="n for --instructions (2n minus n calls)")
     args = parser.parse_args()
     os.environ.update(
         AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true"
     )
+    if args.instructions:
+        instructions(args.calls)
+        return
 
     print("1. READER.read, µs per request")
     path = "/model/eu.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse"
@@ -167,6 +177,62 @@ def main() -> None:
     print(row("converse_stream, guarded", medians["converse_stream, guarded"], medians["converse_stream"]))
     per_frame = (medians["converse_stream, guarded"] - medians["converse_stream"]) / len(frames)
     print(f"   {per_frame:.2f} µs per frame")
+
+
+def in_memory_client(mode: str) -> Any:
+    """A bedrock-runtime client answering ``converse`` in memory: bare, or guarded by the pass or the core guard."""
+    import boto3
+    from botocore.config import Config
+    from privsdk_bedrock.dropin import guard_client
+
+    made = boto3.client("bedrock-runtime", region_name=REGION, config=Config(retries={"total_max_attempts": 1}), **KEYS)
+    if mode == "pass":
+        guard_client(made, guard=_PassGuard())
+    elif mode == "core":
+        guard_client(made)  # Guard.default(): the environment's policy; eu-central-1's host is in the catalogue
+    answer_in_memory(made, [json.dumps(_answer(converse_body(60), None)).encode()], "application/json")
+    return made
+
+
+def _child(mode: str, calls: int) -> None:
+    client = in_memory_client(mode)
+    kwargs = {"modelId": MODEL, **converse_body(60)}
+    for _ in range(calls):
+        client.converse(**kwargs)
+
+
+def instructions(calls: int) -> None:
+    import re
+    import subprocess
+    import tempfile
+    import time
+
+    env = {**os.environ, "PRIVSDK_USAGE": "none", "PYTHONPATH": f"{REPO}/bench:{REPO}"}
+    counts: dict[tuple[str, int], int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("bare", "pass", "core"):
+            for n in (calls, 2 * calls):
+                code = f"import guard_boto3; guard_boto3._child({mode!r}, {n})"
+                out = subprocess.run(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable, "-c", code],
+                    env=env, capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                found = re.search(r"Collected : (\d+)", out.stderr)
+                assert found is not None, out.stderr[-500:]
+                counts[mode, n] = int(found[1])
+    per_call = {mode: (counts[mode, 2 * calls] - counts[mode, calls]) / calls for mode in ("bare", "pass", "core")}
+    _child("bare", 50)
+    start = time.perf_counter()
+    _child("bare", 500)
+    bare_us = (time.perf_counter() - start) / 500 * 1e6
+    us_per_instruction = bare_us / per_call["bare"]
+    print(f"instructions per in-memory converse call ({calls} calls, measured bare call {bare_us:.0f} µs)")
+    for mode in ("bare", "pass", "core"):
+        extra = per_call[mode] - per_call["bare"]
+        line = f"  {mode:<6} {per_call[mode]:12,.0f}"
+        if mode != "bare":
+            line += f"   +{extra:10,.0f}  ≈ {extra * us_per_instruction:6.1f} µs"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -124,11 +124,14 @@ def _headers(headers: Any) -> dict[str, str]:
     """Header names lower-cased, values as text."""
     found: dict[str, str] = {}
     keys = getattr(headers, "_dict", None)
-    if isinstance(keys, dict) and all(hasattr(k, "_lower") for k in keys):
+    if isinstance(keys, dict):
         # botocore's HeadersDict keeps each name lower-cased beside the original: 8x faster than items().
-        for key, value in keys.items():
-            found[key._lower] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        return found
+        try:
+            for key, value in keys.items():
+                found[key._lower] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            return found
+        except AttributeError:  # not botocore's keys after all
+            found.clear()
     for name, value in headers.items():
         found[name.lower()] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
     return found

@@ -218,21 +218,6 @@ def _native(body: Mapping[str, Any], found: set[str]) -> None:
                 _blocks(item.get("content"), found)
 
 
-#: Keys that can carry a feature in a Converse body. JSON escapes a quote inside a string, so a key (or a
-#: string value) starting with one of these appears in the raw bytes as is: a body without any of them has
-#: no feature, and is not parsed at all. A unicode escape could spell a key otherwise, so one sends the body
-#: to the parser too.
-_CONVERSE_MARKERS = (
-    b'"image"', b'"document"', b'"video"', b'"audio"', b'"cachePoint"', b'"systemTool"',
-    b'"additionalModelRequestFields"', b"\\u",
-)  # fmt: skip
-
-
-def may_have_converse_features(body: bytes) -> bool:
-    """False when a Converse body cannot hold a feature (see ``_CONVERSE_MARKERS``)."""
-    return any(marker in body for marker in _CONVERSE_MARKERS)
-
-
 def converse_features(body: Mapping[str, Any]) -> frozenset[str]:
     """Features of a Converse/ConverseStream body (also CountTokens' ``converse`` input)."""
     found: set[str] = set()
@@ -312,14 +297,7 @@ class BedrockReader:
         model, region = model_of(unquote(parts[2]))
         action = parts[3]
         if action in ("converse", "converse-stream"):
-            raw = request.body
-            if raw[:1] != b"{":
-                raise Unreadable("Converse body is not a JSON object")
-            features = (
-                converse_features(_json_object(request, "Converse"))
-                if may_have_converse_features(raw)
-                else _NO_FEATURES
-            )
+            features = converse_features(_json_object(request, "Converse"))
             operation = "chat" if action == "converse" else "stream"
         elif action in ("invoke", "invoke-with-response-stream"):
             features = native_features(_json_object(request, "InvokeModel"))
