@@ -20,6 +20,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import privsdk
 import privsdk.boto3 as pboto3
@@ -311,3 +313,59 @@ def test_the_async_client_stream_is_judged_for_its_target(server: LoopbackServer
 
     assert asyncio.run(run()) == "You said: " + PROMPT
     assert len(server.requests) == 1
+
+
+# -- property: what the guard refuses never reaches the server ----------------------------------------------------
+
+MODELS = [
+    CLAUDE, EU_CLAUDE, GLOBAL_CLAUDE, "us.amazon.nova-premier-v1:0", "apac.amazon.nova-pro-v1:0",
+    "arn:aws:bedrock:eu-central-1:123456789012:application-inference-profile/abc123",
+    "arn:aws:bedrock:eu-central-1::foundation-model/" + CLAUDE, "unknown.model-v1",
+]  # fmt: skip
+REQUIREMENTS = ["zdr", "no_training", "region=eu", "no_human_review", "hipaa_baa", "no_provider_sharing"]
+ATTESTATIONS = [
+    "bedrock:data_retention_mode=none", "bedrock:data_retention_mode=default", "bedrock:region=eu", "bedrock:baa",
+]  # fmt: skip
+BLOCKS: dict[str, dict[str, Any]] = {
+    "cache": {"cachePoint": {"type": "default"}},
+    "image": {"image": {"format": "png", "source": {"bytes": b"\x89PNG"}}},
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.sampled_from(MODELS),
+    require=st.lists(st.sampled_from(REQUIREMENTS), unique=True, max_size=3),
+    attest=st.lists(st.sampled_from(ATTESTATIONS), unique=True, max_size=3),
+    blocks=st.lists(st.sampled_from(sorted(BLOCKS)), unique=True),
+    stream=st.booleans(),
+)
+def test_a_refused_request_never_reaches_the_server(
+    _running: LoopbackServer, model: str, require: list[str], attest: list[str], blocks: list[str], stream: bool
+) -> None:
+    env = {"PRIVSDK_ENDPOINTS": f"{_running.url}=bedrock.runtime", "PRIVSDK_USAGE": "none"}
+    env["PRIVSDK_REQUIRE"] = ",".join(require)
+    env["PRIVSDK_ATTEST"] = ",".join(attest)
+    try:
+        guard = Guard(environ=env)
+    except privsdk.errors.ConfigError:
+        return  # attestations that contradict each other: refused at start-up, nothing to send
+    client = boto3.client(
+        "bedrock-runtime", region_name="eu-central-1", endpoint_url=_running.url, config=ONE_ATTEMPT, **KEYS
+    )
+    pboto3.guard_client(client, guard=guard)
+    content = [{"text": PROMPT}, *(BLOCKS[b] for b in blocks)]
+    before = len(_running.requests)
+    call = client.converse_stream if stream else client.converse
+    try:
+        answer = call(modelId=model, messages=[{"role": "user", "content": content}])
+    except PolicyViolation as refused:
+        assert len(_running.requests) == before
+        assert PROMPT not in str(refused)
+        event("refused")
+        return
+    event("sent")
+    assert len(_running.requests) == before + 1
+    if stream:
+        list(answer["stream"])
+    assert _running.errors == []

@@ -156,7 +156,9 @@ def check_converse(body: Mapping[str, Any]) -> None:
         if not message["content"]:
             raise ValueError("empty content")
         for block in message["content"]:
-            kind = _only(block, {"text", "image", "toolUse", "toolResult"}, "content block")
+            kind = _only(block, {"text", "image", "toolUse", "toolResult", "cachePoint"}, "content block")
+            if kind == "cachePoint":
+                continue
             if kind == "text":
                 _check_text(block["text"], "text block")
             elif kind == "image":
