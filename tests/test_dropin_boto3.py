@@ -517,3 +517,25 @@ def test_outgoing_from_a_prepared_request(url: str, expected: tuple[str, str, in
     assert (out.scheme, out.host, out.port, out.path, out.query) == expected
     assert out.headers == {"content-type": "application/json", "x-amz-date": "20261130T000000Z"}
     assert out.body == b"{}"
+
+
+def test_one_client_on_many_threads_finishes_each_attempt_with_its_own_tokens(server: LoopbackServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    judge = Judge()
+    client = dropin.guard_client(boto3.client("bedrock-runtime", **kwargs(server)), guard=judge)
+
+    def call(i: int) -> tuple[int, int]:
+        words = " ".join(["w"] * (i + 1))
+        messages = [{"role": "user", "content": [{"text": words}]}]
+        if i % 2:
+            usage = client.converse(modelId=CLAUDE, messages=messages)["usage"]
+        else:
+            events = list(client.converse_stream(modelId=CLAUDE, messages=messages)["stream"])
+            usage = next(e["metadata"]["usage"] for e in events if "metadata" in e)
+        return usage["inputTokens"], usage["outputTokens"]
+
+    with ThreadPoolExecutor(8) as pool:
+        expected = sorted(pool.map(call, range(24)))
+    assert sorted(f.tokens for f in judge.finished) == expected
+    assert len(judge.checked) == len(server.requests) == 24
