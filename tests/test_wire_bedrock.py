@@ -27,6 +27,7 @@ from tests.wire.bedrock import event, frame
 HOST = "bedrock-runtime.eu-central-1.amazonaws.com"
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 EU_CLAUDE = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
+TITAN_V2 = "amazon.titan-embed-text-v2:0"
 CACHE_POINT: dict[str, Any] = {"cachePoint": {}}
 HELLO = {"messages": [{"role": "user", "content": [{"text": "secret"}]}]}
 
@@ -359,6 +360,12 @@ def test_a_key_spelled_with_unicode_escapes_is_still_read() -> None:
     assert READER.read(out) == Asks("chat", CLAUDE, frozenset({"prompt_caching"}))
 
 
+def test_an_empty_body_carries_nothing() -> None:
+    """What ``privsdk explain --url`` sends without --body: the path alone decides."""
+    assert READER.read(request(model_path(EU_CLAUDE, "converse"))) == Asks("chat", EU_CLAUDE)
+    assert READER.read(request(model_path(TITAN_V2, "invoke"))) == Asks("embed", TITAN_V2)
+
+
 def test_quoted_words_in_text_are_no_feature() -> None:
     out = request(model_path(CLAUDE, "converse"), converse(system=[{"text": 'say "image" and "cachePoint"'}]))
     assert READER.read(out) == Asks("chat", CLAUDE)
@@ -374,11 +381,12 @@ UNREADABLE: list[tuple[str, Outgoing, str]] = [
     ("unknown first segment", request("/v2/chat", {}), "unknown path shape /v2/..."),
     ("unknown model action", request(model_path(CLAUDE, "predict"), {}), "/model/{modelId}/predict"),
     ("model path too long", request("/model/x/y/converse", HELLO), "unknown path shape /model/"),
-    ("converse body not JSON", request(model_path(CLAUDE, "converse")), "Converse body is not a JSON object"),
+    ("converse body not JSON", request(model_path(CLAUDE, "converse"))._replace(body=b"secret"), "Converse body"),
     ("invoke body not an object", request(model_path(CLAUDE, "invoke"), ["secret"]), "InvokeModel body"),
     ("rerank names no model", request("/rerank", {"queries": []}), "rerank request names no model"),
     ("batch job names no model", request("/model-invocation-job", {"jobName": "j"}), "batch request names no model"),
     ("count tokens of nothing", request(model_path(CLAUDE, "count-tokens"), {"input": {}}), "neither"),
+    ("rerank without a body", request("/rerank"), "rerank request names no model"),
     ("retrieve without configuration", request("/retrieveAndGenerate", {"input": {}}), "no retrieveAndGenerate"),
 ]
 

@@ -239,6 +239,9 @@ def native_features(body: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _json_object(request: Outgoing, what: str) -> dict[str, Any]:
+    """The body as a JSON object; an empty body carries nothing, so it is an empty object (``privsdk explain``)."""
+    if not request.body:
+        return {}
     body = request.json()
     if not isinstance(body, dict):
         raise Unreadable(f"{what} body is not a JSON object")
