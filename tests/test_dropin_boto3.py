@@ -539,3 +539,18 @@ def test_one_client_on_many_threads_finishes_each_attempt_with_its_own_tokens(se
         expected = sorted(pool.map(call, range(24)))
     assert sorted(f.tokens for f in judge.finished) == expected
     assert len(judge.checked) == len(server.requests) == 24
+
+
+def test_instrument_before_boto3_is_imported_guards_its_clients() -> None:
+    """privsdk.instrument() at start-up patches botocore as boto3's own import loads it (privsdk run)."""
+    code = (
+        "import privsdk\n"
+        "privsdk.instrument()\n"
+        "import boto3\n"
+        "from privsdk.outbound.botocore_seam import is_guarded\n"
+        "kw = dict(region_name='eu-west-1', aws_access_key_id='a', aws_secret_access_key='b')\n"
+        "print(is_guarded(boto3.client('bedrock-runtime', **kw)), is_guarded(boto3.client('s3', **kw)))\n"
+    )
+    env = {**os.environ, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]

@@ -22,8 +22,6 @@ import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
-import boto3
-import boto3.session
 import botocore.session
 
 from privsdk.outbound.botocore_seam import SERVICES, guard_botocore, service_id
@@ -32,9 +30,12 @@ from privsdk_bedrock.refusal import PolicyViolation, refuse
 if TYPE_CHECKING:
     from privsdk.outbound.botocore_seam import Guard
 
+# boto3 itself is imported on first use, never by importing this module: instrument() can run while boto3 is
+# still being imported (its import of botocore is what starts it), when boto3's own modules are half made.
+
 __all__ = [
     "PolicyViolation",
-    "Session",
+    "Session",  # noqa: F822 - made on first use by __getattr__
     "client",
     "guard_client",
     "instrument",
@@ -54,15 +55,36 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
     return client
 
 
-class Session(boto3.session.Session):  # type: ignore[misc]
-    """``boto3.session.Session`` whose Bedrock clients are guarded."""
+_session_class: type | None = None
 
-    def client(self, *args: Any, **kwargs: Any) -> Any:
-        return guard_client(super().client(*args, **kwargs))
+
+def _session() -> type:
+    """``Session``: made on first use, as a subclass of the boto3 imported then."""
+    global _session_class
+    if _session_class is None:
+        import boto3.session
+
+        class Session(boto3.session.Session):  # type: ignore[misc]
+            """``boto3.session.Session`` whose Bedrock clients are guarded."""
+
+            def client(self, *args: Any, **kwargs: Any) -> Any:
+                return guard_client(super().client(*args, **kwargs))
+
+        Session.__module__, Session.__qualname__ = __name__, "Session"
+        _session_class = Session
+    return _session_class
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Session":
+        return _session()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def client(*args: Any, **kwargs: Any) -> Any:
     """``boto3.client(...)`` (on boto3's default session), guarded when it is a Bedrock client."""
+    import boto3
+
     return guard_client(boto3.client(*args, **kwargs))
 
 
