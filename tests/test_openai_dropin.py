@@ -211,7 +211,9 @@ reroute."openai/*" = ["cohere-private"]
         client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")
         completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         chunks = list(
-            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
         )
         vectors = client.embeddings.create(model="text-embedding-3-small", input=["x", "y"])
         with pytest.raises(dropin.PolicyViolation):  # no reroute for what only OpenAI's API can do
