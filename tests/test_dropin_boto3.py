@@ -554,3 +554,14 @@ def test_instrument_before_boto3_is_imported_guards_its_clients() -> None:
     env = {**os.environ, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]
+
+
+def test_a_stream_dropped_unread_is_finished_when_collected(server: LoopbackServer) -> None:
+    import gc
+
+    judge = Judge()
+    client = dropin.guard_client(boto3.client("bedrock-runtime", **kwargs(server)), guard=judge)
+    client.converse_stream(modelId=CLAUDE, messages=MESSAGES)
+    gc.collect()
+    ((done,),) = [judge.finished]
+    assert (done.status, done.exc) == (200, None)

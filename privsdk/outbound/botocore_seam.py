@@ -283,6 +283,7 @@ class MeteredStream:
         self._status = status
         self._meter = meter
         self._finalizer = weakref.finalize(self, _finish_abandoned, attempt, status, meter)
+        self._finalizer.atexit = False  # at exit the recorder may be gone: an unfinished stream goes unrecorded
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
         meter = self._meter
