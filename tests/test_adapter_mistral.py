@@ -85,6 +85,15 @@ def loopback() -> Iterator[LoopbackServer]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def _declared(loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapters' SDK clients send through privsdk's guard, which sends only to endpoints it can place:
+    the loopback server is declared as la Plateforme, through the environment alone (the server also
+    answers Azure's path, which the Mistral wire reader reads as chat). Nothing listens on the second."""
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{loopback.url}=mistral.api,http://127.0.0.1:9=mistral.api")
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+
+
 @pytest.fixture
 def server(loopback: LoopbackServer, app: MistralApp) -> Iterator[LoopbackServer]:
     """The module's server, answering with this test's ``app``, with nothing recorded or queued yet."""

@@ -35,6 +35,7 @@ from privsdk.errors import (
     VendorError,
     VendorTimeout,
 )
+from privsdk.outbound.judge import Guard
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -122,10 +123,20 @@ def _shared_server() -> Iterator[LoopbackServer]:
         yield server
 
 
+def declare(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapters' clients are guarded: declare the loopback server as both offerings' endpoint, by path."""
+    url = server.url
+    endpoints = f"{url}/v1beta1=vertex.gemini,{url}/v1/projects=vertex.gemini,{url}/v1/models=gemini.api"
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{endpoints},{url}/v1beta/models=gemini.api")
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    Guard.reset_default()
+
+
 @pytest.fixture
-def server(_shared_server: LoopbackServer, app: GeminiApp) -> Iterator[LoopbackServer]:
+def server(_shared_server: LoopbackServer, app: GeminiApp, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     """The shared server with this test's app, and no requests, errors or faults left from another test."""
     server = _shared_server
+    declare(server, monkeypatch)
     server.app = app
     server.requests.clear()
     server.errors.clear()

@@ -54,10 +54,11 @@ endpoint = "{azure}"
 api_version = "2024-10-21"
 attest = ["deployment=data_zone_eu", "modified_abuse_monitoring"]
 
+# Refused before anything is sent (a trial key trains), so it keeps Cohere's own host: the loopback
+# server is the private deployment, and an endpoint serves one offering.
 [targets.cohere-saas]
 offering = "cohere.saas"
 model = "command-r-plus"
-endpoint = "{cohere}"
 
 [targets.cohere-private]
 offering = "cohere.private"

@@ -165,8 +165,7 @@ class Guard:
         place = asks = wire = None
         try:
             place = self.place(out)
-            protocol = PROTOCOLS.get(place.offerings[0]) or PROTOCOLS[place.offerings[0].partition(".")[0]]
-            wire = reader(protocol)
+            wire = reader(protocol_of(place.offerings, out.sdk))
             asks = wire.read(out)
             targets = self.targets(place, asks, out, target)
         except _Refused as exc:
@@ -305,6 +304,19 @@ class Guard:
             and (asks.model is None or asks.model in (t.model, t.deployment) or asks.deployment == t.deployment)
         ]
         return matches[0] if len(matches) == 1 else None
+
+
+#: SDKs that speak their vendor's own wire protocol at any host that serves it: the cohere SDK sends Cohere's
+#: API to an Azure AI Foundry or SageMaker deployment, the mistralai SDK Mistral's to an Azure one, where the
+#: host's first offering would name another protocol.
+_SDK_VENDOR = {"cohere": "cohere", "mistralai": "mistral"}
+
+
+def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:
+    """The wire protocol of a request the ``sdk`` seam sends to a host serving ``offerings``."""
+    vendor = _SDK_VENDOR.get(sdk)
+    offering = next((o for o in offerings if o.partition(".")[0] == vendor), offerings[0])
+    return PROTOCOLS.get(offering) or PROTOCOLS[offering.partition(".")[0]]
 
 
 class Verdict(NamedTuple):

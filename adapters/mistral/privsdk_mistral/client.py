@@ -125,6 +125,8 @@ class MistralAPIAdapter(MistralChatAdapter):
         from mistralai.client import Mistral, errors
         from mistralai.client.sdkconfiguration import SERVER_EU, SERVER_US
 
+        from privsdk_mistral.dropin import guard_client
+
         server = None
         if target.endpoint is None and target.region is not None:
             server = {"eu": SERVER_EU, "us": SERVER_US}.get(target.region)
@@ -141,10 +143,10 @@ class MistralAPIAdapter(MistralChatAdapter):
             retry_config=None,  # explicit: no retries even if a later SDK turns them on by default
             timeout_ms=_ms(options.timeout),
         )
-        # The SDK's opt-in telemetry (MISTRAL_SDK_TELEMETRY) would export spans holding the prompt and the
-        # answer to Mistral's telemetry endpoint or the app's tracer, outside privsdk's policy: pin it off.
-        # The SDK's tracing hook reads this attribute before the environment variable.
-        self._sdk.sdk_configuration.__dict__["telemetry"] = False
+        # Guarded as any mistralai client is: the request the SDK sends passes privsdk's guard, and the SDK's
+        # opt-in telemetry (MISTRAL_SDK_TELEMETRY), which would export spans holding the prompt and the answer
+        # to Mistral's telemetry endpoint or the app's tracer outside privsdk's policy, is pinned off.
+        guard_client(self._sdk, guard=options.guard)
         self._sdk_errors = (errors.MistralError, errors.NoResponseError)
         self.model = target.model
 
@@ -187,6 +189,8 @@ class MistralAzureAdapter(MistralChatAdapter):
             )
         from mistralai.azure.client import MistralAzure, errors
 
+        from privsdk_mistral.dropin import guard_client
+
         version: dict[str, Any] = {"api_version": target.api_version} if target.api_version else {}
         self._sdk = MistralAzure(
             api_key=api_key,
@@ -195,5 +199,6 @@ class MistralAzureAdapter(MistralChatAdapter):
             timeout_ms=_ms(options.timeout),
             **version,
         )
+        guard_client(self._sdk, guard=options.guard)
         self._sdk_errors = (errors.MistralAzureError, errors.NoResponseError)
         self.model = target.deployment or target.model

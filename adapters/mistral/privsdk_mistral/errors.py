@@ -16,6 +16,7 @@ from typing import Any
 from privsdk.errors import (
     ConnectionLost,
     ContentRefused,
+    PrivsdkError,
     RateLimited,
     Unavailable,
     VendorError,
@@ -34,7 +35,7 @@ def vendor_errors(vendor: str, http_error: type[Exception], no_response: type[Ex
     """
     try:
         yield
-    except VendorError:
+    except PrivsdkError:  # a vendor error already, or the guard's refusal (which is also the SDK's MistralError)
         raise
     except Exception as exc:
         error = vendor_error(exc, vendor, http_error, no_response)

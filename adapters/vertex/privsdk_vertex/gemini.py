@@ -15,6 +15,7 @@ from privsdk.errors import ConfigError
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEvent, Usage
 from privsdk_vertex import convert
+from privsdk_vertex.dropin import guard_client
 from privsdk_vertex.errors import Translate
 
 #: privsdk owns retries: one attempt per call (google-genai 3.x retries 5 times when retry_options is set without
@@ -36,6 +37,8 @@ class GeminiAdapter(Adapter):
 
     def __init__(self, target: Target, options: AdapterOptions, client: genai.Client):
         super().__init__(target, options)
+        # The client's requests pass the same guard as every other SDK client's (privsdk.Client's own guard).
+        guard_client(client, guard=options.guard)
         # Held for the adapter's life: google-genai closes a client's HTTP connections when the client object is
         # garbage-collected, even while its ``models`` are still in use.
         self._client = client
