@@ -17,6 +17,7 @@ from privsdk.errors import (
     BadRequest,
     ConnectionLost,
     NotFound,
+    PolicyViolation,
     RateLimited,
     Unavailable,
     VendorError,
@@ -81,6 +82,8 @@ def vendor_error(exc: BaseException) -> VendorError | None:
     """The privsdk error for an SDK exception; None for anything else (privsdk's own errors, bugs)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(exc, PolicyViolation):
+        return None  # the guard's refusal (also a ClientError) goes up as it is
     if isinstance(exc, ClientError):
         return _from_client_error(exc.response)
     for cls, error in _class_table():

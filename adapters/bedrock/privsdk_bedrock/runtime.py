@@ -12,6 +12,7 @@ closes the HTTP stream, so the thread stops at its next read at the latest
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -70,7 +71,7 @@ class BedrockAdapter(Adapter):
         super().__init__(target, options)
         self.family = convert.family(target.model)
         self.operations = convert.OPERATIONS[self.family]
-        self._clients = ClientPool(target, options.credentials)
+        self._clients = ClientPool(target, options.credentials, options.guard)
 
     def _client(self, timeout: float) -> Any:
         if timeout <= 0:
@@ -141,7 +142,9 @@ class BedrockAdapter(Adapter):
             finally:
                 events.close()
 
-        threading.Thread(target=pump, name="privsdk-bedrock-stream", daemon=True).start()
+        # The pump runs in this task's context: the guard sees the privsdk.Client attempt that opened the stream.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(pump,), name="privsdk-bedrock-stream", daemon=True).start()
         try:
             while True:
                 item = await queue.get()
