@@ -122,7 +122,12 @@ class _Core:
             spec = usage if usage is not None else self.policy.usage
             self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
         # The one place requests are judged: every adapter's SDK client sends through this guard.
-        self.guard = Guard(self.policy, catalogue=self.catalogue, recorder=self.recorder, environ=env)
+        self.guard = Guard(
+            _with_endpoints(self.policy, self.catalogue, self.endpoints),
+            catalogue=self.catalogue,
+            recorder=self.recorder,
+            environ=env,
+        )
         self._adapters: dict[tuple[str, Target], Adapter] = {}
         self._chains: dict[int, tuple[Decision, tuple[tuple[Target, Decision], ...]]] = {}
         self._lock = threading.Lock()
@@ -402,6 +407,28 @@ class _Core:
         for adapter in self._take_adapters():
             await adapter.aclose()
         self.recorder.close()
+
+
+def _with_endpoints(policy: Policy, catalogue: Catalogue, endpoints: Mapping[str, str]) -> Policy:
+    """``policy`` with the client's ``endpoints`` argument declared for each vendor's public offering: the app
+    named those URLs for that vendor itself, so its guard may place requests there."""
+    from privsdk.config import endpoint
+
+    declared = []
+    for vendor, url in endpoints.items():
+        found = catalogue.vendor(vendor)
+        if found is None or found.default_offering is None:
+            raise ConfigError(
+                f"endpoints: {vendor!r} is not a vendor with a public API offering",
+                hint="vendors: " + ", ".join(v for v in catalogue.vendor_names if catalogue.vendor(v)),
+            )
+        declared.append(endpoint(url, found.default_offering, catalogue))
+    if not declared:
+        return policy
+    return Policy(
+        policy.tenants, policy.default_tenant, policy.targets, policy.origin, policy.usage,
+        policy.endpoints + tuple(declared),
+    )  # fmt: skip
 
 
 class CallOptions(TypedDict, total=False):
