@@ -20,7 +20,7 @@ test: setup lint typecheck pytest
 setup: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock $(UV)
-	$(UV) sync --locked --all-packages --python $(PYTHON)
+	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
 .tools/bin/uv:
@@ -48,7 +48,7 @@ bench: setup
 	$(VENV)/bin/python bench/decisions.py
 	$(VENV)/bin/python bench/usage.py
 	for vendor in openai cohere mistral bedrock vertex; do $(VENV)/bin/python bench/adapter_$$vendor.py || exit 1; done
-	$(UV) run --locked --all-packages --python $(PYTHON) --with litellm python bench/overhead.py
+	$(UV) run --locked --python $(PYTHON) --with litellm python bench/overhead.py
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from privsdk.docs_url import page
 from privsdk.errors import ConfigError, PrivsdkError
 
 EXIT_OK, EXIT_CONFIG, EXIT_REFUSE = 0, 2, 3
@@ -35,7 +36,7 @@ examples:
   privsdk targets
   privsdk targets --vendor mistral
   privsdk targets --json
-  privsdk targets --markdown      (the table in docs/guarantees.md)
+  privsdk targets --markdown      (the guarantees tables of the documentation)
 """
 USAGE_EXAMPLES = """\
 examples:
@@ -73,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
+def _version() -> str:
+    from privsdk import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -80,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         description="Check a tenant's data-privacy requirements against what LLM vendor offerings promise.",
         epilog="configuration: PRIVSDK_CONFIG, PRIVSDK_REQUIRE, PRIVSDK_ATTEST, PRIVSDK_TENANT, "
-        "PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see docs/configuration.md)",
+        f"PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see {page('configuration')})",
     )
+    parser.add_argument("--version", action="version", version=f"privsdk {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(

@@ -55,7 +55,7 @@ def test_generated_docs_match_the_catalogue() -> None:
         assert render(text, cat) == text, f"docs/{name} is stale: run `make docs`"
 
 
-#: Adapter distribution (privsdk-NAME) -> the vendor SDK it installs.
+#: The privsdk extra -> the vendor SDK it installs.
 ADAPTERS = {
     "openai": "openai",
     "cohere": "cohere",
@@ -75,35 +75,31 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert "demo: setup\n\t$(VENV)/bin/python examples/offline_demo.py" in makefile
 
 
-def test_workspace_members_never_come_from_a_registry() -> None:
-    """uv.lock resolves privsdk distributions from the checkout only."""
+def test_privsdk_never_comes_from_a_registry() -> None:
+    """uv.lock resolves privsdk from the checkout only, and holds no other privsdk distribution."""
     lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
     ours = {p["name"]: p["source"] for p in lock["package"] if p["name"].startswith("privsdk")}
-    assert set(ours) == {"privsdk", *(f"privsdk-{a}" for a in ADAPTERS)}
-    for name, source in ours.items():
-        assert "registry" not in source, name
-        for package in lock["package"]:
-            for dep in package.get("dependencies", []):
-                if dep["name"] == name:
-                    assert "registry" not in dep.get("source", {}), (package["name"], name)
+    assert ours == {"privsdk": {"editable": "."}}
 
 
-def test_an_adapter_extra_brings_only_its_own_vendor_sdk() -> None:
+def test_a_vendor_extra_brings_only_its_own_vendor_sdk() -> None:
     """`pip install privsdk[openai]` must not pull cohere, mistralai, boto3 or google-genai."""
     lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
     packages = {p["name"]: p for p in lock["package"]}
+    extras = packages["privsdk"]["optional-dependencies"]
 
-    def closure(name: str, seen: set[str]) -> set[str]:
-        if name not in seen and name in packages:
-            seen.add(name)
-            for dep in packages[name].get("dependencies", []):
-                closure(dep["name"], seen)
+    def closure(names: list[str], seen: set[str]) -> set[str]:
+        for name in names:
+            if name not in seen and name in packages:
+                seen.add(name)
+                closure([dep["name"] for dep in packages[name].get("dependencies", [])], seen)
         return seen
 
-    for adapter, sdk in ADAPTERS.items():
-        pulled = closure(f"privsdk-{adapter}", set())
-        assert sdk in pulled, adapter
-        assert not pulled & (set(ADAPTERS.values()) - {sdk}), (adapter, pulled & set(ADAPTERS.values()))
+    for extra, sdk in ADAPTERS.items():
+        pulled = closure([dep["name"] for dep in extras[extra]], set())
+        assert sdk in pulled, extra
+        assert not pulled & (set(ADAPTERS.values()) - {sdk}), (extra, pulled & set(ADAPTERS.values()))
+    assert set(ADAPTERS.values()) <= closure([dep["name"] for dep in extras["all"]], set())
 
 
 def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
