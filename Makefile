@@ -1,4 +1,4 @@
-# Two commands on a fresh machine (needs only python3 >= 3.10 and make):
+# Two commands on a fresh machine (needs only python3 >= 3.11 and make):
 #   make demo   set everything up, then run the main job: examples/offline_demo.py, offline, end to end
 #   make test   set everything up, then ruff, strict mypy and the whole test suite
 #
@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test setup lint typecheck pytest docs bench clean
+.PHONY: demo test setup lint typecheck pytest docs docs-tables bench clean
 
 demo: setup
 	$(VENV)/bin/python examples/offline_demo.py
@@ -37,8 +37,12 @@ typecheck:
 pytest:
 	$(VENV)/bin/pytest
 
-# Regenerate the tables in docs/ that are generated from the catalogue (a test fails when they are stale).
-docs: setup
+# Regenerate the tables in docs/ that are generated from the catalogue (a test fails when they are stale),
+# then build the documentation site into site/ with MkDocs; --strict makes every warning an error.
+docs: docs-tables
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+docs-tables: setup
 	$(VENV)/bin/python -m privsdk.docs_sync docs/guarantees.md docs/configuration.md
 
 # Print the measured costs (figures, never asserted; see docs/performance.md). LiteLLM, which
@@ -51,5 +55,5 @@ bench: setup
 	$(UV) run --locked --python $(PYTHON) --with litellm python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache site dist
 

@@ -262,7 +262,8 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
             [f" from {iso(since)}" if since else "", f" until {iso(until)}" if until else ""]
             + ([f", tenant {args.tenant}"] if args.tenant else [])
         )
-        title = f"usage records in {store.path}{span}: {summary.records}"
+        # Records (attempts and refusals) and calls differ; the table's rows count calls, so say both.
+        title = f"usage records in {store.path}{span}: {summary.records} records, {summary.total['calls']} calls"
         out.write(report.to_text(summary, title, _colour(out)))
     return EXIT_OK
 

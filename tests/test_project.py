@@ -112,7 +112,7 @@ def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     for line in [
         "decision   allow: openai-mini meets no_training",
         "proof      the Cohere stand-in received 0 requests",
-        "decision   reroute to azure-eu-gpt4o",
+        "decision   reroute to azure-eu-gpt4o: openai-mini does not meet region=eu",
         "proof      requests received for it: OpenAI stand-in 0, Azure stand-in 1",
         "attempts   2 (a 429",
         "end        finish stop",
@@ -120,6 +120,29 @@ def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     ]:
         assert line in out.stdout, line
     assert "Refund" not in out.stdout.split("privsdk usage")[-1]  # the summary holds no content
+    # The title counts records and calls; the table's total row counts the same calls, and the 429
+    # that was retried to success is a retry, not an error.
+    title = next(line for line in out.stdout.splitlines() if line.startswith("usage records in"))
+    total = next(line for line in out.stdout.splitlines() if line.startswith("total")).split()
+    header = next(line for line in out.stdout.splitlines() if line.startswith("tenant  target")).split()
+    figures = dict(zip(header[3:], total[1:], strict=False))
+    assert title.endswith(f"6 records, {figures['calls']} calls") and figures["calls"] == "5"
+    assert (figures["retries"], figures["errors"]) == ("1", "0")
+    assert "The records are in " in out.stdout
+
+
+def test_the_demo_writes_where_privsdk_usage_says(tmp_path: Path) -> None:
+    """`PRIVSDK_USAGE=jsonl:///... make demo` keeps the records there, and the demo says so."""
+    path = tmp_path / "demo.jsonl"
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "offline_demo.py")],
+        env=clean_env(HOME=str(tmp_path), PRIVSDK_USAGE=f"jsonl://{path}"),
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"usage records: jsonl file {path} (PRIVSDK_USAGE)" in out.stdout
+    assert f"The records are in {path}" in out.stdout
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 6
 
 
 def test_the_check_command_prints_the_table() -> None:
