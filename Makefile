@@ -2,7 +2,8 @@
 #   make demo   set everything up, then run the main job: examples/offline_demo.py, offline, end to end
 #   make test   set everything up, then ruff, strict mypy and the whole test suite
 #
-# uv manages the workspace with the machine's own Python (it never downloads one).
+# uv manages .venv (privsdk, editable, and the dev group: every vendor SDK, the linters, MkDocs) with the machine's
+# own Python (it never downloads one).
 # If uv is not on PATH, it is installed from PyPI into .tools/ inside the checkout.
 
 PYTHON ?= python3
