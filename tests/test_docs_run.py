@@ -1,9 +1,9 @@
 """Docs that run: every Python and shell block of README.md and docs/*.md, against loopback stand-ins.
 
 Each page runs as one session (see tests/docs_blocks.py) in a scratch folder that links the checkout's
-top-level entries (so ``.venv/bin/privsdk`` and ``examples/privsdk.toml`` work as written) under a scratch
+sources (so ``.venv/bin/privsdk`` and ``examples/privsdk.toml`` work as written) under a scratch
 HOME. The environment is what the README sets up, pointed at loopback servers instead of the vendors:
-``PRIVSDK_CONFIG=privsdk.toml`` is examples/privsdk.toml with Azure's endpoint at a stand-in, and
+``PRIVSDK_CONFIG`` names privsdk.toml there, examples/privsdk.toml with Azure's endpoint at a stand-in, and
 OPENAI_BASE_URL names the OpenAI stand-in. The default usage store already holds one call, so a block
 that reports on usage has something to show. A block that cannot run here carries
 ``<!-- docs-run: skip (REASON) -->`` right before it.
@@ -59,7 +59,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         env = clean_env(
             HOME=str(home),
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            PRIVSDK_CONFIG="privsdk.toml",
+            PRIVSDK_CONFIG=str(work / "privsdk.toml"),  # what the README's `export PRIVSDK_CONFIG=privsdk.toml` means
             OPENAI_BASE_URL=f"{openai_server.url}/v1",
             OPENAI_API_KEY=OPENAI_KEY,
             AZURE_OPENAI_API_KEY=AZURE_KEY,
