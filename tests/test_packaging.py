@@ -51,6 +51,9 @@ except privsdk.ConfigError as missing:
 client.close()
 """
 
+#: How pip says where the installed privsdk came from (PEP 610); empty for a wheel found through --find-links.
+DIRECT_URL = "from importlib.metadata import distribution; print(distribution('privsdk').read_text('direct_url.json'))"
+
 
 def readme_install_lines() -> list[str]:
     """The commands of the README's install block (the one whose mark names this test)."""
@@ -138,7 +141,7 @@ def test_the_readme_install_lines_work_with_plain_pip(tmp_path: Path, server: Lo
     assert len(lines) == 4, lines  # checkout, git URL, build wheels, install from wheels
     checkout_copy(tmp_path / "privsdk")
     # 1. From the checkout, one extra: the core and the openai SDK, no other vendor's.
-    first = bare_venv(tmp_path / "venv-checkout")
+    first = bare_venv(tmp_path / "venv")
     env = pip_env(first)
     run(lines[0], tmp_path, env)
     assert installed_sdks(first, env, tmp_path) == {"openai"}
@@ -147,15 +150,17 @@ def test_the_readme_install_lines_work_with_plain_pip(tmp_path: Path, server: Lo
     run(lines[1], tmp_path, env)
     assert installed_sdks(first, env, tmp_path) == {"openai", "bedrock"}
     check_installed(first, env, tmp_path, server)
-    # 3. A wheel built once, installed into a new bare venv with every extra.
+    # 3. A wheel built once, installed with every extra. The same venv, less privsdk itself, so that pip
+    #    must take privsdk from dist/ (no index has it) and only the missing SDKs are downloaded.
     run(lines[2], tmp_path, env)
     (wheel,) = (tmp_path / "dist").glob("privsdk-*.whl")
-    second = bare_venv(tmp_path / "venv-wheels")
-    env2 = pip_env(second)
-    run(lines[3], tmp_path, env2)
-    assert installed_sdks(second, env2, tmp_path) == set(SDKS)
-    check_installed(second, env2, tmp_path, server)
     assert wheel.name == f"privsdk-{__version__}-py3-none-any.whl"
+    run([str(first / "pip"), "uninstall", "--yes", "privsdk"], tmp_path, env)
+    run(lines[3], tmp_path, env)
+    assert installed_sdks(first, env, tmp_path) == set(SDKS)
+    source = run([str(first / "python"), "-c", DIRECT_URL], tmp_path, env)
+    assert "vcs_info" not in source  # the wheel from dist/, not the git install left behind
+    check_installed(first, env, tmp_path, server)
 
 
 def test_the_wheel_and_sdist_hold_what_they_should(tmp_path: Path) -> None:
