@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from privsdk.docs_url import page
 from privsdk.errors import ConfigError, PrivsdkError
 
 EXIT_OK, EXIT_CONFIG, EXIT_REFUSE = 0, 2, 3
@@ -35,7 +36,7 @@ examples:
   privsdk targets
   privsdk targets --vendor mistral
   privsdk targets --json
-  privsdk targets --markdown      (the table in docs/guarantees.md)
+  privsdk targets --markdown      (the guarantees tables of the documentation)
 """
 USAGE_EXAMPLES = """\
 examples:
@@ -73,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
+def _version() -> str:
+    from privsdk import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -80,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         description="Check a tenant's data-privacy requirements against what LLM vendor offerings promise.",
         epilog="configuration: PRIVSDK_CONFIG, PRIVSDK_REQUIRE, PRIVSDK_ATTEST, PRIVSDK_TENANT, "
-        "PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see docs/configuration.md)",
+        f"PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see {page('configuration')})",
     )
+    parser.add_argument("--version", action="version", version=f"privsdk {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -403,7 +411,8 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
             [f" from {iso(since)}" if since else "", f" until {iso(until)}" if until else ""]
             + ([f", tenant {args.tenant}"] if args.tenant else [])
         )
-        title = f"usage records in {store.path}{span}: {summary.records}"
+        # Records (attempts and refusals) and calls differ; the table's rows count calls, so say both.
+        title = f"usage records in {store.path}{span}: {summary.records} records, {summary.total['calls']} calls"
         out.write(report.to_text(summary, title, _colour(out)))
     return EXIT_OK
 

@@ -540,7 +540,7 @@ def _for_target(request: Any, call: _Call, target: Target) -> Any:
 class ClientBase:
     """What :class:`Client` and :class:`~privsdk.async_client.AsyncClient` are built from.
 
-    Configured from the environment (``PRIVSDK_*``, see docs/configuration.md),
+    Configured from the environment (``PRIVSDK_*``, see the configuration page of the documentation),
     or from a :class:`~privsdk.policy.Policy` built in code. ``model`` is a
     target name from the config or ``vendor/model``. ``credentials`` maps a
     vendor to its adapter's credential keys (default: the vendor's own

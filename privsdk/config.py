@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
 from privsdk.catalogue.model import parse_model_arn
+from privsdk.docs_url import page
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant
 from privsdk.usage import SPEC as USAGE_SPEC
@@ -217,7 +218,7 @@ class _Document:
             raise ConfigError(
                 f"invalid TOML: {msg.split(' (at line')[0]}",
                 where=f"{where}:{m.group(1)}" if m else where,
-                hint="see docs/configuration.md for the file's shape",
+                hint=f"see {page('configuration')} for the file's shape",
             ) from None
         return cls(where, text, data)
 
