@@ -2,13 +2,14 @@
 
 An adapter binds one target to its vendor's SDK. It knows nothing of policy:
 the client decides first and only then hands an allowed call to an adapter.
-Adapters live in their own distributions (``privsdk-openai``, ...) and
-register under the entry-point group ``privsdk.adapters``, one entry per
-catalogue vendor they serve. The core finds an adapter the first time a
-target of that vendor is used, so ``import privsdk`` loads no vendor SDK:
-privsdk's own adapters by importing their module (:data:`BUILTIN`), other
-vendors' through the entry points, whose lookup reads the metadata of every
-installed distribution (tens of milliseconds), so only they pay for it.
+Adapters ship in the privsdk wheel (``privsdk_openai``, ...; each vendor's
+SDK comes with an extra) and register under the entry-point group
+``privsdk.adapters``, one entry per catalogue vendor they serve. The core
+finds an adapter the first time a target of that vendor is used, so
+``import privsdk`` loads no vendor SDK: privsdk's own adapters by importing
+their module (:data:`BUILTIN`), other vendors' through the entry points,
+whose lookup reads the metadata of every installed distribution (tens of
+milliseconds), so only they pay for it.
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ BUILTIN = {
     "gemini": "privsdk_vertex:adapter",
 }
 
+#: Top-level modules of the vendor SDKs the extras install.
+VENDOR_SDK_MODULES = frozenset({"openai", "cohere", "mistralai", "boto3", "botocore", "google"})
+
 _factories: dict[str, AdapterFactory] = {}
 _lock = threading.Lock()
 
@@ -158,10 +162,8 @@ def adapter_factory(vendor: str) -> AdapterFactory:
 
                 points = entry_points(group=ENTRY_POINT_GROUP, name=vendor)
                 if not points:
-                    extra = EXTRAS.get(vendor, vendor)
                     raise AdapterMissing(
-                        f"no privsdk adapter is installed for vendor {vendor!r}",
-                        hint=f"pip install 'privsdk[{extra}]'",
+                        f"no privsdk adapter is installed for vendor {vendor!r}", hint=install_command(vendor)
                     )
                 found = next(iter(points)).load()
             _factories[vendor] = found
@@ -169,7 +171,7 @@ def adapter_factory(vendor: str) -> AdapterFactory:
 
 
 def _builtin(vendor: str) -> AdapterFactory | None:
-    """privsdk's own adapter for ``vendor`` when its distribution is installed, else None."""
+    """privsdk's own adapter for ``vendor`` when its module is installed, else None."""
     spec = BUILTIN.get(vendor)
     if spec is None:
         return None
@@ -186,6 +188,32 @@ def _builtin(vendor: str) -> AdapterFactory | None:
     return factory
 
 
+def install_command(vendor: str) -> str:
+    """The command that installs the adapter (and its SDK) for a catalogue vendor."""
+    return f"pip install 'privsdk[{EXTRAS.get(vendor, vendor)}]'"
+
+
+def adapter_installed(vendor: str) -> bool:
+    """True when an adapter for ``vendor`` is installed; looks at the entry points without loading any SDK."""
+    if vendor in _factories:
+        return True
+    from importlib.metadata import entry_points
+
+    return bool(entry_points(group=ENTRY_POINT_GROUP, name=vendor))
+
+
 def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:
     """A new adapter for ``target``, from the adapter installed for its vendor."""
-    return adapter_factory(target.offering.split(".", 1)[0])(target, options)
+    vendor = target.offering.split(".", 1)[0]
+    try:
+        return adapter_factory(vendor)(target, options)
+    except ModuleNotFoundError as exc:
+        # Every adapter ships in the privsdk wheel; its vendor SDK comes with an extra. Name the extra,
+        # not a traceback from deep inside the adapter.
+        if (exc.name or "").split(".", 1)[0] not in VENDOR_SDK_MODULES:
+            raise
+        extra = EXTRAS.get(vendor, vendor)
+        raise AdapterMissing(
+            f"the SDK that privsdk's {vendor!r} adapter uses ({exc.name}) is not installed",
+            hint=f"pip install 'privsdk[{extra}]'",
+        ) from None
