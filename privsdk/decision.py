@@ -21,8 +21,8 @@ from privsdk.policy import Policy, Target, Tenant
 from privsdk.vocabulary import (
     CONTENT_FREE_OPERATIONS,
     FEATURES,
-    STATEFUL_FEATURES,
     OPERATIONS,
+    STATEFUL_FEATURES,
     MaxRetentionDays,
     Region,
     Requirement,
