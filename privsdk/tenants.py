@@ -367,7 +367,9 @@ def parse_tenants_spec(spec: str) -> TenantStore:
     both also take ``max_size=N`` and ``max_age_s=S`` for the cache."""
     import urllib.parse
 
-    hint = "use dir:///PATH or sqlite:///PATH?table=NAME (see docs/configuration.md#tenant-stores)"
+    from privsdk.docs_url import page
+
+    hint = f"use dir:///PATH or sqlite:///PATH?table=NAME (see {page('configuration', 'tenant-stores')})"
     scheme, sep, rest = spec.partition("://")
     if not sep or scheme not in ("dir", "sqlite"):
         raise ConfigError(f"bad value {spec!r}", where="PRIVSDK_TENANTS", hint=hint)
