@@ -1,0 +1,188 @@
+"""The openai SDK's own client classes, with privsdk's guard in their transport.
+
+``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, ``AsyncAzureOpenAI`` (and the
+Bedrock-hosted pair) are subclasses of openai's classes that differ in one
+thing: the httpx client they send through (the SDK's default one, or the
+``http_client`` the app passed) has the guard as its transport. Every
+request any part of the SDK sends -- Chat Completions, Responses, files,
+batches, raw and streaming wrappers, ``with_options`` copies -- is judged on
+what it really is before a byte is written, and leaves a usage record.
+
+A refusal raises :class:`PolicyViolation`, which is both
+:class:`privsdk.PolicyViolation` and :class:`openai.OpenAIError`: the SDK
+re-raises an ``OpenAIError`` raised while sending as it is, so a refusal is
+never retried, and handlers written for openai's errors catch it.
+
+:func:`guard_client` guards a client the app already built;
+:func:`instrument` makes every client built afterwards guarded, including
+those that frameworks (LangChain, LlamaIndex, pydantic-ai, ...) build inside.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import openai
+
+from privsdk.errors import PolicyViolation as _Violation
+
+if TYPE_CHECKING:
+    from privsdk.guard.guard import Guard
+
+__all__ = [
+    "AsyncAzureOpenAI",
+    "AsyncBedrockOpenAI",
+    "AsyncOpenAI",
+    "AzureOpenAI",
+    "BedrockOpenAI",
+    "OpenAI",
+    "PolicyViolation",
+    "guard_client",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]
+
+#: The name the guard's records and seams know this SDK by.
+SDK = "openai"
+
+_Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
+
+
+class PolicyViolation(_Violation, openai.OpenAIError):
+    """privsdk refused the request: a :class:`privsdk.PolicyViolation` that is also an :class:`openai.OpenAIError`.
+
+    Its message names the unmet requirements and the endpoint, never the
+    request's content.
+    """
+
+    @classmethod
+    def of(cls, violation: _Violation) -> PolicyViolation:
+        """The same refusal as an openai error, carrying the same decision and message."""
+        if isinstance(violation, cls):
+            return violation
+        refusal = cls.__new__(cls)
+        refusal.__dict__.update(violation.__dict__)
+        refusal.args = violation.args
+        return refusal
+
+
+Refusal = Callable[[_Violation], BaseException]
+
+
+def _install(client: _Client, guard: Guard | None, refusal: Refusal) -> _Client:
+    """Guard the httpx client ``client`` sends through, in place (a no-op when it already is)."""
+    from privsdk.guard.transport import guard_httpx
+
+    guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
+    return client
+
+
+def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
+    """Guard ``client``, an ``openai.OpenAI``/``AsyncOpenAI`` (Azure and Bedrock ones too) the app built.
+
+    The client's httpx client gets the guard as its transport, so the client,
+    its ``with_options`` copies and any other client sharing that httpx
+    client are guarded from now on. Returns ``client``.
+    """
+    if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
+        raise TypeError(
+            f"privsdk.openai.guard_client takes an openai.OpenAI or openai.AsyncOpenAI client, "
+            f"not {type(client).__module__}.{type(client).__qualname__}"
+        )
+    return _install(client, guard, PolicyViolation.of)
+
+
+def _guarded_init(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` followed by guarding the new client: the constructor of every drop-in class."""
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _install(self, _instrumented.get("guard"), PolicyViolation.of)
+
+    return __init__
+
+
+# The drop-in classes. Their __init__ is openai's, followed by guarding; type checkers see openai's
+# own signature (functools.wraps also gives inspect.signature the original's).
+
+
+class OpenAI(openai.OpenAI):
+    __doc__ = openai.OpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.OpenAI.__init__)
+
+
+class AsyncOpenAI(openai.AsyncOpenAI):
+    __doc__ = openai.AsyncOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AsyncOpenAI.__init__)
+
+
+class AzureOpenAI(openai.AzureOpenAI):
+    __doc__ = openai.AzureOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AzureOpenAI.__init__)
+
+
+class AsyncAzureOpenAI(openai.AsyncAzureOpenAI):
+    __doc__ = openai.AsyncAzureOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AsyncAzureOpenAI.__init__)
+
+
+class BedrockOpenAI(openai.BedrockOpenAI):
+    __doc__ = openai.BedrockOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.BedrockOpenAI.__init__)
+
+
+class AsyncBedrockOpenAI(openai.AsyncBedrockOpenAI):
+    __doc__ = openai.AsyncBedrockOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AsyncBedrockOpenAI.__init__)
+
+
+# --- instrument(): every client built from now on is guarded -----------------------------------------------------
+
+#: The SDK classes whose constructor instrument() wraps. Every client class of the SDK (Azure, Bedrock, the
+#: module-level client, a framework's subclass) runs one of these two constructors.
+_ROOTS: tuple[type[Any], ...] = (openai.OpenAI, openai.AsyncOpenAI)
+_originals: dict[type[Any], Callable[..., None]] = {}
+_instrumented: dict[str, Guard | None] = {}
+_lock = threading.Lock()
+
+
+def instrument(*, guard: Guard | None = None) -> None:
+    """Guard every openai client created from now on, by the app or inside a framework.
+
+    Wraps the constructors of ``openai.OpenAI`` and ``openai.AsyncOpenAI``
+    (which every other client class of the SDK runs). Idempotent; clients
+    built before the call stay as they are (use :func:`guard_client`).
+    ``guard`` defaults to the process-wide one configured from the environment.
+    """
+    with _lock:
+        _instrumented["guard"] = guard
+        for cls in _ROOTS:
+            if cls not in _originals:
+                original = cls.__dict__["__init__"]
+                _originals[cls] = original
+                cls.__init__ = _guarded_init(original)
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument`: clients created afterwards are openai's own again (drop-in classes stay guarded)."""
+    with _lock:
+        for cls, original in _originals.items():
+            cls.__init__ = original
+        _originals.clear()
+        _instrumented.pop("guard", None)
+
+
+def is_instrumented() -> bool:
+    """Whether :func:`instrument` is in effect."""
+    return bool(_originals)
