@@ -444,3 +444,31 @@ def test_the_module_level_client_is_guarded(
     with pytest.raises(dropin.PolicyViolation):
         dropin.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
     assert server.requests == []
+
+
+def test_websocket_connections_are_judged_before_they_open(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Realtime, Live and the Responses API's WebSocket mode bypass httpx: they are judged at ``connect``."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1")
+    with pytest.raises(dropin.PolicyViolation):
+        client.realtime.connect(model="gpt-realtime")
+    with pytest.raises(dropin.PolicyViolation):
+        client.live.connect()
+    with pytest.raises(dropin.PolicyViolation):
+        client.responses.connect()
+    aclient = dropin.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1")
+    with pytest.raises(dropin.PolicyViolation):
+        aclient.realtime.connect(model="gpt-realtime")
+    assert server.requests == []
+    records = usage_records(usage, 4)
+    assert [(r["operation"], r["outcome"]) for r in records] == [
+        ("realtime", "refused"),
+        ("realtime", "refused"),
+        ("responses_state", "refused"),
+        ("realtime", "refused"),
+    ]
+    # A client that is not guarded opens its connections as openai does (connect() itself sends nothing).
+    openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1").realtime.connect(model="gpt-realtime")

@@ -23,8 +23,9 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+import httpx2
 import openai
 
 from privsdk.errors import PolicyViolation as _Violation
@@ -71,13 +72,28 @@ class PolicyViolation(_Violation, openai.OpenAIError):
 
 
 Refusal = Callable[[_Violation], BaseException]
+#: The attribute a guarded client carries its :class:`_Seam` in.
+_MARK = "_privsdk_seam"
 
 
-def _install(client: _Client, guard: Guard | None, refusal: Refusal) -> _Client:
-    """Guard the httpx client ``client`` sends through, in place (a no-op when it already is)."""
+class _Seam(NamedTuple):
+    """What a guarded client judges its WebSocket connections with (they do not pass through httpx)."""
+
+    guard: Guard | None
+    refusal: Refusal
+
+
+def install(client: _Client, guard: Guard | None, refusal: Refusal) -> _Client:
+    """Guard the httpx client ``client`` sends through, in place (a no-op when it already is).
+
+    The client is also marked, so that its WebSocket connections (Realtime, Live, the Responses API's
+    WebSocket mode), which the SDK opens with the websockets library rather than httpx, are judged too.
+    """
     from privsdk.guard.transport import guard_httpx
 
     guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
+    if getattr(client, _MARK, None) is None:
+        setattr(client, _MARK, _Seam(guard, refusal))
     return client
 
 
@@ -93,7 +109,7 @@ def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
             f"privsdk.openai.guard_client takes an openai.OpenAI or openai.AsyncOpenAI client, "
             f"not {type(client).__module__}.{type(client).__qualname__}"
         )
-    return _install(client, guard, PolicyViolation.of)
+    return install(client, guard, PolicyViolation.of)
 
 
 def _guarded_init(init: Callable[..., None]) -> Callable[..., None]:
@@ -102,7 +118,7 @@ def _guarded_init(init: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        _install(self, _instrumented.get("guard"), PolicyViolation.of)
+        install(self, _instrumented.get("guard"), PolicyViolation.of)
 
     return __init__
 
@@ -186,3 +202,66 @@ def uninstrument() -> None:
 def is_instrumented() -> bool:
     """Whether :func:`instrument` is in effect."""
     return bool(_originals)
+
+
+# --- WebSocket connections ------------------------------------------------------------------------------------------
+
+#: Resource modules whose ``connect`` opens a WebSocket, and the path family the connection serves.
+_WEBSOCKETS: tuple[tuple[str, str], ...] = (
+    ("openai.resources.realtime.realtime", "realtime"),
+    ("openai.resources.realtime.translations.translations", "realtime"),
+    ("openai.resources.beta.realtime.realtime", "realtime"),
+    ("openai.resources.live.live", "live"),
+    ("openai.resources.live.sideband", "live"),
+    ("openai.resources.live.forks", "live"),
+    ("openai.resources.responses.responses", "responses"),
+    ("openai.resources.beta.responses.responses", "responses"),
+)
+
+
+def _judge_websocket(client: Any, family: str) -> None:
+    """Judge the WebSocket a guarded client is about to open, as a GET of its endpoint: refuse before connecting."""
+    seam: _Seam | None = getattr(client, _MARK, None)
+    if seam is None:
+        return
+    from privsdk.guard.guard import Guard
+    from privsdk.guard.outgoing import Outgoing
+
+    url = httpx2.URL(str(client.websocket_base_url or client.base_url))
+    scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
+    path = url.path.rstrip("/") + "/" + family
+    headers = {k.lower(): v for k, v in client.default_headers.items() if isinstance(v, str)}
+    out = Outgoing(SDK, "GET", scheme, url.host, url.port, path, "", headers, b"")
+    try:
+        passed = (seam.guard or Guard.default()).check(out)
+    except _Violation as violation:
+        raise seam.refusal(violation) from None
+    passed.finish(None, (None, None), None)
+
+
+def _guarded_connect(connect: Callable[..., Any], family: str) -> Callable[..., Any]:
+    @functools.wraps(connect)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _judge_websocket(self._client, family)
+        return connect(self, *args, **kwargs)
+
+    guarded.__privsdk_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def _guard_websockets() -> None:
+    """Wrap every ``connect`` that opens a WebSocket: a no-op for clients that are not guarded."""
+    import importlib
+
+    for name, family in _WEBSOCKETS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # a resource this version of the SDK does not have
+            continue
+        for cls in list(vars(module).values()):
+            connect = cls.__dict__.get("connect") if isinstance(cls, type) and cls.__module__ == name else None
+            if connect is not None and not getattr(connect, "__privsdk_guarded__", False):
+                cls.connect = _guarded_connect(connect, family)
+
+
+_guard_websockets()
