@@ -18,31 +18,29 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType as _ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai as _openai
-from openai import *  # noqa: F403  (every public name of openai, so that this module replaces it)
-from openai._utils import LazyProxy
-from privsdk_openai.dropin import *  # noqa: F403  (the drop-in classes replace openai's of the same names)
-from privsdk_openai.dropin import __all__ as _dropin_all
-from privsdk_openai.dropin import guard_client
+from openai._utils import LazyProxy as _LazyProxy
+from privsdk_openai import dropin as _dropin
 
-__all__ = list(dict.fromkeys([*_openai.__all__, *_dropin_all]))
+if TYPE_CHECKING:
+    # For type checkers, every public name of openai; at run time they come from openai on first use
+    # (__getattr__ below): resolving them all here would import parts of openai an app may never use.
+    from openai import *  # noqa: F403
 
-#: openai's module-level client's resources (``openai.chat``, ``openai.files``, ...): lazy proxies in openai.
-#: ``type()``, not ``isinstance``: a proxy claims the class of the resource it stands for.
-_MODULE_CLIENT = frozenset(
-    name
-    for name, value in vars(_openai).items()
-    if issubclass(type(value), LazyProxy) and hasattr(_openai.OpenAI, name)
-)
+from privsdk_openai.dropin import *  # noqa: F403  (the drop-in classes, PolicyViolation, guard_client, instrument)
+
+__all__ = list(dict.fromkeys([*_openai.__all__, *_dropin.__all__]))
 
 
 def __getattr__(name: str) -> Any:
-    """openai's module attributes; its module-level client's resources through a guarded client."""
-    if name in _MODULE_CLIENT:
-        return getattr(guard_client(_openai._load_client()), name)
-    return getattr(_openai, name)
+    """openai's module attributes; its module-level client's resources (``openai.chat``, ...) through a guarded
+    client. A resource there is a lazy proxy: ``type()``, not ``isinstance``, as a proxy claims its target's class."""
+    value = getattr(_openai, name)
+    if issubclass(type(value), _LazyProxy) and hasattr(_openai.OpenAI, name):
+        return getattr(_dropin.guard_client(_openai._load_client()), name)
+    return value
 
 
 #: openai's module-level settings (``openai.api_key = ...``): set here, they are set on openai itself.

@@ -21,8 +21,12 @@ those that frameworks (LangChain, LlamaIndex, pydantic-ai, ...) build inside.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.machinery
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx2
@@ -249,19 +253,58 @@ def _guarded_connect(connect: Callable[..., Any], family: str) -> Callable[..., 
     return guarded
 
 
-def _guard_websockets() -> None:
-    """Wrap every ``connect`` that opens a WebSocket: a no-op for clients that are not guarded."""
-    import importlib
+def _patch(module: ModuleType, family: str) -> None:
+    for cls in list(vars(module).values()):
+        connect = cls.__dict__.get("connect") if isinstance(cls, type) and cls.__module__ == module.__name__ else None
+        if connect is not None and not getattr(connect, "__privsdk_guarded__", False):
+            cls.connect = _guarded_connect(connect, family)
 
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs the module's own loader, then wraps its ``connect`` methods."""
+
+    def __init__(self, inner: importlib.abc.Loader, family: str) -> None:
+        self._inner = inner
+        self._family = family
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._inner.exec_module(module)
+        _patch(module, self._family)
+
+
+class _WebSocketModules(importlib.abc.MetaPathFinder):
+    """Wraps the WebSocket resource modules when openai imports them, which it does lazily.
+
+    Importing them here would load all of ``openai.types`` (over a second) with ``import privsdk.openai``.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        family = _FAMILIES.get(fullname)
+        if family is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, family)
+        return spec
+
+
+_FAMILIES = dict(_WEBSOCKETS)
+
+
+def _guard_websockets() -> None:
+    """Wrap every ``connect`` that opens a WebSocket (a no-op for clients that are not guarded): now for the
+    modules already imported, on import for the others."""
     for name, family in _WEBSOCKETS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:  # a resource this version of the SDK does not have
-            continue
-        for cls in list(vars(module).values()):
-            connect = cls.__dict__.get("connect") if isinstance(cls, type) and cls.__module__ == name else None
-            if connect is not None and not getattr(connect, "__privsdk_guarded__", False):
-                cls.connect = _guarded_connect(connect, family)
+        module = sys.modules.get(name)
+        if module is not None:
+            _patch(module, family)
+    if not any(isinstance(finder, _WebSocketModules) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WebSocketModules())
 
 
 _guard_websockets()
