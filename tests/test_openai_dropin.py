@@ -27,7 +27,7 @@ import pytest
 
 import privsdk
 from privsdk import openai as dropin
-from tests.openai_support import guard_env, usage_records
+from tests.openai_support import guard_env, reset_default_guard, usage_records
 from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import LoopbackServer, Status
 
@@ -472,3 +472,23 @@ def test_websocket_connections_are_judged_before_they_open(
     ]
     # A client that is not guarded opens its connections as openai does (connect() itself sends nothing).
     openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1").realtime.connect(model="gpt-realtime")
+
+
+def test_azure_deployments_pass_through_the_same_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """AzureOpenAI's deployment paths are read like OpenAI's; a refused call sends nothing there either."""
+    app = OpenAIWire(key=KEY)
+    with LoopbackServer(app) as server:
+        usage = tmp_path / "usage.jsonl"
+        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=azure.openai")
+        monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{usage}")
+        reset_default_guard()
+        client = dropin.AzureOpenAI(api_key=KEY, api_version="2024-10-21", azure_endpoint=server.url, max_retries=0)
+        completion = client.chat.completions.create(model="gpt4o-eu", messages=[{"role": "user", "content": "hi"}])
+        assert completion.choices[0].message.content == app.text
+        assert [r.path for r in server.requests] == ["/openai/deployments/gpt4o-eu/chat/completions"]
+        with pytest.raises(dropin.PolicyViolation):
+            client.images.generate(model="dalle", prompt="a cat")  # images: an operation the catalogue never serves
+        assert len(server.requests) == 1
+        assert server.errors == []
+    records = usage_records(usage, 2)
+    assert [(r["operation"], r["outcome"]) for r in records] == [("chat", "ok"), ("images", "refused")]
