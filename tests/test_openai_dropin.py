@@ -492,3 +492,64 @@ def test_azure_deployments_pass_through_the_same_guard(monkeypatch: pytest.Monke
         assert server.errors == []
     records = usage_records(usage, 2)
     assert [(r["operation"], r["outcome"]) for r in records] == [("chat", "ok"), ("images", "refused")]
+
+
+FEATURE_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("web search", {"web_search_options": {}}),
+    ("background through extra_body", {"extra_body": {"background": True}}),
+    ("extended prompt caching", {"prompt_cache_retention": "24h"}),
+    ("stored completion", {"store": True}),
+]
+
+
+@pytest.mark.parametrize(("name", "extra"), FEATURE_CALLS, ids=[f[0] for f in FEATURE_CALLS])
+def test_features_the_request_carries_are_judged_however_they_were_set(
+    name: str,
+    extra: dict[str, Any],
+    wire: tuple[OpenAIWire, LoopbackServer],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A ZDR + BAA tenant: each of these keeps content or is not BAA-covered, keyword or ``extra_body`` alike."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr,hipaa_baa", PRIVSDK_ATTEST="openai:zdr,openai:baa")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    with pytest.raises(dropin.PolicyViolation):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], **extra)
+    assert server.requests == []
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])  # the plain call passes
+    assert len(server.requests) == 1
+
+
+def test_constructor_and_call_arguments_keep_their_meaning(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """organization, project, default_headers, extra_headers, user, strict: sent as openai sends them."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server)
+    sent = []
+    for sdk in (openai, dropin):
+        client = sdk.OpenAI(
+            api_key=KEY,
+            base_url=f"{server.url}/v1",
+            organization="org-acme",
+            project="proj_eu",
+            default_headers={"x-team": "search"},
+            max_retries=0,
+        )
+        tools = [{**TOOLS[0], "function": {**TOOLS[0]["function"], "strict": True}}]
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "x"}],
+            tools=tools,
+            user="u-1",
+            extra_headers={"x-trace": "t-1"},
+        )
+        (request,) = server.requests
+        server.requests.clear()
+        names = ("openai-organization", "openai-project", "x-team", "x-trace", "authorization")
+        sent.append(([request.headers.get(n) for n in names], request.body))
+        with pytest.raises(TypeError):
+            client.chat.completions.create(model=MODEL, messages=[], no_such_argument=1)  # type: ignore[call-overload]
+    assert sent[0] == sent[1]
+    assert sent[0][0][:4] == ["org-acme", "proj_eu", "search", "t-1"]
