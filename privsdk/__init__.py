@@ -34,6 +34,10 @@ _EXPORTS = {
     "scope": "privsdk.context",
     "PolicyViolation": "privsdk.errors",
     "VendorError": "privsdk.errors",
+    "guard": "privsdk.outbound",
+    "instrument": "privsdk.outbound",
+    "uninstrument": "privsdk.outbound",
+    "Guard": "privsdk.outbound.judge",
 }
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "Decision",
+    "Guard",
     "Operation",
     "Policy",
     "PolicyViolation",
@@ -55,10 +60,13 @@ __all__ = [
     "__version__",
     "decide",
     "default_catalogue",
+    "guard",
+    "instrument",
     "load_policy",
     "parse_requirement",
     "parse_requirements",
     "scope",
+    "uninstrument",
 ]
 
 if TYPE_CHECKING:
@@ -69,6 +77,8 @@ if TYPE_CHECKING:
     from privsdk.context import scope
     from privsdk.decision import Decision, Unmet, decide
     from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, TagError, VendorError
+    from privsdk.outbound import guard, instrument, uninstrument
+    from privsdk.outbound.judge import Guard
     from privsdk.policy import Policy, Target, Tenant
     from privsdk.usage.record import UsageRecord
     from privsdk.vocabulary import Operation, parse_requirement, parse_requirements

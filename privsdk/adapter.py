@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from privsdk.errors import AdapterMissing, Unsupported
 from privsdk.policy import Target
@@ -26,6 +26,9 @@ from privsdk.types import (
     StreamEvent,
 )
 
+if TYPE_CHECKING:
+    from privsdk.outbound.judge import Guard
+
 ENTRY_POINT_GROUP = "privsdk.adapters"
 DEFAULT_TIMEOUT_S = 60.0
 _NO_CREDENTIALS: Mapping[str, str] = {}
@@ -38,10 +41,15 @@ class AdapterOptions(NamedTuple):
     its own. ``credentials`` are vendor-specific (each adapter's README names
     its keys, such as ``api_key``); when empty, the SDK finds credentials the
     way it always does, in the vendor's own environment variables.
+    ``guard`` judges every request the adapter's SDK client sends (the
+    client's own guard; None means :meth:`Guard.default`): an adapter builds
+    its SDK client with the guard in its transport, and lets a
+    :class:`~privsdk.errors.PolicyViolation` from it pass unchanged.
     """
 
     timeout: float = DEFAULT_TIMEOUT_S
     credentials: Mapping[str, str] = _NO_CREDENTIALS
+    guard: Guard | None = None
 
 
 DEFAULT_OPTIONS = AdapterOptions()

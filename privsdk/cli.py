@@ -92,7 +92,24 @@ def _parser() -> argparse.ArgumentParser:
         description="Decide whether a call may go to TARGET, and why.",
     )
     p.add_argument(
-        "target", metavar="TARGET", help="vendor/model (the vendor's public API) or a target name from the config"
+        "target",
+        metavar="TARGET",
+        nargs="?",
+        help="vendor/model (the vendor's public API) or a target name from the config; or give --url",
+    )
+    p.add_argument(
+        "--url",
+        help="explain a request instead: the URL an SDK would send to (the guard places it as it would the request)",
+    )
+    p.add_argument("--model", help="with --url: the model the request's body names")
+    p.add_argument("--body", help='with --url: the request\'s JSON body (default: {"model": MODEL})')
+    p.add_argument("--method", default="POST", help="with --url: the HTTP method (default POST)")
+    p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --url: a request header, e.g. OpenAI-Project=proj_abc (repeatable)",
     )
     p.add_argument(
         "--operation", default="chat", help="chat, stream, embed, rerank, files, batch or fine_tune (default chat)"
@@ -163,7 +180,52 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--older-than", metavar="AGE", help="30m, 12h, 7d or 2w")
     q.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
     q.set_defaults(run=_usage_prune)
+
+    p = sub.add_parser(
+        "run",
+        help="run a program with every vendor SDK client it creates guarded",
+        epilog=RUN_EXAMPLES,
+        formatter_class=fmt,
+        description="Run COMMAND with privsdk.instrument() applied at start-up: every client of a supported SDK "
+        "that it creates, itself or inside a framework, sends through the guard.",
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    p.set_defaults(run=_run)
     return parser
+
+
+RUN_EXAMPLES = """\
+examples:
+  privsdk run -- python app.py
+  PRIVSDK_REQUIRE=zdr PRIVSDK_ATTEST=openai:zdr@proj_abc privsdk run -- python -m myservice
+  PRIVSDK_ENDPOINTS=http://vllm.internal:8000/v1=selfhosted.vllm privsdk run -- uvicorn app:api
+
+Every client of openai, cohere, mistralai, boto3 (Bedrock) and google-genai that the program creates,
+itself or inside a framework, sends through the guard, configured by the PRIVSDK_* environment.
+exit status: the program's own
+"""
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    """Start a program with every vendor SDK client it creates guarded (as opentelemetry-instrument does)."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise ConfigError("privsdk run needs a command", hint="write e.g. privsdk run -- python app.py")
+    from privsdk.config import load_policy
+
+    load_policy()  # a configuration error stops here, before the program starts
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outbound", "autoinstrument")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    import shutil
+
+    program = shutil.which(command[0]) or command[0]
+    try:
+        os.execve(program, command, env)
+    except OSError as exc:
+        raise ConfigError(f"cannot run {command[0]!r} ({exc.strerror})", hint="name a program on PATH") from None
 
 
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
@@ -175,6 +237,10 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     operation = parse_operation(args.operation).value
     features = frozenset(parse_feature(f) for f in args.feature)
     _check_names(policy, args.tenant, args.data_class)
+    if args.url:
+        return _explain_request(args, policy, out)
+    if not args.target:
+        raise ConfigError("explain needs a TARGET or --url", hint="see privsdk explain --help")
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
     if args.json:
         _print_json(out, decision.to_json())
@@ -182,6 +248,62 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         from privsdk.report import explain_text
 
         out.write(explain_text(decision, _colour(out)))
+    return EXIT_OK if decision.allowed else EXIT_REFUSE
+
+
+def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
+    """``explain --url``: the decision the guard would make on that request, and what it was made for."""
+    from urllib.parse import urlsplit
+
+    from privsdk.context import scope
+    from privsdk.outbound.judge import Guard
+    from privsdk.outbound.outgoing import Outgoing
+
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"bad URL {args.url!r}", hint="write e.g. https://api.openai.com/v1/chat/completions")
+    headers = {}
+    for item in args.header:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"bad --header {name!r}", hint="write NAME=VALUE")
+        headers[name.strip().lower()] = value.strip()
+    body = args.body if args.body is not None else json.dumps({"model": args.model}) if args.model else ""
+    request = Outgoing(
+        sdk="cli",
+        method=args.method.upper(),
+        scheme=parts.scheme,
+        host=parts.hostname.lower(),
+        port=parts.port,
+        path=parts.path or "/",
+        query=parts.query,
+        headers=headers,
+        body=body.encode(),
+    )
+    with scope(tenant=args.tenant, data_class=args.data_class):
+        verdict = Guard(policy).judge(request)
+    decision = verdict.decision
+    target = verdict.targets[0] if verdict.targets else None
+    seen = {
+        "endpoint": verdict.place.endpoint if verdict.place else None,
+        "offerings": list(verdict.place.offerings) if verdict.place else [],
+        "account": target.account if target else None,
+        "geography": target.geography if target else None,
+        "request_operation": verdict.asks.operation if verdict.asks else None,
+        "features": sorted(verdict.asks.features) if verdict.asks else [],
+        "model": verdict.asks.model if verdict.asks else None,
+    }
+    if args.json:
+        _print_json(out, {**decision.to_json(), **seen})
+    else:
+        from privsdk.report import explain_text
+
+        out.write(explain_text(decision, _colour(out)))
+        for key in ("endpoint", "offerings", "account", "geography", "request_operation", "features", "model"):
+            value = seen[key]
+            if value not in (None, []):
+                shown = ", ".join(value) if isinstance(value, list) else value
+                out.write(f"  {key.replace('_', ' ')}: {shown}\n")
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 

@@ -28,6 +28,7 @@ from privsdk.config import load_limits, load_policy, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
 from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
+from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
 from privsdk.streams import ChatStream
@@ -120,6 +121,8 @@ class _Core:
         else:
             spec = usage if usage is not None else self.policy.usage
             self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
+        # The one place requests are judged: every adapter's SDK client sends through this guard.
+        self.guard = Guard(self.policy, catalogue=self.catalogue, recorder=self.recorder, environ=env)
         self._adapters: dict[tuple[str, Target], Adapter] = {}
         self._chains: dict[int, tuple[Decision, tuple[tuple[Target, Decision], ...]]] = {}
         self._lock = threading.Lock()
@@ -205,7 +208,7 @@ class _Core:
                 adapter = self._adapters.get(key)
                 if adapter is None:
                     vendor = target.offering.split(".", 1)[0]
-                    options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor))
+                    options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor), self.guard)
                     adapter = self._adapters[key] = open_adapter(target, options)
         if operation not in adapter.operations:
             raise adapter.unsupported(operation)
@@ -281,11 +284,14 @@ class _Core:
         """One attempt, recorded; tenacity calls it again while it fails transiently."""
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
+        token = bound.set(Binding(target, call.tenant, call.data_class))
         try:
             result = send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
             self.record_failure(call, target, exc, started, time.perf_counter() - t0)
             raise
+        finally:
+            bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
 
@@ -303,11 +309,14 @@ class _Core:
         """:meth:`attempt` for async calls."""
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
+        token = bound.set(Binding(target, call.tenant, call.data_class))
         try:
             result = await send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
             self.record_failure(call, target, exc, started, time.perf_counter() - t0)
             raise
+        finally:
+            bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
 
@@ -358,7 +367,13 @@ class _Core:
         )
 
     def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
-        """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed."""
+        """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed,
+        and one the guard refused (the request the SDK built did not meet the policy) is a refusal."""
+        if isinstance(exc, PolicyViolation):
+            refused = _Call(exc.decision, (), call.tags, call.budget)
+            refused.request_id = call.request_id
+            self.record(refused, None, 0, "refused", exc, started, latency_s)
+            return
         outcome: Literal["error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
         self.record(call, target, call.attempts, outcome, exc, started, latency_s)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
 from privsdk.errors import ConfigError
-from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Policy, Target, Tenant
+from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant
 from privsdk.usage import SPEC as USAGE_SPEC
 from privsdk.usage import SPEC_HINT as USAGE_SPEC_HINT
 from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
@@ -35,11 +35,13 @@ ENV_VARS: dict[str, str] = {
     "PRIVSDK_USAGE_MAX_AGE_DAYS": "delete usage records older than this many days (default: keep them)",
     "PRIVSDK_MAX_ATTEMPTS": "attempts per target for one call, retries included (default 3)",
     "PRIVSDK_DEADLINE_S": "seconds one call may take in all, retries and fallbacks included (default 120)",
+    "PRIVSDK_ENDPOINTS": "comma list of URL=OFFERING[@ACCOUNT]: endpoints the catalogue does not know "
+    "(self-hosted servers, private endpoints, proxies), added to the file's [endpoints]",
 }
 ON_VIOLATION = ("refuse", "reroute")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TOP_KEYS = ("attest", "targets", "tenants")
+_TOP_KEYS = ("attest", "targets", "tenants", "endpoints")
 _TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version", "options")
 _TENANT_KEYS = (
     "classes",
@@ -75,6 +77,25 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
     path = env.get("PRIVSDK_CONFIG", "").strip()
     doc = _Document.read(path) if path else _Document.empty()
     policy = doc.build(cat, env_reqs, env_attest, on_violation or None, usage)
+    env_endpoints = _split(env.get("PRIVSDK_ENDPOINTS", ""))
+    if env_endpoints:
+        declared = []
+        for item in env_endpoints:
+            url, eq, offering = item.rpartition("=")
+            if not eq:
+                raise ConfigError(
+                    f"{item!r} is not URL=OFFERING",
+                    where="PRIVSDK_ENDPOINTS",
+                    hint="write e.g. http://127.0.0.1:8000/v1=selfhosted.vllm",
+                )
+            try:
+                declared.append(endpoint(url, offering, cat))
+            except ConfigError as exc:
+                raise exc.at("PRIVSDK_ENDPOINTS") from None
+        policy = Policy(
+            policy.tenants, policy.default_tenant, policy.targets, policy.origin, policy.usage,
+            policy.endpoints + tuple(declared),
+        )  # fmt: skip
 
     chosen = env.get("PRIVSDK_TENANT", "").strip()
     if chosen:
@@ -84,7 +105,7 @@ def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue |
                 where="PRIVSDK_TENANT",
                 hint="tenants: " + ", ".join(policy.tenants),
             )
-        policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage)
+        policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage, policy.endpoints)
     return policy
 
 
@@ -287,7 +308,13 @@ class _Document:
                     tenant.attest | target.attest, cat, self.at("targets", target.name), cat.offering(target.offering)
                 )
             tenants[name] = tenant
-        return Policy(tenants, next(iter(tenants)), targets, self.origin, usage)
+        endpoints = []
+        for url, offering in self.table(data.get("endpoints", {}), "endpoints").items():
+            try:
+                endpoints.append(endpoint(url, self.string(offering, "endpoints", url), cat))
+            except ConfigError as exc:
+                raise exc.at(self.at("endpoints", url)) from None
+        return Policy(tenants, next(iter(tenants)), targets, self.origin, usage, tuple(endpoints))
 
     def attest_table(self, raw: Any, cat: Catalogue, *keys: str) -> frozenset[str]:
         """``{vendor = ["key", ...]}`` as qualified names, each checked against the catalogue."""
@@ -327,7 +354,7 @@ class _Document:
             _target_attestation(item, offering, self.at(*keys, item))
             for item in self.strings(raw.get("attest", []), *keys, "attest")
         )
-        extra = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
+        extra: dict[str, Any] = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
         options = tuple(
             sorted(
                 (k, self.string(v, *keys, "options", k)) for k, v in self.table(raw.get("options", {}), *keys).items()
@@ -438,8 +465,56 @@ class _Document:
         return tuple(sorted(out))
 
 
+def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
+    """A declared endpoint ``url`` for ``OFFERING[@ACCOUNT]``, checked.
+
+    The URL must be http(s) with a host; the offering must exist; and a URL on a host the catalogue
+    already places must name one of that host's own offerings (a self-hosted offering declared at
+    api.openai.com would turn OpenAI into a "private deployment").
+    """
+    from urllib.parse import urlsplit
+
+    from privsdk.outbound.places import catalogue_place
+
+    offering_id, _, account = (p.strip() for p in offering_spec.partition("@"))
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"bad endpoint URL {url!r}", hint="write scheme://host[:port][/path], e.g. http://127.0.0.1:8000/v1"
+        )
+    offering = cat.offering(offering_id)
+    if offering is None:
+        known = [o for v in cat.all_vendors() for o in v.offerings]
+        raise ConfigError(f"endpoint {url}: unknown offering {offering_id!r}", hint="offerings: " + ", ".join(known))
+    origin = f"{parts.scheme}://{parts.netloc.lower()}"
+    place = catalogue_place(cat, "https", parts.hostname.lower(), origin)
+    if place is not None and offering_id not in place.offerings:
+        raise ConfigError(
+            f"endpoint {url}: {parts.hostname} is the catalogue's host for {', '.join(place.offerings)}, "
+            f"not {offering_id}",
+            hint="declare the offering that really serves this host, or use the endpoint of your own server",
+        )
+    return Endpoint(origin + parts.path.rstrip("/"), offering_id, account or None)
+
+
 def _account_attestation(text: str, cat: Catalogue) -> str:
-    """Check ``vendor:key`` against the vendor's catalogue; return it normalised."""
+    """Check ``vendor:key[@account]`` against the vendor's catalogue; return it normalised."""
+    text, at, account = text.partition("@")
+    if at:
+        account = account.strip()
+        if not _NAME.match(account):
+            raise ConfigError(
+                f"attestation scope {text.strip()}@... names no account",
+                hint="write vendor:key@ACCOUNT, e.g. openai:zdr@proj_abc (an OpenAI project or organisation id, "
+                "an Azure resource name, a Google Cloud project id)",
+            )
+        if text.partition(":")[0].strip() not in _SCOPED_VENDORS:
+            raise ConfigError(
+                f"{text.strip()} cannot be scoped to an account: its requests carry no account identity",
+                hint="account scopes work for: " + ", ".join(_SCOPED_VENDORS),
+            )
+        return _account_attestation(text, cat) + "@" + account
     vendor, colon, key = (p.strip() for p in text.partition(":"))
     if not colon or not vendor or not key:
         raise ConfigError(f"attestation {text!r} is not vendor:name", hint="write e.g. openai:zdr, mistral:plan=scale")
@@ -454,6 +529,11 @@ def _account_attestation(text: str, cat: Catalogue) -> str:
             hint=f"{vendor} attestations: " + ", ".join(sorted(found.attestation_keys)),
         )
     return f"{vendor}:{key}"
+
+
+#: Vendors whose requests show an account: the OpenAI project or organisation header, the Azure resource
+#: host, the Google Cloud project in a Vertex path.
+_SCOPED_VENDORS = ("openai", "azure", "vertex")
 
 
 def _account_attestations(items: list[str], cat: Catalogue, where: str) -> frozenset[str]:
@@ -480,18 +560,20 @@ def _target_attestation(item: str, offering: Offering, where: str) -> str:
 
 def _check_combination(names: frozenset[str], cat: Catalogue, where: str, offering: Offering | None) -> None:
     """Two values of one key, or an attestation without the ones it requires, are errors."""
-    groups: dict[tuple[str, str], str] = {}
+    groups: dict[tuple[str, str, str], str] = {}
     for name in sorted(names):
         vendor, _, key = name.partition(":")
-        group = (vendor, key.partition("=")[0])
+        key, _, account = key.partition("@")
+        group = (vendor, key.partition("=")[0], account)
         if group in groups:
             raise ConfigError(
                 f"{groups[group]} and {name} cannot both hold", where=where, hint="declare one value per vendor account"
             )
         groups[group] = name
     for name in sorted(names):
-        for req in _requires(name, cat, offering):
-            if req not in names:
+        bare, at, account = name.partition("@")
+        for req in _requires(bare, cat, offering):
+            if req not in names and req + at + account not in names:
                 raise ConfigError(
                     f"{name} requires {req}, which is not declared",
                     where=where,

@@ -18,6 +18,7 @@ from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
 from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
 from privsdk.policy import Policy, Target, Tenant
 from privsdk.vocabulary import (
+    CONTENT_FREE_OPERATIONS,
     FEATURES,
     OPERATIONS,
     MaxRetentionDays,
@@ -167,26 +168,10 @@ def _decide(
     features: frozenset[str],
     today: dt.date,
 ) -> Decision:
-    tenant_name = tenant_name or policy.default_tenant
-    tenant = policy.tenants.get(tenant_name)
-    if tenant is None:
-        return _refuse_early(
-            target,
-            tenant_name,
-            data_class or "",
-            operation,
-            f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})",
-        )
-    data_class = data_class or tenant.default_class
-    requirements = tenant.classes.get(data_class)
-    if requirements is None:
-        return _refuse_early(
-            target,
-            tenant.name,
-            data_class,
-            operation,
-            f"tenant {tenant.name!r} has no data class {data_class!r} (classes: {', '.join(tenant.classes)})",
-        )
+    found = _tenant_class(policy, tenant_name, data_class)
+    if isinstance(found, _NoClass):
+        return _refuse_early(target, found.tenant, found.data_class, operation, found.reason)
+    tenant, data_class, requirements = found
     names = tuple(str(r) for r in requirements)
     first = evaluate(policy, catalogue, tenant, requirements, target, operation, features, today)
     if first.ok:
@@ -218,6 +203,103 @@ def _decide(
     return Decision("refuse", target, None, first.unmet, why, tenant.name, data_class, operation, names, first, None)
 
 
+class _NoClass(NamedTuple):
+    """Why no requirements apply: the tenant or its data class is unknown."""
+
+    tenant: str
+    data_class: str
+    reason: str
+
+
+def _tenant_class(
+    policy: Policy, tenant_name: str | None, data_class: str | None
+) -> tuple[Tenant, str, tuple[Requirement, ...]] | _NoClass:
+    """The tenant, data class and requirements a call runs under, or why there are none."""
+    tenant_name = tenant_name or policy.default_tenant
+    tenant = policy.tenants.get(tenant_name)
+    if tenant is None:
+        return _NoClass(
+            tenant_name, data_class or "", f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})"
+        )
+    data_class = data_class or tenant.default_class
+    requirements = tenant.classes.get(data_class)
+    if requirements is None:
+        return _NoClass(
+            tenant.name,
+            data_class,
+            f"tenant {tenant.name!r} has no data class {data_class!r} (classes: {', '.join(tenant.classes)})",
+        )
+    return tenant, data_class, requirements
+
+
+def decide_request(
+    policy: Policy,
+    catalogue: Catalogue,
+    targets: tuple[Target, ...],
+    operation: str,
+    *,
+    tenant: str | None = None,
+    data_class: str | None = None,
+    features: frozenset[str] = _NO_FEATURES,
+    today: dt.date | None = None,
+) -> Decision:
+    """Decide on a request the transport guard read: ``targets`` are every offering that may serve it.
+
+    Each must meet the tenant's requirements (when one host serves several offerings, the stricter
+    answer holds). The guard never reroutes: a request is sent as the SDK built it, or not at all.
+    Cached like :func:`decide`.
+    """
+    return _decide_request(policy, catalogue, tenant, data_class, targets, operation, features, today or _today())
+
+
+@functools.lru_cache(maxsize=8192)
+def _decide_request(
+    policy: Policy,
+    catalogue: Catalogue,
+    tenant_name: str | None,
+    data_class: str | None,
+    targets: tuple[Target, ...],
+    operation: str,
+    features: frozenset[str],
+    today: dt.date,
+) -> Decision:
+    label = targets[0].name
+    found = _tenant_class(policy, tenant_name, data_class)
+    if isinstance(found, _NoClass):
+        return _refuse_early(label, found.tenant, found.data_class, operation, found.reason)
+    tenant, data_class, requirements = found
+    names = tuple(str(r) for r in requirements)
+    evaluations = [evaluate(policy, catalogue, tenant, requirements, t, operation, features, today) for t in targets]
+    first = evaluations[0]
+    failing = [ev for ev in evaluations if not ev.ok]
+    if not failing:
+        return Decision("allow", label, label, (), None, tenant.name, data_class, operation, names, first, None)
+    why = "; ".join(
+        f"{ev.target} ({ev.offering}): " + (ev.reason or "unmet: " + ", ".join(u.requirement for u in ev.unmet))
+        for ev in failing
+    )
+    if len(evaluations) > 1:
+        why += "; the request may be served by " + ", ".join(str(ev.offering) for ev in evaluations)
+        why += ", and each must meet the policy"
+    unmet = tuple(u for ev in failing for u in ev.unmet)
+    return Decision("refuse", label, None, unmet, why, tenant.name, data_class, operation, names, failing[0], None)
+
+
+def refused(
+    policy: Policy, label: str, operation: str, tenant: str | None, data_class: str | None, reason: str
+) -> Decision:
+    """A refusal of a request that could not be judged at all (unknown endpoint, unreadable request)."""
+    found = _tenant_class(policy, tenant, data_class)
+    if isinstance(found, _NoClass):
+        return _refuse_early(label, found.tenant, found.data_class, operation, reason)
+    return _refuse_early(label, found[0].name, found[1], operation, reason)
+
+
+def unjudged(label: str, reason: str) -> Decision:
+    """A refusal made before any policy could be read (the configuration itself is broken)."""
+    return _refuse_early(label, "unknown", "unknown", "other", reason)
+
+
 def _refuse_early(target: str, tenant: str, data_class: str, operation: str, reason: str) -> Decision:
     ev = Evaluation(target, None, (), reason, (), None)
     return Decision("refuse", target, None, (), reason, tenant, data_class, operation, (), ev, None)
@@ -247,13 +329,14 @@ def evaluate(
     catalogue: Catalogue,
     tenant: Tenant,
     requirements: tuple[Requirement, ...],
-    target: str,
+    target: str | Target,
     operation: str,
     features: frozenset[str],
     today: dt.date,
 ) -> Evaluation:
-    """Check one target against ``requirements``, without rerouting."""
-    spec = resolve_target(policy, catalogue, target)
+    """Check one target (a name, or a :class:`Target` the guard built from a request) against ``requirements``."""
+    spec = target if isinstance(target, Target) else resolve_target(policy, catalogue, target)
+    target = target.name if isinstance(target, Target) else target
     if isinstance(spec, str):
         return Evaluation(target, None, (), spec, (), None)
     offering = catalogue.offering(spec.offering)
@@ -265,12 +348,17 @@ def evaluate(
 
     if operation not in OPERATIONS:
         return stop(f"unknown operation {operation!r} (operations: {', '.join(OPERATIONS)})")
+    if operation in CONTENT_FREE_OPERATIONS:
+        return Evaluation(target, offering.id, (), None, (), offering.reviewed)
     if operation not in offering.operations:
-        return stop(f"{offering.id} does not serve {operation} (serves: {', '.join(sorted(offering.operations))})")
+        return stop(
+            f"{offering.id} does not serve {operation}, or privsdk's catalogue holds no guarantees for it "
+            f"(catalogued: {', '.join(sorted(offering.operations))})"
+        )
     unknown = sorted(features - FEATURES.keys())
     if unknown:
         return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
-    if not offering.serves_model(spec.model):
+    if spec.model and not offering.serves_model(spec.model):  # "": the request names no model (a file upload)
         return stop(f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})")
     age = (today - offering.reviewed).days
     if age > tenant.max_catalogue_age_days:
@@ -280,7 +368,13 @@ def evaluate(
             "(upgrade privsdk, or raise max_catalogue_age_days)"
         )
 
-    applied = applicable_attestations(offering, tenant.attest | spec.attest)
+    declared = for_account(tenant.attest | spec.attest, spec.account)
+    contradiction = _region_contradiction(spec, declared)
+    if contradiction:
+        return stop(contradiction)
+    applied = applicable_attestations(offering, declared)
+    if spec.shows_geography:  # a region attestation holds only where the request really goes
+        applied = tuple(a for a in applied if _geo_of(a) in (None, spec.geography))
     facts = effective_facts(offering, applied, spec.model, operation, features)
     unmet = tuple(
         Unmet(str(req), fact.describe(), fact.source.ref, fact.as_of, fact.note)
@@ -288,6 +382,43 @@ def evaluate(
         if not holds(req, fact := facts[req.fact])
     )
     return Evaluation(target, offering.id, unmet, None, applied, offering.reviewed)
+
+
+def for_account(attestations: frozenset[str], account: str | None) -> frozenset[str]:
+    """The attestations that hold for ``account``: unscoped ones, and ``name@account`` ones of this account."""
+    if not any("@" in a for a in attestations):
+        return attestations
+    out = set()
+    for a in attestations:
+        name, at, scope = a.partition("@")
+        if not at or scope == account:
+            out.add(name)
+    return frozenset(out)
+
+
+def _geo_of(attestation: str) -> str | None:
+    """The geography a ``vendor:region=GEO`` attestation claims, else None."""
+    key = attestation.partition(":")[2]
+    return key[len("region=") :] if key.startswith("region=") else None
+
+
+def _region_contradiction(spec: Target, declared: frozenset[str]) -> str | None:
+    """A reason when the target's own region names another geography than its region attestation."""
+    if spec.region is None or spec.shows_geography:
+        return None
+    from privsdk.outbound.places import geography
+
+    kind = {"bedrock": "aws_region", "cohere": "aws_region", "vertex": "gcp_location", "mistral": "geo"}.get(
+        spec.offering.partition(".")[0], "geo"
+    )
+    shown = geography(kind, spec.region)
+    claimed = {g for a in declared if (g := _geo_of(a)) is not None and a.startswith(spec.offering.partition(".")[0])}
+    if shown is not None and claimed and shown not in claimed:
+        return (
+            f"configuration error: target {spec.name!r} declares region {spec.region!r} ({shown}) but attests "
+            f"region={'|'.join(sorted(claimed))}: fix the target's region or its attestation"
+        )
+    return None
 
 
 def effective_facts(

@@ -38,6 +38,14 @@ class Target(NamedTuple):
     project: str | None = None
     api_version: str | None = None
     options: tuple[tuple[str, str], ...] = ()
+    #: The vendor account the target's requests carry (OpenAI project, Azure resource, GCP project), for
+    #: attestations scoped to one account (``openai:zdr@proj_abc``). The transport guard sets it from the request.
+    account: str | None = None
+    #: The geography the request's host shows, set by the transport guard; None when the host shows none.
+    geography: str | None = None
+    #: True when the host can show a geography (``api.openai.com`` can, and shows none): region attestations
+    #: then hold only where the shown geography is theirs.
+    shows_geography: bool = False
 
     def option(self, key: str, default: str | None = None) -> str | None:
         """The adapter setting ``key``, or ``default``."""
@@ -45,6 +53,18 @@ class Target(NamedTuple):
             if k == key:
                 return v
         return default
+
+
+class Endpoint(NamedTuple):
+    """A URL the policy declares as an offering's endpoint: a self-hosted server, a private endpoint, a proxy.
+
+    ``url`` is ``scheme://host[:port][/path]`` without a trailing slash; a request whose URL starts with it
+    goes to ``offering``, for ``account`` when set.
+    """
+
+    url: str
+    offering: str
+    account: str | None = None
 
 
 class Tenant(NamedTuple):
@@ -84,7 +104,7 @@ class Policy:
     which lets decisions be cached per policy at the cost of one pointer hash.
     """
 
-    __slots__ = ("default_tenant", "origin", "targets", "tenants", "usage")
+    __slots__ = ("default_tenant", "endpoints", "origin", "targets", "tenants", "usage")
 
     def __init__(
         self,
@@ -93,12 +113,19 @@ class Policy:
         targets: Mapping[str, Target] | None = None,
         origin: str = "environment",  # the policy file, or "environment"
         usage: str = "sqlite",  # PRIVSDK_USAGE, checked
+        endpoints: tuple[Endpoint, ...] = (),
     ) -> None:
         self.tenants = tenants
         self.default_tenant = default_tenant
         self.targets: Mapping[str, Target] = targets or {}
         self.origin = origin
         self.usage = usage
+        # Declared endpoints, and every configured target's endpoint: the guard places requests with them.
+        self.endpoints = endpoints + tuple(
+            Endpoint(t.endpoint.rstrip("/"), t.offering, t.account)
+            for t in self.targets.values()
+            if t.endpoint and not any(e.url == t.endpoint.rstrip("/") for e in endpoints)
+        )
 
     def __repr__(self) -> str:
         return f"Policy(origin={self.origin!r}, tenants={list(self.tenants)}, targets={list(self.targets)})"

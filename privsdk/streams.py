@@ -10,11 +10,13 @@ Each stream leaves one usage record when it ends, fails, or is closed early
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from privsdk import resilience
+from privsdk.outbound.judge import Binding, bound
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:
@@ -40,9 +42,11 @@ class _Recorded:
         self._first: StreamEvent | None = None
         self._first_chunk_s: float | None = None
 
-    def _begin(self) -> None:
+    def _begin(self, target: Target) -> contextvars.Token[Binding | None]:
+        """Start an attempt on ``target``: the guard judges the request it opens for this call."""
         self._call.attempts += 1
         self._started, self._t0 = time.time(), time.perf_counter()
+        return bound.set(Binding(target, self._call.tenant, self._call.data_class))
 
     def _failed(self, target: Target, exc: BaseException) -> None:
         self._core.record_failure(self._call, target, exc, self._started, time.perf_counter() - self._t0)
@@ -84,7 +88,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     def _open(
         self, adapter: Adapter, target: Target, request: ChatRequest, timeout: float | None, *, budget: Budget
     ) -> None:
-        self._begin()
+        token = self._begin(target)
         events = None
         try:
             events = adapter.stream(request, timeout=self._core.attempt_timeout(self._call, timeout, adapter.vendor))
@@ -94,6 +98,8 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
                 _close(events)
             self._failed(target, exc)
             raise
+        finally:
+            bound.reset(token)
         self._events = events
         self._opened(first)
 
@@ -158,7 +164,7 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
     async def _open(
         self, adapter: Adapter, target: Target, request: ChatRequest, timeout: float | None, *, budget: Budget
     ) -> None:
-        self._begin()
+        token = self._begin(target)
         events = None
         try:
             events = adapter.astream(request, timeout=self._core.attempt_timeout(self._call, timeout, adapter.vendor))
@@ -168,6 +174,8 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
                 await _aclose(events)
             self._failed(target, exc)
             raise
+        finally:
+            bound.reset(token)
         self._events = events
         self._opened(first)
 

@@ -50,6 +50,9 @@ def _no_privsdk_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("PRIVSDK_"):
             monkeypatch.delenv(key)
     yield
+    judge = sys.modules.get("privsdk.outbound.judge")
+    if judge is not None:  # the process-wide guard read this test's environment: the next test reads its own
+        judge.Guard.reset_default()
 
 
 @pytest.fixture

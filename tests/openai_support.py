@@ -19,13 +19,9 @@ from tests.wire.server import LoopbackServer
 
 def reset_default_guard() -> None:
     """Forget the process-wide guard, so that the next request builds one from the environment as set now."""
-    from privsdk.guard import guard as module
+    from privsdk.outbound.judge import Guard
 
-    reset = getattr(module.Guard, "reset_default", None)
-    if callable(reset):
-        reset()
-    elif hasattr(module.Guard, "_default"):
-        module.Guard._default = None
+    Guard.reset_default()
 
 
 def guard_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: LoopbackServer, **env: str) -> Path:

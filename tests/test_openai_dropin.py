@@ -373,7 +373,7 @@ def test_async_refusal(
 def test_guard_client_guards_an_app_built_client_and_its_http_client_in_place(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _app, server = wire
+    app, server = wire
     guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
     http = httpx2.Client()
     client = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", http_client=http)
@@ -383,8 +383,9 @@ def test_guard_client_guards_an_app_built_client_and_its_http_client_in_place(
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
     other = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", http_client=http)  # shares the guarded http client
     with pytest.raises(dropin.PolicyViolation):
-        other.with_options(max_retries=3).models.list()
+        other.with_options(max_retries=3).embeddings.create(model="text-embedding-3-small", input="x")
     assert server.requests == []
+    assert [m.id for m in other.models.list()] == [app.model]  # a listing carries no content: allowed
     with pytest.raises(TypeError, match=r"openai\.OpenAI"):
         dropin.guard_client(http)  # type: ignore[type-var]
 
@@ -483,9 +484,10 @@ def test_azure_deployments_pass_through_the_same_guard(monkeypatch: pytest.Monke
         monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{usage}")
         reset_default_guard()
         client = dropin.AzureOpenAI(api_key=KEY, api_version="2024-10-21", azure_endpoint=server.url, max_retries=0)
-        completion = client.chat.completions.create(model="gpt4o-eu", messages=[{"role": "user", "content": "hi"}])
+        # A deployment named after its model: the guard reads the model family from the request.
+        completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
         assert completion.choices[0].message.content == app.text
-        assert [r.path for r in server.requests] == ["/openai/deployments/gpt4o-eu/chat/completions"]
+        assert [r.path for r in server.requests] == ["/openai/deployments/gpt-4o/chat/completions"]
         with pytest.raises(dropin.PolicyViolation):
             client.images.generate(model="dalle", prompt="a cat")  # images: an operation the catalogue never serves
         assert len(server.requests) == 1

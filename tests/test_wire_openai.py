@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
-from privsdk.guard.wire import reader
-from privsdk.guard.wire.openai import READER, UsageMeter
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.openai import READER, UsageMeter
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import Recorded
 

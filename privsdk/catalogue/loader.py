@@ -89,7 +89,12 @@ def _offering(
 ) -> Offering:
     oid = _str(raw, "id", "offering")
     where = f"offering {oid}"
-    _only(raw, {"id", "name", "summary", "inherits", "operations", "models", "facts", "attestations", "limits"}, where)
+    _only(
+        raw,
+        {"id", "name", "summary", "inherits", "operations", "models", "facts", "attestations", "limits", "hosts",
+         "hosts_source"},
+        where,
+    )  # fmt: skip
     if not oid.startswith(vendor + "."):
         raise CatalogueError(f"{where}: id must start with {vendor + '.'!r}")
     parent: Offering | None = None
@@ -127,6 +132,15 @@ def _offering(
             if req not in attestations:
                 raise CatalogueError(f"{where}: {att.qualified} requires unknown {req}")
 
+    hosts = tuple(_strs(raw, "hosts", where, required=False))
+    if hosts:
+        ref = _str(raw, "hosts_source", where)
+        if ref not in sources:
+            raise CatalogueError(f"{where}: hosts_source {ref!r} is not a source of this file")
+        bad = [h for h in hosts if not _HOST.fullmatch(h)]
+        if bad:
+            raise CatalogueError(f"{where}: bad host patterns {bad} (labels, or one of {', '.join(HOST_FIELDS)})")
+
     limits = list(parent.limits) if parent else []
     limits += [_limit(x, sources, operations, f"{where} limit") for x in _list(raw, "limits", where, required=False)]
     return Offering(
@@ -141,6 +155,7 @@ def _offering(
         limits=tuple(limits),
         reviewed=min(reviewed, parent.reviewed) if parent else reviewed,
         inherits=parent.id if parent else None,
+        hosts=hosts,
     )
 
 
@@ -185,6 +200,12 @@ def _limit(raw: dict[str, Any], sources: Mapping[str, Source], operations: froze
         for name, f in _table(raw, "facts", where).items()
     }
     return Limit(models, ops, feats, facts, _str(raw, "note", where))
+
+
+#: The placeholders a host pattern may hold, each standing for one DNS label.
+HOST_FIELDS = ("{resource}", "{aws_region}", "{gcp_location}", "{azure_region}", "{geo}")
+_LABEL = r"(?:[a-z0-9-]|" + "|".join(re.escape(f) for f in HOST_FIELDS) + ")+"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def _fact(name: str, raw: Any, sources: Mapping[str, Source], how: How | None, where: str) -> Fact:

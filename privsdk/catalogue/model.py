@@ -81,6 +81,10 @@ class Offering(NamedTuple):
     limits: tuple[Limit, ...]
     reviewed: dt.date  # oldest review date of the files it draws on
     inherits: str | None = None
+    #: Host patterns of the vendor's own endpoints for this offering (``{resource}.openai.azure.com``):
+    #: the transport guard places a request by its host with them. Empty where only a declared endpoint
+    #: can reach the offering (self-hosted servers, private deployments).
+    hosts: tuple[str, ...] = ()
 
     def serves_model(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, g) for g in self.models)

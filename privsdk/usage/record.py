@@ -32,7 +32,24 @@ ErrorClass = Literal[
     "vendor_error",
     "other",
 ]
-Operation = Literal["chat", "stream", "embed", "rerank", "files", "batch", "fine_tune"]
+Operation = Literal[
+    "chat",
+    "stream",
+    "embed",
+    "rerank",
+    "files",
+    "batch",
+    "fine_tune",
+    "assistants",
+    "vector_stores",
+    "images",
+    "audio",
+    "moderation",
+    "realtime",
+    "responses_state",
+    "other",
+    "models",
+]
 
 DECISIONS: tuple[Decision, ...] = get_args(Decision)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)

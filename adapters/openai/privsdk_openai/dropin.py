@@ -35,7 +35,7 @@ import openai
 from privsdk.errors import PolicyViolation as _Violation
 
 if TYPE_CHECKING:
-    from privsdk.guard.guard import Guard
+    from privsdk.outbound.judge import Guard
 
 __all__ = [
     "AsyncAzureOpenAI",
@@ -87,15 +87,22 @@ class _Seam(NamedTuple):
     refusal: Refusal
 
 
-def install(client: _Client, guard: Guard | None, refusal: Refusal) -> _Client:
+def install(client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes: bool = True) -> _Client:
     """Guard the httpx client ``client`` sends through, in place (a no-op when it already is).
 
-    The client is also marked, so that its WebSocket connections (Realtime, Live, the Responses API's
-    WebSocket mode), which the SDK opens with the websockets library rather than httpx, are judged too.
+    With ``reroutes``, a request the tenant reroutes is answered from the alternative in openai's wire
+    format (:mod:`privsdk_openai.reroute`); without, it is refused. The client is also marked, so that its
+    WebSocket connections (Realtime, Live, the Responses API's WebSocket mode), which the SDK opens with the
+    websockets library rather than httpx, are judged too.
     """
-    from privsdk.guard.transport import guard_httpx
+    from privsdk.outbound.transport import guard_httpx
 
-    guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
+    if reroutes:
+        from privsdk_openai import reroute
+
+        guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
+    else:
+        guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
     if getattr(client, _MARK, None) is None:
         setattr(client, _MARK, _Seam(guard, refusal))
     return client
@@ -228,8 +235,10 @@ def _judge_websocket(client: Any, family: str) -> None:
     seam: _Seam | None = getattr(client, _MARK, None)
     if seam is None:
         return
-    from privsdk.guard.guard import Guard
-    from privsdk.guard.outgoing import Outgoing
+    from privsdk.decision import unjudged
+    from privsdk.errors import ConfigError
+    from privsdk.outbound.judge import Guard
+    from privsdk.outbound.outgoing import Outgoing
 
     url = httpx2.URL(str(client.websocket_base_url or client.base_url))
     scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
@@ -240,6 +249,8 @@ def _judge_websocket(client: Any, family: str) -> None:
         passed = (seam.guard or Guard.default()).check(out)
     except _Violation as violation:
         raise seam.refusal(violation) from None
+    except ConfigError as exc:  # fail closed, as the httpx seam does
+        raise seam.refusal(_Violation(unjudged(out.host, f"configuration error: {exc}"))) from None
     passed.finish(None, (None, None), None)
 
 

@@ -12,6 +12,7 @@ import openai
 from privsdk.errors import (
     ConnectionLost,
     ContentRefused,
+    PolicyViolation,
     RateLimited,
     Unavailable,
     VendorError,
@@ -61,7 +62,13 @@ def in_band(vendor: str, code: str | int | None) -> VendorError:
 
 
 def vendor_error(vendor: str, exc: Exception) -> VendorError:
-    """The privsdk error for one exception out of the SDK; the caller raises it ``from exc``."""
+    """The privsdk error for one exception out of the SDK; the caller raises it ``from exc``.
+
+    A guard's refusal is no vendor error: it is raised again as it is (the drop-in's refusal is also an
+    ``openai.OpenAIError``, so an instrumented client's refusal lands here).
+    """
+    if isinstance(exc, PolicyViolation):
+        raise exc
     if isinstance(exc, openai.APITimeoutError):
         return VendorTimeout(vendor)
     if isinstance(exc, openai.APIConnectionError):

@@ -3,13 +3,12 @@
 The guard never trusts what the app declared about a call. A transport seam
 (an httpx transport, a botocore event handler) turns the request the SDK built
 into an :class:`Outgoing`; a wire reader for the request's protocol (one
-module per protocol in :mod:`privsdk.guard.wire`) says what it :class:`Asks`
+module per protocol in :mod:`privsdk.outbound.wire`) says what it :class:`Asks`
 for; the guard decides on that. Nothing here imports a vendor SDK.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
@@ -46,6 +45,8 @@ class Outgoing(NamedTuple):
         """The body as JSON, or None when it is empty or not JSON (multipart uploads, say)."""
         if not self.body:
             return None
+        import json  # here, not at the top: json costs ~2 ms to import and only some readers need it
+
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError):

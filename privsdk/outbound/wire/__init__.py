@@ -1,6 +1,6 @@
 """Wire readers, one module per protocol: what a request asks for, and its answer's tokens.
 
-Each module defines ``READER``, a :class:`privsdk.guard.outgoing.WireReader`.
+Each module defines ``READER``, a :class:`privsdk.outbound.outgoing.WireReader`.
 The protocol of a request follows from the offering its host belongs to
 (:data:`PROTOCOLS`); modules are imported on first use.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from privsdk.guard.outgoing import WireReader
+from privsdk.outbound.outgoing import WireReader
 
 #: Offering (or vendor) -> the wire protocol its endpoints speak.
 PROTOCOLS = {
@@ -31,5 +31,5 @@ def reader(protocol: str) -> WireReader:
     """The reader for ``protocol``, imported on first use."""
     found = _readers.get(protocol)
     if found is None:
-        found = _readers[protocol] = importlib.import_module(f"privsdk.guard.wire.{protocol}").READER
+        found = _readers[protocol] = importlib.import_module(f"privsdk.outbound.wire.{protocol}").READER
     return found

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from privsdk.guard.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 
 #: Route families that send content to a model; their body is read for model and features.
 _GENERATE = frozenset({"chat/completions", "completions", "responses"})

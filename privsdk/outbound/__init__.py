@@ -1,0 +1,174 @@
+"""What really leaves the process: the guard in each vendor SDK's transport.
+
+:func:`guard` puts the guard into a client the app already built;
+:func:`instrument` puts it into every client of every supported SDK created
+from then on, by the app or by a framework inside it (LangChain, LlamaIndex,
+pydantic-ai ...); ``privsdk run -- python app.py`` does that before the app
+starts, configured by the environment alone. Each SDK's own code lives in its
+package under ``adapters/`` (``privsdk_openai.dropin``, ...); this module only
+knows which package serves which SDK, and imports none until asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+#: The SDK module whose import makes a client class available -> the privsdk package that guards it.
+DROPINS: dict[str, str] = {
+    "openai": "privsdk_openai.dropin",
+    "cohere": "privsdk_cohere.dropin",
+    "mistralai": "privsdk_mistral.dropin",
+    "botocore": "privsdk_bedrock.dropin",
+    "google.genai": "privsdk_vertex.dropin",
+}
+#: What to install for each SDK's drop-in, for the error when its package is missing.
+_EXTRAS = {
+    "openai": "openai",
+    "cohere": "cohere",
+    "mistralai": "mistral",
+    "botocore": "bedrock",
+    "google.genai": "vertex",
+}
+
+
+def _sdk_of(module: str) -> str | None:
+    """The key of :data:`DROPINS` whose SDK defines ``module`` (``openai._client`` -> ``openai``)."""
+    if module.startswith("boto3"):
+        return "botocore"
+    return next((sdk for sdk in DROPINS if module == sdk or module.startswith(sdk + ".")), None)
+
+
+def _dropin(sdk: str) -> ModuleType:
+    from privsdk.errors import AdapterMissing
+
+    try:
+        return importlib.import_module(DROPINS[sdk])
+    except ImportError as exc:
+        if exc.name is None or not DROPINS[sdk].startswith(exc.name.split(".")[0]):
+            raise
+        raise AdapterMissing(
+            f"privsdk's {sdk} support is not installed", hint=f"pip install 'privsdk[{_EXTRAS[sdk]}]'"
+        ) from None
+
+
+def guard(client: C) -> C:
+    """Guard a vendor SDK client the app already built, in place, and return it.
+
+    Takes a client of openai (``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` ...), cohere, mistralai,
+    boto3/botocore (``bedrock-runtime`` and the other Bedrock services) or google-genai. Every request it
+    sends from now on is judged by the process-wide guard (``PRIVSDK_*`` environment).
+    """
+    sdk = _sdk_of(type(client).__module__)
+    if sdk is None:
+        raise TypeError(
+            f"privsdk.guard() takes a client of openai, cohere, mistralai, boto3 or google-genai, "
+            f"not {type(client).__module__}.{type(client).__qualname__}"
+        )
+    guarded: C = _dropin(sdk).guard_client(client)
+    return guarded
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs callbacks right after a module is first imported: how :func:`instrument` reaches SDKs the app
+    has not imported yet, without importing them itself (openai and google-genai take a second each)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[Callable[[], None]]] = {}
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        callbacks = self.pending.get(fullname)
+        if callbacks is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                del self.pending[fullname]
+                spec.loader = _ThenRun(spec.loader, callbacks)
+                return spec
+        return None
+
+
+class _ThenRun(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader, callbacks: list[Callable[[], None]]):
+        self.inner, self.callbacks = inner, callbacks
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.inner.exec_module(module)
+        for callback in self.callbacks:
+            callback()
+
+
+_hook = _AfterImport()
+_instrumented: set[str] = set()
+_lock = threading.Lock()
+
+
+def instrument() -> None:
+    """Guard every client of every supported SDK created from now on, in this process.
+
+    SDKs already imported are patched now; the others as soon as they are imported. The policy comes from
+    the environment, and is read now, so that a configuration error is raised here rather than at the
+    first request. Idempotent; :func:`uninstrument` undoes it.
+    """
+    from privsdk.outbound.judge import Guard
+
+    Guard.default()
+    with _lock:
+        for sdk in DROPINS:
+            if sdk in _instrumented:
+                continue
+            _instrumented.add(sdk)
+            if sdk in sys.modules:
+                _patch(sdk)
+            elif _installed(sdk):
+                _hook.pending.setdefault(sdk, []).append(lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
+        if _hook.pending and _hook not in sys.meta_path:
+            sys.meta_path.insert(0, _hook)
+
+
+def _installed(sdk: str) -> bool:
+    try:
+        return importlib.util.find_spec(sdk) is not None
+    except (ImportError, ValueError):  # a parent package ("google") that is not there
+        return False
+
+
+def _patch(sdk: str) -> None:
+    try:
+        module = importlib.import_module(DROPINS[sdk])
+    except ImportError:  # the SDK is there, privsdk's support for it is not: nothing to guard it with
+        return
+    module.instrument()
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument`: clients created from now on are the SDKs' own; guarded ones stay guarded."""
+    with _lock:
+        _hook.pending.clear()
+        if _hook in sys.meta_path:
+            sys.meta_path.remove(_hook)
+        for sdk in list(_instrumented):
+            if sdk in sys.modules and DROPINS[sdk] in sys.modules:
+                sys.modules[DROPINS[sdk]].uninstrument()
+        _instrumented.clear()
+
+
+def __getattr__(name: str) -> Any:  # pragma: no cover - a clear error for a common slip
+    raise AttributeError(f"module 'privsdk.outbound' has no attribute {name!r}")

@@ -1,0 +1,431 @@
+"""The guard: one decision per outgoing request, on what the request itself shows.
+
+Every request a guarded SDK client sends (a drop-in, a client handed to
+:func:`privsdk.outbound`, a client caught by :func:`privsdk.instrument`, or
+:class:`privsdk.Client`'s adapters) passes :meth:`Guard.check` in the SDK's
+transport before a byte is written. The guard places the request (its host,
+or an endpoint the policy declares), reads what it asks for (operation,
+model, features, account) with the wire reader of its protocol, and decides
+with the same engine as :func:`privsdk.decide`. A refusal is recorded and
+raised; an allowed request gets a :class:`Pass` that records its outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
+
+from privsdk import context
+from privsdk.catalogue import Catalogue, default_catalogue
+from privsdk.decision import Decision, decide, decide_request, refused
+from privsdk.errors import PolicyViolation, error_for_status
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
+from privsdk.outbound.places import Place, catalogue_place, declared_place
+from privsdk.outbound.wire import PROTOCOLS, reader
+from privsdk.policy import Policy, Target
+from privsdk.usage.record import UsageRecord, new_request_id
+
+if TYPE_CHECKING:
+    from privsdk.usage import Recorder
+
+
+class Binding(NamedTuple):
+    """What a :class:`privsdk.Client` attempt is sending: its target, tenant and data class."""
+
+    target: Target
+    tenant: str
+    data_class: str
+
+
+#: Set by a :class:`privsdk.Client` attempt while it sends: the guard then checks that the request agrees with
+#: the attempt's target, judges it for the call's tenant and class, and leaves the usage record to the client
+#: (which records every attempt itself).
+bound: contextvars.ContextVar[Binding | None] = contextvars.ContextVar("privsdk_bound", default=None)
+
+
+@contextlib.contextmanager
+def binding(target: Target, tenant: str, data_class: str) -> Iterator[None]:
+    """Requests sent inside the block are for ``target``, for ``tenant``'s ``data_class``."""
+    token = bound.set(Binding(target, tenant, data_class))
+    try:
+        yield
+    finally:
+        bound.reset(token)
+
+
+class Guard:
+    """Judges outgoing requests against a policy, and records each one.
+
+    Built from the environment (``PRIVSDK_*``) unless given a policy; one
+    guard serves any number of clients and threads. :meth:`default` is the
+    process-wide guard that drop-ins and instrumented clients use.
+    """
+
+    _default: ClassVar[Guard | None] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        *,
+        catalogue: Catalogue | None = None,
+        recorder: Recorder | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        from privsdk.config import load_policy, usage_max_age_days
+
+        env = os.environ if environ is None else environ
+        self.catalogue = catalogue or default_catalogue()
+        self.policy = policy or load_policy(env, self.catalogue)
+        self._recorder = recorder
+        self._max_age_days = usage_max_age_days(env)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> Guard:
+        """The process-wide guard, configured from the environment the first time it is asked for."""
+        guard = cls._default
+        if guard is None:
+            with cls._default_lock:
+                guard = cls._default
+                if guard is None:
+                    guard = cls._default = Guard()
+        return guard
+
+    @classmethod
+    def reset_default(cls) -> None:
+        """Forget the process-wide guard (its records are flushed), so the next request reads the environment again."""
+        with cls._default_lock:
+            guard, cls._default = cls._default, None
+        if guard is not None:
+            guard.close()
+
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            with self._lock:
+                if self._recorder is None:
+                    from privsdk.usage import open_recorder
+
+                    self._recorder = open_recorder(self.policy.usage, max_age_days=self._max_age_days)
+        return self._recorder
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until the records of requests judged so far are written."""
+        if self._recorder is not None:
+            self._recorder.flush(timeout)
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+
+    # -- judging -------------------------------------------------------------------------------
+
+    def check(self, out: Outgoing, *, reroutable: bool = False) -> Pass:
+        """Decide on ``out``: a :class:`Pass` when it may be sent, else record and raise :class:`PolicyViolation`.
+
+        A seam that can send a request elsewhere (``reroutable``) gets a Pass whose decision is ``reroute``
+        when the tenant reroutes and an alternative allows; it must then send to ``decision.chosen`` or
+        nowhere. Any other seam gets a refusal for such a request.
+        """
+        started, t0 = time.time(), time.perf_counter()
+        binding = bound.get()
+        verdict = self.judge(out, binding)
+        if verdict.decision.outcome == "reroute" and not reroutable:
+            d = verdict.decision
+            verdict = verdict._replace(
+                decision=d._replace(
+                    outcome="refuse",
+                    chosen=None,
+                    chosen_evaluation=None,
+                    reason=f"{d.reason}; but a {out.sdk} request can only be sent where the SDK sent it",
+                )
+            )
+        if not verdict.decision.allowed:
+            if binding is None:
+                target = verdict.targets[0] if verdict.targets else None
+                self.recorder.record(_record(verdict.decision, target, started, 0, "refused", "policy", None, 0.0))
+            raise PolicyViolation(verdict.decision)
+        assert verdict.asks is not None and verdict.wire is not None  # an allowed request was read
+        return Pass(self, verdict, out, started, t0, record=binding is None)
+
+    def judge(self, out: Outgoing, binding: Binding | None = None) -> Verdict:
+        """The decision on ``out`` and what it was made for, without raising or recording (``privsdk explain``)."""
+        if binding is None:
+            here = context.current()
+            target, tenant, data_class = None, here.tenant, here.data_class
+        else:
+            target, tenant, data_class = binding
+        place = asks = wire = None
+        try:
+            place = self.place(out)
+            protocol = PROTOCOLS.get(place.offerings[0]) or PROTOCOLS[place.offerings[0].partition(".")[0]]
+            wire = reader(protocol)
+            asks = wire.read(out)
+            targets = self.targets(place, asks, out, target)
+        except _Refused as exc:
+            decision = refused(self.policy, exc.label, exc.operation, tenant, data_class, exc.reason)
+            return Verdict(decision, (), place, asks, wire)
+        except Unreadable as exc:
+            decision = refused(self.policy, out.host, "other", tenant, data_class, f"{out.host}: {exc}")
+            return Verdict(decision, (), place, asks, wire)
+        decision = decide_request(
+            self.policy,
+            self.catalogue,
+            targets,
+            asks.operation,
+            tenant=tenant,
+            data_class=data_class,
+            features=asks.features,
+        )
+        if not decision.allowed and binding is None:
+            decision = self._reroute(decision, asks)
+        return Verdict(decision, targets, place, asks, wire)
+
+    def _reroute(self, decision: Decision, asks: Asks) -> Decision:
+        """For a tenant that reroutes: the refusal turned into a reroute to its first alternative whose own
+        decision, for this operation and these features, is allow; else the refusal, saying why."""
+        tenant = self.policy.tenants.get(decision.tenant)
+        if tenant is None or tenant.on_violation != "reroute":
+            return decision
+        alternatives = tenant.alternatives(decision.target)
+        for alt in alternatives:
+            own = decide(
+                self.policy,
+                alt,
+                asks.operation,
+                tenant=tenant.name,
+                data_class=decision.data_class,
+                features=asks.features,
+                catalogue=self.catalogue,
+            )
+            if own.outcome == "allow":
+                return decision._replace(
+                    outcome="reroute",
+                    chosen=alt,
+                    reason=f"{decision.reason}; rerouted to {alt}",
+                    chosen_evaluation=own.evaluation,
+                )
+        why = f"no compliant alternative among {', '.join(alternatives)}" if alternatives else "no reroute list"
+        return decision._replace(reason=f"{decision.reason}; {why}")
+
+    def place(self, out: Outgoing) -> Place:
+        """Where ``out`` goes; raises :class:`_Refused` for a host neither the policy nor the catalogue knows."""
+        origin = out.origin
+        declared = declared_place(self.policy.endpoints, origin, out.path)
+        known = catalogue_place(self.catalogue, out.scheme, out.host, origin)
+        if declared is not None and known is not None:  # a target's own vendor endpoint: the host still shows where
+            declared = declared._replace(
+                geography=known.geography,
+                shows_geography=known.shows_geography,
+                region=known.region,
+                account=declared.account or known.account,
+            )
+        place = declared or known
+        if place is None:
+            raise _Refused(
+                out.host,
+                "other",
+                f"{origin} is not an endpoint privsdk knows: the catalogue has no such host and the policy "
+                f"declares no such endpoint (declare it: PRIVSDK_ENDPOINTS={origin}=OFFERING, or [endpoints] "
+                "in the policy file)",
+            )
+        return place
+
+    def targets(self, place: Place, asks: Asks, out: Outgoing, bound: Target | None) -> tuple[Target, ...]:
+        """The targets ``asks`` reaches at ``place``: every offering the request may be served by, narrowed by
+        its model. With ``bound`` (a Client attempt), the request must agree with that target."""
+        model = asks.deployment or asks.model
+        offerings = [o for o in (self.catalogue.offering(i) for i in place.offerings) if o is not None]
+        if asks.model is not None:
+            serving = [o for o in offerings if o.serves_model(asks.model)]
+            if not serving and asks.deployment is None:
+                names = ", ".join(o.id for o in offerings)
+                raise _Refused(
+                    out.host,
+                    asks.operation,
+                    f"unknown model family {asks.model!r} at {place.endpoint} ({names})",
+                )
+            offerings = serving or offerings
+        account = place.account or _header_account(out) or asks.project
+        observed = {
+            "account": account,
+            "geography": place.geography,
+            "shows_geography": place.shows_geography,
+        }
+        if bound is not None:
+            if bound.offering not in place.offerings:
+                raise _Refused(
+                    bound.name,
+                    asks.operation,
+                    f"the request for target {bound.name!r} ({bound.offering}) goes to {place.endpoint}, which "
+                    f"serves {', '.join(place.offerings)}",
+                )
+            if model is not None and model not in (bound.model, bound.deployment):
+                raise _Refused(
+                    bound.name, asks.operation, f"the request names model {model!r}, target {bound.name!r} is another"
+                )
+            return (bound._replace(**observed),)  # type: ignore[arg-type]
+        found = []
+        for offering in offerings:
+            configured = self._configured(offering.id, place, asks)
+            if configured is not None:
+                found.append(configured._replace(**observed))  # type: ignore[arg-type]
+                continue
+            vendor = self.catalogue.vendor(offering.vendor)
+            prefix = offering.vendor if vendor and vendor.default_offering == offering.id else offering.id
+            found.append(
+                Target(
+                    name=f"{prefix}/{model}" if model else prefix,
+                    offering=offering.id,
+                    model=asks.model or "",
+                    endpoint=place.endpoint if place.declared else None,
+                    deployment=asks.deployment,
+                    region=place.region,
+                    **observed,  # type: ignore[arg-type]
+                )
+            )
+        if not found:
+            raise _Refused(out.host, asks.operation, f"no offering at {place.endpoint} serves this request")
+        return tuple(found)
+
+    def _configured(self, offering: str, place: Place, asks: Asks) -> Target | None:
+        """The policy's target for this offering, endpoint and model, when exactly one matches."""
+        matches = [
+            t
+            for t in self.policy.targets.values()
+            if t.offering == offering
+            and (t.endpoint is None or t.endpoint.rstrip("/") == place.endpoint)
+            and (asks.model is None or asks.model in (t.model, t.deployment) or asks.deployment == t.deployment)
+        ]
+        return matches[0] if len(matches) == 1 else None
+
+
+class Verdict(NamedTuple):
+    """A decision on one request, with what it was made for: the targets (offering, account, geography the
+    request showed), where it goes, and what it asks for (None where the guard could not tell)."""
+
+    decision: Decision
+    targets: tuple[Target, ...]
+    place: Place | None
+    asks: Asks | None
+    wire: WireReader | None
+
+
+class _Refused(Exception):
+    """Internal: the request cannot be judged at all (unknown host, model, or a disagreement with its target)."""
+
+    def __init__(self, label: str, operation: str, reason: str):
+        super().__init__(reason)
+        self.label, self.operation, self.reason = label, operation, reason
+
+
+def _header_account(out: Outgoing) -> str | None:
+    """The account an OpenAI-style request names in its headers: the project, else the organisation."""
+    headers = out.headers
+    return headers.get("openai-project") or headers.get("openai-organization") or None
+
+
+class Pass:
+    """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
+
+    __slots__ = ("_out", "done", "guard", "record", "started", "t0", "verdict")
+
+    def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, started: float, t0: float, *, record: bool):
+        self.guard, self.verdict, self._out = guard, verdict, out
+        self.started, self.t0 = started, t0
+        self.record = record
+        self.done = False
+
+    @property
+    def decision(self) -> Decision:
+        return self.verdict.decision
+
+    def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
+        """A meter for the answer's body (None when this protocol cannot count this answer's tokens)."""
+        verdict = self.verdict
+        assert verdict.wire is not None and verdict.asks is not None
+        return verdict.wire.meter(self._out, verdict.asks, status, headers)
+
+    def rerouted(self) -> None:
+        """Record that the request as built was not sent: the seam answers it from ``decision.chosen``, whose own
+        attempts the :class:`privsdk.Client` serving the reroute records."""
+        if self.done:
+            return
+        self.done = True
+        if self.record:
+            target = self.verdict.targets[0] if self.verdict.targets else None
+            self.guard.recorder.record(_record(self.decision, target, self.started, 0, "refused", "policy", None, 0.0))
+
+    def finish(
+        self,
+        status: int | None,
+        tokens: tuple[int | None, int | None] = (None, None),
+        exc: BaseException | None = None,
+    ) -> None:
+        """Record the request's outcome: its HTTP status, token counts, or the exception that ended it."""
+        if self.done:
+            return
+        self.done = True
+        if not self.record:
+            return
+        latency = time.perf_counter() - self.t0
+        if exc is not None:
+            outcome: Literal["ok", "error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
+            kind = getattr(exc, "kind", None) or _kind_of(exc)
+        elif status is not None and status >= 400:
+            outcome, kind = "error", error_for_status(status).kind
+        else:
+            outcome, kind = "ok", None
+        target = self.verdict.targets[0]
+        self.guard.recorder.record(
+            _record(self.decision, target, self.started, 1, outcome, kind, status, latency, tokens)
+        )
+
+
+def _kind_of(exc: BaseException) -> str:
+    """The usage-record error class of an exception raised while sending (by its type's name only)."""
+    name = type(exc).__name__.lower()
+    if "timeout" in name:
+        return "timeout"
+    if "connect" in name or "protocol" in name or "network" in name or "closed" in name:
+        return "connection_lost"
+    return "other"
+
+
+def _record(
+    decision: Decision,
+    target: Target | None,
+    started: float,
+    attempt: int,
+    outcome: Literal["ok", "refused", "error", "cancelled"],
+    error_class: str | None,
+    status: int | None,
+    latency_s: float,
+    tokens: tuple[int | None, int | None] = (None, None),
+) -> UsageRecord:
+    return UsageRecord(
+        time=started,
+        request_id=new_request_id(),
+        attempt=attempt,
+        tenant=decision.tenant,
+        data_class=decision.data_class,
+        requested_target=decision.target,
+        chosen_target=decision.chosen,
+        decision=decision.outcome,
+        unmet=tuple(u.requirement for u in decision.unmet),
+        operation=decision.operation,  # type: ignore[arg-type]  # a vocabulary operation: sanitised by the writer
+        vendor=target.offering.partition(".")[0] if target else None,
+        model=(target.model or None) if target else None,
+        outcome=outcome,
+        error_class=error_class,  # type: ignore[arg-type]
+        http_status=status,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        latency_ms=latency_s * 1000.0,
+    )

@@ -1,0 +1,241 @@
+"""The guard as an httpx transport: the seam of the openai, cohere, mistralai and google-genai SDKs.
+
+Each of those SDKs sends every request through an httpx client (httpx itself
+for cohere and google-genai; its fork httpx2 for openai 3 and mistralai 3,
+which has the same API but its own classes). Wrapping that client's transport
+puts the guard after the SDK has built the final request (URL, headers, body)
+and before any byte is written, whichever part of the SDK sent it. A refused
+request raises the SDK-flavoured refusal the seam was given (an exception
+that is both :class:`privsdk.PolicyViolation` and the SDK's own error base,
+so the SDK neither wraps nor retries it). An allowed request's answer is
+metered as its body passes and recorded when it ends.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import ModuleType
+from typing import Any, NamedTuple, TypeVar
+
+from privsdk.decision import unjudged
+from privsdk.errors import ConfigError, PolicyViolation
+from privsdk.outbound.judge import Guard, Pass
+from privsdk.outbound.outgoing import Meter, Outgoing
+
+#: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base.
+Refusal = Callable[[PolicyViolation], BaseException]
+#: Sends a request the guard rerouted to ``ticket.decision.chosen`` instead, and answers in the SDK's own
+#: wire format (the openai drop-in answers chat and embeddings from another vendor this way). It gets the
+#: httpx-like module of the client, to build the response with.
+Rerouter = Callable[[Outgoing, Pass, ModuleType], Any]
+AsyncRerouter = Callable[[Outgoing, Pass, ModuleType], Awaitable[Any]]
+C = TypeVar("C")
+
+
+def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
+    """The guard's view of an httpx (or httpx2) request whose body has been read."""
+    url = request.url
+    return Outgoing(
+        sdk=sdk,
+        method=request.method,
+        scheme=url.scheme,
+        host=url.host.lower(),
+        port=url.port,
+        path=url.raw_path.partition(b"?")[0].decode("ascii"),
+        query=url.query.decode("ascii"),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+    )
+
+
+def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing, reroutable: bool) -> Pass:
+    try:
+        return (guard or Guard.default()).check(out, reroutable=reroutable)
+    except PolicyViolation as violation:
+        raise refusal(violation) from None
+    except ConfigError as exc:  # fail closed, and visibly: the SDK must neither wrap this nor retry it
+        raise refusal(PolicyViolation(unjudged(out.host, f"configuration error: {exc}"))) from None
+
+
+class _Seam(NamedTuple):
+    """The guard's classes for one httpx-like library."""
+
+    transport: type[Any]
+    async_transport: type[Any]
+    client: type[Any]
+    async_client: type[Any]
+
+
+@functools.lru_cache(maxsize=4)
+def _seam(library: str) -> _Seam:
+    """The guard's transport classes for ``library`` (``httpx`` or ``httpx2``).
+
+    Built per library because httpx checks that a response stream is an instance of its own
+    ``SyncByteStream`` / ``AsyncByteStream`` before reading it.
+    """
+    http: Any = importlib.import_module(library)
+
+    class Metered(http.SyncByteStream):  # type: ignore[misc]
+        """A response body that feeds a meter as it passes and records the request when it ends or closes."""
+
+        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
+            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
+
+        def __iter__(self) -> Iterator[bytes]:
+            try:
+                for chunk in self.inner:
+                    if self.meter is not None:
+                        self.meter.feed(chunk)
+                    yield chunk
+            except BaseException as exc:
+                self.ticket.finish(self.status, exc=exc)
+                raise
+            _finish(self.ticket, self.meter, self.status)
+
+        def close(self) -> None:
+            try:
+                self.inner.close()
+            finally:
+                _finish(self.ticket, self.meter, self.status)
+
+    class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
+        """:class:`Metered` for async responses."""
+
+        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
+            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self.inner:
+                    if self.meter is not None:
+                        self.meter.feed(chunk)
+                    yield chunk
+            except BaseException as exc:
+                self.ticket.finish(self.status, exc=exc)
+                raise
+            _finish(self.ticket, self.meter, self.status)
+
+        async def aclose(self) -> None:
+            try:
+                await self.inner.aclose()
+            finally:
+                _finish(self.ticket, self.meter, self.status)
+
+    class GuardTransport(http.BaseTransport):  # type: ignore[misc]
+        """A transport that judges each request before handing it to ``inner``."""
+
+        def __init__(
+            self, inner: Any, *, sdk: str, refusal: Refusal, guard: Guard | None, reroute: Rerouter | None
+        ) -> None:
+            self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
+
+        def handle_request(self, request: Any) -> Any:
+            out = outgoing(request, self.sdk, request.read())
+            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
+            if ticket.decision.outcome == "reroute" and self.reroute is not None:
+                ticket.rerouted()
+                try:
+                    return self.reroute(out, ticket, http)
+                except PolicyViolation as violation:  # the reroute itself was refused: say so as the SDK would
+                    raise self.refusal(violation) from None
+            try:
+                response = self.inner.handle_request(request)
+            except BaseException as exc:
+                ticket.finish(None, exc=exc)
+                raise
+            meter = ticket.meter(response.status_code, response.headers)
+            response.stream = Metered(response.stream, ticket, meter, response.status_code)
+            return response
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class AsyncGuardTransport(http.AsyncBaseTransport):  # type: ignore[misc]
+        """:class:`GuardTransport` for async clients."""
+
+        def __init__(
+            self, inner: Any, *, sdk: str, refusal: Refusal, guard: Guard | None, reroute: AsyncRerouter | None
+        ) -> None:
+            self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
+
+        async def handle_async_request(self, request: Any) -> Any:
+            out = outgoing(request, self.sdk, await request.aread())
+            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
+            if ticket.decision.outcome == "reroute" and self.reroute is not None:
+                ticket.rerouted()
+                try:
+                    return await self.reroute(out, ticket, http)
+                except PolicyViolation as violation:
+                    raise self.refusal(violation) from None
+            try:
+                response = await self.inner.handle_async_request(request)
+            except BaseException as exc:
+                ticket.finish(None, exc=exc)
+                raise
+            meter = ticket.meter(response.status_code, response.headers)
+            response.stream = AsyncMetered(response.stream, ticket, meter, response.status_code)
+            return response
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient)
+
+
+def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:
+    ticket.finish(status, meter.tokens() if meter is not None else (None, None))
+
+
+def _library(client: object) -> str:
+    # By the classes it derives from: SDKs subclass the client (openai's default one is
+    # openai._base_client.SyncHttpxClientWrapper, an httpx2.Client).
+    for cls in type(client).__mro__:
+        library = cls.__module__.partition(".")[0]
+        if library in ("httpx", "httpx2"):
+            return library
+    raise TypeError(f"not an httpx client: {type(client).__module__}.{type(client).__qualname__}")
+
+
+def guard_httpx(
+    client: C,
+    *,
+    sdk: str,
+    refusal: Refusal,
+    guard: Guard | None = None,
+    reroute: Rerouter | None = None,
+    areroute: AsyncRerouter | None = None,
+) -> C:
+    """Put the guard in front of every transport of ``client`` (an httpx or httpx2 client), in place.
+
+    Wraps the client's own transport and its mounts (proxies). A transport already guarded is left as it
+    is, so guarding twice is harmless. Returns ``client``. ``reroute`` (sync clients) or ``areroute``
+    (async ones) answers requests the guard reroutes; without one, such requests are refused.
+    """
+    seam = _seam(_library(client))
+    wrap: Callable[[Any], Any]
+    if isinstance(client, seam.async_client):
+
+        def wrap(t: Any) -> Any:
+            if t is None or isinstance(t, seam.async_transport):
+                return t
+            return seam.async_transport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=areroute)
+    else:
+
+        def wrap(t: Any) -> Any:
+            if t is None or isinstance(t, seam.transport):
+                return t
+            return seam.transport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=reroute)
+
+    # httpx keeps the default transport and the proxy mounts in these two attributes; it has no public setter.
+    target: Any = client
+    target._transport = wrap(target._transport)
+    target._mounts = {pattern: wrap(t) for pattern, t in target._mounts.items()}
+    return client
+
+
+def is_guarded(client: object) -> bool:
+    """True when ``client`` (an httpx or httpx2 client) sends through the guard."""
+    seam = _seam(_library(client))
+    return isinstance(getattr(client, "_transport", None), (seam.transport, seam.async_transport))

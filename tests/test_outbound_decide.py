@@ -1,0 +1,153 @@
+"""The guard decides on where a request really goes and whose account it carries, not on what was declared.
+
+These tests judge requests through :meth:`Guard.judge` with what a wire reader would read (an :class:`Asks`);
+the wire readers themselves and the real SDKs over loopback are tested per vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from privsdk.catalogue import Catalogue
+from privsdk.config import load_policy
+from privsdk.decision import decide_request
+from privsdk.errors import ConfigError
+from privsdk.outbound.judge import Guard, _Refused
+from privsdk.outbound.outgoing import Asks, Outgoing
+from privsdk.usage import open_recorder
+
+
+def _guard(env: Mapping[str, str], catalogue: Catalogue) -> Guard:
+    return Guard(load_policy(env, catalogue), catalogue=catalogue, recorder=open_recorder("none"))
+
+
+def _decide(
+    guard: Guard, url: str, asks: Asks, headers: Mapping[str, str] | None = None
+) -> tuple[str, tuple[str, ...], str | None]:
+    """(outcome, unmet requirement names, reason) for a request to ``url`` asking ``asks``."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    out = Outgoing("test", "POST", scheme, host, None, "/" + path, headers=dict(headers or {}))
+    try:
+        place = guard.place(out)
+        targets = guard.targets(place, asks, out, None)
+    except _Refused as exc:
+        return "refuse", (), exc.reason
+    d = decide_request(guard.policy, guard.catalogue, targets, asks.operation, features=asks.features)
+    return d.outcome, tuple(u.requirement for u in d.unmet), d.reason
+
+
+CHAT_4O = Asks("chat", "gpt-4o-mini")
+
+
+def test_an_undeclared_host_is_refused_whatever_is_attested(catalogue: Catalogue) -> None:
+    guard = _guard({"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr"}, catalogue)
+    outcome, _, reason = _decide(guard, "https://collector.evil.example/v1/chat/completions", CHAT_4O)
+    assert outcome == "refuse"
+    assert reason is not None and "not an endpoint privsdk knows" in reason and "PRIVSDK_ENDPOINTS" in reason
+    assert _decide(guard, "https://api.openai.com/v1/chat/completions", CHAT_4O)[0] == "allow"
+
+
+def test_a_region_attestation_holds_only_where_the_host_shows_that_region(catalogue: Catalogue) -> None:
+    env = {"PRIVSDK_REQUIRE": "region=eu", "PRIVSDK_ATTEST": "openai:zdr,openai:region=eu"}
+    guard = _guard(env, catalogue)
+    assert _decide(guard, "https://api.openai.com/v1/chat/completions", CHAT_4O)[:2] == ("refuse", ("region=eu",))
+    assert _decide(guard, "https://eu.api.openai.com/v1/chat/completions", CHAT_4O)[0] == "allow"
+    assert _decide(guard, "https://us.api.openai.com/v1/chat/completions", CHAT_4O)[0] == "refuse"
+
+
+def test_vertex_location_decides_region(catalogue: Catalogue) -> None:
+    guard = _guard({"PRIVSDK_REQUIRE": "region=eu", "PRIVSDK_ATTEST": "vertex:region=eu"}, catalogue)
+    gemini = Asks("chat", "gemini-2.5-flash", project="p", location="europe-west4", publisher="google")
+    assert _decide(guard, "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/x", gemini)[0] == "allow"
+    for host in ("aiplatform.googleapis.com", "us-central1-aiplatform.googleapis.com"):
+        outcome, unmet, _ = _decide(guard, f"https://{host}/v1/projects/p/x", gemini._replace(location="global"))
+        assert (outcome, unmet) == ("refuse", ("region=eu",))
+
+
+def test_bedrock_region_comes_from_the_host(catalogue: Catalogue) -> None:
+    guard = _guard({"PRIVSDK_REQUIRE": "region=eu", "PRIVSDK_ATTEST": "bedrock:region=eu"}, catalogue)
+    claude = Asks("chat", "anthropic.claude-3-haiku-20240307-v1:0")
+    assert _decide(guard, "https://bedrock-runtime.eu-west-1.amazonaws.com/model/x/converse", claude)[0] == "allow"
+    outcome, unmet, _ = _decide(guard, "https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse", claude)
+    assert (outcome, unmet) == ("refuse", ("region=eu",))
+
+
+def test_attestations_scoped_to_an_account(catalogue: Catalogue) -> None:
+    guard = _guard({"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr@proj_approved"}, catalogue)
+    url = "https://api.openai.com/v1/chat/completions"
+    assert _decide(guard, url, CHAT_4O, {"openai-project": "proj_approved"})[0] == "allow"
+    assert _decide(guard, url, CHAT_4O, {"openai-project": "proj_other"})[:2] == ("refuse", ("zdr",))
+    assert _decide(guard, url, CHAT_4O)[:2] == ("refuse", ("zdr",))  # no project header: the org's default project
+
+
+def test_azure_attestations_scoped_to_a_resource(catalogue: Catalogue) -> None:
+    env = {"PRIVSDK_REQUIRE": "no_human_review", "PRIVSDK_ATTEST": "azure:modified_abuse_monitoring@acme-eu"}
+    guard = _guard(env, catalogue)
+    asks = Asks("chat", "gpt-4o", deployment="gpt-4o")
+    path = "/openai/deployments/gpt-4o/chat/completions"
+    assert _decide(guard, "https://acme-eu.openai.azure.com" + path, asks)[0] == "allow"
+    assert _decide(guard, "https://acme-us.openai.azure.com" + path, asks)[0] == "refuse"
+
+
+def test_one_host_serving_several_offerings_takes_the_stricter_answer(catalogue: Catalogue) -> None:
+    # Mistral models on Vertex are both a Mistral offering and a Vertex partner model: each must allow.
+    guard = _guard({"PRIVSDK_REQUIRE": "no_provider_sharing"}, catalogue)
+    asks = Asks("chat", "mistral-large-2411", project="p", location="europe-west4", publisher="mistralai")
+    outcome, _, reason = _decide(guard, "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/x", asks)
+    assert outcome == "refuse"
+    assert reason is not None and "each must meet the policy" in reason
+
+
+def test_an_unknown_model_family_is_refused(catalogue: Catalogue) -> None:
+    guard = _guard({}, catalogue)
+    outcome, _, reason = _decide(guard, "https://api.openai.com/v1/chat/completions", Asks("chat", "claude-opus"))
+    assert outcome == "refuse" and reason is not None and "unknown model family" in reason
+
+
+def test_content_free_operations_need_only_a_known_endpoint(catalogue: Catalogue) -> None:
+    guard = _guard({"PRIVSDK_REQUIRE": "zdr,region=eu,hipaa_baa"}, catalogue)
+    assert _decide(guard, "https://api.openai.com/v1/models", Asks("models"))[0] == "allow"
+    assert _decide(guard, "https://elsewhere.example/v1/models", Asks("models"))[0] == "refuse"
+
+
+def test_operations_the_catalogue_has_no_facts_for_are_refused(catalogue: Catalogue) -> None:
+    guard = _guard({}, catalogue)
+    for operation in ("images", "audio", "assistants", "vector_stores", "realtime", "other"):
+        outcome, _, reason = _decide(guard, "https://api.openai.com/v1/x", Asks(operation, "gpt-4o"))
+        assert outcome == "refuse" and reason is not None and "holds no guarantees" in reason, operation
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cohere:zdr@acct", "cannot be scoped to an account"),
+        ("openai:zdr@", "names no account"),
+        ("openai:zdr@has space", "names no account"),
+    ],
+)
+def test_bad_scoped_attestations(catalogue: Catalogue, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policy({"PRIVSDK_ATTEST": value}, catalogue)
+    assert message in str(caught.value)
+
+
+def test_scoped_attestations_meet_their_prerequisites_per_account(catalogue: Catalogue) -> None:
+    load_policy({"PRIVSDK_ATTEST": "openai:zdr@p1,openai:region=eu@p1"}, catalogue)
+    with pytest.raises(ConfigError, match="requires openai:zdr"):
+        load_policy({"PRIVSDK_ATTEST": "openai:zdr@p1,openai:region=eu@p2"}, catalogue)
+
+
+def test_a_target_whose_region_contradicts_its_attestation(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        '[targets.claude]\noffering = "bedrock.runtime"\nmodel = "anthropic.claude-3-haiku-20240307-v1:0"\n'
+        'region = "us-east-1"\nattest = ["region=eu"]\n'
+        '[tenants.t.classes]\ndefault = ["region=eu"]\n'
+    )
+    from privsdk.decision import decide
+
+    decision = decide(load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue), "claude", catalogue=catalogue)
+    assert decision.outcome == "refuse"
+    assert decision.reason is not None and "configuration error" in decision.reason and "us-east-1" in decision.reason
