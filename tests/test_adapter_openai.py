@@ -646,6 +646,7 @@ def _async(op: str) -> Callable[[Adapter], object]:
 def shared(_running: LoopbackServer) -> Iterator[Adapter]:
     """One plain OpenAI adapter for the many error cases: building an SDK client costs tens of ms (TLS setup)."""
     adapter = build(_running)
+    bound.set(None)  # an OpenAI model on a declared endpoint needs no bound attempt; none may outlive the module
     yield adapter
     adapter.close()
 

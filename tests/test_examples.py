@@ -41,6 +41,8 @@ def run(script: str, tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServ
             OPENAI_BASE_URL=f"{openai_server.url}/v1",
             AZURE_OPENAI_API_KEY=AZURE_KEY,
             AZURE_OPENAI_ENDPOINT=azure_server.url,
+            # The stand-ins are OpenAI's API and an Azure OpenAI resource: the guard places requests by host.
+            PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api,{azure_server.url}=azure.openai",
             **env,
         ),
         capture_output=True,
@@ -61,7 +63,6 @@ def test_swapping_the_openai_import(tmp_path: Path, vendors: tuple[LoopbackServe
         PRIVSDK_REQUIRE="zdr",
         PRIVSDK_ATTEST="openai:zdr",
         PRIVSDK_USAGE=f"jsonl://{store}",
-        PRIVSDK_ENDPOINTS=f"{vendors[0].url}=openai.api",  # the stand-in is OpenAI's API
     )
     assert out.splitlines()[:2] == ["from OpenAI", "from OpenAI"] and "2 vectors of" in out
     assert out.splitlines()[3].startswith("refused: ")  # OpenAI's ZDR does not cover files
