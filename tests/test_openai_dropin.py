@@ -555,3 +555,54 @@ def test_constructor_and_call_arguments_keep_their_meaning(
             client.chat.completions.create(model=MODEL, messages=[], no_such_argument=1)
     assert sent[0] == sent[1]
     assert sent[0][0][:4] == ["org-acme", "proj_eu", "search", "t-1"]
+
+
+def test_a_rerouted_call_is_answered_from_the_alternative_in_openais_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tenant needs a private deployment: the drop-in's openai/* requests go to its own Cohere deployment,
+    and the app still gets openai's types; OpenAI's server receives nothing."""
+    from openai.types import CreateEmbeddingResponse
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from tests.wire.cohere import CohereApp
+
+    cohere_app = CohereApp("Bonjour from a private Cohere")
+    cohere_app.anonymous = True  # a private deployment inside the tenant's network, with no key
+    with LoopbackServer(OpenAIWire(key=KEY)) as openai_server, LoopbackServer(cohere_app) as cohere_server:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f"""
+[endpoints]
+"{openai_server.url}" = "openai.api"
+
+[targets.cohere-private]
+offering = "cohere.private"
+model = "command-r-plus"
+endpoint = "{cohere_server.url}"
+
+[tenants.hospital]
+on_violation = "reroute"
+classes.default = ["private_deployment"]
+reroute."openai/*" = ["cohere-private"]
+""",
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+        monkeypatch.setenv("PRIVSDK_USAGE", "none")
+        reset_default_guard()
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")
+        completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        chunks = list(
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
+        )
+        vectors = client.embeddings.create(model="text-embedding-3-small", input=["x", "y"])
+        with pytest.raises(dropin.PolicyViolation):  # no reroute for what only OpenAI's API can do
+            client.responses.create(model="gpt-5", input="hi", store=False)
+        client.close()
+        assert cohere_server.errors == []
+        assert openai_server.requests == [] and len(cohere_server.requests) == 3
+    assert isinstance(completion, ChatCompletion) and completion.choices[0].message.content == cohere_app.text
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == cohere_app.text
+    assert isinstance(vectors, CreateEmbeddingResponse) and [d.index for d in vectors.data] == [0, 1]

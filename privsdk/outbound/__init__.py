@@ -41,11 +41,17 @@ _EXTRAS = {
 }
 
 
-def _sdk_of(module: str) -> str | None:
-    """The key of :data:`DROPINS` whose SDK defines ``module`` (``openai._client`` -> ``openai``)."""
-    if module.startswith("boto3"):
-        return "botocore"
-    return next((sdk for sdk in DROPINS if module == sdk or module.startswith(sdk + ".")), None)
+def _sdk_of(cls: type) -> str | None:
+    """The key of :data:`DROPINS` whose SDK defines ``cls`` or a class it derives from (a drop-in's
+    ``privsdk_openai.dropin.OpenAI`` derives from ``openai.OpenAI``)."""
+    for base in cls.__mro__:
+        module = base.__module__
+        if module.startswith("boto3"):
+            return "botocore"
+        found = next((sdk for sdk in DROPINS if module == sdk or module.startswith(sdk + ".")), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _dropin(sdk: str) -> ModuleType:
@@ -68,7 +74,7 @@ def guard(client: C) -> C:
     boto3/botocore (``bedrock-runtime`` and the other Bedrock services) or google-genai. Every request it
     sends from now on is judged by the process-wide guard (``PRIVSDK_*`` environment).
     """
-    sdk = _sdk_of(type(client).__module__)
+    sdk = _sdk_of(type(client))
     if sdk is None:
         raise TypeError(
             f"privsdk.guard() takes a client of openai, cohere, mistralai, boto3 or google-genai, "

@@ -26,6 +26,7 @@ from privsdk.decision import Decision, decide, decide_request, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
 from privsdk.outbound.places import Place, catalogue_place, declared_place
+from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
 from privsdk.usage.record import UsageRecord, new_request_id
@@ -253,11 +254,11 @@ class Guard:
                 )
             offerings = serving or offerings
         account = place.account or _header_account(out) or asks.project
-        observed = {
-            "account": account,
-            "geography": place.geography,
-            "shows_geography": place.shows_geography,
-        }
+        geography = place.geography
+        if asks.location is not None and place.shows_geography and place.region != asks.location:
+            # A Vertex path names a location of its own: where the host and the path disagree, neither is sure.
+            geography = geography if geography == _geography("gcp_location", asks.location) else None
+        observed = {"account": account, "geography": geography, "shows_geography": place.shows_geography}
         if bound is not None:
             if bound.offering not in place.offerings:
                 raise _Refused(
