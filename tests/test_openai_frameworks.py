@@ -1,6 +1,6 @@
 """instrument() guards the openai clients that frameworks build inside: LangChain's ChatOpenAI and pydantic-ai.
 
-The app does not touch the clients: it calls ``privsdk.openai.instrument()``
+The app does not touch the clients: it calls ``privsdk.instrument()``
 once, then uses the framework as usual. Under a tenant that needs ZDR, the
 call is refused before the loopback server receives a byte; once ZDR is
 attested, it goes through and leaves a usage record with tokens.
@@ -39,11 +39,12 @@ def wire() -> Iterator[tuple[OpenAIWire, LoopbackServer]]:
 
 @pytest.fixture
 def instrumented() -> Iterator[None]:
-    dropin.instrument()
+    """``privsdk.instrument()``, as an app (or ``privsdk run``) calls it: every SDK's clients from now on."""
+    privsdk.instrument()
     try:
         yield
     finally:
-        dropin.uninstrument()
+        privsdk.uninstrument()
 
 
 def langchain(server: LoopbackServer) -> ChatOpenAI:
@@ -110,3 +111,16 @@ def test_without_instrument_the_frameworks_clients_are_openais_own(
     guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
     assert langchain(server).invoke("hi").content == app.text
     assert len(server.requests) == 1
+
+
+def test_privsdk_guard_takes_a_client_a_framework_built(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``privsdk.guard(client)`` on the openai client inside an already built ChatOpenAI."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    model = langchain(server)
+    privsdk.guard(model.root_client)
+    with pytest.raises(privsdk.PolicyViolation):
+        model.invoke("hi")
+    assert server.requests == []
