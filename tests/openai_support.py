@@ -36,7 +36,11 @@ def guard_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: LoopbackS
 
 
 def usage_records(path: Path, count: int, *, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """The first ``count`` records in ``path``, waiting for the writer (records are written off the call path)."""
+    """Every record in ``path`` once there are ``count``, after the process-wide guard's writer has flushed
+    what it was given (records are written off the call path)."""
+    from privsdk.outbound.judge import Guard
+
+    Guard.default().flush(timeout)
     deadline = time.monotonic() + timeout
     while True:
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
