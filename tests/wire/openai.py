@@ -30,9 +30,9 @@ _CHAT_FIELDS = frozenset(
     {
         "messages", "model", "audio", "frequency_penalty", "logit_bias", "logprobs", "max_completion_tokens",
         "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction", "presence_penalty",
-        "prompt_cache_key", "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
-        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p",
-        "user", "verbosity", "web_search_options",
+        "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier",
+        "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
     }
 )  # fmt: skip
 _RESPONSES_FIELDS = frozenset(
@@ -40,6 +40,7 @@ _RESPONSES_FIELDS = frozenset(
         "model", "input", "instructions", "tools", "tool_choice", "temperature", "top_p", "max_output_tokens", "text",
         "stream", "stream_options", "store", "metadata", "parallel_tool_calls", "previous_response_id", "reasoning",
         "truncation", "user", "include", "service_tier", "safety_identifier", "prompt_cache_key", "background",
+        "prompt_cache_retention",
         "max_tool_calls", "top_logprobs",
     }
 )  # fmt: skip
