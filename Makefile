@@ -1,8 +1,9 @@
-# Two commands on a fresh machine (needs only python3 >= 3.10 and make):
+# Two commands on a fresh machine (needs only python3 >= 3.11 and make):
 #   make demo   set everything up, then run the main job: examples/offline_demo.py, offline, end to end
 #   make test   set everything up, then ruff, strict mypy and the whole test suite
 #
-# uv manages the workspace with the machine's own Python (it never downloads one).
+# uv manages .venv (privsdk, editable, and the dev group: every vendor SDK, the linters, MkDocs) with the machine's
+# own Python (it never downloads one).
 # If uv is not on PATH, it is installed from PyPI into .tools/ inside the checkout.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test setup lint typecheck pytest docs bench clean
+.PHONY: demo test setup lint typecheck pytest docs docs-tables bench clean
 
 demo: setup
 	$(VENV)/bin/python examples/offline_demo.py
@@ -20,7 +21,7 @@ test: setup lint typecheck pytest
 setup: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock $(UV)
-	$(UV) sync --locked --all-packages --python $(PYTHON)
+	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
 .tools/bin/uv:
@@ -37,8 +38,12 @@ typecheck:
 pytest:
 	$(VENV)/bin/pytest
 
-# Regenerate the tables in docs/ that are generated from the catalogue (a test fails when they are stale).
-docs: setup
+# Regenerate the tables in docs/ that are generated from the catalogue (a test fails when they are stale),
+# then build the documentation site into site/ with MkDocs; --strict makes every warning an error.
+docs: docs-tables
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-tables: setup
 	$(VENV)/bin/python -m privsdk.docs_sync docs/guarantees.md docs/configuration.md
 
 # Print the measured costs (figures, never asserted; see docs/performance.md). LiteLLM, which
@@ -48,8 +53,8 @@ bench: setup
 	$(VENV)/bin/python bench/decisions.py
 	$(VENV)/bin/python bench/usage.py
 	for vendor in openai cohere mistral bedrock vertex; do $(VENV)/bin/python bench/adapter_$$vendor.py || exit 1; done
-	$(UV) run --locked --all-packages --python $(PYTHON) --with litellm python bench/overhead.py
+	$(UV) run --locked --python $(PYTHON) --with litellm python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache site dist
 

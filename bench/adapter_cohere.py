@@ -28,7 +28,9 @@ sys.path.insert(0, str(REPO))
 from privsdk_cohere.convert import StreamState, chat_body, chat_response
 
 from privsdk.adapter import AdapterOptions, open_adapter
-from privsdk.policy import Target
+from privsdk.config import load_policy
+from privsdk.outbound.judge import Guard
+from privsdk.policy import Policy, Target
 from privsdk.types import ChatRequest, Message
 from tests.wire.cohere import CohereApp
 from tests.wire.server import LoopbackServer
@@ -39,6 +41,13 @@ TIMEOUT_S = 10.0
 #: Events of a streamed text besides its content-delta events: message-start, content-start, content-end, message-end.
 EVENTS_AROUND_TEXT = 4
 PROMPT = "Say something long."
+
+
+def guard_for(target: Target) -> Guard:
+    """The guard privsdk.Client would give the adapter: its policy configures ``target`` (so the loopback
+    endpoint is declared), and it keeps no usage records."""
+    base = load_policy({})
+    return Guard(Policy(base.tenants, base.default_tenant, {target.name: target}, usage="none"), environ={})
 
 
 def main() -> None:
@@ -58,9 +67,8 @@ def main() -> None:
     with LoopbackServer(app) as server, contextlib.ExitStack() as stack:
         sdk = ClientV2(api_key=KEY, base_url=server.url, timeout=TIMEOUT_S, max_retries=0)
         stack.enter_context(sdk)
-        adapter = open_adapter(
-            Target("bench", "cohere.saas", MODEL, endpoint=server.url), AdapterOptions(TIMEOUT_S, {"api_key": KEY})
-        )
+        target = Target("bench", "cohere.saas", MODEL, endpoint=server.url)
+        adapter = open_adapter(target, AdapterOptions(TIMEOUT_S, {"api_key": KEY}, guard=guard_for(target)))
 
         def sdk_chat() -> Any:
             return sdk.chat(model=MODEL, messages=raw_messages, request_options=sdk_options)  # type: ignore[arg-type]

@@ -31,7 +31,9 @@ from mistralai.client import Mistral
 from privsdk_mistral import MistralChatAdapter
 
 from privsdk.adapter import AdapterOptions, open_adapter
-from privsdk.policy import Target
+from privsdk.config import load_policy
+from privsdk.outbound.judge import Guard
+from privsdk.policy import Policy, Target
 from privsdk.types import ChatRequest, Message
 from tests.wire.mistral import MistralApp
 from tests.wire.server import LoopbackServer
@@ -42,6 +44,13 @@ MESSAGES: list[Any] = [{"role": "user", "content": PROMPT}]
 REQUEST = ChatRequest((Message("user", PROMPT),))
 TIMEOUT_S = 10.0
 TIMEOUT_MS = int(TIMEOUT_S * 1000)
+
+
+def guard_for(target: Target) -> Guard:
+    """The guard privsdk.Client would give the adapter: its policy configures ``target`` (so the loopback
+    endpoint is declared), and it keeps no usage records."""
+    base = load_policy({})
+    return Guard(Policy(base.tenants, base.default_tenant, {target.name: target}, usage="none"), environ={})
 
 
 class _Events:
@@ -77,9 +86,9 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     """Part 1; returns one chat response and one stream's events as the real SDK parsed them."""
     with LoopbackServer(MistralApp("x" * args.chunks, chunks=args.chunks)) as server:
         sdk = Mistral(api_key="bench", server_url=server.url, retry_config=None)
+        target = Target("bench", "mistral.api", MODEL, endpoint=server.url)
         adapter = open_adapter(
-            Target("bench", "mistral.api", MODEL, endpoint=server.url),
-            AdapterOptions(timeout=TIMEOUT_S, credentials={"api_key": "bench"}),
+            target, AdapterOptions(timeout=TIMEOUT_S, credentials={"api_key": "bench"}, guard=guard_for(target))
         )
 
         def sdk_chat() -> Any:

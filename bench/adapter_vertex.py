@@ -20,6 +20,7 @@ Run: ``.venv/bin/python bench/adapter_vertex.py [--rounds N] [--per-round N] [--
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from google.genai import types as gt
 from google.oauth2.credentials import Credentials
 from privsdk_vertex.gemini import VertexGemini
 
+from privsdk import genai as privsdk_genai
 from privsdk.adapter import AdapterOptions, open_adapter
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, Message
@@ -75,16 +77,24 @@ def _text(chunk: gt.GenerateContentResponse) -> str | None:
 def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     """Part 1; returns one chat response and one stream's chunks as the real SDK parsed them."""
     with LoopbackServer(GeminiApp("x" * args.chunks, chunks=args.chunks)) as server:
+        # The adapter's and the drop-in's clients are guarded: the loopback server is a declared endpoint.
+        os.environ["PRIVSDK_ENDPOINTS"] = f"{server.url}=vertex.gemini"
+        os.environ.setdefault("PRIVSDK_USAGE", "none")
         options = gt.HttpOptions(
             base_url=server.url, timeout=int(TIMEOUT_S * 1000), retry_options=gt.HttpRetryOptions(attempts=1)
         )
-        sdk = genai.Client(
-            vertexai=True,
-            project=PROJECT,
-            location=LOCATION,
-            credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
-            http_options=options,
-        )
+
+        def client(module: Any, **http: Any) -> Any:
+            return module.Client(
+                vertexai=True,
+                project=PROJECT,
+                location=LOCATION,
+                credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+                http_options=options.model_copy(update=http),
+            )
+
+        sdk = client(genai)
+        dropin = client(privsdk_genai)  # the same SDK client, guarded
         adapter = open_adapter(
             Target("bench", "vertex.gemini", MODEL, endpoint=server.url, project=PROJECT, region=LOCATION),
             AdapterOptions(timeout=TIMEOUT_S, credentials={"access_token": TOKEN}),
@@ -92,6 +102,9 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
         def sdk_chat() -> Any:
             return sdk.models.generate_content(model=MODEL, contents=CONTENTS, config=CONFIG)
+
+        def chat_of(c: Any) -> Callable[[], Any]:
+            return lambda: c.models.generate_content(model=MODEL, contents=CONTENTS, config=CONFIG)
 
         def sdk_stream() -> list[Any]:
             chunks = list(sdk.models.generate_content_stream(model=MODEL, contents=CONTENTS, config=CONFIG))
@@ -102,6 +115,7 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         us = interleaved_medians(
             {
                 "chat: bare SDK": sdk_chat,
+                "chat: drop-in (privsdk.genai)": chat_of(dropin),
                 "chat: adapter": lambda: adapter.chat(REQUEST, timeout=TIMEOUT_S),
                 "stream: bare SDK": sdk_stream,
                 "stream: adapter": lambda: list(adapter.stream(REQUEST, timeout=TIMEOUT_S)),
@@ -116,6 +130,7 @@ def over_http(args: argparse.Namespace) -> tuple[Any, list[Any]]:
             raise SystemExit(f"the loopback server rejected a request: {server.errors[0]}")
     print(f"1. Over loopback HTTP (median of {args.rounds} rounds × {args.per_round} calls; jitter exceeds the goals)")
     print(row("chat: bare SDK", us["chat: bare SDK"]))
+    print(row("chat: drop-in (privsdk.genai)", us["chat: drop-in (privsdk.genai)"], us["chat: bare SDK"]))
     print(row("chat: adapter", us["chat: adapter"], us["chat: bare SDK"]))
     print(row(f"stream of {len(chunks)} chunks: bare SDK", us["stream: bare SDK"]))
     print(row(f"stream of {len(chunks)} chunks: adapter", us["stream: adapter"], us["stream: bare SDK"]))

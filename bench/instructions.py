@@ -14,7 +14,7 @@ handed the same in-memory SDK client. Needs valgrind (Debian's package);
 takes about two minutes, ten with LiteLLM. Printed, never asserted.
 
 Run: ``.venv/bin/python bench/instructions.py``, or with LiteLLM:
-``uv run --all-packages --with litellm python bench/instructions.py``.
+``uv run --with litellm python bench/instructions.py``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ speak each vendor's wire protocol, and the real vendor SDKs talk to them over
 HTTP, exactly as they would talk to the vendors. The policy is the real
 example, examples/privsdk.toml, with its targets pointed at the stand-ins.
 
-Run: ``make demo`` (or ``.venv/bin/python examples/offline_demo.py``).
+Run: ``make demo`` (or ``.venv/bin/python examples/offline_demo.py``). The usage
+records go to a fresh temporary SQLite file, or where ``PRIVSDK_USAGE`` says
+when it is set (``PRIVSDK_USAGE=jsonl:///tmp/demo.jsonl make demo``), so that
+``privsdk usage`` can look at them afterwards.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from privsdk.cli import main as privsdk_cli  # noqa: E402
 from privsdk.config import load_policy  # noqa: E402
 from privsdk.policy import Policy  # noqa: E402
 from privsdk.types import StreamEnd, TextDelta  # noqa: E402
+from privsdk.usage.spec import Store, parse_spec  # noqa: E402
 from tests.wire.cohere import CohereApp  # noqa: E402
 from tests.wire.openai import OpenAIWire, error_body  # noqa: E402
 from tests.wire.server import LoopbackServer, Status  # noqa: E402
@@ -42,6 +46,17 @@ def show(label: str, text: str) -> None:
     print(f"   {label:<10} {text}")
 
 
+def destination(where: Store) -> str:
+    """Where this run's usage records go, in words."""
+    if where.kind == "otlp":
+        return "exported through OpenTelemetry (PRIVSDK_USAGE=otlp; the OTEL_* variables say where)"
+    if where.kind == "none":
+        return "not kept (PRIVSDK_USAGE=none)"
+    chosen = os.environ.get("PRIVSDK_USAGE", "").strip()
+    origin = "PRIVSDK_USAGE" if chosen else "a temporary file; PRIVSDK_USAGE chooses another"
+    return f"{where.kind} file {where.path} ({origin})"
+
+
 def stand_in_policy(openai_url: str, azure_url: str, cohere_url: str) -> Policy:
     """examples/privsdk.toml as it is, but for where its targets' requests go."""
     real = load_policy({"PRIVSDK_CONFIG": str(POLICY_FILE)})
@@ -55,8 +70,10 @@ def main() -> None:
     openai_app.text = "Refunds are accepted within 30 days of purchase."
     azure_app = OpenAIWire(key="azure-stand-in", model="gpt-4o-2024-08-06")
     azure_app.text = "Le client demande un remboursement sous 30 jours."
-    workdir = Path(tempfile.mkdtemp(prefix="privsdk-demo-"))
-    store = f"sqlite://{workdir / 'usage.sqlite3'}"
+    store = os.environ.get("PRIVSDK_USAGE", "").strip()
+    if not store:
+        store = f"sqlite://{Path(tempfile.mkdtemp(prefix='privsdk-demo-')) / 'usage.sqlite3'}"
+    where = parse_spec(store)
 
     with (
         LoopbackServer(openai_app) as openai_server,
@@ -66,7 +83,7 @@ def main() -> None:
         print(f"{BOLD}privsdk offline demo{RESET}")
         print("Stand-ins on loopback (not the vendors): ", end="")
         print(f"OpenAI {openai_server.url}, Azure OpenAI {azure_server.url}, Cohere {cohere_server.url}")
-        print(f"Policy: {POLICY_FILE.relative_to(REPO)} (tenants acme and globex); usage records: {store}")
+        print(f"Policy: {POLICY_FILE.relative_to(REPO)} (tenants acme and globex); usage records: {destination(where)}")
         client = privsdk.Client(
             policy=stand_in_policy(openai_server.url, azure_server.url, cohere_server.url),
             usage=store,
@@ -94,7 +111,8 @@ def main() -> None:
         seen_openai, seen_azure = len(openai_server.requests), len(azure_server.requests)
         answer = client.chat("openai-mini", "Client 4411 demande un remboursement.", tenant="acme", data_class="pii")
         assert answer.decision is not None
-        show("decision", f"{answer.decision.outcome} to {answer.decision.chosen}: {answer.decision.reason}")
+        missing = ", ".join(u.requirement for u in answer.decision.unmet)
+        show("decision", f"{answer.decision.outcome} to {answer.decision.chosen}: openai-mini does not meet {missing}")
         show("answer", repr(answer.text))
         sent = len(openai_server.requests) - seen_openai, len(azure_server.requests) - seen_azure
         show("proof", f"requests received for it: OpenAI stand-in {sent[0]}, Azure stand-in {sent[1]}")
@@ -120,7 +138,11 @@ def main() -> None:
         client.close()
 
     heading(6, "The usage records these calls left (no prompt or answer is in them): privsdk usage")
-    privsdk_cli(["usage", "--store", store, "--group-by", "tenant,target,decision"])
+    if where.kind in ("sqlite", "jsonl"):
+        privsdk_cli(["usage", "--store", store, "--group-by", "tenant,target,decision"])
+        print(f"\nThe records are in {where.path}; look again with: .venv/bin/privsdk usage --store {store}")
+    else:
+        print(f"   records    {destination(where)}: no local store to summarise")
     print(
         f"\n{DIM}Try: PRIVSDK_CONFIG=examples/privsdk.toml .venv/bin/privsdk check  (every target, every tenant){RESET}"
     )

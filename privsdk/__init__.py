@@ -32,6 +32,7 @@ _EXPORTS = {
     "Client": "privsdk.client",
     "AsyncClient": "privsdk.async_client",
     "scope": "privsdk.context",
+    "propagate": "privsdk.context",
     "PolicyViolation": "privsdk.errors",
     "VendorError": "privsdk.errors",
     "guard": "privsdk.outbound",
@@ -65,6 +66,7 @@ __all__ = [
     "load_policy",
     "parse_requirement",
     "parse_requirements",
+    "propagate",
     "scope",
     "uninstrument",
 ]
@@ -74,7 +76,7 @@ if TYPE_CHECKING:
     from privsdk.catalogue import Catalogue, default_catalogue
     from privsdk.client import Client
     from privsdk.config import load_policy
-    from privsdk.context import scope
+    from privsdk.context import propagate, scope
     from privsdk.decision import Decision, Unmet, decide
     from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, TagError, VendorError
     from privsdk.outbound import guard, instrument, uninstrument

@@ -2,9 +2,9 @@
 
 An adapter binds one target to its vendor's SDK. It knows nothing of policy:
 the client decides first and only then hands an allowed call to an adapter.
-Adapters live in their own distributions (``privsdk-openai``, ...) and
-register under the entry-point group ``privsdk.adapters``, one entry per
-catalogue vendor they serve. The core looks an entry up the first time a
+Adapters ship in the privsdk wheel (``privsdk_openai``, ...; each vendor's
+SDK comes with an extra) and register under the entry-point group
+``privsdk.adapters``, one entry per catalogue vendor they serve. The core looks an entry up the first time a
 target of that vendor is used, so ``import privsdk`` loads no vendor SDK.
 """
 
@@ -126,6 +126,9 @@ EXTRAS = {
     "gemini": "vertex",
 }
 
+#: Top-level modules of the vendor SDKs the extras install.
+VENDOR_SDK_MODULES = frozenset({"openai", "cohere", "mistralai", "boto3", "botocore", "google"})
+
 _factories: dict[str, AdapterFactory] = {}
 _lock = threading.Lock()
 
@@ -141,15 +144,39 @@ def adapter_factory(vendor: str) -> AdapterFactory:
 
             found = entry_points(group=ENTRY_POINT_GROUP, name=vendor)
             if not found:
-                extra = EXTRAS.get(vendor, vendor)
                 raise AdapterMissing(
-                    f"no privsdk adapter is installed for vendor {vendor!r}",
-                    hint=f"pip install 'privsdk[{extra}]'",
+                    f"no privsdk adapter is installed for vendor {vendor!r}", hint=install_command(vendor)
                 )
             _factories[vendor] = next(iter(found)).load()
         return _factories[vendor]
 
 
+def install_command(vendor: str) -> str:
+    """The command that installs the adapter (and its SDK) for a catalogue vendor."""
+    return f"pip install 'privsdk[{EXTRAS.get(vendor, vendor)}]'"
+
+
+def adapter_installed(vendor: str) -> bool:
+    """True when an adapter for ``vendor`` is installed; looks at the entry points without loading any SDK."""
+    if vendor in _factories:
+        return True
+    from importlib.metadata import entry_points
+
+    return bool(entry_points(group=ENTRY_POINT_GROUP, name=vendor))
+
+
 def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:
     """A new adapter for ``target``, from the adapter installed for its vendor."""
-    return adapter_factory(target.offering.split(".", 1)[0])(target, options)
+    vendor = target.offering.split(".", 1)[0]
+    try:
+        return adapter_factory(vendor)(target, options)
+    except ModuleNotFoundError as exc:
+        # Every adapter ships in the privsdk wheel; its vendor SDK comes with an extra. Name the extra,
+        # not a traceback from deep inside the adapter.
+        if (exc.name or "").split(".", 1)[0] not in VENDOR_SDK_MODULES:
+            raise
+        extra = EXTRAS.get(vendor, vendor)
+        raise AdapterMissing(
+            f"the SDK that privsdk's {vendor!r} adapter uses ({exc.name}) is not installed",
+            hint=f"pip install 'privsdk[{extra}]'",
+        ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from privsdk.client import CallOptions, ChatOptions, ClientBase, _Call, chat_request, embed_request
+from privsdk.client import CallOptions, ChatOptions, ClientBase, _Call, chat_request, embed_request, rerank_request
 from privsdk.messages import MessageLike
 from privsdk.policy import Target
 from privsdk.resilience import acall
@@ -91,7 +91,7 @@ class AsyncClient(ClientBase):
         **options: Unpack[CallOptions],
     ) -> RerankResponse:
         """See :meth:`privsdk.client.Client.rerank`."""
-        request = RerankRequest(query, tuple(documents), top_n, options.get("extra") or {})
+        request = rerank_request(query, documents, top_n, options)
         call = self._core.plan(model, "rerank", options)
         return await self._run(call, _send_rerank, request, options.get("timeout"))
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from privsdk.docs_url import page
 from privsdk.errors import ConfigError, PrivsdkError
 
 EXIT_OK, EXIT_CONFIG, EXIT_REFUSE = 0, 2, 3
@@ -35,7 +36,7 @@ examples:
   privsdk targets
   privsdk targets --vendor mistral
   privsdk targets --json
-  privsdk targets --markdown      (the table in docs/guarantees.md)
+  privsdk targets --markdown      (the guarantees tables of the documentation)
 """
 USAGE_EXAMPLES = """\
 examples:
@@ -73,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
+def _version() -> str:
+    from privsdk import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -80,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         description="Check a tenant's data-privacy requirements against what LLM vendor offerings promise.",
         epilog="configuration: PRIVSDK_CONFIG, PRIVSDK_REQUIRE, PRIVSDK_ATTEST, PRIVSDK_TENANT, "
-        "PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see docs/configuration.md)",
+        f"PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see {page('configuration')})",
     )
+    parser.add_argument("--version", action="version", version=f"privsdk {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -115,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         "--operation", default="chat", help="chat, stream, embed, rerank, files, batch or fine_tune (default chat)"
     )
     p.add_argument("--data-class", help="the tenant's data class (default: the tenant's default class)")
-    p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the first tenant in the config)")
+    p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the file's default_tenant)")
     p.add_argument(
         "--feature",
         action="append",
@@ -242,12 +250,19 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     if not args.target:
         raise ConfigError("explain needs a TARGET or --url", hint="see privsdk explain --help")
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
+    adapter = _adapter_status(decision)
     if args.json:
-        _print_json(out, decision.to_json())
+        _print_json(out, {**decision.to_json(), "adapter": adapter})
     else:
         from privsdk.report import explain_text
 
-        out.write(explain_text(decision, _colour(out)))
+        text = explain_text(decision, _colour(out))
+        if adapter is not None and not adapter["installed"]:
+            text += (
+                f"  adapter: none installed for vendor {adapter['vendor']}: the call would fail "
+                f"(install it: {adapter['install']})\n"
+            )
+        out.write(text)
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 
@@ -307,6 +322,19 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 
+def _adapter_status(decision: Any) -> dict[str, Any] | None:
+    """Whether the adapter the call would use is installed: an allowed call without one fails at the call."""
+    from privsdk.adapter import adapter_installed, install_command
+
+    chosen = decision.chosen_evaluation or decision.evaluation
+    offering = chosen.offering
+    if offering is None:
+        return None
+    vendor = offering.split(".", 1)[0]
+    installed = adapter_installed(vendor)
+    return {"vendor": vendor, "installed": installed, "install": None if installed else install_command(vendor)}
+
+
 def _check(args: argparse.Namespace, out: TextIO) -> int:
     from privsdk.config import load_policy
     from privsdk.decision import decide
@@ -314,7 +342,8 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
     policy = load_policy()
     operation = parse_operation(args.operation).value
-    _check_names(policy, args.tenant, None)
+    if args.tenant:
+        _check_names(policy, args.tenant, None)
     tenants = [policy.tenants[args.tenant]] if args.tenant else list(policy.tenants.values())
     decisions = [
         decide(policy, target, operation, tenant=t.name, data_class=cls)
@@ -322,6 +351,12 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         for cls in t.classes
         for target in policy.targets
     ]
+    if not any(reqs for t in policy.tenants.values() for reqs in t.classes.values()):
+        # Nothing required anywhere: every target passes, which is rarely what a policy file meant.
+        sys.stderr.write(
+            f"warning: {policy.origin} requires nothing of any tenant: every call to every known target is allowed "
+            "(add classes.NAME = [requirements] to a tenant, or set PRIVSDK_REQUIRE)\n"
+        )
     if args.json:
         _print_json(out, [d.to_json() for d in decisions])
     else:
@@ -376,7 +411,8 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
             [f" from {iso(since)}" if since else "", f" until {iso(until)}" if until else ""]
             + ([f", tenant {args.tenant}"] if args.tenant else [])
         )
-        title = f"usage records in {store.path}{span}: {summary.records}"
+        # Records (attempts and refusals) and calls differ; the table's rows count calls, so say both.
+        title = f"usage records in {store.path}{span}: {summary.records} records, {summary.total['calls']} calls"
         out.write(report.to_text(summary, title, _colour(out)))
     return EXIT_OK
 
@@ -426,6 +462,12 @@ def _print_json(out: TextIO, data: object) -> None:
 def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> None:
     """Unknown --tenant / --data-class are usage errors (exit 2), not refusals."""
     name = tenant or policy.default_tenant
+    if name is None:
+        raise ConfigError(
+            f"no tenant named: {policy.origin} defines tenants and names no default_tenant",
+            where="--tenant",
+            hint="tenants: " + ", ".join(policy.tenants) + "; or set PRIVSDK_TENANT, or default_tenant in the file",
+        )
     if name not in policy.tenants:
         raise ConfigError(
             f"no tenant {name!r} in {policy.origin}", where="--tenant", hint="tenants: " + ", ".join(policy.tenants)

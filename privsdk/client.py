@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.config import load_limits, load_policy, usage_max_age_days
+from privsdk.config import load_limits, load_policy, shown_env_name, usage_max_age_days
 from privsdk.decision import Decision, decide, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
-from privsdk.messages import MessageLike, ToolLike, to_messages, to_response_format, to_tools
+from privsdk.messages import MessageLike, ToolLike, check_json, check_text, to_messages, to_response_format, to_tools
 from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
@@ -122,7 +122,12 @@ class _Core:
             spec = usage if usage is not None else self.policy.usage
             self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
         # The one place requests are judged: every adapter's SDK client sends through this guard.
-        self.guard = Guard(self.policy, catalogue=self.catalogue, recorder=self.recorder, environ=env)
+        self.guard = Guard(
+            _with_endpoints(self.policy, self.catalogue, self.endpoints),
+            catalogue=self.catalogue,
+            recorder=self.recorder,
+            environ=env,
+        )
         self._adapters: dict[tuple[str, Target], Adapter] = {}
         self._chains: dict[int, tuple[Decision, tuple[tuple[Target, Decision], ...]]] = {}
         self._lock = threading.Lock()
@@ -144,8 +149,9 @@ class _Core:
                 deadline_s=options.get("deadline_s") or limits.deadline_s,
             )
         features = options.get("features", ())
-        if (options.get("extra") or {}).get("store"):  # a vendor field that keeps the answer at the vendor
-            features = (*features, "stored_responses")
+        extra = options.get("extra")
+        if extra:
+            features = (*features, *_extra_features(extra))
         decision = decide(
             self.policy,
             target,
@@ -210,6 +216,9 @@ class _Core:
                     vendor = target.offering.split(".", 1)[0]
                     options = AdapterOptions(self.timeout, self._tenant_credentials(tenant, vendor), self.guard)
                     adapter = self._adapters[key] = open_adapter(target, options)
+                    from privsdk import sdklogs  # here, not at the top: only opening an adapter needs it
+
+                    sdklogs.install()  # its SDK is imported now: keep its logs free of content
         if operation not in adapter.operations:
             raise adapter.unsupported(operation)
         return adapter
@@ -230,10 +239,13 @@ class _Core:
         for key, env_name in own:
             value = self.environ.get(env_name)
             if not value:
+                shown = shown_env_name(env_name)  # a key pasted where a name belongs must not reach the message
                 raise ConfigError(
-                    f"tenant {tenant!r}: {vendor} credential {key!r} names {env_name}, which is not set",
+                    f"tenant {tenant!r}: {vendor} credential {key!r} names {shown}, which is not set",
                     where=self.policy.origin,
-                    hint=f"set {env_name} in the environment",
+                    hint=f"set {shown} in the environment"
+                    if shown == env_name
+                    else f"write the name of the variable that holds it at tenants.{tenant}.credentials.{vendor}.{key}",
                 )
             out[key] = value
         return out
@@ -340,6 +352,10 @@ class _Core:
         usage: Usage = _NO_USAGE,
         first_chunk_s: float | None = None,
     ) -> None:
+        if exc is not None:
+            from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
+
+            detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
         d = call.decision
         self.recorder.record(
             UsageRecord(
@@ -393,6 +409,28 @@ class _Core:
         self.recorder.close()
 
 
+def _with_endpoints(policy: Policy, catalogue: Catalogue, endpoints: Mapping[str, str]) -> Policy:
+    """``policy`` with the client's ``endpoints`` argument declared for each vendor's public offering: the app
+    named those URLs for that vendor itself, so its guard may place requests there."""
+    from privsdk.config import endpoint
+
+    declared = []
+    for vendor, url in endpoints.items():
+        found = catalogue.vendor(vendor)
+        if found is None or found.default_offering is None:
+            raise ConfigError(
+                f"endpoints: {vendor!r} is not a vendor with a public API offering",
+                hint="vendors: " + ", ".join(v for v in catalogue.vendor_names if catalogue.vendor(v)),
+            )
+        declared.append(endpoint(url, found.default_offering, catalogue))
+    if not declared:
+        return policy
+    return Policy(
+        policy.tenants, policy.default_tenant, policy.targets, policy.origin, policy.usage,
+        policy.endpoints + tuple(declared),
+    )  # fmt: skip
+
+
 class CallOptions(TypedDict, total=False):
     """Keyword options every call takes."""
 
@@ -428,7 +466,7 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
     if not options.keys() & _REQUEST_OPTIONS:
         return ChatRequest(to_messages(messages))
     stop = options.get("stop")
-    return ChatRequest(
+    request = ChatRequest(
         to_messages(messages),
         to_tools(options.get("tools")),
         options.get("tool_choice"),
@@ -440,6 +478,11 @@ def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) ->
         to_response_format(options.get("response_format")),
         options.get("extra") or {},
     )
+    check_json(request.stop, "stop")
+    check_json(request.extra, "extra")
+    if request.response_format is not None:
+        check_json(request.response_format.schema, "response_format")
+    return request
 
 
 _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
@@ -448,9 +491,31 @@ _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOption
 def embed_request(
     texts: str | Sequence[str], input_type: InputType | None, dimensions: int | None, options: CallOptions
 ) -> EmbedRequest:
-    return EmbedRequest(
-        (texts,) if isinstance(texts, str) else tuple(texts), input_type, dimensions, options.get("extra") or {}
-    )
+    items = (texts,) if isinstance(texts, str) else tuple(texts)
+    for i, text in enumerate(items):
+        check_text(text, f"texts[{i}]")
+    return EmbedRequest(items, input_type, dimensions, options.get("extra") or {})
+
+
+def rerank_request(query: str, documents: Sequence[str], top_n: int | None, options: CallOptions) -> RerankRequest:
+    check_text(query, "query")
+    docs = tuple(documents)
+    for i, doc in enumerate(docs):
+        check_text(doc, f"documents[{i}]")
+    return RerankRequest(query, docs, top_n, options.get("extra") or {})
+
+
+def _extra_features(extra: Mapping[str, Any]) -> tuple[str, ...]:
+    """The catalogue features a call's vendor fields turn on: each keeps content where the catalogue says."""
+    found = []
+    if extra.get("store"):  # the answer is kept at the vendor
+        found.append("stored_responses")
+    modalities = extra.get("modalities")
+    if extra.get("audio") or (isinstance(modalities, (list, tuple)) and "audio" in modalities):
+        found.append("audio_output")  # OpenAI keeps generated audio for an hour
+    if "web_search_options" in extra:  # Chat Completions' web search: queries go to third parties
+        found.append("web_search")
+    return tuple(found)
 
 
 def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
@@ -475,7 +540,7 @@ def _for_target(request: Any, call: _Call, target: Target) -> Any:
 class ClientBase:
     """What :class:`Client` and :class:`~privsdk.async_client.AsyncClient` are built from.
 
-    Configured from the environment (``PRIVSDK_*``, see docs/configuration.md),
+    Configured from the environment (``PRIVSDK_*``, see the configuration page of the documentation),
     or from a :class:`~privsdk.policy.Policy` built in code. ``model`` is a
     target name from the config or ``vendor/model``. ``credentials`` maps a
     vendor to its adapter's credential keys (default: the vendor's own
@@ -579,7 +644,7 @@ class Client(ClientBase):
         **options: Unpack[CallOptions],
     ) -> RerankResponse:
         """``documents`` ordered by relevance to ``query``, best first."""
-        request = RerankRequest(query, tuple(documents), top_n, options.get("extra") or {})
+        request = rerank_request(query, documents, top_n, options)
         return self._run(self._core.plan(model, "rerank", options), _send_rerank, request, options.get("timeout"))
 
     def _run(self, call: _Call, send: Callable[[Adapter, Any, float], R], request: Any, timeout: float | None) -> R:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from privsdk import tomlcompat
 from privsdk.catalogue import Catalogue, Offering, default_catalogue
+from privsdk.catalogue.model import parse_model_arn
+from privsdk.docs_url import page
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant
 from privsdk.usage import SPEC as USAGE_SPEC
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 ENV_VARS: dict[str, str] = {
     "PRIVSDK_CONFIG": "path of the TOML policy file",
     "PRIVSDK_REQUIRE": "comma list of requirements added to every tenant's default data class",
-    "PRIVSDK_ATTEST": "comma list of vendor:attestation added to the default accounts",
+    "PRIVSDK_ATTEST": "comma list of vendor:attestation added to the default accounts (with a policy file: "
+    "only if the file sets allow_env_attest = true)",
     "PRIVSDK_TENANT": "the tenant whose policy applies when a call names none",
     "PRIVSDK_ON_VIOLATION": "refuse or reroute, for every tenant",
     "PRIVSDK_USAGE": "where usage records go: sqlite (default), sqlite:///PATH, jsonl:///PATH, otlp, none",
@@ -37,11 +40,15 @@ ENV_VARS: dict[str, str] = {
     "PRIVSDK_DEADLINE_S": "seconds one call may take in all, retries and fallbacks included (default 120)",
     "PRIVSDK_ENDPOINTS": "comma list of URL=OFFERING[@ACCOUNT]: endpoints the catalogue does not know "
     "(self-hosted servers, private endpoints, proxies), added to the file's [endpoints]",
+    "PRIVSDK_DEBUG_CHAIN": "1 keeps the vendor SDK's exception as the cause of privsdk errors (debugging only: "
+    "its text can hold the prompt)",
+    "PRIVSDK_SDK_DEBUG_LOGS": "1 leaves the vendor SDKs' loggers alone (debugging only: their records can hold "
+    "prompts, outputs and headers)",
 }
 ON_VIOLATION = ("refuse", "reroute")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TOP_KEYS = ("attest", "targets", "tenants", "endpoints")
+_TOP_KEYS = ("attest", "targets", "tenants", "default_tenant", "allow_env_attest", "endpoints")
 _TARGET_KEYS = ("offering", "model", "attest", "endpoint", "deployment", "region", "project", "api_version", "options")
 _TENANT_KEYS = (
     "classes",
@@ -53,6 +60,16 @@ _TENANT_KEYS = (
     "credentials",
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What a variable name usually looks like (OPENAI_API_KEY). A value that is a valid name but not like this one
+#: (SKLIVE8F3A..., a key pasted where its variable's name belongs) is never printed in an error.
+_CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,31}(_[A-Z0-9]{1,32}){1,8}$")
+
+
+def shown_env_name(value: object) -> str:
+    """``value`` quoted for an error message when it looks like a variable name; else a placeholder."""
+    if isinstance(value, str) and _CONVENTIONAL_ENV_NAME.match(value):
+        return value
+    return "a value that does not look like a variable name (not shown: is a secret pasted there?)"
 
 
 def load_policy(environ: Mapping[str, str] | None = None, catalogue: Catalogue | None = None) -> Policy:
@@ -166,9 +183,14 @@ class _Document:
         self.lines = text.splitlines()
         self.data = data
 
+    #: False for the environment alone: no file sets the floor.
+    from_file = True
+
     @classmethod
     def empty(cls) -> _Document:
-        return cls("environment", "", {})
+        doc = cls("environment", "", {})
+        doc.from_file = False
+        return doc
 
     @classmethod
     def read(cls, path: str) -> _Document:
@@ -196,7 +218,7 @@ class _Document:
             raise ConfigError(
                 f"invalid TOML: {msg.split(' (at line')[0]}",
                 where=f"{where}:{m.group(1)}" if m else where,
-                hint="see docs/configuration.md for the file's shape",
+                hint=f"see {page('configuration')} for the file's shape",
             ) from None
         return cls(where, text, data)
 
@@ -287,6 +309,16 @@ class _Document:
     ) -> Policy:
         data = self.data
         self.only(data, _TOP_KEYS)
+        allow_env_attest = data.get("allow_env_attest", False)
+        if not isinstance(allow_env_attest, bool):
+            raise self.fail("allow_env_attest must be true or false", "allow_env_attest")
+        if env_attest and self.from_file and not allow_env_attest:
+            # The file is the floor for attestations as for requirements: an attestation lifts guarantees.
+            raise ConfigError(
+                f"{self.origin} does not let the environment add attestations",
+                where="PRIVSDK_ATTEST",
+                hint="declare them in the file's [attest] table, or set allow_env_attest = true at its top",
+            )
         base_attest = self.attest_table(data.get("attest", {}), cat, "attest") | env_attest
         if env_attest:
             _check_combination(base_attest, cat, f"{self.at('attest')} with PRIVSDK_ATTEST", None)
@@ -295,8 +327,20 @@ class _Document:
             for name, raw in self.table(data.get("targets", {}), "targets").items()
         }
         raw_tenants = self.table(data.get("tenants", {}), "tenants")
+        # Calls that name no tenant get the file's default_tenant (or its only tenant), never just the first listed.
+        default_tenant: str | None = None
+        if "default_tenant" in data:
+            default_tenant = self.string(data["default_tenant"], "default_tenant")
+            if default_tenant not in raw_tenants:
+                raise self.fail(
+                    f"default_tenant {default_tenant!r} is not one of the file's tenants",
+                    "default_tenant",
+                    hint="tenants: " + (", ".join(raw_tenants) or "none: define [tenants.NAME]"),
+                )
         if not raw_tenants:
             raw_tenants = {"default": {}}
+        if len(raw_tenants) == 1:  # one tenant: no call can mean another
+            default_tenant = next(iter(raw_tenants))
         tenants: dict[str, Tenant] = {}
         for name, raw in raw_tenants.items():
             self.name(name, "tenant", "tenants", name)
@@ -314,7 +358,7 @@ class _Document:
                 endpoints.append(endpoint(url, self.string(offering, "endpoints", url), cat))
             except ConfigError as exc:
                 raise exc.at(self.at("endpoints", url)) from None
-        return Policy(tenants, next(iter(tenants)), targets, self.origin, usage, tuple(endpoints))
+        return Policy(tenants, default_tenant, targets, self.origin, usage, tuple(endpoints))
 
     def attest_table(self, raw: Any, cat: Catalogue, *keys: str) -> frozenset[str]:
         """``{vendor = ["key", ...]}`` as qualified names, each checked against the catalogue."""
@@ -355,6 +399,15 @@ class _Document:
             for item in self.strings(raw.get("attest", []), *keys, "attest")
         )
         extra: dict[str, Any] = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
+        arn = parse_model_arn(model, offering.arn_service) if offering.arn_service else None
+        # The ARN names the Region: a target's own region may only repeat it.
+        if arn is not None and extra.setdefault("region", arn.region) != arn.region:
+            raise self.fail(
+                f"target {name!r}: region {extra['region']!r} contradicts its model ARN's Region {arn.region!r}",
+                *keys,
+                "region",
+                hint="drop region (the ARN's Region is used) or make the two agree",
+            )
         options = tuple(
             sorted(
                 (k, self.string(v, *keys, "options", k)) for k, v in self.table(raw.get("options", {}), *keys).items()
@@ -447,8 +500,12 @@ class _Document:
         out = []
         for vendor, table in self.table(raw, *keys).items():
             if cat.vendor(vendor) is None:
+                looks_like_a_name = _ENV_NAME.match(vendor) and len(vendor) <= 32  # else it may be a pasted secret
                 raise self.fail(
-                    f"unknown vendor {vendor!r}", *keys, vendor, hint="vendors: " + ", ".join(cat.vendor_names)
+                    f"unknown vendor {vendor!r}" if looks_like_a_name else "unknown vendor (the key is not shown)",
+                    *keys,
+                    vendor,
+                    hint="vendors: " + ", ".join(cat.vendor_names),
                 )
             pairs = []
             for key, env_name in self.table(table, *keys, vendor).items():

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _NO_TAGS: Mapping[str, str] = {}
 
@@ -49,3 +53,26 @@ def scope(
         yield inner
     finally:
         _current.reset(token)
+
+
+def propagate(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn``, to run in another thread or executor with the scope in force here.
+
+    A thread or a ``ThreadPoolExecutor`` worker starts without the caller's
+    :func:`scope` (context variables do not follow), and a call there that names
+    no tenant is refused when the policy file defines tenants without a
+    ``default_tenant``. Wrap the function where the scope is set::
+
+        with privsdk.scope(tenant="acme"):
+            pool.submit(privsdk.propagate(summarise), doc)
+
+    Each call of the wrapper runs in its own copy of the context taken now, so
+    wrappers called at once in several threads never share or leak settings.
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return run

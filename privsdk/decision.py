@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
 from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
+from privsdk.catalogue.model import parse_model_arn
 from privsdk.policy import Policy, Target, Tenant
 from privsdk.vocabulary import (
     CONTENT_FREE_OPERATIONS,
@@ -216,6 +217,9 @@ def _tenant_class(
 ) -> tuple[Tenant, str, tuple[Requirement, ...]] | _NoClass:
     """The tenant, data class and requirements a call runs under, or why there are none."""
     tenant_name = tenant_name or policy.default_tenant
+    if tenant_name is None:  # never "the first tenant": a call that names none may be anyone's
+        # "-" can be no configured tenant or class (names start with a letter or digit), and usage records take it.
+        return _NoClass("-", data_class or "-", no_tenant_reason(policy))
     tenant = policy.tenants.get(tenant_name)
     if tenant is None:
         return _NoClass(
@@ -300,6 +304,16 @@ def unjudged(label: str, reason: str) -> Decision:
     return _refuse_early(label, "unknown", "unknown", "other", reason)
 
 
+def no_tenant_reason(policy: Policy) -> str:
+    """Why a call that names no tenant is refused, and the ways to name one."""
+    return (
+        f"no tenant named: {policy.origin} defines tenants {', '.join(policy.tenants)} and no default_tenant; "
+        "name one in the call (tenant=...), in privsdk.scope(tenant=...), in PRIVSDK_TENANT, "
+        'or set default_tenant = "NAME" at the top of the policy file '
+        "(threads and executors do not inherit a scope: hand it over with privsdk.propagate(fn))"
+    )
+
+
 def _refuse_early(target: str, tenant: str, data_class: str, operation: str, reason: str) -> Decision:
     ev = Evaluation(target, None, (), reason, (), None)
     return Decision("refuse", target, None, (), reason, tenant, data_class, operation, (), ev, None)
@@ -321,6 +335,11 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
         return f"vendor {vendor!r} has no public API offering: define a target for it in the config"
     if not model:
         return f"target {target!r} names no model"
+    if model.startswith("arn:"):  # a model ARN names the Region the client must call
+        offering = catalogue.offering(cat.default_offering)
+        arn = parse_model_arn(model, offering.arn_service) if offering and offering.arn_service else None
+        if arn is not None:
+            return Target(name=target, offering=cat.default_offering, model=model, region=arn.region)
     return Target(name=target, offering=cat.default_offering, model=model)
 
 
@@ -360,6 +379,9 @@ def evaluate(
         return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
     if spec.model and not offering.serves_model(spec.model):  # "": the request names no model (a file upload)
         return stop(f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})")
+    contradiction = arn_region_conflict(offering, spec)
+    if contradiction:
+        return stop(contradiction)
     age = (today - offering.reviewed).days
     if age > tenant.max_catalogue_age_days:
         return stop(
@@ -421,6 +443,16 @@ def _region_contradiction(spec: Target, declared: frozenset[str]) -> str | None:
     return None
 
 
+def arn_region_conflict(offering: Offering, target: Target) -> str | None:
+    """Why ``target`` contradicts itself: its model ARN names one Region and its ``region`` another."""
+    if not offering.arn_service or not target.model.startswith("arn:") or target.region is None:
+        return None
+    arn = parse_model_arn(target.model, offering.arn_service)
+    if arn is None or arn.region == target.region:
+        return None
+    return f"target {target.name!r}: region {target.region!r} contradicts its model ARN's Region {arn.region!r}"
+
+
 def effective_facts(
     offering: Offering,
     attestations: Iterable[str],
@@ -430,6 +462,7 @@ def effective_facts(
 ) -> dict[str, Fact]:
     """The offering's facts after ``attestations`` (strengthen) and matching limits (weaken)."""
     facts = dict(offering.facts)
+    model = offering.model_key(model) or model  # limits match what serves_model matched: an ARN's id, say
     for name in attestations:
         for fact_name, fact in offering.attestations[name].facts.items():
             facts[fact_name] = stronger(facts[fact_name], fact)

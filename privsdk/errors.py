@@ -49,6 +49,14 @@ class AdapterMissing(ConfigError):
     """No installed adapter serves a target's vendor."""
 
 
+class InvalidInput(PrivsdkError, ValueError):
+    """What the caller passed cannot be sent (not valid Unicode, a malformed message). Raised before any network.
+
+    The message names the item by position and key, never by its content. No usage record is written:
+    the call never reached a decision.
+    """
+
+
 class Unsupported(PrivsdkError):
     """The target's adapter cannot do the asked operation (rerank on Mistral). Raised before any network."""
 
@@ -60,7 +68,10 @@ class VendorError(PrivsdkError):
 
     The message is built from the vendor's name, the HTTP status, the vendor's
     error code and Retry-After only: never from the vendor's error text, which
-    can echo the prompt. The SDK's exception is the ``__cause__``.
+    can echo the prompt. The SDK's exception is not chained (set
+    ``PRIVSDK_DEBUG_CHAIN=1`` to keep it as the ``__cause__``); ``status``,
+    ``code`` and ``request_id`` (the vendor's id for the request, for its
+    support) are kept as fields.
     """
 
     transient = False
@@ -75,11 +86,13 @@ class VendorError(PrivsdkError):
         status: int | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        request_id: str | None = None,
     ):
         self.vendor = vendor
         self.status = status
         self.code = code if code is not None and _CODE.fullmatch(code) else None
         self.retry_after = retry_after
+        self.request_id = request_id if isinstance(request_id, str) and _REQUEST_ID.fullmatch(request_id) else None
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -153,6 +166,8 @@ class ContentRefused(VendorError):
 
 #: A vendor error code is kept only when it looks like an identifier, so free text can never pass.
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+#: A request id is kept only when it looks like one (req_abc123, a UUID), never as free text.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 def error_for_status(status: int) -> type[VendorError]:

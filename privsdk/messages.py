@@ -2,7 +2,9 @@
 
 The client accepts messages and tools in the shape most apps already have:
 the OpenAI chat format. Anything else is a :class:`TypeError` naming the item
-by position and key, never by its content.
+by position and key, never by its content. Text that cannot be sent (a lone
+surrogate, which no JSON encoder or vendor takes) and malformed tool calls are
+an :class:`~privsdk.errors.InvalidInput`, raised before any network.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
+from privsdk.errors import InvalidInput
 from privsdk.types import Image, Message, Part, ResponseFormat, Role, Text, Tool, ToolCall
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -23,24 +26,70 @@ ToolLike = Tool | Mapping[str, Any]
 def to_messages(messages: str | Iterable[MessageLike]) -> tuple[Message, ...]:
     """A string is one user message; dicts follow OpenAI's chat format (``developer`` is ``system``)."""
     if isinstance(messages, str):
-        return (Message("user", messages),)
+        return (Message("user", check_text(messages, "messages")),)
     out = []
     for i, item in enumerate(messages):
         if isinstance(item, Message):
-            out.append(item)
+            out.append(_checked(i, item))
         elif isinstance(item, str):
-            out.append(Message("user", item))
+            out.append(Message("user", check_text(item, f"messages[{i}]")))
         elif isinstance(item, Mapping):
             role, content = item.get("role"), item.get("content")
             if len(item) == 2 and type(content) is str and role in _PLAIN:  # the common case, kept cheap
-                out.append(Message(role, content))
+                out.append(Message(role, check_text(content, f"messages[{i}]['content']")))
             else:
-                out.append(_message(i, item))
+                out.append(_checked(i, _message(i, item)))
         else:
             raise TypeError(f"messages[{i}] must be a privsdk Message, a dict or a str, not {type(item).__name__}")
     if not out:
         raise ValueError("messages is empty")
     return tuple(out)
+
+
+def check_text(text: str, where: str) -> str:
+    """``text``, when it can be encoded as UTF-8 (every vendor's wire format); else :class:`InvalidInput`."""
+    if text.isascii():  # the common case: a C loop, no copy
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{where} is not valid Unicode text: a lone surrogate at character {exc.start}",
+            # The character is named by position only: the text is the caller's content.
+        ) from None
+    return text
+
+
+def check_json(value: Any, where: str) -> None:
+    """Every string in a JSON-like value (keys included) can be encoded as UTF-8."""
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                check_text(key, f"{where} (a key)")
+            check_json(item, f"{where}[{key!r}]" if isinstance(key, str) and key.isidentifier() else where)
+    elif isinstance(value, (list, tuple)):
+        for j, item in enumerate(value):
+            check_json(item, f"{where}[{j}]")
+
+
+def _checked(i: int, message: Message) -> Message:
+    """``message`` when all its text can be sent."""
+    if isinstance(message.content, str):
+        check_text(message.content, f"messages[{i}]['content']")
+    else:
+        for j, part in enumerate(message.content):
+            if isinstance(part, Text):
+                check_text(part.text, f"messages[{i}]['content'][{j}]")
+            elif isinstance(part, Image) and part.url is not None:
+                check_text(part.url, f"messages[{i}]['content'][{j}]['image_url']")
+    for k, call in enumerate(message.tool_calls):
+        for field in ("id", "name", "arguments"):
+            check_text(getattr(call, field), f"messages[{i}]['tool_calls'][{k}] {field}")
+    if message.tool_call_id is not None:
+        check_text(message.tool_call_id, f"messages[{i}]['tool_call_id']")
+    return message
 
 
 def _message(i: int, item: Mapping[str, Any]) -> Message:
@@ -55,11 +104,27 @@ def _message(i: int, item: Mapping[str, Any]) -> Message:
         parts = tuple(_part(i, j, p) for j, p in enumerate(content))
     else:
         raise TypeError(f"messages[{i}]['content'] must be a str or a list of parts")
-    calls = tuple(
-        ToolCall(str(c["id"]), str(c["function"]["name"]), str(c["function"].get("arguments") or "{}"))
-        for c in item.get("tool_calls") or ()
-    )
-    return Message(cast(Role, "system" if role == "developer" else role), parts, calls, item.get("tool_call_id"))
+    calls = tuple(_tool_call(i, k, c) for k, c in enumerate(item.get("tool_calls") or ()))
+    answers = item.get("tool_call_id")
+    if answers is not None and not isinstance(answers, str):
+        raise InvalidInput(f"messages[{i}]['tool_call_id'] must be a str")
+    return Message(cast(Role, "system" if role == "developer" else role), parts, calls, answers)
+
+
+def _tool_call(i: int, k: int, call: Any) -> ToolCall:
+    """One OpenAI-style ``{"id": ..., "function": {"name": ..., "arguments": "..."}}``."""
+    function = call.get("function") if isinstance(call, Mapping) else None
+    if (
+        not isinstance(function, Mapping)
+        or not isinstance(call.get("id"), str)
+        or not isinstance(function.get("name"), str)
+        or not isinstance(function.get("arguments") or "", str)
+    ):
+        raise InvalidInput(
+            f"messages[{i}]['tool_calls'][{k}] must be "
+            "{'id': str, 'type': 'function', 'function': {'name': str, 'arguments': str}}"
+        )
+    return ToolCall(call["id"], function["name"], function.get("arguments") or "{}")
 
 
 def _part(i: int, j: int, part: Any) -> Part:
@@ -67,9 +132,17 @@ def _part(i: int, j: int, part: Any) -> Part:
         return part
     kind = part.get("type") if isinstance(part, Mapping) else None
     if kind == "text":
-        return Text(str(part["text"]))
+        if not isinstance(part.get("text"), str):
+            raise InvalidInput(f"messages[{i}]['content'][{j}]: a text part must be {{'type': 'text', 'text': str}}")
+        return Text(part["text"])
     if kind == "image_url":
-        url = str(part["image_url"]["url"])
+        image = part.get("image_url")
+        if not isinstance(image, Mapping) or not isinstance(image.get("url"), str):
+            raise InvalidInput(
+                f"messages[{i}]['content'][{j}]: an image part must be "
+                "{'type': 'image_url', 'image_url': {'url': str}}"
+            )
+        url = image["url"]
         if url.startswith("data:"):
             header, _, data = url.partition(",")
             return Image(data=base64.b64decode(data), media_type=header[5:].split(";")[0] or "image/png")
@@ -91,6 +164,10 @@ def to_tools(tools: Iterable[ToolLike] | None) -> tuple[Tool, ...]:
             )
         params = spec.get("parameters") or {"type": "object", "properties": {}}
         out.append(Tool(str(spec["name"]), str(spec.get("description") or ""), params))
+    for i, tool in enumerate(out):
+        check_text(tool.name, f"tools[{i}] name")
+        check_text(tool.description, f"tools[{i}] description")
+        check_json(tool.parameters, f"tools[{i}] parameters")
     return tuple(out)
 
 

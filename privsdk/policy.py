@@ -100,6 +100,9 @@ class Tenant(NamedTuple):
 class Policy:
     """Everything a decision needs besides the catalogue.
 
+    ``default_tenant`` serves calls that name no tenant (neither the call, a
+    :func:`~privsdk.scope` nor ``PRIVSDK_TENANT``); None means such calls are refused.
+
     Compared and hashed by identity: a policy is built once and never changed,
     which lets decisions be cached per policy at the cost of one pointer hash.
     """
@@ -109,7 +112,7 @@ class Policy:
     def __init__(
         self,
         tenants: Mapping[str, Tenant],
-        default_tenant: str,
+        default_tenant: str | None,
         targets: Mapping[str, Target] | None = None,
         origin: str = "environment",  # the policy file, or "environment"
         usage: str = "sqlite",  # PRIVSDK_USAGE, checked

@@ -8,6 +8,7 @@ from typing import Any
 from privsdk.catalogue import Attestation, Fact, Limit, Offering, VendorCatalogue
 from privsdk.catalogue.facts import FACT_NAMES, Special
 from privsdk.decision import Decision
+from privsdk.docs_url import page
 from privsdk.policy import Policy, Tenant
 
 _COLOURS = {"allow": "32", "reroute": "33", "refuse": "31"}
@@ -69,7 +70,7 @@ def check_text(policy: Policy, tenants: Sequence[Tenant], decisions: Sequence[De
     op = decisions[0].operation if decisions else "chat"
     out = [f"policy {policy.origin}, operation {op}"]
     if not policy.targets:
-        out.append("no targets configured: define [targets.NAME] in the policy file (docs/configuration.md)")
+        out.append(f"no targets configured: define [targets.NAME] in the policy file ({page('configuration')})")
     width = max((len(t) for t in policy.targets), default=0)
     by_key = {(d.tenant, d.data_class, d.target): d for d in decisions}
     for tenant in tenants:

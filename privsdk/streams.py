@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from privsdk import resilience
+from privsdk.errors import VendorError, VendorTimeout
 from privsdk.outbound.judge import Binding, bound
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
 
@@ -54,6 +55,10 @@ class _Recorded:
     def _opened(self, first: StreamEvent | None) -> None:
         self._first = first
         self._first_chunk_s = time.perf_counter() - self._t0
+
+    def _late(self) -> VendorTimeout:
+        """The error for a stream still running at the call's deadline."""
+        return VendorTimeout(self.target.offering.split(".", 1)[0])
 
     def _end(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> bool:
         """Record the stream's end once; True the first time, when the caller must release the events."""
@@ -123,6 +128,12 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
                 raise
         if isinstance(event, StreamEnd):
             self._finish("ok", None, event.usage)
+        elif self._call.budget.remaining() <= 0:
+            # The deadline bounds the whole call, reads included. A blocking read cannot be cut from here;
+            # each read is bounded by the attempt's timeout, and the first event past the deadline ends it.
+            late = self._late()
+            self._finish("error", late, _NO_USAGE)
+            raise late
         return event
 
     def _finish(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> None:
@@ -190,12 +201,16 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
             raise StopAsyncIteration
         else:
             try:
-                event = await anext(self._events)
+                event = await _read_before(self._events, self._call.budget.remaining())
             except StopAsyncIteration:
                 await self._finish("ok", None, _NO_USAGE)
                 raise
             except BaseException as exc:
-                await self._finish("error", exc, _NO_USAGE)
+                # A bare TimeoutError is _read_before's: the deadline passed while waiting for the next event.
+                late = self._late() if isinstance(exc, TimeoutError) and not isinstance(exc, VendorError) else None
+                await self._finish("error", late or exc, _NO_USAGE)
+                if late is not None:
+                    raise late from None
                 raise
         if isinstance(event, StreamEnd):
             await self._finish("ok", None, event.usage)
@@ -220,6 +235,34 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _read_before(events: AsyncIterator[StreamEvent], remaining: float) -> StreamEvent:
+    """The next event, or TimeoutError once ``remaining`` seconds have passed (the call's deadline)."""
+    import asyncio  # already loaded: this runs inside an event loop
+
+    task = asyncio.current_task()
+    if task is None:  # not inside a task (a bare coroutine driven by hand): nothing to cancel
+        return await anext(events)
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(max(remaining, 0.0), expire)
+    try:
+        return await anext(events)
+    except asyncio.CancelledError:
+        if not fired:
+            raise  # the caller's own cancellation
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancellation is handled here
+        if uncancel is not None:
+            uncancel()
+        raise TimeoutError from None
+    finally:
+        handle.cancel()
 
 
 def _close(events: Iterator[StreamEvent]) -> None:

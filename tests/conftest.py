@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -53,6 +55,26 @@ def _no_privsdk_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     judge = sys.modules.get("privsdk.outbound.judge")
     if judge is not None:  # the process-wide guard read this test's environment: the next test reads its own
         judge.Guard.reset_default()
+
+
+def every_logger_at_debug(caplog: pytest.LogCaptureFixture) -> contextlib.ExitStack:
+    """Every logger that exists, and every vendor SDK's by name, at DEBUG until the stack closes.
+
+    This is an app debugging itself with everything on; privsdk must still keep content out of its logs.
+    """
+    from privsdk.sdklogs import SDK_LOGGERS
+
+    stack = contextlib.ExitStack()
+    names = {None, *SDK_LOGGERS, *logging.Logger.manager.loggerDict}
+    for name in sorted(names, key=lambda n: n or ""):
+        stack.enter_context(caplog.at_level(logging.DEBUG, logger=name))
+    return stack
+
+
+@pytest.fixture
+def debug_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PRIVSDK_DEBUG_CHAIN=1: privsdk errors keep the SDK's exception as their cause (to check the mapping)."""
+    monkeypatch.setenv("PRIVSDK_DEBUG_CHAIN", "1")
 
 
 @pytest.fixture

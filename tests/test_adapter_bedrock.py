@@ -32,6 +32,7 @@ from privsdk.errors import (
     VendorError,
     VendorTimeout,
 )
+from privsdk.outbound.judge import Guard
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -91,9 +92,17 @@ def wire(_running: tuple[BedrockWire, LoopbackServer]) -> BedrockWire:
     return _running[0]
 
 
+def declare(monkeypatch: pytest.MonkeyPatch, *servers: LoopbackServer) -> None:
+    """The adapter's clients are guarded: the loopback servers are declared as Bedrock endpoints, no records kept."""
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", ",".join(f"{s.url}=bedrock.runtime" for s in servers))
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    Guard.reset_default()
+
+
 @pytest.fixture
-def server(_running: tuple[BedrockWire, LoopbackServer]) -> Iterator[LoopbackServer]:
+def server(_running: tuple[BedrockWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     app, running = _running
+    declare(monkeypatch, running)
     app.stop_reason = None
     running.requests.clear()
     while running.next_fault() is not None:
@@ -541,6 +550,7 @@ def test_an_async_stream_error_reaches_the_awaiting_task(make: Make, server: Loo
 # -- errors -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize(
     ("status", "error_type", "headers", "expected", "after"),
     [
@@ -720,8 +730,11 @@ def _tls_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loo
 
 
 @pytest.fixture
-def tls(_tls_running: tuple[LoopbackServer, Path]) -> Iterator[tuple[LoopbackServer, Path]]:
+def tls(
+    _tls_running: tuple[LoopbackServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LoopbackServer, Path]]:
     running, ca_file = _tls_running
+    declare(monkeypatch, running)
     running.requests.clear()
     yield running, ca_file
     assert running.errors == []

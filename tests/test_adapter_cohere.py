@@ -38,6 +38,7 @@ from privsdk.errors import (
     VendorError,
     VendorTimeout,
 )
+from privsdk.outbound.judge import Guard
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -99,6 +100,15 @@ def app() -> CohereApp:
 def _loopback() -> Iterator[LoopbackServer]:
     with LoopbackServer(CohereApp()) as server:  # one server for the module: stopping one takes half a second
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _declared(_loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapters' SDK clients send through privsdk's guard, which sends only to endpoints it can place:
+    the loopback server is declared as Cohere's platform, through the environment alone (a private
+    deployment speaks the same protocol)."""
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{_loopback.url}=cohere.saas")
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
 
 
 @pytest.fixture
@@ -518,6 +528,7 @@ def _call(adapter: Adapter, operation: str, timeout: float = 5) -> object:
     return adapter.chat(HELLO, timeout=timeout)
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize("operation", ["chat", "stream", "embed"])
 @pytest.mark.parametrize(("status", "headers", "error", "wait"), _STATUS_CASES)
 def test_http_errors_become_vendor_errors_without_vendor_text(
@@ -555,10 +566,12 @@ def test_a_slow_answer_is_cut_off_at_the_timeout(adapter: Adapter, server: Loopb
     assert len(server.requests) == 1
 
 
-def test_nothing_listening_is_a_lost_connection() -> None:
+@pytest.mark.usefixtures("debug_chain")
+def test_nothing_listening_is_a_lost_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"http://127.0.0.1:{port}=cohere.saas")
     adapter = opened(Target("gone", "cohere.saas", MODEL, endpoint=f"http://127.0.0.1:{port}"), api_key=KEY)
     with pytest.raises(ConnectionLost) as raised:
         adapter.chat(HELLO, timeout=5)
@@ -640,6 +653,8 @@ def test_azure_ai_foundry_uses_the_deployment_url_key_and_name(
 ) -> None:
     monkeypatch.setenv("CO_API_KEY", "platform-key")
     monkeypatch.setenv("AZURE_API_KEY", "azure-key-from-env")
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=cohere.azure")  # the body names the deployment
+    Guard.reset_default()
     target = Target("az", "cohere.azure", "Cohere-command-a", endpoint=server.url, deployment="cohere-command-a-prod")
     assert opened(target, api_key="platform-key").chat(HELLO, timeout=5).text == app.text
     assert opened(target, azure_api_key="azure-key").chat(HELLO, timeout=5).text == app.text
@@ -668,6 +683,7 @@ AWS_KEYS = {"aws_access_key_id": "AKIDTEST", "aws_secret_access_key": "secret"}
 
 
 def test_bedrock_through_the_sdk_bedrock_client(aws: tuple[LoopbackServer, ConnectProxy], app: CohereApp) -> None:
+    pytest.importorskip("privsdk.outbound.wire.bedrock", reason="the guard reads Bedrock requests with boto3 support")
     server, proxy = aws
     adapter = opened(Target("br", "cohere.bedrock", BEDROCK_MODEL, region=REGION), **AWS_KEYS)
     chat = adapter.chat(HELLO, timeout=5)
@@ -700,6 +716,7 @@ def test_aws_targets_cannot_stream_and_say_so_before_any_request(
 
 
 def test_bedrock_throttling_keeps_the_aws_error_type(aws: tuple[LoopbackServer, ConnectProxy]) -> None:
+    pytest.importorskip("privsdk.outbound.wire.bedrock", reason="the guard reads Bedrock requests with boto3 support")
     server, _ = aws
     adapter = opened(Target("br", "cohere.bedrock", BEDROCK_MODEL, region=REGION), **AWS_KEYS)
     throttled = {"x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"}

@@ -85,6 +85,15 @@ def loopback() -> Iterator[LoopbackServer]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def _declared(loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapters' SDK clients send through privsdk's guard, which sends only to endpoints it can place:
+    the loopback server is declared as la Plateforme, through the environment alone (the server also
+    answers Azure's path, which the Mistral wire reader reads as chat). Nothing listens on the second."""
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{loopback.url}=mistral.api,http://127.0.0.1:9=mistral.api")
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+
+
 @pytest.fixture
 def server(loopback: LoopbackServer, app: MistralApp) -> Iterator[LoopbackServer]:
     """The module's server, answering with this test's ``app``, with nothing recorded or queued yet."""
@@ -491,6 +500,7 @@ ERRORS = [
 ]
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
 @pytest.mark.parametrize(("fault", "cls", "wait", "code"), ERRORS)
 def test_http_errors_are_classified_without_vendor_text(
@@ -595,6 +605,7 @@ def test_azure_chat_and_stream(server: LoopbackServer) -> None:
     assert server.requests[0].json()["temperature"] == 0.1
 
 
+@pytest.mark.usefixtures("debug_chain")
 def test_azure_async_and_errors(server: LoopbackServer) -> None:
     server.fail(Status(429, {"Retry-After": "2"}, error_body(PROMPT, "rate_limited")))
     adapter = open_adapter(azure_target(server), options())

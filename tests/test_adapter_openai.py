@@ -113,6 +113,7 @@ def guarded(target: Target, server: LoopbackServer) -> Guard:
     """What privsdk.Client gives an adapter: its guard (here one that knows ``server`` as ``target``'s
     endpoint), with the attempt bound to ``target``, so the adapter's requests pass the guard as they would."""
     guard = Guard(environ={"PRIVSDK_ENDPOINTS": f"{server.url}={target.offering}", "PRIVSDK_USAGE": "none"})
+    assert guard.policy.default_tenant is not None  # an environment-only policy has its default tenant
     tenant = guard.policy.tenants[guard.policy.default_tenant]
     bound.set(Binding(target, tenant.name, tenant.default_class))
     return guard
@@ -553,12 +554,21 @@ def test_azure_reads_its_own_environment(server: LoopbackServer, monkeypatch: py
     )
 
 
+@pytest.mark.usefixtures("debug_chain")
 def test_azure_content_filter_refusal(server: LoopbackServer) -> None:
     server.fail(Status(400, body=content_filter_body(PROMPT)))
     with pytest.raises(ContentRefused) as caught:
         azure(server).chat(ASK, timeout=1)
     assert (caught.value.status, caught.value.code, caught.value.vendor) == (400, "content_filter", "azure")
     assert PROMPT not in str(caught.value) and isinstance(caught.value.__cause__, openai.BadRequestError)
+
+
+def test_azure_content_filter_refusal_named_only_in_innererror(server: LoopbackServer) -> None:
+    """The refusal is found in ``innererror`` when the top-level code names none."""
+    server.fail(Status(400, body=content_filter_body(PROMPT, code=None)))
+    with pytest.raises(ContentRefused) as caught:
+        azure(server).chat(ASK, timeout=1)
+    assert (caught.value.status, caught.value.code, caught.value.kind) == (400, None, "content_refused")
 
 
 # --- Azure AI Foundry and self-hosted servers ------------------------------------------------------------------------
@@ -670,6 +680,7 @@ ERRORS: list[tuple[Fault, type[VendorError], int | None, str | None, float | Non
 ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("debug_chain")
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("op", ["chat", "stream", "embed"])
 @pytest.mark.parametrize(("fault", "error", "status", "code", "wait"), ERRORS)
@@ -801,6 +812,7 @@ def _zdr_guard(server: LoopbackServer, target: Target) -> Guard:
     guard = Guard(
         environ={"PRIVSDK_ENDPOINTS": f"{server.url}=openai.api", "PRIVSDK_USAGE": "none", "PRIVSDK_REQUIRE": "zdr"}
     )
+    assert guard.policy.default_tenant is not None  # an environment-only policy has its default tenant
     tenant = guard.policy.tenants[guard.policy.default_tenant]
     bound.set(Binding(target, tenant.name, tenant.default_class))
     return guard

@@ -7,14 +7,18 @@ The calls run through every path (success, stream, stream cut mid-way,
 timeout, 429, 5xx, a bad request, refusal, reroute) with the real SDKs against
 loopback servers, once per sink. Then the SQLite file (and its WAL), the JSONL
 file, the OpenTelemetry output (in memory, and OTLP/HTTP to a loopback
-collector), the records an app's function got, every log record and every
-privsdk error message are searched. Zero hits, asserted.
+collector), the records an app's function got, every log record (every
+logger at DEBUG, the vendor SDKs' own included: botocore logs bodies) and
+every privsdk error are searched: its message, its formatted traceback
+(``traceback.format_exception``) and every exception chained to it. Zero
+hits, asserted.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,10 @@ from privsdk.resilience import Limits
 from privsdk.types import Message, Tool, ToolCall
 from privsdk.usage import Recorder, UsageRecord
 from privsdk.usage.otlp import OtlpSink
+from tests.conftest import every_logger_at_debug
 from tests.usage_collector import serve_collector
+from tests.wire.bedrock import BedrockWire
+from tests.wire.bedrock import error as bedrock_error
 from tests.wire.cohere import CohereApp
 from tests.wire.cohere import error_body as cohere_error
 from tests.wire.openai import OpenAIWire, error_body
@@ -54,15 +61,22 @@ endpoint = "{azure}"
 api_version = "2024-10-21"
 attest = ["deployment=data_zone_eu", "modified_abuse_monitoring"]
 
+# Refused before anything is sent (a trial key trains), so it keeps Cohere's own host: the loopback
+# server is the private deployment, and an endpoint serves one offering.
 [targets.cohere-saas]
 offering = "cohere.saas"
 model = "command-r-plus"
-endpoint = "{cohere}"
 
 [targets.cohere-private]
 offering = "cohere.private"
 model = "rerank-v3.5"
 endpoint = "{cohere}"
+
+[targets.bedrock-eu]
+offering = "bedrock.runtime"
+model = "eu.anthropic.claude-3-haiku-20240307-v1:0"
+region = "eu-central-1"
+endpoint = "{bedrock}"
 
 [tenants.acme]
 on_violation = "reroute"
@@ -91,7 +105,24 @@ TOOLS = [
 ]
 
 
-def drive(client: Client, openai_server: LoopbackServer, cohere_server: LoopbackServer) -> list[str]:
+def error_text(exc: BaseException) -> str:
+    """All an app's logs could show of an error: its text, its formatted traceback, and every chained exception."""
+    parts = [f"{type(exc).__name__}: {exc!s} {exc!r} {exc.args!r}", "".join(traceback.format_exception(exc))]
+    seen: set[int] = set()
+    linked: BaseException | None = exc
+    while linked is not None and id(linked) not in seen:
+        seen.add(id(linked))
+        parts.append(f"{linked!r} {linked.args!r}")
+        for chained in (linked.__cause__, linked.__context__):
+            if chained is not None:
+                parts.append(f"{chained!r} {chained.args!r} {vars(chained)!r}")
+        linked = linked.__cause__ or linked.__context__
+    return "\n".join(parts)
+
+
+def drive(
+    client: Client, openai_server: LoopbackServer, cohere_server: LoopbackServer, bedrock_server: LoopbackServer
+) -> list[str]:
     """Every path once; returns the text of every privsdk error raised on the way."""
     raised: list[str] = []
 
@@ -99,7 +130,8 @@ def drive(client: Client, openai_server: LoopbackServer, cohere_server: Loopback
         try:
             call()
         except PrivsdkError as exc:
-            raised.append(f"{type(exc).__name__}: {exc!s} {exc!r} {exc.args!r}")
+            assert exc.__cause__ is None and exc.__context__ is None, "a privsdk error chains another exception"
+            raised.append(error_text(exc))
         else:
             raise AssertionError("the call was to fail")
 
@@ -129,6 +161,14 @@ def drive(client: Client, openai_server: LoopbackServer, cohere_server: Loopback
     client.rerank("cohere-private", f"which clause? {USER}", [f"Clause 1 {DOC}", f"Clause 2 {DOC}"])
     expect_error(lambda: client.chat("openai-mini", messages, tags={"feature": f"lawyer {TAG}"}))  # rejected tags
     expect_error(lambda: client.chat("openai-mini", messages, tags={f"{TAG} team": "x"}))
+    # Bedrock: botocore logs request and response bodies at DEBUG, and its error bodies echo the prompt.
+    client.chat("bedrock-eu", messages, tools=TOOLS)
+    list(client.chat("bedrock-eu", messages, stream=True, tools=TOOLS))
+    bedrock_server.fail(bedrock_error(400, "ValidationException", f"Malformed input: {USER} {ECHO}"))
+    expect_error(lambda: client.chat("bedrock-eu", messages, tools=TOOLS))
+    bedrock_server.fail(Cut(after=3))  # after the first event: a cut stream is raised, never retried
+    stream = client.chat("bedrock-eu", messages, stream=True, tools=TOOLS)
+    expect_error(lambda: list(stream))
     return raised
 
 
@@ -143,20 +183,34 @@ class Stack:
         )
         openai_app.text = azure_app.text = f"The contract says {ANSWER}"
         cohere_app.anonymous = True
-        self.servers = [LoopbackServer(openai_app), LoopbackServer(azure_app), LoopbackServer(cohere_app)]
+        self.servers = [
+            LoopbackServer(openai_app),
+            LoopbackServer(azure_app),
+            LoopbackServer(cohere_app),
+            LoopbackServer(BedrockWire()),  # its answers echo the prompt
+        ]
         self.tmp_path = tmp_path
         self.usage = usage
 
     def __enter__(self) -> Stack:
         for server in self.servers:
             server.__enter__()
-        openai_server, azure_server, cohere_server = self.servers
+        openai_server, azure_server, cohere_server, bedrock_server = self.servers
         config = self.tmp_path / "privsdk.toml"
-        config.write_text(POLICY.format(openai=openai_server.url, azure=azure_server.url, cohere=cohere_server.url))
+        config.write_text(
+            POLICY.format(
+                openai=openai_server.url, azure=azure_server.url, cohere=cohere_server.url, bedrock=bedrock_server.url
+            )
+        )
         self.client = Client(
             environ={"PRIVSDK_CONFIG": str(config), "PRIVSDK_TENANT": "acme"},
             usage=self.usage,
-            credentials={"openai": {"api_key": "sk-c"}, "azure": {"api_key": "az-c"}, "cohere": {"api_key": "co"}},
+            credentials={
+                "openai": {"api_key": "sk-c"},
+                "azure": {"api_key": "az-c"},
+                "cohere": {"api_key": "co"},
+                "bedrock": {"aws_access_key_id": "AKIDCANARY", "aws_secret_access_key": "x"},
+            },
             endpoints={"openai": f"{openai_server.url}/v1"},
             timeout=5.0,
             limits=Limits(backoff_base_s=0.001),
@@ -164,7 +218,7 @@ class Stack:
         return self
 
     def run(self) -> list[str]:
-        raised = drive(self.client, self.servers[0], self.servers[2])
+        raised = drive(self.client, self.servers[0], self.servers[2], self.servers[3])
         self.client.close()
         # The canaries really went out: the vendors saw them, so finding none below means something.
         sent = b"".join(r.body for server in self.servers for r in server.requests)
@@ -185,14 +239,18 @@ def assert_clean(data: bytes | str, where: str) -> None:
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.DEBUG)
-    yield caplog
-    for record in caplog.records:
-        assert_clean(f"{record.getMessage()} {record.args!r} {record.exc_text or ''}", f"log record {record.name}")
+    """Every logger at DEBUG, as an app debugging itself would set them: the root, and the SDKs' own by name."""
+    with every_logger_at_debug(caplog):
+        yield caplog
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    records = caplog.get_records("call")  # after the yield, caplog.records is teardown's, always empty
+    for record in records:
+        text = f"{formatter.format(record)} {record.args!r} {record.exc_text or ''}"
+        assert_clean(text, f"log record {record.name}")
 
 
 def _check_errors(raised: list[str]) -> None:
-    assert len(raised) == 7
+    assert len(raised) == 9
     for text in raised:
         assert_clean(text, "a privsdk error")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from privsdk.catalogue.facts import FACT_NAMES, at_least_as_protective
 from privsdk.errors import CatalogueError
 from tests.conftest import REPO, all_offerings
 
-SEEDS = REPO.parent / "shared" / "seeds"
+#: Where the seed documents are: beside the repository, or where ``SEEDS_DIR`` says (a worktree elsewhere).
+SEEDS = Path(os.environ.get("SEEDS_DIR") or REPO.parent / "shared" / "seeds")
 
 #: Offerings the policy-core issue asks the catalogue to cover.
 REQUIRED_OFFERINGS = {
@@ -48,13 +50,32 @@ def test_every_fact_is_sourced_and_dated(catalogue: Catalogue) -> None:
                 assert ref.startswith(("https://", "seeds/", "docs/")), f"{where}: {ref}"
 
 
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed documents live beside the repository")
 def test_seed_references_name_real_seed_files(catalogue: Catalogue) -> None:
-    """A fact citing seeds/<file> cites a document that exists."""
+    """A fact citing seeds/<file> cites a document that exists.
+
+    The seeds live beside the repository: a checkout without them skips, but CI (``CI=true``) must have them.
+    """
+    if not SEEDS.is_dir():
+        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but the seed documents are missing at {SEEDS}: check them out beside the repository")
+        pytest.skip("the seed documents live beside the repository")
     refs = {s.ref for v in catalogue.all_vendors() for s in v.sources.values() if s.ref.startswith("seeds/")}
     assert refs, "the catalogue cites no seed document"
     for ref in refs:
         assert (SEEDS / ref.removeprefix("seeds/")).is_file(), ref
+
+
+@pytest.mark.parametrize(("ci", "expected", "status"), [("true", "FAILED", 1), ("", "SKIPPED", 0)])
+def test_missing_seeds_fail_the_seed_check_in_ci(ci: str, expected: str, status: int, tmp_path: Path) -> None:
+    """Without the seeds the check skips on a developer's machine, and fails in CI rather than pass unseen."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "SEEDS_DIR", "PYTEST_ADDOPTS")}
+    env.update(CI=ci, SEEDS_DIR=str(tmp_path / "no-seeds"))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-rfs",
+         f"{__file__}::test_seed_references_name_real_seed_files"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (run.returncode, expected in run.stdout) == (status, True), run.stdout[-2000:]
 
 
 def test_docs_references_exist(catalogue: Catalogue) -> None:

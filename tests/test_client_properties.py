@@ -3,8 +3,10 @@
 Three targets, each with its own loopback server (OpenAI, Azure OpenAI and a
 self-hosted vLLM, all through the real openai SDK). Hypothesis draws the
 tenant's requirements, the accounts' and targets' attestations, refuse or
-reroute, the reroute list, the attempt limit and what each server does on
-each request (answer, 429, 503, reset, too slow). Whatever it draws:
+reroute, a reroute graph (a list for every target: chains, cycles, and
+alternatives that themselves reroute), the target the call names, the attempt
+limit and what each server does on each request (answer, 429, 503, reset, too
+slow). Whatever it draws:
 
 - no request reaches a server whose target's own decision for the call is refuse;
 - no target gets more attempts than the limit;
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from privsdk.client import Client
@@ -63,7 +65,10 @@ def servers() -> Iterator[dict[str, LoopbackServer]]:
 
 
 def _config(servers: dict[str, LoopbackServer], draw: dict[str, Any]) -> str:
-    reroute = ", ".join(f'"{t}"' for t in draw["reroute"])
+    reroute = "\n".join(
+        f"reroute.{name} = [{', '.join(repr(t) for t in alternatives)}]"
+        for name, alternatives in draw["reroute"].items()
+    )
     return f"""
 [attest]
 openai = {sorted(draw["openai_attest"])!r}
@@ -89,7 +94,7 @@ attest = {sorted(draw["local_attest"])!r}
 [tenants.t]
 on_violation = "{draw["on_violation"]}"
 classes.default = {sorted(draw["requirements"])!r}
-reroute.t-openai = [{reroute}]
+{reroute}
 """.replace("'", '"')
 
 
@@ -100,7 +105,11 @@ draws = st.fixed_dictionaries(
         "azure_attest": st.sets(st.sampled_from(["deployment=data_zone_eu", "modified_abuse_monitoring"])),
         "local_attest": st.sets(st.sampled_from(["no_request_logging", "region=eu"])),
         "on_violation": st.sampled_from(["refuse", "reroute"]),
-        "reroute": st.lists(st.sampled_from(TARGETS[1:]), unique=True),
+        # Every target gets a list of the others: chains, cycles, and alternatives that reroute themselves.
+        "reroute": st.fixed_dictionaries(
+            {name: st.lists(st.sampled_from([t for t in TARGETS if t != name]), unique=True) for name in TARGETS}
+        ),
+        "start": st.sampled_from(TARGETS),
         "max_attempts": st.integers(1, 3),
         "faults": st.fixed_dictionaries({name: st.lists(FAULTS, max_size=4) for name in TARGETS}),
         "stream": st.booleans(),
@@ -108,8 +117,30 @@ draws = st.fixed_dictionaries(
 )
 
 
+#: The issue's case: reroute.A = [C, B], reroute.B = [C], C answers 503 twice. B's own decision is reroute (to C),
+#: not allow, so B must never receive the prompt, even when C fails and the chain looks for a next target.
+ALTERNATIVE_THAT_REROUTES = {
+    "requirements": {"private_deployment"},  # OpenAI and Azure fail it; the self-hosted server meets it
+    "openai_attest": set(),
+    "azure_attest": set(),
+    "local_attest": set(),
+    "on_violation": "reroute",
+    "reroute": {"t-openai": ["t-local", "t-azure"], "t-azure": ["t-local"], "t-local": []},
+    "start": "t-openai",
+    "max_attempts": 2,
+    "faults": {
+        "t-openai": [],
+        "t-azure": [],
+        "t-local": [Status(503, body=error_body("down", type="server_error"))] * 2,
+    },
+    "stream": False,
+}
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(draw=draws)
+@example(draw=ALTERNATIVE_THAT_REROUTES)
+@example(draw={**ALTERNATIVE_THAT_REROUTES, "stream": True})
 def test_no_request_reaches_a_refused_target_and_limits_hold(
     servers: dict[str, LoopbackServer], tmp_path_factory: pytest.TempPathFactory, draw: dict[str, Any]
 ) -> None:
@@ -122,6 +153,7 @@ def test_no_request_reaches_a_refused_target_and_limits_hold(
             pass
         server.fail(*(fault or Delay(0) for fault in draw["faults"][name]))  # Delay(0): answer as usual
     allowed = {t for t in TARGETS if decide(policy, t, "stream" if draw["stream"] else "chat").outcome == "allow"}
+    start = draw["start"]
     records: list[UsageRecord] = []
     limits = Limits(max_attempts=draw["max_attempts"], deadline_s=DEADLINE_S, backoff_base_s=0.001)
     client = Client(
@@ -135,9 +167,9 @@ def test_no_request_reaches_a_refused_target_and_limits_hold(
     outcome: str
     try:
         if draw["stream"]:
-            list(client.chat("t-openai", "hello", stream=True))
+            list(client.chat(start, "hello", stream=True))
         else:
-            client.chat("t-openai", "hello")
+            client.chat(start, "hello")
         outcome = "answered"
     except PolicyViolation:
         outcome = "refused"

@@ -472,15 +472,19 @@ attest.openai = ["baa"]
 def test_tenant_attest_replaces_the_defaults_for_its_vendor_only(
     write_config: WriteConfig, tenant: str, expected: set[str]
 ) -> None:
-    """PRIVSDK_ATTEST adds to [attest]; a tenant's attest.openai replaces both for openai and nothing else."""
-    policy = load_file(write_config(ACCOUNTS), PRIVSDK_ATTEST="cohere:plan=paid,openai:modified_abuse_monitoring")
+    """PRIVSDK_ATTEST adds to [attest] where the file allows it; a tenant's attest.openai replaces both for openai
+    and nothing else."""
+    policy = load_file(
+        write_config("allow_env_attest = true\n" + ACCOUNTS),
+        PRIVSDK_ATTEST="cohere:plan=paid,openai:modified_abuse_monitoring",
+    )
     assert policy.tenants[tenant].attest == expected
 
 
 @pytest.mark.parametrize(("tenant", "outcome"), [(None, "allow"), ("acme", "allow"), ("globex", "refuse")])
 def test_tenant_own_account_decides_zdr(write_config: WriteConfig, tenant: str | None, outcome: str) -> None:
     """openai:zdr in [attest] lets the default tenant use gpt-4o-mini under zdr; globex's own account lacks it."""
-    policy = load_file(write_config(ACCOUNTS))
+    policy = load_file(write_config('default_tenant = "acme"\n' + ACCOUNTS))
     decision = decide(policy, "openai/gpt-4o-mini", tenant=tenant)
     assert decision.outcome == outcome
     assert decision.tenant == (tenant or "acme")
@@ -493,7 +497,7 @@ def test_tenant_own_account_decides_zdr(write_config: WriteConfig, tenant: str |
 
 @pytest.mark.parametrize(("chosen", "expected"), [(None, "acme"), ("acme", "acme"), ("globex", "globex")])
 def test_privsdk_tenant_selects_the_default_tenant(chosen: str | None, expected: str) -> None:
-    """PRIVSDK_TENANT picks the tenant used when a call names none; otherwise the file's first tenant."""
+    """PRIVSDK_TENANT picks the tenant used when a call names none; otherwise the file's default_tenant."""
     env = {"PRIVSDK_TENANT": chosen} if chosen else {}
     policy = load_file(EXAMPLE_CONFIG, **env)
     assert policy.default_tenant == expected

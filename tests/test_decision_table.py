@@ -96,8 +96,20 @@ ROWS: list[tuple[str, Row]] = [
     ),
     # Cohere elsewhere: Cohere receives nothing on third-party clouds and private deployments.
     (
-        "cohere on bedrock: Cohere gets nothing",
-        ("cohere.bedrock", "cohere.command-r-v1:0", "chat", "no_provider_sharing", (), (), True),
+        "cohere on bedrock: shared unless the Region's retention mode is attested, as bedrock/cohere.* is",
+        ("cohere.bedrock", "cohere.command-r-v1:0", "chat", "no_provider_sharing", (), (), False),
+    ),
+    (
+        "cohere on bedrock: not shared in the default retention mode",
+        (
+            "cohere.bedrock",
+            "cohere.command-r-v1:0",
+            "chat",
+            "no_provider_sharing",
+            ("bedrock:data_retention_mode=default",),
+            (),
+            True,
+        ),
     ),
     (
         "cohere on bedrock follows bedrock zdr",

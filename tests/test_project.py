@@ -55,7 +55,7 @@ def test_generated_docs_match_the_catalogue() -> None:
         assert render(text, cat) == text, f"docs/{name} is stale: run `make docs`"
 
 
-#: Adapter distribution (privsdk-NAME) -> the vendor SDK it installs.
+#: The privsdk extra -> the vendor SDK it installs.
 ADAPTERS = {
     "openai": "openai",
     "cohere": "cohere",
@@ -75,35 +75,31 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert "demo: setup\n\t$(VENV)/bin/python examples/offline_demo.py" in makefile
 
 
-def test_workspace_members_never_come_from_a_registry() -> None:
-    """uv.lock resolves privsdk distributions from the checkout only."""
+def test_privsdk_never_comes_from_a_registry() -> None:
+    """uv.lock resolves privsdk from the checkout only, and holds no other privsdk distribution."""
     lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
     ours = {p["name"]: p["source"] for p in lock["package"] if p["name"].startswith("privsdk")}
-    assert set(ours) == {"privsdk", *(f"privsdk-{a}" for a in ADAPTERS)}
-    for name, source in ours.items():
-        assert "registry" not in source, name
-        for package in lock["package"]:
-            for dep in package.get("dependencies", []):
-                if dep["name"] == name:
-                    assert "registry" not in dep.get("source", {}), (package["name"], name)
+    assert ours == {"privsdk": {"editable": "."}}
 
 
-def test_an_adapter_extra_brings_only_its_own_vendor_sdk() -> None:
+def test_a_vendor_extra_brings_only_its_own_vendor_sdk() -> None:
     """`pip install privsdk[openai]` must not pull cohere, mistralai, boto3 or google-genai."""
     lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
     packages = {p["name"]: p for p in lock["package"]}
+    extras = packages["privsdk"]["optional-dependencies"]
 
-    def closure(name: str, seen: set[str]) -> set[str]:
-        if name not in seen and name in packages:
-            seen.add(name)
-            for dep in packages[name].get("dependencies", []):
-                closure(dep["name"], seen)
+    def closure(names: list[str], seen: set[str]) -> set[str]:
+        for name in names:
+            if name not in seen and name in packages:
+                seen.add(name)
+                closure([dep["name"] for dep in packages[name].get("dependencies", [])], seen)
         return seen
 
-    for adapter, sdk in ADAPTERS.items():
-        pulled = closure(f"privsdk-{adapter}", set())
-        assert sdk in pulled, adapter
-        assert not pulled & (set(ADAPTERS.values()) - {sdk}), (adapter, pulled & set(ADAPTERS.values()))
+    for extra, sdk in ADAPTERS.items():
+        pulled = closure([dep["name"] for dep in extras[extra]], set())
+        assert sdk in pulled, extra
+        assert not pulled & (set(ADAPTERS.values()) - {sdk}), (extra, pulled & set(ADAPTERS.values()))
+    assert set(ADAPTERS.values()) <= closure([dep["name"] for dep in extras["all"]], set())
 
 
 def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
@@ -116,7 +112,7 @@ def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     for line in [
         "decision   allow: openai-mini meets no_training",
         "proof      the Cohere stand-in received 0 requests",
-        "decision   reroute to azure-eu-gpt4o",
+        "decision   reroute to azure-eu-gpt4o: openai-mini does not meet region=eu",
         "proof      requests received for it: OpenAI stand-in 0, Azure stand-in 1",
         "attempts   2 (a 429",
         "end        finish stop",
@@ -124,6 +120,29 @@ def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     ]:
         assert line in out.stdout, line
     assert "Refund" not in out.stdout.split("privsdk usage")[-1]  # the summary holds no content
+    # The title counts records and calls; the table's total row counts the same calls, and the 429
+    # that was retried to success is a retry, not an error.
+    title = next(line for line in out.stdout.splitlines() if line.startswith("usage records in"))
+    total = next(line for line in out.stdout.splitlines() if line.startswith("total")).split()
+    header = next(line for line in out.stdout.splitlines() if line.startswith("tenant  target")).split()
+    figures = dict(zip(header[3:], total[1:], strict=False))
+    assert title.endswith(f"6 records, {figures['calls']} calls") and figures["calls"] == "5"
+    assert (figures["retries"], figures["errors"]) == ("1", "0")
+    assert "The records are in " in out.stdout
+
+
+def test_the_demo_writes_where_privsdk_usage_says(tmp_path: Path) -> None:
+    """`PRIVSDK_USAGE=jsonl:///... make demo` keeps the records there, and the demo says so."""
+    path = tmp_path / "demo.jsonl"
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "offline_demo.py")],
+        env=clean_env(HOME=str(tmp_path), PRIVSDK_USAGE=f"jsonl://{path}"),
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"usage records: jsonl file {path} (PRIVSDK_USAGE)" in out.stdout
+    assert f"The records are in {path}" in out.stdout
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 6
 
 
 def test_the_check_command_prints_the_table() -> None:

@@ -10,6 +10,7 @@ bytes of every file, export and log line are searched for it.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from privsdk.errors import TagError
 from privsdk.usage import INVALID, Recorder, UsageRecord, check_tags, open_recorder
 from privsdk.usage.otlp import OtlpSink
+from tests.conftest import every_logger_at_debug
 from tests.usage_collector import Collector, serve_collector
 from tests.usage_support import rec
 
@@ -73,7 +75,7 @@ def assert_no_canary(data: bytes | str, where: str) -> None:
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    with caplog.at_level(logging.DEBUG):
+    with every_logger_at_debug(caplog):
         yield caplog
     records = caplog.get_records("call")
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
@@ -96,6 +98,8 @@ def test_tags_with_canaries_are_refused_without_echoing_them() -> None:
             with pytest.raises(TagError) as info:
                 check_tags(tags)
             assert_no_canary(str(info.value), "a TagError message")
+            assert_no_canary("".join(traceback.format_exception(info.value)), "a TagError's traceback")
+            assert info.value.__cause__ is None and info.value.__context__ is None
 
 
 def test_sqlite_files_hold_no_canary(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:

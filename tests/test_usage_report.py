@@ -64,9 +64,10 @@ def figures(calls: int, attempts: int, refusals: int, reroutes: int, retries: in
 
 
 # Worked out by hand from known_records(). Latencies of attempts: A 10; B 30, 50; D 70, 90, 20.
-TOTAL = figures(5, 6, 2, 1, 3, 3, (310, 65), 30.0, 90.0)
-ACME = figures(3, 3, 1, 1, 1, 1, (300, 60), 30.0, 50.0)
-GLOBEX = figures(2, 3, 1, 0, 2, 2, (10, 5), 70.0, 90.0)
+# Errors count calls whose last attempt failed: B and D were retried to success, so none in these groups.
+TOTAL = figures(5, 6, 2, 1, 3, 0, (310, 65), 30.0, 90.0)
+ACME = figures(3, 3, 1, 1, 1, 0, (300, 60), 30.0, 50.0)
+GLOBEX = figures(2, 3, 1, 0, 2, 0, (10, 5), 70.0, 90.0)
 
 
 @pytest.fixture(params=["sqlite", "jsonl"])
@@ -104,7 +105,7 @@ def test_figures_by_day_count_a_call_in_each_day_it_touched(capsys: pytest.Captu
     result = report_json(capsys, store, "--group-by", "day")
     assert result["groups"] == [
         {"day": "2026-02-27", **figures(1, 0, 1, 0, 0, 0, (0, 0), None, None)},
-        {"day": "2026-03-01", **figures(4, 5, 1, 1, 2, 3, (300, 60), 50.0, 90.0)},
+        {"day": "2026-03-01", **figures(4, 5, 1, 1, 2, 1, (300, 60), 50.0, 90.0)},  # D's attempts that day failed
         {"day": "2026-03-02", **figures(1, 1, 0, 0, 1, 0, (10, 5), 20.0, 20.0)},
     ]
 
@@ -128,7 +129,7 @@ def test_since_until_and_tenant_filter_the_records(capsys: pytest.CaptureFixture
     """--since is inclusive, --until exclusive, both UTC; --tenant keeps one tenant."""
     result = report_json(capsys, store, "--since", "2026-03-01", "--until", "2026-03-02T00:00:00Z")
     assert (result["records"], result["since"], result["until"]) == (6, "2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z")
-    assert result["total"] == figures(4, 5, 1, 1, 2, 3, (300, 60), 50.0, 90.0)
+    assert result["total"] == figures(4, 5, 1, 1, 2, 1, (300, 60), 50.0, 90.0)  # D ended that day failed
     result = report_json(capsys, store, "--tenant", "globex", "--group-by", "")
     assert result["groups"] == [GLOBEX] and result["total"] == GLOBEX
 
@@ -149,8 +150,8 @@ def test_the_table_shows_groups_and_a_total(capsys: pytest.CaptureFixture[str], 
     code, out, _ = report(capsys, "--store", store)
     assert code == 0
     title, header, acme, globex, total = out.splitlines()
-    assert title.endswith(": 8") and header.split()[:3] == ["tenant", "calls", "attempts"]
-    assert acme.split() == ["acme", "3", "3", "1", "1", "1", "1", "300", "60", "30.0", "50.0"]
+    assert title.endswith(": 8 records, 5 calls") and header.split()[:3] == ["tenant", "calls", "attempts"]
+    assert acme.split() == ["acme", "3", "3", "1", "1", "1", "0", "300", "60", "30.0", "50.0"]
     assert globex.split()[:2] == ["globex", "2"] and total.split() == [
         "total",
         "5",
@@ -158,7 +159,7 @@ def test_the_table_shows_groups_and_a_total(capsys: pytest.CaptureFixture[str], 
         "2",
         "1",
         "3",
-        "3",
+        "0",
         "310",
         "65",
         "30.0",

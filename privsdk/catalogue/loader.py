@@ -80,6 +80,12 @@ def _vendor(raw: dict[str, Any], stem: str, lookup: OfferingLookup) -> VendorCat
     return VendorCatalogue(vendor, _str(raw, "name", "file"), reviewed, default, sources, offerings)
 
 
+_OFFERING_KEYS = {
+    "id", "name", "summary", "inherits", "operations", "models", "profile_prefixes", "arn_service",
+    "models_ignore_case", "facts", "attestations", "limits", "hosts", "hosts_source",
+}  # fmt: skip
+
+
 def _offering(
     raw: dict[str, Any],
     vendor: str,
@@ -89,12 +95,7 @@ def _offering(
 ) -> Offering:
     oid = _str(raw, "id", "offering")
     where = f"offering {oid}"
-    _only(
-        raw,
-        {"id", "name", "summary", "inherits", "operations", "models", "facts", "attestations", "limits", "hosts",
-         "hosts_source"},
-        where,
-    )  # fmt: skip
+    _only(raw, _OFFERING_KEYS, where)
     if not oid.startswith(vendor + "."):
         raise CatalogueError(f"{where}: id must start with {vendor + '.'!r}")
     parent: Offering | None = None
@@ -113,6 +114,11 @@ def _offering(
     models = tuple(_strs(raw, "models", where)) if "models" in raw or parent is None else parent.models
     if not models:
         raise CatalogueError(f"{where}: models must list at least one glob")
+    prefixes = frozenset(_strs(raw, "profile_prefixes", where)) if "profile_prefixes" in raw else None
+    arn_service = _str(raw, "arn_service", where) if "arn_service" in raw else None
+    ignore_case = raw.get("models_ignore_case", parent.models_ignore_case if parent else False)
+    if not isinstance(ignore_case, bool):
+        raise CatalogueError(f"{where}: models_ignore_case must be true or false")
 
     facts = dict(parent.facts) if parent else {}
     for name, f in _table(raw, "facts", where, required=parent is None).items():
@@ -155,6 +161,9 @@ def _offering(
         limits=tuple(limits),
         reviewed=min(reviewed, parent.reviewed) if parent else reviewed,
         inherits=parent.id if parent else None,
+        profile_prefixes=prefixes if prefixes is not None else parent.profile_prefixes if parent else frozenset(),
+        arn_service=arn_service if arn_service is not None else parent.arn_service if parent else "",
+        models_ignore_case=ignore_case,
         hosts=hosts,
     )
 

@@ -85,9 +85,62 @@ class Offering(NamedTuple):
     #: the transport guard places a request by its host with them. Empty where only a declared endpoint
     #: can reach the offering (self-hosted servers, private deployments).
     hosts: tuple[str, ...] = ()
+    #: Routing prefixes a model id may carry (Bedrock's ``eu.``, ``global.``, ...): the family behind one
+    #: must be served too, so a prefix alone never makes a model known.
+    profile_prefixes: frozenset[str] = frozenset()
+    #: The AWS service whose model ARNs name a model here (``bedrock``); empty when ARNs are not accepted.
+    arn_service: str = ""
+    #: The vendor treats model names case-insensitively (Ollama): globs and limits match the lower-cased name.
+    models_ignore_case: bool = False
+
+    def model_key(self, model: str) -> str | None:
+        """The name the globs and limits match: an ARN's model or profile id, lower-cased where names
+        ignore case; None when ``model`` is an ARN this offering cannot read."""
+        if self.models_ignore_case:
+            model = model.lower()
+        if model.startswith("arn:"):
+            arn = parse_model_arn(model, self.arn_service) if self.arn_service else None
+            if arn is None:
+                return None
+            prefix, dot, _ = arn.model.partition(".")
+            is_profile = bool(dot) and prefix in self.profile_prefixes
+            return arn.model if is_profile == (arn.kind == "inference-profile") else None
+        return model
 
     def serves_model(self, model: str) -> bool:
-        return any(fnmatch.fnmatchcase(model, g) for g in self.models)
+        key = self.model_key(model)
+        if key is None:
+            return False
+        prefix, dot, family = key.partition(".")
+        if dot and prefix in self.profile_prefixes:
+            key = family  # a known prefix and a known family behind it, both
+        return any(fnmatch.fnmatchcase(key, g) for g in self.models)
+
+
+class ModelArn(NamedTuple):
+    """The parts of a model ARN privsdk reads: ``arn:PARTITION:SERVICE:REGION:ACCOUNT:KIND/MODEL``."""
+
+    region: str
+    kind: str  # foundation-model or inference-profile
+    model: str
+
+
+_ARN_KINDS = ("foundation-model", "inference-profile")
+
+
+def parse_model_arn(model: str, service: str) -> ModelArn | None:
+    """A foundation-model or inference-profile ARN of ``service``; None for any other text.
+
+    Application inference profiles (opaque ids) and provisioned throughput name no model family, so they
+    are not read: such a target is an unknown model, and refused.
+    """
+    parts = model.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != service or not parts[3]:
+        return None
+    kind, slash, name = parts[5].partition("/")
+    if not slash or kind not in _ARN_KINDS or not name or "/" in name:
+        return None
+    return ModelArn(parts[3], kind, name)
 
 
 class VendorCatalogue(NamedTuple):

@@ -121,6 +121,9 @@ class _ThenRun(importlib.abc.Loader):
             callback()
 
 
+#: SDKs whose top-level name is a namespace package (no loader to run callbacks after): the regular
+#: packages an app imports them through. mistralai 3 is ``mistralai.client`` (and ``mistralai.azure.client``).
+_IMPORTED_AS = {"mistralai": ("mistralai.client", "mistralai.azure.client")}
 _hook = _AfterImport()
 _instrumented: set[str] = set()
 _lock = threading.Lock()
@@ -144,7 +147,8 @@ def instrument() -> None:
             if sdk in sys.modules:
                 _patch(sdk)
             elif _installed(sdk):
-                _hook.pending.setdefault(sdk, []).append(lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
+                for name in _IMPORTED_AS.get(sdk, (sdk,)):
+                    _hook.pending.setdefault(name, []).append(lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
         if _hook.pending and _hook not in sys.meta_path:
             sys.meta_path.insert(0, _hook)
 

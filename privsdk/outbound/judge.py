@@ -165,8 +165,7 @@ class Guard:
         place = asks = wire = None
         try:
             place = self.place(out)
-            protocol = PROTOCOLS.get(place.offerings[0]) or PROTOCOLS[place.offerings[0].partition(".")[0]]
-            wire = reader(protocol)
+            wire = reader(protocol_of(place.offerings, out.sdk))
             asks = wire.read(out)
             targets = self.targets(place, asks, out, target)
         except _Refused as exc:
@@ -255,9 +254,10 @@ class Guard:
             offerings = serving or offerings
         account = place.account or _header_account(out) or asks.project
         geography = place.geography
-        if asks.location is not None and place.shows_geography and place.region != asks.location:
-            # A Vertex path names a location of its own: where the host and the path disagree, neither is sure.
-            geography = geography if geography == _geography("gcp_location", asks.location) else None
+        if asks.location is not None and place.region_kind and place.region != asks.location:
+            # A Vertex path (or a Bedrock model ARN) names a region of its own: where it and the host disagree,
+            # neither is sure.
+            geography = geography if geography == _geography(place.region_kind, asks.location) else None
         observed = {"account": account, "geography": geography, "shows_geography": place.shows_geography}
         if bound is not None:
             if bound.offering not in place.offerings:
@@ -267,7 +267,7 @@ class Guard:
                     f"the request for target {bound.name!r} ({bound.offering}) goes to {place.endpoint}, which "
                     f"serves {', '.join(place.offerings)}",
                 )
-            if model is not None and model not in (bound.model, bound.deployment):
+            if model is not None and model not in (bound.model, bound.deployment, _model_key(self.catalogue, bound)):
                 raise _Refused(
                     bound.name, asks.operation, f"the request names model {model!r}, target {bound.name!r} is another"
                 )
@@ -307,6 +307,19 @@ class Guard:
         return matches[0] if len(matches) == 1 else None
 
 
+#: SDKs that speak their vendor's own wire protocol at any host that serves it: the cohere SDK sends Cohere's
+#: API to an Azure AI Foundry or SageMaker deployment, the mistralai SDK Mistral's to an Azure one, where the
+#: host's first offering would name another protocol.
+_SDK_VENDOR = {"cohere": "cohere", "mistralai": "mistral"}
+
+
+def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:
+    """The wire protocol of a request the ``sdk`` seam sends to a host serving ``offerings``."""
+    vendor = _SDK_VENDOR.get(sdk)
+    offering = next((o for o in offerings if o.partition(".")[0] == vendor), offerings[0])
+    return PROTOCOLS.get(offering) or PROTOCOLS[offering.partition(".")[0]]
+
+
 class Verdict(NamedTuple):
     """A decision on one request, with what it was made for: the targets (offering, account, geography the
     request showed), where it goes, and what it asks for (None where the guard could not tell)."""
@@ -324,6 +337,12 @@ class _Refused(Exception):
     def __init__(self, label: str, operation: str, reason: str):
         super().__init__(reason)
         self.label, self.operation, self.reason = label, operation, reason
+
+
+def _model_key(catalogue: Catalogue, target: Target) -> str | None:
+    """The model id the target's requests name: the id inside a model ARN, else the model itself."""
+    offering = catalogue.offering(target.offering)
+    return offering.model_key(target.model) if offering is not None else None
 
 
 def _header_account(out: Outgoing) -> str | None:

@@ -38,6 +38,8 @@ class Place(NamedTuple):
     geography: str | None = None
     shows_geography: bool = False
     region: str | None = None
+    #: What kind of label ``region`` is (``aws_region``, ``gcp_location``, ``geo``), for :func:`geography`.
+    region_kind: str | None = None
     account: str | None = None
     declared: bool = False
 
@@ -159,6 +161,7 @@ def _catalogue_place(catalogue: Catalogue, host: str, origin: str) -> Place | No
         geography=geography(kind, region) if kind and region else None,
         shows_geography=shows,
         region=region,
+        region_kind=kind,
         account=found.get("resource"),
     )
 

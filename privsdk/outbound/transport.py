@@ -89,6 +89,9 @@ def _seam(library: str) -> _Seam:
                     if self.meter is not None:
                         self.meter.feed(chunk)
                     yield chunk
+            except GeneratorExit:
+                _closed_early(self.ticket, self.meter, self.status)
+                raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
@@ -112,6 +115,9 @@ def _seam(library: str) -> _Seam:
                     if self.meter is not None:
                         self.meter.feed(chunk)
                     yield chunk
+            except GeneratorExit:
+                _closed_early(self.ticket, self.meter, self.status)
+                raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
@@ -188,9 +194,19 @@ def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:
     ticket.finish(status, meter.tokens() if meter is not None else (None, None))
 
 
+def _closed_early(ticket: Pass, meter: Meter | None, status: int) -> None:
+    """The reader closed the body before its last byte. SDKs do that once a stream's closing event has come
+    (mistralai and openai stop at ``data: [DONE]``, before the chunked body's end): when the meter has seen
+    the answer's counts the answer was whole; otherwise the reader gave up on it (cancelled)."""
+    tokens = meter.tokens() if meter is not None else (None, None)
+    if tokens != (None, None):
+        ticket.finish(status, tokens)
+    else:
+        ticket.finish(status, exc=GeneratorExit())
+
+
 def _library(client: object) -> str:
-    # By the classes it derives from: SDKs subclass the client (openai's default one is
-    # openai._base_client.SyncHttpxClientWrapper, an httpx2.Client).
+    """``httpx`` or ``httpx2``: the library of the client's class or of the nearest base (SDKs subclass them)."""
     for cls in type(client).__mro__:
         library = cls.__module__.partition(".")[0]
         if library in ("httpx", "httpx2"):

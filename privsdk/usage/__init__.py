@@ -4,7 +4,7 @@ One :class:`UsageRecord` per call attempt (and per refusal), written off the
 call path by a :class:`Recorder` to the sink ``PRIVSDK_USAGE`` names: an
 embedded SQLite file (the default), a JSONL file, OpenTelemetry (OTLP), a
 function of the app's, or nowhere. ``privsdk usage`` reports on the local
-stores. See docs/usage-records.md.
+stores. See the usage-records page of the documentation.
 
 The names below are imported on first use, so that importing this package
 loads no sink, no SQLite and no OpenTelemetry.

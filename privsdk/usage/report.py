@@ -6,7 +6,8 @@ Figures per group (and in total):
 * ``refusals``: refused calls (records with decision ``refuse``);
 * ``reroutes``: calls whose decision was ``reroute`` (distinct request ids);
 * ``retries``: attempts beyond the first of their call (attempt > 1);
-* ``errors``: attempts whose outcome was ``error``;
+* ``errors``: calls whose last attempt (in the group) ended in an error: a
+  429 retried to success is a retry, not an error;
 * ``input_tokens``, ``output_tokens``: sums over attempts that reported them;
 * ``p50_latency_ms``, ``p95_latency_ms``: nearest-rank percentiles over attempts
   (a refusal makes no attempt and has no latency).
@@ -72,12 +73,13 @@ def parse_group_by(text: str) -> tuple[str, ...]:
 
 
 class _Tally:
-    __slots__ = ("attempts", "calls", "errors", "input", "latencies", "output", "refusals", "reroutes", "retries")
+    __slots__ = ("attempts", "calls", "input", "last", "latencies", "output", "refusals", "reroutes", "retries")
 
     def __init__(self) -> None:
         self.calls: set[str] = set()
         self.reroutes: set[str] = set()
-        self.attempts = self.refusals = self.retries = self.errors = self.input = self.output = 0
+        self.attempts = self.refusals = self.retries = self.input = self.output = 0
+        self.last: dict[str, tuple[int, bool]] = {}  # request id -> (its latest attempt, whether that failed)
         self.latencies: list[float] = []
 
     def add(self, r: UsageRecord) -> None:
@@ -91,8 +93,8 @@ class _Tally:
             self.latencies.append(r.latency_ms)
             if r.attempt > 1:
                 self.retries += 1
-            if r.outcome == "error":
-                self.errors += 1
+            if r.attempt >= self.last.get(r.request_id, (0, False))[0]:
+                self.last[r.request_id] = (r.attempt, r.outcome == "error")
             self.input += r.input_tokens or 0
             self.output += r.output_tokens or 0
 
@@ -104,7 +106,7 @@ class _Tally:
             "refusals": self.refusals,
             "reroutes": len(self.reroutes),
             "retries": self.retries,
-            "errors": self.errors,
+            "errors": sum(failed for _, failed in self.last.values()),
             "input_tokens": self.input,
             "output_tokens": self.output,
             "p50_latency_ms": percentile(lat, 50),

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from privsdk.docs_url import page
 from privsdk.errors import ConfigError
 from privsdk.usage.record import UsageRecord
 from privsdk.usage.sanitize import clean
@@ -333,7 +334,7 @@ class Recorder:
                 self._warn(
                     "invalid:" + ",".join(bad),
                     f"usage record field(s) {', '.join(bad)} held a value their type does not allow; "
-                    "replaced (see docs/usage-records.md)",
+                    f"replaced (see {page('usage-records')})",
                 )
             records.append(checked)
         if not records:

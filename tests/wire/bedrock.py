@@ -21,7 +21,9 @@ from urllib.parse import quote, unquote
 
 from tests.wire.server import Recorded, Reply, Status, json_reply
 
-PATH = re.compile(r"/model/(?P<model>[^/]+)/(?P<action>converse|converse-stream|invoke)")
+PATH = re.compile(
+    r"/model/(?P<model>[^/]+)/(?P<action>converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)"
+)
 SIGV4 = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[A-Z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/bedrock/aws4_request, "
     r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}"
@@ -40,6 +42,12 @@ _STOP_REASONS = {
     "malformed_model_output", "malformed_tool_use", "model_context_window_exceeded",
 }  # fmt: skip
 _INPUT_TYPES = {"search_document", "search_query", "classification", "clustering"}
+#: Fixed answers of the bedrock control plane and bedrock-agent-runtime calls the guard tests make.
+_OTHER_SERVICES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/foundation-models"): {"modelSummaries": []},
+    ("POST", "/model-invocation-job"): {"jobArn": "arn:aws:bedrock:eu-central-1:123456789012:model-invocation-job/j1"},
+    ("POST", "/rerank"): {"results": [{"index": 0, "relevanceScore": 0.5}]},
+}
 
 
 class BedrockWire:
@@ -49,6 +57,9 @@ class BedrockWire:
         self.stop_reason: str | None = None
 
     def __call__(self, request: Recorded) -> Reply:
+        if (request.method, request.path) in _OTHER_SERVICES:
+            _check_auth(request.headers)
+            return json_reply(_OTHER_SERVICES[request.method, request.path])
         if request.method != "POST":
             raise ValueError(f"method {request.method}")
         match = PATH.fullmatch(request.path)
@@ -62,6 +73,11 @@ class BedrockWire:
         if match["action"] == "invoke":
             _check_json_headers(request.headers)
             return invoke(model, body)
+        if match["action"] == "invoke-with-response-stream":
+            return invoke_stream(model, body)
+        if match["action"] == "count-tokens":
+            check_converse(body["input"]["converse"])
+            return json_reply({"inputTokens": _words(_request_text(body["input"]["converse"]))})
         if request.headers.get("content-type") != "application/json":
             raise ValueError("Converse needs Content-Type: application/json")
         check_converse(body)
@@ -140,7 +156,9 @@ def check_converse(body: Mapping[str, Any]) -> None:
         if not message["content"]:
             raise ValueError("empty content")
         for block in message["content"]:
-            kind = _only(block, {"text", "image", "toolUse", "toolResult"}, "content block")
+            kind = _only(block, {"text", "image", "toolUse", "toolResult", "cachePoint"}, "content block")
+            if kind == "cachePoint":
+                continue
             if kind == "text":
                 _check_text(block["text"], "text block")
             elif kind == "image":
@@ -159,7 +177,8 @@ def check_converse(body: Mapping[str, Any]) -> None:
                 _check_tool_result(block["toolResult"], open_calls)
                 uses_tools = True
     for block in body.get("system", ()):
-        _check_text(block.get("text"), "system block")
+        if _only(block, {"text", "cachePoint"}, "system block") == "text":
+            _check_text(block["text"], "system block")
     inference = body.get("inferenceConfig", {})
     _keys(inference, _INFERENCE_KEYS, set(), "inferenceConfig")
     if "maxTokens" in inference and (not isinstance(inference["maxTokens"], int) or inference["maxTokens"] < 1):
@@ -201,7 +220,7 @@ def _words(text: str) -> int:
 
 
 def _request_text(body: Mapping[str, Any]) -> str:
-    parts = [block["text"] for block in body.get("system", ())]
+    parts = [block["text"] for block in body.get("system", ()) if "text" in block]
     for message in body["messages"]:
         for block in message["content"]:
             if "text" in block:
@@ -279,7 +298,54 @@ def invoke(model: str, body: Mapping[str, Any]) -> Reply:
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[: body.get("top_n")]
         answer = {"id": "rr-1", "results": [{"index": i, "relevance_score": scores[i]} for i in order]}
         return json_reply(answer, headers={"X-Amzn-Bedrock-Input-Token-Count": str(_words(body["query"]))})
+    if "anthropic_version" in body:
+        text = _anthropic_answer(body)
+        answer = {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": _anthropic_input(body), "output_tokens": _words(text)},
+        }
+        headers = {
+            "X-Amzn-Bedrock-Input-Token-Count": str(_anthropic_input(body)),
+            "X-Amzn-Bedrock-Output-Token-Count": str(_words(text)),
+        }
+        return json_reply(answer, headers=headers)
     raise ValueError(f"no InvokeModel family here for {model}")
+
+
+def _anthropic_input(body: Mapping[str, Any]) -> int:
+    return sum(_words(m["content"]) if isinstance(m["content"], str) else 0 for m in body["messages"])
+
+
+def _anthropic_answer(body: Mapping[str, Any]) -> str:
+    """Anthropic's native Messages body (InvokeModel): an echo of the last user text."""
+    if body.get("anthropic_version") != "bedrock-2023-05-31" or not body.get("messages"):
+        raise ValueError("Anthropic body needs anthropic_version bedrock-2023-05-31 and messages")
+    last = body["messages"][-1]["content"]
+    return "You said: " + (last if isinstance(last, str) else " ".join(b.get("text", "") for b in last))
+
+
+def invoke_stream(model: str, body: Mapping[str, Any]) -> Reply:
+    """InvokeModelWithResponseStream for Anthropic bodies: ``chunk`` events, metrics on the last one."""
+    text = _anthropic_answer(body)
+    parts: list[dict[str, Any]] = [{"type": "message_start"}]
+    parts += [{"type": "content_block_delta", "delta": {"type": "text_delta", "text": w + " "}} for w in text.split()]
+    metrics = {"inputTokenCount": _anthropic_input(body), "outputTokenCount": _words(text)}
+    parts.append({"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics})
+    frames = [chunk_event(part) for part in parts]
+    return Reply(200, headers={"Content-Type": "application/vnd.amazon.eventstream"}, chunks=frames)
+
+
+def chunk_event(payload: Mapping[str, Any]) -> bytes:
+    """One InvokeModelWithResponseStream ``chunk``: the model's JSON, base64 in ``bytes``."""
+    encoded = base64.b64encode(json.dumps(payload).encode()).decode()
+    return frame(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+        json.dumps({"bytes": encoded}).encode(),
+    )
 
 
 # -- AWS event-stream framing -------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Cohere's wire format: API v2 chat (JSON and SSE), embed, rerank, error bodies, in-band stream errors,
 and the same bodies as Bedrock and SageMaker carry them for the cohere SDK's AWS clients.
 
-``CohereApp`` answers ``POST /v2/chat``, ``/v2/embed`` and ``/v2/rerank`` as api.cohere.com (and a private or
-Azure AI Foundry deployment) does, ``POST /model/{id}/invoke`` as Bedrock does and
+``CohereApp`` answers ``POST /v2/chat``, ``/v2/embed``, ``/v2/rerank`` and ``GET /v1/models`` as
+api.cohere.com (and a private or Azure AI Foundry deployment) does, ``POST /model/{id}/invoke`` as Bedrock does and
 ``POST /endpoints/{name}/invocations`` as SageMaker does. The cohere SDK parses leniently (missing fields
 read as None, unknown stream events are skipped), so the app checks every request strictly and raises on
 anything the API would reject; a drifting adapter then shows up in ``server.errors``.
@@ -30,6 +30,7 @@ from tests.wire.server import Recorded, Reply, json_reply
 CHAT_PATH = "/v2/chat"
 EMBED_PATH = "/v2/embed"
 RERANK_PATH = "/v2/rerank"
+MODELS_PATH = "/v1/models"
 _BEDROCK_PATH = re.compile(r"/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream)")
 _SAGEMAKER_PATH = re.compile(r"/endpoints/(?P<model>[^/]+)/(?P<action>invocations|invocations-response-stream)")
 _SIGV4 = re.compile(
@@ -123,6 +124,8 @@ class CohereApp:
         self.anonymous = False
 
     def __call__(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path == MODELS_PATH:
+            return json_reply({"models": [{"name": "command-a-03-2025", "endpoints": ["chat"]}]})
         if request.method != "POST":
             raise Rejected(f"{request.method} {request.path}")
         if request.headers.get("content-type") != "application/json":

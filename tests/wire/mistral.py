@@ -1,7 +1,7 @@
 """Mistral's wire format: chat completions (JSON and SSE), embeddings, error bodies, in-band stream errors.
 
-``MistralApp`` answers ``POST /v1/chat/completions`` and ``/v1/embeddings`` as la Plateforme does, and
-``POST /models/chat/completions?api-version=...`` as a Mistral model on Azure AI Foundry does. It checks
+``MistralApp`` answers ``POST /v1/chat/completions``, ``/v1/embeddings`` and ``GET /v1/models`` as la Plateforme
+does, and ``POST /models/chat/completions?api-version=...`` as a Mistral model on Azure AI Foundry does. It checks
 each request the way the real API does and raises on anything the API would reject (422 for unknown
 fields, 400 for tool call ids that are not 9 alphanumerics or a conversation that ends on the wrong
 role), so a drifting adapter shows up in ``server.errors``. Answers carry every field the SDK's strict
@@ -20,6 +20,9 @@ from tests.wire.server import Recorded, Reply, json_reply, sse
 CHAT_PATH = "/v1/chat/completions"
 EMBED_PATH = "/v1/embeddings"
 AZURE_CHAT_PATH = "/models/chat/completions"
+MODELS_PATH = "/v1/models"
+#: The one model GET /v1/models lists.
+MODEL_ID = "mistral-large-latest"
 CREATED = 1_767_225_600
 
 #: Body fields the chat endpoint takes (the API answers 422 "Extra inputs are not permitted" to others).
@@ -82,8 +85,10 @@ class MistralApp:
         self.dimensions = dimensions
 
     def __call__(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path == MODELS_PATH:
+            return json_reply({"object": "list", "data": [{"id": MODEL_ID, "type": "base", "capabilities": {}}]})
         if request.method != "POST":
-            raise ValueError(f"{request.method} {request.path}: only POST is served")
+            raise ValueError(f"{request.method} {request.path}: only POST is served (and GET {MODELS_PATH})")
         if not request.headers.get("authorization", "").startswith("Bearer "):
             raise ValueError("no Bearer credentials")
         if request.headers.get("content-type") != "application/json":

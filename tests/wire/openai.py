@@ -62,15 +62,18 @@ def error_body(message: str, *, type: str = "invalid_request_error", code: str |
     return json.dumps({"error": {"message": message, "type": type, "param": None, "code": code}}).encode()
 
 
-def content_filter_body(prompt: str) -> bytes:
-    """Azure OpenAI's answer when its content filter refuses the prompt (HTTP 400)."""
+def content_filter_body(prompt: str, code: str | None = "content_filter") -> bytes:
+    """Azure OpenAI's answer when its content filter refuses the prompt (HTTP 400).
+
+    ``code`` is the top-level code; the refusal is also in ``innererror``, which some answers carry alone.
+    """
     return json.dumps(
         {
             "error": {
                 "message": f"The response was filtered: the prompt triggered the content management policy: {prompt}",
                 "type": None,
                 "param": "prompt",
-                "code": "content_filter",
+                "code": code,
                 "status": 400,
                 "innererror": {
                     "code": "ResponsibleAIPolicyViolation",

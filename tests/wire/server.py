@@ -73,7 +73,13 @@ class Cut(NamedTuple):
     drop: bool = True
 
 
-Fault = Status | Delay | Reset | Cut
+class Drip(NamedTuple):
+    """Fault: stream the app's chunks ``seconds`` apart (a slow model), each chunk on time for a read timeout."""
+
+    seconds: float
+
+
+Fault = Status | Delay | Reset | Cut | Drip
 App = Callable[[Recorded], Reply]
 
 
@@ -173,9 +179,9 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # the app rejected the request's shape: fail the test, answer 500
                 server.errors.append(exc)
                 reply = Reply(500, json.dumps({"error": f"test server: {exc}"}).encode())
-            self._send(reply, fault if isinstance(fault, Cut) else None)
+            self._send(reply, fault if isinstance(fault, Cut) else None, fault if isinstance(fault, Drip) else None)
 
-        def _send(self, reply: Reply, cut: Cut | None = None) -> None:
+        def _send(self, reply: Reply, cut: Cut | None = None, drip: Drip | None = None) -> None:
             try:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
@@ -190,7 +196,9 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 chunks = list(reply.chunks)
                 if cut is not None:
                     chunks = chunks[: cut.after] + ([cut.then] if cut.then else [])
-                for chunk in chunks:
+                for i, chunk in enumerate(chunks):
+                    if drip is not None and i and server._stopping.wait(drip.seconds):
+                        return
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
                 if cut is not None and cut.drop:

@@ -7,7 +7,8 @@ They share the adapter's botocore session, and every session shares one loader
 of botocore's service models: loading them takes about 150 ms once per
 process, a client then takes a few ms. Clients are what ``boto3.client``
 returns; boto3's own session is skipped because it adds a search path to the
-loader it is given, each time. None of this touches the network.
+loader it is given, each time. Each client has privsdk's guard on its event system
+(:mod:`privsdk.outbound.botocore_seam`). None of this touches the network.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from privsdk.catalogue.model import parse_model_arn
 from privsdk.errors import ConfigError
 from privsdk.policy import Target
+
+if TYPE_CHECKING:
+    from privsdk.outbound.judge import Guard
 
 CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "bearer_token")
 #: botocore reads this for Bedrock API keys (``ScopedEnvTokenProvider``, signing name ``bedrock``).
@@ -27,8 +32,18 @@ MAX_CLIENTS = 8
 
 
 def resolve_region(target: Target, environ: Mapping[str, str] = os.environ) -> str:
-    """The target's AWS Region: its ``region`` key, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``."""
-    region = target.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    """The target's AWS Region: its ``region`` key, else its model ARN's, else ``AWS_REGION``, else
+    ``AWS_DEFAULT_REGION``. A region that contradicts the ARN's is an error: the call would go elsewhere."""
+    arn = parse_model_arn(target.model, "bedrock")
+    if arn is not None and target.region not in (None, arn.region):
+        raise ConfigError(
+            f"target {target.name!r}: region {target.region!r} contradicts its model ARN's Region {arn.region!r}",
+            where=f"targets.{target.name}.region",
+            hint="drop region (the ARN's Region is used) or make the two agree",
+        )
+    region = (
+        target.region or (arn.region if arn else None) or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    )
     if not region:
         raise ConfigError(
             f"target {target.name!r} ({target.offering}) has no AWS Region",
@@ -94,8 +109,9 @@ class _BearerToken:
 class ClientPool:
     """The adapter's clients, one per timeout; thread-safe, and made lazily."""
 
-    def __init__(self, target: Target, credentials: Mapping[str, str]):
+    def __init__(self, target: Target, credentials: Mapping[str, str], guard: Guard | None = None):
         check_credentials(target, credentials)
+        self._guard = guard
         self.region = resolve_region(target)
         self._endpoint = target.endpoint
         self._verify = target.option("ca_bundle")
@@ -139,7 +155,7 @@ class ClientPool:
             }
         if self._session is None:
             self._session = self._new_session()
-        return self._session.create_client(
+        client = self._session.create_client(
             "bedrock-runtime",
             region_name=self.region,
             endpoint_url=self._endpoint,
@@ -147,6 +163,11 @@ class ClientPool:
             config=Config(**config),
             **kwargs,
         )
+        # privsdk.Client's requests pass the same guard as any other boto3 client's: judged as sent.
+        from privsdk.outbound.botocore_seam import guard_botocore
+        from privsdk_bedrock.refusal import refuse
+
+        return guard_botocore(client, refusal=refuse, guard=self._guard)
 
     def _new_session(self) -> Any:
         import botocore.session

@@ -17,6 +17,7 @@ from privsdk.errors import (
     BadRequest,
     ConnectionLost,
     NotFound,
+    PolicyViolation,
     RateLimited,
     Unavailable,
     VendorError,
@@ -24,6 +25,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
+from privsdk.vendor_errors import Translate
 
 VENDOR = "bedrock"
 
@@ -80,6 +82,8 @@ def vendor_error(exc: BaseException) -> VendorError | None:
     """The privsdk error for an SDK exception; None for anything else (privsdk's own errors, bugs)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(exc, PolicyViolation):
+        return None  # the guard's refusal (also a ClientError) goes up as it is
     if isinstance(exc, ClientError):
         return _from_client_error(exc.response)
     for cls, error in _class_table():
@@ -101,11 +105,24 @@ def _from_client_error(response: dict[str, Any]) -> VendorError:
     error = _BY_CODE.get(code.lower()) if code else None
     if error is None:
         error = error_for_status(status) if status else Unavailable
-    return error(VENDOR, status=status, code=code, retry_after=retry_after(meta.get("HTTPHeaders")))
+    return error(
+        VENDOR,
+        status=status,
+        code=code,
+        retry_after=retry_after(meta.get("HTTPHeaders")),
+        request_id=meta.get("RequestId"),
+    )
 
 
-class _Translated:
-    """Re-raise SDK exceptions in the block as privsdk vendor errors, ``from`` the original."""
+#: ``with translated:`` around every SDK call and stream read.
+translated = Translate(vendor_error)
+
+
+class _UnexpectedBody:
+    """A 200 whose body lacks what the model family returns (``results``, ``embedding``): the vendor's side broke.
+
+    Raised as :class:`Unavailable` with nothing of the body, which can hold the documents sent.
+    """
 
     __slots__ = ()
 
@@ -113,11 +130,9 @@ class _Translated:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if isinstance(exc, Exception):
-            error = vendor_error(exc)
-            if error is not None:
-                raise error from exc
+        if isinstance(exc, (KeyError, IndexError, TypeError, ValueError, AttributeError)):
+            raise Unavailable(VENDOR, code="UnexpectedResponse") from None
 
 
-#: ``with translated:`` around every SDK call and stream read.
-translated = _Translated()
+#: ``with unexpected_body:`` around reading a decoded InvokeModel body.
+unexpected_body = _UnexpectedBody()

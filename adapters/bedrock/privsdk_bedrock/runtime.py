@@ -12,6 +12,7 @@ closes the HTTP stream, so the thread stops at its next read at the latest
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 from privsdk.adapter import Adapter, AdapterOptions
-from privsdk.errors import VendorTimeout
+from privsdk.errors import Unavailable, VendorTimeout
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -33,7 +34,7 @@ from privsdk.types import (
 )
 from privsdk_bedrock import convert
 from privsdk_bedrock.clients import ClientPool
-from privsdk_bedrock.errors import VENDOR, translated
+from privsdk_bedrock.errors import VENDOR, translated, unexpected_body
 
 
 class _Open:
@@ -70,7 +71,7 @@ class BedrockAdapter(Adapter):
         super().__init__(target, options)
         self.family = convert.family(target.model)
         self.operations = convert.OPERATIONS[self.family]
-        self._clients = ClientPool(target, options.credentials)
+        self._clients = ClientPool(target, options.credentials, options.guard)
 
     def _client(self, timeout: float) -> Any:
         if timeout <= 0:
@@ -141,7 +142,9 @@ class BedrockAdapter(Adapter):
             finally:
                 events.close()
 
-        threading.Thread(target=pump, name="privsdk-bedrock-stream", daemon=True).start()
+        # The pump runs in this task's context: the guard sees the privsdk.Client attempt that opened the stream.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(pump,), name="privsdk-bedrock-stream", daemon=True).start()
         try:
             while True:
                 item = await queue.get()
@@ -164,27 +167,30 @@ class BedrockAdapter(Adapter):
                 contentType="application/json",
                 accept="application/json",
             )
-            decoded = json.loads(response["body"].read())
+            text = response["body"].read()
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            raise Unavailable(VENDOR) from None  # a 200 whose body is not JSON: the vendor's side broke
+        if not isinstance(decoded, dict):
+            raise Unavailable(VENDOR)
         return {**response, "body": decoded}, decoded
 
     def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         if "embed" not in self.operations:
             raise self.unsupported("embed")
         bodies = convert.embed_bodies(self.target.model, request)
-        client = self._client(timeout)
-        # Titan embeds one text per request: each request is bounded by the timeout, and no new one
-        # starts once the call's own time is up.
+        # Titan embeds one text per request: ``timeout`` bounds them all, each request gets what is left of it.
         deadline = time.monotonic() + timeout
         raw: list[dict[str, Any]] = []
         vectors: list[list[float]] = []
         counts: list[int | None] = []
         for body in bodies:
-            if raw and time.monotonic() >= deadline:
-                raise VendorTimeout(VENDOR)
-            response, decoded = self._invoke(client, body)
+            response, decoded = self._invoke(self._client(deadline - time.monotonic()), body)
             raw.append(response)
-            vectors.extend(convert.embed_vectors(decoded))
-            counts.append(convert.input_tokens(decoded, response["ResponseMetadata"]["HTTPHeaders"]))
+            with unexpected_body:
+                vectors.extend(convert.embed_vectors(decoded))
+                counts.append(convert.input_tokens(decoded, response["ResponseMetadata"]["HTTPHeaders"]))
         tokens = None if None in counts else sum(c for c in counts if c is not None)
         return EmbedResponse(vectors, Usage(input_tokens=tokens), self.target.model, raw)
 
@@ -196,9 +202,11 @@ class BedrockAdapter(Adapter):
             raise self.unsupported("rerank")
         body = convert.rerank_body(request)
         response, decoded = self._invoke(self._client(timeout), body)
-        headers = response["ResponseMetadata"]["HTTPHeaders"]
-        usage = Usage(input_tokens=convert.input_tokens(decoded, headers), search_units=convert.search_units(decoded))
-        return RerankResponse(convert.ranked(decoded), usage, self.target.model, response)
+        with unexpected_body:
+            headers = response["ResponseMetadata"]["HTTPHeaders"]
+            tokens, units = convert.input_tokens(decoded, headers), convert.search_units(decoded)
+            ranked = convert.ranked(decoded)
+        return RerankResponse(ranked, Usage(input_tokens=tokens, search_units=units), self.target.model, response)
 
     async def arerank(self, request: RerankRequest, *, timeout: float) -> RerankResponse:
         return await asyncio.to_thread(self.rerank, request, timeout=timeout)

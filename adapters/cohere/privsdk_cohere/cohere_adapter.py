@@ -60,14 +60,20 @@ class CohereAdapter(Adapter):
         self._client = client
         self._new_async_client = new_async_client
         self._async_client: AsyncClientV2 | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
 
     def _check(self, operation: str) -> None:
         if operation not in self.operations:
             raise self.unsupported(operation)
 
     def _async(self) -> AsyncClientV2 | None:
-        if self._async_client is None and self._new_async_client is not None:
-            self._async_client = self._new_async_client()
+        """The async client for the running event loop: its httpx pool cannot move between loops, so
+        ``asyncio.run`` twice on one AsyncClient gets a new one for the second loop."""
+        if self._new_async_client is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._aloop is not loop:
+            self._async_client, self._aloop = self._new_async_client(), loop
         return self._async_client
 
     def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
@@ -186,7 +192,7 @@ class CohereAdapter(Adapter):
             pass
 
     async def aclose(self) -> None:
-        if self._async_client is not None:
+        if self._async_client is not None and self._aloop is asyncio.get_running_loop():
             async with self._async_client:
                 pass
         self.close()

@@ -1,13 +1,12 @@
 """The cohere SDK's exceptions as privsdk vendor errors.
 
 A message is built from the status, the error code and Retry-After only: Cohere's error bodies
-echo the request, so nothing of the SDK's exception text is carried over (it stays the ``__cause__``).
+echo the request, so nothing of the SDK's exception text is carried over, and the exception is not chained.
 """
 
 from __future__ import annotations
 
 import json
-from types import TracebackType
 
 import httpx
 import pydantic
@@ -18,13 +17,13 @@ from cohere.core.parse_error import ParsingError
 from privsdk.errors import (
     AuthFailed,
     ConnectionLost,
-    PrivsdkError,
     Unavailable,
     VendorError,
     VendorTimeout,
     error_for_status,
     retry_after,
 )
+from privsdk.vendor_errors import Translate
 
 VENDOR = "cohere"
 #: Cohere's own status for an invalid or expired API key.
@@ -39,7 +38,13 @@ def vendor_error(exc: Exception) -> VendorError | None:
             return Unavailable(VENDOR)
         headers = exc.headers or {}
         kind = AuthFailed if status == _INVALID_TOKEN else error_for_status(status)
-        return kind(VENDOR, status=status, code=_aws_error_type(headers), retry_after=retry_after(headers))
+        return kind(
+            VENDOR,
+            status=status,
+            code=_aws_error_type(headers),
+            retry_after=retry_after(headers),
+            request_id=_header(headers, "x-request-id") or _header(headers, "x-amzn-requestid"),
+        )
     if isinstance(exc, ParsingError):
         return Unavailable(VENDOR, status=exc.status_code)
     if isinstance(exc, httpx.TimeoutException):
@@ -53,6 +58,13 @@ def vendor_error(exc: Exception) -> VendorError | None:
     return None
 
 
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
 def _aws_error_type(headers: dict[str, str]) -> str | None:
     """Bedrock and SageMaker name the error (``ThrottlingException``); Cohere's own API has no error code."""
     for name, value in headers.items():
@@ -61,17 +73,5 @@ def _aws_error_type(headers: dict[str, str]) -> str | None:
     return None
 
 
-class _Translated:
-    """``with translated:`` turns an SDK exception raised in the block into its privsdk error."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if isinstance(exc, Exception) and not isinstance(exc, PrivsdkError):
-            error = vendor_error(exc)
-            if error is not None:
-                raise error from exc
-
-
-translated = _Translated()
+#: ``with translated:`` around every SDK call and stream read.
+translated = Translate(vendor_error)

@@ -1,5 +1,8 @@
 """How each ``cohere.*`` offering gets its SDK client, checked at construction so a bad target fails before any call.
 
+Every client is built with privsdk's guard in its transport (the Client's guard, ``options.guard``), so the
+request the SDK really sends is judged at the same place as any other cohere client's.
+
 - ``cohere.saas``: ``ClientV2`` on api.cohere.com (or ``target.endpoint``, else ``CO_API_URL``).
 - ``cohere.private``: ``ClientV2`` on the deployment's URL (``target.endpoint``, required).
 - ``cohere.azure``: ``ClientV2`` on the Azure AI Foundry deployment's URL with its key, as Cohere's docs show.
@@ -18,6 +21,7 @@ from privsdk.adapter import AdapterOptions
 from privsdk.errors import AdapterMissing, ConfigError
 from privsdk.policy import Target
 from privsdk_cohere.cohere_adapter import CohereAdapter
+from privsdk_cohere.dropin import guard_client
 
 if TYPE_CHECKING:
     from cohere.client_v2 import ClientV2
@@ -75,10 +79,10 @@ def _platform(target: Target, options: AdapterOptions, key: str, base_url: str |
     return CohereAdapter(
         target,
         options,
-        client=ClientV2(**settings),
+        client=guard_client(ClientV2(**settings), guard=options.guard),
         model=model,
         operations=_ALL,
-        new_async_client=lambda: AsyncClientV2(**settings),
+        new_async_client=lambda: guard_client(AsyncClientV2(**settings), guard=options.guard),
     )
 
 
@@ -151,6 +155,7 @@ def _aws(service: str) -> Callable[[Target, AdapterOptions], CohereAdapter]:
                 timeout=options.timeout,
                 service="sagemaker",
             )
+        guard_client(client, guard=options.guard)  # the guard judges the AWS host the signing hook writes
         # SageMaker addresses an endpoint by name: the deployment, else the model.
         model = target.model if service == "bedrock" else target.deployment or target.model
         return CohereAdapter(target, options, client=client, model=model, operations=_AWS)
@@ -193,6 +198,7 @@ def _oci(target: Target, options: AdapterOptions) -> CohereAdapter:
             f"target {target.name!r} (cohere.oci): the OCI client could not be built ({type(exc).__name__})",
             hint="check region and the OCI credentials (~/.oci/config or credentials oci_*)",
         ) from exc
+    guard_client(client, guard=options.guard)
     return CohereAdapter(target, options, client=client, model=target.model, operations=_OCI)
 
 

@@ -7,8 +7,9 @@ imported in the constructors only, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -57,6 +58,20 @@ class MistralChatAdapter(Adapter):
     _sdk_errors: tuple[type[Exception], type[Exception]]
     model: str
 
+    #: Builds a new SDK client; one per event loop serves async calls, whose httpx pool cannot change loops.
+    _make_sdk: Callable[[], Any]
+    _asdk: Any = None
+    _aloop: asyncio.AbstractEventLoop | None = None
+
+    def _async_sdk(self) -> Any:
+        """The SDK client for the running loop: the first loop shares the sync one's, a later loop gets its own
+        (``asyncio.run`` twice on one AsyncClient would otherwise reach a closed loop)."""
+        loop = asyncio.get_running_loop()
+        if self._aloop is not loop:
+            self._asdk = self._sdk if self._aloop is None else self._make_sdk()
+            self._aloop = loop
+        return self._asdk
+
     def _errors(self) -> AbstractContextManager[None]:
         return vendor_errors(self.vendor, *self._sdk_errors)
 
@@ -71,7 +86,7 @@ class MistralChatAdapter(Adapter):
         return convert.chat_response(response)
 
     async def achat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
-        chat = self._sdk.chat
+        chat = self._async_sdk().chat
         kwargs = self._chat_kwargs(request, chat.complete_async)
         with self._errors():
             response = await chat.complete_async(**kwargs, timeout_ms=_ms(timeout))
@@ -94,7 +109,7 @@ class MistralChatAdapter(Adapter):
     async def _astream(self, kwargs: dict[str, Any], timeout_ms: int) -> AsyncIterator[StreamEvent]:
         reader = convert.StreamReader(self.model)
         with self._errors():
-            async with await self._sdk.chat.stream_async(**kwargs, timeout_ms=timeout_ms) as events:
+            async with await self._async_sdk().chat.stream_async(**kwargs, timeout_ms=timeout_ms) as events:
                 async for event in events:
                     for item in reader.read(event):
                         yield item
@@ -111,7 +126,9 @@ class MistralChatAdapter(Adapter):
         self._sdk.__exit__(None, None, None)
 
     async def aclose(self) -> None:
-        await self._sdk.__aexit__(None, None, None)
+        sdk = self._asdk if self._aloop is asyncio.get_running_loop() else None
+        if sdk is not None:  # a client of a finished loop has nothing left it could reach to close
+            await sdk.__aexit__(None, None, None)
         self.close()
 
 
@@ -125,6 +142,8 @@ class MistralAPIAdapter(MistralChatAdapter):
         from mistralai.client import Mistral, errors
         from mistralai.client.sdkconfiguration import SERVER_EU, SERVER_US
 
+        from privsdk_mistral.dropin import guard_client
+
         server = None
         if target.endpoint is None and target.region is not None:
             server = {"eu": SERVER_EU, "us": SERVER_US}.get(target.region)
@@ -133,18 +152,26 @@ class MistralAPIAdapter(MistralChatAdapter):
                     f"target {target.name}: la Plateforme has no region {target.region!r}",
                     hint='region = "eu" (api.eu.mistral.ai) or "us" (api.us.mistral.ai), or none for api.mistral.ai',
                 )
-        self._sdk = Mistral(
-            # None lets the SDK find MISTRAL_SA_TOKEN_PATH or MISTRAL_API_KEY itself, per request.
-            api_key=_credential(target, options, "api_key"),
-            server=server,
-            server_url=target.endpoint,
-            retry_config=None,  # explicit: no retries even if a later SDK turns them on by default
-            timeout_ms=_ms(options.timeout),
-        )
-        # The SDK's opt-in telemetry (MISTRAL_SDK_TELEMETRY) would export spans holding the prompt and the
-        # answer to Mistral's telemetry endpoint or the app's tracer, outside privsdk's policy: pin it off.
-        # The SDK's tracing hook reads this attribute before the environment variable.
-        self._sdk.sdk_configuration.__dict__["telemetry"] = False
+        api_key = _credential(target, options, "api_key")
+
+        def make() -> Any:
+            sdk = Mistral(
+                # None lets the SDK find MISTRAL_SA_TOKEN_PATH or MISTRAL_API_KEY itself, per request.
+                api_key=api_key,
+                server=server,
+                server_url=target.endpoint,
+                retry_config=None,  # explicit: no retries even if a later SDK turns them on by default
+                timeout_ms=_ms(options.timeout),
+            )
+            # The SDK's opt-in telemetry (MISTRAL_SDK_TELEMETRY) would export spans holding the prompt and the
+            # answer to Mistral's telemetry endpoint or the app's tracer, outside privsdk's policy: pin it off.
+            # The SDK's tracing hook reads this attribute before the environment variable.
+            sdk.sdk_configuration.__dict__["telemetry"] = False
+            # Guarded as any mistralai client is: the request the SDK sends passes privsdk's guard.
+            return guard_client(sdk, guard=options.guard)
+
+        self._make_sdk = make
+        self._sdk = make()
         self._sdk_errors = (errors.MistralError, errors.NoResponseError)
         self.model = target.model
 
@@ -156,7 +183,7 @@ class MistralAPIAdapter(MistralChatAdapter):
         return convert.embed_response(response)
 
     async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
-        embeddings = self._sdk.embeddings
+        embeddings = self._async_sdk().embeddings
         kwargs = convert.merge_extra(convert.embed_kwargs(request, self.model), request.extra, embeddings.create_async)
         with self._errors():
             response = await embeddings.create_async(**kwargs, timeout_ms=_ms(timeout))
@@ -187,13 +214,23 @@ class MistralAzureAdapter(MistralChatAdapter):
             )
         from mistralai.azure.client import MistralAzure, errors
 
+        from privsdk_mistral.dropin import guard_client
+
         version: dict[str, Any] = {"api_version": target.api_version} if target.api_version else {}
-        self._sdk = MistralAzure(
-            api_key=api_key,
-            server_url=target.endpoint,
-            retry_config=None,
-            timeout_ms=_ms(options.timeout),
-            **version,
-        )
+
+        def make() -> Any:
+            return guard_client(
+                MistralAzure(
+                    api_key=api_key,
+                    server_url=target.endpoint,
+                    retry_config=None,
+                    timeout_ms=_ms(options.timeout),
+                    **version,
+                ),
+                guard=options.guard,
+            )
+
+        self._make_sdk = make
+        self._sdk = make()
         self._sdk_errors = (errors.MistralAzureError, errors.NoResponseError)
         self.model = target.deployment or target.model

@@ -9,8 +9,7 @@ the message text, which can echo the prompt, never leaves this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from privsdk.errors import (
@@ -23,24 +22,16 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
+from privsdk.vendor_errors import Translate
 
 
-@contextmanager
-def vendor_errors(vendor: str, http_error: type[Exception], no_response: type[Exception]) -> Iterator[None]:
-    """Re-raise the SDK's exceptions inside the block as vendor errors, ``from`` the SDK's exception.
+def vendor_errors(vendor: str, http_error: type[Exception], no_response: type[Exception]) -> Translate:
+    """``with vendor_errors(...):`` re-raises the SDK's exceptions inside the block as vendor errors.
 
     ``http_error`` and ``no_response`` are the client's own classes: ``Mistral`` and ``MistralAzure``
-    each define theirs.
+    each define theirs. The SDK's exception is not chained (see :mod:`privsdk.vendor_errors`).
     """
-    try:
-        yield
-    except VendorError:
-        raise
-    except Exception as exc:
-        error = vendor_error(exc, vendor, http_error, no_response)
-        if error is None:
-            raise
-        raise error from exc
+    return Translate(lambda exc: vendor_error(exc, vendor, http_error, no_response))
 
 
 def vendor_error(
@@ -63,7 +54,9 @@ def vendor_error(
     cls = error_for_status(status)
     if status == 403 and "guardrails" in body:
         cls = ContentRefused
-    return cls(vendor, status=status, code=error_code(body), retry_after=retry_after(getattr(exc, "headers", None)))
+    headers = getattr(exc, "headers", None)
+    request_id = headers.get("x-request-id") if headers is not None and hasattr(headers, "get") else None
+    return cls(vendor, status=status, code=error_code(body), retry_after=retry_after(headers), request_id=request_id)
 
 
 def in_band_error(payload: Any, vendor: str) -> VendorError:

@@ -20,7 +20,7 @@ from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEnd, StreamEvent
 from privsdk_openai import convert, dropin
 from privsdk_openai.config import Kind, where
-from privsdk_openai.errors import SDK_ERRORS, vendor_error
+from privsdk_openai.errors import translate
 
 _STREAM_USAGE = {"stream": True, "stream_options": {"include_usage": True}}
 #: What a self-hosted server gets as its key when none is configured: such servers ignore it.
@@ -60,6 +60,7 @@ class ChatCompletions(Adapter):
     def __init__(self, target: Target, options: AdapterOptions):
         super().__init__(target, options)
         self._who = f"{target.name} ({target.offering})"
+        self._translate = translate(self.vendor)
         self._model = self._model_for(target)
         self._args: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout, **self._client_args()}
         try:
@@ -138,67 +139,52 @@ class ChatCompletions(Adapter):
     def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
         params = self._params(request)
         params["timeout"] = timeout
-        try:
+        with self._translate:
             raw = self._send(self._client, params)
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
         return self._answer(raw)
 
     async def achat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
         params = self._params(request)
         params["timeout"] = timeout
-        try:
+        with self._translate:
             raw = await self._asend(self._async(), params)
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
         return self._answer(raw)
 
     def stream(self, request: ChatRequest, *, timeout: float) -> Iterator[StreamEvent]:
         params = self._params(request)
         params.update(self._stream_args, timeout=timeout)
-        try:
+        with self._translate:
             sdk_stream = self._send(self._client, params)
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
         return self._events(sdk_stream, self._reader())
 
     def _events(self, sdk_stream: openai.Stream[Any], reader: _Reader) -> Iterator[StreamEvent]:
-        try:
-            with sdk_stream:
-                for item in sdk_stream:
-                    yield from reader.feed(item)
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
+        with self._translate, sdk_stream:
+            for item in sdk_stream:
+                yield from reader.feed(item)
         yield reader.end()
 
     async def astream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamEvent]:
         params = self._params(request)
         params.update(self._stream_args, timeout=timeout)
         reader = self._reader()
-        try:
+        with self._translate:
             sdk_stream = await self._asend(self._async(), params)
             async with sdk_stream:
                 async for item in sdk_stream:
                     for event in reader.feed(item):
                         yield event
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
         yield reader.end()
 
     def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
-        try:
+        with self._translate:
             raw = self._client.embeddings.create(model=self._model, timeout=timeout, **params)
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
         return convert.embed_response(raw)
 
     async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
-        try:
+        with self._translate:
             raw = await self._async().embeddings.create(model=self._model, timeout=timeout, **params)
-        except SDK_ERRORS as exc:
-            raise vendor_error(self.vendor, exc) from exc
         return convert.embed_response(raw)
 
     def close(self) -> None:

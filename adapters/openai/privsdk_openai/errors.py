@@ -12,7 +12,6 @@ import openai
 from privsdk.errors import (
     ConnectionLost,
     ContentRefused,
-    PolicyViolation,
     RateLimited,
     Unavailable,
     VendorError,
@@ -20,6 +19,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
+from privsdk.vendor_errors import Translate
 
 #: What an adapter call catches: the SDK's errors, and transport errors it might let through unwrapped.
 SDK_ERRORS: tuple[type[Exception], ...] = (openai.OpenAIError, httpx2.TransportError)
@@ -62,13 +62,7 @@ def in_band(vendor: str, code: str | int | None) -> VendorError:
 
 
 def vendor_error(vendor: str, exc: Exception) -> VendorError:
-    """The privsdk error for one exception out of the SDK; the caller raises it ``from exc``.
-
-    A guard's refusal is no vendor error: it is raised again as it is (the drop-in's refusal is also an
-    ``openai.OpenAIError``, so an instrumented client's refusal lands here).
-    """
-    if isinstance(exc, PolicyViolation):
-        raise exc
+    """The privsdk error for one exception out of the SDK (raised through :func:`translate`)."""
     if isinstance(exc, openai.APITimeoutError):
         return VendorTimeout(vendor)
     if isinstance(exc, openai.APIConnectionError):
@@ -77,9 +71,11 @@ def vendor_error(vendor: str, exc: Exception) -> VendorError:
         status = exc.status_code
         code = _code(exc.body)
         headers = exc.response.headers
+        request_id = exc.request_id
         if status == 400 and _refused(exc.body, code):
-            return ContentRefused(vendor, status=status, code=code)
-        return error_for_status(status)(vendor, status=status, code=code, retry_after=retry_after(headers))
+            return ContentRefused(vendor, status=status, code=code, request_id=request_id)
+        kind = error_for_status(status)
+        return kind(vendor, status=status, code=code, retry_after=retry_after(headers), request_id=request_id)
     if isinstance(exc, openai.APIResponseValidationError):
         return Unavailable(vendor, status=exc.status_code)  # a 2xx body that is not what the API promises
     if isinstance(exc, openai.APIError):  # an error chunk inside a 200 stream
@@ -91,3 +87,8 @@ def vendor_error(vendor: str, exc: Exception) -> VendorError:
     if isinstance(exc, httpx2.TransportError):
         return ConnectionLost(vendor)
     return VendorError(vendor)
+
+
+def translate(vendor: str) -> Translate:
+    """``with translate(vendor):`` around every SDK call and stream read: the SDK's errors as privsdk's, unchained."""
+    return Translate(lambda exc: vendor_error(vendor, exc) if isinstance(exc, SDK_ERRORS) else None)

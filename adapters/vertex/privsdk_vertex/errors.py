@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from privsdk.errors import (
@@ -21,6 +20,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
+from privsdk.vendor_errors import Translate
 
 if TYPE_CHECKING:
     from google.genai.errors import APIError
@@ -64,24 +64,12 @@ _CONNECTION_FAILURES = frozenset(
 )
 
 
-class Translate:
-    """``with translate:`` turns an SDK or transport exception into its privsdk error, raised from it.
+def translate(vendor: str) -> Translate:
+    """``with translate(vendor):`` turns an SDK or transport exception into its privsdk error, unchained.
 
     Stateless, so one instance serves every call of an adapter, sync or async.
     """
-
-    def __init__(self, vendor: str):
-        self.vendor = vendor
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, PrivsdkError):
-            return
-        error = vendor_error(self.vendor, exc)
-        if error is not None:
-            raise error from exc
+    return Translate(lambda exc: vendor_error(vendor, exc))
 
 
 def vendor_error(vendor: str, exc: Exception) -> PrivsdkError | None:

@@ -15,7 +15,8 @@ from privsdk.errors import ConfigError
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEvent, Usage
 from privsdk_vertex import convert
-from privsdk_vertex.errors import Translate
+from privsdk_vertex.dropin import guard_client
+from privsdk_vertex.errors import translate
 
 #: privsdk owns retries: one attempt per call (google-genai 3.x retries 5 times when retry_options is set without
 #: attempts, and its aiohttp transport retries connection errors unless retry_options is set at all).
@@ -36,12 +37,14 @@ class GeminiAdapter(Adapter):
 
     def __init__(self, target: Target, options: AdapterOptions, client: genai.Client):
         super().__init__(target, options)
+        # The client's requests pass the same guard as every other SDK client's (privsdk.Client's own guard).
+        guard_client(client, guard=options.guard)
         # Held for the adapter's life: google-genai closes a client's HTTP connections when the client object is
         # garbage-collected, even while its ``models`` are still in use.
         self._client = client
         self._models = client.models
         self._amodels = client.aio.models
-        self._translate = Translate(self.vendor)
+        self._translate = translate(self.vendor)
         self._signatures = convert.Signatures()
         self._default_ms = _ms(options.timeout)
 

@@ -19,8 +19,13 @@ PROTOCOLS = {
     "selfhosted": "openai",
     "mistral": "mistral",
     "cohere": "cohere",
+    "cohere.bedrock": "bedrock",  # the cohere SDK's Bedrock client posts Bedrock's invoke API
     "bedrock": "bedrock",
     "vertex": "google",
+    # Partner models on Vertex AI share its hosts and its path shape (publishers/{maker}/models/{m}:rawPredict):
+    # the google reader reads them, whatever the maker's own API speaks elsewhere.
+    "mistral.vertex": "google",
+    "vertex.partner": "google",
     "gemini": "google",
 }
 

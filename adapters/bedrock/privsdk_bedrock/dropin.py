@@ -1,0 +1,123 @@
+"""boto3 with privsdk's guard on every Amazon Bedrock client: ``from privsdk import boto3``.
+
+``client(...)`` and :class:`Session` are boto3's own (``Session`` subclasses
+``boto3.session.Session``); the clients they make for ``bedrock-runtime``,
+``bedrock-agent-runtime`` and ``bedrock`` get the guard on their event system
+(:mod:`privsdk.outbound.botocore_seam`), every other service's clients are
+boto3's, untouched. Every other public name of boto3 is boto3's
+(``privsdk.boto3.resource``, ``DEFAULT_SESSION``, ``setup_default_session``,
+...), forwarded by the face module :mod:`privsdk.boto3`.
+
+A refused request raises :class:`PolicyViolation`, which is also a
+``botocore.exceptions.ClientError``. :func:`guard_client` guards a client the
+app built; :func:`instrument` guards every Bedrock client any botocore
+session creates from then on (boto3's default session, other
+``boto3.Session`` objects, frameworks' clients), by wrapping
+``botocore.session.Session.create_client``; :func:`uninstrument` restores it.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import TYPE_CHECKING, Any
+
+import botocore.session
+
+from privsdk.outbound.botocore_seam import SERVICES, guard_botocore, service_id
+from privsdk_bedrock.refusal import PolicyViolation, refuse
+
+if TYPE_CHECKING:
+    from privsdk.outbound.botocore_seam import Guard
+
+# boto3 itself is imported on first use, never by importing this module: instrument() can run while boto3 is
+# still being imported (its import of botocore is what starts it), when boto3's own modules are half made.
+
+__all__ = [
+    "PolicyViolation",
+    "Session",  # noqa: F822 - made on first use by __getattr__
+    "client",
+    "guard_client",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]
+
+
+def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
+    """Guard a botocore/boto3 client of a Bedrock service in place and return it; others are returned as they are.
+
+    ``guard`` defaults to ``privsdk.outbound.judge.Guard.default()`` (configured from
+    the environment). Guarding twice is harmless.
+    """
+    if service_id(client) in SERVICES:
+        guard_botocore(client, refusal=refuse, guard=guard)
+    return client
+
+
+_session_class: type | None = None
+
+
+def _session() -> type:
+    """``Session``: made on first use, as a subclass of the boto3 imported then."""
+    global _session_class
+    if _session_class is None:
+        import boto3.session
+
+        class Session(boto3.session.Session):  # type: ignore[misc]
+            """``boto3.session.Session`` whose Bedrock clients are guarded."""
+
+            def client(self, *args: Any, **kwargs: Any) -> Any:
+                return guard_client(super().client(*args, **kwargs))
+
+        Session.__module__, Session.__qualname__ = __name__, "Session"
+        _session_class = Session
+    return _session_class
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Session":
+        return _session()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def client(*args: Any, **kwargs: Any) -> Any:
+    """``boto3.client(...)`` (on boto3's default session), guarded when it is a Bedrock client."""
+    import boto3
+
+    return guard_client(boto3.client(*args, **kwargs))
+
+
+_lock = threading.Lock()
+_ORIGINAL = "_privsdk_original"
+
+
+def instrument(*, guard: Guard | None = None) -> None:
+    """Guard every Bedrock client that any botocore session creates from now on (idempotent).
+
+    Clients made before the call are not touched: pass them to
+    :func:`guard_client`.
+    """
+    with _lock:
+        current = botocore.session.Session.create_client
+        if hasattr(current, _ORIGINAL):
+            return
+
+        @functools.wraps(current)
+        def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+            return guard_client(current(self, *args, **kwargs), guard=guard)
+
+        setattr(create_client, _ORIGINAL, current)
+        botocore.session.Session.create_client = create_client
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument` for clients created afterwards; guarded clients stay guarded."""
+    with _lock:
+        original = getattr(botocore.session.Session.create_client, _ORIGINAL, None)
+        if original is not None:
+            botocore.session.Session.create_client = original
+
+
+def is_instrumented() -> bool:
+    return hasattr(botocore.session.Session.create_client, _ORIGINAL)

@@ -1,0 +1,217 @@
+"""The cohere SDK's clients with privsdk's guard in their HTTP transport.
+
+``ClientV2``, ``AsyncClientV2``, ``Client``, ``AsyncClient``, ``BedrockClientV2``, ``BedrockClient``,
+``SagemakerClientV2``, ``SagemakerClient``, ``AwsClient``, ``OciClientV2`` and ``OciClient`` here ARE
+the cohere classes (subclasses): same constructor, attributes, resources, raw responses and streams.
+The only difference is that every request the client sends first passes
+:class:`privsdk.outbound.judge.Guard`, which decides from the request itself (host, path, body) and
+raises :class:`PolicyViolation` before a byte is written when the tenant's requirements are not met.
+
+The seam is the client's httpx client: the one the app passes as ``httpx_client`` is guarded in
+place, and so is the one the SDK builds. The Bedrock, SageMaker and OCI clients sign requests in an
+httpx event hook that rewrites the URL to ``bedrock-runtime.<region>.amazonaws.com``,
+``runtime.sagemaker.<region>.amazonaws.com`` or OCI's inference host; hooks run before the transport,
+so the guard judges the request as it leaves for that host (one the catalogue does not know, such as
+OCI's, is refused until declared in ``PRIVSDK_ENDPOINTS``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import cohere
+import httpx
+from cohere.base_client import AsyncBaseCohere, BaseCohere
+from cohere.core.api_error import ApiError
+
+from privsdk.errors import PolicyViolation as _PolicyViolation
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.loops import loop_safe
+from privsdk.outbound.outgoing import Outgoing
+from privsdk.outbound.transport import guard_httpx, is_guarded
+
+__all__ = [
+    "AsyncClient",
+    "AsyncClientV2",
+    "AwsClient",
+    "BedrockClient",
+    "BedrockClientV2",
+    "Client",
+    "ClientV2",
+    "OciClient",
+    "OciClientV2",
+    "PolicyViolation",
+    "SagemakerClient",
+    "SagemakerClientV2",
+    "guard_client",
+    "instrument",
+    "uninstrument",
+]
+
+SDK = "cohere"
+_C = TypeVar("_C")
+
+
+class PolicyViolation(_PolicyViolation, ApiError):
+    """A request privsdk refused: both :class:`privsdk.PolicyViolation` and cohere's ``ApiError``.
+
+    It never reached Cohere, so ``status_code``, ``headers`` and ``body`` are None;
+    the message names the unmet requirements, never the request's content.
+    """
+
+    def __str__(self) -> str:
+        return _PolicyViolation.__str__(self)  # not ApiError's, which prints headers and body
+
+    @classmethod
+    def from_violation(cls, violation: _PolicyViolation) -> PolicyViolation:
+        error = cls.__new__(cls)
+        error.__dict__.update(violation.__dict__)
+        error.args = violation.args
+        error.headers = None
+        error.status_code = None
+        error.body = None
+        return error
+
+
+def _refusal(violation: _PolicyViolation) -> BaseException:
+    return PolicyViolation.from_violation(violation)
+
+
+def _http_client(client: Any) -> httpx.Client | httpx.AsyncClient:
+    """The httpx client under a cohere client (its ``_client_wrapper`` holds the SDK's HttpClient)."""
+    wrapper = getattr(client, "_client_wrapper", None)
+    inner = getattr(getattr(wrapper, "httpx_client", None), "httpx_client", None)
+    if not isinstance(inner, httpx.Client | httpx.AsyncClient):
+        raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a cohere client over httpx")
+    return inner
+
+
+def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
+    """Guard a cohere client the app already built (any of the SDK's clients), in place; returns it.
+
+    ``guard`` judges its requests (None: the process-wide guard, configured from the environment).
+    """
+    http = _http_client(client)
+    if isinstance(http, httpx.AsyncClient) and not is_guarded(http):
+        loop_safe(http)  # usable from one asyncio.run after another, which cohere's own async clients are not
+    guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+    # The SageMaker clients' helper (built when the sagemaker package is installed) invokes endpoints with a
+    # boto3 sagemaker-runtime client of its own, outside httpx: it is guarded too. Its control-plane client
+    # (endpoint management, no prompts) is left as it is.
+    runtime = getattr(getattr(client, "sagemaker_finetuning", None), "_client", None)
+    if runtime is not None:
+        _guard_boto3(runtime, guard)
+    return client
+
+
+def _guard_boto3(runtime: Any, guard: Guard | None) -> None:
+    """Judge every request of a boto3 client as botocore is about to send it (its ``before-send`` event)."""
+    if getattr(runtime, "_privsdk_guarded", False):
+        return
+
+    def judge(request: Any, **_: Any) -> None:
+        url = httpx.URL(request.url)
+        body = request.body
+        body = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else b""  # streams: unread
+        headers = {k.lower(): v.decode("latin-1") if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        path = url.raw_path.partition(b"?")[0].decode("ascii")
+        out = Outgoing(SDK, request.method, url.scheme, url.host, url.port, path, url.query.decode(), headers, body)
+        try:
+            ticket = (guard or Guard.default()).check(out)
+        except _PolicyViolation as violation:
+            raise _refusal(violation) from None
+        ticket.finish(None)  # recorded as sent: botocore reads the answer past this seam
+
+    runtime.meta.events.register(f"before-send.{runtime.meta.service_model.service_id.hyphenize()}", judge)
+    runtime._privsdk_guarded = True
+
+
+def _guarded(base: type[Any]) -> Callable[..., None]:
+    original = base.__init__
+
+    @functools.wraps(original)  # keeps the SDK's signature and docs (defaults such as CO_API_URL stay its own)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        guard_client(self)
+
+    return __init__
+
+
+class ClientV2(cohere.ClientV2):
+    __doc__ = cohere.ClientV2.__doc__
+    __init__ = _guarded(cohere.ClientV2)
+
+
+class AsyncClientV2(cohere.AsyncClientV2):
+    __doc__ = cohere.AsyncClientV2.__doc__
+    __init__ = _guarded(cohere.AsyncClientV2)
+
+
+class Client(cohere.Client):
+    __doc__ = cohere.Client.__doc__
+    __init__ = _guarded(cohere.Client)
+
+
+class AsyncClient(cohere.AsyncClient):
+    __doc__ = cohere.AsyncClient.__doc__
+    __init__ = _guarded(cohere.AsyncClient)
+
+
+class BedrockClientV2(cohere.BedrockClientV2):
+    __doc__ = cohere.BedrockClientV2.__doc__
+    __init__ = _guarded(cohere.BedrockClientV2)
+
+
+class BedrockClient(cohere.BedrockClient):
+    __doc__ = cohere.BedrockClient.__doc__
+    __init__ = _guarded(cohere.BedrockClient)
+
+
+class SagemakerClientV2(cohere.SagemakerClientV2):
+    __doc__ = cohere.SagemakerClientV2.__doc__
+    __init__ = _guarded(cohere.SagemakerClientV2)
+
+
+class SagemakerClient(cohere.SagemakerClient):
+    __doc__ = cohere.SagemakerClient.__doc__
+    __init__ = _guarded(cohere.SagemakerClient)
+
+
+class AwsClient(cohere.AwsClient):
+    __doc__ = cohere.AwsClient.__doc__
+    __init__ = _guarded(cohere.AwsClient)
+
+
+class OciClientV2(cohere.OciClientV2):
+    """cohere's OCI Generative AI client (needs the ``oci`` package). OCI's inference hosts are not in the
+    catalogue: declare the one you use (``PRIVSDK_ENDPOINTS=https://inference.generativeai.REGION.oci.oraclecloud.com=cohere.oci``)."""
+
+    __init__ = _guarded(cohere.OciClientV2)
+
+
+class OciClient(cohere.OciClient):
+    __doc__ = OciClientV2.__doc__
+    __init__ = _guarded(cohere.OciClient)
+
+
+#: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__;
+#: and the SageMaker clients, which build their boto3 helper after the base class is done.
+_BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere, cohere.SagemakerClientV2, cohere.SagemakerClient)
+_originals: dict[type[Any], Callable[..., None]] = {}
+
+
+def instrument() -> None:
+    """Guard every cohere client created from now on, by the app or by a framework inside it. Idempotent."""
+    for base in _BASES:
+        if base not in _originals:
+            _originals[base] = base.__init__
+            base.__init__ = _guarded(base)
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument` (clients already guarded stay guarded)."""
+    for base, original in list(_originals.items()):
+        base.__init__ = original
+        del _originals[base]

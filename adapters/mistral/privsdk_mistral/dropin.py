@@ -1,0 +1,180 @@
+"""The mistralai SDK's client with privsdk's guard in its HTTP transport.
+
+``Mistral`` here IS ``mistralai.client.Mistral`` (a subclass): same constructor,
+resources, streams, hooks and errors. Every request it sends first passes
+:class:`privsdk.outbound.judge.Guard`, which decides from the request itself (host,
+path, body) and raises :class:`PolicyViolation` before a byte is written when
+the tenant's requirements are not met. The seam is the SDK's pair of httpx2
+clients: the ``client``/``async_client`` the app passes are guarded in place,
+and so are the ones the SDK builds.
+
+The SDK's opt-in telemetry (``MISTRAL_SDK_TELEMETRY``) exports spans that
+hold prompts and answers to Mistral's telemetry endpoint through
+OpenTelemetry's own HTTP client, outside this seam: a guarded client pins it
+off, whatever the environment says.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx2
+from mistralai.client import Mistral as _Mistral
+from mistralai.client.errors import MistralError
+
+from privsdk.errors import PolicyViolation as _PolicyViolation
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.loops import loop_safe
+from privsdk.outbound.outgoing import Outgoing
+from privsdk.outbound.transport import guard_httpx, is_guarded
+
+__all__ = ["Mistral", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
+
+SDK = "mistralai"
+_C = TypeVar("_C")
+
+
+class PolicyViolation(_PolicyViolation, MistralError):
+    """A request privsdk refused: both :class:`privsdk.PolicyViolation` and mistralai's ``MistralError``.
+
+    It never reached Mistral: ``status_code`` is 0, ``body`` is empty, ``headers``
+    and ``raw_response`` are None; the message names the unmet requirements,
+    never the request's content.
+    """
+
+    def __str__(self) -> str:
+        return _PolicyViolation.__str__(self)
+
+    @classmethod
+    def from_violation(cls, violation: _PolicyViolation) -> PolicyViolation:
+        error = cls.__new__(cls)
+        error.__dict__.update(violation.__dict__)
+        error.args = violation.args
+        # MistralError is a dataclass whose eq/hash read these fields.
+        object.__setattr__(error, "message", str(violation))
+        object.__setattr__(error, "status_code", 0)
+        object.__setattr__(error, "body", "")
+        object.__setattr__(error, "headers", None)
+        object.__setattr__(error, "raw_response", None)
+        return error
+
+
+def _refusal(violation: _PolicyViolation) -> BaseException:
+    return PolicyViolation.from_violation(violation)
+
+
+def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
+    """Guard a mistralai client the app already built (``Mistral``, ``MistralAzure``), in place; returns it.
+
+    Both of its HTTP clients are guarded, and its telemetry is pinned off. ``guard`` judges its requests
+    (None: the process-wide guard, configured from the environment).
+    """
+    config = getattr(client, "sdk_configuration", None)
+    if config is None or not hasattr(config, "client"):
+        raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a mistralai client")
+    config.__dict__[_GUARDED] = (guard,)  # realtime sessions, which open a websocket of their own, read it
+    _guard_realtime()
+    # The tracing hook reads this attribute before MISTRAL_SDK_TELEMETRY: False keeps spans (which hold
+    # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
+    config.__dict__["telemetry"] = False
+    for name in ("client", "async_client"):
+        http = getattr(config, name, None)
+        if http is None:
+            continue
+        if name == "async_client" and _is_httpx(http) and not is_guarded(http):
+            loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+    return client
+
+
+#: The key, in a guarded client's SDKConfiguration, of the guard (in a 1-tuple: None is the default guard).
+_GUARDED = "_privsdk_guard"
+
+
+def _guard_realtime() -> None:
+    """Judge the websocket handshake of realtime transcription and speech sessions, which do not go through
+    the SDK's HTTP clients: ``audio.realtime.connect`` and ``audio.realtime_speech.connect`` of a guarded
+    client ask the guard first (a session of an unguarded client is left alone). Patched once."""
+    try:
+        from mistralai.extra.realtime import speech, transcription
+    except ImportError:  # the websockets package is missing: the SDK cannot open realtime sessions at all
+        return
+    for cls in (transcription.RealtimeTranscription, speech.RealtimeSpeech):
+        if getattr(cls.connect, "_privsdk", False):
+            continue
+        cls.connect = _judged_connect(cls.connect)  # type: ignore[method-assign]
+
+
+def _judged_connect(original: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    async def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        held = self._sdk_config.__dict__.get(_GUARDED)
+        if held is not None:
+            bound = signature.bind(self, *args, **kwargs).arguments
+            url = httpx2.URL(self._build_url(bound["model"], server_url=bound.get("server_url"), query_params={}))
+            out = Outgoing(SDK, "GET", url.scheme, url.host, url.port, url.raw_path.partition(b"?")[0].decode("ascii"))
+            try:
+                ticket = (held[0] or Guard.default()).check(out)
+            except _PolicyViolation as violation:
+                raise _refusal(violation) from None
+            ticket.finish(101)  # the session is recorded as it opens; its audio is not metered
+        return await original(self, *args, **kwargs)
+
+    connect._privsdk = True  # type: ignore[attr-defined]
+    return connect
+
+
+def _is_httpx(http: object) -> bool:
+    """An httpx2 (or httpx) client: the SDK also takes any object with its HttpClient methods."""
+    return type(http).__module__.partition(".")[0] in ("httpx", "httpx2")
+
+
+def _guarded(base: type[Any]) -> Callable[..., None]:
+    original = base.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        guard_client(self)
+
+    return __init__
+
+
+class Mistral(_Mistral):
+    __doc__ = _Mistral.__doc__
+    __init__ = _guarded(_Mistral)
+
+
+_originals: dict[type[Any], Callable[..., None]] = {}
+
+
+def _bases() -> tuple[type[Any], ...]:
+    """The SDK's client classes: la Plateforme's, and Azure's when that part of the SDK imports."""
+    bases: list[type[Any]] = [_Mistral]
+    try:
+        from mistralai.azure.client import MistralAzure
+
+        bases.append(MistralAzure)
+    except ImportError:  # an SDK build without the Azure client
+        pass
+    return tuple(bases)
+
+
+def instrument() -> None:
+    """Guard every mistralai client created from now on, by the app or by a framework inside it. Idempotent."""
+    for base in _bases():
+        if base not in _originals:
+            _originals[base] = base.__init__
+            base.__init__ = _guarded(base)
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument` (clients already guarded stay guarded)."""
+    for base, original in list(_originals.items()):
+        base.__init__ = original
+        del _originals[base]

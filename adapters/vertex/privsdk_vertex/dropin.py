@@ -1,0 +1,306 @@
+"""google-genai's own ``Client`` with privsdk's guard in its HTTP transport.
+
+``from privsdk import genai`` replaces ``from google import genai``: ``genai.Client`` here *is* a
+``google.genai.Client`` (a subclass), so every attribute (``models``, ``aio``, ``chats``, ``files``,
+``caches``, ``batches``, ``tunings``, ``interactions``, ...), type and error behaves as in the SDK. The
+only difference: every request the SDK sends passes :mod:`privsdk.guard` first, which judges it from
+what it really is (host, project and location in the path, operation, model, body features) and refuses
+it before a byte is written when the tenant's requirements are not met.
+
+google-genai sends through one httpx-like client for sync calls and one for async calls (``client.aio``),
+both on its internal ``BaseApiClient``: httpx2 (a fork of httpx, its default) or httpx, built by the SDK or
+passed by the app; the newer resources (``interactions``, ``agents``, ...) reuse the same two. It can also
+send through aiohttp (when installed) and through google-auth's requests/aiohttp sessions (mTLS with a
+default client certificate), and opens websockets for the Live API. :func:`guard_client` closes every one
+of those paths: the two clients are guarded in place (the async one's per-event-loop inner clients as they
+are built), the aiohttp and google-auth paths are switched off for that client, and the Live API asks the
+guard before it connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+from google import genai as _genai
+from google.genai import _api_client as _sdk
+from google.genai import errors as _errors
+from google.genai.live import AsyncLive as _AsyncLive
+from google.genai.live_music import AsyncLiveMusic as _AsyncLiveMusic
+
+from privsdk import errors as _privsdk_errors
+from privsdk.errors import ConfigError
+from privsdk.outbound.outgoing import Outgoing
+
+if TYPE_CHECKING:
+    from privsdk.outbound.judge import Guard
+
+__all__ = ["SDK", "Client", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
+
+#: The seam's name in usage records and in :class:`~privsdk.outbound.outgoing.Outgoing`.
+SDK = "genai"
+#: google.genai's Google-status name for a refusal: what its own 403 errors carry.
+_STATUS = "PERMISSION_DENIED"
+
+
+class PolicyViolation(_privsdk_errors.PolicyViolation, _errors.ClientError):
+    """A refused request: both :class:`privsdk.PolicyViolation` and google-genai's ``errors.ClientError``
+    (an ``errors.APIError``), so ``except errors.APIError`` handlers catch it.
+
+    ``code`` is 403 and ``status`` ``PERMISSION_DENIED``, as for a request Google itself refuses; no
+    request was sent, so ``response`` is None. ``message`` and ``details`` hold privsdk's message only:
+    the requirement names and the offering, never the request's content. google-genai's retries never
+    retry it (see :func:`guard_client`).
+    """
+
+    def __init__(self, violation: _privsdk_errors.PolicyViolation):
+        message = str(violation)
+        _errors.ClientError.__init__(self, 403, {"error": {"code": 403, "message": message, "status": _STATUS}})
+        self.decision = violation.decision
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def refusal(violation: _privsdk_errors.PolicyViolation) -> PolicyViolation:
+    """The exception the guard raises for this SDK (the transport's ``refusal`` callback)."""
+    return violation if isinstance(violation, PolicyViolation) else PolicyViolation(violation)
+
+
+class Client(_genai.Client):
+    """``google.genai.Client``, guarded. Takes the same arguments with the same meaning.
+
+    An ``httpx_client`` / ``httpx_async_client`` (httpx or httpx2) the app passes in ``http_options`` is
+    guarded in place.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        guard_client(self)
+
+
+# help() and inspect show google-genai's own parameters.
+setattr(Client.__init__, "__signature__", inspect.signature(_genai.Client.__init__))  # noqa: B010
+Client.__init__.__doc__ = _genai.Client.__init__.__doc__
+
+
+# -- guarding a client ------------------------------------------------------------------------------
+
+_GUARDED = "_privsdk_guarded"
+#: Resources of the NextGen API that a client caches once built; built again after guarding, they take the
+#: guarded clients.
+_NEXTGEN_CACHES = (
+    "_nextgen_client_instance",
+    "_agents",
+    "_interactions",
+    "_webhooks",
+    "_triggers",
+    "_environments",
+    "_credentials",
+    "_voices",
+    "_decisions",
+)
+
+
+def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
+    """Guard a ``google.genai.Client`` (or its ``client.aio``) the app already built; returns it.
+
+    Every later request of that client, sync and async, passes the guard (``guard``, else the
+    process-wide one configured from the environment). Idempotent; on a client guarded already, a
+    ``guard`` given here replaces the one it had.
+    """
+    api = getattr(client, "_api_client", None)
+    if not isinstance(api, _sdk.BaseApiClient):
+        raise TypeError(f"privsdk.genai.guard_client takes a google.genai Client, not {type(client).__name__}")
+    if not getattr(api, _GUARDED, False):
+        _guard_api_client(api, guard)
+    elif guard is not None and guard is not getattr(api, "_privsdk_guard", None):
+        _repoint(api, guard)  # guarded already (a drop-in, instrument()): by this guard from now on
+    for holder in (client, getattr(client, "_aio", None)):
+        if holder is None:
+            continue
+        if getattr(api, "_privsdk_new_async", False):
+            for name in _NEXTGEN_CACHES:
+                if name in vars(holder):
+                    setattr(holder, name, None)
+        live = vars(holder).get("_live")
+        if isinstance(live, _AsyncLive) and not isinstance(live, _GuardedLive):
+            holder._live = _GuardedLive(api)
+    return client
+
+
+def _never() -> bool:
+    return False
+
+
+def _guard_api_client(api: Any, guard: Guard | None) -> None:
+    from privsdk.outbound.transport import guard_httpx
+
+    api._privsdk_guard = guard
+
+    def wrap(client: Any) -> Any:
+        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=api._privsdk_guard)
+
+    if not _httpx_family(api._httpx_client):
+        raise _not_httpx("httpx_client", api._httpx_client)
+    wrap(api._httpx_client)
+    if api._async_httpx_client is None:
+        # google-genai meant to send async requests through google-auth's aiohttp session: give it the async
+        # client it would otherwise have built, guarded, and send through that instead.
+        _, async_class = _sdk._get_http_client_classes(api._http_options)
+        api._async_httpx_client = async_class(**api._async_httpx_client_args)
+        api._privsdk_new_async = True  # NextGen resources built before now hold a client of their own
+    if not _httpx_family(api._async_httpx_client):
+        raise _not_httpx("httpx_async_client", api._async_httpx_client)
+    wrap(api._async_httpx_client)
+    _guard_per_loop(api._async_httpx_client, wrap)
+    # The other ways google-genai can send (aiohttp when installed, google-auth's mTLS sessions) would pass
+    # beside the guard: a guarded client sends through its guarded httpx clients only.
+    api._use_aiohttp = _never
+    api._use_google_auth_sync = _never
+    api._use_google_auth_async = _never
+    # A refusal is a 403 ClientError, which google-genai retries only if the app listed 403 among its retry
+    # codes; even then, never retry it.
+    keep_going = tenacity.retry_if_not_exception_type(PolicyViolation)
+    for name in ("_retry", "_async_retry"):
+        retrying = getattr(api, name, None)
+        if isinstance(retrying, tenacity.BaseRetrying):
+            setattr(api, name, retrying.copy(retry=keep_going & retrying.retry))  # type: ignore[operator]
+    setattr(api, _GUARDED, True)
+
+
+def _httpx_family(client: object) -> bool:
+    """An httpx or httpx2 client (google-genai takes either; its own default is httpx2 when installed)."""
+    return any(cls.__module__.partition(".")[0] in ("httpx", "httpx2") for cls in type(client).__mro__)
+
+
+def _is_guard(transport: object) -> bool:
+    return type(transport).__name__ in ("GuardTransport", "AsyncGuardTransport") and hasattr(transport, "guard")
+
+
+def _repoint(api: Any, guard: Guard) -> None:
+    """Point every guarded transport of ``api`` (and the per-loop async clients still to come) at ``guard``."""
+    api._privsdk_guard = guard
+    clients = [api._httpx_client, api._async_httpx_client]
+    clients += list(getattr(api._async_httpx_client, "_loop_clients", {}).values())
+    for client in clients:
+        transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+        for transport in transports:
+            if _is_guard(transport):
+                transport.guard = guard
+
+
+def _guard_per_loop(client: Any, wrap: Callable[[Any], Any]) -> None:
+    """google-genai's async client sends through one inner client per event loop, built on first use (its
+    ``_inner_client_cls``): each is guarded as it is built."""
+    inner = getattr(client, "_inner_client_cls", None)
+    if not getattr(client, "_per_loop", False) or inner is None or getattr(inner, _GUARDED, False):
+        return
+
+    def build(**kwargs: Any) -> Any:
+        return wrap(inner(**kwargs))
+
+    setattr(build, _GUARDED, True)
+    client._inner_client_cls = build
+
+
+def _not_httpx(field: str, value: object) -> ConfigError:
+    return ConfigError(
+        f"google-genai sends through a {type(value).__module__}.{type(value).__name__} ({field}): "
+        "privsdk guards httpx and httpx2 clients only",
+        where=f"HttpOptions.{field}",
+        hint="pass an httpx or httpx2 client",
+    )
+
+
+# -- the Live API (websockets) ----------------------------------------------------------------------
+
+
+def _judge_websocket(api: Any, path: str) -> Any:
+    """Ask the guard about a Live API websocket before it opens; returns the Pass (or raises the refusal)."""
+    from urllib.parse import urlsplit
+
+    from privsdk.outbound.judge import Guard
+
+    url = urlsplit(api._websocket_base_url())
+    scheme = "http" if url.scheme in ("ws", "http") else "https"
+    out = Outgoing(SDK, "GET", scheme, (url.hostname or "").lower(), url.port, path)
+    try:
+        return (api._privsdk_guard or Guard.default()).check(out)
+    except _privsdk_errors.PolicyViolation as violation:
+        raise refusal(violation) from None
+
+
+class _GuardedLive(_AsyncLive):
+    """``client.aio.live`` whose ``connect`` (and ``music.connect``) the guard judges first."""
+
+    def __init__(self, api_client: Any):
+        super().__init__(api_client)
+        self._music = _GuardedLiveMusic(api_client)
+
+    @contextlib.asynccontextmanager
+    async def connect(self, *, model: str, config: Any = None) -> AsyncIterator[Any]:
+        passed = _judge_websocket(self._api_client, "/ws/BidiGenerateContent")
+        error: BaseException | None = None
+        try:
+            async with super().connect(model=model, config=config) as session:
+                yield session
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            passed.finish(101, (None, None), error)
+
+
+class _GuardedLiveMusic(_AsyncLiveMusic):
+    @contextlib.asynccontextmanager
+    async def connect(self, *, model: str) -> AsyncIterator[Any]:
+        passed = _judge_websocket(self._api_client, "/ws/BidiGenerateMusic")
+        error: BaseException | None = None
+        try:
+            async with super().connect(model=model) as session:
+                yield session
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            passed.finish(101, (None, None), error)
+
+
+# -- instrument -------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_original_init: Callable[..., None] | None = None
+
+
+def instrument() -> None:
+    """Guard every ``google.genai.Client`` created from now on, by the app or by a framework. Idempotent."""
+    global _original_init
+    with _lock:
+        if _original_init is not None:
+            return
+        original = _genai.Client.__init__
+
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            guard_client(self)
+
+        _original_init = original
+        _genai.Client.__init__ = __init__  # type: ignore[method-assign]
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument`: clients created afterwards are the SDK's own again (guarded ones stay so)."""
+    global _original_init
+    with _lock:
+        if _original_init is None:
+            return
+        _genai.Client.__init__ = _original_init  # type: ignore[method-assign]
+        _original_init = None

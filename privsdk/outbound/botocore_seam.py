@@ -1,0 +1,313 @@
+"""The guard in botocore: every request a Bedrock client sends is judged on its event system.
+
+botocore has no transport to wrap, but it emits an event around each attempt
+of each request, on the client's own event emitter (``client.meta.events``):
+
+- ``before-send.<service>``: the prepared request (final URL with the
+  Region's host, signed headers, body). The guard judges it here; a refusal
+  raises before botocore's HTTP session is called. botocore returns the
+  exception to its retry check, which retries only its own connection
+  errors, then raises it unchanged to the caller: nothing is sent, no retry.
+- ``before-parse.<service>``: the response, before botocore reads it. An
+  event-stream body (ConverseStream, InvokeModelWithResponseStream) is
+  wrapped here so that its tokens are counted as the app iterates, and the
+  attempt is recorded when the stream ends or is closed.
+- ``response-received.<service>``: each attempt's outcome (response or
+  exception). Any other attempt is recorded here, with its tokens.
+
+The events of one attempt are emitted one after another on the thread that
+makes the call, so the judged request travels from ``before-send`` to the
+later events in the request's context dict (``before-parse`` has none, so a
+thread-local carries it there). Handlers are registered with a unique id, so
+guarding a client twice is harmless.
+
+Not guarded here: botocore logs at DEBUG, before ``before-send``, the request
+parameters with the body (logger ``botocore.endpoint``, "Making request for
+... with params"), the prepared request's headers (``Sending http request``)
+and, after parsing, response bodies (``botocore.parsers``). privsdk's log
+filter handles those loggers.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from privsdk.errors import PolicyViolation
+from privsdk.outbound.outgoing import Meter, Outgoing
+
+
+class Pass(Protocol):
+    """What the seam needs of :class:`privsdk.outbound.judge.Pass`."""
+
+    def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None: ...
+
+    def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None: ...
+
+
+class Guard(Protocol):
+    """What the seam needs of :class:`privsdk.outbound.judge.Guard` (any object that judges alike will do)."""
+
+    def check(self, out: Outgoing) -> Pass: ...
+
+
+#: The botocore services whose clients are guarded (service ids as botocore hyphenizes them).
+SERVICES = frozenset({"bedrock-runtime", "bedrock-agent-runtime", "bedrock"})
+SDK = "boto3"
+_UNIQUE = "privsdk-guard"
+_STATE = "privsdk.guard"  # key of an attempt's state in botocore's request context
+
+Refusal = Callable[[PolicyViolation], BaseException]
+
+
+def service_id(client: Any) -> str:
+    """The botocore service id of ``client``, as event names spell it (``bedrock-runtime``)."""
+    return str(client.meta.service_model.service_id.hyphenize())
+
+
+def is_guarded(client: Any) -> bool:
+    return getattr(client.meta, "_privsdk_guarded", False) is True
+
+
+def guard_botocore(client: Any, *, refusal: Refusal, guard: Guard | None = None) -> Any:
+    """Guard a botocore client of a Bedrock service in place, and return it.
+
+    ``refusal`` makes the exception raised for a refused request (the SDK's
+    flavour of :class:`privsdk.PolicyViolation`). ``guard`` defaults to
+    ``Guard.default()``, looked up at each request so that the environment
+    configures it. A client already guarded is left as it is; a client of any
+    other service is a ValueError.
+    """
+    service = service_id(client)
+    if service not in SERVICES:
+        raise ValueError(f"privsdk guards Bedrock clients ({', '.join(sorted(SERVICES))}), not {service}")
+    if is_guarded(client):
+        return client
+    hooks = _Hooks(refusal, guard)
+    events = client.meta.events
+    # First in line, so that no other handler can send the request before it is judged.
+    events.register_first(f"before-send.{service}", hooks.before_send, unique_id=f"{_UNIQUE}-send")
+    events.register(f"before-parse.{service}", hooks.before_parse, unique_id=f"{_UNIQUE}-parse")
+    events.register(f"response-received.{service}", hooks.response_received, unique_id=f"{_UNIQUE}-received")
+    client.meta._privsdk_guarded = True
+    return client
+
+
+def outgoing(request: Any) -> Outgoing:
+    """An :class:`Outgoing` from botocore's ``AWSPreparedRequest``."""
+    url: str = request.url
+    scheme, _, rest = url.partition("://")
+    netloc, slash, target = rest.partition("/")
+    if "@" in netloc or "[" in netloc or "#" in target:
+        return _outgoing_slow(request)  # userinfo, IPv6 literals, fragments: leave them to urllib
+    path, _, query = (slash + target).partition("?")
+    host, colon, port = netloc.rpartition(":")
+    if not colon:
+        host, port = netloc, ""
+    return Outgoing(
+        SDK,
+        request.method,
+        scheme.lower(),
+        host.lower(),
+        int(port) if port.isdigit() else None,
+        path or "/",
+        query,
+        _headers(request.headers),
+        _body(request.body),
+    )
+
+
+def _headers(headers: Any) -> dict[str, str]:
+    """Header names lower-cased, values as text."""
+    found: dict[str, str] = {}
+    keys = getattr(headers, "_dict", None)
+    if isinstance(keys, dict):
+        # botocore's HeadersDict keeps each name lower-cased beside the original: 8x faster than items().
+        try:
+            for key, value in keys.items():
+                found[key._lower] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            return found
+        except AttributeError:  # not botocore's keys after all
+            found.clear()
+    for name, value in headers.items():
+        found[name.lower()] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return found
+
+
+def _outgoing_slow(request: Any) -> Outgoing:
+    url = urlsplit(request.url)
+    return Outgoing(
+        SDK,
+        request.method,
+        url.scheme,
+        (url.hostname or "").lower(),
+        url.port,
+        url.path or "/",
+        url.query,
+        _headers(request.headers),
+        _body(request.body),
+    )
+
+
+def _body(body: object) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    read, seek, tell = getattr(body, "read", None), getattr(body, "seek", None), getattr(body, "tell", None)
+    if read is not None and seek is not None and tell is not None:
+        # A seekable stream (a file the app passed as an InvokeModel body): read it, then put it back.
+        start = tell()
+        data = read()
+        seek(start)
+        return data if isinstance(data, bytes) else str(data).encode()
+    return b""  # an unseekable stream: the wire reader sees no body and refuses what needs one
+
+
+class _Attempt:
+    """One judged attempt: its request and the guard's pass, finished exactly once."""
+
+    __slots__ = ("__weakref__", "done", "out", "passed", "streaming")
+
+    def __init__(self, out: Outgoing, passed: Pass):
+        self.out = out
+        self.passed = passed
+        self.done = False
+        self.streaming = False  # handed to a MeteredStream, which finishes it
+
+    def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None:
+        if not self.done:
+            self.done = True
+            self.passed.finish(status, tokens, exc)
+
+    def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
+        """The protocol's meter; ``headers`` are botocore's, which match names in any case."""
+        return self.passed.meter(status, headers)
+
+
+class _Hooks:
+    """The handlers one guarded client registers."""
+
+    def __init__(self, refusal: Refusal, guard: Guard | None):
+        self._refusal = refusal
+        self._guard = guard
+        self._local = threading.local()
+
+    def _current_guard(self) -> Guard:
+        if self._guard is not None:
+            return self._guard
+        from privsdk.outbound.judge import Guard as CoreGuard
+
+        return CoreGuard.default()
+
+    def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> None:
+        out = outgoing(request)
+        refused: PolicyViolation | None = None
+        try:
+            passed = self._current_guard().check(out)
+        except PolicyViolation as violation:
+            refused = violation
+        if refused is not None:
+            # Raised outside the except block: the SDK's exception chains to nothing.
+            error = self._refusal(refused)
+            operation = event_name.rsplit(".", 1)[-1]
+            if operation and hasattr(error, "operation_name"):
+                error.operation_name = operation
+            raise error
+        attempt = _Attempt(out, passed)
+        context = request.context if isinstance(getattr(request, "context", None), dict) else None
+        if context is not None:
+            context[_STATE] = attempt
+        self._local.attempt = attempt
+
+    def before_parse(self, operation_model: Any, response_dict: dict[str, Any], **kwargs: Any) -> None:
+        attempt: _Attempt | None = getattr(self._local, "attempt", None)
+        self._local.attempt = None
+        if attempt is None or not operation_model.has_event_stream_output:
+            return
+        body = response_dict.get("body")
+        status = int(response_dict.get("status_code") or 0)
+        if isinstance(body, bytes | bytearray) or not hasattr(body, "stream"):
+            return  # an error answer, read whole: response-received records it
+        meter = attempt.meter(status, response_dict.get("headers") or {})
+        response_dict["body"] = MeteredStream(body, attempt, status, meter)
+        attempt.streaming = True
+
+    def response_received(
+        self,
+        response_dict: Mapping[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._local.attempt = None
+        attempt = context.pop(_STATE, None) if context is not None else None
+        if not isinstance(attempt, _Attempt) or attempt.done or attempt.streaming:
+            return
+        if exception is not None or response_dict is None:
+            attempt.finish(None, (None, None), exception)
+            return
+        status = int(response_dict.get("status_code") or 0)
+        meter = attempt.meter(status, response_dict.get("headers") or {})
+        tokens: tuple[int | None, int | None] = (None, None)
+        if meter is not None:
+            body = response_dict.get("body")
+            if isinstance(body, bytes | bytearray):
+                meter.feed(bytes(body))
+            tokens = meter.tokens()
+        attempt.finish(status, tokens, None)
+
+
+def _finish_abandoned(attempt: _Attempt, status: int, meter: Any) -> None:
+    """A stream dropped without being read to its end or closed: record what was counted."""
+    attempt.finish(status, meter.tokens() if meter is not None else (None, None), None)
+
+
+class MeteredStream:
+    """botocore's raw event-stream body (a urllib3 response), counting tokens as botocore reads it.
+
+    botocore's ``EventStream`` reads ``stream()`` and calls ``close()``; every
+    other attribute is the urllib3 response's own.
+    """
+
+    def __init__(self, raw: Any, attempt: _Attempt, status: int, meter: Any):
+        self._raw = raw
+        self._attempt = attempt
+        self._status = status
+        self._meter = meter
+        self._finalizer = weakref.finalize(self, _finish_abandoned, attempt, status, meter)
+        self._finalizer.atexit = False  # at exit the recorder may be gone: an unfinished stream goes unrecorded
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        meter = self._meter
+        try:
+            for chunk in self._raw.stream(*args, **kwargs):
+                if meter is not None:
+                    meter.feed(chunk)
+                yield chunk
+        except Exception as exc:
+            self._end(exc)
+            raise
+        self._end(None)
+
+    def _end(self, exc: BaseException | None) -> None:
+        self._finalizer.detach()
+        tokens = self._meter.tokens() if self._meter is not None else (None, None)
+        self._attempt.finish(self._status, tokens, exc)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            if not self._attempt.done:
+                self._end(None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)

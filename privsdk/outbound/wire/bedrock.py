@@ -1,0 +1,507 @@
+"""Amazon Bedrock on the wire: what a bedrock-runtime, bedrock-agent-runtime or bedrock request asks for.
+
+The three services botocore (and cohere's Bedrock clients) reach are told
+apart by the path's first segment, which no two of them share:
+
+- bedrock-runtime: ``/model/{modelId}/converse`` (chat), ``/converse-stream``
+  and ``/invoke-with-response-stream`` (stream), ``/invoke`` (chat, embed or
+  rerank by the model family), ``/count-tokens`` (chat: the whole prompt is
+  sent), ``/invoke-with-bidirectional-stream`` (realtime), ``/async-invoke``
+  (batch), ``/guardrail...`` (other);
+- bedrock-agent-runtime: ``/rerank``, ``/retrieveAndGenerate[Stream]``
+  (chat/stream over a knowledge base, with a session Bedrock keeps),
+  knowledge bases, agents, sessions, flows;
+- bedrock (control plane): batch jobs (``/model-invocation-job``), model
+  customization (fine_tune), model listings (``models``), everything else
+  ``other``.
+
+The model is the ``modelId`` path label, percent-decoded: a model id
+(``anthropic.claude-3-haiku-20240307-v1:0``), a cross-Region inference profile
+(``eu.anthropic...``) or an ARN. A foundation-model or inference-profile ARN
+is reported as the id inside it (and its Region as ``location``); every other
+ARN (application inference profiles, provisioned or custom models, prompts,
+marketplace endpoints) is opaque and reported whole, so only a policy that
+declares it can allow it.
+
+Token counts come from the response: Converse's ``usage``, the ``metadata``
+event of a ConverseStream, the last ``chunk`` of an
+InvokeModelWithResponseStream (``amazon-bedrock-invocationMetrics``), and the
+``X-Amzn-Bedrock-Input-Token-Count`` / ``-Output-Token-Count`` headers.
+Streams use AWS event-stream framing; the meter keeps one frame at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+
+#: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
+PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
+#: ARN resource types that name a model id the catalogue knows; any other ARN is opaque.
+_TRANSPARENT_ARNS = frozenset({"foundation-model", "inference-profile"})
+EMBED_PREFIXES = ("amazon.titan-embed", "cohere.embed", "twelvelabs.marengo-embed")
+RERANK_PREFIXES = ("cohere.rerank", "amazon.rerank")
+
+INPUT_TOKENS_HEADER = "x-amzn-bedrock-input-token-count"
+OUTPUT_TOKENS_HEADER = "x-amzn-bedrock-output-token-count"
+INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
+
+#: AWS Region -> the geography (privsdk.vocabulary.GEOGRAPHIES) its data centres are in. A Region not
+#: listed has no geography privsdk can promise (me-south-1, il-central-1, af-south-1, cn-*, mx-central-1...).
+#: Note eu-west-2 (London) is ``uk`` and eu-central-2 (Zurich) is ``ch``: neither is in the EEA. Every
+#: ap-* Region is also inside AWS's ``apac`` geography; the country is given where GEOGRAPHIES has one.
+REGION_GEOGRAPHY: dict[str, str] = {
+    "us-east-1": "us", "us-east-2": "us", "us-west-1": "us", "us-west-2": "us",
+    "us-gov-east-1": "us", "us-gov-west-1": "us",
+    "ca-central-1": "ca", "ca-west-1": "ca",
+    "eu-central-1": "eu", "eu-west-1": "eu", "eu-west-3": "eu", "eu-north-1": "eu", "eu-south-1": "eu",
+    "eu-south-2": "eu", "eusc-de-east-1": "eu",
+    "eu-west-2": "uk", "eu-central-2": "ch",
+    "ap-northeast-1": "jp", "ap-northeast-3": "jp", "ap-northeast-2": "kr",
+    "ap-south-1": "in", "ap-south-2": "in", "ap-southeast-1": "sg",
+    "ap-southeast-2": "au", "ap-southeast-4": "au",
+    "ap-southeast-3": "apac", "ap-southeast-5": "apac", "ap-southeast-7": "apac",
+    "ap-east-1": "apac", "ap-east-2": "apac",
+    "me-central-1": "ae", "sa-east-1": "br",
+}  # fmt: skip
+
+#: bedrock (control plane) path segments: GETs that list or describe models carry no content.
+_MODEL_LISTINGS = frozenset(
+    {"foundation-models", "foundation-model-availability", "inference-profiles", "custom-models", "imported-models",
+     "provisioned-model-throughput", "provisioned-model-throughputs", "prompt-routers",
+     "list-foundation-model-agreement-offers"}
+)  # fmt: skip
+_CONTROL_OTHER = frozenset(
+    {"advanced-prompt-optimization-job", "advanced-prompt-optimization-jobs", "automated-reasoning-policies",
+     "create-foundation-model-agreement", "data-retention", "delete-foundation-model-agreement",
+     "enforcedGuardrailsConfiguration", "evaluation-job", "evaluation-jobs", "guardrails", "listTagsForResource",
+     "logging", "marketplace-model", "model-copy-jobs", "model-customization", "model-import-jobs",
+     "resource-policy", "tagResource", "untagResource", "use-case-for-model-access"}
+)  # fmt: skip
+#: bedrock-agent-runtime path segments other than rerank and retrieve-and-generate.
+_AGENT_RUNTIME: dict[str, str] = {
+    "knowledgebases": "vector_stores",
+    "agenticRetrieveStream": "vector_stores",
+    "agents": "assistants",
+    "sessions": "assistants",
+    "flows": "other",
+    "generateQuery": "other",
+    "optimize-prompt": "other",
+    "tags": "other",
+}
+#: Content block kinds that carry a file (Converse and Nova-style keys, Anthropic/OpenAI-style ``type`` values).
+_FILE_BLOCKS = frozenset({"image", "document", "video", "audio"})
+_FILE_TYPES = frozenset({"image", "document", "video", "audio", "image_url", "input_image", "input_audio", "file"})
+_NO_FEATURES: frozenset[str] = frozenset()
+
+
+# -- models -------------------------------------------------------------------------------------------------------
+
+
+def model_of(identifier: str) -> tuple[str, str | None]:
+    """The model a ``modelId`` names and the Region an ARN puts it in (None for a plain id)."""
+    if not identifier.startswith("arn:"):
+        return identifier, None
+    parts = identifier.split(":", 5)
+    if len(parts) != 6 or not parts[5]:
+        return identifier, None
+    region = parts[3] or None
+    kind, _, ident = parts[5].partition("/")
+    if parts[2] == "bedrock" and kind in _TRANSPARENT_ARNS and ident:
+        return ident, region
+    return identifier, region
+
+
+def base_model(model: str) -> str:
+    """The foundation model id inside a model id or an inference profile id."""
+    geography, dot, rest = model.partition(".")
+    return rest if dot and geography in PROFILE_PREFIXES else model
+
+
+def invoke_operation(model: str) -> str:
+    """What InvokeModel does for ``model``: embed and rerank families, else chat (opaque ARNs included)."""
+    base = base_model(model)
+    if base.startswith(EMBED_PREFIXES) or (base.startswith("amazon.nova") and "-embed" in base):
+        return "embed"
+    if base.startswith(RERANK_PREFIXES):
+        return "rerank"
+    return "chat"
+
+
+def geography(region: str) -> str | None:
+    """The geography of an AWS Region, None where privsdk knows none."""
+    return REGION_GEOGRAPHY.get(region)
+
+
+# -- features -----------------------------------------------------------------------------------------------------
+
+
+def _tool_type(kind: str, found: set[str]) -> None:
+    """A vendor-defined tool in a model's native body (Anthropic ``web_search_20250305``, ...)."""
+    if kind.startswith(("web_search", "web_fetch")):
+        found.add("web_search")
+    elif kind.startswith(("code_execution", "mcp")):
+        found.add("hosted_tools")
+
+
+def _blocks(blocks: object, found: set[str]) -> None:
+    """Features of a list of content blocks, in Converse shape or a model's native one."""
+    if not isinstance(blocks, list):
+        return
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        for key in block:
+            if key in _FILE_BLOCKS:
+                found.add("file_inputs")
+            elif key == "cachePoint" or key == "cache_control":
+                found.add("prompt_caching")
+            elif key == "toolResult":
+                result = block[key]
+                if isinstance(result, dict):
+                    _blocks(result.get("content"), found)
+        kind = block.get("type")
+        if isinstance(kind, str):
+            if kind in _FILE_TYPES:
+                found.add("file_inputs")
+            elif kind == "tool_result":
+                _blocks(block.get("content"), found)
+
+
+def _messages(messages: object, found: set[str]) -> None:
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                _blocks(message.get("content"), found)
+
+
+def _tools(tools: object, found: set[str]) -> None:
+    if not isinstance(tools, list):
+        return
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        if "cachePoint" in tool or "cache_control" in tool:
+            found.add("prompt_caching")
+        system_tool = tool.get("systemTool")
+        if isinstance(system_tool, dict):
+            # Bedrock-hosted tools (Nova's web grounding is ``nova_grounding``): run by the vendor.
+            name = str(system_tool.get("name", ""))
+            found.add("web_search" if "grounding" in name or "search" in name else "hosted_tools")
+        kind = tool.get("type")
+        if isinstance(kind, str):
+            _tool_type(kind, found)
+
+
+def _native(body: Mapping[str, Any], found: set[str]) -> None:
+    """Features of a model's native body (InvokeModel, or Converse's additionalModelRequestFields)."""
+    _messages(body.get("messages"), found)
+    system = body.get("system")
+    if isinstance(system, list):
+        _blocks(system, found)
+    _tools(body.get("tools"), found)
+    tool_config = body.get("toolConfig")
+    if isinstance(tool_config, dict):
+        _tools(tool_config.get("tools"), found)
+    # Titan multimodal embeddings, Llama 3.2 vision, Cohere embed v4 images.
+    if "inputImage" in body or "images" in body:
+        found.add("file_inputs")
+    if isinstance(body.get("inputs"), list):
+        for item in body["inputs"]:
+            if isinstance(item, dict):
+                _blocks(item.get("content"), found)
+
+
+def converse_features(body: Mapping[str, Any]) -> frozenset[str]:
+    """Features of a Converse/ConverseStream body (also CountTokens' ``converse`` input)."""
+    found: set[str] = set()
+    _messages(body.get("messages"), found)
+    _blocks(body.get("system"), found)
+    tool_config = body.get("toolConfig")
+    if isinstance(tool_config, dict):
+        _tools(tool_config.get("tools"), found)
+    extra = body.get("additionalModelRequestFields")
+    if isinstance(extra, dict):
+        _native(extra, found)
+    return frozenset(found) if found else _NO_FEATURES
+
+
+def native_features(body: Mapping[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    _native(body, found)
+    return frozenset(found) if found else _NO_FEATURES
+
+
+def _json_object(request: Outgoing, what: str) -> dict[str, Any]:
+    """The body as a JSON object; an empty body carries nothing, so it is an empty object (``privsdk explain``)."""
+    if not request.body:
+        return {}
+    body = request.json()
+    if not isinstance(body, dict):
+        raise Unreadable(f"{what} body is not a JSON object")
+    return body
+
+
+def _dig(body: Mapping[str, Any], *keys: str) -> Any:
+    value: Any = body
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
+class BedrockReader:
+    """The :class:`~privsdk.outbound.outgoing.WireReader` for Amazon Bedrock."""
+
+    def read(self, request: Outgoing) -> Asks:
+        parts = request.path.split("/")
+        first = parts[1] if len(parts) > 1 else ""
+        if first == "model":
+            return self._model(request, parts)
+        if first == "async-invoke":
+            if request.method == "POST":
+                body = _json_object(request, "StartAsyncInvoke")
+                return self._asks("batch", body.get("modelId"), _NO_FEATURES)
+            return Asks("batch")
+        if first in ("guardrail", "guardrail-checks"):
+            return Asks("other")
+        if first == "rerank":
+            body = _json_object(request, "Rerank")
+            arn = _dig(
+                body, "rerankingConfiguration", "bedrockRerankingConfiguration", "modelConfiguration", "modelArn"
+            )
+            return self._asks("rerank", arn, _NO_FEATURES)
+        if first in ("retrieveAndGenerate", "retrieveAndGenerateStream"):
+            return self._retrieve_and_generate(request, first)
+        if first in _AGENT_RUNTIME:
+            return Asks(_AGENT_RUNTIME[first])
+        return self._control(request, first)
+
+    @staticmethod
+    def _asks(operation: str, identifier: object, features: frozenset[str]) -> Asks:
+        if not isinstance(identifier, str) or not identifier:
+            raise Unreadable(f"{operation} request names no model")
+        model, region = model_of(identifier)
+        return Asks(operation, model, features, location=region)
+
+    def _model(self, request: Outgoing, parts: list[str]) -> Asks:
+        if len(parts) != 4 or not parts[2]:
+            raise Unreadable("unknown path shape /model/...: expected /model/{modelId}/{action}")
+        model, region = model_of(unquote(parts[2]))
+        action = parts[3]
+        if action in ("converse", "converse-stream"):
+            features = converse_features(_json_object(request, "Converse"))
+            operation = "chat" if action == "converse" else "stream"
+        elif action in ("invoke", "invoke-with-response-stream"):
+            features = native_features(_json_object(request, "InvokeModel"))
+            operation = invoke_operation(model) if action == "invoke" else "stream"
+        elif action == "count-tokens":
+            # CountTokens sends the whole prompt to the model's Region, so it is judged as the chat it counts.
+            body = _json_object(request, "CountTokens")
+            converse = _dig(body, "input", "converse")
+            invoke = _dig(body, "input", "invokeModel", "body")
+            if isinstance(converse, dict):
+                features = converse_features(converse)
+            elif isinstance(invoke, str):
+                try:
+                    native = json.loads(invoke)
+                except ValueError:
+                    raise Unreadable("CountTokens invokeModel body is not JSON") from None
+                features = native_features(native) if isinstance(native, dict) else _NO_FEATURES
+            else:
+                raise Unreadable("CountTokens input is neither converse nor invokeModel")
+            operation = "chat"
+        elif action == "invoke-with-bidirectional-stream":
+            return Asks("realtime", model, location=region)
+        else:
+            raise Unreadable(f"unknown path shape /model/{{modelId}}/{action}")
+        return Asks(operation, model, features, location=region)
+
+    def _retrieve_and_generate(self, request: Outgoing, first: str) -> Asks:
+        body = _json_object(request, "RetrieveAndGenerate")
+        config = body.get("retrieveAndGenerateConfiguration")
+        if not isinstance(config, dict):
+            raise Unreadable("RetrieveAndGenerate has no retrieveAndGenerateConfiguration")
+        # Bedrock keeps the conversation in a session between calls, whether or not the caller names one.
+        found = {"stored_responses"}
+        knowledge_base = config.get("knowledgeBaseConfiguration")
+        external = config.get("externalSourcesConfiguration")
+        if isinstance(knowledge_base, dict):
+            found.add("file_search")
+            arn = knowledge_base.get("modelArn")
+        elif isinstance(external, dict):
+            found.add("file_inputs")
+            arn = external.get("modelArn")
+        else:
+            raise Unreadable("RetrieveAndGenerate configuration names no knowledge base or external sources")
+        operation = "chat" if first == "retrieveAndGenerate" else "stream"
+        return self._asks(operation, arn, frozenset(found))
+
+    def _control(self, request: Outgoing, first: str) -> Asks:
+        if first in ("model-invocation-job", "model-invocation-jobs"):
+            if request.method == "POST" and request.path == "/model-invocation-job":
+                return self._asks(
+                    "batch", _json_object(request, "CreateModelInvocationJob").get("modelId"), _NO_FEATURES
+                )
+            return Asks("batch")
+        if first == "model-customization-jobs":
+            if request.method == "POST" and request.path == "/model-customization-jobs":
+                body = _json_object(request, "CreateModelCustomizationJob")
+                return self._asks("fine_tune", body.get("baseModelIdentifier"), _NO_FEATURES)
+            return Asks("fine_tune")
+        if first in _MODEL_LISTINGS:
+            return Asks("models" if request.method == "GET" else "other")
+        if first in _CONTROL_OTHER:
+            return Asks("other")
+        raise Unreadable(f"unknown path shape /{first}/...")
+
+    def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> BedrockMeter | None:
+        if status >= 300 or not request.path.startswith("/model/"):
+            return None
+        action = request.path.rsplit("/", 1)[-1]
+        if action == "converse":
+            kind = _JSON
+        elif action == "converse-stream":
+            kind = _CONVERSE_STREAM
+        elif action == "invoke-with-response-stream":
+            kind = _INVOKE_STREAM
+        elif action == "invoke":
+            kind = _HEADERS
+        else:
+            return None
+        return BedrockMeter(kind, _count(headers.get(INPUT_TOKENS_HEADER)), _count(headers.get(OUTPUT_TOKENS_HEADER)))
+
+
+# -- metering -----------------------------------------------------------------------------------------------------
+
+_JSON, _CONVERSE_STREAM, _INVOKE_STREAM, _HEADERS = range(4)
+#: An event-stream message is at most 16 MiB of payload plus headers; a larger prelude is a broken stream.
+_MAX_FRAME = 24 * 1024 * 1024
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _usage_object(body: bytes | bytearray) -> Any:
+    """Converse's top-level ``usage`` object, parsed alone where it can be found, else from the whole body."""
+    at = body.rfind(b'"usage"')
+    if at >= 0:
+        start = body.find(b"{", at)
+        try:
+            usage, _ = _DECODER.raw_decode(body[start:].decode())
+        except (ValueError, UnicodeDecodeError):
+            usage = None
+        if isinstance(usage, dict) and "inputTokens" in usage:
+            return usage
+    try:
+        return json.loads(body).get("usage")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _string_header(name: bytes, value: bytes) -> bytes:
+    """An event-stream string header as encoded: name length, name, type 7, value length, value."""
+    return bytes([len(name)]) + name + b"\x07" + len(value).to_bytes(2, "big") + value
+
+
+#: The headers the meters look for, matched as bytes in a frame's header block (no header parsing per frame).
+_EVENT = _string_header(b":message-type", b"event")
+_METADATA = _string_header(b":event-type", b"metadata")
+_CHUNK = _string_header(b":event-type", b"chunk")
+
+
+class BedrockMeter:
+    """Counts one Bedrock response's tokens; keeps only the numbers, and at most one stream frame."""
+
+    __slots__ = ("_body", "_buffer", "_input", "_kind", "_last_chunk", "_output")
+
+    def __init__(self, kind: int, input_tokens: int | None, output_tokens: int | None):
+        self._kind = kind
+        self._input = input_tokens
+        self._output = output_tokens
+        self._body = bytearray()
+        self._buffer = bytearray()
+        self._last_chunk: bytes | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._kind == _JSON:
+            self._body += chunk
+        elif self._kind != _HEADERS:
+            self._buffer += chunk
+            self._frames()
+
+    def _frames(self) -> None:
+        buffer = self._buffer
+        while len(buffer) >= 12:
+            total = int.from_bytes(buffer[0:4], "big")
+            headers_len = int.from_bytes(buffer[4:8], "big")
+            if total > _MAX_FRAME or total < 16 + headers_len:
+                buffer.clear()  # not event-stream framing: count nothing rather than guess
+                self._kind = _HEADERS
+                return
+            if len(buffer) < total:
+                return
+            headers = bytes(buffer[12 : 12 + headers_len])
+            if _EVENT in headers:
+                wanted = _METADATA if self._kind == _CONVERSE_STREAM else _CHUNK
+                if wanted in headers:
+                    payload = bytes(buffer[12 + headers_len : total - 4])
+                    if self._kind == _CONVERSE_STREAM:
+                        self._usage(payload)
+                    else:
+                        self._last_chunk = payload  # invocation metrics ride on the last chunk only
+            del buffer[:total]
+
+    def _usage(self, payload: bytes) -> None:
+        try:
+            usage = json.loads(payload).get("usage")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(usage, dict):
+            self._input = _count(usage.get("inputTokens"))
+            self._output = _count(usage.get("outputTokens"))
+
+    def _invocation_metrics(self, payload: bytes) -> None:
+        try:
+            encoded = json.loads(payload).get("bytes")
+            metrics = json.loads(base64.b64decode(encoded)).get(INVOCATION_METRICS)
+        except (ValueError, AttributeError, TypeError, binascii.Error):
+            return
+        if isinstance(metrics, dict):
+            self._input = _count(metrics.get("inputTokenCount"))
+            self._output = _count(metrics.get("outputTokenCount"))
+
+    def tokens(self) -> tuple[int | None, int | None]:
+        if self._kind == _JSON and self._body:
+            body, self._body = self._body, bytearray()
+            usage = _usage_object(body)
+            if isinstance(usage, dict):
+                self._input = _count(usage.get("inputTokens"))
+                self._output = _count(usage.get("outputTokens"))
+        elif self._kind == _INVOKE_STREAM and self._last_chunk is not None:
+            chunk, self._last_chunk = self._last_chunk, None
+            self._invocation_metrics(chunk)
+        return self._input, self._output
+
+
+READER = BedrockReader()

@@ -1,0 +1,550 @@
+"""Google's generative AI wire protocol: Vertex AI and the Gemini Developer API.
+
+Both speak REST with the action after a colon in the last path segment
+(``.../models/gemini-2.5-flash:generateContent``). Vertex AI puts the GCP
+project and location in the path (``/v1/projects/{p}/locations/{l}/...``;
+express mode, with an API key, leaves them out); the Gemini API has neither.
+The reader takes the operation from the path, the model and publisher from
+the path, and the features from the body (camelCase on the wire; the
+services also take snake_case, so both spellings count).
+
+Responses carry ``usageMetadata`` (JSON, SSE ``data:`` events with
+``alt=sse``, or a JSON array streamed piece by piece); the meter finds that
+object by its key whatever the framing, keeps it alone, and drops the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote as _unquote
+
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+
+# -- operations -------------------------------------------------------------------------------------
+
+#: The action after ``:`` on a model (or endpoint) -> operation. ``countTokens`` and ``computeTokens`` send the
+#: whole prompt to Google, so they are judged as chat. ``predict`` depends on the model (see _predict).
+_METHODS = {
+    "generateContent": "chat",
+    "countTokens": "chat",
+    "computeTokens": "chat",
+    "rawPredict": "chat",  # partner models (Claude, Llama, Mistral) in their makers' own body format
+    "generateAnswer": "chat",
+    "generateText": "chat",
+    "generateMessage": "chat",
+    "countMessageTokens": "chat",
+    "countTextTokens": "chat",
+    "streamGenerateContent": "stream",
+    "streamRawPredict": "stream",
+    "serverStreamingPredict": "stream",
+    "streamGenerateMessage": "stream",
+    "embedContent": "embed",
+    "batchEmbedContents": "embed",
+    "embedText": "embed",
+    "batchEmbedText": "embed",
+    "batchGenerateContent": "batch",
+    "asyncBatchEmbedContent": "batch",
+    "predictLongRunning": "other",  # Veo video generation, a long-running operation that keeps its output
+    "fetchPredictOperation": "other",
+}
+#: Collections under a version (or under ``projects/{p}/locations/{l}``) and what any request on them does.
+_COLLECTIONS = {
+    "batchPredictionJobs": "batch",
+    "batches": "batch",
+    "tuningJobs": "fine_tune",
+    "files": "files",
+    "ragCorpora": "vector_stores",
+    "fileSearchStores": "vector_stores",
+    "corpora": "vector_stores",
+    "authTokens": "realtime",  # ephemeral tokens for the Live API
+    "cachedContents": "other",  # a context cache: content the vendor stores (feature prompt_caching)
+    "operations": "other",
+    "agents": "other",
+    "environments": "other",
+    "triggers": "other",
+    "webhooks": "other",
+    "voices": "other",
+    "decisions": "other",
+    "credentials": "other",
+    "reasoningEngines": "other",
+    "customJobs": "other",
+    "datasets": "other",
+    "evaluationRuns": "other",
+}
+#: Model name prefixes whose ``predict`` is an embedding, and those whose ``predict`` makes or edits images.
+_EMBEDDING_MODELS = ("text-embedding", "text-multilingual-embedding", "textembedding", "multimodalembedding")
+_IMAGE_MODELS = ("imagen", "imagegeneration", "imagetext", "virtual-try-on", "image-segmentation")
+
+# -- features ---------------------------------------------------------------------------------------
+
+#: A ``tools[]`` entry of generateContent holds one of these keys (both spellings) -> feature (None: no feature).
+_TOOLS: dict[str, str | None] = {}
+for _camel, _feature in (
+    ("functionDeclarations", None),
+    ("googleSearch", "grounding_search"),
+    ("googleSearchRetrieval", "grounding_search"),
+    ("enterpriseWebSearch", "grounding_search"),
+    ("googleMaps", "grounding_maps"),
+    ("retrieval", "file_search"),  # Vertex AI Search, RAG Engine, external retrieval: stored data
+    ("fileSearch", "file_search"),
+    ("codeExecution", "hosted_tools"),
+    ("urlContext", "hosted_tools"),
+    ("computerUse", "hosted_tools"),
+    ("mcpServers", "hosted_tools"),
+    ("parallelAiSearch", "grounding_search"),
+):
+    _TOOLS[_camel] = _feature
+    _TOOLS["".join("_" + c.lower() if c.isupper() else c for c in _camel)] = _feature
+#: An Interactions API tool ``type`` -> feature.
+_INTERACTION_TOOLS: dict[str, str | None] = {
+    "function": None,
+    "google_search": "grounding_search",
+    "google_maps": "grounding_maps",
+    "file_search": "file_search",
+    "retrieval": "file_search",
+    "code_execution": "hosted_tools",
+    "url_context": "hosted_tools",
+    "computer_use": "hosted_tools",
+    "mcp_server": "hosted_tools",
+    "tool_search": "hosted_tools",
+}
+_FILE_PARTS = frozenset({"inlineData", "inline_data", "fileData", "file_data"})
+_MODALITIES = {"AUDIO": "audio_output", "IMAGE": "image_output"}
+_NO_FEATURES: frozenset[str] = frozenset()
+
+
+def unquote(segment: str) -> str:
+    """A path segment decoded (``claude-sonnet-4%405`` -> ``claude-sonnet-4@5``); most have nothing to decode."""
+    return _unquote(segment) if "%" in segment else segment
+
+
+def _name(segment: str) -> str:
+    """A path segment for a refusal message: kept only when it looks like a schema word, never a value."""
+    return segment if segment.isascii() and segment.replace("_", "").isalnum() and len(segment) <= 40 else "<name>"
+
+
+def _version(segment: str) -> bool:
+    """``v1``, ``v1beta``, ``v1beta1``, ``v1alpha``, ``v1internal``, ..."""
+    return len(segment) >= 2 and segment[0] == "v" and segment[1].isdigit()
+
+
+class GoogleReader:
+    """The reader for Vertex AI and the Gemini Developer API (see the module doc)."""
+
+    def read(self, request: Outgoing) -> Asks:
+        segments = request.path.split("?", 1)[0].strip("/").split("/")
+        if segments[0] == "upload":  # media uploads: /upload/v1beta/files, /upload/v1beta/fileSearchStores/...
+            segments = segments[1:]
+        if segments[0] == "ws":  # Live API websocket handshake
+            return Asks("realtime", publisher="google")
+        if not segments or not _version(segments[0]):
+            raise Unreadable(f"unknown path shape /{_name(segments[0]) if segments else ''}/...")
+        rest = segments[1:]
+        project = location = None
+        if rest and rest[0] == "projects":
+            if len(rest) < 4 or rest[2] != "locations":
+                raise Unreadable("a Vertex AI path must name projects/{project}/locations/{location}")
+            project, location = unquote(rest[1]), unquote(rest[3])
+            rest = rest[4:]
+        if not rest:
+            raise Unreadable("a path with no resource after the API version")
+        head = rest[0].split(":", 1)[0]
+        if head == "publishers":
+            return self._publisher(request, rest, project, location)
+        if head in ("models", "tunedModels"):
+            return self._model(request, rest, project, location, publisher="google")
+        if head == "endpoints":
+            return self._endpoint(request, rest, project, location)
+        if head == "interactions":
+            return self._interaction(request, rest, project, location)
+        operation = _COLLECTIONS.get(head)
+        if operation is None:
+            raise Unreadable(f"unknown path shape /{_name(segments[0])}/{_name(head)}/...")
+        if head == "operations" or (len(rest) > 2 and rest[2].split(":", 1)[0] == "operations"):
+            return Asks("other", project=project, location=location)
+        features = frozenset({"prompt_caching"}) if head == "cachedContents" else _NO_FEATURES
+        return Asks(operation, features=features, project=project, location=location)
+
+    # -- path families ------------------------------------------------------------------------------
+
+    def _publisher(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
+        """``publishers/{publisher}/models[/{model}[:method]]``."""
+        if len(rest) < 3 or rest[2] != "models":
+            raise Unreadable("a publisher path must be publishers/{publisher}/models/...")
+        return self._model(request, rest[2:], project, location, publisher=unquote(rest[1]))
+
+    def _model(
+        self, request: Outgoing, rest: list[str], project: str | None, location: str | None, *, publisher: str
+    ) -> Asks:
+        """``models`` / ``tunedModels`` (a listing, a model, or an action on one)."""
+        kind = rest[0]
+        if len(rest) == 1:  # the collection: list (GET) or, for tunedModels, create a tuning job (POST)
+            if request.method == "GET":
+                return Asks("models", project=project, location=location, publisher=publisher)
+            if kind == "tunedModels" and request.method == "POST":
+                return Asks("fine_tune", project=project, location=location, publisher=publisher)
+            raise Unreadable(f"unknown request {request.method} on /{kind}")
+        name, _, method = rest[1].partition(":")
+        model = unquote(name)
+        if kind == "tunedModels":
+            model = f"tunedModels/{model}"
+        if len(rest) > 2:  # models/{m}/operations/{op}: polling a long-running job
+            if rest[2] == "operations":
+                return Asks("other", model=model, project=project, location=location, publisher=publisher)
+            raise Unreadable(f"unknown path shape /{kind}/{{model}}/{_name(rest[2].split(':', 1)[0])}/...")
+        if not method:
+            operation = "models" if request.method == "GET" else "other"  # get / patch / delete of a model
+            return Asks(operation, model=model, project=project, location=location, publisher=publisher)
+        return self._action(request, method, model, None, project, location, publisher)
+
+    def _endpoint(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
+        """``endpoints/{id}:method`` (a tuned or deployed model: the model is whatever is deployed there) and the
+        OpenAI-compatible ``endpoints/openapi/chat/completions``."""
+        if len(rest) < 2:
+            raise Unreadable("an endpoints path must name an endpoint")
+        name, _, method = rest[1].partition(":")
+        if name == "openapi" and not method:
+            return self._openapi(request, rest[2:], project, location)
+        if len(rest) > 2 or not method:
+            raise Unreadable("an endpoints path must be endpoints/{endpoint}:{method}")
+        return self._action(request, method, None, unquote(name), project, location, None)
+
+    def _openapi(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
+        tail = "/".join(rest)
+        if tail not in ("chat/completions", "embeddings", "completions"):
+            raise Unreadable("unknown path shape /endpoints/openapi/...")
+        body = _body(request)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        publisher, _, _ = (model or "").partition("/")
+        if tail == "embeddings":
+            return Asks("embed", model=model, project=project, location=location, publisher=publisher or None)
+        operation = "stream" if body.get("stream") is True else "chat"
+        features = _openai_features(body)
+        return Asks(operation, model, features, project=project, location=location, publisher=publisher or None)
+
+    def _action(
+        self,
+        request: Outgoing,
+        method: str,
+        model: str | None,
+        endpoint: str | None,
+        project: str | None,
+        location: str | None,
+        publisher: str | None,
+    ) -> Asks:
+        if method == "predict":
+            operation = _predict(model)
+        else:
+            found = _METHODS.get(method)
+            if found is None:
+                raise Unreadable(f"unknown method :{_name(method)} on a model")
+            operation = found
+        features = _NO_FEATURES
+        if operation in ("chat", "stream", "batch"):
+            body = _body(request)
+            if method in ("rawPredict", "streamRawPredict"):  # the partner's own format (Anthropic: "stream")
+                if body.get("stream") is True:
+                    operation = "stream"
+            else:
+                features = _generate_features(body.get("generateContentRequest", body))
+        return Asks(operation, model, features, endpoint, project, location, publisher)
+
+    def _interaction(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
+        """The Interactions API: ``POST interactions`` creates one (stored unless ``store: false``); reading,
+        deleting or cancelling a stored one is ``responses_state``."""
+        if len(rest) > 1 or request.method != "POST":
+            return Asks("responses_state", project=project, location=location)
+        body = _body(request)
+        features: set[str] = set()
+        if body.get("store") is not False:
+            features.add("stored_responses")
+        if body.get("background") is True:
+            features.add("background")
+        if body.get("previous_interaction_id"):
+            features.add("stored_responses")
+        for tool in _list(body.get("tools")):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if not isinstance(kind, str) or kind not in _INTERACTION_TOOLS:
+                raise Unreadable("unknown tool type in an interaction")
+            feature = _INTERACTION_TOOLS[kind]
+            if feature is not None:
+                features.add(feature)
+        modalities = body.get("response_modalities")
+        for modality in _list(modalities):
+            if isinstance(modality, str) and modality.upper() in _MODALITIES:
+                features.add(_MODALITIES[modality.upper()])
+        if _has_file_input(body.get("input")):
+            features.add("file_inputs")
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        agent = body.get("agent")
+        if model is None and agent is not None:
+            features.add("hosted_tools")  # an agent (Deep Research) runs Google's tools on its own
+        operation = "stream" if body.get("stream") is True else "chat"
+        return Asks(operation, model, frozenset(features), project=project, location=location, publisher="google")
+
+    # -- meter ----------------------------------------------------------------------------------------
+
+    def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
+        if status >= 300 or asks.operation not in ("chat", "stream", "embed"):
+            return None
+        return UsageMeter()
+
+
+def _predict(model: str | None) -> str:
+    """``:predict`` embeds with the text-embedding models, makes images with Imagen; anything else is unread."""
+    if model is None:
+        return "other"  # a deployed endpoint: its model and so the meaning of predict are unknown here
+    if model.startswith(_EMBEDDING_MODELS) or "embedding" in model:
+        return "embed"
+    if model.startswith(_IMAGE_MODELS):
+        return "images"
+    return "other"
+
+
+def _body(request: Outgoing) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is an empty object, anything else cannot be judged."""
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise Unreadable("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Unreadable("the request body is not a JSON object")
+    return body
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _generate_features(body: Any) -> frozenset[str]:
+    """Features of a GenerateContentRequest (also the body of countTokens and of each batch request)."""
+    if not isinstance(body, dict):
+        return _NO_FEATURES
+    features: set[str] = set()
+    for tool in _list(body.get("tools")):
+        if not isinstance(tool, dict):
+            raise Unreadable("a tools entry is not an object")
+        for key in tool:
+            if key not in _TOOLS:
+                raise Unreadable(f"unknown tool kind {_name(key)}")
+            feature = _TOOLS[key]
+            if feature is not None:
+                features.add(feature)
+    if body.get("cachedContent") or body.get("cached_content"):
+        features.add("prompt_caching")
+    config = body.get("generationConfig", body.get("generation_config"))
+    if isinstance(config, dict):
+        for modality in _list(config.get("responseModalities", config.get("response_modalities"))):
+            if isinstance(modality, str) and modality.upper() in _MODALITIES:
+                features.add(_MODALITIES[modality.upper()])
+        if config.get("speechConfig") or config.get("speech_config"):
+            features.add("audio_output")
+    system = body.get("systemInstruction", body.get("system_instruction"))
+    if _has_file_input(body.get("contents")) or _has_file_input(system):
+        features.add("file_inputs")
+    inline = body.get("requests")  # batchGenerateContent: inline requests, each a GenerateContentRequest
+    if isinstance(inline, dict):
+        for item in _list(inline.get("requests")):
+            request = item.get("request") if isinstance(item, dict) else None
+            features |= _generate_features(request)
+    return frozenset(features)
+
+
+def _has_file_input(contents: Any) -> bool:
+    """Whether any part of ``contents`` (a Content, a list of them, or Interactions input) carries a file."""
+    stack = [contents]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if not _FILE_PARTS.isdisjoint(item):
+                return True
+            kind = item.get("type")
+            if kind in ("image", "audio", "video", "document") and ("data" in item or "uri" in item):
+                return True  # an Interactions API media part
+            parts = item.get("parts", item.get("content"))
+            if isinstance(parts, list):
+                stack.extend(parts)
+    return False
+
+
+def _openai_features(body: dict[str, Any]) -> frozenset[str]:
+    """The few OpenAI-format features Vertex's OpenAI-compatible endpoint serves."""
+    features: set[str] = set()
+    if "audio" in _list(body.get("modalities")) or body.get("audio"):
+        features.add("audio_output")
+    for message in _list(body.get("messages")):
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in _list(content):
+            if isinstance(part, dict) and part.get("type") in ("image_url", "input_audio", "file"):
+                features.add("file_inputs")
+    return frozenset(features)
+
+
+# -- meter ------------------------------------------------------------------------------------------
+
+#: Vertex ``:predict`` embeddings give a ``token_count`` per prediction and no usageMetadata.
+_TOKEN_COUNT = b'"token_count"'
+_KEYS = (b'"usageMetadata"', b'"usage"', _TOKEN_COUNT)
+_LONGEST_KEY = max(map(len, _KEYS))
+_MAX_OBJECT = 4096  # a usage object is a few hundred bytes; anything longer is not one
+
+
+class UsageMeter:
+    """Finds the last usage object in a response (JSON, SSE or a streamed JSON array) and keeps only it.
+
+    A key inside a JSON string has its quotes escaped (``\\"usageMetadata\\"``), so the exact byte string
+    ``"usageMetadata"`` is always a real key. The meter keeps the few bytes that could start a key across a
+    chunk boundary, the object being read while it is open, and the numbers of the last complete one.
+    """
+
+    __slots__ = ("_capture", "_depth", "_embed_tokens", "_input", "_output", "_tail")
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._capture: bytearray | None = None
+        self._depth = 0
+        self._input: int | None = None
+        self._output: int | None = None
+        self._embed_tokens: int | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._tail + chunk
+        self._tail = b""
+        start = 0
+        if self._capture is not None:
+            start = self._continue(data, 0)
+            if self._capture is not None:
+                return
+        while True:
+            key_end = _next_key(data, start)
+            if key_end is None:
+                self._tail = data[max(start, len(data) - _LONGEST_KEY + 1) :]  # may hold the start of a key
+                return
+            value = _after_colon(data, key_end)
+            if value is None:  # the colon or the value is in the next chunk: keep from the key on
+                self._tail = data[_key_start(data, key_end) :]
+                return
+            if data[key_end - len(_TOKEN_COUNT) : key_end] == _TOKEN_COUNT:
+                end = _number_end(data, value)
+                if end == len(data):  # the number may go on in the next chunk
+                    self._tail = data[_key_start(data, key_end) :]
+                    return
+                number = _number(data[value:end])
+                if number is not None:
+                    self._embed_tokens = (self._embed_tokens or 0) + number
+                start = end
+                continue
+            if data[value] != 0x7B:  # "usage": not followed by an object ({)
+                start = key_end
+                continue
+            self._capture = bytearray()
+            self._depth = 0
+            start = self._continue(data, value)
+            if self._capture is not None:
+                return
+
+    def _continue(self, data: bytes, start: int) -> int:
+        """Copy bytes of the open object from ``start`` until it closes; returns where scanning resumes."""
+        capture = self._capture
+        assert capture is not None
+        depth = self._depth
+        at = start
+        while (close := data.find(b"}", at)) != -1:
+            opening = data.find(b"{", at, close)
+            if opening != -1:
+                depth += 1
+                at = opening + 1
+                continue
+            depth -= 1
+            at = close + 1
+            if depth == 0:
+                capture += data[start:at]
+                self._close(bytes(capture))
+                self._capture = None
+                return at
+        self._depth = depth + data.count(b"{", at)
+        capture += data[start:]
+        if len(capture) > _MAX_OBJECT:
+            self._capture = None  # not a usage object after all: give up on it
+        return len(data)
+
+    def _close(self, raw: bytes) -> None:
+        try:
+            usage = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if not isinstance(usage, dict):
+            return
+        if "promptTokenCount" in usage or "candidatesTokenCount" in usage:
+            self._input = _int(usage.get("promptTokenCount"))
+            out = _int(usage.get("candidatesTokenCount"))
+            thoughts = _int(usage.get("thoughtsTokenCount"))
+            if thoughts:
+                out = (out or 0) + thoughts  # thinking tokens are output the vendor bills
+            self._output = out
+        elif "total_input_tokens" in usage or "total_output_tokens" in usage:  # Interactions API
+            self._input = _int(usage.get("total_input_tokens"))
+            self._output = _int(usage.get("total_output_tokens"))
+        elif "prompt_tokens" in usage:  # the OpenAI-compatible endpoint
+            self._input = _int(usage.get("prompt_tokens"))
+            self._output = _int(usage.get("completion_tokens"))
+
+    def tokens(self) -> tuple[int | None, int | None]:
+        if self._input is None and self._output is None and self._embed_tokens is not None:
+            return self._embed_tokens, None
+        return self._input, self._output
+
+
+def _next_key(data: bytes, start: int) -> int | None:
+    """The end of the next usage key at or after ``start``."""
+    ends = [at + len(key) for key in _KEYS if (at := data.find(key, start)) != -1]
+    return min(ends) if ends else None
+
+
+def _key_start(data: bytes, key_end: int) -> int:
+    for key in _KEYS:
+        if data[key_end - len(key) : key_end] == key:
+            return key_end - len(key)
+    return key_end
+
+
+def _after_colon(data: bytes, at: int) -> int | None:
+    """The index of the first byte of the value after ``"key"``, or None when it is not in ``data`` yet."""
+    n = len(data)
+    while at < n and data[at] in b" \t\r\n":
+        at += 1
+    if at >= n:
+        return None
+    if data[at] != 0x3A:  # not "key": but e.g. the end of a string value
+        return at
+    at += 1
+    while at < n and data[at] in b" \t\r\n":
+        at += 1
+    return at if at < n else None
+
+
+def _number_end(data: bytes, at: int) -> int:
+    n = len(data)
+    while at < n and data[at] in b"0123456789.eE+-":
+        at += 1
+    return at
+
+
+def _number(raw: bytes) -> int | None:
+    try:
+        return int(float(raw))
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+READER = GoogleReader()

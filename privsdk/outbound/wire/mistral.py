@@ -1,0 +1,239 @@
+"""Mistral's wire protocol: what a request to la Plateforme (api.mistral.ai and its EU/US hosts) asks for.
+
+Paths are ``/v1/<family>/...`` as the mistralai SDK sends them; a Mistral
+model on Azure AI Foundry takes chat at ``/models/chat/completions``.
+
+Operations: chat and FIM completions, the stateless Responses API and
+conversations are ``chat`` (``stream`` when the body says ``"stream": true``);
+embeddings ``embed``; files, batch jobs and fine-tuning their own operations;
+moderations and classifications ``moderation``; agents ``assistants`` (an
+agent's tools live on Mistral's side, out of the request's sight);
+libraries and context search indexes ``vector_stores``; audio ``audio``; GET
+and DELETE of conversations ``responses_state``; model listing ``models``.
+OCR, workflows, observability and the account's administration are ``other``.
+
+Features read from the body:
+
+- a conversation (``/v1/conversations``) is kept by Mistral unless the start
+  says ``"store": false``, and appending to or restarting one always uses
+  the kept state: ``stored_responses``; likewise a Responses request naming
+  ``previous_response_id`` or ``conversation``, or ``store`` true;
+- built-in tools: ``web_search``/``web_search_premium`` -> ``web_search``;
+  ``document_library`` -> ``file_search``; ``code_interpreter``,
+  ``image_generation``, connectors, MCP and any other non-function tool ->
+  ``hosted_tools``;
+- ``prompt_cache_key`` -> ``prompt_caching``; ``background`` true ->
+  ``background``;
+- image, document, file and audio parts of a message -> ``file_inputs``.
+
+Token counts: ``usage`` (``prompt_tokens``/``completion_tokens``, or the
+Responses API's ``input_tokens``/``output_tokens``) of a JSON answer, and of
+the last stream event that carries one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
+
+_NONE: frozenset[str] = frozenset()
+#: Families with one operation whatever the method and the rest of the path.
+_FIXED = {
+    "files": "files",
+    "batch": "batch",
+    "fine_tuning": "fine_tune",
+    "moderations": "moderation",
+    "classifications": "moderation",
+    "agents": "assistants",
+    "libraries": "vector_stores",
+    "context": "vector_stores",
+    "audio": "audio",
+    "ocr": "other",
+    "rag": "other",
+    "connectors": "other",
+    "observability": "other",
+    "workflows": "other",
+    "webhooks": "other",
+    "triggers": "other",
+    "users": "other",
+    "whoami": "other",
+    "service-accounts": "other",
+    "client": "other",
+}
+#: Tool types that run on Mistral's side, and the feature each one is.
+_TOOLS = {
+    "function": None,
+    "web_search": "web_search",
+    "web_search_premium": "web_search",
+    "document_library": "file_search",
+}
+#: Message part types that are text (anything else is an image, document, file or audio input).
+_TEXT_PARTS = frozenset({"text", "thinking", "reference", "tool_reference", "input_text", "output_text"})
+
+
+class MistralReader:
+    """The :class:`~privsdk.outbound.outgoing.WireReader` for Mistral's API."""
+
+    def read(self, request: Outgoing) -> Asks:
+        parts = request.path.strip("/").split("/")
+        method = request.method
+        if parts == ["models", "chat", "completions"] and method == "POST":  # Azure AI Foundry
+            return _completion(request, "chat")
+        if parts[0] not in ("v1", "v2") or len(parts) < 2:
+            raise Unreadable(f"unknown path shape /{parts[0]}/... for Mistral's API")
+        family = parts[1]
+        rest = parts[2:]
+        if parts[0] == "v2":
+            if family in ("prompts", "skills"):
+                return Asks("other")
+            if family == "audio":
+                return Asks("audio")
+            raise Unreadable(f"unknown path shape /v2/{family}/... for Mistral's API")
+        if family in ("chat", "fim") and rest and method == "POST":
+            if rest == ["completions"]:
+                return _completion(request, family)
+            if rest[0] in ("moderations", "classifications"):
+                return Asks("moderation", _model(_body(request, family)))
+        elif family == "embeddings" and not rest and method == "POST":
+            body = _body(request, family)
+            return Asks("embed", _model(body))
+        elif family == "conversations":
+            return _conversation(request, rest)
+        elif family == "responses" and method == "POST":
+            if not rest:
+                return _response(request)
+            return Asks("other")  # input_tokens: the prompt is sent to be counted
+        elif family == "models":
+            # A listing carries no content; changing or deleting a model is about fine-tuned models.
+            return Asks("models" if method == "GET" else "fine_tune")
+        else:
+            operation = _FIXED.get(family)
+            if operation is not None:
+                return Asks(operation)
+        raise Unreadable(f"unknown path shape /v1/{family}/... for Mistral's API")
+
+    def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
+        if not 200 <= status < 300:
+            return None
+        kind = headers.get("content-type", "")
+        if "event-stream" in kind:
+            return EventMeter(_pick, (b'"usage"',))
+        if "json" in kind and asks.operation in ("chat", "embed", "moderation"):
+            return JsonMeter(_pick)
+        return None
+
+
+def _body(request: Outgoing, family: str) -> dict[str, Any]:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise Unreadable(f"the body of a Mistral {family} request is not a JSON object")
+    return body
+
+
+def _model(body: Mapping[str, Any]) -> str | None:
+    model = body.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _operation(body: Mapping[str, Any]) -> str:
+    return "stream" if body.get("stream") is True else "chat"
+
+
+def _completion(request: Outgoing, family: str) -> Asks:
+    body = _body(request, family)
+    features: set[str] = set()
+    _tools(body.get("tools"), features)
+    _messages(body.get("messages"), features)
+    if body.get("prompt_cache_key"):
+        features.add("prompt_caching")
+    return Asks(_operation(body), _model(body), frozenset(features) if features else _NONE)
+
+
+def _conversation(request: Outgoing, rest: list[str]) -> Asks:
+    method = request.method
+    if method != "POST" or len(rest) > 2 or (len(rest) == 2 and rest[1] != "restart"):
+        return Asks("responses_state")  # listing, reading or deleting kept conversations
+    body = _body(request, "conversations")
+    if not rest and body.get("agent_id"):
+        return Asks("assistants")  # the agent's tools are configured on Mistral's side
+    features: set[str] = set()
+    # Starting one keeps it unless told not to; appending to or restarting one reads what was kept.
+    if rest or body.get("store") is not False:
+        features.add("stored_responses")
+    _tools(body.get("tools"), features)
+    _inputs(body.get("inputs"), features)
+    if body.get("prompt_cache_key"):
+        features.add("prompt_caching")
+    return Asks(_operation(body), _model(body), frozenset(features))
+
+
+def _response(request: Outgoing) -> Asks:
+    body = _body(request, "responses")
+    features: set[str] = set()
+    if body.get("store") is True or body.get("previous_response_id") or body.get("conversation"):
+        features.add("stored_responses")
+    if body.get("background") is True:
+        features.add("background")
+    if body.get("prompt_cache_key"):
+        features.add("prompt_caching")
+    _tools(body.get("tools"), features)
+    _inputs(body.get("input"), features)
+    return Asks(_operation(body), _model(body), frozenset(features) if features else _NONE)
+
+
+def _tools(tools: Any, features: set[str]) -> None:
+    if not isinstance(tools, list):
+        return
+    for tool in tools:
+        kind = tool.get("type", "function") if isinstance(tool, dict) else None
+        if kind in _TOOLS:
+            feature = _TOOLS[kind]
+            if feature is not None:
+                features.add(feature)
+        else:
+            features.add("hosted_tools")  # code_interpreter, image_generation, connectors, mcp, or newer
+
+
+def _messages(messages: Any, features: set[str]) -> None:
+    if not isinstance(messages, list):
+        return
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and _has_file(content):
+            features.add("file_inputs")
+            return
+
+
+def _inputs(inputs: Any, features: set[str]) -> None:
+    """Conversation ``inputs`` / Responses ``input``: a string, or entries whose content may hold parts."""
+    if isinstance(inputs, list):
+        _messages(inputs, features)
+
+
+def _has_file(content: list[Any]) -> bool:
+    return any(isinstance(part, dict) and part.get("type", "text") not in _TEXT_PARTS for part in content)
+
+
+def _counts(usage: Any) -> Tokens | None:
+    if not isinstance(usage, dict):
+        return None
+    found_in = count(usage.get("prompt_tokens", usage.get("input_tokens")))
+    found_out = count(usage.get("completion_tokens", usage.get("output_tokens")))
+    return found_in, found_out
+
+
+def _pick(answer: Any) -> Tokens | None:
+    """Counts from an answer or stream event: its ``usage``, or that of the response it wraps."""
+    if not isinstance(answer, dict):
+        return None
+    usage = answer.get("usage")
+    if usage is None:
+        inner = answer.get("response") or answer.get("data")
+        usage = inner.get("usage") if isinstance(inner, dict) else None
+    return _counts(usage)
+
+
+READER = MistralReader()

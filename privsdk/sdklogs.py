@@ -1,0 +1,79 @@
+"""Keep the vendor SDKs' own log records out of the app's logs: they can hold prompts, outputs and headers.
+
+With the root logger at DEBUG, botocore logs request and response bodies
+(prompts, system text, tool definitions, answers, error bodies), and the HTTP
+libraries under openai, cohere, mistralai and google-genai log headers. When
+privsdk first sends through an SDK, it sets the SDK loggers below to WARNING
+(so their children, made later, log no DEBUG or INFO either) and puts a filter
+on each of them that drops DEBUG and INFO records and replaces the text of
+warnings and errors with a notice naming the logger and level.
+
+``PRIVSDK_SDK_DEBUG_LOGS=1`` turns this off, for local debugging: the SDKs then
+log as they always do, content included.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logging import LogRecord
+
+#: Set to 1 to leave the vendor SDKs' loggers alone (their records can hold prompts and credentials' headers).
+OPT_OUT_ENV = "PRIVSDK_SDK_DEBUG_LOGS"
+
+#: The loggers of the SDKs and of the HTTP stacks under them; each name covers its children.
+SDK_LOGGERS = (
+    "botocore", "boto3", "s3transfer", "urllib3", "requests",
+    "openai", "httpx", "httpx2", "httpcore", "httpcore2", "h2", "hpack", "h11", "aiohttp",
+    "cohere", "mistralai", "mistralai_azure", "mistralai_gcp",
+    "google_genai", "google.genai", "google.auth", "google_auth_httplib2", "google.api_core",
+)  # fmt: skip
+
+_NOTICE = "%s record of logger %s withheld by privsdk: it may hold call content (PRIVSDK_SDK_DEBUG_LOGS=1 shows it)"
+
+
+_WARNING = 30  # logging.WARNING; logging itself is imported only when there is an SDK to guard
+
+
+class WithholdContent:
+    """A logging filter: drops a vendor SDK's DEBUG and INFO records; keeps that a warning or an error
+    happened, not its text."""
+
+    def filter(self, record: LogRecord) -> bool:
+        if record.levelno < _WARNING:
+            return False
+        record.msg, record.args = _NOTICE, (record.levelname, record.name)
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+_FILTER = WithholdContent()
+_lock = threading.Lock()
+
+
+def install() -> None:
+    """Guard the SDK loggers that exist now (called each time privsdk opens an adapter, after its SDK is imported).
+
+    ``PRIVSDK_SDK_DEBUG_LOGS`` is read from the process environment, as the SDKs' own logging settings are.
+    """
+    if os.environ.get(OPT_OUT_ENV, "").strip() == "1":
+        return
+    import logging
+
+    with _lock:
+        for name in SDK_LOGGERS:
+            logger = logging.getLogger(name)
+            if logger.level < logging.WARNING:  # NOTSET or DEBUG/INFO: children that inherit log no content
+                logger.setLevel(logging.WARNING)
+            if _FILTER not in logger.filters:
+                logger.addFilter(_FILTER)
+        # Children made so far: a logger's filters see only its own records, not its children's.
+        for name, child in list(logging.Logger.manager.loggerDict.items()):
+            if isinstance(child, logging.Logger) and name.startswith(_PREFIXES) and _FILTER not in child.filters:
+                child.addFilter(_FILTER)
+
+
+_PREFIXES = tuple(f"{name}." for name in SDK_LOGGERS)

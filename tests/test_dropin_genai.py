@@ -1,0 +1,509 @@
+"""``privsdk.genai``: google-genai's own Client with the guard in its transport, against a loopback Gemini service.
+
+Every test drives the real google-genai SDK over real HTTP. Configuration is the environment alone
+(PRIVSDK_ENDPOINTS declares the loopback server as a Vertex AI / Gemini API endpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai as google_genai
+from google.genai import errors as google_errors
+from google.genai import types
+from google.oauth2.credentials import Credentials
+
+import privsdk
+from privsdk import genai
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.transport import is_guarded
+from tests.wire.server import LoopbackServer, Status
+from tests.wire.vertex import API_KEY, TOKEN, GeminiApp
+
+PROJECT = "acme-prod"
+LOCATION = "europe-west4"
+MODEL = "gemini-2.5-flash"
+#: What a user wrote: no refusal message, exception chain or usage record may hold it.
+PROMPT = "my card number is 4242 4242 4242 4242"
+ZDR = {"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "vertex:abuse_monitoring_exception,vertex:caching_disabled"}
+SEARCH = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
+#: The search tool added as raw body fields, past the SDK's own types.
+SEARCH_BODY: dict[str, Any] = {"tools": [{"googleSearch": {}}]}
+WEATHER = types.Tool(
+    function_declarations=[
+        types.FunctionDeclaration(
+            name="get_weather",
+            description="The weather in a city",
+            parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}},
+        )
+    ]
+)
+
+
+class Env:
+    """The loopback server, declared as the endpoint of both offerings, and the usage records written."""
+
+    def __init__(self, server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch):
+        self.server, self.usage, self.monkeypatch = server, usage, monkeypatch
+
+    def set(self, **env: str) -> None:
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)
+        Guard.reset_default()
+
+    def records(self) -> list[dict[str, Any]]:
+        Guard.default().flush(5)
+        if not self.usage.exists():
+            return []
+        return [json.loads(line) for line in self.usage.read_text().splitlines() if line]
+
+    def vertex(self, module: Any = genai, **http: Any) -> Any:
+        return module.Client(
+            vertexai=True,
+            project=PROJECT,
+            location=LOCATION,
+            credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+            http_options=types.HttpOptions(base_url=self.server.url, **http),
+        )
+
+    def gemini(self, module: Any = genai) -> Any:
+        return module.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=self.server.url))
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
+                 "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_HTTP_CLIENT", "GOOGLE_GENAI_API_VERSION"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    with LoopbackServer(GeminiApp()) as server:
+        usage = tmp_path / "usage.jsonl"
+        url = server.url
+        endpoints = f"{url}/v1beta1=vertex.gemini,{url}/v1beta=gemini.api,{url}/upload=gemini.api"
+        state = Env(server, usage, monkeypatch)
+        state.set(PRIVSDK_ENDPOINTS=endpoints, PRIVSDK_USAGE=f"jsonl://{usage}")
+        yield state
+        assert server.errors == []
+
+
+# -- allowed requests --------------------------------------------------------------------------------
+
+
+def test_allowed_requests_are_sent_and_recorded_with_operation_and_tokens(env: Env) -> None:
+    env.set(**ZDR)
+    client = env.vertex()
+    answer = client.models.generate_content(model=MODEL, contents=PROMPT)
+    streamed = "".join(c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents=PROMPT))
+    vectors = client.models.embed_content(model="text-embedding-005", contents=["a b", "c"])
+    assert answer.text == streamed == "Hello from Gemini on loopback"
+    assert vectors.embeddings is not None and len(vectors.embeddings) == 2
+    assert len(env.server.requests) == 3
+    records = env.records()
+    assert [(r["operation"], r["outcome"], r["input_tokens"], r["output_tokens"]) for r in records] == [
+        ("chat", "ok", 8, 5),
+        ("stream", "ok", 8, 5),
+        ("embed", "ok", 3, None),
+    ]
+    assert {r["model"] for r in records} == {MODEL, "text-embedding-005"}
+    assert PROMPT not in env.usage.read_text()
+
+
+def test_async_requests_pass_the_guard_too(env: Env) -> None:
+    env.set(**ZDR)
+    client = env.vertex()
+
+    async def main() -> tuple[str | None, str]:
+        answer = await client.aio.models.generate_content(model=MODEL, contents=PROMPT)
+        chunks = await client.aio.models.generate_content_stream(model=MODEL, contents=PROMPT)
+        return answer.text, "".join([c.text or "" async for c in chunks])
+
+    assert asyncio.run(main()) == ("Hello from Gemini on loopback",) * 2
+    records = env.records()
+    assert [(r["operation"], r["input_tokens"], r["output_tokens"]) for r in records] == [
+        ("chat", 8, 5),
+        ("stream", 8, 5),
+    ]
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    assert len(env.server.requests) == 2
+
+
+def test_the_sdks_own_retries_stay_as_the_app_set_them(env: Env) -> None:
+    retry = types.HttpRetryOptions(attempts=2, initial_delay=0.01, max_delay=0.02)
+    client = env.vertex(retry_options=retry)
+    env.server.fail(Status(429, body=b'{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}'))
+    assert client.models.generate_content(model=MODEL, contents="hi").text == "Hello from Gemini on loopback"
+    assert len(env.server.requests) == 2
+
+
+# -- refusals ----------------------------------------------------------------------------------------
+
+
+def test_a_refusal_sends_nothing_and_is_both_privsdk_and_google_genai_error(env: Env) -> None:
+    env.set(**ZDR)
+    client = env.vertex()
+    with pytest.raises(google_errors.APIError) as caught:
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    error = caught.value
+    assert isinstance(error, privsdk.PolicyViolation) and isinstance(error, google_errors.ClientError)
+    assert (error.code, error.status, error.response) == (403, "PERMISSION_DENIED", None)
+    assert error.decision.outcome == "refuse" and [u.requirement for u in error.decision.unmet] == ["zdr"]
+    assert env.server.requests == []
+    text = f"{error} {error.details} {error.message} {error.__cause__!r} {error.__context__!r}"
+    assert "4242" not in text
+    (record,) = env.records()
+    assert (record["outcome"], record["decision"], record["operation"], record["unmet"]) == (
+        "refused",
+        "refuse",
+        "chat",
+        ["zdr"],
+    )
+    assert PROMPT not in env.usage.read_text()
+
+
+def test_a_refusal_is_never_retried_even_when_the_app_retries_403(env: Env) -> None:
+    env.set(**ZDR)
+    retry = types.HttpRetryOptions(attempts=4, http_status_codes=[403], initial_delay=0.01, max_delay=0.02)
+    client = env.vertex(retry_options=retry)
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    assert env.server.requests == []
+    assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
+
+
+@pytest.mark.parametrize(
+    ("feature", "config"),
+    [
+        ("grounding_maps", types.GenerateContentConfig(tools=[types.Tool(google_maps=types.GoogleMaps())])),
+        ("prompt_caching", types.GenerateContentConfig(cached_content="projects/p/locations/l/cachedContents/1")),
+        ("extra_body", types.GenerateContentConfig(http_options=types.HttpOptions(extra_body=SEARCH_BODY))),
+    ],
+)  # fmt: skip
+def test_features_the_body_asks_for_are_judged(env: Env, feature: str, config: types.GenerateContentConfig) -> None:
+    env.set(**ZDR)
+    client = env.vertex()  # held: google-genai closes its connections when the client is collected
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    assert env.server.requests == []
+
+
+def test_operations_beyond_chat_are_refused_on_every_path_of_the_sdk(env: Env) -> None:
+    """Uploads, caches, batches, the Live API's websocket: none is catalogued, all refused without a byte sent."""
+    vertex, gemini = env.vertex(), env.gemini()
+    attempts: list[Callable[[], object]] = [
+        lambda: gemini.files.upload(file=io.BytesIO(PROMPT.encode()), config={"mime_type": "text/plain"}),
+        lambda: vertex.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[PROMPT])),
+        lambda: vertex.batches.create(model=MODEL, src="gs://bucket/requests.jsonl"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(genai.PolicyViolation):
+            attempt()
+
+    async def live() -> None:
+        async with vertex.aio.live.connect(model="gemini-live-2.5-flash"):
+            pass
+
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(live())
+    assert env.server.requests == []
+
+
+# -- clients the app or the SDK built ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_a_client_the_app_passes_is_guarded_in_place(env: Env, library: str) -> None:
+    http = pytest.importorskip(library)
+    env.set(**ZDR)
+    sync, agen = http.Client(), http.AsyncClient()
+    client = env.vertex(httpx_client=sync, httpx_async_client=agen)
+    assert is_guarded(sync) and is_guarded(agen)
+    assert client.models.generate_content(model=MODEL, contents="hi").text
+    assert asyncio.run(client.aio.models.generate_content(model=MODEL, contents="hi")).text
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    assert len(env.server.requests) == 2
+    sync.close()
+
+
+@pytest.mark.parametrize("backend", ["httpx", "httpx2"])
+def test_the_sdks_own_clients_are_guarded_whichever_backend(env: Env, backend: str) -> None:
+    """google-genai builds httpx2 clients by default, httpx ones when told (GOOGLE_GENAI_HTTP_CLIENT)."""
+    pytest.importorskip(backend)
+    env.set(GOOGLE_GENAI_HTTP_CLIENT=backend, **ZDR)
+    client = env.vertex()
+    api = client._api_client
+    for http in (api._httpx_client, api._async_httpx_client):
+        assert backend in {c.__module__.partition(".")[0] for c in type(http).__mro__}
+        assert is_guarded(http)
+    assert client.models.generate_content(model=MODEL, contents="hi").text
+    assert asyncio.run(client.aio.models.generate_content(model=MODEL, contents="hi")).text
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    assert len(env.server.requests) == 2
+
+
+def test_guard_a_client_the_app_built(env: Env) -> None:
+    env.set(**ZDR)
+    client = env.vertex(google_genai)
+    assert privsdk.guard(client) is client
+    assert genai.guard_client(client) is client  # idempotent
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    assert client.models.generate_content(model=MODEL, contents="hi").text
+    assert len(env.server.requests) == 1
+    with pytest.raises(TypeError):
+        genai.guard_client(object())
+
+
+def _sync_client(client: Any) -> Any:
+    return client._api_client._httpx_client
+
+
+def test_instrument_guards_clients_the_sdk_builds_until_uninstrument(env: Env) -> None:
+    env.set(**ZDR)
+    privsdk.instrument()
+    try:
+        inside = env.vertex(google_genai)  # as a framework would build it
+        assert type(inside) is google_genai.Client
+        assert is_guarded(_sync_client(inside))
+        with pytest.raises(genai.PolicyViolation):
+            inside.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    finally:
+        privsdk.uninstrument()
+    after = env.vertex(google_genai)
+    assert not is_guarded(_sync_client(after))
+    assert _sync_client(inside) is not _sync_client(after)
+    assert env.server.requests == []
+
+
+# -- conformance -------------------------------------------------------------------------------------
+
+
+def _public(obj: object) -> set[str]:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+@pytest.mark.filterwarnings("ignore:.*usage is experimental:UserWarning")
+def test_the_drop_in_has_every_public_attribute_of_the_sdk_client(env: Env) -> None:
+    theirs, ours = env.vertex(google_genai), env.vertex()
+    assert isinstance(ours, google_genai.Client)
+    assert _public(theirs) <= _public(ours)
+    for name in sorted(_public(theirs)):
+        a, b = getattr(theirs, name), getattr(ours, name)
+        assert type(a) is type(b) or isinstance(b, type(a)), name
+        if type(a).__module__.startswith("google.genai"):
+            assert _public(a) <= _public(b), name
+            for inner in _public(a):
+                child = getattr(a, inner)
+                if type(child).__module__.startswith("google.genai") and not callable(child):
+                    assert _public(child) <= _public(getattr(b, inner)), f"{name}.{inner}"
+
+
+def test_the_face_module_replaces_google_genai() -> None:
+    assert genai.types is types and genai.errors is google_errors
+    assert genai.version is google_genai.version and genai.__version__ == google_genai.__version__
+    assert issubclass(genai.Client, google_genai.Client)
+    assert set(dir(google_genai)) <= set(dir(genai))
+    for name in google_genai.__all__:
+        if name != "Client" and hasattr(google_genai, name):  # google-genai lists "voices" but has no such module
+            assert getattr(genai, name) is getattr(google_genai, name)
+
+
+def _script(genai_module: Any, env: Env) -> list[Any]:
+    """An app written against google-genai: plain call, stream, chat session, a tool loop, embeddings, async."""
+    client = env.vertex(genai_module)
+    out: list[Any] = []
+    config = types.GenerateContentConfig(temperature=0.2, max_output_tokens=64, system_instruction="Be brief")
+    answer = client.models.generate_content(model=MODEL, contents="Say hello", config=config)
+    usage = answer.usage_metadata
+    assert usage is not None and answer.sdk_http_response is not None
+    out.append(
+        (answer.text, usage.prompt_token_count, usage.candidates_token_count, answer.candidates[0].finish_reason)
+    )
+    out.append(answer.sdk_http_response.headers.get("content-type"))
+    out.append([c.text for c in client.models.generate_content_stream(model=MODEL, contents="Say hello")])
+    chat = client.chats.create(model=MODEL)
+    out.append((chat.send_message("hi").text, chat.send_message("again").text, len(chat.get_history())))
+    app = env.server.app
+    assert isinstance(app, GeminiApp)
+    app.calls = [{"name": "get_weather", "args": {"city": "Paris"}}]
+    no_afc = types.AutomaticFunctionCallingConfig(disable=True)
+    tools = types.GenerateContentConfig(tools=[WEATHER], automatic_function_calling=no_afc)
+    contents: list[Any] = [types.Content(role="user", parts=[types.Part.from_text(text="Weather in Paris?")])]
+    first = client.models.generate_content(model=MODEL, contents=contents, config=tools)
+    assert first.function_calls and first.candidates and first.candidates[0].content
+    call = first.function_calls[0]
+    contents.append(first.candidates[0].content)
+    result = types.Part.from_function_response(name=call.name or "", response={"temperature": 21})
+    contents.append(types.Content(role="user", parts=[result]))
+    second = client.models.generate_content(model=MODEL, contents=contents, config=tools)
+    out.append((call.name, call.args, second.text))
+    app.calls = []
+    vectors = client.models.embed_content(model="text-embedding-005", contents=["alpha", "beta gamma"])
+    out.append([e.values for e in vectors.embeddings or []])
+    env.server.fail(Status(400, body=b'{"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}'))
+    try:
+        client.models.generate_content(model=MODEL, contents="hi")
+    except genai_module.errors.ClientError as exc:
+        out.append((type(exc).__name__, exc.code, exc.status))
+
+    async def main() -> Any:
+        answer = await client.aio.models.generate_content(model=MODEL, contents="Say hello")
+        chunks = await client.aio.models.generate_content_stream(model=MODEL, contents="Say hello")
+        return answer.text, [c.text async for c in chunks]
+
+    out.append(asyncio.run(main()))
+    return out
+
+
+def test_a_script_runs_unchanged_with_only_the_import_swapped(env: Env) -> None:
+    theirs = _script(google_genai, env)
+    sent = [(r.method, r.path, r.body) for r in env.server.requests]
+    env.server.requests.clear()
+    ours = _script(genai, env)
+    assert ours == theirs
+    assert [(r.method, r.path, r.body) for r in env.server.requests] == sent
+    assert len(env.records()) == len(sent)  # one record per request the drop-in sent (the 400 included)
+
+
+# -- the cases of issue 9: the location decides the host, the host decides the region -----------------
+
+
+@pytest.mark.parametrize(
+    ("location", "unmet"),
+    [
+        ("global", ["region=eu", "hipaa_baa"]),
+        ("us-central1", ["region=eu", "hipaa_baa"]),
+        ("europe-west4", ["hipaa_baa"]),
+        ("eu", ["hipaa_baa"]),  # aiplatform.eu.rep.googleapis.com
+    ],
+)
+def test_the_host_the_sdk_picks_for_a_location_decides_the_region(
+    env: Env, monkeypatch: pytest.MonkeyPatch, location: str, unmet: list[str]
+) -> None:
+    """A ``region=eu`` attestation holds only where the request really goes. Every case is refused (no BAA), so
+    nothing leaves the loopback machine; what is unmet shows where the guard placed the request."""
+    env.set(PRIVSDK_REQUIRE="region=eu,hipaa_baa", PRIVSDK_ATTEST="vertex:region=eu", PRIVSDK_ENDPOINTS="")
+    client = genai.Client(
+        vertexai=True,
+        project=PROJECT,
+        location=location,
+        credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+        http_options=types.HttpOptions(timeout=1000),
+    )
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.models.generate_content(model=MODEL, contents=PROMPT)
+    assert [u.requirement for u in caught.value.decision.unmet] == unmet
+    # the same location from the SDK's own environment variable
+    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", location)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+    from_env = genai.Client(vertexai=True, credentials=Credentials(token=TOKEN))  # type: ignore[no-untyped-call]
+    with pytest.raises(genai.PolicyViolation) as caught:
+        from_env.models.generate_content(model=MODEL, contents=PROMPT)
+    assert [u.requirement for u in caught.value.decision.unmet] == unmet
+
+
+def test_an_undeclared_base_url_is_refused_whatever_is_attested(env: Env) -> None:
+    env.set(PRIVSDK_ENDPOINTS="", PRIVSDK_REQUIRE="no_training", PRIVSDK_ATTEST="vertex:region=eu")
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation, match="not an endpoint privsdk knows"):
+        client.models.generate_content(model=MODEL, contents=PROMPT)
+    assert env.server.requests == []
+
+
+def test_a_guard_given_to_guard_client_replaces_the_one_a_client_had(env: Env) -> None:
+    client = env.vertex()  # guarded by the process-wide guard, which requires nothing
+    assert client.models.generate_content(model=MODEL, contents="hi").text
+    declared = f"{env.server.url}/v1beta1=vertex.gemini"
+    strict = Guard(environ={**ZDR, "PRIVSDK_ENDPOINTS": declared, "PRIVSDK_USAGE": "none"})
+    assert genai.guard_client(client, guard=strict) is client
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    assert len(env.server.requests) == 1
+
+
+def test_the_interactions_api_stores_by_default_and_is_refused_under_zdr(env: Env) -> None:
+    """``client.interactions`` (google-genai's newer resource, its own generated client on the same httpx
+    clients): ``store`` is on unless the request turns it off, and the stored state has no stated retention."""
+    env.set(**ZDR)
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation):
+        client.interactions.create(model=MODEL, input=PROMPT)
+    with pytest.raises(genai.PolicyViolation):
+        client.interactions.create(model=MODEL, input=PROMPT, store=True, tools=[{"type": "google_search"}])
+    assert env.server.requests == []
+    assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
+
+
+# -- privsdk.Client's Vertex adapter sends through the same guard ---------------------------------------
+
+
+def test_client_extra_fields_cannot_slip_features_past_the_guard(env: Env, tmp_path: Path) -> None:
+    """Issue 9: ``extra={"tools": [{"googleSearch": {}}]}`` and ``cachedContent`` went out under a zdr tenant."""
+    from privsdk import Client
+    from privsdk.config import load_policy
+
+    config = tmp_path / "privsdk.toml"
+    config.write_text(
+        f"""
+[targets.gemini-eu]
+offering = "vertex.gemini"
+model = "{MODEL}"
+project = "{PROJECT}"
+region = "{LOCATION}"
+endpoint = "{env.server.url}"
+attest = ["abuse_monitoring_exception", "caching_disabled"]
+
+[tenants.strict]
+classes.default = ["zdr"]
+""",
+        encoding="utf-8",
+    )
+    policy = load_policy({"PRIVSDK_CONFIG": str(config)})
+    client = Client(policy=policy, usage="none", credentials={"vertex": {"access_token": TOKEN}}, timeout=5.0)
+    try:
+        assert client.chat("gemini-eu", "hello", tenant="strict").text == "Hello from Gemini on loopback"
+        extras: list[dict[str, Any]] = [SEARCH_BODY, {"cachedContent": "projects/p/cachedContents/1"}]
+        for extra in extras:
+            with pytest.raises(privsdk.PolicyViolation) as caught:
+                client.chat("gemini-eu", PROMPT, tenant="strict", extra=extra)
+            assert isinstance(caught.value, genai.PolicyViolation)  # the transport's guard refused it, unchanged
+    finally:
+        client.close()
+    assert len(env.server.requests) == 1
+
+
+def test_streams_and_chat_sessions_are_refused_before_they_send(env: Env) -> None:
+    env.set(**ZDR)
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation):
+        list(client.models.generate_content_stream(model=MODEL, contents=PROMPT, config=SEARCH))
+
+    async def astream() -> None:
+        async for _ in await client.aio.models.generate_content_stream(model=MODEL, contents=PROMPT, config=SEARCH):
+            pass
+
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(astream())
+    with pytest.raises(genai.PolicyViolation):
+        client.chats.create(model=MODEL, config=SEARCH).send_message(PROMPT)
+    assert env.server.requests == []
+    assert [(r["operation"], r["outcome"]) for r in env.records()] == [
+        ("stream", "refused"),
+        ("stream", "refused"),
+        ("chat", "refused"),
+    ]

@@ -1,0 +1,397 @@
+"""``privsdk.mistralai``: the mistralai SDK's own client with the guard in its transport.
+
+:func:`exercise` is written against ``mistralai.client``. It runs once with the SDK and once with
+``privsdk.mistralai``, each against a loopback la Plateforme, and both runs must see the same results,
+types and errors, and send the same requests. A refused request sends nothing, is not retried (even
+with the SDK's retries on) and raises an exception that is both ``privsdk.PolicyViolation`` and
+mistralai's ``MistralError``. The SDK's telemetry stays off under the drop-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mistralai.client
+import pytest
+from mistralai.client import Mistral
+from mistralai.client.errors import MistralError
+from mistralai.client.utils import BackoffStrategy, RetryConfig
+from privsdk_mistral import dropin
+
+import privsdk
+import privsdk.mistralai
+from privsdk.outbound.judge import Guard
+from tests.conftest import clean_env
+from tests.wire.mistral import MODEL_ID, MistralApp
+from tests.wire.server import LoopbackServer, Recorded, Reply, Status
+
+KEY = "mistral-dropin-key"
+MODEL = "mistral-large-latest"
+MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
+TOOLS: Any = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+
+
+def exercise(sdk: Any, url: str, app: MistralApp, server: LoopbackServer) -> dict[str, Any]:
+    """A script written against ``mistralai.client``; ``sdk`` is that module or ``privsdk.mistralai``."""
+    seen: dict[str, Any] = {}
+    client = sdk.Mistral(api_key=KEY, server_url=url)
+    answer = client.chat.complete(model=MODEL, messages=MSG)
+    seen["chat"] = (type(answer), answer.choices[0].message.content, answer.usage.prompt_tokens)
+    with client.chat.stream(model=MODEL, messages=MSG) as events:
+        seen["stream"] = [(type(e.data), e.data.choices[0].delta.content) for e in events]
+    vectors = client.embeddings.create(model="mistral-embed", inputs=["alpha beta", "gamma"])
+    seen["embed"] = (type(vectors), [d.embedding for d in vectors.data], vectors.usage.prompt_tokens)
+    # The tool loop of Mistral's docs: the assistant message goes back as it came, then the tool's answer.
+    app.tool_calls = [("D681PevKs", "get_weather", '{"city": "Paris"}')]
+    messages: list[Any] = list(MSG)
+    first = client.chat.complete(model=MODEL, messages=messages, tools=TOOLS)
+    messages.append(first.choices[0].message)
+    for call in first.choices[0].message.tool_calls:
+        messages.append({"role": "tool", "name": call.function.name, "content": "21C", "tool_call_id": call.id})
+    app.tool_calls = ()
+    final = client.chat.complete(model=MODEL, messages=messages, tools=TOOLS)
+    seen["tools"] = ([c.function.name for c in first.choices[0].message.tool_calls], final.choices[0].message.content)
+    for status in (429, 400):
+        server.fail(Status(status, body=b'{"object": "error", "message": "no", "type": "t", "code": null}'))
+        try:
+            client.chat.complete(model=MODEL, messages=MSG)
+        except MistralError as exc:
+            seen[f"error {status}"] = (type(exc).__name__, exc.status_code)
+
+    async def run() -> tuple[Any, list[Any]]:
+        reply = await client.chat.complete_async(model=MODEL, messages=MSG)
+        async with await client.chat.stream_async(model=MODEL, messages=MSG) as stream:
+            pieces = [e.data.choices[0].delta.content async for e in stream]
+        return reply.choices[0].message.content, pieces
+
+    seen["async"] = asyncio.run(run())
+    return seen
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[MistralApp, LoopbackServer]]:
+    app = MistralApp("Il fait beau à Paris")
+    with LoopbackServer(app) as server:
+        yield app, server
+    assert server.errors == []
+
+
+@pytest.fixture
+def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "usage.jsonl"
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
+    return path
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The usage records the process-wide guard wrote (flushed first)."""
+    Guard.default().flush()
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def declare(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, offering: str = "mistral.api") -> None:
+    """Declare the loopback server as the offering's endpoint, through the environment alone."""
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}={offering}")
+
+
+def test_a_script_runs_unchanged_with_only_the_import_swapped(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    theirs = exercise(mistralai.client, server.url, app, server)
+    sent_theirs = [(r.method, r.path, r.json()) for r in server.requests]
+    server.requests.clear()
+    ours = exercise(privsdk.mistralai, server.url, app, server)
+    sent_ours = [(r.method, r.path, r.json()) for r in server.requests]
+    assert ours == theirs
+    assert sent_ours == sent_theirs
+    assert theirs["chat"][1] == app.text and theirs["tools"] == (["get_weather"], app.text)
+    assert theirs["error 429"] == ("SDKError", 429) and theirs["error 400"] == ("SDKError", 400)
+    assert theirs["async"][0] == app.text and "".join(p or "" for p in theirs["async"][1]) == app.text
+
+
+def _public(obj: Any) -> set[str]:
+    return {n for n in dir(obj) if not n.startswith("_")}
+
+
+def test_every_public_attribute_of_the_vendor_client_exists_on_the_drop_in() -> None:
+    theirs = Mistral(api_key=KEY, server_url="http://127.0.0.1:9")
+    ours = privsdk.mistralai.Mistral(api_key=KEY, server_url="http://127.0.0.1:9")
+    assert isinstance(ours, Mistral)
+    missing = [n for n in sorted(_public(theirs)) if not hasattr(ours, n)]
+    for name in sorted(_public(theirs)):  # one level down: chat, embeddings, files, beta...
+        resource = getattr(theirs, name)
+        if type(resource).__module__.startswith("mistralai.client.") and not callable(resource):
+            missing += [f"{name}.{n}" for n in _public(resource) if not hasattr(getattr(ours, name), n)]
+    assert missing == []
+
+
+def test_the_face_module_is_mistralai_client_with_a_guarded_client() -> None:
+    for name in ("models", "errors", "RetryConfig", "SERVER_EU", "SERVERS", "HttpClient"):
+        assert getattr(privsdk.mistralai, name) is getattr(mistralai.client, name)
+    assert issubclass(privsdk.mistralai.Mistral, Mistral) and privsdk.mistralai.Mistral is not Mistral
+    from privsdk import mistralai as face
+
+    assert face is privsdk.mistralai
+
+
+def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_class_error(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")  # the Experiment plan keeps prompts for 30 days
+    retries = RetryConfig("backoff", BackoffStrategy(1, 10, 1.1, 100), retry_connection_errors=True)
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url, retry_config=retries)
+
+    def stream() -> None:
+        with client.chat.stream(model=MODEL, messages=MSG) as events:
+            list(events)
+
+    for call in (
+        lambda: client.chat.complete(model=MODEL, messages=MSG),
+        stream,
+        lambda: client.embeddings.create(model="mistral-embed", inputs=["a"]),
+        lambda: asyncio.run(client.chat.complete_async(model=MODEL, messages=MSG)),
+    ):
+        with pytest.raises(MistralError) as caught:
+            call()
+        error = caught.value
+        assert isinstance(error, privsdk.PolicyViolation) and isinstance(error, privsdk.mistralai.PolicyViolation)
+        assert "zdr" in str(error) and "Paris" not in str(error) and KEY not in str(error)
+        assert error.status_code == 0 and error.body == "" and error.raw_response is None
+    assert server.requests == []
+    records = _records(usage)
+    assert [(r["outcome"], r["operation"], r["unmet"]) for r in records] == [
+        ("refused", op, ["zdr"]) for op in ("chat", "stream", "embed", "chat")
+    ]  # one record per call: the SDK's retries did not retry a refusal
+
+
+def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    client.chat.complete(model=MODEL, messages=MSG)
+    with client.chat.stream(model=MODEL, messages=MSG) as events:
+        assert "".join(e.data.choices[0].delta.content or "" for e in events) == app.text
+    client.embeddings.create(model="mistral-embed", inputs=["one two three"])
+    assert asyncio.run(client.chat.complete_async(model=MODEL, messages=MSG)).choices
+    assert [m.id for m in client.models.list().data or ()] == [MODEL_ID]  # a listing: allowed anywhere placed
+    records = _records(usage)
+    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in records] == [
+        ("chat", "ok", MODEL, app.usage),
+        ("stream", "ok", MODEL, app.usage),
+        ("embed", "ok", "mistral-embed", (3, 0)),
+        ("chat", "ok", MODEL, app.usage),
+        ("models", "ok", None, (None, None)),
+    ]
+    assert all(r["vendor"] == "mistral" for r in records)
+
+
+def test_the_guard_decides_on_what_the_request_asks_for(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Scale organisation with ZDR: stateless chat passes; conversations, agents, files and batch, which keep
+    data (Mistral's ZDR does not cover them), do not, nor does a conversation that is not stored but searches
+    the web... unless the catalogue allows it (web search is no limit of Mistral's: only the storing is)."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    monkeypatch.setenv("PRIVSDK_ATTEST", "mistral:plan=scale,mistral:zdr")
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    assert client.chat.complete(model=MODEL, messages=MSG).choices[0].message.content == app.text
+    calls: tuple[Callable[[], object], ...] = (
+        lambda: client.beta.conversations.start(model=MODEL, inputs="secret words"),
+        lambda: client.beta.conversations.append(conversation_id="c1", inputs="secret words"),
+        lambda: client.beta.conversations.list(),
+        lambda: client.agents.complete(agent_id="ag_1", messages=MSG),
+        lambda: client.files.list(),
+        lambda: client.batch.jobs.list(),
+    )
+    for call in calls:
+        with pytest.raises(privsdk.PolicyViolation) as caught:
+            call()
+        assert "secret" not in str(caught.value)
+    assert len(server.requests) == 1
+
+
+def test_an_app_built_client_and_its_http_clients_are_guarded_in_place(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    http = httpx2.Client(timeout=5)
+    client = Mistral(api_key=KEY, server_url=server.url, client=http)
+    assert privsdk.mistralai.guard_client(client) is client
+    assert privsdk.mistralai.guard_client(client) is client
+    with pytest.raises(privsdk.PolicyViolation):
+        client.chat.complete(model=MODEL, messages=MSG)
+    with pytest.raises(privsdk.PolicyViolation):
+        http.post(f"{server.url}/v1/chat/completions", json={"model": MODEL, "messages": MSG})
+    with pytest.raises(privsdk.PolicyViolation):
+        asyncio.run(client.chat.complete_async(model=MODEL, messages=MSG))
+    assert server.requests == []
+    with pytest.raises(TypeError, match="not a mistralai client"):
+        privsdk.mistralai.guard_client(object())
+
+
+def test_instrument_guards_clients_built_afterwards(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    privsdk.mistralai.instrument()
+    privsdk.mistralai.instrument()
+    try:
+        client = Mistral(api_key=KEY, server_url=server.url)
+        with pytest.raises(privsdk.PolicyViolation):
+            client.chat.complete(model=MODEL, messages=MSG)
+    finally:
+        privsdk.mistralai.uninstrument()
+    assert server.requests == []
+    assert dropin._originals == {}
+    monkeypatch.delenv("PRIVSDK_REQUIRE")
+    assert Mistral(api_key=KEY, server_url=server.url).chat.complete(model=MODEL, messages=MSG).choices
+
+
+class _Collector:
+    """A loopback OTLP endpoint: keeps what is posted to it."""
+
+    def __call__(self, request: Recorded) -> Reply:
+        return Reply(200, b"", {"Content-Type": "application/x-protobuf"})
+
+
+def _tracing_hook(client: Any) -> Any:
+    from mistralai.client._hooks.tracing import TracingHook
+
+    hooks = client.sdk_configuration.__dict__["_hooks"]
+    return next(h for h in hooks.before_request_hooks if isinstance(h, TracingHook))
+
+
+def test_the_sdk_telemetry_stays_off_under_the_drop_in(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MISTRAL_SDK_TELEMETRY would export spans with the prompt to Mistral; the drop-in keeps it off."""
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    with LoopbackServer(_Collector()) as collector:
+        monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "dedicated")
+        monkeypatch.setenv("MISTRAL_OTLP_TRACES_ENDPOINT", f"{collector.url}/telemetry/v1/traces")
+        plain = Mistral(api_key=KEY, server_url=server.url)
+        plain.chat.complete(model=MODEL, messages=MSG)
+        provider = _tracing_hook(plain)._auto_telemetry_provider
+        assert provider is not None  # the SDK alone turns it on from the environment...
+        provider.force_flush()
+        assert [r.path for r in collector.requests] == ["/telemetry/v1/traces"]  # ...and exports the span
+        collector.requests.clear()
+        ours = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+        ours.chat.complete(model=MODEL, messages=MSG)
+        with ours.chat.stream(model=MODEL, messages=MSG) as events:
+            list(events)
+        hook = _tracing_hook(ours)
+        assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
+        provider.force_flush()
+        assert collector.requests == []
+
+
+def test_a_telemetry_export_through_the_guarded_client_is_refused(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were spans sent through the SDK's own client, the guard would not know the path: refused, nothing sent."""
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    http = client.sdk_configuration.client
+    with pytest.raises(privsdk.PolicyViolation, match="telemetry"):
+        http.post(f"{server.url}/telemetry/v1/traces", content=b"\x0a\x0bspan with a prompt")
+    assert server.requests == []
+
+
+def test_an_async_client_serves_one_event_loop_after_another(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mistralai's own client reuses a pooled connection of the closed first loop ("Event loop is closed")."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+
+    async def ask() -> tuple[Any, str]:
+        reply = await client.chat.complete_async(model=MODEL, messages=MSG)
+        async with await client.chat.stream_async(model=MODEL, messages=MSG) as events:
+            text = "".join([e.data.choices[0].delta.content or "" async for e in events])
+        return reply.choices[0].message.content, text
+
+    assert asyncio.run(ask()) == asyncio.run(ask()) == asyncio.run(ask()) == (app.text, app.text)
+    assert len(server.requests) == 6
+
+
+def test_privsdk_run_guards_mistral_clients_an_unchanged_app_builds(
+    wire: tuple[MistralApp, LoopbackServer], tmp_path: Path
+) -> None:
+    """``privsdk run -- python app.py``: the app imports plain mistralai and is guarded all the same."""
+    _, server = wire
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import sys\n"
+        "from mistralai.client import Mistral, errors\n"
+        f"client = Mistral(api_key='k', server_url={server.url!r})\n"
+        "try:\n"
+        "    client.chat.complete(model='mistral-large-latest', messages=[{'role': 'user', 'content': 'secret'}])\n"
+        "except errors.MistralError as exc:\n"
+        "    print(type(exc).__module__, exc)\n"
+        "    sys.exit(3)\n",
+        encoding="utf-8",
+    )
+    env = clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_ENDPOINTS=f"{server.url}=mistral.api", PRIVSDK_USAGE="none")
+    done = subprocess.run(
+        [sys.executable, "-m", "privsdk", "run", "--", sys.executable, str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("privsdk_mistral.dropin") and "zdr" in done.stdout and "secret" not in done.stdout
+    assert server.requests == []
+
+
+def test_a_realtime_session_of_a_guarded_client_is_judged_before_its_websocket_opens(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    """Realtime transcription and speech open a websocket of their own, outside the SDK's HTTP clients."""
+    _, server = wire
+    declare(monkeypatch, server)
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    with pytest.raises(privsdk.mistralai.PolicyViolation, match="audio"):
+        asyncio.run(client.audio.realtime.connect("voxtral-mini-transcribe-realtime-2602"))
+    with pytest.raises(privsdk.mistralai.PolicyViolation, match="audio"):
+        asyncio.run(client.audio.realtime_speech.connect("voxtral-tts", voice_id="v"))
+    assert server.requests == []
+    assert [(r["outcome"], r["operation"]) for r in _records(usage)] == [("refused", "audio")] * 2

@@ -1,0 +1,208 @@
+"""Cohere's wire reader as a table: documented paths and body fields -> what the request asks for; and its meter."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.cohere import READER
+from tests.wire.cohere import BILLED, CohereApp
+from tests.wire.server import Recorded
+
+JSON = {"content-type": "application/json"}
+SSE = {"content-type": "text/event-stream"}
+
+
+def out(method: str, path: str, body: Any = None, host: str = "api.cohere.com") -> Outgoing:
+    raw = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Outgoing("cohere", method, "https", host, None, path, "", JSON, raw)
+
+
+MSG = [{"role": "user", "content": "hi"}]
+IMAGE = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]
+
+CASES: list[tuple[Outgoing, Asks]] = [
+    # v2 (ClientV2)
+    (out("POST", "/v2/chat", {"model": "command-a-03-2025", "messages": MSG}), Asks("chat", "command-a-03-2025")),
+    (out("POST", "/v2/chat", {"model": "command-a", "messages": MSG, "stream": True}), Asks("stream", "command-a")),
+    (out("POST", "/v2/chat", {"model": "m", "messages": MSG, "stream": False}), Asks("chat", "m")),
+    (out("POST", "/v2/chat", {"model": "m", "messages": IMAGE}), Asks("chat", "m", frozenset({"file_inputs"}))),
+    (
+        out("POST", "/v2/chat", {"model": "m", "messages": MSG, "documents": [{"data": {"text": "t"}}]}),
+        Asks("chat", "m"),
+    ),
+    (out("POST", "/v2/embed", {"model": "embed-v4.0", "texts": ["a"]}), Asks("embed", "embed-v4.0")),
+    (
+        out("POST", "/v2/embed", {"model": "e", "images": ["data:image/png;base64,AA=="]}),
+        Asks("embed", "e", frozenset({"file_inputs"})),
+    ),
+    (
+        out("POST", "/v2/embed", {"model": "e", "inputs": [{"content": [{"type": "image_url", "image_url": {}}]}]}),
+        Asks("embed", "e", frozenset({"file_inputs"})),
+    ),
+    (
+        out("POST", "/v2/embed", {"model": "e", "inputs": [{"content": [{"type": "text", "text": "a"}]}]}),
+        Asks("embed", "e"),
+    ),
+    (
+        out("POST", "/v2/rerank", {"model": "rerank-v3.5", "query": "q", "documents": ["d"]}),
+        Asks("rerank", "rerank-v3.5"),
+    ),
+    (out("POST", "/v2/batches", {"name": "b"}), Asks("batch")),
+    (out("GET", "/v2/batches/abc"), Asks("batch")),
+    (out("POST", "/v2/batches/abc:cancel"), Asks("batch")),
+    (out("POST", "/v2/audio/transcriptions", b"--multipart"), Asks("audio")),
+    (out("POST", "/v2/parse", {"model": "m", "document": {}}), Asks("other")),
+    # v1 (Client)
+    (out("POST", "/v1/chat", {"model": "command-r", "message": "hi"}), Asks("chat", "command-r")),
+    (out("POST", "/v1/chat", {"message": "hi", "stream": True}), Asks("stream")),
+    (
+        out("POST", "/v1/chat", {"message": "hi", "connectors": [{"id": "web-search"}]}),
+        Asks("chat", None, frozenset({"web_search"})),
+    ),
+    (
+        out("POST", "/v1/chat", {"message": "hi", "connectors": [{"id": "my-drive"}]}),
+        Asks("chat", None, frozenset({"hosted_tools"})),
+    ),
+    (
+        out("POST", "/v1/chat", {"message": "hi", "conversation_id": "c1"}),
+        Asks("chat", None, frozenset({"stored_responses"})),
+    ),
+    (out("POST", "/v1/chat", {"message": "hi", "search_queries_only": True}), Asks("chat")),
+    (out("POST", "/v1/generate", {"prompt": "p", "stream": True}), Asks("stream")),
+    (out("POST", "/v1/summarize", {"text": "t"}), Asks("chat")),
+    (out("POST", "/v1/embed", {"model": "embed-english-v3.0", "texts": ["a"]}), Asks("embed", "embed-english-v3.0")),
+    (out("POST", "/v1/rerank", {"model": "r", "query": "q", "documents": ["d"]}), Asks("rerank", "r")),
+    (out("POST", "/v1/classify", {"inputs": ["a"]}), Asks("other")),
+    (out("POST", "/v1/tokenize", {"text": "a", "model": "m"}), Asks("other")),
+    (out("POST", "/v1/detokenize", {"tokens": [1], "model": "m"}), Asks("other")),
+    (out("POST", "/v1/datasets", b"--multipart"), Asks("files")),
+    (out("GET", "/v1/datasets/usage"), Asks("files")),
+    (out("DELETE", "/v1/datasets/d1"), Asks("files")),
+    (out("POST", "/v1/embed-jobs", {"dataset_id": "d"}), Asks("batch")),
+    (out("POST", "/v1/embed-jobs/j/cancel"), Asks("batch")),
+    (out("POST", "/v1/finetuning/finetuned-models", {"name": "n"}), Asks("fine_tune")),
+    (out("GET", "/v1/finetuning/finetuned-models/f/events"), Asks("fine_tune")),
+    (out("POST", "/v1/connectors", {"name": "c", "url": "https://x"}), Asks("other")),
+    (out("GET", "/v1/connectors/c/oauth/authorize"), Asks("other")),
+    (out("GET", "/v1/models"), Asks("models")),
+    (out("GET", "/v1/models/command-r"), Asks("models")),
+    (out("POST", "/v1/check-api-key"), Asks("models")),
+    # SageMaker endpoints (SagemakerClientV2): the endpoint is the model, the body's shape the operation
+    (out("POST", "/endpoints/my-ep/invocations", {"messages": MSG}), Asks("chat", "my-ep")),
+    (out("POST", "/endpoints/my-ep/invocations-response-stream", {"messages": MSG}), Asks("stream", "my-ep")),
+    (out("POST", "/endpoints/my%2Fep/invocations", {"texts": ["a"]}), Asks("embed", "my/ep")),
+    (out("POST", "/endpoints/ep/invocations", {"query": "q", "documents": ["d"]}), Asks("rerank", "ep")),
+]
+
+
+@pytest.mark.parametrize(("request_", "expected"), CASES, ids=[f"{c[0].method} {c[0].path}" for c in CASES])
+def test_reads_what_the_request_asks_for(request_: Outgoing, expected: Asks) -> None:
+    assert READER.read(request_) == expected
+
+
+def test_the_registry_serves_this_reader() -> None:
+    assert reader("cohere") is READER
+
+
+UNREADABLE = [
+    out("POST", "/v3/chat", {"message": "secret prompt"}),
+    out("POST", "/v2/brand-new", {"message": "secret prompt"}),
+    out("POST", "/chat", {"message": "secret prompt"}),
+    out("POST", "/", b""),
+    out("POST", "/v2/chat", b"not json: secret prompt"),
+    out("POST", "/v2/chat", [1, 2]),
+    out("POST", "/endpoints/ep/invocations", {"prompt": "secret prompt"}),
+    out("POST", "/endpoints/ep/other", {"messages": MSG}),
+]
+
+
+@pytest.mark.parametrize("request_", UNREADABLE, ids=[f"{r.method} {r.path}" for r in UNREADABLE])
+def test_an_unknown_shape_is_unreadable_and_the_message_holds_no_body_value(request_: Outgoing) -> None:
+    with pytest.raises(Unreadable) as caught:
+        READER.read(request_)
+    assert "secret" not in str(caught.value)
+
+
+def _feed(meter: Any, data: bytes, size: int) -> tuple[int | None, int | None]:
+    for i in range(0, len(data), size):
+        meter.feed(data[i : i + size])
+    result: tuple[int | None, int | None] = meter.tokens()
+    return result
+
+
+def _app_reply(body: dict[str, Any]) -> bytes:
+    """What the loopback Cohere app answers (the same bytes the SDK would read)."""
+    request = Recorded(
+        "POST",
+        "/v2/chat",
+        {},
+        {"content-type": "application/json", "authorization": "Bearer k"},
+        json.dumps(body).encode(),
+    )
+    reply = CohereApp("Hello there, friend")(request)
+    return b"".join(reply.chunks) if reply.chunks is not None else reply.body
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_meter_counts_billed_tokens_of_an_answer_and_of_a_stream(size: int) -> None:
+    chat = {"model": "m", "messages": MSG}
+    asks = READER.read(out("POST", "/v2/chat", chat))
+    meter = READER.meter(out("POST", "/v2/chat", chat), asks, 200, JSON)
+    assert _feed(meter, _app_reply(chat), size) == (BILLED["input_tokens"], BILLED["output_tokens"])
+    streamed = {**chat, "stream": True}
+    asks = READER.read(out("POST", "/v2/chat", streamed))
+    meter = READER.meter(out("POST", "/v2/chat", streamed), asks, 200, SSE)
+    assert _feed(meter, _app_reply(streamed).replace(b"\n", b"\r\n"), size) == (11, 4)
+
+
+def test_meter_falls_back_to_processed_tokens_and_reads_v1_lines_and_meta() -> None:
+    meter = READER.meter(out("POST", "/v2/chat"), Asks("chat"), 200, JSON)
+    assert _feed(meter, b'{"usage": {"tokens": {"input_tokens": 5, "output_tokens": 2.0}}}', 3) == (5, 2)
+    meter = READER.meter(out("POST", "/v2/embed"), Asks("embed"), 200, JSON)
+    assert _feed(meter, b'{"meta": {"billed_units": {"input_tokens": 9}}}', 5) == (9, None)
+    lines = (
+        b'{"event_type": "text-generation", "text": "a"}\n'
+        b'{"event_type": "stream-end", "response": '
+        b'{"meta": {"billed_units": {"input_tokens": 3, "output_tokens": 1}}}}\n'
+    )
+    meter = READER.meter(out("POST", "/v1/chat"), Asks("stream"), 200, {"content-type": "application/stream+json"})
+    assert _feed(meter, lines, 10) == (3, 1)
+
+
+def test_meter_counts_nothing_for_an_error_or_an_unparsable_answer() -> None:
+    assert READER.meter(out("POST", "/v2/chat"), Asks("chat"), 429, JSON) is None
+    meter = READER.meter(out("POST", "/v2/chat"), Asks("chat"), 200, JSON)
+    assert _feed(meter, b'{"usage": ', 4) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "body", "expected"),
+    [
+        # Cohere on Azure AI Foundry: the host also serves OpenAI-protocol offerings; the cohere SDK speaks Cohere's.
+        ("name.swedencentral.models.ai.azure.com", "/v2/chat", {"model": "Cohere-command-a", "messages": MSG},
+         Asks("chat", "Cohere-command-a")),
+        ("res.services.ai.azure.com", "/v2/embed", {"model": "Cohere-embed-v4", "texts": ["a"]},
+         Asks("embed", "Cohere-embed-v4")),
+        ("runtime.sagemaker.eu-west-1.amazonaws.com", "/endpoints/ep/invocations", {"messages": MSG},
+         Asks("chat", "ep")),
+    ],
+)  # fmt: skip
+def test_the_guard_reads_a_cohere_request_with_this_reader_wherever_it_goes(
+    host: str, path: str, body: Any, expected: Asks
+) -> None:
+    verdict = Guard(environ={"PRIVSDK_USAGE": "none"}).judge(out("POST", path, body, host))
+    assert verdict.asks == expected and verdict.wire is READER
+
+
+def test_the_cohere_bedrock_client_is_read_as_bedrock() -> None:
+    bedrock = pytest.importorskip("privsdk.outbound.wire.bedrock")
+    request = out(
+        "POST", "/model/cohere.command-r-plus-v1:0/invoke", {"messages": MSG}, "bedrock-runtime.eu-west-1.amazonaws.com"
+    )
+    assert Guard(environ={"PRIVSDK_USAGE": "none"}).judge(request).wire is bedrock.READER

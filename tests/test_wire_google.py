@@ -1,0 +1,505 @@
+"""The Google wire reader: Vertex AI and Gemini API paths and bodies -> what the request asks for; the meter."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.google import READER, UsageMeter
+from privsdk.vocabulary import FEATURES, OPERATIONS
+
+VERTEX = "europe-west4-aiplatform.googleapis.com"
+GEMINI = "generativelanguage.googleapis.com"
+PL = "/v1/projects/acme-prod/locations/europe-west4"
+PUB = f"{PL}/publishers/google/models"
+TEXT = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
+
+
+def out(path: str, body: Any = None, *, method: str = "POST", host: str = VERTEX, query: str = "") -> Outgoing:
+    raw = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Outgoing("genai", method, "https", host, None, path, query, {}, raw)
+
+
+def with_(**fields: Any) -> dict[str, Any]:
+    return {**TEXT, **fields}
+
+
+def vertex(operation: str, model: str | None = "gemini-2.5-flash", features: frozenset[str] = frozenset()) -> Asks:
+    return Asks(operation, model, features, None, "acme-prod", "europe-west4", "google")
+
+
+def gemini(operation: str, model: str | None = "gemini-2.5-flash", features: frozenset[str] = frozenset()) -> Asks:
+    return Asks(operation, model, features, publisher="google")
+
+
+F = frozenset
+OPERATION_NAMES = set(OPERATIONS)
+#: Words the property test builds paths and bodies from, so that it reaches the reader's branches.
+_PATH_WORDS = [
+    "publishers", "google", "anthropic", "models", "gemini-2.5-flash:generateContent", "m:streamRawPredict",
+    "text-embedding-005:predict", "endpoints", "openapi", "chat", "completions", "e1:predict", "tunedModels",
+    "t:generateContent", "interactions", "cachedContents", "files", "operations", "locations", "projects",
+    "batches", "x:countTokens", "m:unknownMethod",
+]  # fmt: skip
+_BODY_KEYS = [
+    "contents", "parts", "tools", "googleSearch", "cachedContent", "generationConfig", "responseModalities",
+    "inlineData", "fileData", "stream", "store", "model", "type", "input", "requests", "request",
+    "generateContentRequest", "systemInstruction", "messages", "content",
+]  # fmt: skip
+CASES: list[tuple[str, Outgoing, Asks]] = [
+    # -- Vertex AI: operations from the path ------------------------------------------------------
+    ("vertex generate", out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT), vertex("chat")),
+    (
+        "vertex stream (alt=sse)",
+        out(f"{PUB}/gemini-2.5-flash:streamGenerateContent", TEXT, query="alt=sse"),
+        vertex("stream"),
+    ),
+    (
+        "v1beta1, global host",
+        out(
+            "/v1beta1/projects/acme-prod/locations/global/publishers/google/models/gemini-2.5-pro:generateContent",
+            TEXT,
+            host="aiplatform.googleapis.com",
+        ),
+        Asks("chat", "gemini-2.5-pro", F(), None, "acme-prod", "global", "google"),
+    ),
+    ("countTokens sends the prompt", out(f"{PUB}/gemini-2.5-flash:countTokens", TEXT), vertex("chat")),
+    ("computeTokens sends the prompt", out(f"{PUB}/gemini-2.5-flash:computeTokens", TEXT), vertex("chat")),
+    (
+        "embedContent",
+        out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {"parts": [{"text": "x"}]}}),
+        vertex("embed", "gemini-embedding-001"),
+    ),
+    (
+        "predict on an embedding model",
+        out(f"{PUB}/text-embedding-005:predict", {"instances": [{"content": "x"}]}),
+        vertex("embed", "text-embedding-005"),
+    ),
+    (
+        "predict on Imagen",
+        out(f"{PUB}/imagen-4.0-generate-001:predict", {"instances": [{"prompt": "x"}]}),
+        vertex("images", "imagen-4.0-generate-001"),
+    ),
+    (
+        "Veo: predictLongRunning",
+        out(f"{PUB}/veo-3.0-generate-001:predictLongRunning", {"instances": [{"prompt": "x"}]}),
+        vertex("other", "veo-3.0-generate-001"),
+    ),
+    (
+        "partner model, rawPredict",
+        out(f"{PL}/publishers/anthropic/models/claude-sonnet-4%405:rawPredict", {"messages": []}),
+        Asks("chat", "claude-sonnet-4@5", F(), None, "acme-prod", "europe-west4", "anthropic"),
+    ),
+    (
+        "partner model, streamRawPredict",
+        out(f"{PL}/publishers/anthropic/models/claude-sonnet-4:streamRawPredict", {"stream": True}),
+        Asks("stream", "claude-sonnet-4", F(), None, "acme-prod", "europe-west4", "anthropic"),
+    ),
+    (
+        "partner model, rawPredict with stream: true",
+        out(f"{PL}/publishers/anthropic/models/claude-sonnet-4:rawPredict", {"stream": True}),
+        Asks("stream", "claude-sonnet-4", F(), None, "acme-prod", "europe-west4", "anthropic"),
+    ),
+    (
+        "tuned model on an endpoint: the model is unknown",
+        out(f"{PL}/endpoints/1234567:generateContent", TEXT),
+        Asks("chat", None, F(), "1234567", "acme-prod", "europe-west4", None),
+    ),
+    (
+        "OpenAI-compatible endpoint",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "meta/llama-4", "messages": [], "stream": True}),
+        Asks("stream", "meta/llama-4", F(), None, "acme-prod", "europe-west4", "meta"),
+    ),
+    (
+        "batch prediction job",
+        out(f"{PL}/batchPredictionJobs", {"model": "publishers/google/models/gemini-2.5-flash"}),
+        Asks("batch", project="acme-prod", location="europe-west4"),
+    ),
+    (
+        "tuning job",
+        out(f"{PL}/tuningJobs", {"baseModel": "gemini-2.5-flash"}),
+        Asks("fine_tune", project="acme-prod", location="europe-west4"),
+    ),
+    (
+        "context cache",
+        out(f"{PL}/cachedContents", {"model": "x", **TEXT}),
+        Asks("other", features=F({"prompt_caching"}), project="acme-prod", location="europe-west4"),
+    ),
+    (
+        "RAG corpus",
+        out(f"{PL}/ragCorpora", {}),
+        Asks("vector_stores", project="acme-prod", location="europe-west4"),
+    ),
+    (
+        "operation polling",
+        out(f"{PL}/operations/123", method="GET"),
+        Asks("other", project="acme-prod", location="europe-west4"),
+    ),
+    (
+        "model listing (publisher models)",
+        out(f"{PL}/publishers/google/models", method="GET"),
+        Asks("models", None, F(), None, "acme-prod", "europe-west4", "google"),
+    ),
+    (
+        "express mode (API key, no project)",
+        out(
+            "/v1beta1/publishers/google/models/gemini-2.5-flash:generateContent", TEXT, host="aiplatform.googleapis.com"
+        ),
+        gemini("chat"),
+    ),
+    # -- Vertex AI: features from the body ---------------------------------------------------------
+    (
+        "googleSearch",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"googleSearch": {}}])),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "googleSearchRetrieval",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"googleSearchRetrieval": {}}])),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "enterpriseWebSearch",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"enterpriseWebSearch": {}}])),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "googleMaps",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"googleMaps": {}}])),
+        vertex("chat", features=F({"grounding_maps"})),
+    ),
+    (
+        "snake_case google_search as the service also takes it",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"google_search": {}}])),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "retrieval (Vertex AI Search / RAG)",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"retrieval": {"vertexAiSearch": {}}}])),
+        vertex("chat", features=F({"file_search"})),
+    ),
+    (
+        "codeExecution and urlContext",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"codeExecution": {}}, {"urlContext": {}}])),
+        vertex("chat", features=F({"hosted_tools"})),
+    ),
+    (
+        "function declarations are no feature",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"functionDeclarations": [{"name": "f"}]}])),
+        vertex("chat"),
+    ),
+    (
+        "a key spelled with a JSON escape is still read",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            b'{"contents": [], "\\u0074ools": [{"googleSearch": {}}]}',
+        ),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "cachedContent",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(cachedContent="projects/p/cachedContents/1")),
+        vertex("chat", features=F({"prompt_caching"})),
+    ),
+    (
+        "inlineData part",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}]},
+        ),
+        vertex("chat", features=F({"file_inputs"})),
+    ),
+    (
+        "fileData part (snake_case)",
+        out(
+            f"{PUB}/gemini-2.5-flash:streamGenerateContent",
+            {"contents": [{"role": "user", "parts": [{"file_data": {"file_uri": "gs://b/o"}}]}]},
+        ),
+        vertex("stream", features=F({"file_inputs"})),
+    ),
+    (
+        "responseModalities AUDIO and IMAGE",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(generationConfig={"responseModalities": ["TEXT", "AUDIO", "IMAGE"]}),
+        ),
+        vertex("chat", features=F({"audio_output", "image_output"})),
+    ),
+    (
+        "speechConfig",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(generationConfig={"speechConfig": {"voiceConfig": {}}})),
+        vertex("chat", features=F({"audio_output"})),
+    ),
+    (
+        "countTokens with a generateContentRequest",
+        out(
+            f"{PUB}/gemini-2.5-flash:countTokens",
+            {"generateContentRequest": with_(tools=[{"googleSearch": {}}])},
+        ),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    # -- Gemini Developer API ----------------------------------------------------------------------
+    (
+        "gemini generate",
+        out("/v1beta/models/gemini-2.5-flash:generateContent", TEXT, host=GEMINI),
+        gemini("chat"),
+    ),
+    (
+        "gemini stream",
+        out("/v1beta/models/gemini-2.5-flash:streamGenerateContent", TEXT, host=GEMINI, query="alt=sse"),
+        gemini("stream"),
+    ),
+    (
+        "gemini batchEmbedContents",
+        out("/v1beta/models/gemini-embedding-001:batchEmbedContents", {"requests": []}, host=GEMINI),
+        gemini("embed", "gemini-embedding-001"),
+    ),
+    (
+        "gemini batch mode",
+        out(
+            "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+            {"batch": {"inputConfig": {"fileName": "files/x"}}},
+            host=GEMINI,
+        ),
+        gemini("batch"),
+    ),
+    ("gemini batches listing", out("/v1beta/batches", method="GET", host=GEMINI), Asks("batch")),
+    (
+        "gemini file upload",
+        out("/upload/v1beta/files", b"\x89PNG...", host=GEMINI),
+        Asks("files"),
+    ),
+    ("gemini files listing", out("/v1beta/files", method="GET", host=GEMINI), Asks("files")),
+    (
+        "gemini cachedContents",
+        out("/v1beta/cachedContents", {"model": "models/x", **TEXT}, host=GEMINI),
+        Asks("other", features=F({"prompt_caching"})),
+    ),
+    (
+        "gemini tuned model generate",
+        out("/v1beta/tunedModels/my-model-1:generateContent", TEXT, host=GEMINI),
+        gemini("chat", "tunedModels/my-model-1"),
+    ),
+    ("gemini tuning", out("/v1beta/tunedModels", {"baseModel": "m"}, host=GEMINI), gemini("fine_tune", None)),
+    ("gemini model listing", out("/v1beta/models", method="GET", host=GEMINI), gemini("models", None)),
+    (
+        "gemini model get",
+        out("/v1beta/models/gemini-2.5-flash", method="GET", host=GEMINI),
+        gemini("models"),
+    ),
+    (
+        "gemini file search store",
+        out("/upload/v1beta/fileSearchStores/s1:uploadToFileSearchStore", b"bytes", host=GEMINI),
+        Asks("vector_stores"),
+    ),
+    ("ephemeral tokens for Live", out("/v1alpha/authTokens", {}, host=GEMINI), Asks("realtime")),
+    (
+        "Live API websocket",
+        out(
+            "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+            method="GET",
+            host=GEMINI,
+        ),
+        Asks("realtime", publisher="google"),
+    ),
+    (
+        "Interactions API stores by default",
+        out("/v1beta/interactions", {"model": "gemini-2.5-flash", "input": "hi"}, host=GEMINI),
+        gemini("chat", features=F({"stored_responses"})),
+    ),
+    (
+        "Interactions API, store false, stream, tools",
+        out(
+            "/v1beta/interactions",
+            {
+                "model": "gemini-2.5-flash",
+                "input": "hi",
+                "store": False,
+                "stream": True,
+                "background": True,
+                "tools": [{"type": "google_search"}, {"type": "code_execution"}, {"type": "function", "name": "f"}],
+            },
+            host=GEMINI,
+        ),
+        gemini("stream", features=F({"background", "grounding_search", "hosted_tools"})),
+    ),
+    (
+        "reading a stored interaction",
+        out("/v1beta/interactions/abc", method="GET", host=GEMINI),
+        Asks("responses_state"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_", "expected"), [(o, a) for _, o, a in CASES], ids=[c[0] for c in CASES])
+def test_reads(request_: Outgoing, expected: Asks) -> None:
+    assert READER.read(request_) == expected
+
+
+def test_registered_for_vertex_and_gemini() -> None:
+    assert reader("google") is READER
+
+
+KNOWN_FEATURES = set(FEATURES) | {"audio_output", "file_inputs", "file_search", "image_output"}
+
+
+def test_features_are_vocabulary_names() -> None:
+    """Every feature the reader can give is a vocabulary name (or one the lead adds: see the report)."""
+    for _, request, _asks in CASES:
+        assert READER.read(request).features <= KNOWN_FEATURES
+
+
+UNREADABLE = [
+    ("unknown collection", out(f"{PL}/secretThings", {})),
+    ("unknown model method", out(f"{PUB}/gemini-2.5-flash:doSomething", TEXT)),
+    ("unknown tool kind", out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"superSearch": {}}]))),
+    ("non-JSON chat body", out(f"{PUB}/gemini-2.5-flash:generateContent", b"not json")),
+    ("JSON list body", out(f"{PUB}/gemini-2.5-flash:generateContent", [1, 2])),
+    ("projects without locations", out("/v1/projects/p/publishers/google/models/m:generateContent", TEXT)),
+    ("no version", out("/models/m:generateContent", TEXT)),
+    ("unknown interaction tool", out("/v1beta/interactions", {"model": "m", "tools": [{"type": "rocket"}]})),
+]
+
+
+@pytest.mark.parametrize("request_", [o for _, o in UNREADABLE], ids=[c[0] for c in UNREADABLE])
+def test_unreadable_fails_closed(request_: Outgoing) -> None:
+    with pytest.raises(Unreadable):
+        READER.read(request_)
+
+
+def test_unreadable_message_never_echoes_body_or_odd_path_values() -> None:
+    secret = "patient-ssn-123-45-6789"
+    requests = [
+        out(f"{PUB}/m:generateContent", with_(tools=[{secret.replace("-", " "): {}}])),
+        out(f"/v1/{secret} x/y", {}),
+        out(f"{PUB}/m:{secret}x y", TEXT),
+    ]
+    for request in requests:
+        with pytest.raises(Unreadable) as caught:
+            READER.read(request)
+        assert "patient" not in str(caught.value) and "6789" not in str(caught.value)
+
+
+# -- meter -------------------------------------------------------------------------------------------
+
+
+def sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
+
+
+def feed_in(meter: UsageMeter, body: bytes, size: int) -> tuple[int | None, int | None]:
+    for i in range(0, len(body), size):
+        meter.feed(body[i : i + size])
+    return meter.tokens()
+
+
+JSON_BODY = json.dumps(
+    {
+        "candidates": [{"content": {"parts": [{"text": 'a "usage": {"promptTokenCount": 999} trap'}]}}],
+        "usageMetadata": {
+            "promptTokenCount": 11,
+            "candidatesTokenCount": 5,
+            "thoughtsTokenCount": 3,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 11}],
+        },
+    }
+).encode()
+SSE_BODY = sse(
+    {"candidates": [{"content": {"parts": [{"text": "Hel"}]}}], "usageMetadata": {"promptTokenCount": 4}},
+    {"candidates": [{"content": {"parts": [{"text": "lo"}]}}], "usageMetadata": {"promptTokenCount": 4}},
+    {"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2, "totalTokenCount": 6}},
+)
+ARRAY_BODY = (
+    b'[{"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]},\r\n'
+    b'{"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1}}]'
+)
+PREDICT_BODY = json.dumps(
+    {
+        "predictions": [
+            {"embeddings": {"values": [0.1], "statistics": {"token_count": 3, "truncated": False}}},
+            {"embeddings": {"values": [0.2], "statistics": {"token_count": 4.0, "truncated": False}}},
+        ]
+    }
+).encode()
+INTERACTION_BODY = json.dumps(
+    {
+        "id": "x",
+        "outputs": [{"type": "text", "text": "hi"}],
+        "usage": {"total_input_tokens": 9, "total_output_tokens": 2},
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (JSON_BODY, (11, 8)),
+        (SSE_BODY, (4, 2)),
+        (ARRAY_BODY, (7, 1)),
+        (PREDICT_BODY, (7, None)),
+        (INTERACTION_BODY, (9, 2)),
+    ],
+    ids=["json", "sse", "json-array", "predict", "interactions"],
+)
+@pytest.mark.parametrize("size", [1, 3, 16, 10_000])
+def test_meter_counts_whatever_the_chunking(body: bytes, expected: tuple[int, int | None], size: int) -> None:
+    assert feed_in(UsageMeter(), body, size) == expected
+
+
+def test_meter_keeps_no_content() -> None:
+    meter = UsageMeter()
+    feed_in(meter, JSON_BODY, 7)
+    kept = [getattr(meter, slot) for slot in UsageMeter.__slots__]
+    assert not any(isinstance(value, (bytes, bytearray)) and b"trap" in value for value in kept)
+    assert all(value is None or isinstance(value, (int, bytes)) for value in kept)
+    assert len(meter._tail) < 16
+
+
+def test_meter_abandons_an_endless_object() -> None:
+    meter = UsageMeter()
+    meter.feed(b'{"usage": {' + b'"a": {' * 5000)
+    assert meter._capture is None
+    assert meter.tokens() == (None, None)
+
+
+def test_meter_only_for_success_and_content_operations() -> None:
+    chat = READER.read(out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT))
+    assert READER.meter(out("/"), chat, 200, {}) is not None
+    assert READER.meter(out("/"), chat, 429, {}) is None
+    assert READER.meter(out("/"), Asks("models"), 200, {}) is None
+
+
+# -- any request: an answer or Unreadable, never another exception --------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(_BODY_KEYS) | st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["", PL, "/v1beta", "/v1beta1", "/upload/v1beta", "/ws", "/v1/projects/p"]),
+    tail=st.lists(st.sampled_from(_PATH_WORDS) | st.text(max_size=6), max_size=4),
+    method=st.sampled_from(["GET", "POST", "DELETE", "PATCH"]),
+    body=_JSON | st.binary(max_size=16),
+)
+def test_any_request_is_read_or_unreadable(prefix: str, tail: list[str], method: str, body: Any) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = out(prefix + "/" + "/".join(tail), raw, method=method)
+    try:
+        asks = READER.read(request)
+    except Unreadable:
+        return
+    assert asks.operation in OPERATION_NAMES
+    assert asks.features <= KNOWN_FEATURES

@@ -1,0 +1,253 @@
+"""Mistral's wire reader as a table: documented paths and body fields -> what the request asks for; and its meter."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.mistral import READER
+from tests.wire.mistral import MistralApp
+from tests.wire.server import Recorded
+
+JSON = {"content-type": "application/json"}
+SSE = {"content-type": "text/event-stream"}
+
+
+def out(method: str, path: str, body: Any = None, host: str = "api.mistral.ai") -> Outgoing:
+    raw = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Outgoing("mistralai", method, "https", host, None, path, "", JSON, raw)
+
+
+MSG = [{"role": "user", "content": "hi"}]
+M = "mistral-large-latest"
+
+
+def chat(**extra: Any) -> dict[str, Any]:
+    return {"model": M, "messages": MSG, **extra}
+
+
+def tools(*kinds: str) -> list[dict[str, Any]]:
+    return [{"type": k} if k != "function" else {"type": "function", "function": {"name": "f"}} for k in kinds]
+
+
+S = frozenset({"stored_responses"})
+
+CASES: list[tuple[Outgoing, Asks]] = [
+    (out("POST", "/v1/chat/completions", chat()), Asks("chat", M)),
+    (out("POST", "/v1/chat/completions", chat(stream=True)), Asks("stream", M)),
+    (out("POST", "/v1/chat/completions", chat(tools=tools("function"))), Asks("chat", M)),
+    (out("POST", "/v1/chat/completions", chat(prompt_cache_key="k")), Asks("chat", M, frozenset({"prompt_caching"}))),
+    (
+        out(
+            "POST",
+            "/v1/chat/completions",
+            chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": "https://x/i.png"}]}]),
+        ),
+        Asks("chat", M, frozenset({"file_inputs"})),
+    ),
+    (
+        out(
+            "POST",
+            "/v1/chat/completions",
+            chat(messages=[{"role": "user", "content": [{"type": "document_url", "document_url": "https://x/d.pdf"}]}]),
+        ),
+        Asks("chat", M, frozenset({"file_inputs"})),
+    ),
+    (
+        out(
+            "POST",
+            "/v1/chat/completions",
+            chat(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}]}]),
+        ),
+        Asks("chat", M),
+    ),
+    (
+        out("POST", "/v1/fim/completions", {"model": "codestral-latest", "prompt": "def"}),
+        Asks("chat", "codestral-latest"),
+    ),
+    (out("POST", "/v1/fim/completions", {"model": "c", "prompt": "d", "stream": True}), Asks("stream", "c")),
+    (out("POST", "/models/chat/completions", chat()), Asks("chat", M)),  # Mistral on Azure AI Foundry
+    (out("POST", "/v1/embeddings", {"model": "mistral-embed", "input": ["a"]}), Asks("embed", "mistral-embed")),
+    (out("POST", "/v1/moderations", {"model": "mistral-moderation-latest", "input": ["a"]}), Asks("moderation")),
+    (
+        out("POST", "/v1/chat/moderations", {"model": "mistral-moderation-latest", "input": MSG}),
+        Asks("moderation", "mistral-moderation-latest"),
+    ),
+    (out("POST", "/v1/classifications", {"model": "c", "input": ["a"]}), Asks("moderation")),
+    (out("POST", "/v1/chat/classifications", {"model": "c", "input": MSG}), Asks("moderation", "c")),
+    (out("POST", "/v1/files", b"--multipart"), Asks("files")),
+    (out("GET", "/v1/files/f1/content"), Asks("files")),
+    (out("POST", "/v1/batch/jobs", {"input_files": ["f"], "endpoint": "/v1/chat/completions"}), Asks("batch")),
+    (out("POST", "/v1/batch/jobs/j/cancel"), Asks("batch")),
+    (out("POST", "/v1/fine_tuning/jobs", {"model": "open-mistral-7b"}), Asks("fine_tune")),
+    (out("POST", "/v1/fine_tuning/models/m/archive"), Asks("fine_tune")),
+    (out("GET", "/v1/models"), Asks("models")),
+    (out("GET", "/v1/models/ft:m"), Asks("models")),
+    (out("DELETE", "/v1/models/ft:m"), Asks("fine_tune")),
+    (out("POST", "/v1/agents", {"model": M, "name": "a"}), Asks("assistants")),
+    (out("POST", "/v1/agents/completions", {"agent_id": "a", "messages": MSG}), Asks("assistants")),
+    (out("GET", "/v1/agents/a/versions"), Asks("assistants")),
+    # conversations keep state unless the start says store: false
+    (out("POST", "/v1/conversations", {"model": M, "inputs": "hi"}), Asks("chat", M, S)),
+    (out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "stream": True}), Asks("stream", M, S)),
+    (out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "store": False}), Asks("chat", M, frozenset())),
+    (out("POST", "/v1/conversations", {"agent_id": "ag", "inputs": "hi"}), Asks("assistants")),
+    (
+        out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "store": False, "tools": tools("web_search")}),
+        Asks("chat", M, frozenset({"web_search"})),
+    ),
+    (
+        out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "tools": tools("code_interpreter")}),
+        Asks("chat", M, S | {"hosted_tools"}),
+    ),
+    (
+        out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "tools": tools("image_generation")}),
+        Asks("chat", M, S | {"hosted_tools"}),
+    ),
+    (
+        out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "tools": tools("document_library")}),
+        Asks("chat", M, S | {"file_search"}),
+    ),
+    (
+        out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "tools": tools("web_search_premium")}),
+        Asks("chat", M, S | {"web_search"}),
+    ),
+    (
+        out("POST", "/v1/conversations", {"model": M, "inputs": "hi", "tools": tools("connector")}),
+        Asks("chat", M, S | {"hosted_tools"}),
+    ),
+    (
+        out(
+            "POST",
+            "/v1/conversations",
+            {"model": M, "inputs": [{"role": "user", "content": [{"type": "image_url", "image_url": "u"}]}]},
+        ),
+        Asks("chat", M, S | {"file_inputs"}),
+    ),
+    (out("POST", "/v1/conversations/c1", {"inputs": "more", "store": False}), Asks("chat", None, S)),
+    (out("POST", "/v1/conversations/c1/restart", {"inputs": "x", "from_entry_id": "e"}), Asks("chat", None, S)),
+    (out("POST", "/v1/conversations/c1", {"inputs": "more", "stream": True}), Asks("stream", None, S)),
+    (out("GET", "/v1/conversations"), Asks("responses_state")),
+    (out("GET", "/v1/conversations/c1/history"), Asks("responses_state")),
+    (out("DELETE", "/v1/conversations/c1"), Asks("responses_state")),
+    # the stateless Responses API
+    (out("POST", "/v1/responses", {"model": M, "input": "hi"}), Asks("chat", M)),
+    (out("POST", "/v1/responses", {"model": M, "input": "hi", "stream": True}), Asks("stream", M)),
+    (out("POST", "/v1/responses", {"model": M, "input": "hi", "store": False}), Asks("chat", M)),
+    (out("POST", "/v1/responses", {"model": M, "input": "hi", "store": True}), Asks("chat", M, S)),
+    (out("POST", "/v1/responses", {"model": M, "input": "hi", "previous_response_id": "r"}), Asks("chat", M, S)),
+    (out("POST", "/v1/responses", {"model": M, "input": "hi", "conversation": "c"}), Asks("chat", M, S)),
+    (
+        out("POST", "/v1/responses", {"model": M, "input": "hi", "background": True}),
+        Asks("chat", M, frozenset({"background"})),
+    ),
+    (
+        out("POST", "/v1/responses", {"model": M, "input": "hi", "tools": tools("web_search")}),
+        Asks("chat", M, frozenset({"web_search"})),
+    ),
+    (out("POST", "/v1/responses/input_tokens", {"model": M, "input": "hi"}), Asks("other")),
+    (out("POST", "/v1/libraries", {"name": "l"}), Asks("vector_stores")),
+    (out("POST", "/v1/libraries/l/documents", b"--multipart"), Asks("vector_stores")),
+    (out("POST", "/v1/context/search-indexes/i/search", {"query": "q"}), Asks("vector_stores")),
+    (out("POST", "/v1/audio/transcriptions", b"--multipart"), Asks("audio")),
+    (out("POST", "/v1/audio/speech", {"input": "hi"}), Asks("audio")),
+    (out("GET", "/v2/audio/voices"), Asks("audio")),
+    (out("POST", "/v1/ocr", {"model": "mistral-ocr-latest", "document": {}}), Asks("other")),
+    (out("POST", "/v1/workflows/w/execute", {}), Asks("other")),
+    (out("POST", "/v1/observability/traces/search", {}), Asks("other")),
+    (out("GET", "/v1/whoami"), Asks("other")),
+    (out("POST", "/v2/prompts", {}), Asks("other")),
+]
+
+
+@pytest.mark.parametrize(("request_", "expected"), CASES, ids=[f"{c[0].method} {c[0].path}" for c in CASES])
+def test_reads_what_the_request_asks_for(request_: Outgoing, expected: Asks) -> None:
+    assert READER.read(request_) == expected
+
+
+def test_the_registry_serves_this_reader() -> None:
+    assert reader("mistral") is READER
+
+
+UNREADABLE = [
+    # The SDK's opt-in telemetry exports spans (prompts included) to this path of api.mistral.ai.
+    out("POST", "/telemetry/v1/traces", b"\x0a\x0bsecret prompt"),
+    out("POST", "/v1/brand-new", {"prompt": "secret prompt"}),
+    out("POST", "/v3/chat/completions", {"prompt": "secret prompt"}),
+    out("POST", "/v1/chat/completions", b"not json: secret prompt"),
+    out("POST", "/v1/chat/other", {"prompt": "secret prompt"}),
+    out("POST", "/v1/embeddings", [1]),
+    out("GET", "/v1/chat/completions"),
+    out("POST", "/", b""),
+]
+
+
+@pytest.mark.parametrize("request_", UNREADABLE, ids=[f"{r.method} {r.path}" for r in UNREADABLE])
+def test_an_unknown_shape_is_unreadable_and_the_message_holds_no_body_value(request_: Outgoing) -> None:
+    with pytest.raises(Unreadable) as caught:
+        READER.read(request_)
+    assert "secret" not in str(caught.value)
+
+
+def _feed(meter: Any, data: bytes, size: int) -> tuple[int | None, int | None]:
+    for i in range(0, len(data), size):
+        meter.feed(data[i : i + size])
+    result: tuple[int | None, int | None] = meter.tokens()
+    return result
+
+
+def _app_reply(body: dict[str, Any]) -> bytes:
+    request = Recorded(
+        "POST",
+        "/v1/chat/completions",
+        {},
+        {"content-type": "application/json", "authorization": "Bearer k", "accept": "text/event-stream"},
+        json.dumps(body).encode(),
+    )
+    reply = MistralApp("Bonjour, tout le monde", usage=(21, 8))(request)
+    return b"".join(reply.chunks) if reply.chunks is not None else reply.body
+
+
+@pytest.mark.parametrize("size", [1, 9, 4096])
+def test_meter_counts_tokens_of_an_answer_and_of_a_stream(size: int) -> None:
+    meter = READER.meter(out("POST", "/v1/chat/completions"), Asks("chat"), 200, JSON)
+    assert _feed(meter, _app_reply(chat()), size) == (21, 8)
+    meter = READER.meter(out("POST", "/v1/chat/completions"), Asks("stream"), 200, SSE)
+    assert _feed(meter, _app_reply(chat(stream=True)), size) == (21, 8)
+
+
+def test_meter_reads_responses_and_conversation_events() -> None:
+    events = (
+        b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta", "delta": "a"}\n\n'
+        b'event: response.completed\ndata: {"type": "response.completed", '
+        b'"response": {"usage": {"input_tokens": 4, "output_tokens": 6}}}\n\n'
+    )
+    meter = READER.meter(out("POST", "/v1/responses"), Asks("stream"), 200, SSE)
+    assert _feed(meter, events, 13) == (4, 6)
+    done = (
+        b"event: conversation.response.done\n"
+        b'data: {"type": "conversation.response.done", "usage": {"prompt_tokens": 2, "completion_tokens": 3}}\n\n'
+    )
+    meter = READER.meter(out("POST", "/v1/conversations"), Asks("stream"), 200, SSE)
+    assert _feed(meter, done, 5) == (2, 3)
+
+
+def test_meter_counts_nothing_for_an_error_and_skips_an_oversized_event() -> None:
+    assert READER.meter(out("POST", "/v1/chat/completions"), Asks("chat"), 500, JSON) is None
+    meter = READER.meter(out("POST", "/v1/chat/completions"), Asks("stream"), 200, SSE)
+    assert meter is not None
+    meter.feed(b'data: {"usage": "' + b"x" * (2 * 1024 * 1024))
+    meter.feed(b'"}\n\ndata: {"usage": {"prompt_tokens": 1, "completion_tokens": 2}}\n\n')
+    assert meter.tokens() == (1, 2)
+
+
+def test_the_guard_reads_a_mistralai_request_to_azure_with_this_reader() -> None:
+    """MistralAzure posts to an Azure AI Foundry host that also serves OpenAI-protocol offerings."""
+    request = out("POST", "/models/chat/completions", chat(), "res.services.ai.azure.com")
+    verdict = Guard(environ={"PRIVSDK_USAGE": "none"}).judge(request)
+    assert verdict.asks == Asks("chat", M) and verdict.wire is READER
