@@ -4,7 +4,7 @@ Each page runs as one session (see tests/docs_blocks.py) in a scratch folder tha
 sources (so ``.venv/bin/privsdk`` and ``examples/privsdk.toml`` work as written) under a scratch
 HOME. The environment is what the README sets up, pointed at loopback servers instead of the vendors:
 ``PRIVSDK_CONFIG`` names privsdk.toml there, examples/privsdk.toml with Azure's endpoint at a stand-in, and
-OPENAI_BASE_URL names the OpenAI stand-in. The default usage store already holds one call, so a block
+OPENAI_BASE_URL names the OpenAI stand-in (declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage store already holds one call, so a block
 that reports on usage has something to show. A block that cannot run here carries
 ``<!-- docs-run: skip (REASON) -->`` right before it.
 """
@@ -61,6 +61,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             PRIVSDK_CONFIG=str(work / "privsdk.toml"),  # what the README's `export PRIVSDK_CONFIG=privsdk.toml` means
             OPENAI_BASE_URL=f"{openai_server.url}/v1",
+            # The guard places requests by host: the stand-in is declared as OpenAI's API.
+            PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api",
             OPENAI_API_KEY=OPENAI_KEY,
             AZURE_OPENAI_API_KEY=AZURE_KEY,
         )
