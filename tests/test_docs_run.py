@@ -4,7 +4,8 @@ Each page runs as one session (see tests/docs_blocks.py) in a scratch folder tha
 sources (so ``.venv/bin/privsdk`` and ``examples/privsdk.toml`` work as written) under a scratch
 HOME. The environment is what the README sets up, pointed at loopback servers instead of the vendors:
 ``PRIVSDK_CONFIG`` names privsdk.toml there, examples/privsdk.toml with Azure's endpoint at a stand-in, and
-OPENAI_BASE_URL names the OpenAI stand-in (declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage store already holds one call, so a block
+OPENAI_BASE_URL names the OpenAI stand-in (declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage
+store already holds one call, so a block
 that reports on usage has something to show. A block that cannot run here carries
 ``<!-- docs-run: skip (REASON) -->`` right before it.
 """
