@@ -22,6 +22,7 @@ from privsdk.vocabulary import (
     CONTENT_FREE_OPERATIONS,
     FEATURES,
     OPERATIONS,
+    STATEFUL_FEATURES,
     MaxRetentionDays,
     Region,
     Requirement,
@@ -377,6 +378,13 @@ def evaluate(
     unknown = sorted(features - FEATURES.keys())
     if unknown:
         return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
+    no_facts = sorted((features & STATEFUL_FEATURES) - offering.limited_features) if requirements else ()
+    if no_facts:
+        return stop(
+            f"privsdk's catalogue holds no facts on {', '.join(no_facts)} for {offering.id}: what it keeps, and "
+            "where it sends content, is unknown (leave the feature out of the request, or record its facts in "
+            "the catalogue)"
+        )
     if spec.model and not offering.serves_model(spec.model):  # "": the request names no model (a file upload)
         return stop(f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})")
     contradiction = arn_region_conflict(offering, spec)

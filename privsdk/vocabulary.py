@@ -289,6 +289,12 @@ FEATURES: dict[str, str] = {
 }
 
 
+#: Features that make a vendor keep content past the call, or send it to another service. An offering whose
+#: catalogue entry has no limit naming such a feature cannot be judged with it in use (privsdk fails closed);
+#: the others (content types such as file inputs, generated images) change a fact only where a limit says so.
+STATEFUL_FEATURES: frozenset[str] = frozenset(FEATURES) - {"file_inputs", "image_output"}
+
+
 def parse_feature(text: str) -> str:
     """Check a feature name; unknown names are a :class:`ConfigError`."""
     if text not in FEATURES:

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import REPO, clean_env
 from tests.docs_blocks import PYTHON, SHELL, Block, blocks, console_commands
+from tests.wire.bedrock import BedrockWire
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
 
@@ -41,7 +42,11 @@ def page_blocks(page: Path) -> list[Block]:
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """The scratch folder and environment every page runs in, with the stand-ins listening."""
     openai_app, azure_app = OpenAIWire(key=OPENAI_KEY), OpenAIWire(key=AZURE_KEY, model="gpt-4o-2024-08-06")
-    with LoopbackServer(openai_app) as openai_server, LoopbackServer(azure_app) as azure_server:
+    with (
+        LoopbackServer(openai_app) as openai_server,
+        LoopbackServer(azure_app) as azure_server,
+        LoopbackServer(BedrockWire()) as bedrock_server,
+    ):
         root = tmp_path_factory.mktemp("docs-run")
         work, home = root / "work", root / "home"
         work.mkdir()
@@ -66,6 +71,14 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
             PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api",
             OPENAI_API_KEY=OPENAI_KEY,
             AZURE_OPENAI_API_KEY=AZURE_KEY,
+            # boto3 reaches the Bedrock stand-in through its own endpoint variable; the guard is told it is Bedrock.
+            AWS_ENDPOINT_URL_BEDROCK_RUNTIME=bedrock_server.url,
+            PRIVSDK_ENDPOINTS=f"{bedrock_server.url}=bedrock.runtime",
+            AWS_ACCESS_KEY_ID="AKIDDOCS",
+            AWS_SECRET_ACCESS_KEY="docs-secret",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true",
         )
         for name in ("XDG_DATA_HOME", "VIRTUAL_ENV", "PYTHONPATH"):
             env.pop(name, None)

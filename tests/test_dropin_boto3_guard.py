@@ -160,7 +160,8 @@ def test_an_attested_zdr_account_is_allowed_and_every_operation_leaves_its_token
 def test_a_feature_that_keeps_content_is_refused_under_zdr(
     server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """RetrieveAndGenerate keeps the conversation in a Bedrock session: not zero retention, even on a zdr account."""
+    """RetrieveAndGenerate keeps the conversation in a Bedrock session and searches a knowledge base: the catalogue
+    has no facts on knowledge-base search, so it is refused before zero retention is even weighed."""
     policy(monkeypatch, "zdr", "bedrock:data_retention_mode=none")
     arn = "arn:aws:bedrock:eu-central-1::foundation-model/" + CLAUDE
     config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {"knowledgeBaseId": "KB1", "modelArn": arn}}
@@ -169,7 +170,7 @@ def test_a_feature_that_keeps_content_is_refused_under_zdr(
             input={"text": PROMPT}, retrieveAndGenerateConfiguration=config
         )
     assert server.requests == []
-    assert "zdr" in str(caught.value)
+    assert "no facts on file_search" in str(caught.value)
     (record,) = records(usage)
     assert (record["outcome"], record["operation"], record["model"]) == ("refused", "chat", CLAUDE)
 

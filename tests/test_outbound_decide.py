@@ -151,3 +151,20 @@ def test_a_target_whose_region_contradicts_its_attestation(write_config, catalog
     decision = decide(load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue), "claude", catalogue=catalogue)
     assert decision.outcome == "refuse"
     assert decision.reason is not None and "configuration error" in decision.reason and "us-east-1" in decision.reason
+
+
+def test_a_feature_the_catalogue_has_no_facts_on_is_refused(catalogue: Catalogue) -> None:
+    """Cohere's entry says nothing of web search: under any requirement the request cannot be judged, so it is
+    refused; with no requirement at all there is nothing to judge."""
+    asks = Asks("chat", "command-r-plus", frozenset({"web_search"}))
+    strict = _guard(
+        {"PRIVSDK_REQUIRE": "no_training", "PRIVSDK_ATTEST": "cohere:plan=paid,cohere:training_opt_out"}, catalogue
+    )
+    assert _decide(strict, "https://api.cohere.com/v2/chat", asks._replace(features=frozenset()))[0] == "allow"
+    outcome, _, reason = _decide(strict, "https://api.cohere.com/v2/chat", asks)
+    assert outcome == "refuse" and reason is not None and "no facts on web_search for cohere.saas" in reason
+    assert _decide(_guard({}, catalogue), "https://api.cohere.com/v2/chat", asks)[0] == "allow"
+    # OpenAI's entry has a limit for web search: judged on its facts, not refused for want of them.
+    openai = _guard({"PRIVSDK_REQUIRE": "no_training"}, catalogue)
+    searching = CHAT_4O._replace(features=frozenset({"web_search"}))
+    assert _decide(openai, "https://api.openai.com/v1/chat/completions", searching)[0] == "allow"

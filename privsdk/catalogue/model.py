@@ -107,6 +107,11 @@ class Offering(NamedTuple):
             return arn.model if is_profile == (arn.kind == "inference-profile") else None
         return model
 
+    @property
+    def limited_features(self) -> frozenset[str]:
+        """The features some limit of this offering names: the catalogue has facts on what they change."""
+        return frozenset(f for limit in self.limits for f in limit.features)
+
     def serves_model(self, model: str) -> bool:
         key = self.model_key(model)
         if key is None:
