@@ -67,13 +67,12 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             PRIVSDK_CONFIG=str(work / "privsdk.toml"),  # what the README's `export PRIVSDK_CONFIG=privsdk.toml` means
             OPENAI_BASE_URL=f"{openai_server.url}/v1",
-            # The guard places requests by host: the stand-in is declared as OpenAI's API.
-            PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api",
             OPENAI_API_KEY=OPENAI_KEY,
             AZURE_OPENAI_API_KEY=AZURE_KEY,
-            # boto3 reaches the Bedrock stand-in through its own endpoint variable; the guard is told it is Bedrock.
+            # boto3 reaches the Bedrock stand-in through its own endpoint variable; the guard places requests by
+            # host, so it is told which stand-in is OpenAI's API and which is Bedrock.
             AWS_ENDPOINT_URL_BEDROCK_RUNTIME=bedrock_server.url,
-            PRIVSDK_ENDPOINTS=f"{bedrock_server.url}=bedrock.runtime",
+            PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api,{bedrock_server.url}=bedrock.runtime",
             AWS_ACCESS_KEY_ID="AKIDDOCS",
             AWS_SECRET_ACCESS_KEY="docs-secret",
             AWS_CONFIG_FILE=os.devnull,
