@@ -54,7 +54,10 @@ MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "c
 def clients(url: str, store: str) -> dict[str, Callable[[], object]]:
     raw = openai.OpenAI(api_key=KEY, base_url=url, max_retries=0)
     ours = privsdk.Client(environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url})
-    dropin = privsdk.openai.OpenAI(api_key=KEY, base_url=url, max_retries=0, privsdk_options={"usage": store})
+    # The drop-in is configured by the environment alone: the loopback server is declared as OpenAI's API.
+    os.environ["PRIVSDK_ENDPOINTS"] = f"{url.rsplit('/v1', 1)[0]}=openai.api"
+    os.environ["PRIVSDK_USAGE"] = store
+    dropin = privsdk.openai.OpenAI(api_key=KEY, base_url=url, max_retries=0)
     calls: dict[str, Callable[[], object]] = {
         "raw openai SDK": lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES),
         "privsdk.Client": lambda: ours.chat(f"openai/{MODEL}", MESSAGES),

@@ -11,6 +11,7 @@ so. Another tenant in the same process keeps using OpenAI directly.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,7 +41,10 @@ classes.default = ["no_training"]
 def main() -> None:
     config = Path(tempfile.mkdtemp()) / "privsdk.toml"
     config.write_text(POLICY, encoding="utf-8")
-    client = privsdk.Client(environ={"PRIVSDK_CONFIG": str(config)})
+    # PRIVSDK_ENDPOINTS passes through: it declares stand-in servers when the vendors' URLs point at them.
+    client = privsdk.Client(
+        environ={"PRIVSDK_CONFIG": str(config), "PRIVSDK_ENDPOINTS": os.environ.get("PRIVSDK_ENDPOINTS", "")}
+    )
     for tenant in ("eu-bank", "us-retail"):
         with privsdk.scope(tenant=tenant):
             answer = client.chat("openai-mini", "Draft a two-line reply to a customer asking about fees.")

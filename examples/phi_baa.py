@@ -10,6 +10,7 @@ leaves, saying which requirement failed and where the catalogue read it.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -36,7 +37,14 @@ classes.phi = ["no_training", "zdr", "no_human_review", "hipaa_baa"]
 def main() -> None:
     config = Path(tempfile.mkdtemp()) / "privsdk.toml"
     config.write_text(POLICY, encoding="utf-8")
-    client = privsdk.Client(environ={"PRIVSDK_CONFIG": str(config), "PRIVSDK_TENANT": "clinic"})
+    # PRIVSDK_ENDPOINTS passes through: it declares stand-in servers when the vendors' URLs point at them.
+    client = privsdk.Client(
+        environ={
+            "PRIVSDK_CONFIG": str(config),
+            "PRIVSDK_TENANT": "clinic",
+            "PRIVSDK_ENDPOINTS": os.environ.get("PRIVSDK_ENDPOINTS", ""),
+        }
+    )
     note = "Patient reports chest pain after exercise; summarise for the referral letter."
     with privsdk.scope(data_class="phi"):
         answer = client.chat("openai-mini", note)

@@ -29,12 +29,14 @@ from privsdk.errors import (
     ConnectionLost,
     ContentRefused,
     NotFound,
+    PolicyViolation,
     RateLimited,
     Unavailable,
     Unsupported,
     VendorError,
     VendorTimeout,
 )
+from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -99,6 +101,24 @@ def server(_running: LoopbackServer, wire: OpenAIWire) -> Iterator[LoopbackServe
     assert _running.errors == []  # every request had a shape the real API accepts
 
 
+@pytest.fixture(autouse=True)
+def _unbound() -> Iterator[None]:
+    """Each test starts with no attempt bound (see :func:`guarded`)."""
+    token = bound.set(None)
+    yield
+    bound.reset(token)
+
+
+def guarded(target: Target, server: LoopbackServer) -> Guard:
+    """What privsdk.Client gives an adapter: its guard (here one that knows ``server`` as ``target``'s
+    endpoint), with the attempt bound to ``target``, so the adapter's requests pass the guard as they would."""
+    guard = Guard(environ={"PRIVSDK_ENDPOINTS": f"{server.url}={target.offering}", "PRIVSDK_USAGE": "none"})
+    assert guard.policy.default_tenant is not None  # an environment-only policy has its default tenant
+    tenant = guard.policy.tenants[guard.policy.default_tenant]
+    bound.set(Binding(target, tenant.name, tenant.default_class))
+    return guard
+
+
 def build(
     server: LoopbackServer,
     offering: str = "openai.api",
@@ -111,7 +131,9 @@ def build(
     """An adapter for a target on ``server``, built through the entry point as the client builds it."""
     fields.setdefault("endpoint", server.url + path)
     credentials = {"api_key": KEY} if credentials is None else credentials
-    return open_adapter(Target("t", offering, model, **fields), AdapterOptions(timeout=2.0, credentials=credentials))
+    target = Target("t", offering, model, **fields)
+    options = AdapterOptions(timeout=2.0, credentials=credentials, guard=guarded(target, server))
+    return open_adapter(target, options)
 
 
 def azure(server: LoopbackServer, **fields: Any) -> Adapter:
@@ -521,7 +543,8 @@ def test_azure_reads_its_own_environment(server: LoopbackServer, monkeypatch: py
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
     monkeypatch.setenv("OPENAI_API_VERSION", "2025-01-01-preview")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-not-for-azure")
-    adapter = open_adapter(Target("t", "azure.openai", "gpt-4o", deployment="d1"), AdapterOptions(timeout=1))
+    target = Target("t", "azure.openai", "gpt-4o", deployment="d1")
+    adapter = open_adapter(target, AdapterOptions(timeout=1, guard=guarded(target, server)))
     adapter.chat(ASK, timeout=1)
     sent = only_request(server)
     assert (sent.path, sent.query["api-version"], sent.headers["api-key"]) == (
@@ -574,7 +597,12 @@ def test_foundry_entra_id_token(server: LoopbackServer, wire: OpenAIWire) -> Non
     wire.key = "eyJ.foundry.token"
     options = (("auth", "entra"),)
     adapter = build(
-        server, "azure.foundry", path="/openai/v1", credentials={"azure_ad_token": wire.key}, options=options
+        server,
+        "azure.foundry",
+        path="/openai/v1",
+        model="Mistral-Large-2411",  # Foundry's catalogue serves partner models
+        credentials={"azure_ad_token": wire.key},
+        options=options,
     )
     assert list(adapter.stream(ASK, timeout=1))[-1] == StreamEnd("stop", Usage(*wire.usage), wire.model)
     assert only_request(server).headers["authorization"] == "Bearer eyJ.foundry.token"
@@ -628,6 +656,7 @@ def _async(op: str) -> Callable[[Adapter], object]:
 def shared(_running: LoopbackServer) -> Iterator[Adapter]:
     """One plain OpenAI adapter for the many error cases: building an SDK client costs tens of ms (TLS setup)."""
     adapter = build(_running)
+    bound.set(None)  # an OpenAI model on a declared endpoint needs no bound attempt; none may outlive the module
     yield adapter
     adapter.close()
 
@@ -774,3 +803,44 @@ def test_the_wire_app_answers_pass_the_sdks_strict_validation(server: LoopbackSe
         events = list(client.responses.create(model="m", input=PROMPT, tools=tools, stream=True))
         assert events[-1].type == "response.completed"
     client.close()
+
+
+# --- the guard ------------------------------------------------------------------------------------------------------
+
+
+def _zdr_guard(server: LoopbackServer, target: Target) -> Guard:
+    guard = Guard(
+        environ={"PRIVSDK_ENDPOINTS": f"{server.url}=openai.api", "PRIVSDK_USAGE": "none", "PRIVSDK_REQUIRE": "zdr"}
+    )
+    assert guard.policy.default_tenant is not None  # an environment-only policy has its default tenant
+    tenant = guard.policy.tenants[guard.policy.default_tenant]
+    bound.set(Binding(target, tenant.name, tenant.default_class))
+    return guard
+
+
+@pytest.mark.parametrize("instrumented", [False, True], ids=["plain", "instrumented"])
+def test_the_adapters_sdk_clients_send_through_the_clients_guard(server: LoopbackServer, instrumented: bool) -> None:
+    """privsdk.Client's requests pass the guard it gives the adapter: a refusal is the guard's own PolicyViolation,
+    not a vendor error, and nothing is sent; also when instrument() guards every new openai client."""
+    from privsdk_openai import dropin
+
+    target = Target("t", "openai.api", "gpt-4o-mini", endpoint=f"{server.url}/v1")
+    if instrumented:
+        dropin.instrument()
+    try:
+        adapter = open_adapter(
+            target, AdapterOptions(timeout=2.0, credentials={"api_key": KEY}, guard=_zdr_guard(server, target))
+        )
+        calls: list[Callable[[], object]] = [
+            lambda: adapter.chat(ASK, timeout=1),
+            lambda: list(adapter.stream(ASK, timeout=1)),
+            lambda: adapter.embed(EmbedRequest(("a",)), timeout=1),
+            lambda: run_async(adapter, lambda a: a.achat(ASK, timeout=1)),
+        ]
+        for call in calls:
+            with pytest.raises(PolicyViolation) as caught:
+                call()
+            assert not isinstance(caught.value, VendorError) and "zdr" in str(caught.value)
+    finally:
+        dropin.uninstrument()
+    assert server.requests == []

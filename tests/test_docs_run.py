@@ -4,7 +4,8 @@ Each page runs as one session (see tests/docs_blocks.py) in a scratch folder tha
 sources (so ``.venv/bin/privsdk`` and ``examples/privsdk.toml`` work as written) under a scratch
 HOME. The environment is what the README sets up, pointed at loopback servers instead of the vendors:
 ``PRIVSDK_CONFIG`` names privsdk.toml there, examples/privsdk.toml with Azure's endpoint at a stand-in, and
-OPENAI_BASE_URL names the OpenAI stand-in. The default usage store already holds one call, so a block
+OPENAI_BASE_URL names the OpenAI stand-in (declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage
+store already holds one call, so a block
 that reports on usage has something to show. A block that cannot run here carries
 ``<!-- docs-run: skip (REASON) -->`` right before it.
 """
@@ -68,9 +69,10 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
             OPENAI_BASE_URL=f"{openai_server.url}/v1",
             OPENAI_API_KEY=OPENAI_KEY,
             AZURE_OPENAI_API_KEY=AZURE_KEY,
-            # boto3 reaches the Bedrock stand-in through its own endpoint variable; the guard is told it is Bedrock.
+            # boto3 reaches the Bedrock stand-in through its own endpoint variable; the guard places requests by
+            # host, so it is told which stand-in is OpenAI's API and which is Bedrock.
             AWS_ENDPOINT_URL_BEDROCK_RUNTIME=bedrock_server.url,
-            PRIVSDK_ENDPOINTS=f"{bedrock_server.url}=bedrock.runtime",
+            PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api,{bedrock_server.url}=bedrock.runtime",
             AWS_ACCESS_KEY_ID="AKIDDOCS",
             AWS_SECRET_ACCESS_KEY="docs-secret",
             AWS_CONFIG_FILE=os.devnull,

@@ -41,6 +41,8 @@ def run(script: str, tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServ
             OPENAI_BASE_URL=f"{openai_server.url}/v1",
             AZURE_OPENAI_API_KEY=AZURE_KEY,
             AZURE_OPENAI_ENDPOINT=azure_server.url,
+            # The stand-ins are OpenAI's API and an Azure OpenAI resource: the guard places requests by host.
+            PRIVSDK_ENDPOINTS=f"{openai_server.url}=openai.api,{azure_server.url}=azure.openai",
             **env,
         ),
         capture_output=True,
@@ -55,11 +57,22 @@ def run(script: str, tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServ
 def test_swapping_the_openai_import(tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServer]) -> None:
     store = tmp_path / "usage.jsonl"
     out = run(
-        "swap_openai_import.py", tmp_path, vendors, PRIVSDK_REQUIRE="no_training", PRIVSDK_USAGE=f"jsonl://{store}"
+        "swap_openai_import.py",
+        tmp_path,
+        vendors,
+        PRIVSDK_REQUIRE="zdr",
+        PRIVSDK_ATTEST="openai:zdr",
+        PRIVSDK_USAGE=f"jsonl://{store}",
     )
     assert out.splitlines()[:2] == ["from OpenAI", "from OpenAI"] and "2 vectors of" in out
+    assert out.splitlines()[3].startswith("refused: ")  # OpenAI's ZDR does not cover files
     records = [json.loads(line) for line in store.read_text(encoding="utf-8").splitlines()]
-    assert [(r["operation"], r["outcome"]) for r in records] == [("chat", "ok"), ("stream", "ok"), ("embed", "ok")]
+    assert [(r["operation"], r["outcome"]) for r in records] == [
+        ("chat", "ok"),
+        ("stream", "ok"),
+        ("embed", "ok"),
+        ("files", "refused"),
+    ]
 
 
 def test_phi_goes_only_where_a_baa_covers_it(tmp_path: Path, vendors: tuple[LoopbackServer, LoopbackServer]) -> None:

@@ -1,30 +1,38 @@
-"""The drop-in OpenAI client: code written for the openai package runs unchanged but for the import.
+"""The openai drop-in is the openai package: same attributes, same results, with the guard in the transport.
 
-:func:`exercise` is written against openai's own API. It runs once with
-``openai.OpenAI`` and once with ``privsdk.openai.OpenAI``, each against the
-same loopback server, and both runs must see the same results, types and
-errors. Then the drop-in is rerouted to another vendor and still returns
-openai's types.
+:func:`exercise` is a script written against openai's own API (a tool loop that
+appends ``response.choices[0].message``, a ``tool_choice`` naming a function,
+``n=2``, ``with_raw_response``, ``with_options``, ``chat.completions.parse`` and
+``.stream``, streaming with ``include_usage``, the Responses API, errors). It
+runs once with ``import openai`` and once with ``from privsdk import openai``
+against the same loopback server; both runs must see the same results and
+send the same requests. Then: what a refusal looks like (zero bytes sent, not
+retried, both privsdk's and openai's error), usage records with tokens, and
+``guard_client`` / ``instrument`` on clients privsdk did not build.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import httpx2
 import openai
+import pydantic
 import pytest
-from openai.types import CreateEmbeddingResponse
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-import privsdk.openai
-from tests.wire.cohere import CohereApp
+import privsdk
+from privsdk import openai as dropin
+from tests.openai_support import guard_env, reset_default_guard, usage_records
 from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import LoopbackServer, Status
 
 KEY = "sk-dropin"
+MODEL = "gpt-4o-mini"
 TOOLS: Any = [
     {
         "type": "function",
@@ -35,50 +43,137 @@ TOOLS: Any = [
         },
     }
 ]
+RESPONSES_TOOLS: Any = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "strict": True,
+    }
+]
 
 
-def exercise(OpenAI: Any, base_url: str, server: LoopbackServer) -> dict[str, Any]:
-    """Calls as an app written for the openai package makes them."""
-    client = OpenAI(api_key=KEY, base_url=base_url, max_retries=0, timeout=5.0)
+class Weather(pydantic.BaseModel):
+    city: str
+    celsius: float
+
+
+def exercise(sdk: ModuleType, base_url: str, app: OpenAIWire, server: LoopbackServer) -> dict[str, Any]:
+    """Calls as an app written for the openai package makes them; ``sdk`` is that package (or its replacement)."""
+    client = sdk.OpenAI(api_key=KEY, base_url=base_url, max_retries=0, timeout=5.0)
     seen: dict[str, Any] = {}
-    completion = client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}],
-        temperature=0.2,
-        max_tokens=50,
+
+    # The tool loop: the first turn must call get_weather, the answer goes back as a tool message.
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    choice: Any = {"type": "function", "function": {"name": "get_weather"}}
+    for _ in range(3):
+        response = client.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS, tool_choice=choice)
+        message = response.choices[0].message
+        messages.append(message)
+        if not message.tool_calls:
+            break
+        for call in message.tool_calls:
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": '{"celsius": 21}'})
+        choice = "auto"
+    seen["tool loop"] = [(type(m).__name__, getattr(m, "content", None)) for m in messages]
+    seen["tool loop end"] = (response.choices[0].finish_reason, response.usage, response._request_id)
+
+    two = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Two ways?"}], n=2, temperature=0.2, max_tokens=50
     )
-    seen["chat"] = (type(completion), completion.choices[0].message.content, completion.choices[0].finish_reason)
-    seen["usage"] = (completion.usage.prompt_tokens, completion.usage.completion_tokens)
-    called = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS
+    seen["n=2"] = [(c.index, c.message.content) for c in two.choices]
+
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    seen["raw"] = (raw.status_code, raw.headers.get("x-request-id"), raw.parse().choices[0].message.content)
+    with client.chat.completions.with_streaming_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    ) as streamed:
+        seen["streaming response"] = (streamed.status_code, streamed.parse().choices[0].message.content)
+
+    patient = client.with_options(timeout=2.0, max_retries=1)
+    seen["with_options"] = (
+        type(patient).__name__,
+        patient.max_retries,
+        patient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}]).id,
     )
-    call = called.choices[0].message.tool_calls[0]
-    seen["tool"] = (call.id, call.function.name, call.function.arguments, called.choices[0].finish_reason)
-    stream = client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "Hello?"}],
-        stream=True,
-        stream_options={"include_usage": True},
+
+    text, app.text = app.text, '{"city": "Paris", "celsius": 21.5}'
+    parsed = client.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": "Weather as JSON"}], response_format=Weather
     )
-    chunks = list(stream)
+    seen["parse"] = parsed.choices[0].message.parsed
+    app.text = text
+
+    with client.chat.completions.stream(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream_options={"include_usage": True}
+    ) as stream:
+        deltas = [event.delta for event in stream if event.type == "content.delta"]
+        final = stream.get_final_completion()
+    seen["stream helper"] = (deltas, final.choices[0].message.content, final.usage)
+
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     seen["stream"] = (
-        {type(c) for c in chunks},
+        {type(c).__name__ for c in chunks},
         "".join(c.choices[0].delta.content or "" for c in chunks if c.choices),
-        [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason],
-        chunks[-1].usage.prompt_tokens if chunks[-1].usage else None,
+        chunks[-1].usage,
     )
+
+    answer = client.responses.create(model="gpt-5", input="hi", store=False)
+    seen["responses"] = (type(answer).__name__, answer.output_text, answer.usage.input_tokens if answer.usage else None)
+    called = client.responses.create(
+        model="gpt-5", input=[{"role": "user", "content": "Weather?"}], tools=RESPONSES_TOOLS, store=False
+    )
+    seen["responses tool"] = [(item.type, getattr(item, "name", None)) for item in called.output]
+    with client.responses.stream(model="gpt-5", input="hi", store=False) as events:
+        kinds = [event.type for event in events]
+        done = events.get_final_response()
+    seen["responses stream"] = (kinds[0], kinds[-1], done.output_text, done.usage)
+
     vectors = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
-    seen["embed"] = (type(vectors), [len(d.embedding) for d in vectors.data], vectors.usage.prompt_tokens)
+    seen["embed"] = ([len(d.embedding) for d in vectors.data], vectors.usage.prompt_tokens)
+    seen["models"] = [m.id for m in client.models.list()]
+
     for status, body in [
         (429, error_body("Rate limit reached", type="requests", code="rate_limit_exceeded")),
         (400, error_body("bad temperature", code="invalid_value")),
-        (401, error_body("bad key", code="invalid_api_key")),
     ]:
         server.fail(Status(status, {"retry-after-ms": "10"} if status == 429 else {}, body))
         try:
-            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
-        except openai.APIStatusError as exc:
-            seen[f"error {status}"] = (type(exc), exc.status_code, exc.code)
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+        except sdk.APIStatusError as exc:
+            seen[f"error {status}"] = (type(exc).__name__, exc.status_code, exc.code)
+    client.close()
+    return seen
+
+
+async def exercise_async(sdk: ModuleType, base_url: str) -> dict[str, Any]:
+    """The async client, as an app written for openai uses it."""
+    seen: dict[str, Any] = {}
+    async with sdk.AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=0) as client:
+        completion = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        seen["chat"] = (completion.choices[0].message.content, completion.usage)
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [c async for c in stream]
+        seen["stream"] = ("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks[-1].usage)
+        async with client.chat.completions.stream(model=MODEL, messages=[{"role": "user", "content": "hi"}]) as helper:
+            seen["stream helper"] = (await helper.get_final_completion()).choices[0].message.content
+        answer = await client.responses.create(model="gpt-5", input="hi", store=False)
+        seen["responses"] = answer.output_text
+        vectors = await client.with_options(timeout=3.0).embeddings.create(model="text-embedding-3-small", input="a")
+        seen["embed"] = len(vectors.data)
     return seen
 
 
@@ -90,58 +185,397 @@ def wire() -> Iterator[tuple[OpenAIWire, LoopbackServer]]:
     assert server.errors == []
 
 
-def test_the_drop_in_gives_what_the_openai_package_gives(
-    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+# --- the same package ------------------------------------------------------------------------------------------------
+
+
+def _public_tree(obj: Any, path: str, depth: int, out: set[str]) -> set[str]:
+    """Every public attribute name reachable from ``obj`` through the SDK's resources, as dotted paths."""
+    for name in dir(obj):
+        if name.startswith("_"):
+            continue
+        out.add(f"{path}.{name}")
+        if depth == 0 or (name in ("with_raw_response", "with_streaming_response") and depth < 3):
+            continue
+        value = getattr(obj, name)
+        if type(value).__module__.startswith("openai.resources"):
+            _public_tree(value, f"{path}.{name}", depth - 1, out)
+    return out
+
+
+CLIENTS = [
+    ("OpenAI", {"api_key": KEY}),
+    ("AsyncOpenAI", {"api_key": KEY}),
+    ("AzureOpenAI", {"api_key": KEY, "api_version": "2024-10-21", "azure_endpoint": "https://a.openai.azure.com"}),
+    ("AsyncAzureOpenAI", {"api_key": KEY, "api_version": "2024-10-21", "azure_endpoint": "https://a.openai.azure.com"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CLIENTS, ids=[c[0] for c in CLIENTS])
+def test_every_public_attribute_of_the_sdk_client_is_on_the_drop_in(name: str, kwargs: dict[str, Any]) -> None:
+    theirs = getattr(openai, name)(**kwargs)
+    ours = getattr(dropin, name)(**kwargs)
+    expected = _public_tree(theirs, "client", 4, set())
+    assert len(expected) > 500  # the walk reached into the resources (chat.completions, beta, files, ...)
+    assert _public_tree(ours, "client", 4, set()) == expected
+    assert isinstance(ours, getattr(openai, name)) and type(ours) is not type(theirs)  # a subclass, guarded
+    assert inspect.signature(getattr(dropin, name)) == inspect.signature(getattr(openai, name))
+    assert type(ours.with_options(timeout=1.0)) is type(ours)
+
+
+def test_the_module_replaces_import_openai_as_a_whole() -> None:
+    clients = {"OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI", "BedrockOpenAI", "AsyncBedrockOpenAI"}
+    for name in openai.__all__:
+        if name not in clients:
+            assert getattr(dropin, name) is getattr(openai, name), name
+    assert dropin.NOT_GIVEN is openai.NOT_GIVEN and dropin.types is openai.types
+    assert dropin.pydantic_function_tool is openai.pydantic_function_tool
+    assert dropin.APIStatusError is openai.APIStatusError and dropin.Stream is openai.Stream
+    from privsdk.openai import pydantic_function_tool  # outside openai.__all__: through the module's __getattr__
+
+    assert pydantic_function_tool is openai.pydantic_function_tool
+    assert set(openai.__all__) <= set(dropin.__all__)
+
+
+def test_importing_the_drop_in_module_by_path_is_not_a_package() -> None:
+    """``privsdk.openai.types`` is openai's own module object; submodule imports go through ``openai.``."""
+    assert dropin.types.chat.ChatCompletion is openai.types.chat.ChatCompletion
+
+
+# --- the same results ------------------------------------------------------------------------------------------------
+
+
+def test_a_script_written_for_openai_runs_unchanged_and_gives_the_same_results(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PRIVSDK_USAGE", "none")
     app, server = wire
-    raw = exercise(openai.OpenAI, f"{server.url}/v1", server)
-    sent_raw = [(r.path, r.json()) for r in server.requests]
+    guard_env(monkeypatch, tmp_path, server)
+    theirs = exercise(openai, f"{server.url}/v1", app, server)
+    sent_theirs = [(r.method, r.path, r.body) for r in server.requests]
     server.requests.clear()
-    ours = exercise(privsdk.openai.OpenAI, f"{server.url}/v1", server)
-    assert ours == raw
-    assert raw["chat"] == (ChatCompletion, app.text, "stop")
-    assert raw["stream"][0] == {ChatCompletionChunk} and raw["stream"][1] == app.text
-    assert raw["embed"][0] is CreateEmbeddingResponse
-    assert [raw[f"error {s}"][1] for s in (429, 400, 401)] == [429, 400, 401]
-    # The vendor received the same requests, bar the SDK's choice of embedding encoding.
-    sent_ours = [(r.path, r.json()) for r in server.requests]
-    assert [p for p, _ in sent_ours] == [p for p, _ in sent_raw]
-    assert [b["messages"] for p, b in sent_ours if "messages" in b] == [
-        b["messages"] for p, b in sent_raw if "messages" in b
-    ]
+    ours = exercise(dropin, f"{server.url}/v1", app, server)
+    assert ours == theirs
+    # The vendor received the same requests, byte for byte.
+    assert [(r.method, r.path, r.body) for r in server.requests] == sent_theirs
+    # And the results are what the loopback server answers, not an error run twice.
+    assert theirs["tool loop"][1][0] == "ChatCompletionMessage" and theirs["tool loop"][-1][1] == app.text
+    assert theirs["n=2"] == [(0, app.text), (1, app.text)]
+    assert theirs["raw"] == (200, "req_loopback", app.text)
+    assert theirs["parse"] == Weather(city="Paris", celsius=21.5)
+    assert theirs["stream"][1] == app.text and theirs["stream"][2].prompt_tokens == 11
+    assert theirs["responses"] == ("Response", app.text, 11)
+    assert theirs["responses tool"] == [("function_call", "get_weather")]
+    assert theirs["responses stream"][:3] == ("response.created", "response.completed", app.text)
+    assert [theirs[f"error {s}"][1] for s in (429, 400)] == [429, 400]
 
 
-def test_the_async_drop_in(wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+def test_the_async_client_gives_the_same_results(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     app, server = wire
+    guard_env(monkeypatch, tmp_path, server)
+    theirs = asyncio.run(exercise_async(openai, f"{server.url}/v1"))
+    ours = asyncio.run(exercise_async(dropin, f"{server.url}/v1"))
+    assert ours == theirs
+    assert theirs["chat"][0] == app.text and theirs["stream"] == (app.text, theirs["chat"][1])
 
-    async def run() -> tuple[str | None, str, int]:
-        client = privsdk.openai.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
-        completion = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+
+# --- refusals ------------------------------------------------------------------------------------------------------
+
+
+def test_a_refusal_sends_nothing_is_not_retried_and_is_both_errors(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1")  # the SDK's default: 2 retries
+    with pytest.raises(openai.OpenAIError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "patient Jane Roe"}])
+    refusal = caught.value
+    assert isinstance(refusal, privsdk.PolicyViolation) and isinstance(refusal, dropin.PolicyViolation)
+    assert not isinstance(refusal, openai.APIConnectionError)  # the SDK did not wrap it
+    assert "zdr" in str(refusal) and "Jane" not in str(refusal) and KEY not in str(refusal)
+    assert server.requests == []
+    [record] = usage_records(usage, 1)
+    assert record["outcome"] == "refused" and record["operation"] == "chat"
+
+
+def test_attested_requests_pass_and_leave_records_with_tokens(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    for _ in client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    ):
+        pass
+    with client.responses.stream(model="gpt-5", input="hi", store=False) as events:
+        events.get_final_response()
+    client.embeddings.create(model="text-embedding-3-small", input="a")
+    records = usage_records(usage, 4)
+    assert [(r["operation"], r["outcome"], r["input_tokens"], r["output_tokens"]) for r in records] == [
+        ("chat", "ok", 11, 7),
+        ("stream", "ok", 11, 7),
+        ("stream", "ok", 11, 7),
+        ("embed", "ok", 11, None),
+    ]
+    assert len(server.requests) == 4
+
+
+def test_what_the_request_asks_for_is_judged_not_what_the_app_declared(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ZDR attested: a file upload (not covered by ZDR) and a stored response (the Responses API's default) refuse."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1")
+    with pytest.raises(dropin.PolicyViolation):
+        client.files.create(file=("notes.jsonl", b'{"secret": 1}\n'), purpose="batch")
+    with pytest.raises(dropin.PolicyViolation):
+        client.responses.create(model="gpt-5", input="hi")  # store defaults to true
+    with pytest.raises(dropin.PolicyViolation):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], store=True)
+    assert server.requests == []
+    assert [r["outcome"] for r in usage_records(usage, 3)] == ["refused"] * 3
+
+
+def test_an_unknown_host_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``OPENAI_BASE_URL`` pointing anywhere the catalogue and the environment do not know: refused, nothing sent."""
+    app = OpenAIWire(key=KEY)
+    with LoopbackServer(app) as declared, LoopbackServer(app) as elsewhere:
+        guard_env(monkeypatch, tmp_path, declared, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{elsewhere.url}/v1")
+        client = dropin.OpenAI(api_key=KEY)
+        with pytest.raises(dropin.PolicyViolation):
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+        assert elsewhere.requests == [] and declared.requests == []
+
+
+def test_async_refusal(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+
+    async def run() -> None:
+        async with dropin.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1") as client:
+            await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+
+    with pytest.raises(dropin.PolicyViolation):
+        asyncio.run(run())
+    assert server.requests == []
+
+
+# --- clients privsdk did not build --------------------------------------------------------------------------------
+
+
+def test_guard_client_guards_an_app_built_client_and_its_http_client_in_place(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    http = httpx2.Client()
+    client = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", http_client=http)
+    assert dropin.guard_client(client) is client
+    assert dropin.guard_client(client) is client  # idempotent
+    with pytest.raises(dropin.PolicyViolation):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    other = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", http_client=http)  # shares the guarded http client
+    with pytest.raises(dropin.PolicyViolation):
+        other.with_options(max_retries=3).embeddings.create(model="text-embedding-3-small", input="x")
+    assert server.requests == []
+    assert [m.id for m in other.models.list()] == [app.model]  # a listing carries no content: allowed
+    with pytest.raises(TypeError, match=r"openai\.OpenAI"):
+        dropin.guard_client(http)  # type: ignore[type-var]
+
+
+def test_an_http_client_given_to_the_drop_in_is_guarded(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", http_client=httpx2.Client(timeout=3.0))
+    assert client.timeout == httpx2.Timeout(3.0)  # the SDK still reads the app's client
+    with pytest.raises(dropin.PolicyViolation):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    assert server.requests == []
+
+
+def test_instrument_guards_clients_built_afterwards_anywhere(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    before = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    dropin.instrument()
+    dropin.instrument()  # idempotent
+    try:
+        assert dropin.is_instrumented()
+        clients = [
+            openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1"),
+            openai.AzureOpenAI(api_key=KEY, api_version="2024-10-21", azure_endpoint=server.url),
+            before.with_options(timeout=2.0),  # a copy is a new client
+        ]
+        for client in clients:
+            with pytest.raises(dropin.PolicyViolation):
+                client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+        assert server.requests == []
+    finally:
+        dropin.uninstrument()
+    assert not dropin.is_instrumented()
+    assert openai.OpenAI.__init__ is openai.OpenAI.__dict__["__init__"]
+    plain = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    plain.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    assert len(server.requests) == 1
+
+
+def test_the_module_level_client_is_guarded(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``from privsdk import openai; openai.api_key = ...; openai.chat.completions.create(...)``."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    monkeypatch.setattr(openai, "_client", None)
+    monkeypatch.setattr(openai, "api_key", None)
+    monkeypatch.setattr(openai, "base_url", None)
+    dropin.api_key = KEY
+    dropin.base_url = f"{server.url}/v1"
+    assert openai.api_key == KEY  # set on openai itself
+    with pytest.raises(dropin.PolicyViolation):
+        dropin.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    assert server.requests == []
+
+
+def test_websocket_connections_are_judged_before_they_open(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Realtime, Live and the Responses API's WebSocket mode bypass httpx: they are judged at ``connect``."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1")
+    with pytest.raises(dropin.PolicyViolation):
+        client.realtime.connect(model="gpt-realtime")
+    with pytest.raises(dropin.PolicyViolation):
+        client.live.connect()
+    with pytest.raises(dropin.PolicyViolation):
+        client.responses.connect()
+    aclient = dropin.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1")
+    with pytest.raises(dropin.PolicyViolation):
+        aclient.realtime.connect(model="gpt-realtime")
+    assert server.requests == []
+    records = usage_records(usage, 4)
+    assert [(r["operation"], r["outcome"]) for r in records] == [
+        ("realtime", "refused"),
+        ("realtime", "refused"),
+        ("responses_state", "refused"),
+        ("realtime", "refused"),
+    ]
+    # A client that is not guarded opens its connections as openai does (connect() itself sends nothing).
+    openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1").realtime.connect(model="gpt-realtime")
+
+
+def test_azure_deployments_pass_through_the_same_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """AzureOpenAI's deployment paths are read like OpenAI's; a refused call sends nothing there either."""
+    app = OpenAIWire(key=KEY)
+    with LoopbackServer(app) as server:
+        usage = tmp_path / "usage.jsonl"
+        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=azure.openai")
+        monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{usage}")
+        reset_default_guard()
+        client = dropin.AzureOpenAI(api_key=KEY, api_version="2024-10-21", azure_endpoint=server.url, max_retries=0)
+        # A deployment named after its model: the guard reads the model family from the request.
+        completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert completion.choices[0].message.content == app.text
+        assert [r.path for r in server.requests] == ["/openai/deployments/gpt-4o/chat/completions"]
+        with pytest.raises(dropin.PolicyViolation):
+            client.images.generate(model="dalle", prompt="a cat")  # images: an operation the catalogue never serves
+        assert len(server.requests) == 1
+        assert server.errors == []
+    records = usage_records(usage, 2)
+    assert [(r["operation"], r["outcome"]) for r in records] == [("chat", "ok"), ("images", "refused")]
+
+
+FEATURE_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("web search", {"web_search_options": {}}),
+    ("background through extra_body", {"extra_body": {"background": True}}),
+    ("extended prompt caching", {"prompt_cache_retention": "24h"}),
+    ("stored completion", {"store": True}),
+]
+
+
+@pytest.mark.parametrize(("name", "extra"), FEATURE_CALLS, ids=[f[0] for f in FEATURE_CALLS])
+def test_features_the_request_carries_are_judged_however_they_were_set(
+    name: str,
+    extra: dict[str, Any],
+    wire: tuple[OpenAIWire, LoopbackServer],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A ZDR + BAA tenant: each of these keeps content or is not BAA-covered, keyword or ``extra_body`` alike."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr,hipaa_baa", PRIVSDK_ATTEST="openai:zdr,openai:baa")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    with pytest.raises(dropin.PolicyViolation):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], **extra)
+    assert server.requests == []
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])  # the plain call passes
+    assert len(server.requests) == 1
+
+
+def test_constructor_and_call_arguments_keep_their_meaning(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """organization, project, default_headers, extra_headers, user, strict: sent as openai sends them."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server)
+    sent = []
+    for sdk in (openai, dropin):
+        client = sdk.OpenAI(
+            api_key=KEY,
+            base_url=f"{server.url}/v1",
+            organization="org-acme",
+            project="proj_eu",
+            default_headers={"x-team": "search"},
+            max_retries=0,
         )
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        tools = [{**TOOLS[0], "function": {**TOOLS[0]["function"], "strict": True}}]
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "x"}],
+            tools=tools,
+            user="u-1",
+            extra_headers={"x-trace": "t-1"},
         )
-        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-        vectors = await client.embeddings.create(model="text-embedding-3-small", input="alpha")
-        await client.close()
-        return completion.choices[0].message.content, text, len(vectors.data)
+        (request,) = server.requests
+        server.requests.clear()
+        names = ("openai-organization", "openai-project", "x-team", "x-trace", "authorization")
+        sent.append(([request.headers.get(n) for n in names], request.body))
+        with pytest.raises(TypeError):
+            client.chat.completions.create(model=MODEL, messages=[], no_such_argument=1)
+    assert sent[0] == sent[1]
+    assert sent[0][0][:4] == ["org-acme", "proj_eu", "search", "t-1"]
 
-    assert asyncio.run(run()) == (app.text, app.text, 1)
 
-
-def test_a_call_rerouted_to_another_vendor_still_returns_openai_types(
+def test_a_rerouted_call_is_answered_from_the_alternative_in_openais_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The tenant needs a private deployment: openai/* goes to its own Cohere deployment, answered as openai's types."""
+    """The tenant needs a private deployment: the drop-in's openai/* requests go to its own Cohere deployment,
+    and the app still gets openai's types; OpenAI's server receives nothing."""
+    from openai.types import CreateEmbeddingResponse
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from tests.wire.cohere import CohereApp
+
     cohere_app = CohereApp("Bonjour from a private Cohere")
     cohere_app.anonymous = True  # a private deployment inside the tenant's network, with no key
     with LoopbackServer(OpenAIWire(key=KEY)) as openai_server, LoopbackServer(cohere_app) as cohere_server:
         config = tmp_path / "privsdk.toml"
         config.write_text(
             f"""
+[endpoints]
+"{openai_server.url}" = "openai.api"
+
 [targets.cohere-private]
 offering = "cohere.private"
 model = "command-r-plus"
@@ -154,21 +588,21 @@ reroute."openai/*" = ["cohere-private"]
 """,
             encoding="utf-8",
         )
-        for name, value in {"PRIVSDK_CONFIG": str(config), "PRIVSDK_USAGE": "none"}.items():
-            monkeypatch.setenv(name, value)
-        client = privsdk.openai.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")
-        completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+        monkeypatch.setenv("PRIVSDK_USAGE", "none")
+        reset_default_guard()
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")
+        completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         chunks = list(
-            client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
-            )
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
         )
         vectors = client.embeddings.create(model="text-embedding-3-small", input=["x", "y"])
+        with pytest.raises(dropin.PolicyViolation):  # no reroute for what only OpenAI's API can do
+            client.responses.create(model="gpt-5", input="hi", store=False)
         client.close()
         assert cohere_server.errors == []
         assert openai_server.requests == [] and len(cohere_server.requests) == 3
     assert isinstance(completion, ChatCompletion) and completion.choices[0].message.content == cohere_app.text
-    assert completion.usage is not None and completion.usage.prompt_tokens > 0
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
-    assert isinstance(vectors, CreateEmbeddingResponse) and [d.index for d in vectors.data] == [0, 1]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == cohere_app.text
+    assert isinstance(vectors, CreateEmbeddingResponse) and [d.index for d in vectors.data] == [0, 1]

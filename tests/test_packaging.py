@@ -121,7 +121,13 @@ def check_installed(bin_dir: Path, env: dict[str, str], cwd: Path, server: Loopb
         [str(bin_dir / "python"), "-c", "import privsdk, privsdk_openai; print(privsdk_openai.__file__)"], cwd, env
     )
     assert "site-packages" in where and str(REPO) not in where  # the installed copy, not the checkout
-    call_env = {**env, "OPENAI_BASE_URL": f"{server.url}/v1", "OPENAI_API_KEY": "sk-packaging", "PRIVSDK_USAGE": "none"}
+    call_env = {
+        **env,
+        "OPENAI_BASE_URL": f"{server.url}/v1",
+        "PRIVSDK_ENDPOINTS": f"{server.url}=openai.api",  # the guard places requests by host: declare the stand-in
+        "OPENAI_API_KEY": "sk-packaging",
+        "PRIVSDK_USAGE": "none",
+    }
     out = run([str(bin_dir / "python"), "-c", ONE_CALL], cwd, call_env)
     assert "answer: Hello from the packaged privsdk allow" in out, out
     if "cohere" not in installed_sdks(bin_dir, env, cwd):

@@ -20,6 +20,8 @@ from typing import Any
 from tests.wire.server import Recorded, Reply, json_reply, sse
 
 CREATED = 1_700_000_000
+#: The request id header the API sets on every answer (the SDK exposes it as ``_request_id``).
+REQUEST_ID = {"x-request-id": "req_loopback"}
 _JSON = {"Content-Type": "application/json"}
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
@@ -28,9 +30,9 @@ _CHAT_FIELDS = frozenset(
     {
         "messages", "model", "audio", "frequency_penalty", "logit_bias", "logprobs", "max_completion_tokens",
         "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction", "presence_penalty",
-        "prompt_cache_key", "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
-        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p",
-        "user", "verbosity", "web_search_options",
+        "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier",
+        "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
     }
 )  # fmt: skip
 _RESPONSES_FIELDS = frozenset(
@@ -38,6 +40,7 @@ _RESPONSES_FIELDS = frozenset(
         "model", "input", "instructions", "tools", "tool_choice", "temperature", "top_p", "max_output_tokens", "text",
         "stream", "stream_options", "store", "metadata", "parallel_tool_calls", "previous_response_id", "reasoning",
         "truncation", "user", "include", "service_tier", "safety_identifier", "prompt_cache_key", "background",
+        "prompt_cache_retention",
         "max_tool_calls", "top_logprobs",
     }
 )  # fmt: skip
@@ -124,6 +127,8 @@ class OpenAIWire:
     # --- routing -------------------------------------------------------------------------------------------------
 
     def __call__(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.endswith("/models"):
+            return self._check_auth(request, azure=False) or self._models()
         _require(request.method == "POST", "only POST is served")
         azure = _AZURE_PATH.fullmatch(request.path)
         if azure:
@@ -168,8 +173,11 @@ class OpenAIWire:
                 message["tool_calls"] = [
                     {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in calls
                 ]
-            choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-            return json_reply(self._completion("chat.completion", [choice], usage=True))
+            choices = [
+                {"index": n, "message": message, "finish_reason": finish, "logprobs": None}
+                for n in range(body.get("n") or 1)
+            ]
+            return json_reply(self._completion("chat.completion", choices, usage=True), headers=REQUEST_ID)
         chunks: list[dict[str, Any]] = []
         if azure:  # Azure opens every stream with a chunk that has only the prompt's filter results
             chunks.append(
@@ -190,10 +198,15 @@ class OpenAIWire:
         return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=sse(*chunks, "[DONE]"))
 
     def _calls_for(self, tools: Any, choice: Any, answering_tool: bool) -> list[tuple[str, str, str]]:
-        """Call a tool when tools are offered, unless told not to or answering a tool's result."""
+        """Call a tool when tools are offered, unless told not to or answering a tool's result.
+
+        A ``tool_choice`` naming one function (``{"type": "function", ...}``) calls that one only.
+        """
         if not tools or choice == "none" or (answering_tool and choice != "required"):
             return []
         names = {t["function"]["name"] if "function" in t else t["name"] for t in tools}
+        if isinstance(choice, dict):
+            names &= {choice["function"]["name"] if "function" in choice else choice["name"]}
         return [c for c in self.tool_calls if c[1] in names]
 
     def _completion(self, obj: str, choices: list[dict[str, Any]], *, usage: bool) -> dict[str, Any]:
@@ -238,7 +251,7 @@ class OpenAIWire:
             )
         final = self._response(body, output, "incomplete" if self.incomplete else "completed")
         if not body.get("stream"):
-            return json_reply(final)
+            return json_reply(final, headers=REQUEST_ID)
         return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=list(self._events(body, final)))
 
     def _response(self, body: dict[str, Any], output: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -324,6 +337,12 @@ class OpenAIWire:
             yield event("response.output_item.done", output_index=n, item=item)
         yield event("response.incomplete" if self.incomplete else "response.completed", response=final)
 
+    # --- model listing -------------------------------------------------------------------------------------------
+
+    def _models(self) -> Reply:
+        model = {"id": self.model, "object": "model", "created": CREATED, "owned_by": "system"}
+        return json_reply({"object": "list", "data": [model]}, headers=REQUEST_ID)
+
     # --- embeddings ----------------------------------------------------------------------------------------------
 
     def _embeddings(self, body: dict[str, Any]) -> Reply:
@@ -373,6 +392,15 @@ def _check_json_schema_format(fmt: Mapping[str, Any], *, nested: bool) -> None:
         _require(isinstance(spec.get("name"), str) and isinstance(spec.get("schema"), Mapping), "json_schema shape")
 
 
+def _check_tool_choice(choice: Any, names: set[str], *, nested: bool) -> None:
+    """A mode, or one named function: ``{"type": "function", "function": {"name"}}`` (Responses: ``"name"`` flat)."""
+    if isinstance(choice, dict):
+        named = choice.get("function", {}).get("name") if nested else choice.get("name")
+        _require(choice.get("type") == "function" and named in names, "tool_choice names an offered function")
+    else:
+        _require(choice in ("none", "auto", "required"), "tool_choice")
+
+
 def check_chat(body: Mapping[str, Any]) -> None:
     _check_fields(body, _CHAT_FIELDS, "chat")
     messages = body.get("messages")
@@ -411,8 +439,9 @@ def check_chat(body: Mapping[str, Any]) -> None:
         _require(set(fn) <= {"name", "description", "parameters", "strict"}, "tool function fields")
     if "tool_choice" in body:
         _require(tools, "tool_choice is only allowed when tools are specified")
-        _require(body["tool_choice"] in ("none", "auto", "required"), "tool_choice")
+        _check_tool_choice(body["tool_choice"], {t["function"]["name"] for t in tools or ()}, nested=True)
     _require("stream_options" not in body or body.get("stream") is True, "stream_options needs stream")
+    _require(body.get("n", 1) == 1 or (isinstance(body["n"], int) and 1 <= body["n"] <= 128), "n")
     _require(not ("max_tokens" in body and "max_completion_tokens" in body), "max_tokens with max_completion_tokens")
     if "temperature" in body:
         _require(0 <= body["temperature"] <= 2, "temperature")
@@ -458,7 +487,8 @@ def check_responses(body: Mapping[str, Any]) -> None:
         _require(tool.get("type") == "function" and _TOOL_NAME.fullmatch(tool.get("name", "")), "tool")
         _require("strict" in tool and "parameters" in tool, "function tools need strict and parameters")
     if "tool_choice" in body:
-        _require(body["tool_choice"] in ("none", "auto", "required"), "tool_choice")
+        names = {t["name"] for t in body.get("tools") or ()}
+        _check_tool_choice(body["tool_choice"], names, nested=False)
     _require("stream_options" not in body or body.get("stream") is True, "stream_options needs stream")
     if "text" in body:
         _check_json_schema_format(body["text"].get("format", {}), nested=False)

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import openai
 
 from privsdk.adapter import Adapter, AdapterOptions
-from privsdk.errors import ConfigError
+from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEnd, StreamEvent
-from privsdk_openai import convert
+from privsdk_openai import convert, dropin
 from privsdk_openai.config import Kind, where
 from privsdk_openai.errors import translate
 
 _STREAM_USAGE = {"stream": True, "stream_options": {"include_usage": True}}
 #: What a self-hosted server gets as its key when none is configured: such servers ignore it.
 UNUSED_KEY = "unused"
+
+
+_SDKClient = TypeVar("_SDKClient", openai.OpenAI, openai.AsyncOpenAI)
+_HTTP = TypeVar("_HTTP", openai.DefaultHttpxClient, openai.DefaultAsyncHttpxClient)
+
+
+def _unchanged(violation: PolicyViolation) -> BaseException:
+    return violation
 
 
 class _Reader(Protocol):
@@ -56,11 +64,30 @@ class ChatCompletions(Adapter):
         self._model = self._model_for(target)
         self._args: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout, **self._client_args()}
         try:
-            self._client = self._sync_client(**self._args)
+            self._client = self._guarded(
+                self._sync_client(**self._args, http_client=self._http(openai.DefaultHttpxClient))
+            )
         except (openai.OpenAIError, ValueError) as exc:  # the SDK's own checks of credentials, endpoint, version
             raise ConfigError(str(exc), where=where(target)) from exc
         self._aclient: openai.AsyncOpenAI | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self, factory: Callable[[], _HTTP]) -> _HTTP:
+        """An httpx client with openai's defaults, guarded by the Client's guard before the SDK client exists.
+
+        Guarded first, so that this guard judges the adapter's requests even when ``privsdk.instrument()`` is
+        in effect (it guards every new SDK client with the process-wide guard, and guarding is done once).
+        The guard is the Client's (``options.guard``; None is :meth:`Guard.default`). A refusal is the guard's
+        own :class:`~privsdk.errors.PolicyViolation`: the SDK raises it as it is (it is no transport error) and
+        the except clauses below let it pass. The Client does its own rerouting.
+        """
+        from privsdk.outbound.transport import guard_httpx
+
+        return guard_httpx(factory(), sdk=dropin.SDK, refusal=_unchanged, guard=self.options.guard)
+
+    def _guarded(self, client: _SDKClient) -> _SDKClient:
+        """``client``, marked as guarded (its httpx client already is: :meth:`_http`)."""
+        return dropin.install(client, self.options.guard, _unchanged, reroutes=False)
 
     def _model_for(self, target: Target) -> str:
         return target.model
@@ -83,7 +110,8 @@ class ChatCompletions(Adapter):
         loop = asyncio.get_running_loop()
         client = self._aclient
         if client is None or self._aloop is not loop:
-            client = self._aclient = self._async_client(**self._args)
+            http = self._http(openai.DefaultAsyncHttpxClient)
+            client = self._aclient = self._guarded(self._async_client(**self._args, http_client=http))
             self._aloop = loop
         return client
 

@@ -1,0 +1,321 @@
+"""The openai SDK's own client classes, with privsdk's guard in their transport.
+
+``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, ``AsyncAzureOpenAI`` (and the
+Bedrock-hosted pair) are subclasses of openai's classes that differ in one
+thing: the httpx client they send through (the SDK's default one, or the
+``http_client`` the app passed) has the guard as its transport. Every
+request any part of the SDK sends -- Chat Completions, Responses, files,
+batches, raw and streaming wrappers, ``with_options`` copies -- is judged on
+what it really is before a byte is written, and leaves a usage record.
+
+A refusal raises :class:`PolicyViolation`, which is both
+:class:`privsdk.PolicyViolation` and :class:`openai.OpenAIError`: the SDK
+re-raises an ``OpenAIError`` raised while sending as it is, so a refusal is
+never retried, and handlers written for openai's errors catch it.
+
+:func:`guard_client` guards a client the app already built;
+:func:`instrument` makes every client built afterwards guarded, including
+those that frameworks (LangChain, LlamaIndex, pydantic-ai, ...) build inside.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+import httpx2
+import openai
+
+from privsdk.errors import PolicyViolation as _Violation
+
+if TYPE_CHECKING:
+    from privsdk.outbound.judge import Guard
+
+__all__ = [
+    "AsyncAzureOpenAI",
+    "AsyncBedrockOpenAI",
+    "AsyncOpenAI",
+    "AzureOpenAI",
+    "BedrockOpenAI",
+    "OpenAI",
+    "PolicyViolation",
+    "guard_client",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]
+
+#: The name the guard's records and seams know this SDK by.
+SDK = "openai"
+
+_Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
+
+
+class PolicyViolation(_Violation, openai.OpenAIError):
+    """privsdk refused the request: a :class:`privsdk.PolicyViolation` that is also an :class:`openai.OpenAIError`.
+
+    Its message names the unmet requirements and the endpoint, never the
+    request's content.
+    """
+
+    @classmethod
+    def of(cls, violation: _Violation) -> PolicyViolation:
+        """The same refusal as an openai error, carrying the same decision and message."""
+        if isinstance(violation, cls):
+            return violation
+        refusal = cls.__new__(cls)
+        refusal.__dict__.update(violation.__dict__)
+        refusal.args = violation.args
+        return refusal
+
+
+Refusal = Callable[[_Violation], BaseException]
+#: The attribute a guarded client carries its :class:`_Seam` in.
+_MARK = "_privsdk_seam"
+
+
+class _Seam(NamedTuple):
+    """What a guarded client judges its WebSocket connections with (they do not pass through httpx)."""
+
+    guard: Guard | None
+    refusal: Refusal
+
+
+def install(client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes: bool = True) -> _Client:
+    """Guard the httpx client ``client`` sends through, in place (a no-op when it already is).
+
+    With ``reroutes``, a request the tenant reroutes is answered from the alternative in openai's wire
+    format (:mod:`privsdk_openai.reroute`); without, it is refused. The client is also marked, so that its
+    WebSocket connections (Realtime, Live, the Responses API's WebSocket mode), which the SDK opens with the
+    websockets library rather than httpx, are judged too.
+    """
+    from privsdk.outbound.transport import guard_httpx
+
+    if reroutes:
+        from privsdk_openai import reroute
+
+        guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
+    else:
+        guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
+    if getattr(client, _MARK, None) is None:
+        setattr(client, _MARK, _Seam(guard, refusal))
+    return client
+
+
+def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
+    """Guard ``client``, an ``openai.OpenAI``/``AsyncOpenAI`` (Azure and Bedrock ones too) the app built.
+
+    The client's httpx client gets the guard as its transport, so the client,
+    its ``with_options`` copies and any other client sharing that httpx
+    client are guarded from now on. Returns ``client``.
+    """
+    if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
+        raise TypeError(
+            f"privsdk.openai.guard_client takes an openai.OpenAI or openai.AsyncOpenAI client, "
+            f"not {type(client).__module__}.{type(client).__qualname__}"
+        )
+    return install(client, guard, PolicyViolation.of)
+
+
+def _guarded_init(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` followed by guarding the new client: the constructor of every drop-in class."""
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        install(self, _instrumented.get("guard"), PolicyViolation.of)
+
+    return __init__
+
+
+# The drop-in classes. Their __init__ is openai's, followed by guarding; type checkers see openai's
+# own signature (functools.wraps also gives inspect.signature the original's).
+
+
+class OpenAI(openai.OpenAI):
+    __doc__ = openai.OpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.OpenAI.__init__)
+
+
+class AsyncOpenAI(openai.AsyncOpenAI):
+    __doc__ = openai.AsyncOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AsyncOpenAI.__init__)
+
+
+class AzureOpenAI(openai.AzureOpenAI):
+    __doc__ = openai.AzureOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AzureOpenAI.__init__)
+
+
+class AsyncAzureOpenAI(openai.AsyncAzureOpenAI):
+    __doc__ = openai.AsyncAzureOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AsyncAzureOpenAI.__init__)
+
+
+class BedrockOpenAI(openai.BedrockOpenAI):
+    __doc__ = openai.BedrockOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.BedrockOpenAI.__init__)
+
+
+class AsyncBedrockOpenAI(openai.AsyncBedrockOpenAI):
+    __doc__ = openai.AsyncBedrockOpenAI.__doc__
+    if not TYPE_CHECKING:
+        __init__ = _guarded_init(openai.AsyncBedrockOpenAI.__init__)
+
+
+# --- instrument(): every client built from now on is guarded -----------------------------------------------------
+
+#: The SDK classes whose constructor instrument() wraps. Every client class of the SDK (Azure, Bedrock, the
+#: module-level client, a framework's subclass) runs one of these two constructors.
+_ROOTS: tuple[type[Any], ...] = (openai.OpenAI, openai.AsyncOpenAI)
+_originals: dict[type[Any], Callable[..., None]] = {}
+_instrumented: dict[str, Guard | None] = {}
+_lock = threading.Lock()
+
+
+def instrument(*, guard: Guard | None = None) -> None:
+    """Guard every openai client created from now on, by the app or inside a framework.
+
+    Wraps the constructors of ``openai.OpenAI`` and ``openai.AsyncOpenAI``
+    (which every other client class of the SDK runs). Idempotent; clients
+    built before the call stay as they are (use :func:`guard_client`).
+    ``guard`` defaults to the process-wide one configured from the environment.
+    """
+    with _lock:
+        _instrumented["guard"] = guard
+        for cls in _ROOTS:
+            if cls not in _originals:
+                original = cls.__dict__["__init__"]
+                _originals[cls] = original
+                cls.__init__ = _guarded_init(original)
+
+
+def uninstrument() -> None:
+    """Undo :func:`instrument`: clients created afterwards are openai's own again (drop-in classes stay guarded)."""
+    with _lock:
+        for cls, original in _originals.items():
+            cls.__init__ = original
+        _originals.clear()
+        _instrumented.pop("guard", None)
+
+
+def is_instrumented() -> bool:
+    """Whether :func:`instrument` is in effect."""
+    return bool(_originals)
+
+
+# --- WebSocket connections ------------------------------------------------------------------------------------------
+
+#: Resource modules whose ``connect`` opens a WebSocket, and the path family the connection serves.
+_WEBSOCKETS: tuple[tuple[str, str], ...] = (
+    ("openai.resources.realtime.realtime", "realtime"),
+    ("openai.resources.realtime.translations.translations", "realtime"),
+    ("openai.resources.beta.realtime.realtime", "realtime"),
+    ("openai.resources.live.live", "live"),
+    ("openai.resources.live.sideband", "live"),
+    ("openai.resources.live.forks", "live"),
+    ("openai.resources.responses.responses", "responses"),
+    ("openai.resources.beta.responses.responses", "responses"),
+)
+
+
+def _judge_websocket(client: Any, family: str) -> None:
+    """Judge the WebSocket a guarded client is about to open, as a GET of its endpoint: refuse before connecting."""
+    seam: _Seam | None = getattr(client, _MARK, None)
+    if seam is None:
+        return
+    from privsdk.decision import unjudged
+    from privsdk.errors import ConfigError
+    from privsdk.outbound.judge import Guard
+    from privsdk.outbound.outgoing import Outgoing
+
+    url = httpx2.URL(str(client.websocket_base_url or client.base_url))
+    scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
+    path = url.path.rstrip("/") + "/" + family
+    headers = {k.lower(): v for k, v in client.default_headers.items() if isinstance(v, str)}
+    out = Outgoing(SDK, "GET", scheme, url.host, url.port, path, "", headers, b"")
+    try:
+        passed = (seam.guard or Guard.default()).check(out)
+    except _Violation as violation:
+        raise seam.refusal(violation) from None
+    except ConfigError as exc:  # fail closed, as the httpx seam does
+        raise seam.refusal(_Violation(unjudged(out.host, f"configuration error: {exc}"))) from None
+    passed.finish(None, (None, None), None)
+
+
+def _guarded_connect(connect: Callable[..., Any], family: str) -> Callable[..., Any]:
+    @functools.wraps(connect)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _judge_websocket(self._client, family)
+        return connect(self, *args, **kwargs)
+
+    guarded.__privsdk_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def _patch(module: ModuleType, family: str) -> None:
+    for cls in list(vars(module).values()):
+        connect = cls.__dict__.get("connect") if isinstance(cls, type) and cls.__module__ == module.__name__ else None
+        if connect is not None and not getattr(connect, "__privsdk_guarded__", False):
+            cls.connect = _guarded_connect(connect, family)
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs the module's own loader, then wraps its ``connect`` methods."""
+
+    def __init__(self, inner: importlib.abc.Loader, family: str) -> None:
+        self._inner = inner
+        self._family = family
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._inner.exec_module(module)
+        _patch(module, self._family)
+
+
+class _WebSocketModules(importlib.abc.MetaPathFinder):
+    """Wraps the WebSocket resource modules when openai imports them, which it does lazily.
+
+    Importing them here would load all of ``openai.types`` (over a second) with ``import privsdk.openai``.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        family = _FAMILIES.get(fullname)
+        if family is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, family)
+        return spec
+
+
+_FAMILIES = dict(_WEBSOCKETS)
+
+
+def _guard_websockets() -> None:
+    """Wrap every ``connect`` that opens a WebSocket (a no-op for clients that are not guarded): now for the
+    modules already imported, on import for the others."""
+    for name, family in _WEBSOCKETS:
+        module = sys.modules.get(name)
+        if module is not None:
+            _patch(module, family)
+    if not any(isinstance(finder, _WebSocketModules) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WebSocketModules())
+
+
+_guard_websockets()

@@ -1,0 +1,353 @@
+"""OpenAI's wire protocol: what a request asks for, and its answer's tokens.
+
+Serves every host that speaks it: api.openai.com and the regional
+``xx.api.openai.com`` hosts (``/v1/...``), Azure OpenAI
+(``/openai/deployments/{deployment}/...?api-version=``, ``/openai/...`` and
+``/openai/v1/...``), Azure AI Foundry (``/openai/v1/...``, ``/models/...``)
+and OpenAI-compatible servers (vLLM, Ollama's ``/v1``, any prefix).
+
+The route is what follows the prefix (``/v1``, ``/openai/v1``, an Azure
+deployment): its first segment names the endpoint family, and so the
+operation. Features come from the body of the requests that send content to a
+model (Chat Completions, legacy Completions, Responses). The body is parsed
+once; nothing read from it is kept but names and flags, and no error message
+quotes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+
+#: Route families that send content to a model; their body is read for model and features.
+_GENERATE = frozenset({"chat/completions", "completions", "responses"})
+
+#: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
+_FAMILY: Mapping[str, str] = {
+    "embeddings": "embed",
+    "files": "files",
+    "uploads": "files",
+    "batches": "batch",
+    "fine_tuning": "fine_tune",
+    "assistants": "assistants",
+    "threads": "assistants",
+    "vector_stores": "vector_stores",
+    "images": "images",
+    "audio": "audio",
+    "moderations": "moderation",
+    "realtime": "realtime",
+    "live": "realtime",
+    "conversations": "responses_state",
+    # Endpoints the catalogue has no facts for: named so that the refusal says what they are.
+    "videos": "other",
+    "containers": "other",
+    "evals": "other",
+    "agents": "other",
+    "chatkit": "other",
+    "skills": "other",
+    "vaults": "other",
+    "organization": "other",
+    "projects": "other",
+    "webhook_endpoints": "other",
+    "webhook_event_types": "other",
+    "safety": "other",
+    "decisions": "other",
+    "content_provenance_checks": "other",
+}
+#: Every first segment a route may start with: what a prefix scan looks for on a server with an unusual prefix.
+_FIRST = frozenset({*_FAMILY, "chat", "completions", "responses", "models"})
+#: Routes that Azure AI model inference serves under ``/models/``.
+_MODEL_ROUTES = frozenset({"chat", "completions", "embeddings", "images"})
+
+#: Tool type -> the features it brings. A tool whose code runs in the app (function, custom, local
+#: shell, apply_patch, namespaces of functions) brings none; a type not listed here is unreadable.
+_TOOLS: Mapping[str, frozenset[str]] = {
+    "function": frozenset(),
+    "custom": frozenset(),
+    "namespace": frozenset(),
+    "apply_patch": frozenset(),
+    "local_shell": frozenset(),
+    "web_search": frozenset({"web_search"}),
+    "web_search_2025_08_26": frozenset({"web_search"}),
+    "web_search_preview": frozenset({"web_search"}),
+    "web_search_preview_2025_03_11": frozenset({"web_search"}),
+    "file_search": frozenset({"file_search"}),
+    "code_interpreter": frozenset({"hosted_tools"}),
+    "programmatic_tool_calling": frozenset({"hosted_tools"}),
+    "computer": frozenset({"hosted_tools"}),
+    "computer_use": frozenset({"hosted_tools"}),
+    "computer_use_preview": frozenset({"hosted_tools"}),
+    "mcp": frozenset({"hosted_tools"}),
+    "image_generation": frozenset({"hosted_tools", "image_output"}),
+}
+_HOSTED = frozenset({"hosted_tools"})
+
+#: Content part types that carry a file or an image into the request.
+_FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file"})
+#: Prompt-cache lifetimes that keep the cache beyond OpenAI's in-memory default.
+_EXTENDED_TTL = frozenset({"12h"})
+
+
+def route(path: str) -> tuple[list[str], str | None]:
+    """The route's segments after the prefix, and the Azure deployment when the path names one.
+
+    ``/v1/chat/completions`` -> ``(["chat", "completions"], None)``;
+    ``/openai/deployments/gpt4o/chat/completions`` -> ``(["chat", "completions"], "gpt4o")``.
+    """
+    segments = [s for s in path.split("/") if s]
+    if len(segments) >= 3 and segments[0] == "openai" and segments[1] == "deployments":
+        return segments[3:], segments[2]
+    if segments and segments[0] == "openai":  # Azure: /openai/..., /openai/v1/...
+        segments = segments[1:]
+    if "v1" in segments:
+        segments = segments[segments.index("v1") + 1 :]
+    elif not (segments and segments[0] in _FIRST):
+        # An OpenAI-compatible server under a prefix of its own (/api/..., /serving-endpoints/...).
+        segments = next((segments[i:] for i, s in enumerate(segments) if s in _FIRST), segments)
+    if len(segments) > 1 and segments[0] == "models" and segments[1] in _MODEL_ROUTES:
+        return segments[1:], None  # Azure AI model inference: /models/chat/completions
+    return segments, None
+
+
+def _unknown(segments: list[str]) -> Unreadable:
+    first = segments[0][:40] if segments else ""
+    return Unreadable(f"unknown path shape /v1/{first}/... for the OpenAI protocol")
+
+
+def _body(request: Outgoing, what: str) -> dict[str, Any]:
+    """The request's JSON object; a body that is not one cannot be judged."""
+    try:
+        body = json.loads(request.body) if request.body else None
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise Unreadable(f"the body of {what} is not a JSON object")
+    return body
+
+
+def _tool_features(tools: Any, into: set[str]) -> None:
+    if not tools:
+        return
+    if not isinstance(tools, list):
+        raise Unreadable("tools is not a list")
+    for tool in tools:
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        found = _TOOLS.get(kind) if isinstance(kind, str) else None
+        if found is not None:
+            into.update(found)
+        elif kind == "shell":  # hosted unless it runs in the app's own environment
+            environment = tool.get("environment")
+            if not (isinstance(environment, dict) and environment.get("type") == "local"):
+                into.update(_HOSTED)
+        elif kind == "tool_search":  # searched by OpenAI unless the app runs the search
+            if tool.get("execution") != "client":
+                into.update(_HOSTED)
+        else:
+            raise Unreadable("a tool of a type the OpenAI reader does not know")
+
+
+def _part_features(content: Any, into: set[str]) -> None:
+    """Features carried by content parts: files and images, extended cache breakpoints."""
+    if not isinstance(content, list):
+        return
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") in _FILE_PARTS:
+            into.add("file_inputs")
+        cache = part.get("prompt_cache_breakpoint")
+        if isinstance(cache, dict) and cache.get("ttl") in _EXTENDED_TTL:
+            into.add("prompt_caching")
+
+
+def _cache_features(body: dict[str, Any], into: set[str]) -> None:
+    retention = body.get("prompt_cache_retention")
+    if retention is not None and retention != "in_memory":
+        into.add("prompt_caching")
+    options = body.get("prompt_cache_options")
+    if isinstance(options, dict) and options.get("ttl") in _EXTENDED_TTL:
+        into.add("prompt_caching")
+
+
+def _chat_features(body: dict[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    if body.get("store") is True:
+        found.add("stored_responses")
+    if body.get("web_search_options") is not None:
+        found.add("web_search")
+    modalities = body.get("modalities")
+    if body.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
+        found.add("audio_output")
+    if body.get("background") is True:
+        found.add("background")
+    _cache_features(body, found)
+    _tool_features(body.get("tools"), found)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                _part_features(message.get("content"), found)
+    return frozenset(found)
+
+
+def _responses_features(body: dict[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    # The Responses API stores a response unless told not to.
+    if body.get("store") is not False or body.get("previous_response_id") or body.get("conversation"):
+        found.add("stored_responses")
+    if body.get("background") is True:
+        found.add("background")
+    _cache_features(body, found)
+    _tool_features(body.get("tools"), found)
+    items = body.get("input")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict):
+                _part_features(item.get("content"), found)
+    return frozenset(found)
+
+
+def _model(body: dict[str, Any]) -> str | None:
+    model = body.get("model")
+    return model if isinstance(model, str) else None
+
+
+class OpenAIReader:
+    """The reader for every OpenAI-protocol offering (``READER``)."""
+
+    def read(self, request: Outgoing) -> Asks:
+        segments, deployment = route(request.path)
+        if not segments:
+            raise _unknown(segments)
+        first = segments[0]
+        method = request.method.upper()
+        if first == "chat" or first == "completions" or first == "responses":
+            return self._generate(request, segments, method, deployment)
+        if first == "models":  # a listing carries no content; deleting a fine-tuned model is something else
+            return Asks("models" if method == "GET" else "other", deployment=deployment)
+        operation = _FAMILY.get(first)
+        if operation is None:
+            raise _unknown(segments)
+        model = None
+        if method == "POST" and operation == "embed":
+            model = _model(_body(request, "an embeddings request"))
+        return Asks(operation, model=model, deployment=deployment)
+
+    def _generate(self, request: Outgoing, segments: list[str], method: str, deployment: str | None) -> Asks:
+        first = segments[0]
+        if first == "chat":
+            if len(segments) < 2 or segments[1] != "completions":
+                raise _unknown(segments)
+            path = "chat/completions"
+            rest = segments[2:]
+        else:
+            path = first
+            rest = segments[1:]
+        if rest or method != "POST":
+            # Stored objects (GET/DELETE /responses/{id}, stored chat completions), and the helper endpoints
+            # that count or compact input: none of them is a plain generation.
+            if path == "responses" and rest and rest[0] in ("compact", "input_tokens"):
+                return Asks("other", deployment=deployment)
+            if path == "completions" and not rest:
+                raise _unknown(segments)
+            return Asks("responses_state", deployment=deployment)
+        body = _body(request, f"a {path} request")
+        features = _responses_features(body) if path == "responses" else _chat_features(body)
+        operation = "stream" if body.get("stream") is True else "chat"
+        return Asks(operation, model=_model(body), features=features, deployment=deployment)
+
+    def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
+        if status >= 300:
+            return None
+        kind = headers.get("content-type", "")
+        if not (kind.startswith("application/json") or kind.startswith("text/event-stream")):
+            return None  # audio, images, file content: no token counts to read
+        return UsageMeter()
+
+
+_KEY = b'"usage"'
+#: The longest usage object kept while it arrives; anything longer is not a usage object.
+_MAX_USAGE = 4096
+_decoder = json.JSONDecoder()
+
+
+class UsageMeter:
+    """Token counts from an OpenAI answer, JSON or SSE, keeping only the bytes of ``"usage": {...}``.
+
+    A JSON string cannot hold an unescaped quote, so the bytes ``"usage"``
+    followed by a colon can only be a key: the meter looks for them across
+    chunk boundaries, parses the object that follows, and keeps the last one
+    that holds counts (a Chat Completions stream's final chunk, the Responses
+    API's ``response.completed`` event, a JSON body's top-level usage). Every
+    other byte is dropped as it passes.
+    """
+
+    __slots__ = ("_buf", "_input", "_output")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._input: int | None = None
+        self._output: int | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        buf = self._buf + chunk if self._buf else chunk
+        while True:
+            at = buf.find(_KEY)
+            if at < 0:
+                # Keep just enough to find a key split across chunks.
+                self._buf = buf[-(len(_KEY) - 1) :] if buf else b""
+                return
+            rest = buf[at + len(_KEY) :]
+            parsed, used = self._usage(rest)
+            if used is None:  # the object has not fully arrived yet
+                self._buf = buf[at:] if len(buf) - at <= _MAX_USAGE else b""
+                return
+            if isinstance(parsed, dict):
+                self._take(parsed)
+            buf = rest[used:]
+
+    @staticmethod
+    def _usage(data: bytes) -> tuple[Any, int | None]:
+        """The value after ``"usage"`` and the bytes it took; ``(None, None)`` while it is incomplete."""
+        i = 0
+        n = len(data)
+        while i < n and data[i] in b" \t\r\n":
+            i += 1
+        if i >= n:
+            return None, None
+        if data[i] != 58:  # ':' -- "usage" was a value, not a key
+            return None, i
+        i += 1
+        while i < n and data[i] in b" \t\r\n":
+            i += 1
+        if i >= n:
+            return None, None
+        end = data.find(b"}", i) if data[i] == 123 else -1  # '{'
+        if data[i] != 123:
+            return None, i  # null, or something that is not a usage object
+        # Nested objects (token details) close before the outer one: try each closing brace in turn.
+        while end >= 0:
+            try:
+                value, stop = _decoder.raw_decode(data[i : end + 1].decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                end = data.find(b"}", end + 1)
+                continue
+            return value, i + stop
+        return None, None
+
+    def _take(self, usage: dict[str, Any]) -> None:
+        given = usage.get("prompt_tokens", usage.get("input_tokens"))
+        taken = usage.get("completion_tokens", usage.get("output_tokens"))
+        if not isinstance(given, int) and not isinstance(taken, int):
+            return
+        self._input = given if isinstance(given, int) else None
+        self._output = taken if isinstance(taken, int) else None
+
+    def tokens(self) -> tuple[int | None, int | None]:
+        return self._input, self._output
+
+
+READER = OpenAIReader()

@@ -1,0 +1,283 @@
+# ruff: noqa: E501  (table rows read best one per line)
+"""The OpenAI wire reader: documented hosts, paths and body features -> what the request asks for.
+
+The table covers api.openai.com, Azure OpenAI (deployment paths, ``/openai/...``
+and ``/openai/v1/...``), Azure AI Foundry and OpenAI-compatible servers under
+other prefixes. The meter is fed the loopback server's real answers, cut into
+chunks of every size.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.openai import READER, UsageMeter
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import Recorded
+
+_JSON = {"content-type": "application/json"}
+
+
+def request(method: str, path: str, body: Any = None, *, host: str = "api.openai.com", query: str = "") -> Outgoing:
+    data = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Outgoing("openai", method, "https", host, None, path, query, _JSON if body is not None else {}, data)
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+RESP = {"model": "gpt-5", "input": "hi", "store": False}
+
+PATHS: list[tuple[str, str, Any, Asks]] = [
+    # api.openai.com
+    ("POST", "/v1/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
+    ("POST", "/v1/chat/completions", {**CHAT, "stream": True}, Asks("stream", model="gpt-4o-mini")),
+    ("POST", "/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "x"}, Asks("chat", "gpt-3.5-turbo-instruct")),
+    ("POST", "/v1/responses", RESP, Asks("chat", model="gpt-5")),
+    ("POST", "/v1/responses", {**RESP, "stream": True}, Asks("stream", model="gpt-5")),
+    ("GET", "/v1/responses/resp_123", None, Asks("responses_state")),
+    ("DELETE", "/v1/responses/resp_123", None, Asks("responses_state")),
+    ("GET", "/v1/responses/resp_123/input_items", None, Asks("responses_state")),
+    ("POST", "/v1/responses/resp_123/cancel", None, Asks("responses_state")),
+    ("POST", "/v1/responses/compact", RESP, Asks("other")),
+    ("POST", "/v1/responses/input_tokens", RESP, Asks("other")),
+    ("GET", "/v1/chat/completions/chatcmpl_1", None, Asks("responses_state")),
+    ("GET", "/v1/chat/completions", None, Asks("responses_state")),
+    ("DELETE", "/v1/chat/completions/chatcmpl_1", None, Asks("responses_state")),
+    ("POST", "/v1/conversations", {"items": []}, Asks("responses_state")),
+    ("GET", "/v1/conversations/conv_1/items", None, Asks("responses_state")),
+    ("POST", "/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"}, Asks("embed", "text-embedding-3-small")),
+    ("POST", "/v1/files", b"--boundary\r\n...", Asks("files")),
+    ("GET", "/v1/files/file-1/content", None, Asks("files")),
+    ("POST", "/v1/uploads", {"purpose": "batch"}, Asks("files")),
+    ("POST", "/v1/uploads/upload_1/parts", b"--b", Asks("files")),
+    ("POST", "/v1/batches", {"input_file_id": "file-1"}, Asks("batch")),
+    ("GET", "/v1/batches/batch_1", None, Asks("batch")),
+    ("POST", "/v1/fine_tuning/jobs", {"model": "gpt-4o-mini"}, Asks("fine_tune")),
+    ("GET", "/v1/fine_tuning/jobs/ftjob-1/events", None, Asks("fine_tune")),
+    ("POST", "/v1/assistants", {"model": "gpt-4o"}, Asks("assistants")),
+    ("POST", "/v1/threads/thread_1/runs", {"assistant_id": "a"}, Asks("assistants")),
+    ("POST", "/v1/vector_stores", {"name": "v"}, Asks("vector_stores")),
+    ("POST", "/v1/vector_stores/vs_1/search", {"query": "q"}, Asks("vector_stores")),
+    ("POST", "/v1/images/generations", {"model": "gpt-image-1", "prompt": "p"}, Asks("images")),
+    ("POST", "/v1/images/edits", b"--b", Asks("images")),
+    ("POST", "/v1/audio/speech", {"model": "tts-1", "input": "x", "voice": "alloy"}, Asks("audio")),
+    ("POST", "/v1/audio/transcriptions", b"--b", Asks("audio")),
+    ("POST", "/v1/moderations", {"input": "x"}, Asks("moderation")),
+    ("POST", "/v1/realtime/client_secrets", {}, Asks("realtime")),
+    ("GET", "/v1/realtime", None, Asks("realtime")),
+    ("POST", "/v1/realtime/calls", b"v=0", Asks("realtime")),
+    ("GET", "/v1/models", None, Asks("models")),
+    ("GET", "/v1/models/gpt-4o", None, Asks("models")),
+    ("DELETE", "/v1/models/ft:gpt-4o:acme", None, Asks("other")),
+    ("POST", "/v1/containers", {"name": "c"}, Asks("other")),
+    ("POST", "/v1/evals", {"name": "e"}, Asks("other")),
+    ("POST", "/v1/videos", {"prompt": "p"}, Asks("other")),
+    ("GET", "/v1/organization/usage/completions", None, Asks("other")),
+    # Azure OpenAI: deployments, the resource-level /openai/... paths and the v1 API
+    ("POST", "/openai/deployments/gpt4o-eu/chat/completions", CHAT, Asks("chat", "gpt-4o-mini", deployment="gpt4o-eu")),
+    ("POST", "/openai/deployments/emb/embeddings", {"model": "emb", "input": "x"}, Asks("embed", "emb", deployment="emb")),
+    ("POST", "/openai/deployments/whisper/audio/transcriptions", b"--b", Asks("audio", deployment="whisper")),
+    ("POST", "/openai/files", b"--b", Asks("files")),
+    ("POST", "/openai/assistants", {"model": "m"}, Asks("assistants")),
+    ("POST", "/openai/v1/responses", RESP, Asks("chat", model="gpt-5")),
+    ("GET", "/openai/v1/models", None, Asks("models")),
+    # Azure AI model inference and OpenAI-compatible servers under other prefixes
+    ("POST", "/models/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
+    ("POST", "/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
+    ("POST", "/api/v1/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
+    ("POST", "/serving-endpoints/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
+    ("GET", "/v1/models/", None, Asks("models")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body", "asks"), PATHS, ids=[f"{m} {p}" for m, p, _, _ in PATHS])
+def test_paths(method: str, path: str, body: Any, asks: Asks) -> None:
+    assert READER.read(request(method, path, body)) == asks
+
+
+def test_azure_query_and_hosts_do_not_change_the_route() -> None:
+    out = request(
+        "POST",
+        "/openai/deployments/d/chat/completions",
+        {**CHAT, "stream": True},
+        host="acme.openai.azure.com",
+        query="api-version=2024-10-21",
+    )
+    assert READER.read(out) == Asks("stream", model="gpt-4o-mini", deployment="d")
+
+
+def test_the_registry_serves_this_reader_for_openai_offerings() -> None:
+    assert reader("openai") is READER
+
+
+FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
+    ("plain chat", {}, frozenset()),
+    ("store true", {"store": True}, frozenset({"stored_responses"})),
+    ("store false", {"store": False}, frozenset()),
+    ("web search options", {"web_search_options": {}}, frozenset({"web_search"})),
+    ("audio param", {"audio": {"voice": "alloy", "format": "wav"}}, frozenset({"audio_output"})),
+    ("audio modality", {"modalities": ["text", "audio"]}, frozenset({"audio_output"})),
+    ("text modality", {"modalities": ["text"]}, frozenset()),
+    ("extended cache", {"prompt_cache_retention": "24h"}, frozenset({"prompt_caching"})),
+    ("in-memory cache", {"prompt_cache_retention": "in_memory"}, frozenset()),
+    ("cache key only", {"prompt_cache_key": "k"}, frozenset()),
+    ("cache ttl 12h", {"prompt_cache_options": {"ttl": "12h"}}, frozenset({"prompt_caching"})),
+    ("background", {"background": True}, frozenset({"background"})),
+    ("function tool", {"tools": [{"type": "function", "function": {"name": "f"}}]}, frozenset()),
+    (
+        "image part",
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}]},
+        frozenset({"file_inputs"}),
+    ),
+    (
+        "file part",
+        {"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]},
+        frozenset({"file_inputs"}),
+    ),
+    (
+        "cache breakpoint 12h",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "prompt_cache_breakpoint": {"mode": "explicit", "ttl": "12h"}}]}]},
+        frozenset({"prompt_caching"}),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "extra", "features"), FEATURES, ids=[f[0] for f in FEATURES])
+def test_chat_features(name: str, extra: dict[str, Any], features: frozenset[str]) -> None:
+    assert READER.read(request("POST", "/v1/chat/completions", {**CHAT, **extra})).features == features
+
+
+RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
+    ("store false", {}, frozenset()),
+    ("store missing: stored by default", {"store": None}, frozenset({"stored_responses"})),
+    ("store true", {"store": True}, frozenset({"stored_responses"})),
+    ("previous response", {"previous_response_id": "resp_1"}, frozenset({"stored_responses"})),
+    ("conversation", {"conversation": "conv_1"}, frozenset({"stored_responses"})),
+    ("background", {"background": True}, frozenset({"background"})),
+    ("extended cache", {"prompt_cache_retention": "24h"}, frozenset({"prompt_caching"})),
+    ("web_search", {"tools": [{"type": "web_search"}]}, frozenset({"web_search"})),
+    ("web_search_preview", {"tools": [{"type": "web_search_preview"}]}, frozenset({"web_search"})),
+    ("web_search dated", {"tools": [{"type": "web_search_2025_08_26"}]}, frozenset({"web_search"})),
+    ("file_search", {"tools": [{"type": "file_search", "vector_store_ids": ["vs"]}]}, frozenset({"file_search"})),
+    ("code_interpreter", {"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, frozenset({"hosted_tools"})),
+    ("computer_use_preview", {"tools": [{"type": "computer_use_preview"}]}, frozenset({"hosted_tools"})),
+    ("mcp", {"tools": [{"type": "mcp", "server_label": "s"}]}, frozenset({"hosted_tools"})),
+    ("image_generation", {"tools": [{"type": "image_generation"}]}, frozenset({"hosted_tools", "image_output"})),
+    ("hosted shell", {"tools": [{"type": "shell", "environment": {"type": "container_auto"}}]}, frozenset({"hosted_tools"})),
+    ("shell, no environment", {"tools": [{"type": "shell"}]}, frozenset({"hosted_tools"})),
+    ("local shell", {"tools": [{"type": "shell", "environment": {"type": "local"}}]}, frozenset()),
+    ("local_shell", {"tools": [{"type": "local_shell"}]}, frozenset()),
+    ("server tool search", {"tools": [{"type": "tool_search"}]}, frozenset({"hosted_tools"})),
+    ("client tool search", {"tools": [{"type": "tool_search", "execution": "client"}]}, frozenset()),
+    ("function + custom", {"tools": [{"type": "function", "name": "f"}, {"type": "custom", "name": "c"}]}, frozenset()),
+    (
+        "input image and file",
+        {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:"}, {"type": "input_file", "file_id": "f"}]}]},
+        frozenset({"file_inputs"}),
+    ),
+    ("text input", {"input": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]}, frozenset()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "extra", "features"), RESPONSES_FEATURES, ids=[f[0] for f in RESPONSES_FEATURES])
+def test_responses_features(name: str, extra: dict[str, Any], features: frozenset[str]) -> None:
+    body = {k: v for k, v in {**RESP, **extra}.items() if v is not None}
+    assert READER.read(request("POST", "/v1/responses", body)).features == features
+
+
+def test_features_ride_along_with_a_stream() -> None:
+    body = {**CHAT, "stream": True, "store": True, "web_search_options": {}}
+    assert READER.read(request("POST", "/v1/chat/completions", body)) == Asks(
+        "stream", model="gpt-4o-mini", features=frozenset({"stored_responses", "web_search"})
+    )
+
+
+SECRET = "patient Jane Roe, MRN 0042"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "says"),
+    [
+        ("POST", "/v1/telepathy", {"x": SECRET}, "unknown path shape /v1/telepathy/"),
+        ("GET", "/", None, "unknown path shape"),
+        ("POST", "/v1/chat/summaries", CHAT, "unknown path shape /v1/chat/"),
+        ("POST", "/v1/chat/completions", SECRET.encode(), "not a JSON object"),
+        ("POST", "/v1/responses", [SECRET], "not a JSON object"),
+        ("POST", "/v1/chat/completions", {**CHAT, "tools": [{"type": "telepathy", "x": SECRET}]}, "type"),
+        ("POST", "/v1/responses", {**RESP, "tools": {"type": "web_search"}}, "tools is not a list"),
+        ("GET", "/v1/completions", None, "unknown path shape /v1/completions/"),
+    ],
+)
+def test_unreadable_requests_are_named_without_their_content(method: str, path: str, body: Any, says: str) -> None:
+    with pytest.raises(Unreadable) as caught:
+        READER.read(request(method, path, body))
+    assert says in str(caught.value)
+    assert "Jane" not in str(caught.value) and "telepathy" not in str(caught.value).replace("/v1/telepathy/", "")
+
+
+# --- the meter -----------------------------------------------------------------------------------------------------
+
+
+def answer(app: OpenAIWire, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """The loopback server's answer to ``body`` at ``path``: status, headers, body bytes."""
+    recorded = Recorded("POST", path, {}, {"authorization": f"Bearer {app.key}", **_JSON}, json.dumps(body).encode())
+    reply = app(recorded)
+    data = b"".join(reply.chunks) if reply.chunks is not None else reply.body
+    return reply.status, {k.lower(): v for k, v in reply.headers.items()}, data
+
+
+ANSWERS: list[tuple[str, str, dict[str, Any], tuple[int | None, int | None]]] = [
+    ("chat", "/v1/chat/completions", CHAT, (11, 7)),
+    ("chat stream with usage", "/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}, (11, 7)),
+    ("chat stream without usage", "/v1/chat/completions", {**CHAT, "stream": True}, (None, None)),
+    ("responses", "/v1/responses", RESP, (11, 7)),
+    ("responses stream", "/v1/responses", {**RESP, "stream": True}, (11, 7)),
+    ("embeddings", "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a", "b"]}, (11, None)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "path", "body", "tokens"), ANSWERS, ids=[a[0] for a in ANSWERS])
+@pytest.mark.parametrize("size", [1, 3, 7, 64, 1 << 20])
+def test_the_meter_reads_tokens_from_every_answer_in_chunks_of_any_size(
+    name: str, path: str, body: dict[str, Any], tokens: tuple[int | None, int | None], size: int
+) -> None:
+    app = OpenAIWire()
+    status, headers, data = answer(app, path, body)
+    meter = READER.meter(request("POST", path, body), READER.read(request("POST", path, body)), status, headers)
+    assert meter is not None
+    for i in range(0, len(data), size):
+        meter.feed(data[i : i + size])
+    assert meter.tokens() == tokens
+
+
+def test_the_meter_keeps_no_content() -> None:
+    """Only the bytes of a usage object in arrival stay in the meter, never the text around it."""
+    app = OpenAIWire()
+    app.text = SECRET * 50
+    _, _, data = answer(
+        app, "/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    meter = UsageMeter()
+    for i in range(0, len(data), 13):
+        meter.feed(data[i : i + 13])
+        assert SECRET.encode()[:8] not in meter._buf and len(meter._buf) < 200
+    assert meter.tokens() == (11, 7)
+
+
+def test_a_usage_lookalike_inside_content_is_not_counted() -> None:
+    """Inside a JSON string the quotes of "usage" are escaped, so content cannot fake a count."""
+    body = json.dumps({"choices": [{"text": '"usage": {"prompt_tokens": 999}'}], "usage": {"prompt_tokens": 3}})
+    meter = UsageMeter()
+    meter.feed(body.encode())
+    assert meter.tokens() == (3, None)
+
+
+def test_no_meter_for_errors_or_binary_answers() -> None:
+    out = request("POST", "/v1/chat/completions", CHAT)
+    asks = READER.read(out)
+    assert READER.meter(out, asks, 429, {"content-type": "application/json"}) is None
+    assert READER.meter(out, asks, 200, {"content-type": "audio/mpeg"}) is None
