@@ -86,6 +86,7 @@ class Guard:
         self._recorder = recorder
         self._max_age_days = usage_max_age_days(env)
         self._lock = threading.Lock()
+        self._targets: dict[tuple[object, ...], tuple[Target, ...]] = {}
 
     @classmethod
     def default(cls) -> Guard:
@@ -239,7 +240,23 @@ class Guard:
 
     def targets(self, place: Place, asks: Asks, out: Outgoing, bound: Target | None) -> tuple[Target, ...]:
         """The targets ``asks`` reaches at ``place``: every offering the request may be served by, narrowed by
-        its model. With ``bound`` (a Client attempt), the request must agree with that target."""
+        its model. With ``bound`` (a Client attempt), the request must agree with that target.
+
+        Cached per (place, model, deployment, location, account, bound target): an app sends the same few
+        kinds of request again and again. Refusals are not cached (they raise)."""
+        account = place.account or _header_account(out) or asks.project
+        key = (place, asks.model, asks.deployment, asks.location, account, bound)
+        found = self._targets.get(key)
+        if found is None:
+            found = self._find_targets(place, asks, out, bound, account)
+            if len(self._targets) >= 4096:
+                self._targets.clear()
+            self._targets[key] = found
+        return found
+
+    def _find_targets(
+        self, place: Place, asks: Asks, out: Outgoing, bound: Target | None, account: str | None
+    ) -> tuple[Target, ...]:
         model = asks.deployment or asks.model
         offerings = [o for o in (self.catalogue.offering(i) for i in place.offerings) if o is not None]
         if asks.model is not None:
@@ -252,7 +269,6 @@ class Guard:
                     f"unknown model family {asks.model!r} at {place.endpoint} ({names})",
                 )
             offerings = serving or offerings
-        account = place.account or _header_account(out) or asks.project
         geography = place.geography
         if asks.location is not None and place.region_kind and place.region != asks.location:
             # A Vertex path (or a Bedrock model ARN) names a region of its own: where it and the host disagree,
