@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from privsdk import sdklogs
 from privsdk.errors import PolicyViolation
 from privsdk.outbound.outgoing import Meter, Outgoing
 
@@ -86,6 +87,7 @@ def guard_botocore(client: Any, *, refusal: Refusal, guard: Guard | None = None)
         raise ValueError(f"privsdk guards Bedrock clients ({', '.join(sorted(SERVICES))}), not {service}")
     if is_guarded(client):
         return client
+    sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content
     hooks = _Hooks(refusal, guard)
     events = client.meta.events
     # First in line, so that no other handler can send the request before it is judged.

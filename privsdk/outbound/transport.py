@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
+from privsdk import sdklogs
 from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound.judge import Guard, Pass
@@ -230,6 +231,7 @@ def guard_httpx(
     (async ones) answers requests the guard reroutes; without one, such requests are refused.
     """
     seam = _seam(_library(client))
+    sdklogs.install()  # the SDK and its HTTP stack log headers and bodies at DEBUG: keep them out of the app's logs
     wrap: Callable[[Any], Any]
     if isinstance(client, seam.async_client):
 
