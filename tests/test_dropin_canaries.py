@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,42 +133,42 @@ def drive(vendors: Vendors) -> list[str]:
     from privsdk import openai as popenai
 
     raised = []
-    messages = [{"role": "user", "content": f"Summarise the contract {PROMPT}"}]
+    messages: Any = [{"role": "user", "content": f"Summarise the contract {PROMPT}"}]  # each SDK's own param type
 
     client = popenai.OpenAI(api_key="sk-canary", base_url=vendors.url("openai") + "/v1", max_retries=0)
-    client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         stream=True,
         stream_options={"include_usage": True},
     )
     assert ANSWER in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     vendors.servers["openai"].fail(Status(400, body=error_body(f"Invalid prompt: {PROMPT} {ECHO}")))
     with pytest.raises(plain_openai.BadRequestError):  # the SDK's own error, as the SDK raises it
-        client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     raised.append(_refused(lambda: client.chat.completions.create(model="gpt-4o-mini", messages=messages)))
 
     privsdk.instrument()  # a client the app (or a framework) builds with the plain SDK
     built = plain_openai.OpenAI(api_key="sk-canary", base_url=vendors.url("openai") + "/v1", max_retries=0)
-    built.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+    built.chat.completions.create(model="gpt-4o-mini", messages=messages)
     raised.append(_refused(lambda: built.chat.completions.create(model="gpt-4o-mini", messages=messages)))
     privsdk.uninstrument()
 
     co = cohere.ClientV2(api_key="co-canary", base_url=vendors.url("cohere"))
-    co.chat(model="command-r-plus", messages=messages)  # type: ignore[arg-type]
-    for _ in co.chat_stream(model="command-r-plus", messages=messages):  # type: ignore[arg-type]
+    co.chat(model="command-r-plus", messages=messages)
+    for _ in co.chat_stream(model="command-r-plus", messages=messages):
         pass
     raised.append(_refused(lambda: co.chat(model="command-r-plus", messages=messages)))
 
     mi = mistralai.Mistral(api_key="mi-canary", server_url=vendors.url("mistral"))
-    mi.chat.complete(model="mistral-large-latest", messages=messages)  # type: ignore[arg-type]
-    for _ in mi.chat.stream(model="mistral-large-latest", messages=messages):  # type: ignore[arg-type]
+    mi.chat.complete(model="mistral-large-latest", messages=messages)
+    for _ in mi.chat.stream(model="mistral-large-latest", messages=messages):
         pass
     raised.append(_refused(lambda: mi.chat.complete(model="mistral-large-latest", messages=messages)))
 
     br = boto3.client("bedrock-runtime", region_name="eu-central-1", endpoint_url=vendors.url("bedrock"), **AWS)
-    converse = [{"role": "user", "content": [{"text": f"Summarise the contract {PROMPT}"}]}]
+    converse: Any = [{"role": "user", "content": [{"text": f"Summarise the contract {PROMPT}"}]}]
     model = "eu.anthropic.claude-3-haiku-20240307-v1:0"
     br.converse(modelId=model, messages=converse)
     for _ in br.converse_stream(modelId=model, messages=converse)["stream"]:
