@@ -331,3 +331,33 @@ def test_a_policy_can_be_given_in_code(servers: Servers) -> None:
         servers.openai.fail(*[Status(429, body=error_body("slow", code="rate_limit_exceeded"))] * 2)
         with Client(**servers.client_args(environ={"GLOBEX_OPENAI_KEY": GLOBEX_KEY}, policy=policy)) as client:
             client.chat("openai-mini", "hi", tenant="globex", max_attempts=2)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"store": True},  # the client's own plan sees this one too
+        {"prompt_cache_retention": "24h"},  # these two only the request's body shows
+        {"background": True},
+    ],
+)
+def test_what_extra_puts_in_the_body_is_judged_by_the_guard(servers: Servers, extra: dict[str, Any]) -> None:
+    """The request the SDK builds is judged in its transport: a vendor field that keeps content, passed through
+    ``extra``, is refused under zdr even where the client's plan could not see it; nothing reaches the vendor."""
+    client = servers.client(environ={**servers.environ, "PRIVSDK_REQUIRE": "zdr"})
+    client.chat("openai-mini", "Hello", tenant="globex")  # zdr is attested for OpenAI: the plain call goes
+    sent = servers.seen()["openai"]
+    with pytest.raises(PolicyViolation) as caught:
+        client.chat("openai-mini", "Hello", tenant="globex", extra=extra)
+    assert servers.seen()["openai"] == sent
+    assert [u.requirement for u in caught.value.decision.unmet] == ["zdr"]
+    client.flush_usage()
+    assert servers.records[-1].outcome == "refused" and servers.records[-1].unmet == ("zdr",)
+
+
+def test_extra_cannot_change_the_model_without_the_guard_seeing_it(servers: Servers) -> None:
+    client = servers.client()
+    with pytest.raises(PolicyViolation) as caught:
+        client.chat("openai-mini", "Hello", tenant="globex", extra={"model": "gpt-4o"})
+    assert servers.seen()["openai"] == 0
+    assert "names model 'gpt-4o'" in str(caught.value)
