@@ -272,7 +272,7 @@ def test_instrument_guards_clients_built_afterwards(
     finally:
         privsdk.mistralai.uninstrument()
     assert server.requests == []
-    assert dropin._originals == {}
+    assert not dropin._constructors.patched
     monkeypatch.delenv("PRIVSDK_REQUIRE")
     assert Mistral(api_key=KEY, server_url=server.url).chat.complete(model=MODEL, messages=MSG).choices
 

@@ -17,7 +17,6 @@ OCI's, is refused until declared in ``PRIVSDK_ENDPOINTS``).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from cohere.base_client import AsyncBaseCohere, BaseCohere
 from cohere.core.api_error import ApiError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
+from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.loops import loop_safe
 from privsdk.outbound.outgoing import Outgoing
@@ -129,14 +129,8 @@ def _guard_boto3(runtime: Any, guard: Guard | None) -> None:
 
 
 def _guarded(base: type[Any]) -> Callable[..., None]:
-    original = base.__init__
-
-    @functools.wraps(original)  # keeps the SDK's signature and docs (defaults such as CO_API_URL stay its own)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        guard_client(self)
-
-    return __init__
+    """The SDK's constructor, then guarding: its signature and defaults (such as CO_API_URL) stay its own."""
+    return then_guard(base.__init__, guard_client)
 
 
 class ClientV2(cohere.ClientV2):
@@ -199,19 +193,14 @@ class OciClient(cohere.OciClient):
 #: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__;
 #: and the SageMaker clients, which build their boto3 helper after the base class is done.
 _BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere, cohere.SagemakerClientV2, cohere.SagemakerClient)
-_originals: dict[type[Any], Callable[..., None]] = {}
+_constructors = Constructors(guard_client)
 
 
 def instrument() -> None:
     """Guard every cohere client created from now on, by the app or by a framework inside it. Idempotent."""
-    for base in _BASES:
-        if base not in _originals:
-            _originals[base] = base.__init__
-            base.__init__ = _guarded(base)
+    _constructors.patch(_BASES)
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument` (clients already guarded stay guarded)."""
-    for base, original in list(_originals.items()):
-        base.__init__ = original
-        del _originals[base]
+    _constructors.restore()

@@ -26,6 +26,7 @@ from mistralai.client import Mistral as _Mistral
 from mistralai.client.errors import MistralError
 
 from privsdk.errors import PolicyViolation as _PolicyViolation
+from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.loops import loop_safe
 from privsdk.outbound.outgoing import Outgoing
@@ -134,23 +135,12 @@ def _is_httpx(http: object) -> bool:
     return type(http).__module__.partition(".")[0] in ("httpx", "httpx2")
 
 
-def _guarded(base: type[Any]) -> Callable[..., None]:
-    original = base.__init__
-
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        guard_client(self)
-
-    return __init__
-
-
 class Mistral(_Mistral):
     __doc__ = _Mistral.__doc__
-    __init__ = _guarded(_Mistral)
+    __init__ = then_guard(_Mistral.__init__, guard_client)
 
 
-_originals: dict[type[Any], Callable[..., None]] = {}
+_constructors = Constructors(guard_client)
 
 
 def _bases() -> tuple[type[Any], ...]:
@@ -167,14 +157,9 @@ def _bases() -> tuple[type[Any], ...]:
 
 def instrument() -> None:
     """Guard every mistralai client created from now on, by the app or by a framework inside it. Idempotent."""
-    for base in _bases():
-        if base not in _originals:
-            _originals[base] = base.__init__
-            base.__init__ = _guarded(base)
+    _constructors.patch(_bases())
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument` (clients already guarded stay guarded)."""
-    for base, original in list(_originals.items()):
-        base.__init__ = original
-        del _originals[base]
+    _constructors.restore()

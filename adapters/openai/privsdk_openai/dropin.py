@@ -24,7 +24,6 @@ import functools
 import importlib.abc
 import importlib.machinery
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -33,6 +32,7 @@ import httpx2
 import openai
 
 from privsdk.errors import PolicyViolation as _Violation
+from privsdk.outbound.constructors import Constructors, then_guard
 
 if TYPE_CHECKING:
     from privsdk.outbound.judge import Guard
@@ -123,15 +123,13 @@ def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
     return install(client, guard, PolicyViolation.of)
 
 
+def _install(client: Any) -> None:
+    install(client, _instrumented.get("guard"), PolicyViolation.of)
+
+
 def _guarded_init(init: Callable[..., None]) -> Callable[..., None]:
     """``init`` followed by guarding the new client: the constructor of every drop-in class."""
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        install(self, _instrumented.get("guard"), PolicyViolation.of)
-
-    return __init__
+    return then_guard(init, _install)
 
 
 # The drop-in classes. Their __init__ is openai's, followed by guarding; type checkers see openai's
@@ -179,9 +177,8 @@ class AsyncBedrockOpenAI(openai.AsyncBedrockOpenAI):
 #: The SDK classes whose constructor instrument() wraps. Every client class of the SDK (Azure, Bedrock, the
 #: module-level client, a framework's subclass) runs one of these two constructors.
 _ROOTS: tuple[type[Any], ...] = (openai.OpenAI, openai.AsyncOpenAI)
-_originals: dict[type[Any], Callable[..., None]] = {}
+_constructors = Constructors(_install)
 _instrumented: dict[str, Guard | None] = {}
-_lock = threading.Lock()
 
 
 def instrument(*, guard: Guard | None = None) -> None:
@@ -192,27 +189,19 @@ def instrument(*, guard: Guard | None = None) -> None:
     built before the call stay as they are (use :func:`guard_client`).
     ``guard`` defaults to the process-wide one configured from the environment.
     """
-    with _lock:
-        _instrumented["guard"] = guard
-        for cls in _ROOTS:
-            if cls not in _originals:
-                original = cls.__dict__["__init__"]
-                _originals[cls] = original
-                cls.__init__ = _guarded_init(original)
+    _instrumented["guard"] = guard
+    _constructors.patch(_ROOTS)
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument`: clients created afterwards are openai's own again (drop-in classes stay guarded)."""
-    with _lock:
-        for cls, original in _originals.items():
-            cls.__init__ = original
-        _originals.clear()
-        _instrumented.pop("guard", None)
+    _constructors.restore()
+    _instrumented.pop("guard", None)
 
 
 def is_instrumented() -> bool:
     """Whether :func:`instrument` is in effect."""
-    return bool(_originals)
+    return _constructors.patched
 
 
 # --- WebSocket connections ------------------------------------------------------------------------------------------

@@ -20,9 +20,7 @@ guard before it connects.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
-import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +33,7 @@ from google.genai.live_music import AsyncLiveMusic as _AsyncLiveMusic
 
 from privsdk import errors as _privsdk_errors
 from privsdk.errors import ConfigError
+from privsdk.outbound.constructors import Constructors
 from privsdk.outbound.outgoing import Outgoing
 
 if TYPE_CHECKING:
@@ -275,32 +274,14 @@ class _GuardedLiveMusic(_AsyncLiveMusic):
 
 # -- instrument -------------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_original_init: Callable[..., None] | None = None
+_constructors = Constructors(guard_client)
 
 
 def instrument() -> None:
     """Guard every ``google.genai.Client`` created from now on, by the app or by a framework. Idempotent."""
-    global _original_init
-    with _lock:
-        if _original_init is not None:
-            return
-        original = _genai.Client.__init__
-
-        @functools.wraps(original)
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, *args, **kwargs)
-            guard_client(self)
-
-        _original_init = original
-        _genai.Client.__init__ = __init__  # type: ignore[method-assign]
+    _constructors.patch((_genai.Client,))
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument`: clients created afterwards are the SDK's own again (guarded ones stay so)."""
-    global _original_init
-    with _lock:
-        if _original_init is None:
-            return
-        _genai.Client.__init__ = _original_init  # type: ignore[method-assign]
-        _original_init = None
+    _constructors.restore()
