@@ -14,8 +14,6 @@ own errors never carry it.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,7 @@ import pytest
 
 import privsdk
 from privsdk.errors import PolicyViolation
-from tests.conftest import every_logger_at_debug
-from tests.test_canaries import error_text
+from tests.test_canaries import MARK, assert_clean, error_text, logs  # noqa: F401 - logs is a fixture
 from tests.wire.bedrock import BedrockWire
 from tests.wire.cohere import CohereApp
 from tests.wire.mistral import MistralApp
@@ -32,7 +29,6 @@ from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import LoopbackServer, Status
 from tests.wire.vertex import API_KEY, GeminiApp
 
-MARK = "CANARY"
 PROMPT, ANSWER, ECHO = (f"{MARK}{n:02d}d9z" for n in range(3))
 AWS = {"aws_access_key_id": "AKIDCANARY", "aws_secret_access_key": "canary-secret"}
 
@@ -53,20 +49,6 @@ gemini = ["plan=paid"]
 classes.default = ["no_training"]
 classes.phi = ["no_training", "zdr", "hipaa_baa"]  # nobody attests a BAA: every vendor refuses this class
 """
-
-
-def assert_clean(data: bytes | str, where: str) -> None:
-    blob = data.encode() if isinstance(data, str) else data
-    assert MARK.encode() not in blob, f"a canary reached {where}"
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    with every_logger_at_debug(caplog):
-        yield caplog
-    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
-    for record in caplog.get_records("call"):
-        assert_clean(f"{formatter.format(record)} {record.args!r} {record.exc_text or ''}", f"log {record.name}")
 
 
 class Vendors:
@@ -190,7 +172,8 @@ def _check(vendors: Vendors, raised: list[str]) -> None:
         assert_clean(text, "a refusal")
 
 
-def test_jsonl_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture) -> None:
+@pytest.mark.usefixtures("logs")  # every log record of the test, searched when it ends
+def test_jsonl_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "usage.jsonl"
     with Vendors(tmp_path, f"jsonl://{store}", monkeypatch) as vendors:
         raised = drive(vendors)
@@ -205,7 +188,8 @@ def test_jsonl_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: pyte
     assert_clean(store.read_bytes(), "the JSONL store")
 
 
-def test_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture) -> None:
+@pytest.mark.usefixtures("logs")
+def test_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "usage.sqlite3"
     with Vendors(tmp_path, f"sqlite://{store}", monkeypatch) as vendors:
         raised = drive(vendors)
