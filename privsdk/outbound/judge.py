@@ -1,7 +1,7 @@
 """The guard: one decision per outgoing request, on what the request itself shows.
 
 Every request a guarded SDK client sends (a drop-in, a client handed to
-:func:`privsdk.outbound`, a client caught by :func:`privsdk.instrument`, or
+:func:`privsdk.guard`, a client caught by :func:`privsdk.instrument`, or
 :class:`privsdk.Client`'s adapters) passes :meth:`Guard.check` in the SDK's
 transport before a byte is written. The guard places the request (its host,
 or an endpoint the policy declares), reads what it asks for (operation,
@@ -12,12 +12,11 @@ raised; an allowed request gets a :class:`Pass` that records its outcome.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 from privsdk import context
@@ -47,16 +46,6 @@ class Binding(NamedTuple):
 #: the attempt's target, judges it for the call's tenant and class, and leaves the usage record to the client
 #: (which records every attempt itself).
 bound: contextvars.ContextVar[Binding | None] = contextvars.ContextVar("privsdk_bound", default=None)
-
-
-@contextlib.contextmanager
-def binding(target: Target, tenant: str, data_class: str) -> Iterator[None]:
-    """Requests sent inside the block are for ``target``, for ``tenant``'s ``data_class``."""
-    token = bound.set(Binding(target, tenant, data_class))
-    try:
-        yield
-    finally:
-        bound.reset(token)
 
 
 class Guard:
