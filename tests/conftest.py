@@ -78,6 +78,17 @@ def debug_chain(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def no_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 sees neither the machine's AWS files nor its AWS_* variables, and never asks instance metadata."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     """Write a policy file and return its path."""
 

@@ -60,14 +60,8 @@ VENDORS: dict[str, tuple[Callable[[], App], str, str, dict[str, str]]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
+#: boto3 must see none of the machine's AWS configuration (tests.conftest.no_machine_aws).
+pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
 
 @pytest.fixture

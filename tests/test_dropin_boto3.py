@@ -84,15 +84,8 @@ class JudgePass:
 REFUSE_ALL: Callable[[Outgoing, Asks], bool] = lambda out, asks: True  # noqa: E731
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3 must see neither the machine's AWS files nor its AWS_* variables, nor ask instance metadata."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+#: boto3 must see none of the machine's AWS configuration (tests.conftest.no_machine_aws).
+pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,8 @@ class WouldSend(Exception):
     """Raised by a handler after the guard's: the guard allowed a request to a real AWS host."""
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+#: boto3 must see none of the machine's AWS configuration (tests.conftest.no_machine_aws).
+pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
 
 @pytest.fixture(scope="module")

@@ -31,16 +31,8 @@ AWS = {"aws_access_key_id": "AKIDFAKE", "aws_secret_access_key": "x"}
 ACCOUNT = "123456789012"
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_BEARER_TOKEN_BEDROCK", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+#: boto3 must see none of the machine's AWS configuration (tests.conftest.no_machine_aws).
+pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
 
 @pytest.fixture
