@@ -185,11 +185,7 @@ def _chat_features(body: dict[str, Any]) -> frozenset[str]:
         found.add("background")
     _cache_features(body, found)
     _tool_features(body.get("tools"), found)
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                _part_features(message.get("content"), found)
+    _item_features(body.get("messages"), found)
     return frozenset(found)
 
 
@@ -202,12 +198,16 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
         found.add("background")
     _cache_features(body, found)
     _tool_features(body.get("tools"), found)
-    items = body.get("input")
+    _item_features(body.get("input"), found)
+    return frozenset(found)
+
+
+def _item_features(items: Any, found: set[str]) -> None:
+    """The features of the content parts of chat ``messages`` or Responses ``input`` items."""
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict):
                 _part_features(item.get("content"), found)
-    return frozenset(found)
 
 
 def _model(body: dict[str, Any]) -> str | None:
