@@ -37,6 +37,7 @@ KEY, MODEL = "sk-bench", "gpt-4o-mini"
 MESSAGES: Any = [{"role": "user", "content": "Summarise the report."}]
 GOAL_US = 50.0
 LITELLM_FACTOR = 50.0
+DROPIN_GOAL_US, DROPIN_RATIO = 20.0, 1.02  # issue 9
 
 
 def child(which: str, calls: int) -> None:
@@ -44,17 +45,25 @@ def child(which: str, calls: int) -> None:
     sys.path.insert(0, str(REPO))
     import openai
     from adapter_openai import in_memory
+    from privsdk_openai.dropin import guard_client
 
     import privsdk
     from tests.wire.openai import OpenAIWire
 
-    memory = in_memory(OpenAIWire(key=KEY))
+    wire = OpenAIWire(key=KEY)
+    memory = in_memory(wire)
     raw = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory)
     ours = privsdk.Client(
         environ={},
         usage="none",
         credentials={"openai": {"api_key": KEY}},
         endpoints={"openai": "http://bench.invalid/v1"},
+    )
+    # The drop-in's own in-memory client (guarding wraps its transport in place), and the guard configured by the
+    # environment alone, as an app that swapped its import would have it.
+    os.environ.update({"PRIVSDK_ENDPOINTS": "http://bench.invalid=openai.api", "PRIVSDK_USAGE": "none"})
+    dropin = guard_client(
+        openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=in_memory(wire))
     )
     plan = ours._core.plan(f"openai/{MODEL}", "chat", {})
     adapter: Any = ours._core.adapter(plan.tenant, plan.chain[0][0], "chat")
@@ -68,6 +77,8 @@ def child(which: str, calls: int) -> None:
         call = lambda: litellm.completion(  # noqa: E731
             model=f"openai/{MODEL}", messages=MESSAGES, client=raw, api_key=KEY, num_retries=0
         )
+    elif which == "dropin":  # the same openai client with the guard in its transport (issue 9)
+        call = lambda: dropin.chat.completions.create(model=MODEL, messages=MESSAGES)  # noqa: E731
     else:
         call = lambda: ours.chat(f"openai/{MODEL}", MESSAGES)  # noqa: E731
     for _ in range(20 + calls):
@@ -107,7 +118,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]))
         return
-    kinds = ["raw", "client"] + (["litellm"] if importlib.util.find_spec("litellm") else [])
+    kinds = ["raw", "client", "dropin"] + (["litellm"] if importlib.util.find_spec("litellm") else [])
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         runs = {
             (which, n): pool.submit(instructions, which, n, Path(tmp) / f"{which}{n}")
@@ -128,6 +139,12 @@ def main() -> None:
     print(f"  privsdk.Client        {per_call['client']:12,.0f}   +{extra:,.0f} ({extra / per_call['raw']:.1%})")
     print(f"  raw call's CPU time here: {raw_us:.0f} µs, so privsdk adds about {extra_us:.1f} µs")
     print(f"goal: privsdk adds <= {GOAL_US:g} µs per call: {verdict(extra_us <= GOAL_US)}")
+    guarded = per_call["dropin"] - per_call["raw"]
+    guarded_us = guarded / per_call["raw"] * raw_us
+    print(f"  privsdk.openai drop-in {per_call['dropin']:11,.0f}   +{guarded:,.0f} ({guarded / per_call['raw']:.1%})")
+    print(f"  so the guard in the drop-in adds about {guarded_us:.1f} µs")
+    ok = verdict(guarded_us <= DROPIN_GOAL_US and per_call["dropin"] / per_call["raw"] <= DROPIN_RATIO)
+    print(f"goal: the drop-in adds <= {DROPIN_GOAL_US:g} µs and costs <= {DROPIN_RATIO}x the raw call: {ok}")
     if "litellm" in per_call:
         litellm_extra = per_call["litellm"] - per_call["raw"]
         ratio = litellm_extra / extra

@@ -152,14 +152,14 @@ def decide(
         target,
         operation,
         features if isinstance(features, frozenset) else frozenset(features) if features else _NO_FEATURES,
-        today or _today(),
+        today or utc_today(),
     )
 
 
 _day: list[Any] = [0.0, None]  # [the next UTC midnight as a timestamp, today's date]
 
 
-def _today() -> dt.date:
+def utc_today() -> dt.date:
     """Today's UTC date; cheap on the call path: the clock is turned into a date once a day."""
     now = time.time()
     if now >= _day[0] or _day[1] is None:
@@ -276,7 +276,7 @@ def decide_request(
         key = policy.tenants.entry(name)
         if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
             return _refuse_early(targets[0].name, name or "-", data_class or "-", operation, key.reason)
-    return _decide_request(policy, catalogue, key, data_class, targets, operation, features, today or _today())
+    return _decide_request(policy, catalogue, key, data_class, targets, operation, features, today or utc_today())
 
 
 @functools.lru_cache(maxsize=8192)

@@ -127,3 +127,42 @@ def test_a_targets_endpoint_is_declared(write_config, catalogue: Catalogue) -> N
     policy = load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue)
     place = declared_place(policy.endpoints, "http://127.0.0.1:9000", "/v1/chat/completions")
     assert place is not None and place.offerings == ("selfhosted.vllm",)
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1/chat/completions",
+        "https://API.OpenAI.com:443/v1/chat/completions?api-version=2024-10-21&x=%20y",
+        "http://127.0.0.1:8000/v1/files/file-abc%2Fdef",
+        "http://[::1]:9/v1/models",
+        "https://xn--fiqs8s.example/openai/deployments/gpt4o/chat/completions",
+        "https://acme.openai.azure.com",
+    ],
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"OpenAI-Project": "proj_a"},
+        {"openai-organization": "org_b", "X-Other": "1"},
+        {"OpenAI-Project": "", "OpenAI-Organization": "org_c"},
+        [("OpenAI-Project", "proj_a"), ("openai-project", "proj_b")],
+    ],
+)
+def test_the_seam_reads_httpx_requests_as_their_public_api_shows_them(library: str, url: str, headers: object) -> None:
+    """The transport seam reads httpx's parsed URL and header list directly (a third of its cost otherwise):
+    what it reads must be what httpx's public properties say, host as sent on the wire (IDNA stays encoded)."""
+    http = pytest.importorskip(library)
+    from privsdk.outbound.judge import _header_account
+    from privsdk.outbound.transport import outgoing
+
+    request = http.Request("POST", url, headers=headers, content=b"{}")
+    out = outgoing(request, "openai", b"{}")
+    public = request.url
+    raw_path, _, raw_query = public.raw_path.decode("ascii").partition("?")
+    assert (out.scheme, out.port, out.path, out.query) == (public.scheme, public.port, raw_path, raw_query)
+    assert out.host == public.raw_host.decode("ascii")
+    expected = request.headers.get("openai-project") or request.headers.get("openai-organization") or None
+    assert _header_account(out) == expected

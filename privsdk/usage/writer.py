@@ -127,6 +127,9 @@ class Recorder:
     ``dropped`` (records that arrived after :meth:`close`).
     """
 
+    #: False for a recorder that drops every record, so that callers need not build one.
+    keeps = True
+
     def __init__(
         self,
         open_sink: Callable[[], Sink],
@@ -412,6 +415,8 @@ class Recorder:
 
 class NullRecorder(Recorder):
     """``PRIVSDK_USAGE=none``: keeps nothing, costs one method call."""
+
+    keeps = False
 
     def __init__(self) -> None:
         super().__init__(_no_sink, name="none")

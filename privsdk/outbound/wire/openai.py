@@ -16,6 +16,7 @@ quotes it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -91,13 +92,14 @@ _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file"})
 _EXTENDED_TTL = frozenset({"12h"})
 
 
-def route(path: str) -> tuple[list[str], str | None]:
+@functools.lru_cache(maxsize=1024)  # an app calls a few paths again and again; splitting one costs ~2 µs
+def route(path: str) -> tuple[tuple[str, ...], str | None]:
     """The route's segments after the prefix, and the Azure deployment when the path names one.
 
-    ``/v1/chat/completions`` -> ``(["chat", "completions"], None)``;
-    ``/openai/deployments/gpt4o/chat/completions`` -> ``(["chat", "completions"], "gpt4o")``.
+    ``/v1/chat/completions`` -> ``(("chat", "completions"), None)``;
+    ``/openai/deployments/gpt4o/chat/completions`` -> ``(("chat", "completions"), "gpt4o")``.
     """
-    segments = [s for s in path.split("/") if s]
+    segments = tuple(s for s in path.split("/") if s)
     if len(segments) >= 3 and segments[0] == "openai" and segments[1] == "deployments":
         return segments[3:], segments[2]
     if segments and segments[0] == "openai":  # Azure: /openai/..., /openai/v1/...
@@ -112,17 +114,14 @@ def route(path: str) -> tuple[list[str], str | None]:
     return segments, None
 
 
-def _unknown(segments: list[str]) -> Unreadable:
+def _unknown(segments: tuple[str, ...]) -> Unreadable:
     first = segments[0][:40] if segments else ""
     return Unreadable(f"unknown path shape /v1/{first}/... for the OpenAI protocol")
 
 
 def _body(request: Outgoing, what: str) -> dict[str, Any]:
     """The request's JSON object; a body that is not one cannot be judged."""
-    try:
-        body = json.loads(request.body) if request.body else None
-    except (ValueError, UnicodeDecodeError):
-        body = None
+    body = request.json()
     if not isinstance(body, dict):
         raise Unreadable(f"the body of {what} is not a JSON object")
     return body
@@ -149,10 +148,8 @@ def _tool_features(tools: Any, into: set[str]) -> None:
             raise Unreadable("a tool of a type the OpenAI reader does not know")
 
 
-def _part_features(content: Any, into: set[str]) -> None:
+def _part_features(content: list[Any], into: set[str]) -> None:
     """Features carried by content parts: files and images, extended cache breakpoints."""
-    if not isinstance(content, list):
-        return
     for part in content:
         if not isinstance(part, dict):
             continue
@@ -172,19 +169,38 @@ def _cache_features(body: dict[str, Any], into: set[str]) -> None:
         into.add("prompt_caching")
 
 
+#: The top-level fields that can bring a feature into a Chat Completions or Responses request: most requests
+#: carry none of them, which one set intersection (in C) tells.
+_FEATURE_FIELDS = frozenset(
+    {
+        "store",
+        "previous_response_id",
+        "conversation",
+        "web_search_options",
+        "modalities",
+        "audio",
+        "background",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        "tools",
+    }
+)
+
+
 def _chat_features(body: dict[str, Any]) -> frozenset[str]:
     found: set[str] = set()
-    if body.get("store") is True:
-        found.add("stored_responses")
-    if body.get("web_search_options") is not None:
-        found.add("web_search")
-    modalities = body.get("modalities")
-    if body.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
-        found.add("audio_output")
-    if body.get("background") is True:
-        found.add("background")
-    _cache_features(body, found)
-    _tool_features(body.get("tools"), found)
+    if not _FEATURE_FIELDS.isdisjoint(body):
+        if body.get("store") is True:
+            found.add("stored_responses")
+        if body.get("web_search_options") is not None:
+            found.add("web_search")
+        modalities = body.get("modalities")
+        if body.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
+            found.add("audio_output")
+        if body.get("background") is True:
+            found.add("background")
+        _cache_features(body, found)
+        _tool_features(body.get("tools"), found)
     _item_features(body.get("messages"), found)
     return frozenset(found)
 
@@ -207,7 +223,9 @@ def _item_features(items: Any, found: set[str]) -> None:
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict):
-                _part_features(item.get("content"), found)
+                content = item.get("content")
+                if isinstance(content, list):  # plain text is the usual content, and carries no feature
+                    _part_features(content, found)
 
 
 def _model(body: dict[str, Any]) -> str | None:
@@ -236,7 +254,7 @@ class OpenAIReader:
             model = _model(_body(request, "an embeddings request"))
         return Asks(operation, model=model, deployment=deployment)
 
-    def _generate(self, request: Outgoing, segments: list[str], method: str, deployment: str | None) -> Asks:
+    def _generate(self, request: Outgoing, segments: tuple[str, ...], method: str, deployment: str | None) -> Asks:
         first = segments[0]
         if first == "chat":
             if len(segments) < 2 or segments[1] != "completions":
@@ -325,18 +343,16 @@ class UsageMeter:
             i += 1
         if i >= n:
             return None, None
-        end = data.find(b"}", i) if data[i] == 123 else -1  # '{'
-        if data[i] != 123:
+        if data[i] != 123:  # '{'
             return None, i  # null, or something that is not a usage object
-        # Nested objects (token details) close before the outer one: try each closing brace in turn.
-        while end >= 0:
-            try:
-                value, stop = _decoder.raw_decode(data[i : end + 1].decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                end = data.find(b"}", end + 1)
-                continue
-            return value, i + stop
-        return None, None
+        # A usage object holds numbers and objects of numbers only, so its bytes are ASCII and their offsets are
+        # those of the decoded text; bytes after it may be cut mid-character ("replace" keeps them harmless).
+        try:
+            value, stop = _decoder.raw_decode(data.decode("utf-8", "replace"), i)
+        except ValueError:
+            # Not arrived in full yet; or not JSON, which the caller stops keeping after _MAX_USAGE bytes.
+            return None, None
+        return value, stop
 
     def _take(self, usage: dict[str, Any]) -> None:
         given = usage.get("prompt_tokens", usage.get("input_tokens"))
