@@ -65,7 +65,7 @@ def parse_json(data: bytes) -> Any:
     if _scan is None:
         import json  # here, not at the top: json costs ~2 ms to import and only some readers need it
 
-        _scan = json.JSONDecoder().scan_once
+        _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
     text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
     start = len(text) - len(text.lstrip(_JSON_SPACE)) if text[:1] in _JSON_SPACE else 0
     try:
