@@ -15,69 +15,22 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import Any
 
-from privsdk.errors import PolicyViolation, VendorError
-from privsdk.outbound.judge import Guard, Pass
+from privsdk.errors import VendorError
+from privsdk.outbound import reroute
+from privsdk.outbound.judge import Pass
 from privsdk.outbound.outgoing import Outgoing
 from privsdk.types import ChatResponse, EmbedResponse, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 from privsdk.usage.record import new_request_id
-
-if TYPE_CHECKING:
-    from privsdk.async_client import AsyncClient
-    from privsdk.client import Client
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 #: Chat Completions fields the reroute carries over; any other field in the body is the named target's own
 #: (``logprobs``, ``web_search_options``, ...) and is not sent to the alternative.
 _CHAT_FIELDS = ("tools", "tool_choice", "temperature", "top_p", "seed", "response_format")
-_STATUS = {
-    "rate_limited": 429,
-    "timeout": 504,
-    "connection_lost": 502,
-    "bad_request": 400,
-    "content_refused": 400,
-    "auth_failed": 401,
-    "not_found": 404,
-}
-
-_clients: WeakKeyDictionary[Guard, Client] = WeakKeyDictionary()
-_async_clients: WeakKeyDictionary[Guard, AsyncClient] = WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def _client(guard: Guard) -> Client:
-    """The privsdk client that serves the guard's reroutes: same policy, catalogue and usage records."""
-    from privsdk.client import Client
-
-    with _lock:
-        client = _clients.get(guard)
-        if client is None:
-            client = _clients[guard] = Client(policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder)
-        return client
-
-
-def _async_client(guard: Guard) -> AsyncClient:
-    from privsdk.async_client import AsyncClient
-
-    with _lock:
-        client = _async_clients.get(guard)
-        if client is None:
-            client = _async_clients[guard] = AsyncClient(
-                policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder
-            )
-        return client
-
-
-def _unsupported(ticket: Pass, what: str) -> PolicyViolation:
-    d = ticket.decision
-    reason = f"{d.reason}; but privsdk can reroute only chat and embeddings, not {what}"
-    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
 
 
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -86,9 +39,8 @@ def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], dict[str, A
     body = out.json()
     path = out.path.rstrip("/")
     if not isinstance(body, dict):
-        raise _unsupported(ticket, operation)
-    d = ticket.decision
-    options: dict[str, Any] = {"tenant": d.tenant, "data_class": d.data_class}
+        raise reroute.unsupported(ticket, operation)
+    options = reroute.options(ticket)
     if path.endswith("/chat/completions") and operation in ("chat", "stream"):
         for key in _CHAT_FIELDS:
             if body.get(key) is not None:
@@ -103,13 +55,13 @@ def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], dict[str, A
         if body.get("dimensions") is not None:
             options["dimensions"] = body["dimensions"]
         return "embed", options, body
-    raise _unsupported(ticket, operation)
+    raise reroute.unsupported(ticket, operation)
 
 
 def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     """Answer a rerouted request from ``ticket.decision.chosen`` (sync clients)."""
     kind, options, body = _call(out, ticket)
-    client, chosen = _client(ticket.guard), str(ticket.decision.chosen)
+    client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
             answer = client.embed(chosen, body.get("input") or [], **options)
@@ -126,7 +78,7 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
 async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     """:func:`send` for async clients."""
     kind, options, body = _call(out, ticket)
-    client, chosen = _async_client(ticket.guard), str(ticket.decision.chosen)
+    client, chosen = reroute.async_client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
             answer = await client.embed(chosen, body.get("input") or [], **options)
@@ -161,7 +113,7 @@ def _sse(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> An
 
 def _error(http: ModuleType, exc: VendorError) -> Any:
     """The failure as OpenAI would answer it, from privsdk's content-free error (never the vendor's text)."""
-    status = exc.status or _STATUS.get(exc.kind, 500)
+    status = reroute.status(exc)
     headers = {"retry-after-ms": str(int(exc.retry_after * 1000))} if exc.retry_after is not None else {}
     error = {"message": str(exc), "type": exc.kind, "code": exc.code or exc.kind, "param": None}
     return http.Response(status, headers=headers, json={"error": error})

@@ -1,0 +1,79 @@
+"""What every drop-in's reroute shares: the privsdk client that serves it, and how it refuses or fails.
+
+When the guard refuses a request and the tenant's reroute list names an
+alternative whose own decision is allow, a drop-in's seam does not send the
+request. Each SDK's ``reroute`` module (``privsdk_<vendor>/reroute.py``) makes
+the same call through a :class:`privsdk.Client` to the alternative, and
+answers in that SDK's own wire format, so the app gets the SDK's own types.
+The parts that do not depend on the wire format live here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from privsdk.errors import PolicyViolation, VendorError
+from privsdk.outbound.judge import Guard, Pass
+
+if TYPE_CHECKING:
+    from privsdk.async_client import AsyncClient
+    from privsdk.client import Client
+
+#: The HTTP status a failure of the alternative is answered with, when the vendor gave none.
+STATUS = {
+    "rate_limited": 429,
+    "timeout": 504,
+    "connection_lost": 502,
+    "bad_request": 400,
+    "content_refused": 400,
+    "auth_failed": 401,
+    "not_found": 404,
+}
+
+_clients: WeakKeyDictionary[Guard, Client] = WeakKeyDictionary()
+_async_clients: WeakKeyDictionary[Guard, AsyncClient] = WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def client(guard: Guard) -> Client:
+    """The privsdk client that serves the guard's reroutes: same policy, catalogue and usage records."""
+    from privsdk.client import Client
+
+    with _lock:
+        found = _clients.get(guard)
+        if found is None:
+            found = _clients[guard] = Client(policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder)
+        return found
+
+
+def async_client(guard: Guard) -> AsyncClient:
+    """:func:`client` for async SDK clients."""
+    from privsdk.async_client import AsyncClient
+
+    with _lock:
+        found = _async_clients.get(guard)
+        if found is None:
+            found = _async_clients[guard] = AsyncClient(
+                policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder
+            )
+        return found
+
+
+def options(ticket: Pass) -> dict[str, Any]:
+    """The privsdk call keywords every rerouted call starts from: the tenant and data class it was judged for."""
+    d = ticket.decision
+    return {"tenant": d.tenant, "data_class": d.data_class}
+
+
+def unsupported(ticket: Pass, what: str) -> PolicyViolation:
+    """The refusal of a rerouted request privsdk cannot serve elsewhere (only chat and embeddings reroute)."""
+    d = ticket.decision
+    reason = f"{d.reason}; but privsdk can reroute only chat and embeddings, not {what}"
+    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+
+
+def status(exc: VendorError) -> int:
+    """The HTTP status to answer a failure of the alternative with."""
+    return exc.status or STATUS.get(exc.kind, 500)
