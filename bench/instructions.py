@@ -67,7 +67,8 @@ def child(which: str, calls: int) -> None:
     )
     plan = ours._core.plan(f"openai/{MODEL}", "chat", {})
     adapter: Any = ours._core.adapter(plan.tenant, plan.chain[0][0], "chat")
-    adapter._client = adapter._client.with_options(http_client=memory)
+    # The adapter's SDK client answered in memory, through the Client's guard as every Client call is.
+    adapter._client = adapter._client.with_options(http_client=adapter._http(lambda: in_memory(wire)))
     if which == "raw":
         call: Any = lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES)  # noqa: E731
     elif which == "litellm":  # LiteLLM drives the same in-memory SDK client it is handed

@@ -106,7 +106,8 @@ def in_memory_extra(wire: OpenAIWire, store: Any, pairs: int) -> float:
     )
     call = ours._core.plan(f"openai/{MODEL}", "chat", {})
     adapter: Any = ours._core.adapter(call.tenant, call.chain[0][0], "chat")
-    adapter._client = adapter._client.with_options(http_client=memory)  # the adapter's SDK client, same transport
+    # The adapter's SDK client, answered in memory too, through the Client's guard as every Client call is.
+    adapter._client = adapter._client.with_options(http_client=adapter._http(lambda: in_memory(wire)))
     _, extra = paired_us(
         lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES),
         lambda: ours.chat(f"openai/{MODEL}", MESSAGES),

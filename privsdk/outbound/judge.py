@@ -149,7 +149,7 @@ class Guard:
             raise PolicyViolation(verdict.decision)
         assert verdict.asks is not None and verdict.wire is not None  # an allowed request was read
         # A bound request's record is the Client's; with PRIVSDK_USAGE=none there is nothing to build one for.
-        return Pass(self, verdict, out, started, t0, record=binding is None and self.recorder.keeps)
+        return Pass(self, verdict, out, started, t0, binding is None and self.recorder.keeps)
 
     def judge(self, out: Outgoing, binding: Binding | None = None) -> Verdict:
         """The decision on ``out`` and what it was made for, without raising or recording (``privsdk explain``)."""
@@ -160,14 +160,15 @@ class Guard:
             target, tenant, data_class = binding
         place = asks = wire = None
         try:
-            place, wire = self._where(out)
+            url = (out.sdk, out.scheme, out.host, out.port, out.path)
+            place, wire = self._where(url, out)
             asks = wire.read(out)
             account = place.account or _header_account(out) or asks.project
             # An app sends the same few kinds of request again and again: the verdict on one kind (where, what it
             # asks for, whose account, for whom) holds until the day changes (attestations expire). A tenant store
             # loads tenants as they come and may reload one: those verdicts are decided each time (the decision
             # itself is cached per loaded tenant).
-            key = (place, asks, account, target, tenant, data_class)
+            key = (url, asks, account, target, tenant, data_class)
             memo = self._memo()
             verdict = memo.get(key) if memo is not None else None
             if verdict is None:
@@ -245,10 +246,10 @@ class Guard:
         why = f"no compliant alternative among {', '.join(alternatives)}" if alternatives else "no reroute list"
         return decision._replace(reason=f"{decision.reason}; {why}")
 
-    def _where(self, out: Outgoing) -> tuple[Place, WireReader]:
-        """Where ``out`` goes and the reader of its protocol, cached per (seam, scheme, host, port, path): an app
-        sends to a few URLs again and again, and placing one walks the declared endpoints and host patterns."""
-        key = (out.sdk, out.scheme, out.host, out.port, out.path)
+    def _where(self, key: tuple[object, ...], out: Outgoing) -> tuple[Place, WireReader]:
+        """Where ``out`` goes and the reader of its protocol, cached per ``key`` (seam, scheme, host, port, path):
+        an app sends to a few URLs again and again, and placing one walks the declared endpoints and host
+        patterns."""
         found = self._places.get(key)
         if found is None:
             place = self.place(out)
@@ -423,7 +424,7 @@ class Pass:
 
     __slots__ = ("_out", "done", "guard", "record", "started", "t0", "verdict")
 
-    def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, started: float, t0: float, *, record: bool):
+    def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, started: float, t0: float, record: bool):
         self.guard, self.verdict, self._out = guard, verdict, out
         self.started, self.t0 = started, t0
         self.record = record
