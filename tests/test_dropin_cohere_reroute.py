@@ -26,6 +26,7 @@ from privsdk.outbound.judge import Guard
 from tests.openai_support import reset_default_guard
 from tests.test_canaries import MARK, assert_clean, error_text, logs  # noqa: F401 - logs is a fixture
 from tests.wire.cohere import BILLED, CohereApp, error_body, vector
+from tests.wire.mistral import MistralApp
 from tests.wire.server import Cut, LoopbackServer, Status
 
 KEY = "co-reroute-key"
@@ -281,3 +282,46 @@ def test_records_logs_and_errors_hold_no_content(rerouted: Rerouted) -> None:
     assert_clean(error_text(refusal), "a refusal")
     assert_clean(error_text(failed.value), "the SDK's error for the alternative's failure")
     assert_clean(json.dumps(failed.value.body), "the SDK's error body")
+
+
+def test_chat_reroutes_to_another_vendor_and_what_it_cannot_serve_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cross-vendor: the alternative is a Mistral model on Azure AI Foundry, which chats but does not embed."""
+    mistral = MistralApp("Bonjour from Mistral on Azure")
+    with LoopbackServer(CohereApp()) as saas, LoopbackServer(mistral) as azure:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f"""
+[endpoints]
+"{saas.url}" = "cohere.saas"
+
+[targets.mistral-azure]
+offering = "mistral.azure"
+model = "mistral-large"
+deployment = "mistral-large-2411"
+endpoint = "{azure.url}"
+
+[tenants.hospital]
+on_violation = "reroute"
+classes.default = ["no_training"]
+reroute."cohere/*" = ["mistral-azure"]
+""",
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+        monkeypatch.setenv("PRIVSDK_USAGE", "none")
+        monkeypatch.setenv("AZURE_API_KEY", "azure-key")
+        reset_default_guard()
+        client = privsdk.cohere.ClientV2(api_key=KEY, base_url=saas.url, max_retries=0)
+        answer = client.chat(model=MODEL, messages=MSG)
+        events = list(client.chat_stream(model=MODEL, messages=MSG))
+        refusal = _refused(lambda: client.embed(model="embed-v4.0", texts=["x"], input_type="search_query"))
+        assert saas.requests == [] and azure.errors == []
+        assert [r.path for r in azure.requests] == ["/models/chat/completions"] * 2
+    reset_default_guard()
+    assert isinstance(answer, cohere.V2ChatResponse) and _text(answer) == mistral.text
+    assert answer.usage is not None and answer.usage.billed_units is not None
+    assert (answer.usage.billed_units.input_tokens, answer.usage.billed_units.output_tokens) == mistral.usage
+    assert "".join(e.delta.message.content.text for e in events if e.type == "content-delta") == mistral.text
+    assert "mistral-azure cannot serve it" in str(refusal) and isinstance(refusal, ApiError)

@@ -156,6 +156,7 @@ def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> s
     if not isinstance(content, list):
         raise _Unmappable("message content that is neither text nor a list of parts")
     pieces: list[str] = []
+    documents = False
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in skip:
@@ -165,9 +166,10 @@ def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> s
         elif kind == "document" and isinstance(part.get("document"), dict):
             data = part["document"].get("data")
             pieces.append(data if isinstance(data, str) else json.dumps(data, ensure_ascii=False))
+            documents = True
         else:
             raise _Unmappable(f"a message content part of type {kind!r}" if isinstance(kind, str) else "a content part")
-    return "\n".join(pieces) if len(pieces) > 1 else "".join(pieces)
+    return ("\n" if documents else "").join(pieces)  # one document a line; text parts run on, as they were cut
 
 
 def _tool_call(call: Any) -> dict[str, Any]:
