@@ -88,15 +88,23 @@ def _http_client(client: Any) -> httpx.Client | httpx.AsyncClient:
     return inner
 
 
-def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
+def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = True) -> _C:
     """Guard a cohere client the app already built (any of the SDK's clients), in place; returns it.
 
-    ``guard`` judges its requests (None: the process-wide guard, configured from the environment).
+    ``guard`` judges its requests (None: the process-wide guard, configured from the environment). With
+    ``reroutes``, a v2 chat or embed request the tenant reroutes is answered from the alternative in
+    Cohere's wire format (:mod:`privsdk_cohere.reroute`); anything else it reroutes is refused. privsdk's own
+    adapters pass False: the :class:`privsdk.Client` they serve reroutes by itself.
     """
     http = _http_client(client)
     if isinstance(http, httpx.AsyncClient) and not is_guarded(http):
         loop_safe(http)  # usable from one asyncio.run after another, which cohere's own async clients are not
-    guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+    if reroutes:
+        from privsdk_cohere import reroute
+
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
+    else:
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
     # The SageMaker clients' helper (built when the sagemaker package is installed) invokes endpoints with a
     # boto3 sagemaker-runtime client of its own, outside httpx: it is guarded too. Its control-plane client
     # (endpoint management, no prompts) is left as it is.

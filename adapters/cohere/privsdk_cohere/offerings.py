@@ -79,10 +79,10 @@ def _platform(target: Target, options: AdapterOptions, key: str, base_url: str |
     return CohereAdapter(
         target,
         options,
-        client=guard_client(ClientV2(**settings), guard=options.guard),
+        client=guard_client(ClientV2(**settings), guard=options.guard, reroutes=False),
         model=model,
         operations=_ALL,
-        new_async_client=lambda: guard_client(AsyncClientV2(**settings), guard=options.guard),
+        new_async_client=lambda: guard_client(AsyncClientV2(**settings), guard=options.guard, reroutes=False),
     )
 
 
@@ -155,7 +155,8 @@ def _aws(service: str) -> Callable[[Target, AdapterOptions], CohereAdapter]:
                 timeout=options.timeout,
                 service="sagemaker",
             )
-        guard_client(client, guard=options.guard)  # the guard judges the AWS host the signing hook writes
+        # The guard judges the AWS host the signing hook writes.
+        guard_client(client, guard=options.guard, reroutes=False)
         # SageMaker addresses an endpoint by name: the deployment, else the model.
         model = target.model if service == "bedrock" else target.deployment or target.model
         return CohereAdapter(target, options, client=client, model=model, operations=_AWS)
@@ -198,7 +199,7 @@ def _oci(target: Target, options: AdapterOptions) -> CohereAdapter:
             f"target {target.name!r} (cohere.oci): the OCI client could not be built ({type(exc).__name__})",
             hint="check region and the OCI credentials (~/.oci/config or credentials oci_*)",
         ) from exc
-    guard_client(client, guard=options.guard)
+    guard_client(client, guard=options.guard, reroutes=False)
     return CohereAdapter(target, options, client=client, model=target.model, operations=_OCI)
 
 

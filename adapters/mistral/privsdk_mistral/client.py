@@ -168,7 +168,7 @@ class MistralAPIAdapter(MistralChatAdapter):
             # The SDK's tracing hook reads this attribute before the environment variable.
             sdk.sdk_configuration.__dict__["telemetry"] = False
             # Guarded as any mistralai client is: the request the SDK sends passes privsdk's guard.
-            return guard_client(sdk, guard=options.guard)
+            return guard_client(sdk, guard=options.guard, reroutes=False)
 
         self._make_sdk = make
         self._sdk = make()
@@ -228,6 +228,7 @@ class MistralAzureAdapter(MistralChatAdapter):
                     **version,
                 ),
                 guard=options.guard,
+                reroutes=False,
             )
 
         self._make_sdk = make

@@ -67,11 +67,14 @@ def _refusal(violation: _PolicyViolation) -> BaseException:
     return PolicyViolation.from_violation(violation)
 
 
-def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
+def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = True) -> _C:
     """Guard a mistralai client the app already built (``Mistral``, ``MistralAzure``), in place; returns it.
 
     Both of its HTTP clients are guarded, and its telemetry is pinned off. ``guard`` judges its requests
-    (None: the process-wide guard, configured from the environment).
+    (None: the process-wide guard, configured from the environment). With ``reroutes``, a chat or
+    embeddings request the tenant reroutes is answered from the alternative in Mistral's wire format
+    (:mod:`privsdk_mistral.reroute`); anything else it reroutes is refused. privsdk's own adapters pass
+    False: the :class:`privsdk.Client` they serve reroutes by itself.
     """
     config = getattr(client, "sdk_configuration", None)
     if config is None or not hasattr(config, "client"):
@@ -87,7 +90,12 @@ def guard_client(client: _C, *, guard: Guard | None = None) -> _C:
             continue
         if name == "async_client" and _is_httpx(http) and not is_guarded(http):
             loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
-        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+        if reroutes:
+            from privsdk_mistral import reroute
+
+            guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
+        else:
+            guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
     return client
 
 

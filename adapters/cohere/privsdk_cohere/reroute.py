@@ -1,0 +1,411 @@
+"""Rerouted requests of the cohere drop-in, answered in Cohere's v2 wire format.
+
+When the guard refuses a request from a cohere client and the tenant's
+reroute list names an alternative whose own decision is allow, the drop-in's
+transport does not send the request. It makes the same call through a
+:class:`privsdk.Client` to the alternative (a private Cohere deployment, or
+another vendor for chat and embeddings) and answers with the JSON, or the
+server-sent events, that Cohere's v2 API would have sent. The SDK then parses
+that answer as it always does: the app gets cohere's types.
+
+Only the v2 API's chat (``/v2/chat``, plain and streamed) and embed
+(``/v2/embed``) reroute. Anything else -- v1 endpoints, rerank, datasets,
+fine-tuning, and the Bedrock, SageMaker and OCI clients, whose requests leave
+in those clouds' formats -- is refused, and so is a body the alternative
+cannot honour without changing the answer (grounding ``documents``,
+``strict_tools``, ``logprobs``, ``safety_mode`` ``STRICT``, image inputs,
+embedding types other than float). Tuning fields privsdk has no name for
+(``k``, penalties, ``thinking``, ``priority``, ``truncate``, ...) are not sent
+to the alternative. Refusals name fields, never their values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import ModuleType
+from typing import Any
+
+from privsdk.errors import ConfigError, InvalidInput, PolicyViolation, Unsupported, VendorError
+from privsdk.outbound import reroute
+from privsdk.outbound.judge import Pass
+from privsdk.outbound.outgoing import Outgoing
+from privsdk.types import ChatResponse, EmbedResponse, ResponseFormat, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
+from privsdk.usage.record import new_request_id
+
+#: privsdk's finish reasons in Cohere's words. A filtered answer did not complete: Cohere says ERROR.
+_FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "tool_calls": "TOOL_CALL", "error": "ERROR"}
+_FINISH_FILTERED = "ERROR"
+_TOOL_CHOICE = {"REQUIRED": "required", "NONE": "none"}
+#: v2 chat fields the reroute carries over (as privsdk options) or reads itself.
+_CHAT_CARRIED = frozenset(
+    {
+        "model", "messages", "stream", "tools", "tool_choice", "temperature", "p", "max_tokens",
+        "stop_sequences", "seed", "response_format",
+    }
+)  # fmt: skip
+#: v2 chat fields that tune how the model answers, and which privsdk has no name for: not sent to the alternative.
+_CHAT_DROPPED = frozenset({"frequency_penalty", "presence_penalty", "k", "priority", "thinking", "citation_options"})
+#: v2 embed fields carried over, and those that are not sent (truncation and scheduling).
+_EMBED_CARRIED = frozenset({"model", "texts", "inputs", "input_type", "output_dimension", "embedding_types"})
+_EMBED_DROPPED = frozenset({"truncate", "max_tokens", "priority"})
+_INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+
+
+class _Unmappable(Exception):
+    """The body asks for something the alternative cannot honour; ``args[0]`` names it (never a value)."""
+
+
+def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
+    """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else.
+
+    The kind is ``chat``, ``stream`` or ``embed``."""
+    operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
+    path = out.path.rstrip("/")
+    body = out.json() if path in ("/v2/chat", "/v2/embed") else None
+    if not isinstance(body, dict):
+        raise reroute.unsupported(ticket, f"Cohere {operation} at {path}")
+    try:
+        if path == "/v2/chat" and operation in ("chat", "stream"):
+            options, messages = _chat(body)
+            return "stream" if body.get("stream") else "chat", {**reroute.options(ticket), **options}, messages
+        if path == "/v2/embed" and operation == "embed":
+            options, texts = _embed(body)
+            return "embed", {**reroute.options(ticket), **options}, texts
+    except _Unmappable as exc:
+        raise reroute.unsupported(ticket, f"a Cohere {operation} request with {exc.args[0]}") from None
+    raise reroute.unsupported(ticket, f"Cohere {operation} at {path}")
+
+
+def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The privsdk options and messages of a v2 chat body."""
+    _only(body, _CHAT_CARRIED | _CHAT_DROPPED | {"documents", "strict_tools", "logprobs", "safety_mode"})
+    if body.get("documents"):
+        raise _Unmappable("documents (grounded generation)")
+    if body.get("strict_tools"):
+        raise _Unmappable("strict_tools")
+    if body.get("logprobs"):
+        raise _Unmappable("logprobs")
+    if body.get("safety_mode") not in (None, "CONTEXTUAL", "OFF"):
+        raise _Unmappable("safety_mode STRICT")
+    options: dict[str, Any] = {}
+    tools = body.get("tools")
+    if tools:
+        if not isinstance(tools, list) or not all(isinstance(t, dict) and t.get("type") == "function" for t in tools):
+            raise _Unmappable("a tool that is not a function")
+        options["tools"] = tools  # v2 tools have OpenAI's shape, which privsdk takes
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if choice not in _TOOL_CHOICE:
+            raise _Unmappable("tool_choice")
+        options["tool_choice"] = _TOOL_CHOICE[choice]
+    for field, name in (("temperature", "temperature"), ("p", "top_p"), ("max_tokens", "max_tokens"), ("seed", "seed")):
+        if body.get(field) is not None:
+            options[name] = body[field]
+    if body.get("stop_sequences"):
+        options["stop"] = list(body["stop_sequences"])
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") == "json_object":
+        schema = response_format.get("json_schema")
+        options["response_format"] = ResponseFormat(schema if isinstance(schema, Mapping) else None)
+    elif response_format is not None and not (
+        isinstance(response_format, Mapping) and response_format.get("type") == "text"
+    ):
+        raise _Unmappable("response_format")
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise _Unmappable("messages that are not a list")
+    return options, [_message(m) for m in messages]
+
+
+def _message(message: Any) -> dict[str, Any]:
+    """A v2 chat message as privsdk's (OpenAI-shaped) message dict."""
+    role = message.get("role") if isinstance(message, dict) else None
+    content = message.get("content")
+    if role == "user":
+        if isinstance(content, list):
+            return {"role": "user", "content": [_user_part(p) for p in content]}
+        return {"role": "user", "content": content or ""}
+    if role == "system":
+        return {"role": "system", "content": _text(content, ("text",))}
+    if role == "assistant":
+        # The tool plan and citations are Cohere's narration of the turn, not what the model said: left out.
+        out: dict[str, Any] = {"role": "assistant", "content": _text(content, ("text",), skip=("thinking",)) or None}
+        calls = message.get("tool_calls")
+        if calls:
+            out["tool_calls"] = [_tool_call(c) for c in calls]
+        return out
+    if role == "tool":
+        return {"role": "tool", "tool_call_id": message.get("tool_call_id"), "content": _text(content, ("text",))}
+    raise _Unmappable("a message whose role is not user, system, assistant or tool")
+
+
+def _user_part(part: Any) -> dict[str, Any]:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        return {"type": "text", "text": part.get("text")}
+    if kind == "image_url" and isinstance(part.get("image_url"), dict):
+        return {"type": "image_url", "image_url": {"url": part["image_url"].get("url")}}
+    raise _Unmappable("a user content part that is neither text nor an image URL")
+
+
+def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> str:
+    """A message's content as text. A tool result's documents become their JSON, as the model reads them."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise _Unmappable("message content that is neither text nor a list of parts")
+    pieces: list[str] = []
+    documents = False
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in skip:
+            continue
+        if kind in kinds and isinstance(part.get("text"), str):
+            pieces.append(part["text"])
+        elif kind == "document" and isinstance(part.get("document"), dict):
+            data = part["document"].get("data")
+            pieces.append(data if isinstance(data, str) else json.dumps(data, ensure_ascii=False))
+            documents = True
+        else:
+            raise _Unmappable(f"a message content part of type {kind!r}" if isinstance(kind, str) else "a content part")
+    return ("\n" if documents else "").join(pieces)  # one document a line; text parts run on, as they were cut
+
+
+def _tool_call(call: Any) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        raise _Unmappable("a tool call without a function")
+    arguments = function.get("arguments")
+    return {
+        "id": call.get("id"),
+        "type": "function",
+        "function": {
+            "name": function.get("name"),
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
+        },
+    }
+
+
+def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The privsdk options and texts of a v2 embed body."""
+    _only(body, _EMBED_CARRIED | _EMBED_DROPPED | {"images"})
+    if body.get("images"):
+        raise _Unmappable("images")
+    kinds = body.get("embedding_types")
+    if kinds is not None and (not isinstance(kinds, list) or set(kinds) != {"float"}):
+        raise _Unmappable("embedding_types other than float")
+    input_type = body.get("input_type")
+    if input_type is not None and input_type not in _INPUT_TYPES:
+        raise _Unmappable("an input_type other than search_document, search_query, classification or clustering")
+    texts = body.get("texts")
+    inputs = body.get("inputs")
+    if inputs:
+        if texts:
+            raise _Unmappable("both texts and inputs")
+        texts = [_input_text(i) for i in inputs]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise _Unmappable("texts that are not a list of strings")
+    options: dict[str, Any] = {}
+    if input_type is not None:
+        options["input_type"] = input_type
+    if body.get("output_dimension") is not None:
+        options["dimensions"] = body["output_dimension"]
+    return options, texts
+
+
+def _input_text(item: Any) -> str:
+    """An ``inputs`` entry that is one piece of text (several pieces are embedded as Cohere combines them)."""
+    content = item.get("content") if isinstance(item, dict) else None
+    if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict):
+        part = content[0]
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            return str(part["text"])
+    raise _Unmappable("inputs that are not one text each")
+
+
+def _cannot(ticket: Pass, exc: Exception) -> PolicyViolation:
+    """The refusal of a reroute the alternative's privsdk adapter cannot serve (an operation or a message it
+    cannot take, or its configuration): raised before anything is sent, said as the SDK's refusal. The
+    message is privsdk's own, which names targets, operations and positions, never content."""
+    d = ticket.decision
+    reason = f"{d.reason}; but {d.chosen} cannot serve it: {exc}"
+    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+
+
+def _only(body: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Fail closed on a field this module does not know (a newer API's): it may change the answer."""
+    unknown = sorted(k for k in body if k not in known and body[k] is not None)
+    if unknown:
+        raise _Unmappable(f"field(s) {', '.join(unknown)}")
+
+
+def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
+    """Answer a rerouted request from ``ticket.decision.chosen`` (sync clients)."""
+    kind, options, items = _call(out, ticket)
+    client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
+    try:
+        if kind == "embed":
+            return _json(http, embedding(client.embed(chosen, items, **options), items))
+        if kind == "stream":
+            stream = client.chat(chosen, items, stream=True, **options)
+            return _sse(http, _events(stream))
+        return _json(http, chat(client.chat(chosen, items, **options)))
+    except VendorError as exc:
+        return _error(http, exc)
+    except (Unsupported, ConfigError, InvalidInput) as exc:
+        raise _cannot(ticket, exc) from None
+
+
+async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
+    """:func:`send` for async clients."""
+    kind, options, items = _call(out, ticket)
+    client, chosen = reroute.async_client(ticket.guard), str(ticket.decision.chosen)
+    try:
+        if kind == "embed":
+            return _json(http, embedding(await client.embed(chosen, items, **options), items))
+        if kind == "stream":
+            stream = await client.chat(chosen, items, stream=True, **options)
+
+            async def lines() -> AsyncIterator[bytes]:
+                events = _Events()
+                try:
+                    async for event in stream:
+                        for line in events(event):
+                            yield line
+                except VendorError as exc:
+                    for line in events.failed(exc):
+                        yield line
+
+            return _sse(http, lines())
+        return _json(http, chat(await client.chat(chosen, items, **options)))
+    except VendorError as exc:
+        return _error(http, exc)
+    except (Unsupported, ConfigError, InvalidInput) as exc:
+        raise _cannot(ticket, exc) from None
+
+
+def _events(stream: Iterator[StreamEvent]) -> Iterator[bytes]:
+    events = _Events()
+    try:
+        for event in stream:
+            yield from events(event)
+    except VendorError as exc:
+        yield from events.failed(exc)
+
+
+def _json(http: ModuleType, data: Mapping[str, Any]) -> Any:
+    return http.Response(200, json=data)
+
+
+def _sse(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> Any:
+    return http.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
+
+
+def _error(http: ModuleType, exc: VendorError) -> Any:
+    """The failure as Cohere would answer it, from privsdk's content-free error (never the vendor's text)."""
+    headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else {}
+    return http.Response(reroute.status(exc), headers=headers, json={"id": new_request_id(), "message": str(exc)})
+
+
+def _usage(input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:
+    counts = {"input_tokens": input_tokens or 0, "output_tokens": output_tokens or 0}
+    return {"billed_units": counts, "tokens": dict(counts)}
+
+
+def _finish(reason: str) -> str:
+    return _FINISH_FILTERED if reason == "content_filter" else _FINISH.get(reason, "COMPLETE")
+
+
+def chat(response: ChatResponse) -> dict[str, Any]:
+    """A Cohere v2 chat answer for a privsdk answer."""
+    message: dict[str, Any] = {"role": "assistant"}
+    if response.text or not response.tool_calls:
+        message["content"] = [{"type": "text", "text": response.text}]
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in response.tool_calls
+        ]
+    return {
+        "id": new_request_id(),
+        "finish_reason": _finish(response.finish_reason),
+        "message": message,
+        "usage": _usage(response.usage.input_tokens, response.usage.output_tokens),
+    }
+
+
+def _event(body: Mapping[str, Any]) -> bytes:
+    """One v2 stream event: its name repeats the body's ``type``."""
+    return f"event: {body['type']}\ndata: {json.dumps(body)}\n\n".encode()
+
+
+class _Events:
+    """privsdk stream events as Cohere v2 stream events: message-start, content and tool-call blocks, message-end."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.text_open = False
+        self.call: int | None = None  # the tool call whose block is open
+
+    def _start(self) -> Iterator[bytes]:
+        if not self.started:
+            self.started = True
+            message = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": []}
+            yield _event({"type": "message-start", "id": new_request_id(), "delta": {"message": message}})
+
+    def _close(self) -> Iterator[bytes]:
+        if self.text_open:
+            self.text_open = False
+            yield _event({"type": "content-end", "index": 0})
+        if self.call is not None:
+            yield _event({"type": "tool-call-end", "index": self.call})
+            self.call = None
+
+    def __call__(self, event: StreamEvent) -> Iterator[bytes]:
+        yield from self._start()
+        if isinstance(event, TextDelta):
+            if not self.text_open:
+                yield from self._close()
+                self.text_open = True
+                start = {"message": {"content": {"type": "text", "text": ""}}}
+                yield _event({"type": "content-start", "index": 0, "delta": start})
+            delta = {"message": {"content": {"text": event.text}}}
+            yield _event({"type": "content-delta", "index": 0, "delta": delta})
+        elif isinstance(event, ToolCallDelta):
+            if event.call != self.call:
+                yield from self._close()
+                self.call = event.call
+                function = {"name": event.name or "", "arguments": ""}
+                started = {"id": event.id or "", "type": "function", "function": function}
+                yield _event(
+                    {"type": "tool-call-start", "index": event.call, "delta": {"message": {"tool_calls": started}}}
+                )
+            if event.arguments:
+                piece = {"message": {"tool_calls": {"function": {"arguments": event.arguments}}}}
+                yield _event({"type": "tool-call-delta", "index": event.call, "delta": piece})
+        elif isinstance(event, StreamEnd):
+            yield from self._close()
+            usage = _usage(event.usage.input_tokens, event.usage.output_tokens)
+            end = {"finish_reason": _finish(event.finish_reason), "usage": usage}
+            yield _event({"type": "message-end", "delta": end})
+
+    def failed(self, exc: VendorError) -> Iterator[bytes]:
+        """The alternative failed mid-stream: Cohere says so in-band, with finish reason ERROR (and no vendor text)."""
+        yield from self._start()
+        yield from self._close()
+        yield _event({"type": "message-end", "delta": {"error": str(exc), "finish_reason": "ERROR", "usage": None}})
+
+
+def embedding(response: EmbedResponse, texts: list[str]) -> dict[str, Any]:
+    """A Cohere v2 ``embeddings_by_type`` answer with float vectors."""
+    return {
+        "id": new_request_id(),
+        "response_type": "embeddings_by_type",
+        "embeddings": {"float": response.vectors},
+        "texts": texts,
+        "meta": {
+            "api_version": {"version": "2"},
+            "billed_units": {"input_tokens": response.usage.input_tokens or 0},
+        },
+    }
