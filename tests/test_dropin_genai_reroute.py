@@ -341,6 +341,16 @@ def test_a_failure_of_the_alternative_is_google_genais_own_error_without_vendor_
     world.eu._faults.clear()
 
 
+def test_a_request_the_alternatives_client_rejects_is_google_genais_400(world: World) -> None:
+    """Text no vendor takes (a lone surrogate) passes google-genai's JSON encoder but not privsdk's checks."""
+    client = world.gemini()
+    with pytest.raises(google_errors.ClientError) as caught:
+        client.models.generate_content(model=MODEL, contents=f"{CANARY} \ud800")
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert "canary" not in f"{caught.value} {caught.value.details}"
+    assert world.eu.requests == []
+
+
 def test_a_stream_the_alternative_breaks_ends_in_google_genais_own_error(world: World) -> None:
     """The alternative fails after its first event (privsdk cannot retry a stream it has begun): the app gets
     the text so far, then google-genai's ServerError from Google's in-stream error event, with no vendor text."""

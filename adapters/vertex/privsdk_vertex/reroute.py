@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any, Literal, NamedTuple
 
-from privsdk.errors import ConfigError, InvalidInput, PolicyViolation, Unsupported, VendorError
+from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
 from privsdk.outbound.outgoing import Outgoing
@@ -455,8 +455,8 @@ def _embed(method: str, body: dict[str, Any], options: dict[str, Any]) -> _Embed
         if unknown:  # a title changes a document's vector; mimeType / OCR / audio are other inputs
             raise _Unmappable(f"embedding option {', '.join(sorted(map(_name, unknown)))}")
         task = config.get("taskType")
-        if task is not None and task not in _TASK_TYPES:
-            raise _Unmappable(f"taskType {_name(str(task))}")
+        if task is not None and task not in _TASK_TYPES:  # the value is the app's: never echoed
+            raise _Unmappable("a taskType other than RETRIEVAL_DOCUMENT, RETRIEVAL_QUERY, CLASSIFICATION, CLUSTERING")
         dimensions = config.get("outputDimensionality")
         settings.add((task, dimensions if isinstance(dimensions, int) else None))
     if len(settings) != 1:
@@ -503,7 +503,7 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
         raise
     except ConfigError as exc:
         raise _unreachable(ticket, exc) from None
-    except (VendorError, InvalidInput, Unsupported) as exc:
+    except (PrivsdkError, ValueError, TypeError) as exc:  # VendorError of the alternative among them
         return _error(http, exc)
 
 
@@ -523,7 +523,7 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
         raise
     except ConfigError as exc:
         raise _unreachable(ticket, exc) from None
-    except (VendorError, InvalidInput, Unsupported) as exc:
+    except (PrivsdkError, ValueError, TypeError) as exc:  # VendorError of the alternative among them
         return _error(http, exc)
 
 
@@ -570,17 +570,24 @@ def _event(data: Mapping[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\r\n\r\n"
 
 
-def _error_object(exc: VendorError | InvalidInput | Unsupported) -> dict[str, Any]:
-    """Google's error object (google.rpc.Status) from privsdk's content-free error, never the vendor's text."""
+def _error_object(exc: Exception) -> dict[str, Any]:
+    """Google's error object (google.rpc.Status) from privsdk's content-free error, never the vendor's text.
+
+    A request the alternative's client rejects before sending (privsdk's InvalidInput or Unsupported, whose
+    messages name positions and kinds only) is a 400; any other ValueError or TypeError is named by its
+    class alone, since its message could quote the request."""
     status = reroute.status(exc) if isinstance(exc, VendorError) else 400
-    error: dict[str, Any] = {"code": status, "message": str(exc), "status": _STATUS.get(status, "UNKNOWN")}
+    message = (
+        str(exc) if isinstance(exc, PrivsdkError) else f"privsdk could not pass the request on ({type(exc).__name__})"
+    )
+    error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
     if isinstance(exc, VendorError) and exc.retry_after is not None:
         delay = f"{exc.retry_after:.3f}".rstrip("0").rstrip(".")
         error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay}s"}]
     return error
 
 
-def _error(http: ModuleType, exc: VendorError | InvalidInput | Unsupported) -> Any:
+def _error(http: ModuleType, exc: Exception) -> Any:
     error = _error_object(exc)
     return http.Response(error["code"], json={"error": error})
 
