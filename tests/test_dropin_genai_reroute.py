@@ -235,7 +235,10 @@ def test_a_json_answer_keeps_its_schema_on_the_alternative(world: World) -> None
     world.eu_app.text = '{"city": "Paris"}'
     schema = types.Schema(
         type=types.Type.OBJECT,
-        properties={"city": types.Schema(type=types.Type.STRING, nullable=True)},
+        properties={
+            "city": types.Schema(type=types.Type.STRING, nullable=True),
+            "zip_code": types.Schema(type=types.Type.ARRAY, items=types.Schema(type=types.Type.INTEGER), min_items=1),
+        },
         required=["city"],
     )
     config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema)
@@ -246,7 +249,10 @@ def test_a_json_answer_keeps_its_schema_on_the_alternative(world: World) -> None
     assert generation["responseMimeType"] == "application/json"
     assert generation["responseJsonSchema"] == {
         "type": "object",
-        "properties": {"city": {"type": ["string", "null"]}},
+        "properties": {
+            "city": {"type": ["string", "null"]},
+            "zip_code": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        },
         "required": ["city"],
     }
 

@@ -390,10 +390,11 @@ def _json_format(schema: Any) -> ResponseFormat:
 #: OpenAPI Schema fields (Gemini's ``Schema``) that JSON Schema spells the same way.
 _SCHEMA_SAME = frozenset(
     {
-        "description", "enum", "format", "title", "required", "minItems", "maxItems", "minimum", "maximum",
-        "minLength", "maxLength", "pattern", "minProperties", "maxProperties", "default", "example",
+        "description", "enum", "format", "title", "required", "minimum", "maximum", "pattern", "default",
     }
 )  # fmt: skip
+#: Its int64 bounds, which protobuf JSON writes as strings ("minItems": "1"); JSON Schema takes numbers.
+_SCHEMA_COUNTS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
 
 
 def json_schema(value: Any) -> dict[str, Any]:
@@ -407,14 +408,20 @@ def json_schema(value: Any) -> dict[str, Any]:
                 continue
             out["type"] = [kind, "null"] if schema.get("nullable") else kind
         elif key == "properties":
-            out["properties"] = {k: json_schema(v) for k, v in _fields(item, "properties").items()}
+            if not isinstance(item, Mapping):
+                raise _Unmappable("schema properties that are not an object")
+            out["properties"] = {k: json_schema(v) for k, v in item.items()}  # names as the app wrote them
         elif key == "items":
             out["items"] = json_schema(item)
         elif key == "anyOf":
             out["anyOf"] = [json_schema(v) for v in _list(item, "anyOf")]
         elif key in _SCHEMA_SAME:
             out[key] = item
-        elif key not in ("nullable", "propertyOrdering"):
+        elif key in _SCHEMA_COUNTS:
+            if not (isinstance(item, int) or (isinstance(item, str) and item.isdigit())):
+                raise _Unmappable(f"a schema {key} that is not a count")
+            out[key] = int(item)
+        elif key not in ("nullable", "propertyOrdering", "example"):  # no meaning for the answer
             raise _Unmappable(f"a schema field {_name(key)}")
     if schema.get("nullable") and "type" not in out:
         out = {"anyOf": [out, {"type": "null"}]}
