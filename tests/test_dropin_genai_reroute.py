@@ -165,6 +165,13 @@ def test_a_rerouted_call_is_answered_from_the_alternative_in_google_genais_types
     assert usage is not None
     assert (usage.prompt_token_count, usage.candidates_token_count) == (tokens("Say hello Be brief"), tokens(EU_TEXT))
     assert answer.model_version == f"{MODEL}-001"
+    chat = client.chats.create(model=MODEL)
+    assert (chat.send_message("hi").text, chat.send_message("again").text) == (EU_TEXT, EU_TEXT)
+    assert len(chat.get_history()) == 4
+    turns = [r.json()["contents"][-1]["parts"] for r in world.eu.requests[1:3]]
+    assert turns == [[{"text": "hi"}], [{"text": "again"}]]
+    assert len(world.eu.requests[2].json()["contents"]) == 3  # the second turn carries the session's history
+    del world.eu.requests[1:3]  # the checks below are about the other calls
 
     chunks = list(client.models.generate_content_stream(model=MODEL, contents="Say hello"))
     assert all(isinstance(c, types.GenerateContentResponse) for c in chunks)
@@ -286,7 +293,7 @@ def test_async_calls_are_rerouted_too(world: World, mode: str) -> None:
 
 
 def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(world: World) -> None:
-    client = world.gemini()
+    client, vertex = world.gemini(), world.vertex()
     search = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
     attempts: list[Callable[[], object]] = [
         lambda: client.models.count_tokens(model=MODEL, contents=CANARY),
@@ -300,6 +307,7 @@ def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(wor
         lambda: client.models.embed_content(
             model=EMBEDDER, contents=[CANARY], config=types.EmbedContentConfig(title="a title")
         ),
+        lambda: vertex.interactions.create(model=MODEL, input=CANARY, store=False),
     ]
     for attempt in attempts:
         with pytest.raises(genai.PolicyViolation) as caught:
