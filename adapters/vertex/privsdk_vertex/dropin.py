@@ -107,18 +107,20 @@ _NEXTGEN_CACHES = (
 )
 
 
-def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
+def guard_client(client: Any, *, guard: Guard | None = None, reroutes: bool = True) -> Any:
     """Guard a ``google.genai.Client`` (or its ``client.aio``) the app already built; returns it.
 
     Every later request of that client, sync and async, passes the guard (``guard``, else the
     process-wide one configured from the environment). Idempotent; on a client guarded already, a
-    ``guard`` given here replaces the one it had.
+    ``guard`` given here replaces the one it had. With ``reroutes``, a request the tenant reroutes is
+    answered from the alternative in Google's wire format (:mod:`privsdk_vertex.reroute`); without, it is
+    refused (privsdk.Client's own adapters, whose requests the Client reroutes itself).
     """
     api = getattr(client, "_api_client", None)
     if not isinstance(api, _sdk.BaseApiClient):
         raise TypeError(f"privsdk.genai.guard_client takes a google.genai Client, not {type(client).__name__}")
     if not getattr(api, _GUARDED, False):
-        _guard_api_client(api, guard)
+        _guard_api_client(api, guard, reroutes)
     elif guard is not None and guard is not getattr(api, "_privsdk_guard", None):
         _repoint(api, guard)  # guarded already (a drop-in, instrument()): by this guard from now on
     for holder in (client, getattr(client, "_aio", None)):
@@ -138,13 +140,15 @@ def _never() -> bool:
     return False
 
 
-def _guard_api_client(api: Any, guard: Guard | None) -> None:
+def _guard_api_client(api: Any, guard: Guard | None, reroutes: bool) -> None:
     from privsdk.outbound.transport import guard_httpx
+    from privsdk_vertex import reroute
 
     api._privsdk_guard = guard
+    hooks: dict[str, Any] = {"reroute": reroute.send, "areroute": reroute.asend} if reroutes else {}
 
     def wrap(client: Any) -> Any:
-        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=api._privsdk_guard)
+        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=api._privsdk_guard, **hooks)
 
     if not _httpx_family(api._httpx_client):
         raise _not_httpx("httpx_client", api._httpx_client)

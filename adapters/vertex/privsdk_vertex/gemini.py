@@ -37,8 +37,9 @@ class GeminiAdapter(Adapter):
 
     def __init__(self, target: Target, options: AdapterOptions, client: genai.Client):
         super().__init__(target, options)
-        # The client's requests pass the same guard as every other SDK client's (privsdk.Client's own guard).
-        guard_client(client, guard=options.guard)
+        # The client's requests pass the same guard as every other SDK client's (privsdk.Client's own guard);
+        # the Client reroutes its calls itself.
+        guard_client(client, guard=options.guard, reroutes=False)
         # Held for the adapter's life: google-genai closes a client's HTTP connections when the client object is
         # garbage-collected, even while its ``models`` are still in use.
         self._client = client
