@@ -319,7 +319,8 @@ def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(wor
     assert world.eu.requests == []
     records = world.records()
     assert len(records) == len(attempts)
-    assert all(r["outcome"] == "refused" and r["decision"] == "reroute" for r in records)
+    # Nothing was rerouted: each is recorded as the refusal it became, with no alternative named.
+    assert all(r["outcome"] == "refused" and r["decision"] == "refuse" and r["chosen_target"] is None for r in records)
 
 
 # -- failures of the alternative ---------------------------------------------------------------------
@@ -355,12 +356,14 @@ def test_a_failure_of_the_alternative_is_google_genais_own_error_without_vendor_
     world.eu._faults.clear()
 
 
-def test_a_request_the_alternatives_client_rejects_is_google_genais_400(world: World) -> None:
-    """Text no vendor takes (a lone surrogate) passes google-genai's JSON encoder but not privsdk's checks."""
+def test_a_request_the_alternatives_client_rejects_is_refused(world: World) -> None:
+    """Text no vendor takes (a lone surrogate) passes google-genai's JSON encoder but not privsdk's checks: the
+    reroute cannot serve it, which is a refusal (as in every drop-in), and nothing is sent anywhere."""
     client = world.gemini()
-    with pytest.raises(google_errors.ClientError) as caught:
+    with pytest.raises(genai.PolicyViolation) as caught:
         client.models.generate_content(model=MODEL, contents=f"{CANARY} \ud800")
-    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert isinstance(caught.value, google_errors.ClientError)
+    assert caught.value.decision.outcome == "refuse" and "cannot serve it" in str(caught.value)
     assert "canary" not in f"{caught.value} {caught.value.details}"
     assert world.eu.requests == []
 

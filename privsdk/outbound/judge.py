@@ -441,14 +441,18 @@ class Pass:
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
 
     def rerouted(self) -> None:
-        """Record that the request as built was not sent: the seam answers it from ``decision.chosen``, whose own
+        """Record that the request as built was not sent: the seam answered it from ``decision.chosen``, whose own
         attempts the :class:`privsdk.Client` serving the reroute records."""
+        self.refused(self.decision)
+
+    def refused(self, decision: Decision) -> None:
+        """Record that the request was not sent, on ``decision`` (a reroute, or the refusal it turned into)."""
         if self.done:
             return
         self.done = True
         if self.record:
             target = self.verdict.targets[0] if self.verdict.targets else None
-            self.guard.recorder.record(_record(self.decision, target, self.started, 0, "refused", "policy", None, 0.0))
+            self.guard.recorder.record(_record(decision, target, self.started, 0, "refused", "policy", None, 0.0))
 
     def finish(
         self,

@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from privsdk.errors import PolicyViolation, VendorError
+from privsdk.errors import ConfigError, InvalidInput, PolicyViolation, Unsupported, VendorError
 from privsdk.outbound.judge import Guard, Pass
 
 if TYPE_CHECKING:
@@ -72,6 +72,20 @@ def unsupported(ticket: Pass, what: str) -> PolicyViolation:
     d = ticket.decision
     reason = f"{d.reason}; but privsdk can reroute only chat and embeddings, not {what}"
     return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+
+
+def cannot_serve(ticket: Pass, exc: Exception) -> PolicyViolation:
+    """The refusal of a reroute that the alternative cannot serve: an operation or a message its adapter cannot
+    take, or a configuration error on the way (a credential variable not set, say). Raised before anything is
+    sent. The message is privsdk's own, which names targets, operations, positions and variables, never content."""
+    d = ticket.decision
+    reason = f"{d.reason}; but {d.chosen} cannot serve it: {exc}"
+    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+
+
+#: What an alternative's privsdk client raises before sending when it cannot serve a rerouted request: the seam
+#: turns these into :func:`cannot_serve` refusals, so every drop-in's reroute fails closed the same way.
+CANNOT_SERVE = (ConfigError, InvalidInput, Unsupported)
 
 
 def status(exc: VendorError) -> int:

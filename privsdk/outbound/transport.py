@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 from privsdk import sdklogs
 from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
+from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass
 from privsdk.outbound.outgoing import Meter, Outgoing
 
@@ -141,11 +142,12 @@ def _seam(library: str) -> _Seam:
             out = outgoing(request, self.sdk, request.read())
             ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
-                ticket.rerouted()
                 try:
-                    return self.reroute(out, ticket, http)
-                except PolicyViolation as violation:  # the reroute itself was refused: say so as the SDK would
-                    raise self.refusal(violation) from None
+                    response = self.reroute(out, ticket, http)
+                except Exception as exc:
+                    raise _not_rerouted(self.refusal, ticket, exc) from None
+                ticket.rerouted()
+                return response
             try:
                 response = self.inner.handle_request(request)
             except BaseException as exc:
@@ -170,11 +172,12 @@ def _seam(library: str) -> _Seam:
             out = outgoing(request, self.sdk, await request.aread())
             ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
-                ticket.rerouted()
                 try:
-                    return await self.reroute(out, ticket, http)
-                except PolicyViolation as violation:
-                    raise self.refusal(violation) from None
+                    response = await self.reroute(out, ticket, http)
+                except Exception as exc:
+                    raise _not_rerouted(self.refusal, ticket, exc) from None
+                ticket.rerouted()
+                return response
             try:
                 response = await self.inner.handle_async_request(request)
             except BaseException as exc:
@@ -188,6 +191,20 @@ def _seam(library: str) -> _Seam:
             await self.inner.aclose()
 
     return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient)
+
+
+def _not_rerouted(refusal: Refusal, ticket: Pass, exc: Exception) -> BaseException:
+    """What the app gets when a reroute hook raised before answering: the SDK-flavoured refusal, recorded as one.
+
+    The hook refuses what it cannot map (a PolicyViolation), and the alternative's privsdk client may be unable to
+    serve the request (:data:`reroute.CANNOT_SERVE`); anything else is a bug of the hook, raised as it is.
+    """
+    if isinstance(exc, reroute.CANNOT_SERVE):
+        exc = reroute.cannot_serve(ticket, exc)
+    if not isinstance(exc, PolicyViolation):
+        return exc
+    ticket.refused(exc.decision)
+    return refusal(exc)
 
 
 def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:

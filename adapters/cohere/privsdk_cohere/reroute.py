@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from privsdk.errors import ConfigError, InvalidInput, PolicyViolation, Unsupported, VendorError
+from privsdk.errors import VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
 from privsdk.outbound.outgoing import Outgoing
@@ -224,15 +224,6 @@ def _input_text(item: Any) -> str:
     raise _Unmappable("inputs that are not one text each")
 
 
-def _cannot(ticket: Pass, exc: Exception) -> PolicyViolation:
-    """The refusal of a reroute the alternative's privsdk adapter cannot serve (an operation or a message it
-    cannot take, or its configuration): raised before anything is sent, said as the SDK's refusal. The
-    message is privsdk's own, which names targets, operations and positions, never content."""
-    d = ticket.decision
-    reason = f"{d.reason}; but {d.chosen} cannot serve it: {exc}"
-    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
-
-
 def _only(body: Mapping[str, Any], known: frozenset[str]) -> None:
     """Fail closed on a field this module does not know (a newer API's): it may change the answer."""
     unknown = sorted(k for k in body if k not in known and body[k] is not None)
@@ -253,8 +244,6 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
         return _json(http, chat(client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
-    except (Unsupported, ConfigError, InvalidInput) as exc:
-        raise _cannot(ticket, exc) from None
 
 
 async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
@@ -281,8 +270,6 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
         return _json(http, chat(await client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
-    except (Unsupported, ConfigError, InvalidInput) as exc:
-        raise _cannot(ticket, exc) from None
 
 
 def _events(stream: Iterator[StreamEvent]) -> Iterator[bytes]:

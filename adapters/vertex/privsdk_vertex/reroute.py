@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any, Literal, NamedTuple
 
-from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, VendorError
+from privsdk.errors import PolicyViolation, PrivsdkError, VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
 from privsdk.outbound.outgoing import Outgoing
@@ -506,10 +506,8 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
             stream = client.chat(chosen, call.messages, stream=True, **call.options)
             return _sse(http, _lines(stream, _Chunks(stream.target.model)))
         return _json(http, generate(client.chat(chosen, call.messages, **call.options)))
-    except PolicyViolation:
-        raise
-    except ConfigError as exc:
-        raise _unreachable(ticket, exc) from None
+    except (PolicyViolation, *reroute.CANNOT_SERVE):
+        raise  # refusals, said by the seam as the SDK's own
     except (PrivsdkError, ValueError, TypeError) as exc:  # VendorError of the alternative among them
         return _error(http, exc)
 
@@ -526,20 +524,10 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
             stream = await client.chat(chosen, call.messages, stream=True, **call.options)
             return _sse(http, _alines(stream, _Chunks(stream.target.model)))
         return _json(http, generate(await client.chat(chosen, call.messages, **call.options)))
-    except PolicyViolation:
-        raise
-    except ConfigError as exc:
-        raise _unreachable(ticket, exc) from None
+    except (PolicyViolation, *reroute.CANNOT_SERVE):
+        raise  # refusals, said by the seam as the SDK's own
     except (PrivsdkError, ValueError, TypeError) as exc:  # VendorError of the alternative among them
         return _error(http, exc)
-
-
-def _unreachable(ticket: Pass, exc: ConfigError) -> PolicyViolation:
-    """Fail closed, as the guard does for a broken configuration: the refusal, saying why the alternative
-    could not serve it (a configuration message names files, keys and variables, never content)."""
-    d = ticket.decision
-    reason = f"{d.reason}; but the alternative cannot be reached: configuration error: {exc}"
-    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
 
 
 def _lines(stream: Any, chunks: _Chunks) -> Iterator[bytes]:
@@ -580,9 +568,8 @@ def _event(data: Mapping[str, Any]) -> bytes:
 def _error_object(exc: Exception) -> dict[str, Any]:
     """Google's error object (google.rpc.Status) from privsdk's content-free error, never the vendor's text.
 
-    A request the alternative's client rejects before sending (privsdk's InvalidInput or Unsupported, whose
-    messages name positions and kinds only) is a 400; any other ValueError or TypeError is named by its
-    class alone, since its message could quote the request."""
+    A ValueError or TypeError on the way to the alternative is a 400 named by its class alone, since its message
+    could quote the request (what the alternative's client cannot serve is a refusal, raised by the seam)."""
     status = reroute.status(exc) if isinstance(exc, VendorError) else 400
     message = (
         str(exc) if isinstance(exc, PrivsdkError) else f"privsdk could not pass the request on ({type(exc).__name__})"
