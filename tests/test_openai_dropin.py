@@ -29,7 +29,7 @@ import privsdk
 from privsdk import openai as dropin
 from tests.openai_support import guard_env, reset_default_guard, usage_records
 from tests.wire.openai import OpenAIWire, error_body
-from tests.wire.server import LoopbackServer, Status
+from tests.wire.server import Cut, LoopbackServer, Status
 
 KEY = "sk-dropin"
 MODEL = "gpt-4o-mini"
@@ -599,9 +599,21 @@ reroute."openai/*" = ["cohere-private"]
         vectors = client.embeddings.create(model="text-embedding-3-small", input=["x", "y"])
         with pytest.raises(dropin.PolicyViolation):  # no reroute for what only OpenAI's API can do
             client.responses.create(model="gpt-5", input="hi", store=False)
+        # The alternative cuts its stream after it began (privsdk cannot retry a begun stream): the app gets the
+        # text so far, then openai's own APIError from OpenAI's in-stream error event, with no vendor text.
+        cohere_app.chunks = 6
+        cohere_server.fail(Cut(after=3))
+        cut: list[str] = []
+        with pytest.raises(openai.APIError) as broken:
+            for c in client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+            ):
+                cut.extend(choice.delta.content or "" for choice in c.choices)
         client.close()
         assert cohere_server.errors == []
-        assert openai_server.requests == [] and len(cohere_server.requests) == 3
+        assert openai_server.requests == [] and len(cohere_server.requests) == 4
+    assert cut and cohere_app.text.startswith("".join(cut)) and "".join(cut) != cohere_app.text
+    assert not isinstance(broken.value, privsdk.PolicyViolation) and "Bonjour" not in str(broken.value)
     assert isinstance(completion, ChatCompletion) and completion.choices[0].message.content == cohere_app.text
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == cohere_app.text

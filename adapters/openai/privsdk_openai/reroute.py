@@ -69,7 +69,7 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
         if body.get("stream"):
             stream = client.chat(chosen, body.get("messages") or [], stream=True, **options)
             chunks = _Chunks(stream.target.model, _usage_chunk(body))
-            return _sse(http, (c for event in stream for c in chunks(event)))
+            return _sse(http, _lines(stream, chunks))
         return _json(http, completion(client.chat(chosen, body.get("messages") or [], **options)))
     except VendorError as exc:
         return _error(http, exc)
@@ -88,9 +88,12 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
             chunks = _Chunks(stream.target.model, _usage_chunk(body))
 
             async def lines() -> AsyncIterator[bytes]:
-                async for event in stream:
-                    for chunk in chunks(event):
-                        yield chunk
+                try:
+                    async for event in stream:
+                        for chunk in chunks(event):
+                            yield chunk
+                except VendorError as exc:
+                    yield _error_event(exc)
 
             return _sse(http, lines())
         return _json(http, completion(await client.chat(chosen, body.get("messages") or [], **options)))
@@ -111,12 +114,29 @@ def _sse(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> An
     return http.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
 
 
+def _lines(stream: Iterator[StreamEvent], chunks: _Chunks) -> Iterator[bytes]:
+    try:
+        for event in stream:
+            yield from chunks(event)
+    except VendorError as exc:
+        yield _error_event(exc)
+
+
+def _error_object(exc: VendorError) -> dict[str, Any]:
+    """OpenAI's error object, from privsdk's content-free error (never the vendor's text)."""
+    return {"message": str(exc), "type": exc.kind, "code": exc.code or exc.kind, "param": None}
+
+
 def _error(http: ModuleType, exc: VendorError) -> Any:
-    """The failure as OpenAI would answer it, from privsdk's content-free error (never the vendor's text)."""
-    status = reroute.status(exc)
+    """The failure as OpenAI would answer it."""
     headers = {"retry-after-ms": str(int(exc.retry_after * 1000))} if exc.retry_after is not None else {}
-    error = {"message": str(exc), "type": exc.kind, "code": exc.code or exc.kind, "param": None}
-    return http.Response(status, headers=headers, json={"error": error})
+    return http.Response(reroute.status(exc), headers=headers, json={"error": _error_object(exc)})
+
+
+def _error_event(exc: VendorError) -> bytes:
+    """A failure of the alternative after its stream began (privsdk cannot retry a stream it has begun): OpenAI's
+    in-stream error event, which the openai SDK raises as its own ``APIError``."""
+    return b"data: " + json.dumps({"error": _error_object(exc)}).encode() + b"\n\n"
 
 
 def completion(response: ChatResponse) -> dict[str, Any]:
