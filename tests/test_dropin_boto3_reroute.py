@@ -406,3 +406,30 @@ def test_without_a_compliant_alternative_the_request_is_refused(
         client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES)
     assert "region=eu" in str(caught.value)
     assert servers.eu.requests == []
+
+
+def test_a_client_guarded_by_privsdk_guard_reroutes_too(servers: Servers) -> None:
+    import boto3
+
+    plain = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=servers.refused.url, config=ONE_ATTEMPT, **KEYS
+    )
+    answer = privsdk.guard(plain).converse(modelId=US_CLAUDE, messages=MESSAGES)
+    assert answer["output"]["message"]["content"] == [{"text": "You said: " + PROMPT}]
+    assert eu_paths(servers) == [path(EU_CLAUDE, "converse")]
+
+
+def test_the_sdks_retries_ask_the_alternative_again(servers: Servers) -> None:
+    """A rerouted answer is the service's answer to botocore: its retry rules apply to it as to any other."""
+    bedrock = pboto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=servers.refused.url,
+        config=Config(retries={"total_max_attempts": 2, "mode": "standard"}),
+        **KEYS,
+    )
+    servers.eu.fail(error(429, "ThrottlingException", "slow down"))
+    answer = bedrock.converse(modelId=US_CLAUDE, messages=MESSAGES)
+    assert answer["output"]["message"]["content"] == [{"text": "You said: " + PROMPT}]
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 1
+    assert len(servers.eu.requests) == 2
