@@ -338,6 +338,15 @@ NATIVE = {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user
             ),
             id="binary-embeddings",
         ),
+        pytest.param(
+            lambda c: c.count_tokens(modelId=US_CLAUDE, input={"converse": {"messages": MESSAGES}}), id="count-tokens"
+        ),
+        pytest.param(
+            lambda c: c.invoke_model(
+                modelId="amazon.titan-embed-text-v1", body=json.dumps({"inputText": PROMPT, "dimensions": 256})
+            ),
+            id="v2-options-on-titan-v1",
+        ),
     ],
 )
 def test_what_cannot_be_served_elsewhere_is_refused_and_sends_nothing(
@@ -433,3 +442,21 @@ def test_the_sdks_retries_ask_the_alternative_again(servers: Servers) -> None:
     assert answer["output"]["message"]["content"] == [{"text": "You said: " + PROMPT}]
     assert answer["ResponseMetadata"]["RetryAttempts"] == 1
     assert len(servers.eu.requests) == 2
+
+
+def test_an_agent_runtime_rerank_is_refused_not_rerouted(servers: Servers) -> None:
+    agent = pboto3.client(
+        "bedrock-agent-runtime", region_name="us-east-1", endpoint_url=servers.refused.url, config=ONE_ATTEMPT, **KEYS
+    )
+    arn = "arn:aws:bedrock:us-east-1::foundation-model/cohere.rerank-v3-5:0"
+    with pytest.raises(PolicyViolation) as caught:
+        agent.rerank(
+            queries=[{"type": "TEXT", "textQuery": {"text": PROMPT}}],
+            sources=[{"type": "INLINE", "inlineDocumentSource": {"type": "TEXT", "textDocument": {"text": "a"}}}],
+            rerankingConfiguration={
+                "type": "BEDROCK_RERANKING_MODEL",
+                "bedrockRerankingConfiguration": {"modelConfiguration": {"modelArn": arn}},
+            },
+        )
+    assert str(caught.value).endswith("privsdk can reroute only chat and embeddings, not rerank")
+    assert servers.eu.requests == [] and servers.cohere.requests == []

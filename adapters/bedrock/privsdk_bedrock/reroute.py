@@ -97,26 +97,33 @@ def send(out: Outgoing, ticket: Pass) -> Any:
     try:
         model, action = _route(out)
         body = out.json()
-        if not isinstance(body, dict):
-            raise _Refuse(operation)
-        if action in ("converse", "converse-stream") and operation in ("chat", "stream"):
+        if action in ("converse", "converse-stream") and operation in ("chat", "stream") and isinstance(body, dict):
             messages, options = chat_call(body)
             return _chat(out, ticket, messages, options, stream=action == "converse-stream")
-        if action == "invoke" and operation == "embed":
+        if action == "invoke" and operation == "embed" and isinstance(body, dict):
             return _embed(out, ticket, model, body)
-        raise _Refuse(operation)
+        raise _Refuse(_WHAT.get(action, operation))
     except _Refuse as refused:
         raise reroute.unsupported(ticket, refused.what) from None
-    except (Unsupported, InvalidInput):
-        # The alternative's adapter cannot take this request as it is (privsdk's own message, no content).
+    except (Unsupported, InvalidInput, KeyError, TypeError, ValueError):
+        # The alternative's adapter cannot take this request as it is, or the body is not what the service
+        # documents: refused, naming neither the body nor the adapter's message.
         raise reroute.unsupported(ticket, f"this {operation} request on {ticket.decision.chosen}") from None
 
 
+#: What a refusal names for Bedrock actions that never reroute.
+_WHAT = {
+    "invoke": "InvokeModel with a model's native body",
+    "invoke-with-response-stream": "InvokeModelWithResponseStream",
+    "count-tokens": "CountTokens",
+}
+
+
 def _route(out: Outgoing) -> tuple[str, str]:
-    """(model id, action) of a bedrock-runtime ``/model/{modelId}/{action}`` path."""
+    """(model id, action) of a bedrock-runtime ``/model/{modelId}/{action}`` path; ("", "") for any other."""
     parts = out.path.split("/")
     if len(parts) != 4 or parts[0] or parts[1] != "model":
-        raise _Refuse("other")
+        return "", ""
     return unquote(parts[2]), parts[3]
 
 
@@ -382,8 +389,11 @@ def _titan(model: str, body: Mapping[str, Any]) -> tuple[list[str], int | None, 
     text = body.get("inputText")
     if not isinstance(text, str):
         raise _Refuse("Titan embeddings without inputText")
+    v2 = convert.base_model(model).startswith(convert.TITAN_DIMENSIONS)
+    if not v2 and set(body) != {"inputText"}:
+        raise _Refuse("Titan embeddings options of V2 on an earlier model")  # Bedrock would reject them
     # Titan Text Embeddings V2 returns unit vectors unless told otherwise: so do the alternative's.
-    normalize = convert.base_model(model).startswith(convert.TITAN_DIMENSIONS) and body.get("normalize", True)
+    normalize = v2 and body.get("normalize", True)
 
     def answer(response: EmbedResponse) -> dict[str, Any]:
         vector = _unit(response.vectors[0]) if normalize else response.vectors[0]
