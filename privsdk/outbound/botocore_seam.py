@@ -33,12 +33,15 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 from urllib.parse import urlsplit
 
 from privsdk import sdklogs
 from privsdk.errors import PolicyViolation
 from privsdk.outbound.outgoing import Meter, Outgoing
+
+if TYPE_CHECKING:
+    from privsdk.outbound.judge import Guard as CoreGuard
 
 
 class Pass(Protocol):
@@ -62,6 +65,13 @@ _UNIQUE = "privsdk-guard"
 _STATE = "privsdk.guard"  # key of an attempt's state in botocore's request context
 
 Refusal = Callable[[PolicyViolation], BaseException]
+#: Answers a request the guard rerouted (``ticket.decision.chosen``) instead of sending it: gets the request
+#: as the guard read it and privsdk's :class:`~privsdk.outbound.judge.Pass`, returns a
+#: ``botocore.awsrequest.AWSResponse`` in the service's own wire format. botocore takes a response returned by
+#: a ``before-send`` handler as the service's answer and skips its HTTP send, so the app gets boto3's own
+#: parsed types. Raises PolicyViolation to refuse. Only privsdk's own Guard reroutes: with any other object
+#: that judges (a test's, a benchmark's), a rerouter is never called.
+Rerouter = Callable[[Outgoing, Any], Any]
 
 
 def service_id(client: Any) -> str:
@@ -73,14 +83,18 @@ def is_guarded(client: Any) -> bool:
     return getattr(client.meta, "_privsdk_guarded", False) is True
 
 
-def guard_botocore(client: Any, *, refusal: Refusal, guard: Guard | None = None) -> Any:
+def guard_botocore(
+    client: Any, *, refusal: Refusal, guard: Guard | None = None, reroute: Rerouter | None = None
+) -> Any:
     """Guard a botocore client of a Bedrock service in place, and return it.
 
     ``refusal`` makes the exception raised for a refused request (the SDK's
     flavour of :class:`privsdk.PolicyViolation`). ``guard`` defaults to
     ``Guard.default()``, looked up at each request so that the environment
-    configures it. A client already guarded is left as it is; a client of any
-    other service is a ValueError.
+    configures it. With ``reroute``, a request the tenant reroutes is answered
+    by it (see :data:`Rerouter`); without, such a request is refused. A client
+    already guarded is left as it is; a client of any other service is a
+    ValueError.
     """
     service = service_id(client)
     if service not in SERVICES:
@@ -88,7 +102,7 @@ def guard_botocore(client: Any, *, refusal: Refusal, guard: Guard | None = None)
     if is_guarded(client):
         return client
     sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content
-    hooks = _Hooks(refusal, guard)
+    hooks = _Hooks(refusal, guard, reroute)
     events = client.meta.events
     # First in line, so that no other handler can send the request before it is judged.
     events.register_first(f"before-send.{service}", hooks.before_send, unique_id=f"{_UNIQUE}-send")
@@ -194,12 +208,20 @@ class _Attempt:
         return self.passed.meter(status, headers)
 
 
+def _reroutes(guard: object) -> TypeGuard[CoreGuard]:
+    """Whether ``guard`` is privsdk's own Guard, which can decide to reroute (``check(out, reroutable=True)``)."""
+    from privsdk.outbound.judge import Guard as CoreGuard
+
+    return isinstance(guard, CoreGuard)
+
+
 class _Hooks:
     """The handlers one guarded client registers."""
 
-    def __init__(self, refusal: Refusal, guard: Guard | None):
+    def __init__(self, refusal: Refusal, guard: Guard | None, reroute: Rerouter | None = None):
         self._refusal = refusal
         self._guard = guard
+        self._reroute = reroute
         self._local = threading.local()
 
     def _current_guard(self) -> Guard:
@@ -209,11 +231,25 @@ class _Hooks:
 
         return CoreGuard.default()
 
-    def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> None:
+    def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> Any:
         out = outgoing(request)
         refused: PolicyViolation | None = None
+        answer: Any = None
         try:
-            passed = self._current_guard().check(out)
+            guard = self._current_guard()
+            if self._reroute is None or not _reroutes(guard):
+                passed = guard.check(out)
+            else:
+                ticket = guard.check(out, reroutable=True)
+                passed = ticket
+                if ticket.decision.outcome == "reroute":
+                    # Never sent as built: the rerouter answers from the alternative, whose attempts the
+                    # privsdk.Client serving it records. An answer of None would let botocore send: an error.
+                    self._local.attempt = None
+                    ticket.rerouted()
+                    answer = self._reroute(out, ticket)
+                    if answer is None:
+                        raise TypeError("privsdk: a botocore rerouter must return an AWSResponse or raise")
         except PolicyViolation as violation:
             refused = violation
         if refused is not None:
@@ -223,11 +259,14 @@ class _Hooks:
             if operation and hasattr(error, "operation_name"):
                 error.operation_name = operation
             raise error
+        if answer is not None:
+            return answer  # botocore parses it as the service's answer and sends nothing
         attempt = _Attempt(out, passed)
         context = request.context if isinstance(getattr(request, "context", None), dict) else None
         if context is not None:
             context[_STATE] = attempt
         self._local.attempt = attempt
+        return None
 
     def before_parse(self, operation_model: Any, response_dict: dict[str, Any], **kwargs: Any) -> None:
         attempt: _Attempt | None = getattr(self._local, "attempt", None)

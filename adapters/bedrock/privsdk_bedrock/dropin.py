@@ -48,10 +48,13 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
     """Guard a botocore/boto3 client of a Bedrock service in place and return it; others are returned as they are.
 
     ``guard`` defaults to ``privsdk.outbound.judge.Guard.default()`` (configured from
-    the environment). Guarding twice is harmless.
+    the environment). Guarding twice is harmless. A request the tenant reroutes is
+    answered from the alternative in Bedrock's wire format (:mod:`privsdk_bedrock.reroute`).
     """
     if service_id(client) in SERVICES:
-        guard_botocore(client, refusal=refuse, guard=guard)
+        from privsdk_bedrock import reroute
+
+        guard_botocore(client, refusal=refuse, guard=guard, reroute=reroute.send)
     return client
 
 
