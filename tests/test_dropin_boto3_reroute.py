@@ -145,9 +145,12 @@ def client(servers: Servers) -> Any:
 
 
 def records(tmp_path: Path) -> list[dict[str, Any]]:
+    """The usage records, the guard's record of each request not sent as built first: the seam writes it once the
+    alternative has answered (a stream's attempt is recorded when it ends), so file order depends on the call."""
     Guard.default().flush(5)
     path = tmp_path / "usage.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return sorted(found, key=lambda r: r["outcome"] != "refused")
 
 
 def eu_paths(servers: Servers) -> list[str]:

@@ -246,10 +246,15 @@ class _Hooks:
                     # Never sent as built: the rerouter answers from the alternative, whose attempts the
                     # privsdk.Client serving it records. An answer of None would let botocore send: an error.
                     self._local.attempt = None
-                    ticket.rerouted()
-                    answer = self._reroute(out, ticket)
+                    try:
+                        answer = self._reroute(out, ticket)
+                    except Exception as exc:
+                        from privsdk.outbound import reroute  # only a reroute needs it (and the core Guard)
+
+                        raise reroute.failed(ticket, exc) from None
                     if answer is None:
                         raise TypeError("privsdk: a botocore rerouter must return an AWSResponse or raise")
+                    ticket.rerouted()
         except PolicyViolation as violation:
             refused = violation
         if refused is not None:

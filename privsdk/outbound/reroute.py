@@ -88,6 +88,20 @@ def cannot_serve(ticket: Pass, exc: Exception) -> PolicyViolation:
 CANNOT_SERVE = (ConfigError, InvalidInput, Unsupported)
 
 
+def failed(ticket: Pass, exc: Exception) -> Exception:
+    """What a seam raises when its reroute hook raised before answering, recorded as the refusal it is.
+
+    The hook refuses what it cannot map (a PolicyViolation), and the alternative's privsdk client may be unable
+    to serve the request (:data:`CANNOT_SERVE`): both are refusals, which the seam says as the SDK's own. Anything
+    else is a bug of the hook, returned as it is.
+    """
+    if isinstance(exc, CANNOT_SERVE):
+        exc = cannot_serve(ticket, exc)
+    if isinstance(exc, PolicyViolation):
+        ticket.refused(exc.decision)
+    return exc
+
+
 def status(exc: VendorError) -> int:
     """The HTTP status to answer a failure of the alternative with."""
     return exc.status or STATUS.get(exc.kind, 500)

@@ -145,7 +145,7 @@ def _seam(library: str) -> _Seam:
                 try:
                     response = self.reroute(out, ticket, http)
                 except Exception as exc:
-                    raise _not_rerouted(self.refusal, ticket, exc) from None
+                    raise _refused(self.refusal, reroute.failed(ticket, exc)) from None
                 ticket.rerouted()
                 return response
             try:
@@ -175,7 +175,7 @@ def _seam(library: str) -> _Seam:
                 try:
                     response = await self.reroute(out, ticket, http)
                 except Exception as exc:
-                    raise _not_rerouted(self.refusal, ticket, exc) from None
+                    raise _refused(self.refusal, reroute.failed(ticket, exc)) from None
                 ticket.rerouted()
                 return response
             try:
@@ -193,18 +193,8 @@ def _seam(library: str) -> _Seam:
     return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient)
 
 
-def _not_rerouted(refusal: Refusal, ticket: Pass, exc: Exception) -> BaseException:
-    """What the app gets when a reroute hook raised before answering: the SDK-flavoured refusal, recorded as one.
-
-    The hook refuses what it cannot map (a PolicyViolation), and the alternative's privsdk client may be unable to
-    serve the request (:data:`reroute.CANNOT_SERVE`); anything else is a bug of the hook, raised as it is.
-    """
-    if isinstance(exc, reroute.CANNOT_SERVE):
-        exc = reroute.cannot_serve(ticket, exc)
-    if not isinstance(exc, PolicyViolation):
-        return exc
-    ticket.refused(exc.decision)
-    return refusal(exc)
+def _refused(refusal: Refusal, exc: BaseException) -> BaseException:
+    return refusal(exc) if isinstance(exc, PolicyViolation) else exc
 
 
 def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:
