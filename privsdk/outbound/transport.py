@@ -148,6 +148,8 @@ def _seam(library: str) -> _Seam:
                     raise _refused(self.refusal, reroute.failed(ticket, exc)) from None
                 ticket.rerouted()
                 return response
+            if not ticket.record:  # a Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter
+                return self.inner.handle_request(request)
             try:
                 response = self.inner.handle_request(request)
             except BaseException as exc:
@@ -178,6 +180,8 @@ def _seam(library: str) -> _Seam:
                     raise _refused(self.refusal, reroute.failed(ticket, exc)) from None
                 ticket.rerouted()
                 return response
+            if not ticket.record:
+                return await self.inner.handle_async_request(request)
             try:
                 response = await self.inner.handle_async_request(request)
             except BaseException as exc:
