@@ -2,12 +2,15 @@
 
 Both clients are openai's own and answer from the OpenAI wire app in memory (an
 httpx2 MockTransport, as bench/adapter_openai.py does), so the difference is the
-guard's alone: reading the request (OpenAI wire reader), placing its host,
-deciding, metering the answer and writing a usage record (to ``none`` here: the
-records' own cost is bench/usage.py's). Timed in thread CPU as the median
-difference of back-to-back raw/drop-in pairs, for a chat call and for a
-50-chunk stream with ``include_usage``; then the wire reader alone on a small
-and on a large request, and its meter on a streamed answer.
+guard's alone: reading the request (OpenAI wire reader), placing its host and
+deciding (``PRIVSDK_USAGE=none``: no record, so nothing to meter; the records'
+own cost is bench/usage.py's). Timed in thread CPU as the median difference of
+back-to-back raw/drop-in pairs, for a chat call and for a 50-chunk stream with
+``include_usage``. Then the same chat call over loopback HTTP, where the raw
+call includes its socket, without records and with SQLite records (the answer
+metered for its tokens); then the wire reader alone on a small and on a large
+request, and its meter on a streamed answer. ``bench/instructions.py`` counts
+the drop-in's instructions beside the raw call's.
 
 Goals (issue 9): the guard adds <= 20 µs per request; the drop-in call costs
 <= 1.02x the raw SDK call. Printed, never asserted: the exit status is 0.
@@ -22,6 +25,7 @@ import functools
 import json
 import os
 import sys
+import tempfile
 from typing import Any
 
 from adapter_openai import in_memory
@@ -37,6 +41,7 @@ from privsdk.outbound.judge import Guard
 from privsdk.outbound.outgoing import Outgoing
 from privsdk.outbound.wire.openai import READER
 from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer
 
 KEY = "sk-bench"
 MODEL = "gpt-4o-mini"
@@ -75,6 +80,24 @@ def main() -> None:
             f"  {label:<22} raw {base:8.1f} µs   guard +{extra:6.1f} µs   ×{(base + extra) / base:5.3f}"
             f"   (noise floor {floor:+.1f} µs)   goal <= {GUARD_GOAL_US:.0f} µs and ×{RATIO_GOAL}: {verdict}"
         )
+
+    print("the same over loopback HTTP (a real socket and server thread), thread CPU, paired medians")
+    with LoopbackServer(OpenAIWire(key=KEY)) as server:
+        for usage in ("none", f"sqlite://{tempfile.mkdtemp(prefix='privsdk-bench-')}/usage.sqlite3"):
+            os.environ.update({"PRIVSDK_ENDPOINTS": f"{server.url}=openai.api", "PRIVSDK_USAGE": usage})
+            Guard.reset_default()
+            raw = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+            ours = guard_client(openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0))
+            base, extra = paired_us(functools.partial(chat, raw), functools.partial(chat, ours), pairs // 4)
+            verdict = "ok" if extra <= GUARD_GOAL_US and (base + extra) / base <= RATIO_GOAL else "over"
+            label = "chat, usage " + usage.partition(":")[0]
+            print(
+                f"  {label:<22} raw {base:8.1f} µs   guard +{extra:6.1f} µs   ×{(base + extra) / base:5.3f}"
+                f"   goal <= {GUARD_GOAL_US:.0f} µs and ×{RATIO_GOAL}: {verdict}"
+            )
+            raw.close()
+            ours.close()
+        Guard.reset_default()
 
     print("OpenAI wire reader alone")
     small = json.dumps({"model": MODEL, "messages": MESSAGES}).encode()
