@@ -134,25 +134,30 @@ class ChatCompletions(Adapter):
     def _reader(self) -> _Reader:
         return convert.ChunkReader(self.vendor, self._model)
 
+    def _timed(self, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """``params`` with the attempt's timeout when it is not the SDK client's own (the deadline is near): a
+        per-request timeout costs the SDK an options check on every call, one through typing's isinstance."""
+        if timeout != self.options.timeout:
+            params["timeout"] = timeout
+        return params
+
     # The operations.
 
     def chat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
-        params = self._params(request)
-        params["timeout"] = timeout
+        params = self._timed(self._params(request), timeout)
         with self._translate:
             raw = self._send(self._client, params)
         return self._answer(raw)
 
     async def achat(self, request: ChatRequest, *, timeout: float) -> ChatResponse:
-        params = self._params(request)
-        params["timeout"] = timeout
+        params = self._timed(self._params(request), timeout)
         with self._translate:
             raw = await self._asend(self._async(), params)
         return self._answer(raw)
 
     def stream(self, request: ChatRequest, *, timeout: float) -> Iterator[StreamEvent]:
-        params = self._params(request)
-        params.update(self._stream_args, timeout=timeout)
+        params = self._timed(self._params(request), timeout)
+        params.update(self._stream_args)
         with self._translate:
             sdk_stream = self._send(self._client, params)
         return self._events(sdk_stream, self._reader())
@@ -164,8 +169,8 @@ class ChatCompletions(Adapter):
         yield reader.end()
 
     async def astream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamEvent]:
-        params = self._params(request)
-        params.update(self._stream_args, timeout=timeout)
+        params = self._timed(self._params(request), timeout)
+        params.update(self._stream_args)
         reader = self._reader()
         with self._translate:
             sdk_stream = await self._asend(self._async(), params)
@@ -178,13 +183,13 @@ class ChatCompletions(Adapter):
     def embed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
         with self._translate:
-            raw = self._client.embeddings.create(model=self._model, timeout=timeout, **params)
+            raw = self._client.embeddings.create(model=self._model, **self._timed(params, timeout))
         return convert.embed_response(raw)
 
     async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
         with self._translate:
-            raw = await self._async().embeddings.create(model=self._model, timeout=timeout, **params)
+            raw = await self._async().embeddings.create(model=self._model, **self._timed(params, timeout))
         return convert.embed_response(raw)
 
     def close(self) -> None:
