@@ -164,5 +164,20 @@ def test_the_seam_reads_httpx_requests_as_their_public_api_shows_them(library: s
     raw_path, _, raw_query = public.raw_path.decode("ascii").partition("?")
     assert (out.scheme, out.port, out.path, out.query) == (public.scheme, public.port, raw_path, raw_query)
     assert out.host == public.raw_host.decode("ascii")
+    # An httpx without the parsed tuple (a later release may drop it) is read through the public properties alone.
+    request.url = _PublicOnly(public)
+    assert outgoing(request, "openai", b"{}") == out
     expected = request.headers.get("openai-project") or request.headers.get("openai-organization") or None
     assert _header_account(out) == expected
+
+
+class _PublicOnly:
+    """An httpx URL seen through its public properties only."""
+
+    def __init__(self, url: object) -> None:
+        self._url = url
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._url, name)

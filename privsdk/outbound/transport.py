@@ -45,7 +45,8 @@ def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
     ref = getattr(url, "_uri_reference", None)
     if ref is None:
         path, _, query = url.raw_path.decode("ascii").partition("?")
-        return Outgoing(sdk, request.method, url.scheme, url.host.lower(), url.port, path, query, request.headers, body)
+        host = url.raw_host.decode("ascii").lower()  # as sent on the wire: an IDNA host stays encoded
+        return Outgoing(sdk, request.method, url.scheme, host, url.port, path, query, request.headers, body)
     return Outgoing(
         sdk, request.method, ref.scheme, ref.host, ref.port, ref.path or "/", ref.query or "", request.headers, body
     )
