@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from privsdk.client import CallOptions, ChatOptions, ClientBase, _Call, chat_request, embed_request, rerank_request
+from privsdk.client import (
+    CallOptions,
+    ChatOptions,
+    ClientBase,
+    _Call,
+    chat_request,
+    decided,
+    embed_request,
+    rerank_request,
+)
 from privsdk.messages import MessageLike
 from privsdk.policy import Target
 from privsdk.resilience import acall
@@ -103,7 +112,7 @@ class AsyncClient(ClientBase):
             return result
 
         result, _, decision = await self._core.athrough_chain(call, request, on)
-        return result._replace(decision=decision)
+        return decided(result, decision)
 
     async def aclose(self) -> None:
         """Close every adapter and flush usage records."""

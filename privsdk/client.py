@@ -545,6 +545,15 @@ def _extra_features(extra: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def decided(result: R, decision: Decision) -> R:
+    """``result`` with the decision that governed it, the last field of every response type. Built positionally:
+    a NamedTuple's ``_replace`` costs three times as much (1.7 µs here), on every call."""
+    return type(result)(*result[:-1], decision)
+
+
+assert all(t._fields[-1] == "decision" for t in (ChatResponse, EmbedResponse, RerankResponse))
+
+
 def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
     return adapter.chat(request, timeout=timeout)
 
@@ -694,7 +703,7 @@ class Client(ClientBase):
             return result
 
         result, _, decision = self._core.through_chain(call, request, on)
-        return result._replace(decision=decision)
+        return decided(result, decision)
 
     def close(self) -> None:
         """Close every adapter and flush usage records."""

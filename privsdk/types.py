@@ -22,6 +22,8 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"
 InputType = Literal["search_document", "search_query", "classification", "clustering"]
 
 _NO_EXTRA: Mapping[str, Any] = {}
+#: ChatRequest's temperature, top_p, max_tokens, stop and seed when none is set.
+_NO_SAMPLING = (None, None, None, (), None)
 
 
 class Text(NamedTuple):
@@ -99,6 +101,8 @@ class ChatRequest(NamedTuple):
         ``names`` maps privsdk's (``temperature``, ``top_p``, ``max_tokens``,
         ``stop``, ``seed``) to the vendor's field names; ``stop`` comes as a list.
         """
+        if self[3:8] == _NO_SAMPLING:  # the usual request sets none: one comparison instead of the loop
+            return {}
         out: dict[str, Any] = {}
         for field, name in names.items():
             value = getattr(self, field)

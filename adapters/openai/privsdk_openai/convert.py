@@ -142,13 +142,13 @@ def chat_response(completion: ChatCompletion) -> ChatResponse:
         ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or () if c.type == "function"
     )
     usage = completion.usage
-    return ChatResponse(
-        text=message.content or "",
-        tool_calls=calls,
-        finish_reason=_FINISH.get(choice.finish_reason, "other"),
-        usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else _NO_USAGE,
-        model=completion.model,
-        raw=completion,
+    return ChatResponse(  # positional, in field order: keywords cost a NamedTuple twice as much, on every call
+        message.content or "",  # text
+        calls,  # tool_calls
+        _FINISH.get(choice.finish_reason, "other"),  # finish_reason
+        Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else _NO_USAGE,
+        completion.model,
+        completion,  # raw
     )
 
 
