@@ -20,6 +20,7 @@ Run: ``.venv/bin/python bench/instructions.py``, or with LiteLLM:
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import os
 import re
@@ -82,6 +83,10 @@ def child(which: str, calls: int) -> None:
         call = lambda: dropin.chat.completions.create(model=MODEL, messages=MESSAGES)  # noqa: E731
     else:
         call = lambda: ours.chat(f"openai/{MODEL}", MESSAGES)  # noqa: E731
+    # No garbage collection while counting: where a full collection lands between N=200 and N=400 depends on
+    # every allocation before it, and one such collection adds some 15,000 instructions per call to a count.
+    gc.collect()
+    gc.disable()
     for _ in range(20 + calls):
         call()
     if which == "time":  # not under valgrind: the raw call's CPU time, to turn instructions into µs
