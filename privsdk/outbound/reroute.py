@@ -10,7 +10,9 @@ The parts that do not depend on the wire format live here.
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -100,6 +102,39 @@ def failed(ticket: Pass, exc: Exception) -> Exception:
     if isinstance(exc, PolicyViolation):
         ticket.refused(exc.decision)
     return exc
+
+
+class Unmappable(Exception):
+    """The body asks for something the alternative cannot honour: a reroute module raises it while mapping a request
+    and refuses with :func:`unsupported`. ``what`` names it by schema words only, never a value from the body."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+def only(body: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Fail closed on a field a reroute module does not know (a newer API's): it may change the answer."""
+    unknown = sorted(k for k in body if k not in known and body[k] is not None)
+    if unknown:
+        raise Unmappable(f"field(s) {', '.join(unknown)}")
+
+
+def function_call(call: Any) -> dict[str, Any]:
+    """A tool call in OpenAI's chat shape (Cohere v2 and Mistral send it too), as a privsdk message's tool call;
+    arguments given as an object are passed on as their JSON text."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        raise Unmappable("a tool call without a function")
+    arguments = function.get("arguments")
+    return {
+        "id": call.get("id"),
+        "type": "function",
+        "function": {
+            "name": function.get("name"),
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
+        },
+    }
 
 
 def status(exc: VendorError) -> int:

@@ -52,10 +52,6 @@ _EMBED_DROPPED = frozenset({"truncate", "max_tokens", "priority"})
 _INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
 
 
-class _Unmappable(Exception):
-    """The body asks for something the alternative cannot honour; ``args[0]`` names it (never a value)."""
-
-
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
     """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else.
 
@@ -72,32 +68,32 @@ def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
         if path == "/v2/embed" and operation == "embed":
             options, texts = _embed(body)
             return "embed", {**reroute.options(ticket), **options}, texts
-    except _Unmappable as exc:
-        raise reroute.unsupported(ticket, f"a Cohere {operation} request with {exc.args[0]}") from None
+    except reroute.Unmappable as exc:
+        raise reroute.unsupported(ticket, f"a Cohere {operation} request with {exc.what}") from None
     raise reroute.unsupported(ticket, f"Cohere {operation} at {path}")
 
 
 def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The privsdk options and messages of a v2 chat body."""
-    _only(body, _CHAT_CARRIED | _CHAT_DROPPED | {"documents", "strict_tools", "logprobs", "safety_mode"})
+    reroute.only(body, _CHAT_CARRIED | _CHAT_DROPPED | {"documents", "strict_tools", "logprobs", "safety_mode"})
     if body.get("documents"):
-        raise _Unmappable("documents (grounded generation)")
+        raise reroute.Unmappable("documents (grounded generation)")
     if body.get("strict_tools"):
-        raise _Unmappable("strict_tools")
+        raise reroute.Unmappable("strict_tools")
     if body.get("logprobs"):
-        raise _Unmappable("logprobs")
+        raise reroute.Unmappable("logprobs")
     if body.get("safety_mode") not in (None, "CONTEXTUAL", "OFF"):
-        raise _Unmappable("safety_mode STRICT")
+        raise reroute.Unmappable("safety_mode STRICT")
     options: dict[str, Any] = {}
     tools = body.get("tools")
     if tools:
         if not isinstance(tools, list) or not all(isinstance(t, dict) and t.get("type") == "function" for t in tools):
-            raise _Unmappable("a tool that is not a function")
+            raise reroute.Unmappable("a tool that is not a function")
         options["tools"] = tools  # v2 tools have OpenAI's shape, which privsdk takes
     choice = body.get("tool_choice")
     if choice is not None:
         if choice not in _TOOL_CHOICE:
-            raise _Unmappable("tool_choice")
+            raise reroute.Unmappable("tool_choice")
         options["tool_choice"] = _TOOL_CHOICE[choice]
     for field, name in (("temperature", "temperature"), ("p", "top_p"), ("max_tokens", "max_tokens"), ("seed", "seed")):
         if body.get(field) is not None:
@@ -111,10 +107,10 @@ def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
     elif response_format is not None and not (
         isinstance(response_format, Mapping) and response_format.get("type") == "text"
     ):
-        raise _Unmappable("response_format")
+        raise reroute.Unmappable("response_format")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise _Unmappable("messages that are not a list")
+        raise reroute.Unmappable("messages that are not a list")
     return options, [_message(m) for m in messages]
 
 
@@ -133,11 +129,11 @@ def _message(message: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"role": "assistant", "content": _text(content, ("text",), skip=("thinking",)) or None}
         calls = message.get("tool_calls")
         if calls:
-            out["tool_calls"] = [_tool_call(c) for c in calls]
+            out["tool_calls"] = [reroute.function_call(c) for c in calls]
         return out
     if role == "tool":
         return {"role": "tool", "tool_call_id": message.get("tool_call_id"), "content": _text(content, ("text",))}
-    raise _Unmappable("a message whose role is not user, system, assistant or tool")
+    raise reroute.Unmappable("a message whose role is not user, system, assistant or tool")
 
 
 def _user_part(part: Any) -> dict[str, Any]:
@@ -146,7 +142,7 @@ def _user_part(part: Any) -> dict[str, Any]:
         return {"type": "text", "text": part.get("text")}
     if kind == "image_url" and isinstance(part.get("image_url"), dict):
         return {"type": "image_url", "image_url": {"url": part["image_url"].get("url")}}
-    raise _Unmappable("a user content part that is neither text nor an image URL")
+    raise reroute.Unmappable("a user content part that is neither text nor an image URL")
 
 
 def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> str:
@@ -154,7 +150,7 @@ def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> s
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, list):
-        raise _Unmappable("message content that is neither text nor a list of parts")
+        raise reroute.Unmappable("message content that is neither text nor a list of parts")
     pieces: list[str] = []
     documents = False
     for part in content:
@@ -168,44 +164,31 @@ def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> s
             pieces.append(data if isinstance(data, str) else json.dumps(data, ensure_ascii=False))
             documents = True
         else:
-            raise _Unmappable(f"a message content part of type {kind!r}" if isinstance(kind, str) else "a content part")
+            raise reroute.Unmappable(
+                f"a message content part of type {kind!r}" if isinstance(kind, str) else "a content part"
+            )
     return ("\n" if documents else "").join(pieces)  # one document a line; text parts run on, as they were cut
-
-
-def _tool_call(call: Any) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict):
-        raise _Unmappable("a tool call without a function")
-    arguments = function.get("arguments")
-    return {
-        "id": call.get("id"),
-        "type": "function",
-        "function": {
-            "name": function.get("name"),
-            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
-        },
-    }
 
 
 def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The privsdk options and texts of a v2 embed body."""
-    _only(body, _EMBED_CARRIED | _EMBED_DROPPED | {"images"})
+    reroute.only(body, _EMBED_CARRIED | _EMBED_DROPPED | {"images"})
     if body.get("images"):
-        raise _Unmappable("images")
+        raise reroute.Unmappable("images")
     kinds = body.get("embedding_types")
     if kinds is not None and (not isinstance(kinds, list) or set(kinds) != {"float"}):
-        raise _Unmappable("embedding_types other than float")
+        raise reroute.Unmappable("embedding_types other than float")
     input_type = body.get("input_type")
     if input_type is not None and input_type not in _INPUT_TYPES:
-        raise _Unmappable("an input_type other than search_document, search_query, classification or clustering")
+        raise reroute.Unmappable("an input_type other than search_document, search_query, classification or clustering")
     texts = body.get("texts")
     inputs = body.get("inputs")
     if inputs:
         if texts:
-            raise _Unmappable("both texts and inputs")
+            raise reroute.Unmappable("both texts and inputs")
         texts = [_input_text(i) for i in inputs]
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise _Unmappable("texts that are not a list of strings")
+        raise reroute.Unmappable("texts that are not a list of strings")
     options: dict[str, Any] = {}
     if input_type is not None:
         options["input_type"] = input_type
@@ -221,14 +204,7 @@ def _input_text(item: Any) -> str:
         part = content[0]
         if part.get("type") == "text" and isinstance(part.get("text"), str):
             return str(part["text"])
-    raise _Unmappable("inputs that are not one text each")
-
-
-def _only(body: Mapping[str, Any], known: frozenset[str]) -> None:
-    """Fail closed on a field this module does not know (a newer API's): it may change the answer."""
-    unknown = sorted(k for k in body if k not in known and body[k] is not None)
-    if unknown:
-        raise _Unmappable(f"field(s) {', '.join(unknown)}")
+    raise reroute.Unmappable("inputs that are not one text each")
 
 
 def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:

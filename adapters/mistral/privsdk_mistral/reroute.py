@@ -64,10 +64,6 @@ _CHAT_CHECKED = frozenset(
 _EMBED_KNOWN = frozenset({"model", "input", "metadata", "output_dimension", "output_dtype", "encoding_format"})
 
 
-class _Unmappable(Exception):
-    """The body asks for something the alternative cannot honour; ``args[0]`` names it (never a value)."""
-
-
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
     """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else.
 
@@ -84,31 +80,31 @@ def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
         if path == "/v1/embeddings" and operation == "embed":
             options, texts = _embed(body)
             return "embed", {**reroute.options(ticket), **options}, texts
-    except _Unmappable as exc:
-        raise reroute.unsupported(ticket, f"a Mistral {operation} request with {exc.args[0]}") from None
+    except reroute.Unmappable as exc:
+        raise reroute.unsupported(ticket, f"a Mistral {operation} request with {exc.what}") from None
     raise reroute.unsupported(ticket, f"Mistral {operation} at {path}")
 
 
 def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The privsdk options and messages of a chat completions body."""
-    _only(body, _CHAT_CARRIED | _CHAT_DROPPED | _CHAT_CHECKED)
+    reroute.only(body, _CHAT_CARRIED | _CHAT_DROPPED | _CHAT_CHECKED)
     if body.get("n") not in (None, 1):
-        raise _Unmappable("n other than 1")
+        raise reroute.Unmappable("n other than 1")
     if body.get("parallel_tool_calls") is False:
-        raise _Unmappable("parallel_tool_calls false")
+        raise reroute.Unmappable("parallel_tool_calls false")
     for field in ("safe_prompt", "guardrails", "logprobs", "top_logprobs", "prompt_logprobs", "top_prompt_logprobs"):
         if body.get(field):
-            raise _Unmappable(field)
+            raise reroute.Unmappable(field)
     options: dict[str, Any] = {}
     tools = body.get("tools")
     if tools:
         if not isinstance(tools, list):
-            raise _Unmappable("tools that are not a list")
+            raise reroute.Unmappable("tools that are not a list")
         options["tools"] = [_tool(t) for t in tools]
     choice = body.get("tool_choice")
     if choice is not None:
         if not isinstance(choice, str) or choice not in _TOOL_CHOICE:
-            raise _Unmappable("a tool_choice that names a tool")
+            raise reroute.Unmappable("a tool_choice that names a tool")
         options["tool_choice"] = _TOOL_CHOICE[choice]
     names = ("temperature", "top_p", "max_tokens")
     for field, name in (*((n, n) for n in names), ("random_seed", "seed")):
@@ -124,13 +120,13 @@ def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
     elif kind == "json_schema":
         spec = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
         if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
-            raise _Unmappable("a json_schema response_format without a schema")
+            raise reroute.Unmappable("a json_schema response_format without a schema")
         options["response_format"] = ResponseFormat(spec["schema"], str(spec.get("name") or "response"))
     elif response_format is not None and kind != "text":
-        raise _Unmappable("response_format")
+        raise reroute.Unmappable("response_format")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise _Unmappable("messages that are not a list")
+        raise reroute.Unmappable("messages that are not a list")
     return options, [_message(m) for m in messages]
 
 
@@ -138,7 +134,7 @@ def _tool(tool: Any) -> dict[str, Any]:
     kind = tool.get("type", "function") if isinstance(tool, dict) else None
     function = tool.get("function") if isinstance(tool, dict) else None
     if kind != "function" or not isinstance(function, dict):
-        raise _Unmappable("a built-in tool (only function tools reroute)")
+        raise reroute.Unmappable("a built-in tool (only function tools reroute)")
     spec = {k: function[k] for k in ("name", "description", "parameters") if function.get(k) is not None}
     return {"type": "function", "function": spec}
 
@@ -147,14 +143,14 @@ def _message(message: Any) -> dict[str, Any]:
     """A Mistral chat message as privsdk's (OpenAI-shaped) message dict."""
     role = message.get("role") if isinstance(message, dict) else None
     if role not in ("system", "user", "assistant", "tool"):
-        raise _Unmappable("a message whose role is not system, user, assistant or tool")
+        raise reroute.Unmappable("a message whose role is not system, user, assistant or tool")
     if message.get("prefix"):
-        raise _Unmappable("an assistant prefix message")
+        raise reroute.Unmappable("an assistant prefix message")
     out: dict[str, Any] = {"role": role, "content": _content(message.get("content"), images=role == "user")}
     if role == "assistant":
         calls = message.get("tool_calls")
         if calls:
-            out["tool_calls"] = [_tool_call(c) for c in calls]
+            out["tool_calls"] = [reroute.function_call(c) for c in calls]
         out["content"] = out["content"] or None
     if role == "tool":
         out["tool_call_id"] = message.get("tool_call_id")
@@ -166,7 +162,7 @@ def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, list):
-        raise _Unmappable("message content that is neither text nor a list of chunks")
+        raise reroute.Unmappable("message content that is neither text nor a list of chunks")
     parts: list[dict[str, Any]] = []
     for chunk in content:
         kind = chunk.get("type") if isinstance(chunk, dict) else None
@@ -178,52 +174,32 @@ def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
             url = chunk.get("image_url")
             url = url.get("url") if isinstance(url, dict) else url
             if not isinstance(url, str):
-                raise _Unmappable("an image chunk without a URL")
+                raise reroute.Unmappable("an image chunk without a URL")
             parts.append({"type": "image_url", "image_url": {"url": url}})
         else:
-            raise _Unmappable(f"a content chunk of type {kind!r}" if isinstance(kind, str) else "a content chunk")
+            raise reroute.Unmappable(
+                f"a content chunk of type {kind!r}" if isinstance(kind, str) else "a content chunk"
+            )
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts
 
 
-def _tool_call(call: Any) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict):
-        raise _Unmappable("a tool call without a function")
-    arguments = function.get("arguments")
-    return {
-        "id": call.get("id"),
-        "type": "function",
-        "function": {
-            "name": function.get("name"),
-            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
-        },
-    }
-
-
 def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The privsdk options and texts of an embeddings body."""
-    _only(body, _EMBED_KNOWN)
+    reroute.only(body, _EMBED_KNOWN)
     if body.get("output_dtype") not in (None, "float"):
-        raise _Unmappable("an output_dtype other than float")
+        raise reroute.Unmappable("an output_dtype other than float")
     if body.get("encoding_format") not in (None, "float"):
-        raise _Unmappable("an encoding_format other than float")
+        raise reroute.Unmappable("an encoding_format other than float")
     inputs = body.get("input")
     texts = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise _Unmappable("input that is not text")
+        raise reroute.Unmappable("input that is not text")
     options: dict[str, Any] = {}
     if body.get("output_dimension") is not None:
         options["dimensions"] = body["output_dimension"]
     return options, texts
-
-
-def _only(body: Mapping[str, Any], known: frozenset[str]) -> None:
-    """Fail closed on a field this module does not know (a newer API's): it may change the answer."""
-    unknown = sorted(k for k in body if k not in known and body[k] is not None)
-    if unknown:
-        raise _Unmappable(f"field(s) {', '.join(unknown)}")
 
 
 def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:

@@ -95,14 +95,6 @@ _THOUGHT_KEYS = frozenset({"thought", "thoughtSignature"})
 _EMBED_METHODS = frozenset({"embedContent", "batchEmbedContents", "predict"})
 
 
-class _Unmappable(Exception):
-    """A request field the alternative cannot honour; ``what`` names it by schema words only."""
-
-    def __init__(self, what: str):
-        super().__init__(what)
-        self.what = what
-
-
 def _camel(name: str) -> str:
     """google-genai sends camelCase; the services also take snake_case (``http_options.extra_body``)."""
     head, *rest = name.split("_")
@@ -111,7 +103,7 @@ def _camel(name: str) -> str:
 
 def _fields(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise _Unmappable(f"{what} that is not an object")
+        raise reroute.Unmappable(f"{what} that is not an object")
     return {_camel(k): v for k, v in value.items() if isinstance(k, str)}
 
 
@@ -124,7 +116,7 @@ def _list(value: Any, what: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Unmappable(f"{what} that is not a list")
+        raise reroute.Unmappable(f"{what} that is not a list")
     return value
 
 
@@ -160,7 +152,7 @@ def _call(out: Outgoing, ticket: Pass) -> _Chat | _Embed:
             return _Chat(*_chat(body, options), stream=True)
         if method in _EMBED_METHODS and operation == "embed":
             return _embed(method, body, options)
-    except _Unmappable as exc:
+    except reroute.Unmappable as exc:
         raise reroute.unsupported(ticket, f"{operation} with {exc.what}") from None
     raise reroute.unsupported(ticket, f"{operation} (:{_name(method)})" if method else operation)
 
@@ -172,7 +164,7 @@ def _chat(body: dict[str, Any], options: dict[str, Any]) -> tuple[list[Message],
     body = _fields(body, "a request")
     for key in body:
         if key not in _CHAT_FIELDS:
-            raise _Unmappable(_name(key))
+            raise reroute.Unmappable(_name(key))
     messages = _messages(body)
     tools = _tools(body.get("tools"))
     if tools:
@@ -214,7 +206,7 @@ def _messages(body: dict[str, Any]) -> list[Message]:
                 elif data == {"functionCall"}:
                     calls.append(_function_call(part["functionCall"], f"call_{n}_{len(calls)}"))
                 else:
-                    raise _Unmappable(f"a model part of kind {', '.join(sorted(map(_name, data))) or 'empty'}")
+                    raise reroute.Unmappable(f"a model part of kind {', '.join(sorted(map(_name, data))) or 'empty'}")
             out.append(Message("assistant", "".join(texts), tuple(calls)))
             pending = [(c.id, c.name) for c in calls]
         elif role == "user":
@@ -230,23 +222,23 @@ def _messages(body: dict[str, Any]) -> list[Message]:
                 elif data == {"fileData"}:
                     items.append(_file(part["fileData"]))
                 else:
-                    raise _Unmappable(f"a user part of kind {', '.join(sorted(map(_name, data))) or 'empty'}")
+                    raise reroute.Unmappable(f"a user part of kind {', '.join(sorted(map(_name, data))) or 'empty'}")
             if items:
                 plain = all(isinstance(p, Text) for p in items)
                 out.append(
                     Message("user", "".join(p.text for p in items if isinstance(p, Text)) if plain else tuple(items))
                 )
         else:
-            raise _Unmappable("a content of another role")
+            raise reroute.Unmappable("a content of another role")
     if not any(m.role != "system" for m in out):
-        raise _Unmappable("no contents")
+        raise reroute.Unmappable("no contents")
     return out
 
 
 def _text_part(part: Any, what: str) -> str:
     fields = _fields(part, f"a {what} part")
     if set(fields) != {"text"} or not isinstance(fields["text"], str):
-        raise _Unmappable(f"a {what} part that is not text")
+        raise reroute.Unmappable(f"a {what} part that is not text")
     return str(fields["text"])
 
 
@@ -254,7 +246,7 @@ def _function_call(value: Any, default_id: str) -> ToolCall:
     call = _fields(value, "a functionCall")
     name, args = call.get("name"), call.get("args", {})
     if not isinstance(name, str) or not isinstance(args, dict) or set(call) - {"id", "name", "args"}:
-        raise _Unmappable("a functionCall that is not a name and object args")
+        raise reroute.Unmappable("a functionCall that is not a name and object args")
     call_id = call.get("id") if isinstance(call.get("id"), str) and call.get("id") else default_id
     return ToolCall(str(call_id), name, json.dumps(args, ensure_ascii=False))
 
@@ -265,11 +257,11 @@ def _function_response(value: Any, pending: list[tuple[str, str]]) -> Message:
     result = _fields(value, "a functionResponse")
     name, response, given = result.get("name"), result.get("response"), result.get("id")
     if not isinstance(name, str) or not isinstance(response, dict) or set(result) - {"id", "name", "response"}:
-        raise _Unmappable("a functionResponse that is not a name and an object response")
+        raise reroute.Unmappable("a functionResponse that is not a name and an object response")
     match = next((c for c in pending if c[0] == given), None) if given else None
     match = match or next((c for c in pending if c[1] == name), None)
     if match is None:
-        raise _Unmappable("a functionResponse that answers no call of the previous model turn")
+        raise reroute.Unmappable("a functionResponse that answers no call of the previous model turn")
     pending.remove(match)
     return Message("tool", json.dumps(response, ensure_ascii=False), tool_call_id=match[0])
 
@@ -278,11 +270,11 @@ def _inline(value: Any) -> Image:
     blob = _fields(value, "inlineData")
     mime = blob.get("mimeType")
     if not isinstance(mime, str) or not mime.startswith("image/") or set(blob) - {"mimeType", "data", "displayName"}:
-        raise _Unmappable("inlineData that is not an image")
+        raise reroute.Unmappable("inlineData that is not an image")
     try:
         data = base64.b64decode(str(blob.get("data", "")), validate=True)
     except (binascii.Error, ValueError):
-        raise _Unmappable("inlineData that is not base64") from None
+        raise reroute.Unmappable("inlineData that is not base64") from None
     return Image(data=data, media_type=mime)
 
 
@@ -297,7 +289,7 @@ def _file(value: Any) -> Image:
         or not uri.startswith("https://")
         or uri.startswith("https://generativelanguage.googleapis.com/")
     ):
-        raise _Unmappable("fileData that is not an image at an https URL")
+        raise reroute.Unmappable("fileData that is not an image at an https URL")
     return Image(url=uri, media_type=mime)
 
 
@@ -306,7 +298,7 @@ def _tools(value: Any) -> list[Tool]:
     for entry in _list(value, "tools"):
         for key, declarations in _fields(entry, "a tool").items():
             if key != "functionDeclarations":
-                raise _Unmappable(f"tools {_name(key)}")  # Google's hosted tools run at Google only
+                raise reroute.Unmappable(f"tools {_name(key)}")  # Google's hosted tools run at Google only
             for declaration in _list(declarations, "functionDeclarations"):
                 d = _fields(declaration, "a functionDeclaration")
                 if set(d) - {
@@ -317,10 +309,12 @@ def _tools(value: Any) -> list[Tool]:
                     "response",
                     "responseJsonSchema",
                 }:
-                    raise _Unmappable("a functionDeclaration with fields beyond name, description and parameters")
+                    raise reroute.Unmappable(
+                        "a functionDeclaration with fields beyond name, description and parameters"
+                    )
                 name = d.get("name")
                 if not isinstance(name, str):
-                    raise _Unmappable("a functionDeclaration without a name")
+                    raise reroute.Unmappable("a functionDeclaration without a name")
                 schema = d.get("parametersJsonSchema")
                 if schema is None and d.get("parameters") is not None:
                     schema = json_schema(d["parameters"])
@@ -338,14 +332,14 @@ def _tools(value: Any) -> list[Tool]:
 def _tool_choice(value: Any, tools: list[Tool]) -> Literal["auto", "none", "required"] | None:
     config = _fields(value, "toolConfig")
     if set(config) - {"functionCallingConfig"}:
-        raise _Unmappable("toolConfig beyond functionCallingConfig")
+        raise reroute.Unmappable("toolConfig beyond functionCallingConfig")
     calling = _fields(config.get("functionCallingConfig", {}), "functionCallingConfig")
     mode = calling.get("mode", "MODE_UNSPECIFIED")
     allowed = calling.get("allowedFunctionNames")
     if set(calling) - {"mode", "allowedFunctionNames"} or not isinstance(mode, str) or mode not in _MODES:
-        raise _Unmappable("a functionCallingConfig mode other than AUTO, ANY or NONE")
+        raise reroute.Unmappable("a functionCallingConfig mode other than AUTO, ANY or NONE")
     if allowed is not None and sorted(_list(allowed, "allowedFunctionNames")) != sorted(t.name for t in tools):
-        raise _Unmappable("allowedFunctionNames narrower than the declared functions")
+        raise reroute.Unmappable("allowedFunctionNames narrower than the declared functions")
     return _MODES[mode]
 
 
@@ -367,9 +361,9 @@ def _generation(value: Any) -> dict[str, Any]:
             options["seed"] = item
         elif key == "responseModalities":
             if [str(m).upper() for m in _list(item, "responseModalities")] not in ([], ["TEXT"]):
-                raise _Unmappable("responseModalities other than TEXT")
+                raise reroute.Unmappable("responseModalities other than TEXT")
         elif key not in ("responseMimeType", "responseSchema", "responseJsonSchema"):
-            raise _Unmappable(f"generationConfig {_name(key)}")
+            raise reroute.Unmappable(f"generationConfig {_name(key)}")
     mime = config.get("responseMimeType") or "text/plain"
     schema = config.get("responseJsonSchema")
     if schema is None and config.get("responseSchema") is not None:
@@ -377,13 +371,13 @@ def _generation(value: Any) -> dict[str, Any]:
     if mime == "application/json":
         options["response_format"] = ResponseFormat() if schema is None else _json_format(schema)
     elif mime != "text/plain" or schema is not None:
-        raise _Unmappable("a responseMimeType other than text/plain or application/json")
+        raise reroute.Unmappable("a responseMimeType other than text/plain or application/json")
     return options
 
 
 def _json_format(schema: Any) -> ResponseFormat:
     if not isinstance(schema, dict):
-        raise _Unmappable("a response schema that is not an object")
+        raise reroute.Unmappable("a response schema that is not an object")
     return ResponseFormat(schema)
 
 
@@ -409,7 +403,7 @@ def json_schema(value: Any) -> dict[str, Any]:
             out["type"] = [kind, "null"] if schema.get("nullable") else kind
         elif key == "properties":
             if not isinstance(item, Mapping):
-                raise _Unmappable("schema properties that are not an object")
+                raise reroute.Unmappable("schema properties that are not an object")
             out["properties"] = {k: json_schema(v) for k, v in item.items()}  # names as the app wrote them
         elif key == "items":
             out["items"] = json_schema(item)
@@ -419,10 +413,10 @@ def json_schema(value: Any) -> dict[str, Any]:
             out[key] = item
         elif key in _SCHEMA_COUNTS:
             if not (isinstance(item, int) or (isinstance(item, str) and item.isdigit())):
-                raise _Unmappable(f"a schema {key} that is not a count")
+                raise reroute.Unmappable(f"a schema {key} that is not a count")
             out[key] = int(item)
         elif key not in ("nullable", "propertyOrdering", "example"):  # no meaning for the answer
-            raise _Unmappable(f"a schema field {_name(key)}")
+            raise reroute.Unmappable(f"a schema field {_name(key)}")
     if schema.get("nullable") and "type" not in out:
         out = {"anyOf": [out, {"type": "null"}]}
     return out
@@ -438,36 +432,38 @@ def _embed(method: str, body: dict[str, Any], options: dict[str, Any]) -> _Embed
     items: list[tuple[Any, dict[str, Any]]] = []
     if method == "predict":
         if set(body) - {"instances", "parameters"}:
-            raise _Unmappable("predict fields beyond instances and parameters")
+            raise reroute.Unmappable("predict fields beyond instances and parameters")
         parameters = _fields(body.get("parameters") or {}, "parameters")
         for instance in _list(body.get("instances"), "instances"):
             fields = _fields(instance, "an instance")
             content = fields.pop("content", None)
             if not isinstance(content, str):
-                raise _Unmappable("an instance that is not text")
+                raise reroute.Unmappable("an instance that is not text")
             items.append((content, {**parameters, **fields}))
     elif method == "embedContent":
         items.append(_embed_item(body))
     else:
         if set(body) - {"requests"}:
-            raise _Unmappable("batchEmbedContents fields beyond requests")
+            raise reroute.Unmappable("batchEmbedContents fields beyond requests")
         items.extend(_embed_item(_fields(r, "a request")) for r in _list(body.get("requests"), "requests"))
     if not items:
-        raise _Unmappable("no contents")
+        raise reroute.Unmappable("no contents")
     texts: list[str] = []
     settings: set[tuple[str | None, int | None]] = set()
     for content, config in items:
         texts.append(content if isinstance(content, str) else _embed_text(content))
         unknown = set(config) - {"taskType", "outputDimensionality", "autoTruncate"}
         if unknown:  # a title changes a document's vector; mimeType / OCR / audio are other inputs
-            raise _Unmappable(f"embedding option {', '.join(sorted(map(_name, unknown)))}")
+            raise reroute.Unmappable(f"embedding option {', '.join(sorted(map(_name, unknown)))}")
         task = config.get("taskType")
         if task is not None and task not in _TASK_TYPES:  # the value is the app's: never echoed
-            raise _Unmappable("a taskType other than RETRIEVAL_DOCUMENT, RETRIEVAL_QUERY, CLASSIFICATION, CLUSTERING")
+            raise reroute.Unmappable(
+                "a taskType other than RETRIEVAL_DOCUMENT, RETRIEVAL_QUERY, CLASSIFICATION, CLUSTERING"
+            )
         dimensions = config.get("outputDimensionality")
         settings.add((task, dimensions if isinstance(dimensions, int) else None))
     if len(settings) != 1:
-        raise _Unmappable("contents with different taskType or outputDimensionality")
+        raise reroute.Unmappable("contents with different taskType or outputDimensionality")
     ((task, dimensions),) = settings
     if task is not None:
         options["input_type"] = _TASK_TYPES[task]
@@ -487,7 +483,7 @@ def _embed_text(value: Any) -> str:
     content = _fields(value, "a content")
     parts = _list(content.get("parts"), "parts")
     if set(content) - {"role", "parts"} or len(parts) != 1:
-        raise _Unmappable("a content of other than one text part")  # multimodal embeddings merge parts
+        raise reroute.Unmappable("a content of other than one text part")  # multimodal embeddings merge parts
     return _text_part(parts[0], "content")
 
 
