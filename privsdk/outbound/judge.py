@@ -163,7 +163,7 @@ class Guard:
             url = (out.sdk, out.scheme, out.host, out.port, out.path)
             place, wire = self._where(url, out)
             asks = wire.read(out)
-            account = place.account or _header_account(out) or asks.project
+            account = _account(place, asks, out)
             # An app sends the same few kinds of request again and again: the verdict on one kind (where, what it
             # asks for, whose account, for whom) holds until the day changes (attestations expire). A tenant store
             # loads tenants as they come and may reload one: those verdicts are decided each time (the decision
@@ -285,8 +285,7 @@ class Guard:
     def targets(self, place: Place, asks: Asks, out: Outgoing, bound: Target | None) -> tuple[Target, ...]:
         """The targets ``asks`` reaches at ``place``: every offering the request may be served by, narrowed by
         its model. With ``bound`` (a Client attempt), the request must agree with that target."""
-        account = place.account or _header_account(out) or asks.project
-        return self._targets_for(place, asks, out, bound, account)
+        return self._targets_for(place, asks, out, bound, _account(place, asks, out))
 
     def _targets_for(
         self, place: Place, asks: Asks, out: Outgoing, bound: Target | None, account: str | None
@@ -398,6 +397,12 @@ def _model_key(catalogue: Catalogue, target: Target) -> str | None:
 _ACCOUNT_HEADERS = (b"openai-project", b"openai-organization")
 _ACCOUNT_NAMES = frozenset(_ACCOUNT_HEADERS)
 _lower_name = operator.itemgetter(1)
+
+
+def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
+    """Whose account the request is for: the host's (an Azure resource), else its headers', else its path's (a
+    Google Cloud project)."""
+    return place.account or _header_account(out) or asks.project
 
 
 def _header_account(out: Outgoing) -> str | None:
