@@ -28,9 +28,8 @@ class Scope(NamedTuple):
 _current: contextvars.ContextVar[Scope] = contextvars.ContextVar("privsdk_scope", default=Scope())  # noqa: B039 - immutable
 
 
-def current() -> Scope:
-    """The scope in force here."""
-    return _current.get()
+#: The scope in force here: the context variable's own getter, as every guarded request asks for it.
+current: Callable[[], Scope] = _current.get
 
 
 @contextlib.contextmanager

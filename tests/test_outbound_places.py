@@ -7,7 +7,7 @@ import pytest
 from privsdk.catalogue import Catalogue
 from privsdk.config import load_policy
 from privsdk.errors import ConfigError
-from privsdk.outbound.places import catalogue_place, declared_place, geography
+from privsdk.outbound.places import Place, catalogue_place, declared_place, geography
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,8 @@ def test_the_seam_reads_httpx_requests_as_their_public_api_shows_them(library: s
     """The transport seam reads httpx's parsed URL and header list directly (a third of its cost otherwise):
     what it reads must be what httpx's public properties say, host as sent on the wire (IDNA stays encoded)."""
     http = pytest.importorskip(library)
-    from privsdk.outbound.judge import _header_account
+    from privsdk.outbound.judge import _account
+    from privsdk.outbound.outgoing import Asks
     from privsdk.outbound.transport import outgoing
 
     request = http.Request("POST", url, headers=headers, content=b"{}")
@@ -168,7 +169,7 @@ def test_the_seam_reads_httpx_requests_as_their_public_api_shows_them(library: s
     request.url = _PublicOnly(public)
     assert outgoing(request, "openai", b"{}") == out
     expected = request.headers.get("openai-project") or request.headers.get("openai-organization") or None
-    assert _header_account(out) == expected
+    assert _account(Place(("openai.api",), "https://api.openai.com"), Asks("chat"), out) == expected
 
 
 class _PublicOnly:

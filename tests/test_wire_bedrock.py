@@ -381,8 +381,16 @@ UNREADABLE: list[tuple[str, Outgoing, str]] = [
     ("unknown first segment", request("/v2/chat", {}), "unknown path shape /v2/..."),
     ("unknown model action", request(model_path(CLAUDE, "predict"), {}), "/model/{modelId}/predict"),
     ("model path too long", request("/model/x/y/converse", HELLO), "unknown path shape /model/"),
-    ("converse body not JSON", request(model_path(CLAUDE, "converse"))._replace(body=b"secret"), "Converse body"),
-    ("invoke body not an object", request(model_path(CLAUDE, "invoke"), ["secret"]), "InvokeModel body"),
+    (
+        "converse body not JSON",
+        request(model_path(CLAUDE, "converse"))._replace(body=b"secret"),
+        "Converse request is not a JSON",
+    ),
+    (
+        "invoke body not an object",
+        request(model_path(CLAUDE, "invoke"), ["secret"]),
+        "InvokeModel request is not a JSON",
+    ),
     ("rerank names no model", request("/rerank", {"queries": []}), "rerank request names no model"),
     ("batch job names no model", request("/model-invocation-job", {"jobName": "j"}), "batch request names no model"),
     ("count tokens of nothing", request(model_path(CLAUDE, "count-tokens"), {"input": {}}), "neither"),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.decision import Decision, decide, decide_request, refused, utc_today
+from privsdk.decision import Decision, decide, decide_request, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
 from privsdk.outbound.places import Place, catalogue_place, declared_place
@@ -79,7 +79,7 @@ class Guard:
         self._lock = threading.Lock()
         self._store = isinstance(self.policy.tenants, TenantStore)
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
-        self._memo_day: object = None
+        self._memo_until = 0.0  # when today's verdicts expire (a UTC midnight); 0: none yet
         self._places: dict[tuple[object, ...], tuple[Place, WireReader]] = {}
 
     @classmethod
@@ -129,39 +129,36 @@ class Guard:
         when the tenant reroutes and an alternative allows; it must then send to ``decision.chosen`` or
         nowhere. Any other seam gets a refusal for such a request.
         """
-        started, t0 = time.time(), time.perf_counter()
         binding = bound.get()
         verdict = self.judge(out, binding)
-        if verdict.decision.outcome == "reroute" and not reroutable:
-            d = verdict.decision
-            verdict = verdict._replace(
-                decision=d._replace(
-                    outcome="refuse",
-                    chosen=None,
-                    chosen_evaluation=None,
-                    reason=f"{d.reason}; but a {out.sdk} request can only be sent where the SDK sent it",
-                )
+        decision = verdict.decision
+        if decision.outcome == "reroute" and not reroutable:
+            decision = decision._replace(
+                outcome="refuse",
+                chosen=None,
+                chosen_evaluation=None,
+                reason=f"{decision.reason}; but a {out.sdk} request can only be sent where the SDK sent it",
             )
-        if not verdict.decision.allowed:
+            verdict = verdict._replace(decision=decision)
+        if decision.outcome == "refuse":
             if binding is None:
                 target = verdict.targets[0] if verdict.targets else None
-                self.recorder.record(_record(verdict.decision, target, started, 0, "refused", "policy", None, 0.0))
-            raise PolicyViolation(verdict.decision)
-        assert verdict.asks is not None and verdict.wire is not None  # an allowed request was read
+                self.recorder.record(_record(decision, target, time.time(), 0, "refused", "policy", None, 0.0))
+            raise PolicyViolation(decision)
         # A bound request's record is the Client's; with PRIVSDK_USAGE=none there is nothing to build one for.
-        return Pass(self, verdict, out, started, t0, binding is None and self.recorder.keeps)
+        return Pass(self, verdict, out, binding is None and (self._recorder or self.recorder).keeps)
 
     def judge(self, out: Outgoing, binding: Binding | None = None) -> Verdict:
         """The decision on ``out`` and what it was made for, without raising or recording (``privsdk explain``)."""
         if binding is None:
-            here = context.current()
-            target, tenant, data_class = None, here.tenant, here.data_class
+            target = None
+            tenant, data_class, _ = context.current()
         else:
             target, tenant, data_class = binding
         place = asks = wire = None
         try:
-            url = (out.sdk, out.scheme, out.host, out.port, out.path)
-            place, wire = self._where(url, out)
+            url = out[:6]  # seam, method, scheme, host, port, path
+            place, wire = self._places.get(url) or self._where(url, out)
             asks = wire.read(out)
             account = _account(place, asks, out)
             # An app sends the same few kinds of request again and again: the verdict on one kind (where, what it
@@ -169,14 +166,15 @@ class Guard:
             # loads tenants as they come and may reload one: those verdicts are decided each time (the decision
             # itself is cached per loaded tenant).
             key = (url, asks, account, target, tenant, data_class)
-            memo = self._memo()
-            verdict = memo.get(key) if memo is not None else None
+            if time.time() >= self._memo_until:
+                self._new_day()
+            verdict = self._verdicts.get(key)
             if verdict is None:
                 verdict = self._decide(out, place, asks, wire, account, binding, tenant, data_class)
-                if memo is not None:
-                    if len(memo) >= 4096:
-                        memo.clear()
-                    memo[key] = verdict
+                if not self._store:
+                    if len(self._verdicts) >= 4096:
+                        self._verdicts.clear()
+                    self._verdicts[key] = verdict
             return verdict
         except _Refused as exc:
             decision = refused(self.policy, exc.label, exc.operation, tenant, data_class, exc.reason)
@@ -185,14 +183,10 @@ class Guard:
             decision = refused(self.policy, out.host, "other", tenant, data_class, f"{out.host}: {exc}")
             return Verdict(decision, (), place, asks, wire)
 
-    def _memo(self) -> dict[tuple[object, ...], Verdict] | None:
-        """Today's verdicts, or None when the policy's tenants come from a store."""
-        if self._store:
-            return None
-        today = utc_today()
-        if today != self._memo_day:
-            self._verdicts, self._memo_day = {}, today
-        return self._verdicts
+    def _new_day(self) -> None:
+        """Forget the verdicts of a day gone by: the next UTC midnight ends today's."""
+        now = time.time()
+        self._verdicts, self._memo_until = {}, (now // 86400 + 1) * 86400
 
     def _decide(
         self,
@@ -247,16 +241,14 @@ class Guard:
         return decision._replace(reason=f"{decision.reason}; {why}")
 
     def _where(self, key: tuple[object, ...], out: Outgoing) -> tuple[Place, WireReader]:
-        """Where ``out`` goes and the reader of its protocol, cached per ``key`` (seam, scheme, host, port, path):
+        """Where ``out`` goes and the reader of its protocol, kept per ``key`` (seam, method, scheme, host, port, path):
         an app sends to a few URLs again and again, and placing one walks the declared endpoints and host
-        patterns."""
-        found = self._places.get(key)
-        if found is None:
-            place = self.place(out)
-            found = (place, reader(protocol_of(place.offerings, out.sdk)))
-            if len(self._places) >= 4096:  # paths that carry ids (files, batches) must not grow it without bound
-                self._places.clear()
-            self._places[key] = found
+        patterns. :meth:`judge` looks ``key`` up itself and calls this for a URL it has not seen."""
+        place = self.place(out)
+        found = (place, reader(protocol_of(place.offerings, out.sdk)))
+        if len(self._places) >= 4096:  # paths that carry ids (files, batches) must not grow it without bound
+            self._places.clear()
+        self._places[key] = found
         return found
 
     def place(self, out: Outgoing) -> Place:
@@ -400,44 +392,38 @@ _lower_name = operator.itemgetter(1)
 
 
 def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
-    """Whose account the request is for: the host's (an Azure resource), else its headers', else its path's (a
-    Google Cloud project)."""
-    return place.account or _header_account(out) or asks.project
-
-
-def _header_account(out: Outgoing) -> str | None:
-    """The account an OpenAI-style request names in its headers: the project, else the organisation."""
+    """Whose account the request is for: the host's (an Azure resource), else the one its OpenAI-style headers
+    name (the project, else the organisation), else its path's (a Google Cloud project)."""
+    if place.account:
+        return place.account
     headers = out.headers
     pairs = getattr(headers, "_list", None)
     if pairs is None:
-        return headers.get("openai-project") or headers.get("openai-organization") or None
+        return headers.get("openai-project") or headers.get("openai-organization") or asks.project
     # httpx's Headers keep (name, lower-case name, value) bytes, and its own lookups decode every header each
     # time (2.5 µs for these two, a fifth of the guard); most requests name no account, which one pass in C
     # over the lower-case names tells.
     if _ACCOUNT_NAMES.isdisjoint(map(_lower_name, pairs)):
-        return None
+        return asks.project
     for wanted in _ACCOUNT_HEADERS:
         # A header given twice is joined as httpx joins it, and so names no account an attestation could match.
         value = b", ".join(v for _, name, v in pairs if name == wanted).decode("latin-1")
         if value:
             return value
-    return None
+    return asks.project
 
 
 class Pass:
     """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
 
-    __slots__ = ("_out", "done", "guard", "record", "started", "t0", "verdict")
+    __slots__ = ("_out", "decision", "done", "guard", "record", "started", "t0", "verdict")
 
-    def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, started: float, t0: float, record: bool):
-        self.guard, self.verdict, self._out = guard, verdict, out
-        self.started, self.t0 = started, t0
+    def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, record: bool):
+        self.guard, self.verdict, self.decision, self._out = guard, verdict, verdict.decision, out
         self.record = record
         self.done = False
-
-    @property
-    def decision(self) -> Decision:
-        return self.verdict.decision
+        # Only a request that will be recorded needs the clocks: its record's time and latency start here.
+        self.started, self.t0 = (time.time(), time.perf_counter()) if record else (0.0, 0.0)
 
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
         """A meter for the answer's body (None when this protocol cannot count this answer's tokens)."""

@@ -67,14 +67,35 @@ def parse_json(data: bytes) -> Any:
 
         _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
     text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    start = len(text) - len(text.lstrip(_JSON_SPACE)) if text[:1] in _JSON_SPACE else 0
     try:
-        value, end = _scan(text, start)
-    except StopIteration:
-        raise ValueError("not JSON") from None
+        value, end = _scan(text, 0)
+    except StopIteration:  # not JSON, or JSON after whitespace (which the scanner does not skip)
+        start = len(text) - len(text.lstrip(_JSON_SPACE))
+        try:
+            value, end = _scan(text, start)
+        except StopIteration:
+            raise ValueError("not JSON") from None
     if end != len(text) and text[end:].strip(_JSON_SPACE):
         raise ValueError("more than one JSON value")
     return value
+
+
+def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = False) -> dict[str, Any]:
+    """The request's body as a JSON object; raises :class:`Unreadable` when it is not one.
+
+    The message names the body by ``protocol`` and ``family`` (``OpenAI``, ``chat/completions``), never by
+    anything in it. With ``empty``, an empty body carries nothing and reads as an empty object.
+    """
+    data = request.body
+    if not data and empty:
+        return {}
+    try:
+        body = parse_json(data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise Unreadable(f"the body of a {protocol} {family} request is not a JSON object")
+    return body
 
 
 class Asks(NamedTuple):

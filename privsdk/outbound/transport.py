@@ -47,14 +47,25 @@ def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
         path, _, query = url.raw_path.decode("ascii").partition("?")
         host = url.raw_host.decode("ascii").lower()  # as sent on the wire: an IDNA host stays encoded
         return Outgoing(sdk, request.method, url.scheme, host, url.port, path, query, request.headers, body)
-    return Outgoing(
-        sdk, request.method, ref.scheme, ref.host, ref.port, ref.path or "/", ref.query or "", request.headers, body
+    # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and every Python frame
+    # on this path costs three times its instructions, run cold between two SDK calls (docs/performance.md).
+    fields = (
+        sdk,
+        request.method,
+        ref.scheme,
+        ref.host,
+        ref.port,
+        ref.path or "/",
+        ref.query or "",
+        request.headers,
+        body,
     )
+    return tuple.__new__(Outgoing, fields)
 
 
 def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing, reroutable: bool) -> Pass:
     try:
-        return (guard or Guard.default()).check(out, reroutable=reroutable)
+        return (guard or Guard._default or Guard.default()).check(out, reroutable=reroutable)
     except PolicyViolation as violation:
         raise refusal(violation) from None
     except ConfigError as exc:  # fail closed, and visibly: the SDK must neither wrap this nor retry it

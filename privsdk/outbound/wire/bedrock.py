@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
@@ -238,16 +238,6 @@ def native_features(body: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found) if found else _NO_FEATURES
 
 
-def _json_object(request: Outgoing, what: str) -> dict[str, Any]:
-    """The body as a JSON object; an empty body carries nothing, so it is an empty object (``privsdk explain``)."""
-    if not request.body:
-        return {}
-    body = request.json()
-    if not isinstance(body, dict):
-        raise Unreadable(f"{what} body is not a JSON object")
-    return body
-
-
 def _dig(body: Mapping[str, Any], *keys: str) -> Any:
     value: Any = body
     for key in keys:
@@ -270,13 +260,13 @@ class BedrockReader:
             return self._model(request, parts)
         if first == "async-invoke":
             if request.method == "POST":
-                body = _json_object(request, "StartAsyncInvoke")
+                body = json_object(request, "Bedrock", "StartAsyncInvoke", empty=True)
                 return self._asks("batch", body.get("modelId"), _NO_FEATURES)
             return Asks("batch")
         if first in ("guardrail", "guardrail-checks"):
             return Asks("other")
         if first == "rerank":
-            body = _json_object(request, "Rerank")
+            body = json_object(request, "Bedrock", "Rerank", empty=True)
             arn = _dig(
                 body, "rerankingConfiguration", "bedrockRerankingConfiguration", "modelConfiguration", "modelArn"
             )
@@ -300,14 +290,14 @@ class BedrockReader:
         model, region = model_of(unquote(parts[2]))
         action = parts[3]
         if action in ("converse", "converse-stream"):
-            features = converse_features(_json_object(request, "Converse"))
+            features = converse_features(json_object(request, "Bedrock", "Converse", empty=True))
             operation = "chat" if action == "converse" else "stream"
         elif action in ("invoke", "invoke-with-response-stream"):
-            features = native_features(_json_object(request, "InvokeModel"))
+            features = native_features(json_object(request, "Bedrock", "InvokeModel", empty=True))
             operation = invoke_operation(model) if action == "invoke" else "stream"
         elif action == "count-tokens":
             # CountTokens sends the whole prompt to the model's Region, so it is judged as the chat it counts.
-            body = _json_object(request, "CountTokens")
+            body = json_object(request, "Bedrock", "CountTokens", empty=True)
             converse = _dig(body, "input", "converse")
             invoke = _dig(body, "input", "invokeModel", "body")
             if isinstance(converse, dict):
@@ -328,7 +318,7 @@ class BedrockReader:
         return Asks(operation, model, features, location=region)
 
     def _retrieve_and_generate(self, request: Outgoing, first: str) -> Asks:
-        body = _json_object(request, "RetrieveAndGenerate")
+        body = json_object(request, "Bedrock", "RetrieveAndGenerate", empty=True)
         config = body.get("retrieveAndGenerateConfiguration")
         if not isinstance(config, dict):
             raise Unreadable("RetrieveAndGenerate has no retrieveAndGenerateConfiguration")
@@ -351,12 +341,14 @@ class BedrockReader:
         if first in ("model-invocation-job", "model-invocation-jobs"):
             if request.method == "POST" and request.path == "/model-invocation-job":
                 return self._asks(
-                    "batch", _json_object(request, "CreateModelInvocationJob").get("modelId"), _NO_FEATURES
+                    "batch",
+                    json_object(request, "Bedrock", "CreateModelInvocationJob", empty=True).get("modelId"),
+                    _NO_FEATURES,
                 )
             return Asks("batch")
         if first == "model-customization-jobs":
             if request.method == "POST" and request.path == "/model-customization-jobs":
-                body = _json_object(request, "CreateModelCustomizationJob")
+                body = json_object(request, "Bedrock", "CreateModelCustomizationJob", empty=True)
                 return self._asks("fine_tune", body.get("baseModelIdentifier"), _NO_FEATURES)
             return Asks("fine_tune")
         if first in _MODEL_LISTINGS:

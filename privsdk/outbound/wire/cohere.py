@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, json_object
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -65,7 +65,7 @@ class CohereReader:
         family = parts[1]
         method = request.method
         if family in _GENERATE and len(parts) == 2 and method == "POST":
-            body = _body(request, family)
+            body = json_object(request, "Cohere", family)
             return Asks("stream" if body.get("stream") is True else "chat", _model(body), _chat_features(body))
         if family == "models" or family == "check-api-key":
             # A model listing (or a key check) carries no content.
@@ -75,10 +75,10 @@ class CohereReader:
             raise Unreadable(f"unknown path shape /{head}/{family}/... for Cohere's API")
         operation = fixed
         if operation == "embed" and method == "POST":
-            body = _body(request, family)
+            body = json_object(request, "Cohere", family)
             return Asks("embed", _model(body), _embed_features(body))
         if operation == "rerank" and method == "POST":
-            return Asks("rerank", _model(_body(request, family)))
+            return Asks("rerank", _model(json_object(request, "Cohere", family)))
         return Asks(operation)
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
@@ -99,7 +99,7 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     action = parts[2]
     if action not in ("invocations", "invocations-response-stream") or request.method != "POST":
         raise Unreadable("unknown path shape /endpoints/<name>/... for a Cohere SageMaker endpoint")
-    body = _body(request, "invocations")
+    body = json_object(request, "Cohere", "invocations")
     model = unquote(parts[1])
     if "messages" in body or "message" in body:
         streamed = action.endswith("-stream") or body.get("stream") is True
@@ -109,13 +109,6 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     if "query" in body and "documents" in body:
         return Asks("rerank", model)
     raise Unreadable("a Cohere SageMaker request that is neither chat, embed nor rerank")
-
-
-def _body(request: Outgoing, family: str) -> dict[str, Any]:
-    body = request.json()
-    if not isinstance(body, dict):
-        raise Unreadable(f"the body of a Cohere {family} request is not a JSON object")
-    return body
 
 
 def _model(body: Mapping[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object
 
 # -- operations -------------------------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ class GoogleReader:
         tail = "/".join(rest)
         if tail not in ("chat/completions", "embeddings", "completions"):
             raise Unreadable("unknown path shape /endpoints/openapi/...")
-        body = _body(request)
+        body = json_object(request, "Vertex", "OpenAI-compatible", empty=True)
         model = body.get("model") if isinstance(body.get("model"), str) else None
         publisher, _, _ = (model or "").partition("/")
         if tail == "embeddings":
@@ -243,7 +243,7 @@ class GoogleReader:
             operation = found
         features = _NO_FEATURES
         if operation in ("chat", "stream", "batch"):
-            body = _body(request)
+            body = json_object(request, "Google", method, empty=True)
             if method in ("rawPredict", "streamRawPredict"):  # the partner's own format (Anthropic: "stream")
                 if body.get("stream") is True:
                     operation = "stream"
@@ -256,7 +256,7 @@ class GoogleReader:
         deleting or cancelling a stored one is ``responses_state``."""
         if len(rest) > 1 or request.method != "POST":
             return Asks("responses_state", project=project, location=location)
-        body = _body(request)
+        body = json_object(request, "Google", "interactions", empty=True)
         features: set[str] = set()
         if body.get("store") is not False:
             features.add("stored_responses")
@@ -301,19 +301,6 @@ def _predict(model: str | None) -> str:
     if model.startswith(_IMAGE_MODELS):
         return "images"
     return "other"
-
-
-def _body(request: Outgoing) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is an empty object, anything else cannot be judged."""
-    if not request.body:
-        return {}
-    try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise Unreadable("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise Unreadable("the request body is not a JSON object")
-    return body
 
 
 def _list(value: Any) -> list[Any]:

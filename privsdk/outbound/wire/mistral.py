@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, json_object
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -96,9 +96,9 @@ class MistralReader:
             if rest == ["completions"]:
                 return _completion(request, family)
             if rest[0] in ("moderations", "classifications"):
-                return Asks("moderation", _model(_body(request, family)))
+                return Asks("moderation", _model(json_object(request, "Mistral", family)))
         elif family == "embeddings" and not rest and method == "POST":
-            body = _body(request, family)
+            body = json_object(request, "Mistral", family)
             return Asks("embed", _model(body))
         elif family == "conversations":
             return _conversation(request, rest)
@@ -126,13 +126,6 @@ class MistralReader:
         return None
 
 
-def _body(request: Outgoing, family: str) -> dict[str, Any]:
-    body = request.json()
-    if not isinstance(body, dict):
-        raise Unreadable(f"the body of a Mistral {family} request is not a JSON object")
-    return body
-
-
 def _model(body: Mapping[str, Any]) -> str | None:
     model = body.get("model")
     return model if isinstance(model, str) and model else None
@@ -143,7 +136,7 @@ def _operation(body: Mapping[str, Any]) -> str:
 
 
 def _completion(request: Outgoing, family: str) -> Asks:
-    body = _body(request, family)
+    body = json_object(request, "Mistral", family)
     features: set[str] = set()
     _tools(body.get("tools"), features)
     _messages(body.get("messages"), features)
@@ -156,7 +149,7 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
     method = request.method
     if method != "POST" or len(rest) > 2 or (len(rest) == 2 and rest[1] != "restart"):
         return Asks("responses_state")  # listing, reading or deleting kept conversations
-    body = _body(request, "conversations")
+    body = json_object(request, "Mistral", "conversations")
     if not rest and body.get("agent_id"):
         return Asks("assistants")  # the agent's tools are configured on Mistral's side
     features: set[str] = set()
@@ -171,7 +164,7 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
 
 
 def _response(request: Outgoing) -> Asks:
-    body = _body(request, "responses")
+    body = json_object(request, "Mistral", "responses")
     features: set[str] = set()
     if body.get("store") is True or body.get("previous_response_id") or body.get("conversation"):
         features.add("stored_responses")

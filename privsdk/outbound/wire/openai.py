@@ -19,9 +19,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object
 
 #: Route families that send content to a model; their body is read for model and features.
 _GENERATE = frozenset({"chat/completions", "completions", "responses"})
@@ -85,6 +85,7 @@ _TOOLS: Mapping[str, frozenset[str]] = {
     "image_generation": frozenset({"hosted_tools", "image_output"}),
 }
 _HOSTED = frozenset({"hosted_tools"})
+_NONE: frozenset[str] = frozenset()
 
 #: Content part types that carry a file or an image into the request.
 _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file"})
@@ -92,8 +93,7 @@ _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file"})
 _EXTENDED_TTL = frozenset({"12h"})
 
 
-@functools.lru_cache(maxsize=1024)  # an app calls a few paths again and again; splitting one costs ~2 µs
-def route(path: str) -> tuple[tuple[str, ...], str | None]:
+def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     """The route's segments after the prefix, and the Azure deployment when the path names one.
 
     ``/v1/chat/completions`` -> ``(("chat", "completions"), None)``;
@@ -117,14 +117,6 @@ def route(path: str) -> tuple[tuple[str, ...], str | None]:
 def _unknown(segments: tuple[str, ...]) -> Unreadable:
     first = segments[0][:40] if segments else ""
     return Unreadable(f"unknown path shape /v1/{first}/... for the OpenAI protocol")
-
-
-def _body(request: Outgoing, what: str) -> dict[str, Any]:
-    """The request's JSON object; a body that is not one cannot be judged."""
-    body = request.json()
-    if not isinstance(body, dict):
-        raise Unreadable(f"the body of {what} is not a JSON object")
-    return body
 
 
 def _tool_features(tools: Any, into: set[str]) -> None:
@@ -187,7 +179,7 @@ _FEATURE_FIELDS = frozenset(
 )
 
 
-def _chat_features(body: dict[str, Any]) -> frozenset[str]:
+def _chat_features(body: dict[str, Any], raw: bytes) -> frozenset[str]:
     found: set[str] = set()
     if not _FEATURE_FIELDS.isdisjoint(body):
         if body.get("store") is True:
@@ -201,8 +193,11 @@ def _chat_features(body: dict[str, Any]) -> frozenset[str]:
             found.add("background")
         _cache_features(body, found)
         _tool_features(body.get("tools"), found)
-    _item_features(body.get("messages"), found)
-    return frozenset(found)
+    # Content parts are the only other source of features, and a list of parts, like any JSON array, opens with
+    # a "[" byte (never escaped outside a string). A body with one "[" (the messages array's) has none to walk.
+    if raw.count(b"[") > 1:
+        _item_features(body.get("messages"), found)
+    return frozenset(found) if found else _NONE
 
 
 def _responses_features(body: dict[str, Any]) -> frozenset[str]:
@@ -228,54 +223,65 @@ def _item_features(items: Any, found: set[str]) -> None:
                     _part_features(content, found)
 
 
-def _model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    return model if isinstance(model, str) else None
+class _Plan(NamedTuple):
+    """What a request's method and path tell: its answer when they tell all (``asks``), else the family whose
+    body must be read (``chat/completions``, ``completions``, ``responses`` or ``embeddings``)."""
+
+    asks: Asks | None
+    family: str
+    deployment: str | None
+
+
+@functools.lru_cache(maxsize=1024)  # an app calls a few paths again and again; planning one costs ~3 µs
+def _plan(method: str, path: str) -> _Plan:
+    segments, deployment = _route(path)
+    if not segments:
+        raise _unknown(segments)
+    first = segments[0]
+    method = method.upper()
+    if first == "chat" or first == "completions" or first == "responses":
+        if first == "chat":
+            if len(segments) < 2 or segments[1] != "completions":
+                raise _unknown(segments)
+            family, rest = "chat/completions", segments[2:]
+        else:
+            family, rest = first, segments[1:]
+        if not rest and method == "POST":
+            return _Plan(None, family, deployment)
+        # Stored objects (GET/DELETE /responses/{id}, stored chat completions), and the helper endpoints that
+        # count or compact input: none of them is a plain generation.
+        if family == "responses" and rest and rest[0] in ("compact", "input_tokens"):
+            return _Plan(Asks("other", deployment=deployment), family, deployment)
+        if family == "completions" and not rest:
+            raise _unknown(segments)
+        return _Plan(Asks("responses_state", deployment=deployment), family, deployment)
+    if first == "models":  # a listing carries no content; deleting a fine-tuned model is something else
+        return _Plan(Asks("models" if method == "GET" else "other", deployment=deployment), first, deployment)
+    operation = _FAMILY.get(first)
+    if operation is None:
+        raise _unknown(segments)
+    if method == "POST" and operation == "embed":
+        return _Plan(None, "embeddings", deployment)
+    return _Plan(Asks(operation, deployment=deployment), first, deployment)
 
 
 class OpenAIReader:
     """The reader for every OpenAI-protocol offering (``READER``)."""
 
     def read(self, request: Outgoing) -> Asks:
-        segments, deployment = route(request.path)
-        if not segments:
-            raise _unknown(segments)
-        first = segments[0]
-        method = request.method.upper()
-        if first == "chat" or first == "completions" or first == "responses":
-            return self._generate(request, segments, method, deployment)
-        if first == "models":  # a listing carries no content; deleting a fine-tuned model is something else
-            return Asks("models" if method == "GET" else "other", deployment=deployment)
-        operation = _FAMILY.get(first)
-        if operation is None:
-            raise _unknown(segments)
-        model = None
-        if method == "POST" and operation == "embed":
-            model = _model(_body(request, "an embeddings request"))
-        return Asks(operation, model=model, deployment=deployment)
-
-    def _generate(self, request: Outgoing, segments: tuple[str, ...], method: str, deployment: str | None) -> Asks:
-        first = segments[0]
-        if first == "chat":
-            if len(segments) < 2 or segments[1] != "completions":
-                raise _unknown(segments)
-            path = "chat/completions"
-            rest = segments[2:]
-        else:
-            path = first
-            rest = segments[1:]
-        if rest or method != "POST":
-            # Stored objects (GET/DELETE /responses/{id}, stored chat completions), and the helper endpoints
-            # that count or compact input: none of them is a plain generation.
-            if path == "responses" and rest and rest[0] in ("compact", "input_tokens"):
-                return Asks("other", deployment=deployment)
-            if path == "completions" and not rest:
-                raise _unknown(segments)
-            return Asks("responses_state", deployment=deployment)
-        body = _body(request, f"a {path} request")
-        features = _responses_features(body) if path == "responses" else _chat_features(body)
+        asks, family, deployment = _plan(request.method, request.path)
+        if asks is not None:
+            return asks
+        body = json_object(request, "OpenAI", family)
+        model = body.get("model")
+        model = model if isinstance(model, str) else None
+        if family == "embeddings":
+            return Asks("embed", model=model, deployment=deployment)
+        features = _responses_features(body) if family == "responses" else _chat_features(body, request.body)
+        # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and each Python call on
+        # the guard's path costs three times its instructions, run cold between two SDK calls.
         operation = "stream" if body.get("stream") is True else "chat"
-        return Asks(operation, model=_model(body), features=features, deployment=deployment)
+        return tuple.__new__(Asks, (operation, model, features, deployment, None, None, None))
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
         if status >= 300:
