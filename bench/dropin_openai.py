@@ -5,7 +5,8 @@ httpx2 MockTransport, as bench/adapter_openai.py does), so the difference is the
 guard's alone: reading the request (OpenAI wire reader), placing its host and
 deciding (``PRIVSDK_USAGE=none``: no record, so nothing to meter; the records'
 own cost is bench/usage.py's). Timed in thread CPU as the median difference of
-back-to-back raw/drop-in pairs, for a chat call and for a 50-chunk stream with
+back-to-back raw/drop-in pairs (in five rounds: the median of the rounds' medians, and
+each round's), for a chat call and for a 50-chunk stream with
 ``include_usage``. Then the same chat call over loopback HTTP, where the raw
 call includes its socket, without records and with SQLite records (the answer
 metered for its tokens); then the wire reader alone on a small and on a large
@@ -30,7 +31,7 @@ from typing import Any
 
 from adapter_openai import in_memory
 from childenv import REPO
-from timing import median_us, paired_us, row
+from timing import median_us, paired_rounds, paired_us, row
 
 sys.path.insert(0, str(REPO))  # for tests.wire
 
@@ -49,11 +50,12 @@ BASE = "http://bench.invalid"
 MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Summarise the report."}]
 GUARD_GOAL_US = 20.0
 RATIO_GOAL = 1.02
+ROUNDS = 5
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--pairs", type=int, default=4000)
     pairs = parser.parse_args().pairs
     os.environ.update({"PRIVSDK_ENDPOINTS": f"{BASE}=openai.api", "PRIVSDK_USAGE": "none"})
     Guard.reset_default()
@@ -72,14 +74,11 @@ def main() -> None:
         return [c.choices[0].delta.content for c in chunks if c.choices]
 
     print("openai drop-in: extra thread CPU per call over the raw SDK (in-memory transport, paired medians)")
-    for label, call in (("chat", chat), ("stream, 50 chunks", stream)):
-        base, extra = paired_us(functools.partial(call, raw), functools.partial(call, ours), pairs)
-        _, floor = paired_us(functools.partial(call, raw), functools.partial(call, raw), pairs)
-        verdict = "ok" if extra <= GUARD_GOAL_US and (base + extra) / base <= RATIO_GOAL else "over"
-        print(
-            f"  {label:<22} raw {base:8.1f} µs   guard +{extra:6.1f} µs   ×{(base + extra) / base:5.3f}"
-            f"   (noise floor {floor:+.1f} µs)   goal <= {GUARD_GOAL_US:.0f} µs and ×{RATIO_GOAL}: {verdict}"
-        )
+    print(f"  (the median of {ROUNDS} rounds; each round's figure in brackets)")
+    for label, call, n in (("chat", chat, pairs), ("stream, 50 chunks", stream, pairs // 4)):
+        base, extra, each = paired_rounds(functools.partial(call, raw), functools.partial(call, ours), n, ROUNDS)
+        _, floor = paired_us(functools.partial(call, raw), functools.partial(call, raw), n // ROUNDS)
+        _line(label, base, extra, floor, each)
 
     print("the same over loopback HTTP (a real socket and server thread), thread CPU, paired medians")
     with LoopbackServer(OpenAIWire(key=KEY)) as server:
@@ -88,14 +87,9 @@ def main() -> None:
             Guard.reset_default()
             raw = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
             ours = guard_client(openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0))
-            base, extra = paired_us(functools.partial(chat, raw), functools.partial(chat, ours), pairs // 2)
-            _, floor = paired_us(functools.partial(chat, raw), functools.partial(chat, raw), pairs // 2)
-            verdict = "ok" if extra <= GUARD_GOAL_US and (base + extra) / base <= RATIO_GOAL else "over"
-            label = "chat, usage " + usage.partition(":")[0]
-            print(
-                f"  {label:<22} raw {base:8.1f} µs   guard +{extra:6.1f} µs   ×{(base + extra) / base:5.3f}"
-                f"   (noise floor {floor:+.1f} µs)   goal <= {GUARD_GOAL_US:.0f} µs and ×{RATIO_GOAL}: {verdict}"
-            )
+            base, extra, each = paired_rounds(functools.partial(chat, raw), functools.partial(chat, ours), pairs // 2)
+            _, floor = paired_us(functools.partial(chat, raw), functools.partial(chat, raw), pairs // 2 // ROUNDS)
+            _line("chat, usage " + usage.partition(":")[0], base, extra, floor, each)
             raw.close()
             ours.close()
         Guard.reset_default()
@@ -131,6 +125,15 @@ def main() -> None:
     out = Outgoing("openai", "POST", "https", "api.openai.com", None, "/v1/chat/completions", "", {}, small)
     us = median_us(meter, calls=1000, warmup=100)
     print(row(f"read + meter a {len(chunks)}-chunk stream", us) + f"   ({us / len(chunks):.2f} µs a chunk)")
+
+
+def _line(label: str, base: float, extra: float, floor: float, each: list[float]) -> None:
+    verdict = "ok" if extra <= GUARD_GOAL_US and (base + extra) / base <= RATIO_GOAL else "over"
+    rounds = " ".join(f"{e:+.1f}" for e in each)
+    print(
+        f"  {label:<22} raw {base:8.1f} µs   guard +{extra:6.1f} µs [{rounds}]   ×{(base + extra) / base:5.3f}"
+        f"   (noise floor {floor:+.1f} µs)   goal <= {GUARD_GOAL_US:.0f} µs and ×{RATIO_GOAL}: {verdict}"
+    )
 
 
 def _recorded(body: dict[str, Any]) -> Any:

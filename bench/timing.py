@@ -66,6 +66,17 @@ def paired_us(raw: Callable[[], object], through: Callable[[], object], pairs: i
     return statistics.median(raw_ns) / 1000, statistics.median(extra_ns) / 1000
 
 
+def paired_rounds(
+    raw: Callable[[], object], through: Callable[[], object], pairs: int, rounds: int = 5
+) -> tuple[float, float, list[float]]:
+    """:func:`paired_us` in ``rounds`` rounds of ``pairs // rounds`` pairs: the median raw µs, the median of the
+    rounds' extra µs, and each round's extra. One run's median moves by a few µs with what the machine does
+    meanwhile; the rounds show how far."""
+    results = [paired_us(raw, through, max(pairs // rounds, 1)) for _ in range(rounds)]
+    extras = [extra for _, extra in results]
+    return statistics.median(base for base, _ in results), statistics.median(extras), extras
+
+
 def _pairs(
     raw: Callable[[], object],
     through: Callable[[], object],

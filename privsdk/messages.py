@@ -18,6 +18,8 @@ from privsdk.types import Image, Message, Part, ResponseFormat, Role, Text, Tool
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _PLAIN = frozenset(("system", "user", "assistant"))
+# to_messages builds plain messages positionally, in this field order.
+assert Message._fields == ("role", "content", "tool_calls", "tool_call_id")
 
 MessageLike = Message | Mapping[str, Any] | str
 ToolLike = Tool | Mapping[str, Any]
@@ -29,13 +31,20 @@ def to_messages(messages: str | Iterable[MessageLike]) -> tuple[Message, ...]:
         return (Message("user", check_text(messages, "messages")),)
     out = []
     for i, item in enumerate(messages):
+        if type(item) is dict and len(item) == 2:  # the common case, kept cheap: {"role": ..., "content": "..."}
+            role, content = item.get("role"), item.get("content")
+            if type(content) is str and role in _PLAIN and content.isascii():
+                # Built by tuple's own constructor (a named tuple's __new__ is a Python function), with
+                # Message's defaults: no tool calls, no tool call id.
+                out.append(tuple.__new__(Message, (role, content, (), None)))
+                continue
         if isinstance(item, Message):
             out.append(_checked(i, item))
         elif isinstance(item, str):
             out.append(Message("user", check_text(item, f"messages[{i}]")))
         elif isinstance(item, Mapping):
             role, content = item.get("role"), item.get("content")
-            if len(item) == 2 and type(content) is str and role in _PLAIN:  # the common case, kept cheap
+            if len(item) == 2 and type(content) is str and role in _PLAIN:
                 out.append(Message(role, check_text(content, f"messages[{i}]['content']")))
             else:
                 out.append(_checked(i, _message(i, item)))

@@ -151,6 +151,26 @@ def test_chat_features(name: str, extra: dict[str, Any], features: frozenset[str
     assert READER.read(request("POST", "/v1/chat/completions", {**CHAT, **extra})).features == features
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}',
+        b'{ "model" : "m" , "messages" : [ { "role" : "user" , "content" :\n\t[ { "type" : "input_file" } ] } ] }',
+        b'{"messages":[{"role":"user","content":[{"type":"file"}]}],"model":"m"}',
+    ],
+)
+def test_content_parts_are_found_however_the_json_is_spaced(text: bytes) -> None:
+    """A chat body without feature fields is walked only when it holds a second "[": however the JSON is spaced,
+    a list of content parts opens with one, so a part that brings a file is never skipped."""
+    assert READER.read(request("POST", "/v1/chat/completions", text)).features == frozenset({"file_inputs"})
+
+
+@pytest.mark.parametrize("content", ["see [1] and [2]", "a ] b [ c", '\\"[{\\"type\\": \\"image_url\\"}]'])
+def test_brackets_in_text_bring_no_feature(content: str) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+    assert READER.read(request("POST", "/v1/chat/completions", body)).features == frozenset()
+
+
 RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
     ("store false", {}, frozenset()),
     ("store missing: stored by default", {"store": None}, frozenset({"stored_responses"})),

@@ -492,23 +492,24 @@ def _record(
     latency_s: float,
     tokens: tuple[int | None, int | None] = (None, None),
 ) -> UsageRecord:
+    # Positional, in UsageRecord's field order: keywords cost twice as much, on every request.
     return UsageRecord(
-        time=started,
-        request_id=new_request_id(),
-        attempt=attempt,
-        tenant=decision.tenant,
-        data_class=decision.data_class,
-        requested_target=decision.target,
-        chosen_target=decision.chosen,
-        decision=decision.outcome,
-        unmet=tuple(u.requirement for u in decision.unmet),
-        operation=decision.operation,  # type: ignore[arg-type]  # a vocabulary operation: sanitised by the writer
-        vendor=target.offering.partition(".")[0] if target else None,
-        model=(target.model or None) if target else None,
-        outcome=outcome,
-        error_class=error_class,  # type: ignore[arg-type]
-        http_status=status,
-        input_tokens=tokens[0],
-        output_tokens=tokens[1],
-        latency_ms=latency_s * 1000.0,
+        started,  # time
+        new_request_id(),
+        attempt,
+        decision.tenant,
+        decision.data_class,
+        decision.target,  # requested_target
+        decision.chosen,  # chosen_target
+        decision.outcome,  # decision
+        tuple([u.requirement for u in decision.unmet]) if decision.unmet else (),  # unmet
+        decision.operation,  # type: ignore[arg-type]  # a vocabulary operation: sanitised by the writer
+        target.offering.partition(".")[0] if target else None,  # vendor
+        (target.model or None) if target else None,  # model
+        outcome,
+        error_class,  # type: ignore[arg-type]
+        status,  # http_status
+        tokens[0],  # input_tokens
+        tokens[1],  # output_tokens
+        latency_s * 1000.0,  # latency_ms
     )

@@ -9,6 +9,7 @@ for; the guard decides on that. Nothing here imports a vendor SDK.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
@@ -96,6 +97,22 @@ def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = 
     if not isinstance(body, dict):
         raise Unreadable(f"the body of a {protocol} {family} request is not a JSON object")
     return body
+
+
+_name_and_value = operator.itemgetter(1, 2)
+
+
+def content_type(headers: Mapping[str, str]) -> str:
+    """A response's content type, ``""`` when it names none.
+
+    httpx's ``Headers`` keep (name, lower-case name, value) bytes, and its own lookup decodes every header each
+    time in Python: a dict of the raw pairs, built in C, answers in a tenth of that.
+    """
+    pairs = getattr(headers, "_list", None)
+    if pairs is None:
+        return headers.get("content-type", "")
+    value = dict(map(_name_and_value, pairs)).get(b"content-type")
+    return value.decode("latin-1") if value is not None else ""
 
 
 class Asks(NamedTuple):

@@ -10,7 +10,7 @@ each record against these types before any sink sees it
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from typing import Literal, NamedTuple, get_args
 
 #: The version of the record's shape. Stores and exported lines carry it; it changes with any field.
@@ -101,10 +101,21 @@ FIELDS: tuple[str, ...] = UsageRecord._fields
 def new_request_id() -> str:
     """A fresh request id: a random (version 4) UUID's 32 hex digits, which say nothing about the call.
 
-    Built from ``os.urandom`` as :func:`uuid.uuid4` does, without importing :mod:`uuid` (which imports
-    :mod:`platform`, a few milliseconds).
+    The bits come from the :mod:`random` module's generator, which seeds itself from ``os.urandom`` and
+    again in a forked child, so two processes never share a sequence. An id must be unique, not secret:
+    ``os.urandom`` itself is a system call on every request, which cost more than the rest of the record
+    and, timed, slowed the SDK's own code after it (docs/performance.md). :mod:`random` is imported on
+    the first call: ``import privsdk`` stays without it.
     """
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return b.hex()
+    global _bits
+    if _bits is None:
+        from random import getrandbits
+
+        _bits = getrandbits
+    return "%032x" % (_bits(128) & _UUID_CLEAR | _UUID_V4)
+
+
+_bits: Callable[[int], int] | None = None
+#: The version (4) and variant (RFC 4122) bits of a UUID, as integer masks over its 128 bits.
+_UUID_CLEAR = ~(0xF000 << 64 | 0xC000 << 48)
+_UUID_V4 = 0x4000 << 64 | 0x8000 << 48

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, json_object
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, content_type, json_object
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -84,7 +84,7 @@ class CohereReader:
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         if not 200 <= status < 300:
             return None
-        kind = headers.get("content-type", "")
+        kind = content_type(headers)
         if asks.operation == "stream":
             if "event-stream" in kind:
                 return EventMeter(_pick_event, (b"message-end", b"stream-end"))

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, json_object
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, content_type, json_object
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -118,7 +118,7 @@ class MistralReader:
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         if not 200 <= status < 300:
             return None
-        kind = headers.get("content-type", "")
+        kind = content_type(headers)
         if "event-stream" in kind:
             return EventMeter(_pick, (b'"usage"',))
         if "json" in kind and asks.operation in ("chat", "embed", "moderation"):

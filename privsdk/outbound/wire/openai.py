@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, content_type, json_object
 
 #: Route families that send content to a model; their body is read for model and features.
 _GENERATE = frozenset({"chat/completions", "completions", "responses"})
@@ -161,8 +162,8 @@ def _cache_features(body: dict[str, Any], into: set[str]) -> None:
         into.add("prompt_caching")
 
 
-#: The top-level fields that can bring a feature into a Chat Completions or Responses request: most requests
-#: carry none of them, which one set intersection (in C) tells.
+#: The top-level fields that can bring a feature into a Chat Completions request: most requests carry none of
+#: them, which one set intersection (in C) tells.
 _FEATURE_FIELDS = frozenset(
     {
         "store",
@@ -179,7 +180,7 @@ _FEATURE_FIELDS = frozenset(
 )
 
 
-def _chat_features(body: dict[str, Any], raw: bytes) -> frozenset[str]:
+def _chat_features(body: dict[str, Any]) -> frozenset[str]:
     found: set[str] = set()
     if not _FEATURE_FIELDS.isdisjoint(body):
         if body.get("store") is True:
@@ -193,11 +194,8 @@ def _chat_features(body: dict[str, Any], raw: bytes) -> frozenset[str]:
             found.add("background")
         _cache_features(body, found)
         _tool_features(body.get("tools"), found)
-    # Content parts are the only other source of features, and a list of parts, like any JSON array, opens with
-    # a "[" byte (never escaped outside a string). A body with one "[" (the messages array's) has none to walk.
-    if raw.count(b"[") > 1:
-        _item_features(body.get("messages"), found)
-    return frozenset(found) if found else _NONE
+    _item_features(body.get("messages"), found)
+    return frozenset(found)
 
 
 def _responses_features(body: dict[str, Any]) -> frozenset[str]:
@@ -277,7 +275,15 @@ class OpenAIReader:
         model = model if isinstance(model, str) else None
         if family == "embeddings":
             return Asks("embed", model=model, deployment=deployment)
-        features = _responses_features(body) if family == "responses" else _chat_features(body, request.body)
+        if family == "responses":
+            features = _responses_features(body)
+        elif _FEATURE_FIELDS.isdisjoint(body) and request.body.count(b"[") < 2:
+            # A plain chat request, as most are: no field that brings a feature, and no list of content parts
+            # (a list, like any JSON array, opens with a "[" byte, never escaped outside a string: the one "["
+            # is the messages array's).
+            features = _NONE
+        else:
+            features = _chat_features(body)
         # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and each Python call on
         # the guard's path costs three times its instructions, run cold between two SDK calls.
         operation = "stream" if body.get("stream") is True else "chat"
@@ -286,7 +292,7 @@ class OpenAIReader:
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
         if status >= 300:
             return None
-        kind = headers.get("content-type", "")
+        kind = content_type(headers)
         if not (kind.startswith("application/json") or kind.startswith("text/event-stream")):
             return None  # audio, images, file content: no token counts to read
         return UsageMeter()
@@ -296,6 +302,8 @@ _KEY = b'"usage"'
 #: The longest usage object kept while it arrives; anything longer is not a usage object.
 _MAX_USAGE = 4096
 _decoder = json.JSONDecoder()
+#: What follows a key ``"usage"`` up to its object's opening brace (group 1), as far as it goes.
+_COLON_BRACE = re.compile(rb"[ \t\r\n]*(?::[ \t\r\n]*(\{)?)?")
 
 
 class UsageMeter:
@@ -336,25 +344,17 @@ class UsageMeter:
     @staticmethod
     def _usage(data: bytes) -> tuple[Any, int | None]:
         """The value after ``"usage"`` and the bytes it took; ``(None, None)`` while it is incomplete."""
-        i = 0
-        n = len(data)
-        while i < n and data[i] in b" \t\r\n":
-            i += 1
-        if i >= n:
-            return None, None
-        if data[i] != 58:  # ':' -- "usage" was a value, not a key
-            return None, i
-        i += 1
-        while i < n and data[i] in b" \t\r\n":
-            i += 1
-        if i >= n:
-            return None, None
-        if data[i] != 123:  # '{'
-            return None, i  # null, or something that is not a usage object
+        head = _COLON_BRACE.match(data)
+        assert head is not None  # every part of the pattern is optional: it matches, if only the empty string
+        at = head.end()
+        if head.group(1) is None:
+            # Not ': {' -- "usage" was a value, or its value is null or not an object -- unless the bytes so far
+            # are only the beginning of one.
+            return (None, None) if at == len(data) else (None, at)
         # A usage object holds numbers and objects of numbers only, so its bytes are ASCII and their offsets are
         # those of the decoded text; bytes after it may be cut mid-character ("replace" keeps them harmless).
         try:
-            value, stop = _decoder.raw_decode(data.decode("utf-8", "replace"), i)
+            value, stop = _decoder.raw_decode(data.decode("utf-8", "replace"), at - 1)
         except ValueError:
             # Not arrived in full yet; or not JSON, which the caller stops keeping after _MAX_USAGE bytes.
             return None, None
