@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from childenv import REPO
+from guarded import guard_for
 from timing import adapter_goals, interleaved_medians, median_us, row
 
 sys.path.insert(0, str(REPO))
@@ -66,10 +67,8 @@ def main() -> None:
             retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=TIMEOUT_S, read_timeout=TIMEOUT_S
         )
         sdk = boto3.client("bedrock-runtime", region_name=REGION, endpoint_url=server.url, config=config, **KEYS)
-        adapter = open_adapter(
-            Target("bench", "bedrock.runtime", MODEL, endpoint=server.url, region=REGION),
-            AdapterOptions(timeout=TIMEOUT_S, credentials=KEYS),
-        )
+        target = Target("bench", "bedrock.runtime", MODEL, endpoint=server.url, region=REGION)
+        adapter = open_adapter(target, AdapterOptions(timeout=TIMEOUT_S, credentials=KEYS, guard=guard_for(target)))
 
         def sdk_chat() -> Any:
             return sdk.converse(modelId=MODEL, messages=raw_messages)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from childenv import REPO
+from guarded import guard_for
 from timing import adapter_goals, interleaved_medians, median_us, row
 
 sys.path.insert(0, str(REPO))
@@ -28,9 +29,7 @@ sys.path.insert(0, str(REPO))
 from privsdk_cohere.convert import StreamState, chat_body, chat_response
 
 from privsdk.adapter import AdapterOptions, open_adapter
-from privsdk.config import load_policy
-from privsdk.outbound.judge import Guard
-from privsdk.policy import Policy, Target
+from privsdk.policy import Target
 from privsdk.types import ChatRequest, Message
 from tests.wire.cohere import CohereApp
 from tests.wire.server import LoopbackServer
@@ -41,13 +40,6 @@ TIMEOUT_S = 10.0
 #: Events of a streamed text besides its content-delta events: message-start, content-start, content-end, message-end.
 EVENTS_AROUND_TEXT = 4
 PROMPT = "Say something long."
-
-
-def guard_for(target: Target) -> Guard:
-    """The guard privsdk.Client would give the adapter: its policy configures ``target`` (so the loopback
-    endpoint is declared), and it keeps no usage records."""
-    base = load_policy({})
-    return Guard(Policy(base.tenants, base.default_tenant, {target.name: target}, usage="none"), environ={})
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from childenv import REPO
+from guarded import guard_for
 from timing import adapter_goals, interleaved_medians, row
 
 sys.path.insert(0, str(REPO))
@@ -31,9 +32,7 @@ from mistralai.client import Mistral
 from privsdk_mistral import MistralChatAdapter
 
 from privsdk.adapter import AdapterOptions, open_adapter
-from privsdk.config import load_policy
-from privsdk.outbound.judge import Guard
-from privsdk.policy import Policy, Target
+from privsdk.policy import Target
 from privsdk.types import ChatRequest, Message
 from tests.wire.mistral import MistralApp
 from tests.wire.server import LoopbackServer
@@ -44,13 +43,6 @@ MESSAGES: list[Any] = [{"role": "user", "content": PROMPT}]
 REQUEST = ChatRequest((Message("user", PROMPT),))
 TIMEOUT_S = 10.0
 TIMEOUT_MS = int(TIMEOUT_S * 1000)
-
-
-def guard_for(target: Target) -> Guard:
-    """The guard privsdk.Client would give the adapter: its policy configures ``target`` (so the loopback
-    endpoint is declared), and it keeps no usage records."""
-    base = load_policy({})
-    return Guard(Policy(base.tenants, base.default_tenant, {target.name: target}, usage="none"), environ={})
 
 
 class _Events:

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from childenv import REPO
+from guarded import guard_for
 from timing import adapter_goals, interleaved_medians, median_us, paired_us, row
 
 sys.path.insert(0, str(REPO))  # for tests.wire
@@ -124,7 +125,8 @@ def main() -> None:
     with LoopbackServer(wire) as server:
         base_url = server.url + "/v1"
         client = openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0)
-        adapter = open_adapter(Target("bench", "openai.api", MODEL, endpoint=base_url), options)
+        target = Target("bench", "openai.api", MODEL, endpoint=base_url)
+        adapter = open_adapter(target, options._replace(guard=guard_for(target)))
         loopback = interleaved_medians(calls(client, adapter), rounds=args.rounds, per_round=8)
         adapter.close()
         client.close()

@@ -168,3 +168,34 @@ def test_a_feature_the_catalogue_has_no_facts_on_is_refused(catalogue: Catalogue
     openai = _guard({"PRIVSDK_REQUIRE": "no_training"}, catalogue)
     searching = CHAT_4O._replace(features=frozenset({"web_search"}))
     assert _decide(openai, "https://api.openai.com/v1/chat/completions", searching)[0] == "allow"
+
+
+def test_the_verdict_kept_for_a_kind_of_request_ends_at_utc_midnight(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard keeps one verdict per kind of request for the day: a date-bound answer (here the tenant's limit on
+    the catalogue's age) must change at the next UTC midnight, not when the process restarts."""
+    import datetime as dt
+    import json
+    import time
+
+    from privsdk import decision
+    from privsdk.errors import PolicyViolation
+    from tests.conftest import one_target_policy
+
+    reviewed = catalogue.offering("openai.api").reviewed  # type: ignore[union-attr]
+    limit = (dt.date.today() - reviewed).days + 10  # the last allowed day lies ten days ahead
+    last_day = dt.datetime.combine(reviewed + dt.timedelta(days=limit), dt.time(23, 59, 59), dt.timezone.utc)
+    policy = one_target_policy("openai.api", "gpt-4o-mini", [], max_age=limit)
+    guard = Guard(policy, catalogue=catalogue, recorder=open_recorder("none"))
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    out = Outgoing("openai", "POST", "https", "api.openai.com", None, "/v1/chat/completions", "", {}, body)
+    monkeypatch.setattr(decision, "_day", [0.0, None])  # the date cache starts afresh, and is put back afterwards
+    now = [last_day.timestamp()]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    assert guard.check(out).decision.outcome == "allow"
+    assert guard.check(out).decision.outcome == "allow"  # the kept verdict
+    now[0] += 2  # 00:00:01 the next day
+    with pytest.raises(PolicyViolation) as refused:
+        guard.check(out)
+    assert "past tenant 't''s limit" in str(refused.value)

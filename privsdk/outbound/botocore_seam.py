@@ -266,6 +266,10 @@ class _Hooks:
             raise error
         if answer is not None:
             return answer  # botocore parses it as the service's answer and sends nothing
+        if getattr(passed, "record", True) is False:
+            # A privsdk.Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter or record.
+            self._local.attempt = None
+            return None
         attempt = _Attempt(out, passed)
         context = request.context if isinstance(getattr(request, "context", None), dict) else None
         if context is not None:

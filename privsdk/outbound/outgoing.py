@@ -52,6 +52,10 @@ class Outgoing(NamedTuple):
             return None
 
 
+# The request path builds an Outgoing positionally and keys caches on its first six fields (transport.outgoing,
+# Guard.judge): this order is part of its contract.
+assert Outgoing._fields == ("sdk", "method", "scheme", "host", "port", "path", "query", "headers", "body")
+
 _JSON_SPACE = " \t\n\r"
 _scan: Any = None
 
@@ -135,6 +139,10 @@ class Asks(NamedTuple):
     project: str | None = None
     location: str | None = None
     publisher: str | None = None
+
+
+# Readers build a generation's Asks positionally (OpenAIReader.read): this order is part of its contract.
+assert Asks._fields == ("operation", "model", "features", "deployment", "project", "location", "publisher")
 
 
 class Unreadable(Exception):
