@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import types
 import typing
 import uuid
@@ -107,6 +108,23 @@ def test_request_ids_are_uuid4_hex() -> None:
     assert len(ids) == 100
     for rid in ids:
         assert uuid.UUID(rid).version == 4 and uuid.UUID(rid).hex == rid
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_other_request_ids() -> None:
+    """Ids come from a generator seeded per process: a child forked after its parent drew ids must not repeat
+    the parent's next ones (workers forked by a server after import, say)."""
+    new_request_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without running the parent's cleanup
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    assert len(child) == 32 and child != new_request_id()
 
 
 # -- tags -------------------------------------------------------------------------------------------

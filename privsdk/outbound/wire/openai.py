@@ -24,9 +24,6 @@ from typing import Any, NamedTuple
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, content_type, json_object
 
-#: Route families that send content to a model; their body is read for model and features.
-_GENERATE = frozenset({"chat/completions", "completions", "responses"})
-
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
 _FAMILY: Mapping[str, str] = {
     "embeddings": "embed",
@@ -232,6 +229,7 @@ class _Plan(NamedTuple):
 
 @functools.lru_cache(maxsize=1024)  # an app calls a few paths again and again; planning one costs ~3 µs
 def _plan(method: str, path: str) -> _Plan:
+    """What ``method`` and ``path`` say; :class:`Unreadable` for a path the OpenAI protocol has no shape for."""
     segments, deployment = _route(path)
     if not segments:
         raise _unknown(segments)
