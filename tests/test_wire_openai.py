@@ -13,10 +13,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
-from privsdk.outbound.wire.openai import READER, UsageMeter
+from privsdk.outbound.wire.openai import READER, UsageMeter, _chat_features
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import Recorded
 
@@ -169,6 +171,50 @@ def test_content_parts_are_found_however_the_json_is_spaced(text: bytes) -> None
 def test_brackets_in_text_bring_no_feature(content: str) -> None:
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
     assert READER.read(request("POST", "/v1/chat/completions", body)).features == frozenset()
+
+
+_TEXT = st.text(alphabet='ab [](){}"\\:,\n\u00e9', max_size=12)
+_PART = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": _TEXT}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": _TEXT})}),
+    st.fixed_dictionaries({"type": st.just("file"), "file": st.fixed_dictionaries({"file_id": _TEXT})}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("text"),
+            "text": _TEXT,
+            "prompt_cache_breakpoint": st.fixed_dictionaries({"ttl": st.sampled_from(["5m", "12h"])}),
+        }
+    ),
+)
+_MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant"]), "content": st.one_of(_TEXT, st.lists(_PART, max_size=3))}
+)
+_TOP = st.fixed_dictionaries(
+    {},
+    optional={
+        "store": st.booleans(),
+        "stream": st.booleans(),
+        "temperature": st.floats(0, 2),
+        "stop": st.lists(_TEXT, max_size=2),
+        "modalities": st.lists(st.sampled_from(["text", "audio"]), max_size=2),
+        "tools": st.lists(
+            st.fixed_dictionaries({"type": st.just("function"), "function": st.fixed_dictionaries({"name": _TEXT})}),
+            max_size=2,
+        ),
+    },
+)
+
+
+@given(messages=st.lists(_MESSAGE, min_size=1, max_size=4), top=_TOP, spacing=st.sampled_from([None, 0, 2]))
+@settings(max_examples=300, deadline=None)
+def test_the_plain_chat_shortcut_never_hides_a_feature(
+    messages: list[Any], top: dict[str, Any], spacing: int | None
+) -> None:
+    """However a chat body is written (spacing, brackets and quotes in its text, parts or none), skipping the walk of
+    a plain body gives the features the full walk gives."""
+    body = {"model": "gpt-4o-mini", "messages": messages, **top}
+    data = json.dumps(body, indent=spacing, ensure_ascii=spacing is None).encode()
+    assert READER.read(request("POST", "/v1/chat/completions", data)).features == _chat_features(body)
 
 
 RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
