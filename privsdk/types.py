@@ -111,6 +111,11 @@ class ChatRequest(NamedTuple):
         return out
 
 
+#: Every field of a ChatRequest but its messages, as a request that sets none of them has them: most requests,
+#: which the call path tells with one comparison (``request[1:] == MESSAGES_ONLY``) and builds positionally.
+MESSAGES_ONLY = ChatRequest(())[1:]
+
+
 class Usage(NamedTuple):
     """Token counts as the vendor reported them; None where it reported none."""
 

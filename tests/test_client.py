@@ -361,3 +361,46 @@ def test_extra_cannot_change_the_model_without_the_guard_seeing_it(servers: Serv
         client.chat("openai-mini", "Hello", tenant="globex", extra={"model": "gpt-4o"})
     assert servers.seen()["openai"] == 0
     assert "names model 'gpt-4o'" in str(caught.value)
+
+
+def test_a_plain_call_is_planned_again_after_utc_midnight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Client keeps the plan of a call that names only a target for the day: a date-bound answer (here the
+    tenant's limit on the catalogue's age) must change at the next UTC midnight, and the refused call send
+    nothing."""
+    import datetime as dt
+
+    from privsdk import decision
+    from privsdk.catalogue import default_catalogue
+    from tests.conftest import one_target_policy
+
+    reviewed = default_catalogue().offering("openai.api").reviewed  # type: ignore[union-attr]
+    limit = (dt.date.today() - reviewed).days + 10  # the last allowed day lies ten days ahead
+    last_day = dt.datetime.combine(reviewed + dt.timedelta(days=limit), dt.time(23, 59, 59), dt.timezone.utc)
+    records: list[UsageRecord] = []
+    monkeypatch.setattr(decision, "_day", [0.0, None])  # the date cache starts afresh, and is put back afterwards
+    now = [last_day.timestamp()]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    with LoopbackServer(OpenAIWire(key=OPENAI_KEY)) as server:
+        policy = one_target_policy("openai.api", "gpt-4o-mini", [], max_age=limit)
+        endpoints = {"openai": f"{server.url}/v1"}
+        with Client(
+            policy=policy,
+            environ={},
+            usage=records.append,
+            credentials={"openai": {"api_key": OPENAI_KEY}},
+            endpoints=endpoints,
+        ) as client:
+            for _ in range(2):  # the second call on the kept plan
+                decided = client.chat("tgt", "hello").decision
+                assert decided is not None and decided.outcome == "allow"
+            now[0] += 2  # 00:00:01 the next day
+            with pytest.raises(PolicyViolation) as refused:
+                client.chat("tgt", "hello")
+            # Refused by the plan itself, before any adapter: the guard in the SDK's transport would refuse a stale
+            # plan's request too, but a stale plan could also keep a call from its reroute.
+            with pytest.raises(PolicyViolation):
+                client._core.plan("tgt", "chat", {})
+            client.flush_usage()
+        assert len(server.requests) == 2
+    assert "past tenant 't''s limit" in str(refused.value)
+    assert [r.outcome for r in records] == ["ok", "ok", "refused", "refused"]

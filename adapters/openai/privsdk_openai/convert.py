@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from privsdk.errors import ConnectionLost, Unsupported
 from privsdk.types import (
+    MESSAGES_ONLY,
     ChatRequest,
     ChatResponse,
     EmbedRequest,
@@ -83,9 +84,10 @@ def _sampling(request: ChatRequest, params: dict[str, Any]) -> None:
 
 
 def _chat_message(message: Message, who: str) -> dict[str, Any]:
-    role = message.role
+    role, content = message.role, message.content
+    if type(content) is str and role != "tool" and not message.tool_calls:  # a plain text turn, as most are
+        return {"role": role, "content": content}
     if role == "user":
-        content = message.content
         if isinstance(content, str):
             return {"role": "user", "content": content}
         return {
@@ -114,6 +116,8 @@ def _chat_message(message: Message, who: str) -> dict[str, Any]:
 def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dict[str, Any]:
     """The Chat Completions arguments for ``request``, without model, stream and timeout."""
     params: dict[str, Any] = {"messages": [_chat_message(m, who) for m in request.messages]}
+    if request[1:] == MESSAGES_ONLY:  # no tools, sampling, format or extra fields, as most requests
+        return params
     if request.tools:
         params["tools"] = [
             {
@@ -138,8 +142,11 @@ def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dic
 def chat_response(completion: ChatCompletion) -> ChatResponse:
     choice = completion.choices[0]
     message = choice.message
-    calls = tuple(
-        ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or () if c.type == "function"
+    tool_calls = message.tool_calls
+    calls = (
+        tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in tool_calls if c.type == "function")
+        if tool_calls
+        else ()
     )
     usage = completion.usage
     return ChatResponse(  # positional, in field order: keywords cost a NamedTuple twice as much, on every call
