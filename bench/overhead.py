@@ -33,7 +33,7 @@ from typing import Any
 
 from adapter_openai import in_memory
 from childenv import REPO, verdict
-from timing import ADAPTER_CHUNK_GOAL_US, interleaved_medians, paired_us, row
+from timing import ADAPTER_CHUNK_GOAL_US, interleaved_medians, paired_rounds, paired_us, row
 
 sys.path.insert(0, str(REPO))  # for tests.wire
 
@@ -90,7 +90,8 @@ def drain(open_stream: Callable[[], Iterable[object]]) -> Callable[[], int]:
 
 
 def in_memory_extra(wire: OpenAIWire, store: Any, pairs: int) -> float:
-    """privsdk.Client's extra thread CPU per call when both it and the raw SDK are answered in-process.
+    """privsdk.Client's extra thread CPU per call when both it and the raw SDK are answered in-process (the median
+    of five rounds of paired medians).
 
     Without sockets and the server thread the raw call's own cost and jitter
     shrink, so the difference (decision, retry wrapper, usage record, adapter)
@@ -108,11 +109,12 @@ def in_memory_extra(wire: OpenAIWire, store: Any, pairs: int) -> float:
     adapter: Any = ours._core.adapter(call.tenant, call.chain[0][0], "chat")
     # The adapter's SDK client, answered in memory too, through the Client's guard as every Client call is.
     adapter._client = adapter._client.with_options(http_client=adapter._http(lambda: in_memory(wire)))
-    _, extra = paired_us(
+    _, extra, _ = paired_rounds(
         lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES),
         lambda: ours.chat(f"openai/{MODEL}", MESSAGES),
         pairs,
     )
+    ours.close()
     return extra
 
 
@@ -154,8 +156,8 @@ def main() -> None:
             raw_us, extra[label] = paired_us(calls["raw openai SDK"], call, args.pairs)
             print(f"  {label:<40} raw {raw_us:8.1f} µs   +{extra[label]:8.1f} µs")
         print("extra thread CPU time, the SDK answered in memory (no sockets: the steadiest figure):")
-        quiet = in_memory_extra(wire, "none", args.pairs)
-        ours = in_memory_extra(wire, store, args.pairs)
+        quiet = in_memory_extra(wire, "none", args.pairs * 3)
+        ours = in_memory_extra(wire, store, args.pairs * 3)
         print(f"  {'privsdk.Client, PRIVSDK_USAGE=none':<40} +{quiet:8.1f} µs")
         print(f"  {'privsdk.Client, default SQLite store':<40} +{ours:8.1f} µs")
         ok = verdict(ours <= CALL_GOAL_US)
