@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 from weakref import WeakKeyDictionary
 
 from privsdk.errors import ConfigError, InvalidInput, PolicyViolation, Unsupported, VendorError
 from privsdk.outbound.judge import Guard, Pass
+from privsdk.outbound.outgoing import Outgoing
 
 if TYPE_CHECKING:
     from privsdk.async_client import AsyncClient
     from privsdk.client import Client
+    from privsdk.streams import AsyncChatStream, ChatStream
+    from privsdk.types import StreamEvent
 
 #: The HTTP status a failure of the alternative is answered with, when the vendor gave none.
 STATUS = {
@@ -140,3 +144,85 @@ def function_call(call: Any) -> dict[str, Any]:
 def status(exc: VendorError) -> int:
     """The HTTP status to answer a failure of the alternative with."""
     return exc.status or STATUS.get(exc.kind, 500)
+
+
+def retry_after(exc: VendorError) -> dict[str, str]:
+    """The ``Retry-After`` header (whole seconds, at least 1) of a failure the vendor said when to retry."""
+    return {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else {}
+
+
+def json_answer(http: ModuleType, data: Mapping[str, Any]) -> Any:
+    """A 200 JSON answer built with ``http``, the httpx-like module of the client that sent the request."""
+    return http.Response(200, json=data)
+
+
+def sse_answer(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> Any:
+    """A 200 server-sent-events answer whose body is ``chunks``, as they come."""
+    return http.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
+
+
+#: Maps a request body to (privsdk call keywords, messages or texts); raises :class:`Unmappable`.
+BodyMapper = Callable[[Mapping[str, Any]], tuple[dict[str, Any], Any]]
+
+
+def chat_or_embed(
+    out: Outgoing,
+    ticket: Pass,
+    vendor: str,
+    chat_paths: Collection[str],
+    embed_path: str,
+    chat: BodyMapper,
+    embed: BodyMapper,
+) -> tuple[str, dict[str, Any], Any]:
+    """(kind, privsdk call keywords, messages or texts) of a rerouted chat or embeddings request in ``vendor``'s
+    format, at one of ``chat_paths`` or at ``embed_path``; the kind is ``chat``, ``stream`` or ``embed``. Refuses
+    any other request, and one whose body ``chat`` or ``embed`` cannot map."""
+    operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
+    path = out.path.rstrip("/")
+    body = out.json() if path in chat_paths or path == embed_path else None
+    if not isinstance(body, dict):
+        raise unsupported(ticket, f"{vendor} {operation} at {path}")
+    try:
+        if path in chat_paths and operation in ("chat", "stream"):
+            keywords, messages = chat(body)
+            return "stream" if body.get("stream") else "chat", {**options(ticket), **keywords}, messages
+        if path == embed_path and operation == "embed":
+            keywords, texts = embed(body)
+            return "embed", {**options(ticket), **keywords}, texts
+    except Unmappable as exc:
+        raise unsupported(ticket, f"a {vendor} {operation} request with {exc.what}") from None
+    raise unsupported(ticket, f"{vendor} {operation} at {path}")
+
+
+class Encoder(Protocol):
+    """A vendor's stream format: the wire bytes of each privsdk stream event, and of a failure of the alternative
+    after the stream began (privsdk cannot retry a stream it has begun), said in the vendor's in-band way."""
+
+    def __call__(self, event: StreamEvent) -> Iterable[bytes]: ...
+
+    def failed(self, exc: VendorError) -> Iterable[bytes]: ...
+
+
+def stream_lines(stream: ChatStream, encode: Encoder) -> Iterator[bytes]:
+    """The alternative's ``stream`` in the vendor's wire format; the stream is closed however the body ends (read
+    to its end, failed, or dropped by the app), so that the alternative's connection is let go."""
+    try:
+        for event in stream:
+            yield from encode(event)
+    except VendorError as exc:
+        yield from encode.failed(exc)
+    finally:
+        stream.close()
+
+
+async def astream_lines(stream: AsyncChatStream, encode: Encoder) -> AsyncIterator[bytes]:
+    """:func:`stream_lines` for async clients."""
+    try:
+        async for event in stream:
+            for line in encode(event):
+                yield line
+    except VendorError as exc:
+        for line in encode.failed(exc):
+            yield line
+    finally:
+        await stream.aclose()

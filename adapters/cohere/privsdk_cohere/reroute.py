@@ -22,7 +22,7 @@ to the alternative. Refusals name fields, never their values.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -53,24 +53,8 @@ _INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "
 
 
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
-    """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else.
-
-    The kind is ``chat``, ``stream`` or ``embed``."""
-    operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
-    path = out.path.rstrip("/")
-    body = out.json() if path in ("/v2/chat", "/v2/embed") else None
-    if not isinstance(body, dict):
-        raise reroute.unsupported(ticket, f"Cohere {operation} at {path}")
-    try:
-        if path == "/v2/chat" and operation in ("chat", "stream"):
-            options, messages = _chat(body)
-            return "stream" if body.get("stream") else "chat", {**reroute.options(ticket), **options}, messages
-        if path == "/v2/embed" and operation == "embed":
-            options, texts = _embed(body)
-            return "embed", {**reroute.options(ticket), **options}, texts
-    except reroute.Unmappable as exc:
-        raise reroute.unsupported(ticket, f"a Cohere {operation} request with {exc.what}") from None
-    raise reroute.unsupported(ticket, f"Cohere {operation} at {path}")
+    """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else."""
+    return reroute.chat_or_embed(out, ticket, "Cohere", ("/v2/chat",), "/v2/embed", _chat, _embed)
 
 
 def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -213,11 +197,11 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
-            return _json(http, embedding(client.embed(chosen, items, **options), items))
+            return reroute.json_answer(http, embedding(client.embed(chosen, items, **options), items))
         if kind == "stream":
             stream = client.chat(chosen, items, stream=True, **options)
-            return _sse(http, _events(stream))
-        return _json(http, chat(client.chat(chosen, items, **options)))
+            return reroute.sse_answer(http, reroute.stream_lines(stream, _Events()))
+        return reroute.json_answer(http, chat(client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
 
@@ -228,47 +212,20 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     client, chosen = reroute.async_client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
-            return _json(http, embedding(await client.embed(chosen, items, **options), items))
+            return reroute.json_answer(http, embedding(await client.embed(chosen, items, **options), items))
         if kind == "stream":
             stream = await client.chat(chosen, items, stream=True, **options)
-
-            async def lines() -> AsyncIterator[bytes]:
-                events = _Events()
-                try:
-                    async for event in stream:
-                        for line in events(event):
-                            yield line
-                except VendorError as exc:
-                    for line in events.failed(exc):
-                        yield line
-
-            return _sse(http, lines())
-        return _json(http, chat(await client.chat(chosen, items, **options)))
+            return reroute.sse_answer(http, reroute.astream_lines(stream, _Events()))
+        return reroute.json_answer(http, chat(await client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
 
 
-def _events(stream: Iterator[StreamEvent]) -> Iterator[bytes]:
-    events = _Events()
-    try:
-        for event in stream:
-            yield from events(event)
-    except VendorError as exc:
-        yield from events.failed(exc)
-
-
-def _json(http: ModuleType, data: Mapping[str, Any]) -> Any:
-    return http.Response(200, json=data)
-
-
-def _sse(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> Any:
-    return http.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
-
-
 def _error(http: ModuleType, exc: VendorError) -> Any:
     """The failure as Cohere would answer it, from privsdk's content-free error (never the vendor's text)."""
-    headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else {}
-    return http.Response(reroute.status(exc), headers=headers, json={"id": new_request_id(), "message": str(exc)})
+    return http.Response(
+        reroute.status(exc), headers=reroute.retry_after(exc), json={"id": new_request_id(), "message": str(exc)}
+    )
 
 
 def _usage(input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -65,24 +65,8 @@ _EMBED_KNOWN = frozenset({"model", "input", "metadata", "output_dimension", "out
 
 
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
-    """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else.
-
-    The kind is ``chat``, ``stream`` or ``embed``."""
-    operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
-    path = out.path.rstrip("/")
-    body = out.json() if path in (*_CHAT_PATHS, "/v1/embeddings") else None
-    if not isinstance(body, dict):
-        raise reroute.unsupported(ticket, f"Mistral {operation} at {path}")
-    try:
-        if path in _CHAT_PATHS and operation in ("chat", "stream"):
-            options, messages = _chat(body)
-            return "stream" if body.get("stream") else "chat", {**reroute.options(ticket), **options}, messages
-        if path == "/v1/embeddings" and operation == "embed":
-            options, texts = _embed(body)
-            return "embed", {**reroute.options(ticket), **options}, texts
-    except reroute.Unmappable as exc:
-        raise reroute.unsupported(ticket, f"a Mistral {operation} request with {exc.what}") from None
-    raise reroute.unsupported(ticket, f"Mistral {operation} at {path}")
+    """(kind, privsdk call keywords, messages or texts) for a rerouted request; refuses anything else."""
+    return reroute.chat_or_embed(out, ticket, "Mistral", _CHAT_PATHS, "/v1/embeddings", _chat, _embed)
 
 
 def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -208,11 +192,11 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
-            return _json(http, embedding(client.embed(chosen, items, **options)))
+            return reroute.json_answer(http, embedding(client.embed(chosen, items, **options)))
         if kind == "stream":
             stream = client.chat(chosen, items, stream=True, **options)
-            return _sse(http, _lines(stream, _Chunks(stream.target.model)))
-        return _json(http, completion(client.chat(chosen, items, **options)))
+            return reroute.sse_answer(http, reroute.stream_lines(stream, _Chunks(stream.target.model)))
+        return reroute.json_answer(http, completion(client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
 
@@ -223,39 +207,13 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     client, chosen = reroute.async_client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
-            return _json(http, embedding(await client.embed(chosen, items, **options)))
+            return reroute.json_answer(http, embedding(await client.embed(chosen, items, **options)))
         if kind == "stream":
             stream = await client.chat(chosen, items, stream=True, **options)
-            chunks = _Chunks(stream.target.model)
-
-            async def lines() -> AsyncIterator[bytes]:
-                try:
-                    async for event in stream:
-                        for line in chunks(event):
-                            yield line
-                except VendorError as exc:
-                    yield chunks.failed(exc)
-
-            return _sse(http, lines())
-        return _json(http, completion(await client.chat(chosen, items, **options)))
+            return reroute.sse_answer(http, reroute.astream_lines(stream, _Chunks(stream.target.model)))
+        return reroute.json_answer(http, completion(await client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
-
-
-def _lines(stream: Iterator[StreamEvent], chunks: _Chunks) -> Iterator[bytes]:
-    try:
-        for event in stream:
-            yield from chunks(event)
-    except VendorError as exc:
-        yield chunks.failed(exc)
-
-
-def _json(http: ModuleType, data: Mapping[str, Any]) -> Any:
-    return http.Response(200, json=data)
-
-
-def _sse(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> Any:
-    return http.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
 
 
 def _error_object(exc: VendorError) -> dict[str, Any]:
@@ -267,8 +225,7 @@ def _error(http: ModuleType, exc: VendorError) -> Any:
     """The failure as Mistral would answer it. A 422 is said as a 400: the SDK reads a 422's body as a
     validation error list, which privsdk's error is not."""
     status = reroute.status(exc)
-    headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else {}
-    return http.Response(400 if status == 422 else status, headers=headers, json=_error_object(exc))
+    return http.Response(400 if status == 422 else status, headers=reroute.retry_after(exc), json=_error_object(exc))
 
 
 def _usage(prompt: int | None, completion: int | None) -> dict[str, int]:
@@ -334,9 +291,9 @@ class _Chunks:
             yield self._chunk({"content": ""}, _FINISH.get(event.finish_reason, "stop"), usage=usage)
             yield b"data: [DONE]\n\n"
 
-    def failed(self, exc: VendorError) -> bytes:
+    def failed(self, exc: VendorError) -> Iterator[bytes]:
         """The alternative failed mid-stream: Mistral sends its error object as an event; the SDK raises on it."""
-        return b"data: " + json.dumps(_error_object(exc)).encode() + b"\n\ndata: [DONE]\n\n"
+        yield b"data: " + json.dumps(_error_object(exc)).encode() + b"\n\ndata: [DONE]\n\n"
 
 
 def embedding(response: EmbedResponse) -> dict[str, Any]:

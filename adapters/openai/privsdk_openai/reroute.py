@@ -16,7 +16,7 @@ import base64
 import json
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -65,12 +65,12 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     try:
         if kind == "embed":
             answer = client.embed(chosen, body.get("input") or [], **options)
-            return _json(http, embedding(answer, body.get("encoding_format")))
+            return reroute.json_answer(http, embedding(answer, body.get("encoding_format")))
         if body.get("stream"):
             stream = client.chat(chosen, body.get("messages") or [], stream=True, **options)
             chunks = _Chunks(stream.target.model, _usage_chunk(body))
-            return _sse(http, _lines(stream, chunks))
-        return _json(http, completion(client.chat(chosen, body.get("messages") or [], **options)))
+            return reroute.sse_answer(http, reroute.stream_lines(stream, chunks))
+        return reroute.json_answer(http, completion(client.chat(chosen, body.get("messages") or [], **options)))
     except VendorError as exc:
         return _error(http, exc)
 
@@ -82,21 +82,12 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     try:
         if kind == "embed":
             answer = await client.embed(chosen, body.get("input") or [], **options)
-            return _json(http, embedding(answer, body.get("encoding_format")))
+            return reroute.json_answer(http, embedding(answer, body.get("encoding_format")))
         if body.get("stream"):
             stream = await client.chat(chosen, body.get("messages") or [], stream=True, **options)
             chunks = _Chunks(stream.target.model, _usage_chunk(body))
-
-            async def lines() -> AsyncIterator[bytes]:
-                try:
-                    async for event in stream:
-                        for chunk in chunks(event):
-                            yield chunk
-                except VendorError as exc:
-                    yield _error_event(exc)
-
-            return _sse(http, lines())
-        return _json(http, completion(await client.chat(chosen, body.get("messages") or [], **options)))
+            return reroute.sse_answer(http, reroute.astream_lines(stream, chunks))
+        return reroute.json_answer(http, completion(await client.chat(chosen, body.get("messages") or [], **options)))
     except VendorError as exc:
         return _error(http, exc)
 
@@ -104,22 +95,6 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
 def _usage_chunk(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, Mapping) and bool(options.get("include_usage"))
-
-
-def _json(http: ModuleType, data: Mapping[str, Any]) -> Any:
-    return http.Response(200, json=data)
-
-
-def _sse(http: ModuleType, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> Any:
-    return http.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
-
-
-def _lines(stream: Iterator[StreamEvent], chunks: _Chunks) -> Iterator[bytes]:
-    try:
-        for event in stream:
-            yield from chunks(event)
-    except VendorError as exc:
-        yield _error_event(exc)
 
 
 def _error_object(exc: VendorError) -> dict[str, Any]:
@@ -131,12 +106,6 @@ def _error(http: ModuleType, exc: VendorError) -> Any:
     """The failure as OpenAI would answer it."""
     headers = {"retry-after-ms": str(int(exc.retry_after * 1000))} if exc.retry_after is not None else {}
     return http.Response(reroute.status(exc), headers=headers, json={"error": _error_object(exc)})
-
-
-def _error_event(exc: VendorError) -> bytes:
-    """A failure of the alternative after its stream began (privsdk cannot retry a stream it has begun): OpenAI's
-    in-stream error event, which the openai SDK raises as its own ``APIError``."""
-    return b"data: " + json.dumps({"error": _error_object(exc)}).encode() + b"\n\n"
 
 
 def completion(response: ChatResponse) -> dict[str, Any]:
@@ -195,6 +164,11 @@ class _Chunks:
             if self.usage_chunk:
                 yield self._event([], usage=_usage(event.usage.input_tokens, event.usage.output_tokens))
             yield b"data: [DONE]\n\n"
+
+    def failed(self, exc: VendorError) -> Iterator[bytes]:
+        """The alternative failed after its stream began: OpenAI's in-stream error event, which the openai SDK
+        raises as its own ``APIError``."""
+        yield b"data: " + json.dumps({"error": _error_object(exc)}).encode() + b"\n\n"
 
 
 def embedding(response: EmbedResponse, encoding_format: str | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any, Literal, NamedTuple
 
@@ -497,11 +497,11 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     try:
         client = reroute.client(ticket.guard)
         if isinstance(call, _Embed):
-            return _json(http, embedding(client.embed(chosen, call.texts, **call.options), call.method))
+            return reroute.json_answer(http, embedding(client.embed(chosen, call.texts, **call.options), call.method))
         if call.stream:
             stream = client.chat(chosen, call.messages, stream=True, **call.options)
-            return _sse(http, _lines(stream, _Chunks(stream.target.model)))
-        return _json(http, generate(client.chat(chosen, call.messages, **call.options)))
+            return reroute.sse_answer(http, reroute.stream_lines(stream, _Chunks(stream.target.model)))
+        return reroute.json_answer(http, generate(client.chat(chosen, call.messages, **call.options)))
     except (PolicyViolation, *reroute.CANNOT_SERVE):
         raise  # refusals, said by the seam as the SDK's own
     except (PrivsdkError, ValueError, TypeError) as exc:  # VendorError of the alternative among them
@@ -515,46 +515,17 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     try:
         client = reroute.async_client(ticket.guard)
         if isinstance(call, _Embed):
-            return _json(http, embedding(await client.embed(chosen, call.texts, **call.options), call.method))
+            return reroute.json_answer(
+                http, embedding(await client.embed(chosen, call.texts, **call.options), call.method)
+            )
         if call.stream:
             stream = await client.chat(chosen, call.messages, stream=True, **call.options)
-            return _sse(http, _alines(stream, _Chunks(stream.target.model)))
-        return _json(http, generate(await client.chat(chosen, call.messages, **call.options)))
+            return reroute.sse_answer(http, reroute.astream_lines(stream, _Chunks(stream.target.model)))
+        return reroute.json_answer(http, generate(await client.chat(chosen, call.messages, **call.options)))
     except (PolicyViolation, *reroute.CANNOT_SERVE):
         raise  # refusals, said by the seam as the SDK's own
     except (PrivsdkError, ValueError, TypeError) as exc:  # VendorError of the alternative among them
         return _error(http, exc)
-
-
-def _lines(stream: Any, chunks: _Chunks) -> Iterator[bytes]:
-    """The stream's events as SSE; a failure of the alternative mid-stream is Google's in-stream error event,
-    which google-genai raises as its own error."""
-    try:
-        for event in stream:
-            yield from chunks(event)
-    except VendorError as exc:
-        yield _event({"error": _error_object(exc)})
-    finally:
-        stream.close()
-
-
-async def _alines(stream: Any, chunks: _Chunks) -> AsyncIterator[bytes]:
-    try:
-        async for event in stream:
-            for line in chunks(event):
-                yield line
-    except VendorError as exc:
-        yield _event({"error": _error_object(exc)})
-    finally:
-        await stream.aclose()
-
-
-def _json(http: ModuleType, data: Mapping[str, Any]) -> Any:
-    return http.Response(200, json=data)
-
-
-def _sse(http: ModuleType, lines: Iterator[bytes] | AsyncIterator[bytes]) -> Any:
-    return http.Response(200, headers={"content-type": "text/event-stream"}, content=lines)
 
 
 def _event(data: Mapping[str, Any]) -> bytes:
@@ -656,6 +627,11 @@ class _Chunks:
             if usage:
                 last["usageMetadata"] = usage
             yield _event(last)
+
+    def failed(self, exc: VendorError) -> Iterator[bytes]:
+        """The alternative failed after its stream began: Google's in-stream error event, which google-genai raises
+        as its own error."""
+        yield _event({"error": _error_object(exc)})
 
 
 def embedding(response: EmbedResponse, method: str) -> dict[str, Any]:
