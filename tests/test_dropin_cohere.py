@@ -27,22 +27,13 @@ import privsdk
 import privsdk.cohere
 from privsdk.outbound.judge import Guard
 from tests.conftest import clean_env
+from tests.weather_tool import TOOLS
 from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
 from tests.wire.server import LoopbackServer, Status
 
 KEY = "co-dropin-key"
 MODEL = "command-a-03-2025"
 MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
-TOOLS: Any = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 
 
 def exercise(co: Any, url: str, app: CohereApp, server: LoopbackServer) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import privsdk.cohere
 from privsdk.outbound.judge import Guard
 from tests.openai_support import reset_default_guard
 from tests.test_canaries import MARK, assert_clean, error_text, logs  # noqa: F401 - logs is a fixture
+from tests.weather_tool import TOOLS
 from tests.wire.cohere import BILLED, CohereApp, error_body, vector
 from tests.wire.mistral import MistralApp
 from tests.wire.server import Cut, LoopbackServer, Status
@@ -33,16 +34,6 @@ KEY = "co-reroute-key"
 MODEL = "command-a-03-2025"
 SECRET = f"{MARK}42c0h"
 MSG: Any = [{"role": "user", "content": f"What is the weather in Paris? {SECRET}"}]
-TOOLS: Any = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 CALL = ("call_7", "get_weather", '{"city": "Paris"}')
 POLICY = """
 [endpoints]

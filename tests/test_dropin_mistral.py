@@ -29,22 +29,13 @@ import privsdk
 import privsdk.mistralai
 from privsdk.outbound.judge import Guard
 from tests.conftest import clean_env
+from tests.weather_tool import TOOLS
 from tests.wire.mistral import MODEL_ID, MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply, Status
 
 KEY = "mistral-dropin-key"
 MODEL = "mistral-large-latest"
 MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
-TOOLS: Any = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 
 
 def exercise(sdk: Any, url: str, app: MistralApp, server: LoopbackServer) -> dict[str, Any]:

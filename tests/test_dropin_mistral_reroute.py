@@ -26,6 +26,7 @@ import privsdk.mistralai
 from privsdk.outbound.judge import Guard
 from tests.openai_support import reset_default_guard
 from tests.test_canaries import MARK, assert_clean, error_text, logs  # noqa: F401 - logs is a fixture
+from tests.weather_tool import TOOLS
 from tests.wire.cohere import CohereApp, vector
 from tests.wire.mistral import MistralApp, error_body
 from tests.wire.server import Cut, LoopbackServer, Status
@@ -34,16 +35,6 @@ KEY = "mistral-reroute-key"
 MODEL = "mistral-small-latest"
 SECRET = f"{MARK}77m1s"
 MSG: Any = [{"role": "user", "content": f"What is the weather in Paris? {SECRET}"}]
-TOOLS: Any = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 CALL = ("wx0Call42", "get_weather", '{"city": "Paris"}')  # Mistral takes 9 letters or digits as a tool call id
 POLICY = """
 [endpoints]

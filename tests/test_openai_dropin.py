@@ -28,21 +28,12 @@ import pytest
 import privsdk
 from privsdk import openai as dropin
 from tests.openai_support import guard_env, reset_default_guard, usage_records
+from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import Cut, LoopbackServer, Status
 
 KEY = "sk-dropin"
 MODEL = "gpt-4o-mini"
-TOOLS: Any = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 RESPONSES_TOOLS: Any = [
     {
         "type": "function",
