@@ -173,6 +173,39 @@ def test_a_value_that_is_not_a_record_is_ignored_and_counted(caplog: pytest.LogC
     recorder.close()
 
 
+def test_a_deferred_record_is_built_in_the_writer_thread_and_in_queue_order(caplog: pytest.LogCaptureFixture) -> None:
+    """record_later() hands the building to the writer thread: the records arrive in the order they were queued,
+    checked like any other; a build that raises costs its own record only, and its message is not logged."""
+    sink = KeepSink()
+    recorder = keep(sink, linger=0)
+    builders: list[str] = []
+
+    def build(attempt: int) -> UsageRecord:
+        builders.append(threading.current_thread().name)
+        return rec(attempt=attempt, tenant="bad tenant" if attempt == 3 else "acme")
+
+    def broken(attempt: int) -> UsageRecord:
+        raise ValueError(f"CANARY-58 while building {attempt}")
+
+    with caplog.at_level(logging.WARNING, logger="privsdk.usage"):
+        recorder.record_later(build, 1)
+        recorder.record(rec(attempt=2))
+        recorder.record_later(build, 3)
+        recorder.record_later(broken, 4)
+        recorder.record_later(build, 5)
+        assert recorder.flush(5)
+    assert [r.attempt for r in sink.records] == [1, 2, 3, 5]
+    assert sink.records[2].tenant == "<invalid>"  # clean() checked the built record like any other
+    writer = recorder._thread
+    assert writer is not None and writer is not threading.current_thread()
+    assert builders and set(builders) == {writer.name}
+    assert (recorder.written, recorder.failures, recorder.invalid) == (4, 1, 1)
+    assert "could not be built (ValueError)" in caplog.text and "CANARY-58" not in caplog.text
+    recorder.close()
+    recorder.record_later(build, 6)
+    assert recorder.dropped == 1 and len(sink.records) == 4
+
+
 IMPORTS = """
 import sys, privsdk
 assert "privsdk.usage" not in sys.modules

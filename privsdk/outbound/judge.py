@@ -143,7 +143,7 @@ class Guard:
         if decision.outcome == "refuse":
             if binding is None:
                 target = verdict.targets[0] if verdict.targets else None
-                self.recorder.record(_record(decision, target, time.time(), 0, "refused", "policy", None, 0.0))
+                self.recorder.record_later(_record, decision, target, time.time(), 0, "refused", "policy", None, 0.0)
             raise PolicyViolation(decision)
         # A bound request's record is the Client's; with PRIVSDK_USAGE=none there is nothing to build one for.
         return Pass(self, verdict, out, binding is None and (self._recorder or self.recorder).keeps)
@@ -443,7 +443,7 @@ class Pass:
         self.done = True
         if self.record:
             target = self.verdict.targets[0] if self.verdict.targets else None
-            self.guard.recorder.record(_record(decision, target, self.started, 0, "refused", "policy", None, 0.0))
+            self.guard.recorder.record_later(_record, decision, target, self.started, 0, "refused", "policy", None, 0.0)
 
     def finish(
         self,
@@ -466,8 +466,8 @@ class Pass:
         else:
             outcome, kind = "ok", None
         target = self.verdict.targets[0]
-        self.guard.recorder.record(
-            _record(self.decision, target, self.started, 1, outcome, kind, status, latency, tokens)
+        self.guard.recorder.record_later(
+            _record, self.decision, target, self.started, 1, outcome, kind, status, latency, tokens
         )
 
 
@@ -492,7 +492,7 @@ def _record(
     latency_s: float,
     tokens: tuple[int | None, int | None] = (None, None),
 ) -> UsageRecord:
-    # Positional, in UsageRecord's field order: keywords cost twice as much, on every request.
+    # Called by the recorder's writer thread (Recorder.record_later), off the call path.
     return UsageRecord(
         started,  # time
         new_request_id(),

@@ -6,6 +6,10 @@ every record (:func:`privsdk.usage.sanitize.clean`) and hands the batch to the
 sink: one SQLite transaction, one ``write()`` to a JSONL file, or spans and
 metrics for OpenTelemetry.
 
+* **Deferred records.** ``record_later(build, *args)`` queues the arguments
+  and the writer calls ``build(*args)`` for the record: the guard's records
+  (a request id to draw, the unmet requirements' names) cost the call path
+  one tuple, and the rest runs off it.
 * **Batching.** While records come, the writer wakes every ``linger`` seconds
   (sooner when a batch is full, or someone flushes or closes) and writes what
   has gathered: ``record()`` never wakes it, because waking a thread costs the
@@ -188,6 +192,11 @@ class Recorder:
             self._idle = False
             self._wake.set()
 
+    def record_later(self, build: Callable[..., UsageRecord], *args: Any) -> None:
+        """Queue ``build(*args)``, which the writer thread calls for the record. ``build`` must be cheap and never
+        raise; one that does costs its record (counted in ``failures``), never the app's call."""
+        self.record((build, args))  # type: ignore[arg-type]  # the queue holds both; _drain tells them apart
+
     def _crowded(self) -> None:
         """A batch is ready: wake the writer now; when the queue is full, wait for room (back-pressure)."""
         if not self._urgent:
@@ -263,7 +272,7 @@ class Recorder:
                 return  # still writing; it closes the sink when done
         elif self._sink is not None:  # written in the caller's thread, or the writer closes itself
             self._close_sink()
-        late = sum(1 for item in self._queue if type(item) is UsageRecord)
+        late = sum(1 for item in self._queue if type(item) is UsageRecord or type(item) is tuple)
         if late:
             self.dropped += late
             self._warn("closed", "usage records arrived while the recorder was closing and were not written")
@@ -311,7 +320,14 @@ class Recorder:
         stop = False
         while queue:
             item = queue.popleft()
-            if isinstance(item, UsageRecord):
+            if type(item) is tuple:  # record_later's (build, args)
+                built = self._build(item)
+                if built is not None:
+                    batch.append(built)
+                    if len(batch) >= size:
+                        self._write(batch)
+                        batch = []
+            elif isinstance(item, UsageRecord):
                 batch.append(item)
                 if len(batch) >= size:
                     self._write(batch)
@@ -328,6 +344,15 @@ class Recorder:
                 self._warn("type", f"record() was given a {type(item).__name__}, not a UsageRecord; it was ignored")
         self._write(batch)
         return stop
+
+    def _build(self, item: tuple[Callable[..., UsageRecord], tuple[Any, ...]]) -> UsageRecord | None:
+        build, args = item
+        try:
+            return build(*args)
+        except Exception as exc:
+            self.failures += 1
+            self._warn(f"build:{type(exc).__name__}", f"a usage record could not be built ({type(exc).__name__})")
+            return None
 
     def _write(self, batch: list[UsageRecord]) -> None:
         if self._waiters:
