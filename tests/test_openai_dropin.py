@@ -548,6 +548,33 @@ def test_constructor_and_call_arguments_keep_their_meaning(
     assert sent[0][0][:4] == ["org-acme", "proj_eu", "search", "t-1"]
 
 
+def _reroute_to_private_cohere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openai_url: str, cohere_url: str
+) -> None:
+    """The process's guard for a tenant that needs a private deployment and reroutes openai/* to its own Cohere."""
+    config = tmp_path / "privsdk.toml"
+    config.write_text(
+        f"""
+[endpoints]
+"{openai_url}" = "openai.api"
+
+[targets.cohere-private]
+offering = "cohere.private"
+model = "command-r-plus"
+endpoint = "{cohere_url}"
+
+[tenants.hospital]
+on_violation = "reroute"
+classes.default = ["private_deployment"]
+reroute."openai/*" = ["cohere-private"]
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    reset_default_guard()
+
+
 def test_a_rerouted_call_is_answered_from_the_alternative_in_openais_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -561,27 +588,7 @@ def test_a_rerouted_call_is_answered_from_the_alternative_in_openais_types(
     cohere_app = CohereApp("Bonjour from a private Cohere")
     cohere_app.anonymous = True  # a private deployment inside the tenant's network, with no key
     with LoopbackServer(OpenAIWire(key=KEY)) as openai_server, LoopbackServer(cohere_app) as cohere_server:
-        config = tmp_path / "privsdk.toml"
-        config.write_text(
-            f"""
-[endpoints]
-"{openai_server.url}" = "openai.api"
-
-[targets.cohere-private]
-offering = "cohere.private"
-model = "command-r-plus"
-endpoint = "{cohere_server.url}"
-
-[tenants.hospital]
-on_violation = "reroute"
-classes.default = ["private_deployment"]
-reroute."openai/*" = ["cohere-private"]
-""",
-            encoding="utf-8",
-        )
-        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
-        monkeypatch.setenv("PRIVSDK_USAGE", "none")
-        reset_default_guard()
+        _reroute_to_private_cohere(tmp_path, monkeypatch, openai_server.url, cohere_server.url)
         client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")
         completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         chunks = list(
@@ -609,3 +616,37 @@ reroute."openai/*" = ["cohere-private"]
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == cohere_app.text
     assert isinstance(vectors, CreateEmbeddingResponse) and [d.index for d in vectors.data] == [0, 1]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_failure_of_the_alternative_is_not_retried_again_by_the_sdk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """The privsdk client serving a reroute has already retried the alternative (PRIVSDK_MAX_ATTEMPTS): its failure
+    tells openai not to retry (``x-should-retry: false``), so the SDK's own retries do not multiply the attempts.
+    The app gets openai's own error for the status, without the vendor's text."""
+    from tests.wire.cohere import CohereApp
+    from tests.wire.cohere import error_body as cohere_error
+
+    with LoopbackServer(OpenAIWire(key=KEY)) as openai_server, LoopbackServer(CohereApp("hi")) as cohere_server:
+        _reroute_to_private_cohere(tmp_path, monkeypatch, openai_server.url, cohere_server.url)
+        monkeypatch.setenv("PRIVSDK_MAX_ATTEMPTS", "2")
+        reset_default_guard()
+        cohere_server.fail(*[Status(status, {"retry-after": "0"}, cohere_error("echo: CANARY-59"))] * 12)
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")  # openai's default: 2 retries
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        client.close()
+
+        async def run() -> None:
+            async with dropin.AsyncOpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1") as aclient:
+                await aclient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+
+        with pytest.raises(openai.APIStatusError) as araised:
+            asyncio.run(run())
+        assert openai_server.requests == []
+        assert len(cohere_server.requests) == 4  # privsdk's two attempts per call; not two for each of openai's 3
+    for exc in (raised.value, araised.value):
+        assert exc.status_code == status and not isinstance(exc, privsdk.PolicyViolation)
+        assert type(exc) is (openai.RateLimitError if status == 429 else openai.InternalServerError)
+        assert "CANARY-59" not in str(exc) and "CANARY-59" not in str(exc.body)
