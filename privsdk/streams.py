@@ -21,6 +21,8 @@ from privsdk.outbound.judge import Binding, bound
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:
+    import asyncio
+
     from privsdk.adapter import Adapter
     from privsdk.client import _Call, _Core
     from privsdk.decision import Decision
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from privsdk.resilience import Budget
 
 _NO_USAGE = Usage()
+_monotonic = time.monotonic
 
 
 class _Recorded:
@@ -81,6 +84,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     """
 
     _events: Iterator[StreamEvent] | None = None
+    _deadline = 0.0  # the call's (Budget.deadline), once a target's stream is open
 
     def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
         call = self._call
@@ -106,6 +110,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         finally:
             bound.reset(token)
         self._events = events
+        self._deadline = budget.deadline
         self._opened(first)
 
     def __iter__(self) -> ChatStream:
@@ -128,7 +133,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
                 raise
         if isinstance(event, StreamEnd):
             self._finish("ok", None, event.usage)
-        elif self._call.budget.remaining() <= 0:
+        elif _monotonic() >= self._deadline:  # Budget.remaining() <= 0, without a Python call on every event
             # The deadline bounds the whole call, reads included. A blocking read cannot be cut from here;
             # each read is bounded by the attempt's timeout, and the first event past the deadline ends it.
             late = self._late()
@@ -160,9 +165,17 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
 
 
 class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
-    """The async :class:`ChatStream`: ``async for event in stream``; ``await stream.aclose()`` to stop early."""
+    """The async :class:`ChatStream`: ``async for event in stream``; ``await stream.aclose()`` to stop early.
+
+    The call's deadline cuts a read that is still waiting when it passes: one timer per stream, armed at the
+    first read, cancels the task while (and only while) it waits for the next event.
+    """
 
     _events: AsyncIterator[StreamEvent] | None = None
+    _deadline = 0.0  # the call's (Budget.deadline), once a target's stream is open
+    _timer: asyncio.TimerHandle | None = None
+    _reading: asyncio.Task[Any] | None = None  # the task waiting for the next event, for the timer to cancel
+    _expired = False  # the timer cancelled that task
 
     async def open(self, request: ChatRequest, timeout: float | None) -> None:
         call = self._call
@@ -188,6 +201,7 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         finally:
             bound.reset(token)
         self._events = events
+        self._deadline = budget.deadline
         self._opened(first)
 
     def __aiter__(self) -> AsyncChatStream:
@@ -201,12 +215,12 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
             raise StopAsyncIteration
         else:
             try:
-                event = await _read_before(self._events, self._call.budget.remaining())
+                event = await self._read(self._events)
             except StopAsyncIteration:
                 await self._finish("ok", None, _NO_USAGE)
                 raise
             except BaseException as exc:
-                # A bare TimeoutError is _read_before's: the deadline passed while waiting for the next event.
+                # A bare TimeoutError is _read's: the deadline passed while waiting for the next event.
                 late = self._late() if isinstance(exc, TimeoutError) and not isinstance(exc, VendorError) else None
                 await self._finish("error", late or exc, _NO_USAGE)
                 if late is not None:
@@ -216,9 +230,41 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
             await self._finish("ok", None, event.usage)
         return event
 
+    async def _read(self, events: AsyncIterator[StreamEvent]) -> StreamEvent:
+        """The next event, or TimeoutError once the call's deadline has passed (before or while waiting)."""
+        import asyncio  # loaded already, as this runs in an event loop; not at the top, for sync-only apps
+
+        if _monotonic() >= self._deadline:
+            raise TimeoutError
+        task = asyncio.current_task()
+        if task is None:  # not inside a task (a bare coroutine driven by hand): nothing to cancel
+            return await anext(events)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._deadline - _monotonic(), self._expire)
+        self._reading = task
+        try:
+            return await anext(events)
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise  # the caller's own cancellation
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancellation is handled here
+            if uncancel is not None:
+                uncancel()
+            raise TimeoutError from None
+        finally:
+            self._reading = None
+
+    def _expire(self) -> None:
+        task = self._reading
+        if task is not None:
+            self._expired = True
+            task.cancel()
+
     async def _finish(
         self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage
     ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self._end(outcome, exc, usage) and outcome != "ok" and self._events is not None:
             await _aclose(self._events)
 
@@ -235,34 +281,6 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-async def _read_before(events: AsyncIterator[StreamEvent], remaining: float) -> StreamEvent:
-    """The next event, or TimeoutError once ``remaining`` seconds have passed (the call's deadline)."""
-    import asyncio  # already loaded: this runs inside an event loop
-
-    task = asyncio.current_task()
-    if task is None:  # not inside a task (a bare coroutine driven by hand): nothing to cancel
-        return await anext(events)
-    fired = False
-
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
-
-    handle = asyncio.get_running_loop().call_later(max(remaining, 0.0), expire)
-    try:
-        return await anext(events)
-    except asyncio.CancelledError:
-        if not fired:
-            raise  # the caller's own cancellation
-        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancellation is handled here
-        if uncancel is not None:
-            uncancel()
-        raise TimeoutError from None
-    finally:
-        handle.cancel()
 
 
 def _close(events: Iterator[StreamEvent]) -> None:

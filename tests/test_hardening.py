@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -364,10 +365,14 @@ def test_a_stream_still_running_at_the_deadline_ends_with_a_timeout(openai_serve
     assert [(r.outcome, r.error_class) for r in records] == [("error", "timeout")]
 
 
+def _async_openai_client(openai_server: LoopbackServer) -> AsyncClient:
+    return AsyncClient(usage="none", credentials={"openai": {"api_key": "sk-t"}},
+                       endpoints={"openai": f"{openai_server.url}/v1"}, timeout=5.0)  # fmt: skip
+
+
 def test_an_async_stream_still_running_at_the_deadline_ends_with_a_timeout(openai_server: LoopbackServer) -> None:
     async def run() -> list[object]:
-        client = AsyncClient(usage="none", credentials={"openai": {"api_key": "sk-t"}},
-                             endpoints={"openai": f"{openai_server.url}/v1"}, timeout=5.0)  # fmt: skip
+        client = _async_openai_client(openai_server)
         events: list[object] = []
         try:
             assert (await client.chat("openai/gpt-4o-mini", "warm up")).text
@@ -382,6 +387,53 @@ def test_an_async_stream_still_running_at_the_deadline_ends_with_a_timeout(opena
 
     events = asyncio.run(run())
     assert 0 < len(events) < 8 and not any(isinstance(e, StreamEnd) for e in events)
+
+
+def test_an_async_streams_deadline_never_cancels_the_app_between_reads(openai_server: LoopbackServer) -> None:
+    """The deadline passes while the app works between two events: the app's own await goes on undisturbed, the
+    next read raises the timeout; and a stream read to its end before its deadline leaves nothing armed."""
+
+    async def run() -> tuple[list[object], float]:
+        client = _async_openai_client(openai_server)
+        try:
+            ended = await client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=0.5)
+            assert [e async for e in ended][-1].__class__ is StreamEnd
+            await asyncio.sleep(0.7)  # past that stream's deadline: nothing may cancel this task now
+            stream = await client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=0.5, max_attempts=1)
+            events = [await anext(stream)]
+            start = time.monotonic()
+            await asyncio.sleep(0.7)  # the app's own work outlives the deadline
+            slept = time.monotonic() - start
+            with pytest.raises(VendorTimeout):
+                events.append(await anext(stream))
+        finally:
+            await client.aclose()
+        return events, slept
+
+    events, slept = asyncio.run(run())
+    assert len(events) == 1 and slept >= 0.69
+
+
+def test_cancelling_the_task_that_reads_an_async_stream_stays_the_apps_cancellation(
+    openai_server: LoopbackServer,
+) -> None:
+    async def run() -> BaseException | None:
+        client = _async_openai_client(openai_server)
+        try:
+            openai_server.fail(Drip(0.5))
+            stream = await client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=30.0, max_attempts=1)
+            reader = asyncio.ensure_future(stream.text())
+            await asyncio.sleep(0.2)  # the reader now waits for the next chunk
+            reader.cancel()
+            try:
+                await reader
+            except BaseException as exc:  # what the reader ended with is the point
+                return exc
+            return None
+        finally:
+            await client.aclose()
+
+    assert isinstance(asyncio.run(run()), asyncio.CancelledError)
 
 
 def test_a_titan_embed_of_several_texts_keeps_to_the_deadline(bedrock: LoopbackServer, write_config: Any) -> None:

@@ -179,7 +179,9 @@ class ChunkReader:
         delta = choice.delta
         content = delta.content
         if content and choice.finish_reason is None and not delta.tool_calls:
-            return (TextDelta(content),)  # most chunks: a piece of text and nothing else
+            # Most chunks: a piece of text and nothing else. Built by tuple's own constructor: a named tuple's
+            # __new__ is a Python function, called here for every chunk of every stream.
+            return (tuple.__new__(TextDelta, (content,)),)
         self._note(chunk)
         if choice.finish_reason is not None:
             self.finish = choice.finish_reason
