@@ -400,7 +400,7 @@ def test_an_async_streams_deadline_never_cancels_the_app_between_reads(openai_se
             assert [e async for e in ended][-1].__class__ is StreamEnd
             await asyncio.sleep(0.7)  # past that stream's deadline: nothing may cancel this task now
             stream = await client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=0.5, max_attempts=1)
-            events = [await anext(stream)]
+            events: list[object] = [await anext(stream)]
             start = time.monotonic()
             await asyncio.sleep(0.7)  # the app's own work outlives the deadline
             slept = time.monotonic() - start
