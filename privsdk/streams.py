@@ -175,7 +175,8 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
     _deadline = 0.0  # the call's (Budget.deadline), once a target's stream is open
     _timer: asyncio.TimerHandle | None = None
     _reading: asyncio.Task[Any] | None = None  # the task waiting for the next event, for the timer to cancel
-    _expired = False  # the timer cancelled that task
+    _expired: asyncio.Task[Any] | None = None  # the task the timer cancelled
+    _current_task: Callable[[], asyncio.Task[Any] | None]
 
     async def open(self, request: ChatRequest, timeout: float | None) -> None:
         call = self._call
@@ -214,14 +215,22 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         elif self._done or self._events is None:
             raise StopAsyncIteration
         else:
+            # Inline rather than in a helper coroutine: this runs for every event of every async stream.
             try:
-                event = await self._read(self._events)
+                if self._timer is None:
+                    self._arm()
+                if _monotonic() >= self._deadline:
+                    raise TimeoutError
+                self._reading = self._current_task()  # None outside a task: nothing the timer could cancel
+                try:
+                    event = await anext(self._events)
+                finally:
+                    self._reading = None
             except StopAsyncIteration:
                 await self._finish("ok", None, _NO_USAGE)
                 raise
             except BaseException as exc:
-                # A bare TimeoutError is _read's: the deadline passed while waiting for the next event.
-                late = self._late() if isinstance(exc, TimeoutError) and not isinstance(exc, VendorError) else None
+                late = self._late() if self._deadline_passed(exc) else None
                 await self._finish("error", late or exc, _NO_USAGE)
                 if late is not None:
                     raise late from None
@@ -230,35 +239,33 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
             await self._finish("ok", None, event.usage)
         return event
 
-    async def _read(self, events: AsyncIterator[StreamEvent]) -> StreamEvent:
-        """The next event, or TimeoutError once the call's deadline has passed (before or while waiting)."""
+    def _arm(self) -> None:
+        """At the first read: the timer that cancels a read still waiting at the call's deadline."""
         import asyncio  # loaded already, as this runs in an event loop; not at the top, for sync-only apps
 
-        if _monotonic() >= self._deadline:
-            raise TimeoutError
-        task = asyncio.current_task()
-        if task is None:  # not inside a task (a bare coroutine driven by hand): nothing to cancel
-            return await anext(events)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._deadline - _monotonic(), self._expire)
-        self._reading = task
-        try:
-            return await anext(events)
-        except asyncio.CancelledError:
-            if not self._expired:
-                raise  # the caller's own cancellation
-            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancellation is handled here
-            if uncancel is not None:
-                uncancel()
-            raise TimeoutError from None
-        finally:
-            self._reading = None
+        self._current_task = asyncio.current_task
+        self._timer = asyncio.get_running_loop().call_later(self._deadline - _monotonic(), self._expire)
 
     def _expire(self) -> None:
         task = self._reading
         if task is not None:
-            self._expired = True
+            self._expired = task
             task.cancel()
+
+    def _deadline_passed(self, exc: BaseException) -> bool:
+        """Whether ``exc`` ended a read because the call's deadline had passed: the check before the read (a bare
+        TimeoutError), or the timer's cancellation of the waiting task, which is taken back here."""
+        import asyncio
+
+        if isinstance(exc, TimeoutError) and not isinstance(exc, VendorError):
+            return True
+        task = self._expired
+        if task is None or not isinstance(exc, asyncio.CancelledError):
+            return False  # the caller's own cancellation, or a failure of the read
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancellation is handled here
+        if uncancel is not None:
+            uncancel()
+        return True
 
     async def _finish(
         self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage
