@@ -14,8 +14,8 @@ Two figures per client: the wall-clock median (interleaved rounds), and the
 median extra thread CPU time over back-to-back pairs with the raw call (the
 loopback server runs in another thread and so drops out; the steadier figure on
 a busy machine). Also a 50-chunk stream: time to first chunk, and the extra
-cost per chunk. Goals: privsdk adds <= 50 µs per call, at least 50 times less
-than LiteLLM adds. Printed, never asserted: the exit status is 0.
+cost per chunk, with the sync clients and with the async ones. Goals: privsdk
+adds <= 50 µs per call, at least 50 times less than LiteLLM adds. Printed, never asserted: the exit status is 0.
 
 Run: ``make bench``, or ``.venv/bin/python bench/overhead.py [--pairs N]``.
 """
@@ -23,6 +23,7 @@ Run: ``make bench``, or ``.venv/bin/python bench/overhead.py [--pairs N]``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import os
 import sys
@@ -83,6 +84,36 @@ def streams(url: str, store: str) -> dict[str, Callable[[], Iterable[object]]]:
         ),
         "privsdk.Client": lambda: ours.chat(f"openai/{MODEL}", MESSAGES, stream=True),
     }
+
+
+def async_streams(url: str, store: str) -> tuple[Callable[[], int], Callable[[], int], Callable[[], None]]:
+    """Read a stream to its end with the async clients, raw and through privsdk, each run to completion on one
+    event loop (whose own cost is the same on both sides of a pair); and what closes both and the loop."""
+    loop = asyncio.new_event_loop()
+    raw = openai.AsyncOpenAI(api_key=KEY, base_url=url, max_retries=0)
+    ours = privsdk.AsyncClient(
+        environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url}
+    )
+
+    async def raw_stream() -> int:
+        chunks = await raw.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        return len([c async for c in chunks])
+
+    async def our_stream() -> int:
+        return len([e async for e in await ours.chat(f"openai/{MODEL}", MESSAGES, stream=True)])
+
+    async def close() -> None:
+        await raw.close()
+        await ours.aclose()
+        await loop.shutdown_asyncgens()
+
+    def done() -> None:
+        loop.run_until_complete(close())
+        loop.close()
+
+    return lambda: loop.run_until_complete(raw_stream()), lambda: loop.run_until_complete(our_stream()), done
 
 
 def drain(open_stream: Callable[[], Iterable[object]]) -> Callable[[], int]:
@@ -180,6 +211,11 @@ def main() -> None:
         )
         per_chunk = extra_us / wire.pieces
         print(f"  privsdk.Client extra thread CPU per stream: +{extra_us:.1f} µs, per chunk +{per_chunk:.2f} µs")
+        raw_stream, our_stream, done = async_streams(url, store)
+        raw_us, extra_us = paired_us(raw_stream, our_stream, args.pairs // 2)
+        done()
+        per_chunk = extra_us / wire.pieces
+        print(f"  privsdk.AsyncClient extra thread CPU per stream: +{extra_us:.1f} µs, per chunk +{per_chunk:.2f} µs")
         print(f"  (the adapters' own per-chunk goal, <= {ADAPTER_CHUNK_GOAL_US:g} µs, is judged by bench/adapter_*.py)")
 
 
