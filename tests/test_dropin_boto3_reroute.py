@@ -126,7 +126,6 @@ reroute."bedrock/*" = ["cohere-private"]
     monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
     monkeypatch.setenv("PRIVSDK_TENANT", "eu")
     monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{tmp_path / 'usage.jsonl'}")
-    monkeypatch.setenv("PRIVSDK_MAX_ATTEMPTS", "1")  # a failure of the alternative comes back at once
     # The privsdk.Client serving the reroute reaches the eu Bedrock target with boto3's own credential chain.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["aws_access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS["aws_secret_access_key"])
@@ -381,17 +380,23 @@ def test_a_failure_of_the_alternative_is_boto3s_own_error_without_vendor_text(
     servers: Servers, tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int, sent: str, code: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    bedrock = client(servers)
-    servers.eu.fail(error(status, sent, f"the model choked on {CANARY}"))
+    # botocore's retry settings decide the attempts at the alternative (each judged and rerouted afresh): two
+    # here, for a failure botocore retries; privsdk adds none of its own.
+    twice = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    bedrock = pboto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=servers.refused.url, config=twice, **KEYS
+    )
+    servers.eu.fail(*[error(status, sent, f"the model choked on {CANARY}")] * 2)
     with pytest.raises(ClientError) as caught:
         bedrock.converse(modelId=US_CLAUDE, messages=MESSAGES)
+    servers.eu._faults.clear()
     assert isinstance(caught.value, getattr(bedrock.exceptions, code)) and not isinstance(caught.value, PolicyViolation)
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert caught.value.response["Error"]["Code"] == code
     chain = [caught.value, caught.value.__cause__, caught.value.__context__]
     assert not [e for e in chain if e is not None and CANARY in str(e)]
     assert not [r for r in caplog.records if CANARY in r.getMessage()]
-    assert len(servers.eu.requests) == 1  # one attempt: PRIVSDK_MAX_ATTEMPTS=1 and the client's one attempt
+    assert len(servers.eu.requests) == (1 if status == 400 else 2)  # botocore does not retry a 400
     served = records(tmp_path)[-1]
     assert (served["outcome"], served["http_status"], served["chosen_target"]) == ("error", status, "eu-claude")
     assert CANARY not in json.dumps(records(tmp_path))

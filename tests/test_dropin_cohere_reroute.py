@@ -218,21 +218,22 @@ def test_what_cannot_be_served_elsewhere_is_refused_and_sends_nothing(rerouted: 
 def test_a_failure_of_the_alternative_is_coheres_own_error_without_the_vendors_text(
     rerouted: Rerouted, status: int, error: type[ApiError]
 ) -> None:
-    # privsdk's Client tries the alternative three times; every attempt fails, echoing the prompt.
+    # Every attempt fails, echoing the prompt. cohere's max_retries decides the attempts: privsdk adds none.
     fault = Status(status, headers={"retry-after": "0"}, body=error_body(f"echo: {SECRET}"))
-    rerouted.private.fail(*[fault] * 6)
+    rerouted.private.fail(*[fault] * 12)
     with pytest.raises(error) as raised:
-        rerouted.client().chat(model=MODEL, messages=MSG)
+        privsdk.cohere.ClientV2(api_key=KEY, base_url=rerouted.saas.url, max_retries=1).chat(model=MODEL, messages=MSG)
 
     async def run() -> None:
-        await rerouted.aclient().chat(model=MODEL, messages=MSG)
+        client = privsdk.cohere.AsyncClientV2(api_key=KEY, base_url=rerouted.saas.url, max_retries=1)
+        await client.chat(model=MODEL, messages=MSG)
 
     with pytest.raises(error) as araised:
         asyncio.run(run())
     for exc in (raised.value, araised.value):
         assert exc.status_code == status
         assert SECRET not in error_text(exc) and SECRET not in json.dumps(exc.body)
-    assert len(rerouted.private.requests) == 6
+    assert len(rerouted.private.requests) == 4  # two attempts per call, as max_retries=1 says
 
 
 def test_a_stream_the_alternative_cuts_ends_as_cohere_ends_a_failed_stream(rerouted: Rerouted) -> None:

@@ -337,7 +337,7 @@ def test_a_failure_of_the_alternative_is_google_genais_own_error_without_vendor_
     world: World, status: int, google: str, error_class: type[google_errors.APIError]
 ) -> None:
     client = world.gemini()
-    for _ in range(12):  # the privsdk client retries a transient failure a few times: every attempt fails
+    for _ in range(12):  # enough for every attempt google-genai's own retry settings may make: all fail
         world.eu.fail(Status(status, body=error_body(status, google, f"echo: {CANARY}")))
     with pytest.raises(error_class) as caught:
         client.models.generate_content(model=MODEL, contents=CANARY)

@@ -619,33 +619,34 @@ def test_a_rerouted_call_is_answered_from_the_alternative_in_openais_types(
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_a_failure_of_the_alternative_is_not_retried_again_by_the_sdk(
+def test_a_failure_of_the_alternative_is_retried_as_the_sdk_is_configured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
-    """The privsdk client serving a reroute has already retried the alternative (PRIVSDK_MAX_ATTEMPTS): its failure
-    tells openai not to retry (``x-should-retry: false``), so the SDK's own retries do not multiply the attempts.
-    The app gets openai's own error for the status, without the vendor's text."""
+    """The drop-in is the SDK: openai's ``max_retries`` decides how often a failed rerouted request is sent again
+    (each time judged and rerouted afresh), and privsdk adds no retries of its own on top, whatever
+    PRIVSDK_MAX_ATTEMPTS says (it is the privsdk.Client's). The app gets openai's own error for the status,
+    without the vendor's text."""
     from tests.wire.cohere import CohereApp
     from tests.wire.cohere import error_body as cohere_error
 
     with LoopbackServer(OpenAIWire(key=KEY)) as openai_server, LoopbackServer(CohereApp("hi")) as cohere_server:
         _reroute_to_private_cohere(tmp_path, monkeypatch, openai_server.url, cohere_server.url)
-        monkeypatch.setenv("PRIVSDK_MAX_ATTEMPTS", "2")
+        monkeypatch.setenv("PRIVSDK_MAX_ATTEMPTS", "5")
         reset_default_guard()
-        cohere_server.fail(*[Status(status, {"retry-after": "0"}, cohere_error("echo: CANARY-59"))] * 12)
-        client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1")  # openai's default: 2 retries
+        cohere_server.fail(*[Status(status, {"retry-after": "0"}, cohere_error("echo: CANARY-59"))] * 20)
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1", max_retries=1)
         with pytest.raises(openai.APIStatusError) as raised:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         client.close()
 
         async def run() -> None:
-            async with dropin.AsyncOpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1") as aclient:
+            async with dropin.AsyncOpenAI(api_key=KEY, base_url=f"{openai_server.url}/v1", max_retries=1) as aclient:
                 await aclient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
 
         with pytest.raises(openai.APIStatusError) as araised:
             asyncio.run(run())
         assert openai_server.requests == []
-        assert len(cohere_server.requests) == 4  # privsdk's two attempts per call; not two for each of openai's 3
+        assert len(cohere_server.requests) == 4  # openai's two attempts per call, one each at the alternative
     for exc in (raised.value, araised.value):
         assert exc.status_code == status and not isinstance(exc, privsdk.PolicyViolation)
         assert type(exc) is (openai.RateLimitError if status == 429 else openai.InternalServerError)

@@ -11,6 +11,7 @@ The parts that do not depend on the wire format live here.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from types import ModuleType
@@ -24,6 +25,7 @@ from privsdk.outbound.outgoing import Outgoing
 if TYPE_CHECKING:
     from privsdk.async_client import AsyncClient
     from privsdk.client import Client
+    from privsdk.resilience import Limits
     from privsdk.streams import AsyncChatStream, ChatStream
     from privsdk.types import StreamEvent
 
@@ -44,13 +46,16 @@ _lock = threading.Lock()
 
 
 def client(guard: Guard) -> Client:
-    """The privsdk client that serves the guard's reroutes: same policy, catalogue and usage records."""
+    """The privsdk client that serves the guard's reroutes: same policy, catalogue and usage records, and one
+    attempt per alternative (:func:`limits`)."""
     from privsdk.client import Client
 
     with _lock:
         found = _clients.get(guard)
         if found is None:
-            found = _clients[guard] = Client(policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder)
+            found = _clients[guard] = Client(
+                policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder, limits=limits()
+            )
         return found
 
 
@@ -62,9 +67,21 @@ def async_client(guard: Guard) -> AsyncClient:
         found = _async_clients.get(guard)
         if found is None:
             found = _async_clients[guard] = AsyncClient(
-                policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder
+                policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder, limits=limits()
             )
         return found
+
+
+def limits() -> Limits:
+    """A rerouted request's limits: ``PRIVSDK_DEADLINE_S``, and one attempt at each alternative that allows.
+
+    The drop-in is the SDK, so its own retry settings (openai's and cohere's ``max_retries``, mistralai's
+    ``retry_config``, google-genai's retry options, botocore's retry mode) decide how often a failed request is
+    sent again; each time it is judged and rerouted afresh. Retries of privsdk's own on top would multiply them.
+    """
+    from privsdk.config import load_limits
+
+    return load_limits(os.environ)._replace(max_attempts=1)
 
 
 def options(ticket: Pass) -> dict[str, Any]:

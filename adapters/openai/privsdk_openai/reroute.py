@@ -103,11 +103,8 @@ def _error_object(exc: VendorError) -> dict[str, Any]:
 
 
 def _error(http: ModuleType, exc: VendorError) -> Any:
-    """The failure as OpenAI would answer it, after the privsdk client's own retries of the alternative: openai is
-    told not to retry it (its ``x-should-retry`` header), or each of its retries would bring as many again."""
-    headers = {"x-should-retry": "false"}
-    if exc.retry_after is not None:
-        headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
+    """The failure as OpenAI would answer it: openai retries it by its own rules, with the alternative's delay."""
+    headers = {"retry-after-ms": str(int(exc.retry_after * 1000))} if exc.retry_after is not None else {}
     return http.Response(reroute.status(exc), headers=headers, json={"error": _error_object(exc)})
 
 
