@@ -320,14 +320,11 @@ class Recorder:
         stop = False
         while queue:
             item = queue.popleft()
-            if type(item) is tuple:  # record_later's (build, args)
-                built = self._build(item)
-                if built is not None:
-                    batch.append(built)
-                    if len(batch) >= size:
-                        self._write(batch)
-                        batch = []
-            elif isinstance(item, UsageRecord):
+            if type(item) is tuple:  # record_later's (build, args): the record it builds, None if it failed
+                item = self._build(item)
+                if item is None:
+                    continue
+            if isinstance(item, UsageRecord):
                 batch.append(item)
                 if len(batch) >= size:
                     self._write(batch)
@@ -345,9 +342,9 @@ class Recorder:
         self._write(batch)
         return stop
 
-    def _build(self, item: tuple[Callable[..., UsageRecord], tuple[Any, ...]]) -> UsageRecord | None:
-        build, args = item
+    def _build(self, item: tuple[Any, ...]) -> object:
         try:
+            build, args = item
             return build(*args)
         except Exception as exc:
             self.failures += 1
