@@ -214,6 +214,8 @@ class _Document:
         self._lines: list[str] | None = None
         self._headers: list[tuple[int, tuple[str, ...]]] | None = None
         self._parsed: dict[tuple[str, ...], tuple[Requirement, ...]] = {}
+        #: A tenant's attest table, as written, -> its attestations with the file's defaults merged in.
+        self._attests: dict[tuple[tuple[str, tuple[str, ...]], ...], frozenset[str]] = {}
 
     @property
     def lines(self) -> list[str]:
@@ -535,10 +537,15 @@ class _Document:
             )
 
         # A tenant's own list for a vendor means its own account with that vendor: it replaces the defaults.
-        own = self.attest_table(raw.get("attest", {}), cat, *keys, "attest")
-        own_vendors = {a.partition(":")[0] for a in own} | set(self.table(raw.get("attest", {}), *keys))
-        attest = own | frozenset(a for a in base_attest if a.partition(":")[0] not in own_vendors)
-        _check_combination(attest, cat, self.where(*keys, "attest"), None)
+        raw_attest = self.table(raw.get("attest", {}), *keys, "attest")
+        written = tuple((v, tuple(self.strings(items, *keys, "attest", v))) for v, items in raw_attest.items())
+        attest = self._attests.get(written)  # tenants repeat the same few tables
+        if attest is None:
+            own = self.attest_table(raw_attest, cat, *keys, "attest")
+            own_vendors = {a.partition(":")[0] for a in own} | set(raw_attest)
+            attest = own | frozenset(a for a in base_attest if a.partition(":")[0] not in own_vendors)
+            _check_combination(attest, cat, self.where(*keys, "attest"), None)
+            self._attests[written] = attest
 
         reroute: list[tuple[str, tuple[str, ...]]] = []
         for pattern, alts in self.table(raw.get("reroute", {}), *keys, "reroute").items():
@@ -788,7 +795,11 @@ def check_pairs(
             names.update(r for a in offering.attestations.values() for r in a.requires)
         by_vendors.setdefault(frozenset(n.partition(":")[0] for n in names), []).append(target)
     groups = [(vendors, group, set[frozenset[str]]()) for vendors, group in by_vendors.items()]
+    checked: set[frozenset[str]] = set()
     for tenant in tenants:
+        if tenant.attest in checked:  # the checks depend on the attestations alone, and tenants share a few sets
+            continue
+        checked.add(tenant.attest)
         for vendors, group, seen in groups:
             part = frozenset(a for a in tenant.attest if a.partition(":")[0] in vendors)
             if part in seen:
