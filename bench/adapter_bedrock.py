@@ -3,9 +3,10 @@
 Times the same call made with a bare boto3 client (``converse`` / ``converse_stream``) and through the
 adapter (``adapter.chat`` / ``adapter.stream``, which also build Converse's arguments and convert its
 answer), interleaved, as medians of many calls. The stream has ``--chunks`` event-stream frames; the
-per-chunk figure is the stream difference divided by the frame count. Loopback HTTP jitters by more than
-the adapter costs, so the adapter's own work is also timed alone: converting the request and the answer
-of one call, and reading one stream event, on objects botocore produced.
+per-chunk figure is the stream difference divided by the frame count. Loopback HTTP jitters by more than the
+adapter costs, and the adapter's SDK client sends through the guard (whose cost is the guard's, see
+bench/dropin_openai.py), so the goals are judged on the adapter's own work timed alone: converting the request
+and the answer of one call, and reading one stream event, on objects botocore produced.
 
 Figures are printed, never asserted: the exit status is 0 whatever they are.
 
@@ -111,9 +112,9 @@ def main() -> None:
     print("The adapter's own work, timed alone")
     print(row("request + answer conversion of one call", alone_call))
     print(row("one stream event read", alone_chunk))
-    adapter_goals(
-        [("end to end", chat_extra), ("alone", alone_call)], [("end to end", chunk_extra), ("alone", alone_chunk)]
-    )
+    print(f"end to end over loopback (not judged: jitter, and the guard's own cost): call {chat_extra:+.2f} µs, "
+          f"stream chunk {chunk_extra:+.2f} µs")  # fmt: skip
+    adapter_goals([("alone", alone_call)], [("alone", alone_chunk)])
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 Times the same call made with a bare ``cohere.ClientV2`` (``chat`` / ``chat_stream``, retries off) and
 through the adapter (``adapter.chat`` / ``adapter.stream``, which also build the request and convert the
 answer), interleaved, as medians of many calls. The stream has ``--chunks`` server-sent events; the
-per-chunk figure is the stream difference divided by the event count. Loopback HTTP jitters by more than
-the adapter costs, so the adapter's own work is also timed alone, on objects the SDK produced: building
-the request and converting the answer of one call, and converting one stream event.
+per-chunk figure is the stream difference divided by the event count. Loopback HTTP jitters by more than the
+adapter costs, and the adapter's SDK client sends through the guard (whose cost is the guard's, see
+bench/dropin_openai.py), so the goals are judged on the adapter's own work timed alone, on objects the SDK
+produced: building the request and converting the answer of one call, and converting one stream event.
 
 Figures are printed, never asserted: the exit status is 0 whatever they are.
 
@@ -104,9 +105,9 @@ def main() -> None:
     print("The adapter's own work, timed alone")
     print(row("request + answer conversion of one call", alone_call))
     print(row("one stream event converted", alone_chunk))
-    adapter_goals(
-        [("end to end", chat_extra), ("alone", alone_call)], [("end to end", chunk_extra), ("alone", alone_chunk)]
-    )
+    print(f"end to end over loopback (not judged: jitter, and the guard's own cost): call {chat_extra:+.2f} µs, "
+          f"stream chunk {chunk_extra:+.2f} µs")  # fmt: skip
+    adapter_goals([("alone", alone_call)], [("alone", alone_chunk)])
 
 
 if __name__ == "__main__":
