@@ -38,6 +38,7 @@ class _Recorded:
 
     decision: Decision
     target: Target
+    _deadline = 0.0  # the call's (Budget.deadline), once a target's stream is open
 
     def __init__(self, core: _Core, call: _Call):
         self._core = core
@@ -58,6 +59,7 @@ class _Recorded:
     def _opened(self, first: StreamEvent | None) -> None:
         self._first = first
         self._first_chunk_s = time.perf_counter() - self._t0
+        self._deadline = self._call.budget.deadline  # read on every event: one attribute, not a Budget call
 
     def _late(self) -> VendorTimeout:
         """The error for a stream still running at the call's deadline."""
@@ -84,7 +86,6 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     """
 
     _events: Iterator[StreamEvent] | None = None
-    _deadline = 0.0  # the call's (Budget.deadline), once a target's stream is open
 
     def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
         call = self._call
@@ -110,7 +111,6 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         finally:
             bound.reset(token)
         self._events = events
-        self._deadline = budget.deadline
         self._opened(first)
 
     def __iter__(self) -> ChatStream:
@@ -172,7 +172,6 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
     """
 
     _events: AsyncIterator[StreamEvent] | None = None
-    _deadline = 0.0  # the call's (Budget.deadline), once a target's stream is open
     _timer: asyncio.TimerHandle | None = None
     _reading: asyncio.Task[Any] | None = None  # the task waiting for the next event, for the timer to cancel
     _expired: asyncio.Task[Any] | None = None  # the task the timer cancelled
@@ -202,7 +201,6 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         finally:
             bound.reset(token)
         self._events = events
-        self._deadline = budget.deadline
         self._opened(first)
 
     def __aiter__(self) -> AsyncChatStream:
