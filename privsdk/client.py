@@ -403,36 +403,17 @@ class _Core:
         usage: Usage = _NO_USAGE,
         first_chunk_s: float | None = None,
     ) -> None:
+        error_class = status = None
         if exc is not None:
             from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
 
             detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
-        d = call.decision
-        # Positional, in UsageRecord's field order: keywords cost twice as much, on every call.
-        self.recorder.record(
-            UsageRecord(
-                started,  # time
-                call.request_id,
-                attempt,
-                call.tenant,
-                call.data_class,
-                call.requested,  # requested_target
-                target.name if target else d.chosen,  # chosen_target
-                d.outcome,  # decision
-                tuple([u.requirement for u in d.unmet]) if d.unmet else (),  # unmet
-                call.operation,  # type: ignore[arg-type]  # decide() refuses any other name
-                target.offering.split(".", 1)[0] if target else None,  # vendor
-                target.model if target else None,  # model
-                outcome,
-                None if exc is None else getattr(exc, "kind", "other"),  # error_class
-                getattr(exc, "status", None),  # http_status
-                usage.input_tokens,
-                usage.output_tokens,
-                latency_s * 1000.0,  # latency_ms
-                None if first_chunk_s is None else first_chunk_s * 1000.0,  # first_chunk_ms
-                call.tags,
-            )
-        )
+            error_class, status = getattr(exc, "kind", "other"), getattr(exc, "status", None)
+        # The record itself is built by the recorder's writer thread, off the call path, from these parts.
+        self.recorder.record_later(
+            _attempt_record, call.decision, call.request_id, call.tags, target, attempt, outcome, error_class,
+            status, started, latency_s, usage, first_chunk_s,
+        )  # fmt: skip
 
     def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
         """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed,
@@ -581,6 +562,46 @@ def decided(result: R, decision: Decision) -> R:
 
 
 assert all(t._fields[-1] == "decision" for t in (ChatResponse, EmbedResponse, RerankResponse))
+
+
+def _attempt_record(
+    d: Decision,
+    request_id: str,
+    tags: tuple[tuple[str, str], ...],
+    target: Target | None,
+    attempt: int,
+    outcome: Literal["ok", "refused", "error", "cancelled"],
+    error_class: str | None,
+    status: int | None,
+    started: float,
+    latency_s: float,
+    usage: Usage,
+    first_chunk_s: float | None,
+) -> UsageRecord:
+    """The usage record of one attempt (or refusal) of a call decided by ``d``: built by the recorder's writer
+    thread (:meth:`_Core.record`), positionally, in UsageRecord's field order."""
+    return UsageRecord(
+        started,  # time
+        request_id,
+        attempt,
+        d.tenant,
+        d.data_class,
+        d.target,  # requested_target
+        target.name if target else d.chosen,  # chosen_target
+        d.outcome,  # decision
+        tuple([u.requirement for u in d.unmet]) if d.unmet else (),  # unmet
+        d.operation,  # type: ignore[arg-type]  # decide() refuses any other name
+        target.offering.split(".", 1)[0] if target else None,  # vendor
+        target.model if target else None,  # model
+        outcome,
+        error_class,  # type: ignore[arg-type]  # a kind of privsdk error: sanitised by the writer
+        status,  # http_status
+        usage.input_tokens,
+        usage.output_tokens,
+        latency_s * 1000.0,  # latency_ms
+        None if first_chunk_s is None else first_chunk_s * 1000.0,  # first_chunk_ms
+        tags,
+    )
 
 
 def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:

@@ -7,9 +7,9 @@ sink: one SQLite transaction, one ``write()`` to a JSONL file, or spans and
 metrics for OpenTelemetry.
 
 * **Deferred records.** ``record_later(build, *args)`` queues the arguments
-  and the writer calls ``build(*args)`` for the record: the guard's records
-  (a request id to draw, the unmet requirements' names) cost the call path
-  one tuple, and the rest runs off it.
+  and the writer calls ``build(*args)`` for the record: privsdk's own records
+  (the client's and the guard's) cost the call path one tuple, and building
+  them runs off it.
 * **Batching.** While records come, the writer wakes every ``linger`` seconds
   (sooner when a batch is full, or someone flushes or closes) and writes what
   has gathered: ``record()`` never wakes it, because waking a thread costs the
@@ -444,6 +444,9 @@ class NullRecorder(Recorder):
         super().__init__(_no_sink, name="none")
 
     def record(self, rec: UsageRecord) -> None:
+        pass
+
+    def record_later(self, build: Callable[..., UsageRecord], *args: Any) -> None:
         pass
 
     def flush(self, timeout: float | None = None) -> bool:
