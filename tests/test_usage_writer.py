@@ -278,7 +278,8 @@ def test_without_a_thread_records_are_written_in_the_callers_thread(monkeypatch:
 
     monkeypatch.setattr(threading.Thread, "start", refuse)
     recorder.record(rec())
-    assert len(sink.records) == 1 and recorder.written == 1
+    recorder.record_later(lambda attempt: rec(attempt=attempt), 2)
+    assert [r.attempt for r in sink.records] == [1, 2] and recorder.written == 2
     recorder.close()
     assert sink.closed
 

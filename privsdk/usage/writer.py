@@ -227,7 +227,8 @@ class Recorder:
             self.record(rec)
         else:  # no thread could be started (interpreter shutdown): write in the caller's thread
             with self._lock:
-                self._write([rec])
+                self._queue.append(rec)
+                self._drain()  # as the writer would: a deferred record is built, anything else counted
 
     def _start(self) -> None:
         thread = threading.Thread(target=self._run, name=f"privsdk-usage-{self.name}", daemon=True)
