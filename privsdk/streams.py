@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -242,7 +243,9 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         import asyncio  # loaded already, as this runs in an event loop; not at the top, for sync-only apps
 
         self._current_task = asyncio.current_task
-        self._timer = asyncio.get_running_loop().call_later(self._deadline - _monotonic(), self._expire)
+        # The timer holds the stream weakly: one the app drops unclosed goes (its connection with it) at once.
+        delay = self._deadline - _monotonic()
+        self._timer = asyncio.get_running_loop().call_later(delay, _expire, weakref.ref(self))
 
     def _expire(self) -> None:
         task = self._reading
@@ -286,6 +289,21 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def __del__(self) -> None:
+        """Dropped unclosed: recorded as cancelled, as a sync stream is. Its events are the event loop's to
+        finalise (an async generator's close must be awaited, which a finaliser cannot do)."""
+        with contextlib.suppress(Exception):  # never raise from a finaliser
+            if self._timer is not None:
+                self._timer.cancel()
+            self._end("cancelled", None, _NO_USAGE)
+
+
+def _expire(stream: weakref.ref[AsyncChatStream]) -> None:
+    """An async stream's deadline timer: cancel the read it may be waiting on, if the stream is still held."""
+    found = stream()
+    if found is not None:
+        found._expire()
 
 
 def _close(events: Iterator[StreamEvent]) -> None:

@@ -9,8 +9,10 @@ exception chains and the SDKs' own logs; catalogue answers that agree across off
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -412,6 +414,31 @@ def test_an_async_streams_deadline_never_cancels_the_app_between_reads(openai_se
 
     events, slept = asyncio.run(run())
     assert len(events) == 1 and slept >= 0.69
+
+
+def test_an_async_stream_the_app_drops_is_not_kept_alive_by_its_deadline(openai_server: LoopbackServer) -> None:
+    """An app that stops reading and drops the stream (``break`` in ``async for``) lets it go at once: the deadline
+    timer does not hold it (and its connection) until the deadline; and the stream is recorded as cancelled."""
+
+    records: list[UsageRecord] = []
+
+    async def run() -> weakref.ref[Any]:
+        client = AsyncClient(usage=records.append, credentials={"openai": {"api_key": "sk-t"}},
+                             endpoints={"openai": f"{openai_server.url}/v1"}, timeout=5.0)  # fmt: skip
+        try:
+            stream = await client.chat("openai/gpt-4o-mini", "hello", stream=True, deadline_s=60.0)
+            async for _ in stream:
+                break
+            await anext(stream)  # a read that arms the deadline timer
+            dropped = weakref.ref(stream)
+            del stream
+            gc.collect()
+            return dropped
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run())() is None
+    assert [r.outcome for r in records] == ["cancelled"]  # recorded when dropped, as a sync stream is
 
 
 def test_cancelling_the_task_that_reads_an_async_stream_stays_the_apps_cancellation(
