@@ -166,7 +166,8 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
 
 
 class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
-    """The async :class:`ChatStream`: ``async for event in stream``; ``await stream.aclose()`` to stop early.
+    """The async :class:`ChatStream`: ``async for event in stream``; ``await stream.aclose()`` to stop early
+    (or leave an ``async with`` block, or drop the stream), which records the call as cancelled.
 
     The call's deadline cuts a read that is still waiting when it passes: one timer per stream, armed at the
     first read, cancels the task while (and only while) it waits for the next event.
