@@ -26,7 +26,7 @@ from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.config import attach_tenants, load_limits, load_policy, shown_env_name, usage_max_age_days
-from privsdk.decision import Decision, decide, resolve_target
+from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
 from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
 from privsdk.messages import MessageLike, ToolLike, check_json, check_text, to_messages, to_response_format, to_tools
 from privsdk.outbound.judge import Binding, Guard, bound
@@ -164,8 +164,9 @@ class _Core:
             # (attestations and the catalogue's age are dated), and deciding it again cost 3-4 µs a call, 10 µs as
             # timed between two SDK calls. A tenant store's tenants can change at any time: no plan of theirs is
             # kept (below), and the guard judges every request the plan leads to in any case.
-            if time.time() >= self._plans_until:
-                self._plans, self._plans_until = {}, (time.time() // 86400 + 1) * 86400
+            now = time.time()
+            if now >= self._plans_until:
+                self._plans, self._plans_until = {}, next_utc_midnight(now)
             planned = self._plans.get((target, operation, here.tenant, here.data_class))
             if planned is not None:
                 return _Call(planned[0], planned[1], check_tags(here.tags), Budget(self.limits))

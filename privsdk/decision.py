@@ -159,12 +159,17 @@ def decide(
 _day: list[Any] = [0.0, None]  # [the next UTC midnight as a timestamp, today's date]
 
 
+def next_utc_midnight(now: float) -> float:
+    """The Unix time at which the UTC day of ``now`` ends: when what was decided for that day must be decided anew."""
+    return (now // 86400 + 1) * 86400
+
+
 def utc_today() -> dt.date:
     """Today's UTC date; cheap on the call path: the clock is turned into a date once a day."""
     now = time.time()
     if now >= _day[0] or _day[1] is None:
         date = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
-        _day[0], _day[1] = (now // 86400 + 1) * 86400, date
+        _day[0], _day[1] = next_utc_midnight(now), date
     today: dt.date = _day[1]
     return today
 

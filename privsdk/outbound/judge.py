@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.decision import Decision, decide, decide_request, refused
+from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
 from privsdk.outbound.places import Place, catalogue_place, declared_place
@@ -185,8 +185,7 @@ class Guard:
 
     def _new_day(self) -> None:
         """Forget the verdicts of a day gone by: the next UTC midnight ends today's."""
-        now = time.time()
-        self._verdicts, self._memo_until = {}, (now // 86400 + 1) * 86400
+        self._verdicts, self._memo_until = {}, next_utc_midnight(time.time())
 
     def _decide(
         self,
