@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from privsdk.client import (
@@ -16,23 +16,17 @@ from privsdk.client import (
     rerank_request,
 )
 from privsdk.messages import MessageLike
-from privsdk.policy import Target
-from privsdk.resilience import acall
 from privsdk.streams import AsyncChatStream
 from privsdk.types import (
-    ChatRequest,
     ChatResponse,
-    EmbedRequest,
     EmbedResponse,
     InputType,
-    RerankRequest,
     RerankResponse,
 )
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from privsdk.adapter import Adapter
 
 R = TypeVar("R", ChatResponse, EmbedResponse, RerankResponse)
 
@@ -75,7 +69,8 @@ class AsyncClient(ClientBase):
             events = AsyncChatStream(self._core, call)
             await events.open(request, options.get("timeout"))
             return events
-        return await self._run(call, _send_chat, request, options.get("timeout"))
+        answer: ChatResponse = await self._run(call, "achat", request, options.get("timeout"))
+        return answer
 
     async def embed(
         self,
@@ -88,7 +83,10 @@ class AsyncClient(ClientBase):
     ) -> EmbedResponse:
         """See :meth:`privsdk.client.Client.embed`."""
         request = embed_request(texts, input_type, dimensions, options)
-        return await self._run(self._core.plan(model, "embed", options), _send_embed, request, options.get("timeout"))
+        answer: EmbedResponse = await self._run(
+            self._core.plan(model, "embed", options), "aembed", request, options.get("timeout")
+        )
+        return answer
 
     async def rerank(
         self,
@@ -102,16 +100,12 @@ class AsyncClient(ClientBase):
         """See :meth:`privsdk.client.Client.rerank`."""
         request = rerank_request(query, documents, top_n, options)
         call = self._core.plan(model, "rerank", options)
-        return await self._run(call, _send_rerank, request, options.get("timeout"))
+        answer: RerankResponse = await self._run(call, "arerank", request, options.get("timeout"))
+        return answer
 
-    async def _run(
-        self, call: _Call, send: Callable[[Adapter, Any, float], Awaitable[R]], request: Any, timeout: float | None
-    ) -> R:
-        async def on(target: Target, adapter: Adapter, sent: Any) -> R:
-            result: R = await acall(self._core.aattempt, call, target, adapter, send, sent, timeout, budget=call.budget)
-            return result
-
-        result, _, decision = await self._core.athrough_chain(call, request, on)
+    async def _run(self, call: _Call, send: str, request: Any, timeout: float | None) -> Any:
+        """See :meth:`privsdk.client.Client._run`; ``send`` names the adapter's coroutine method."""
+        result, _, decision = await self._core.athrough_chain(call, request, self._core.aattempt, send, timeout)
         return decided(result, decision)
 
     async def aclose(self) -> None:
@@ -123,15 +117,3 @@ class AsyncClient(ClientBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-async def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
-    return await adapter.achat(request, timeout=timeout)
-
-
-async def _send_embed(adapter: Adapter, request: EmbedRequest, timeout: float) -> EmbedResponse:
-    return await adapter.aembed(request, timeout=timeout)
-
-
-async def _send_rerank(adapter: Adapter, request: RerankRequest, timeout: float) -> RerankResponse:
-    return await adapter.arerank(request, timeout=timeout)

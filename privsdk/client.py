@@ -96,7 +96,9 @@ class _Call:
         self.requested = decision.target
         self.tags = tags
         self.budget = budget
-        self.request_id = new_request_id()
+        #: Drawn by the recorder's writer thread when it builds the call's first record (:func:`_attempt_record`):
+        #: the call path has no use for it.
+        self.request_id: str | None = None
         self.attempts = 0  # across the whole chain: a fallback's first attempt counts as a retry
 
 
@@ -303,14 +305,20 @@ class _Core:
         return out
 
     def through_chain(
-        self, call: _Call, request: Any, run: Callable[[Target, Adapter, Any], X]
+        self, call: _Call, request: Any, controller: Retrying, attempt: Callable[..., X], *args: Any
     ) -> tuple[X, Target, Decision]:
-        """``run`` on each target of the chain until one succeeds; only transient failures move on."""
+        """``attempt(call, target, adapter, request, *args, budget=)`` on each target of the chain until one
+        succeeds, each retried through ``controller`` (:func:`privsdk.resilience.call`); only transient failures
+        move on to the next target."""
         failure: VendorError | None = None
         for target, decision in call.chain:
             adapter = self.adapter_for(call, target)
             try:
-                return run(target, adapter, _for_target(request, call, target)), target, decision
+                result = resilience.call(
+                    controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
+                    budget=call.budget,
+                )  # fmt: skip
+                return result, target, decision
             except VendorError as exc:
                 if not exc.transient:
                     raise
@@ -319,14 +327,16 @@ class _Core:
         raise failure
 
     async def athrough_chain(
-        self, call: _Call, request: Any, run: Callable[[Target, Adapter, Any], Awaitable[X]]
+        self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
     ) -> tuple[X, Target, Decision]:
-        """:meth:`through_chain` for async calls."""
+        """:meth:`through_chain` for async calls (:func:`privsdk.resilience.acall` retries them)."""
         failure: VendorError | None = None
         for target, decision in call.chain:
             adapter = self.adapter_for(call, target)
             try:
-                return await run(target, adapter, _for_target(request, call, target)), target, decision
+                sent = _for_target(request, call, target)
+                result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
+                return result, target, decision
             except VendorError as exc:
                 if not exc.transient:
                     raise
@@ -339,18 +349,19 @@ class _Core:
         call: _Call,
         target: Target,
         adapter: Adapter,
-        send: Callable[[Adapter, Any, float], R],
         request: Any,
+        send: str,
         timeout: float | None,
         *,
         budget: Budget,
-    ) -> R:
-        """One attempt, recorded; tenacity calls it again while it fails transiently."""
+    ) -> Any:
+        """One attempt of ``adapter.<send>(request)`` (``chat``, ``embed``, ``rerank``), recorded; tenacity calls it
+        again while it fails transiently."""
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
-        token = bound.set(Binding(target, call.tenant, call.data_class))
+        token = bound.set(tuple.__new__(Binding, (target, call.tenant, call.data_class)))
         try:
-            result = send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
+            result = getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
             self.record_failure(call, target, exc, started, time.perf_counter() - t0)
             raise
@@ -364,18 +375,18 @@ class _Core:
         call: _Call,
         target: Target,
         adapter: Adapter,
-        send: Callable[[Adapter, Any, float], Awaitable[R]],
         request: Any,
+        send: str,
         timeout: float | None,
         *,
         budget: Budget,
-    ) -> R:
-        """:meth:`attempt` for async calls."""
+    ) -> Any:
+        """:meth:`attempt` for async calls (``send`` is ``achat``, ``aembed``, ``arerank``)."""
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
-        token = bound.set(Binding(target, call.tenant, call.data_class))
+        token = bound.set(tuple.__new__(Binding, (target, call.tenant, call.data_class)))
         try:
-            result = await send(adapter, request, self.attempt_timeout(call, timeout, adapter.vendor))
+            result = await getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
             self.record_failure(call, target, exc, started, time.perf_counter() - t0)
             raise
@@ -385,7 +396,7 @@ class _Core:
         return result
 
     def attempt_timeout(self, call: _Call, timeout: float | None, vendor: str) -> float:
-        remaining = call.budget.remaining()
+        remaining = call.budget.deadline - time.monotonic()
         if remaining <= 0:
             raise VendorTimeout(vendor)  # the deadline has passed: no attempt, no bytes
         return min(self.timeout if timeout is None else timeout, remaining)
@@ -403,7 +414,10 @@ class _Core:
         latency_s: float,
         usage: Usage = _NO_USAGE,
         first_chunk_s: float | None = None,
+        decision: Decision | None = None,
     ) -> None:
+        """Queue the record of one attempt of ``call`` (or of its refusal, made on ``decision`` when that is not
+        the call's own)."""
         error_class = status = None
         if exc is not None:
             from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
@@ -412,17 +426,15 @@ class _Core:
             error_class, status = getattr(exc, "kind", "other"), getattr(exc, "status", None)
         # The record itself is built by the recorder's writer thread, off the call path, from these parts.
         self.recorder.record_later(
-            _attempt_record, call.decision, call.request_id, call.tags, target, attempt, outcome, error_class,
-            status, started, latency_s, usage, first_chunk_s,
+            _attempt_record, decision or call.decision, call, target, attempt, outcome, error_class, status,
+            started, latency_s, usage, first_chunk_s,
         )  # fmt: skip
 
     def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
         """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed,
         and one the guard refused (the request the SDK built did not meet the policy) is a refusal."""
         if isinstance(exc, PolicyViolation):
-            refused = _Call(exc.decision, (), call.tags, call.budget)
-            refused.request_id = call.request_id
-            self.record(refused, None, 0, "refused", exc, started, latency_s)
+            self.record(call, None, 0, "refused", exc, started, latency_s, decision=exc.decision)
             return
         outcome: Literal["error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
         self.record(call, target, call.attempts, outcome, exc, started, latency_s)
@@ -567,8 +579,7 @@ assert all(t._fields[-1] == "decision" for t in (ChatResponse, EmbedResponse, Re
 
 def _attempt_record(
     d: Decision,
-    request_id: str,
-    tags: tuple[tuple[str, str], ...],
+    call: _Call,
     target: Target | None,
     attempt: int,
     outcome: Literal["ok", "refused", "error", "cancelled"],
@@ -579,8 +590,12 @@ def _attempt_record(
     usage: Usage,
     first_chunk_s: float | None,
 ) -> UsageRecord:
-    """The usage record of one attempt (or refusal) of a call decided by ``d``: built by the recorder's writer
-    thread (:meth:`_Core.record`), positionally, in UsageRecord's field order."""
+    """The usage record of one attempt (or refusal) of ``call``, decided by ``d``: built by the recorder's writer
+    thread (:meth:`_Core.record`), positionally, in UsageRecord's field order. The writer builds records one at a
+    time, in order, so the call's first record draws its request id and the others share it."""
+    request_id = call.request_id
+    if request_id is None:
+        request_id = call.request_id = new_request_id()
     return UsageRecord(
         started,  # time
         request_id,
@@ -601,20 +616,8 @@ def _attempt_record(
         usage.output_tokens,
         latency_s * 1000.0,  # latency_ms
         None if first_chunk_s is None else first_chunk_s * 1000.0,  # first_chunk_ms
-        tags,
+        call.tags,
     )
-
-
-def _send_chat(adapter: Adapter, request: ChatRequest, timeout: float) -> ChatResponse:
-    return adapter.chat(request, timeout=timeout)
-
-
-def _send_embed(adapter: Adapter, request: EmbedRequest, timeout: float) -> EmbedResponse:
-    return adapter.embed(request, timeout=timeout)
-
-
-def _send_rerank(adapter: Adapter, request: RerankRequest, timeout: float) -> RerankResponse:
-    return adapter.rerank(request, timeout=timeout)
 
 
 def _for_target(request: Any, call: _Call, target: Target) -> Any:
@@ -718,7 +721,8 @@ class Client(ClientBase):
             events = ChatStream(self._core, call)
             events.open(request, options.get("timeout"), self._retrying)
             return events
-        return self._run(call, _send_chat, request, options.get("timeout"))
+        answer: ChatResponse = self._run(call, "chat", request, options.get("timeout"))
+        return answer
 
     def embed(
         self,
@@ -731,7 +735,10 @@ class Client(ClientBase):
     ) -> EmbedResponse:
         """One vector per text, in order."""
         request = embed_request(texts, input_type, dimensions, options)
-        return self._run(self._core.plan(model, "embed", options), _send_embed, request, options.get("timeout"))
+        answer: EmbedResponse = self._run(
+            self._core.plan(model, "embed", options), "embed", request, options.get("timeout")
+        )
+        return answer
 
     def rerank(
         self,
@@ -744,16 +751,14 @@ class Client(ClientBase):
     ) -> RerankResponse:
         """``documents`` ordered by relevance to ``query``, best first."""
         request = rerank_request(query, documents, top_n, options)
-        return self._run(self._core.plan(model, "rerank", options), _send_rerank, request, options.get("timeout"))
+        answer: RerankResponse = self._run(
+            self._core.plan(model, "rerank", options), "rerank", request, options.get("timeout")
+        )
+        return answer
 
-    def _run(self, call: _Call, send: Callable[[Adapter, Any, float], R], request: Any, timeout: float | None) -> R:
-        def on(target: Target, adapter: Adapter, sent: Any) -> R:
-            result: R = resilience.call(
-                self._retrying, self._core.attempt, call, target, adapter, send, sent, timeout, budget=call.budget
-            )
-            return result
-
-        result, _, decision = self._core.through_chain(call, request, on)
+    def _run(self, call: _Call, send: str, request: Any, timeout: float | None) -> Any:
+        """The call on the first target of its chain that answers: ``send`` names the adapter's method."""
+        result, _, decision = self._core.through_chain(call, request, self._retrying, self._core.attempt, send, timeout)
         return decided(result, decision)
 
     def close(self) -> None:

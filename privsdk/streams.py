@@ -16,7 +16,6 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from privsdk import resilience
 from privsdk.errors import VendorError, VendorTimeout
 from privsdk.outbound.judge import Binding, bound
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
@@ -89,15 +88,17 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     _events: Iterator[StreamEvent] | None = None
 
     def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
-        call = self._call
-
-        def on(target: Target, adapter: Adapter, sent: ChatRequest) -> None:
-            resilience.call(controller, self._open, adapter, target, sent, timeout, budget=call.budget)
-
-        _, self.target, self.decision = self._core.through_chain(call, request, on)
+        _, self.target, self.decision = self._core.through_chain(self._call, request, controller, self._open, timeout)
 
     def _open(
-        self, adapter: Adapter, target: Target, request: ChatRequest, timeout: float | None, *, budget: Budget
+        self,
+        call: _Call,
+        target: Target,
+        adapter: Adapter,
+        request: ChatRequest,
+        timeout: float | None,
+        *,
+        budget: Budget,
     ) -> None:
         token = self._begin(target)
         events = None
@@ -180,15 +181,17 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
     _current_task: Callable[[], asyncio.Task[Any] | None]
 
     async def open(self, request: ChatRequest, timeout: float | None) -> None:
-        call = self._call
-
-        async def on(target: Target, adapter: Adapter, sent: ChatRequest) -> None:
-            await resilience.acall(self._open, adapter, target, sent, timeout, budget=call.budget)
-
-        _, self.target, self.decision = await self._core.athrough_chain(call, request, on)
+        _, self.target, self.decision = await self._core.athrough_chain(self._call, request, self._open, timeout)
 
     async def _open(
-        self, adapter: Adapter, target: Target, request: ChatRequest, timeout: float | None, *, budget: Budget
+        self,
+        call: _Call,
+        target: Target,
+        adapter: Adapter,
+        request: ChatRequest,
+        timeout: float | None,
+        *,
+        budget: Budget,
     ) -> None:
         token = self._begin(target)
         events = None
