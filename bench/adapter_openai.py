@@ -31,7 +31,6 @@ import argparse
 import sys
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from childenv import REPO
 from guarded import guard_for
@@ -47,7 +46,7 @@ from privsdk.adapter import Adapter, AdapterOptions, open_adapter
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, Message
 from tests.wire.openai import OpenAIWire
-from tests.wire.server import LoopbackServer, Recorded
+from tests.wire.server import LoopbackServer, answered_in_memory
 
 KEY = "sk-bench"
 MODEL = "gpt-4o-mini"
@@ -60,15 +59,7 @@ MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "c
 
 def in_memory(wire: OpenAIWire) -> httpx2.Client:
     """An httpx client whose every request is answered by ``wire`` in-process."""
-
-    def handle(request: httpx2.Request) -> httpx2.Response:
-        url = request.url
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        reply = wire(Recorded(request.method, url.path, parse_qs(url.query.decode()), headers, request.read()))
-        body = b"".join(reply.chunks) if reply.chunks is not None else reply.body
-        return httpx2.Response(reply.status, headers=dict(reply.headers), content=body)
-
-    return httpx2.Client(transport=httpx2.MockTransport(handle))
+    return httpx2.Client(transport=answered_in_memory(wire, httpx2))
 
 
 def calls(client: openai.OpenAI, adapter: Adapter) -> dict[str, Callable[[], object]]:

@@ -29,7 +29,7 @@ from privsdk.outbound.judge import Guard
 from tests.conftest import clean_env
 from tests.weather_tool import TOOLS
 from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
-from tests.wire.server import LoopbackServer, Status
+from tests.wire.server import LoopbackServer, Status, answered_in_memory
 
 KEY = "co-dropin-key"
 MODEL = "command-a-03-2025"
@@ -219,6 +219,33 @@ def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
         ("chat", "error", MODEL, (None, None)),
     ]
     assert records[-1]["http_status"] == 500 and all(r["vendor"] == "cohere" for r in records)
+
+
+def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    """An app's own transport (httpx's MockTransport here) may hand back bodies it has read in full: the guard
+    records those requests at once, with their tokens, sync and async."""
+    app, server = wire
+    declare(monkeypatch, server)
+    http = httpx.Client(transport=answered_in_memory(app, httpx))
+    client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, httpx_client=http)
+    assert client.chat(model=MODEL, messages=MSG).message.content[0].text == app.text
+    assert [e.type for e in client.chat_stream(model=MODEL, messages=MSG)][-1] == "message-end"
+
+    async def chat() -> None:
+        ahttp = httpx.AsyncClient(transport=answered_in_memory(app, httpx))
+        aclient = privsdk.cohere.AsyncClientV2(api_key=KEY, base_url=server.url, httpx_client=ahttp)
+        await aclient.chat(model=MODEL, messages=MSG)
+
+    asyncio.run(chat())
+    billed = (BILLED["input_tokens"], BILLED["output_tokens"])
+    assert [(r["operation"], r["outcome"], (r["input_tokens"], r["output_tokens"])) for r in _records(usage)] == [
+        ("chat", "ok", billed),
+        ("stream", "ok", billed),
+        ("chat", "ok", billed),
+    ]
+    assert server.requests == []  # answered in memory: the loopback server only lent its address
 
 
 def test_the_guard_decides_on_what_the_request_asks_for(

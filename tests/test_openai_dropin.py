@@ -30,7 +30,7 @@ from privsdk import openai as dropin
 from tests.openai_support import guard_env, reset_default_guard, usage_records
 from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire, error_body
-from tests.wire.server import Cut, LoopbackServer, Status
+from tests.wire.server import Cut, LoopbackServer, Status, answered_in_memory
 
 KEY = "sk-dropin"
 MODEL = "gpt-4o-mini"
@@ -312,6 +312,37 @@ def test_attested_requests_pass_and_leave_records_with_tokens(
         ("embed", "ok", 11, None),
     ]
     assert len(server.requests) == 4
+
+
+def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The record of an allowed request is written when its body ends; a body the app's own transport had read in
+    full before the guard saw the response must be recorded there and then, sync and async, streams included."""
+    app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    base = f"{server.url}/v1"
+    http = httpx2.Client(transport=answered_in_memory(app, httpx2))
+    client = dropin.OpenAI(api_key=KEY, base_url=base, http_client=http)
+    assert client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}]).usage
+    chunks = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == app.text
+
+    async def chat() -> None:
+        http = httpx2.AsyncClient(transport=answered_in_memory(app, httpx2))
+        async with dropin.AsyncOpenAI(api_key=KEY, base_url=base, http_client=http) as aclient:
+            await aclient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+
+    asyncio.run(chat())
+    records = usage_records(usage, 3)
+    assert [(r["operation"], r["outcome"], r["input_tokens"], r["output_tokens"]) for r in records] == [
+        ("chat", "ok", 11, 7),
+        ("stream", "ok", 11, 7),
+        ("chat", "ok", 11, 7),
+    ]
+    assert server.requests == []  # answered in memory: the loopback server only lent its address
 
 
 def test_what_the_request_asks_for_is_judged_not_what_the_app_declared(

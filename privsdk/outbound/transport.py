@@ -167,9 +167,7 @@ def _seam(library: str) -> _Seam:
             except BaseException as exc:
                 ticket.finish(None, exc=exc)
                 raise
-            meter = ticket.meter(response.status_code, response.headers)
-            response.stream = Metered(response.stream, ticket, meter, response.status_code)
-            return response
+            return _metered(ticket, response, Metered)
 
         def close(self) -> None:
             self.inner.close()
@@ -199,14 +197,30 @@ def _seam(library: str) -> _Seam:
             except BaseException as exc:
                 ticket.finish(None, exc=exc)
                 raise
-            meter = ticket.meter(response.status_code, response.headers)
-            response.stream = AsyncMetered(response.stream, ticket, meter, response.status_code)
-            return response
+            return _metered(ticket, response, AsyncMetered)
 
         async def aclose(self) -> None:
             await self.inner.aclose()
 
     return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient)
+
+
+def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
+    """``response`` with its body metered as it passes (``metered`` wraps its stream) and the request recorded when
+    the body ends. A body the inner transport has already read in full (httpx's MockTransport, respx, a caching
+    transport) will not pass again: it is metered and the request recorded now."""
+    status = response.status_code
+    meter = ticket.meter(status, response.headers)
+    if response.is_stream_consumed:
+        if meter is not None:
+            try:
+                meter.feed(response.content)
+            except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
+                meter = None
+        _finish(ticket, meter, status)
+    else:
+        response.stream = metered(response.stream, ticket, meter, status)
+    return response
 
 
 def _refused(refusal: Refusal, exc: BaseException) -> BaseException:

@@ -122,6 +122,20 @@ class LoopbackServer:
         self._httpd.server_close()
 
 
+def answered_in_memory(app: Callable[[Recorded], Reply], http: Any) -> Any:
+    """An ``http`` (httpx or httpx2) MockTransport that answers from ``app`` in-process, with bodies already read
+    in full, as httpx's MockTransport, respx or a caching transport hand them back: nobody iterates them again."""
+
+    def handle(request: Any) -> Any:
+        url = request.url
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        reply = app(Recorded(request.method, url.path, parse_qs(url.query.decode()), headers, request.read()))
+        body = b"".join(reply.chunks) if reply.chunks is not None else reply.body
+        return http.Response(reply.status, headers=dict(reply.headers), content=body)
+
+    return http.MockTransport(handle)
+
+
 class _Quiet(ThreadingHTTPServer):
     """A server that takes a client hanging up (a closed stream, a timeout) as normal, not as an error to print."""
 
