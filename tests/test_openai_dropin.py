@@ -14,6 +14,7 @@ retried, both privsdk's and openai's error), usage records with tokens, and
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -343,6 +344,25 @@ def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
         ("chat", "ok", 11, 7),
     ]
     assert server.requests == []  # answered in memory: the loopback server only lent its address
+
+
+def test_a_response_the_app_lets_go_of_unread_is_recorded_as_cancelled(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A streaming response opened and dropped without reading or closing it: its body never ends, and its request
+    is recorded when the response is collected."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server)
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    opened = client.chat.completions.with_streaming_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    response = opened.__enter__()
+    assert response.status_code == 200
+    del opened, response
+    gc.collect()
+    [record] = usage_records(usage, 1)
+    assert (record["operation"], record["outcome"], record["http_status"]) == ("chat", "cancelled", 200)
 
 
 def test_what_the_request_asks_for_is_judged_not_what_the_app_declared(

@@ -13,6 +13,7 @@ metered as its body passes and recorded when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -116,6 +117,9 @@ def _seam(library: str) -> _Seam:
             finally:
                 _finish(self.ticket, self.meter, self.status)
 
+        def __del__(self) -> None:
+            _dropped(self.ticket, self.meter, self.status)
+
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
 
@@ -141,6 +145,9 @@ def _seam(library: str) -> _Seam:
                 await self.inner.aclose()
             finally:
                 _finish(self.ticket, self.meter, self.status)
+
+        def __del__(self) -> None:
+            _dropped(self.ticket, self.meter, self.status)
 
     class GuardTransport(http.BaseTransport):  # type: ignore[misc]
         """A transport that judges each request before handing it to ``inner``."""
@@ -240,6 +247,14 @@ def _closed_early(ticket: Pass, meter: Meter | None, status: int) -> None:
         ticket.finish(status, tokens)
     else:
         ticket.finish(status, exc=GeneratorExit())
+
+
+def _dropped(ticket: Pass, meter: Meter | None, status: int) -> None:
+    """A response body collected before it ended or was closed (the app let go of a streaming response unread):
+    its request still leaves a record, as :func:`_closed_early` says."""
+    if not ticket.done:
+        with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
+            _closed_early(ticket, meter, status)
 
 
 def _library(client: object) -> str:
