@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from privsdk import sdklogs
 from privsdk.errors import PolicyViolation
-from privsdk.outbound.outgoing import Meter, Outgoing
+from privsdk.outbound.outgoing import Meter, Outgoing, finish_early
 
 if TYPE_CHECKING:
     from privsdk.outbound.judge import Guard as CoreGuard
@@ -315,11 +315,6 @@ class _Hooks:
         attempt.finish(status, tokens, None)
 
 
-def _finish_abandoned(attempt: _Attempt, status: int, meter: Any) -> None:
-    """A stream dropped without being read to its end or closed: record what was counted."""
-    attempt.finish(status, meter.tokens() if meter is not None else (None, None), None)
-
-
 class MeteredStream:
     """botocore's raw event-stream body (a urllib3 response), counting tokens as botocore reads it.
 
@@ -332,7 +327,8 @@ class MeteredStream:
         self._attempt = attempt
         self._status = status
         self._meter = meter
-        self._finalizer = weakref.finalize(self, _finish_abandoned, attempt, status, meter)
+        # Dropped without being read to its end or closed: recorded when collected.
+        self._finalizer = weakref.finalize(self, finish_early, attempt, meter, status)
         self._finalizer.atexit = False  # at exit the recorder may be gone: an unfinished stream goes unrecorded
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:

@@ -175,3 +175,23 @@ class WireReader(Protocol):
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         """A meter for the response to ``request`` (None when its tokens cannot be counted)."""
         ...
+
+
+class Finishes(Protocol):
+    """What records an allowed request's outcome (the guard's Pass, botocore's attempt): once, when it ends."""
+
+    def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None: ...
+
+
+def finish_early(ticket: Finishes, meter: Meter | None, status: int) -> None:
+    """Record a request whose answer the reader let go of before its last byte (closed early, or dropped).
+
+    SDKs stop reading once a stream's closing event has come (mistralai and openai at ``data: [DONE]``, before
+    the chunked body's end): when the meter has seen the answer's counts the answer was whole; otherwise the
+    reader gave up on it, and the request is cancelled.
+    """
+    tokens = meter.tokens() if meter is not None else (None, None)
+    if tokens != (None, None):
+        ticket.finish(status, tokens, None)
+    else:
+        ticket.finish(status, tokens, GeneratorExit())

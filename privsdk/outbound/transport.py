@@ -25,7 +25,7 @@ from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass
-from privsdk.outbound.outgoing import Meter, Outgoing
+from privsdk.outbound.outgoing import Meter, Outgoing, finish_early
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base.
 Refusal = Callable[[PolicyViolation], BaseException]
@@ -104,7 +104,7 @@ def _seam(library: str) -> _Seam:
                         self.meter.feed(chunk)
                     yield chunk
             except GeneratorExit:
-                _closed_early(self.ticket, self.meter, self.status)
+                finish_early(self.ticket, self.meter, self.status)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
@@ -133,7 +133,7 @@ def _seam(library: str) -> _Seam:
                         self.meter.feed(chunk)
                     yield chunk
             except GeneratorExit:
-                _closed_early(self.ticket, self.meter, self.status)
+                finish_early(self.ticket, self.meter, self.status)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
@@ -238,23 +238,12 @@ def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:
     ticket.finish(status, meter.tokens() if meter is not None else (None, None))
 
 
-def _closed_early(ticket: Pass, meter: Meter | None, status: int) -> None:
-    """The reader closed the body before its last byte. SDKs do that once a stream's closing event has come
-    (mistralai and openai stop at ``data: [DONE]``, before the chunked body's end): when the meter has seen
-    the answer's counts the answer was whole; otherwise the reader gave up on it (cancelled)."""
-    tokens = meter.tokens() if meter is not None else (None, None)
-    if tokens != (None, None):
-        ticket.finish(status, tokens)
-    else:
-        ticket.finish(status, exc=GeneratorExit())
-
-
 def _dropped(ticket: Pass, meter: Meter | None, status: int) -> None:
     """A response body collected before it ended or was closed (the app let go of a streaming response unread):
-    its request still leaves a record, as :func:`_closed_early` says."""
+    its request still leaves a record."""
     if not ticket.done:
         with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
-            _closed_early(ticket, meter, status)
+            finish_early(ticket, meter, status)
 
 
 def _library(client: object) -> str:
