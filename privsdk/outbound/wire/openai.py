@@ -299,7 +299,8 @@ class OpenAIReader:
 _KEY = b'"usage"'
 #: The longest usage object kept while it arrives; anything longer is not a usage object.
 _MAX_USAGE = 4096
-_decoder = json.JSONDecoder()
+#: The json module's C scanner: one JSON value at an offset, without raw_decode's Python wrapper.
+_scan: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
 #: What follows a key ``"usage"`` up to its object's opening brace (group 1), as far as it goes.
 _COLON_BRACE = re.compile(rb"[ \t\r\n]*(?::[ \t\r\n]*(\{)?)?")
 
@@ -323,40 +324,40 @@ class UsageMeter:
         self._output: int | None = None
 
     def feed(self, chunk: bytes) -> None:
+        # On the path of every answer and every chunk of a stream: offsets into one buffer, no copy of what passes.
         buf = self._buf + chunk if self._buf else chunk
-        while True:
-            at = buf.find(_KEY)
-            if at < 0:
-                # Keep just enough to find a key split across chunks.
-                self._buf = buf[-(len(_KEY) - 1) :] if buf else b""
-                return
-            rest = buf[at + len(_KEY) :]
-            parsed, used = self._usage(rest)
-            if used is None:  # the object has not fully arrived yet
+        at = buf.find(_KEY)
+        while at >= 0:
+            parsed, end = self._usage(buf, at + len(_KEY))
+            if end is None:  # the object has not fully arrived yet
                 self._buf = buf[at:] if len(buf) - at <= _MAX_USAGE else b""
                 return
             if isinstance(parsed, dict):
                 self._take(parsed)
-            buf = rest[used:]
+            at = buf.find(_KEY, end)
+        # Keep just enough to find a key split across chunks.
+        self._buf = buf[-(len(_KEY) - 1) :]
 
     @staticmethod
-    def _usage(data: bytes) -> tuple[Any, int | None]:
-        """The value after ``"usage"`` and the bytes it took; ``(None, None)`` while it is incomplete."""
-        head = _COLON_BRACE.match(data)
+    def _usage(buf: bytes, start: int) -> tuple[Any, int | None]:
+        """The value after a ``"usage"`` key ending at ``start``, and the offset just past it; ``(None, None)``
+        while it is incomplete."""
+        head = _COLON_BRACE.match(buf, start)
         assert head is not None  # every part of the pattern is optional: it matches, if only the empty string
         at = head.end()
         if head.group(1) is None:
             # Not ': {' -- "usage" was a value, or its value is null or not an object -- unless the bytes so far
             # are only the beginning of one.
-            return (None, None) if at == len(data) else (None, at)
-        # A usage object holds numbers and objects of numbers only, so its bytes are ASCII and their offsets are
-        # those of the decoded text; bytes after it may be cut mid-character ("replace" keeps them harmless).
+            return (None, None) if at == len(buf) else (None, at)
+        # A usage object holds numbers and objects of numbers only, so its bytes are ASCII and its offsets in the
+        # decoded text are its offsets in bytes. Only as much as a usage object may take is decoded; bytes after
+        # it may be cut mid-character ("replace" keeps them harmless).
         try:
-            value, stop = _decoder.raw_decode(data.decode("utf-8", "replace"), at - 1)
-        except ValueError:
+            value, stop = _scan(buf[at - 1 : at - 1 + _MAX_USAGE].decode("utf-8", "replace"), 0)
+        except (StopIteration, ValueError):
             # Not arrived in full yet; or not JSON, which the caller stops keeping after _MAX_USAGE bytes.
             return None, None
-        return value, stop
+        return value, at - 1 + stop
 
     def _take(self, usage: dict[str, Any]) -> None:
         given = usage.get("prompt_tokens", usage.get("input_tokens"))
