@@ -346,4 +346,16 @@ def test_no_meter_for_errors_or_binary_answers() -> None:
     out = request("POST", "/v1/chat/completions", CHAT)
     asks = READER.read(out)
     assert READER.meter(out, asks, 429, {"content-type": "application/json"}) is None
-    assert READER.meter(out, asks, 200, {"content-type": "audio/mpeg"}) is None
+    speech = request("POST", "/v1/audio/speech", {"model": "tts-1", "input": "hi", "voice": "alloy"})
+    assert READER.meter(speech, READER.read(speech), 200, {"content-type": "audio/mpeg"}) is None
+    assert READER.meter(speech, READER.read(speech), 200, {"content-type": "application/json"}) is not None
+
+
+def test_a_chat_answer_is_metered_whatever_its_content_type_says() -> None:
+    """Chat, streams and embeddings answer in JSON or events: their meter does not read the content type, and one
+    fed bytes that hold no usage object counts nothing."""
+    out = request("POST", "/v1/chat/completions", CHAT)
+    meter = READER.meter(out, READER.read(out), 200, {"content-type": "audio/mpeg"})
+    assert meter is not None
+    meter.feed(bytes(range(256)) * 4)
+    assert meter.tokens() == (None, None)

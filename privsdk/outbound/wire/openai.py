@@ -290,12 +290,16 @@ class OpenAIReader:
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
         if status >= 300:
             return None
+        if asks.operation in _JSON_ANSWERS:
+            return UsageMeter()  # answered in JSON or events, whatever the content type says: no need to read it
         kind = content_type(headers)
         if not (kind.startswith("application/json") or kind.startswith("text/event-stream")):
             return None  # audio, images, file content: no token counts to read
         return UsageMeter()
 
 
+#: Operations whose successful answer is JSON or server-sent events, never audio, images or file content.
+_JSON_ANSWERS = frozenset({"chat", "stream", "embed"})
 _KEY = b'"usage"'
 #: The longest usage object kept while it arrives; anything longer is not a usage object.
 _MAX_USAGE = 4096
