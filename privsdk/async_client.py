@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from privsdk.client import (
     CallOptions,
@@ -26,9 +26,6 @@ from privsdk.types import (
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-
-R = TypeVar("R", ChatResponse, EmbedResponse, RerankResponse)
 
 
 class AsyncClient(ClientBase):

@@ -38,18 +38,16 @@ from urllib.parse import urlsplit
 
 from privsdk import sdklogs
 from privsdk.errors import PolicyViolation
-from privsdk.outbound.outgoing import Meter, Outgoing, finish_early
+from privsdk.outbound.outgoing import Finishes, Meter, Outgoing, finish_early
 
 if TYPE_CHECKING:
     from privsdk.outbound.judge import Guard as CoreGuard
 
 
-class Pass(Protocol):
-    """What the seam needs of :class:`privsdk.outbound.judge.Pass`."""
+class Pass(Finishes, Protocol):
+    """What the seam needs of :class:`privsdk.outbound.judge.Pass`: a meter, and ``finish``."""
 
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None: ...
-
-    def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None: ...
 
 
 class Guard(Protocol):
