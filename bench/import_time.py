@@ -78,21 +78,28 @@ print(json.dumps({
 """
 
 
-def import_time_us(env: dict[str, str]) -> int:
-    """Cumulative microseconds of the ``privsdk`` line of ``-X importtime``, in a fresh interpreter."""
+def importtime(statement: str, env: dict[str, str]) -> list[tuple[int, int, str]]:
+    """``python -X importtime -c statement`` in a fresh interpreter: (cumulative µs, nesting depth, module) per
+    line, in the order printed (a module's line after those of the modules it imported)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import privsdk"],
+        [sys.executable, "-X", "importtime", "-c", statement],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    for line in proc.stderr.splitlines():
-        m = _IMPORTTIME_LINE.match(line)
-        if m and m.group(4) == "privsdk":
-            return int(m.group(2))
-    raise RuntimeError(f"no 'privsdk' line in -X importtime output:\n{proc.stderr}")
+    found = [_IMPORTTIME_LINE.match(line) for line in proc.stderr.splitlines()]
+    # The name column is indented by one space, and two more for each level of nesting.
+    return [(int(m.group(2)), (len(m.group(3)) - 1) // 2, m.group(4)) for m in found if m is not None]
+
+
+def import_time_us(env: dict[str, str]) -> int:
+    """Cumulative microseconds of the ``privsdk`` line of ``-X importtime``, in a fresh interpreter."""
+    for cumulative, _, module in importtime("import privsdk", env):
+        if module == "privsdk":
+            return cumulative
+    raise RuntimeError("no 'privsdk' line in -X importtime output")
 
 
 def dropin_extra_us(env: dict[str, str]) -> int:
@@ -100,25 +107,11 @@ def dropin_extra_us(env: dict[str, str]) -> int:
     cumulative microseconds of its two top-level lines (``privsdk``, ``privsdk.openai``) minus the ``openai``
     line nested in them. openai's own line then lacks what privsdk imported first (``typing``, ``re``, ...), so
     the figure leans high."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import privsdk.openai"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    ours = vendor = 0
-    for line in proc.stderr.splitlines():
-        m = _IMPORTTIME_LINE.match(line)
-        if m is None:
-            continue
-        if m.group(4) in ("privsdk", "privsdk.openai") and len(m.group(3)) == 1:  # top level: one space
-            ours += int(m.group(2))
-        elif m.group(4) == "openai":
-            vendor = int(m.group(2))
+    lines = importtime("import privsdk.openai", env)
+    ours = sum(us for us, depth, module in lines if depth == 0 and module in ("privsdk", "privsdk.openai"))
+    vendor = next((us for us, _, module in lines if module == "openai"), 0)
     if not ours or not vendor:
-        raise RuntimeError(f"no privsdk.openai or openai line in -X importtime output:\n{proc.stderr[-2000:]}")
+        raise RuntimeError("no privsdk.openai or openai line in -X importtime output")
     return ours - vendor
 
 
