@@ -432,6 +432,35 @@ def test_guard_client_guards_an_app_built_client_and_its_http_client_in_place(
         dropin.guard_client(http)  # type: ignore[type-var]
 
 
+def test_copies_of_a_guarded_client_are_guarded_even_with_their_own_http_client(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """openai builds ``with_options``/``copy`` results with the client's own class, openai's here: a copy given an
+    httpx client of its own must be guarded all the same, by the same guard, sync and async, copies of copies."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    client = dropin.guard_client(openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0))
+    copies = [
+        client.with_options(http_client=httpx2.Client()),
+        client.copy(http_client=httpx2.Client(), timeout=5.0),
+        client.with_options(timeout=4.0).with_options(http_client=httpx2.Client()),
+    ]
+    for copy in copies:
+        assert type(copy) is openai.OpenAI  # still openai's own class
+        with pytest.raises(dropin.PolicyViolation):
+            copy.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+
+    async def acopy() -> None:
+        aclient = dropin.guard_client(openai.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0))
+        with pytest.raises(dropin.PolicyViolation):
+            await aclient.with_options(http_client=httpx2.AsyncClient()).chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "x"}]
+            )
+
+    asyncio.run(acopy())
+    assert server.requests == []
+
+
 def test_an_http_client_given_to_the_drop_in_is_guarded(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

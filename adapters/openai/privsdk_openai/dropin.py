@@ -81,10 +81,12 @@ _MARK = "_privsdk_seam"
 
 
 class _Seam(NamedTuple):
-    """What a guarded client judges its WebSocket connections with (they do not pass through httpx)."""
+    """How a client is guarded: what judges its WebSocket connections (they do not pass through httpx), and what
+    its copies are guarded with."""
 
     guard: Guard | None
     refusal: Refusal
+    reroutes: bool
 
 
 def install(client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes: bool = True) -> _Client:
@@ -93,7 +95,8 @@ def install(client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes:
     With ``reroutes``, a request the tenant reroutes is answered from the alternative in openai's wire
     format (:mod:`privsdk_openai.reroute`); without, it is refused. The client is also marked, so that its
     WebSocket connections (Realtime, Live, the Responses API's WebSocket mode), which the SDK opens with the
-    websockets library rather than httpx, are judged too.
+    websockets library rather than httpx, are judged too, and so that its copies (``with_options``) are guarded
+    as it is, even one given an httpx client of its own.
     """
     from privsdk.outbound.transport import guard_httpx
 
@@ -104,16 +107,51 @@ def install(client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes:
     else:
         guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
     if getattr(client, _MARK, None) is None:
-        setattr(client, _MARK, _Seam(guard, refusal))
+        setattr(client, _MARK, _Seam(guard, refusal, reroutes))
+        if not isinstance(client, _DROPINS):
+            _guard_copies(type(client))
     return client
+
+
+def _guard_copies(cls: type[Any]) -> None:
+    """Make the copies of guarded clients of ``cls`` (one of openai's client classes) guarded as they are.
+
+    openai builds a ``copy()`` / ``with_options()`` result with the client's own class: openai's, for a client
+    the app built and guarded (a drop-in class guards its copies in its constructor). A copy that shares the
+    httpx client is guarded already; one given an ``http_client`` of its own would send unguarded. So openai's
+    ``copy`` (and ``with_options``, the same function) in each class of ``cls``'s lineage that defines it is
+    wrapped, once: the copy of a guarded client is guarded with the same guard; any other copy is untouched.
+    """
+    for klass in cls.__mro__:
+        own = vars(klass).get("copy")
+        if own is None or getattr(own, "_privsdk_guards_copies", False):
+            continue
+        wrapped = _guarding_copies(own)
+        for name in ("copy", "with_options"):
+            if vars(klass).get(name) is own:
+                setattr(klass, name, wrapped)
+
+
+def _guarding_copies(copy: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(copy)
+    def guarded_copy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = copy(self, *args, **kwargs)
+        seam: _Seam | None = getattr(self, _MARK, None)
+        if seam is not None:
+            install(made, seam.guard, seam.refusal, reroutes=seam.reroutes)
+        return made
+
+    guarded_copy._privsdk_guards_copies = True  # type: ignore[attr-defined]
+    return guarded_copy
 
 
 def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
     """Guard ``client``, an ``openai.OpenAI``/``AsyncOpenAI`` (Azure and Bedrock ones too) the app built.
 
-    The client's httpx client gets the guard as its transport, so the client,
-    its ``with_options`` copies and any other client sharing that httpx
-    client are guarded from now on. Returns ``client``.
+    The client's httpx client gets the guard as its transport, so the client
+    and any other client sharing that httpx client are guarded from now on;
+    so are its ``copy()`` / ``with_options()`` copies, even one given an
+    ``http_client`` of its own. Returns ``client``.
     """
     if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
         raise TypeError(
@@ -170,6 +208,10 @@ class AsyncBedrockOpenAI(openai.AsyncBedrockOpenAI):
     __doc__ = openai.AsyncBedrockOpenAI.__doc__
     if not TYPE_CHECKING:
         __init__ = _guarded_init(openai.AsyncBedrockOpenAI.__init__)
+
+
+#: The drop-in classes: their copies are drop-ins, guarded by their own constructor.
+_DROPINS = (OpenAI, AsyncOpenAI, AzureOpenAI, AsyncAzureOpenAI, BedrockOpenAI, AsyncBedrockOpenAI)
 
 
 # --- instrument(): every client built from now on is guarded -----------------------------------------------------
