@@ -365,6 +365,25 @@ def test_a_response_the_app_lets_go_of_unread_is_recorded_as_cancelled(
     assert (record["operation"], record["outcome"], record["http_status"]) == ("chat", "cancelled", 200)
 
 
+def test_a_redirect_to_another_host_is_judged_as_its_own_request(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """openai's httpx client follows redirects, and a 307 keeps the body: an allowed endpoint (or a proxy in front
+    of it) that redirects to a host the policy does not know gets the request refused there, before a byte (or
+    the key) reaches that host, and the SDK does not retry it."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    with LoopbackServer(OpenAIWire(key=KEY)) as elsewhere:
+        server.fail(Status(307, headers={"location": f"{elsewhere.url}/v1/chat/completions"}))
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1")  # the SDK's default: 2 retries
+        with pytest.raises(dropin.PolicyViolation, match="not an endpoint privsdk knows"):
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "patient Jane Roe"}])
+        assert elsewhere.requests == []
+    assert len(server.requests) == 1
+    records = usage_records(usage, 2)
+    assert [(r["outcome"], r["http_status"]) for r in records] == [("ok", 307), ("refused", None)]
+
+
 def test_what_the_request_asks_for_is_judged_not_what_the_app_declared(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
