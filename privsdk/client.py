@@ -46,7 +46,7 @@ from privsdk.types import (
     ResponseFormat,
     Usage,
 )
-from privsdk.usage.record import UsageRecord, new_request_id
+from privsdk.usage.record import UsageRecord, attempt_record
 from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class _Call:
         self.requested = decision.target
         self.tags = tags
         self.budget = budget
-        #: Drawn by the recorder's writer thread when it builds the call's first record (:func:`_attempt_record`):
-        #: the call path has no use for it.
+        #: Drawn by the recorder's writer thread when it builds the call's first record
+        #: (:func:`privsdk.usage.record.attempt_record`): the call path has no use for it.
         self.request_id: str | None = None
         self.attempts = 0  # across the whole chain: a fallback's first attempt counts as a retry
 
@@ -425,9 +425,10 @@ class _Core:
             detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
             error_class, status = getattr(exc, "kind", "other"), getattr(exc, "status", None)
         # The record itself is built by the recorder's writer thread, off the call path, from these parts.
+        d = decision or call.decision
         self.recorder.record_later(
-            _attempt_record, decision or call.decision, call, target, attempt, outcome, error_class, status,
-            started, latency_s, usage, first_chunk_s,
+            attempt_record, d, call, target, target.name if target else d.chosen, attempt, outcome, error_class,
+            status, started, latency_s, usage.input_tokens, usage.output_tokens, first_chunk_s,
         )  # fmt: skip
 
     def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
@@ -575,49 +576,6 @@ def decided(result: R, decision: Decision) -> R:
 
 
 assert all(t._fields[-1] == "decision" for t in (ChatResponse, EmbedResponse, RerankResponse))
-
-
-def _attempt_record(
-    d: Decision,
-    call: _Call,
-    target: Target | None,
-    attempt: int,
-    outcome: Literal["ok", "refused", "error", "cancelled"],
-    error_class: str | None,
-    status: int | None,
-    started: float,
-    latency_s: float,
-    usage: Usage,
-    first_chunk_s: float | None,
-) -> UsageRecord:
-    """The usage record of one attempt (or refusal) of ``call``, decided by ``d``: built by the recorder's writer
-    thread (:meth:`_Core.record`), positionally, in UsageRecord's field order. The writer builds records one at a
-    time, in order, so the call's first record draws its request id and the others share it."""
-    request_id = call.request_id
-    if request_id is None:
-        request_id = call.request_id = new_request_id()
-    return UsageRecord(
-        started,  # time
-        request_id,
-        attempt,
-        d.tenant,
-        d.data_class,
-        d.target,  # requested_target
-        target.name if target else d.chosen,  # chosen_target
-        d.outcome,  # decision
-        tuple([u.requirement for u in d.unmet]) if d.unmet else (),  # unmet
-        d.operation,  # type: ignore[arg-type]  # decide() refuses any other name
-        target.offering.split(".", 1)[0] if target else None,  # vendor
-        target.model if target else None,  # model
-        outcome,
-        error_class,  # type: ignore[arg-type]  # a kind of privsdk error: sanitised by the writer
-        status,  # http_status
-        usage.input_tokens,
-        usage.output_tokens,
-        latency_s * 1000.0,  # latency_ms
-        None if first_chunk_s is None else first_chunk_s * 1000.0,  # first_chunk_ms
-        call.tags,
-    )
 
 
 def _for_target(request: Any, call: _Call, target: Target) -> Any:

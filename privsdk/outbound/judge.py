@@ -30,7 +30,7 @@ from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
 from privsdk.tenants import TenantStore
-from privsdk.usage.record import UsageRecord, new_request_id
+from privsdk.usage.record import attempt_record
 
 if TYPE_CHECKING:
     from privsdk.usage import Recorder
@@ -143,7 +143,19 @@ class Guard:
         if decision.outcome == "refuse":
             if binding is None:
                 target = verdict.targets[0] if verdict.targets else None
-                self.recorder.record_later(_record, decision, target, time.time(), 0, "refused", "policy", None, 0.0)
+                self.recorder.record_later(
+                    attempt_record,
+                    decision,
+                    None,
+                    target,
+                    decision.chosen,
+                    0,
+                    "refused",
+                    "policy",
+                    None,
+                    time.time(),
+                    0.0,
+                )
             raise PolicyViolation(decision)
         # A bound request's record is the Client's; with PRIVSDK_USAGE=none there is nothing to build one for.
         return Pass(self, verdict, out, binding is None and (self._recorder or self.recorder).keeps)
@@ -442,7 +454,9 @@ class Pass:
         self.done = True
         if self.record:
             target = self.verdict.targets[0] if self.verdict.targets else None
-            self.guard.recorder.record_later(_record, decision, target, self.started, 0, "refused", "policy", None, 0.0)
+            self.guard.recorder.record_later(
+                attempt_record, decision, None, target, decision.chosen, 0, "refused", "policy", None, self.started, 0.0
+            )
 
     def finish(
         self,
@@ -466,7 +480,19 @@ class Pass:
             outcome, kind = "ok", None
         target = self.verdict.targets[0]
         self.guard.recorder.record_later(
-            _record, self.decision, target, self.started, 1, outcome, kind, status, latency, tokens
+            attempt_record,
+            self.decision,
+            None,
+            target,
+            self.decision.chosen,
+            1,
+            outcome,
+            kind,
+            status,
+            self.started,
+            latency,
+            tokens[0],
+            tokens[1],
         )
 
 
@@ -478,37 +504,3 @@ def _kind_of(exc: BaseException) -> str:
     if "connect" in name or "protocol" in name or "network" in name or "closed" in name:
         return "connection_lost"
     return "other"
-
-
-def _record(
-    decision: Decision,
-    target: Target | None,
-    started: float,
-    attempt: int,
-    outcome: Literal["ok", "refused", "error", "cancelled"],
-    error_class: str | None,
-    status: int | None,
-    latency_s: float,
-    tokens: tuple[int | None, int | None] = (None, None),
-) -> UsageRecord:
-    # Called by the recorder's writer thread (Recorder.record_later), off the call path.
-    return UsageRecord(
-        started,  # time
-        new_request_id(),
-        attempt,
-        decision.tenant,
-        decision.data_class,
-        decision.target,  # requested_target
-        decision.chosen,  # chosen_target
-        decision.outcome,  # decision
-        tuple([u.requirement for u in decision.unmet]) if decision.unmet else (),  # unmet
-        decision.operation,  # type: ignore[arg-type]  # a vocabulary operation: sanitised by the writer
-        target.offering.partition(".")[0] if target else None,  # vendor
-        (target.model or None) if target else None,  # model
-        outcome,
-        error_class,  # type: ignore[arg-type]
-        status,  # http_status
-        tokens[0],  # input_tokens
-        tokens[1],  # output_tokens
-        latency_s * 1000.0,  # latency_ms
-    )

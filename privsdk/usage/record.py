@@ -11,7 +11,11 @@ each record against these types before any sink sees it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
+
+if TYPE_CHECKING:
+    from privsdk.decision import Decision as Decided
+    from privsdk.policy import Target
 
 #: The version of the record's shape. Stores and exported lines carry it; it changes with any field.
 SCHEMA_VERSION = 1
@@ -118,3 +122,66 @@ _bits: Callable[[int], int] | None = None
 #: The version (4) and variant (RFC 4122) bits of a UUID, as integer masks over its 128 bits.
 _UUID_CLEAR = ~(0xF000 << 64 | 0xC000 << 48)
 _UUID_V4 = 0x4000 << 64 | 0x8000 << 48
+
+
+class CallIds(Protocol):
+    """What the records of one :class:`privsdk.Client` call share: its request id (None until its first record is
+    built) and its caller tags."""
+
+    request_id: str | None
+    tags: tuple[tuple[str, str], ...]
+
+
+def attempt_record(
+    d: Decided,
+    call: CallIds | None,
+    target: Target | None,
+    chosen: str | None,
+    attempt: int,
+    outcome: Outcome,
+    error_class: str | None,
+    status: int | None,
+    started: float,
+    latency_s: float,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    first_chunk_s: float | None = None,
+) -> UsageRecord:
+    """The record of one attempt (or refusal) decided by ``d``, sent to ``target`` as ``chosen``.
+
+    Built by the recorder's writer thread (``Recorder.record_later``), off the call path, for the guard and for
+    :class:`privsdk.Client` alike. A Client call's records share its request id, drawn when the first of them is
+    built (the writer builds records one at a time, in order), and its tags; a request the guard records alone
+    (``call`` None) gets an id of its own.
+    """
+    tags: tuple[tuple[str, str], ...] = ()
+    request_id: str | None
+    if call is None:
+        request_id = new_request_id()
+    else:
+        request_id = call.request_id
+        if request_id is None:
+            request_id = call.request_id = new_request_id()
+        tags = call.tags
+    return UsageRecord(  # positionally, in the field order
+        started,  # time
+        request_id,
+        attempt,
+        d.tenant,
+        d.data_class,
+        d.target,  # requested_target
+        chosen,  # chosen_target
+        d.outcome,
+        tuple([u.requirement for u in d.unmet]) if d.unmet else (),  # unmet
+        d.operation,  # type: ignore[arg-type]  # a vocabulary operation: sanitised by the writer
+        target.offering.partition(".")[0] if target else None,  # vendor
+        (target.model or None) if target else None,  # model
+        outcome,
+        error_class,  # type: ignore[arg-type]  # a kind of privsdk error: sanitised by the writer
+        status,  # http_status
+        input_tokens,
+        output_tokens,
+        latency_s * 1000.0,  # latency_ms
+        None if first_chunk_s is None else first_chunk_s * 1000.0,  # first_chunk_ms
+        tags,
+    )
