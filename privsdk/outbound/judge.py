@@ -142,23 +142,17 @@ class Guard:
             verdict = verdict._replace(decision=decision)
         if decision.outcome == "refuse":
             if binding is None:
-                target = verdict.targets[0] if verdict.targets else None
-                self.recorder.record_later(
-                    attempt_record,
-                    decision,
-                    None,
-                    target,
-                    decision.chosen,
-                    0,
-                    "refused",
-                    "policy",
-                    None,
-                    time.time(),
-                    0.0,
-                )
+                self._record_unsent(decision, verdict.targets, time.time())
             raise PolicyViolation(decision)
         # A bound request's record is the Client's; with PRIVSDK_USAGE=none there is nothing to build one for.
         return Pass(self, verdict, out, binding is None and (self._recorder or self.recorder).keeps)
+
+    def _record_unsent(self, decision: Decision, targets: tuple[Target, ...], started: float) -> None:
+        """Record a request that was not sent as built, on ``decision`` (a refusal, or a reroute)."""
+        target = targets[0] if targets else None
+        self.recorder.record_later(
+            attempt_record, decision, None, target, decision.chosen, 0, "refused", "policy", None, started, 0.0
+        )
 
     def judge(self, out: Outgoing, binding: Binding | None = None) -> Verdict:
         """The decision on ``out`` and what it was made for, without raising or recording (``privsdk explain``)."""
@@ -453,10 +447,7 @@ class Pass:
             return
         self.done = True
         if self.record:
-            target = self.verdict.targets[0] if self.verdict.targets else None
-            self.guard.recorder.record_later(
-                attempt_record, decision, None, target, decision.chosen, 0, "refused", "policy", None, self.started, 0.0
-            )
+            self.guard._record_unsent(decision, self.verdict.targets, self.started)
 
     def finish(
         self,
@@ -478,22 +469,10 @@ class Pass:
             outcome, kind = "error", error_for_status(status).kind
         else:
             outcome, kind = "ok", None
-        target = self.verdict.targets[0]
         self.guard.recorder.record_later(
-            attempt_record,
-            self.decision,
-            None,
-            target,
-            self.decision.chosen,
-            1,
-            outcome,
-            kind,
-            status,
-            self.started,
-            latency,
-            tokens[0],
-            tokens[1],
-        )
+            attempt_record, self.decision, None, self.verdict.targets[0], self.decision.chosen, 1, outcome, kind,
+            status, self.started, latency, tokens[0], tokens[1],
+        )  # fmt: skip
 
 
 def _kind_of(exc: BaseException) -> str:
