@@ -396,7 +396,7 @@ class _Core:
         return result
 
     def attempt_timeout(self, call: _Call, timeout: float | None, vendor: str) -> float:
-        remaining = call.budget.deadline - time.monotonic()
+        remaining = call.budget.remaining()
         if remaining <= 0:
             raise VendorTimeout(vendor)  # the deadline has passed: no attempt, no bytes
         return min(self.timeout if timeout is None else timeout, remaining)
