@@ -320,6 +320,22 @@ def test_the_meter_reads_tokens_from_every_answer_in_chunks_of_any_size(
     assert meter.tokens() == tokens
 
 
+@pytest.mark.parametrize("null", [b'"usage":null', b'"usage" : null', b'"usage":\n  null'])
+@pytest.mark.parametrize("size", [1, 5, 8, 64])
+def test_a_null_usage_in_every_chunk_counts_nothing_however_it_is_spelled(null: bytes, size: int) -> None:
+    """Under ``include_usage`` every chunk of a stream but its last has a null usage: compact (OpenAI's own,
+    passed over at once) or spaced (any other server), split anywhere, it holds no counts and hides none."""
+    chunk = b'data: {"choices":[{"delta":{"content":"hi"}}],' + null + b"}\n\n"
+    last = b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":9}}\n\n'
+    data = chunk * 20 + last + b"data: [DONE]\n\n"
+    meter = UsageMeter()
+    for i in range(0, len(data), size):
+        meter.feed(data[i : i + size])
+        if i + size < len(data) - len(last) - 15:
+            assert meter.tokens() == (None, None)
+    assert meter.tokens() == (5, 9)
+
+
 def test_the_meter_keeps_no_content() -> None:
     """Only the bytes of a usage object in arrival stay in the meter, never the text around it."""
     app = OpenAIWire()

@@ -194,8 +194,12 @@ class OpenAIWire:
             chunks.extend(self._chunk({"content": piece}) for piece in _split(self.text, self.pieces))
         chunks.append(self._chunk({}, finish))
         if (body.get("stream_options") or {}).get("include_usage"):
+            # Every chunk but the last then has "usage": null, as OpenAI's do.
+            chunks = [{**chunk, "usage": None} for chunk in chunks]
             chunks.append(self._completion("chat.completion.chunk", [], usage=True))
-        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=sse(*chunks, "[DONE]"))
+        # OpenAI sends each event as compact JSON.
+        events = (json.dumps(chunk, separators=(",", ":")) for chunk in chunks)
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=sse(*events, "[DONE]"))
 
     def _calls_for(self, tools: Any, choice: Any, answering_tool: bool) -> list[tuple[str, str, str]]:
         """Call a tool when tools are offered, unless told not to or answering a tool's result.

@@ -301,6 +301,11 @@ class OpenAIReader:
 #: Operations whose successful answer is JSON or server-sent events, never audio, images or file content.
 _JSON_ANSWERS = frozenset({"chat", "stream", "embed"})
 _KEY = b'"usage"'
+#: What follows the key in every chunk of a Chat Completions stream with ``include_usage`` but its last (OpenAI
+#: sends compact JSON; any other spelling of null takes the general path).
+_NULL = b":null"
+#: The bytes kept after a chunk: just too few to hold the key, so a key split across chunks is found once.
+_TAIL = 1 - len(_KEY)
 #: The longest usage object kept while it arrives; anything longer is not a usage object.
 _MAX_USAGE = 4096
 #: The json module's C scanner: one JSON value at an offset, without raw_decode's Python wrapper.
@@ -329,18 +334,21 @@ class UsageMeter:
 
     def feed(self, chunk: bytes) -> None:
         # On the path of every answer and every chunk of a stream: offsets into one buffer, no copy of what passes.
-        buf = self._buf + chunk if self._buf else chunk
+        buf = self._buf + chunk
         at = buf.find(_KEY)
         while at >= 0:
-            parsed, end = self._usage(buf, at + len(_KEY))
+            start = at + len(_KEY)
+            if buf.startswith(_NULL, start):  # no counts here: half the cost of a stream's chunk, passed over
+                at = buf.find(_KEY, start)
+                continue
+            parsed, end = self._usage(buf, start)
             if end is None:  # the object has not fully arrived yet
                 self._buf = buf[at:] if len(buf) - at <= _MAX_USAGE else b""
                 return
             if isinstance(parsed, dict):
                 self._take(parsed)
             at = buf.find(_KEY, end)
-        # Keep just enough to find a key split across chunks.
-        self._buf = buf[-(len(_KEY) - 1) :]
+        self._buf = buf[_TAIL:]
 
     @staticmethod
     def _usage(buf: bytes, start: int) -> tuple[Any, int | None]:
