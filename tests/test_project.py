@@ -75,6 +75,21 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert "demo: setup\n\t$(VENV)/bin/python examples/offline_demo.py" in makefile
 
 
+def test_no_file_holds_an_unresolved_merge_conflict() -> None:
+    """A merge left docs/client.md with both sides and their markers once; git's own markers must never ship."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    markers = ("<<<<<<< ", "=======", ">>>>>>> ")
+    conflicted = []
+    for name in tracked:
+        path = REPO / name
+        if path.suffix not in {".py", ".md", ".toml", ".txt", ".yml", ".yaml", ".cfg", ""} or not path.is_file():
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if any(line.startswith(markers[0]) or line == markers[1] or line.startswith(markers[2]) for line in lines):
+            conflicted.append(name)
+    assert conflicted == []
+
+
 def test_privsdk_never_comes_from_a_registry() -> None:
     """uv.lock resolves privsdk from the checkout only, and holds no other privsdk distribution."""
     lock = tomlcompat.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
