@@ -199,3 +199,62 @@ def test_the_verdict_kept_for_a_kind_of_request_ends_at_utc_midnight(
     with pytest.raises(PolicyViolation) as refused:
         guard.check(out)
     assert "past tenant 't''s limit" in str(refused.value)
+
+
+def _guard_file(write_config, catalogue: Catalogue, text: str, env: Mapping[str, str] | None = None) -> Guard:  # type: ignore[no-untyped-def]
+    return _guard({"PRIVSDK_CONFIG": str(write_config(text)), **(env or {})}, catalogue)
+
+
+def test_a_configured_target_holds_for_its_own_model_only(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    """One target configured for an offering once stood for every request to that offering (its deployment, None,
+    equalled the request's): a global profile, a US profile, another model family, all judged as the EU target."""
+    guard = _guard_file(
+        write_config,
+        catalogue,
+        '[targets.eu-claude]\noffering = "bedrock.runtime"\nmodel = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"\n'
+        'region = "eu-central-1"\nattest = ["region=eu"]\n'
+        '[tenants.acme]\nclasses.default = ["region=eu"]\n',
+    )
+    host = "https://bedrock-runtime.eu-central-1.amazonaws.com/model/x/converse"
+    assert _decide(guard, host, Asks("chat", "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"))[0] == "allow"
+    for model in (
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "meta.llama3-70b-instruct-v1:0",
+    ):
+        outcome, unmet, _ = _decide(guard, host, Asks("chat", model))
+        assert (outcome, unmet) == ("refuse", ("region=eu",)), model
+
+
+def test_a_configured_target_does_not_lift_a_model_limit(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    """Mistral's labs models are outside its ZDR: a harmless target for another model must not change that."""
+    guard = _guard_file(
+        write_config,
+        catalogue,
+        '[attest]\nmistral = ["plan=scale", "zdr"]\n'
+        '[targets.small]\noffering = "mistral.api"\nmodel = "mistral-small-latest"\n'
+        '[tenants.acme]\nclasses.default = ["zdr"]\n',
+    )
+    api = "https://api.mistral.ai/v1/chat/completions"
+    assert _decide(guard, api, Asks("chat", "mistral-small-latest"))[0] == "allow"
+    assert _decide(guard, api, Asks("chat", "labs-devstral-small-2512"))[:2] == ("refuse", ("zdr",))
+
+
+def test_a_configured_target_holds_in_its_own_region_only(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    """Bedrock's data-retention setting is per Region: a target attested in eu-central-1 says nothing of the same
+    model called in us-east-1, and a Client attempt for that target must not go there."""
+    guard = _guard_file(
+        write_config,
+        catalogue,
+        '[targets.eu-claude]\noffering = "bedrock.runtime"\nmodel = "anthropic.claude-3-haiku-20240307-v1:0"\n'
+        'region = "eu-central-1"\nattest = ["region=eu"]\n'
+        '[tenants.acme]\nclasses.default = ["region=eu"]\n',
+    )
+    claude = Asks("chat", "anthropic.claude-3-haiku-20240307-v1:0")
+    assert _decide(guard, "https://bedrock-runtime.eu-central-1.amazonaws.com/model/x/converse", claude)[0] == "allow"
+    for region in ("us-east-1", "ap-northeast-1"):
+        url = f"https://bedrock-runtime.{region}.amazonaws.com/model/x/converse"
+        assert _decide(guard, url, claude)[:2] == ("refuse", ("region=eu",)), region
+    out = Outgoing("test", "POST", "https", "bedrock-runtime.us-east-1.amazonaws.com", None, "/model/x/converse")
+    with pytest.raises(_Refused, match="goes to region us-east-1, the target names eu-central-1"):
+        guard.targets(guard.place(out), claude, out, guard.policy.targets["eu-claude"])

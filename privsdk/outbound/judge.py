@@ -317,6 +317,14 @@ class Guard:
                 raise _Refused(
                     bound.name, asks.operation, f"the request names model {model!r}, target {bound.name!r} is another"
                 )
+            region = place.region or asks.location
+            if bound.region is not None and region is not None and bound.region != region:
+                raise _Refused(
+                    bound.name,
+                    asks.operation,
+                    f"the request for target {bound.name!r} goes to region {region}, the target names {bound.region} "
+                    "(set the SDK's region, or the target's, to the one it is for)",
+                )
             return (bound._replace(**observed),)  # type: ignore[arg-type]
         found = []
         for offering in offerings:
@@ -342,13 +350,23 @@ class Guard:
         return tuple(found)
 
     def _configured(self, offering: str, place: Place, asks: Asks) -> Target | None:
-        """The policy's target for this offering, endpoint and model, when exactly one matches."""
+        """The policy's target for this offering, endpoint, region and model, when exactly one matches.
+
+        A target's attestations hold for what it names and nothing else: a request for another model, or sent to
+        another region than the target's, is not that target (and is judged as the catalogue has it).
+        """
+        region = place.region or asks.location
         matches = [
             t
             for t in self.policy.targets.values()
             if t.offering == offering
             and (t.endpoint is None or t.endpoint.rstrip("/") == place.endpoint)
-            and (asks.model is None or asks.model in (t.model, t.deployment) or asks.deployment == t.deployment)
+            and (t.region is None or region is None or t.region == region)
+            and (
+                asks.model is None
+                or asks.model in (t.model, t.deployment)
+                or (asks.deployment is not None and asks.deployment == t.deployment)
+            )
         ]
         return matches[0] if len(matches) == 1 else None
 
