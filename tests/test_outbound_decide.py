@@ -258,3 +258,67 @@ def test_a_configured_target_holds_in_its_own_region_only(write_config, catalogu
     out = Outgoing("test", "POST", "https", "bedrock-runtime.us-east-1.amazonaws.com", None, "/model/x/converse")
     with pytest.raises(_Refused, match="goes to region us-east-1, the target names eu-central-1"):
         guard.targets(guard.place(out), claude, out, guard.policy.targets["eu-claude"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [{"type": ["image_url"], "text": "x"}]}]},
+        {"model": "gpt-4o-mini", "messages": [], "prompt_cache_options": {"ttl": ["12h"]}},
+        {"model": ["gpt-4o-mini"], "messages": []},
+    ],
+)
+def test_a_body_of_an_unexpected_shape_is_refused_without_quoting_it(catalogue: Catalogue, body: object) -> None:
+    """A list where a name is due made the reader raise TypeError out of the transport: no refusal, no record."""
+    import json
+
+    from privsdk.errors import PolicyViolation
+
+    guard = _guard({"PRIVSDK_ENDPOINTS": "http://gw.test=openai.api"}, catalogue)
+    data = json.dumps(body).replace("x", "CANARY-SHAPE").encode()
+    out = Outgoing("openai", "POST", "http", "gw.test", None, "/v1/chat/completions", "", {}, data)
+    verdict = guard.judge(out)
+    assert verdict.decision.outcome == "refuse"
+    reason = verdict.decision.reason or ""
+    assert "could not read this request" in reason or "names is not a string" in reason
+    with pytest.raises(PolicyViolation) as caught:
+        guard.check(out)
+    assert "CANARY" not in repr(caught.value.args) and "CANARY" not in str(caught.value.decision.to_json())
+
+
+def _chat_to(guard: Guard, host: str, path: str, model: str) -> str:
+    """The outcome of a chat request, as the openai SDK sends it, to ``host`` at ``path`` naming ``model``."""
+    import json
+
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    return guard.judge(Outgoing("openai", "POST", "https", host, None, path, "", {}, body)).decision.outcome
+
+
+def test_an_azure_deployment_is_judged_by_what_it_runs_not_by_the_body(catalogue: Catalogue) -> None:
+    """Azure runs the deployment the path names, whatever model the body names: a Mistral deployment called with
+    model="gpt-4o" once got Azure OpenAI's BAA, which partner models cannot have."""
+    guard = _guard({"PRIVSDK_REQUIRE": "hipaa_baa", "PRIVSDK_ATTEST": "azure:baa"}, catalogue)
+    foundry, path = "contoso.services.ai.azure.com", "/openai/deployments/{}/chat/completions"
+    assert _chat_to(guard, foundry, path.format("gpt-4o"), "gpt-4o") == "allow"
+    for body_model in ("Mistral-Large-2411", "gpt-4o"):
+        assert _chat_to(guard, foundry, path.format("Mistral-Large-2411"), body_model) == "refuse", body_model
+    # A deployment whose name says nothing of its model is judged through a target that names it, or refused.
+    assert _chat_to(guard, "contoso.openai.azure.com", path.format("prod-chat"), "gpt-4o") == "refuse"
+    reason = guard.judge(
+        Outgoing("openai", "POST", "https", "contoso.openai.azure.com", None, path.format("prod-chat"), "", {}, b"{}")
+    ).decision.reason
+    assert reason is not None and "deployment = 'prod-chat'" in reason
+
+
+def test_a_deployment_named_by_a_target_is_judged_as_that_target(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    guard = _guard_file(
+        write_config,
+        catalogue,
+        '[attest]\nazure = ["baa"]\n'
+        '[targets.prod]\noffering = "azure.openai"\nmodel = "gpt-4o"\ndeployment = "prod-chat"\n'
+        'endpoint = "https://contoso.openai.azure.com"\n'
+        '[tenants.acme]\nclasses.default = ["hipaa_baa"]\n',
+    )
+    path = "/openai/deployments/{}/chat/completions"
+    assert _chat_to(guard, "contoso.openai.azure.com", path.format("prod-chat"), "whatever") == "allow"
+    assert _chat_to(guard, "contoso.openai.azure.com", path.format("other-chat"), "gpt-4o") == "refuse"

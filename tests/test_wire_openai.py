@@ -217,7 +217,7 @@ def test_the_plain_chat_shortcut_never_hides_a_feature(
     assert READER.read(request("POST", "/v1/chat/completions", data)).features == _chat_features(body)
 
 
-RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
+RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str] | None]] = [
     ("store false", {}, frozenset()),
     ("store missing: stored by default", {"store": None}, frozenset({"stored_responses"})),
     ("store true", {"store": True}, frozenset({"stored_responses"})),
@@ -246,12 +246,39 @@ RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
         frozenset({"file_inputs"}),
     ),
     ("text input", {"input": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]}, frozenset()),
+    (
+        "hosted tools in an additional_tools item",
+        {"input": [{"type": "additional_tools", "tools": [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}]}]},
+        frozenset({"web_search", "hosted_tools"}),
+    ),
+    (
+        "extended cache in a tool call's output",
+        {"input": [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": "x", "prompt_cache_breakpoint": {"ttl": "12h"}}]}]},
+        frozenset({"prompt_caching"}),
+    ),
+    (
+        "a file in a tool call's output",
+        {"input": [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_file", "file_id": "f"}]}]},
+        frozenset({"file_inputs"}),
+    ),
+    (
+        "a computer call's screenshot",
+        {"input": [{"type": "computer_call_output", "call_id": "c", "output": {"type": "computer_screenshot", "image_url": "data:"}}]},
+        frozenset({"file_inputs"}),
+    ),
+    ("a text tool output", {"input": [{"type": "function_call_output", "call_id": "c", "output": "42"}]}, frozenset()),
+    ("a stored item", {"input": [{"type": "item_reference", "id": "msg_1"}]}, frozenset({"stored_responses"})),
+    ("an unknown tool in an item", {"input": [{"type": "additional_tools", "tools": [{"type": "teleport"}]}]}, None),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "extra", "features"), RESPONSES_FEATURES, ids=[f[0] for f in RESPONSES_FEATURES])
-def test_responses_features(name: str, extra: dict[str, Any], features: frozenset[str]) -> None:
+def test_responses_features(name: str, extra: dict[str, Any], features: frozenset[str] | None) -> None:
     body = {k: v for k, v in {**RESP, **extra}.items() if v is not None}
+    if features is None:  # unreadable: the guard refuses it
+        with pytest.raises(Unreadable):
+            READER.read(request("POST", "/v1/responses", body))
+        return
     assert READER.read(request("POST", "/v1/responses", body)).features == features
 
 

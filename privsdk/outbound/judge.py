@@ -188,6 +188,14 @@ class Guard:
         except Unreadable as exc:
             decision = refused(self.policy, out.host, "other", tenant, data_class, f"{out.host}: {exc}")
             return Verdict(decision, (), place, asks, wire)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            # A body of a shape no reader expects (a list where a name is due, say) must not escape as the
+            # reader's own error: it is refused, recorded, and said without the exception's text (which can
+            # quote the body).
+            reason = f"{out.host}: privsdk could not read this request ({type(exc).__name__} on a field of an "
+            reason += "unexpected type); it was not sent"
+            decision = refused(self.policy, out.host, "other", tenant, data_class, reason)
+            return Verdict(decision, (), place, asks, wire)
 
     def _new_day(self) -> None:
         """Forget the verdicts of a day gone by: the next UTC midnight ends today's."""
@@ -288,17 +296,6 @@ class Guard:
         self, place: Place, asks: Asks, out: Outgoing, bound: Target | None, account: str | None
     ) -> tuple[Target, ...]:
         model = asks.deployment or asks.model
-        offerings = [o for o in (self.catalogue.offering(i) for i in place.offerings) if o is not None]
-        if asks.model is not None:
-            serving = [o for o in offerings if o.serves_model(asks.model)]
-            if not serving and asks.deployment is None:
-                names = ", ".join(o.id for o in offerings)
-                raise _Refused(
-                    out.host,
-                    asks.operation,
-                    f"unknown model family {asks.model!r} at {place.endpoint} ({names})",
-                )
-            offerings = serving or offerings
         geography = place.geography
         if asks.location is not None and place.region_kind and place.region != asks.location:
             # A Vertex path (or a Bedrock model ARN) names a region of its own: where it and the host disagree,
@@ -326,6 +323,23 @@ class Guard:
                     "(set the SDK's region, or the target's, to the one it is for)",
                 )
             return (bound._replace(**observed),)  # type: ignore[arg-type]
+        # An Azure deployment in the path decides what runs, whatever model the body names: the model family is
+        # read from the deployment's name, or from the configured target that names the deployment.
+        offerings = [o for o in (self.catalogue.offering(i) for i in place.offerings) if o is not None]
+        if model is not None:
+            serving = [
+                o
+                for o in offerings
+                if o.serves_model(model)
+                or (asks.deployment is not None and self._configured(o.id, place, asks) is not None)
+            ]
+            if not serving:
+                names = ", ".join(o.id for o in offerings)
+                fix = f" (name it in a target: deployment = {model!r})" if asks.deployment is not None else ""
+                raise _Refused(
+                    out.host, asks.operation, f"unknown model family {model!r} at {place.endpoint} ({names}){fix}"
+                )
+            offerings = serving
         found = []
         for offering in offerings:
             configured = self._configured(offering.id, place, asks)
@@ -338,7 +352,7 @@ class Guard:
                 Target(
                     name=f"{prefix}/{model}" if model else prefix,
                     offering=offering.id,
-                    model=asks.model or "",
+                    model=model or "",
                     endpoint=place.endpoint if place.declared else None,
                     deployment=asks.deployment,
                     region=place.region,
@@ -363,9 +377,9 @@ class Guard:
             and (t.endpoint is None or t.endpoint.rstrip("/") == place.endpoint)
             and (t.region is None or region is None or t.region == region)
             and (
-                asks.model is None
-                or asks.model in (t.model, t.deployment)
-                or (asks.deployment is not None and asks.deployment == t.deployment)
+                asks.deployment == (t.deployment or t.model)  # a deployment is named by the target, or is its model
+                if asks.deployment is not None
+                else asks.model is None or asks.model in (t.model, t.deployment)
             )
         ]
         return matches[0] if len(matches) == 1 else None

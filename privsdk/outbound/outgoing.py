@@ -103,6 +103,17 @@ def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = 
     return body
 
 
+def body_model(body: Mapping[str, Any], protocol: str) -> str | None:
+    """The model a JSON body names, None when it names none; :class:`Unreadable` when ``model`` is there but not
+    a name (judged as no model, the request would escape the facts of the model it is for)."""
+    model = body.get("model")
+    if isinstance(model, str):
+        return model or None
+    if model is None:
+        return None
+    raise Unreadable(f"the model this {protocol} request names is not a string")
+
+
 _name_and_value = operator.itemgetter(1, 2)
 
 

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, content_type, json_object
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, body_model, content_type, json_object
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -66,7 +66,9 @@ class CohereReader:
         method = request.method
         if family in _GENERATE and len(parts) == 2 and method == "POST":
             body = json_object(request, "Cohere", family)
-            return Asks("stream" if body.get("stream") is True else "chat", _model(body), _chat_features(body))
+            return Asks(
+                "stream" if body.get("stream") is True else "chat", body_model(body, "Cohere"), _chat_features(body)
+            )
         if family == "models" or family == "check-api-key":
             # A model listing (or a key check) carries no content.
             return Asks("models")
@@ -76,9 +78,9 @@ class CohereReader:
         operation = fixed
         if operation == "embed" and method == "POST":
             body = json_object(request, "Cohere", family)
-            return Asks("embed", _model(body), _embed_features(body))
+            return Asks("embed", body_model(body, "Cohere"), _embed_features(body))
         if operation == "rerank" and method == "POST":
-            return Asks("rerank", _model(json_object(request, "Cohere", family)))
+            return Asks("rerank", body_model(json_object(request, "Cohere", family), "Cohere"))
         return Asks(operation)
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
@@ -109,11 +111,6 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     if "query" in body and "documents" in body:
         return Asks("rerank", model)
     raise Unreadable("a Cohere SageMaker request that is neither chat, embed nor rerank")
-
-
-def _model(body: Mapping[str, Any]) -> str | None:
-    model = body.get("model")
-    return model if isinstance(model, str) and model else None
 
 
 def _chat_features(body: Mapping[str, Any]) -> frozenset[str]:

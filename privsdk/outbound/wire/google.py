@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object
 
 # -- operations -------------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class GoogleReader:
         if tail not in ("chat/completions", "embeddings", "completions"):
             raise Unreadable("unknown path shape /endpoints/openapi/...")
         body = json_object(request, "Vertex", "OpenAI-compatible", empty=True)
-        model = body.get("model") if isinstance(body.get("model"), str) else None
+        model = body_model(body, "Vertex")
         publisher, _, _ = (model or "").partition("/")
         if tail == "embeddings":
             return Asks("embed", model=model, project=project, location=location, publisher=publisher or None)
@@ -277,7 +277,7 @@ class GoogleReader:
                 features.add(_MODALITIES[modality.upper()])
         if _has_file_input(body.get("input")):
             features.add("file_inputs")
-        model = body.get("model") if isinstance(body.get("model"), str) else None
+        model = body_model(body, "Vertex")
         agent = body.get("agent")
         if model is None and agent is not None:
             features.add("hosted_tools")  # an agent (Deep Research) runs Google's tools on its own

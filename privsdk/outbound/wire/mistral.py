@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, content_type, json_object
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, body_model, content_type, json_object
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -96,10 +96,10 @@ class MistralReader:
             if rest == ["completions"]:
                 return _completion(request, family)
             if rest[0] in ("moderations", "classifications"):
-                return Asks("moderation", _model(json_object(request, "Mistral", family)))
+                return Asks("moderation", body_model(json_object(request, "Mistral", family), "Mistral"))
         elif family == "embeddings" and not rest and method == "POST":
             body = json_object(request, "Mistral", family)
-            return Asks("embed", _model(body))
+            return Asks("embed", body_model(body, "Mistral"))
         elif family == "conversations":
             return _conversation(request, rest)
         elif family == "responses" and method == "POST":
@@ -126,11 +126,6 @@ class MistralReader:
         return None
 
 
-def _model(body: Mapping[str, Any]) -> str | None:
-    model = body.get("model")
-    return model if isinstance(model, str) and model else None
-
-
 def _operation(body: Mapping[str, Any]) -> str:
     return "stream" if body.get("stream") is True else "chat"
 
@@ -142,7 +137,7 @@ def _completion(request: Outgoing, family: str) -> Asks:
     _messages(body.get("messages"), features)
     if body.get("prompt_cache_key"):
         features.add("prompt_caching")
-    return Asks(_operation(body), _model(body), frozenset(features) if features else _NONE)
+    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features) if features else _NONE)
 
 
 def _conversation(request: Outgoing, rest: list[str]) -> Asks:
@@ -160,7 +155,7 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
     _inputs(body.get("inputs"), features)
     if body.get("prompt_cache_key"):
         features.add("prompt_caching")
-    return Asks(_operation(body), _model(body), frozenset(features))
+    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features))
 
 
 def _response(request: Outgoing) -> Asks:
@@ -174,7 +169,7 @@ def _response(request: Outgoing) -> Asks:
         features.add("prompt_caching")
     _tools(body.get("tools"), features)
     _inputs(body.get("input"), features)
-    return Asks(_operation(body), _model(body), frozenset(features) if features else _NONE)
+    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features) if features else _NONE)
 
 
 def _tools(tools: Any, features: set[str]) -> None:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, content_type, json_object
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object
 
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
 _FAMILY: Mapping[str, str] = {
@@ -85,8 +85,8 @@ _TOOLS: Mapping[str, frozenset[str]] = {
 _HOSTED = frozenset({"hosted_tools"})
 _NONE: frozenset[str] = frozenset()
 
-#: Content part types that carry a file or an image into the request.
-_FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file"})
+#: Content part types that carry a file or an image into the request (a computer-use screenshot is an image).
+_FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "computer_screenshot"})
 #: Prompt-cache lifetimes that keep the cache beyond OpenAI's in-memory default.
 _EXTENDED_TTL = frozenset({"12h"})
 
@@ -209,13 +209,24 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
 
 
 def _item_features(items: Any, found: set[str]) -> None:
-    """The features of the content parts of chat ``messages`` or Responses ``input`` items."""
+    """The features of chat ``messages`` or Responses ``input`` items: their content parts, a tool call's output
+    parts (``function_call_output``, ``computer_call_output``), the tools an ``additional_tools`` item brings, and
+    a reference to a stored item."""
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict):
                 content = item.get("content")
                 if isinstance(content, list):  # plain text is the usual content, and carries no feature
                     _part_features(content, found)
+                output = item.get("output")
+                if isinstance(output, list):
+                    _part_features(output, found)
+                elif isinstance(output, dict):  # a computer call's screenshot
+                    _part_features([output], found)
+                if "tools" in item:
+                    _tool_features(item["tools"], found)
+                if item.get("type") == "item_reference":  # answered from what OpenAI stored
+                    found.add("stored_responses")
 
 
 class _Plan(NamedTuple):
@@ -269,8 +280,7 @@ class OpenAIReader:
         if asks is not None:
             return asks
         body = json_object(request, "OpenAI", family)
-        model = body.get("model")
-        model = model if isinstance(model, str) else None
+        model = body_model(body, "OpenAI")
         if family == "embeddings":
             return Asks("embed", model=model, deployment=deployment)
         if family == "responses":
