@@ -210,8 +210,19 @@ examples:
 
 Every client of openai, cohere, mistralai, boto3 (Bedrock) and google-genai that the program creates,
 itself or inside a framework, sends through the guard, configured by the PRIVSDK_* environment.
-exit status: the program's own
+Each Python process loads the guard from PYTHONPATH: a Python started with -I, -E or -S would not, and is
+refused (-s and -P isolate without dropping the guard); so is one that cannot import privsdk.
+exit status: the program's own; 2 when privsdk run refuses to start it
 """
+
+#: The Python options that keep the guard out: -I and -E ignore PYTHONPATH, where privsdk run puts the guard's
+#: sitecustomize, and -S skips the site module, which imports it. No other option does (not -s, -P, -W or any
+#: -X option), nor does PYTHONNOUSERSITE: they leave PYTHONPATH and sitecustomize alone.
+_SKIPS_THE_GUARD = {
+    "I": "-I (isolated mode ignores PYTHONPATH, where privsdk run puts the guard)",
+    "E": "-E (ignores PYTHONPATH, where privsdk run puts the guard)",
+    "S": "-S (skips the site module, which loads the guard)",
+}
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
@@ -230,10 +241,88 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     import shutil
 
     program = shutil.which(command[0]) or command[0]
+    _refuse_a_python_that_skips_the_guard(program, command)
     try:
         os.execve(program, command, env)
     except OSError as exc:
         raise ConfigError(f"cannot run {command[0]!r} ({exc.strerror})", hint="name a program on PATH") from None
+
+
+def _refuse_a_python_that_skips_the_guard(program: str, command: list[str]) -> None:
+    """Refuse, before it starts, a Python whose options would keep the guard's sitecustomize from loading.
+
+    Refusing is the simple, robust choice. Guarding such a Python all the same would mean starting the program
+    through a bootstrap (``python -I -c "instrument(); runpy..."``), which changes what the program sees:
+    sys.argv[0] and sys.orig_argv, __main__'s __spec__ and __file__, how -m and -c behave, and -I's promise that
+    nothing from the environment enters the process. The command is read as Python reads it: the interpreter
+    named directly, or the one the #! line of the named script starts (a console script such as uvicorn). A
+    Python that a shell script or another program starts is out of reach here: it is guarded when it loads the
+    sitecustomize, and stops before the program runs when it cannot import privsdk (see sitecustomize.py).
+    """
+    import re
+
+    is_python = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*(?:-dbg)?(?:\.exe)?", re.IGNORECASE).fullmatch
+    names = {os.path.basename(program), os.path.basename(os.path.realpath(program))}
+    if any(is_python(name) for name in names):
+        where, options = f"Python ({command[0]})", command[1:]
+    else:
+        words = _shebang(program)
+        first = next((i for i, word in enumerate(words) if is_python(os.path.basename(word))), None)
+        if first is None:
+            return
+        where, options = f"the Python that the #! line of {command[0]} starts ({' '.join(words)})", words[first + 1 :]
+    skipping = _options_that_skip_the_guard(options)
+    if skipping:
+        raise ConfigError(
+            f"privsdk run refused to start {command[0]}: {where} is given "
+            + " and ".join(_SKIPS_THE_GUARD[letter] for letter in skipping)
+            + ", so the SDK clients the program creates would not be guarded",
+            hint="drop the option; -s and -P isolate from the user's site-packages and the script's folder and "
+            "keep the guard; or call privsdk.instrument() first thing in the program",
+        )
+
+
+def _shebang(program: str) -> list[str]:
+    """The words of ``program``'s #! line; none when it has none or cannot be read."""
+    if not os.path.isfile(program):
+        return []
+    try:
+        with open(program, "rb") as file:
+            head = file.read(256)  # what Linux reads of a #! line
+    except OSError:
+        return []
+    if not head.startswith(b"#!"):
+        return []
+    return head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+
+
+def _options_that_skip_the_guard(options: Sequence[str]) -> list[str]:
+    """The letters of :data:`_SKIPS_THE_GUARD` among Python's own options at the head of ``options``.
+
+    Read as Python reads its command line: short options combine (-IS, -Ec CMD), -W and -X take a value (the
+    rest of the word or the next word), -c and -m end Python's options, as do the script's name, - and --.
+    """
+    found: dict[str, None] = {}
+    at = 0
+    while at < len(options):
+        word = options[at]
+        if word in ("-", "--") or not word.startswith("-"):
+            break
+        at += 1
+        if word.startswith("--"):  # --check-hash-based-pycs MODE takes a value; --help and the others none
+            if word == "--check-hash-based-pycs":
+                at += 1
+            continue
+        for i, letter in enumerate(word[1:], start=1):
+            if letter in "cm":
+                return list(found)
+            if letter in "WX":
+                if i == len(word) - 1:
+                    at += 1
+                break
+            if letter in _SKIPS_THE_GUARD:
+                found[letter] = None
+    return list(found)
 
 
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
@@ -280,8 +369,15 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     headers = {}
     for item in args.header:
         name, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"bad --header {name!r}", hint="write NAME=VALUE")
+        if not eq or not name.strip():
+            # Never the value (an Authorization header's is a key); the name only when it looks like one.
+            name = item.partition(":")[0].strip() if eq == "" else ""
+            plain = name.isascii() and name.replace("-", "").replace("_", "").isalnum() and len(name) <= 64
+            shown = f"--header {name!r}" if plain and ":" in item else "--header"
+            raise ConfigError(
+                f"bad {shown}: not NAME=VALUE (the value is not shown)",
+                hint="write NAME=VALUE with '=', not ':', e.g. --header OpenAI-Project=proj_abc",
+            )
         headers[name.strip().lower()] = value.strip()
     body = args.body if args.body is not None else json.dumps({"model": args.model}) if args.model else ""
     request = Outgoing(

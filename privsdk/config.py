@@ -74,6 +74,47 @@ def shown_env_name(value: object) -> str:
     return "a value that does not look like a variable name (not shown: is a secret pasted there?)"
 
 
+def missing_credential(
+    vendor: str, key: str, env_name: str, *, where: str | None, key_path: str, tenant: str | None = None
+) -> ConfigError:
+    """The error for a tenant's credential whose variable is not set, from a policy file or a tenant store alike.
+
+    ``env_name`` is shown only when it looks like a variable name (:func:`shown_env_name`): a key pasted where
+    its variable's name belongs never reaches the message. ``key_path`` is where the name is written
+    (``tenants.acme.credentials.openai.api_key``, or ``credentials.openai.api_key`` in a tenant's own document).
+    """
+    shown = shown_env_name(env_name)
+    prefix = f"tenant {tenant!r}: " if tenant is not None else ""
+    return ConfigError(
+        f"{prefix}{vendor} credential {key!r} names {shown}, which is not set",
+        where=where,
+        hint=f"set {shown} in the environment"
+        if shown == env_name
+        else f"write the name of the variable that holds it at {key_path}",
+    )
+
+
+#: What a URL's scheme looks like; anything else before "://" is not shown.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]{0,15}$")
+
+
+def shown_url(value: str) -> str:
+    """``value``, a URL or connection string, as an error message may show it: without user info
+    (``user:password@``), query string or fragment, which can hold credentials (``?password=``)."""
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if sep and not _SCHEME.match(scheme):
+        return "the value (not shown: it is not a URL)"
+    if not sep:
+        rest = text
+    main = rest
+    for mark in "?#":
+        main = main.partition(mark)[0]
+    cut = len(main) < len(rest)
+    main = main.rpartition("@")[2]  # user info, even a password holding '/' (everything to the last '@')
+    return (scheme + sep if sep else "") + main + ("?..." if cut else "")
+
+
 def load_policy(
     environ: Mapping[str, str] | None = None,
     catalogue: Catalogue | None = None,
@@ -114,7 +155,7 @@ def load_policy(
             url, eq, offering = item.rpartition("=")
             if not eq:
                 raise ConfigError(
-                    f"{item!r} is not URL=OFFERING",
+                    f"{shown_url(item)} is not URL=OFFERING",
                     where="PRIVSDK_ENDPOINTS",
                     hint="write e.g. http://127.0.0.1:8000/v1=selfhosted.vllm",
                 )
@@ -169,7 +210,7 @@ def usage_spec(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     usage = env.get("PRIVSDK_USAGE", "sqlite").strip() or "sqlite"
     if not USAGE_SPEC.match(usage):
-        raise ConfigError(f"bad value {usage!r}", where="PRIVSDK_USAGE", hint=USAGE_SPEC_HINT)
+        raise ConfigError(f"bad value {shown_url(usage)!r}", where="PRIVSDK_USAGE", hint=USAGE_SPEC_HINT)
     return usage
 
 
@@ -386,8 +427,14 @@ class _Document:
         }
         endpoints = []
         for url, offering in self.table(data.get("endpoints", {}), "endpoints").items():
+            if not isinstance(offering, str) or not offering:
+                raise ConfigError(
+                    f"endpoints: the offering declared for {shown_url(url)} must be a non-empty string",
+                    where=self.at("endpoints", url),
+                    hint='write e.g. "http://127.0.0.1:8000/v1" = "selfhosted.vllm"',
+                )
             try:
-                endpoints.append(endpoint(url, self.string(offering, "endpoints", url), cat))
+                endpoints.append(endpoint(url, offering, cat))
             except ConfigError as exc:
                 raise exc.at(self.at("endpoints", url)) from None
         raw_tenants = self.table(data.get("tenants", {}), "tenants")
@@ -600,36 +647,60 @@ class _Document:
 
 
 def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
-    """A declared endpoint ``url`` for ``OFFERING[@ACCOUNT]``, checked.
+    """A declared endpoint ``url`` for ``OFFERING[@ACCOUNT]``, checked, its URL as requests are compared with it.
 
     The URL must be http(s) with a host; the offering must exist; and a URL on a host the catalogue
     already places must name one of that host's own offerings (a self-hosted offering declared at
-    api.openai.com would turn OpenAI into a "private deployment").
+    api.openai.com would turn OpenAI into a "private deployment"). The host is compared as the DNS name it
+    is: lower-case, without a fully qualified name's trailing dot; an IPv6 address is written in brackets;
+    the scheme's default port and any user info are no part of it (and user info is never shown).
     """
     from urllib.parse import urlsplit
 
-    from privsdk.outbound.places import catalogue_place
+    from privsdk.outbound.places import catalogue_place, dns_name, origin_of
 
     offering_id, _, account = (p.strip() for p in offering_spec.partition("@"))
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    shown = shown_url(url)
+    form = "write scheme://host[:port][/path], e.g. http://127.0.0.1:8000/v1 or http://[::1]:8000/v1"
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # an unclosed '[': its text is the URL's, never shown
+        raise ConfigError(f"bad endpoint URL {shown!r}", hint=form) from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"bad endpoint URL {shown!r}: the scheme must be http or https", hint=form)
+    authority = parts.netloc.rpartition("@")[2]
+    if authority.count(":") > 1 and not authority.startswith("["):
         raise ConfigError(
-            f"bad endpoint URL {url!r}", hint="write scheme://host[:port][/path], e.g. http://127.0.0.1:8000/v1"
+            f"bad endpoint URL {shown!r}: an IPv6 address must be in brackets", hint="write e.g. http://[::1]:8000/v1"
+        )
+    host = dns_name(hostname or "")
+    if not host:
+        raise ConfigError(f"bad endpoint URL {shown!r}: it names no host", hint=form)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"bad endpoint URL {shown!r}: the port is not a number from 0 to 65535", hint=form) from None
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError(
+            f"bad endpoint URL {shown!r}: a declared endpoint has no query string or fragment (not shown)", hint=form
         )
     offering = cat.offering(offering_id)
+    origin = origin_of(parts.scheme, host, port)
+    path = parts.path.rstrip("/")
     if offering is None:
         known = [o for v in cat.all_vendors() for o in v.offerings]
-        raise ConfigError(f"endpoint {url}: unknown offering {offering_id!r}", hint="offerings: " + ", ".join(known))
-    origin = f"{parts.scheme}://{parts.netloc.lower()}"
-    place = catalogue_place(cat, "https", parts.hostname.lower(), origin)
+        what = repr(offering_id) if _NAME.match(offering_id) and len(offering_id) <= 48 else "(not shown)"
+        raise ConfigError(f"endpoint {origin}{path}: unknown offering {what}", hint="offerings: " + ", ".join(known))
+    place = catalogue_place(cat, "https", host, origin)
     if place is not None and offering_id not in place.offerings:
         raise ConfigError(
-            f"endpoint {url}: {parts.hostname} is the catalogue's host for {', '.join(place.offerings)}, "
+            f"endpoint {origin}{path}: {host} is the catalogue's host for {', '.join(place.offerings)}, "
             f"not {offering_id}",
             hint="declare the offering that really serves this host, or use the endpoint of your own server",
         )
-    return Endpoint(origin + parts.path.rstrip("/"), offering_id, account or None)
+    return Endpoint(origin + path, offering_id, account or None)
 
 
 class _StoreContext:
@@ -686,10 +757,8 @@ class _StoreContext:
         for vendor, pairs in tenant.credentials:
             for key, env_name in pairs:
                 if not self.environ.get(env_name):
-                    raise ConfigError(
-                        f"{vendor} credential {key!r} names {env_name}, which is not set",
-                        where=origin,
-                        hint=f"set {env_name} in the environment",
+                    raise missing_credential(
+                        vendor, key, env_name, where=origin, key_path=f"credentials.{vendor}.{key}"
                     )
         return tenant
 

@@ -362,46 +362,84 @@ class SqlTenants:
         return f"SqlTenants(table={self.table!r}, format={self.format!r})"
 
 
+#: A scheme as an error may name it; anything else before "://" is not shown.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]{0,15}$")
+#: A setting's name as an error may name it (settings are short lower-case words).
+_SETTING = re.compile(r"^[a-z][a-z0-9_]{0,23}$")
+
+
 def parse_tenants_spec(spec: str) -> TenantStore:
     """``PRIVSDK_TENANTS``: ``dir:///PATH`` or ``sqlite:///PATH[?table=T&name=C&policy=C&format=toml|json]``;
-    both also take ``max_size=N`` and ``max_age_s=S`` for the cache."""
+    both also take ``max_size=N`` and ``max_age_s=S`` for the cache.
+
+    Errors never quote the value: a connection string can hold a password (``postgresql://app:PW@db``,
+    ``...?password=PW``). They name the scheme, the setting or the part that is wrong, and the expected form.
+    """
+    import math
     import urllib.parse
 
     from privsdk.docs_url import page
 
-    hint = f"use dir:///PATH or sqlite:///PATH?table=NAME (see {page('configuration', 'tenant-stores')})"
+    def bad(message: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(message, where="PRIVSDK_TENANTS", hint=hint or form)
+
+    form = f"use dir:///PATH or sqlite:///PATH?table=NAME (see {page('configuration', 'tenant-stores')})"
     scheme, sep, rest = spec.partition("://")
-    if not sep or scheme not in ("dir", "sqlite"):
-        raise ConfigError(f"bad value {spec!r}", where="PRIVSDK_TENANTS", hint=hint)
+    if not sep:
+        raise bad("the value is not a store URL (not shown)")
+    if scheme not in ("dir", "sqlite"):
+        shown = f"{scheme}://" if _SCHEME.match(scheme) else "this kind of"
+        raise bad(
+            f"a {shown} store is not supported (the value is not shown: it may hold a password)",
+            f"{form}; for another database, pass a provider in code: Client(tenants=SqlTenants(connect))",
+        )
     path, _, query = rest.partition("?")
+    if "@" in path and ":" in path.rpartition("@")[0]:  # user:password@host, which these stores never take
+        raise bad(
+            f"a {scheme}:// store takes a local path, not user:password@host (the value is not shown)",
+            f"{form}; keep passwords out of this variable",
+        )
     try:
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError:
-        raise ConfigError(f"bad query in {spec!r}", where="PRIVSDK_TENANTS", hint=hint) from None
+        raise bad(f"the {scheme}:// store's settings after '?' are not NAME=VALUE&... (not shown)") from None
     path = urllib.parse.unquote(path)
     if not path:
-        raise ConfigError(f"no path in {spec!r}", where="PRIVSDK_TENANTS", hint=hint)
+        raise bad(f"the {scheme}:// store names no path")
     cache: dict[str, Any] = {}
-    try:
-        if "max_size" in params:
-            cache["max_size"] = int(params.pop("max_size"))
-        if "max_age_s" in params:
-            cache["max_age_s"] = float(params.pop("max_age_s"))
-    except ValueError:
-        raise ConfigError(f"bad cache setting in {spec!r}", where="PRIVSDK_TENANTS", hint="numbers") from None
+    if "max_size" in params:
+        size = params.pop("max_size")
+        if not size.isascii() or not size.isdigit() or int(size) < 1:
+            raise bad("max_size must be a whole number, 1 or more", "the most tenants kept in the cache")
+        cache["max_size"] = int(size)
+    if "max_age_s" in params:
+        try:
+            age = float(params.pop("max_age_s"))
+        except ValueError:
+            age = -1.0
+        if not (age > 0 and math.isfinite(age)):
+            raise bad("max_age_s must be a number of seconds, more than 0", "how long a cached tenant is kept")
+        cache["max_age_s"] = age
     allowed = {"dir": set(), "sqlite": {"table", "name", "policy", "format"}}[scheme]
     unknown = sorted(set(params) - allowed)
     if unknown:
         valid = ", ".join(sorted(allowed | {"max_size", "max_age_s"}))
-        raise ConfigError(f"unknown setting {unknown[0]!r} in {spec!r}", where="PRIVSDK_TENANTS", hint=valid)
+        name = repr(unknown[0]) if _SETTING.match(unknown[0]) else "(not shown)"
+        raise bad(f"unknown setting {name} for a {scheme}:// store", f"{scheme}:// takes: {valid}")
+    for key in ("table", "name", "policy"):
+        if key in params and not _IDENTIFIER.match(params[key]):
+            raise bad(
+                f"the sqlite:// store's {key} setting is not a plain SQL identifier (not shown)",
+                "letters, digits, '_'",
+            )
+    fmt = params.get("format", "toml")
+    if fmt not in ("toml", "json"):
+        raise bad("the sqlite:// store's format setting must be toml or json", "format=toml or format=json")
     try:
         provider: TenantProvider
         if scheme == "dir":
             provider = DirectoryTenants(path)
         else:
-            fmt = params.get("format", "toml")
-            if fmt not in ("toml", "json"):
-                raise ConfigError(f"bad format {fmt!r}", hint="toml or json")
             provider = SqlTenants.sqlite(
                 path,
                 table=params.get("table", "privsdk_tenants"),
@@ -410,10 +448,8 @@ def parse_tenants_spec(spec: str) -> TenantStore:
                 format="json" if fmt == "json" else "toml",
             )
         return TenantStore(provider, **cache)
-    except (ConfigError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise exc.at("PRIVSDK_TENANTS") from None
-        raise ConfigError(str(exc), where="PRIVSDK_TENANTS") from None
+    except ConfigError as exc:
+        raise exc.at("PRIVSDK_TENANTS") from None
 
 
 __all__ = [

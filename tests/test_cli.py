@@ -353,3 +353,22 @@ def test_targets_markdown_prints_a_table_header(capsys: pytest.CaptureFixture[st
     assert headers
     for i in headers:
         assert re.fullmatch(r"(\|-{3,})+\|", lines[i + 1])
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ("Authorization: Bearer sk-CANARY-KEY-4", "bad --header 'Authorization': not NAME=VALUE"),
+        ("sk-CANARY-KEY-4", "bad --header: not NAME=VALUE"),
+        ("=Bearer sk-CANARY-KEY-4", "bad --header: not NAME=VALUE"),
+    ],
+)
+def test_explain_header_errors_never_show_the_value(
+    capsys: pytest.CaptureFixture[str], header: str, shown: str
+) -> None:
+    """A header written NAME: VALUE (as curl takes it) is refused naming the header and the form, never its value."""
+    url = "https://api.openai.com/v1/chat/completions"
+    assert main(["explain", "--url", url, "--header", header]) == 2
+    captured = capsys.readouterr()
+    assert shown in captured.err and "write NAME=VALUE with '='" in captured.err
+    assert "CANARY" not in captured.out + captured.err

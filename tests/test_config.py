@@ -525,3 +525,50 @@ def test_privsdk_on_violation_overrides_the_file() -> None:
     """PRIVSDK_ON_VIOLATION applies to every tenant, whatever the file says."""
     policy = load_file(EXAMPLE_CONFIG, PRIVSDK_ON_VIOLATION="refuse")
     assert {t.on_violation for t in policy.tenants.values()} == {"refuse"}
+
+
+# -- values that can hold secrets are never quoted ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("postgresql://app:CANARY-PW@db.internal:5432/app", "postgresql://db.internal:5432/app"),
+        ("sqlite:///tmp/t.db?table=t&password=CANARY-PW", "sqlite:///tmp/t.db?..."),
+        ("https://svc:pa/ss-CANARY-PW@proxy.corp/openai#CANARY-PW", "https://proxy.corp/openai?..."),
+        ("svc:CANARY-PW@proxy.corp/x", "proxy.corp/x"),
+        ("http://[::1]:8000/v1", "http://[::1]:8000/v1"),
+        ("Bearer CANARY-PW://x", "the value (not shown: it is not a URL)"),
+    ],
+)
+def test_shown_url_drops_user_info_query_and_fragment(value: str, shown: str) -> None:
+    from privsdk.config import shown_url
+
+    assert shown_url(value) == shown
+
+
+def test_privsdk_usage_errors_never_show_user_info() -> None:
+    message = config_error({"PRIVSDK_USAGE": "otlp://user:CANARY-PW@collector:4318?token=CANARY-PW"})
+    assert message.startswith("PRIVSDK_USAGE: bad value 'otlp://collector:4318?...'")
+    assert "CANARY" not in message
+
+
+@pytest.mark.parametrize(
+    ("env_name", "shown", "hint"),
+    [
+        ("ACME_COHERE_KEY", "ACME_COHERE_KEY", "set ACME_COHERE_KEY in the environment"),
+        ("CANARYkq3ZP0x9mT7bQ2vW8yL4nR6sA1dF5gH0j", "not shown", "write the name of the variable that holds it"),
+    ],
+)
+def test_a_missing_credential_names_its_variable_only_when_it_looks_like_one(
+    env_name: str, shown: str, hint: str
+) -> None:
+    from privsdk.config import missing_credential
+
+    error = missing_credential(
+        "cohere", "api_key", env_name, where="t.toml", key_path="credentials.cohere.api_key", tenant="acme"
+    )
+    assert str(error).startswith("t.toml: tenant 'acme': cohere credential 'api_key' names ")
+    assert shown in error.message and hint in (error.hint or "")
+    if env_name.startswith("CANARY"):
+        assert "CANARY" not in str(error) and "credentials.cohere.api_key" in str(error)

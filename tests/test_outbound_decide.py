@@ -322,3 +322,57 @@ def test_a_deployment_named_by_a_target_is_judged_as_that_target(write_config, c
     path = "/openai/deployments/{}/chat/completions"
     assert _chat_to(guard, "contoso.openai.azure.com", path.format("prod-chat"), "whatever") == "allow"
     assert _chat_to(guard, "contoso.openai.azure.com", path.format("other-chat"), "gpt-4o") == "refuse"
+
+
+def test_a_declared_account_and_the_account_a_request_names_must_agree(catalogue: Catalogue) -> None:
+    """An endpoint declared for one account (a proxy that adds it) once lent that account's attestations to a
+    request that named another project."""
+    env = {
+        "PRIVSDK_ENDPOINTS": "https://gw.corp.test/v1=openai.api@proj_abc",
+        "PRIVSDK_REQUIRE": "zdr",
+        "PRIVSDK_ATTEST": "openai:zdr@proj_abc",
+    }
+    guard = _guard(env, catalogue)
+    url = "https://gw.corp.test/v1/chat/completions"
+    assert _decide(guard, url, CHAT_4O)[0] == "allow"  # the proxy names the account
+    assert _decide(guard, url, CHAT_4O, {"openai-project": "proj_abc"})[0] == "allow"
+    outcome, _, reason = _decide(guard, url, CHAT_4O, {"openai-project": "proj_other"})
+    assert outcome == "refuse" and reason is not None and "names account 'proj_other'" in reason
+
+
+def test_a_host_that_names_its_account_cannot_be_declared_for_another(catalogue: Catalogue) -> None:
+    env = {"PRIVSDK_ENDPOINTS": "https://contoso.openai.azure.com=azure.openai@fabrikam", "PRIVSDK_ATTEST": "azure:baa"}
+    guard = _guard({**env, "PRIVSDK_REQUIRE": "hipaa_baa"}, catalogue)
+    asks = Asks("chat", "gpt-4o", deployment="gpt-4o")
+    outcome, _, reason = _decide(guard, "https://contoso.openai.azure.com/openai/deployments/gpt-4o/x", asks)
+    assert outcome == "refuse" and reason is not None and "its host names account 'contoso'" in reason
+
+
+def test_a_google_cloud_project_comes_from_the_path_not_from_an_openai_header(catalogue: Catalogue) -> None:
+    guard = _guard({"PRIVSDK_REQUIRE": "hipaa_baa", "PRIVSDK_ATTEST": "vertex:baa@acme-prod"}, catalogue)
+    host = "https://europe-west4-aiplatform.googleapis.com/v1/projects/{}/x"
+    gemini = Asks("chat", "gemini-2.5-flash", project="acme-prod", location="europe-west4", publisher="google")
+    assert _decide(guard, host.format("acme-prod"), gemini)[0] == "allow"
+    other = gemini._replace(project="other-proj")
+    assert _decide(guard, host.format("other-proj"), other, {"openai-project": "acme-prod"})[0] == "refuse"
+
+
+@pytest.mark.parametrize("path", ["/vllm/%2e%2e/openai/v1/chat/completions", "/vllm/../openai/v1/chat/completions",
+                                  "/vllm/.%2E/openai/v1/chat/completions", "/vllm/./v1/chat/completions"])  # fmt: skip
+def test_a_path_with_dot_segments_is_refused(catalogue: Catalogue, path: str) -> None:
+    """A server that normalises the path (RFC 3986, nginx) would serve another route than the prefix judged."""
+    guard = _guard({"PRIVSDK_ENDPOINTS": "http://gw.test/vllm=selfhosted.vllm"}, catalogue)
+    outcome, _, reason = _decide(guard, "http://gw.test" + path, CHAT_4O)
+    assert outcome == "refuse" and reason is not None and "'..' segment" in reason
+    assert _decide(guard, "http://gw.test/vllm/v1/chat/completions", CHAT_4O)[0] == "allow"
+    bedrock = _guard({}, catalogue)  # dots inside a segment (model ids) are no dot segments
+    url = "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+    assert _decide(bedrock, url, Asks("chat", "anthropic.claude-3-haiku-20240307-v1:0"))[0] == "allow"
+
+
+def test_jakarta_is_not_india() -> None:
+    from privsdk.outbound.places import geography
+
+    assert geography("gcp_location", "asia-southeast2") is None  # Indonesia: no geography privsdk names
+    assert geography("gcp_location", "asia-south1") == geography("gcp_location", "asia-south2") == "in"
+    assert geography("gcp_location", "asia-southeast1") == "sg"

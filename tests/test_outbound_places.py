@@ -182,3 +182,156 @@ class _PublicOnly:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._url, name)
+
+
+# -- declarations in every spelling a URL takes ------------------------------------------------
+
+
+def _judged(env: dict[str, str], catalogue: Catalogue, url: str, model: str = "llama-3.1-8b") -> tuple[str, object]:
+    """The guard's outcome and place for a POST to ``url``, read from a real httpx request as the seam reads it."""
+    import json
+
+    import httpx
+
+    from privsdk.outbound.judge import Guard
+    from privsdk.outbound.transport import outgoing
+    from privsdk.usage import open_recorder
+
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    out = outgoing(httpx.Request("POST", url, content=body), "openai", body)
+    verdict = Guard(load_policy({"PRIVSDK_USAGE": "none", **env}, catalogue), catalogue=catalogue,
+                    recorder=open_recorder("none")).judge(out)  # fmt: skip
+    return verdict.decision.outcome, verdict.place
+
+
+@pytest.mark.parametrize(
+    ("declared", "url"),
+    [
+        ("http://[::1]:8000/v1", "http://[::1]:8000/v1/chat/completions"),
+        ("http://[::1]/v1", "http://[::1]:80/v1/chat/completions"),
+        ("https://llm-proxy.corp:443/v1", "https://llm-proxy.corp/v1/chat/completions"),
+        ("https://llm-proxy.corp/v1", "https://llm-proxy.corp:443/v1/chat/completions"),
+        ("http://svc:secret@127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/chat/completions"),
+        ("http://LLM.corp.:8000/v1", "http://llm.corp:8000/v1/chat/completions"),
+        ("http://llm.corp:8000/v1", "http://llm.corp.:8000/v1/chat/completions"),
+    ],
+)
+def test_a_declared_endpoint_matches_its_requests_however_the_url_is_spelled(
+    catalogue: Catalogue, declared: str, url: str
+) -> None:
+    """An IPv6 host, the scheme's default port, user info and a trailing dot are the same place either way."""
+    env = {"PRIVSDK_ENDPOINTS": f"{declared}=selfhosted.vllm", "PRIVSDK_REQUIRE": "private_deployment"}
+    outcome, place = _judged(env, catalogue, url)
+    assert outcome == "allow"
+    assert isinstance(place, Place) and place.declared and place.offerings == ("selfhosted.vllm",)
+    assert "secret" not in place.endpoint and "@" not in place.endpoint
+
+
+def test_declared_ipv6_endpoints_match_origins_with_or_without_brackets(catalogue: Catalogue) -> None:
+    policy = load_policy({"PRIVSDK_ENDPOINTS": "http://[::1]:8000/v1=selfhosted.vllm"}, catalogue)
+    assert [e.url for e in policy.endpoints] == ["http://[::1]:8000/v1"]
+    for origin in ("http://[::1]:8000", "http://::1:8000"):  # Outgoing.origin writes the host as it is
+        place = declared_place(policy.endpoints, origin, "/v1/chat/completions")
+        assert place is not None and place.offerings == ("selfhosted.vllm",)
+    assert declared_place(policy.endpoints, "http://::1:8001", "/v1/chat/completions") is None
+    assert declared_place(policy.endpoints, "http://[::2]:8000", "/v1/chat/completions") is None
+
+
+def test_declarations_are_stored_as_requests_are_compared(catalogue: Catalogue) -> None:
+    env = "https://svc:pw@Proxy.Corp.:443/openai/=openai.api,http://[::1]:80=selfhosted.vllm"
+    policy = load_policy({"PRIVSDK_ENDPOINTS": env}, catalogue)
+    assert [e.url for e in policy.endpoints] == ["https://proxy.corp/openai", "http://[::1]"]
+
+
+def test_a_fully_qualified_vendor_host_is_the_vendor(catalogue: Catalogue) -> None:
+    """api.openai.com. is the same DNS name as api.openai.com: placed as OpenAI, and never declarable as
+    self-hosted (which would make OpenAI pass private_deployment)."""
+    place = catalogue_place(catalogue, "https", "api.openai.com.", "https://api.openai.com.")
+    assert place is not None and place.offerings == ("openai.api",)
+    with pytest.raises(ConfigError, match=r"api\.openai\.com is the catalogue's host for openai\.api"):
+        load_policy({"PRIVSDK_ENDPOINTS": "https://api.openai.com./v1=selfhosted.vllm"}, catalogue)
+    env = {"PRIVSDK_REQUIRE": "private_deployment"}
+    assert _judged(env, catalogue, "https://api.openai.com./v1/chat/completions", "gpt-4o")[0] == "refuse"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://::1:8000/v1=selfhosted.vllm", "an IPv6 address must be in brackets (write e.g. http://[::1]:8000/v1)"),
+        ("http://[::1:8000/v1=selfhosted.vllm", "bad endpoint URL"),
+        ("http://127.0.0.1:http/v1=selfhosted.vllm", "the port is not a number"),
+        ("http://127.0.0.1:8000/v1?token=CANARY-Q=selfhosted.vllm", "has no query string or fragment"),
+        ("http:///v1=selfhosted.vllm", "names no host"),
+    ],
+)
+def test_undeclarable_urls_are_refused_at_load_with_the_form_to_write(
+    catalogue: Catalogue, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policy({"PRIVSDK_ENDPOINTS": value}, catalogue)
+    assert str(caught.value).startswith("PRIVSDK_ENDPOINTS: ")
+    assert message in str(caught.value)
+    assert "CANARY" not in str(caught.value)
+
+
+def test_the_message_for_an_unplaced_request_gives_a_declarable_origin(catalogue: Catalogue) -> None:
+    from privsdk.outbound.places import unplaced
+
+    reason = unplaced((), "http", "::1", 8000, "/v1/chat/completions")
+    assert "PRIVSDK_ENDPOINTS=http://[::1]:8000=OFFERING" in reason
+    load_policy({"PRIVSDK_ENDPOINTS": "http://[::1]:8000=selfhosted.vllm"}, catalogue)  # what it says to write loads
+    assert "PRIVSDK_ENDPOINTS=https://x.example=OFFERING" in unplaced((), "https", "x.example", None, "/v1")
+
+
+def test_an_origin_declared_under_another_path_is_named_not_advised_again(catalogue: Catalogue) -> None:
+    """A request outside the declared path prefix is told which prefix is declared, not to declare the origin."""
+    from privsdk.outbound.places import unplaced
+
+    policy = load_policy({"PRIVSDK_ENDPOINTS": "http://127.0.0.1:8000/v1beta=gemini.api"}, catalogue)
+    assert declared_place(policy.endpoints, "http://127.0.0.1:8000", "/v1/models/gemini-2.5-flash:x") is None
+    reason = unplaced(policy.endpoints, "http", "127.0.0.1", 8000, "/v1/models/gemini-2.5-flash:x")
+    assert "declares http://127.0.0.1:8000/v1beta" in reason and "gemini-2.5-flash" not in reason
+    assert "declares no such endpoint" not in reason
+
+
+CANARY = "CANARY-PROXYPASS-3"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"https://svc:{CANARY}@llm-proxy.corp/openai=openai.apii",  # an offering typo
+        f"https://svc:{CANARY}@llm-proxy.corp/openai?key={CANARY}=openai.api",
+        f"https://svc:{CANARY}@llm-proxy.corp/openai",  # no =OFFERING
+        f"ftp://svc:{CANARY}@llm-proxy.corp/openai=openai.api",
+        f"https://svc:{CANARY}@api.openai.com/v1=selfhosted.vllm",
+        f"https://svc:pa/{CANARY}@llm-proxy.corp/openai=openai.apii",  # a '/' in the password
+    ],
+)
+def test_declared_endpoint_errors_never_show_user_info_or_query(catalogue: Catalogue, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policy({"PRIVSDK_ENDPOINTS": value}, catalogue)
+    error = caught.value
+    assert str(error).startswith("PRIVSDK_ENDPOINTS: ") and error.hint
+    for text in (str(error), repr(error), repr(error.args), error.message, error.hint or ""):
+        assert CANARY not in text
+
+
+def test_a_files_endpoint_errors_never_show_user_info(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    for offering in ('"openai.apii"', "3"):
+        path = write_config(f'[endpoints]\n"https://svc:{CANARY}@llm-proxy.corp/openai" = {offering}\n')
+        with pytest.raises(ConfigError) as caught:
+            load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue)
+        assert f"{path}:2" in str(caught.value) and "llm-proxy.corp/openai" in str(caught.value)
+        assert CANARY not in str(caught.value) and CANARY not in repr(caught.value)
+
+
+def test_the_unplaced_message_never_shows_a_declared_urls_user_info() -> None:
+    """A target's ``endpoint`` is declared as written; the message names it without its user info."""
+    from privsdk.outbound.places import unplaced
+    from privsdk.policy import Endpoint
+
+    declared = (Endpoint(f"http://svc:{CANARY}@127.0.0.1:8000/v1beta", "gemini.api"),)
+    reason = unplaced(declared, "http", "127.0.0.1", 8000, "/v1/models")
+    assert "declares http://127.0.0.1:8000/v1beta" in reason and CANARY not in reason
+    assert declared_place(declared, "http://127.0.0.1:8000", "/v1beta/models") is not None

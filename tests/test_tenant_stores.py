@@ -491,3 +491,80 @@ def test_the_first_call_reads_no_distribution_metadata(world: World) -> None:
     text, scans = out.stdout.splitlines()
     assert text == world.app.text
     assert "privsdk.adapters" not in scans
+
+
+# -- secrets in a store's configuration never reach a message ------------------------------------
+
+PASTED_KEY = "CANARYkq3ZP0x9mT7bQ2vW8yL4nR6sA1dF5gH0j"  # an API key pasted where its variable's NAME belongs
+
+
+def _texts(exc: BaseException) -> list[str]:
+    texts = [str(exc), repr(exc), repr(exc.args)]
+    decision = getattr(exc, "decision", None)
+    if decision is not None:
+        texts += [repr(decision), json.dumps(decision.to_json())]
+    return texts
+
+
+def test_a_key_pasted_as_a_stored_credentials_variable_is_never_shown(world: World) -> None:
+    world.write("acme", ACME + f'credentials.openai = {{ api_key = "{PASTED_KEY}" }}\n')
+    world.write("named", ACME + 'credentials.openai = { api_key = "NAMED_OPENAI_KEY" }\n')
+    with world.client(DirectoryTenants(str(world.tenants))) as client:
+        for _ in range(2):  # the first call, and the cached answer
+            with pytest.raises(PolicyViolation) as caught:
+                client.chat("mini", "hello", tenant="acme")
+            for text in _texts(caught.value):
+                assert "CANARY" not in text
+            assert "credential 'api_key'" in str(caught.value)
+            assert "credentials.openai.api_key" in str(caught.value)  # where to write the variable's name
+        with pytest.raises(PolicyViolation, match="set NAMED_OPENAI_KEY in the environment"):
+            client.chat("mini", "hello", tenant="named")  # a real variable's name is still named
+    env = {"PRIVSDK_CONFIG": str(world.config), "PRIVSDK_TENANTS": f"dir://{world.tenants}"}
+    for args in (
+        ("check",),
+        ("explain", "mini", "--tenant", "acme"),
+        ("explain", "mini", "--tenant", "acme", "--json"),
+    ):
+        result = run_cli(*args, **env)
+        assert result.returncode == 2 and "acme.toml" in result.stderr
+        assert "CANARY" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragments"),
+    [
+        (
+            "postgresql://app:CANARY-DBPASS@db.internal:5432/app",
+            ["a postgresql:// store is not supported", "SqlTenants"],
+        ),
+        ("CANARY-DBPASS", ["not a store URL"]),
+        ("sqlite:///tmp/t.db?table=t&password=CANARY-DBPASS", ["unknown setting 'password'", "table"]),
+        ("sqlite:///tmp/t.db?table=t&CANARY-DBPASS=1", ["unknown setting (not shown)"]),
+        ("sqlite://app:CANARY-DBPASS@db/app", ["takes a local path, not user:password@host"]),
+        ("sqlite://app:pa/CANARY-DBPASS@db/app", ["takes a local path"]),
+        ("sqlite:///tmp/t.db?table=CANARY-DBPASS", ["table setting is not a plain SQL identifier"]),
+        ("sqlite:///tmp/t.db?format=CANARY-DBPASS", ["format setting must be toml or json"]),
+        ("sqlite:///tmp/t.db?max_size=CANARY-DBPASS", ["max_size must be a whole number"]),
+        ("dir:///tmp?max_age_s=nan", ["max_age_s must be a number of seconds"]),
+        ("sqlite:///tmp/t.db?table&&CANARY-DBPASS", ["settings after '?' are not NAME=VALUE"]),
+    ],
+)
+def test_a_store_variable_never_shows_a_password(spec: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_policy({"PRIVSDK_TENANTS": spec})
+    assert str(info.value).startswith("PRIVSDK_TENANTS: ") and info.value.hint
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    for text in _texts(info.value):
+        assert "CANARY" not in text
+
+
+def test_a_store_variable_with_a_password_stays_out_of_the_cli_and_the_client() -> None:
+    dsn = "postgresql://app:CANARY-DBPASS@db.internal:5432/app"
+    result = run_cli("check", PRIVSDK_TENANTS=dsn)
+    assert result.returncode == 2 and "PRIVSDK_TENANTS: a postgresql:// store" in result.stderr
+    assert "CANARY" not in result.stdout + result.stderr
+    with pytest.raises(ConfigError) as info:
+        Client(environ={"PRIVSDK_TENANTS": dsn}, usage="none")
+    for text in _texts(info.value):
+        assert "CANARY" not in text

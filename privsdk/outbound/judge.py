@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
+from urllib.parse import unquote
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
-from privsdk.outbound.places import Place, catalogue_place, declared_place
+from privsdk.outbound.places import Place, catalogue_place, declared_place, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
@@ -270,20 +271,34 @@ class Guard:
         declared = declared_place(self.policy.endpoints, origin, out.path)
         known = catalogue_place(self.catalogue, out.scheme, out.host, origin)
         if declared is not None and known is not None:  # a target's own vendor endpoint: the host still shows where
+            if declared.account is not None and known.account is not None and declared.account != known.account:
+                raise _Refused(
+                    out.host,
+                    "other",
+                    f"{declared.endpoint} is declared for account {declared.account!r}, and its host names account "
+                    f"{known.account!r} (an Azure resource): declare it without @ACCOUNT, or for {known.account!r}",
+                )
             declared = declared._replace(
                 geography=known.geography,
                 shows_geography=known.shows_geography,
                 region=known.region,
-                account=declared.account or known.account,
+                account=known.account or declared.account,
+                shows_account=known.shows_account,
             )
+        elif declared is None and known is None:
+            raise _Refused(out.host, "other", unplaced(self.policy.endpoints, out.scheme, out.host, out.port, out.path))
         place = declared or known
-        if place is None:
+        assert place is not None
+        # A dot segment ("..", or ".%2E") means another path to a server that normalises it (RFC 3986, as nginx
+        # does), past the prefix a declared endpoint was matched on: refused, never placed.
+        if ("/." in out.path or "%2e" in out.path.lower()) and any(
+            unquote(segment) in (".", "..") for segment in out.path.split("/")
+        ):
             raise _Refused(
                 out.host,
                 "other",
-                f"{origin} is not an endpoint privsdk knows: the catalogue has no such host and the policy "
-                f"declares no such endpoint (declare it: PRIVSDK_ENDPOINTS={origin}=OFFERING, or [endpoints] "
-                "in the policy file)",
+                f"the request's path to {origin} has a '.' or '..' segment, which a server may resolve to "
+                "another path than the one judged (send the path without it)",
             )
         return place
 
@@ -429,25 +444,41 @@ _lower_name = operator.itemgetter(1)
 
 
 def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
-    """Whose account the request is for: the host's (an Azure resource), else the one its OpenAI-style headers
-    name (the project, else the organisation), else its path's (a Google Cloud project)."""
-    if place.account:
+    """Whose account the request is for.
+
+    A host that names one (an Azure resource) is that account, whatever the request carries. Otherwise it is
+    the one the request names: its path's Google Cloud project, else its OpenAI-style headers' project, else
+    organisation; else a declared endpoint's (``=OFFERING@ACCOUNT``, for a proxy that adds the account itself).
+    A request that names another account than its declared endpoint disagrees with it: it is refused.
+    """
+    if place.shows_account:
         return place.account
-    headers = out.headers
-    pairs = getattr(headers, "_list", None)
-    if pairs is None:
-        return headers.get("openai-project") or headers.get("openai-organization") or asks.project
-    # httpx's Headers keep (name, lower-case name, value) bytes, and its own lookups decode every header each
-    # time (2.5 µs for these two, a fifth of the guard); most requests name no account, which one pass in C
-    # over the lower-case names tells.
-    if _ACCOUNT_NAMES.isdisjoint(map(_lower_name, pairs)):
-        return asks.project
-    for wanted in _ACCOUNT_HEADERS:
-        # A header given twice is joined as httpx joins it, and so names no account an attestation could match.
-        value = b", ".join(v for _, name, v in pairs if name == wanted).decode("latin-1")
-        if value:
-            return value
-    return asks.project
+    named = asks.project
+    if named is None:
+        headers = out.headers
+        pairs = getattr(headers, "_list", None)
+        if pairs is None:
+            named = headers.get("openai-project") or headers.get("openai-organization") or None
+        # httpx's Headers keep (name, lower-case name, value) bytes, and its own lookups decode every header each
+        # time (2.5 µs for these two, a fifth of the guard); most requests name no account, which one pass in C
+        # over the lower-case names tells.
+        elif not _ACCOUNT_NAMES.isdisjoint(map(_lower_name, pairs)):
+            for wanted in _ACCOUNT_HEADERS:
+                # A header given twice is joined as httpx joins it, and so names no account an attestation matches.
+                value = b", ".join(v for _, name, v in pairs if name == wanted).decode("latin-1")
+                if value:
+                    named = value
+                    break
+    if named is None:
+        return place.account
+    if place.account is not None and named != place.account:
+        raise _Refused(
+            out.host,
+            asks.operation,
+            f"the request names account {named!r}, and {place.endpoint} is declared for account "
+            f"{place.account!r} (declare the endpoint for the account the app sends, or send that one)",
+        )
+    return named
 
 
 class Pass:

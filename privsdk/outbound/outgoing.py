@@ -40,7 +40,8 @@ class Outgoing(NamedTuple):
         """``scheme://host[:port]``, with the port only when it is not the scheme's default."""
         default = {"https": 443, "http": 80}.get(self.scheme)
         port = f":{self.port}" if self.port is not None and self.port != default else ""
-        return f"{self.scheme}://{self.host}{port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address, as a URL writes it
+        return f"{self.scheme}://{host}{port}"
 
     def json(self) -> Any:
         """The body as JSON, or None when it is empty or not JSON (multipart uploads, say)."""

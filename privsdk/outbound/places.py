@@ -42,6 +42,8 @@ class Place(NamedTuple):
     region_kind: str | None = None
     account: str | None = None
     declared: bool = False
+    #: True when ``account`` is the one the host itself names (an Azure resource): no request can name another.
+    shows_account: bool = False
 
 
 #: AWS Region -> geography, by Region name or prefix (the longest match wins). London is not in the EEA,
@@ -76,7 +78,8 @@ _GCP = {
     "asia-northeast2": "jp",
     "asia-northeast3": "kr",
     "asia-southeast1": "sg",
-    "asia-south": "in",
+    "asia-south1": "in",  # Mumbai; not a prefix: asia-southeast2 is Jakarta
+    "asia-south2": "in",  # Delhi
     "australia-": "au",
     "southamerica-east1": "br",
 }
@@ -132,10 +135,28 @@ def _patterns(catalogue: Catalogue) -> tuple[_Pattern, ...]:
 
 
 def catalogue_place(catalogue: Catalogue, scheme: str, host: str, origin: str) -> Place | None:
-    """The place the catalogue's host patterns give ``host``, or None. Vendors are reached over https only."""
+    """The place the catalogue's host patterns give ``host``, or None. Vendors are reached over https only.
+
+    A fully qualified ``api.openai.com.`` is the same DNS name as ``api.openai.com``, and is placed as it.
+    """
     if scheme != "https":
         return None
-    return _catalogue_place(catalogue, host, origin)
+    return _catalogue_place(catalogue, dns_name(host), origin)
+
+
+def dns_name(host: str) -> str:
+    """``host`` lower-case, without the one trailing dot of a fully qualified name (the same DNS name)."""
+    host = host.lower()
+    return host[:-1] if host.endswith(".") and not host.endswith("..") else host
+
+
+def origin_of(scheme: str, host: str, port: int | None) -> str:
+    """``scheme://host[:port]`` as a policy declares it: an IPv6 address in brackets, the scheme's default port
+    left out, the DNS name without its trailing dot."""
+    host = dns_name(host.strip("[]"))
+    default = {"https": 443, "http": 80}.get(scheme)
+    shown = f":{port}" if port is not None and port != default else ""
+    return f"{scheme}://[{host}]{shown}" if ":" in host else f"{scheme}://{host}{shown}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -163,19 +184,91 @@ def _catalogue_place(catalogue: Catalogue, host: str, origin: str) -> Place | No
         region=region,
         region_kind=kind,
         account=found.get("resource"),
+        shows_account="resource" in found,
     )
+
+
+def _normal_origin(origin: str) -> str:
+    """A request's origin as :func:`origin_of` writes it. An IPv6 address written without brackets (which cannot
+    be split from its port) stays as it is: :func:`_declared` gives each IPv6 endpoint that spelling too."""
+    scheme, _, authority = origin.partition("://")
+    authority = authority.rpartition("@")[2]
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif authority.count(":") > 1:
+        return f"{scheme.lower()}://{authority.lower()}"
+    else:
+        host, _, port = authority.partition(":")
+    if port and not port.isdigit():
+        return origin
+    return origin_of(scheme.lower(), host, int(port) if port else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _declared(endpoints: tuple[Endpoint, ...]) -> tuple[tuple[str, int, Endpoint, str], ...]:
+    """Each endpoint's URL in the spellings a request's origin may take, with the length that ranks it and the
+    URL as messages show it (as :func:`origin_of` writes it: a target's ``endpoint`` may hold user info).
+
+    Declarations are compared as :func:`origin_of` writes them: ``https://host:443/x`` is ``https://host/x``,
+    ``host.`` is ``host``, user info is no part of the place, and an IPv6 endpoint ``http://[::1]:8000`` also
+    matches the bracketless ``http://::1:8000`` a request's origin may be written as.
+    """
+    from urllib.parse import urlsplit
+
+    out: list[tuple[str, int, Endpoint, str]] = []
+    for e in endpoints:
+        try:
+            parts = urlsplit(e.url)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if not host:  # not a URL: matched as written, never shown
+            out.append((e.url.rstrip("/"), len(e.url), e, "an endpoint that is not a URL"))
+            continue
+        path = parts.path.rstrip("/")
+        canonical = origin_of(parts.scheme.lower(), host, port)
+        out.append((canonical + path, len(canonical + path), e, canonical + path))
+        if ":" in host:
+            bare = canonical.replace("[", "", 1).replace("]", "", 1)
+            out.append((bare + path, len(canonical + path), e, canonical + path))
+    return tuple(out)
 
 
 def declared_place(endpoints: Iterable[Endpoint], origin: str, path: str) -> Place | None:
     """The declared endpoint whose URL is the longest prefix of ``origin + path``, or None."""
-    url = origin + path
+    url = _normal_origin(origin) + path
     best: Endpoint | None = None
-    for e in endpoints:
-        base = e.url
-        if (url == base or url.startswith(base if base.endswith("/") else base + "/")) and (
-            best is None or len(base) > len(best.url)
-        ):
-            best = e
+    rank = -1
+    for base, length, e, _ in _declared(tuple(endpoints)):
+        if (url == base or url.startswith(base if base.endswith("/") else base + "/")) and length > rank:
+            best, rank = e, length
     if best is None:
         return None
     return Place(offerings=(best.offering,), endpoint=best.url, account=best.account, declared=True)
+
+
+def unplaced(endpoints: Iterable[Endpoint], scheme: str, host: str, port: int | None, path: str) -> str:
+    """Why a request to ``scheme://host:port`` + ``path`` is placed nowhere, and what to declare.
+
+    The origin is shown as a declaration writes it (an IPv6 address in brackets); the path is never shown
+    (it can carry ids). When the policy declares endpoints at this origin, none of whose paths covers the
+    request, the message names them instead of advising a declaration that exists.
+    """
+    origin = origin_of(scheme, host, port)
+    here = sorted({shown for base, _, _, shown in _declared(tuple(endpoints)) if _same_origin(base, origin)})
+    if here:
+        return (
+            f"{origin} is declared only under other paths: the policy declares {', '.join(here)}, and this "
+            f"request's path is under none of them (declare the path prefix this SDK sends to, or the origin "
+            f"alone to cover every path: PRIVSDK_ENDPOINTS={origin}=OFFERING, or [endpoints] in the policy file)"
+        )
+    return (
+        f"{origin} is not an endpoint privsdk knows: the catalogue has no such host and the policy "
+        f"declares no such endpoint (declare it: PRIVSDK_ENDPOINTS={origin}=OFFERING, or [endpoints] "
+        "in the policy file)"
+    )
+
+
+def _same_origin(base: str, origin: str) -> bool:
+    return base == origin or base.startswith(origin + "/")

@@ -1,0 +1,199 @@
+"""``privsdk run``: the program it starts never sends a prompt unguarded, whatever Python runs it.
+
+Every test starts real processes (``python -m privsdk run -- ...``) against a loopback OpenAI stand-in that
+no policy declares: a guarded client is refused before it connects, an unguarded one would be answered. When
+privsdk run refuses, the stand-in must never have seen a connection, so not one byte of the prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk.cli import _options_that_skip_the_guard
+from tests.conftest import clean_env
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer
+
+KEY = "sk-loopback"
+#: A program built on the plain openai SDK: exit status 3 when the guard refuses its call, 0 when it was sent.
+APP = """\
+import sys, openai
+client = openai.OpenAI(api_key={key!r}, base_url={url!r} + "/v1", max_retries=0)
+try:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "SECRET"}}])
+except Exception as exc:
+    print(type(exc).__module__, type(exc).__name__)
+    sys.exit(3)
+print("sent")
+"""
+
+
+class StandIn:
+    """The loopback server and every connection it accepted (none means not one byte reached it)."""
+
+    def __init__(self, server: LoopbackServer) -> None:
+        self.server, self.url, self.connections = server, server.url, 0
+
+    def count(self, request: Any, client_address: Any) -> bool:
+        self.connections += 1
+        return True
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
+    with LoopbackServer(OpenAIWire(key=KEY)) as server:
+        seen = StandIn(server)
+        monkeypatch.setattr(server._httpd, "verify_request", seen.count)  # socketserver's hook, once a connection
+        yield seen
+        assert server.errors == []
+
+
+@pytest.fixture
+def app(tmp_path: Path, stand_in: StandIn) -> Path:
+    path = tmp_path / "app.py"
+    path.write_text(APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
+    return path
+
+
+def privsdk_run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "privsdk", "run", "--", *command],
+        env=clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_USAGE="none", **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], stand_in: StandIn, *says: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    for text in says:
+        assert text in done.stderr
+    assert "Traceback" not in done.stderr and "SECRET" not in done.stderr
+    assert stand_in.connections == 0 and stand_in.server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["-I"], ["-I (isolated mode"]),
+        (["-E"], ["-E (ignores PYTHONPATH"]),
+        (["-S"], ["-S (skips the site module"]),
+        (["-IS"], ["-I (", "-S ("]),
+        (["-sE"], ["-E ("]),
+        (["-X", "dev", "-W", "ignore", "-I"], ["-I ("]),
+        (["-Xfrozen_modules=off", "-bE"], ["-E ("]),
+    ],
+)
+def test_a_python_given_an_option_that_skips_the_guard_is_refused_before_it_starts(
+    flags: list[str], named: list[str], app: Path, stand_in: StandIn
+) -> None:
+    done = privsdk_run(sys.executable, *flags, str(app))
+    assert_refused(done, stand_in, "privsdk run refused to start", *named, "-s and -P", "privsdk.instrument()")
+
+
+def test_python_dash_c_with_isolated_mode_is_refused(app: Path, stand_in: StandIn) -> None:
+    done = privsdk_run(sys.executable, "-Ic", app.read_text(encoding="utf-8"))
+    assert_refused(done, stand_in, "-I (")
+
+
+def test_a_console_script_whose_shebang_skips_the_guard_is_refused(tmp_path: Path, stand_in: StandIn) -> None:
+    """A script named directly (uvicorn, a tool's entry point) runs under the Python of its #! line."""
+    script = tmp_path / "tool"
+    script.write_text(f"#!{sys.executable} -E\n" + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    done = privsdk_run(str(script))
+    assert_refused(done, stand_in, "#! line", "-E (")
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [([], {}), (["-s"], {}), (["-P"], {}), (["-X", "dev", "-W", "ignore"], {}), ([], {"PYTHONNOUSERSITE": "1"})],
+)
+def test_options_that_keep_the_guard_run_the_program_guarded(
+    flags: list[str], env: dict[str, str], app: Path, stand_in: StandIn
+) -> None:
+    """-s, -P, -X, -W and PYTHONNOUSERSITE leave PYTHONPATH and sitecustomize alone: not refused, and guarded."""
+    done = privsdk_run(sys.executable, *flags, str(app), **env)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.split() == ["privsdk_openai.dropin", "PolicyViolation"]
+    assert stand_in.connections == 0
+
+
+def test_a_shebang_without_such_an_option_runs_guarded(tmp_path: Path, stand_in: StandIn) -> None:
+    script = tmp_path / "tool"
+    script.write_text(f"#!{sys.executable} -s\n" + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    done = privsdk_run(str(script))
+    assert done.returncode == 3, done.stderr
+    assert stand_in.connections == 0
+
+
+def test_a_python_that_cannot_import_privsdk_stops_before_the_program_runs(tmp_path: Path, stand_in: StandIn) -> None:
+    """Another venv's Python: site.py would print "Error in sitecustomize" and run the program unguarded."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "other")], check=True, timeout=120)
+    python = tmp_path / "other" / ("Scripts" if os.name == "nt" else "bin") / "python"
+    program = (
+        "import urllib.request\n"
+        f"request = urllib.request.Request({stand_in.url!r} + '/v1/chat/completions', method='POST', data=b'"
+        '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "SECRET"}]}\', '
+        f"headers={{'Authorization': 'Bearer {KEY}', 'Content-Type': 'application/json'}})\n"
+        "urllib.request.urlopen(request).read()\n"
+        "print('sent')\n"
+    )
+    done = privsdk_run(str(python), "-c", program)
+    assert_refused(done, stand_in, f"this Python ({python}) cannot import privsdk", "No module named 'privsdk'")
+    assert "Error in sitecustomize" not in done.stderr
+
+
+def test_a_launcher_that_is_not_python_starts_python_children_guarded(app: Path, stand_in: StandIn) -> None:
+    """A shell (or uv run, a process manager) passes PYTHONPATH on: the Python it starts loads the guard."""
+    done = privsdk_run("/bin/sh", "-c", 'exec "$@"', "sh", sys.executable, str(app))
+    assert done.returncode == 3, done.stderr
+    assert stand_in.connections == 0
+
+
+def test_a_child_python_whose_guard_fails_to_install_stops_before_the_program_runs(
+    app: Path, stand_in: StandIn
+) -> None:
+    """privsdk run checked the policy in its own environment; a launcher changed it for the Python it starts."""
+    done = privsdk_run("/bin/sh", "-c", 'PRIVSDK_REQUIRE=bogus exec "$@"', "sh", sys.executable, str(app))
+    assert_refused(
+        done, stand_in, "the guard could not be installed", "ConfigError: PRIVSDK_REQUIRE: unknown requirement 'bogus'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "found"),
+    [
+        (["app.py", "-I"], []),
+        (["-I", "app.py"], ["I"]),
+        (["-bIE", "app.py"], ["I", "E"]),
+        (["-II", "-S"], ["I", "S"]),
+        (["-c", "pass", "-I"], []),
+        (["-Ic", "pass"], ["I"]),
+        (["-cI"], []),  # -c's command is "I"
+        (["-m", "pkg", "-E"], []),
+        (["-Em", "pkg"], ["E"]),
+        (["-W", "I", "app.py"], []),  # -W's value, not an option
+        (["-WI", "app.py"], []),
+        (["-X", "E", "-S"], ["S"]),
+        (["-XIE"], []),
+        (["--check-hash-based-pycs", "always", "-E"], ["E"]),
+        (["-", "-I"], []),
+        (["--", "-I"], []),
+        (["-s", "-P", "-u", "-O", "-B", "-q"], []),
+    ],
+)
+def test_python_options_are_read_as_python_reads_them(options: list[str], found: list[str]) -> None:
+    assert _options_that_skip_the_guard(options) == found
