@@ -4,21 +4,86 @@
 and every other boto3 name work as in boto3; the clients of Bedrock services
 judge each request before it is sent (see docs/dropin-boto3.md). Needs the
 privsdk-bedrock adapter (``pip install 'privsdk[bedrock]'``), which brings boto3.
+
+Every way this module offers to make a client goes through the guarded
+``Session``: ``client``, ``resource``, ``Session``, ``session.Session`` and the
+default session (``setup_default_session``, ``DEFAULT_SESSION``). The default
+session is this module's own, as boto3's is boto3's: ``import boto3`` and its
+default session are left as they are.
 """
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
 from typing import Any
 
-from privsdk_bedrock.dropin import *  # noqa: F403
-from privsdk_bedrock.dropin import __all__ as __all__
+import boto3.session as _boto3_session
+from privsdk_bedrock.dropin import PolicyViolation, Session, guard_client, instrument, is_instrumented, uninstrument
+
+__all__ = [
+    "PolicyViolation",
+    "Session",
+    "client",
+    "guard_client",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]
+
+#: The drop-in's default session, made on first use (boto3 keeps its own in ``boto3.DEFAULT_SESSION``).
+DEFAULT_SESSION: Any = None
+
+
+def setup_default_session(**kwargs: Any) -> None:
+    """``boto3.setup_default_session``, for this module's default session (a guarded ``Session``)."""
+    global DEFAULT_SESSION
+    DEFAULT_SESSION = Session(**kwargs)
+
+
+def _get_default_session() -> Any:
+    if DEFAULT_SESSION is None:
+        setup_default_session()
+    return DEFAULT_SESSION
+
+
+def client(*args: Any, **kwargs: Any) -> Any:
+    """``boto3.client(...)`` on this module's default session: its Bedrock clients are guarded."""
+    return _get_default_session().client(*args, **kwargs)
+
+
+def resource(*args: Any, **kwargs: Any) -> Any:
+    """``boto3.resource(...)`` on this module's default session (a resource's client is made by ``client``)."""
+    return _get_default_session().resource(*args, **kwargs)
+
+
+class _Submodule(ModuleType):
+    """A boto3 submodule as this module shows it: the names given replace boto3's, every other name is boto3's."""
+
+    def __init__(self, real: ModuleType, **names: Any) -> None:
+        super().__init__(f"{__name__}.{real.__name__.rpartition('.')[2]}", real.__doc__)
+        self.__dict__.update(names)
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+#: ``boto3.session``, whose ``Session`` is the guarded one (``from privsdk.boto3.session import Session`` too).
+session = sys.modules[f"{__name__}.session"] = _Submodule(_boto3_session, Session=Session)
 
 
 def __getattr__(name: str) -> Any:
-    """Any other name is boto3's own (``resource``, ``DEFAULT_SESSION``, ``setup_default_session``, ...)."""
+    """Any other name is boto3's own (``exceptions``, ``set_stream_logger``, ``__version__``, ...)."""
     import boto3
 
     try:
         return getattr(boto3, name)
     except AttributeError:
         raise AttributeError(f"module 'privsdk.boto3' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    from privsdk.outbound.constructors import dropin_dir
+
+    return dropin_dir(globals(), "boto3")()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+
 try:
     import cohere as _vendor
     from privsdk_cohere.dropin import *  # noqa: F403
@@ -31,5 +33,4 @@ def __getattr__(name: str) -> Any:
     return getattr(_vendor, name)
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(dir(_vendor)))
+__dir__ = _dropin_dir(globals(), "cohere")

@@ -16,12 +16,13 @@ from google import genai as _genai
 from google.genai import errors, types
 from privsdk_vertex.dropin import SDK, Client, PolicyViolation, guard_client, instrument, uninstrument
 
+from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+
 __all__ = ["SDK", "Client", "PolicyViolation", "errors", "guard_client", "instrument", "types", "uninstrument"]
 __version__ = _genai.__version__
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(dir(_genai)) | set(_genai.__all__))
+__dir__ = _dropin_dir(globals(), "google.genai")
 
 
 def __getattr__(name: str) -> Any:

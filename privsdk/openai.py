@@ -5,7 +5,8 @@ Replace ``import openai`` (or ``from openai import OpenAI``) and keep the code::
     from privsdk import openai            # was: import openai
     from privsdk.openai import OpenAI     # was: from openai import OpenAI
 
-The client classes are openai's own, subclassed so that their transport
+The client classes (and openai's aliases of them, ``Client`` and
+``AsyncClient``) are openai's own, subclassed so that their transport
 judges every request before it leaves (see :mod:`privsdk_openai.dropin`);
 every other name -- types, exceptions, ``NOT_GIVEN``, ``pydantic_function_tool``,
 the module-level client (``openai.api_key = ...``, ``openai.chat.completions``)
@@ -21,8 +22,11 @@ from types import ModuleType as _ModuleType
 from typing import TYPE_CHECKING, Any
 
 import openai as _openai
+from openai._base_client import BaseClient as _BaseClient
 from openai._utils import LazyProxy as _LazyProxy
 from privsdk_openai import dropin as _dropin
+
+from privsdk.outbound.constructors import dropin_dir as _dropin_dir
 
 if TYPE_CHECKING:
     # For type checkers, every public name of openai; at run time they come from openai on first use
@@ -35,12 +39,20 @@ __all__ = list(dict.fromkeys([*_openai.__all__, *_dropin.__all__]))
 
 
 def __getattr__(name: str) -> Any:
-    """openai's module attributes; its module-level client's resources (``openai.chat``, ...) through a guarded
-    client. A resource there is a lazy proxy: ``type()``, not ``isinstance``, as a proxy claims its target's class."""
+    """openai's module attributes; a client class of openai's (``Client``, an alias of ``OpenAI``, or any other
+    subclass of its base client) as its guarded counterpart; its module-level client's resources
+    (``openai.chat``, ...) through a guarded client, which guards every httpx client it sends through, whatever
+    the app assigns to ``openai.http_client`` afterwards. A resource there is a lazy proxy: ``type()``, not
+    ``isinstance``, as a proxy claims its target's class."""
     value = getattr(_openai, name)
+    if isinstance(value, type) and issubclass(value, _BaseClient):
+        return _dropin.guarded_class(value)
     if issubclass(type(value), _LazyProxy) and hasattr(_openai.OpenAI, name):
         return getattr(_dropin.guard_client(_openai._load_client()), name)
     return value
+
+
+__dir__ = _dropin_dir(globals(), "openai")
 
 
 #: openai's module-level settings (``openai.api_key = ...``): set here, they are set on openai itself.

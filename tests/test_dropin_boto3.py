@@ -174,7 +174,7 @@ def test_the_guard_sees_the_final_request_host_path_signed_region_and_body(serve
     assert out.body == sent.body
     assert sigv4(out.headers)["region"] == "eu-central-1"
     assert out.headers["authorization"] == sent.headers["authorization"]
-    assert asks == Asks("chat", EU_CLAUDE, frozenset({"prompt_caching"}))
+    assert asks == Asks("chat", EU_CLAUDE, frozenset({"prompt_caching"}), location="eu-central-1")
 
 
 def sent_port(server: LoopbackServer) -> int:
@@ -194,7 +194,7 @@ def test_the_real_host_is_the_regions_host() -> None:
         client.invoke_model(modelId=TITAN, body=json.dumps({"inputText": PROMPT}))
     ((out, asks),) = judge.checked
     assert (out.scheme, out.host, out.port) == ("https", "bedrock-runtime.eu-west-3.amazonaws.com", None)
-    assert asks == Asks("embed", TITAN)
+    assert asks == Asks("embed", TITAN, location="eu-west-3")
 
 
 def test_a_fips_client_goes_to_the_fips_host() -> None:
@@ -236,15 +236,44 @@ def test_converse_stream_is_finished_when_the_stream_ends(server: LoopbackServer
     assert done.asks.operation == "stream"
 
 
-def test_a_stream_closed_early_is_finished_once(server: LoopbackServer) -> None:
+NATIVE = {
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 50,
+    "messages": [{"role": "user", "content": PROMPT}],
+}
+
+
+def open_stream(client: Any, operation: str) -> Any:
+    """The event stream of a ConverseStream or an InvokeModelWithResponseStream."""
+    if operation == "converse_stream":
+        return client.converse_stream(modelId=CLAUDE, messages=MESSAGES)["stream"]
+    return client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(NATIVE))["body"]
+
+
+@pytest.mark.parametrize("operation", ["converse_stream", "invoke_model_with_response_stream"])
+def test_a_stream_closed_before_its_counts_is_finished_once_as_cancelled(
+    server: LoopbackServer, operation: str
+) -> None:
+    """It was finished as whole (recorded ``ok``), as if the app had read it to its end."""
     judge = Judge()
     client = dropin.guard_client(boto3.client("bedrock-runtime", **kwargs(server)), guard=judge)
-    stream = client.converse_stream(modelId=CLAUDE, messages=MESSAGES)["stream"]
+    stream = open_stream(client, operation)
     next(iter(stream))
     stream.close()
     stream.close()
     ((done,),) = [judge.finished]
     assert (done.status, done.tokens) == (200, (None, None))
+    assert isinstance(done.exc, GeneratorExit)
+
+
+def test_a_stream_closed_after_its_counts_is_finished_whole(server: LoopbackServer) -> None:
+    judge = Judge()
+    client = dropin.guard_client(boto3.client("bedrock-runtime", **kwargs(server)), guard=judge)
+    stream = open_stream(client, "converse_stream")
+    usage = next(e["metadata"]["usage"] for e in stream if "metadata" in e)  # the last event: the app stops there
+    stream.close()
+    ((done,),) = [judge.finished]
+    assert (done.status, done.tokens, done.exc) == (200, (usage["inputTokens"], usage["outputTokens"]), None)
 
 
 def test_a_cut_stream_is_finished_with_the_error(server: LoopbackServer) -> None:
@@ -263,7 +292,7 @@ def test_invoke_model_tokens_come_from_the_headers(server: LoopbackServer) -> No
     answer = client.invoke_model(modelId=TITAN, body=json.dumps({"inputText": PROMPT}), **JSON_TYPES)
     body = json.loads(answer["body"].read())
     ((done,),) = [judge.finished]
-    assert done.asks == Asks("embed", TITAN)
+    assert done.asks == Asks("embed", TITAN, location="eu-central-1")
     assert (done.status, done.tokens) == (200, (body["inputTextTokenCount"], None))
 
 
@@ -279,7 +308,7 @@ def test_invoke_model_with_response_stream_tokens_come_from_the_last_chunk(serve
     parts = [json.loads(e["chunk"]["bytes"]) for e in response["body"]]
     metrics = parts[-1]["amazon-bedrock-invocationMetrics"]
     ((done,),) = [judge.finished]
-    assert done.asks == Asks("stream", CLAUDE)
+    assert done.asks == Asks("stream", CLAUDE, location="eu-central-1")
     assert done.tokens == (metrics["inputTokenCount"], metrics["outputTokenCount"])
 
 
@@ -342,9 +371,9 @@ def test_control_plane_and_agent_runtime_clients_are_guarded(server: LoopbackSer
         )  # fmt: skip
     assert [r.path for r in server.requests] == ["/foundation-models", "/rerank"]
     assert [a for _, a in judge.checked] == [
-        Asks("models"),
+        Asks("models", location="eu-central-1"),
         Asks("rerank", "amazon.rerank-v1:0", location="eu-central-1"),
-        Asks("batch", EU_CLAUDE),
+        Asks("batch", EU_CLAUDE, location="eu-central-1"),
     ]
 
 
@@ -371,7 +400,8 @@ def test_the_face_has_every_public_name_of_boto3() -> None:
     for name in (n for n in dir(boto3) if not n.startswith("_")):
         assert getattr(pboto3, name) is not None, name
     assert pboto3.Session is dropin.Session and issubclass(pboto3.Session, boto3.session.Session)
-    assert pboto3.resource is boto3.resource and pboto3.exceptions is boto3.exceptions
+    assert pboto3.session.Session is pboto3.Session and pboto3.session.Config is boto3.session.Config
+    assert pboto3.exceptions is boto3.exceptions
     with pytest.raises(AttributeError, match=r"privsdk\.boto3"):
         pboto3.no_such_name  # noqa: B018
 

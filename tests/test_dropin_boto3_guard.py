@@ -10,6 +10,7 @@ network even if the guard wrongly allowed one.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,11 @@ from hypothesis import strategies as st
 import privsdk
 import privsdk.boto3 as pboto3
 from privsdk.errors import PolicyViolation
+from privsdk.outbound.botocore_seam import is_guarded
 from privsdk.outbound.judge import Guard
 from privsdk.types import TextDelta
-from tests.wire.bedrock import BedrockWire
-from tests.wire.server import LoopbackServer
+from tests.wire.bedrock import BedrockWire, sigv4
+from tests.wire.server import LoopbackServer, tls_context
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 EU_CLAUDE = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -150,6 +152,21 @@ def test_an_attested_zdr_account_is_allowed_and_every_operation_leaves_its_token
     ]
 
 
+def test_a_stream_the_app_closes_early_is_recorded_cancelled(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As privsdk.Client records it; a stream read to its end is ``ok`` with its tokens."""
+    policy(monkeypatch, "zdr", "bedrock:data_retention_mode=none")
+    client = loopback(server)
+    stream = client.converse_stream(modelId=CLAUDE, messages=MESSAGES)["stream"]
+    next(iter(stream))
+    stream.close()
+    whole = list(client.converse_stream(modelId=CLAUDE, messages=MESSAGES)["stream"])
+    tokens = next(e["metadata"]["usage"] for e in whole if "metadata" in e)
+    got = [(r["outcome"], r["http_status"], r["input_tokens"], r["output_tokens"]) for r in records(usage)]
+    assert got == [("cancelled", 200, None, None), ("ok", 200, tokens["inputTokens"], tokens["outputTokens"])]
+
+
 def test_a_feature_that_keeps_content_is_refused_under_zdr(
     server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,6 +208,44 @@ def test_a_global_profile_on_an_eu_host_is_refused_under_region_eu(monkeypatch: 
         client.converse(modelId=GLOBAL_CLAUDE, messages=MESSAGES)
     with pytest.raises(WouldSend):  # the same host with an eu.* profile is allowed: it would be sent
         client.converse(modelId=EU_CLAUDE, messages=MESSAGES)
+
+
+def test_a_declared_endpoints_target_covers_only_requests_signed_for_its_region(
+    server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private endpoint's host shows no Region: the one the request is signed for (and AWS serves it in) does."""
+    config = tmp_path / "privsdk.toml"
+    config.write_text(
+        f"""
+[targets.eu-endpoint]
+offering = "bedrock.runtime"
+model = "{CLAUDE}"
+endpoint = "{server.url}"
+region = "eu-central-1"
+attest = ["region=eu"]
+
+[tenants.acme]
+classes.default = ["region=eu"]
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+    monkeypatch.setenv("PRIVSDK_TENANT", "acme")
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    Guard.reset_default()
+    for region in ("us-east-1", "ap-northeast-1"):
+        client = pboto3.client(
+            "bedrock-runtime", region_name=region, endpoint_url=server.url, config=ONE_ATTEMPT, **KEYS
+        )
+        with pytest.raises(PolicyViolation, match="region=eu"):
+            client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert server.requests == []
+    eu = pboto3.client(
+        "bedrock-runtime", region_name="eu-central-1", endpoint_url=server.url, config=ONE_ATTEMPT, **KEYS
+    )
+    eu.converse(modelId=CLAUDE, messages=MESSAGES)
+    (sent,) = server.requests
+    assert sigv4(sent.headers)["region"] == "eu-central-1"
 
 
 def test_an_undeclared_endpoint_is_refused(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,6 +290,155 @@ def test_privsdk_guard_and_instrument_reach_boto3_clients(
         inside.converse_stream(modelId=CLAUDE, messages=MESSAGES)
     assert server.requests == []
     assert [r["operation"] for r in records(usage)] == ["chat", "stream"]
+
+
+# -- every way the drop-in makes a client ------------------------------------------------------------------------
+
+
+def _from_the_default_session(**kwargs: Any) -> Any:
+    pboto3.setup_default_session()
+    return pboto3.DEFAULT_SESSION.client("bedrock-runtime", **kwargs)
+
+
+def _from_the_session_module(**kwargs: Any) -> Any:
+    # A module the face registers when imported, as boto3.session is a submodule: no file for mypy to find.
+    from privsdk.boto3.session import Session  # type: ignore[import-not-found]
+
+    return Session().client("bedrock-runtime", **kwargs)
+
+
+MAKERS: dict[str, Any] = {
+    "client": lambda **kw: pboto3.client("bedrock-runtime", **kw),
+    "Session": lambda **kw: pboto3.Session().client("bedrock-runtime", **kw),
+    "session.Session": lambda **kw: pboto3.session.Session().client("bedrock-runtime", **kw),
+    "from privsdk.boto3.session import Session": _from_the_session_module,
+    "DEFAULT_SESSION": _from_the_default_session,
+    "_get_default_session": lambda **kw: pboto3._get_default_session().client("bedrock-runtime", **kw),
+}
+
+
+@pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
+def test_every_client_the_drop_in_makes_is_guarded(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch, make: Any
+) -> None:
+    """``boto3.session.Session`` and boto3's default session, reached from the drop-in, made unguarded clients."""
+    monkeypatch.setattr(pboto3, "DEFAULT_SESSION", None)  # the drop-in's default session: a fresh one per test
+    policy(monkeypatch, "zdr")
+    client = make(region_name="eu-central-1", endpoint_url=server.url, config=ONE_ATTEMPT, **KEYS)
+    with pytest.raises(PolicyViolation):
+        client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert server.requests == []
+    assert [r["outcome"] for r in records(usage)] == ["refused"]
+
+
+def test_the_drop_in_default_session_is_its_own_and_boto3_is_left_as_it_is(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pboto3, "DEFAULT_SESSION", None)
+    boto3_default = boto3.DEFAULT_SESSION
+    pboto3.setup_default_session(region_name="eu-west-3", **KEYS)
+    assert isinstance(pboto3.DEFAULT_SESSION, pboto3.Session) and boto3.DEFAULT_SESSION is boto3_default
+    client = pboto3.client("bedrock-runtime")  # the region comes from the drop-in's default session, as in boto3
+    assert client.meta.region_name == "eu-west-3" and is_guarded(client)
+    s3 = pboto3.resource("s3").meta.client  # a resource's client is made by the same guarded session
+    assert s3.meta.region_name == "eu-west-3" and not is_guarded(s3)
+    assert boto3.session.Session is not pboto3.Session and boto3.DEFAULT_SESSION is boto3_default
+    plain = boto3.client("bedrock-runtime", region_name="eu-central-1", **KEYS)
+    assert not is_guarded(plain) and not is_guarded(boto3.session.Session().client("bedrock", region_name="eu-west-1"))
+
+
+# -- bodies the guard cannot read ---------------------------------------------------------------------------------
+
+NATIVE = {
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 50,
+    "messages": [{"role": "user", "content": PROMPT}],
+}
+WEB_SEARCH = {**NATIVE, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+
+
+class ReadOnce:
+    """A body the app streams from elsewhere (a socket, a decompressor): ``read`` only, and only once."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self, size: int = -1) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
+@pytest.fixture(scope="module")
+def _tls_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopbackServer, Path]]:
+    context, ca_file = tls_context(tmp_path_factory.mktemp("tls"))
+    with LoopbackServer(BedrockWire(), tls=context) as running:
+        yield running, ca_file
+
+
+@pytest.fixture
+def api_key(
+    _tls_running: tuple[LoopbackServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, LoopbackServer, Path]]:
+    """(client, server, usage): a drop-in client sending with a Bedrock API key, which botocore sends over https
+    only, to the declared TLS loopback. Only a request without SigV4 can carry a stream botocore cannot rewind:
+    SigV4 hashes the body first."""
+    server, ca_file = _tls_running
+    server.requests.clear()
+    path = tmp_path / "usage.jsonl"
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=bedrock.runtime")
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-1")
+    policy(monkeypatch, "no_training")
+    client = pboto3.client(
+        "bedrock-runtime", region_name="eu-central-1", endpoint_url=server.url, verify=str(ca_file), config=ONE_ATTEMPT
+    )
+    yield client, server, path
+    assert server.errors == []
+
+
+class Unseekable(io.RawIOBase):
+    """An io stream that cannot seek (its ``tell`` and ``seek`` raise), as a socket's or a decompressor's."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._data.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@pytest.mark.parametrize("stream", [ReadOnce, Unseekable])
+@pytest.mark.parametrize("operation", ["invoke_model", "invoke_model_with_response_stream"])
+def test_a_body_the_guard_cannot_read_is_refused_before_a_byte(
+    api_key: tuple[Any, LoopbackServer, Path], stream: Any, operation: str
+) -> None:
+    """Such a body was judged as empty and sent whole: a vendor-run tool in it went unseen."""
+    client, server, usage = api_key
+    with pytest.raises(PolicyViolation) as caught:
+        getattr(client, operation)(modelId=CLAUDE, body=stream(json.dumps(WEB_SEARCH).encode()), **JSON_TYPES)
+    assert server.requests == []
+    assert "pass the body as bytes" in str(caught.value) and PROMPT not in str(caught.value)
+    (record,) = records(usage)
+    assert (record["outcome"], record["decision"]) == ("refused", "refuse")
+
+
+@pytest.mark.parametrize("wrap", [bytes, io.BytesIO], ids=["bytes", "BytesIO"])
+def test_a_body_in_bytes_or_a_seekable_file_is_judged_on_what_it_holds(
+    api_key: tuple[Any, LoopbackServer, Path], wrap: Any
+) -> None:
+    client, server, usage = api_key
+    with pytest.raises(PolicyViolation, match="web_search"):
+        client.invoke_model(modelId=CLAUDE, body=wrap(json.dumps(WEB_SEARCH).encode()), **JSON_TYPES)
+    assert server.requests == []
+    answer = client.invoke_model(modelId=CLAUDE, body=wrap(json.dumps(NATIVE).encode()), **JSON_TYPES)
+    assert json.loads(answer["body"].read())["content"][0]["text"] == "You said: " + PROMPT
+    (sent,) = server.requests
+    assert sent.headers["authorization"] == "Bearer bedrock-api-key-1" and json.loads(sent.body) == NATIVE
+    assert [r["outcome"] for r in records(usage)] == ["refused", "ok"]
 
 
 # -- privsdk.Client: its Bedrock adapter sends through the same guard ---------------------------------------------

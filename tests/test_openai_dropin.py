@@ -21,13 +21,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import httpx2
 import openai
 import pydantic
 import pytest
+from openai._base_client import BaseClient
 
 import privsdk
 from privsdk import openai as dropin
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.transport import is_guarded
 from tests.openai_support import guard_env, reset_default_guard, usage_records
 from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire, error_body
@@ -214,11 +218,29 @@ def test_every_public_attribute_of_the_sdk_client_is_on_the_drop_in(name: str, k
     assert type(ours.with_options(timeout=1.0)) is type(ours)
 
 
+def _client_classes() -> dict[str, type[Any]]:
+    """Every name of openai's module (its ``__all__`` and its attributes, private ones included) that is a client
+    class: a subclass of openai's base client. An alias a later openai release adds is found here too."""
+    found = {}
+    for name in sorted({*openai.__all__, *dir(openai)}):
+        value = getattr(openai, name, None)
+        if isinstance(value, type) and issubclass(value, BaseClient):
+            found[name] = value
+    return found
+
+
+CLIENT_CLASSES = _client_classes()
+
+
 def test_the_module_replaces_import_openai_as_a_whole() -> None:
-    clients = {"OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI", "BedrockOpenAI", "AsyncBedrockOpenAI"}
+    assert {"OpenAI", "AsyncOpenAI", "Client", "AsyncClient", "AzureOpenAI", "BedrockOpenAI"} <= set(CLIENT_CLASSES)
     for name in openai.__all__:
-        if name not in clients:
+        if name not in CLIENT_CLASSES:
             assert getattr(dropin, name) is getattr(openai, name), name
+    for name, theirs in CLIENT_CLASSES.items():  # openai's client classes, each guarded (the test below sends)
+        ours = getattr(dropin, name)
+        assert issubclass(ours, theirs) and ours is not theirs, name
+    assert dropin.Client is dropin.OpenAI and dropin.AsyncClient is dropin.AsyncOpenAI  # openai's aliases, kept
     assert dropin.NOT_GIVEN is openai.NOT_GIVEN and dropin.types is openai.types
     assert dropin.pydantic_function_tool is openai.pydantic_function_tool
     assert dropin.APIStatusError is openai.APIStatusError and dropin.Stream is openai.Stream
@@ -428,6 +450,40 @@ def test_async_refusal(
     assert server.requests == []
 
 
+def _built(cls: type[Any], url: str) -> Any:
+    """A client of ``cls`` (any of openai's client classes, or its drop-in) sending to ``url``."""
+    if issubclass(cls, (openai.AzureOpenAI, openai.AsyncAzureOpenAI)):
+        return cls(api_key=KEY, api_version="2024-10-21", azure_endpoint=url, max_retries=0)
+    if issubclass(cls, (openai.BedrockOpenAI, openai.AsyncBedrockOpenAI)):
+        return cls(api_key=KEY, aws_region="us-east-1", base_url=f"{url}/v1", max_retries=0)
+    return cls(api_key=KEY, base_url=f"{url}/v1", max_retries=0)
+
+
+@pytest.mark.parametrize("name", sorted(CLIENT_CLASSES))
+def test_every_client_class_the_module_hands_out_is_guarded(
+    name: str, wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``openai.Client`` / ``AsyncClient`` are openai's aliases of ``OpenAI`` / ``AsyncOpenAI``; the module-level
+    client's classes are client classes too. Whichever client class the drop-in module hands out, by attribute
+    or by ``from privsdk.openai import ...``, its clients refuse before a byte is sent."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    for setting in ("http_client", "api_key", "base_url"):  # a module-level client's class reads and sets these
+        monkeypatch.setattr(openai, setting, None)
+    namespace: dict[str, Any] = {}
+    exec(f"from privsdk.openai import {name}", namespace)
+    cls = namespace[name]
+    assert cls is getattr(dropin, name)
+    client = _built(cls, server.url)
+    messages: Any = [{"role": "user", "content": "patient Jane Roe"}]
+    with pytest.raises(dropin.PolicyViolation, match="zdr"):
+        if isinstance(client, openai.AsyncOpenAI):
+            asyncio.run(client.chat.completions.create(model=MODEL, messages=messages))
+        else:
+            client.chat.completions.create(model=MODEL, messages=messages)
+    assert server.requests == []
+
+
 # --- clients privsdk did not build --------------------------------------------------------------------------------
 
 
@@ -480,6 +536,50 @@ def test_copies_of_a_guarded_client_are_guarded_even_with_their_own_http_client(
     assert server.requests == []
 
 
+def test_a_guard_given_to_guard_client_replaces_the_one_a_client_had(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A drop-in client (or one built under ``instrument()``) is guarded by the process-wide guard when it is
+    made; ``guard_client(client, guard=strict)`` must make ``strict`` judge it from then on: its requests, its
+    WebSocket connections, its copies (even one given an httpx client of its own), sync and async."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server)  # the process-wide guard requires nothing
+    declared = f"{server.url}=openai.api"
+    strict = Guard(environ={"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_USAGE": "none", "PRIVSDK_ENDPOINTS": declared})
+    messages: Any = [{"role": "user", "content": "patient Jane Roe"}]
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    client.chat.completions.create(model=MODEL, messages=messages)  # allowed by the process-wide guard
+    assert len(server.requests) == 1
+    assert dropin.guard_client(client, guard=strict) is client
+    assert dropin.guard_client(client) is client  # no guard given: the one it has stays
+    for guarded in (client, client.with_options(timeout=3.0), client.with_options(http_client=httpx2.Client())):
+        with pytest.raises(dropin.PolicyViolation):
+            guarded.chat.completions.create(model=MODEL, messages=messages)
+    with pytest.raises(dropin.PolicyViolation):
+        client.realtime.connect(model="gpt-realtime")
+
+    async def async_client() -> None:
+        aclient = dropin.guard_client(
+            dropin.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0), guard=strict
+        )
+        for guarded in (aclient, aclient.with_options(http_client=httpx2.AsyncClient())):
+            with pytest.raises(dropin.PolicyViolation):
+                await guarded.chat.completions.create(model=MODEL, messages=messages)
+
+    asyncio.run(async_client())
+    dropin.instrument()  # clients built now are guarded by the process-wide guard as they are made
+    try:
+        built = dropin.guard_client(
+            openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0), guard=strict
+        )
+        for guarded in (built, built.with_options(http_client=httpx2.Client()), built.copy(timeout=2.0)):
+            with pytest.raises(dropin.PolicyViolation):
+                guarded.chat.completions.create(model=MODEL, messages=messages)
+    finally:
+        dropin.uninstrument()
+    assert len(server.requests) == 1
+
+
 def test_an_http_client_given_to_the_drop_in_is_guarded(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -530,10 +630,43 @@ def test_the_module_level_client_is_guarded(
     monkeypatch.setattr(openai, "api_key", None)
     monkeypatch.setattr(openai, "base_url", None)
     dropin.api_key = KEY
-    dropin.base_url = f"{server.url}/v1"
+    dropin.base_url = f"{server.url}/v1/"
     assert openai.api_key == KEY  # set on openai itself
-    with pytest.raises(dropin.PolicyViolation):
+    with pytest.raises(dropin.PolicyViolation, match="zdr"):
         dropin.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    assert server.requests == []
+
+
+def test_the_module_level_client_judges_every_http_client_the_app_gives_it(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """openai's module-level client reads ``openai.http_client`` on every request: an httpx client the app (or a
+    library, on openai itself) assigns after ``from privsdk.openai import chat`` must be judged all the same."""
+    app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    for setting, value in [("_client", None), ("http_client", None), ("api_key", KEY), ("max_retries", 0)]:
+        monkeypatch.setattr(openai, setting, value)
+    monkeypatch.setattr(openai, "base_url", f"{server.url}/v1/")  # the module-level client adds no slash
+    from privsdk.openai import chat, embeddings  # looked up before the app configures its httpx client
+
+    messages: Any = [{"role": "user", "content": "patient Jane Roe"}]
+    with pytest.raises(dropin.PolicyViolation, match="zdr"):
+        chat.completions.create(model=MODEL, messages=messages)
+    swaps: list[Any] = [httpx2.Client(), httpx.Client(), httpx2.Client(transport=answered_in_memory(app, httpx2))]
+    for i, http in enumerate(swaps):
+        if i % 2:
+            openai.http_client = http  # on openai itself, as a library would
+        else:
+            dropin.http_client = http  # through the drop-in: set on openai
+        assert openai.http_client is http
+        with pytest.raises(dropin.PolicyViolation, match="zdr"):
+            chat.completions.create(model=MODEL, messages=messages)
+        with pytest.raises(dropin.PolicyViolation, match="zdr"):
+            embeddings.create(model="text-embedding-3-small", input="patient Jane Roe")
+        assert is_guarded(http)
+    assert server.requests == []
+    # The swapped-in client is the one that sends: a listing carries no content, and the in-memory one answers it.
+    assert [m.id for m in dropin.models.list()] == [app.model]
     assert server.requests == []
 
 

@@ -376,3 +376,52 @@ def test_jakarta_is_not_india() -> None:
     assert geography("gcp_location", "asia-southeast2") is None  # Indonesia: no geography privsdk names
     assert geography("gcp_location", "asia-south1") == geography("gcp_location", "asia-south2") == "in"
     assert geography("gcp_location", "asia-southeast1") == "sg"
+
+
+PROXY, HAIKU = "https://llm-proxy.test", "anthropic.claude-3-haiku-20240307-v1%3A0"
+
+
+@pytest.mark.parametrize(
+    ("declared", "path", "body"),
+    [
+        (f"{PROXY}/cohere=cohere.saas", "/cohere/v2/chat", {"model": "command-r-plus", "messages": []}),
+        (f"{PROXY}/mistral=mistral.api", "/mistral/v1/chat/completions", {"model": "mistral-small-latest"}),
+        (f"{PROXY}/mistral/v1=mistral.api", "/mistral/v1/chat/completions", {"model": "mistral-small-latest"}),
+        (f"{PROXY}/bedrock=bedrock.runtime", f"/bedrock/model/{HAIKU}/converse", {"messages": []}),
+        (f"{PROXY}/openai=openai.api", "/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": []}),
+    ],
+)  # fmt: skip
+def test_a_declared_endpoint_with_a_path_prefix_is_read_after_it(
+    catalogue: Catalogue, declared: str, path: str, body: dict[str, object]
+) -> None:
+    """A corporate proxy that serves each vendor under a prefix of its own: the vendor's route follows it."""
+    import json
+
+    guard = _guard({"PRIVSDK_ENDPOINTS": declared}, catalogue)
+    sdk = {"cohere": "cohere", "mistral": "mistralai", "bedrock": "boto3", "openai": "openai"}[path.split("/")[1]]
+    out = Outgoing(sdk, "POST", "https", "llm-proxy.test", None, path, "", {}, json.dumps(body).encode())
+    verdict = guard.judge(out)
+    assert verdict.decision.outcome == "allow", verdict.decision.reason
+    assert verdict.asks is not None and verdict.asks.operation == "chat"
+
+
+@pytest.mark.parametrize(
+    ("sdk", "declared", "path"),
+    [
+        ("openai", "http://gw.test=openai.api", "/v1/gwtok-CANARY-PATH-9f8e/chat/completions"),
+        ("cohere", "http://gw.test=cohere.saas", "/v2/gwtok-CANARY-PATH-9f8e"),
+        ("cohere", "http://gw.test=cohere.saas", "/gwtok-CANARY-PATH-9f8e/v2/chat"),
+        ("mistralai", "http://gw.test=mistral.api", "/v1/gwtok-CANARY-PATH-9f8e"),
+        ("boto3", "http://gw.test=bedrock.runtime", "/gwtok-CANARY-PATH-9f8e/x"),
+        ("boto3", "http://gw.test=bedrock.runtime", "/model/m/gwtok-CANARY-PATH-9f8e"),
+        ("genai", "http://gw.test=vertex.gemini", "/v1/gwtok-CANARY-PATH-9f8e/x"),
+    ],
+)
+def test_a_refusal_never_quotes_a_path_segment_it_does_not_know(
+    catalogue: Catalogue, sdk: str, declared: str, path: str
+) -> None:
+    """A gateway may carry a token in its path: an unknown segment is named ``<segment>``, never shown."""
+    guard = _guard({"PRIVSDK_ENDPOINTS": declared}, catalogue)
+    decision = guard.judge(Outgoing(sdk, "POST", "http", "gw.test", None, path, "", {}, b"{}")).decision
+    assert decision.outcome == "refuse"
+    assert "CANARY" not in str(decision.to_json()) and "CANARY" not in repr(decision)

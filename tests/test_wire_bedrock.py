@@ -20,7 +20,14 @@ import pytest
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
-from privsdk.outbound.wire.bedrock import READER, REGION_GEOGRAPHY, geography, model_of
+from privsdk.outbound.wire.bedrock import (
+    READER,
+    REGION_GEOGRAPHY,
+    UNREAD_BODY,
+    geography,
+    model_of,
+    signed_region,
+)
 from privsdk.vocabulary import GEOGRAPHIES
 from tests.wire.bedrock import event, frame
 
@@ -405,6 +412,75 @@ def test_unreadable_names_the_shape_never_the_body(case: str, out: Outgoing, mes
         READER.read(out)
     assert message in str(caught.value)
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        (model_path(CLAUDE, "invoke"), "POST"),
+        (model_path(CLAUDE, "invoke-with-response-stream"), "POST"),
+        (model_path(CLAUDE, "converse"), "POST"),
+        ("/guardrail/g1/version/1/apply", "POST"),
+        ("/agents/A1/agentAliases/B1/sessions/s1/text", "POST"),
+        ("/foundation-models", "GET"),
+    ],
+)
+def test_a_body_the_seam_could_not_read_is_unreadable_whatever_the_operation(path: str, method: str) -> None:
+    """A seam reports a stream it cannot read and put back as UNREAD_BODY: judged as empty, it went unseen."""
+    with pytest.raises(Unreadable, match="pass the body as bytes"):
+        READER.read(request(path, method=method)._replace(body=UNREAD_BODY))
+
+
+def sigv4_header(region: str, service: str = "bedrock") -> str:
+    return (
+        f"AWS4-HMAC-SHA256 Credential=AKIDFAKE/20261130/{region}/{service}/aws4_request, "
+        f"SignedHeaders=content-type;host;x-amz-date, Signature={'0' * 64}"
+    )
+
+
+def signed(out: Outgoing, authorization: str) -> Outgoing:
+    return out._replace(headers={**out.headers, "authorization": authorization})
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        (request(model_path(CLAUDE, "converse"), HELLO), Asks("chat", CLAUDE, location="us-east-1")),
+        (request(model_path(TITAN_V2, "invoke"), {"inputText": "x"}), Asks("embed", TITAN_V2, location="us-east-1")),
+        (request(model_path(FOUNDATION_ARN, "converse"), HELLO), Asks("chat", CLAUDE, location="us-east-1")),
+        (request("/foundation-models", method="GET"), Asks("models", location="us-east-1")),
+        (request("/agents/A1/agentAliases/B1/sessions/s1/text", {}), Asks("assistants", location="us-east-1")),
+    ],
+)
+def test_a_sigv4_request_is_located_in_the_region_it_is_signed_for(out: Outgoing, expected: Asks) -> None:
+    """A declared endpoint (a VPC endpoint, a proxy) does not show the Region; the signature's scope does."""
+    assert READER.read(signed(out, sigv4_header("us-east-1"))) == expected
+
+
+def test_a_request_with_an_api_key_shows_only_its_arns_region() -> None:
+    bearer = "Bearer bedrock-api-key-1"
+    assert READER.read(signed(request(model_path(CLAUDE, "converse"), HELLO), bearer)) == Asks("chat", CLAUDE)
+    assert READER.read(signed(request(model_path(FOUNDATION_ARN, "converse"), HELLO), bearer)).location == "us-east-1"
+
+
+def test_a_model_arn_of_another_region_than_the_signature_is_unreadable() -> None:
+    out = signed(request(model_path(FOUNDATION_ARN, "converse"), HELLO), sigv4_header("eu-central-1"))
+    with pytest.raises(Unreadable, match="region_name"):
+        READER.read(out)
+    rerank = {
+        "rerankingConfiguration": {"bedrockRerankingConfiguration": {"modelConfiguration": {"modelArn": RERANK_ARN}}}
+    }
+    with pytest.raises(Unreadable, match="signed for"):
+        READER.read(signed(request("/rerank", rerank), sigv4_header("us-west-2")))
+
+
+def test_signed_region() -> None:
+    assert signed_region({"authorization": sigv4_header("ap-northeast-1")}) == "ap-northeast-1"
+    assert signed_region({}) is None
+    assert signed_region({"authorization": "Bearer a/b/c/d/e"}) is None
+    scope = "AWS4-HMAC-SHA256 Credential=AKID/20261130/"
+    assert signed_region({"authorization": scope + "/bedrock/aws4_request, SignedHeaders=host"}) is None  # no Region
+    assert signed_region({"authorization": scope + "eu-west-1/aws4_request"}) is None  # no service: not a scope
 
 
 def _service_requests() -> list[tuple[str, str, str]]:

@@ -166,7 +166,7 @@ def _outgoing_slow(request: Any) -> Outgoing:
     )
 
 
-def _body(body: object) -> bytes:
+def _body(body: Any) -> bytes:
     if body is None:
         return b""
     if isinstance(body, bytes):
@@ -175,14 +175,17 @@ def _body(body: object) -> bytes:
         return bytes(body)
     if isinstance(body, str):
         return body.encode()
-    read, seek, tell = getattr(body, "read", None), getattr(body, "seek", None), getattr(body, "tell", None)
-    if read is not None and seek is not None and tell is not None:
+    try:
         # A seekable stream (a file the app passed as an InvokeModel body): read it, then put it back.
-        start = tell()
-        data = read()
-        seek(start)
-        return data if isinstance(data, bytes) else str(data).encode()
-    return b""  # an unseekable stream: the wire reader sees no body and refuses what needs one
+        start = body.tell()
+        data = body.read()
+        body.seek(start)
+    except Exception:  # no tell or seek, a pipe, a closed file: whatever it raises, the guard cannot read it
+        from privsdk.outbound.wire.bedrock import UNREAD_BODY  # only this rare body needs the reader here
+
+        # Not b"": judged as empty, what the stream holds would go unjudged. The reader refuses this marker.
+        return UNREAD_BODY
+    return data if isinstance(data, bytes) else str(data).encode()
 
 
 class _Attempt:
@@ -351,7 +354,9 @@ class MeteredStream:
             self._raw.close()
         finally:
             if not self._attempt.done:
-                self._end(None)
+                # Closed before its end: whole if its token counts came, else the app gave up on it (cancelled).
+                self._finalizer.detach()
+                finish_early(self._attempt, self._meter, self._status)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)

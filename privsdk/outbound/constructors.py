@@ -4,13 +4,15 @@
 A drop-in class's ``__init__`` is the SDK's own followed by guarding; :func:`privsdk.instrument` puts the same
 into the SDK's classes themselves, so that clients a framework builds inside itself are guarded too, and
 :meth:`Constructors.restore` puts the SDK's own back (as opentelemetry-python-contrib's instrumentors do).
+:func:`dropin_dir` is what a drop-in module (``privsdk.openai``, ...) lists: its own names and the SDK's.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 Init = Callable[..., None]
@@ -54,3 +56,15 @@ class Constructors:
     @property
     def patched(self) -> bool:
         return bool(self._originals)
+
+
+def dropin_dir(own: Mapping[str, object], sdk: str) -> Callable[[], list[str]]:
+    """The ``__dir__`` of a drop-in module whose other names come from the SDK module ``sdk`` (its ``__getattr__``):
+    ``dir()`` lists them all, as ``dir()`` of the SDK module does, and the drop-in's own names (``own``, the
+    module's globals). The SDK module is imported when ``dir()`` is called, not before."""
+
+    def __dir__() -> list[str]:
+        module = importlib.import_module(sdk)
+        return sorted({*own, *dir(module), *getattr(module, "__all__", ())})
+
+    return __dir__

@@ -104,6 +104,15 @@ def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = 
     return body
 
 
+def shown_segment(segment: str) -> str:
+    """A path segment as a refusal may show it: an API's own words (``chat``, ``fine_tuning``, ``embed-jobs``,
+    ``generateContent``) are letters, and its versions ``v1``, ``v1beta1``; anything else (digits, dots, other
+    signs) may be an id or a token a gateway carries in its path, and is not shown."""
+    plain = segment.replace("_", "").replace("-", "")
+    version = segment[:1] == "v" and segment[1:2].isdigit() and segment.isalnum() and len(segment) <= 10  # v1beta1
+    return segment if version or (plain.isascii() and plain.isalpha() and len(segment) <= 40) else "<segment>"
+
+
 def body_model(body: Mapping[str, Any], protocol: str) -> str | None:
     """The model a JSON body names, None when it names none; :class:`Unreadable` when ``model`` is there but not
     a name (judged as no model, the request would escape the facts of the model it is for)."""

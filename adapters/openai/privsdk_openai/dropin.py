@@ -40,9 +40,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncAzureOpenAI",
     "AsyncBedrockOpenAI",
+    "AsyncClient",
     "AsyncOpenAI",
     "AzureOpenAI",
     "BedrockOpenAI",
+    "Client",
     "OpenAI",
     "PolicyViolation",
     "guard_client",
@@ -89,60 +91,122 @@ class _Seam(NamedTuple):
     reroutes: bool
 
 
-def install(client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes: bool = True) -> _Client:
-    """Guard the httpx client ``client`` sends through, in place (a no-op when it already is).
+def install(
+    client: _Client, guard: Guard | None, refusal: Refusal, *, reroutes: bool = True, replace: bool = False
+) -> _Client:
+    """Guard the httpx client ``client`` sends through, in place (a no-op when it already is, unless ``replace``).
 
     With ``reroutes``, a request the tenant reroutes is answered from the alternative in openai's wire
     format (:mod:`privsdk_openai.reroute`); without, it is refused. The client is also marked, so that its
     WebSocket connections (Realtime, Live, the Responses API's WebSocket mode), which the SDK opens with the
     websockets library rather than httpx, are judged too, and so that its copies (``with_options``) are guarded
     as it is, even one given an httpx client of its own.
+
+    A client (or httpx client) guarded already keeps its guard, unless ``replace`` and ``guard`` is given: then
+    ``guard`` judges its requests from now on (:func:`guard_client` with a guard, the copy of a client guarded
+    by one). Constructors (drop-in classes, :func:`instrument`) never replace: guarding is done once there.
     """
-    from privsdk.outbound.transport import guard_httpx
+    replace = replace and guard is not None
+    seam: _Seam | None = getattr(client, _MARK, None)
+    _guard_http(client._client, guard, refusal, reroutes, replace)
+    if seam is None:
+        setattr(client, _MARK, _Seam(guard, refusal, reroutes))
+        _guard_class(type(client))
+    elif replace and seam.guard is not guard:
+        setattr(client, _MARK, seam._replace(guard=guard))
+    return client
+
+
+def _guard_http(http: Any, guard: Guard | None, refusal: Refusal, reroutes: bool, replace: bool) -> None:
+    """Put the guard in front of the transports of ``http`` (an httpx or httpx2 client); with ``replace``,
+    transports guarded already are pointed at ``guard``."""
+    from privsdk.outbound import transport
 
     if reroutes:
         from privsdk_openai import reroute
 
-        guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
+        transport.guard_httpx(http, sdk=SDK, refusal=refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
     else:
-        guard_httpx(client._client, sdk=SDK, refusal=refusal, guard=guard)
-    if getattr(client, _MARK, None) is None:
-        setattr(client, _MARK, _Seam(guard, refusal, reroutes))
-        if not isinstance(client, _DROPINS):
-            _guard_copies(type(client))
-    return client
+        transport.guard_httpx(http, sdk=SDK, refusal=refusal, guard=guard)
+    if replace:
+        kinds = transport._seam(transport._library(http))
+        for sent_through in (http._transport, *http._mounts.values()):
+            if isinstance(sent_through, (kinds.transport, kinds.async_transport)):
+                sent_through.guard = guard
 
 
-def _guard_copies(cls: type[Any]) -> None:
-    """Make the copies of guarded clients of ``cls`` (one of openai's client classes) guarded as they are.
+#: The client classes whose copies and httpx client swaps :func:`_guard_class` has seen to.
+_SEEN_CLASSES: set[type[Any]] = set()
 
-    openai builds a ``copy()`` / ``with_options()`` result with the client's own class: openai's, for a client
-    the app built and guarded (a drop-in class guards its copies in its constructor). A copy that shares the
-    httpx client is guarded already; one given an ``http_client`` of its own would send unguarded. So openai's
-    ``copy`` (and ``with_options``, the same function) in each class of ``cls``'s lineage that defines it is
-    wrapped, once: the copy of a guarded client is guarded with the same guard; any other copy is untouched.
+
+def _guard_class(cls: type[Any]) -> None:
+    """Make what a guarded client of ``cls`` can send through, besides the httpx client it was built with,
+    guarded as the client is: its copies (``copy`` / ``with_options``), and an httpx client a ``_client``
+    property hands out (openai's module-level client reads ``openai.http_client`` on every request).
+
+    Both are wrapped in the class that defines them, once, and change nothing for a client that is not guarded.
     """
+    if cls in _SEEN_CLASSES:
+        return
     for klass in cls.__mro__:
         own = vars(klass).get("copy")
-        if own is None or getattr(own, "_privsdk_guards_copies", False):
-            continue
-        wrapped = _guarding_copies(own)
-        for name in ("copy", "with_options"):
-            if vars(klass).get(name) is own:
-                setattr(klass, name, wrapped)
+        if own is not None and not getattr(own, "_privsdk_guards_copies", False):
+            wrapped = _guarding_copies(own)
+            for name in ("copy", "with_options"):
+                if vars(klass).get(name) is own:
+                    setattr(klass, name, wrapped)
+        http = vars(klass).get("_client")
+        if isinstance(http, property) and not getattr(http.fget, "_privsdk_guards_http", False):
+            klass._client = _guarding_http(http)  # type: ignore[attr-defined]
+    _SEEN_CLASSES.add(cls)
 
 
 def _guarding_copies(copy: Callable[..., Any]) -> Callable[..., Any]:
+    """openai builds a ``copy()`` / ``with_options()`` result with the client's own class: openai's, for a client
+    the app built and guarded. A copy that shares the httpx client is guarded already; one given an
+    ``http_client`` of its own would send unguarded, and a drop-in's copy would be guarded by the guard its
+    constructor uses rather than the one given to :func:`guard_client`. The copy of a guarded client is guarded
+    with the same guard; any other copy is untouched."""
+
     @functools.wraps(copy)
     def guarded_copy(self: Any, *args: Any, **kwargs: Any) -> Any:
         made = copy(self, *args, **kwargs)
         seam: _Seam | None = getattr(self, _MARK, None)
         if seam is not None:
-            install(made, seam.guard, seam.refusal, reroutes=seam.reroutes)
+            mine: _Seam | None = getattr(made, _MARK, None)
+            if mine is None or mine.guard is not seam.guard:
+                install(made, seam.guard, seam.refusal, reroutes=seam.reroutes, replace=True)
         return made
 
     guarded_copy._privsdk_guards_copies = True  # type: ignore[attr-defined]
     return guarded_copy
+
+
+#: The attribute a guarded client whose ``_client`` is a property keeps the last httpx client it guarded in.
+_LAST_HTTP = "_privsdk_http"
+
+
+def _guarding_http(http: property) -> property:
+    """``http`` (a ``_client`` property), guarding each httpx client it hands out for a guarded client.
+
+    openai's module-level client reads ``openai.http_client`` on every request, so an app (or a library) that
+    assigns it after the client was guarded would send through an httpx client the guard never saw. Each
+    httpx client is guarded, with the client's guard, the first time it is handed out; the one guarded last is
+    remembered, so a request costs an identity check.
+    """
+    read = http.fget
+    assert read is not None
+
+    def guarded(self: Any) -> Any:
+        sends_through = read(self)
+        seam: _Seam | None = getattr(self, _MARK, None)
+        if seam is not None and sends_through is not vars(self).get(_LAST_HTTP):
+            _guard_http(sends_through, seam.guard, seam.refusal, seam.reroutes, seam.guard is not None)
+            vars(self)[_LAST_HTTP] = sends_through
+        return sends_through
+
+    guarded._privsdk_guards_http = True  # type: ignore[attr-defined]
+    return property(guarded, http.fset, http.fdel, http.__doc__)
 
 
 def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
@@ -151,14 +215,17 @@ def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:
     The client's httpx client gets the guard as its transport, so the client
     and any other client sharing that httpx client are guarded from now on;
     so are its ``copy()`` / ``with_options()`` copies, even one given an
-    ``http_client`` of its own. Returns ``client``.
+    ``http_client`` of its own. ``guard`` defaults to the process-wide one
+    configured from the environment; on a client guarded already (a drop-in,
+    one built under :func:`instrument`), a ``guard`` given here replaces the
+    one it had, for every client sharing its httpx client. Returns ``client``.
     """
     if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
         raise TypeError(
             f"privsdk.openai.guard_client takes an openai.OpenAI or openai.AsyncOpenAI client, "
             f"not {type(client).__module__}.{type(client).__qualname__}"
         )
-    return install(client, guard, PolicyViolation.of)
+    return install(client, guard, PolicyViolation.of, replace=True)
 
 
 def _install(client: Any) -> None:
@@ -210,8 +277,36 @@ class AsyncBedrockOpenAI(openai.AsyncBedrockOpenAI):
         __init__ = _guarded_init(openai.AsyncBedrockOpenAI.__init__)
 
 
+#: openai's own aliases (``openai.Client is openai.OpenAI``), kept: the same drop-in classes.
+Client = OpenAI
+AsyncClient = AsyncOpenAI
+
 #: The drop-in classes: their copies are drop-ins, guarded by their own constructor.
 _DROPINS = (OpenAI, AsyncOpenAI, AzureOpenAI, AsyncAzureOpenAI, BedrockOpenAI, AsyncBedrockOpenAI)
+#: openai's client classes -> the guarded classes handed out in their place (:func:`guarded_class`).
+_GUARDED: dict[type[Any], type[Any]] = {cls.__bases__[0]: cls for cls in _DROPINS}
+
+
+def guarded_class(cls: type[Any]) -> type[Any]:
+    """The guarded class to use in place of ``cls``, a client class of openai's (a subclass of its base client).
+
+    The drop-in class for openai's own classes and their aliases (``openai.Client`` is ``openai.OpenAI``); for
+    any other (the module-level client's classes, a class a later openai release adds), a subclass made on first
+    use whose constructor is openai's followed by guarding, as the drop-in classes' is. A class guarded already
+    is returned as it is. So no name of the drop-in module hands out a client class that sends unguarded.
+    """
+    found = _GUARDED.get(cls)
+    if found is not None:
+        return found
+    if any(issubclass(cls, guarded) for guarded in _GUARDED.values()):
+        return cls
+    namespace = {
+        "__doc__": cls.__doc__,
+        "__module__": __name__,
+        "__qualname__": cls.__qualname__,
+        "__init__": _guarded_init(cls.__init__),
+    }
+    return _GUARDED.setdefault(cls, type(cls.__name__, (cls,), namespace))
 
 
 # --- instrument(): every client built from now on is guarded -----------------------------------------------------

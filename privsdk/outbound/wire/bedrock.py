@@ -18,10 +18,16 @@ apart by the path's first segment, which no two of them share:
 The model is the ``modelId`` path label, percent-decoded: a model id
 (``anthropic.claude-3-haiku-20240307-v1:0``), a cross-Region inference profile
 (``eu.anthropic...``) or an ARN. A foundation-model or inference-profile ARN
-is reported as the id inside it (and its Region as ``location``); every other
-ARN (application inference profiles, provisioned or custom models, prompts,
-marketplace endpoints) is opaque and reported whole, so only a policy that
-declares it can allow it.
+is reported as the id inside it; every other ARN (application inference
+profiles, provisioned or custom models, prompts, marketplace endpoints) is
+opaque and reported whole, so only a policy that declares it can allow it.
+
+``location`` is the Region that serves the request: the one its SigV4
+credential scope is signed for (AWS serves a request only in that Region,
+whatever host it passed: a declared private endpoint or proxy shows none),
+else the model ARN's; an ARN of another Region than the signature's is
+refused. A request sent with a Bedrock API key (``Authorization: Bearer``)
+has only its ARN's.
 
 Token counts come from the response: Converse's ``usage``, the ``metadata``
 event of a ConverseStream, the last ``chunk`` of an
@@ -39,7 +45,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object, shown_segment
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
@@ -99,6 +105,10 @@ _AGENT_RUNTIME: dict[str, str] = {
 _FILE_BLOCKS = frozenset({"image", "document", "video", "audio"})
 _FILE_TYPES = frozenset({"image", "document", "video", "audio", "image_url", "input_image", "input_audio", "file"})
 _NO_FEATURES: frozenset[str] = frozenset()
+_SIGV4 = "AWS4-HMAC-SHA256 Credential="
+#: The body a seam reports for a request body it cannot read without consuming it (a stream that cannot be
+#: put back): the reader refuses such a request, whose body would otherwise be judged as empty.
+UNREAD_BODY = b"\x00privsdk: a request body that cannot be read\x00"
 
 
 # -- models -------------------------------------------------------------------------------------------------------
@@ -137,6 +147,31 @@ def invoke_operation(model: str) -> str:
 def geography(region: str) -> str | None:
     """The geography of an AWS Region, None where privsdk knows none."""
     return REGION_GEOGRAPHY.get(region)
+
+
+def signed_region(headers: Mapping[str, str]) -> str | None:
+    """The AWS Region a SigV4 ``Authorization`` header is signed for, None for any other (a Bedrock API key).
+
+    The credential scope reads ``Credential=KEY/DATE/REGION/SERVICE/aws4_request``; no other part of the
+    header holds a ``/``.
+    """
+    auth = headers.get("authorization")
+    if auth is None:
+        return None
+    scope = auth.split("/", 4)
+    if len(scope) != 5 or not scope[0].startswith(_SIGV4) or not scope[4].startswith("aws4_request,"):
+        return None
+    return scope[2] or None
+
+
+def _served_in(arn_region: str | None, signed: str | None) -> str | None:
+    """The Region that serves a request whose model ARN names ``arn_region`` and that is signed for ``signed``."""
+    if arn_region is None or signed is None or arn_region == signed:
+        return signed or arn_region
+    raise Unreadable(
+        "the model ARN names another AWS Region than the one the request is signed for: create the client "
+        "with region_name set to the ARN's Region"
+    )
 
 
 # -- features -----------------------------------------------------------------------------------------------------
@@ -254,40 +289,49 @@ class BedrockReader:
     """The :class:`~privsdk.outbound.outgoing.WireReader` for Amazon Bedrock."""
 
     def read(self, request: Outgoing) -> Asks:
+        if request.body is UNREAD_BODY:
+            # Judging it as empty would let through whatever it holds: refused whatever the operation.
+            raise Unreadable(
+                "the request body is a stream privsdk cannot read and put back (a file-like object without "
+                "seek and tell, such as a pipe or a socket): pass the body as bytes, or as a seekable file "
+                "such as io.BytesIO"
+            )
+        signed = signed_region(request.headers)
         parts = request.path.split("/")
         first = parts[1] if len(parts) > 1 else ""
         if first == "model":
-            return self._model(request, parts)
+            return self._model(request, parts, signed)
         if first == "async-invoke":
             if request.method == "POST":
                 body = json_object(request, "Bedrock", "StartAsyncInvoke", empty=True)
-                return self._asks("batch", body.get("modelId"), _NO_FEATURES)
-            return Asks("batch")
+                return self._asks("batch", body.get("modelId"), _NO_FEATURES, signed)
+            return Asks("batch", location=signed)
         if first in ("guardrail", "guardrail-checks"):
-            return Asks("other")
+            return Asks("other", location=signed)
         if first == "rerank":
             body = json_object(request, "Bedrock", "Rerank", empty=True)
             arn = _dig(
                 body, "rerankingConfiguration", "bedrockRerankingConfiguration", "modelConfiguration", "modelArn"
             )
-            return self._asks("rerank", arn, _NO_FEATURES)
+            return self._asks("rerank", arn, _NO_FEATURES, signed)
         if first in ("retrieveAndGenerate", "retrieveAndGenerateStream"):
-            return self._retrieve_and_generate(request, first)
+            return self._retrieve_and_generate(request, first, signed)
         if first in _AGENT_RUNTIME:
-            return Asks(_AGENT_RUNTIME[first])
-        return self._control(request, first)
+            return Asks(_AGENT_RUNTIME[first], location=signed)
+        return self._control(request, first, signed)
 
     @staticmethod
-    def _asks(operation: str, identifier: object, features: frozenset[str]) -> Asks:
+    def _asks(operation: str, identifier: object, features: frozenset[str], signed: str | None) -> Asks:
         if not isinstance(identifier, str) or not identifier:
             raise Unreadable(f"{operation} request names no model")
         model, region = model_of(identifier)
-        return Asks(operation, model, features, location=region)
+        return Asks(operation, model, features, location=_served_in(region, signed))
 
-    def _model(self, request: Outgoing, parts: list[str]) -> Asks:
+    def _model(self, request: Outgoing, parts: list[str], signed: str | None) -> Asks:
         if len(parts) != 4 or not parts[2]:
             raise Unreadable("unknown path shape /model/...: expected /model/{modelId}/{action}")
         model, region = model_of(unquote(parts[2]))
+        region = _served_in(region, signed)
         action = parts[3]
         if action in ("converse", "converse-stream"):
             features = converse_features(json_object(request, "Bedrock", "Converse", empty=True))
@@ -314,10 +358,10 @@ class BedrockReader:
         elif action == "invoke-with-bidirectional-stream":
             return Asks("realtime", model, location=region)
         else:
-            raise Unreadable(f"unknown path shape /model/{{modelId}}/{action}")
+            raise Unreadable(f"unknown path shape /model/{{modelId}}/{shown_segment(action)}")
         return Asks(operation, model, features, location=region)
 
-    def _retrieve_and_generate(self, request: Outgoing, first: str) -> Asks:
+    def _retrieve_and_generate(self, request: Outgoing, first: str, signed: str | None) -> Asks:
         body = json_object(request, "Bedrock", "RetrieveAndGenerate", empty=True)
         config = body.get("retrieveAndGenerateConfiguration")
         if not isinstance(config, dict):
@@ -335,27 +379,28 @@ class BedrockReader:
         else:
             raise Unreadable("RetrieveAndGenerate configuration names no knowledge base or external sources")
         operation = "chat" if first == "retrieveAndGenerate" else "stream"
-        return self._asks(operation, arn, frozenset(found))
+        return self._asks(operation, arn, frozenset(found), signed)
 
-    def _control(self, request: Outgoing, first: str) -> Asks:
+    def _control(self, request: Outgoing, first: str, signed: str | None) -> Asks:
         if first in ("model-invocation-job", "model-invocation-jobs"):
             if request.method == "POST" and request.path == "/model-invocation-job":
                 return self._asks(
                     "batch",
                     json_object(request, "Bedrock", "CreateModelInvocationJob", empty=True).get("modelId"),
                     _NO_FEATURES,
+                    signed,
                 )
-            return Asks("batch")
+            return Asks("batch", location=signed)
         if first == "model-customization-jobs":
             if request.method == "POST" and request.path == "/model-customization-jobs":
                 body = json_object(request, "Bedrock", "CreateModelCustomizationJob", empty=True)
-                return self._asks("fine_tune", body.get("baseModelIdentifier"), _NO_FEATURES)
-            return Asks("fine_tune")
+                return self._asks("fine_tune", body.get("baseModelIdentifier"), _NO_FEATURES, signed)
+            return Asks("fine_tune", location=signed)
         if first in _MODEL_LISTINGS:
-            return Asks("models" if request.method == "GET" else "other")
+            return Asks("models" if request.method == "GET" else "other", location=signed)
         if first in _CONTROL_OTHER:
-            return Asks("other")
-        raise Unreadable(f"unknown path shape /{first}/...")
+            return Asks("other", location=signed)
+        raise Unreadable(f"unknown path shape /{shown_segment(first)}/...")
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> BedrockMeter | None:
         if status >= 300 or not request.path.startswith("/model/"):

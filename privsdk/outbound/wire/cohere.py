@@ -29,7 +29,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, body_model, content_type, json_object
+from privsdk.outbound.outgoing import (
+    Asks,
+    Meter,
+    Outgoing,
+    Unreadable,
+    body_model,
+    content_type,
+    json_object,
+    shown_segment,
+)
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -61,7 +70,7 @@ class CohereReader:
         if head == "endpoints" and len(parts) == 3:
             return _sagemaker(request, parts)
         if head not in ("v1", "v2") or len(parts) < 2:
-            raise Unreadable(f"unknown path shape /{head}/... for Cohere's API")
+            raise Unreadable(f"unknown path shape /{shown_segment(head)}/... for Cohere's API")
         family = parts[1]
         method = request.method
         if family in _GENERATE and len(parts) == 2 and method == "POST":
@@ -74,7 +83,7 @@ class CohereReader:
             return Asks("models")
         fixed = _FIXED.get(family)
         if fixed is None:
-            raise Unreadable(f"unknown path shape /{head}/{family}/... for Cohere's API")
+            raise Unreadable(f"unknown path shape /{head}/{shown_segment(family)}/... for Cohere's API")
         operation = fixed
         if operation == "embed" and method == "POST":
             body = json_object(request, "Cohere", family)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
 
 # -- operations -------------------------------------------------------------------------------------
 
@@ -120,11 +120,6 @@ def unquote(segment: str) -> str:
     return _unquote(segment) if "%" in segment else segment
 
 
-def _name(segment: str) -> str:
-    """A path segment for a refusal message: kept only when it looks like a schema word, never a value."""
-    return segment if segment.isascii() and segment.replace("_", "").isalnum() and len(segment) <= 40 else "<name>"
-
-
 def _version(segment: str) -> bool:
     """``v1``, ``v1beta``, ``v1beta1``, ``v1alpha``, ``v1internal``, ..."""
     return len(segment) >= 2 and segment[0] == "v" and segment[1].isdigit()
@@ -140,7 +135,7 @@ class GoogleReader:
         if segments[0] == "ws":  # Live API websocket handshake
             return Asks("realtime", publisher="google")
         if not segments or not _version(segments[0]):
-            raise Unreadable(f"unknown path shape /{_name(segments[0]) if segments else ''}/...")
+            raise Unreadable(f"unknown path shape /{shown_segment(segments[0]) if segments else ''}/...")
         rest = segments[1:]
         project = location = None
         if rest and rest[0] == "projects":
@@ -161,7 +156,7 @@ class GoogleReader:
             return self._interaction(request, rest, project, location)
         operation = _COLLECTIONS.get(head)
         if operation is None:
-            raise Unreadable(f"unknown path shape /{_name(segments[0])}/{_name(head)}/...")
+            raise Unreadable(f"unknown path shape /{shown_segment(segments[0])}/{shown_segment(head)}/...")
         if head == "operations" or (len(rest) > 2 and rest[2].split(":", 1)[0] == "operations"):
             return Asks("other", project=project, location=location)
         features = frozenset({"prompt_caching"}) if head == "cachedContents" else _NO_FEATURES
@@ -193,7 +188,7 @@ class GoogleReader:
         if len(rest) > 2:  # models/{m}/operations/{op}: polling a long-running job
             if rest[2] == "operations":
                 return Asks("other", model=model, project=project, location=location, publisher=publisher)
-            raise Unreadable(f"unknown path shape /{kind}/{{model}}/{_name(rest[2].split(':', 1)[0])}/...")
+            raise Unreadable(f"unknown path shape /{kind}/{{model}}/{shown_segment(rest[2].split(':', 1)[0])}/...")
         if not method:
             operation = "models" if request.method == "GET" else "other"  # get / patch / delete of a model
             return Asks(operation, model=model, project=project, location=location, publisher=publisher)
@@ -239,7 +234,7 @@ class GoogleReader:
         else:
             found = _METHODS.get(method)
             if found is None:
-                raise Unreadable(f"unknown method :{_name(method)} on a model")
+                raise Unreadable(f"unknown method :{shown_segment(method)} on a model")
             operation = found
         features = _NO_FEATURES
         if operation in ("chat", "stream", "batch"):
@@ -317,7 +312,7 @@ def _generate_features(body: Any) -> frozenset[str]:
             raise Unreadable("a tools entry is not an object")
         for key in tool:
             if key not in _TOOLS:
-                raise Unreadable(f"unknown tool kind {_name(key)}")
+                raise Unreadable(f"unknown tool kind {shown_segment(key)}")
             feature = _TOOLS[key]
             if feature is not None:
                 features.add(feature)

@@ -36,7 +36,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, body_model, content_type, json_object
+from privsdk.outbound.outgoing import (
+    Asks,
+    Meter,
+    Outgoing,
+    Unreadable,
+    body_model,
+    content_type,
+    json_object,
+    shown_segment,
+)
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
 
 _NONE: frozenset[str] = frozenset()
@@ -83,7 +92,7 @@ class MistralReader:
         if parts == ["models", "chat", "completions"] and method == "POST":  # Azure AI Foundry
             return _completion(request, "chat")
         if parts[0] not in ("v1", "v2") or len(parts) < 2:
-            raise Unreadable(f"unknown path shape /{parts[0]}/... for Mistral's API")
+            raise Unreadable(f"unknown path shape /{shown_segment(parts[0])}/... for Mistral's API")
         family = parts[1]
         rest = parts[2:]
         if parts[0] == "v2":
@@ -91,7 +100,7 @@ class MistralReader:
                 return Asks("other")
             if family == "audio":
                 return Asks("audio")
-            raise Unreadable(f"unknown path shape /v2/{family}/... for Mistral's API")
+            raise Unreadable(f"unknown path shape /v2/{shown_segment(family)}/... for Mistral's API")
         if family in ("chat", "fim") and rest and method == "POST":
             if rest == ["completions"]:
                 return _completion(request, family)
@@ -113,7 +122,7 @@ class MistralReader:
             operation = _FIXED.get(family)
             if operation is not None:
                 return Asks(operation)
-        raise Unreadable(f"unknown path shape /v1/{family}/... for Mistral's API")
+        raise Unreadable(f"unknown path shape /v1/{shown_segment(family)}/... for Mistral's API")
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         if not 200 <= status < 300:

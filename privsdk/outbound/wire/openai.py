@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object
+from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object, shown_segment
 
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
 _FAMILY: Mapping[str, str] = {
@@ -113,7 +113,7 @@ def _route(path: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def _unknown(segments: tuple[str, ...]) -> Unreadable:
-    first = segments[0][:40] if segments else ""
+    first = shown_segment(segments[0]) if segments else ""
     return Unreadable(f"unknown path shape /v1/{first}/... for the OpenAI protocol")
 
 
