@@ -410,7 +410,7 @@ def test_a_declared_endpoint_with_a_path_prefix_is_read_after_it(
     [
         ("openai", "http://gw.test=openai.api", "/v1/gwtok-CANARY-PATH-9f8e/chat/completions"),
         ("cohere", "http://gw.test=cohere.saas", "/v2/gwtok-CANARY-PATH-9f8e"),
-        ("cohere", "http://gw.test=cohere.saas", "/gwtok-CANARY-PATH-9f8e/v2/chat"),
+        ("cohere", "http://gw.test=cohere.saas", "/gwtok-CANARY-PATH-9f8e/chat"),
         ("mistralai", "http://gw.test=mistral.api", "/v1/gwtok-CANARY-PATH-9f8e"),
         ("boto3", "http://gw.test=bedrock.runtime", "/gwtok-CANARY-PATH-9f8e/x"),
         ("boto3", "http://gw.test=bedrock.runtime", "/model/m/gwtok-CANARY-PATH-9f8e"),

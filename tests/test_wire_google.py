@@ -114,7 +114,12 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
     (
         "OpenAI-compatible endpoint",
         out(f"{PL}/endpoints/openapi/chat/completions", {"model": "meta/llama-4", "messages": [], "stream": True}),
-        Asks("stream", "meta/llama-4", F(), None, "acme-prod", "europe-west4", "meta"),
+        Asks("stream", "llama-4", F(), None, "acme-prod", "europe-west4", "meta"),
+    ),
+    (
+        "OpenAI-compatible endpoint, Gemini as Vertex names it there",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "google/gemini-2.5-flash", "messages": []}),
+        Asks("chat", "gemini-2.5-flash", F(), None, "acme-prod", "europe-west4", "google"),
     ),
     (
         "batch prediction job",

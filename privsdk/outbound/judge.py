@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
@@ -81,7 +81,7 @@ class Guard:
         self._store = isinstance(self.policy.tenants, TenantStore)
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._memo_until = 0.0  # when today's verdicts expire (a UTC midnight); 0: none yet
-        self._places: dict[tuple[object, ...], tuple[Place, WireReader, int]] = {}
+        self._places: dict[tuple[object, ...], tuple[Place, WireReader]] = {}
 
     @classmethod
     def default(cls) -> Guard:
@@ -165,8 +165,8 @@ class Guard:
         place = asks = wire = None
         try:
             url = out[:6]  # seam, method, scheme, host, port, path
-            place, wire, cut = self._places.get(url) or self._where(url, out)
-            asks = wire.read(out._replace(path=out.path[cut:]) if cut else out)
+            place, wire = self._places.get(url) or self._where(url, out)
+            asks = wire.read(out)
             account = _account(place, asks, out)
             # An app sends the same few kinds of request again and again: the verdict on one kind (where, what it
             # asks for, whose account, for whom) holds until the day changes (attestations expire). A tenant store
@@ -254,14 +254,12 @@ class Guard:
         why = f"no compliant alternative among {', '.join(alternatives)}" if alternatives else "no reroute list"
         return decision._replace(reason=f"{decision.reason}; {why}")
 
-    def _where(self, key: tuple[object, ...], out: Outgoing) -> tuple[Place, WireReader, int]:
-        """Where ``out`` goes, the reader of its protocol, and how much of its path is a declared endpoint's own
-        prefix, kept per ``key`` (seam, method, scheme, host, port, path): an app sends to a few URLs again and
-        again, and placing one walks the declared endpoints and host patterns. :meth:`judge` looks ``key`` up
-        itself and calls this for a URL it has not seen."""
+    def _where(self, key: tuple[object, ...], out: Outgoing) -> tuple[Place, WireReader]:
+        """Where ``out`` goes and the reader of its protocol, kept per ``key`` (seam, method, scheme, host, port, path):
+        an app sends to a few URLs again and again, and placing one walks the declared endpoints and host
+        patterns. :meth:`judge` looks ``key`` up itself and calls this for a URL it has not seen."""
         place = self.place(out)
-        protocol = protocol_of(place.offerings, out.sdk)
-        found = (place, reader(protocol), _prefix_length(place, protocol, out.path))
+        found = (place, reader(protocol_of(place.offerings, out.sdk)))
         if len(self._places) >= 4096:  # paths that carry ids (files, batches) must not grow it without bound
             self._places.clear()
         self._places[key] = found
@@ -406,20 +404,6 @@ class Guard:
 #: API to an Azure AI Foundry or SageMaker deployment, the mistralai SDK Mistral's to an Azure one, where the
 #: host's first offering would name another protocol.
 _SDK_VENDOR = {"cohere": "cohere", "mistralai": "mistral"}
-
-
-def _prefix_length(place: Place, protocol: str, path: str) -> int:
-    """How much of ``path`` is the prefix of the declared endpoint it goes to (a gateway's ``/cohere``), which the
-    vendor never sees and its wire reader does not know. A version segment ending the prefix (``/mistral/v1``)
-    is the API's own, and stays. The OpenAI reader finds its route under any prefix itself (an Azure
-    ``/openai/deployments/NAME`` must stay whole): nothing is cut for it."""
-    if not place.declared or protocol == "openai":
-        return 0
-    prefix = urlsplit(place.endpoint).path.rstrip("/")
-    last = prefix.rpartition("/")[2]
-    if len(last) >= 2 and last[0] == "v" and last[1].isdigit():
-        prefix = prefix[: -len(last) - 1]
-    return len(prefix) if prefix and path.startswith(prefix + "/") else 0
 
 
 def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:

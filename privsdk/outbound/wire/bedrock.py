@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object, shown_segment
+from privsdk.outbound.wire.routes import after_prefix
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
@@ -78,6 +79,10 @@ REGION_GEOGRAPHY: dict[str, str] = {
 }  # fmt: skip
 
 #: bedrock (control plane) path segments: GETs that list or describe models carry no content.
+_RUNTIME_FIRSTS = frozenset(
+    {"model", "async-invoke", "guardrail", "guardrail-checks", "rerank", "retrieveAndGenerate",
+     "retrieveAndGenerateStream", "model-invocation-job", "model-invocation-jobs", "model-customization-jobs"}
+)  # fmt: skip
 _MODEL_LISTINGS = frozenset(
     {"foundation-models", "foundation-model-availability", "inference-profiles", "custom-models", "imported-models",
      "provisioned-model-throughput", "provisioned-model-throughputs", "prompt-routers",
@@ -101,6 +106,8 @@ _AGENT_RUNTIME: dict[str, str] = {
     "optimize-prompt": "other",
     "tags": "other",
 }
+#: Every first segment of a route this reader knows: what a gateway's prefix is read past to.
+_FIRSTS = _RUNTIME_FIRSTS | _MODEL_LISTINGS | _CONTROL_OTHER | _AGENT_RUNTIME.keys()
 #: Content block kinds that carry a file (Converse and Nova-style keys, Anthropic/OpenAI-style ``type`` values).
 _FILE_BLOCKS = frozenset({"image", "document", "video", "audio"})
 _FILE_TYPES = frozenset({"image", "document", "video", "audio", "image_url", "input_image", "input_audio", "file"})
@@ -299,6 +306,11 @@ class BedrockReader:
         signed = signed_region(request.headers)
         parts = request.path.split("/")
         first = parts[1] if len(parts) > 1 else ""
+        if first not in _FIRSTS and len(parts) > 2:
+            # A gateway's own prefix (/bedrock/model/...): Bedrock's route follows it, and is read as Bedrock sees it.
+            route = after_prefix(parts[1:], _FIRSTS, _FIRSTS)
+            if route[0] in _FIRSTS:
+                return self.read(request._replace(path="/" + "/".join(route)))
         if first == "model":
             return self._model(request, parts, signed)
         if first == "async-invoke":

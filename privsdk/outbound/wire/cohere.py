@@ -40,6 +40,7 @@ from privsdk.outbound.outgoing import (
     shown_segment,
 )
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
+from privsdk.outbound.wire.routes import after_prefix
 
 _NONE: frozenset[str] = frozenset()
 #: Endpoint families whose requests generate text from a prompt (chat, or stream when the body says so).
@@ -65,7 +66,7 @@ class CohereReader:
     """The :class:`~privsdk.outbound.outgoing.WireReader` for Cohere's API."""
 
     def read(self, request: Outgoing) -> Asks:
-        parts = request.path.strip("/").split("/")
+        parts = after_prefix(request.path.strip("/").split("/"), ("v1", "v2", "endpoints"), ("v1", "v2"))
         head = parts[0]
         if head == "endpoints" and len(parts) == 3:
             return _sagemaker(request, parts)

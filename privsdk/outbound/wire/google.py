@@ -211,8 +211,10 @@ class GoogleReader:
         if tail not in ("chat/completions", "embeddings", "completions"):
             raise Unreadable("unknown path shape /endpoints/openapi/...")
         body = json_object(request, "Vertex", "OpenAI-compatible", empty=True)
-        model = body_model(body, "Vertex")
-        publisher, _, _ = (model or "").partition("/")
+        # The model is named "publisher/model" (google/gemini-2.5-flash, meta/llama-4): read as a path names it.
+        publisher, slash, name = (body_model(body, "Vertex") or "").partition("/")
+        model = name if slash else publisher or None
+        publisher = publisher if slash else ""
         if tail == "embeddings":
             return Asks("embed", model=model, project=project, location=location, publisher=publisher or None)
         operation = "stream" if body.get("stream") is True else "chat"

@@ -47,6 +47,7 @@ from privsdk.outbound.outgoing import (
     shown_segment,
 )
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
+from privsdk.outbound.wire.routes import after_prefix
 
 _NONE: frozenset[str] = frozenset()
 #: Families with one operation whatever the method and the rest of the path.
@@ -87,7 +88,7 @@ class MistralReader:
     """The :class:`~privsdk.outbound.outgoing.WireReader` for Mistral's API."""
 
     def read(self, request: Outgoing) -> Asks:
-        parts = request.path.strip("/").split("/")
+        parts = after_prefix(request.path.strip("/").split("/"), ("v1", "v2", "models"), ("v1", "v2"))
         method = request.method
         if parts == ["models", "chat", "completions"] and method == "POST":  # Azure AI Foundry
             return _completion(request, "chat")
