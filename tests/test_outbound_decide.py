@@ -425,3 +425,45 @@ def test_a_refusal_never_quotes_a_path_segment_it_does_not_know(
     decision = guard.judge(Outgoing(sdk, "POST", "http", "gw.test", None, path, "", {}, b"{}")).decision
     assert decision.outcome == "refuse"
     assert "CANARY" not in str(decision.to_json()) and "CANARY" not in repr(decision)
+
+
+@pytest.mark.parametrize(
+    ("host_header", "outcome"),
+    [
+        (None, "allow"),
+        ("gw.test:8000", "allow"),
+        ("GW.test.:8000", "allow"),
+        ("openai-egress", "refuse"),
+        ("gw.test", "refuse"),  # port 80, not 8000
+        ("gw.test:8001", "refuse"),
+        ("gw.test:80x", "refuse"),
+    ],
+)
+def test_a_host_header_for_another_host_than_the_url_is_refused(
+    catalogue: Catalogue, host_header: str | None, outcome: str
+) -> None:
+    """A gateway serving name-based virtual hosts routes by the Host header: a request to the declared private
+    server with ``Host: openai-egress`` was judged as the private server and served by the egress."""
+    import httpx
+
+    from privsdk.outbound.transport import outgoing
+
+    guard = _guard({"PRIVSDK_ENDPOINTS": "http://gw.test:8000/v1=selfhosted.vllm"}, catalogue)
+    headers = {"Host": host_header} if host_header is not None else {}
+    body = b'{"model": "llama-3.1-8b", "messages": []}'
+    request = httpx.Request("POST", "http://gw.test:8000/v1/chat/completions", headers=headers, content=body)
+    verdict = guard.judge(outgoing(request, "openai", request.read()))
+    assert verdict.decision.outcome == outcome, verdict.decision.reason
+    if outcome == "refuse":
+        assert verdict.decision.reason is not None and "Host header" in verdict.decision.reason
+
+
+def test_two_host_headers_are_refused(catalogue: Catalogue) -> None:
+    import httpx
+
+    from privsdk.outbound.transport import outgoing
+
+    guard = _guard({"PRIVSDK_ENDPOINTS": "http://gw.test/v1=selfhosted.vllm"}, catalogue)
+    headers = [("Host", "gw.test"), ("Host", "openai-egress")]
+    request = httpx.Request("POST", "http://gw.test/v1/chat/completions", headers=headers, content=b"{}")
+    assert guard.judge(outgoing(request, "openai", request.read())).decision.outcome == "refuse"

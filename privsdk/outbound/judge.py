@@ -26,7 +26,7 @@ from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
-from privsdk.outbound.places import Place, catalogue_place, declared_place, unplaced
+from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
@@ -166,6 +166,14 @@ class Guard:
         try:
             url = out[:6]  # seam, method, scheme, host, port, path
             place, wire = self._places.get(url) or self._where(url, out)
+            if _names_another_host(out):
+                raise _Refused(
+                    out.host,
+                    "other",
+                    f"the request's Host header names another host than its URL ({out.origin}); servers route by "
+                    "it, so it would be served elsewhere than judged (send it to that host's URL, without a Host "
+                    "header)",
+                )
             asks = wire.read(out)
             account = _account(place, asks, out)
             # An app sends the same few kinds of request again and again: the verdict on one kind (where, what it
@@ -436,6 +444,44 @@ def _model_key(catalogue: Catalogue, target: Target) -> str | None:
     """The model id the target's requests name: the id inside a model ARN, else the model itself."""
     offering = catalogue.offering(target.offering)
     return offering.model_key(target.model) if offering is not None else None
+
+
+_HOST = b"host"
+
+
+def _names_another_host(out: Outgoing) -> bool:
+    """True when the request carries a Host header for another host than its URL's (or more than one): a server,
+    gateway or proxy routes by it, so the request would be judged for one host and served by another."""
+    pairs = getattr(out.headers, "_list", None)
+    # httpx puts its own Host (the URL's host, and port unless the default) first, and adds none when the app
+    # gave one; one pass in C over the other names tells that no second Host follows.
+    if (
+        pairs
+        and pairs[0][1] == _HOST
+        and out.port is None
+        and pairs[0][2] == out.host.encode()
+        and _HOST not in map(_lower_name, pairs[1:])
+    ):
+        return False
+    if pairs is None:  # a mapping (botocore's): one value at most
+        value = out.headers.get("host") or out.headers.get("Host")
+        values = [value.encode("latin-1") if isinstance(value, str) else value] if value else []
+    else:
+        values = [v for _, name, v in pairs if name == _HOST]
+    if not values:
+        return False
+    if len(values) > 1:
+        return True
+    text = values[0].decode("latin-1").lower()
+    if text.startswith("["):  # an IPv6 address, [::1] or [::1]:8000
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest
+    else:
+        host, _, port = text.partition(":")
+    if port and not port.isdigit():
+        return True
+    default = {"https": 443, "http": 80}.get(out.scheme)
+    return dns_name(host) != dns_name(out.host.strip("[]")) or (int(port) if port else default) != (out.port or default)
 
 
 _ACCOUNT_HEADERS = (b"openai-project", b"openai-organization")
