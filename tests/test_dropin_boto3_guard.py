@@ -30,7 +30,7 @@ from privsdk.outbound.botocore_seam import is_guarded
 from privsdk.outbound.judge import Guard
 from privsdk.types import TextDelta
 from tests.wire.bedrock import BedrockWire, sigv4
-from tests.wire.server import LoopbackServer, tls_context
+from tests.wire.server import LoopbackServer, Status, tls_context
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 EU_CLAUDE = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -165,6 +165,26 @@ def test_a_stream_the_app_closes_early_is_recorded_cancelled(
     tokens = next(e["metadata"]["usage"] for e in whole if "metadata" in e)
     got = [(r["outcome"], r["http_status"], r["input_tokens"], r["output_tokens"]) for r in records(usage)]
     assert got == [("cancelled", 200, None, None), ("ok", 200, tokens["inputTokens"], tokens["outputTokens"])]
+
+
+def test_the_attempts_of_one_retried_call_are_recorded_as_one_call(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore says which attempt a request is (amz-sdk-request): a call retried to success is one request id
+    with attempts 1, 2, 3, and the next call is another, as privsdk usage counts calls and retries."""
+    policy(monkeypatch, "zdr", "bedrock:data_retention_mode=none")
+    retrying = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    client = pboto3.client(
+        "bedrock-runtime", region_name="eu-central-1", endpoint_url=server.url, config=retrying, **KEYS
+    )
+    throttled = Status(429, {"x-amzn-ErrorType": "ThrottlingException"}, b'{"message": "slow down"}')
+    server.fail(throttled, Status(503, {"x-amzn-ErrorType": "ServiceUnavailableException"}, b"{}"))
+    client.converse(modelId=CLAUDE, messages=MESSAGES)
+    client.converse(modelId=CLAUDE, messages=MESSAGES)
+    got = [(r["attempt"], r["outcome"], r["http_status"]) for r in records(usage)]
+    assert got == [(1, "error", 429), (2, "error", 503), (3, "ok", 200), (1, "ok", 200)]
+    ids = [r["request_id"] for r in records(usage)]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
 
 
 def test_a_feature_that_keeps_content_is_refused_under_zdr(

@@ -337,6 +337,28 @@ def test_attested_requests_pass_and_leave_records_with_tokens(
     assert len(server.requests) == 4
 
 
+def test_the_attempts_of_one_retried_call_are_recorded_as_one_call(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """openai says which attempt a request is (x-stainless-retry-count): a call retried to success is one request
+    id with attempts 1, 2, 3, and the next call is another, as privsdk usage counts calls and retries."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server)
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=2)
+    server.fail(Status(429, {"retry-after-ms": "1"}, b"{}"), Status(500, {"retry-after-ms": "1"}, b"{}"))
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    records = usage_records(usage, 4)
+    assert [(r["attempt"], r["outcome"], r["http_status"]) for r in records] == [
+        (1, "error", 429),
+        (2, "error", 500),
+        (3, "ok", 200),
+        (1, "ok", 200),
+    ]
+    ids = [r["request_id"] for r in records]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+
+
 def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -530,14 +530,17 @@ def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
 class Pass:
     """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
 
-    __slots__ = ("_out", "decision", "done", "guard", "record", "started", "t0", "verdict")
+    __slots__ = ("_out", "attempt", "call", "decision", "done", "guard", "record", "started", "t0", "verdict")
 
     def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, record: bool):
         self.guard, self.verdict, self.decision, self._out = guard, verdict, verdict.decision, out
         self.record = record
         self.done = False
-        # Only a request that will be recorded needs the clocks: its record's time and latency start here.
-        self.started, self.t0 = (time.time(), time.perf_counter()) if record else (0.0, 0.0)
+        # Only a request that will be recorded needs the clocks (its record's time and latency start here), and
+        # the SDK call it is an attempt of.
+        if record:
+            self.started, self.t0 = time.time(), time.perf_counter()
+            self.attempt, self.call = _attempt_of(out)
 
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
         """A meter for the answer's body (None when this protocol cannot count this answer's tokens)."""
@@ -579,9 +582,52 @@ class Pass:
         else:
             outcome, kind = "ok", None
         self.guard.recorder.record_later(
-            attempt_record, self.decision, None, self.verdict.targets[0], self.decision.chosen, 1, outcome, kind,
-            status, self.started, latency, tokens[0], tokens[1],
+            attempt_record, self.decision, self.call, self.verdict.targets[0], self.decision.chosen, self.attempt,
+            outcome, kind, status, self.started, latency, tokens[0], tokens[1],
         )  # fmt: skip
+
+
+class _SdkCall:
+    """What the records of one SDK call's attempts share: a request id, drawn when the first is built."""
+
+    __slots__ = ("request_id", "tags")
+
+    def __init__(self) -> None:
+        self.request_id: str | None = None
+        self.tags: tuple[tuple[str, str], ...] = ()
+
+
+#: The last SDK call sent in this thread or task, and its URL: where a retry of it finds the call it belongs to.
+_last_call: contextvars.ContextVar[tuple[tuple[object, ...], _SdkCall] | None] = contextvars.ContextVar(
+    "privsdk_last_call", default=None
+)
+_name_and_value = operator.itemgetter(1, 2)
+
+
+def _attempt_of(out: Outgoing) -> tuple[int, _SdkCall]:
+    """Which attempt of which SDK call ``out`` is.
+
+    The openai SDK (``x-stainless-retry-count``) and botocore (``amz-sdk-request: attempt=N``) say on the wire
+    which attempt a request is; an SDK retries in the thread or task that sent the first attempt, to the same
+    URL, so a retry belongs to the call last sent there. A request of an SDK that says nothing (cohere,
+    mistralai, google-genai) is the first attempt of a call of its own.
+    """
+    headers = out.headers
+    pairs = getattr(headers, "_list", None)
+    if pairs is not None:
+        said = dict(map(_name_and_value, pairs)).get(b"x-stainless-retry-count", b"")
+        attempt = int(said) + 1 if said.isdigit() else 1
+    else:  # botocore's names, lower-cased: "attempt=2; max=3"
+        said = str(headers.get("amz-sdk-request") or "").partition("attempt=")[2].partition(";")[0]
+        attempt = int(said) if said.isdigit() else 1
+    url = out[:6]
+    if attempt > 1:
+        last = _last_call.get()
+        if last is not None and last[0] == url:
+            return attempt, last[1]
+    call = _SdkCall()
+    _last_call.set((url, call))
+    return attempt, call
 
 
 def _kind_of(exc: BaseException) -> str:
