@@ -1,12 +1,11 @@
 """boto3 with privsdk's guard on every Amazon Bedrock client: ``from privsdk import boto3``.
 
-``client(...)`` and :class:`Session` are boto3's own (``Session`` subclasses
-``boto3.session.Session``); the clients they make for ``bedrock-runtime``,
-``bedrock-agent-runtime`` and ``bedrock`` get the guard on their event system
-(:mod:`privsdk.outbound.botocore_seam`), every other service's clients are
-boto3's, untouched. Every other public name of boto3 is boto3's
-(``privsdk.boto3.resource``, ``DEFAULT_SESSION``, ``setup_default_session``,
-...), forwarded by the face module :mod:`privsdk.boto3`.
+:class:`Session` subclasses ``boto3.session.Session``: the clients it makes
+for ``bedrock-runtime``, ``bedrock-agent-runtime`` and ``bedrock`` get the
+guard on their event system (:mod:`privsdk.outbound.botocore_seam`), every
+other service's clients are boto3's, untouched. The face module
+:mod:`privsdk.boto3` builds every other way to make a client on it (``client``,
+``resource``, its own default session) and forwards boto3's other names.
 
 A refused request raises :class:`PolicyViolation`, which is also a
 ``botocore.exceptions.ClientError``. :func:`guard_client` guards a client the
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PolicyViolation",
     "Session",  # noqa: F822 - made on first use by __getattr__
-    "client",
     "guard_client",
     "instrument",
     "is_instrumented",
@@ -82,13 +80,6 @@ def __getattr__(name: str) -> Any:
     if name == "Session":
         return _session()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def client(*args: Any, **kwargs: Any) -> Any:
-    """``boto3.client(...)`` (on boto3's default session), guarded when it is a Bedrock client."""
-    import boto3
-
-    return guard_client(boto3.client(*args, **kwargs))
 
 
 _lock = threading.Lock()
