@@ -141,7 +141,7 @@ def main() -> None:
 
     def mapping() -> object:
         convert.chat_params(REQUEST, max_tokens_field="max_completion_tokens", who="bench")
-        return convert.chat_response(completion)
+        return convert.chat_response(completion, "openai")
 
     def chunk_mapping() -> object:
         reader = convert.ChunkReader("openai", MODEL)

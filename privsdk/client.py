@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypedDict, TypeVar, overload
 
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.config import attach_tenants, load_limits, load_policy, shown_env_name, usage_max_age_days
 from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
-from privsdk.errors import ConfigError, PolicyViolation, Unsupported, VendorError, VendorTimeout
+from privsdk.errors import (
+    ConfigError,
+    InvalidInput,
+    PolicyViolation,
+    PrivsdkError,
+    Unsupported,
+    VendorError,
+    VendorTimeout,
+)
 from privsdk.messages import MessageLike, ToolLike, check_json, check_text, to_messages, to_response_format, to_tools
 from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Policy, Target
@@ -127,6 +136,13 @@ class _Core:
         self.limits = limits or load_limits(env)
         self.timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
         self.credentials = {vendor: dict(creds) for vendor, creds in (credentials or {}).items()}
+        if self.credentials:
+            from privsdk.vendor_errors import header_safe, unsendable
+
+            for vendor, creds in self.credentials.items():
+                for key, value in creds.items():
+                    if isinstance(value, str) and not header_safe(value):
+                        raise unsendable(f"credentials[{_shown_name(vendor)}][{_shown_name(key)}]")
         self.endpoints = dict(endpoints or {})
         self.environ = env
         if isinstance(usage, Recorder):
@@ -284,6 +300,18 @@ class _Core:
         except Unsupported as exc:
             self.record(call, target, 0, "error", exc, time.time(), 0.0)
             raise
+        except Exception as exc:
+            if isinstance(exc, (PrivsdkError, ImportError)):  # an ImportError names a module, and helps as it is
+                raise
+            # The vendor SDK's client could not be built: its message can repeat a credential given to it.
+            error = ConfigError(
+                f"target {target.name}: the {target.offering.split('.', 1)[0]} SDK's client could not be built "
+                f"({type(exc).__name__})",
+                hint="check the target's endpoint and credentials; PRIVSDK_DEBUG_CHAIN=1 shows the SDK's own message",
+            )
+            from privsdk.vendor_errors import raise_contained
+
+            raise_contained(error, exc)
 
     def _tenant_credentials(self, tenant: str, vendor: str) -> Mapping[str, str]:
         own = dict(self.policy.tenants[tenant].credentials).get(vendor)
@@ -301,6 +329,11 @@ class _Core:
                     if shown == env_name
                     else f"write the name of the variable that holds it at tenants.{tenant}.credentials.{vendor}.{key}",
                 )
+            if not value.isascii() or not value.isprintable():
+                from privsdk.vendor_errors import unsendable
+
+                shown = shown_env_name(env_name)
+                raise unsendable(f"tenant {tenant!r}: {vendor} credential {key!r}: {shown}", where=self.policy.origin)
             out[key] = value
         return out
 
@@ -363,8 +396,13 @@ class _Core:
         try:
             result = getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            self.record_failure(call, target, exc, started, time.perf_counter() - t0)
-            raise
+            from privsdk.vendor_errors import contain, raise_contained  # failures only
+
+            error = contain(exc, adapter.vendor, call.operation)
+            self.record_failure(call, target, error, started, time.perf_counter() - t0)
+            if error is exc:
+                raise
+            raise_contained(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
@@ -388,8 +426,13 @@ class _Core:
         try:
             result = await getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            self.record_failure(call, target, exc, started, time.perf_counter() - t0)
-            raise
+            from privsdk.vendor_errors import contain, raise_contained  # failures only
+
+            error = contain(exc, adapter.vendor, call.operation)
+            self.record_failure(call, target, error, started, time.perf_counter() - t0)
+            if error is exc:
+                raise
+            raise_contained(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
@@ -457,6 +500,14 @@ class _Core:
         self.recorder.close()
 
 
+def _shown_name(name: object) -> str:
+    """A vendor or credential key as an error names it, when it looks like a name (never a secret pasted there)."""
+    return repr(name) if isinstance(name, str) and _NAME.fullmatch(name) else "..."
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
 def _with_endpoints(policy: Policy, catalogue: Catalogue, endpoints: Mapping[str, str]) -> Policy:
     """``policy`` with the client's ``endpoints`` argument declared for each vendor's public offering: the app
     named those URLs for that vendor itself, so its guard may place requests there."""
@@ -511,48 +562,162 @@ class ChatOptions(CallOptions, total=False):
 
 
 def chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -> ChatRequest:
+    """The request for a chat call; what cannot be sent is an :class:`InvalidInput` naming the parameter (and the
+    item's position), never its content."""
     if not options or not options.keys() & _REQUEST_OPTIONS:
         # Messages and nothing else, as most calls: built by tuple's own constructor (a NamedTuple's __new__ is
         # a Python function).
-        return tuple.__new__(ChatRequest, (to_messages(messages), *MESSAGES_ONLY))
-    stop = options.get("stop")
-    request = ChatRequest(
-        to_messages(messages),
-        to_tools(options.get("tools")),
-        options.get("tool_choice"),
-        options.get("temperature"),
-        options.get("top_p"),
-        options.get("max_tokens"),
-        (stop,) if isinstance(stop, str) else tuple(stop or ()),
-        options.get("seed"),
-        to_response_format(options.get("response_format")),
-        options.get("extra") or {},
-    )
-    check_json(request.stop, "stop")
-    check_json(request.extra, "extra")
-    if request.response_format is not None:
-        check_json(request.response_format.schema, "response_format")
-    return request
+        try:
+            return tuple.__new__(ChatRequest, (to_messages(messages), *MESSAGES_ONLY))
+        except PrivsdkError as exc:
+            _detach(exc)
+            raise
+        except _INPUT_ERRORS as exc:
+            _invalid(exc, "messages")
+    return _chat_request(messages, options)
+
+
+def _chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -> ChatRequest:
+    where = "messages"
+    try:
+        turns = to_messages(messages)
+        where = "tools"
+        tools = to_tools(options.get("tools"))
+        for i, tool in enumerate(tools):
+            if type(tool.parameters) is not dict and not isinstance(tool.parameters, Mapping):
+                raise InvalidInput(f"tools[{i}] parameters must be a JSON schema object (a dict)")
+        choice = options.get("tool_choice")
+        if choice is not None and (
+            choice not in _TOOL_CHOICES if type(choice) is str else not isinstance(choice, Mapping)
+        ):  # a Mapping names a function, as OpenAI's API does (the openai drop-in's reroutes pass it on)
+            raise InvalidInput("tool_choice must be 'auto', 'none' or 'required'")
+        where = "stop"
+        stop = options.get("stop")
+        stops = () if stop is None else (stop,) if type(stop) is str else tuple(stop)
+        "".join(stops)  # a TypeError unless every stop is a str: cheaper than checking each
+        where = "response_format"
+        response_format = to_response_format(options.get("response_format"))
+        schema = response_format.schema if response_format is not None else None
+        if schema is not None and type(schema) is not dict and not isinstance(schema, Mapping):
+            raise InvalidInput("response_format schema must be a JSON schema object (a dict)")
+        where = "extra"
+        extra = options.get("extra") or {}
+        if type(extra) is not dict and not isinstance(extra, Mapping):
+            raise InvalidInput(_NOT_A_DICT)
+        request = ChatRequest(
+            turns,
+            tools,
+            choice,
+            options.get("temperature"),
+            options.get("top_p"),
+            options.get("max_tokens"),
+            stops,
+            options.get("seed"),
+            response_format,
+            extra,
+        )
+        check_json(request.stop, "stop")
+        check_json(request.extra, "extra")
+        if request.response_format is not None:
+            check_json(request.response_format.schema, "response_format")
+        return request
+    except PrivsdkError as exc:
+        _detach(exc)
+        raise
+    except _INPUT_ERRORS as exc:
+        _invalid(exc, where)
 
 
 _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
+_TOOL_CHOICES = frozenset({"auto", "none", "required"})
+#: What reading a malformed argument raises (a str where a list belongs, a list where a dict does, ...).
+_INPUT_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+
+
+_NOT_A_DICT = "extra must be a dict of the vendor's request fields"
+
+
+def _detach(exc: PrivsdkError) -> None:
+    """Drop what ``exc`` chains: privsdk.messages raises InvalidInput inside the handler of a UnicodeEncodeError,
+    whose ``object`` is the whole text that could not be encoded (a prompt)."""
+    from privsdk.vendor_errors import detach
+
+    detach(exc)
+
+
+def _invalid(exc: Exception, where: str) -> NoReturn:
+    """Raise the :class:`InvalidInput` for ``exc``, raised while reading the argument ``where``.
+
+    privsdk's own messages (:mod:`privsdk.messages`) name the item by position and say what is wrong, and are kept;
+    any other exception (Python's own, from inside a library or the caller's object) is named by its type only, as
+    its text could quote a value.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    own = type(exc) in (TypeError, ValueError) and tb is not None and tb.tb_frame.f_globals.get("__name__") == _MESSAGES
+    if own:
+        text = str(exc)
+    else:
+        shape = "must be a str" if "[" in where else _SHAPES.get(where, "cannot be read")
+        text = f"{where} {shape} ({type(exc).__name__})"
+    from privsdk.vendor_errors import raise_contained
+
+    raise_contained(InvalidInput(text if text.startswith(where) else f"{where}: {text}"), exc)
+
+
+_MESSAGES = to_messages.__module__
+_SHAPES = {
+    "messages": "must be a str or a list of messages (OpenAI-style dicts or privsdk Messages)",
+    "tools": "must be a list of privsdk Tools or OpenAI-style tool dicts",
+    "stop": "must be a str or a list of str",
+    "response_format": "must be a privsdk ResponseFormat or an OpenAI-style dict",
+    "texts": "must be a str or a list of str",
+    "query": "must be a str",
+    "documents": "must be a list of str",
+}
 
 
 def embed_request(
     texts: str | Sequence[str], input_type: InputType | None, dimensions: int | None, options: CallOptions
 ) -> EmbedRequest:
-    items = (texts,) if isinstance(texts, str) else tuple(texts)
-    for i, text in enumerate(items):
-        check_text(text, f"texts[{i}]")
-    return EmbedRequest(items, input_type, dimensions, options.get("extra") or {})
+    where = "texts"
+    try:
+        items = (texts,) if isinstance(texts, str) else tuple(texts)
+        for i, text in enumerate(items):
+            where = f"texts[{i}]"
+            check_text(text, where)
+        where = "extra"
+        extra = options.get("extra") or {}
+        if type(extra) is not dict and not isinstance(extra, Mapping):
+            raise InvalidInput(_NOT_A_DICT)
+        return EmbedRequest(items, input_type, dimensions, extra)
+    except PrivsdkError as exc:
+        _detach(exc)
+        raise
+    except _INPUT_ERRORS as exc:
+        _invalid(exc, where)
 
 
 def rerank_request(query: str, documents: Sequence[str], top_n: int | None, options: CallOptions) -> RerankRequest:
-    check_text(query, "query")
-    docs = tuple(documents)
-    for i, doc in enumerate(docs):
-        check_text(doc, f"documents[{i}]")
-    return RerankRequest(query, docs, top_n, options.get("extra") or {})
+    where = "query"
+    try:
+        check_text(query, where)
+        where = "documents"
+        docs = tuple(documents)
+        for i, doc in enumerate(docs):
+            where = f"documents[{i}]"
+            check_text(doc, where)
+        where = "extra"
+        extra = options.get("extra") or {}
+        if type(extra) is not dict and not isinstance(extra, Mapping):
+            raise InvalidInput(_NOT_A_DICT)
+        return RerankRequest(query, docs, top_n, extra)
+    except PrivsdkError as exc:
+        _detach(exc)
+        raise
+    except _INPUT_ERRORS as exc:
+        _invalid(exc, where)
 
 
 def _extra_features(extra: Mapping[str, Any]) -> tuple[str, ...]:

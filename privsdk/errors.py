@@ -52,8 +52,8 @@ class AdapterMissing(ConfigError):
 class InvalidInput(PrivsdkError, ValueError):
     """What the caller passed cannot be sent (not valid Unicode, a malformed message). Raised before any network.
 
-    The message names the item by position and key, never by its content. No usage record is written:
-    the call never reached a decision.
+    The message names the item by its parameter and position, never by its content. No usage record is written
+    when the call never reached a decision.
     """
 
 
@@ -162,6 +162,27 @@ class ContentRefused(VendorError):
 
     kind = "content_refused"
     what = "refused the content"
+
+
+class UnexpectedError(VendorError):
+    """An adapter or its vendor SDK raised an exception privsdk has no class for (a privsdk bug, a check of the SDK's
+    own that privsdk does not know). Not transient.
+
+    Only the exception's type travels, as ``code``, with the vendor and the operation: its message and arguments,
+    which can hold the prompt, the answer or a credential, do not, and it is not chained (unless
+    ``PRIVSDK_DEBUG_CHAIN=1``).
+    """
+
+    kind = "other"
+    what = "call failed unexpectedly"
+
+    def __init__(self, vendor: str, *, operation: str | None = None, code: str | None = None):
+        self.operation = operation
+        super().__init__(vendor, code=code)
+
+    def __str__(self) -> str:
+        operation = f" {self.operation}" if self.operation else ""
+        return f"{self.vendor}{operation} {self.what}" + (f" ({self.code})" if self.code else "")
 
 
 #: A vendor error code is kept only when it looks like an identifier, so free text can never pass.

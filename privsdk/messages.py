@@ -2,9 +2,10 @@
 
 The client accepts messages and tools in the shape most apps already have:
 the OpenAI chat format. Anything else is a :class:`TypeError` naming the item
-by position and key, never by its content. Text that cannot be sent (a lone
-surrogate, which no JSON encoder or vendor takes) and malformed tool calls are
-an :class:`~privsdk.errors.InvalidInput`, raised before any network.
+by position (and the fixed keys of the OpenAI format), never by its content.
+Text that cannot be sent (a lone surrogate, which no JSON encoder or vendor
+takes) and malformed tool calls are an :class:`~privsdk.errors.InvalidInput`,
+raised before any network.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ def check_json(value: Any, where: str) -> None:
     if isinstance(value, str):
         check_text(value, where)
     elif isinstance(value, Mapping):
-        for key, item in value.items():
+        # Entries are named by position: a key is the caller's data (a tool schema's property names can be content).
+        for n, (key, item) in enumerate(value.items()):
             if isinstance(key, str):
-                check_text(key, f"{where} (a key)")
-            check_json(item, f"{where}[{key!r}]" if isinstance(key, str) and key.isidentifier() else where)
+                check_text(key, f"{where}[key {n}]")
+            check_json(item, f"{where}[entry {n}]")
     elif isinstance(value, (list, tuple)):
         for j, item in enumerate(value):
             check_json(item, f"{where}[{j}]")

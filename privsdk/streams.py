@@ -109,8 +109,13 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         except BaseException as exc:
             if events is not None:
                 _close(events)
-            self._failed(target, exc)
-            raise
+            from privsdk.vendor_errors import contain, raise_contained  # failures only
+
+            error = contain(exc, adapter.vendor, call.operation)
+            self._failed(target, error)
+            if error is exc:
+                raise
+            raise_contained(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
         self._events = events
@@ -132,7 +137,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
                 self._finish("ok", None, _NO_USAGE)
                 raise
             except BaseException as exc:
-                self._finish("error", exc, _NO_USAGE)
+                self._read_failed(exc)
                 raise
         if isinstance(event, StreamEnd):
             self._finish("ok", None, event.usage)
@@ -147,6 +152,16 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     def _finish(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> None:
         if self._end(outcome, exc, usage) and outcome != "ok" and self._events is not None:
             _close(self._events)
+
+    def _read_failed(self, exc: BaseException) -> None:
+        """A read failed with ``exc``: record it and close the stream; raise a content-free privsdk error in its place
+        when no adapter classified it (called in the ``except`` block, which re-raises ``exc`` otherwise)."""
+        from privsdk.vendor_errors import contain, raise_contained
+
+        error = contain(exc, self.target.offering.split(".", 1)[0], self._call.operation)
+        self._finish("error", error, _NO_USAGE)
+        if error is not exc:
+            raise_contained(error, exc)
 
     def text(self) -> str:
         """Read the rest of the stream and return its text."""
@@ -203,8 +218,13 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         except BaseException as exc:
             if events is not None:
                 await _aclose(events)
-            self._failed(target, exc)
-            raise
+            from privsdk.vendor_errors import contain, raise_contained  # failures only
+
+            error = contain(exc, adapter.vendor, call.operation)
+            self._failed(target, error)
+            if error is exc:
+                raise
+            raise_contained(error, exc)
         finally:
             bound.reset(token)
         self._events = events
@@ -236,9 +256,10 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
                 raise
             except BaseException as exc:
                 late = self._late() if self._deadline_passed(exc) else None
-                await self._finish("error", late or exc, _NO_USAGE)
                 if late is not None:
+                    await self._finish("error", late, _NO_USAGE)
                     raise late from None
+                await self._read_failed(exc)
                 raise
         if isinstance(event, StreamEnd):
             await self._finish("ok", None, event.usage)
@@ -281,6 +302,15 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
             self._timer.cancel()
         if self._end(outcome, exc, usage) and outcome != "ok" and self._events is not None:
             await _aclose(self._events)
+
+    async def _read_failed(self, exc: BaseException) -> None:
+        """:meth:`ChatStream._read_failed` for async streams."""
+        from privsdk.vendor_errors import contain, raise_contained
+
+        error = contain(exc, self.target.offering.split(".", 1)[0], self._call.operation)
+        await self._finish("error", error, _NO_USAGE)
+        if error is not exc:
+            raise_contained(error, exc)
 
     async def text(self) -> str:
         """Read the rest of the stream and return its text."""

@@ -309,6 +309,20 @@ def test_the_sdk_telemetry_stays_off_under_the_drop_in(
         assert collector.requests == []
 
 
+def test_a_stream_closed_before_its_end_is_recorded_cancelled(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    app, server = wire
+    declare(monkeypatch, server)
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    with client.chat.stream(model=MODEL, messages=MSG) as events:
+        next(iter(events))
+    with client.chat.stream(model=MODEL, messages=MSG) as events:
+        list(events)
+    got = [(r["outcome"], (r["input_tokens"], r["output_tokens"])) for r in _records(usage)]
+    assert got == [("cancelled", (None, None)), ("ok", app.usage)]
+
+
 def test_a_telemetry_export_through_the_guarded_client_is_refused(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -409,6 +409,25 @@ def test_a_response_the_app_lets_go_of_unread_is_recorded_as_cancelled(
     assert (record["operation"], record["outcome"], record["http_status"]) == ("chat", "cancelled", 200)
 
 
+def test_a_stream_closed_before_its_end_is_cancelled_and_a_whole_one_ok_with_or_without_counts(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """openai closes a stream at its data: [DONE], before the body's end: that answer was whole, counts or not.
+    One the app closes after its first chunk was not, and is recorded as cancelled, as privsdk.Client does."""
+    app, server = wire
+    app.pieces = 8
+    usage = guard_env(monkeypatch, tmp_path, server)
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    ask: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    stream = client.chat.completions.create(**ask)
+    next(iter(stream))
+    stream.close()
+    list(client.chat.completions.create(**ask))
+    list(client.chat.completions.create(**ask, stream_options={"include_usage": True}))
+    records = usage_records(usage, 3)
+    assert [(r["outcome"], r["input_tokens"]) for r in records] == [("cancelled", None), ("ok", None), ("ok", 11)]
+
+
 def test_a_redirect_to_another_host_is_judged_as_its_own_request(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -208,11 +208,12 @@ def finish_early(ticket: Finishes, meter: Meter | None, status: int) -> None:
     """Record a request whose answer the reader let go of before its last byte (closed early, or dropped).
 
     SDKs stop reading once a stream's closing event has come (mistralai and openai at ``data: [DONE]``, before
-    the chunked body's end): when the meter has seen the answer's counts the answer was whole; otherwise the
-    reader gave up on it, and the request is cancelled.
+    the chunked body's end): when the meter has seen the answer's counts, or its closing event (a meter's
+    ``ended``), the answer was whole; otherwise the reader gave up on it, and the request is cancelled.
     """
     tokens = meter.tokens() if meter is not None else (None, None)
-    if tokens != (None, None):
+    # A meter may also know the closing event without counts (an OpenAI stream's data: [DONE] with no usage asked).
+    if tokens != (None, None) or getattr(meter, "ended", False):
         ticket.finish(status, tokens, None)
     else:
         ticket.finish(status, tokens, GeneratorExit())

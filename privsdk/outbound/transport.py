@@ -114,8 +114,8 @@ def _seam(library: str) -> _Seam:
         def close(self) -> None:
             try:
                 self.inner.close()
-            finally:
-                _finish(self.ticket, self.meter, self.status)
+            finally:  # closed before its end (after it, the request is recorded already): whole, or cancelled
+                finish_early(self.ticket, self.meter, self.status)
 
         def __del__(self) -> None:
             _dropped(self.ticket, self.meter, self.status)
@@ -144,7 +144,7 @@ def _seam(library: str) -> _Seam:
             try:
                 await self.inner.aclose()
             finally:
-                _finish(self.ticket, self.meter, self.status)
+                finish_early(self.ticket, self.meter, self.status)
 
         def __del__(self) -> None:
             _dropped(self.ticket, self.meter, self.status)

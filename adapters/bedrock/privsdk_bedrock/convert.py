@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from privsdk.errors import ConnectionLost, Unsupported
+from privsdk.errors import ConnectionLost, InvalidInput, Unsupported
 from privsdk.types import (
     ChatRequest,
     ChatResponse,
@@ -30,6 +30,7 @@ from privsdk.types import (
     ToolCallDelta,
     Usage,
 )
+from privsdk.vendor_errors import ANSWER_ERRORS, unreadable_answer
 from privsdk_bedrock.errors import VENDOR
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
@@ -152,7 +153,7 @@ def _parts(content: str | tuple[Text | Image, ...]) -> list[dict[str, Any]]:
 def _blocks(message: Message) -> list[dict[str, Any]]:
     if message.role == "tool":
         if message.tool_call_id is None:
-            raise ValueError("a tool message needs the tool_call_id it answers")
+            raise InvalidInput("a tool message needs the tool_call_id it answers")
         return [{"toolResult": {"toolUseId": message.tool_call_id, "content": _parts(message.content)}}]
     blocks = _parts(message.content)
     for call in message.tool_calls:
@@ -195,14 +196,17 @@ def _usage(usage: Mapping[str, Any] | None) -> Usage:
 def chat_response(response: dict[str, Any], model: str) -> ChatResponse:
     texts: list[str] = []
     calls: list[ToolCall] = []
-    for block in response["output"]["message"]["content"]:
-        if "text" in block:
-            texts.append(block["text"])
-        elif "toolUse" in block:
-            use = block["toolUse"]
-            calls.append(ToolCall(use["toolUseId"], use["name"], json.dumps(use["input"])))
-    finish = FINISH.get(response.get("stopReason", ""), "other")
-    return ChatResponse("".join(texts), tuple(calls), finish, _usage(response.get("usage")), model, response)
+    try:
+        for block in response["output"]["message"]["content"]:
+            if "text" in block:
+                texts.append(block["text"])
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                calls.append(ToolCall(use["toolUseId"], use["name"], json.dumps(use["input"])))
+        finish = FINISH.get(response.get("stopReason", ""), "other")
+        return ChatResponse("".join(texts), tuple(calls), finish, _usage(response.get("usage")), model, response)
+    except ANSWER_ERRORS:  # a 200 without Converse's shape (botocore does not check answers against the model)
+        raise unreadable_answer(VENDOR) from None
 
 
 def stream_events(events: Iterable[dict[str, Any]], model: str) -> Iterator[StreamEvent]:

@@ -61,6 +61,8 @@ _BY_CLASS: list[tuple[str, type[VendorError]]] = [
     ("botocore.exceptions.CredentialRetrievalError", AuthFailed),
     ("botocore.exceptions.TokenRetrievalError", AuthFailed),
     ("botocore.exceptions.ParamValidationError", BadRequest),
+    # A 2xx body botocore cannot parse against the operation's shape: its message quotes the body (the answer).
+    ("botocore.parsers.ResponseParserError", Unavailable),
 ]
 _classes: list[tuple[type[BaseException], type[VendorError]]] | None = None
 

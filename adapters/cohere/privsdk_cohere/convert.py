@@ -29,6 +29,7 @@ from privsdk.types import (
     ToolCallDelta,
     Usage,
 )
+from privsdk.vendor_errors import ANSWER_ERRORS, unreadable_answer
 from privsdk_cohere.errors import VENDOR
 
 if TYPE_CHECKING:
@@ -80,7 +81,10 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
             for t in request.tools
         ]
     if request.tool_choice is not None and request.tool_choice != "auto":
-        body["tool_choice"] = _TOOL_CHOICE[request.tool_choice]
+        choice = _TOOL_CHOICE.get(request.tool_choice) if isinstance(request.tool_choice, str) else None
+        if choice is None:
+            raise Unsupported("Cohere takes tool_choice 'auto', 'none' or 'required' only")
+        body["tool_choice"] = choice
     body.update(request.sampling(_SAMPLING))
     if request.response_format is not None:
         if request.tools:
@@ -171,14 +175,17 @@ def _meta_usage(meta: Any) -> Usage:
 
 
 def chat_response(raw: V2ChatResponse, model: str) -> ChatResponse:
-    message = raw.message
-    text = "".join(item.text for item in message.content or () if item.type == "text")
-    calls = tuple(
-        ToolCall(c.id, c.function.name or "", c.function.arguments or "") if c.function else ToolCall(c.id, "", "")
-        for c in message.tool_calls or ()
-    )
-    counted = usage(raw.usage) if raw.usage is not None else _meta_usage(getattr(raw, "meta", None))
-    return ChatResponse(text, calls, finish_reason(raw.finish_reason), counted, model, raw)
+    try:
+        message = raw.message
+        text = "".join(item.text for item in message.content or () if item.type == "text")
+        calls = tuple(
+            ToolCall(c.id, c.function.name or "", c.function.arguments or "") if c.function else ToolCall(c.id, "", "")
+            for c in message.tool_calls or ()
+        )
+        counted = usage(raw.usage) if raw.usage is not None else _meta_usage(getattr(raw, "meta", None))
+        return ChatResponse(text, calls, finish_reason(raw.finish_reason), counted, model, raw)
+    except ANSWER_ERRORS:  # a 200 whose body lacks what a chat answer has (the SDK parses it leniently)
+        raise unreadable_answer(VENDOR) from None
 
 
 class StreamState:
@@ -237,11 +244,14 @@ def embed_body(request: EmbedRequest) -> dict[str, Any]:
 
 
 def embed_response(raw: EmbedByTypeResponse, request: EmbedRequest, model: str) -> EmbedResponse:
-    vectors = raw.embeddings.float_ if raw.embeddings is not None else None
-    if vectors is None or len(vectors) != len(request.texts):
-        raise Unavailable(VENDOR)  # an answer without one float vector per text is not one privsdk can pass on
-    billed = raw.meta.billed_units if raw.meta is not None else None
-    return EmbedResponse(vectors, Usage(_count(billed.input_tokens if billed else None)), model, raw)
+    try:
+        vectors = raw.embeddings.float_ if raw.embeddings is not None else None
+        if vectors is None or len(vectors) != len(request.texts):
+            raise Unavailable(VENDOR)  # an answer without one float vector per text is not one privsdk can pass on
+        billed = raw.meta.billed_units if raw.meta is not None else None
+        return EmbedResponse(vectors, Usage(_count(billed.input_tokens if billed else None)), model, raw)
+    except ANSWER_ERRORS:
+        raise unreadable_answer(VENDOR) from None
 
 
 def rerank_body(request: RerankRequest) -> dict[str, Any]:
@@ -252,10 +262,13 @@ def rerank_body(request: RerankRequest) -> dict[str, Any]:
 
 
 def rerank_response(raw: V2RerankResponse, model: str) -> RerankResponse:
-    billed = raw.meta.billed_units if raw.meta is not None else None
-    return RerankResponse(
-        [Ranked(r.index, r.relevance_score) for r in raw.results],
-        Usage(search_units=_count(billed.search_units if billed else None)),
-        model,
-        raw,
-    )
+    try:
+        billed = raw.meta.billed_units if raw.meta is not None else None
+        return RerankResponse(
+            [Ranked(r.index, r.relevance_score) for r in raw.results],
+            Usage(search_units=_count(billed.search_units if billed else None)),
+            model,
+            raw,
+        )
+    except ANSWER_ERRORS:
+        raise unreadable_answer(VENDOR) from None

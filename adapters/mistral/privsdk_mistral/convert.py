@@ -102,7 +102,10 @@ def chat_kwargs(request: ChatRequest, model: str) -> dict[str, Any]:
             for t in request.tools
         ]
     if request.tool_choice is not None:
-        kwargs["tool_choice"] = TOOL_CHOICE[request.tool_choice]
+        choice = TOOL_CHOICE.get(request.tool_choice) if isinstance(request.tool_choice, str) else None
+        if choice is None:
+            raise Unsupported("Mistral takes tool_choice 'auto', 'none' or 'required' only")
+        kwargs["tool_choice"] = choice
     kwargs.update(request.sampling(_SAMPLING))
     if request.response_format is not None:
         schema = request.response_format.schema

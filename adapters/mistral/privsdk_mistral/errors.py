@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from privsdk.errors import (
+    BadRequest,
     ConnectionLost,
     ContentRefused,
     RateLimited,
@@ -45,7 +46,7 @@ def vendor_error(
     if isinstance(exc, (httpx2.TransportError, no_response)):
         return ConnectionLost(vendor)
     if not isinstance(exc, http_error):
-        return None
+        return _validation_error(exc, vendor)
     status: int = getattr(exc, "status_code", 0)
     body = _json(getattr(exc, "body", ""))
     if status < 400:
@@ -57,6 +58,18 @@ def vendor_error(
     headers = getattr(exc, "headers", None)
     request_id = headers.get("x-request-id") if headers is not None and hasattr(headers, "get") else None
     return cls(vendor, status=status, code=error_code(body), retry_after=retry_after(headers), request_id=request_id)
+
+
+def _validation_error(exc: Exception, vendor: str) -> VendorError | None:
+    """The SDK's own check of the request failed before sending (pydantic, on a field given through ``extra`` in the
+    wrong shape): a bad request, as the Bedrock adapter says of botocore's. pydantic's message and ``errors()``
+    quote the value, which can be content (a ``prediction``), so only its type travels. The SDK checks answers too,
+    but raises its own ``ResponseValidationError`` for them (an ``http_error``, above)."""
+    import pydantic  # loaded already: the SDK is built on it
+
+    if isinstance(exc, pydantic.ValidationError):
+        return BadRequest(vendor, code=type(exc).__name__)
+    return None
 
 
 def in_band_error(payload: Any, vendor: str) -> VendorError:

@@ -129,7 +129,7 @@ class ChatCompletions(Adapter):
         return await client.chat.completions.create(**params)
 
     def _answer(self, raw: Any) -> ChatResponse:
-        return convert.chat_response(raw)
+        return convert.chat_response(raw, self.vendor)
 
     def _reader(self) -> _Reader:
         return convert.ChunkReader(self.vendor, self._model)
@@ -184,13 +184,13 @@ class ChatCompletions(Adapter):
         params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
         with self._translate:
             raw = self._client.embeddings.create(model=self._model, **self._timed(params, timeout))
-        return convert.embed_response(raw)
+        return convert.embed_response(raw, self.vendor)
 
     async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         params = convert.embed_params(request, encoding_format=self._encoding_format, who=self._who)
         with self._translate:
             raw = await self._async().embeddings.create(model=self._model, **self._timed(params, timeout))
-        return convert.embed_response(raw)
+        return convert.embed_response(raw, self.vendor)
 
     def close(self) -> None:
         self._client.close()

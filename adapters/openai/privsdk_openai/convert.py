@@ -11,7 +11,7 @@ import base64
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from privsdk.errors import ConnectionLost, Unsupported
+from privsdk.errors import ConnectionLost, InvalidInput, PrivsdkError, Unsupported
 from privsdk.types import (
     MESSAGES_ONLY,
     ChatRequest,
@@ -29,6 +29,7 @@ from privsdk.types import (
     ToolCallDelta,
     Usage,
 )
+from privsdk.vendor_errors import ANSWER_ERRORS, unreadable_answer
 from privsdk_openai.errors import in_band
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _image_url(image: Image) -> str:
         return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
     if image.url is not None:
         return image.url
-    raise ValueError("an Image needs data or url")
+    raise InvalidInput("an Image needs data or url")
 
 
 def _text_only(message: Message, who: str) -> str:
@@ -139,24 +140,29 @@ def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dic
     return params
 
 
-def chat_response(completion: ChatCompletion) -> ChatResponse:
-    choice = completion.choices[0]
-    message = choice.message
-    tool_calls = message.tool_calls
-    calls = (
-        tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in tool_calls if c.type == "function")
-        if tool_calls
-        else ()
-    )
-    usage = completion.usage
-    return ChatResponse(  # positional, in field order: keywords cost a NamedTuple twice as much, on every call
-        message.content or "",  # text
-        calls,  # tool_calls
-        _FINISH.get(choice.finish_reason, "other"),  # finish_reason
-        Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else _NO_USAGE,
-        completion.model,
-        completion,  # raw
-    )
+def chat_response(completion: ChatCompletion, vendor: str) -> ChatResponse:
+    """The answer; one without the fields a completion has (the SDK builds its models without validating them) is
+    :func:`~privsdk.vendor_errors.unreadable_answer`."""
+    try:
+        choice = completion.choices[0]
+        message = choice.message
+        tool_calls = message.tool_calls
+        calls = (
+            tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in tool_calls if c.type == "function")
+            if tool_calls
+            else ()
+        )
+        usage = completion.usage
+        return ChatResponse(  # positional, in field order: keywords cost a NamedTuple twice as much, on every call
+            message.content or "",  # text
+            calls,  # tool_calls
+            _FINISH.get(choice.finish_reason, "other"),  # finish_reason
+            Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else _NO_USAGE,
+            completion.model,
+            completion,  # raw
+        )
+    except ANSWER_ERRORS:
+        raise unreadable_answer(vendor) from None
 
 
 class ChunkReader:
@@ -275,19 +281,26 @@ def _responses_usage(response: Response) -> Usage:
 
 
 def responses_response(response: Response, vendor: str) -> ChatResponse:
-    if response.status == "failed":
-        raise in_band(vendor, response.error.code if response.error else None)
-    calls = tuple(
-        ToolCall(item.call_id, item.name, item.arguments) for item in response.output if item.type == "function_call"
-    )
-    return ChatResponse(
-        text=response.output_text,
-        tool_calls=calls,
-        finish_reason=_responses_finish(response, bool(calls)),
-        usage=_responses_usage(response),
-        model=response.model,
-        raw=response,
-    )
+    try:
+        if response.status == "failed":
+            raise in_band(vendor, response.error.code if response.error else None)
+        calls = tuple(
+            ToolCall(item.call_id, item.name, item.arguments)
+            for item in response.output
+            if item.type == "function_call"
+        )
+        return ChatResponse(
+            text=response.output_text,
+            tool_calls=calls,
+            finish_reason=_responses_finish(response, bool(calls)),
+            usage=_responses_usage(response),
+            model=response.model,
+            raw=response,
+        )
+    except PrivsdkError:
+        raise
+    except ANSWER_ERRORS:
+        raise unreadable_answer(vendor) from None
 
 
 class ResponsesEventReader:
@@ -352,12 +365,15 @@ def _floats(vector: list[float] | str) -> list[float]:
     return array.array("f", base64.b64decode(vector)).tolist() if isinstance(vector, str) else vector
 
 
-def embed_response(response: CreateEmbeddingResponse) -> EmbedResponse:
-    data = sorted(response.data, key=lambda d: d.index)
-    usage = response.usage
-    return EmbedResponse(
-        vectors=[_floats(d.embedding) for d in data],
-        usage=Usage(usage.prompt_tokens, None) if usage is not None else _NO_USAGE,
-        model=response.model,
-        raw=response,
-    )
+def embed_response(response: CreateEmbeddingResponse, vendor: str) -> EmbedResponse:
+    try:
+        data = sorted(response.data, key=lambda d: d.index)
+        usage = response.usage
+        return EmbedResponse(
+            vectors=[_floats(d.embedding) for d in data],
+            usage=Usage(usage.prompt_tokens, None) if usage is not None else _NO_USAGE,
+            model=response.model,
+            raw=response,
+        )
+    except ANSWER_ERRORS:
+        raise unreadable_answer(vendor) from None

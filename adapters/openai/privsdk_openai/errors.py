@@ -6,6 +6,8 @@ and Retry-After travel: the SDK's message can quote the prompt, so it never does
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 import openai
 
@@ -19,7 +21,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
-from privsdk.vendor_errors import Translate
+from privsdk.vendor_errors import Translate, unreadable_answer
 
 #: What an adapter call catches: the SDK's errors, and transport errors it might let through unwrapped.
 SDK_ERRORS: tuple[type[Exception], ...] = (openai.OpenAIError, httpx2.TransportError)
@@ -89,6 +91,19 @@ def vendor_error(vendor: str, exc: Exception) -> VendorError:
     return VendorError(vendor)
 
 
+#: What the SDK lets out when a 2xx answer, or an event of a stream, is not JSON (cut short, a proxy's page): the
+#: decoder's exception holds the whole text, the model's output, in ``.doc`` (``.object`` for bytes).
+UNREADABLE: tuple[type[Exception], ...] = (json.JSONDecodeError, UnicodeDecodeError)
+
+
+def _mapped(vendor: str, exc: Exception) -> VendorError | None:
+    if isinstance(exc, SDK_ERRORS):
+        return vendor_error(vendor, exc)
+    if isinstance(exc, UNREADABLE):
+        return unreadable_answer(vendor)
+    return None
+
+
 def translate(vendor: str) -> Translate:
     """``with translate(vendor):`` around every SDK call and stream read: the SDK's errors as privsdk's, unchained."""
-    return Translate(lambda exc: vendor_error(vendor, exc) if isinstance(exc, SDK_ERRORS) else None)
+    return Translate(lambda exc: _mapped(vendor, exc))

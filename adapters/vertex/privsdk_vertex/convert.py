@@ -38,6 +38,7 @@ from privsdk.types import (
     ToolCallDelta,
     Usage,
 )
+from privsdk.vendor_errors import ANSWER_ERRORS, unreadable_answer
 
 FINISH: dict[str, FinishReason] = {
     "STOP": "stop",
@@ -166,7 +167,10 @@ def generate_config(
         ]
         config["tools"] = [{"function_declarations": declarations}]
     if request.tool_choice is not None:
-        config["tool_config"] = {"function_calling_config": {"mode": _MODES[request.tool_choice]}}
+        mode = _MODES.get(request.tool_choice) if isinstance(request.tool_choice, str) else None
+        if mode is None:
+            raise Unsupported("Gemini takes tool_choice 'auto', 'none' or 'required' only")
+        config["tool_config"] = {"function_calling_config": {"mode": mode}}
     config.update(request.sampling(_SAMPLING))  # type: ignore[typeddict-item]  # names from _SAMPLING, all valid
     if request.response_format is not None:
         config["response_mime_type"] = "application/json"
@@ -261,23 +265,26 @@ def chat_response(vendor: str, answer: gt.GenerateContentResponse, model: str, s
     texts: list[str] = []
     calls: list[ToolCall] = []
     reason = None
-    if answer.candidates:
-        candidate = answer.candidates[0]
-        reason = candidate.finish_reason
-        if candidate.content is not None and candidate.content.parts:
-            for part in candidate.content.parts:
-                if part.function_call is not None:
-                    calls.append(_tool_call(part, signatures))
-                elif part.text and not part.thought:
-                    texts.append(part.text)
-    return ChatResponse(
-        text="".join(texts),
-        tool_calls=tuple(calls),
-        finish_reason=_finish(reason, bool(calls)),
-        usage=usage(answer.usage_metadata),
-        model=answer.model_version or model,
-        raw=answer,
-    )
+    try:
+        if answer.candidates:
+            candidate = answer.candidates[0]
+            reason = candidate.finish_reason
+            if candidate.content is not None and candidate.content.parts:
+                for part in candidate.content.parts:
+                    if part.function_call is not None:
+                        calls.append(_tool_call(part, signatures))
+                    elif part.text and not part.thought:
+                        texts.append(part.text)
+        return ChatResponse(
+            text="".join(texts),
+            tool_calls=tuple(calls),
+            finish_reason=_finish(reason, bool(calls)),
+            usage=usage(answer.usage_metadata),
+            model=answer.model_version or model,
+            raw=answer,
+        )
+    except ANSWER_ERRORS:
+        raise unreadable_answer(vendor) from None
 
 
 class StreamReader:
@@ -326,13 +333,16 @@ def embed_response(vendor: str, answer: gt.EmbedContentResponse, texts: int, mod
     embeddings = answer.embeddings or []
     if len(embeddings) != texts:  # a vector per text, in order, or the result would pair texts with wrong vectors
         raise Unavailable(vendor)
-    counts = [e.statistics.token_count for e in embeddings if e.statistics and e.statistics.token_count is not None]
-    if counts and len(counts) == texts:
-        tokens: int | None = int(sum(counts))
-    else:
-        meta = answer.usage_metadata
-        tokens = meta.prompt_token_count if meta is not None else None
-    return EmbedResponse([e.values or [] for e in embeddings], Usage(input_tokens=tokens), model, raw=answer)
+    try:
+        counts = [e.statistics.token_count for e in embeddings if e.statistics and e.statistics.token_count is not None]
+        if counts and len(counts) == texts:
+            tokens: int | None = int(sum(counts))
+        else:
+            meta = answer.usage_metadata
+            tokens = meta.prompt_token_count if meta is not None else None
+        return EmbedResponse([e.values or [] for e in embeddings], Usage(input_tokens=tokens), model, raw=answer)
+    except ANSWER_ERRORS:
+        raise unreadable_answer(vendor) from None
 
 
 def usage(meta: gt.GenerateContentResponseUsageMetadata | None) -> Usage:

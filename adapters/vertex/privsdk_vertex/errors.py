@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
-from privsdk.vendor_errors import Translate
+from privsdk.vendor_errors import Translate, unreadable_answer
 
 if TYPE_CHECKING:
     from google.genai.errors import APIError
@@ -81,6 +82,10 @@ def vendor_error(vendor: str, exc: Exception) -> PrivsdkError | None:
         return _api_error(vendor, exc)
     if isinstance(exc, errors.UnknownApiResponseError):
         return Unavailable(vendor)  # the body was not JSON: the vendor's side broke
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        # A 2xx body (or a stream's chunk) cut short or not JSON: the decoder's exception holds the whole text, the
+        # model's output. The SDK lets it out unwrapped.
+        return unreadable_answer(vendor)
     if isinstance(exc, auth.DefaultCredentialsError):
         return ConfigError(
             f"no Google credentials for {vendor}",

@@ -314,6 +314,8 @@ _KEY = b'"usage"'
 #: What follows the key in every chunk of a Chat Completions stream with ``include_usage`` but its last (OpenAI
 #: sends compact JSON; any other spelling of null takes the general path).
 _NULL = b":null"
+#: How a stream's closing event can end a chunk (a search through every chunk would cost more than the meter).
+_DONE = (b"[DONE]\n\n", b"[DONE]\r\n\r\n", b"[DONE]\n", b"[DONE]\r\n", b"[DONE]")
 #: The bytes kept after a chunk: just too few to hold the key, so a key split across chunks is found once.
 _TAIL = 1 - len(_KEY)
 #: The longest usage object kept while it arrives; anything longer is not a usage object.
@@ -335,16 +337,21 @@ class UsageMeter:
     other byte is dropped as it passes.
     """
 
-    __slots__ = ("_buf", "_input", "_output")
+    __slots__ = ("_buf", "_input", "_output", "ended")
 
     def __init__(self) -> None:
         self._buf = b""
         self._input: int | None = None
         self._output: int | None = None
+        #: True once a stream's closing ``data: [DONE]`` has passed: the SDK then closes the answer before the end
+        #: of its body, and the answer was whole even without counts.
+        self.ended = False
 
     def feed(self, chunk: bytes) -> None:
         # On the path of every answer and every chunk of a stream: offsets into one buffer, no copy of what passes.
         buf = self._buf + chunk
+        if buf.endswith(_DONE):  # the last event; buf holds the previous chunk's tail, so a split one is found too
+            self.ended = True
         at = buf.find(_KEY)
         while at >= 0:
             start = at + len(_KEY)
