@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypedDict, TypeVar, ov
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.config import attach_tenants, load_limits, load_policy, shown_env_name, usage_max_age_days
+from privsdk.config import (
+    attach_tenants,
+    load_limits,
+    load_policy,
+    missing_credential,
+    shown_env_name,
+    usage_max_age_days,
+)
 from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
 from privsdk.errors import (
     ConfigError,
@@ -320,15 +327,9 @@ class _Core:
         out = {}
         for key, env_name in own:
             value = self.environ.get(env_name)
-            if not value:
-                shown = shown_env_name(env_name)  # a key pasted where a name belongs must not reach the message
-                raise ConfigError(
-                    f"tenant {tenant!r}: {vendor} credential {key!r} names {shown}, which is not set",
-                    where=self.policy.origin,
-                    hint=f"set {shown} in the environment"
-                    if shown == env_name
-                    else f"write the name of the variable that holds it at tenants.{tenant}.credentials.{vendor}.{key}",
-                )
+            if not value:  # a key pasted where a name belongs must not reach the message
+                path = f"tenants.{tenant}.credentials.{vendor}.{key}"
+                raise missing_credential(vendor, key, env_name, where=self.policy.origin, key_path=path, tenant=tenant)
             if not value.isascii() or not value.isprintable():
                 from privsdk.vendor_errors import unsendable
 
