@@ -5,7 +5,7 @@ speak each vendor's wire protocol, and the real vendor SDKs talk to them over
 HTTP, exactly as they would talk to the vendors. The policy is the real
 example, examples/privsdk.toml, with its targets pointed at the stand-ins.
 
-Run: ``make demo`` (or ``.venv/bin/python examples/offline_demo.py``). The usage
+Run: ``make demo`` (or ``python examples/offline_demo.py`` with privsdk installed). The usage
 records go to a fresh temporary SQLite file, or where ``PRIVSDK_USAGE`` says
 when it is set (``PRIVSDK_USAGE=jsonl:///tmp/demo.jsonl make demo``), so that
 ``privsdk usage`` can look at them afterwards.
@@ -14,6 +14,8 @@ when it is set (``PRIVSDK_USAGE=jsonl:///tmp/demo.jsonl make demo``), so that
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +38,25 @@ POLICY_FILE = REPO / "examples" / "privsdk.toml"
 BOLD, DIM, RESET = (
     ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() and not os.environ.get("NO_COLOR") else ("",) * 3
 )
+
+
+def privsdk_command() -> str:
+    """How to run this Python's privsdk CLI from here, as a user can type it: ``privsdk`` when that is the one
+    on PATH (an active venv), else ``PYTHON -m privsdk`` with this very interpreter (``make demo`` runs the
+    checkout's .venv without activating it; a plain-pip user's venv can be anywhere)."""
+    script = Path(sys.executable).parent / ("privsdk.exe" if os.name == "nt" else "privsdk")
+    found = shutil.which("privsdk")
+    if found and script.exists() and os.path.samefile(found, script):
+        return "privsdk"
+    return f"{shlex.quote(shown_path(Path(sys.executable)))} -m privsdk"
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it (``.venv/bin/python``), else absolute."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.absolute())
 
 
 def heading(n: int, text: str) -> None:
@@ -138,14 +159,14 @@ def main() -> None:
         client.close()
 
     heading(6, "The usage records these calls left (no prompt or answer is in them): privsdk usage")
+    cli = privsdk_command()
     if where.kind in ("sqlite", "jsonl"):
         privsdk_cli(["usage", "--store", store, "--group-by", "tenant,target,decision"])
-        print(f"\nThe records are in {where.path}; look again with: .venv/bin/privsdk usage --store {store}")
+        print(f"\nThe records are in {where.path}; look again with: {cli} usage --store {shlex.quote(store)}")
     else:
         print(f"   records    {destination(where)}: no local store to summarise")
-    print(
-        f"\n{DIM}Try: PRIVSDK_CONFIG=examples/privsdk.toml .venv/bin/privsdk check  (every target, every tenant){RESET}"
-    )
+    policy = shlex.quote(shown_path(POLICY_FILE))
+    print(f"\n{DIM}Try: PRIVSDK_CONFIG={policy} {cli} check  (every target, every tenant){RESET}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from privsdk.errors import AdapterMissing, Unsupported
@@ -145,6 +146,18 @@ BUILTIN = {
 #: Top-level modules of the vendor SDKs the extras install.
 VENDOR_SDK_MODULES = frozenset({"openai", "cohere", "mistralai", "boto3", "botocore", "google"})
 
+#: The modules each of privsdk's own adapters needs from its vendor SDK, by catalogue vendor.
+SDK_MODULES: dict[str, tuple[str, ...]] = {
+    "openai": ("openai",),
+    "azure": ("openai",),
+    "selfhosted": ("openai",),
+    "cohere": ("cohere",),
+    "mistral": ("mistralai",),
+    "bedrock": ("boto3", "botocore"),
+    "vertex": ("google.genai",),
+    "gemini": ("google.genai",),
+}
+
 _factories: dict[str, AdapterFactory] = {}
 _lock = threading.Lock()
 
@@ -193,8 +206,69 @@ def install_command(vendor: str) -> str:
     return f"pip install 'privsdk[{EXTRAS.get(vendor, vendor)}]'"
 
 
+def missing_sdk_module(vendor: str) -> str | None:
+    """The first module of ``vendor``'s SDK (:data:`SDK_MODULES`) that is not installed, else None.
+
+    Found without importing the SDK (``google.genai`` imports the ``google`` namespace package, no more).
+    """
+    import importlib.util
+    import sys
+
+    for name in SDK_MODULES.get(vendor, ()):
+        if name in sys.modules:
+            continue
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):  # a parent package missing, or a finder that refuses the name
+            return name
+    return None
+
+
+#: The vendor SDK (its distribution's name) each extra installs.
+SDK_OF_EXTRA = {
+    "openai": "openai",
+    "cohere": "cohere",
+    "mistral": "mistralai",
+    "bedrock": "boto3",
+    "vertex": "google-genai",
+}
+
+
+def sdk_missing(vendor: str, module: str, needed_by: str) -> AdapterMissing:
+    """The error for ``needed_by`` (``privsdk.openai``, privsdk's 'bedrock' adapter) without its vendor SDK."""
+    extra = EXTRAS.get(vendor, vendor)
+    sdk = SDK_OF_EXTRA.get(extra, f"the {vendor} SDK")
+    return AdapterMissing(
+        f"{needed_by} needs {sdk}, which is not installed (no module named {module!r})",
+        hint=f"install it with privsdk's {extra} extra: {install_command(vendor)}",
+    )
+
+
+@contextmanager
+def vendor_sdk_needed(vendor: str, needed_by: str) -> Iterator[None]:
+    """Around imports of a vendor SDK: its absence is :class:`AdapterMissing` naming the install command.
+
+    Only a vendor SDK module that is not installed is turned into AdapterMissing; any other import error (an
+    SDK of an unsupported version, a bug) passes as it is. The drop-in faces (``privsdk.openai``, ...) import
+    their SDK inside it, and :func:`open_adapter` builds an adapter inside it.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".", 1)[0] not in VENDOR_SDK_MODULES:
+            raise
+        raise sdk_missing(vendor, exc.name or "?", needed_by) from None
+
+
 def adapter_installed(vendor: str) -> bool:
-    """True when an adapter for ``vendor`` is installed; looks at the entry points without loading any SDK."""
+    """True when an adapter for ``vendor`` is installed, with its vendor SDK; loads no SDK.
+
+    privsdk's own adapters all ship in its wheel (their entry points are always there): what an extra decides
+    is whether their SDK is installed. Other adapters are found by their entry points.
+    """
+    if vendor in BUILTIN and _module_present(BUILTIN[vendor].partition(":")[0]):
+        return missing_sdk_module(vendor) is None
     if vendor in _factories:
         return True
     from importlib.metadata import entry_points
@@ -202,18 +276,27 @@ def adapter_installed(vendor: str) -> bool:
     return bool(entry_points(group=ENTRY_POINT_GROUP, name=vendor))
 
 
-def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:
-    """A new adapter for ``target``, from the adapter installed for its vendor."""
-    vendor = target.offering.split(".", 1)[0]
+def _module_present(name: str) -> bool:
+    import importlib.util
+
     try:
-        return adapter_factory(vendor)(target, options)
-    except ModuleNotFoundError as exc:
-        # Every adapter ships in the privsdk wheel; its vendor SDK comes with an extra. Name the extra,
-        # not a traceback from deep inside the adapter.
-        if (exc.name or "").split(".", 1)[0] not in VENDOR_SDK_MODULES:
-            raise
-        extra = EXTRAS.get(vendor, vendor)
-        raise AdapterMissing(
-            f"the SDK that privsdk's {vendor!r} adapter uses ({exc.name}) is not installed",
-            hint=f"pip install 'privsdk[{extra}]'",
-        ) from None
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def open_adapter(target: Target, options: AdapterOptions = DEFAULT_OPTIONS) -> Adapter:
+    """A new adapter for ``target``, from the adapter installed for its vendor.
+
+    Every adapter of privsdk's ships in its wheel; its vendor SDK comes with an extra. An SDK that is not
+    installed is :class:`AdapterMissing` naming the extra, here, before any call: some adapters import their
+    SDK only when the first call needs it.
+    """
+    vendor = target.offering.split(".", 1)[0]
+    needed_by = f"privsdk's {vendor!r} adapter"
+    factory = adapter_factory(vendor)
+    missing = missing_sdk_module(vendor)
+    if missing is not None:
+        raise sdk_missing(vendor, missing, needed_by)
+    with vendor_sdk_needed(vendor, needed_by):
+        return factory(target, options)

@@ -2,8 +2,10 @@
 
 ``privsdk.boto3.client("bedrock-runtime", ...)``, ``privsdk.boto3.Session``
 and every other boto3 name work as in boto3; the clients of Bedrock services
-judge each request before it is sent (see docs/dropin-boto3.md). Needs the
-privsdk-bedrock adapter (``pip install 'privsdk[bedrock]'``), which brings boto3.
+judge each request before it is sent (guide:
+https://privsdk.readthedocs.io/en/latest/dropin-boto3/). Needs boto3, which
+privsdk's bedrock extra installs (``pip install 'privsdk[bedrock]'``); without
+it, importing this module raises :class:`privsdk.errors.AdapterMissing` with that command.
 
 Every way this module offers to make a client goes through the guarded
 ``Session``: ``client``, ``resource``, ``Session``, ``session.Session`` and the
@@ -18,8 +20,18 @@ import sys
 from types import ModuleType
 from typing import Any
 
-import boto3.session as _boto3_session
-from privsdk_bedrock.dropin import PolicyViolation, Session, guard_client, instrument, is_instrumented, uninstrument
+from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
+
+with _vendor_sdk_needed("bedrock", __name__):
+    import boto3.session as _boto3_session
+    from privsdk_bedrock.dropin import (
+        PolicyViolation,
+        Session,
+        guard_client,
+        instrument,
+        is_instrumented,
+        uninstrument,
+    )
 
 __all__ = [
     "PolicyViolation",

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from privsdk.docs_url import page
 from privsdk.errors import ConfigError, PrivsdkError
@@ -359,13 +359,19 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     """``explain --url``: the decision the guard would make on that request, and what it was made for."""
     from urllib.parse import urlsplit
 
+    from privsdk.config import shown_url, url_problem
     from privsdk.context import scope
     from privsdk.outbound.judge import Guard
     from privsdk.outbound.outgoing import Outgoing
 
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"bad URL {args.url!r}", hint="write e.g. https://api.openai.com/v1/chat/completions")
+    problem = url_problem(args.url)
+    if problem is not None:
+        raise ConfigError(
+            f"bad URL {shown_url(args.url)!r}: {problem}",
+            where="--url",
+            hint="write e.g. https://api.openai.com/v1/chat/completions",
+        )
+    parts = urlsplit(args.url.strip())
     headers = {}
     for item in args.header:
         name, eq, value = item.partition("=")
@@ -384,7 +390,7 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
         sdk="cli",
         method=args.method.upper(),
         scheme=parts.scheme,
-        host=parts.hostname.lower(),
+        host=(parts.hostname or "").lower(),
         port=parts.port,
         path=parts.path or "/",
         query=parts.query,
@@ -539,6 +545,12 @@ def _usage_prune(args: argparse.Namespace, out: TextIO) -> int:
     store = _usage_store(args.store)
     if args.older_than:
         age = parse_duration(args.older_than, "--older-than")
+        if age <= 0:  # as PRIVSDK_USAGE_MAX_AGE_DAYS=0 is refused: an age of 0 is every record, never a limit
+            raise ConfigError(
+                f"{args.older_than.strip()!r} would delete every usage record",
+                where="--older-than",
+                hint="give an age of 1m or more, e.g. --older-than 90d; to empty the store, delete its file",
+            )
     else:
         days = usage_max_age_days()
         if days is None:
@@ -563,7 +575,24 @@ def _usage_store(text: str | None) -> Any:
         return parse_spec(usage_spec())
     if "://" in text or text in ("sqlite", "otlp", "none"):
         return parse_spec(text, where="--store")
-    return Store("jsonl" if text.endswith((".jsonl", ".ndjson", ".json")) else "sqlite", text)
+    return Store(_store_kind(text), text)
+
+
+def _store_kind(path: str) -> Literal["sqlite", "jsonl"]:
+    """What a bare --store path holds: SQLite by its file header, JSON lines by a first '{'; else by its name.
+
+    A JSONL store may have any name (``PRIVSDK_USAGE=jsonl:///var/log/app-usage.log``), so the content decides.
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64).lstrip()
+    except OSError:  # not there (yet): the store's own reader says so
+        head = b""
+    if head.startswith(b"SQLite format 3\x00"):
+        return "sqlite"
+    if head.startswith(b"{"):
+        return "jsonl"
+    return "jsonl" if path.endswith((".jsonl", ".ndjson", ".json")) else "sqlite"
 
 
 def _print_json(out: TextIO, data: object) -> None:

@@ -765,7 +765,7 @@ class ClientBase:
     OpenTelemetry exporter, say). ``tenants`` takes tenants from a store
     instead of the policy file: a :class:`~privsdk.tenants.TenantStore`, or a
     provider (a callable taking a tenant's name) wrapped in a default one; see
-    docs/configuration.md#tenant-stores.
+    https://privsdk.readthedocs.io/en/latest/configuration/#tenant-stores.
     """
 
     def __init__(

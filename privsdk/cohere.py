@@ -4,26 +4,23 @@ The client classes (``ClientV2``, ``AsyncClientV2``, ``Client``, ``AsyncClient``
 the Bedrock and SageMaker clients) are the cohere SDK's own, with privsdk's
 guard in their HTTP transport; every other name (types, errors, submodules)
 is cohere's own object. ``guard_client``, ``instrument`` and ``uninstrument``
-guard clients built elsewhere. See docs/dropin-cohere.md. Needs the
-privsdk-cohere distribution (``pip install 'privsdk[cohere]'``).
+guard clients built elsewhere. Needs the cohere SDK, which privsdk's cohere
+extra installs (``pip install 'privsdk[cohere]'``); without it, importing this
+module raises :class:`privsdk.errors.AdapterMissing` with that command. Guide:
+https://privsdk.readthedocs.io/en/latest/dropin-cohere/
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
 
-try:
+with _vendor_sdk_needed("cohere", __name__):
     import cohere as _vendor
     from privsdk_cohere.dropin import *  # noqa: F403
     from privsdk_cohere.dropin import __all__ as _dropin_names
-except ImportError as exc:  # pragma: no cover - depends on what is installed
-    from privsdk.errors import AdapterMissing
-
-    raise AdapterMissing(
-        "privsdk.cohere needs the cohere SDK and privsdk's cohere adapter", hint="pip install 'privsdk[cohere]'"
-    ) from exc
 
 __all__ = sorted(set(_dropin_names) | set(getattr(_vendor, "__all__", ())))
 

@@ -61,7 +61,63 @@ _TENANT_KEYS = (
     "max_catalogue_age_days",
     "credentials",
 )
+#: The ``options`` each offering's adapter reads: option -> its valid values (None: any non-empty string). An
+#: offering not listed reads none. The adapters check the same (tests/test_config.py compares the tables), but
+#: only when a call opens one: here, loading the policy (and ``privsdk check``) reports a misspelt option.
+TARGET_OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "openai.api": {"api": ("chat_completions", "responses")},
+    "azure.openai": {"auth": ("key", "entra")},
+    "azure.foundry": {"auth": ("key", "entra")},
+    "bedrock.runtime": {"ca_bundle": None},
+}
+#: The keys of a tenant's ``credentials.<vendor>`` that the adapters serving the vendor's offerings read.
+CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
+    "openai": ("api_key",),
+    "azure": ("api_key", "azure_ad_token"),
+    "selfhosted": ("api_key",),
+    "cohere": (
+        "api_key", "azure_api_key", "private_api_key", "aws_access_key_id", "aws_secret_access_key",
+        "aws_session_token", "oci_config_path", "oci_profile", "oci_user_id", "oci_fingerprint", "oci_tenancy_id",
+        "oci_private_key_path", "oci_private_key_content",
+    ),
+    "mistral": ("api_key", "azure_api_key"),
+    "bedrock": ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "bearer_token"),
+    "vertex": ("access_token",),
+    "gemini": ("api_key",),
+}  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: An option's value shown in an error: a plain word (``respones``), never what could be a pasted secret.
+_PLAIN_WORD = re.compile(r"^[a-z][a-z0-9_.\-]{0,31}$")
+
+
+def shown_key(key: str) -> str:
+    """A table key quoted for an error message when it looks like a name; else a placeholder (a pasted secret?)."""
+    return repr(key) if _ENV_NAME.match(key) and len(key) <= 32 else "(a key not shown: is a secret pasted there?)"
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an ``http(s)://host[:port]/...`` URL, in words; None when nothing does.
+
+    The words never quote the URL (it may hold user info or a query with a key): show it with :func:`shown_url`.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        hostname = parts.hostname
+    except ValueError as exc:  # an unclosed '[', or characters no host can hold; urllib's text may quote the URL
+        return "an IPv6 address goes in closed brackets, [::1]" if "IPv6" in str(exc) else "its host is not valid"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it does not start with http:// or https://"
+    if not hostname:
+        return "it names no host"
+    try:
+        parts.port  # noqa: B018  (reading it checks it)
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    return None
+
+
 #: What a variable name usually looks like (OPENAI_API_KEY). A value that is a valid name but not like this one
 #: (SKLIVE8F3A..., a key pasted where its variable's name belongs) is never printed in an error.
 _CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,31}(_[A-Z0-9]{1,32}){1,8}$")
@@ -133,6 +189,10 @@ def load_policy(
 
     usage = usage_spec(env)
     usage_max_age_days(env)
+    max_attempts(env)
+    deadline_s(env)
+    for flag in FLAGS:
+        env_flag(flag, env)
     on_violation = env.get("PRIVSDK_ON_VIOLATION", "").strip()
     if on_violation and on_violation not in ON_VIOLATION:
         raise ConfigError(f"bad value {on_violation!r}", where="PRIVSDK_ON_VIOLATION", hint="use refuse or reroute")
@@ -188,21 +248,66 @@ def load_limits(environ: Mapping[str, str] | None = None) -> Limits:
 
     env = os.environ if environ is None else environ
     limits = Limits()
-    attempts = env.get("PRIVSDK_MAX_ATTEMPTS", "").strip()
-    if attempts:
-        if not attempts.isdigit() or int(attempts) < 1:
-            raise ConfigError(f"bad value {attempts!r}", where="PRIVSDK_MAX_ATTEMPTS", hint="a whole number, 1 or more")
-        limits = limits._replace(max_attempts=int(attempts))
-    deadline = env.get("PRIVSDK_DEADLINE_S", "").strip()
-    if deadline:
-        try:
-            seconds = float(deadline)
-        except ValueError:
-            seconds = -1.0
-        if not 0 < seconds < float("inf"):
-            raise ConfigError(f"bad value {deadline!r}", where="PRIVSDK_DEADLINE_S", hint="seconds, more than 0")
+    attempts = max_attempts(env)
+    if attempts is not None:
+        limits = limits._replace(max_attempts=attempts)
+    seconds = deadline_s(env)
+    if seconds is not None:
         limits = limits._replace(deadline_s=seconds)
     return limits
+
+
+def max_attempts(environ: Mapping[str, str] | None = None) -> int | None:
+    """``PRIVSDK_MAX_ATTEMPTS``, checked (:func:`load_policy` checks it too, so ``privsdk check`` reports it)."""
+    env = os.environ if environ is None else environ
+    attempts = env.get("PRIVSDK_MAX_ATTEMPTS", "").strip()
+    if not attempts:
+        return None
+    if not attempts.isascii() or not attempts.isdigit() or len(attempts) > 9 or int(attempts) < 1:
+        raise ConfigError(
+            f"bad value {attempts[:20]!r}", where="PRIVSDK_MAX_ATTEMPTS", hint="a whole number, 1 or more, e.g. 3"
+        )
+    return int(attempts)
+
+
+def deadline_s(environ: Mapping[str, str] | None = None) -> float | None:
+    """``PRIVSDK_DEADLINE_S``, checked: seconds, more than 0 and finite."""
+    env = os.environ if environ is None else environ
+    deadline = env.get("PRIVSDK_DEADLINE_S", "").strip()
+    if not deadline:
+        return None
+    try:
+        seconds = float(deadline)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):  # nan fails both comparisons
+        raise ConfigError(
+            f"bad value {deadline[:20]!r}", where="PRIVSDK_DEADLINE_S", hint="seconds, more than 0, e.g. 30 or 2.5"
+        )
+    return seconds
+
+
+#: The switches privsdk reads (each off unless set to a true value, see :func:`env_flag`).
+FLAGS = ("PRIVSDK_DEBUG_CHAIN", "PRIVSDK_SDK_DEBUG_LOGS")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """A true/false variable: ``1``, ``true``, ``yes``, ``on`` turn it on; unset, empty, ``0``, ``false``, ``no``,
+    ``off`` leave it off (any case); anything else is a ConfigError, so a switch is never silently ignored.
+
+    The one reader of every boolean ``PRIVSDK_*`` variable (:data:`FLAGS`).
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(name, "").strip()
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    shown = repr(raw[:20]) if raw.isascii() and raw.isprintable() else "(not shown)"
+    raise ConfigError(f"bad value {shown}", where=name, hint="1, true, yes or on; 0, false, no or off to leave it off")
 
 
 def usage_spec(environ: Mapping[str, str] | None = None) -> str:
@@ -418,6 +523,18 @@ class _Document:
                 where="PRIVSDK_ATTEST",
                 hint="declare them in the file's [attest] table, or set allow_env_attest = true at its top",
             )
+        # The top-level keys first, in the order a file usually has them; then the tables.
+        raw_tenants = self.table(data.get("tenants", {}), "tenants")
+        # Calls that name no tenant get the file's default_tenant (or its only tenant), never just the first listed.
+        default_tenant: str | None = None
+        if "default_tenant" in data:
+            default_tenant = self.string(data["default_tenant"], "default_tenant")
+            if default_tenant not in raw_tenants:
+                raise self.fail(
+                    f"default_tenant {default_tenant!r} is not one of the file's tenants",
+                    "default_tenant",
+                    hint="tenants: " + (", ".join(raw_tenants) or "none: define [tenants.NAME]"),
+                )
         base_attest = self.attest_table(data.get("attest", {}), cat, "attest") | env_attest
         if env_attest:
             _check_combination(base_attest, cat, lambda: f"{self.at('attest')} with PRIVSDK_ATTEST", None)
@@ -437,17 +554,6 @@ class _Document:
                 endpoints.append(endpoint(url, offering, cat))
             except ConfigError as exc:
                 raise exc.at(self.at("endpoints", url)) from None
-        raw_tenants = self.table(data.get("tenants", {}), "tenants")
-        # Calls that name no tenant get the file's default_tenant (or its only tenant), never just the first listed.
-        default_tenant: str | None = None
-        if "default_tenant" in data:
-            default_tenant = self.string(data["default_tenant"], "default_tenant")
-            if default_tenant not in raw_tenants:
-                raise self.fail(
-                    f"default_tenant {default_tenant!r} is not one of the file's tenants",
-                    "default_tenant",
-                    hint="tenants: " + (", ".join(raw_tenants) or "none: define [tenants.NAME]"),
-                )
         if store is not None:
             if raw_tenants:
                 raise self.fail(
@@ -524,12 +630,48 @@ class _Document:
                 "region",
                 hint="drop region (the ARN's Region is used) or make the two agree",
             )
+        if "endpoint" in extra:
+            problem = url_problem(extra["endpoint"])
+            if problem is not None:
+                raise self.fail(
+                    f"target {name!r}: endpoint {shown_url(extra['endpoint'])!r} is not a URL: {problem}",
+                    *keys,
+                    "endpoint",
+                    hint='write the scheme and the host, e.g. endpoint = "https://contoso.openai.azure.com" or '
+                    '"http://127.0.0.1:8000/v1"',
+                )
         options = tuple(
             sorted(
-                (k, self.string(v, *keys, "options", k)) for k, v in self.table(raw.get("options", {}), *keys).items()
+                (k, self.string(v, *keys, "options", k))
+                for k, v in self.table(raw.get("options", {}), *keys, "options").items()
             )
         )
+        self.check_options(name, offering_id, options)
         return Target(name=name, offering=offering_id, model=model, attest=attest, options=options, **extra)
+
+    def check_options(self, name: str, offering_id: str, options: tuple[tuple[str, str], ...]) -> None:
+        """Each of a target's ``options`` must be one its offering's adapter reads, with a value it takes."""
+        keys = ("targets", name, "options")
+        valid = TARGET_OPTIONS.get(offering_id, {})
+        for key, value in options:
+            if key not in valid:
+                raise self.fail(
+                    f"target {name!r}: option {shown_key(key)} means nothing for {offering_id}",
+                    *keys,
+                    key,
+                    hint=f"{offering_id} options: {', '.join(valid)}"
+                    if valid
+                    else f"{offering_id} reads no options: remove options",
+                )
+            allowed = valid[key]
+            if allowed is not None and value not in allowed:
+                shown = repr(value) if _PLAIN_WORD.match(value) else "a value (not shown)"
+                raise self.fail(
+                    f"target {name!r}: option {key} = {shown} is not one {offering_id} takes",
+                    *keys,
+                    key,
+                    hint=f"{key}: " + " or ".join(allowed),
+                )
 
     def tenant(
         self,
@@ -632,7 +774,16 @@ class _Document:
                     hint="vendors: " + ", ".join(cat.vendor_names),
                 )
             pairs = []
+            valid = CREDENTIAL_KEYS.get(vendor)
             for key, env_name in self.table(table, *keys, vendor).items():
+                if valid is not None and key not in valid:
+                    raise self.fail(
+                        f"{'.'.join((*keys, vendor))}: {shown_key(key)} is not a credential key for {vendor}",
+                        *keys,
+                        vendor,
+                        key,
+                        hint=f"{vendor} credential keys: {', '.join(valid)}",
+                    )
                 if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
                     raise self.fail(
                         f"{'.'.join((*keys, vendor, key))} must name an environment variable",
@@ -876,6 +1027,17 @@ def check_pairs(
             seen.add(part)
             for target in group:
                 _check_combination(part | target.attest, cat, where(target), cat.offering(target.offering))
+                _check_region(target, part, where(target))
+
+
+def _check_region(target: Target, attest: frozenset[str], where: Callable[[], str]) -> None:
+    """A target whose own region lies outside the geography its region attestation claims (its own, or its
+    tenant's account's) is a configuration error here, before any call is refused for it."""
+    from privsdk.decision import _region_contradiction, for_account
+
+    reason = _region_contradiction(target, for_account(attest | target.attest, target.account))
+    if reason is not None:
+        raise ConfigError(reason.removeprefix("configuration error: "), where=where())
 
 
 def _check_combination(

@@ -4,19 +4,22 @@
 ``genai.types``, ``genai.errors`` and every other name of ``google.genai`` are google-genai's own. A refused
 request raises :class:`PolicyViolation`, both a :class:`privsdk.PolicyViolation` and a
 ``google.genai.errors.APIError``. :func:`guard_client` guards a client the app built itself;
-:func:`instrument` guards every client created afterwards. Needs ``pip install 'privsdk[vertex]'``.
-See docs/dropin-genai.md.
+:func:`instrument` guards every client created afterwards. Needs google-genai, which privsdk's vertex extra
+installs (``pip install 'privsdk[vertex]'``); without it, importing this module raises
+:class:`privsdk.errors.AdapterMissing` with that command. Guide: https://privsdk.readthedocs.io/en/latest/dropin-genai/
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from google import genai as _genai
-from google.genai import errors, types
-from privsdk_vertex.dropin import SDK, Client, PolicyViolation, guard_client, instrument, uninstrument
-
+from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+
+with _vendor_sdk_needed("vertex", __name__):
+    import google.genai as _genai
+    from google.genai import errors, types
+    from privsdk_vertex.dropin import SDK, Client, PolicyViolation, guard_client, instrument, uninstrument
 
 __all__ = ["SDK", "Client", "PolicyViolation", "errors", "guard_client", "instrument", "types", "uninstrument"]
 __version__ = _genai.__version__

@@ -4,26 +4,23 @@
 transport (and the SDK's telemetry pinned off); every other name (``models``,
 ``errors``, ``RetryConfig``, ``SERVER_EU``...) is ``mistralai.client``'s own
 object. ``guard_client``, ``instrument`` and ``uninstrument`` guard clients
-built elsewhere. See docs/dropin-mistralai.md. Needs the privsdk-mistral
-distribution (``pip install 'privsdk[mistral]'``).
+built elsewhere. Needs the mistralai SDK, which privsdk's mistral extra
+installs (``pip install 'privsdk[mistral]'``); without it, importing this
+module raises :class:`privsdk.errors.AdapterMissing` with that command. Guide:
+https://privsdk.readthedocs.io/en/latest/dropin-mistralai/
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
 
-try:
+with _vendor_sdk_needed("mistral", __name__):
     import mistralai.client as _vendor
     from privsdk_mistral.dropin import *  # noqa: F403
     from privsdk_mistral.dropin import __all__ as _dropin_names
-except ImportError as exc:  # pragma: no cover - depends on what is installed
-    from privsdk.errors import AdapterMissing
-
-    raise AdapterMissing(
-        "privsdk.mistralai needs the mistralai SDK and privsdk's mistral adapter", hint="pip install 'privsdk[mistral]'"
-    ) from exc
 
 __all__ = sorted(set(_dropin_names) | {n for n in dir(_vendor) if not n.startswith("_")})
 

@@ -12,7 +12,9 @@ every other name -- types, exceptions, ``NOT_GIVEN``, ``pydantic_function_tool``
 the module-level client (``openai.api_key = ...``, ``openai.chat.completions``)
 -- is openai's. A refusal raises :class:`PolicyViolation`, both a
 :class:`privsdk.PolicyViolation` and an :class:`openai.OpenAIError`.
-Needs the openai package (``pip install 'privsdk[openai]'``).
+Needs the openai SDK, which privsdk's openai extra installs
+(``pip install 'privsdk[openai]'``); without it, importing this module raises
+:class:`privsdk.errors.AdapterMissing` with that command.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import sys
 from types import ModuleType as _ModuleType
 from typing import TYPE_CHECKING, Any
 
-import openai as _openai
-from openai._base_client import BaseClient as _BaseClient
-from openai._utils import LazyProxy as _LazyProxy
-from privsdk_openai import dropin as _dropin
-
+from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+
+with _vendor_sdk_needed("openai", __name__):
+    import openai as _openai
+    from openai._base_client import BaseClient as _BaseClient
+    from openai._utils import LazyProxy as _LazyProxy
+    from privsdk_openai import dropin as _dropin
 
 if TYPE_CHECKING:
     # For type checkers, every public name of openai; at run time they come from openai on first use

@@ -14,7 +14,6 @@ log as they always do, content included.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -59,8 +58,14 @@ def install() -> None:
 
     ``PRIVSDK_SDK_DEBUG_LOGS`` is read from the process environment, as the SDKs' own logging settings are.
     """
-    if os.environ.get(OPT_OUT_ENV, "").strip() == "1":
-        return
+    from privsdk.config import env_flag
+    from privsdk.errors import ConfigError
+
+    try:
+        if env_flag(OPT_OUT_ENV):
+            return
+    except ConfigError:  # a bad value (loading the policy refuses it) keeps the filter: fail closed
+        pass
     import logging
 
     with _lock:

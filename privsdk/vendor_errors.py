@@ -30,8 +30,14 @@ Mapper = Callable[[Exception], PrivsdkError | None]
 
 
 def keep_chain() -> bool:
-    """True when ``PRIVSDK_DEBUG_CHAIN=1``: read at each error, so a test or a debugging session can turn it on."""
-    return os.environ.get(DEBUG_CHAIN_ENV, "").strip() == "1"
+    """True when ``PRIVSDK_DEBUG_CHAIN`` is on (``1``, ``true``, ``yes``, ``on``): read at each error, so a test or a
+    debugging session can turn it on. A bad value (loading the policy refuses it) keeps nothing."""
+    from privsdk.config import env_flag
+
+    try:
+        return env_flag(DEBUG_CHAIN_ENV)
+    except ConfigError:
+        return False
 
 
 def raise_translated(error: PrivsdkError, original: BaseException) -> NoReturn:

@@ -188,7 +188,7 @@ def test_credentials_botocore_would_reject_or_ignore_are_config_errors(
 
 def test_another_vendors_offering_is_refused() -> None:
     target = Target("t", "cohere.bedrock", "cohere.command-r-v1:0", region="eu-west-1")
-    with pytest.raises(ConfigError, match="privsdk-cohere"):
+    with pytest.raises(ConfigError, match="privsdk's cohere adapter"):
         privsdk_bedrock.adapter(target, AdapterOptions())
 
 

@@ -372,3 +372,102 @@ def test_explain_header_errors_never_show_the_value(
     captured = capsys.readouterr()
     assert shown in captured.err and "write NAME=VALUE with '='" in captured.err
     assert "CANARY" not in captured.out + captured.err
+
+
+# -- bad input is a one-line configuration error (exit 2), never a traceback ----------------------------------------
+
+
+def _jsonl_store(path: Path) -> None:
+    """A JSONL usage store as privsdk writes it, under a name that does not say JSONL."""
+    from privsdk.usage.jsonl import JsonlSink
+    from tests.usage_support import rec
+
+    sink = JsonlSink(str(path))
+    sink.write([rec(), rec(tenant="globex")])
+    sink.close()
+
+
+def test_a_bare_store_path_is_read_as_what_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PRIVSDK_USAGE=jsonl:///.../app-usage.log is a JSONL store whatever its name: --store PATH reads it as such."""
+    monkeypatch.chdir(tmp_path)
+    _jsonl_store(tmp_path / "app-usage.log")
+    assert main(["usage", "--store", "app-usage.log", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 2
+    assert main(["usage", "prune", "--store", "app-usage.log", "--older-than", "1d"]) == 0
+    assert "deleted 2 usage record(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["usage"], ["usage", "prune", "--older-than", "30d"]])
+def test_a_file_sqlite_cannot_read_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    _jsonl_store(tmp_path / "app-usage.log")
+    (tmp_path / "broken.sqlite3").write_text("not a database")
+    for store in (f"sqlite://{tmp_path}/app-usage.log", str(tmp_path / "broken.sqlite3")):
+        assert main([*command, "--store", store]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("privsdk: configuration error: SQLite cannot read ") and err.count("\n") == 1, err
+        assert "file is not a database" in err and "pass --store jsonl:///" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://10.0.0.5:80800/v1/chat/completions", "the port is not a number from 0 to 65535"),
+        ("https://[::1/v1/chat/completions", "an IPv6 address goes in closed brackets"),
+        ("https://user:sk-CANARY@[::1/v1/chat/completions?key=CANARY", "an IPv6 address goes in closed brackets"),
+        ("http://user:sk-CANARY@host:99999/v1?api_key=CANARY", "the port is not a number"),
+        ("ftp://user:sk-CANARY@host/v1", "it does not start with http:// or https://"),
+        ("api.openai.com/v1/chat/completions", "it does not start with http:// or https://"),
+    ],
+)
+def test_a_bad_explain_url_is_named_without_its_credentials(
+    capsys: pytest.CaptureFixture[str], url: str, problem: str
+) -> None:
+    assert main(["explain", "--url", url, "--model", "gpt-4o-mini"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("privsdk: configuration error: --url: bad URL ") and err.count("\n") == 1, err
+    assert problem in err and "write e.g. https://api.openai.com/v1/chat/completions" in err
+    assert "CANARY" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["usage", "--since", "99999999d"],
+        ["usage", "--until", "9" * 5000 + "d"],
+        ["usage", "prune", "--older-than", "99999999999w"],
+    ],
+)
+def test_a_duration_too_long_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main([*command, "--store", str(tmp_path / "empty.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "is too long (at most 365000d, about a thousand years)" in err and err.count("\n") == 1, err
+
+
+def test_a_time_out_of_range_is_a_configuration_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["usage", "--since", "9999-12-31T23:59:59-05:00", "--store", str(tmp_path / "empty.jsonl")]) == 2
+    assert "--since: time '9999-12-31T23:59:59-05:00' is out of range" in capsys.readouterr().err
+    assert main(["usage", "--since", "0001-01-01", "--store", str(tmp_path / "empty.jsonl"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["since"] == "0001-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("age", ["0d", "0m", "00w"])
+def test_prune_refuses_an_age_of_zero_as_the_automatic_limit_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, age: str
+) -> None:
+    """PRIVSDK_USAGE_MAX_AGE_DAYS=0 is refused; so is --older-than 0d, which would delete every record."""
+    _jsonl_store(tmp_path / "usage.jsonl")
+    assert main(["usage", "prune", "--older-than", age, "--store", str(tmp_path / "usage.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"--older-than: '{age}' would delete every usage record (give an age of 1m or more" in err
+    assert len((tmp_path / "usage.jsonl").read_text().splitlines()) == 2
+    monkeypatch.setenv("PRIVSDK_USAGE_MAX_AGE_DAYS", "0")
+    assert main(["usage", "prune", "--store", str(tmp_path / "usage.jsonl")]) == 2
+    assert "PRIVSDK_USAGE_MAX_AGE_DAYS: bad value '0'" in capsys.readouterr().err

@@ -572,3 +572,156 @@ def test_a_missing_credential_names_its_variable_only_when_it_looks_like_one(
     assert shown in error.message and hint in (error.hint or "")
     if env_name.startswith("CANARY"):
         assert "CANARY" not in str(error) and "credentials.cohere.api_key" in str(error)
+
+
+# -- what a call would refuse, loading refuses first (so `privsdk check` reports it) -------------------------------
+
+LOAD_ERRORS = [
+    pytest.param(
+        f'[targets.x]\noffering = "openai.api"\nmodel = "gpt-4o"\noptions = {{ authh = "entra" }}  {MARK}\n',
+        ["target 'x': option 'authh' means nothing for openai.api", "openai.api options: api"],
+        id="option-misspelt",
+    ),
+    pytest.param(
+        f'[targets.x]\noffering = "openai.api"\nmodel = "gpt-4o"\noptions = {{ api = "respones" }}  {MARK}\n',
+        ["option api = 'respones' is not one openai.api takes", "chat_completions or responses"],
+        id="option-value",
+    ),
+    pytest.param(
+        f'[targets.x]\noffering = "openai.api"\nmodel = "gpt-4o"\noptions = {{ api = "sk-CANARY-1" }}  {MARK}\n',
+        ["option api = a value (not shown)"],
+        id="option-value-not-shown",
+    ),
+    pytest.param(
+        f'[targets.x]\noffering = "cohere.saas"\nmodel = "command-r-plus"\noptions = {{ auth = "key" }}  {MARK}\n',
+        ["option 'auth' means nothing for cohere.saas", "cohere.saas reads no options: remove options"],
+        id="option-where-none-is-read",
+    ),
+    pytest.param(
+        '[tenants.t]\nclasses.default = ["no_training"]\n'
+        f'credentials.openai = {{ apikey = "ACME_OPENAI_API_KEY" }}  {MARK}\n',
+        ["tenants.t.credentials.openai: 'apikey' is not a credential key for openai", "keys: api_key"],
+        id="credential-key-misspelt",
+    ),
+    pytest.param(
+        '[tenants.t]\nclasses.default = ["no_training"]\n'
+        f'credentials.bedrock = {{ aws_access_key = "ACME_AWS_KEY_ID" }}  {MARK}\n',
+        ["'aws_access_key' is not a credential key for bedrock", "aws_access_key_id, aws_secret_access_key"],
+        id="credential-key-bedrock",
+    ),
+    pytest.param(
+        f'[targets.x]\noffering = "openai.api"\nmodel = "gpt-4o"\nendpoint = "api.openai.com"  {MARK}\n',
+        ["endpoint 'api.openai.com' is not a URL: it does not start with http:// or https://", "https://"],
+        id="endpoint-without-scheme",
+    ),
+    pytest.param(
+        '[targets.x]\noffering = "selfhosted.vllm"\nmodel = "llama"\n'
+        f'endpoint = "http://user:sk-CANARY-2@10.0.0.5:80800/v1?key=CANARY"  {MARK}\n',
+        ["endpoint 'http://10.0.0.5:80800/v1?...' is not a URL: the port is not a number from 0 to 65535"],
+        id="endpoint-port",
+    ),
+    pytest.param(
+        '[tenants.t]\nclasses.default = ["region=eu"]\n[targets.x]\noffering = "bedrock.runtime"\n'
+        f'model = "anthropic.claude-3-haiku-20240307-v1:0"\nregion = "us-east-1"\nattest = ["region=eu"]  {MARK}\n',
+        ["target 'x' declares region 'us-east-1' (us) but attests region=eu", "fix the target's region"],
+        id="region-contradicts-its-attestation",
+    ),
+    pytest.param(
+        '[attest]\nbedrock = ["region=eu"]\n[tenants.t]\nclasses.default = ["region=eu"]\n'
+        f'[targets.x]  {MARK}\noffering = "bedrock.runtime"\nmodel = "anthropic.claude-3-haiku-20240307-v1:0"\n'
+        'region = "us-east-1"\n',
+        ["target 'x' declares region 'us-east-1' (us) but attests region=eu"],
+        id="region-contradicts-the-account-attestation",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), LOAD_ERRORS)
+def test_a_setting_the_call_would_refuse_is_a_load_error(
+    write_config: WriteConfig, text: str, fragments: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """privsdk.Client rejects these at the first call; loading the policy (and so `privsdk check`) rejects them."""
+    path = write_config(text)
+    message = config_error({"PRIVSDK_CONFIG": str(path)})
+    assert message.startswith(f"{path}:{marked_line(text)}: "), message
+    for fragment in fragments:
+        assert fragment in message
+    assert "CANARY" not in message
+    from privsdk.cli import main
+
+    monkeypatch.setenv("PRIVSDK_CONFIG", str(path))
+    assert main(["check"]) == 2
+
+
+def test_a_region_that_agrees_with_its_attestation_loads(write_config: WriteConfig) -> None:
+    path = write_config(
+        '[attest]\nbedrock = ["region=eu"]\n[tenants.t]\nclasses.default = ["region=eu"]\n'
+        '[targets.x]\noffering = "bedrock.runtime"\nmodel = "anthropic.claude-3-haiku-20240307-v1:0"\n'
+        'region = "eu-central-1"\noptions = { ca_bundle = "/etc/ssl/corp.pem" }\n'
+        '[targets.y]\noffering = "azure.openai"\nmodel = "gpt-4o"\nendpoint = "https://contoso.openai.azure.com"\n'
+        'options = { auth = "entra" }\n'
+    )
+    policy = load_file(path)
+    assert decide(policy, "x", "chat", tenant="t").allowed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("PRIVSDK_MAX_ATTEMPTS", "0", "a whole number, 1 or more"),
+        ("PRIVSDK_MAX_ATTEMPTS", "three", "a whole number, 1 or more"),
+        ("PRIVSDK_DEADLINE_S", "nan", "seconds, more than 0"),
+        ("PRIVSDK_DEADLINE_S", "-5", "seconds, more than 0"),
+        ("PRIVSDK_DEADLINE_S", "inf", "seconds, more than 0"),
+        ("PRIVSDK_DEBUG_CHAIN", "maybe", "1, true, yes or on; 0, false, no or off"),
+        ("PRIVSDK_SDK_DEBUG_LOGS", "2", "1, true, yes or on; 0, false, no or off"),
+    ],
+)
+def test_a_bad_limit_or_switch_is_a_load_error(
+    variable: str, value: str, fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Client() refused these and `privsdk check` passed them; a switch's unknown spelling was silently off."""
+    message = config_error({variable: value})
+    assert message.startswith(f"{variable}: bad value {value!r}") and fragment in message
+    from privsdk.cli import main
+
+    monkeypatch.setenv(variable, value)
+    assert main(["check"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [("1", True), ("true", True), ("Yes", True), (" ON ", True), ("", False), ("0", False), ("False", False),
+     ("no", False), ("off", False)],
+)  # fmt: skip
+def test_one_reader_takes_the_usual_spellings_of_a_switch(value: str, on: bool) -> None:
+    from privsdk.config import FLAGS, env_flag
+
+    for variable in FLAGS:
+        assert env_flag(variable, {variable: value}) is on
+        load({variable: value})  # and loading accepts it
+    assert env_flag("PRIVSDK_DEBUG_CHAIN", {}) is False
+
+
+def test_the_option_and_credential_tables_agree_with_the_adapters() -> None:
+    """Loading checks target options and credential keys with tables of its own (no adapter is imported to load a
+    policy); they must say what the adapters themselves check when they are built."""
+    from privsdk_bedrock.clients import CREDENTIAL_KEYS as BEDROCK_KEYS
+    from privsdk_openai import config as openai_config
+    from privsdk_vertex import CREDENTIAL_KEYS as VERTEX_KEYS
+
+    from privsdk.catalogue import default_catalogue
+    from privsdk.config import CREDENTIAL_KEYS, TARGET_OPTIONS
+
+    cat = default_catalogue()
+    assert set(CREDENTIAL_KEYS) == set(cat.vendor_names)
+    assert set(TARGET_OPTIONS) <= {o for v in cat.all_vendors() for o in v.offerings}
+    for offering, kind in openai_config.OFFERINGS.items():
+        options = openai_config._OPTIONS[kind]
+        assert TARGET_OPTIONS.get(offering, {}) == {k: tuple(v) for k, v in options.items()}, offering
+        assert set(openai_config._CREDENTIALS[kind]) <= set(CREDENTIAL_KEYS[offering.partition(".")[0]]), offering
+    assert CREDENTIAL_KEYS["bedrock"] == tuple(BEDROCK_KEYS)
+    assert (CREDENTIAL_KEYS["vertex"], CREDENTIAL_KEYS["gemini"]) == (
+        VERTEX_KEYS["vertex.gemini"],
+        VERTEX_KEYS["gemini.api"],
+    )

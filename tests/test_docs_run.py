@@ -1,11 +1,12 @@
 """Docs that run: every Python and shell block of README.md and docs/*.md, against loopback stand-ins.
 
 Each page runs as one session (see tests/docs_blocks.py) in a scratch folder that links the checkout's
-sources (so ``.venv/bin/privsdk`` and ``examples/privsdk.toml`` work as written) under a scratch
-HOME. The environment is what the README sets up, pointed at loopback servers instead of the vendors:
-``PRIVSDK_CONFIG`` names privsdk.toml there, examples/privsdk.toml with Azure's endpoint at a stand-in, and
-OPENAI_BASE_URL names the OpenAI stand-in (declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage
-store already holds one call, so a block
+sources (so ``examples/privsdk.toml`` works as written) under a scratch HOME, with the test's Python
+environment on PATH as a plain-pip user's active venv is: ``privsdk`` and ``python -m privsdk`` work, and a
+command that names the checkout's ``.venv/`` does not. The environment is what the README sets up, pointed
+at loopback servers instead of the vendors: ``PRIVSDK_CONFIG`` names privsdk.toml there,
+examples/privsdk.toml with Azure's endpoint at a stand-in, and OPENAI_BASE_URL names the OpenAI stand-in
+(declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage store already holds one call, so a block
 that reports on usage has something to show. A block that cannot run here carries
 ``<!-- docs-run: skip (REASON) -->`` right before it.
 """
@@ -55,9 +56,6 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         # `make` or `uv sync` here could not rebuild the checkout's .venv with this folder's paths.
         for name in ("README.md", "docs", "examples", "privsdk", "adapters", "tests", "bench"):
             (work / name).symlink_to(REPO / name)
-        (work / ".venv" / "bin").mkdir(parents=True)
-        for tool in Path(sys.executable).parent.iterdir():  # .venv/bin/privsdk as the docs write it
-            (work / ".venv" / "bin" / tool.name).symlink_to(tool)
         policy = (REPO / "examples" / "privsdk.toml").read_text(encoding="utf-8")
         policy, n = re.subn(r'endpoint = "https://[^"]*azure[^"]*"', f'endpoint = "{azure_server.url}"', policy)
         assert n == 1, "examples/privsdk.toml: the azure target's endpoint moved; update this fixture"
@@ -111,6 +109,16 @@ def test_every_mark_is_a_skip_with_a_reason() -> None:
         for block in page_blocks(page):
             if block.mark is not None:
                 assert block.skip_reason, f"{block.where}: write <!-- docs-run: skip (REASON) -->"
+
+
+def test_no_block_to_run_names_the_checkouts_venv() -> None:
+    """A plain-pip user's environment is wherever they made it: commands say ``privsdk`` or ``python -m privsdk``.
+
+    ``.venv/`` is the checkout's own (``make demo`` makes it); ``.venv/bin/privsdk`` fails with status 127 for
+    everyone else.
+    """
+    named = [b.where for page in PAGES for b in page_blocks(page) if b.runs and ".venv/" in b.code]
+    assert named == []
 
 
 def test_the_readme_and_the_client_pages_have_blocks_to_run() -> None:

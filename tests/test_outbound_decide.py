@@ -146,9 +146,16 @@ def test_a_target_whose_region_contradicts_its_attestation(write_config, catalog
         'region = "us-east-1"\nattest = ["region=eu"]\n'
         '[tenants.t.classes]\ndefault = ["region=eu"]\n'
     )
+    with pytest.raises(ConfigError, match=r"target 'claude' declares region 'us-east-1' \(us\) but attests region=eu"):
+        load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue)  # loading refuses it (so does `privsdk check`)
     from privsdk.decision import decide
+    from privsdk.policy import Policy, Target, Tenant
+    from privsdk.vocabulary import parse_requirements
 
-    decision = decide(load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue), "claude", catalogue=catalogue)
+    claude = Target("claude", "bedrock.runtime", "anthropic.claude-3-haiku-20240307-v1:0",
+                    attest=frozenset({"bedrock:region=eu"}), region="us-east-1")  # fmt: skip
+    policy = Policy({"t": Tenant("t", {"default": parse_requirements(["region=eu"])})}, "t", {"claude": claude})
+    decision = decide(policy, "claude", catalogue=catalogue)  # a policy built in code: the decision refuses it
     assert decision.outcome == "refuse"
     assert decision.reason is not None and "configuration error" in decision.reason and "us-east-1" in decision.reason
 

@@ -213,6 +213,48 @@ def test_one_version_and_one_docs_address() -> None:
     assert "Apache License" in (REPO / "LICENSE").read_text(encoding="utf-8")
 
 
+def test_what_help_and_the_catalogue_show_names_no_file_or_distribution_a_pip_user_lacks() -> None:
+    """help() of a drop-in face and the catalogue's text (its notes end up in refusals) link the site, never a
+    docs/ path, and name the extra to install, never a privsdk-<vendor> distribution (there is one wheel)."""
+    import importlib
+
+    from privsdk import tomlcompat
+
+    page_path = re.compile(r"\bdocs/[\w.-]+\.md\b")
+    distribution = re.compile(r"\bprivsdk-(?:openai|cohere|mistral|bedrock|vertex)\b")
+    for face in ("openai", "cohere", "mistralai", "boto3", "genai"):
+        doc = importlib.import_module(f"privsdk.{face}").__doc__ or ""
+        assert not page_path.search(doc) and not distribution.search(doc), face
+        assert "pip install 'privsdk[" in doc, face
+
+    def strings(value: object) -> Iterator[str]:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+
+    for path in sorted((REPO / "privsdk" / "catalogue").glob("*.toml")):
+        data = tomlcompat.loads(path.read_text(encoding="utf-8"))
+        shown = [text for text in strings(data) if page_path.search(text) or text.startswith("docs/")]
+        assert shown == [], path.name
+
+
+def test_every_link_to_the_site_names_a_page_it_has() -> None:
+    """Messages, docstrings and the catalogue link pages as DOCS_URL + NAME/, each built from docs/NAME.md."""
+    link = re.compile(re.escape(DOCS_URL) + r"([\w-]*)/?")
+    found = set()
+    for root in (REPO / "privsdk", REPO / "adapters"):
+        for path in [*root.rglob("*.py"), *root.rglob("*.toml")]:
+            for name in link.findall(path.read_text(encoding="utf-8")):
+                found.add(name)
+                assert name == "" or (REPO / "docs" / f"{name}.md").is_file(), (path, name)
+    assert {"guarantees", "dropin-cohere"} <= found
+
+
 def test_no_message_points_at_a_repository_path() -> None:
     """An installed privsdk has no docs/ folder: messages and --help link the site or name a command.
 

@@ -119,11 +119,18 @@ def test_a_vendor_extra_brings_only_its_own_vendor_sdk() -> None:
 
 def test_the_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     """The README's first command: allowed, refused with nothing sent, rerouted, retried, streamed, summarised."""
+    env = clean_env(HOME=str(tmp_path))
     out = subprocess.run(
         [sys.executable, str(REPO / "examples" / "offline_demo.py")],
-        env=clean_env(HOME=str(tmp_path)), capture_output=True, text=True, check=False, timeout=120,
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    # The commands it suggests run as written, from where it ran (not a checkout: no .venv/ here).
+    again = out.stdout.split("look again with: ", 1)[1].split("\n", 1)[0]
+    tried = out.stdout.split("Try: ", 1)[1].split("  (every target", 1)[0]
+    for command, expected in ((again, "usage records in"), (tried, "tenant acme")):
+        ran = subprocess.run(command, shell=True, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0 and expected in ran.stdout, (command, ran.stderr)
     for line in [
         "decision   allow: openai-mini meets no_training",
         "proof      the Cohere stand-in received 0 requests",

@@ -22,7 +22,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from privsdk.errors import ConfigError
@@ -155,7 +155,7 @@ def read_records(
     if store.kind == "sqlite" and store.path:
         from privsdk.usage import sqlite
 
-        return sqlite.read(store.path, since=since, until=until, tenant=tenant), lambda: 0
+        return not_a_database(store.path, sqlite.read(store.path, since=since, until=until, tenant=tenant)), lambda: 0
     if store.kind == "jsonl" and store.path:
         from privsdk.usage import jsonl
 
@@ -166,6 +166,30 @@ def read_records(
         where="PRIVSDK_USAGE",
         hint="pass --store sqlite:///PATH or --store jsonl:///PATH (a backend behind OTLP has its own reports)",
     )
+
+
+def not_a_database(path: str, records: Iterable[UsageRecord]) -> Iterator[UsageRecord]:
+    """``records`` read from the SQLite store at ``path``; a file SQLite cannot read is a ConfigError."""
+    import sqlite3
+
+    try:
+        yield from records
+    except sqlite3.DatabaseError as exc:
+        raise sqlite_store_error(path, exc) from None
+
+
+def sqlite_store_error(path: str, exc: Exception) -> ConfigError:
+    """The error for a --store that SQLite cannot read: most often a JSONL store read as SQLite."""
+    return ConfigError(
+        f"SQLite cannot read {path} as a usage store ({type(exc).__name__}: {exc})",
+        hint=f"if it holds JSON lines, pass --store jsonl://{_absolute(path)}",
+    )
+
+
+def _absolute(path: str) -> str:
+    import os
+
+    return os.path.abspath(path)
 
 
 # -- renderings -----------------------------------------------------------------------------------

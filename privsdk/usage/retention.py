@@ -19,9 +19,15 @@ PRUNE_EVERY_S = 3600.0
 def prune(store: Store, before: float) -> int:
     """Delete the records of ``store`` older than ``before`` (Unix seconds); the number deleted."""
     if store.kind == "sqlite" and store.path:
-        from privsdk.usage import sqlite
+        import sqlite3
 
-        return sqlite.prune(store.path, before)
+        from privsdk.usage import sqlite
+        from privsdk.usage.report import sqlite_store_error
+
+        try:
+            return sqlite.prune(store.path, before)
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_store_error(store.path, exc) from None
     if store.kind == "jsonl" and store.path:
         from privsdk.usage import jsonl
 

@@ -15,12 +15,20 @@ TIME_HINT = (
 )
 
 
+#: The longest duration taken: a thousand years reaches back past any usage record (and stays a date Python has).
+MAX_DURATION_S = 365_000 * 86400
+MAX_DURATION_HINT = "at most 365000d, about a thousand years"
+
+
 def parse_duration(text: str, where: str) -> float:
-    """Seconds in ``30m``, ``12h``, ``7d`` or ``2w``."""
+    """Seconds in ``30m``, ``12h``, ``7d`` or ``2w``; at most :data:`MAX_DURATION_S`."""
     m = _DURATION.match(text.strip())
     if not m:
         raise ConfigError(f"bad duration {text!r}", where=where, hint=DURATION_HINT)
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) * _UNIT_S[m.group(2)] > MAX_DURATION_S:
+        raise ConfigError(f"duration {text.strip()!r} is too long", where=where, hint=MAX_DURATION_HINT)
+    return int(digits) * _UNIT_S[m.group(2)]
 
 
 def parse_time(text: str, where: str, now: float) -> float:
@@ -35,9 +43,17 @@ def parse_time(text: str, where: str, now: float) -> float:
         raise ConfigError(f"bad time {text!r}", where=where, hint=TIME_HINT) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    return when.timestamp()
+    try:
+        seconds = when.timestamp()
+        iso(seconds)  # a time an offset pushes past year 9999 (or before year 1) cannot be shown: refuse it here
+    except (ValueError, OverflowError, OSError):
+        raise ConfigError(
+            f"time {text!r} is out of range", where=where, hint="a time between 0001-01-02 and 9999-12-30"
+        ) from None
+    return seconds
 
 
 def iso(seconds: float) -> str:
     """Unix seconds as an ISO 8601 UTC time, to the second."""
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+    return when.isoformat() + "Z"  # isoformat, not strftime: the year always has four digits

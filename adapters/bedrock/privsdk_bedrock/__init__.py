@@ -26,9 +26,9 @@ def adapter(target: Target, options: AdapterOptions) -> Adapter:
     """The adapter for a ``bedrock.runtime`` target; a ConfigError for missing Region or bad credentials."""
     if target.offering != OFFERING:
         raise ConfigError(
-            f"privsdk-bedrock serves {OFFERING}, not {target.offering}",
+            f"privsdk's bedrock adapter serves {OFFERING}, not {target.offering}",
             where=f"targets.{target.name}.offering",
-            hint="cohere.bedrock targets are served by privsdk-cohere",
+            hint="cohere.bedrock targets are served by privsdk's cohere adapter (pip install 'privsdk[cohere]')",
         )
     from privsdk_bedrock.runtime import BedrockAdapter
 

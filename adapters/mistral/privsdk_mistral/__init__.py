@@ -23,10 +23,10 @@ def adapter(target: Target, options: AdapterOptions) -> Adapter:
         # mistralai's MistralGCP needs the mistralai[gcp] extra (google-auth), which this distribution does not
         # install; failing here keeps a Vertex target from ever being sent anywhere else.
         raise ConfigError(
-            f"target {target.name}: privsdk-mistral does not serve mistral.vertex",
-            hint="for Mistral models on Vertex AI use a vertex.partner target (privsdk-vertex)",
+            f"target {target.name}: privsdk's mistral adapter does not serve mistral.vertex",
+            hint="for Mistral models on Vertex AI use a vertex.partner target",
         )
     raise ConfigError(
-        f"target {target.name}: privsdk-mistral does not serve offering {target.offering!r}",
+        f"target {target.name}: privsdk's mistral adapter does not serve offering {target.offering!r}",
         hint="mistral.api or mistral.azure",
     )

@@ -63,12 +63,12 @@ def adapter(target: Target, options: AdapterOptions) -> Adapter:
     if offering == "vertex.partner":
         raise ConfigError(
             f"target {target.name!r}: partner models on Vertex AI (vertex.partner) are not reachable yet: "
-            "privsdk-vertex serves Google's own models only",
+            "privsdk's vertex adapter serves Google's own models only",
             where=f"targets.{target.name}.offering",
             hint="use vertex.gemini, or the partner's own offering where privsdk has one",
         )
     raise ConfigError(
-        f"target {target.name!r}: privsdk-vertex does not serve offering {offering!r}",
+        f"target {target.name!r}: privsdk's vertex adapter does not serve offering {offering!r}",
         where=f"targets.{target.name}.offering",
         hint="valid: " + ", ".join(CREDENTIAL_KEYS),
     )

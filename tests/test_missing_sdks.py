@@ -1,0 +1,136 @@
+"""A vendor SDK that is not installed: every way in says so, with the command that installs it.
+
+A venv from ``pip install 'privsdk[openai]'`` holds every adapter (one wheel) but only openai's SDK. These
+tests run privsdk in a subprocess whose import system hides one SDK (a finder that raises
+ModuleNotFoundError for it, as Python does when a package is not installed); nothing is uninstalled.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from privsdk.adapter import vendor_sdk_needed
+from privsdk.errors import AdapterMissing
+from tests.conftest import clean_env
+
+#: The face, the modules its SDK provides (hidden), and the extra that installs it.
+FACES = [
+    ("openai", ("openai",), "openai"),
+    ("cohere", ("cohere",), "cohere"),
+    ("mistralai", ("mistralai",), "mistral"),
+    ("boto3", ("boto3", "botocore"), "bedrock"),
+    ("genai", ("google.genai",), "vertex"),
+]
+
+_HIDE = """
+import sys
+
+class _Hide:
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if any(name == n or name.startswith(n + ".") for n in self.names):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _Hide(HIDDEN))
+"""
+
+
+def run_hiding(hidden: tuple[str, ...], code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    script = _HIDE.replace("HIDDEN", repr(hidden)) + textwrap.dedent(code)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=clean_env(PRIVSDK_USAGE="none", **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("face", "hidden", "extra"), FACES, ids=[f[0] for f in FACES])
+def test_a_face_without_its_sdk_raises_adapter_missing_with_the_install_command(
+    face: str, hidden: tuple[str, ...], extra: str
+) -> None:
+    done = run_hiding(
+        hidden,
+        f"""
+        import privsdk
+        from privsdk.errors import AdapterMissing
+        try:
+            from privsdk import {face}
+        except AdapterMissing as exc:
+            print("AdapterMissing:", exc)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"AdapterMissing: privsdk.{face} needs "), done.stdout
+    assert f"pip install 'privsdk[{extra}]'" in done.stdout
+
+
+def test_a_client_call_without_boto3_raises_adapter_missing_before_anything_is_sent() -> None:
+    done = run_hiding(
+        ("boto3", "botocore"),
+        """
+        import privsdk
+        from privsdk.errors import AdapterMissing
+        try:
+            privsdk.Client().chat("bedrock/anthropic.claude-3-haiku-20240307-v1:0", "hi")
+        except AdapterMissing as exc:
+            print("AdapterMissing:", exc)
+        """,
+        AWS_REGION="eu-central-1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "AdapterMissing: privsdk's 'bedrock' adapter needs boto3, which is not installed" in done.stdout
+    assert "pip install 'privsdk[bedrock]'" in done.stdout
+
+
+_EXPLAIN = """
+from privsdk.cli import main
+sys.exit(main(ARGS))
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "hidden", "vendor", "extra"),
+    [
+        ("bedrock/anthropic.claude-3-haiku-20240307-v1:0", ("boto3", "botocore"), "bedrock", "bedrock"),
+        ("cohere/command-r-plus", ("cohere",), "cohere", "cohere"),
+        ("vertex/gemini-2.5-flash", ("google.genai",), "vertex", "vertex"),
+        ("azure/gpt-4o", ("openai",), "azure", "openai"),
+    ],
+)
+def test_explain_says_the_sdk_is_not_installed(target: str, hidden: tuple[str, ...], vendor: str, extra: str) -> None:
+    command = f"pip install 'privsdk[{extra}]'"
+    as_json = run_hiding(hidden, _EXPLAIN.replace("ARGS", repr(["explain", target, "--json"])))
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["adapter"] == {"vendor": vendor, "installed": False, "install": command}
+    text = run_hiding(hidden, _EXPLAIN.replace("ARGS", repr(["explain", target])))
+    assert text.returncode == 0, text.stderr
+    assert f"(install it: {command})" in text.stdout
+
+
+def test_explain_with_another_sdk_missing_says_this_one_is_installed() -> None:
+    done = run_hiding(("cohere",), _EXPLAIN.replace("ARGS", repr(["explain", "openai/gpt-4o-mini", "--json"])))
+    assert json.loads(done.stdout)["adapter"] == {"vendor": "openai", "installed": True, "install": None}
+
+
+def test_only_a_vendor_sdk_that_is_missing_becomes_adapter_missing() -> None:
+    with (
+        pytest.raises(AdapterMissing, match=r"needs boto3, .*pip install 'privsdk\[bedrock\]'"),
+        vendor_sdk_needed("bedrock", "privsdk.boto3"),
+    ):
+        raise ModuleNotFoundError("No module named 'botocore.session'", name="botocore.session")
+    # Anything else (a bug, a module of privsdk's own) passes as it is.
+    with pytest.raises(ModuleNotFoundError), vendor_sdk_needed("bedrock", "privsdk.boto3"):
+        raise ModuleNotFoundError("No module named 'privsdk_nothing'", name="privsdk_nothing")
+    with pytest.raises(ImportError), vendor_sdk_needed("openai", "privsdk.openai"):
+        raise ImportError("cannot import name 'BaseClient' from 'openai._base_client'", name="openai._base_client")
