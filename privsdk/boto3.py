@@ -17,12 +17,14 @@ default session are left as they are.
 from __future__ import annotations
 
 import sys
-from types import ModuleType
 from typing import Any
 
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
+from privsdk.outbound.constructors import SdkNames as _SdkNames
+from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("bedrock", __name__):
+    import boto3 as _boto3
     import boto3.session as _boto3_session
     from privsdk_bedrock.dropin import (
         PolicyViolation,
@@ -69,30 +71,11 @@ def resource(*args: Any, **kwargs: Any) -> Any:
     return _get_default_session().resource(*args, **kwargs)
 
 
-class _Submodule(ModuleType):
-    """A boto3 submodule as this module shows it: the names given replace boto3's, every other name is boto3's."""
-
-    def __init__(self, real: ModuleType, **names: Any) -> None:
-        super().__init__(f"{__name__}.{real.__name__.rpartition('.')[2]}", real.__doc__)
-        self.__dict__.update(names)
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
+#: Any other name is boto3's own (``exceptions``, ``set_stream_logger``, ``__version__``, ...); its submodules with
+#: the guarded ``Session`` in place of boto3's.
+__getattr__ = _SdkNames(_boto3, _swap_for(Session), __name__)
 #: ``boto3.session``, whose ``Session`` is the guarded one (``from privsdk.boto3.session import Session`` too).
-session = sys.modules[f"{__name__}.session"] = _Submodule(_boto3_session, Session=Session)
-
-
-def __getattr__(name: str) -> Any:
-    """Any other name is boto3's own (``exceptions``, ``set_stream_logger``, ``__version__``, ...)."""
-    import boto3
-
-    try:
-        return getattr(boto3, name)
-    except AttributeError:
-        raise AttributeError(f"module 'privsdk.boto3' has no attribute {name!r}") from None
+session = sys.modules[f"{__name__}.session"] = __getattr__.view(_boto3_session)
 
 
 def __dir__() -> list[str]:

@@ -12,22 +12,23 @@ https://privsdk.readthedocs.io/en/latest/dropin-cohere/
 
 from __future__ import annotations
 
-from typing import Any
-
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
+from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("cohere", __name__):
     import cohere as _vendor
     from privsdk_cohere.dropin import *  # noqa: F403
     from privsdk_cohere.dropin import __all__ as _dropin_names
+    from privsdk_cohere.dropin import guarded_classes as _guarded_classes
 
 __all__ = sorted(set(_dropin_names) | set(getattr(_vendor, "__all__", ())))
 
 
-def __getattr__(name: str) -> Any:
-    """Every other public name is cohere's own (``cohere.types``, ``cohere.errors``, ``cohere.ChatMessageV2``...)."""
-    return getattr(_vendor, name)
+#: Every other public name is cohere's own (``cohere.types``, ``cohere.errors``, ``cohere.ChatMessageV2``...); its
+#: submodules (``client_v2``, ``aws_client``, ...) with the guarded clients in place of cohere's.
+__getattr__ = _SdkNames(_vendor, _swap_for(*_guarded_classes()), __name__)
 
 
 __dir__ = _dropin_dir(globals(), "cohere")

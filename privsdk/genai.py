@@ -11,10 +11,10 @@ installs (``pip install 'privsdk[vertex]'``); without it, importing this module 
 
 from __future__ import annotations
 
-from typing import Any
-
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
+from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("vertex", __name__):
     import google.genai as _genai
@@ -26,8 +26,6 @@ __version__ = _genai.__version__
 
 
 __dir__ = _dropin_dir(globals(), "google.genai")
-
-
-def __getattr__(name: str) -> Any:
-    """Every other name of ``google.genai`` (``interactions``, ``agents``, ``version``, ...), as the SDK has it."""
-    return getattr(_genai, name)
+#: Every other name of ``google.genai`` (``interactions``, ``agents``, ``version``, ...), as the SDK has it; its
+#: submodules (``client``) with the guarded ``Client`` in place of google-genai's.
+__getattr__ = _SdkNames(_genai, _swap_for(Client), __name__, "google.genai")

@@ -12,22 +12,23 @@ https://privsdk.readthedocs.io/en/latest/dropin-mistralai/
 
 from __future__ import annotations
 
-from typing import Any
-
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
+from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("mistral", __name__):
     import mistralai.client as _vendor
     from privsdk_mistral.dropin import *  # noqa: F403
+    from privsdk_mistral.dropin import Mistral as _Mistral
     from privsdk_mistral.dropin import __all__ as _dropin_names
 
 __all__ = sorted(set(_dropin_names) | {n for n in dir(_vendor) if not n.startswith("_")})
 
 
-def __getattr__(name: str) -> Any:
-    """Every other public name is ``mistralai.client``'s own (``models``, ``errors``, ``RetryConfig``...)."""
-    return getattr(_vendor, name)
+#: Every other public name is ``mistralai.client``'s own (``models``, ``errors``, ``RetryConfig``...); its submodules
+#: (``sdk``) with the guarded ``Mistral`` in place of mistralai's.
+__getattr__ = _SdkNames(_vendor, _swap_for(_Mistral), __name__, "mistralai")
 
 
 __dir__ = _dropin_dir(globals(), "mistralai.client")

@@ -24,6 +24,7 @@ from types import ModuleType as _ModuleType
 from typing import TYPE_CHECKING, Any
 
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
+from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
 
 with _vendor_sdk_needed("openai", __name__):
@@ -49,11 +50,17 @@ def __getattr__(name: str) -> Any:
     the app assigns to ``openai.http_client`` afterwards. A resource there is a lazy proxy: ``type()``, not
     ``isinstance``, as a proxy claims its target's class."""
     value = getattr(_openai, name)
-    if isinstance(value, type) and issubclass(value, _BaseClient):
-        return _dropin.guarded_class(value)
     if issubclass(type(value), _LazyProxy) and hasattr(_openai.OpenAI, name):
         return getattr(_dropin.guard_client(_openai._load_client()), name)
-    return value
+    return _names.shown(value)
+
+
+def _guarded(cls: type[Any]) -> type[Any] | None:
+    return _dropin.guarded_class(cls) if issubclass(cls, _BaseClient) else None
+
+
+#: openai's names, with its submodules (``lib.azure``, ``_client``) handing out guarded classes too.
+_names = _SdkNames(_openai, _guarded, __name__)
 
 
 __dir__ = _dropin_dir(globals(), "openai")

@@ -8,6 +8,7 @@ its ``__getattr__``, and its own (``guard_client``, ``PolicyViolation``, ...).
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import pytest
 
@@ -31,3 +32,62 @@ def test_dir_of_a_drop_in_module_lists_the_sdk_modules_names_and_its_own(face: s
     assert not missing, sorted(missing)[:10]
     assert own <= set(listed)
     assert set(module.__all__) <= set(listed)
+
+
+#: A path through a drop-in module's submodules to a client class, and the drop-in's own guarded class it must be
+#: (as ``google.genai.client.Client`` is ``google.genai.Client``).
+THROUGH_SUBMODULES = [
+    ("privsdk.genai", "client.Client", "Client"),
+    ("privsdk.cohere", "client_v2.ClientV2", "ClientV2"),
+    ("privsdk.cohere", "client.Client", "Client"),
+    ("privsdk.cohere", "aws_client.AwsClient", "AwsClient"),
+    ("privsdk.mistralai", "sdk.Mistral", "Mistral"),
+    ("privsdk.boto3", "session.Session", "Session"),
+    ("privsdk.openai", "lib.azure.AzureOpenAI", "AzureOpenAI"),
+    ("privsdk.openai", "lib.azure.AsyncAzureOpenAI", "AsyncAzureOpenAI"),
+]
+
+
+@pytest.mark.parametrize(
+    ("face", "path", "name"), THROUGH_SUBMODULES, ids=[f"{t[0]}.{t[1]}" for t in THROUGH_SUBMODULES]
+)
+def test_a_client_class_reached_through_a_submodule_is_the_guarded_one(face: str, path: str, name: str) -> None:
+    """The SDK's submodules were the SDK's own: ``privsdk.genai.client.Client`` sent unguarded."""
+    module = importlib.import_module(face)
+    found: object = module
+    for part in path.split("."):
+        found = getattr(found, part)
+    assert found is getattr(module, name)
+
+
+#: Each drop-in module's guarded client classes.
+CLIENTS = {
+    "privsdk.openai": ("OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI"),
+    "privsdk.cohere": ("ClientV2", "AsyncClientV2", "Client", "AsyncClient", "BedrockClientV2", "SagemakerClientV2"),
+    "privsdk.mistralai": ("Mistral",),
+    "privsdk.boto3": ("Session",),
+    "privsdk.genai": ("Client",),
+}
+
+
+@pytest.mark.parametrize("face", CLIENTS)
+def test_no_submodule_of_a_drop_in_hands_out_an_sdk_client_class(face: str) -> None:
+    """Every public name of the drop-in module that is a submodule, and the submodules those hand out, one level
+    down: none holds one of the SDK's own client classes that the drop-in guards."""
+    import types
+
+    module = importlib.import_module(face)
+    raw = [getattr(module, name).__bases__[0] for name in CLIENTS[face]]
+    seen = 0
+    warnings.simplefilter("ignore", DeprecationWarning)  # reading every name reads deprecated ones (pytest resets it)
+    for name in dir(module):
+        sub = getattr(module, name, None) if name not in vars(module) or not name.startswith("_") else None
+        if not isinstance(sub, types.ModuleType):
+            continue
+        for inner in [sub, *(getattr(sub, n, None) for n in dir(sub))]:
+            if isinstance(inner, types.ModuleType):
+                for n in dir(inner):
+                    seen += 1
+                    value = getattr(inner, n, None)
+                    assert not any(value is cls for cls in raw), f"{face}: {inner.__name__}.{n}"
+    assert seen > 0

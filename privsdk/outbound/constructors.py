@@ -4,15 +4,18 @@
 A drop-in class's ``__init__`` is the SDK's own followed by guarding; :func:`privsdk.instrument` puts the same
 into the SDK's classes themselves, so that clients a framework builds inside itself are guarded too, and
 :meth:`Constructors.restore` puts the SDK's own back (as opentelemetry-python-contrib's instrumentors do).
-:func:`dropin_dir` is what a drop-in module (``privsdk.openai``, ...) lists: its own names and the SDK's.
+:func:`dropin_dir` is what a drop-in module (``privsdk.openai``, ...) lists: its own names and the SDK's;
+:class:`SdkNames` is how it hands out the SDK's other names, submodules included, without an unguarded class.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 Init = Callable[..., None]
@@ -68,3 +71,90 @@ def dropin_dir(own: Mapping[str, object], sdk: str) -> Callable[[], list[str]]:
         return sorted({*own, *dir(module), *getattr(module, "__all__", ())})
 
     return __dir__
+
+
+class SdkNames:
+    """The SDK's names as a drop-in module hands them out (its ``__getattr__``): the guarded class in place of one of
+    the SDK's client classes (``swap``), and in place of a submodule that holds one, or holds a submodule that does,
+    a view that does the same with its own names.
+
+    So no attribute path through the drop-in reaches a client class that sends unguarded: ``privsdk.genai.client.
+    Client`` is ``privsdk.genai.Client``, as ``google.genai.client.Client`` is ``google.genai.Client``. Every other
+    name, submodules without a client class (``types``, ``errors``) included, is the SDK's own object.
+    """
+
+    def __init__(
+        self, sdk: ModuleType, swap: Callable[[type[Any]], type[Any] | None], face: str, package: str | None = None
+    ):
+        """``sdk`` is the module the drop-in module ``face`` stands for; its submodules are those of ``package``
+        (``sdk``'s top-level package unless given: ``google.genai``, not ``google``)."""
+        self._sdk, self._swap, self._face = sdk, swap, face
+        self._package = package or sdk.__name__.partition(".")[0]
+        self._views: dict[str, ModuleType] = {}
+        self._holders: tuple[str, ...] = ()
+        self._modules_seen = 0  # len(sys.modules) when the holders were found: new imports may add some
+
+    def __call__(self, name: str) -> Any:
+        try:
+            value = getattr(self._sdk, name)
+        except AttributeError:
+            raise AttributeError(f"module {self._face!r} has no attribute {name!r}") from None
+        return self.shown(value)
+
+    def shown(self, value: Any) -> Any:
+        """``value``, one of the SDK's names, as the drop-in hands it out."""
+        # type(), not isinstance(): isinstance asks a proxy's __class__, and openai's lazy proxies import on that.
+        kind = type(value)
+        if issubclass(kind, type):
+            return self._swap(value) or value
+        if issubclass(kind, ModuleType):
+            if value is self._sdk:  # a submodule's name for the SDK module itself: the drop-in module
+                return sys.modules[self._face]
+            name = value.__name__
+            if (name == self._package or name.startswith(self._package + ".")) and self._holds_a_client(name):
+                return self.view(value)
+        return value
+
+    def _holds_a_client(self, name: str) -> bool:
+        """True when the SDK's module ``name``, or one of its submodules, holds one of the SDK's client classes."""
+        if len(sys.modules) != self._modules_seen:  # found again after imports, not on every name (a few ms)
+            self._modules_seen = len(sys.modules)
+            prefix = self._package + "."
+            self._holders = tuple(
+                module_name
+                for module_name, module in list(sys.modules.items())
+                if (module_name == self._package or module_name.startswith(prefix))
+                and any(
+                    issubclass(type(v), type) and self._swap(v) for v in list(getattr(module, "__dict__", {}).values())
+                )
+            )
+        return any(holder == name or holder.startswith(name + ".") for holder in self._holders)
+
+    def view(self, module: ModuleType) -> ModuleType:
+        """The view of one of the SDK's submodules, made once (``privsdk.genai.client is privsdk.genai.client``)."""
+        view = self._views.get(module.__name__)
+        if view is None:
+            name = module.__name__
+            below = name[len(self._sdk.__name__) + 1 :] if name.startswith(self._sdk.__name__ + ".") else name
+            view = self._views[name] = _View(module, self, f"{self._face}.{below}")
+        return view
+
+
+class _View(ModuleType):
+    """One of the SDK's submodules as a drop-in shows it (see :class:`SdkNames`)."""
+
+    def __init__(self, real: ModuleType, names: SdkNames, name: str):
+        super().__init__(name, real.__doc__)
+        self._real, self._names = real, names
+
+    def __getattr__(self, name: str) -> Any:
+        return self._names.shown(getattr(self._real, name))
+
+    def __dir__(self) -> list[str]:
+        return dir(self._real)
+
+
+def swap_for(*guarded: type[Any]) -> Callable[[type[Any]], type[Any] | None]:
+    """A ``swap`` for :class:`SdkNames`: each SDK class that one of ``guarded`` (the drop-in's classes) subclasses
+    directly, to that guarded class."""
+    return {cls.__bases__[0]: cls for cls in guarded}.get

@@ -198,6 +198,14 @@ class OciClient(cohere.OciClient):
     __init__ = _guarded(cohere.OciClient)
 
 
+def guarded_classes() -> tuple[type[Any], ...]:
+    """The guarded client classes above, each a direct subclass of cohere's own."""
+    return (
+        ClientV2, AsyncClientV2, Client, AsyncClient, BedrockClientV2, BedrockClient, SagemakerClientV2,
+        SagemakerClient, AwsClient, OciClientV2, OciClient,
+    )  # fmt: skip
+
+
 #: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__;
 #: and the SageMaker clients, which build their boto3 helper after the base class is done.
 _BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere, cohere.SagemakerClientV2, cohere.SagemakerClient)
