@@ -453,15 +453,9 @@ def _names_another_host(out: Outgoing) -> bool:
     """True when the request carries a Host header for another host than its URL's (or more than one): a server,
     gateway or proxy routes by it, so the request would be judged for one host and served by another."""
     pairs = getattr(out.headers, "_list", None)
-    # httpx puts its own Host (the URL's host, and port unless the default) first, and adds none when the app
-    # gave one; one pass in C over the other names tells that no second Host follows.
-    if (
-        pairs
-        and pairs[0][1] == _HOST
-        and out.port is None
-        and pairs[0][2] == out.host.encode()
-        and _HOST not in map(_lower_name, pairs[1:])
-    ):
+    # httpx puts its own Host (the URL's host, and port unless the default) first, and adds none when the app gave
+    # one. A second Host header never leaves: h11 refuses to send one ("Found multiple Host: headers").
+    if pairs and pairs[0][1] == _HOST and out.port is None and pairs[0][2] == out.host.encode():
         return False
     if pairs is None:  # a mapping (botocore's): one value at most
         value = out.headers.get("host") or out.headers.get("Host")

@@ -280,7 +280,9 @@ class OpenAIReader:
         if asks is not None:
             return asks
         body = json_object(request, "OpenAI", family)
-        model = body_model(body, "OpenAI")
+        model = body.get("model")
+        if type(model) is not str or not model:  # a name, as almost always; else what body_model makes of it
+            model = body_model(body, "OpenAI")
         if family == "embeddings":
             return Asks("embed", model=model, deployment=deployment)
         if family == "responses":
