@@ -602,9 +602,7 @@ def _chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -
         if schema is not None and type(schema) is not dict and not isinstance(schema, Mapping):
             raise InvalidInput("response_format schema must be a JSON schema object (a dict)")
         where = "extra"
-        extra = options.get("extra") or {}
-        if type(extra) is not dict and not isinstance(extra, Mapping):
-            raise InvalidInput(_NOT_A_DICT)
+        extra = _extra(options)
         request = ChatRequest(
             turns,
             tools,
@@ -635,7 +633,12 @@ _TOOL_CHOICES = frozenset({"auto", "none", "required"})
 _INPUT_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
 
 
-_NOT_A_DICT = "extra must be a dict of the vendor's request fields"
+def _extra(options: CallOptions) -> Mapping[str, Any]:
+    """A call's vendor fields (``extra=``): a dict, or an :class:`InvalidInput`."""
+    extra = options.get("extra") or {}
+    if type(extra) is not dict and not isinstance(extra, Mapping):
+        raise InvalidInput("extra must be a dict of the vendor's request fields")
+    return extra
 
 
 def _detach(exc: PrivsdkError) -> None:
@@ -689,9 +692,7 @@ def embed_request(
             where = f"texts[{i}]"
             check_text(text, where)
         where = "extra"
-        extra = options.get("extra") or {}
-        if type(extra) is not dict and not isinstance(extra, Mapping):
-            raise InvalidInput(_NOT_A_DICT)
+        extra = _extra(options)
         return EmbedRequest(items, input_type, dimensions, extra)
     except PrivsdkError as exc:
         _detach(exc)
@@ -710,9 +711,7 @@ def rerank_request(query: str, documents: Sequence[str], top_n: int | None, opti
             where = f"documents[{i}]"
             check_text(doc, where)
         where = "extra"
-        extra = options.get("extra") or {}
-        if type(extra) is not dict and not isinstance(extra, Mapping):
-            raise InvalidInput(_NOT_A_DICT)
+        extra = _extra(options)
         return RerankRequest(query, docs, top_n, extra)
     except PrivsdkError as exc:
         _detach(exc)
