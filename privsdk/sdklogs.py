@@ -6,7 +6,9 @@ libraries under openai, cohere, mistralai and google-genai log headers. When
 privsdk first sends through an SDK, it sets the SDK loggers below to WARNING
 (so their children, made later, log no DEBUG or INFO either) and puts a filter
 on each of them that drops DEBUG and INFO records and replaces the text of
-warnings and errors with a notice naming the logger and level.
+warnings and errors with a notice naming the logger and level. Records an SDK
+logs on the root logger itself (``logging.warning(...)``) are treated alike, told
+by the SDK file they come from.
 
 ``PRIVSDK_SDK_DEBUG_LOGS=1`` turns this off, for local debugging: the SDKs then
 log as they always do, content included.
@@ -49,7 +51,19 @@ class WithholdContent:
         return True
 
 
+class WithholdSdkRecordsOnRoot(WithholdContent):
+    """On the root logger: the same, for records an SDK logs there directly (cohere logs a stream event it cannot
+    parse, with its text, through ``logging.warning``), told by the SDK file they come from."""
+
+    def __init__(self) -> None:
+        self.folders: tuple[str, ...] = ()
+
+    def filter(self, record: LogRecord) -> bool:
+        return not record.pathname.startswith(self.folders) or super().filter(record)
+
+
 _FILTER = WithholdContent()
+_ROOT_FILTER = WithholdSdkRecordsOnRoot()
 _lock = threading.Lock()
 
 
@@ -79,6 +93,23 @@ def install() -> None:
         for name, child in list(logging.Logger.manager.loggerDict.items()):
             if isinstance(child, logging.Logger) and name.startswith(_PREFIXES) and _FILTER not in child.filters:
                 child.addFilter(_FILTER)
+        _ROOT_FILTER.folders = _sdk_folders()
+        root = logging.getLogger()
+        if _ROOT_FILTER not in root.filters:
+            root.addFilter(_ROOT_FILTER)
+
+
+def _sdk_folders() -> tuple[str, ...]:
+    """The folders of the SDK packages imported so far (a record's ``pathname`` is the file that logged it)."""
+    import os
+    import sys
+
+    folders = []
+    for name in SDK_LOGGERS:
+        module = sys.modules.get(name)
+        for folder in getattr(module, "__path__", ()) or ():
+            folders.append(os.path.join(os.path.abspath(folder), ""))
+    return tuple(folders)
 
 
 _PREFIXES = tuple(f"{name}." for name in SDK_LOGGERS)

@@ -198,3 +198,43 @@ def test_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert files
     for path in files:
         assert_clean(path.read_bytes(), path.name)
+
+
+def test_a_stream_event_the_cohere_sdk_logs_on_the_root_logger_is_withheld(tmp_path: Path) -> None:
+    """cohere logs a stream event it cannot parse, its text included, through ``logging.warning`` on the root
+    logger: with no logging configured, that is stderr. The guard's log filter withholds it there too."""
+    import subprocess
+    import sys
+    import textwrap
+
+    text = {"reasoning": ANSWER}
+    app = textwrap.dedent(
+        f"""
+        import json, os, sys
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tests.wire.server import LoopbackServer, Reply
+
+        def ev(kind, delta):
+            body = {{"type": kind, "index": 0, "delta": delta}}
+            return f"event: {{kind}}\\ndata: {{json.dumps(body)}}\\n\\n".encode()
+
+        events = [
+            ev("content-delta", {{"message": {{"content": {{"text": "x"}}}}}}),
+            ev("reasoning-delta", {{"message": {{"content": {text!r}}}}}),
+            ev("message-end", {{"finish_reason": "COMPLETE"}}),
+        ]
+        stream = Reply(200, headers={{"Content-Type": "text/event-stream"}}, chunks=events)
+        with LoopbackServer(lambda request: stream) as server:
+            os.environ["PRIVSDK_ENDPOINTS"] = server.url + "=cohere.saas"
+            from privsdk import cohere
+            client = cohere.ClientV2(api_key="co-x", base_url=server.url)
+            ask = [{{"role": "user", "content": "hi"}}]
+            print([e.type for e in client.chat_stream(model="command-r-plus", messages=ask)])
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "PRIVSDK_USAGE": "none", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", app], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "content-delta" in done.stdout
+    assert "withheld by privsdk" in done.stderr  # the SDK's warning happened, and says so without its text
+    assert MARK not in done.stderr and MARK not in done.stdout
