@@ -49,10 +49,10 @@ def __getattr__(name: str) -> Any:
     (``openai.chat``, ...) through a guarded client, which guards every httpx client it sends through, whatever
     the app assigns to ``openai.http_client`` afterwards. A resource there is a lazy proxy: ``type()``, not
     ``isinstance``, as a proxy claims its target's class."""
-    value = getattr(_openai, name)
+    value = _names(name)
     if issubclass(type(value), _LazyProxy) and hasattr(_openai.OpenAI, name):
         return getattr(_dropin.guard_client(_openai._load_client()), name)
-    return _names.shown(value)
+    return value
 
 
 def _guarded(cls: type[Any]) -> type[Any] | None:

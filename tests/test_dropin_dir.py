@@ -91,3 +91,17 @@ def test_no_submodule_of_a_drop_in_hands_out_an_sdk_client_class(face: str) -> N
                     value = getattr(inner, n, None)
                     assert not any(value is cls for cls in raw), f"{face}: {inner.__name__}.{n}"
     assert seen > 0
+
+
+@pytest.mark.parametrize(
+    ("face", "sub"),
+    [("privsdk.openai", "_client"), ("privsdk.openai", "lib.azure"), ("privsdk.cohere", "client_v2"),
+     ("privsdk.mistralai", "sdk"), ("privsdk.genai", "client")],
+)  # fmt: skip
+def test_a_drop_in_module_is_no_package_that_runs_the_sdks_files_again(face: str, sub: str) -> None:
+    """Handed the SDK's __path__, Python took a drop-in module for a package, and ``from privsdk.openai._client
+    import OpenAI`` ran openai's file again under that name: a new class, unguarded. It is an ImportError."""
+    module = importlib.import_module(face)
+    assert not hasattr(module, "__path__")
+    with pytest.raises(ModuleNotFoundError, match="is not a package"):
+        importlib.import_module(f"{face}.{sub}")

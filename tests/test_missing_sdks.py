@@ -134,3 +134,23 @@ def test_only_a_vendor_sdk_that_is_missing_becomes_adapter_missing() -> None:
         raise ModuleNotFoundError("No module named 'privsdk_nothing'", name="privsdk_nothing")
     with pytest.raises(ImportError), vendor_sdk_needed("openai", "privsdk.openai"):
         raise ImportError("cannot import name 'BaseClient' from 'openai._base_client'", name="openai._base_client")
+
+
+def test_instrument_stops_an_sdk_it_cannot_guard_where_the_app_imports_it() -> None:
+    """An SDK whose privsdk support cannot be imported (a dependency of another version) went on unguarded under
+    instrument() and ``privsdk run``: the app's import of the SDK now fails, saying what to install."""
+    done = run_hiding(
+        ("privsdk_openai",),
+        """
+        import privsdk
+        from privsdk.errors import AdapterMissing
+        privsdk.instrument()
+        try:
+            import openai
+        except AdapterMissing as exc:
+            print("AdapterMissing:", exc)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("AdapterMissing: openai is imported, and privsdk cannot guard it"), done.stdout
+    assert "pip install 'privsdk[openai]'" in done.stdout

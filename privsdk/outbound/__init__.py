@@ -161,10 +161,19 @@ def _installed(sdk: str) -> bool:
 
 
 def _patch(sdk: str) -> None:
+    """Guard ``sdk``'s clients, now that it is imported. When privsdk's support for it cannot be imported (a
+    dependency of another version than it needs), the SDK would send unguarded: that is an error, raised where the
+    app imports the SDK, so the app stops there instead."""
     try:
         module = importlib.import_module(DROPINS[sdk])
-    except ImportError:  # the SDK is there, privsdk's support for it is not: nothing to guard it with
-        return
+    except ImportError as exc:
+        from privsdk.errors import AdapterMissing
+
+        raise AdapterMissing(
+            f"{sdk} is imported, and privsdk cannot guard it: its support needs {exc.name or 'a module'}, which "
+            "cannot be imported",
+            hint=f"install the versions privsdk supports: pip install 'privsdk[{_EXTRAS[sdk]}]'",
+        ) from None
     module.instrument()
 
 

@@ -95,6 +95,10 @@ class SdkNames:
         self._modules_seen = 0  # len(sys.modules) when the holders were found: new imports may add some
 
     def __call__(self, name: str) -> Any:
+        # Never the SDK package's __path__: with it, Python takes the drop-in module for a package and runs the
+        # SDK's files again under its name (``from privsdk.openai._client import OpenAI``): new, unguarded classes.
+        if name == "__path__":
+            raise AttributeError(f"module {self._face!r} is not a package: import the SDK's submodules from the SDK")
         try:
             value = getattr(self._sdk, name)
         except AttributeError:
