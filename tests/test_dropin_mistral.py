@@ -268,6 +268,23 @@ def test_instrument_guards_clients_built_afterwards(
     assert Mistral(api_key=KEY, server_url=server.url).chat.complete(model=MODEL, messages=MSG).choices
 
 
+def test_instrument_guards_mistralais_google_cloud_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mistralai's own client for Mistral models on Vertex AI was left out of instrument(): its rawPredict
+    requests went out unjudged. Refused here before a byte (the Vertex host is never reached)."""
+    from mistralai.gcp.client import MistralGCP
+
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    Guard.reset_default()
+    privsdk.mistralai.instrument()
+    try:
+        client = MistralGCP(access_token="ya29.test", project_id="acme", region="europe-west4")
+        with pytest.raises(privsdk.PolicyViolation):
+            client.chat.complete(model="mistral-small-2503", messages=MSG)
+    finally:
+        privsdk.mistralai.uninstrument()
+
+
 class _Collector:
     """A loopback OTLP endpoint: keeps what is posted to it."""
 

@@ -123,7 +123,7 @@ class _ThenRun(importlib.abc.Loader):
 
 #: SDKs whose top-level name is a namespace package (no loader to run callbacks after): the regular
 #: packages an app imports them through. mistralai 3 is ``mistralai.client`` (and ``mistralai.azure.client``).
-_IMPORTED_AS = {"mistralai": ("mistralai.client", "mistralai.azure.client")}
+_IMPORTED_AS = {"mistralai": ("mistralai.client", "mistralai.azure.client", "mistralai.gcp.client")}
 _hook = _AfterImport()
 _instrumented: set[str] = set()
 _lock = threading.Lock()

@@ -68,7 +68,7 @@ def _refusal(violation: _PolicyViolation) -> BaseException:
 
 
 def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = True) -> _C:
-    """Guard a mistralai client the app already built (``Mistral``, ``MistralAzure``), in place; returns it.
+    """Guard a mistralai client the app already built (``Mistral``, ``MistralAzure``, ``MistralGCP``), in place.
 
     Both of its HTTP clients are guarded, and its telemetry is pinned off. ``guard`` judges its requests
     (None: the process-wide guard, configured from the environment). With ``reroutes``, a chat or
@@ -152,13 +152,20 @@ _constructors = Constructors(guard_client)
 
 
 def _bases() -> tuple[type[Any], ...]:
-    """The SDK's client classes: la Plateforme's, and Azure's when that part of the SDK imports."""
+    """The SDK's client classes: la Plateforme's, and Azure's and Google Cloud's when those parts of the SDK import
+    (the Google Cloud one needs google-auth)."""
     bases: list[type[Any]] = [_Mistral]
     try:
         from mistralai.azure.client import MistralAzure
 
         bases.append(MistralAzure)
     except ImportError:  # an SDK build without the Azure client
+        pass
+    try:
+        from mistralai.gcp.client import MistralGCP
+
+        bases.append(MistralGCP)
+    except ImportError:  # without google-auth, or an SDK build without the Google Cloud client
         pass
     return tuple(bases)
 
