@@ -471,3 +471,30 @@ def test_a_second_host_header_never_leaves() -> None:
 
     with pytest.raises(h11.LocalProtocolError, match="multiple Host"):
         h11.Request(method="POST", target="/v1/chat/completions", headers=[("Host", "gw.test"), ("Host", "egress")])
+
+
+def test_on_azures_v1_api_the_bodys_model_is_the_deployment(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    """Azure's v1 API routes by the body's model, which names a deployment: a target's attestations hold for the
+    deployment it names, not for another deployment that happens to be called after the target's model."""
+    guard = _guard_file(
+        write_config,
+        catalogue,
+        '[targets.eu]\noffering = "azure.openai"\nmodel = "gpt-4o"\ndeployment = "gpt-4o-eu"\n'
+        'endpoint = "https://contoso.openai.azure.com"\nattest = ["deployment=data_zone_eu"]\n'
+        '[tenants.acme]\nclasses.default = ["region=eu"]\n',
+    )
+    host, path = "contoso.openai.azure.com", "/openai/v1/chat/completions"
+    assert _chat_to(guard, host, path, "gpt-4o-eu") == "allow"
+    assert _chat_to(guard, host, path, "gpt-4o") == "refuse"
+    # The same deployment by the classic route, under a gateway's own prefix too, is judged alike.
+    gateway = _guard_file(
+        write_config,
+        catalogue,
+        '[endpoints]\n"https://gw.test/eu" = "azure.openai"\n'
+        '[targets.eu]\noffering = "azure.openai"\nmodel = "gpt-4o"\ndeployment = "gpt-4o-eu"\n'
+        'endpoint = "https://gw.test/eu"\nattest = ["deployment=data_zone_eu"]\n'
+        '[tenants.acme]\nclasses.default = ["region=eu"]\n',
+    )
+    classic = "/eu/openai/deployments/{}/chat/completions"
+    assert _chat_to(gateway, "gw.test", classic.format("gpt-4o-eu"), "gpt-4o") == "allow"
+    assert _chat_to(gateway, "gw.test", classic.format("gpt4o-global-us"), "gpt-4o-eu") == "refuse"

@@ -85,8 +85,9 @@ PATHS: list[tuple[str, str, Any, Asks]] = [
     ("POST", "/openai/deployments/whisper/audio/transcriptions", b"--b", Asks("audio", deployment="whisper")),
     ("POST", "/openai/files", b"--b", Asks("files")),
     ("POST", "/openai/assistants", {"model": "m"}, Asks("assistants")),
-    ("POST", "/openai/v1/responses", RESP, Asks("chat", model="gpt-5")),
+    ("POST", "/openai/v1/responses", RESP, Asks("chat", model="gpt-5", deployment="gpt-5")),  # Azure v1: deployed by name
     ("GET", "/openai/v1/models", None, Asks("models")),
+    ("POST", "/eu/openai/deployments/d1/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini", deployment="d1")),
     # Azure AI model inference and OpenAI-compatible servers under other prefixes
     ("POST", "/models/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
     ("POST", "/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),

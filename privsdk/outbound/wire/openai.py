@@ -58,6 +58,8 @@ _FAMILY: Mapping[str, str] = {
 }
 #: Every first segment a route may start with: what a prefix scan looks for on a server with an unusual prefix.
 _FIRST = frozenset({*_FAMILY, "chat", "completions", "responses", "models"})
+#: The first route segments of the requests whose body is read (their model, features).
+_BODY_FAMILIES = frozenset({"chat", "completions", "responses", "embeddings"})
 #: Routes that Azure AI model inference serves under ``/models/``.
 _MODEL_ROUTES = frozenset({"chat", "completions", "embeddings", "images"})
 
@@ -91,6 +93,11 @@ _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "comp
 _EXTENDED_TTL = frozenset({"12h"})
 
 
+#: The deployment of a request to Azure's v1 API (``/openai/v1/...``): its body's ``model`` names it. No deployment
+#: name holds a "/".
+BODY_DEPLOYMENT = "/"
+
+
 def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     """The route's segments after the prefix, and the Azure deployment when the path names one.
 
@@ -98,9 +105,12 @@ def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     ``/openai/deployments/gpt4o/chat/completions`` -> ``(("chat", "completions"), "gpt4o")``.
     """
     segments = tuple(s for s in path.split("/") if s)
-    if len(segments) >= 3 and segments[0] == "openai" and segments[1] == "deployments":
-        return segments[3:], segments[2]
-    if segments and segments[0] == "openai":  # Azure: /openai/..., /openai/v1/...
+    for at in range(len(segments) - 2):  # Azure's, under a gateway's prefix too (/eu/openai/deployments/...)
+        if segments[at] == "openai" and segments[at + 1] == "deployments":
+            return segments[at + 3 :], segments[at + 2]
+    if len(segments) > 1 and segments[0] == "openai" and segments[1] == "v1":
+        return segments[2:], BODY_DEPLOYMENT  # Azure's v1 API: the body's model names the deployment
+    if segments and segments[0] == "openai":  # Azure: /openai/...
         segments = segments[1:]
     if "v1" in segments:
         segments = segments[segments.index("v1") + 1 :]
@@ -244,6 +254,8 @@ def _plan(method: str, path: str) -> _Plan:
     segments, deployment = _route(path)
     if not segments:
         raise _unknown(segments)
+    if deployment is BODY_DEPLOYMENT and not (method.upper() == "POST" and segments[0] in _BODY_FAMILIES):
+        deployment = None  # no body to name one (a listing, a stored object)
     first = segments[0]
     method = method.upper()
     if first == "chat" or first == "completions" or first == "responses":
@@ -283,6 +295,8 @@ class OpenAIReader:
         model = body.get("model")
         if type(model) is not str or not model:  # a name, as almost always; else what body_model makes of it
             model = body_model(body, "OpenAI")
+        if deployment is BODY_DEPLOYMENT:
+            deployment = model
         if family == "embeddings":
             return Asks("embed", model=model, deployment=deployment)
         if family == "responses":
