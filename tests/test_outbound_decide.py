@@ -365,12 +365,13 @@ def test_a_google_cloud_project_comes_from_the_path_not_from_an_openai_header(ca
 
 
 @pytest.mark.parametrize("path", ["/vllm/%2e%2e/openai/v1/chat/completions", "/vllm/../openai/v1/chat/completions",
-                                  "/vllm/.%2E/openai/v1/chat/completions", "/vllm/./v1/chat/completions"])  # fmt: skip
+                                  "/vllm/.%2E/openai/v1/chat/completions", "/vllm/./v1/chat/completions",
+                                  "/vllm//openai/v1/chat/completions", "/vllm/v1//chat/completions"])  # fmt: skip
 def test_a_path_with_dot_segments_is_refused(catalogue: Catalogue, path: str) -> None:
     """A server that normalises the path (RFC 3986, nginx) would serve another route than the prefix judged."""
     guard = _guard({"PRIVSDK_ENDPOINTS": "http://gw.test/vllm=selfhosted.vllm"}, catalogue)
     outcome, _, reason = _decide(guard, "http://gw.test" + path, CHAT_4O)
-    assert outcome == "refuse" and reason is not None and "'..' segment" in reason
+    assert outcome == "refuse" and reason is not None and "'..' segment" in reason, reason
     assert _decide(guard, "http://gw.test/vllm/v1/chat/completions", CHAT_4O)[0] == "allow"
     bedrock = _guard({}, catalogue)  # dots inside a segment (model ids) are no dot segments
     url = "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"

@@ -297,16 +297,19 @@ class Guard:
             raise _Refused(out.host, "other", unplaced(self.policy.endpoints, out.scheme, out.host, out.port, out.path))
         place = declared or known
         assert place is not None
-        # A dot segment ("..", or ".%2E") means another path to a server that normalises it (RFC 3986, as nginx
-        # does), past the prefix a declared endpoint was matched on: refused, never placed.
-        if ("/." in out.path or "%2e" in out.path.lower()) and any(
-            unquote(segment) in (".", "..") for segment in out.path.split("/")
+        # A dot segment ("..", or ".%2E") or an empty one ("//") means another path to a server that normalises it
+        # (RFC 3986; nginx merges slashes by default), past the prefix a declared endpoint was matched on: refused,
+        # never placed.
+        path = out.path
+        if "//" in path or (
+            ("/." in path or "%2e" in path.lower()) and any(unquote(part) in (".", "..") for part in path.split("/"))
         ):
             raise _Refused(
                 out.host,
                 "other",
-                f"the request's path to {origin} has a '.' or '..' segment, which a server may resolve to "
-                "another path than the one judged (send the path without it)",
+                f"the request's path to {origin} has an empty, '.' or '..' segment, which a server may resolve to "
+                "another path than the one judged (send the path without it: a base URL ending in '/' is a "
+                "common cause)",
             )
         return place
 
