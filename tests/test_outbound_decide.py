@@ -499,3 +499,47 @@ def test_on_azures_v1_api_the_bodys_model_is_the_deployment(write_config, catalo
     classic = "/eu/openai/deployments/{}/chat/completions"
     assert _chat_to(gateway, "gw.test", classic.format("gpt-4o-eu"), "gpt-4o") == "allow"
     assert _chat_to(gateway, "gw.test", classic.format("gpt4o-global-us"), "gpt-4o-eu") == "refuse"
+
+
+@pytest.mark.parametrize(
+    ("config", "url", "asks", "headers"),
+    [
+        (  # a Vertex target for one Google Cloud project, and a request for another
+            '[targets.t]\noffering = "vertex.gemini"\nmodel = "gemini-2.5-flash"\nproject = "acme-approved"\n'
+            'region = "europe-west4"\nattest = ["abuse_monitoring_exception", "caching_disabled"]\n',
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/someone-else/x",
+            Asks("chat", "gemini-2.5-flash", project="someone-else", location="europe-west4", publisher="google"),
+            {},
+        ),
+        (  # an OpenAI target for one project, and a request naming another
+            '[targets.t]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\nproject = "proj_approved"\n'
+            'attest = ["zdr"]\n',
+            "https://api.openai.com/v1/chat/completions",
+            CHAT_4O,
+            {"openai-project": "proj_other"},
+        ),
+        (  # an Azure target naming no resource (it comes from AZURE_OPENAI_ENDPOINT), and a resource's request
+            '[targets.t]\noffering = "azure.openai"\nmodel = "gpt-4o-mini"\nattest = ["deployment=data_zone_eu"]\n',
+            "https://contoso-us.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions",
+            Asks("chat", "gpt-4o-mini", deployment="gpt-4o-mini"),
+            {},
+        ),
+        (  # a Bedrock target naming no Region (it comes from AWS_REGION), and a request in one
+            '[targets.t]\noffering = "bedrock.runtime"\nmodel = "anthropic.claude-3-haiku-20240307-v1:0"\n'
+            'attest = ["data_retention_mode=none"]\n',
+            "https://bedrock-runtime.ap-south-1.amazonaws.com/model/x/converse",
+            Asks("chat", "anthropic.claude-3-haiku-20240307-v1:0"),
+            {},
+        ),
+    ],
+)
+def test_a_targets_attestations_hold_for_its_own_account_and_region_only(  # type: ignore[no-untyped-def]
+    write_config, catalogue: Catalogue, config: str, url: str, asks: Asks, headers: dict[str, str]
+) -> None:
+    """A target's attestations were lent to any account and any Region of its offering."""
+    guard = _guard_file(write_config, catalogue, config + '[tenants.acme]\nclasses.default = ["zdr", "region=eu"]\n')
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    out = Outgoing("test", "POST", scheme, host, None, "/" + path, headers=headers)
+    place = guard.place(out)
+    assert [t.name for t in guard.targets(place, asks, out, None)] != ["t"]

@@ -357,7 +357,7 @@ class Guard:
                 o
                 for o in offerings
                 if o.serves_model(model)
-                or (asks.deployment is not None and self._configured(o.id, place, asks) is not None)
+                or (asks.deployment is not None and self._configured(o.id, place, asks, account) is not None)
             ]
             if not serving:
                 names = ", ".join(o.id for o in offerings)
@@ -368,7 +368,7 @@ class Guard:
             offerings = serving
         found = []
         for offering in offerings:
-            configured = self._configured(offering.id, place, asks)
+            configured = self._configured(offering.id, place, asks, account)
             if configured is not None:
                 found.append(configured._replace(**observed))  # type: ignore[arg-type]
                 continue
@@ -389,19 +389,23 @@ class Guard:
             raise _Refused(out.host, asks.operation, f"no offering at {place.endpoint} serves this request")
         return tuple(found)
 
-    def _configured(self, offering: str, place: Place, asks: Asks) -> Target | None:
-        """The policy's target for this offering, endpoint, region and model, when exactly one matches.
+    def _configured(self, offering: str, place: Place, asks: Asks, account: str | None) -> Target | None:
+        """The policy's target for this offering, endpoint, account, region and model, when exactly one matches.
 
-        A target's attestations hold for what it names and nothing else: a request for another model, or sent to
-        another region than the target's, is not that target (and is judged as the catalogue has it).
+        A target's attestations hold for what it names and nothing else: a request for another model, another
+        account (an OpenAI or Google Cloud project, an Azure resource) or another region than the target's is not
+        that target, and is judged as the catalogue has it. Where the request's host shows an account (an Azure
+        resource) or the request a region, and the target names none, which it is for cannot be told: it is not
+        that target either.
         """
         region = place.region or asks.location
         matches = [
             t
             for t in self.policy.targets.values()
             if t.offering == offering
-            and (t.endpoint is None or t.endpoint.rstrip("/") == place.endpoint)
-            and (t.region is None or region is None or t.region == region)
+            and (t.endpoint.rstrip("/") == place.endpoint if t.endpoint else not place.shows_account)
+            and (t.project is None or t.project == account)
+            and (t.region == region if region is not None else True)
             and (
                 asks.deployment == (t.deployment or t.model)  # a deployment is named by the target, or is its model
                 if asks.deployment is not None
