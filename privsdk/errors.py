@@ -6,7 +6,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from privsdk.decision import Decision
@@ -245,6 +245,18 @@ class PolicyViolation(PrivsdkError):
     def __init__(self, decision: Decision):
         self.decision = decision
         super().__init__(decision.reason or f"{decision.target} refused for tenant {decision.tenant}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as made, not through __init__ (whose argument is the decision, not the message the args hold): a
+        # refusal raised in a worker process reaches its pool's caller, the SDK-flavoured ones as well.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class TagError(PrivsdkError):

@@ -924,3 +924,22 @@ def test_a_failure_of_the_alternative_is_retried_as_the_sdk_is_configured(
         assert exc.status_code == status and not isinstance(exc, privsdk.PolicyViolation)
         assert type(exc) is (openai.RateLimitError if status == 429 else openai.InternalServerError)
         assert "CANARY-59" not in str(exc) and "CANARY-59" not in str(exc.body)
+
+
+def test_a_refusal_crosses_a_process_boundary(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A refusal raised in a worker reaches its pool's caller: it pickled, and failed to unpickle (its args hold
+    the message, its __init__ takes the decision), so a ProcessPoolExecutor broke."""
+    import pickle
+
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    with pytest.raises(dropin.PolicyViolation) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is type(caught.value) and isinstance(again, openai.OpenAIError)
+    assert (again.args, again.decision) == (caught.value.args, caught.value.decision)
+    plain = pickle.loads(pickle.dumps(privsdk.PolicyViolation(caught.value.decision)))
+    assert str(plain) == str(caught.value)
