@@ -32,6 +32,19 @@ from privsdk.vocabulary import (
 
 Outcome = Literal["allow", "reroute", "refuse"]
 _NO_FEATURES: frozenset[str] = frozenset()
+#: The tenant or data class of a refusal whose call named none (and the policy has no default). No configured
+#: name can be it (names start with a letter or a digit), and a usage record takes it.
+NO_NAME = "-"
+#: The tenant or data class of a refusal whose call named one the policy does not know. The name the app passed is
+#: never kept: it matched nothing configured, so it may be anything (a user's address, a key pasted in the wrong
+#: place), and a decision's names go into usage records. Only the refusal's reason, raised to the app, quotes it.
+UNKNOWN_NAME = "-unknown"
+
+
+def _unknown(name: str | None) -> str:
+    """What a refusal records for a tenant or class name the policy does not know: :data:`UNKNOWN_NAME`, or
+    :data:`NO_NAME` when the call named none."""
+    return UNKNOWN_NAME if name else NO_NAME
 
 
 class Unmet(NamedTuple):
@@ -143,7 +156,7 @@ def decide(
         name = tenant or policy.default_tenant or ""
         key = policy.tenants.entry(name)
         if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
-            return _refuse_early(target, name or "-", data_class or "-", operation, key.reason)
+            return _refuse_early(target, _unknown(name), _unknown(data_class), operation, key.reason)
     return _decide(
         policy,
         catalogue or default_catalogue(),
@@ -235,24 +248,25 @@ def _tenant_class(
     if isinstance(tenant_name, Entry):  # a tenant store's: loaded before the cached decision was looked up
         tenant = tenant_name.tenant
         if tenant is None:
-            return _NoClass("-", data_class or "-", tenant_name.reason)
+            return _NoClass(NO_NAME, _unknown(data_class), tenant_name.reason)
         tenant_name = tenant.name
     else:
         tenant_name = tenant_name or policy.default_tenant
         if tenant_name is None:  # never "the first tenant": a call that names none may be anyone's
-            # "-" can be no configured tenant or class (names start with a letter or digit), and usage records take it.
-            return _NoClass("-", data_class or "-", no_tenant_reason(policy))
+            return _NoClass(NO_NAME, _unknown(data_class), no_tenant_reason(policy))
         tenant = policy.tenants.get(tenant_name)
     if tenant is None:
         return _NoClass(
-            tenant_name, data_class or "", f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})"
+            UNKNOWN_NAME,
+            _unknown(data_class),
+            f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})",
         )
     data_class = data_class or tenant.default_class
     requirements = tenant.classes.get(data_class)
     if requirements is None:
         return _NoClass(
             tenant.name,
-            data_class,
+            UNKNOWN_NAME,
             f"tenant {tenant.name!r} has no data class {data_class!r} (classes: {', '.join(tenant.classes)})",
         )
     return tenant, data_class, requirements
@@ -280,7 +294,7 @@ def decide_request(
         name = tenant or policy.default_tenant or ""
         key = policy.tenants.entry(name)
         if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
-            return _refuse_early(targets[0].name, name or "-", data_class or "-", operation, key.reason)
+            return _refuse_early(targets[0].name, _unknown(name), _unknown(data_class), operation, key.reason)
     return _decide_request(policy, catalogue, key, data_class, targets, operation, features, today or utc_today())
 
 

@@ -23,7 +23,7 @@ import privsdk
 from privsdk import genai
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded
-from tests.wire.server import LoopbackServer, Status
+from tests.wire.server import Drip, LoopbackServer, Status
 from tests.wire.vertex import API_KEY, TOKEN, GeminiApp
 
 PROJECT = "acme-prod"
@@ -507,3 +507,53 @@ def test_streams_and_chat_sessions_are_refused_before_they_send(env: Env) -> Non
         ("stream", "refused"),
         ("chat", "refused"),
     ]
+
+
+# -- how an answer ended ------------------------------------------------------------------------------
+
+
+def test_a_stream_closed_before_its_last_chunk_is_cancelled_though_every_chunk_had_counts(env: Env) -> None:
+    """Gemini sends usageMetadata on every chunk: only the last chunk's finishReason says the answer was whole.
+    A stream the app stops reading is recorded cancelled; one read to its end, ok (Vertex AI, Gemini API, async)."""
+    app = env.server.app
+    assert isinstance(app, GeminiApp)
+    app.text = "one two three four five six seven eight nine ten"
+    app.chunks = 5
+    env.set(PRIVSDK_ENDPOINTS=f"{env.server.url}/v1beta1=vertex.gemini,{env.server.url}/v1=gemini.api")
+
+    async def early_async(client: Any) -> str | None:
+        stream = await client.aio.models.generate_content_stream(model=MODEL, contents=PROMPT)
+        first = await stream.__anext__()
+        await stream.aclose()
+        return first.text  # type: ignore[no-any-return]
+
+    for client in (env.vertex(), env.gemini()):
+        env.server.fail(Drip(0.3))  # the next chunk comes well after the app has let go
+        stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
+        assert next(iter(stream)).text == "one two t"
+        stream.close()
+        whole = "".join(c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents=PROMPT))
+        assert whole == app.text
+        env.server.fail(Drip(0.3))
+        assert asyncio.run(early_async(client)) == "one two t"
+    assert [(r["outcome"], r["input_tokens"], r["output_tokens"]) for r in env.records()] == [
+        ("cancelled", 8, None),  # the counts of the chunks that came, and no more
+        ("ok", 8, 10),
+        ("cancelled", 8, None),
+    ] * 2
+
+
+# -- what an answer says it cost -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", ["1e999", "-1e999", "100000000000000000000", "true"])
+def test_a_count_that_is_no_count_never_fails_the_call_and_is_recorded_as_none(env: Env, count: str) -> None:
+    """A Vertex AI embedding answer (or a proxy in front of it) with a token count of 1e999 (inf to JSON readers),
+    far past any answer's, or true: the app gets its answer as the SDK reads it, and the record says none."""
+    statistics = '"statistics": {"token_count": ' + count + "}"
+    body = '{"predictions": [{"embeddings": {"values": [0.5, 0.25], ' + statistics + "}}]}"
+    env.server.fail(Status(200, {"Content-Type": "application/json"}, body.encode()))
+    client = env.vertex()
+    vectors = client.models.embed_content(model="text-embedding-005", contents="a b")
+    assert vectors.embeddings is not None and vectors.embeddings[0].values == [0.5, 0.25]
+    assert [(r["operation"], r["outcome"], r["input_tokens"]) for r in env.records()] == [("embed", "ok", None)]

@@ -200,3 +200,25 @@ def test_otel_sdk_disabled_exports_nothing(collector: Collector, monkeypatch: py
     send(recorder, STREAMED)
     recorder.close(10)
     assert collector.posts == [] and recorder.failures == 0
+
+
+def test_a_record_past_otlps_range_costs_only_itself(collector: Collector) -> None:
+    """OTLP carries times as unsigned 64-bit nanoseconds and integers as int64: one span past them failed the export
+    of every span sent with it, in OpenTelemetry's thread, unseen. A count past MAX_COUNT is none before any sink
+    sees it; a time past the year 2554 costs its record alone (counted in failures), never the others' spans."""
+    recorder = open_recorder("otlp", linger=0)
+    far = rec(time=1e12)  # a valid timestamp to the record's checks (finite, not negative): the year 33658
+    send(recorder, STREAMED, far, rec(input_tokens=10**20, output_tokens=2**63), REFUSED)
+    recorder.close(10)
+    spans = []
+    for path, body in collector.posts:
+        if path == "/v1/traces":
+            for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+                for scope in resource_spans.scope_spans:
+                    spans.extend(scope.spans)
+    assert len(spans) == 3 and (recorder.written, recorder.failures) == (3, 1)
+    counts = [
+        (_attrs(s.attributes).get("gen_ai.usage.input_tokens"), _attrs(s.attributes).get("gen_ai.usage.output_tokens"))
+        for s in spans
+    ]
+    assert (None, None) in counts  # the absurd counts are none

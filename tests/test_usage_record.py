@@ -280,3 +280,23 @@ def test_arbitrary_text_in_a_name_field_survives_only_when_it_is_a_name(field: s
         assert getattr(fixed, field) == text and bad == ()
     else:
         assert getattr(fixed, field) == INVALID and bad == (field,)
+
+
+def test_counts_are_bounded_by_what_every_sink_holds() -> None:
+    """A count past MAX_COUNT (10**12) is replaced like any bad number: SQLite's INSERT of a 21-digit count raised
+    and lost the whole batch. MAX_COUNT itself is kept; an int time or latency past it, whose float() could
+    raise, is replaced too."""
+    from privsdk.usage import MAX_COUNT
+
+    assert MAX_COUNT == 10**12
+    kept = rec(input_tokens=MAX_COUNT, output_tokens=0, attempt=MAX_COUNT)
+    assert clean(kept) == (kept, ())
+    for huge in (MAX_COUNT + 1, 10**20, 2**63, 10**400):
+        fixed, bad = clean(rec(input_tokens=huge, output_tokens=huge, attempt=huge, latency_ms=huge, time=huge))
+        assert set(bad) == {"input_tokens", "output_tokens", "attempt", "latency_ms", "time"}
+        assert (fixed.input_tokens, fixed.output_tokens, fixed.attempt, fixed.latency_ms) == (None, None, 0, 0.0)
+    # The shortcut for a combination of names already seen checks the bounds too.
+    seen = rec()
+    clean(seen)
+    fixed, bad = clean(seen._replace(input_tokens=10**20))
+    assert bad == ("input_tokens",) and fixed.input_tokens is None

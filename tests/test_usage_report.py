@@ -256,3 +256,23 @@ def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 21)]
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (10.0, 19.0, 20.0)
     assert percentile([7.0], 95) == 7.0 and percentile([], 50) is None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "postgresql://usage_writer:S3cretCANARY@db.internal/usage",
+        "https://otel.example/v1/traces?api_key=S3cretCANARY",
+        "sqlite:///var/lib/app/usage.db?key=S3cretCANARY",
+    ],
+)
+@pytest.mark.parametrize("command", [[], ["prune", "--older-than", "30d"]], ids=["report", "prune"])
+def test_a_store_spec_is_never_shown_past_its_scheme(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: str, command: list[str]
+) -> None:
+    """--store takes what PRIVSDK_USAGE takes; a value it cannot use may hold a password or key, and the one-line
+    error names --store and the value's scheme only."""
+    code, out, err = report(capsys, *command, "--store", spec)
+    assert code == 2 and out == ""
+    assert err.startswith("privsdk: configuration error: --store: ") and "CANARY" not in err
+    assert f"{spec.partition('://')[0]}:/" in err

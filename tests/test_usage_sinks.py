@@ -280,3 +280,91 @@ def test_pruning_jsonl_while_writers_append_loses_no_record(tmp_path: Path) -> N
     assert reopened == [True]
     assert sorted(r.attempt for r in jsonl.read(str(path))) == recent
     assert os.listdir(tmp_path) == ["u.jsonl"]  # no temporary file left behind
+
+
+# -- one bad row costs only itself -------------------------------------------------------------------------------
+
+
+def test_sqlite_keeps_every_row_of_a_batch_but_one_it_cannot_store(tmp_path: Path) -> None:
+    """A record the writer's checks let through is always storable; a sink given one that is not (an integer past
+    SQLite's 64 bits) writes the others row by row and says how many, rather than lose the batch."""
+    from privsdk.usage.writer import PartialWrite
+
+    path = str(tmp_path / "usage.sqlite3")
+    sink = sqlite.SqliteSink(path)
+    batch = [rec(input_tokens=i) for i in range(5)]
+    batch[2] = rec(input_tokens=10**20)
+    with pytest.raises(PartialWrite) as info:
+        sink.write(batch)
+    assert info.value.written == 4 and isinstance(info.value.__cause__, OverflowError)
+    sink.write([rec(input_tokens=9)])  # the sink goes on
+    sink.close()
+    assert [r.input_tokens for r in sqlite.read(path)] == [0, 1, 3, 4, 9]
+
+
+def test_jsonl_keeps_every_line_of_a_batch_but_one_it_cannot_encode(tmp_path: Path) -> None:
+    from privsdk.usage.writer import PartialWrite
+
+    path = tmp_path / "usage.jsonl"
+    sink = jsonl.JsonlSink(str(path))
+    with pytest.raises(PartialWrite) as info:
+        sink.write([rec(tenant="a"), rec(tenant="caf\u00e9"), rec(tenant="c")])
+    assert info.value.written == 2
+    with pytest.raises(PartialWrite) as info:
+        sink.write([rec(tenant="caf\u00e9")])
+    assert info.value.written == 0
+    sink.close()
+    assert [r.tenant for r in jsonl.read(str(path))] == ["a", "c"]
+
+
+def test_a_recorder_loses_no_record_of_a_batch_with_an_absurd_count(tmp_path: Path) -> None:
+    """Through the recorder, as the app's calls reach it: the count is none, every record is written."""
+    path = tmp_path / "usage.sqlite3"
+    with open_recorder(f"sqlite://{path}", linger=60) as recorder:
+        for count in (1, 10**20, 3, 2**64, 5):
+            recorder.record(rec(input_tokens=count, attempt=count))
+        assert recorder.flush(10)
+        assert (recorder.written, recorder.failures, recorder.invalid) == (5, 0, 2)
+    assert [(r.input_tokens, r.attempt) for r in sqlite.read(str(path))] == [
+        (1, 1),
+        (None, 0),
+        (3, 3),
+        (None, 0),
+        (5, 5),
+    ]
+
+
+# -- a store's spec in an error ------------------------------------------------------------------------------------
+
+SECRET = "S3cretCANARY"
+SECRET_SPECS = [
+    f"postgresql://usage_writer:{SECRET}@db.internal/usage",
+    f"https://otel.example/v1/traces?api_key={SECRET}",
+    f"sqlite:///var/lib/app/usage.db?key={SECRET}",
+    f"jsonl:///var/log/usage.jsonl#{SECRET}",
+    f"sqlite://usage_writer:{SECRET}@db/usage",
+    f"Bearer {SECRET}",
+    f"{SECRET}://x",
+]
+
+
+@pytest.mark.parametrize("spec", SECRET_SPECS)
+def test_a_bad_spec_is_named_by_its_scheme_and_where_it_came_from(spec: str) -> None:
+    """A connection string can hold a password or a key: an error shows the scheme at most, and names the variable,
+    argument or option the value came from."""
+    for where, call in (
+        ("usage", lambda: open_recorder(spec)),
+        ("PRIVSDK_USAGE", lambda: parse_spec(spec)),
+        ("--store", lambda: parse_spec(spec, where="--store")),
+    ):
+        with pytest.raises(ConfigError) as info:
+            call()
+        assert str(info.value).startswith(f"{where}: bad value ") and SECRET not in str(info.value)
+    scheme = spec.partition("://")[0]
+    if scheme in ("postgresql", "https", "sqlite", "jsonl"):
+        assert f"{scheme}://..." in str(info.value)
+
+
+def test_a_spec_that_is_no_string_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^usage: a int is not a usage store"):
+        open_recorder(42)  # type: ignore[arg-type]

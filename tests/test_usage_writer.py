@@ -258,14 +258,20 @@ def test_none_keeps_nothing_and_starts_no_thread() -> None:
 
 
 def test_bad_specs_and_a_missing_otlp_extra_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A spec privsdk does not know, or otlp without OpenTelemetry installed, is a ConfigError naming PRIVSDK_USAGE."""
-    with pytest.raises(ConfigError, match="PRIVSDK_USAGE"):
+    """A spec privsdk does not know, or otlp without OpenTelemetry installed, is a ConfigError naming where the value
+    came from: the argument (``usage``) by default, the variable when the caller says so."""
+    with pytest.raises(ConfigError, match=r"^usage: bad value postgres://\.\.\. ") as info:
         open_recorder("postgres://x")
+    assert "PRIVSDK_USAGE" not in str(info.value)  # the app passed it: no variable was set
+    with pytest.raises(ConfigError, match=r"^PRIVSDK_USAGE: "):
+        open_recorder("postgres://x", where="PRIVSDK_USAGE")
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=r"PRIVSDK_USAGE.*privsdk\[otlp\]"):
+    with pytest.raises(ConfigError, match=r"^usage: .*privsdk\[otlp\]"):
         open_recorder("otlp")
+    with pytest.raises(ConfigError, match=r"^PRIVSDK_USAGE: .*privsdk\[otlp\]"):
+        open_recorder("otlp", where="PRIVSDK_USAGE")
 
 
 def test_without_a_thread_records_are_written_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:

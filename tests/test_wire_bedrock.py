@@ -600,3 +600,40 @@ def test_stream_meter_ignores_exception_frames_and_garbage() -> None:
     assert meter.tokens() == (None, None)
     meter.feed(b"\xff" * 40)
     assert meter.tokens() == (None, None)
+
+
+# -- counts a vendor (or a proxy) got wrong: never an exception, never an absurd count --------------------------
+
+
+@pytest.mark.parametrize("header", ["²", "٣", "9" * 5000, "1000000000001", "-1", "1e3", "7.0", "", " 7"])
+def test_a_header_that_is_no_count_is_none_and_never_raises(header: str) -> None:
+    """str.isdigit() is true of '²' and '٣', which int() refuses or reads as digits of another script; int() of
+    5,000 digits raises (Python's limit on digit strings); a count past MAX_COUNT is absurd."""
+    out = request(model_path("amazon.titan-embed-text-v2:0", "invoke"), {"inputText": "x"})
+    headers = {"x-amzn-bedrock-input-token-count": header, "x-amzn-bedrock-output-token-count": "3"}
+    meter = READER.meter(out, READER.read(out), 200, headers)
+    assert meter is not None
+    assert meter.tokens() == (None, 3)
+
+
+@pytest.mark.parametrize("raw", ["1e999", "Infinity", "NaN", "100000000000000000000", "-1", "true", "7.5"])
+def test_a_count_in_an_answer_that_is_no_count_is_none(raw: str) -> None:
+    converse = request(model_path(CLAUDE, "converse"), HELLO)
+    meter = READER.meter(converse, READER.read(converse), 200, {})
+    assert meter is not None
+    meter.feed(b'{"output": {}, "usage": {"inputTokens": %s, "outputTokens": 2}}' % raw.encode())
+    assert meter.tokens() == (None, 2)
+    stream = request(model_path(CLAUDE, "converse-stream"), HELLO)
+    meter = READER.meter(stream, READER.read(stream), 200, {})
+    assert meter is not None
+    headers = {":event-type": "metadata", ":content-type": "application/json", ":message-type": "event"}
+    meter.feed(frame(headers, b'{"usage": {"inputTokens": %s, "outputTokens": 2}}' % raw.encode()))
+    assert meter.tokens() == (None, 2)
+
+
+def test_json_nested_past_the_parsers_depth_is_no_count() -> None:
+    converse = request(model_path(CLAUDE, "converse"), HELLO)
+    meter = READER.meter(converse, READER.read(converse), 200, {})
+    assert meter is not None
+    meter.feed(b'{"usage": {"inputTokens": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}}")
+    assert meter.tokens() == (None, None)

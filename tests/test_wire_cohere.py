@@ -206,3 +206,16 @@ def test_the_cohere_bedrock_client_is_read_as_bedrock() -> None:
         "POST", "/model/cohere.command-r-plus-v1:0/invoke", {"messages": MSG}, "bedrock-runtime.eu-west-1.amazonaws.com"
     )
     assert Guard(environ={"PRIVSDK_USAGE": "none"}).judge(request).wire is bedrock.READER
+
+
+@pytest.mark.parametrize("raw", [b"1e999", b"-1e999", b"Infinity", b"NaN", b"100000000000000000000", b"-1", b"true"])
+@pytest.mark.parametrize("size", [1, 4096])
+def test_a_count_that_is_no_count_is_none_and_never_raises(raw: bytes, size: int) -> None:
+    """1e999 and Infinity parse as inf, which int() refuses: the meter never raises into the app's call, and a
+    count that is none (past MAX_COUNT, negative, true) gives way to the processed tokens, or to none."""
+    body = b'{"usage": {"billed_units": {"input_tokens": %s, "output_tokens": %s}, "tokens": {"input_tokens": 4}}}'
+    meter = READER.meter(out("POST", "/v2/chat"), Asks("chat"), 200, JSON)
+    assert _feed(meter, body % (raw, raw), size) == (4, None)
+    event = b'data: {"type": "message-end", "delta": {"usage": {"billed_units": {"input_tokens": %s}}}}\n\n'
+    meter = READER.meter(out("POST", "/v2/chat"), Asks("stream"), 200, SSE)
+    assert _feed(meter, event % raw, size) == (None, None)

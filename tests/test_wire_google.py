@@ -508,3 +508,94 @@ def test_any_request_is_read_or_unreadable(prefix: str, tail: list[str], method:
         return
     assert asks.operation in OPERATION_NAMES
     assert asks.features <= KNOWN_FEATURES
+
+
+# -- counts a vendor (or a proxy) got wrong: never an exception, never an absurd count --------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"1e999", b"-1e999", b"Infinity", b"NaN", b"100000000000000000000", b"1000000000001", b"-3", b"true", b'"12"'],
+)
+@pytest.mark.parametrize("size", [1, 5, 10_000])
+def test_a_count_that_is_no_count_is_none_and_never_raises(raw: bytes, size: int) -> None:
+    """1e999 and Infinity parse as inf (int(inf) raises), a count past MAX_COUNT is absurd, true is no count."""
+    gemini = b'{"usageMetadata": {"promptTokenCount": %s, "candidatesTokenCount": %s, "thoughtsTokenCount": %s}}'
+    assert feed_in(UsageMeter(), gemini % (raw, raw, raw), size) == (None, None)
+    interactions = b'{"usage": {"total_input_tokens": %s, "total_output_tokens": 2}}'
+    assert feed_in(UsageMeter(), interactions % raw, size) == (None, 2)
+    predict = b'{"predictions": [{"embeddings": {"values": [0.1], "statistics": {"token_count": %s}}}]}'
+    assert feed_in(UsageMeter(), predict % raw, size) == (None, None)
+
+
+def test_counts_up_to_the_ceiling_are_kept_and_a_sum_past_it_is_none() -> None:
+    from privsdk.usage.record import MAX_COUNT
+
+    body = b'{"usageMetadata": {"promptTokenCount": %d, "candidatesTokenCount": %d}}' % (MAX_COUNT, MAX_COUNT)
+    assert feed_in(UsageMeter(), body, 7) == (MAX_COUNT, MAX_COUNT)
+    thoughts = b'{"usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": %d, "thoughtsTokenCount": 1}}'
+    assert feed_in(UsageMeter(), thoughts % MAX_COUNT, 7) == (1, None)
+    predict = b'{"predictions": [{"embeddings": {"statistics": {"token_count": %d}}}, ' % MAX_COUNT
+    predict += b'{"embeddings": {"statistics": {"token_count": 1}}}]}'
+    assert feed_in(UsageMeter(), predict, 7) == (None, None)
+
+
+def test_json_nested_past_the_parsers_depth_is_no_count() -> None:
+    meter = UsageMeter()
+    meter.feed(b'{"usageMetadata": {"promptTokenCount": 1, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}}")
+    assert meter.tokens() == (None, None)
+
+
+# -- where an answer ends: a candidate's finishReason, not its counts ---------------------------------------------
+
+GEMINI_STREAM = sse(
+    {
+        "candidates": [{"content": {"parts": [{"text": "finishReason"}]}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 4},
+    },
+    {
+        "candidates": [{"content": {"parts": [{"text": '"finishReason": "STOP"'}]}}],
+        "usageMetadata": {"promptTokenCount": 4},
+    },
+    {
+        "candidates": [{"content": {"parts": [{"text": "!"}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 3, "totalTokenCount": 7},
+    },
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 13, 14, 15, 64, 10_000])
+def test_the_meter_has_ended_only_once_the_last_chunk_has_passed(size: int) -> None:
+    """Gemini sends usageMetadata on every chunk; the last chunk alone holds a candidate's finishReason key (the
+    word as text, even quoted, is no key)."""
+    last = GEMINI_STREAM.rindex(b"data: ")
+    meter = UsageMeter()
+    feed_in(meter, GEMINI_STREAM[:last], size)
+    assert meter.tokens() == (4, None) and not meter.ended  # counts, but not the end
+    feed_in(meter, GEMINI_STREAM[last:], size)
+    assert meter.ended and meter.tokens() == (4, 3)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        sse({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 4}}),
+        JSON_BODY.replace(b'"usageMetadata"', b'"finishReason": "STOP", "usageMetadata"'),
+        b'data: {"id": "x", "choices": [{"delta": {"content": "hi"}}]}\n\ndata: [DONE]\n\n',  # OpenAI-compatible
+        b'event: interaction.complete\ndata: {"usage": {"total_input_tokens": 9}}\n\ndata: [DONE]\n\n',
+    ],
+    ids=["blocked", "json", "openai-compatible", "interactions"],
+)
+def test_other_last_chunks_end_the_answer_too(body: bytes) -> None:
+    meter = UsageMeter()
+    for size in (1, 10_000):
+        meter = UsageMeter()
+        feed_in(meter, body, size)
+        assert meter.ended
+
+
+@pytest.mark.parametrize("body", [SSE_BODY, PREDICT_BODY, INTERACTION_BODY, b'data: {"finishReason"}\n\n'])
+def test_counts_alone_never_end_the_answer(body: bytes) -> None:
+    meter = UsageMeter()
+    feed_in(meter, body, 3)
+    assert not meter.ended

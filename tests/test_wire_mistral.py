@@ -251,3 +251,17 @@ def test_the_guard_reads_a_mistralai_request_to_azure_with_this_reader() -> None
     request = out("POST", "/models/chat/completions", chat(), "res.services.ai.azure.com")
     verdict = Guard(environ={"PRIVSDK_USAGE": "none"}).judge(request)
     assert verdict.asks == Asks("chat", M) and verdict.wire is READER
+
+
+@pytest.mark.parametrize("raw", [b"1e999", b"-1e999", b"Infinity", b"NaN", b"100000000000000000000", b"-1", b"true"])
+@pytest.mark.parametrize("size", [1, 4096])
+def test_a_count_that_is_no_count_is_none_and_never_raises(raw: bytes, size: int) -> None:
+    """1e999 and Infinity parse as inf, which int() refuses: the meter never raises into the app's call."""
+    body = b'{"id": "x", "choices": [], "usage": {"prompt_tokens": %s, "completion_tokens": 3}}'
+    meter = READER.meter(out("POST", "/v1/chat/completions"), Asks("chat"), 200, JSON)
+    assert _feed(meter, body % raw, size) == (None, 3)
+    event = (
+        b'data: {"id": "x", "choices": [], "usage": {"prompt_tokens": %s, "completion_tokens": 3}}\n\ndata: [DONE]\n\n'
+    )
+    meter = READER.meter(out("POST", "/v1/chat/completions"), Asks("stream"), 200, SSE)
+    assert _feed(meter, event % raw, size) == (None, 3)

@@ -403,3 +403,67 @@ def test_a_chat_answer_is_metered_whatever_its_content_type_says() -> None:
     assert meter is not None
     meter.feed(bytes(range(256)) * 4)
     assert meter.tokens() == (None, None)
+
+
+# -- counts a vendor (or a proxy) got wrong: never an exception, never an absurd count --------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"1e999", b"-1e999", b"Infinity", b"NaN", b"100000000000000000000", b"1000000000001", b"-3", b"true", b'"12"'],
+)
+@pytest.mark.parametrize("size", [1, 7, 1 << 20])
+def test_a_count_that_is_no_count_is_none_and_never_raises(raw: bytes, size: int) -> None:
+    """true is no count (a bool is an int to Python), 1e999 and Infinity parse as inf, a count past MAX_COUNT is
+    absurd: each is None, and the meter raises nothing into the app's call."""
+    chat = b'{"id":"c","choices":[],"usage":{"prompt_tokens":%s,"completion_tokens":%s}}' % (raw, raw)
+    stream = b'data: {"choices":[],"usage":{"input_tokens":%s,"output_tokens":2}}\n\ndata: [DONE]\n\n' % raw
+    for data, tokens in ((chat, (None, None)), (stream, (None, 2))):
+        meter = UsageMeter()
+        for i in range(0, len(data), size):
+            meter.feed(data[i : i + size])
+        assert meter.tokens() == tokens
+
+
+def test_counts_up_to_the_ceiling_are_kept() -> None:
+    from privsdk.usage.record import MAX_COUNT
+
+    meter = UsageMeter()
+    meter.feed(b'{"usage":{"prompt_tokens":%d,"completion_tokens":12.0}}' % MAX_COUNT)
+    assert meter.tokens() == (MAX_COUNT, 12)
+
+
+def test_a_usage_object_nested_past_the_parsers_depth_is_no_count() -> None:
+    meter = UsageMeter()
+    meter.feed(b'{"usage":{"prompt_tokens":1,"x":' + b"[" * 2000 + b"]" * 2000 + b"}}")
+    assert meter.tokens() == (None, None)
+
+
+# -- where an answer ends: its counts, or data: [DONE] ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "last"),
+    [
+        ("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}, b'"usage":{'),
+        ("/v1/responses", {**RESP, "stream": True}, b"response.completed"),
+    ],
+    ids=["chat stream with usage", "responses stream"],
+)
+@pytest.mark.parametrize("size", [1, 5, 64, 1 << 20])
+def test_the_meter_has_ended_once_the_event_with_the_counts_has_passed(
+    path: str, body: dict[str, Any], last: bytes, size: int
+) -> None:
+    """The counts come in a stream's last event (a chat stream's usage chunk, a Responses stream's
+    response.completed): an SDK that lets go of the stream right after it, before data: [DONE] or the body's end,
+    has read the whole answer. Before that event, it has not."""
+    _, _, data = answer(OpenAIWire(), path, body)
+    cut = data.rindex(b"\n\n", 0, data.index(last)) + 2  # the end of the event before the last one
+    end = data.index(b"\n\n", data.index(last)) + 2  # the end of the last one
+    meter = UsageMeter()
+    for i in range(0, cut, size):
+        meter.feed(data[i : min(i + size, cut)])
+    assert not meter.ended
+    for i in range(cut, end, size):
+        meter.feed(data[i : min(i + size, end)])
+    assert meter.ended and meter.tokens() == (11, 7)

@@ -109,7 +109,9 @@ class Guard:
                 if self._recorder is None:
                     from privsdk.usage import open_recorder
 
-                    self._recorder = open_recorder(self.policy.usage, max_age_days=self._max_age_days)
+                    self._recorder = open_recorder(
+                        self.policy.usage, max_age_days=self._max_age_days, where="PRIVSDK_USAGE"
+                    )
         return self._recorder
 
     def flush(self, timeout: float | None = None) -> None:

@@ -208,12 +208,14 @@ def finish_early(ticket: Finishes, meter: Meter | None, status: int) -> None:
     """Record a request whose answer the reader let go of before its last byte (closed early, or dropped).
 
     SDKs stop reading once a stream's closing event has come (mistralai and openai at ``data: [DONE]``, before
-    the chunked body's end): when the meter has seen the answer's counts, or its closing event (a meter's
-    ``ended``), the answer was whole; otherwise the reader gave up on it, and the request is cancelled.
+    the chunked body's end). A meter that knows where its protocol's answers end says so in ``ended`` (OpenAI's:
+    the counts or ``data: [DONE]``; Google's: a candidate's ``finishReason``, since Gemini sends counts on every
+    chunk): the answer was whole once that has passed. For a meter without ``ended`` the answer's counts, which
+    its protocol sends last, say it. Otherwise the reader gave up on the answer, and the request is cancelled.
     """
     tokens = meter.tokens() if meter is not None else (None, None)
-    # A meter may also know the closing event without counts (an OpenAI stream's data: [DONE] with no usage asked).
-    if tokens != (None, None) or getattr(meter, "ended", False):
+    ended = getattr(meter, "ended", None)
+    if ended if ended is not None else tokens != (None, None):
         ticket.finish(status, tokens, None)
     else:
         ticket.finish(status, tokens, GeneratorExit())

@@ -20,6 +20,40 @@ from typing import TYPE_CHECKING, Any
 #: can check the variable on the decision path without importing the sinks' path handling.
 SPEC = re.compile(r"^(none|otlp|sqlite|sqlite:///.+|jsonl:///.+)$")
 SPEC_HINT = "use sqlite, sqlite:///PATH, jsonl:///PATH, otlp or none"
+#: A scheme as an error may name it (lower case, as schemes are written; short); anything else before "://" is not
+#: shown: it may be a key pasted there.
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,15}")
+
+
+def check_spec(spec: str, where: str) -> str:
+    """``spec`` stripped, when it is one of :data:`SPEC` and a file store's path holds no ``?`` or ``#``;
+    else the ConfigError of :func:`bad_spec`, placed at ``where``."""
+    text = spec.strip()
+    if not SPEC.match(text) or (text.startswith(("sqlite:", "jsonl:")) and ("?" in text or "#" in text)):
+        raise bad_spec(text, where)
+    return text
+
+
+def bad_spec(spec: str, where: str) -> ConfigError:
+    """The error for a usage store ``spec`` that is not one of :data:`SPEC`, placed at ``where`` (the variable,
+    option or argument the value came from).
+
+    It names the value by its scheme alone, never in full: a connection string or URL can hold a user and
+    password (``postgresql://user:PW@db``) or a key in its query (``...?api_key=KEY``).
+    """
+    from privsdk.errors import ConfigError
+
+    scheme, sep, _ = spec.strip().partition("://")
+    if sep and _SCHEME.fullmatch(scheme):
+        shown = f"bad value {scheme}://... (not shown in full)"
+        if scheme in ("sqlite", "jsonl"):
+            message = f"{shown}: {scheme}:// takes an absolute file path and no settings ('?', '#'), {scheme}:///PATH"
+        else:
+            message = f"{shown}: not a usage store"
+    else:
+        message = "bad value (not shown: it may hold a password)"
+    return ConfigError(message, where=where, hint=SPEC_HINT)
+
 
 _EXPORTS = {
     "SCHEMA_VERSION": "privsdk.usage.record",
@@ -27,6 +61,7 @@ _EXPORTS = {
     "new_request_id": "privsdk.usage.record",
     "check_tags": "privsdk.usage.tags",
     "INVALID": "privsdk.usage.sanitize",
+    "MAX_COUNT": "privsdk.usage.record",
     "Recorder": "privsdk.usage.writer",
     "Sink": "privsdk.usage.writer",
     "open_recorder": "privsdk.usage.writer",
@@ -37,11 +72,14 @@ _EXPORTS = {
 
 __all__ = [
     "INVALID",
+    "MAX_COUNT",
     "SCHEMA_VERSION",
     "Recorder",
     "Sink",
     "Store",
     "UsageRecord",
+    "bad_spec",
+    "check_spec",
     "check_tags",
     "default_store_path",
     "new_request_id",
@@ -50,7 +88,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from privsdk.usage.record import SCHEMA_VERSION, UsageRecord, new_request_id
+    from privsdk.errors import ConfigError
+    from privsdk.usage.record import MAX_COUNT, SCHEMA_VERSION, UsageRecord, new_request_id
     from privsdk.usage.sanitize import INVALID
     from privsdk.usage.spec import Store, default_store_path, parse_spec
     from privsdk.usage.tags import check_tags

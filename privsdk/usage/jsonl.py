@@ -27,6 +27,7 @@ from privsdk.usage.record import FIELDS, SCHEMA_VERSION, UsageRecord
 from privsdk.usage.retention import DAY_S, PRUNE_EVERY_S
 from privsdk.usage.sanitize import clean
 from privsdk.usage.spec import no_store
+from privsdk.usage.writer import PartialWrite
 
 try:
     import fcntl
@@ -112,7 +113,16 @@ class JsonlSink:
         self._inode = (st.st_dev, st.st_ino)
 
     def write(self, batch: Sequence[UsageRecord]) -> None:
-        data = ("\n".join([encode(r) for r in batch]) + "\n").encode("ascii")
+        failed: Exception | None = None
+        lines: list[str] = []
+        try:
+            data = ("\n".join([encode(r) for r in batch]) + "\n").encode("ascii")
+        except (ValueError, TypeError) as exc:  # a record that is no checked record: never the batch's loss
+            failed = exc
+            lines = _each(batch)
+            if not lines:
+                raise PartialWrite(0) from exc
+            data = ("\n".join(lines) + "\n").encode("ascii")
         self._lock()
         try:
             # Under the lock no other writer is half-way through a write, so a last line without its
@@ -123,6 +133,8 @@ class JsonlSink:
         finally:
             _unlock(self._fd)
         self._prune_due()
+        if failed is not None:
+            raise PartialWrite(len(lines)) from failed
 
     def _lock(self) -> None:
         """Hold the lock on the file the path names now, reopening if a prune replaced it.
@@ -153,6 +165,19 @@ class JsonlSink:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _each(batch: Sequence[UsageRecord]) -> list[str]:
+    """The lines of the records of ``batch`` that encode, one by one."""
+    lines = []
+    for r in batch:
+        try:
+            line = encode(r)
+            line.encode("ascii")
+        except (ValueError, TypeError):
+            continue
+        lines.append(line)
+    return lines
 
 
 def _ends_with_newline(fd: int) -> bool:

@@ -35,6 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from privsdk import __version__
 from privsdk.usage.record import SCHEMA_VERSION, UsageRecord
+from privsdk.usage.writer import PartialWrite
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
@@ -55,6 +56,8 @@ PROVIDER_NAMES = {
 }
 #: The conventions' advised histogram buckets.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+#: The latest time OTLP can carry: fixed64 nanoseconds since 1970 (the year 2554).
+_MAX_NANOS = 2**64 - 1
 SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
 
@@ -157,12 +160,26 @@ class OtlpSink:
         )
 
     def write(self, batch: Sequence[UsageRecord]) -> None:
+        written = 0
+        first: Exception | None = None
         for rec in batch:
-            self._span(rec)
-            self._metrics(rec)
+            try:
+                self._span(rec)
+                self._metrics(rec)
+            except Exception as exc:  # one record's failure never costs the others theirs
+                first = first or exc
+            else:
+                written += 1
+        if first is not None:
+            raise PartialWrite(written) from first
 
     def _span(self, rec: UsageRecord) -> None:
         start = int(rec.time * 1e9)
+        end = start + int(rec.latency_ms * 1e6)
+        if end > _MAX_NANOS:
+            # OTLP's times are unsigned 64-bit nanoseconds: a span past them would fail the export of every span
+            # exported with it, in OpenTelemetry's own thread. The record is counted as failed instead.
+            raise ValueError("a span time past OTLP's range")
         operation = OPERATION_NAMES.get(rec.operation, rec.operation)
         span = self._tracer.start_span(
             f"{operation} {rec.model}" if rec.model else operation,
@@ -174,7 +191,7 @@ class OtlpSink:
         )
         if rec.outcome != "ok":
             span.set_status(Status(StatusCode.ERROR))  # no description: error.type says what, in a fixed word
-        span.end(end_time=start + int(rec.latency_ms * 1e6))
+        span.end(end_time=end)
 
     def _metrics(self, rec: UsageRecord) -> None:
         attrs = metric_attributes(rec)

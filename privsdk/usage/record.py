@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 #: The version of the record's shape. Stores and exported lines carry it; it changes with any field.
 SCHEMA_VERSION = 1
+#: The largest count a record holds (``attempt``, ``input_tokens``, ``output_tokens``): 10**12. No answer holds
+#: that many tokens, so a larger count is a broken or hostile answer and is recorded as unknown (None); and every
+#: sink stores and sums counts this size exactly: SQLite's 64-bit integers (a sum over nine million records), the
+#: 2**53 integers of a JSON reader that reads numbers as doubles (jq, JavaScript), OpenTelemetry's int64.
+MAX_COUNT = 10**12
 
 Decision = Literal["allow", "reroute", "refuse"]
 Outcome = Literal["ok", "refused", "error", "cancelled"]

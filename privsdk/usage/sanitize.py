@@ -11,9 +11,10 @@ the cause of an error in the app's call:
 * the request id, unless 32 lowercase hex digits, becomes :data:`INVALID`;
 * tags that :func:`~privsdk.usage.check_tags` would refuse become one
   ``(INVALID, INVALID)`` pair;
-* a number that is not a finite, non-negative number of its type becomes
-  None when the field is optional; ``attempt`` becomes 0, ``latency_ms`` 0.0
-  and ``time`` the time of writing.
+* a number that is not a finite, non-negative number of its type (and, for a
+  count, at most :data:`~privsdk.usage.record.MAX_COUNT`) becomes None when
+  the field is optional; ``attempt`` becomes 0, ``latency_ms`` 0.0 and
+  ``time`` the time of writing.
 
 The recorder counts such records (``Recorder.invalid``) and logs the field
 names once; it never logs a value.
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from privsdk.usage.record import DECISIONS, ERROR_CLASSES, OUTCOMES, UsageRecord
+from privsdk.usage.record import DECISIONS, ERROR_CLASSES, MAX_COUNT, OUTCOMES, UsageRecord
 from privsdk.usage.tags import MAX_TAGS, valid_pair
 from privsdk.vocabulary import OPERATIONS
 
@@ -74,7 +75,8 @@ def _request_id(v: Any) -> Any:
 
 
 def _count(v: Any) -> Any:
-    return v if type(v) is int and v >= 0 else _BAD
+    # Bounded: a count past what SQLite (64-bit) or a JSON reader (2**53) holds would cost a whole batch.
+    return v if type(v) is int and 0 <= v <= MAX_COUNT else _BAD
 
 
 def _optional_count(v: Any) -> Any:
@@ -86,8 +88,10 @@ def _status(v: Any) -> Any:
 
 
 def _number(v: Any) -> Any:
-    if type(v) is float or type(v) is int:
-        return float(v) if math.isfinite(v) and v >= 0 else _BAD
+    if type(v) is float:
+        return v if math.isfinite(v) and v >= 0 else _BAD
+    if type(v) is int:  # float() of an int past a double's range raises: bounded first
+        return float(v) if 0 <= v <= MAX_COUNT else _BAD
     return _BAD
 
 
@@ -176,10 +180,10 @@ def clean(rec: UsageRecord) -> tuple[UsageRecord, tuple[str, ...]]:
         and 0.0 <= latency < _INF
         and (first_chunk is None or (type(first_chunk) is float and 0.0 <= first_chunk < _INF))
         and type(attempt) is int
-        and attempt >= 0
+        and 0 <= attempt <= MAX_COUNT
         and (status is None or (type(status) is int and 100 <= status <= 599))
-        and (tokens_in is None or (type(tokens_in) is int and tokens_in >= 0))
-        and (tokens_out is None or (type(tokens_out) is int and tokens_out >= 0))
+        and (tokens_in is None or (type(tokens_in) is int and 0 <= tokens_in <= MAX_COUNT))
+        and (tokens_out is None or (type(tokens_out) is int and 0 <= tokens_out <= MAX_COUNT))
         and type(rid) is str
         and _REQUEST_ID.fullmatch(rid) is not None
     ):

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 from privsdk.errors import ConfigError
-from privsdk.usage import SPEC, SPEC_HINT
+from privsdk.usage import SPEC_HINT, check_spec
 
 STORE_FILE = "usage.sqlite3"
 
@@ -33,10 +33,14 @@ class Store(NamedTuple):
 
 
 def parse_spec(spec: str, *, where: str = "PRIVSDK_USAGE", environ: Mapping[str, str] | None = None) -> Store:
-    """``spec`` as a :class:`Store`; ``sqlite`` alone resolves to :func:`default_store_path`."""
-    text = spec.strip()
-    if not SPEC.match(text):
-        raise ConfigError(f"bad value {spec!r}", where=where, hint=SPEC_HINT)
+    """``spec`` as a :class:`Store`; ``sqlite`` alone resolves to :func:`default_store_path`.
+
+    A value that is no store is a ConfigError placed at ``where`` (the variable, option or argument it came
+    from) that names it by its scheme alone (:func:`privsdk.usage.bad_spec`): it may hold a password.
+    """
+    if not isinstance(spec, str):
+        raise ConfigError(f"a {type(spec).__name__} is not a usage store", where=where, hint=SPEC_HINT)
+    text = check_spec(spec, where)
     if text in ("none", "otlp"):
         return Store(text)  # type: ignore[arg-type]
     if text == "sqlite":

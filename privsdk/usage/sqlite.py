@@ -27,6 +27,7 @@ from privsdk.errors import ConfigError
 from privsdk.usage.record import FIELDS, SCHEMA_VERSION, UsageRecord
 from privsdk.usage.retention import DAY_S, PRUNE_EVERY_S
 from privsdk.usage.spec import no_store
+from privsdk.usage.writer import PartialWrite
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -70,6 +71,10 @@ _ROWS_PER_INSERT = 999 // len(FIELDS)
 _ROW = f"({', '.join('?' * len(FIELDS))})"
 _INSERT_MANY = f"INSERT INTO usage_records ({', '.join(FIELDS)}) VALUES " + ", ".join([_ROW] * _ROWS_PER_INSERT)
 _SELECT = f"SELECT {', '.join(FIELDS)} FROM usage_records"
+#: What one row's value can raise while SQLite binds or stores it (an integer past 64 bits, a type it cannot
+#: bind, a constraint): the batch is then written row by row. Anything else (a locked or full database) is the
+#: whole batch's failure.
+_ROW_ERRORS = (OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError)
 
 T = TypeVar("T")
 
@@ -89,17 +94,42 @@ class SqliteSink:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting for it, rather than fail at the first insert
         try:
-            full = len(rows) - len(rows) % _ROWS_PER_INSERT
-            for i in range(0, full, _ROWS_PER_INSERT):
-                conn.execute(_INSERT_MANY, [v for row in rows[i : i + _ROWS_PER_INSERT] for v in row])
-            if full < len(rows):
-                conn.executemany(_INSERT, rows[full:])
-            conn.execute("COMMIT")
+            try:
+                full = len(rows) - len(rows) % _ROWS_PER_INSERT
+                for i in range(0, full, _ROWS_PER_INSERT):
+                    conn.execute(_INSERT_MANY, [v for row in rows[i : i + _ROWS_PER_INSERT] for v in row])
+                if full < len(rows):
+                    conn.executemany(_INSERT, rows[full:])
+            except _ROW_ERRORS:
+                # One row SQLite will not take (a value it cannot bind) must not cost the batch: start again,
+                # one row at a time, and keep every row it takes.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                written, first = self._rows_one_by_one(rows)
+                conn.execute("COMMIT")
+                if first is not None:
+                    self._prune_due()
+                    raise PartialWrite(written) from first
+            else:
+                conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         self._prune_due()
+
+    def _rows_one_by_one(self, rows: list[tuple[Any, ...]]) -> tuple[int, BaseException | None]:
+        """Insert ``rows`` one by one in the open transaction; the number inserted, and the first row's error."""
+        written = 0
+        first: BaseException | None = None
+        for row in rows:
+            try:
+                self._conn.execute(_INSERT, row)  # a failed statement undoes itself alone, not the transaction
+            except _ROW_ERRORS as exc:
+                first = first or exc
+            else:
+                written += 1
+        return written, first
 
     def _prune_due(self) -> None:
         if self._max_age_days and time.monotonic() >= self._next_prune:

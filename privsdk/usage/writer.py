@@ -464,6 +464,7 @@ def _no_sink() -> Sink:
 def open_recorder(
     spec: str | Callable[[UsageRecord], None],
     *,
+    where: str = "usage",
     max_age_days: int | None = None,
     queue_size: int = QUEUE_SIZE,
     batch_size: int = BATCH_SIZE,
@@ -476,7 +477,8 @@ def open_recorder(
     sinks delete records older than that many days, when they open and hourly.
     Nothing is opened here: the writer thread opens the sink with the first batch.
     A bad ``spec``, or ``otlp`` without the ``otlp`` extra installed, is a
-    :class:`~privsdk.errors.ConfigError`.
+    :class:`~privsdk.errors.ConfigError` placed at ``where``: where the value came from (the ``usage``
+    argument by default; ``PRIVSDK_USAGE`` for the variable's value). It names a bad spec by its scheme alone.
     """
     options: dict[str, Any] = {
         "queue_size": queue_size,
@@ -487,11 +489,11 @@ def open_recorder(
     if callable(spec):
         function = spec
         return Recorder(lambda: CallableSink(function), name="callable", **options)
-    store = parse_spec(spec)
+    store = parse_spec(spec, where=where)
     if store.kind == "none":
         return NullRecorder()
     if store.kind == "otlp":
-        _require_otlp()
+        _require_otlp(where)
         return Recorder(_open_otlp, name="otlp", **options)
     path = store.path
     assert path is not None
@@ -518,7 +520,7 @@ def _open_otlp() -> Sink:
     return OtlpSink()
 
 
-def _require_otlp() -> None:
+def _require_otlp(where: str) -> None:
     for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
         try:
             found = importlib.util.find_spec(module) is not None
@@ -527,7 +529,7 @@ def _require_otlp() -> None:
         if not found:
             raise ConfigError(
                 f"otlp needs {module}, which is not installed",
-                where="PRIVSDK_USAGE",
+                where=where,
                 hint="install the otlp extra: pip install 'privsdk[otlp]'",
             )
 

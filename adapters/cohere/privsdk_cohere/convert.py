@@ -29,6 +29,7 @@ from privsdk.types import (
     ToolCallDelta,
     Usage,
 )
+from privsdk.usage.record import MAX_COUNT
 from privsdk.vendor_errors import ANSWER_ERRORS, unreadable_answer
 from privsdk_cohere.errors import VENDOR
 
@@ -150,7 +151,7 @@ def finish_reason(reason: str | None) -> FinishReason:
 def _count(*values: float | None) -> int | None:
     """The first count the vendor reported; the SDK's Bedrock mapping writes -1 for a missing header."""
     for value in values:
-        if value is not None and value >= 0:
+        if value is not None and 0 <= value <= MAX_COUNT:  # 1e999 (inf) or a count no sink stores: none
             return int(value)
     return None
 

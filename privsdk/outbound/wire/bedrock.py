@@ -47,6 +47,7 @@ from urllib.parse import unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object, shown_segment
 from privsdk.outbound.wire.routes import after_prefix
+from privsdk.usage.record import MAX_COUNT
 
 #: Cross-Region inference profile ids are a geography prefix on a model id (``eu.anthropic.claude-...``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
@@ -439,12 +440,13 @@ _MAX_FRAME = 24 * 1024 * 1024
 
 
 def _count(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    """A count from a parsed answer (an int: never a bool or a float) or a header (ASCII digits); None for
+    anything else or past MAX_COUNT. Never raises (``"²".isdigit()`` is true, and int() of 5,000 digits fails)."""
+    if type(value) is int:
+        return value if 0 <= value <= MAX_COUNT else None
+    if type(value) is str and 0 < len(value) <= 16 and value.isascii() and value.isdigit():
+        number = int(value)
+        return number if number <= MAX_COUNT else None
     return None
 
 
@@ -458,13 +460,13 @@ def _usage_object(body: bytes | bytearray) -> Any:
         start = body.find(b"{", at)
         try:
             usage, _ = _DECODER.raw_decode(body[start:].decode())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             usage = None
         if isinstance(usage, dict) and "inputTokens" in usage:
             return usage
     try:
         return json.loads(body).get("usage")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
 
 
@@ -524,7 +526,7 @@ class BedrockMeter:
     def _usage(self, payload: bytes) -> None:
         try:
             usage = json.loads(payload).get("usage")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return
         if isinstance(usage, dict):
             self._input = _count(usage.get("inputTokens"))
@@ -534,7 +536,7 @@ class BedrockMeter:
         try:
             encoded = json.loads(payload).get("bytes")
             metrics = json.loads(base64.b64decode(encoded)).get(INVOCATION_METRICS)
-        except (ValueError, AttributeError, TypeError, binascii.Error):
+        except (ValueError, AttributeError, TypeError, RecursionError, binascii.Error):
             return
         if isinstance(metrics, dict):
             self._input = _count(metrics.get("inputTokenCount"))

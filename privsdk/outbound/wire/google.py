@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import unquote as _unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
+from privsdk.outbound.wire.meters import count
+from privsdk.usage.record import MAX_COUNT
 
 # -- operations -------------------------------------------------------------------------------------
 
@@ -376,6 +378,12 @@ def _openai_features(body: dict[str, Any]) -> frozenset[str]:
 _TOKEN_COUNT = b'"token_count"'
 _KEYS = (b'"usageMetadata"', b'"usage"', _TOKEN_COUNT)
 _LONGEST_KEY = max(map(len, _KEYS))
+#: The keys of a Gemini answer's last chunk: a candidate's finish reason, a refused prompt's block reason. Both end
+#: with ``Reason"``, which a chunk is searched for first.
+_END_KEYS = (b'"finishReason"', b'"blockReason"')
+#: How the ``data: [DONE]`` closing an Interactions or OpenAI-format stream ends a chunk.
+_DONE = (b"[DONE]\n\n", b"[DONE]\r\n\r\n", b"[DONE]\n", b"[DONE]\r\n", b"[DONE]")
+assert max(map(len, _END_KEYS)) <= _LONGEST_KEY  # the tail kept across chunks holds a split end key too
 _MAX_OBJECT = 4096  # a usage object is a few hundred bytes; anything longer is not one
 
 
@@ -387,7 +395,7 @@ class UsageMeter:
     chunk boundary, the object being read while it is open, and the numbers of the last complete one.
     """
 
-    __slots__ = ("_capture", "_depth", "_embed_tokens", "_input", "_output", "_tail")
+    __slots__ = ("_capture", "_depth", "_embed_tokens", "_input", "_key_at_end", "_output", "_tail", "ended")
 
     def __init__(self) -> None:
         self._tail = b""
@@ -396,10 +404,30 @@ class UsageMeter:
         self._input: int | None = None
         self._output: int | None = None
         self._embed_tokens: int | None = None
+        #: True once the answer's last chunk has passed: a candidate's ``finishReason`` (or a refused prompt's
+        #: ``blockReason``), or the ``data: [DONE]`` that closes an Interactions or OpenAI-format stream. Gemini
+        #: sends usageMetadata on every chunk of a stream, so counts alone never say that an answer was whole.
+        self.ended = False
+        #: The last chunk ended with an end key, or blanks after one: the next byte says whether it was a key.
+        self._key_at_end = False
 
     def feed(self, chunk: bytes) -> None:
         data = self._tail + chunk
         self._tail = b""
+        if not self.ended:
+            if self._key_at_end:
+                rest = chunk.lstrip(b" \t\r\n")
+                self._key_at_end = not rest  # still blanks: undecided
+                if rest[:1] == b":":
+                    self.ended = True
+            if data.find(b'Reason"') >= 0:  # one search through the chunk; the keys themselves only when it finds
+                found = _ends(data)
+                if found:
+                    self.ended = True
+                elif found is None:
+                    self._key_at_end = True
+            if data.endswith(_DONE):
+                self.ended = True
         start = 0
         if self._capture is not None:
             start = self._continue(data, 0)
@@ -421,7 +449,8 @@ class UsageMeter:
                     return
                 number = _number(data[value:end])
                 if number is not None:
-                    self._embed_tokens = (self._embed_tokens or 0) + number
+                    total = (self._embed_tokens or 0) + number
+                    self._embed_tokens = total if total <= MAX_COUNT else None
                 start = end
                 continue
             if data[value] != 0x7B:  # "usage": not followed by an object ({)
@@ -461,7 +490,7 @@ class UsageMeter:
     def _close(self, raw: bytes) -> None:
         try:
             usage = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return
         if not isinstance(usage, dict):
             return
@@ -470,7 +499,7 @@ class UsageMeter:
             out = _int(usage.get("candidatesTokenCount"))
             thoughts = _int(usage.get("thoughtsTokenCount"))
             if thoughts:
-                out = (out or 0) + thoughts  # thinking tokens are output the vendor bills
+                out = _int((out or 0) + thoughts)  # thinking tokens are output the vendor bills
             self._output = out
         elif "total_input_tokens" in usage or "total_output_tokens" in usage:  # Interactions API
             self._input = _int(usage.get("total_input_tokens"))
@@ -521,14 +550,40 @@ def _number_end(data: bytes, at: int) -> int:
 
 
 def _number(raw: bytes) -> int | None:
+    """A count written as a JSON number (``12``, ``12.0``, ``1e3``); None for anything else or past MAX_COUNT."""
     try:
-        return int(float(raw))
+        return count(float(raw))  # float() of bytes: digits, dot, exponent; 1e999 is inf, which count refuses
     except ValueError:
         return None
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer count from a parsed usage object; None for a float, a bool or a count past MAX_COUNT."""
+    return value if type(value) is int and 0 <= value <= MAX_COUNT else None
+
+
+def _ends(data: bytes) -> bool | None:
+    """Whether ``data`` holds a ``finishReason`` or ``blockReason`` key: the last chunk of a Gemini answer. None
+    when it ends with one of them (or blanks after it): whether a colon follows, as after a key, is still unknown.
+
+    The exact bytes can only be a string (inside a string its quotes are escaped), and a colon follows it only
+    when it is a key: ``"text": "finishReason"`` is a value.
+    """
+    undecided = False
+    n = len(data)
+    for key in _END_KEYS:
+        at = data.find(key)
+        while at >= 0:
+            at += len(key)
+            while at < n and data[at] in b" \t\r\n":
+                at += 1
+            if at == n:
+                undecided = True
+                break
+            if data[at] == 0x3A:
+                return True
+            at = data.find(key, at)
+    return None if undecided else False
 
 
 READER = GoogleReader()

@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from privsdk.usage.record import MAX_COUNT
+
 Tokens = tuple[int | None, int | None]
 Pick = Callable[[Any], Tokens | None]
 
@@ -26,10 +28,16 @@ EVENT_LIMIT = 1024 * 1024
 
 
 def count(value: Any) -> int | None:
-    """A token count as the vendor wrote it (int or float); None for anything else or a negative number."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        return None
-    return int(value)
+    """A token count as the vendor wrote it (an int, or a float with its fraction dropped); None for anything
+    else: a negative number, a bool (``true`` is no count), NaN or an infinity (``1e999`` and ``Infinity`` parse
+    as one), or a number past :data:`~privsdk.usage.record.MAX_COUNT`, which no answer holds. Never raises: a meter
+    reads what a vendor or a proxy sent, and must not fail the app's call on it."""
+    kind = type(value)
+    if kind is int:
+        return value if 0 <= value <= MAX_COUNT else None
+    if kind is float:
+        return int(value) if 0.0 <= value <= MAX_COUNT else None  # NaN fails every comparison
+    return None
 
 
 class JsonMeter:
@@ -59,7 +67,8 @@ class JsonMeter:
             self._result = _NO_TOKENS
             if chunks:
                 # An answer that is not the JSON the protocol describes has no counts.
-                with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):
+                # RecursionError: JSON nested deeper than the parser goes.
+                with contextlib.suppress(ValueError, AttributeError, TypeError, RecursionError):
                     self._result = self._pick(json.loads(b"".join(chunks))) or _NO_TOKENS
         return self._result
 
@@ -110,7 +119,7 @@ class EventMeter:
             data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
         try:
             found = self._pick(json.loads(data))
-        except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):  # not the JSON the protocol describes
             return
         if found is not None:
             self._tokens = found

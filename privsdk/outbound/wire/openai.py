@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object, shown_segment
+from privsdk.outbound.wire.meters import count
 
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
 _FAMILY: Mapping[str, str] = {
@@ -359,8 +360,9 @@ class UsageMeter:
         self._buf = b""
         self._input: int | None = None
         self._output: int | None = None
-        #: True once a stream's closing ``data: [DONE]`` has passed: the SDK then closes the answer before the end
-        #: of its body, and the answer was whole even without counts.
+        #: True once the answer's end has passed: its counts (which come last), or a stream's closing
+        #: ``data: [DONE]``, after which the SDK closes the answer before the end of its body (the answer was whole
+        #: even without counts). An answer let go of before then was cancelled (``finish_early``).
         self.ended = False
 
     def feed(self, chunk: bytes) -> None:
@@ -399,18 +401,22 @@ class UsageMeter:
         # it may be cut mid-character ("replace" keeps them harmless).
         try:
             value, stop = _scan(buf[at - 1 : at - 1 + _MAX_USAGE].decode("utf-8", "replace"), 0)
-        except (StopIteration, ValueError):
-            # Not arrived in full yet; or not JSON, which the caller stops keeping after _MAX_USAGE bytes.
+        except (StopIteration, ValueError, RecursionError):
+            # Not arrived in full yet; or not JSON (or nested past the parser's depth), which the caller stops
+            # keeping after _MAX_USAGE bytes.
             return None, None
         return value, at - 1 + stop
 
     def _take(self, usage: dict[str, Any]) -> None:
-        given = usage.get("prompt_tokens", usage.get("input_tokens"))
-        taken = usage.get("completion_tokens", usage.get("output_tokens"))
-        if not isinstance(given, int) and not isinstance(taken, int):
+        given = count(usage.get("prompt_tokens", usage.get("input_tokens")))
+        taken = count(usage.get("completion_tokens", usage.get("output_tokens")))
+        if given is None and taken is None:
             return
-        self._input = given if isinstance(given, int) else None
-        self._output = taken if isinstance(taken, int) else None
+        self._input = given
+        self._output = taken
+        # Counts come last: in a chat stream's usage chunk (after every choice), a Responses stream's
+        # response.completed (or .incomplete, .failed), a JSON answer's end.
+        self.ended = True
 
     def tokens(self) -> tuple[int | None, int | None]:
         return self._input, self._output
