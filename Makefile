@@ -4,12 +4,15 @@
 #
 # uv manages .venv (privsdk, editable, and the dev group: every vendor SDK, the linters, MkDocs) with the machine's
 # own Python (it never downloads one).
-# If uv is not on PATH, it is installed from PyPI into .tools/ inside the checkout.
+# If uv is not on PATH, it is installed from PyPI into .tools/ inside the checkout. uv's cache and pip's are kept
+# in .tools/cache/ too, never in the user's ~/.cache: nothing is installed or cached outside the checkout.
 
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
+export UV_CACHE_DIR := $(CURDIR)/.tools/cache/uv
+export PIP_CACHE_DIR := $(CURDIR)/.tools/cache/pip
 
 .PHONY: demo test setup lint typecheck pytest docs docs-tables bench clean
 

@@ -8,7 +8,7 @@ The names below are imported on first use.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,6 @@ _EXPORTS = {
     "propagate": "privsdk.context",
     "PolicyViolation": "privsdk.errors",
     "VendorError": "privsdk.errors",
-    "guard": "privsdk.outbound",
     "instrument": "privsdk.outbound",
     "uninstrument": "privsdk.outbound",
     "Guard": "privsdk.outbound.judge",
@@ -79,11 +78,34 @@ if TYPE_CHECKING:
     from privsdk.context import propagate, scope
     from privsdk.decision import Decision, Unmet, decide
     from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, TagError, VendorError
-    from privsdk.outbound import guard, instrument, uninstrument
+    from privsdk.outbound import instrument, uninstrument
     from privsdk.outbound.judge import Guard
     from privsdk.policy import Policy, Target, Tenant
     from privsdk.usage.record import UsageRecord
     from privsdk.vocabulary import Operation, parse_requirement, parse_requirements
+
+
+C = TypeVar("C")
+
+
+def guard(client: C) -> C:
+    """Guard a vendor SDK client the app already built, in place, and return it.
+
+    Takes a client of openai (``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` ...), cohere, mistralai,
+    boto3/botocore (``bedrock-runtime`` and the other Bedrock services) or google-genai. Every request it
+    sends from now on is judged by the process-wide guard (``PRIVSDK_*`` environment). Anything else is a
+    :class:`~privsdk.errors.InvalidArgument` (a ``TypeError`` too) naming its type.
+    """
+    from privsdk import outbound
+
+    if outbound._sdk_of(type(client)) is None:
+        from privsdk.errors import InvalidArgument
+
+        raise InvalidArgument(
+            "privsdk.guard() takes a client of openai, cohere, mistralai, boto3 or google-genai, "
+            f"not {type(client).__module__}.{type(client).__qualname__}"
+        )
+    return outbound.guard(client)
 
 
 def __getattr__(name: str) -> Any:

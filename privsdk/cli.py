@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,21 +15,35 @@ from privsdk.errors import ConfigError, PrivsdkError
 
 EXIT_OK, EXIT_CONFIG, EXIT_REFUSE = 0, 2, 3
 
-EXPLAIN_EXAMPLES = """\
+#: Said under the examples that name a policy file: a user who installed privsdk with pip has none yet.
+POLICY_FILE_NOTE = f"""\
+privsdk.toml above is your policy file ({page("configuration")} says what it holds).
+To try these with the example policy, copy examples/privsdk.toml from the privsdk source (the checkout or
+git repository you installed from) to privsdk.toml: its tenants are acme (data classes default, pii and
+phi) and globex; its targets openai-mini, azure-eu-gpt4o, bedrock-eu-claude, mistral-large, cohere-command,
+vertex-gemini-eu and local-llama.
+"""
+EXPLAIN_EXAMPLES = f"""\
 examples:
   privsdk explain openai/gpt-4o-mini --json
   PRIVSDK_REQUIRE=zdr PRIVSDK_ATTEST=openai:zdr privsdk explain openai/gpt-4o-mini
-  PRIVSDK_CONFIG=examples/privsdk.toml privsdk explain eu-gpt4o --tenant acme --data-class pii
   privsdk explain openai/gpt-4o --operation batch --json
+  PRIVSDK_REQUIRE=zdr privsdk explain --url https://api.openai.com/v1/chat/completions --model gpt-4o-mini
+  PRIVSDK_CONFIG=privsdk.toml privsdk explain azure-eu-gpt4o --tenant acme --data-class pii
 
-exit status: 0 allow or reroute, 3 refuse, 2 configuration error
+{POLICY_FILE_NOTE}
+With --url the request itself is judged as the guard would judge it: its operation comes from the URL and
+its features from --body, so --operation and --feature do not apply (nor does TARGET).
+exit status: 0 allow or reroute, 3 refuse, 2 configuration error or bad argument
 """
-CHECK_EXAMPLES = """\
+CHECK_EXAMPLES = f"""\
 examples:
-  PRIVSDK_CONFIG=examples/privsdk.toml privsdk check
-  PRIVSDK_CONFIG=examples/privsdk.toml privsdk check --tenant acme --operation embed
-  PRIVSDK_CONFIG=examples/privsdk.toml privsdk check --json
+  PRIVSDK_REQUIRE=zdr,region=eu privsdk check       (no policy file: every vendor's public API is checked)
+  PRIVSDK_CONFIG=privsdk.toml privsdk check
+  PRIVSDK_CONFIG=privsdk.toml privsdk check --tenant acme --operation embed
+  PRIVSDK_CONFIG=privsdk.toml privsdk check --json
 
+{POLICY_FILE_NOTE}
 exit status: 0 when the policy loads (whatever it allows), 2 configuration error
 """
 TARGETS_EXAMPLES = """\
@@ -60,12 +75,25 @@ exit status: 0 pruned (perhaps nothing), 2 bad option or no store
 """
 
 
+#: The exit status of a command whose reader went away (``privsdk targets --json | head -1``): a shell's for a
+#: program ended by SIGPIPE, as ``cat`` or ``yes`` would end there.
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args, sys.stdout)
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
         return code
+    except BrokenPipeError:
+        # The reader stopped reading: nothing is wrong, and nothing more can be said. Python would report the
+        # failed flush of stdout again at exit: point stdout at /dev/null first.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         print(f"privsdk: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -110,7 +138,10 @@ def _parser() -> argparse.ArgumentParser:
         help="explain a request instead: the URL an SDK would send to (the guard places it as it would the request)",
     )
     p.add_argument("--model", help="with --url: the model the request's body names")
-    p.add_argument("--body", help='with --url: the request\'s JSON body (default: {"model": MODEL})')
+    p.add_argument(
+        "--body",
+        help="with --url: the request's JSON body, an object (default: {\"model\": MODEL}); '' for none",
+    )
     p.add_argument("--method", default="POST", help="with --url: the HTTP method (default POST)")
     p.add_argument(
         "--header",
@@ -120,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
         help="with --url: a request header, e.g. OpenAI-Project=proj_abc (repeatable)",
     )
     p.add_argument(
-        "--operation", default="chat", help="chat, stream, embed, rerank, files, batch or fine_tune (default chat)"
+        "--operation",
+        help="chat, stream, embed, rerank, files, batch or fine_tune (default chat); not with --url, which "
+        "shows the operation",
     )
     p.add_argument("--data-class", help="the tenant's data class (default: the tenant's default class)")
     p.add_argument("--tenant", help="the tenant (default: PRIVSDK_TENANT, else the file's default_tenant)")
@@ -129,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="a request feature in use, e.g. stored_responses (repeatable)",
+        help="a request feature in use, e.g. stored_responses (repeatable); not with --url, whose --body shows them",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_explain)
@@ -331,11 +364,25 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     from privsdk.vocabulary import parse_feature, parse_operation
 
     policy = load_policy()
-    operation = parse_operation(args.operation).value
+    if args.url is not None:
+        # The request shows its operation and features (and where it goes): options that would say them too
+        # are refused rather than silently ignored.
+        given = [
+            name
+            for name, value in (("TARGET", args.target), ("--operation", args.operation), ("--feature", args.feature))
+            if value
+        ]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} cannot go with --url: the request shows its operation (from the URL) and "
+                "its features (from --body)",
+                hint="drop " + " and ".join(given) + ", or drop --url and explain a TARGET",
+            )
+        _check_names(policy, args.tenant, args.data_class)
+        return _explain_request(args, policy, out)
+    operation = parse_operation(args.operation or "chat").value
     features = frozenset(parse_feature(f) for f in args.feature)
     _check_names(policy, args.tenant, args.data_class)
-    if args.url:
-        return _explain_request(args, policy, out)
     if not args.target:
         raise ConfigError("explain needs a TARGET or --url", hint="see privsdk explain --help")
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
@@ -385,7 +432,7 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
                 hint="write NAME=VALUE with '=', not ':', e.g. --header OpenAI-Project=proj_abc",
             )
         headers[name.strip().lower()] = value.strip()
-    body = args.body if args.body is not None else json.dumps({"model": args.model}) if args.model else ""
+    body = _request_body(args.body, args.model)
     request = Outgoing(
         sdk="cli",
         method=args.method.upper(),
@@ -399,6 +446,14 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     )
     with scope(tenant=args.tenant, data_class=args.data_class):
         verdict = Guard(policy).judge(request)
+    if args.body is None and args.model is None and verdict.place is not None and verdict.asks is None:
+        # A request the guard reads its body for (an OpenAI chat, say), given none: that is the command's
+        # mistake, not a refusal of the request.
+        raise ConfigError(
+            "this request has a body the guard reads (its model, its features), and none was given",
+            where="--url",
+            hint='add --model MODEL (the body is then {"model": MODEL}) or --body JSON',
+        )
     decision = verdict.decision
     target = verdict.targets[0] if verdict.targets else None
     seen = {
@@ -424,6 +479,45 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 
+def _request_body(body: str | None, model: str | None) -> str:
+    """``explain --url``'s request body: ``--body`` (a JSON object; ``''`` for none), with ``--model`` in it when
+    given; ``{"model": MODEL}`` for ``--model`` alone; none for neither. A body that is not a JSON object is a
+    bad argument (never shown: it can hold a prompt)."""
+    if body is None:
+        return json.dumps({"model": model}) if model is not None else ""
+    if not body.strip():
+        if model is not None:
+            return json.dumps({"model": model})
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        at = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ConfigError(
+            f"not JSON{at} (the value is not shown)",
+            where="--body",
+            hint='write the request\'s body as a JSON object, e.g. --body \'{"model": "gpt-4o-mini", "store": true}\'',
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"a JSON {_JSON_KINDS.get(type(data), 'value')} where a request body (a JSON object) belongs",
+            where="--body",
+            hint='write e.g. --body \'{"model": "gpt-4o-mini"}\'',
+        )
+    if model is not None:
+        if data.setdefault("model", model) != model:
+            raise ConfigError(
+                "--model and the body's model differ",
+                where="--model",
+                hint="give the model once: in --body, or with --model",
+            )
+        return json.dumps(data)
+    return body
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "true or false"}
+
+
 def _adapter_status(decision: Any) -> dict[str, Any] | None:
     """Whether the adapter the call would use is installed: an allowed call without one fails at the call."""
     from privsdk.adapter import adapter_installed, install_command
@@ -444,6 +538,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
     policy = load_policy()
     operation = parse_operation(args.operation).value
+    _check_usage(policy.usage)
     if args.tenant:
         _check_names(policy, args.tenant, None)
     tenants = [policy.tenants[args.tenant]] if args.tenant else _every_tenant(policy)
@@ -468,6 +563,17 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _check_usage(spec: str) -> None:
+    """What ``privsdk.Client()`` would refuse of the usage store: ``otlp`` without the otlp extra, say. Nothing is
+    opened or written: a recorder opens its store with its first record."""
+    from privsdk.usage import open_recorder
+
+    try:
+        open_recorder(spec).close()
+    except ConfigError as exc:  # placed where the value came from, whatever place the recorder gave it
+        raise ConfigError(exc.message, where="PRIVSDK_USAGE", hint=exc.hint) from None
+
+
 def _every_tenant(policy: Any) -> list[Any]:
     """Every tenant of the file, or of the tenant store (each loaded and checked: a bad one is a ConfigError)."""
     from privsdk.tenants import TenantStore
@@ -475,8 +581,18 @@ def _every_tenant(policy: Any) -> list[Any]:
     store = policy.tenants
     if not isinstance(store, TenantStore):
         return list(store.values())
+    try:
+        names = store.names()
+    except ConfigError as exc:  # the store's own words: what is wrong with its table or file
+        raise exc.at("PRIVSDK_TENANTS") from None
+    except Exception as exc:  # a driver's text can hold a connection string: its class only
+        raise ConfigError(
+            f"the tenant store could not list its tenants ({type(exc).__name__})",
+            where="PRIVSDK_TENANTS",
+            hint="check that the store can be read, and that it holds the tenants table",
+        ) from None
     out = []
-    for name in store.names():
+    for name in names:
         entry = store.entry(name)
         if entry.tenant is None:
             raise ConfigError(entry.reason, where="PRIVSDK_TENANTS")
@@ -574,6 +690,9 @@ def _usage_store(text: str | None) -> Any:
     if text is None:
         return parse_spec(usage_spec())
     if "://" in text or text in ("sqlite", "otlp", "none"):
+        from privsdk.config import check_usage_path
+
+        check_usage_path(text, "--store")
         return parse_spec(text, where="--store")
     return Store(_store_kind(text), text)
 

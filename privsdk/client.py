@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -27,16 +26,21 @@ from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.config import (
+    CREDENTIAL_KEYS,
     attach_tenants,
+    check_usage_path,
     load_limits,
     load_policy,
     missing_credential,
     shown_env_name,
+    shown_key,
+    shown_url,
     usage_max_age_days,
 )
 from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
 from privsdk.errors import (
     ConfigError,
+    InvalidArgument,
     InvalidInput,
     PolicyViolation,
     PrivsdkError,
@@ -62,6 +66,8 @@ from privsdk.types import (
     ResponseFormat,
     Usage,
 )
+from privsdk.usage import SPEC as USAGE_SPEC
+from privsdk.usage import SPEC_HINT as USAGE_SPEC_HINT
 from privsdk.usage.record import UsageRecord, attempt_record
 from privsdk.usage.tags import check_tags
 
@@ -135,6 +141,7 @@ class _Core:
     ):
         from privsdk.usage import Recorder, open_recorder
 
+        _check_arguments(policy, environ, catalogue, usage, credentials, endpoints, timeout, limits, tenants)
         env = os.environ if environ is None else environ
         self.catalogue = catalogue or default_catalogue()
         if policy is not None and tenants is not None:
@@ -156,7 +163,11 @@ class _Core:
             self.recorder = usage
         else:
             spec = usage if usage is not None else self.policy.usage
-            self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
+            try:
+                self.recorder = open_recorder(spec, max_age_days=usage_max_age_days(env))
+            except ConfigError as exc:  # placed where the value came from: the argument, or the variable
+                where = "Client(usage=)" if usage is not None else "PRIVSDK_USAGE"
+                raise ConfigError(exc.message, where=where, hint=exc.hint) from None
         # The one place requests are judged: every adapter's SDK client sends through this guard.
         self.guard = Guard(
             _with_endpoints(self.policy, self.catalogue, self.endpoints),
@@ -183,6 +194,8 @@ class _Core:
 
     def plan(self, target: str, operation: str, options: CallOptions | ChatOptions) -> _Call:
         """Decide, and on refuse record the refusal and raise, before any adapter exists."""
+        if type(target) is not str and not isinstance(target, str):
+            raise InvalidArgument(f"model must be a str, a target name or vendor/model, not {_a(target)}")
         here = context.current()
         if not options:
             # Most calls name a target and nothing else. The plan for that question changes only with the day
@@ -195,6 +208,7 @@ class _Core:
             planned = self._plans.get((target, operation, here.tenant, here.data_class))
             if planned is not None:
                 return _Call(planned[0], planned[1], check_tags(here.tags), Budget(self.limits))
+        features = check_options(options)
         tags = options.get("tags")
         checked = check_tags({**here.tags, **tags} if tags else here.tags)
         limits = self.limits
@@ -203,7 +217,6 @@ class _Core:
                 max_attempts=options.get("max_attempts") or limits.max_attempts,
                 deadline_s=options.get("deadline_s") or limits.deadline_s,
             )
-        features = options.get("features", ())
         extra = options.get("extra")
         if extra:
             features = (*features, *_extra_features(extra))
@@ -502,11 +515,122 @@ class _Core:
 
 
 def _shown_name(name: object) -> str:
-    """A vendor or credential key as an error names it, when it looks like a name (never a secret pasted there)."""
-    return repr(name) if isinstance(name, str) and _NAME.fullmatch(name) else "..."
+    """A vendor or credential key as an error names it, when it looks like one (:func:`privsdk.config.shown_key`):
+    anything else may be a secret pasted where the key belongs (``sk-...``, ``AKIA...``)."""
+    return shown_key(name)
 
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+def _check_arguments(
+    policy: object,
+    environ: object,
+    catalogue: object,
+    usage: object,
+    credentials: object,
+    endpoints: object,
+    timeout: object,
+    limits: object,
+    tenants: object,
+) -> None:
+    """Every argument of the Client's constructor of a type it cannot take is a ConfigError here, naming the
+    argument and what it takes, never a Python error later (or at every call)."""
+    from privsdk.usage import Recorder
+
+    def bad(name: str, message: str, hint: str) -> ConfigError:
+        return ConfigError(message, where=f"Client({name}=)", hint=hint)
+
+    if policy is not None and not isinstance(policy, Policy):
+        hint = "pass a privsdk.Policy"
+        if isinstance(policy, (str, os.PathLike)):
+            hint = "a policy file is named by PRIVSDK_CONFIG, or load it: privsdk.load_policy({'PRIVSDK_CONFIG': PATH})"
+        raise bad("policy", f"takes a privsdk.Policy, not {_a(policy)}", hint)
+    if environ is not None and not isinstance(environ, Mapping):
+        raise bad("environ", f"takes a mapping of variable names to values, not {_a(environ)}", "e.g. os.environ")
+    if catalogue is not None and not isinstance(catalogue, Catalogue):
+        raise bad("catalogue", f"takes a privsdk.Catalogue, not {_a(catalogue)}", "or leave it out")
+    if isinstance(usage, str):
+        _check_usage(usage)
+    elif usage is not None and not isinstance(usage, Recorder) and not callable(usage):
+        raise bad(
+            "usage",
+            f"takes a store spec (str), a function taking each record, or a Recorder, not {_a(usage)}",
+            "e.g. usage='jsonl:///var/log/privsdk.jsonl' or usage='none'",
+        )
+    if credentials is not None:
+        _check_credentials(credentials)
+    if endpoints is not None:
+        if not isinstance(endpoints, Mapping):
+            raise bad(
+                "endpoints",
+                f"takes a dict of vendor to base URL, not {_a(endpoints)}",
+                'e.g. endpoints={"openai": "https://llm-proxy.internal/v1"}; for URL=OFFERING entries use '
+                "PRIVSDK_ENDPOINTS",
+            )
+        for vendor, url in endpoints.items():
+            if not isinstance(url, str):
+                raise bad("endpoints", f"the URL for {_shown_name(vendor)} is {_a(url)}, not a str", "")
+    if timeout is not None and not _seconds(timeout):
+        raise bad("timeout", f"takes seconds, a number more than 0 (got {_shown_number(timeout)})", "e.g. timeout=30")
+    if limits is not None and not isinstance(limits, Limits):
+        raise bad("limits", f"takes a privsdk.resilience.Limits, not {_a(limits)}", "e.g. Limits(max_attempts=5)")
+    if tenants is not None and not isinstance(tenants, TenantStore) and not callable(tenants):
+        hint = "pass a TenantStore, or a provider (a function taking a tenant's name)"
+        if isinstance(tenants, str):
+            hint = "for a store spec use privsdk.tenants.parse_tenants_spec(SPEC), or set PRIVSDK_TENANTS"
+        raise bad("tenants", f"takes a TenantStore or a provider, not {_a(tenants)}", hint)
+
+
+def _seconds(value: object) -> bool:
+    """Whether ``value`` is a number of seconds a timeout or a deadline can be: more than 0 and finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < _INF  # nan fails both
+
+
+def _shown_number(value: object) -> str:
+    """A number as an error shows it; anything else by its type only."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value!r}"
+    return _a(value)
+
+
+_INF = float("inf")
+
+
+def _check_usage(usage: str) -> None:
+    if not USAGE_SPEC.match(usage.strip()):
+        raise ConfigError(f"bad value {shown_url(usage)!r}", where="Client(usage=)", hint=USAGE_SPEC_HINT)
+    check_usage_path(usage, "Client(usage=)")
+
+
+def _check_credentials(credentials: object) -> None:
+    """``credentials``: vendor -> {key: value}, each vendor one privsdk knows and each key one its adapter reads.
+
+    Keys and vendors are named only when they look like names (:func:`_shown_name`): a key pasted where its name
+    belongs never reaches the message.
+    """
+    where = "Client(credentials=)"
+    form = 'e.g. credentials={"openai": {"api_key": KEY}}'
+    if not isinstance(credentials, Mapping):
+        raise ConfigError(f"takes a dict of vendor to credentials, not {_a(credentials)}", where=where, hint=form)
+    for vendor, creds in credentials.items():
+        valid = CREDENTIAL_KEYS.get(vendor) if isinstance(vendor, str) else None
+        if valid is None:
+            raise ConfigError(
+                f"{_shown_name(vendor)} is not a vendor", where=where, hint="vendors: " + ", ".join(CREDENTIAL_KEYS)
+            )
+        if not isinstance(creds, Mapping):
+            raise ConfigError(
+                f"credentials[{vendor!r}] is {_a(creds)}, not a dict of credential keys to values",
+                where=where,
+                hint=form,
+            )
+        for key, value in creds.items():
+            if key not in valid:
+                raise ConfigError(
+                    f"{_shown_name(key)} is not a credential key for {vendor}",
+                    where=where,
+                    hint=f"{vendor} credential keys: {', '.join(valid)}",
+                )
+            if not isinstance(value, str):
+                raise ConfigError(f"credentials[{vendor!r}][{key!r}] is {_a(value)}, not a str", where=where, hint=form)
 
 
 def _with_endpoints(policy: Policy, catalogue: Catalogue, endpoints: Mapping[str, str]) -> Policy:
@@ -516,10 +640,11 @@ def _with_endpoints(policy: Policy, catalogue: Catalogue, endpoints: Mapping[str
 
     declared = []
     for vendor, url in endpoints.items():
-        found = catalogue.vendor(vendor)
+        found = catalogue.vendor(vendor) if isinstance(vendor, str) else None
         if found is None or found.default_offering is None:
             raise ConfigError(
-                f"endpoints: {vendor!r} is not a vendor with a public API offering",
+                f"{_shown_name(vendor)} is not a vendor with a public API offering",
+                where="Client(endpoints=)",
                 hint="vendors: " + ", ".join(v for v in catalogue.vendor_names if catalogue.vendor(v)),
             )
         declared.append(endpoint(url, found.default_offering, catalogue))
@@ -626,6 +751,82 @@ def _chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -
     except _INPUT_ERRORS as exc:
         _invalid(exc, where)
 
+
+def check_options(options: CallOptions | ChatOptions) -> tuple[str, ...]:
+    """Each option given of a type the call cannot take is an :class:`InvalidArgument` naming it and the type it
+    takes; returns the call's features. Calls without options never come here, and a valid option costs one type
+    lookup (a subclass, or a number out of range, takes the slower path)."""
+    for key, value in options.items():
+        kinds = _OPTION_KINDS.get(key)
+        if kinds is not None and (type(value) not in kinds or (key in _POSITIVE and not 0 < value < _INF)):  # type: ignore[operator]
+            _check_option(key, value)
+    features = options.get("features")
+    if not features:
+        return ()
+    found = tuple(features)  # once: a generator would be used up by the first decision
+    for i, feature in enumerate(found):
+        if type(feature) is not str and not isinstance(feature, str):
+            raise InvalidArgument(f"features[{i}] must be a str, a feature name, not {_a(feature)}")
+    return found
+
+
+def _check_option(key: str, value: object) -> None:
+    """:func:`check_options` for one option whose type is not the plain one: a subclass or None passes."""
+    check, shape = _OPTION_CHECKS[key]
+    if value is not None and not check(value):
+        got = f"got {value!r}" if _is_number(value) else f"not {_a(value)}"
+        raise InvalidArgument(f"{key} must be {shape} ({got})")
+
+
+def _a(value: object) -> str:
+    """``value``'s type with its article, as an error names it (``a str``, ``an int``): never the value."""
+    name = type(value).__name__
+    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: The options whose type :func:`check_options` checks: option -> (check, what it takes). The others are checked
+#: where the request is built (:func:`chat_request`), or are vendor fields (``extra``).
+_OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "tenant": (lambda v: isinstance(v, str), "a str, a tenant's name"),
+    "data_class": (lambda v: isinstance(v, str), "a str, a data class's name"),
+    "tags": (lambda v: isinstance(v, Mapping), "a dict of str to str, e.g. {'team': 'search'}"),
+    "timeout": (_seconds, "seconds, a number more than 0"),
+    "deadline_s": (_seconds, "seconds, a number more than 0"),
+    "max_attempts": (_is_count, "a whole number, 1 or more"),
+    "features": (lambda v: not isinstance(v, (str, bytes, Mapping)) and hasattr(v, "__iter__"), "a list of str"),
+    "temperature": (_is_number, "a number"),
+    "top_p": (_is_number, "a number"),
+    "max_tokens": (_is_int, "a whole number"),
+    "seed": (_is_int, "a whole number"),
+}
+#: The plain types of each checked option, for the fast path; a value of another type takes :func:`_check_option`.
+_OPTION_KINDS: dict[str, frozenset[type]] = {
+    "tenant": frozenset({str}),
+    "data_class": frozenset({str}),
+    "tags": frozenset({dict}),
+    "timeout": frozenset({int, float}),
+    "deadline_s": frozenset({int, float}),
+    "max_attempts": frozenset({int}),
+    "features": frozenset({list, tuple, set, frozenset}),
+    "temperature": frozenset({int, float}),
+    "top_p": frozenset({int, float}),
+    "max_tokens": frozenset({int}),
+    "seed": frozenset({int}),
+}
+#: The options whose value must also be more than 0, whatever its type.
+_POSITIVE = frozenset({"timeout", "deadline_s", "max_attempts"})
 
 _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
 _TOOL_CHOICES = frozenset({"auto", "none", "required"})

@@ -86,13 +86,25 @@ CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("api_key",),
 }  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What follows the last '=' of a PRIVSDK_ENDPOINTS entry: OFFERING[@ACCOUNT] (an offering id is vendor.name).
+_OFFERING_SPEC = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.\-]+(@.*)?$")
 #: An option's value shown in an error: a plain word (``respones``), never what could be a pasted secret.
 _PLAIN_WORD = re.compile(r"^[a-z][a-z0-9_.\-]{0,31}$")
 
 
-def shown_key(key: str) -> str:
-    """A table key quoted for an error message when it looks like a name; else a placeholder (a pasted secret?)."""
-    return repr(key) if _ENV_NAME.match(key) and len(key) <= 32 else "(a key not shown: is a secret pasted there?)"
+#: What a key privsdk reads looks like (``api_key``, ``aws_session_token``, ``ca_bundle``): lower-case words joined
+#: by '_'. A key that does not (``sk-...``, ``AKIA...``: a secret pasted where its name belongs) is never shown.
+_KEY_NAME = re.compile(r"[a-z][a-z0-9]{0,11}(?:_[a-z0-9]{1,12}){0,5}")
+
+
+def looks_like_key(key: object) -> bool:
+    """Whether ``key`` looks like the name of a key privsdk reads, so an error may quote it."""
+    return isinstance(key, str) and len(key) <= 40 and _KEY_NAME.fullmatch(key) is not None
+
+
+def shown_key(key: object) -> str:
+    """A key quoted for an error message when it looks like a name; else a placeholder (a pasted secret?)."""
+    return repr(key) if looks_like_key(key) else "(a key not shown: is a secret pasted there?)"
 
 
 def url_problem(url: str) -> str | None:
@@ -106,15 +118,17 @@ def url_problem(url: str) -> str | None:
         parts = urlsplit(url.strip())
         hostname = parts.hostname
     except ValueError as exc:  # an unclosed '[', or characters no host can hold; urllib's text may quote the URL
-        return "an IPv6 address goes in closed brackets, [::1]" if "IPv6" in str(exc) else "its host is not valid"
+        if "IPv6" in str(exc):
+            return "an IPv6 address goes in closed brackets, [::1]" + _userinfo_hint(url)
+        return "its host is not valid" + _userinfo_hint(url)
     if parts.scheme.lower() not in ("http", "https"):
         return "it does not start with http:// or https://"
     if not hostname:
-        return "it names no host"
+        return "it names no host" + _userinfo_hint(url)
     try:
         parts.port  # noqa: B018  (reading it checks it)
     except ValueError:
-        return "the port is not a number from 0 to 65535"
+        return "the port is not a number from 0 to 65535" + _userinfo_hint(url)
     return None
 
 
@@ -156,19 +170,46 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]{0,15}$")
 
 def shown_url(value: str) -> str:
     """``value``, a URL or connection string, as an error message may show it: without user info
-    (``user:password@``), query string or fragment, which can hold credentials (``?password=``)."""
+    (``user:password@``), query string or fragment, which can hold credentials (``?password=``).
+
+    User info goes first, up to the last '@': a password may hold '/', '?' or '#' unencoded, and cutting at those
+    first would show the part of it before them. A '?' or '#' before the last '@' leaves it unknown where the
+    user info ends and the query begins (a password holding '?', or a query holding '@'): then nothing after the
+    scheme is shown.
+    """
     text = value.strip()
     scheme, sep, rest = text.partition("://")
     if sep and not _SCHEME.match(scheme):
         return "the value (not shown: it is not a URL)"
     if not sep:
         rest = text
+    head = scheme + sep if sep else ""
+    before, at, after = rest.rpartition("@")
+    if at:
+        if "?" in before or "#" in before:
+            return head + "... (not shown: its user info or query holds '?', '#' or '@')"
+        rest = after  # user info, even a password holding '/' (everything to the last '@')
     main = rest
     for mark in "?#":
         main = main.partition(mark)[0]
-    cut = len(main) < len(rest)
-    main = main.rpartition("@")[2]  # user info, even a password holding '/' (everything to the last '@')
-    return (scheme + sep if sep else "") + main + ("?..." if cut else "")
+    return head + main + ("?..." if len(main) < len(rest) else "")
+
+
+def _userinfo_hint(url: str) -> str:
+    """Words to add to the problem of a URL that holds an '@' past where its host ends: a password holding '/',
+    '?' or '#' unencoded ends the host early, and the URL is read wrong. Empty when that cannot be the cause."""
+    from urllib.parse import urlsplit
+
+    rest = url.strip().partition("://")[2]
+    if "@" not in rest:
+        return ""
+    try:
+        netloc = urlsplit(url.strip()).netloc
+    except ValueError:
+        netloc = ""
+    if rest.count("@") <= netloc.count("@"):
+        return ""
+    return " (if it holds a user name and password, percent-encode '/', '?', '#' and '@' in them: %2F, %3F, %23, %40)"
 
 
 def load_policy(
@@ -211,13 +252,28 @@ def load_policy(
     env_endpoints = _split(env.get("PRIVSDK_ENDPOINTS", ""))
     if env_endpoints:
         declared = []
-        for item in env_endpoints:
+        for number, item in enumerate(env_endpoints, start=1):
+            # An entry split at the wrong ',' or '=' (one inside a password) has pieces that are parts of the
+            # password: unless it splits into a URL and an offering, no piece of it is shown.
             url, eq, offering = item.rpartition("=")
-            if not eq:
+            entry = f"entry {number} of {len(env_endpoints)}"
+            fix = (
+                "write URL=OFFERING[@ACCOUNT] entries separated by ',', e.g. http://127.0.0.1:8000/v1=selfhosted.vllm; "
+                "leave user info out (it plays no part here), or percent-encode a ',' or '=' in it (%2C, %3D)"
+            )
+            if not eq or not _OFFERING_SPEC.match(offering.strip()):
                 raise ConfigError(
-                    f"{shown_url(item)} is not URL=OFFERING",
+                    f"{entry} does not end in =OFFERING (not shown: it may hold a password)",
                     where="PRIVSDK_ENDPOINTS",
-                    hint="write e.g. http://127.0.0.1:8000/v1=selfhosted.vllm",
+                    hint=fix,
+                )
+            problem = url_problem(url)
+            if problem is not None:
+                raise ConfigError(
+                    f"{entry}: what comes before its last '=' is not a URL: {problem} (not shown: it may hold a "
+                    "password)",
+                    where="PRIVSDK_ENDPOINTS",
+                    hint=fix,
                 )
             try:
                 declared.append(endpoint(url, offering, cat))
@@ -316,7 +372,23 @@ def usage_spec(environ: Mapping[str, str] | None = None) -> str:
     usage = env.get("PRIVSDK_USAGE", "sqlite").strip() or "sqlite"
     if not USAGE_SPEC.match(usage):
         raise ConfigError(f"bad value {shown_url(usage)!r}", where="PRIVSDK_USAGE", hint=USAGE_SPEC_HINT)
+    check_usage_path(usage, "PRIVSDK_USAGE")
     return usage
+
+
+def check_usage_path(spec: str, where: str) -> None:
+    """A ``sqlite:///PATH`` or ``jsonl:///PATH`` usage store whose PATH holds a query string or a fragment is a
+    ConfigError placed at ``where``: the file would be created under a name ending in ``?k=v``, and no setting
+    is read from there."""
+    kind, sep, path = spec.strip().partition(":///")
+    if sep and kind in ("sqlite", "jsonl") and ("?" in path or "#" in path):
+        raise ConfigError(
+            f"a {kind}:/// usage store takes a file path and no settings: the part from '?' or '#' on would become "
+            "part of the file's name (not shown)",
+            where=where,
+            hint=f"write {kind}:///PATH with nothing after the path, e.g. {kind}:///var/lib/app/usage."
+            + ("sqlite3" if kind == "sqlite" else "jsonl"),
+        )
 
 
 def usage_max_age_days(environ: Mapping[str, str] | None = None) -> int | None:
@@ -336,9 +408,13 @@ def _split(value: str) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
+#: The byte order mark some editors put at the start of a UTF-8 file (Notepad did until 2019): read past it.
+_BOM = "\ufeff"
+
+
 def _parse_toml(text: str, where: str) -> dict[str, Any]:
     try:
-        return tomlcompat.loads(text)
+        return tomlcompat.loads(text.removeprefix(_BOM))
     except tomlcompat.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -402,6 +478,7 @@ class _Document:
             raise ConfigError(
                 "the file is not UTF-8 text", where=f"{where}:{line}", hint="save it as a UTF-8 TOML file"
             ) from None
+        text = text.removeprefix(_BOM)  # Windows editors start UTF-8 files with one; TOML has no place for it
         return cls(where, text, _parse_toml(text, where))
 
     @classmethod
@@ -411,13 +488,14 @@ class _Document:
             import json
 
             try:
-                data = json.loads(found.text)
+                data = json.loads(found.text.removeprefix(_BOM))
             except ValueError as exc:
                 raise ConfigError(f"invalid JSON: {type(exc).__name__}", where=found.origin) from None
             if not isinstance(data, dict):
                 raise ConfigError("the tenant's JSON must be an object", where=found.origin)
             return cls(found.origin, found.text, data, ("tenants", name))
-        return cls(found.origin, found.text, _parse_toml(found.text, found.origin), ("tenants", name))
+        text = found.text.removeprefix(_BOM)
+        return cls(found.origin, text, _parse_toml(text, found.origin), ("tenants", name))
 
     def at(self, *keys: str) -> str:
         """``file:line`` of the key path ``keys`` (table names, then a key or a value).
@@ -810,7 +888,14 @@ def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
 
     from privsdk.outbound.places import catalogue_place, dns_name, origin_of
 
-    offering_id, _, account = (p.strip() for p in offering_spec.partition("@"))
+    offering_id, at, account = (p.strip() for p in offering_spec.partition("@"))
+    if at and not (_NAME.match(account) and len(account) <= 128):
+        what = repr(offering_id) if _NAME.match(offering_id) and len(offering_id) <= 48 else "an offering"
+        raise ConfigError(
+            f"endpoint for {what}: the account after '@' is empty or not an account name",
+            hint="write OFFERING@ACCOUNT, e.g. openai.api@proj_abc (an OpenAI project or organisation id, an Azure "
+            "resource name, a Google Cloud project id), or OFFERING alone",
+        )
     url = url.strip().rstrip("/")
     shown = shown_url(url)
     form = "write scheme://host[:port][/path], e.g. http://127.0.0.1:8000/v1 or http://[::1]:8000/v1"
@@ -818,7 +903,7 @@ def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
         parts = urlsplit(url)
         hostname = parts.hostname
     except ValueError:  # an unclosed '[': its text is the URL's, never shown
-        raise ConfigError(f"bad endpoint URL {shown!r}", hint=form) from None
+        raise ConfigError(f"bad endpoint URL {shown!r}{_userinfo_hint(url)}", hint=form) from None
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"bad endpoint URL {shown!r}: the scheme must be http or https", hint=form)
     authority = parts.netloc.rpartition("@")[2]
@@ -828,11 +913,13 @@ def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
         )
     host = dns_name(hostname or "")
     if not host:
-        raise ConfigError(f"bad endpoint URL {shown!r}: it names no host", hint=form)
+        raise ConfigError(f"bad endpoint URL {shown!r}: it names no host{_userinfo_hint(url)}", hint=form)
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"bad endpoint URL {shown!r}: the port is not a number from 0 to 65535", hint=form) from None
+        raise ConfigError(
+            f"bad endpoint URL {shown!r}: the port is not a number from 0 to 65535{_userinfo_hint(url)}", hint=form
+        ) from None
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise ConfigError(
             f"bad endpoint URL {shown!r}: a declared endpoint has no query string or fragment (not shown)", hint=form

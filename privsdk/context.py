@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple, ParamSpec, TypeVar
+from typing import NamedTuple, NoReturn, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,6 +41,12 @@ def scope(
     Scopes nest: an inner scope keeps what it does not set, and its tags are
     added to the outer ones. ``with privsdk.scope(tenant="acme", data_class="pii"): ...``
     """
+    if tenant is not None and not isinstance(tenant, str):
+        _wrong("tenant", "a str, a tenant's name", tenant)
+    if data_class is not None and not isinstance(data_class, str):
+        _wrong("data_class", "a str, a data class's name", data_class)
+    if tags is not None and not isinstance(tags, Mapping):
+        _wrong("tags", "a dict of str to str, e.g. {'team': 'search'}", tags)
     outer = _current.get()
     inner = Scope(
         tenant if tenant is not None else outer.tenant,
@@ -52,6 +58,14 @@ def scope(
         yield inner
     finally:
         _current.reset(token)
+
+
+def _wrong(name: str, shape: str, value: object) -> NoReturn:
+    """A scope argument of a type it cannot take: an InvalidArgument naming it, never its value."""
+    from privsdk.errors import InvalidArgument
+
+    kind = type(value).__name__
+    raise InvalidArgument(f"privsdk.scope({name}=) must be {shape}, not {'an' if kind[:1] in 'aeiou' else 'a'} {kind}")
 
 
 def propagate(fn: Callable[P, R]) -> Callable[P, R]:

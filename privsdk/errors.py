@@ -57,6 +57,14 @@ class InvalidInput(PrivsdkError, ValueError):
     """
 
 
+class InvalidArgument(InvalidInput, TypeError):
+    """An argument of the wrong type (``tags="team=search"``, ``deadline_s="30"``, a model that is not a str).
+
+    An :class:`InvalidInput` that is also a ``TypeError``, as Python's own error for it would be. The message names
+    the parameter and the type it takes, never the value.
+    """
+
+
 class Unsupported(PrivsdkError):
     """The target's adapter cannot do the asked operation (rerank on Mistral). Raised before any network."""
 

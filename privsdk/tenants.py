@@ -306,6 +306,10 @@ class SqlTenants:
             raise ConfigError(f"bad paramstyle {paramstyle!r}", hint="one of " + ", ".join(_PLACEHOLDERS))
         self.connect = connect
         self.table = table
+        self.name_column = name_column
+        self.policy_column = policy_column
+        #: Where the table lives, as errors name it (the SQLite file's path; None for a connection made in code).
+        self.place: str | None = None
         self.format: Literal["toml", "json"] = format
         self._paramstyle = paramstyle
         self._query = f"SELECT {policy_column} FROM {table} WHERE {name_column} = {_PLACEHOLDERS[paramstyle]}"
@@ -321,7 +325,9 @@ class SqlTenants:
         if not os.path.isfile(path):
             raise ConfigError(f"no SQLite file {path!r} for tenants", hint="create it with the tenants table")
         uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-        return cls(lambda: sqlite3.connect(uri, uri=True, check_same_thread=False), **options)
+        store = cls(lambda: sqlite3.connect(uri, uri=True, check_same_thread=False), **options)
+        store.place = path
+        return store
 
     def _run(self, sql: str, params: Any) -> list[Any]:
         conn = getattr(self._local, "conn", None)
@@ -334,11 +340,56 @@ class SqlTenants:
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
-        except Exception:
+        except Exception as exc:
             self._local.conn = None
             with contextlib.suppress(Exception):  # already failing; the first error is the one that matters
                 conn.close()
+            problem = self._problem(exc)
+            if problem is not None:
+                raise problem from None
             raise
+
+    def _problem(self, exc: Exception) -> ConfigError | None:
+        """A ConfigError saying what is wrong with the table when ``exc`` is a mistake of the store's shape (no such
+        table or column, a file that is no database); None for anything else, which callers name by its class
+        (a driver's message can hold a connection string or the store's data).
+
+        Read from SQLite's own messages and from the SQLSTATE a PostgreSQL driver sets; nothing of the message is
+        quoted but the names of privsdk's own query, which the options set.
+        """
+        import sys
+
+        sqlite3 = sys.modules.get("sqlite3")
+        text = str(exc) if sqlite3 is not None and isinstance(exc, sqlite3.Error) else ""
+        state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        in_place = f" in {self.place}" if self.place else ""
+        file = f"file {self.place}" if self.place else "file"
+        columns = (self.name_column, self.policy_column)
+        if text.startswith("no such table") or state == "42P01":
+            return ConfigError(
+                f"the tenant store's table {self.table} does not exist{in_place}",
+                hint=f"create it: CREATE TABLE {self.table} ({columns[0]} TEXT PRIMARY KEY, {columns[1]} TEXT NOT "
+                "NULL); or name the table that holds the tenants (table=NAME)",
+            )
+        if text.startswith("no such column") or state == "42703":
+            missing = text.rpartition(":")[2].strip()
+            what = f"no column {missing}" if missing in columns else "not the columns " + " and ".join(columns)
+            return ConfigError(
+                f"the tenant store's table {self.table}{in_place} has {what}",
+                hint=f"give it columns {columns[0]} (the tenant's name) and {columns[1]} (its policy), or name the "
+                "columns it has (name=COLUMN&policy=COLUMN in PRIVSDK_TENANTS; name_column=, policy_column= in code)",
+            )
+        if "not a database" in text:
+            return ConfigError(
+                f"the tenant store's {file} is not a SQLite database",
+                hint="point the store at the SQLite file that holds the tenants table",
+            )
+        if text.startswith("unable to open database file"):
+            return ConfigError(
+                f"the tenant store's SQLite {file} cannot be opened",
+                hint="check that the file exists and that this process may read it",
+            )
+        return None
 
     def __call__(self, name: str) -> TenantDocument | None:
         params: Any = {"name": name} if self._paramstyle in ("named", "pyformat") else (name,)

@@ -206,7 +206,7 @@ def test_importing_the_adapter_does_not_import_the_sdk() -> None:
         ("openai.api", {"options": (("auth", "entra"),)}, {"api_key": KEY}, "option 'auth'"),
         ("openai.api", {"region": "eu", "endpoint": "https://x.test/v1"}, {"api_key": KEY}, "region and endpoint"),
         ("openai.api", {"region": "mars"}, {"api_key": KEY}, "data_residency"),
-        ("openai.api", {}, {"api_key": KEY, "token": "x"}, "['token']"),
+        ("openai.api", {}, {"api_key": KEY, "token": "x"}, "keys 'token' mean"),
         ("selfhosted.vllm", {}, {}, "endpoint"),
         ("azure.foundry", {}, {"api_key": KEY}, "endpoint"),
         ("azure.openai", {"options": (("auth", "entra"),)}, {"api_key": KEY}, "'api_key'"),

@@ -471,3 +471,100 @@ def test_prune_refuses_an_age_of_zero_as_the_automatic_limit_does(
     monkeypatch.setenv("PRIVSDK_USAGE_MAX_AGE_DAYS", "0")
     assert main(["usage", "prune", "--store", str(tmp_path / "usage.jsonl")]) == 2
     assert "PRIVSDK_USAGE_MAX_AGE_DAYS: bad value '0'" in capsys.readouterr().err
+
+
+# -- a closed pipe, a usage store Client() refuses, explain --url's arguments, --help's examples -------------------
+
+
+def test_output_piped_to_a_reader_that_stops_ends_quietly() -> None:
+    """`privsdk targets --json | head -1` ended in a BrokenPipeError traceback."""
+    done = subprocess.run(
+        f"{sys.executable} -m privsdk targets --json | head -1",
+        shell=True, env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stdout == "[\n"
+    assert done.stderr == "", done.stderr
+    status = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m privsdk targets --json | head -1 >/dev/null"],
+        env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert status.returncode == 141 and status.stderr == ""  # as a program ended by SIGPIPE
+
+
+def test_check_reports_a_usage_store_the_client_would_refuse() -> None:
+    """PRIVSDK_USAGE=otlp without the otlp extra: Client() raised ConfigError, while check exited 0."""
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None  # the otlp extra is not installed\n"
+        "from privsdk.cli import main; sys.exit(main(['check']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(PRIVSDK_USAGE="otlp"), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("privsdk: configuration error: PRIVSDK_USAGE: otlp needs opentelemetry")
+    assert "pip install 'privsdk[otlp]'" in done.stderr
+
+
+URL = "https://api.openai.com/v1/chat/completions"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--body", "{bad CANARY"], "--body: not JSON"),
+        (["--body", '["CANARY"]'], "--body: a JSON array where a request body (a JSON object) belongs"),
+        (["--body", '{"model": "gpt-4o"}', "--model", "gpt-4o-mini"], "--model: --model and the body's model differ"),
+        ([], "--url: this request has a body the guard reads"),
+        (["--model", "gpt-4o-mini", "--operation", "embed"], "--operation cannot go with --url"),
+        (["--model", "gpt-4o-mini", "--feature", "stored_responses"], "--feature cannot go with --url"),
+        (["openai/gpt-4o-mini", "--model", "gpt-4o-mini"], "TARGET cannot go with --url"),
+    ],
+    ids=["bad json", "not an object", "two models", "no body", "operation", "feature", "target"],
+)
+def test_explain_url_arguments_that_cannot_hold_are_bad_arguments_not_refusals(args: list[str], says: str) -> None:
+    """`--body '{bad'` was a refusal (exit 3) "the body ... is not a JSON object", the same text as for a missing
+    --model; --operation was silently ignored with --url."""
+    result = run_cli("explain", "--url", URL, *args, PRIVSDK_REQUIRE="zdr")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert says in result.stderr and "CANARY" not in result.stderr
+
+
+def test_explain_url_reads_features_from_the_body_with_the_model() -> None:
+    code, decision = explain_json("--url", URL, "--body", '{"store": true}', "--model", "gpt-4o-mini")
+    assert (code, decision["model"], decision["features"]) == (0, "gpt-4o-mini", ["stored_responses"])
+    code, decision = explain_json(
+        "--url",
+        "https://bedrock-runtime.eu-central-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1:0/converse",
+    )  # the model is in the path: no body needed
+    assert code == 0 and decision["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def _help_examples(command: str) -> list[str]:
+    from privsdk import cli
+
+    epilog = {"explain": cli.EXPLAIN_EXAMPLES, "check": cli.CHECK_EXAMPLES, "targets": cli.TARGETS_EXAMPLES}[command]
+    lines = epilog.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return [line.strip().split("  (")[0].strip() for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("command", ["explain", "check", "targets"])
+def test_every_help_example_runs_as_written_for_a_pip_user(tmp_path: Path, command: str) -> None:
+    """The explain example named target eu-gpt4o (it is azure-eu-gpt4o), and every example used
+    examples/privsdk.toml, which a user who installed with pip does not have; the help says where privsdk.toml
+    comes from, and with it there (a copy of the example) every example runs."""
+    from privsdk import cli
+
+    examples = _help_examples(command)
+    assert examples
+    if any("privsdk.toml" in example for example in examples):
+        assert "examples/privsdk.toml" in cli.POLICY_FILE_NOTE
+        (tmp_path / "privsdk.toml").write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    for example in examples:
+        assert "examples/" not in example, example
+        done = subprocess.run(
+            ["bash", "-c", example.replace("privsdk ", f"{sys.executable} -m privsdk ", 1)],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode in (0, 3), f"{example}: {done.stderr}"
+        assert "unknown target" not in done.stdout + done.stderr, example

@@ -568,3 +568,197 @@ def test_invalid_input_names_a_tool_schema_item_by_position_not_by_its_keys(vend
     }
     error = clean(raised(lambda: vendors.client().chat("oa", "hi", tools=[Tool("lookup", "d", schema)])))
     assert isinstance(error, InvalidInput) and str(error).startswith("tools[0] parameters")
+
+
+# -- arguments of the wrong type: named errors, before anything is sent ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"tags": "team=search"}, "tags must be a dict"),
+        ({"deadline_s": "30"}, "deadline_s must be seconds"),
+        ({"deadline_s": -1}, "deadline_s must be seconds"),
+        ({"timeout": float("nan")}, "timeout must be seconds"),
+        ({"max_attempts": 0}, "max_attempts must be a whole number"),
+        ({"max_attempts": "3"}, "max_attempts must be a whole number"),
+        ({"features": 5}, "features must be a list of str"),
+        ({"features": "stored_responses"}, "features must be a list of str"),
+        ({"features": ["stored_responses", 5]}, "features[1] must be a str"),
+        ({"tenant": ["acme"]}, "tenant must be a str"),
+        ({"data_class": {"x"}}, "data_class must be a str"),
+        ({"temperature": "hot"}, "temperature must be a number"),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
+)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_option_of_the_wrong_type_is_an_invalid_argument_naming_it(
+    vendors: Vendors, options: dict[str, Any], named: str, mode: str
+) -> None:
+    """These raised Python's own TypeError (or, for deadline_s, failed at the first attempt), not a PrivsdkError."""
+    from privsdk.errors import InvalidArgument
+
+    if mode == "sync":
+        error = raised(lambda: vendors.client().chat("oa", PROMPT, **options))
+    else:
+        error = raised(lambda: asyncio.run(vendors.aclient().chat("oa", PROMPT, **options)))
+    assert isinstance(error, InvalidArgument) and isinstance(error, InvalidInput) and isinstance(error, TypeError)
+    assert str(error).startswith(named), str(error)
+    assert MARK not in everything(error)
+    assert vendors.sent("openai") == 0
+
+
+@pytest.mark.parametrize("model", [5, None, ["oa"], b"oa"])
+def test_a_model_that_is_not_a_str_is_an_invalid_argument(vendors: Vendors, model: Any) -> None:
+    """chat(5, ...) raised AttributeError ('int' object has no attribute 'partition'), chat([...]) TypeError."""
+    from privsdk.errors import InvalidArgument
+
+    client = vendors.client()
+    for call in (lambda: client.chat(model, PROMPT), lambda: client.embed(model, [PROMPT])):
+        error = raised(call)
+        assert isinstance(error, InvalidArgument) and str(error).startswith("model must be a str"), error
+    assert vendors.sent("openai") == 0
+
+
+def test_options_of_the_right_type_still_pass(vendors: Vendors) -> None:
+    from privsdk.context import scope
+
+    client = vendors.client()
+    features = (f for f in ["stored_responses"][:0])  # a generator: read once, for every decision of the call
+    with scope(tags={"team": "search"}):
+        answer = client.chat(
+            "oa", "hello", tags={"k": "v"}, deadline_s=30, timeout=5.0, max_attempts=2, features=features,
+            temperature=0, seed=1, max_tokens=16,
+        )  # fmt: skip
+    assert answer.decision is not None and answer.decision.outcome == "allow"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [({"tags": "team=search"}, "tags"), ({"tenant": 5}, "tenant"), ({"data_class": ["pii"]}, "data_class")],
+)
+def test_a_scope_of_the_wrong_type_is_an_invalid_argument(kwargs: dict[str, Any], named: str) -> None:
+    import privsdk
+    from privsdk.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=rf"^privsdk\.scope\({named}=\) must be "), privsdk.scope(**kwargs):
+        pass
+
+
+def test_guarding_what_is_no_sdk_client_is_an_invalid_argument() -> None:
+    import privsdk
+    from privsdk.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="takes a client of openai") as caught:
+        privsdk.guard(object())
+    assert isinstance(caught.value, TypeError)  # as before, for code that caught that
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": "30"}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"tenants": "dir:///x"}, "tenants"),
+        ({"usage": 5}, "usage"),
+        ({"usage": "bogus://x"}, "usage"),
+        ({"policy": "privsdk.toml"}, "policy"),
+        ({"endpoints": "http://x=openai.api"}, "endpoints"),
+        ({"endpoints": {"openai": 5}}, "endpoints"),
+        ({"credentials": 5}, "credentials"),
+        ({"credentials": {"openai": "sk-x"}}, "credentials"),
+        ({"credentials": {"openai": {"api_key": 5}}}, "credentials"),
+        ({"credentials": {"opnai": {"api_key": "k"}}}, "credentials"),
+        ({"limits": {"max_attempts": 2}}, "limits"),
+        ({"environ": "PRIVSDK_REQUIRE=zdr"}, "environ"),
+        ({"catalogue": "catalogue.toml"}, "catalogue"),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
+def test_a_constructor_argument_of_the_wrong_type_is_a_config_error_at_construction(
+    kwargs: dict[str, Any], named: str
+) -> None:
+    """Client(timeout=-1) and Client(tenants='dir:///x') were built, and every call then failed; Client(usage=5),
+    Client(policy='file.toml'), Client(endpoints='u=o') raised Python's own errors."""
+    for cls in (Client, AsyncClient):
+        with pytest.raises(ConfigError) as caught:
+            cls(**{"environ": {}, "usage": "none", **kwargs})
+        assert str(caught.value).startswith(f"Client({named}=): "), caught.value
+
+
+PASTED = "sk-proj-" + MARK + "0123456789abcdefABCDEF0123"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"credentials": {"openai": {PASTED: "x"}}},
+        {"credentials": {PASTED: {"api_key": "x"}}},
+        {"credentials": {"bedrock": {"AKIA" + MARK + "EXAMPLE7": "x"}}},
+        {"endpoints": {PASTED: "https://llm-proxy.corp.example/v1"}},
+    ],
+    ids=["credential key", "credential vendor", "bedrock key", "endpoints vendor"],
+)
+def test_a_key_pasted_where_a_name_belongs_is_never_shown(kwargs: dict[str, Any]) -> None:
+    """Client(credentials={"openai": {"<pasted key>": ...}}) printed it: "credential keys ['sk-...'] mean nothing"."""
+    with pytest.raises(ConfigError) as caught:
+        Client(environ={}, usage="none", **kwargs)
+    assert MARK not in everything(caught.value)
+    assert "not shown" in str(caught.value)
+
+
+def test_a_misspelt_credential_key_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"'apikey' is not a credential key for openai \(openai credential keys"):
+        Client(environ={}, usage="none", credentials={"openai": {"apikey": "k"}})
+
+
+def test_the_bedrock_adapter_never_shows_a_key_pasted_as_a_credential_name() -> None:
+    from privsdk_bedrock.clients import check_credentials
+
+    from privsdk.policy import Target
+
+    target = Target("br", "bedrock.runtime", "anthropic.claude-3-haiku-20240307-v1:0", region="eu-central-1")
+    with pytest.raises(ConfigError) as caught:
+        check_credentials(target, {"AKIA" + MARK + "EXAMPLE7": "x"}, {})
+    assert MARK not in str(caught.value) and "not shown" in str(caught.value)
+    with pytest.raises(ConfigError, match="'aws_access_key'"):
+        check_credentials(target, {"aws_access_key": "x"}, {})
+
+
+@pytest.mark.parametrize(
+    ("fields", "credentials", "kept"),
+    [
+        ({}, {}, "OPENAI_API_KEY"),  # the SDK's own words: no key given, nothing to quote
+        ({"endpoint": "https://x.test/v1", "region": None}, {"api_key": f"sk-{MARK}-KEY"}, None),
+    ],
+)
+def test_the_openai_adapters_construction_error_is_never_chained(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], credentials: dict[str, str], kept: str | None
+) -> None:
+    """The adapter raised ConfigError(str(sdk_error)) from the SDK's error: a message and a cause that can quote
+    what the SDK was given (a URL parser's "Invalid port: '<piece of a password>'")."""
+    import openai
+    import privsdk_openai
+    from privsdk_openai import adapters
+
+    from privsdk.adapter import AdapterOptions
+    from privsdk.policy import Target
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    if kept is None:  # the SDK refuses with a message quoting the key it was given
+        real = openai.OpenAI.__init__
+
+        def refusing(self: Any, *args: Any, **kw: Any) -> None:
+            raise ValueError(f"bad value {kw.get('api_key')!r}")
+
+        monkeypatch.setattr(
+            adapters.ChatCompletions, "_sync_client", type("C", (openai.OpenAI,), {"__init__": refusing})
+        )
+        assert real is openai.OpenAI.__init__
+    with pytest.raises(ConfigError) as caught:
+        privsdk_openai.adapter(
+            Target("t", "openai.api", "gpt-4o-mini", **fields), AdapterOptions(credentials=credentials)
+        )
+    error = clean(caught.value)
+    assert (kept in str(error)) if kept else "(ValueError" in str(error)

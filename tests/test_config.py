@@ -725,3 +725,122 @@ def test_the_option_and_credential_tables_agree_with_the_adapters() -> None:
         VERTEX_KEYS["vertex.gemini"],
         VERTEX_KEYS["gemini.api"],
     )
+
+
+# -- a password in a URL is never shown, whatever characters it holds ------------------------------------------
+
+#: Passwords holding each character that ends a URL's host early, or splits a PRIVSDK_ENDPOINTS entry.
+PASSWORDS = ["S3cretCANARY?x9", "S3cretCANARY#x9", "S3cretCANARY/x9"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("https://proxyuser:S3cretCANARY?x9@llm-proxy.corp/v1", "https://... (not shown: "),
+        ("https://proxyuser:S3cretCANARY#x9@llm-proxy.corp/v1", "https://... (not shown: "),
+        ("https://llm-proxy.corp/v1?token=ab@S3cretCANARY", "https://... (not shown: "),
+        ("https://proxyuser:S3cret@CANARY@llm-proxy.corp/v1", "https://llm-proxy.corp/v1"),
+        ("https://llm-proxy.corp/v1?token=S3cretCANARY", "https://llm-proxy.corp/v1?..."),
+    ],
+)
+def test_shown_url_strips_user_info_before_it_cuts_the_query(value: str, shown: str) -> None:
+    """A password holding '?' or '#' was cut there, and its first part shown ('https://proxyuser:S3cret?...')."""
+    from privsdk.config import shown_url
+
+    assert shown_url(value).startswith(shown)
+    assert "CANARY" not in shown_url(value) and "proxyuser" not in shown_url(value)
+
+
+def _every_place_a_url_is_given(url: str, write_config: WriteConfig) -> list[str]:
+    """The messages of the errors ``url`` raises as an endpoint: Client(endpoints=), PRIVSDK_ENDPOINTS, a target's
+    endpoint, [endpoints], and privsdk explain --url."""
+    import subprocess
+    import sys
+
+    from privsdk.client import Client
+    from tests.conftest import clean_env
+
+    messages = []
+    for build in (
+        lambda: Client(environ={}, usage="none", endpoints={"openai": url}),
+        lambda: load({"PRIVSDK_ENDPOINTS": f"{url}=selfhosted.vllm"}),
+        lambda: load_file(
+            write_config(f'[targets.t]\noffering = "selfhosted.vllm"\nmodel = "m"\nendpoint = "{url}"\n')
+        ),
+        lambda: load_file(write_config(f'[endpoints]\n"{url}" = "selfhosted.vllm"\n')),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            build()
+        messages.append(str(caught.value))
+    done = subprocess.run(
+        [sys.executable, "-m", "privsdk", "explain", "--url", url + "/chat/completions", "--model", "m"],
+        env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    return [*messages, done.stderr]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_password_holding_a_question_mark_hash_or_slash_is_never_shown(
+    password: str, write_config: WriteConfig
+) -> None:
+    for message in _every_place_a_url_is_given(f"https://proxyuser:{password}@llm-proxy.corp.example/v1", write_config):
+        assert "CANARY" not in message and "proxyuser" not in message, message
+        assert "percent-encode" in message  # and says how to write it
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://proxyuser:S3cretCANARY,x9@llm-proxy.corp.example/v1=selfhosted.vllm",  # split at the ','
+        "https://proxyuser:S3cretCANARY=x9@llm-proxy.corp.example/v1",  # =OFFERING forgotten: split at the password's
+        "https://proxyuser:S3cretCANARY=x9.y@llm-proxy.corp.example",  # ... which then looks like OFFERING@ACCOUNT
+        "http://127.0.0.1:8000/v1=selfhosted.vllm,S3cretCANARY",
+    ],
+)
+def test_privsdk_endpoints_never_shows_a_piece_of_an_entry_that_split_wrong(value: str) -> None:
+    """PRIVSDK_ENDPOINTS was split at ',' and '=' first, and the pieces shown ('https://proxyuser:S3cret is not
+    URL=OFFERING')."""
+    message = config_error({"PRIVSDK_ENDPOINTS": value})
+    assert "CANARY" not in message and "proxyuser" not in message, message
+    assert message.startswith("PRIVSDK_ENDPOINTS: entry ")
+    assert "percent-encode" in message
+
+
+def test_privsdk_endpoints_takes_a_password_holding_an_equals_sign() -> None:
+    policy = load({"PRIVSDK_ENDPOINTS": "https://proxyuser:S3cret=x9@llm-proxy.corp.example/v1=selfhosted.vllm"})
+    assert [(e.url, e.offering) for e in policy.endpoints] == [("https://llm-proxy.corp.example/v1", "selfhosted.vllm")]
+
+
+@pytest.mark.parametrize("spec", ["openai.api@", "openai.api@ ", "openai.api@proj/x"])
+def test_an_endpoint_scoped_to_an_empty_or_malformed_account_is_an_error(spec: str, write_config: WriteConfig) -> None:
+    """PRIVSDK_ENDPOINTS=URL=openai.api@ was accepted (as no account) while PRIVSDK_ATTEST rejects the same form."""
+    message = config_error({"PRIVSDK_ENDPOINTS": f"https://llm-proxy.corp.example/v1={spec}"})
+    assert "account" in message and "openai.api@proj_abc" in message
+    with pytest.raises(ConfigError, match="account"):
+        load_file(write_config(f'[endpoints]\n"https://llm-proxy.corp.example/v1" = "{spec}"\n'))
+    good = load({"PRIVSDK_ENDPOINTS": "https://llm-proxy.corp.example/v1=openai.api@proj_abc"})
+    assert good.endpoints[0].account == "proj_abc"
+
+
+@pytest.mark.parametrize("spec", ["sqlite:///{dir}/x.db?k=v", "jsonl:///{dir}/x.jsonl#frag", "sqlite:///{dir}/x.db?"])
+def test_a_usage_store_with_a_query_string_is_an_error_and_creates_no_file(spec: str, tmp_path: Path) -> None:
+    """PRIVSDK_USAGE=sqlite:///x.db?k=v created a file named 'x.db?k=v'."""
+    from privsdk.client import Client
+
+    value = spec.format(dir=tmp_path)
+    message = config_error({"PRIVSDK_USAGE": value})
+    assert message.startswith("PRIVSDK_USAGE: ") and "no settings" in message and "k=v" not in message
+    with pytest.raises(ConfigError, match=r"^Client\(usage=\): "):
+        Client(environ={}, usage=value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_policy_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """A file a Windows editor saved as 'UTF-8 with BOM' failed as "Invalid statement" without naming the BOM."""
+    path = tmp_path / "privsdk.toml"
+    path.write_text('[tenants.acme]\nclasses.default = ["zdr"]\n', encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert requirements(load_file(path), "acme", "default") == ["zdr"]
+    path.write_text('[tenants.acme]\nclasses.default = ["zdrr"]\n', encoding="utf-8-sig")
+    assert config_error({"PRIVSDK_CONFIG": str(path)}).startswith(f"{path}:2: unknown requirement 'zdrr'")

@@ -139,6 +139,39 @@ def test_the_page_runs(page: Path, session: tuple[Path, dict[str, str]], tmp_pat
     ran = re.findall(r"^--- (\S+) \(", done.stdout, re.M)
     assert ran == [b.where for b in runnable]
     assert all(b.lang in PYTHON | SHELL for b in runnable)
+    assert shown_but_not_printed(runnable, done.stdout, done.stderr) == []
+
+
+def shown_but_not_printed(runnable: list[Block], stdout: str, stderr: str) -> list[str]:
+    """Each line a console transcript shows under a command (``...`` aside) that the command did not print, as
+    ``file:line: `command`: line``, whatever its exit status: a transcript that passes only because its command
+    succeeded would show a reader output it never prints.
+
+    A block's commands printed to stdout between its ``--- file:line`` mark and the next (tests/docs_blocks.py
+    writes them so); stderr has no marks, and is searched whole.
+    """
+    parts = re.split(r"^--- (\S+) \(\w+\)\n", stdout, flags=re.M)
+    printed = dict(zip(parts[1::2], parts[2::2], strict=True))
+    missing = []
+    for block in runnable:
+        if block.lang not in SHELL or not any(line.startswith("$ ") for line in block.code.splitlines()):
+            continue
+        for command, shown in console_commands(block.code):
+            for line in (line.strip() for line in shown):
+                if line and line != "..." and line not in printed.get(block.where, "") and line not in stderr:
+                    missing.append(f"{block.where}: `{command}`: {line}")
+    return missing
+
+
+def test_a_transcript_whose_command_succeeds_is_compared_too() -> None:
+    """The README once showed REFUSE for a command that, as the README runs it, printed ALLOW and exited 0."""
+    code = "$ privsdk explain openai/gpt-4o-mini\nopenai/gpt-4o-mini: REFUSE\n  ...\n$ true\n"
+    block = Block("page.md:3", "console", code, None)
+    stdout = "--- page.md:3 (console)\nopenai/gpt-4o-mini: ALLOW\n  tenant acme\n"
+    assert shown_but_not_printed([block], stdout, "") == [
+        "page.md:3: `privsdk explain openai/gpt-4o-mini`: openai/gpt-4o-mini: REFUSE"
+    ]
+    assert shown_but_not_printed([block], stdout.replace("ALLOW", "REFUSE"), "") == []
 
 
 def test_the_site_builds_with_no_warning(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,22 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == ["make test"]
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     assert "demo: setup\n\t$(VENV)/bin/python examples/offline_demo.py" in makefile
+
+
+def test_the_makefile_keeps_uv_and_pip_caches_inside_the_checkout(tmp_path: Path) -> None:
+    """README: "Nothing is installed or cached outside the checkout", while uv filled ~/.cache/uv (663 MB)."""
+    database = subprocess.run(
+        ["make", "-p", "-n", "-f", str(REPO / "Makefile"), "clean"],
+        cwd=REPO, env=clean_env(HOME=str(tmp_path)), capture_output=True, text=True, timeout=60, check=False,
+    ).stdout  # fmt: skip
+    variables = dict(re.findall(r"^(UV_CACHE_DIR|PIP_CACHE_DIR) := (.*)$", database, re.MULTILINE))
+    assert set(variables) == {"UV_CACHE_DIR", "PIP_CACHE_DIR"}
+    for value in variables.values():
+        assert Path(value).is_relative_to(REPO / ".tools"), value  # ignored by git, removed by make clean
+    assert ".tools/" in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert re.search(r"^clean:\n\trm -rf .*\.tools\b", (REPO / "Makefile").read_text(encoding="utf-8"), re.M)
+    assert not (tmp_path / ".cache").exists()
+    assert "Nothing is installed or cached outside the checkout" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def test_no_file_holds_an_unresolved_merge_conflict() -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from privsdk.catalogue.model import parse_model_arn
+from privsdk.config import shown_key
 from privsdk.errors import ConfigError
 from privsdk.policy import Target
 
@@ -58,8 +59,8 @@ def check_credentials(target: Target, credentials: Mapping[str, str], environ: M
     where = f"credentials for target {target.name}"
     unknown = sorted(set(credentials) - set(CREDENTIAL_KEYS))
     if unknown:
-        raise ConfigError(
-            f"unknown Bedrock credential {unknown[0]!r}", where=where, hint="use " + ", ".join(CREDENTIAL_KEYS)
+        raise ConfigError(  # named only when it looks like a key's name: never a secret pasted in its place
+            f"unknown Bedrock credential {shown_key(unknown[0])}", where=where, hint="use " + ", ".join(CREDENTIAL_KEYS)
         )
     keys = [k for k in ("aws_access_key_id", "aws_secret_access_key") if credentials.get(k)]
     if len(keys) == 1 or (credentials.get("aws_session_token") and not keys):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import openai
@@ -68,7 +68,10 @@ class ChatCompletions(Adapter):
                 self._sync_client(**self._args, http_client=self._http(openai.DefaultHttpxClient))
             )
         except (openai.OpenAIError, ValueError) as exc:  # the SDK's own checks of credentials, endpoint, version
-            raise ConfigError(str(exc), where=where(target)) from exc
+            from privsdk.vendor_errors import raise_contained
+
+            # Never chained (unless PRIVSDK_DEBUG_CHAIN=1): its text can quote the key or endpoint it was given.
+            raise_contained(_not_built(target, exc, self._args), exc)
         self._aclient: openai.AsyncOpenAI | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
 
@@ -223,6 +226,41 @@ class Responses(ChatCompletions):
 
     def _reader(self) -> _Reader:
         return convert.ResponsesEventReader(self.vendor, self._model)
+
+
+def _not_built(target: Target, exc: Exception, args: Mapping[str, Any]) -> ConfigError:
+    """The ConfigError for an SDK client the openai SDK refused to build, never chained to the SDK's exception.
+
+    The SDK's own words say what is missing or wrong ("Missing credentials ... set the OPENAI_API_KEY
+    environment variable", "Must provide either the `api_version` argument ...", "Invalid `data_residency`; expected
+    one of ...") and are kept when they quote nothing the client was given: no six characters in a row of a key,
+    token or endpoint (a URL parser's "Invalid port: 'S3cret'" quotes a piece of a password). Otherwise the error
+    is named by its type only.
+    """
+    text = str(exc)
+    if text.isprintable() and len(text) <= 300 and not _quotes(text, args.values()):
+        return ConfigError(text, where=where(target))
+    return ConfigError(
+        f"the openai SDK could not build its client for {target.offering} ({type(exc).__name__}; its message is "
+        "not shown: it quotes a setting)",
+        where=where(target),
+        hint="check the target's endpoint (an http(s) URL with a host; percent-encode a password's '/', '?', '#' "
+        "and '@'), api_version and credentials",
+    )
+
+
+def _quotes(text: str, values: Iterable[object]) -> bool:
+    """Whether ``text`` holds a piece of one of ``values`` (six characters in a row, or a short value whole)."""
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        if len(value) < 6:
+            if len(value) >= 4 and value in text:
+                return True
+            continue
+        if any(value[i : i + 6] in text for i in range(len(value) - 5)):
+            return True
+    return False
 
 
 def _azure_secret(target: Target, credentials: Mapping[str, str]) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
+from privsdk.config import shown_key
 from privsdk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def check(target: Target, options: AdapterOptions) -> Kind:
     unknown = sorted(set(options.credentials) - _CREDENTIALS[kind])
     if unknown:
         raise ConfigError(
-            f"credential keys {unknown} mean nothing for {target.offering}",
+            f"credential keys {', '.join(shown_key(k) for k in unknown)} mean nothing for {target.offering}",
             where=where(target),
             hint="valid: " + ", ".join(sorted(_CREDENTIALS[kind])),
         )

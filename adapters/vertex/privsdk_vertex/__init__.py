@@ -14,6 +14,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from privsdk.config import shown_key
 from privsdk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ def _check_credentials(target: Target, options: AdapterOptions) -> None:
     unknown = sorted(set(options.credentials) - set(valid))
     if unknown:
         raise ConfigError(
-            f"target {target.name!r} ({target.offering}) cannot use credential keys {', '.join(unknown)}",
+            f"target {target.name!r} ({target.offering}) cannot use credential keys "
+            f"{', '.join(shown_key(k) for k in unknown)}",
             where=f"targets.{target.name}",
             hint="valid: " + ", ".join(valid),
         )
