@@ -387,12 +387,15 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("explain needs a TARGET or --url", hint="see privsdk explain --help")
     decision = decide(policy, args.target, operation, tenant=args.tenant, data_class=args.data_class, features=features)
     adapter = _adapter_status(decision)
+    note = _model_note(policy, args.target)
     if args.json:
-        _print_json(out, {**decision.to_json(), "adapter": adapter})
+        _print_json(out, {**decision.to_json(), "adapter": adapter, "model_note": note})
     else:
         from privsdk.report import explain_text
 
         text = explain_text(decision, _colour(out))
+        if note is not None and note not in (decision.reason or ""):
+            text += f"  model: {note}\n"
         if adapter is not None and not adapter["installed"]:
             text += (
                 f"  adapter: none installed for vendor {adapter['vendor']}: the call would fail "
@@ -400,6 +403,20 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
             )
         out.write(text)
     return EXIT_OK if decision.allowed else EXIT_REFUSE
+
+
+def _model_note(policy: Any, target: str) -> str | None:
+    """How the catalogue judges the target's model where its name does not say (a fine-tuned model: as its base
+    model's family, or refused, and why)."""
+    from privsdk.catalogue import default_catalogue
+    from privsdk.decision import resolve_target
+
+    catalogue = default_catalogue()
+    spec = resolve_target(policy, catalogue, target)
+    if isinstance(spec, str):
+        return None
+    offering = catalogue.offering(spec.offering)
+    return offering.model_note(spec.model) if offering is not None else None
 
 
 def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:

@@ -123,6 +123,8 @@ def url_problem(url: str) -> str | None:
         return "its host is not valid" + _userinfo_hint(url)
     if parts.scheme.lower() not in ("http", "https"):
         return "it does not start with http:// or https://"
+    if parts.netloc.rpartition("@")[2].count(":") > 1 and "[" not in parts.netloc:
+        return "an IPv6 address must be in brackets (write e.g. http://[::1]:8000/v1)"
     if not hostname:
         return "it names no host" + _userinfo_hint(url)
     try:
@@ -688,8 +690,9 @@ class _Document:
             )
         model = self.string(raw.get("model"), *keys, "model")
         if not offering.serves_model(model):
+            why = offering.unserved(model)  # an id the catalogue knows to refuse (a fine-tuned model), and why
             raise self.fail(
-                f"target {name!r}: {offering_id} serves no model {model!r}",
+                f"target {name!r}: {why or f'{offering_id} serves no model {model!r}'}",
                 *keys,
                 model,
                 hint="model globs: " + ", ".join(offering.models),

@@ -427,7 +427,10 @@ def evaluate(
             "the catalogue)"
         )
     if spec.model and not offering.serves_model(spec.model):  # "": the request names no model (a file upload)
-        return stop(f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})")
+        why = offering.unserved(spec.model)  # an id the catalogue knows to refuse (a fine-tuned model), and why
+        return stop(
+            why or f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})"
+        )
     contradiction = arn_region_conflict(offering, spec)
     if contradiction:
         return stop(contradiction)

@@ -8,11 +8,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from privsdk.catalogue import DATA_DIR, Catalogue
-from privsdk.catalogue.facts import FACT_NAMES, at_least_as_protective
+from privsdk.catalogue.facts import FACT_NAMES, UNBOUNDED, at_least_as_protective
 from privsdk.errors import CatalogueError
 from tests.conftest import REPO, all_offerings
 
@@ -226,3 +227,97 @@ def test_packaged_files_load_from_a_copy(tmp_path: Path) -> None:
         shutil.copy(path, tmp_path / path.name)
     cat = Catalogue(tmp_path)
     assert [v.vendor for v in cat.all_vendors()] == sorted(p.stem for p in Path(DATA_DIR).glob("*.toml"))
+
+
+FT_OPENAI = "ft:gpt-4o-mini-2024-07-18:acme::abc123"
+FT_MISTRAL = "ft:open-mistral-7b:587a6b29:20240514:7e773925"
+
+
+def test_openai_fine_tuned_models_are_judged_as_their_base_models_family(catalogue: Catalogue) -> None:
+    """OpenAI serves an organisation's fine-tuned models under the API's own terms (SEED-OAI): the id names its base
+    model, whose family and limits apply; a checkpoint of a fine-tuning job is the same model."""
+    openai = catalogue.offering("openai.api")
+    assert openai is not None and openai.fine_tuned is not None and openai.fine_tuned.served
+    assert openai.fine_tuned.source.key == "SEED-OAI" and "fine-tuned" in openai.fine_tuned.note
+    for model in (FT_OPENAI, "ft:gpt-4o-mini-2024-07-18:acme:weather:abc123:ckpt-step-88"):
+        assert openai.serves_model(model) and openai.model_key(model) == "gpt-4o-mini-2024-07-18"
+        assert openai.unserved(model) is None
+        note = openai.model_note(model)
+        assert note is not None and "fine-tuned from 'gpt-4o-mini-2024-07-18'" in note and "SEED-OAI" in note
+    # A base family the offering does not serve, or an id that names no base model, stays unknown, with why.
+    for model, why in [
+        ("ft:davinci-002:acme::abc123", "fine-tuned from 'davinci-002', a model family openai.api does not serve"),
+        ("ft:gpt-4o", "names no base model"),
+        ("ft::acme::abc123", "names no base model"),
+    ]:
+        assert not openai.serves_model(model)
+        assert why in (openai.unserved(model) or ""), model
+    assert openai.model_note("gpt-4o-mini") is None and openai.unserved("gpt-4o-mini") is None
+
+
+def test_mistral_fine_tuned_models_are_refused_saying_why_and_what_to_do(catalogue: Catalogue) -> None:
+    """Mistral's documents read say nothing of the terms its fine-tuned models are served under: still refused,
+    now with the reason, its source, and what to do."""
+    mistral = catalogue.offering("mistral.api")
+    assert mistral is not None and mistral.fine_tuned is not None and not mistral.fine_tuned.served
+    assert not mistral.serves_model(FT_MISTRAL) and mistral.model_key(FT_MISTRAL) == FT_MISTRAL
+    why = mistral.unserved(FT_MISTRAL)
+    assert why is not None and "fine-tuned from 'open-mistral-7b'" in why
+    assert "MIS-ZDR" in why and "call the base model" in why and mistral.model_note(FT_MISTRAL) == why
+    # Offerings with no fine-tuned entry know no fine-tuned ids.
+    azure = catalogue.offering("mistral.azure")
+    assert azure is not None and azure.fine_tuned is None and azure.unserved(FT_MISTRAL) is None
+
+
+def test_every_fine_tuned_entry_is_sourced_and_dated(catalogue: Catalogue) -> None:
+    for vendor in catalogue.all_vendors():
+        for offering in vendor.offerings.values():
+            tuned = offering.fine_tuned
+            if tuned is None:
+                continue
+            assert tuned.source.key in vendor.sources or offering.inherits, offering.id
+            assert tuned.note and tuned.as_of >= dt.date(2023, 1, 1) and tuned.prefix.endswith(":"), offering.id
+
+
+FINE_TUNED = """
+[offerings.fine_tuned]
+prefix = "ft:"
+served = true
+source = "S"
+as_of = 2026-01-01
+note = "n"
+"""
+
+
+def test_a_fine_tuned_entry_loads_and_its_models_meet_the_base_models_limits(tmp_path: Path) -> None:
+    from privsdk.decision import effective_facts
+
+    limit = '[[offerings.limits]]\nmodels = ["a-1*"]\nnote = "n"\n[offerings.limits.facts.retention_days]\n'
+    cat = _load(tmp_path, GOOD + FINE_TUNED + limit + 'value = "unbounded"\nsource = "S"\nas_of = 2026-01-01\n')
+    offering = cat.offering("acme.api")
+    assert offering is not None and offering.fine_tuned is not None
+    assert offering.serves_model("ft:a-1x:org::id") and not offering.serves_model("ft:b-1:org::id")
+    # A limit that names the base model's family applies to the models fine-tuned from it.
+    for model in ("a-1x", "ft:a-1x:org::id"):
+        assert effective_facts(offering, (), model, "chat", frozenset())["retention_days"].value is UNBOUNDED
+    assert effective_facts(offering, (), "a-2", "chat", frozenset())["retention_days"].value == 30
+    refused = _load(tmp_path, GOOD + FINE_TUNED.replace("served = true", "served = false"))
+    offering = refused.offering("acme.api")
+    assert offering is not None and not offering.serves_model("ft:a-1x:org::id")
+    assert "fine-tuned from 'a-1x' on acme.api: n (S)" in (offering.unserved("ft:a-1x:org::id") or "")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace("served = true", 'served = "yes"'), "fine_tuned: served must be true or false"),
+        (lambda t: t.replace('source = "S"', 'source = "NOPE"'), "fine_tuned: unknown source 'NOPE'"),
+        (lambda t: t.replace('prefix = "ft:"', 'prefix = "ft"'), "fine_tuned: prefix must end with the separator"),
+        (lambda t: t.replace('note = "n"\n', 'note = "n"\ncolour = "red"\n'), "fine_tuned: unknown keys ['colour']"),
+        (lambda t: t.replace("as_of = 2026-01-01", 'as_of = "2026"'), "fine_tuned: as_of must be a TOML date"),
+    ],
+)
+def test_malformed_fine_tuned_entries_are_rejected(tmp_path: Path, change: Any, message: str) -> None:
+    with pytest.raises(CatalogueError) as err:
+        _load(tmp_path, GOOD + change(FINE_TUNED))
+    assert message in str(err.value)

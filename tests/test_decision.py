@@ -266,3 +266,62 @@ def test_engine_agrees_with_the_oracle_everywhere(catalogue: Catalogue) -> None:
                         assert (req not in unmet) == expected, (offering.id, model, sorted(attest), op, req)
                         checked += 1
     assert checked > 10_000
+
+
+FT_OPENAI = "ft:gpt-4o-mini-2024-07-18:acme::abc123"
+
+
+def test_a_fine_tuned_openai_model_is_judged_as_its_base_model() -> None:
+    """With no requirement it is allowed (it was an unknown model family); ZDR attested covers its chat, not its
+    files; a target may name it."""
+    policy = one_target_policy("openai.api", FT_OPENAI, ["zdr"], frozenset({"openai:zdr"}))
+    assert decide(one_target_policy("openai.api", "gpt-4o", []), f"openai/{FT_OPENAI}", today=TODAY).allowed
+    assert decide(policy, "tgt", today=TODAY).outcome == "allow"
+    assert decide(policy, f"openai/{FT_OPENAI}", today=TODAY).outcome == "allow"
+    files = decide(policy, "tgt", "files", today=TODAY)
+    assert files.outcome == "refuse" and [u.requirement for u in files.unmet] == ["zdr"]
+    refused = decide(one_target_policy("openai.api", FT_OPENAI, ["zdr"]), "tgt", today=TODAY)
+    assert refused.outcome == "refuse" and [u.requirement for u in refused.unmet] == ["zdr"]
+
+
+def test_a_fine_tuned_mistral_model_is_still_refused() -> None:
+    policy = one_target_policy("mistral.api", "mistral-small-latest", [])
+    decision = decide(policy, "mistral/ft:open-mistral-7b:587a6b29:20240514:7e773925", today=TODAY)
+    assert decision.outcome == "refuse" and decision.chosen is None
+    reason = decision.reason or ""
+    assert "a model fine-tuned from 'open-mistral-7b' on mistral.api" in reason, reason
+    assert "MIS-ZDR" in reason and "call the base model" in reason and "unknown model family" not in reason
+
+
+def test_explain_shows_how_a_fine_tuned_model_is_judged(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    def explain(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PRIVSDK_USAGE": "none", "PYTHONPATH": str(REPO)}
+        command = [sys.executable, "-m", "privsdk", "explain", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+
+    shown = explain(f"openai/{FT_OPENAI}")
+    assert shown.returncode == 0 and "  model: fine-tuned from 'gpt-4o-mini-2024-07-18', judged under" in shown.stdout
+    assert "SEED-OAI" in json.loads(explain("--json", f"openai/{FT_OPENAI}").stdout)["model_note"]
+    refused = explain("mistral/ft:open-mistral-7b:587a6b29:20240514:7e773925")
+    assert (
+        refused.returncode == 3
+        and "reason: 'ft:open-mistral-7b:587a6b29:20240514:7e773925' is a model" in refused.stdout
+    )
+
+
+def test_a_target_may_name_a_fine_tuned_openai_model_and_not_a_mistral_one(tmp_path: Path) -> None:
+    from privsdk.config import load_policy
+    from privsdk.errors import ConfigError
+
+    config = tmp_path / "privsdk.toml"
+    config.write_text(f'[targets.my-ft]\noffering = "openai.api"\nmodel = "{FT_OPENAI}"\n', encoding="utf-8")
+    assert load_policy({"PRIVSDK_CONFIG": str(config)}).targets["my-ft"].model == FT_OPENAI
+    config.write_text('[targets.m]\noffering = "mistral.api"\nmodel = "ft:open-mistral-7b:a:b:c"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"is a model fine-tuned from 'open-mistral-7b' on mistral\.api"):
+        load_policy({"PRIVSDK_CONFIG": str(config)})

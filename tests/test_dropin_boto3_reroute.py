@@ -468,3 +468,31 @@ def test_an_agent_runtime_rerank_is_refused_not_rerouted(servers: Servers) -> No
         )
     assert str(caught.value).endswith("privsdk can reroute only chat and embeddings, not rerank")
     assert servers.eu.requests == [] and servers.cohere.requests == []
+
+
+@pytest.mark.parametrize(
+    ("field", "extra"),
+    [
+        ("requestMetadata", {"requestMetadata": {"team": "x"}}),
+        ("performanceConfig", {"performanceConfig": {"latency": "optimized"}}),
+        ("serviceTier", {"serviceTier": {"type": "priority"}}),
+    ],
+)
+def test_a_converse_field_the_reroute_cannot_carry_is_refused_by_name(
+    servers: Servers, tmp_path: Path, field: str, extra: dict[str, Any]
+) -> None:
+    with pytest.raises(ClientError) as caught:
+        client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES, **extra)
+    assert isinstance(caught.value, PolicyViolation) and f"field {field} (" in str(caught.value)
+    assert servers.eu.requests == [] and servers.cohere.requests == []
+
+
+def test_converse_fields_at_the_values_that_ask_for_nothing_reroute(servers: Servers) -> None:
+    client(servers).converse(
+        modelId=US_CLAUDE,
+        messages=MESSAGES,
+        requestMetadata={},
+        performanceConfig={"latency": "standard"},
+        serviceTier={"type": "default"},
+    )
+    assert len(servers.eu.requests) == 1

@@ -320,3 +320,61 @@ reroute."cohere/*" = ["mistral-azure"]
     assert (answer.usage.billed_units.input_tokens, answer.usage.billed_units.output_tokens) == mistral.usage
     assert "".join(e.delta.message.content.text for e in events if e.type == "content-delta") == mistral.text
     assert "mistral-azure cannot serve it" in str(refusal) and isinstance(refusal, ApiError)
+
+
+#: Fields privsdk cannot carry to the alternative, each at a value that asks for something: refused by name.
+UNCARRIED: list[tuple[str, str, dict[str, Any]]] = [
+    ("chat", "frequency_penalty", {"frequency_penalty": 0.5}),
+    ("chat", "presence_penalty", {"presence_penalty": 0.5}),
+    ("chat", "k", {"k": 5}),
+    ("chat", "thinking", {"thinking": {"type": "enabled", "token_budget": 100}}),
+    ("chat", "citation_options", {"citation_options": {"mode": "ACCURATE"}}),
+    ("chat", "priority", {"priority": 5}),
+    ("chat", "safety_mode", {"safety_mode": "OFF"}),
+    ("embed", "truncate", {"truncate": "NONE"}),
+    ("embed", "max_tokens", {"max_tokens": 10}),
+]
+
+
+@pytest.mark.parametrize(("kind", "field", "extra"), UNCARRIED, ids=[f for _, f, _ in UNCARRIED])
+def test_a_field_the_reroute_cannot_carry_refuses_it_by_name_and_sends_nothing(
+    rerouted: Rerouted, kind: str, field: str, extra: dict[str, Any]
+) -> None:
+    client = rerouted.client()
+    if kind == "chat":
+        refusal = _refused(lambda: client.chat(model=MODEL, messages=MSG, **extra))
+    else:
+        refusal = _refused(lambda: client.embed(model="embed-v4.0", texts=[SECRET], input_type="search_query", **extra))
+    text = str(refusal)
+    assert refusal.decision.outcome == "refuse" and "no_training" in text
+    assert f"cannot reroute this Cohere {kind} request to cohere-private as asked: field {field} (" in text, text
+    assert SECRET not in error_text(refusal)
+    assert rerouted.private.requests == [] and rerouted.saas.requests == []
+
+
+def test_every_field_the_reroute_carries_reaches_the_alternative_and_defaults_ask_nothing(rerouted: Rerouted) -> None:
+    client = rerouted.client()
+    client.chat(
+        model=MODEL,
+        messages=MSG,
+        tools=TOOLS,
+        tool_choice="REQUIRED",
+        temperature=0.3,
+        p=0.9,
+        max_tokens=40,
+        stop_sequences=["END"],
+        seed=7,
+        frequency_penalty=0.0,
+        presence_penalty=0,
+        k=0,
+        safety_mode="CONTEXTUAL",
+        logprobs=False,
+    )
+    client.chat(model=MODEL, messages=MSG, response_format={"type": "json_object"})  # Cohere takes it without tools
+    client.embed(model="embed-v4.0", texts=["x"], input_type="search_query", output_dimension=256, truncate="END")
+    sent, formatted, embedded = (r.json() for r in rerouted.private.requests)
+    assert (sent["temperature"], sent["p"], sent["max_tokens"], sent["seed"]) == (0.3, 0.9, 40, 7)
+    assert sent["stop_sequences"] == ["END"] and sent["tool_choice"] == "REQUIRED"
+    assert formatted["response_format"] == {"type": "json_object"}
+    assert not {"frequency_penalty", "presence_penalty", "k", "safety_mode", "logprobs"} & set(sent)
+    assert embedded["output_dimension"] == 256 and embedded["input_type"] == "search_query"

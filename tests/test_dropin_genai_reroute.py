@@ -457,3 +457,36 @@ def test_the_canary_appears_in_no_record_log_or_error(world: World, caplog: pyte
     assert all(r["input_tokens"] for r in sent)
     assert "canary" not in world.usage.read_text()
     assert "canary" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("field", "config"),
+    [
+        ("topK", types.GenerateContentConfig(top_k=5)),
+        ("presencePenalty", types.GenerateContentConfig(presence_penalty=0.5)),
+        ("frequencyPenalty", types.GenerateContentConfig(frequency_penalty=0.5)),
+        ("thinkingConfig", types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=512))),
+        ("labels", types.GenerateContentConfig(labels={"team": "x"})),
+        (
+            "safetySettings",
+            types.GenerateContentConfig(
+                safety_settings=[
+                    types.SafetySetting(
+                        category=types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+                        threshold=types.HarmBlockThreshold.BLOCK_NONE,
+                    )
+                ]
+            ),
+        ),
+    ],
+)
+def test_a_setting_the_reroute_cannot_carry_is_refused_by_name_and_sends_nothing(
+    world: World, field: str, config: types.GenerateContentConfig
+) -> None:
+    """Dropping these would answer with other sampling, thinking or filters than asked: refused, naming the field."""
+    client = world.gemini()  # held: a client let go of closes its connection pool
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.models.generate_content(model=MODEL, contents=CANARY, config=config)
+    assert caught.value.decision.outcome == "refuse" and f"field {field} (" in str(caught.value), str(caught.value)
+    assert "canary" not in str(caught.value)
+    assert world.eu.requests == []

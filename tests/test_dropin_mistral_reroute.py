@@ -276,3 +276,81 @@ def test_records_logs_and_errors_hold_no_content(rerouted: Rerouted) -> None:
     assert_clean(rerouted.usage.read_bytes(), "the usage records")
     assert_clean(error_text(refusal), "a refusal")
     assert_clean(error_text(failed.value), "the SDK's error for the alternative's failure")
+
+
+SCHEMA: Any = {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}
+#: Fields privsdk cannot carry to the alternative, each at a value that asks for something: refused by name.
+UNCARRIED: list[tuple[str, dict[str, Any]]] = [
+    ("presence_penalty", {"presence_penalty": 0.5}),
+    ("frequency_penalty", {"frequency_penalty": 0.5}),
+    ("prediction", {"prediction": {"type": "content", "content": SECRET}}),
+    ("top_k", {"top_k": 5}),
+    ("min_tokens", {"min_tokens": 3}),
+    ("repetition_penalty", {"repetition_penalty": 1.3}),
+    ("metadata", {"metadata": {"ticket": SECRET}}),
+    ("prompt_mode", {"prompt_mode": "reasoning"}),
+    ("reasoning_effort", {"reasoning_effort": "high"}),
+    ("service_tier", {"service_tier": "standard_only"}),
+    ("parallel_tool_calls", {"tools": TOOLS, "parallel_tool_calls": False}),
+    ("strict", {"response_format": {**SCHEMA, "json_schema": {**SCHEMA["json_schema"], "strict": True}}}),
+]
+
+
+@pytest.mark.parametrize(("field", "extra"), UNCARRIED, ids=[f for f, _ in UNCARRIED])
+def test_a_field_the_reroute_cannot_carry_refuses_it_by_name_and_sends_nothing(
+    rerouted: Rerouted, field: str, extra: dict[str, Any]
+) -> None:
+    refusal = _refused(lambda: rerouted.client().chat.complete(model=MODEL, messages=MSG, **extra))
+    text = str(refusal)
+    assert refusal.decision.outcome == "refuse" and "no_training" in text
+    assert "cannot reroute this Mistral chat request to mistral-azure as asked: " in text
+    assert f"field {field} (" in text, text
+    assert SECRET not in error_text(refusal)
+    assert rerouted.azure.requests == [] and rerouted.private.requests == []
+
+
+def test_every_field_the_reroute_carries_reaches_the_alternative_and_defaults_ask_nothing(rerouted: Rerouted) -> None:
+    client = rerouted.client()
+    client.chat.complete(
+        model=MODEL,
+        messages=MSG,
+        tools=TOOLS,
+        tool_choice="any",
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=40,
+        stop=["END"],
+        random_seed=7,
+        response_format=SCHEMA,
+        n=1,
+        presence_penalty=0,
+        frequency_penalty=0.0,
+        parallel_tool_calls=True,
+        safe_prompt=False,
+    )
+    client.embeddings.create(model="mistral-embed", inputs=["x"], output_dimension=256, metadata={})
+    [sent] = [r.json() for r in rerouted.azure.requests]
+    assert (sent["temperature"], sent["top_p"], sent["max_tokens"], sent["random_seed"]) == (0.3, 0.9, 40, 7)
+    assert sent["stop"] == ["END"] and sent["tool_choice"] == "any"
+    assert sent["response_format"]["json_schema"]["schema"] == {"type": "object"}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    assert not {"n", "presence_penalty", "frequency_penalty", "safe_prompt"} & set(sent)
+    [embedded] = [r.json() for r in rerouted.private.requests]
+    assert embedded["output_dimension"] == 256
+
+
+def test_an_embeddings_field_the_reroute_cannot_carry_is_refused(rerouted: Rerouted) -> None:
+    refusal = _refused(
+        lambda: rerouted.client().embeddings.create(model="mistral-embed", inputs=["x"], metadata={"k": SECRET})
+    )
+    assert "field metadata (" in str(refusal) and SECRET not in error_text(refusal)
+    assert rerouted.private.requests == [] and rerouted.azure.requests == []
+
+
+def test_a_fine_tuned_model_is_refused_saying_why_and_sends_nothing(rerouted: Rerouted) -> None:
+    refusal = _refused(
+        lambda: rerouted.client().chat.complete(model="ft:open-mistral-7b:587a6b29:20240514:7e773925", messages=MSG)
+    )
+    assert "is a model fine-tuned from 'open-mistral-7b' on mistral.api" in str(refusal)
+    assert "call the base model" in str(refusal) and SECRET not in error_text(refusal)
+    assert rerouted.azure.requests == [] and rerouted.private.requests == []

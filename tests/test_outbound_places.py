@@ -109,8 +109,8 @@ def test_declared_endpoints_from_the_file(write_config, catalogue: Catalogue) ->
     [
         ("https://api.openai.com/v1=selfhosted.vllm", "api.openai.com is the catalogue's host for openai.api"),
         ("http://127.0.0.1:8000=nosuch.offering", "unknown offering 'nosuch.offering'"),
-        ("ftp://127.0.0.1=selfhosted.vllm", "bad endpoint URL"),
-        ("http://127.0.0.1:8000", "is not URL=OFFERING"),
+        ("ftp://127.0.0.1=selfhosted.vllm", "is not a URL"),
+        ("http://127.0.0.1:8000", "does not end in =OFFERING"),
     ],
 )
 def test_bad_declared_endpoints(catalogue: Catalogue, value: str, message: str) -> None:
@@ -258,7 +258,7 @@ def test_a_fully_qualified_vendor_host_is_the_vendor(catalogue: Catalogue) -> No
     ("value", "message"),
     [
         ("http://::1:8000/v1=selfhosted.vllm", "an IPv6 address must be in brackets (write e.g. http://[::1]:8000/v1)"),
-        ("http://[::1:8000/v1=selfhosted.vllm", "bad endpoint URL"),
+        ("http://[::1:8000/v1=selfhosted.vllm", "an IPv6 address goes in closed brackets"),
         ("http://127.0.0.1:http/v1=selfhosted.vllm", "the port is not a number"),
         ("http://127.0.0.1:8000/v1?token=CANARY-Q=selfhosted.vllm", "has no query string or fragment"),
         ("http:///v1=selfhosted.vllm", "names no host"),

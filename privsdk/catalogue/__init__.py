@@ -12,13 +12,14 @@ import threading
 
 from privsdk.catalogue.facts import FACT_NAMES, Fact, How, Source
 from privsdk.catalogue.loader import load_vendor_file
-from privsdk.catalogue.model import Attestation, Limit, Offering, VendorCatalogue
+from privsdk.catalogue.model import Attestation, FineTuned, Limit, Offering, VendorCatalogue
 
 __all__ = [
     "FACT_NAMES",
     "Attestation",
     "Catalogue",
     "Fact",
+    "FineTuned",
     "How",
     "Limit",
     "Offering",

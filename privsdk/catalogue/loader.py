@@ -26,7 +26,7 @@ from privsdk.catalogue.facts import (
     Source,
     at_least_as_protective,
 )
-from privsdk.catalogue.model import Attestation, Limit, Offering, VendorCatalogue
+from privsdk.catalogue.model import Attestation, FineTuned, Limit, Offering, VendorCatalogue
 from privsdk.errors import CatalogueError
 from privsdk.vocabulary import FEATURES, GEOGRAPHIES, OPERATIONS
 
@@ -82,7 +82,7 @@ def _vendor(raw: dict[str, Any], stem: str, lookup: OfferingLookup) -> VendorCat
 
 _OFFERING_KEYS = {
     "id", "name", "summary", "inherits", "operations", "models", "profile_prefixes", "arn_service",
-    "models_ignore_case", "facts", "attestations", "limits", "hosts", "hosts_source",
+    "models_ignore_case", "facts", "attestations", "limits", "hosts", "hosts_source", "fine_tuned",
 }  # fmt: skip
 
 
@@ -149,6 +149,10 @@ def _offering(
 
     limits = list(parent.limits) if parent else []
     limits += [_limit(x, sources, operations, f"{where} limit") for x in _list(raw, "limits", where, required=False)]
+    if "fine_tuned" in raw:
+        fine_tuned: FineTuned | None = _fine_tuned(_table(raw, "fine_tuned", where), sources, f"{where} fine_tuned")
+    else:
+        fine_tuned = parent.fine_tuned if parent else None
     return Offering(
         id=oid,
         vendor=vendor,
@@ -165,7 +169,24 @@ def _offering(
         arn_service=arn_service if arn_service is not None else parent.arn_service if parent else "",
         models_ignore_case=ignore_case,
         hosts=hosts,
+        fine_tuned=fine_tuned,
     )
+
+
+def _fine_tuned(raw: dict[str, Any], sources: Mapping[str, Source], where: str) -> FineTuned:
+    """``[offerings.fine_tuned]``: how the vendor names fine-tuned models, and whether they are served under the
+    offering's terms, with the source that says so."""
+    _only(raw, {"prefix", "served", "source", "as_of", "note"}, where)
+    prefix = _str(raw, "prefix", where)
+    if ":" not in prefix or prefix.startswith("arn:"):
+        raise CatalogueError(f"{where}: prefix must end with the separator before the base model, e.g. 'ft:'")
+    served = raw.get("served")
+    if not isinstance(served, bool):
+        raise CatalogueError(f"{where}: served must be true or false")
+    src_key = _str(raw, "source", where)
+    if src_key not in sources:
+        raise CatalogueError(f"{where}: unknown source {src_key!r}")
+    return FineTuned(prefix, served, sources[src_key], _date(raw, "as_of", where), _str(raw, "note", where))
 
 
 def _attestation(

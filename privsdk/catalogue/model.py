@@ -67,6 +67,30 @@ class Limit(NamedTuple):
         return "; ".join(parts)
 
 
+class FineTuned(NamedTuple):
+    """How an offering names the models a customer fine-tuned, and whether its facts hold for them.
+
+    A fine-tuned model's id is ``prefix``, its base model, a colon and the vendor's own parts
+    (``ft:gpt-4o-mini-2024-07-18:acme::abc123``). With ``served``, the vendor's documents (``source``, read as
+    of ``as_of``) say such models are served under the offering's terms: the id is judged as its base model's
+    family, limits included. Otherwise the documents say the terms differ, or say nothing, and the id is
+    refused with ``note``, which says why and what to do.
+    """
+
+    prefix: str
+    served: bool
+    source: Source
+    as_of: dt.date
+    note: str
+
+    def base(self, model: str) -> str | None:
+        """The base model a fine-tuned id names; None for an id that is not one."""
+        if not model.startswith(self.prefix):
+            return None
+        base, colon, rest = model[len(self.prefix) :].partition(":")
+        return base if base and colon and rest else None
+
+
 class Offering(NamedTuple):
     """One way of calling a vendor, with its guarantees for an account that attested nothing."""
 
@@ -92,9 +116,12 @@ class Offering(NamedTuple):
     arn_service: str = ""
     #: The vendor treats model names case-insensitively (Ollama): globs and limits match the lower-cased name.
     models_ignore_case: bool = False
+    #: How the vendor names fine-tuned models here, and whether they are served under these terms.
+    fine_tuned: FineTuned | None = None
 
     def model_key(self, model: str) -> str | None:
-        """The name the globs and limits match: an ARN's model or profile id, lower-cased where names
+        """The name the globs and limits match: an ARN's model or profile id, a fine-tuned model's base model
+        where the catalogue says fine-tuned models are served under these terms, lower-cased where names
         ignore case; None when ``model`` is an ARN this offering cannot read."""
         if self.models_ignore_case:
             model = model.lower()
@@ -105,7 +132,45 @@ class Offering(NamedTuple):
             prefix, dot, _ = arn.model.partition(".")
             is_profile = bool(dot) and prefix in self.profile_prefixes
             return arn.model if is_profile == (arn.kind == "inference-profile") else None
+        tuned = self.fine_tuned
+        if tuned is not None and tuned.served:
+            return tuned.base(model) or model
         return model
+
+    def unserved(self, model: str) -> str | None:
+        """Why this offering does not serve ``model``, an id it recognises as a fine-tuned model, and what to do;
+        None for any other id (for which "unknown model family" is the reason)."""
+        tuned = self.fine_tuned
+        if tuned is None or not model.startswith(tuned.prefix):
+            return None
+        base = tuned.base(model)
+        if base is None:
+            return (
+                f"{model!r} starts as {self.id}'s fine-tuned model ids do, but names no base model "
+                f"(fine-tuned ids read {tuned.prefix}BASE:...; check the model id)"
+            )
+        if not tuned.served:
+            return f"{model!r} is a model fine-tuned from {base!r} on {self.id}: {tuned.note} ({tuned.source.key})"
+        if not self.serves_model(base):
+            return (
+                f"{model!r} is fine-tuned from {base!r}, a model family {self.id} does not serve "
+                f"(models: {', '.join(self.models)})"
+            )
+        return None
+
+    def model_note(self, model: str) -> str | None:
+        """How ``model`` is judged when that is not plain from its name (a fine-tuned model judged as its base
+        model's family), for ``privsdk explain``; None otherwise."""
+        tuned = self.fine_tuned
+        base = tuned.base(model) if tuned is not None else None
+        if tuned is None or base is None:
+            return None
+        if tuned.served and self.serves_model(model):
+            return (
+                f"fine-tuned from {base!r}, judged under {self.id}'s terms for that family: {tuned.note} "
+                f"(source {tuned.source.key}, as of {tuned.as_of.isoformat()})"
+            )
+        return self.unserved(model)
 
     @property
     def limited_features(self) -> frozenset[str]:

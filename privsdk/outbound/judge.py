@@ -362,6 +362,9 @@ class Guard:
                 or (asks.deployment is not None and self._configured(o.id, place, asks, account) is not None)
             ]
             if not serving:
+                why = next((w for o in offerings if (w := o.unserved(model)) is not None), None)
+                if why is not None:  # an id the catalogue knows to refuse (a fine-tuned model), and why
+                    raise _Refused(out.host, asks.operation, f"{why} (at {place.endpoint})")
                 names = ", ".join(o.id for o in offerings)
                 fix = f" (name it in a target: deployment = {model!r})" if asks.deployment is not None else ""
                 raise _Refused(

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 from weakref import WeakKeyDictionary
 
 from privsdk.errors import ConfigError, InvalidInput, PolicyViolation, Unsupported, VendorError
@@ -97,6 +98,15 @@ def unsupported(ticket: Pass, what: str) -> PolicyViolation:
     return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
 
 
+def not_as_asked(ticket: Pass, request: str, what: str) -> PolicyViolation:
+    """The refusal of a rerouted ``request`` (``this Mistral chat request``) whose body asks for something the
+    reroute cannot carry to the alternative or the alternative cannot honour: ``what`` names the fields, never
+    their values, and says why. Raised before anything is sent."""
+    d = ticket.decision
+    reason = f"{d.reason}; but privsdk cannot reroute {request} to {d.chosen} as asked: {what}"
+    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+
+
 def cannot_serve(ticket: Pass, exc: Exception) -> PolicyViolation:
     """The refusal of a reroute that the alternative cannot serve: an operation or a message its adapter cannot
     take, or a configuration error on the way (a credential variable not set, say). Raised before anything is
@@ -126,19 +136,97 @@ def failed(ticket: Pass, exc: Exception) -> Exception:
 
 
 class Unmappable(Exception):
-    """The body asks for something the alternative cannot honour: a reroute module raises it while mapping a request
-    and refuses with :func:`unsupported`. ``what`` names it by schema words only, never a value from the body."""
+    """The body asks for something the reroute cannot carry or the alternative cannot honour: a reroute module
+    raises it while mapping a request, and refuses with :func:`not_as_asked` (or :func:`unsupported`). ``what``
+    names it by schema words only, never a value from the body."""
 
     def __init__(self, what: str):
         super().__init__(what)
         self.what = what
 
 
-def only(body: Mapping[str, Any], known: frozenset[str]) -> None:
-    """Fail closed on a field a reroute module does not know (a newer API's): it may change the answer."""
-    unknown = sorted(k for k in body if k not in known and body[k] is not None)
-    if unknown:
-        raise Unmappable(f"field(s) {', '.join(unknown)}")
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def field_name(key: object) -> str:
+    """A body key as a refusal may name it: a schema word. Anything else (a key an app made of its own text,
+    through ``extra_body``, say) is not repeated."""
+    return key if isinstance(key, str) and _FIELD_NAME.fullmatch(key) else "(a field whose name is not shown)"
+
+
+class Carry(NamedTuple):
+    """How a reroute carries one field of a request body to the alternative: a row of a reroute module's table.
+
+    ``read``: the module reads the field itself (messages, stream, the texts to embed, ...) and refuses what it
+    cannot map. ``option``: the field becomes the privsdk call keyword ``to`` (through ``convert``, which may
+    raise :class:`Unmappable`, when given), so every alternative gets it in its own API's terms. ``default``:
+    privsdk has no way to carry the field, so it is honoured only at a value in ``defaults``, which asks the
+    vendor for nothing; ``why`` says what any other value would lose. A field of no row is refused: privsdk
+    cannot tell what it asks for. JSON ``null`` is a field not given, as the vendors' APIs read it.
+    """
+
+    how: Literal["read", "option", "default"]
+    to: str = ""
+    convert: Callable[[Any], Any] | None = None
+    defaults: tuple[Any, ...] = ()
+    why: str = ""
+
+
+#: The row of a field the reroute module reads itself.
+READ = Carry("read")
+#: Why a field privsdk has no option for is refused at any value but its default.
+NO_OPTION = "privsdk has no option for it, so the alternative would answer without it"
+
+
+def option(to: str, convert: Callable[[Any], Any] | None = None) -> Carry:
+    """The row of a field carried as the privsdk call keyword ``to``; ``convert`` returning None carries nothing
+    (a value that asks for the default)."""
+    return Carry("option", to, convert)
+
+
+def default_only(*defaults: Any, why: str = NO_OPTION) -> Carry:
+    """The row of a field privsdk cannot carry: refused unless absent or one of ``defaults``."""
+    return Carry("default", defaults=defaults, why=why)
+
+
+def carry(body: Mapping[str, Any], table: Mapping[str, Carry]) -> dict[str, Any]:
+    """The privsdk call keywords of ``body``'s ``option`` fields. Raises :class:`Unmappable` naming every field
+    the table refuses, each with why (never a value)."""
+    options: dict[str, Any] = {}
+    refused: list[str] = []
+    for field in sorted(body, key=str):
+        value = body[field]
+        if value is None:
+            continue
+        row = table.get(field)
+        if row is None:
+            refused.append(f"{field_name(field)} (privsdk does not know the field, so cannot tell what it asks for)")
+        elif row.how == "option":
+            carried = row.convert(value) if row.convert is not None else value
+            if carried is not None:
+                options[row.to] = carried
+        elif row.how == "default" and not any(_same(value, d) for d in row.defaults):
+            refused.append(f"{field} ({row.why})")
+    if refused:
+        raise Unmappable(("field " if len(refused) == 1 else "fields ") + "; ".join(refused))
+    return options
+
+
+def _same(value: Any, default: Any) -> bool:
+    """``value`` is ``default`` as JSON says it: 0 and 0.0 alike, but never true and 1."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default) and value == default
+    if isinstance(value, (int, float)) and isinstance(default, (int, float)):
+        return value == default
+    return type(value) is type(default) and bool(value == default)
+
+
+def check_keys(item: Mapping[str, Any], table: Mapping[str, Carry], what: str) -> dict[str, Any]:
+    """:func:`carry` for a part of the body (a message, a tool), whose refusals say where the field is."""
+    try:
+        return carry(item, table)
+    except Unmappable as exc:
+        raise Unmappable(f"{what}'s {exc.what}") from None
 
 
 def function_call(call: Any) -> dict[str, Any]:
@@ -192,23 +280,29 @@ def chat_or_embed(
     embed: BodyMapper,
 ) -> tuple[str, dict[str, Any], Any]:
     """(kind, privsdk call keywords, messages or texts) of a rerouted chat or embeddings request in ``vendor``'s
-    format, at one of ``chat_paths`` or at ``embed_path``; the kind is ``chat``, ``stream`` or ``embed``. Refuses
-    any other request, and one whose body ``chat`` or ``embed`` cannot map."""
+    format, at a path that ends with one of ``chat_paths`` or with ``embed_path`` (a gateway's prefix, or an Azure
+    deployment's, may come before); the kind is ``chat``, ``stream`` or ``embed``. Refuses any other request
+    (:func:`unsupported`), and one whose body ``chat`` or ``embed`` cannot map (:func:`not_as_asked`)."""
     operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
     path = out.path.rstrip("/")
-    body = out.json() if path in chat_paths or path == embed_path else None
-    if not isinstance(body, dict):
+    is_chat = any(path.endswith(p) for p in chat_paths) and operation in ("chat", "stream")
+    is_embed = path.endswith(embed_path) and operation == "embed"
+    if not (is_chat or is_embed):
         raise unsupported(ticket, f"{vendor} {operation} at {path}")
+    body = out.json()
+    if not isinstance(body, dict):
+        raise not_as_asked(ticket, f"this {vendor} {operation} request", "a body that is not a JSON object")
     try:
-        if path in chat_paths and operation in ("chat", "stream"):
+        if is_chat:
             keywords, messages = chat(body)
-            return "stream" if body.get("stream") else "chat", {**options(ticket), **keywords}, messages
-        if path == embed_path and operation == "embed":
-            keywords, texts = embed(body)
-            return "embed", {**options(ticket), **keywords}, texts
+            stream = body.get("stream")
+            if stream is not None and not isinstance(stream, bool):
+                raise Unmappable("a stream field that is not true or false")
+            return "stream" if stream else "chat", {**options(ticket), **keywords}, messages
+        keywords, texts = embed(body)
+        return "embed", {**options(ticket), **keywords}, texts
     except Unmappable as exc:
-        raise unsupported(ticket, f"a {vendor} {operation} request with {exc.what}") from None
-    raise unsupported(ticket, f"{vendor} {operation} at {path}")
+        raise not_as_asked(ticket, f"this {vendor} {operation} request", exc.what) from None
 
 
 class Encoder(Protocol):

@@ -12,10 +12,10 @@ own dicts, event streams and ``ClientError`` subclasses.
 
 What reroutes: Converse and ConverseStream (messages with text, image bytes,
 tool use and tool results, system text, ``inferenceConfig``, ``toolConfig``,
-``outputConfig`` JSON schema; ``cachePoint``, ``requestMetadata``,
-``performanceConfig`` and ``serviceTier`` change cost, latency or logging, not
-the answer, and are dropped), and InvokeModel with a Titan or Cohere embedding
-body. Anything else is refused: native InvokeModel chat bodies, streams of
+``outputConfig`` JSON schema; ``cachePoint`` blocks only ask Bedrock to cache a
+prefix and are left out; ``requestMetadata``, ``performanceConfig`` and
+``serviceTier`` only at the values that ask for nothing), and InvokeModel with
+a Titan or Cohere embedding body. Anything else is refused: native InvokeModel chat bodies, streams of
 InvokeModel, every other operation, and any field the alternative could not
 honour in a way that changes the answer (guardrails, model-specific request
 fields, documents, S3 images, ...).
@@ -74,8 +74,16 @@ ERROR_CODES = {
     "not_found": "ResourceNotFoundException",
 }
 _ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
-#: Converse fields that change the cost, latency or logging of a call, not its answer: not carried over.
-_DROPPED = frozenset({"modelId", "requestMetadata", "performanceConfig", "serviceTier"})
+_AWS_ONLY = "it is meant for Bedrock's own service, which the alternative is not"
+#: Converse fields privsdk cannot carry to the alternative (log metadata, latency-optimised inference, service
+#: tiers): honoured only at the value that asks for nothing, refused otherwise. ``modelId`` is the path's.
+_SERVICE_ONLY: Mapping[str, reroute.Carry] = {
+    "modelId": reroute.READ,
+    "requestMetadata": reroute.default_only({}, why=_AWS_ONLY),
+    "performanceConfig": reroute.default_only({"latency": "standard"}, why=_AWS_ONLY),
+    "serviceTier": reroute.default_only({"type": "default"}, why=_AWS_ONLY),
+}
+_DROPPED = frozenset(_SERVICE_ONLY)
 _CARRIED = frozenset({"messages", "system", "inferenceConfig", "toolConfig", "outputConfig"})
 _INFERENCE = {"maxTokens": "max_tokens", "temperature": "temperature", "topP": "top_p", "stopSequences": "stop"}
 _TITAN_FIELDS = frozenset({"inputText", "dimensions", "normalize", "embeddingTypes"})
@@ -135,6 +143,10 @@ def chat_call(body: Mapping[str, Any]) -> tuple[list[Message], dict[str, Any]]:
     unknown = sorted(set(body) - _CARRIED - _DROPPED)
     if unknown:
         raise _Refuse(f"Converse {unknown[0]}")
+    try:
+        reroute.carry({k: v for k, v in body.items() if k in _SERVICE_ONLY}, _SERVICE_ONLY)
+    except reroute.Unmappable as exc:
+        raise _Refuse(f"Converse {exc.what}") from None
     messages: list[Message] = []
     for block in body.get("system") or ():
         kind = _kind(block, "system")

@@ -11,12 +11,11 @@ that answer as it always does: the app gets cohere's types.
 Only the v2 API's chat (``/v2/chat``, plain and streamed) and embed
 (``/v2/embed``) reroute. Anything else -- v1 endpoints, rerank, datasets,
 fine-tuning, and the Bedrock, SageMaker and OCI clients, whose requests leave
-in those clouds' formats -- is refused, and so is a body the alternative
-cannot honour without changing the answer (grounding ``documents``,
-``strict_tools``, ``logprobs``, ``safety_mode`` ``STRICT``, image inputs,
-embedding types other than float). Tuning fields privsdk has no name for
-(``k``, penalties, ``thinking``, ``priority``, ``truncate``, ...) are not sent
-to the alternative. Refusals name fields, never their values.
+in those clouds' formats -- is refused, and so is a body the reroute cannot
+carry as asked: the tables below list every field it carries and how; a
+field at any value but its default (grounding ``documents``, ``logprobs``,
+``k``, penalties, ``thinking``, ``truncate``, ...), and a field no table
+names, is refused. Refusals name fields, never their values.
 """
 
 from __future__ import annotations
@@ -37,19 +36,102 @@ from privsdk.usage.record import new_request_id
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "tool_calls": "TOOL_CALL", "error": "ERROR"}
 _FINISH_FILTERED = "ERROR"
 _TOOL_CHOICE = {"REQUIRED": "required", "NONE": "none"}
-#: v2 chat fields the reroute carries over (as privsdk options) or reads itself.
-_CHAT_CARRIED = frozenset(
-    {
-        "model", "messages", "stream", "tools", "tool_choice", "temperature", "p", "max_tokens",
-        "stop_sequences", "seed", "response_format",
-    }
-)  # fmt: skip
-#: v2 chat fields that tune how the model answers, and which privsdk has no name for: not sent to the alternative.
-_CHAT_DROPPED = frozenset({"frequency_penalty", "presence_penalty", "k", "priority", "thinking", "citation_options"})
-#: v2 embed fields carried over, and those that are not sent (truncation and scheduling).
-_EMBED_CARRIED = frozenset({"model", "texts", "inputs", "input_type", "output_dimension", "embedding_types"})
-_EMBED_DROPPED = frozenset({"truncate", "max_tokens", "priority"})
+_ONE_ANSWER = "the reroute answers with text and tool calls only"
+_COHERE_ONLY = "it is meant for Cohere's own service, which the alternative is not"
+
+
+def _tools(tools: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(tools, list) or not all(isinstance(t, dict) and t.get("type") == "function" for t in tools):
+        raise reroute.Unmappable("a tool that is not a function")
+    for tool in tools:
+        reroute.check_keys(tool, {"type": reroute.READ, "function": reroute.READ}, "a function tool")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise reroute.Unmappable("a function tool without a function")
+        reroute.check_keys(function, _FUNCTION, "a function tool")
+    return tools or None  # v2 tools have OpenAI's shape, which privsdk takes
+
+
+def _tool_choice(choice: Any) -> str:
+    if not isinstance(choice, str) or choice not in _TOOL_CHOICE:
+        raise reroute.Unmappable("a tool_choice other than REQUIRED or NONE")
+    return _TOOL_CHOICE[choice]
+
+
+def _stop(stops: Any) -> list[str] | None:
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise reroute.Unmappable("stop_sequences that are not a list of texts")
+    return list(stops) or None
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind == "text" and set(value) == {"type"}:
+        return None
+    if kind == "json_object" and set(value) <= {"type", "json_schema"}:
+        schema = value.get("json_schema")
+        if schema is not None and not isinstance(schema, Mapping):
+            raise reroute.Unmappable("a response_format json_schema that is not an object")
+        return ResponseFormat(schema)
+    raise reroute.Unmappable("a response_format other than text or json_object")
+
+
+_FUNCTION: Mapping[str, reroute.Carry] = {"name": reroute.READ, "description": reroute.READ, "parameters": reroute.READ}
+#: Every v2 chat field the reroute carries, and how (see :class:`privsdk.outbound.reroute.Carry`). Any other field
+#: is refused.
+_CHAT: Mapping[str, reroute.Carry] = {
+    "model": reroute.READ,  # the alternative's own model answers
+    "messages": reroute.READ,
+    "stream": reroute.READ,
+    "tools": reroute.option("tools", _tools),
+    "tool_choice": reroute.option("tool_choice", _tool_choice),
+    "temperature": reroute.option("temperature"),
+    "p": reroute.option("top_p"),
+    "max_tokens": reroute.option("max_tokens"),
+    "stop_sequences": reroute.option("stop", _stop),
+    "seed": reroute.option("seed"),
+    "response_format": reroute.option("response_format", _response_format),
+    "documents": reroute.default_only([], why="grounded generation, with citations, is Cohere's"),
+    "citation_options": reroute.default_only({"mode": "OFF"}, why="the reroute's answer carries no citations"),
+    "strict_tools": reroute.default_only(
+        False, why="privsdk cannot make the alternative hold tool calls to the schemas"
+    ),
+    "logprobs": reroute.default_only(False, why="the alternative's answer carries no log probabilities"),
+    "safety_mode": reroute.default_only("CONTEXTUAL", why="Cohere's safety modes are Cohere's system prompts"),
+    "thinking": reroute.default_only({"type": "disabled"}, why=_ONE_ANSWER),
+    "frequency_penalty": reroute.default_only(0),
+    "presence_penalty": reroute.default_only(0),
+    "k": reroute.default_only(0),
+    "priority": reroute.default_only(0, why=_COHERE_ONLY),
+}
+#: Every v2 embed field the reroute carries, and how. Any other field is refused.
+_EMBED: Mapping[str, reroute.Carry] = {
+    "model": reroute.READ,
+    "texts": reroute.READ,
+    "inputs": reroute.READ,
+    "embedding_types": reroute.READ,  # float only, as the reroute answers
+    "input_type": reroute.option("input_type"),
+    "output_dimension": reroute.option("dimensions"),
+    "images": reroute.default_only([], why="privsdk embeds text only"),
+    "truncate": reroute.default_only("END", why="privsdk cannot tell the alternative how to cut a long input"),
+    "max_tokens": reroute.default_only(why="privsdk cannot tell the alternative how to cut a long input"),
+    "priority": reroute.default_only(0, why=_COHERE_ONLY),
+}
 _INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+#: The fields of a message of each role the reroute reads; any other field is refused.
+_MESSAGE: Mapping[str, Mapping[str, reroute.Carry]] = {
+    "user": {"role": reroute.READ, "content": reroute.READ},
+    "system": {"role": reroute.READ, "content": reroute.READ},
+    # The tool plan and citations are Cohere's narration of the turn, not what the model said: left out.
+    "assistant": {
+        "role": reroute.READ,
+        "content": reroute.READ,
+        "tool_calls": reroute.READ,
+        "tool_plan": reroute.READ,
+        "citations": reroute.READ,
+    },
+    "tool": {"role": reroute.READ, "content": reroute.READ, "tool_call_id": reroute.READ},
+}
 
 
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
@@ -59,39 +141,7 @@ def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
 
 def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The privsdk options and messages of a v2 chat body."""
-    reroute.only(body, _CHAT_CARRIED | _CHAT_DROPPED | {"documents", "strict_tools", "logprobs", "safety_mode"})
-    if body.get("documents"):
-        raise reroute.Unmappable("documents (grounded generation)")
-    if body.get("strict_tools"):
-        raise reroute.Unmappable("strict_tools")
-    if body.get("logprobs"):
-        raise reroute.Unmappable("logprobs")
-    if body.get("safety_mode") not in (None, "CONTEXTUAL", "OFF"):
-        raise reroute.Unmappable("safety_mode STRICT")
-    options: dict[str, Any] = {}
-    tools = body.get("tools")
-    if tools:
-        if not isinstance(tools, list) or not all(isinstance(t, dict) and t.get("type") == "function" for t in tools):
-            raise reroute.Unmappable("a tool that is not a function")
-        options["tools"] = tools  # v2 tools have OpenAI's shape, which privsdk takes
-    choice = body.get("tool_choice")
-    if choice is not None:
-        if choice not in _TOOL_CHOICE:
-            raise reroute.Unmappable("tool_choice")
-        options["tool_choice"] = _TOOL_CHOICE[choice]
-    for field, name in (("temperature", "temperature"), ("p", "top_p"), ("max_tokens", "max_tokens"), ("seed", "seed")):
-        if body.get(field) is not None:
-            options[name] = body[field]
-    if body.get("stop_sequences"):
-        options["stop"] = list(body["stop_sequences"])
-    response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type") == "json_object":
-        schema = response_format.get("json_schema")
-        options["response_format"] = ResponseFormat(schema if isinstance(schema, Mapping) else None)
-    elif response_format is not None and not (
-        isinstance(response_format, Mapping) and response_format.get("type") == "text"
-    ):
-        raise reroute.Unmappable("response_format")
+    options = reroute.carry(body, _CHAT)
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise reroute.Unmappable("messages that are not a list")
@@ -101,6 +151,10 @@ def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
 def _message(message: Any) -> dict[str, Any]:
     """A v2 chat message as privsdk's (OpenAI-shaped) message dict."""
     role = message.get("role") if isinstance(message, dict) else None
+    fields = _MESSAGE.get(role) if isinstance(role, str) else None
+    if fields is None:
+        raise reroute.Unmappable("a message whose role is not user, system, assistant or tool")
+    reroute.check_keys(message, fields, f"a {role} message")
     content = message.get("content")
     if role == "user":
         if isinstance(content, list):
@@ -122,9 +176,10 @@ def _message(message: Any) -> dict[str, Any]:
 
 def _user_part(part: Any) -> dict[str, Any]:
     kind = part.get("type") if isinstance(part, dict) else None
-    if kind == "text":
+    if kind == "text" and set(part) == {"type", "text"}:
         return {"type": "text", "text": part.get("text")}
-    if kind == "image_url" and isinstance(part.get("image_url"), dict):
+    if kind == "image_url" and isinstance(part.get("image_url"), dict) and set(part) == {"type", "image_url"}:
+        reroute.check_keys(part["image_url"], _IMAGE_URL, "an image part")
         return {"type": "image_url", "image_url": {"url": part["image_url"].get("url")}}
     raise reroute.Unmappable("a user content part that is neither text nor an image URL")
 
@@ -154,15 +209,19 @@ def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> s
     return ("\n" if documents else "").join(pieces)  # one document a line; text parts run on, as they were cut
 
 
+_IMAGE_URL: Mapping[str, reroute.Carry] = {
+    "url": reroute.READ,
+    "detail": reroute.default_only("auto", why="privsdk asks the alternative for the image, not for its detail"),
+}
+
+
 def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The privsdk options and texts of a v2 embed body."""
-    reroute.only(body, _EMBED_CARRIED | _EMBED_DROPPED | {"images"})
-    if body.get("images"):
-        raise reroute.Unmappable("images")
+    options = reroute.carry(body, _EMBED)
     kinds = body.get("embedding_types")
     if kinds is not None and (not isinstance(kinds, list) or set(kinds) != {"float"}):
         raise reroute.Unmappable("embedding_types other than float")
-    input_type = body.get("input_type")
+    input_type = options.get("input_type")
     if input_type is not None and input_type not in _INPUT_TYPES:
         raise reroute.Unmappable("an input_type other than search_document, search_query, classification or clustering")
     texts = body.get("texts")
@@ -170,23 +229,20 @@ def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if inputs:
         if texts:
             raise reroute.Unmappable("both texts and inputs")
+        if not isinstance(inputs, list):
+            raise reroute.Unmappable("inputs that are not a list")
         texts = [_input_text(i) for i in inputs]
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise reroute.Unmappable("texts that are not a list of strings")
-    options: dict[str, Any] = {}
-    if input_type is not None:
-        options["input_type"] = input_type
-    if body.get("output_dimension") is not None:
-        options["dimensions"] = body["output_dimension"]
     return options, texts
 
 
 def _input_text(item: Any) -> str:
     """An ``inputs`` entry that is one piece of text (several pieces are embedded as Cohere combines them)."""
-    content = item.get("content") if isinstance(item, dict) else None
+    content = item.get("content") if isinstance(item, dict) and set(item) == {"content"} else None
     if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict):
         part = content[0]
-        if part.get("type") == "text" and isinstance(part.get("text"), str):
+        if part.get("type") == "text" and isinstance(part.get("text"), str) and set(part) == {"type", "text"}:
             return str(part["text"])
     raise reroute.Unmappable("inputs that are not one text each")
 

@@ -13,13 +13,10 @@ Only chat completions (``/v1/chat/completions``, and Azure AI Foundry's
 ``/models/chat/completions``; plain and streamed) and embeddings
 (``/v1/embeddings``) reroute. Anything else -- FIM, agents, conversations,
 the Responses API, OCR, files, batches, fine-tuning, audio -- is refused, and
-so is a body the alternative cannot honour without changing the answer
-(built-in tools, a forced named tool, ``n`` > 1, ``prefix`` messages,
-``guardrails``, ``safe_prompt``, log probabilities, document or audio
-inputs, embedding dtypes other than float). Tuning fields privsdk has no name
-for (penalties, ``top_k``, ``prompt_mode``, ``reasoning_effort``,
-``prediction``, ``metadata``, ...) are not sent to the alternative. Refusals
-name fields, never their values.
+so is a body the reroute cannot carry as asked: the tables below list every
+field it carries and how; a field at any value but its default (``n`` > 1,
+``safe_prompt``, penalties, ``prediction``, ...), and a field no table names,
+is refused. Refusals name fields, never their values.
 """
 
 from __future__ import annotations
@@ -41,27 +38,116 @@ from privsdk.usage.record import new_request_id
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "error": "error", "content_filter": "error"}
 _TOOL_CHOICE = {"auto": "auto", "none": "none", "any": "required", "required": "required"}
 _CHAT_PATHS = ("/v1/chat/completions", "/models/chat/completions")
-#: Chat fields the reroute carries over (as privsdk options) or reads itself.
-_CHAT_CARRIED = frozenset(
-    {
-        "model", "messages", "stream", "tools", "tool_choice", "temperature", "top_p", "max_tokens", "stop",
-        "random_seed", "response_format",
-    }
-)  # fmt: skip
-#: Chat fields that tune how the model answers, or schedule or label the request, and which privsdk has no name
-#: for: not sent to the alternative.
-_CHAT_DROPPED = frozenset(
-    {
-        "presence_penalty", "frequency_penalty", "min_tokens", "repetition_penalty", "top_k", "prediction",
-        "reasoning_effort", "prompt_mode", "prompt_cache_key", "service_tier", "metadata",
-    }
-)  # fmt: skip
-#: Chat fields that the alternative cannot honour when they ask for something (refused unless off or default).
-_CHAT_CHECKED = frozenset(
-    {"n", "parallel_tool_calls", "safe_prompt", "guardrails", "logprobs", "top_logprobs", "prompt_logprobs",
-     "top_prompt_logprobs"}
-)  # fmt: skip
-_EMBED_KNOWN = frozenset({"model", "input", "metadata", "output_dimension", "output_dtype", "encoding_format"})
+_ONE_CHOICE = "the reroute answers with one choice"
+_NO_LOGPROBS = "the alternative's answer carries no log probabilities"
+_MISTRAL_ONLY = "it is meant for Mistral's own service, which the alternative is not"
+
+
+def _tools(tools: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(tools, list):
+        raise reroute.Unmappable("tools that are not a list")
+    return [_tool(t) for t in tools] or None
+
+
+def _tool_choice(choice: Any) -> str:
+    if not isinstance(choice, str) or choice not in _TOOL_CHOICE:
+        raise reroute.Unmappable("a tool_choice that names a tool")
+    return _TOOL_CHOICE[choice]
+
+
+def _stop(stop: Any) -> list[str] | None:
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise reroute.Unmappable("a stop that is not text or a list of texts")
+    return [s for s in stops if s] or None
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat()
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
+            raise reroute.Unmappable("a json_schema response_format without a schema")
+        reroute.check_keys(spec, _JSON_SCHEMA, "response_format's json_schema")
+        return ResponseFormat(spec["schema"], str(spec.get("name") or "response"))
+    raise reroute.Unmappable("a response_format other than text, json_object or json_schema")
+
+
+_STRICT = "privsdk asks the alternative for the schema, but cannot make it hold the answer to it strictly"
+_JSON_SCHEMA: Mapping[str, reroute.Carry] = {
+    "name": reroute.READ,
+    "schema": reroute.READ,
+    "strict": reroute.default_only(False, why=_STRICT),
+    "description": reroute.default_only(why="privsdk carries a schema and its name, not its description"),
+}
+#: Every chat field the reroute carries, and how (see :class:`privsdk.outbound.reroute.Carry`). Any other field
+#: is refused.
+_CHAT: Mapping[str, reroute.Carry] = {
+    "model": reroute.READ,  # the alternative's own model answers (the answer says which)
+    "messages": reroute.READ,
+    "stream": reroute.READ,
+    "tools": reroute.option("tools", _tools),
+    "tool_choice": reroute.option("tool_choice", _tool_choice),  # any is privsdk's required
+    "temperature": reroute.option("temperature"),
+    "top_p": reroute.option("top_p"),
+    "max_tokens": reroute.option("max_tokens"),
+    "stop": reroute.option("stop", _stop),
+    "random_seed": reroute.option("seed"),
+    "response_format": reroute.option("response_format", _response_format),
+    "n": reroute.default_only(1, why=_ONE_CHOICE),
+    "parallel_tool_calls": reroute.default_only(
+        True, why="privsdk cannot stop the alternative calling tools in parallel"
+    ),
+    "safe_prompt": reroute.default_only(False, why="Mistral's safety prompt is Mistral's"),
+    "guardrails": reroute.default_only([], why="Mistral's guardrails run at Mistral only"),
+    "logprobs": reroute.default_only(False, why=_NO_LOGPROBS),
+    "top_logprobs": reroute.default_only(0, why=_NO_LOGPROBS),
+    "prompt_logprobs": reroute.default_only(False, why=_NO_LOGPROBS),
+    "top_prompt_logprobs": reroute.default_only(0, why=_NO_LOGPROBS),
+    "presence_penalty": reroute.default_only(0),
+    "frequency_penalty": reroute.default_only(0),
+    "repetition_penalty": reroute.default_only(1),
+    "min_tokens": reroute.default_only(0),
+    "top_k": reroute.default_only(),
+    "prediction": reroute.default_only(),
+    "reasoning_effort": reroute.default_only(),
+    "prompt_mode": reroute.default_only(why="a Mistral system prompt for its reasoning models"),
+    "prompt_cache_key": reroute.default_only(why=_MISTRAL_ONLY),
+    "service_tier": reroute.default_only("auto", why=_MISTRAL_ONLY),
+    "metadata": reroute.default_only({}, why=_MISTRAL_ONLY),
+}
+#: Every embeddings field the reroute carries, and how. Any other field is refused.
+_EMBED: Mapping[str, reroute.Carry] = {
+    "model": reroute.READ,
+    "input": reroute.READ,
+    "output_dimension": reroute.option("dimensions"),
+    "output_dtype": reroute.default_only("float", why="the reroute answers with float vectors"),
+    "encoding_format": reroute.default_only("float", why="the reroute answers with float vectors"),
+    "metadata": reroute.default_only({}, why=_MISTRAL_ONLY),
+}
+#: The fields of a message of each role the reroute reads; any other field is refused.
+_PREFIX = reroute.default_only(False, why="the alternative cannot continue an assistant prefix")
+_MESSAGE: Mapping[str, Mapping[str, reroute.Carry]] = {
+    "system": {"role": reroute.READ, "content": reroute.READ},
+    "user": {"role": reroute.READ, "content": reroute.READ},
+    "assistant": {"role": reroute.READ, "content": reroute.READ, "tool_calls": reroute.READ, "prefix": _PREFIX},
+    # name repeats the function of the call tool_call_id answers
+    "tool": {"role": reroute.READ, "content": reroute.READ, "tool_call_id": reroute.READ, "name": reroute.READ},
+}
+_FUNCTION: Mapping[str, reroute.Carry] = {
+    "name": reroute.READ,
+    "description": reroute.READ,
+    "parameters": reroute.READ,
+    "strict": reroute.default_only(False, why=_STRICT),
+}
+_IMAGE_URL: Mapping[str, reroute.Carry] = {
+    "url": reroute.READ,
+    "detail": reroute.default_only("auto", why="privsdk asks the alternative for the image, not for its detail"),
+}
 
 
 def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
@@ -71,43 +157,7 @@ def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any]:
 
 def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The privsdk options and messages of a chat completions body."""
-    reroute.only(body, _CHAT_CARRIED | _CHAT_DROPPED | _CHAT_CHECKED)
-    if body.get("n") not in (None, 1):
-        raise reroute.Unmappable("n other than 1")
-    if body.get("parallel_tool_calls") is False:
-        raise reroute.Unmappable("parallel_tool_calls false")
-    for field in ("safe_prompt", "guardrails", "logprobs", "top_logprobs", "prompt_logprobs", "top_prompt_logprobs"):
-        if body.get(field):
-            raise reroute.Unmappable(field)
-    options: dict[str, Any] = {}
-    tools = body.get("tools")
-    if tools:
-        if not isinstance(tools, list):
-            raise reroute.Unmappable("tools that are not a list")
-        options["tools"] = [_tool(t) for t in tools]
-    choice = body.get("tool_choice")
-    if choice is not None:
-        if not isinstance(choice, str) or choice not in _TOOL_CHOICE:
-            raise reroute.Unmappable("a tool_choice that names a tool")
-        options["tool_choice"] = _TOOL_CHOICE[choice]
-    names = ("temperature", "top_p", "max_tokens")
-    for field, name in (*((n, n) for n in names), ("random_seed", "seed")):
-        if body.get(field) is not None:
-            options[name] = body[field]
-    stop = body.get("stop")
-    if stop:
-        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
-    response_format = body.get("response_format")
-    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
-    if kind == "json_object":
-        options["response_format"] = ResponseFormat()
-    elif kind == "json_schema":
-        spec = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
-            raise reroute.Unmappable("a json_schema response_format without a schema")
-        options["response_format"] = ResponseFormat(spec["schema"], str(spec.get("name") or "response"))
-    elif response_format is not None and kind != "text":
-        raise reroute.Unmappable("response_format")
+    options = reroute.carry(body, _CHAT)
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise reroute.Unmappable("messages that are not a list")
@@ -119,6 +169,8 @@ def _tool(tool: Any) -> dict[str, Any]:
     function = tool.get("function") if isinstance(tool, dict) else None
     if kind != "function" or not isinstance(function, dict):
         raise reroute.Unmappable("a built-in tool (only function tools reroute)")
+    reroute.check_keys(tool, {"type": reroute.READ, "function": reroute.READ}, "a function tool")
+    reroute.check_keys(function, _FUNCTION, "a function tool")
     spec = {k: function[k] for k in ("name", "description", "parameters") if function.get(k) is not None}
     return {"type": "function", "function": spec}
 
@@ -126,10 +178,10 @@ def _tool(tool: Any) -> dict[str, Any]:
 def _message(message: Any) -> dict[str, Any]:
     """A Mistral chat message as privsdk's (OpenAI-shaped) message dict."""
     role = message.get("role") if isinstance(message, dict) else None
-    if role not in ("system", "user", "assistant", "tool"):
+    fields = _MESSAGE.get(role) if isinstance(role, str) else None
+    if fields is None:
         raise reroute.Unmappable("a message whose role is not system, user, assistant or tool")
-    if message.get("prefix"):
-        raise reroute.Unmappable("an assistant prefix message")
+    reroute.check_keys(message, fields, f"a {role} message")
     out: dict[str, Any] = {"role": role, "content": _content(message.get("content"), images=role == "user")}
     if role == "assistant":
         calls = message.get("tool_calls")
@@ -150,13 +202,16 @@ def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for chunk in content:
         kind = chunk.get("type") if isinstance(chunk, dict) else None
-        if kind == "text" and isinstance(chunk.get("text"), str):
+        if kind == "text" and isinstance(chunk.get("text"), str) and set(chunk) == {"type", "text"}:
             parts.append({"type": "text", "text": chunk["text"]})
         elif kind == "thinking":
             continue  # the model's own reasoning, handed back: not what it said
         elif kind == "image_url" and images:
+            reroute.check_keys(chunk, {"type": reroute.READ, "image_url": reroute.READ}, "an image chunk")
             url = chunk.get("image_url")
-            url = url.get("url") if isinstance(url, dict) else url
+            if isinstance(url, dict):
+                reroute.check_keys(url, _IMAGE_URL, "an image chunk")
+                url = url.get("url")
             if not isinstance(url, str):
                 raise reroute.Unmappable("an image chunk without a URL")
             parts.append({"type": "image_url", "image_url": {"url": url}})
@@ -171,18 +226,11 @@ def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
 
 def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The privsdk options and texts of an embeddings body."""
-    reroute.only(body, _EMBED_KNOWN)
-    if body.get("output_dtype") not in (None, "float"):
-        raise reroute.Unmappable("an output_dtype other than float")
-    if body.get("encoding_format") not in (None, "float"):
-        raise reroute.Unmappable("an encoding_format other than float")
+    options = reroute.carry(body, _EMBED)
     inputs = body.get("input")
     texts = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise reroute.Unmappable("input that is not text")
-    options: dict[str, Any] = {}
-    if body.get("output_dimension") is not None:
-        options["dimensions"] = body["output_dimension"]
     return options, texts
 
 

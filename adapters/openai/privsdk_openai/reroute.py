@@ -7,7 +7,12 @@ transport does not send the request. It makes the same call through a
 self-hosted server, or another vendor for chat and embeddings) and answers
 with the JSON, or the server-sent events, that OpenAI would have sent. The
 SDK then parses that answer as it always does: the app gets openai's types.
-Any other operation is refused.
+
+Only Chat Completions (``.../chat/completions``, plain and streamed) and
+embeddings (``.../embeddings``) reroute; any other operation is refused. So is
+a body the reroute cannot carry as asked: the tables below list every field it
+carries and how; a field at any value but its default, and a field no table
+names, is refused, naming the field (never its value) and why.
 """
 
 from __future__ import annotations
@@ -24,70 +29,297 @@ from privsdk.errors import VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
 from privsdk.outbound.outgoing import Outgoing
-from privsdk.types import ChatResponse, EmbedResponse, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
+from privsdk.outbound.reroute import READ, Carry, Unmappable, default_only, option
+from privsdk.types import ChatResponse, EmbedResponse, ResponseFormat, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 from privsdk.usage.record import new_request_id
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
-#: Chat Completions fields the reroute carries over; any other field in the body is the named target's own
-#: (``logprobs``, ``web_search_options``, ...) and is not sent to the alternative.
-_CHAT_FIELDS = ("tools", "tool_choice", "temperature", "top_p", "seed", "response_format")
+_TOOL_CHOICES = frozenset({"auto", "none", "required"})
+_ONE_CHOICE = "the reroute answers with one choice"
+_NO_LOGPROBS = "the alternative's answer carries no log probabilities"
+_OPENAI_ONLY = "it is meant for OpenAI's own service, which the alternative is not"
+_NOT_KEPT = "the alternative does not keep the completion for OpenAI's stored completions"
 
 
-def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(kind, privsdk call keywords, the request body) for a rerouted request; refuses any other kind."""
-    operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
-    body = out.json()
-    path = out.path.rstrip("/")
-    if not isinstance(body, dict):
-        raise reroute.unsupported(ticket, operation)
-    options = reroute.options(ticket)
-    if path.endswith("/chat/completions") and operation in ("chat", "stream"):
-        for key in _CHAT_FIELDS:
-            if body.get(key) is not None:
-                options[key] = body[key]
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-        if max_tokens is not None:
-            options["max_tokens"] = max_tokens
-        if body.get("stop") is not None:
-            options["stop"] = body["stop"]
-        return "chat", options, body
-    if path.endswith("/embeddings") and operation == "embed":
-        if body.get("dimensions") is not None:
-            options["dimensions"] = body["dimensions"]
-        return "embed", options, body
-    raise reroute.unsupported(ticket, operation)
+def _max_tokens(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Unmappable("a max_tokens or max_completion_tokens that is not a whole number")
+    return value
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    """Function tools, as privsdk takes them (OpenAI's shape); any other kind of tool is refused."""
+    if not isinstance(tools, list):
+        raise Unmappable("tools that are not a list")
+    out = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise Unmappable("a tool that is not a function (custom and hosted tools are OpenAI's)")
+        reroute.check_keys(tool, _TOOL, "a tool")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise Unmappable("a function tool without a function")
+        reroute.check_keys(function, _FUNCTION, "a function tool")
+        out.append(
+            {
+                "type": "function",
+                "function": {k: function[k] for k in _FUNCTION if function.get(k) is not None and k != "strict"},
+            }
+        )
+    return out
+
+
+def _tool_choice(choice: Any) -> Any:
+    """``auto``, ``none``, ``required``, or a named function; ``allowed_tools`` and custom tools are refused."""
+    if isinstance(choice, str) and choice in _TOOL_CHOICES:
+        return choice
+    function = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    if isinstance(function, dict) and isinstance(function.get("name"), str) and set(function) == {"name"}:
+        return {"type": "function", "function": {"name": function["name"]}}
+    raise Unmappable("a tool_choice other than auto, none, required or a named function")
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object" and set(value) == {"type"}:
+        return ResponseFormat()
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise Unmappable("a json_schema response_format without a schema")
+        reroute.check_keys(spec, _JSON_SCHEMA, "response_format's json_schema")
+        return ResponseFormat(spec["schema"], str(spec.get("name") or "response"))
+    raise Unmappable("a response_format other than text, json_object or json_schema")
+
+
+def _stop(stop: Any) -> Any:
+    if isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        return stop
+    raise Unmappable("a stop that is not text or a list of texts")
+
+
+def _stream_options(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise Unmappable("stream_options that is not an object")
+    reroute.check_keys(value, _STREAM_OPTIONS, "stream_options")
+
+
+_STRICT = "privsdk asks the alternative for the schema, but cannot make it hold the answer to it strictly"
+#: A function tool's fields, and the function's.
+_TOOL: Mapping[str, Carry] = {"type": READ, "function": READ}
+_FUNCTION: Mapping[str, Carry] = {
+    "name": READ,
+    "description": READ,
+    "parameters": READ,
+    "strict": default_only(False, why=_STRICT),
+}
+_JSON_SCHEMA: Mapping[str, Carry] = {
+    "name": READ,
+    "schema": READ,
+    "strict": default_only(False, why=_STRICT),
+    "description": default_only(why="privsdk carries a schema and its name, not its description"),
+}
+_STREAM_OPTIONS: Mapping[str, Carry] = {
+    "include_usage": READ,  # a last chunk with the alternative's usage
+    "include_obfuscation": READ,  # padding against a network observer: the answer does not cross the network
+}
+
+#: Every Chat Completions field the reroute carries, and how. Any other field is refused.
+_CHAT: Mapping[str, Carry] = {
+    "model": READ,  # the alternative's own model answers (the answer says which)
+    "messages": READ,
+    "stream": READ,
+    "stream_options": READ,  # include_usage: send() ends the stream with the alternative's usage
+    "tools": option("tools", _tools),
+    "tool_choice": option("tool_choice", _tool_choice),
+    "temperature": option("temperature"),
+    "top_p": option("top_p"),
+    "seed": option("seed"),
+    "max_completion_tokens": option("max_tokens", _max_tokens),
+    "max_tokens": option("max_tokens", _max_tokens),
+    "stop": option("stop", _stop),
+    "response_format": option("response_format", _response_format),
+    "n": default_only(1, why=_ONE_CHOICE),
+    "logprobs": default_only(False, why=_NO_LOGPROBS),
+    "top_logprobs": default_only(0, why=_NO_LOGPROBS),
+    "presence_penalty": default_only(0),
+    "frequency_penalty": default_only(0),
+    "logit_bias": default_only({}),
+    "parallel_tool_calls": default_only(True, why="privsdk cannot stop the alternative calling tools in parallel"),
+    "modalities": default_only(["text"], why="the alternative answers with text only"),
+    "audio": default_only(why="the alternative answers with text only"),
+    "prediction": default_only(),
+    "reasoning_effort": default_only(),
+    "verbosity": default_only("medium"),
+    "store": default_only(False, why=_NOT_KEPT),
+    "metadata": default_only({}, why=_NOT_KEPT),
+    "service_tier": default_only("auto", "default", why=_OPENAI_ONLY),
+    "user": default_only(why=_OPENAI_ONLY),
+    "safety_identifier": default_only(why=_OPENAI_ONLY),
+    "prompt_cache_key": default_only(why=_OPENAI_ONLY),
+    "prompt_cache_retention": default_only(why=_OPENAI_ONLY),
+    "prompt_cache_options": default_only(why=_OPENAI_ONLY),
+    "moderation": default_only(why=_OPENAI_ONLY),
+    "web_search_options": default_only(why="web search is a tool OpenAI runs"),
+    "functions": default_only(why="the legacy functions field: use tools"),
+    "function_call": default_only(why="the legacy functions field: use tool_choice"),
+}
+#: Every embeddings field the reroute carries, and how. Any other field is refused.
+_EMBED: Mapping[str, Carry] = {
+    "model": READ,
+    "input": READ,
+    "encoding_format": READ,  # float or base64, as send() answers
+    "dimensions": option("dimensions"),
+    "user": default_only(why=_OPENAI_ONLY),
+}
+
+#: The fields of a message of each role the reroute reads; any other field is refused, as are ``name`` (the
+#: alternative is told no participant names) and the fields that hand back audio or a refusal.
+_MESSAGE: Mapping[str, Mapping[str, Carry]] = {
+    role: {
+        "role": READ,
+        "content": READ,
+        "name": default_only(why="the alternative is told no participant names"),
+        **extra,
+    }
+    for role, extra in {
+        "system": {},
+        "developer": {},
+        "user": {},
+        "assistant": {
+            "tool_calls": READ,
+            "refusal": default_only(why="privsdk hands back a turn's content, not its refusal"),
+            "audio": default_only(why="privsdk hands back a turn's text, not its audio"),
+            "annotations": READ,  # citations of a past answer: narration on what it said, left out
+            "function_call": default_only(why="the legacy functions field: use tool_calls"),
+        },
+        "tool": {"tool_call_id": READ},
+    }.items()
+}
+_IMAGE_URL: Mapping[str, Carry] = {
+    "url": READ,
+    "detail": default_only("auto", why="privsdk asks the alternative for the image, not for its detail"),
+}
+
+
+def _chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The privsdk options and messages of a Chat Completions body."""
+    options = reroute.carry(body, _CHAT)
+    if body.get("stream_options") is not None:
+        _stream_options(body["stream_options"])
+    if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        raise Unmappable("both max_tokens and max_completion_tokens (OpenAI takes one)")
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise Unmappable("messages that are not a list")
+    return options, [_message(m) for m in messages]
+
+
+def _message(message: Any) -> dict[str, Any]:
+    """An OpenAI chat message as privsdk's message dict."""
+    role = message.get("role") if isinstance(message, dict) else None
+    fields = _MESSAGE.get(role) if isinstance(role, str) else None
+    if fields is None or not isinstance(role, str):
+        raise Unmappable("a message whose role is not system, developer, user, assistant or tool")
+    reroute.check_keys(message, fields, f"a {role} message")
+    out: dict[str, Any] = {"role": role, "content": _content(message.get("content"), role)}
+    if role == "assistant":
+        calls = message.get("tool_calls")
+        if calls:
+            if not isinstance(calls, list) or not all(
+                isinstance(c, dict) and c.get("type", "function") == "function" for c in calls
+            ):
+                raise Unmappable("an assistant message's tool calls that are not function calls")
+            out["tool_calls"] = [reroute.function_call(c) for c in calls]
+        out["content"] = out["content"] or None
+    if role == "tool":
+        out["tool_call_id"] = message.get("tool_call_id")
+    return out
+
+
+def _content(content: Any, role: str) -> str | list[dict[str, Any]]:
+    """A message's content: text, or (user messages) text and image parts."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise Unmappable(f"a {role} message's content that is neither text nor a list of parts")
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str) and set(part) == {"type", "text"}:
+            parts.append({"type": "text", "text": part["text"]})
+        elif (
+            kind == "image_url"
+            and role == "user"
+            and isinstance(part.get("image_url"), dict)
+            and set(part) == {"type", "image_url"}
+        ):
+            image = part["image_url"]
+            reroute.check_keys(image, _IMAGE_URL, "an image part")
+            if not isinstance(image.get("url"), str):
+                raise Unmappable("an image part without a URL")
+            parts.append({"type": "image_url", "image_url": {"url": image["url"]}})
+        else:
+            shown = reroute.field_name(kind) if isinstance(kind, str) else "unknown"
+            raise Unmappable(f"a {role} message's content part of type {shown}")
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def _embed(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The privsdk options and texts of an embeddings body."""
+    options = reroute.carry(body, _EMBED)
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        raise Unmappable("an encoding_format other than float or base64")
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise Unmappable("input that is not text (token arrays are OpenAI's)")
+    return options, texts
+
+
+def _call(out: Outgoing, ticket: Pass) -> tuple[str, dict[str, Any], Any, Mapping[str, Any]]:
+    """(kind, privsdk call keywords, messages or texts, the request body) for a rerouted request; refuses
+    anything else."""
+    kind, options, items = reroute.chat_or_embed(
+        out, ticket, "OpenAI", ("/chat/completions",), "/embeddings", _chat, _embed
+    )
+    return kind, options, items, out.json()
 
 
 def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     """Answer a rerouted request from ``ticket.decision.chosen`` (sync clients)."""
-    kind, options, body = _call(out, ticket)
+    kind, options, items, body = _call(out, ticket)
     client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
-            answer = client.embed(chosen, body.get("input") or [], **options)
+            answer = client.embed(chosen, items, **options)
             return reroute.json_answer(http, embedding(answer, body.get("encoding_format")))
-        if body.get("stream"):
-            stream = client.chat(chosen, body.get("messages") or [], stream=True, **options)
+        if kind == "stream":
+            stream = client.chat(chosen, items, stream=True, **options)
             chunks = _Chunks(stream.target.model, _usage_chunk(body))
             return reroute.sse_answer(http, reroute.stream_lines(stream, chunks))
-        return reroute.json_answer(http, completion(client.chat(chosen, body.get("messages") or [], **options)))
+        return reroute.json_answer(http, completion(client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
 
 
 async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     """:func:`send` for async clients."""
-    kind, options, body = _call(out, ticket)
+    kind, options, items, body = _call(out, ticket)
     client, chosen = reroute.async_client(ticket.guard), str(ticket.decision.chosen)
     try:
         if kind == "embed":
-            answer = await client.embed(chosen, body.get("input") or [], **options)
+            answer = await client.embed(chosen, items, **options)
             return reroute.json_answer(http, embedding(answer, body.get("encoding_format")))
-        if body.get("stream"):
-            stream = await client.chat(chosen, body.get("messages") or [], stream=True, **options)
+        if kind == "stream":
+            stream = await client.chat(chosen, items, stream=True, **options)
             chunks = _Chunks(stream.target.model, _usage_chunk(body))
             return reroute.sse_answer(http, reroute.astream_lines(stream, chunks))
-        return reroute.json_answer(http, completion(await client.chat(chosen, body.get("messages") or [], **options)))
+        return reroute.json_answer(http, completion(await client.chat(chosen, items, **options)))
     except VendorError as exc:
         return _error(http, exc)
 

@@ -82,14 +82,26 @@ _TASK_TYPES: dict[str, InputType] = {
     "CLASSIFICATION": "classification",
     "CLUSTERING": "clustering",
 }
-#: GenerateContentRequest fields that tune the named vendor's own service and are not sent to the
-#: alternative, which has its own: Google's safety filters, billing labels, Model Armor.
-_DROPPED = frozenset({"safetySettings", "labels", "modelArmorConfig"})
-_CHAT_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig"}) | _DROPPED
-#: generationConfig fields that tune sampling or thinking on Google's models only; the answer keeps its shape.
-_DROPPED_GENERATION = frozenset(
-    {"topK", "presencePenalty", "frequencyPenalty", "thinkingConfig", "mediaResolution", "candidateCount"}
+_GOOGLE_ONLY = "it is meant for Google's own service, which the alternative is not"
+#: GenerateContentRequest fields privsdk cannot carry to the alternative (Google's safety filters, billing labels,
+#: Model Armor): honoured only at the value that asks for nothing, refused otherwise.
+_SERVICE_ONLY: Mapping[str, reroute.Carry] = {
+    "safetySettings": reroute.default_only([], why=_GOOGLE_ONLY),
+    "labels": reroute.default_only({}, why=_GOOGLE_ONLY),
+    "modelArmorConfig": reroute.default_only(why=_GOOGLE_ONLY),
+}
+_CHAT_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig"}) | frozenset(
+    _SERVICE_ONLY
 )
+#: generationConfig fields privsdk has no option for: honoured only at the value that asks for nothing.
+_GENERATION_DEFAULTS: Mapping[str, reroute.Carry] = {
+    "topK": reroute.default_only(),
+    "presencePenalty": reroute.default_only(0),
+    "frequencyPenalty": reroute.default_only(0),
+    "thinkingConfig": reroute.default_only({}),
+    "mediaResolution": reroute.default_only("MEDIA_RESOLUTION_UNSPECIFIED"),
+    "candidateCount": reroute.default_only(1, why="the reroute answers with one candidate"),
+}
 #: Parts of a model turn that are Gemini's own thinking: not the conversation, and never sent elsewhere.
 _THOUGHT_KEYS = frozenset({"thought", "thoughtSignature"})
 _EMBED_METHODS = frozenset({"embedContent", "batchEmbedContents", "predict"})
@@ -165,6 +177,7 @@ def _chat(body: dict[str, Any], options: dict[str, Any]) -> tuple[list[Message],
     for key in body:
         if key not in _CHAT_FIELDS:
             raise reroute.Unmappable(_name(key))
+    reroute.carry({k: v for k, v in body.items() if k in _SERVICE_ONLY}, _SERVICE_ONLY)
     messages = _messages(body)
     tools = _tools(body.get("tools"))
     if tools:
@@ -345,9 +358,10 @@ def _tool_choice(value: Any, tools: list[Tool]) -> Literal["auto", "none", "requ
 
 def _generation(value: Any) -> dict[str, Any]:
     config = _fields(value, "generationConfig")
+    reroute.carry({k: v for k, v in config.items() if k in _GENERATION_DEFAULTS}, _GENERATION_DEFAULTS)
     options: dict[str, Any] = {}
     for key, item in config.items():
-        if item is None or (key in _DROPPED_GENERATION and (key != "candidateCount" or item == 1)):
+        if item is None or key in _GENERATION_DEFAULTS:
             continue
         if key == "temperature":
             options["temperature"] = item
