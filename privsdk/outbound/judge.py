@@ -467,8 +467,10 @@ def _names_another_host(out: Outgoing) -> bool:
     pairs = getattr(out.headers, "_list", None)
     # httpx puts its own Host (the URL's host, and port unless the default) first, and adds none when the app gave
     # one. A second Host header never leaves: h11 refuses to send one ("Found multiple Host: headers").
-    if pairs and pairs[0][1] == _HOST and out.port is None and pairs[0][2] == out.host.encode():
-        return False
+    if pairs and pairs[0][1] == _HOST:
+        name = out.host.encode()
+        if pairs[0][2] == (name if out.port is None else b"%s:%d" % (name, out.port)):
+            return False
     if pairs is None:  # a mapping (botocore's): one value at most
         value = out.headers.get("host") or out.headers.get("Host")
         values = [value.encode("latin-1") if isinstance(value, str) else value] if value else []
@@ -607,25 +609,29 @@ class _SdkCall:
 _last_call: contextvars.ContextVar[tuple[tuple[object, ...], _SdkCall] | None] = contextvars.ContextVar(
     "privsdk_last_call", default=None
 )
-_name_and_value = operator.itemgetter(1, 2)
 
 
-def _attempt_of(out: Outgoing) -> tuple[int, _SdkCall]:
+def _attempt_of(out: Outgoing) -> tuple[int, _SdkCall | None]:
     """Which attempt of which SDK call ``out`` is.
 
     The openai SDK (``x-stainless-retry-count``) and botocore (``amz-sdk-request: attempt=N``) say on the wire
     which attempt a request is; an SDK retries in the thread or task that sent the first attempt, to the same
     URL, so a retry belongs to the call last sent there. A request of an SDK that says nothing (cohere,
-    mistralai, google-genai) is the first attempt of a call of its own.
+    mistralai, google-genai) is the first attempt of a call of its own (no call: its record draws its own id).
     """
-    headers = out.headers
-    pairs = getattr(headers, "_list", None)
-    if pairs is not None:
-        said = dict(map(_name_and_value, pairs)).get(b"x-stainless-retry-count", b"")
+    sdk = out.sdk
+    if sdk == "openai":
+        said = b""
+        for pair in reversed(getattr(out.headers, "_list", ())):  # httpx's raw list: openai's count is near its end
+            if pair[1] == b"x-stainless-retry-count":
+                said = pair[2]
+                break
         attempt = int(said) + 1 if said.isdigit() else 1
-    else:  # botocore's names, lower-cased: "attempt=2; max=3"
-        said = str(headers.get("amz-sdk-request") or "").partition("attempt=")[2].partition(";")[0]
-        attempt = int(said) if said.isdigit() else 1
+    elif sdk == "boto3":  # botocore's names, lower-cased: "attempt=2; max=3"
+        said_text = str(out.headers.get("amz-sdk-request") or "").partition("attempt=")[2].partition(";")[0]
+        attempt = int(said_text) if said_text.isdigit() else 1
+    else:
+        return 1, None
     url = out[:6]
     if attempt > 1:
         last = _last_call.get()
