@@ -39,6 +39,7 @@ def gemini(operation: str, model: str | None = "gemini-2.5-flash", features: fro
 
 
 F = frozenset
+ANT = "anthropic"
 OPERATION_NAMES = set(OPERATIONS)
 #: Words the property test builds paths and bodies from, so that it reaches the reader's branches.
 _PATH_WORDS = [
@@ -100,6 +101,17 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         "partner model, streamRawPredict",
         out(f"{PL}/publishers/anthropic/models/claude-sonnet-4:streamRawPredict", {"stream": True}),
         Asks("stream", "claude-sonnet-4", F(), None, "acme-prod", "europe-west4", "anthropic"),
+    ),
+    (
+        "partner model, rawPredict with a cache breakpoint and web search",
+        out(
+            f"{PL}/publishers/anthropic/models/claude-sonnet-4:rawPredict",
+            {
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {}}]}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+            },
+        ),
+        Asks("chat", "claude-sonnet-4", F({"prompt_caching", "web_search"}), None, "acme-prod", "europe-west4", ANT),
     ),
     (
         "partner model, rawPredict with stream: true",

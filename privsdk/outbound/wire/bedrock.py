@@ -276,6 +276,8 @@ def converse_features(body: Mapping[str, Any]) -> frozenset[str]:
 
 
 def native_features(body: Mapping[str, Any]) -> frozenset[str]:
+    """Features of a model maker's own body (Anthropic Messages, Meta, Mistral, Cohere): what Bedrock's InvokeModel
+    and Vertex AI's ``rawPredict`` for partner models carry."""
     found: set[str] = set()
     _native(body, found)
     return frozenset(found) if found else _NO_FEATURES

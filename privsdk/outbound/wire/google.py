@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote as _unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
+from privsdk.outbound.wire.bedrock import native_features
 from privsdk.outbound.wire.meters import count
 from privsdk.usage.record import MAX_COUNT
 
@@ -246,6 +247,8 @@ class GoogleReader:
             if method in ("rawPredict", "streamRawPredict"):  # the partner's own format (Anthropic: "stream")
                 if body.get("stream") is True:
                     operation = "stream"
+                # The same makers' bodies as Bedrock's InvokeModel carries: read alike (cache_control, web search).
+                features = native_features(body)
             else:
                 features = _generate_features(body.get("generateContentRequest", body))
         return Asks(operation, model, features, endpoint, project, location, publisher)
