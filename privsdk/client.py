@@ -758,7 +758,13 @@ def check_options(options: CallOptions | ChatOptions) -> tuple[str, ...]:
     lookup (a subclass, or a number out of range, takes the slower path)."""
     for key, value in options.items():
         kinds = _OPTION_KINDS.get(key)
-        if kinds is not None and (type(value) not in kinds or (key in _POSITIVE and not 0 < value < _INF)):  # type: ignore[operator]
+        if kinds is None:
+            if key not in _OPTIONS:  # a misspelt option (temprature=) would be dropped without a word
+                from privsdk.config import shown_key
+
+                known = ", ".join(sorted(_OPTIONS))
+                raise InvalidArgument(f"{shown_key(key)} is not an option of privsdk calls ({known})")
+        elif type(value) not in kinds or (key in _POSITIVE and not 0 < value < _INF):  # type: ignore[operator]
             _check_option(key, value)
     features = options.get("features")
     if not features:
@@ -812,6 +818,8 @@ _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_is_int, "a whole number"),
 }
 #: The plain types of each checked option, for the fast path; a value of another type takes :func:`_check_option`.
+#: Every option a call takes (the options of embeddings and reranking are among chat's).
+_OPTIONS = ChatOptions.__required_keys__ | ChatOptions.__optional_keys__
 _OPTION_KINDS: dict[str, frozenset[type]] = {
     "tenant": frozenset({str}),
     "data_class": frozenset({str}),

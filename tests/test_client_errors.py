@@ -608,6 +608,23 @@ def test_an_option_of_the_wrong_type_is_an_invalid_argument_naming_it(
     assert vendors.sent("openai") == 0
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_misspelt_option_is_an_invalid_argument_naming_it(vendors: Vendors, mode: str) -> None:
+    """``temprature=0.2`` was dropped without a word, and the call sent at the vendor's default."""
+    from privsdk.errors import InvalidArgument
+
+    misspelt: dict[str, Any] = {"temprature": 0.2}  # as a type checker would say too, but apps are not all checked
+    if mode == "sync":
+        error = raised(lambda: vendors.client().chat("oa", PROMPT, **misspelt))
+    else:
+        error = raised(lambda: asyncio.run(vendors.aclient().chat("oa", PROMPT, **misspelt)))
+    assert isinstance(error, InvalidArgument) and str(error).startswith("'temprature' is not an option")
+    misspelt = {"dimension": 8}
+    embed = raised(lambda: vendors.client().embed("oa", [PROMPT], **misspelt))
+    assert isinstance(embed, InvalidArgument) and "'dimension'" in str(embed)
+    assert vendors.sent("openai") == 0
+
+
 @pytest.mark.parametrize("model", [5, None, ["oa"], b"oa"])
 def test_a_model_that_is_not_a_str_is_an_invalid_argument(vendors: Vendors, model: Any) -> None:
     """chat(5, ...) raised AttributeError ('int' object has no attribute 'partition'), chat([...]) TypeError."""
