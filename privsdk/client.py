@@ -156,7 +156,7 @@ class _Core:
             for vendor, creds in self.credentials.items():
                 for key, value in creds.items():
                     if isinstance(value, str) and not header_safe(value):
-                        raise unsendable(f"credentials[{_shown_name(vendor)}][{_shown_name(key)}]")
+                        raise unsendable(f"credentials[{shown_key(vendor)}][{shown_key(key)}]")
         self.endpoints = dict(endpoints or {})
         self.environ = env
         if isinstance(usage, Recorder):
@@ -329,9 +329,9 @@ class _Core:
                 f"({type(exc).__name__})",
                 hint="check the target's endpoint and credentials; PRIVSDK_DEBUG_CHAIN=1 shows the SDK's own message",
             )
-            from privsdk.vendor_errors import raise_contained
+            from privsdk.vendor_errors import raise_translated
 
-            raise_contained(error, exc)
+            raise_translated(error, exc)
 
     def _tenant_credentials(self, tenant: str, vendor: str) -> Mapping[str, str]:
         own = dict(self.policy.tenants[tenant].credentials).get(vendor)
@@ -410,13 +410,13 @@ class _Core:
         try:
             result = getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            from privsdk.vendor_errors import contain, raise_contained  # failures only
+            from privsdk.vendor_errors import contain, raise_translated  # failures only
 
             error = contain(exc, adapter.vendor, call.operation)
             self.record_failure(call, target, error, started, time.perf_counter() - t0)
             if error is exc:
                 raise
-            raise_contained(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
+            raise_translated(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
@@ -440,13 +440,13 @@ class _Core:
         try:
             result = await getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            from privsdk.vendor_errors import contain, raise_contained  # failures only
+            from privsdk.vendor_errors import contain, raise_translated  # failures only
 
             error = contain(exc, adapter.vendor, call.operation)
             self.record_failure(call, target, error, started, time.perf_counter() - t0)
             if error is exc:
                 raise
-            raise_contained(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
+            raise_translated(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
@@ -514,12 +514,6 @@ class _Core:
         self.recorder.close()
 
 
-def _shown_name(name: object) -> str:
-    """A vendor or credential key as an error names it, when it looks like one (:func:`privsdk.config.shown_key`):
-    anything else may be a secret pasted where the key belongs (``sk-...``, ``AKIA...``)."""
-    return shown_key(name)
-
-
 def _check_arguments(
     policy: object,
     environ: object,
@@ -567,7 +561,7 @@ def _check_arguments(
             )
         for vendor, url in endpoints.items():
             if not isinstance(url, str):
-                raise bad("endpoints", f"the URL for {_shown_name(vendor)} is {_a(url)}, not a str", "")
+                raise bad("endpoints", f"the URL for {shown_key(vendor)} is {_a(url)}, not a str", "")
     if timeout is not None and not _seconds(timeout):
         raise bad("timeout", f"takes seconds, a number more than 0 (got {_shown_number(timeout)})", "e.g. timeout=30")
     if limits is not None and not isinstance(limits, Limits):
@@ -614,7 +608,7 @@ def _check_credentials(credentials: object) -> None:
         valid = CREDENTIAL_KEYS.get(vendor) if isinstance(vendor, str) else None
         if valid is None:
             raise ConfigError(
-                f"{_shown_name(vendor)} is not a vendor", where=where, hint="vendors: " + ", ".join(CREDENTIAL_KEYS)
+                f"{shown_key(vendor)} is not a vendor", where=where, hint="vendors: " + ", ".join(CREDENTIAL_KEYS)
             )
         if not isinstance(creds, Mapping):
             raise ConfigError(
@@ -625,7 +619,7 @@ def _check_credentials(credentials: object) -> None:
         for key, value in creds.items():
             if key not in valid:
                 raise ConfigError(
-                    f"{_shown_name(key)} is not a credential key for {vendor}",
+                    f"{shown_key(key)} is not a credential key for {vendor}",
                     where=where,
                     hint=f"{vendor} credential keys: {', '.join(valid)}",
                 )
@@ -643,7 +637,7 @@ def _with_endpoints(policy: Policy, catalogue: Catalogue, endpoints: Mapping[str
         found = catalogue.vendor(vendor) if isinstance(vendor, str) else None
         if found is None or found.default_offering is None:
             raise ConfigError(
-                f"{_shown_name(vendor)} is not a vendor with a public API offering",
+                f"{shown_key(vendor)} is not a vendor with a public API offering",
                 where="Client(endpoints=)",
                 hint="vendors: " + ", ".join(v for v in catalogue.vendor_names if catalogue.vendor(v)),
             )
@@ -760,8 +754,6 @@ def check_options(options: CallOptions | ChatOptions) -> tuple[str, ...]:
         kinds = _OPTION_KINDS.get(key)
         if kinds is None:
             if key not in _OPTIONS:  # a misspelt option (temprature=) would be dropped without a word
-                from privsdk.config import shown_key
-
                 known = ", ".join(sorted(_OPTIONS))
                 raise InvalidArgument(f"{shown_key(key)} is not an option of privsdk calls ({known})")
         elif type(value) not in kinds or (key in _POSITIVE and not 0 < value < _INF):  # type: ignore[operator]
@@ -874,9 +866,9 @@ def _invalid(exc: Exception, where: str) -> NoReturn:
     else:
         shape = "must be a str" if "[" in where else _SHAPES.get(where, "cannot be read")
         text = f"{where} {shape} ({type(exc).__name__})"
-    from privsdk.vendor_errors import raise_contained
+    from privsdk.vendor_errors import raise_translated
 
-    raise_contained(InvalidInput(text if text.startswith(where) else f"{where}: {text}"), exc)
+    raise_translated(InvalidInput(text if text.startswith(where) else f"{where}: {text}"), exc)
 
 
 _MESSAGES = to_messages.__module__

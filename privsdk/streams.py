@@ -109,13 +109,13 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         except BaseException as exc:
             if events is not None:
                 _close(events)
-            from privsdk.vendor_errors import contain, raise_contained  # failures only
+            from privsdk.vendor_errors import contain, raise_translated  # failures only
 
             error = contain(exc, adapter.vendor, call.operation)
             self._failed(target, error)
             if error is exc:
                 raise
-            raise_contained(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
+            raise_translated(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
         self._events = events
@@ -156,12 +156,12 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     def _read_failed(self, exc: BaseException) -> None:
         """A read failed with ``exc``: record it and close the stream; raise a content-free privsdk error in its place
         when no adapter classified it (called in the ``except`` block, which re-raises ``exc`` otherwise)."""
-        from privsdk.vendor_errors import contain, raise_contained
+        from privsdk.vendor_errors import contain, raise_translated
 
         error = contain(exc, self.target.offering.split(".", 1)[0], self._call.operation)
         self._finish("error", error, _NO_USAGE)
         if error is not exc:
-            raise_contained(error, exc)
+            raise_translated(error, exc)
 
     def text(self) -> str:
         """Read the rest of the stream and return its text."""
@@ -218,13 +218,13 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         except BaseException as exc:
             if events is not None:
                 await _aclose(events)
-            from privsdk.vendor_errors import contain, raise_contained  # failures only
+            from privsdk.vendor_errors import contain, raise_translated  # failures only
 
             error = contain(exc, adapter.vendor, call.operation)
             self._failed(target, error)
             if error is exc:
                 raise
-            raise_contained(error, exc)
+            raise_translated(error, exc)
         finally:
             bound.reset(token)
         self._events = events
@@ -305,12 +305,12 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
 
     async def _read_failed(self, exc: BaseException) -> None:
         """:meth:`ChatStream._read_failed` for async streams."""
-        from privsdk.vendor_errors import contain, raise_contained
+        from privsdk.vendor_errors import contain, raise_translated
 
         error = contain(exc, self.target.offering.split(".", 1)[0], self._call.operation)
         await self._finish("error", error, _NO_USAGE)
         if error is not exc:
-            raise_contained(error, exc)
+            raise_translated(error, exc)
 
     async def text(self) -> str:
         """Read the rest of the stream and return its text."""

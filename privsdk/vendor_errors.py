@@ -40,8 +40,9 @@ def keep_chain() -> bool:
         return False
 
 
-def raise_translated(error: PrivsdkError, original: BaseException) -> NoReturn:
-    """Raise ``error`` for the SDK's ``original``: without it in the chain, unless debugging keeps it."""
+def raise_translated(error: BaseException, original: BaseException) -> NoReturn:
+    """Raise ``error`` in place of ``original`` (the SDK's exception, or one no adapter classified), from inside its
+    handler: without it in the chain (``__cause__`` and ``__context__`` both None), unless debugging keeps it."""
     if keep_chain():
         raise error from original
     try:
@@ -118,17 +119,6 @@ def contained(exc: Exception, vendor: str, operation: str) -> PrivsdkError:
     if isinstance(exc, TimeoutError):
         return VendorTimeout(vendor)
     return UnexpectedError(vendor, operation=operation, code=type(exc).__name__)
-
-
-def raise_contained(error: BaseException, original: BaseException) -> NoReturn:
-    """Raise ``error`` in place of ``original`` from inside the handler of ``original``, with nothing of it in the
-    chain (``__cause__`` and ``__context__`` both None), unless ``PRIVSDK_DEBUG_CHAIN=1`` keeps it."""
-    if keep_chain():
-        raise error from original
-    try:
-        raise error from None
-    finally:
-        error.__context__ = None  # Python sets it to ``original`` at the raise above
 
 
 def header_safe(value: str) -> bool:

@@ -68,10 +68,10 @@ class ChatCompletions(Adapter):
                 self._sync_client(**self._args, http_client=self._http(openai.DefaultHttpxClient))
             )
         except (openai.OpenAIError, ValueError) as exc:  # the SDK's own checks of credentials, endpoint, version
-            from privsdk.vendor_errors import raise_contained
+            from privsdk.vendor_errors import raise_translated
 
             # Never chained (unless PRIVSDK_DEBUG_CHAIN=1): its text can quote the key or endpoint it was given.
-            raise_contained(_not_built(target, exc, self._args), exc)
+            raise_translated(_not_built(target, exc, self._args), exc)
         self._aclient: openai.AsyncOpenAI | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
 
