@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from privsdk.catalogue import Attestation, Fact, Limit, Offering, VendorCatalogue
-from privsdk.catalogue.facts import FACT_NAMES, Special
+from privsdk.catalogue.facts import FACT_NAMES, Source, Special
+from privsdk.catalogue.model import FineTuned
 from privsdk.decision import Decision
 from privsdk.docs_url import page
 from privsdk.policy import Policy, Tenant
@@ -92,15 +93,14 @@ def fact_json(fact: Fact) -> dict[str, Any]:
         "value": _value_json(fact.value),
         "offered": fact.describe(),
         "how": fact.how.value,
-        "source": {
-            "key": fact.source.key,
-            "title": fact.source.title,
-            "ref": fact.source.ref,
-            "date": fact.source.date,
-        },
+        "source": _source_json(fact.source),
         "as_of": fact.as_of.isoformat(),
         "note": fact.note,
     }
+
+
+def _source_json(source: Source) -> dict[str, str]:
+    return {"key": source.key, "title": source.title, "ref": source.ref, "date": source.date}
 
 
 def _value_json(value: Any) -> Any:
@@ -131,6 +131,7 @@ def catalogue_json(vendors: Iterable[VendorCatalogue]) -> list[dict[str, Any]]:
                     "inherits": o.inherits,
                     "operations": sorted(o.operations),
                     "models": list(o.models),
+                    "fine_tuned": _fine_tuned_json(o.fine_tuned),
                     "reviewed": o.reviewed.isoformat(),
                     "facts": _facts_json(o.facts),
                     "attestations": [
@@ -174,6 +175,8 @@ def catalogue_text(vendors: Iterable[VendorCatalogue]) -> str:
         for o in v.offerings.values():
             out.append(f"  {o.id}: {o.name}" + (f" (inherits {o.inherits})" if o.inherits else ""))
             out.append(f"    operations: {', '.join(sorted(o.operations))}; models: {', '.join(o.models)}")
+            if o.fine_tuned is not None:
+                out.append(f"    {_fine_tuned_text(o.fine_tuned)}")
             for name in FACT_NAMES:
                 f = o.facts[name]
                 where = f"{f.how.value}; {f.source.key}, {f.as_of.isoformat()}"
@@ -185,6 +188,25 @@ def catalogue_text(vendors: Iterable[VendorCatalogue]) -> str:
                 out.append(f"    limit for {li.describe()}: {_changes(li.facts, Fact.describe)}")
         out.append("")
     return "\n".join(out)
+
+
+def _fine_tuned_text(tuned: FineTuned) -> str:
+    """How the offering's fine-tuned model ids are judged, with the source that says so."""
+    how = "judged as their base model's family" if tuned.served else "refused"
+    where = f"{tuned.source.key}, {tuned.as_of.isoformat()}"
+    return f"fine-tuned models ({tuned.prefix}BASE:...): {how} [{where}]"
+
+
+def _fine_tuned_json(tuned: FineTuned | None) -> dict[str, Any] | None:
+    if tuned is None:
+        return None
+    return {
+        "prefix": tuned.prefix,
+        "served": tuned.served,
+        "source": _source_json(tuned.source),
+        "as_of": tuned.as_of.isoformat(),
+        "note": tuned.note,
+    }
 
 
 def _changes(facts: Mapping[str, Fact], show: Callable[[Fact], str]) -> str:

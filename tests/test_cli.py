@@ -568,3 +568,19 @@ def test_every_help_example_runs_as_written_for_a_pip_user(tmp_path: Path, comma
         )  # fmt: skip
         assert done.returncode in (0, 3), f"{example}: {done.stderr}"
         assert "unknown target" not in done.stdout + done.stderr, example
+
+
+def test_targets_say_how_fine_tuned_models_are_judged(capsys: pytest.CaptureFixture[str]) -> None:
+    """targets lists each offering's fine-tuned model rule with its source: OpenAI's judged as the base model's
+    family, Mistral's refused; offerings without a rule say none."""
+    offerings = {o["id"]: o for v in targets_json(capsys) for o in v["offerings"]}
+    assert offerings["openai.api"]["fine_tuned"]["served"] is True
+    assert offerings["mistral.api"]["fine_tuned"]["served"] is False
+    for name in ("openai.api", "mistral.api"):
+        tuned = offerings[name]["fine_tuned"]
+        assert tuned["prefix"] == "ft:" and tuned["source"]["ref"] and tuned["note"], name
+        dt.date.fromisoformat(tuned["as_of"])
+    assert offerings["cohere.saas"]["fine_tuned"] is None
+    assert main(["targets", "--vendor", "mistral"]) == 0
+    text = capsys.readouterr().out
+    assert "fine-tuned models (ft:BASE:...): refused [MIS-ZDR, " in text
