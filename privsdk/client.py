@@ -410,13 +410,7 @@ class _Core:
         try:
             result = getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            from privsdk.vendor_errors import contain, raise_translated  # failures only
-
-            error = contain(exc, adapter.vendor, call.operation)
-            self.record_failure(call, target, error, started, time.perf_counter() - t0)
-            if error is exc:
-                raise
-            raise_translated(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
+            self.attempt_failed(call, target, adapter.vendor, exc, started, t0)
         finally:
             bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
@@ -440,13 +434,7 @@ class _Core:
         try:
             result = await getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
         except BaseException as exc:
-            from privsdk.vendor_errors import contain, raise_translated  # failures only
-
-            error = contain(exc, adapter.vendor, call.operation)
-            self.record_failure(call, target, error, started, time.perf_counter() - t0)
-            if error is exc:
-                raise
-            raise_translated(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
+            self.attempt_failed(call, target, adapter.vendor, exc, started, t0)
         finally:
             bound.reset(token)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
@@ -487,6 +475,19 @@ class _Core:
             attempt_record, d, call, target, target.name if target else d.chosen, attempt, outcome, error_class,
             status, started, latency_s, usage.input_tokens, usage.output_tokens, first_chunk_s,
         )  # fmt: skip
+
+    def attempt_failed(
+        self, call: _Call, target: Target, vendor: str, exc: BaseException, started: float, t0: float
+    ) -> NoReturn:
+        """Record the attempt ``exc`` ended, then raise it, or in place of an exception no adapter classified, a
+        content-free privsdk error. Called from the attempt's ``except`` block."""
+        from privsdk.vendor_errors import contain, raise_translated  # failures only
+
+        error = contain(exc, vendor, call.operation)
+        self.record_failure(call, target, error, started, time.perf_counter() - t0)
+        if error is exc:
+            raise exc
+        raise_translated(error, exc)
 
     def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
         """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed,
