@@ -476,6 +476,25 @@ def test_an_unknown_host_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         assert elsewhere.requests == [] and declared.requests == []
 
 
+def test_an_escaped_slash_cannot_move_a_request_to_another_gateway_route(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A gateway declared as a self-hosted catch-all with OpenAI under /openai: a base URL of ".../openai%2Fv1"
+    was judged as the self-hosted route and served, once decoded, by the OpenAI one. Refused now, nothing sent."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="private_deployment")
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=selfhosted.vllm,{server.url}/openai=openai.api")
+    reset_default_guard()
+    hello = [{"role": "user", "content": "hello"}]
+    for base in (f"{server.url}/openai%2Fv1", f"{server.url}/v1/..%2Fopenai/v1", f"{server.url}/v1/..;/openai/v1"):
+        client = dropin.OpenAI(api_key=KEY, base_url=base, max_retries=0)
+        with pytest.raises(dropin.PolicyViolation):
+            client.chat.completions.create(model=MODEL, messages=hello)
+    assert server.requests == []
+    dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1").chat.completions.create(model=MODEL, messages=hello)
+    assert [r.path for r in server.requests] == ["/v1/chat/completions"]
+
+
 def test_async_refusal(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -366,7 +366,11 @@ def test_a_google_cloud_project_comes_from_the_path_not_from_an_openai_header(ca
 
 @pytest.mark.parametrize("path", ["/vllm/%2e%2e/openai/v1/chat/completions", "/vllm/../openai/v1/chat/completions",
                                   "/vllm/.%2E/openai/v1/chat/completions", "/vllm/./v1/chat/completions",
-                                  "/vllm//openai/v1/chat/completions", "/vllm/v1//chat/completions"])  # fmt: skip
+                                  "/vllm//openai/v1/chat/completions", "/vllm/v1//chat/completions",
+                                  "/vllm/..%2Fopenai/v1/chat/completions", "/vllm/%2e%2e%2fopenai/v1/chat/completions",
+                                  "/vllm/..;/openai/v1/chat/completions", "/vllm/..\\openai/v1/chat/completions",
+                                  "/vllm/%2E%2E%5Copenai/v1/chat/completions",
+                                  "/vllm/v1/%2F/chat/completions"])  # fmt: skip
 def test_a_path_with_dot_segments_is_refused(catalogue: Catalogue, path: str) -> None:
     """A server that normalises the path (RFC 3986, nginx) would serve another route than the prefix judged."""
     guard = _guard({"PRIVSDK_ENDPOINTS": "http://gw.test/vllm=selfhosted.vllm"}, catalogue)
@@ -376,6 +380,20 @@ def test_a_path_with_dot_segments_is_refused(catalogue: Catalogue, path: str) ->
     bedrock = _guard({}, catalogue)  # dots inside a segment (model ids) are no dot segments
     url = "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
     assert _decide(bedrock, url, Asks("chat", "anthropic.claude-3-haiku-20240307-v1:0"))[0] == "allow"
+
+
+def test_a_path_whose_decoded_form_falls_under_another_declared_endpoint_is_refused(catalogue: Catalogue) -> None:
+    """Gateways route on the decoded path: "/openai%2Fv1" was judged under the catch-all self-hosted endpoint and
+    served by the OpenAI route. An escaped "/" that stays under the same endpoint (a Bedrock model ARN) is sent."""
+    env = {"PRIVSDK_ENDPOINTS": "http://gw.test=selfhosted.vllm,http://gw.test/openai=openai.api"}
+    guard = _guard({**env, "PRIVSDK_REQUIRE": "private_deployment"}, catalogue)
+    outcome, _, reason = _decide(guard, "http://gw.test/openai%2Fv1/chat/completions", CHAT_4O)
+    assert outcome == "refuse" and reason is not None and "once its %-escapes are decoded" in reason, reason
+    assert _decide(guard, "http://gw.test/v1/chat/completions", CHAT_4O)[0] == "allow"
+    bedrock = _guard({"PRIVSDK_ENDPOINTS": "https://gw.test/bedrock=bedrock.runtime"}, catalogue)
+    arn = "arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-v1%3A0"
+    asks = Asks("chat", "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-haiku-v1:0")
+    assert _decide(bedrock, f"https://gw.test/bedrock/model/{arn}/converse", asks)[0] == "allow"
 
 
 def test_jakarta_is_not_india() -> None:

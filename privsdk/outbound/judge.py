@@ -299,20 +299,19 @@ class Guard:
             raise _Refused(out.host, "other", unplaced(self.policy.endpoints, out.scheme, out.host, out.port, out.path))
         place = declared or known
         assert place is not None
-        # A dot segment ("..", or ".%2E") or an empty one ("//") means another path to a server that normalises it
-        # (RFC 3986; nginx merges slashes by default), past the prefix a declared endpoint was matched on: refused,
-        # never placed.
-        path = out.path
-        if "//" in path or (
-            ("/." in path or "%2e" in path.lower()) and any(unquote(part) in (".", "..") for part in path.split("/"))
-        ):
-            raise _Refused(
-                out.host,
-                "other",
-                f"the request's path to {origin} has an empty, '.' or '..' segment, which a server may resolve to "
-                "another path than the one judged (send the path without it: a base URL ending in '/' is a "
-                "common cause)",
-            )
+        _check_path(out.path, origin, out.host)
+        if declared is not None and "%" in out.path:
+            # Servers and gateways route on the decoded path (an ASGI server's scope["path"]): "/openai%2Fv1" is
+            # "/openai/v1" to them. A path whose decoded form falls under another declared endpoint than the path
+            # as sent is served elsewhere than judged.
+            decoded = declared_place(self.policy.endpoints, origin, unquote(out.path))
+            if decoded is None or decoded.endpoint != declared.endpoint:
+                raise _Refused(
+                    out.host,
+                    "other",
+                    f"the request's path to {origin}, once its %-escapes are decoded as servers route it, falls "
+                    f"under another endpoint than {declared.endpoint} (send the path without escaped '/')",
+                )
         return place
 
     def targets(self, place: Place, asks: Asks, out: Outgoing, bound: Target | None) -> tuple[Target, ...]:
@@ -431,6 +430,25 @@ def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:
     vendor = _SDK_VENDOR.get(sdk)
     offering = next((o for o in offerings if o.partition(".")[0] == vendor), offerings[0])
     return PROTOCOLS.get(offering) or PROTOCOLS[offering.partition(".")[0]]
+
+
+def _check_path(path: str, origin: str, host: str) -> None:
+    """Refuse a path that a server may resolve to another path than the one judged, past the prefix a declared
+    endpoint was matched on: an empty segment ("//": nginx merges slashes by default), or a dot segment (RFC 3986)
+    once decoded as servers decode it: "%2e%2e", a "%2F" or "\\" that splits a segment (Windows and some
+    gateways take "\\" for "/"), "..;x" (Tomcat and Spring drop ";" parameters first)."""
+    decoded = unquote(path).replace("\\", "/") if "%" in path or "\\" in path else path
+    bad = "//" in decoded or (
+        "." in decoded and any(part.partition(";")[0] in (".", "..") for part in decoded.split("/"))
+    )
+    if bad:
+        raise _Refused(
+            host,
+            "other",
+            f"the request's path to {origin} has an empty, '.' or '..' segment (once decoded), which a server may "
+            "resolve to another path than the one judged (send the path without it: a base URL ending in '/' is a "
+            "common cause)",
+        )
 
 
 class Verdict(NamedTuple):
