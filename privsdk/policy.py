@@ -124,11 +124,12 @@ class Policy:
         self.origin = origin
         self.usage = usage
         # Declared endpoints, and every configured target's endpoint: the guard places requests with them.
-        self.endpoints = endpoints + tuple(
-            Endpoint(t.endpoint.rstrip("/"), t.offering, t.account)
-            for t in self.targets.values()
-            if t.endpoint and not any(e.url == t.endpoint.rstrip("/") for e in endpoints)
-        )
+        own = [Endpoint(t.endpoint.rstrip("/"), t.offering, t.account) for t in self.targets.values() if t.endpoint]
+        self.endpoints = endpoints + tuple(e for e in dict.fromkeys(own) if e not in endpoints)
+        if len(self.endpoints) > 1:
+            from privsdk.outbound.places import check_declarations
+
+            check_declarations(self.endpoints)
 
     def __repr__(self) -> str:
         return f"Policy(origin={self.origin!r}, tenants={list(self.tenants)}, targets={list(self.targets)})"

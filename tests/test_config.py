@@ -823,6 +823,27 @@ def test_an_endpoint_scoped_to_an_empty_or_malformed_account_is_an_error(spec: s
     assert good.endpoints[0].account == "proj_abc"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://gw.test/v1=selfhosted.vllm,http://gw.test/v1/=openai.api",
+        "http://GW.test:80/v1=selfhosted.vllm,http://gw.test/v1=openai.api",
+        "http://gw.test/v1=openai.api@proj_a,http://gw.test/v1=openai.api@proj_b",
+        "http://gw.test/v1=openai.api,http://gw.test/v1=openai.api@proj_b",
+    ],
+)
+def test_one_url_declared_for_two_offerings_or_accounts_is_an_error(value: str, write_config: WriteConfig) -> None:
+    """The first of two declarations of one URL won, whichever it was: a request there was judged as self-hosted
+    or as OpenAI by the order of PRIVSDK_ENDPOINTS' entries."""
+    message = config_error({"PRIVSDK_ENDPOINTS": value})
+    assert "http://gw.test/v1 is declared twice" in message and "declare each endpoint once" in message, message
+    same = load({"PRIVSDK_ENDPOINTS": "http://gw.test/v1=selfhosted.vllm,http://gw.test:80/v1/=selfhosted.vllm"})
+    assert {e.offering for e in same.endpoints} == {"selfhosted.vllm"}
+    target = '[targets.local]\noffering = "selfhosted.vllm"\nmodel = "llama"\nendpoint = "http://gw.test/v1"\n'
+    with pytest.raises(ConfigError, match=r"declared twice, as selfhosted\.vllm and as openai\.api"):
+        load_file(write_config(target), PRIVSDK_ENDPOINTS="http://gw.test/v1=openai.api")
+
+
 @pytest.mark.parametrize("spec", ["sqlite:///{dir}/x.db?k=v", "jsonl:///{dir}/x.jsonl#frag", "sqlite:///{dir}/x.db?"])
 def test_a_usage_store_with_a_query_string_is_an_error_and_creates_no_file(spec: str, tmp_path: Path) -> None:
     """PRIVSDK_USAGE=sqlite:///x.db?k=v created a file named 'x.db?k=v'."""

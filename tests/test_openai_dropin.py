@@ -485,7 +485,7 @@ def test_an_escaped_slash_cannot_move_a_request_to_another_gateway_route(
     guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="private_deployment")
     monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=selfhosted.vllm,{server.url}/openai=openai.api")
     reset_default_guard()
-    hello = [{"role": "user", "content": "hello"}]
+    hello: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
     for base in (f"{server.url}/openai%2Fv1", f"{server.url}/v1/..%2Fopenai/v1", f"{server.url}/v1/..;/openai/v1"):
         client = dropin.OpenAI(api_key=KEY, base_url=base, max_retries=0)
         with pytest.raises(dropin.PolicyViolation):

@@ -235,6 +235,26 @@ def _declared(endpoints: tuple[Endpoint, ...]) -> tuple[tuple[str, int, Endpoint
     return tuple(out)
 
 
+def check_declarations(endpoints: tuple[Endpoint, ...]) -> None:
+    """Raise :class:`ConfigError` when one URL is declared twice for another offering or account (the same URL
+    written two ways, ``http://GW:80/v1/`` and ``http://gw/v1``, is one): a request there could be judged as
+    either, and which one won would hang on the order of the declarations."""
+    seen: dict[str, Endpoint] = {}
+    for base, _, e, shown in _declared(endpoints):
+        first = seen.setdefault(base, e)
+        if (first.offering, first.account) != (e.offering, e.account):
+            from privsdk.errors import ConfigError
+
+            def named(e: Endpoint) -> str:
+                return e.offering + (f"@{e.account}" if e.account else "")
+
+            raise ConfigError(
+                f"{shown} is declared twice, as {named(first)} and as {named(e)}",
+                hint="declare each endpoint once: PRIVSDK_ENDPOINTS, the policy file's [endpoints] and each "
+                "target's endpoint all declare one",
+            )
+
+
 def declared_place(endpoints: Iterable[Endpoint], origin: str, path: str) -> Place | None:
     """The declared endpoint whose URL is the longest prefix of ``origin + path``, or None."""
     url = _normal_origin(origin) + path
