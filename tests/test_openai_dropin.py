@@ -464,6 +464,21 @@ def test_what_the_request_asks_for_is_judged_not_what_the_app_declared(
     assert [r["outcome"] for r in usage_records(usage, 3)] == ["refused"] * 3
 
 
+def test_a_stored_prompt_is_judged_for_the_tools_it_may_set(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A Responses request naming a stored prompt (which may turn on web search at OpenAI) was judged on its body
+    alone, and sent under a ZDR policy that refuses the same tool in the body."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    with pytest.raises(dropin.PolicyViolation, match=r"web_search|hosted_tools|file_search"):
+        client.responses.create(model="gpt-5", input="hi", store=False, prompt={"id": "pmpt_1"})
+    with pytest.raises(dropin.PolicyViolation, match="names no model"):
+        client.responses.create(input="hi", store=False, prompt={"id": "pmpt_1"})
+    assert server.requests == []
+
+
 def test_an_unknown_host_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``OPENAI_BASE_URL`` pointing anywhere the catalogue and the environment do not know: refused, nothing sent."""
     app = OpenAIWire(key=KEY)

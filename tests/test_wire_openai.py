@@ -270,6 +270,17 @@ RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str] | None]] = [
     ("a text tool output", {"input": [{"type": "function_call_output", "call_id": "c", "output": "42"}]}, frozenset()),
     ("a stored item", {"input": [{"type": "item_reference", "id": "msg_1"}]}, frozenset({"stored_responses"})),
     ("an unknown tool in an item", {"input": [{"type": "additional_tools", "tools": [{"type": "teleport"}]}]}, None),
+    (
+        "a stored prompt: every hosted tool it may set",
+        {"prompt": {"id": "pmpt_1", "version": "2"}},
+        frozenset({"web_search", "file_search", "hosted_tools", "image_output"}),
+    ),
+    (
+        "a stored prompt's file variable",
+        {"prompt": {"id": "pmpt_1", "variables": {"doc": {"type": "input_file", "file_id": "f"}, "name": "x"}}},
+        frozenset({"web_search", "file_search", "hosted_tools", "image_output", "file_inputs"}),
+    ),
+    ("a stored prompt and no model", {"model": None, "prompt": {"id": "pmpt_1"}}, None),
 ]  # fmt: skip
 
 

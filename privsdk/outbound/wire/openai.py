@@ -86,6 +86,8 @@ _TOOLS: Mapping[str, frozenset[str]] = {
     "image_generation": frozenset({"hosted_tools", "image_output"}),
 }
 _HOSTED = frozenset({"hosted_tools"})
+#: What a stored prompt may bring that its request does not show: every hosted tool a prompt can set.
+_STORED_PROMPT_TOOLS = frozenset({"web_search", "file_search", "hosted_tools", "image_output"})
 _NONE: frozenset[str] = frozenset()
 
 #: Content part types that carry a file or an image into the request (a computer-use screenshot is an image).
@@ -216,6 +218,14 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
     _cache_features(body, found)
     _tool_features(body.get("tools"), found)
     _item_features(body.get("input"), found)
+    prompt = body.get("prompt")
+    if prompt is not None:
+        # A stored ("reusable") prompt lives at OpenAI and may turn on tools the request does not show: it is
+        # judged as bringing every hosted tool a prompt can set. Its variables may be images and files.
+        found.update(_STORED_PROMPT_TOOLS)
+        variables = prompt.get("variables") if isinstance(prompt, dict) else None
+        if isinstance(variables, dict):
+            _part_features(list(variables.values()), found)
     return frozenset(found)
 
 
@@ -301,6 +311,11 @@ class OpenAIReader:
         if family == "embeddings":
             return Asks("embed", model=model, deployment=deployment)
         if family == "responses":
+            if model is None and body.get("prompt") is not None:
+                raise Unreadable(
+                    "a Responses request with a stored prompt names no model: the prompt sets one at OpenAI, which "
+                    "privsdk cannot see (name the model in the request: model=...)"
+                )
             features = _responses_features(body)
         elif _FEATURE_FIELDS.isdisjoint(body) and request.body.count(b"[") < 2:
             # A plain chat request, as most are: no field that brings a feature, and no list of content parts
