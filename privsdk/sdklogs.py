@@ -27,7 +27,7 @@ OPT_OUT_ENV = "PRIVSDK_SDK_DEBUG_LOGS"
 
 #: The loggers of the SDKs and of the HTTP stacks under them; each name covers its children.
 SDK_LOGGERS = (
-    "botocore", "boto3", "s3transfer", "urllib3", "requests",
+    "botocore", "boto3", "aiobotocore", "s3transfer", "urllib3", "requests",
     "openai", "httpx", "httpx2", "httpcore", "httpcore2", "h2", "hpack", "h11", "aiohttp",
     "cohere", "mistralai", "mistralai_azure", "mistralai_gcp",
     "google_genai", "google.genai", "google.auth", "google_auth_httplib2", "google.api_core",

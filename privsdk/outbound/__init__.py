@@ -29,6 +29,7 @@ DROPINS: dict[str, str] = {
     "cohere": "privsdk_cohere.dropin",
     "mistralai": "privsdk_mistral.dropin",
     "botocore": "privsdk_bedrock.dropin",
+    "aiobotocore": "privsdk_bedrock.aio",  # its async clients (aioboto3's too) are botocore's, guarded alike
     "google.genai": "privsdk_vertex.dropin",
 }
 #: What to install for each SDK's drop-in, for the error when its package is missing.
@@ -37,6 +38,7 @@ _EXTRAS = {
     "cohere": "cohere",
     "mistralai": "mistral",
     "botocore": "bedrock",
+    "aiobotocore": "bedrock",
     "google.genai": "vertex",
 }
 
@@ -121,9 +123,14 @@ class _ThenRun(importlib.abc.Loader):
             callback()
 
 
-#: SDKs whose top-level name is a namespace package (no loader to run callbacks after): the regular
-#: packages an app imports them through. mistralai 3 is ``mistralai.client`` (and ``mistralai.azure.client``).
-_IMPORTED_AS = {"mistralai": ("mistralai.client", "mistralai.azure.client", "mistralai.gcp.client")}
+#: SDKs whose clients come from a module below their top-level name, which is a namespace package (no loader to
+#: run callbacks after) or holds no client: the modules an app gets them through. mistralai 3 is
+#: ``mistralai.client`` (and ``mistralai.azure.client``).
+_IMPORTED_AS = {
+    "mistralai": ("mistralai.client", "mistralai.azure.client", "mistralai.gcp.client"),
+    # aiobotocore's sessions make its clients; aiobotocore itself holds only its version.
+    "aiobotocore": ("aiobotocore.session",),
+}
 _hook = _AfterImport()
 _instrumented: set[str] = set()
 _lock = threading.Lock()

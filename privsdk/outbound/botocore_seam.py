@@ -15,11 +15,18 @@ of each request, on the client's own event emitter (``client.meta.events``):
 - ``response-received.<service>``: each attempt's outcome (response or
   exception). Any other attempt is recorded here, with its tokens.
 
-The events of one attempt are emitted one after another on the thread that
-makes the call, so the judged request travels from ``before-send`` to the
-later events in the request's context dict (``before-parse`` has none, so a
-thread-local carries it there). Handlers are registered with a unique id, so
-guarding a client twice is harmless.
+The events of one attempt are emitted one after another, on the thread that
+makes the call (botocore) or in the asyncio task that awaits it (aiobotocore,
+whose emitter calls these same handlers), so the judged request travels from
+``before-send`` to the later events in the request's context dict
+(``before-parse`` has none, so a context variable carries it there: it is the
+thread's own under botocore and the task's own under aiobotocore, where many
+requests of one thread interleave). Handlers are registered with a unique id,
+so guarding a client twice is harmless.
+
+An aiobotocore client (``aiobotocore``/``aioboto3``) is guarded the same way; only its event-stream body
+differs (aiohttp's response, read through ``content.iter_chunks()``: :class:`AsyncMeteredStream`). It is never
+rerouted: a rerouter answers in botocore's blocking types, so a request its tenant would reroute is refused.
 
 Not guarded here: botocore logs at DEBUG, before ``before-send``, the request
 parameters with the body (logger ``botocore.endpoint``, "Making request for
@@ -30,9 +37,10 @@ filter handles those loggers.
 
 from __future__ import annotations
 
-import threading
+import contextvars
+import inspect
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 from urllib.parse import urlsplit
 
@@ -68,7 +76,8 @@ Refusal = Callable[[PolicyViolation], BaseException]
 #: ``botocore.awsrequest.AWSResponse`` in the service's own wire format. botocore takes a response returned by
 #: a ``before-send`` handler as the service's answer and skips its HTTP send, so the app gets boto3's own
 #: parsed types. Raises PolicyViolation to refuse. Only privsdk's own Guard reroutes: with any other object
-#: that judges (a test's, a benchmark's), a rerouter is never called.
+#: that judges (a test's, a benchmark's), a rerouter is never called; nor with an aiobotocore client, which
+#: awaits an answer of its own types (such a request is refused).
 Rerouter = Callable[[Outgoing, Any], Any]
 
 
@@ -81,6 +90,11 @@ def is_guarded(client: Any) -> bool:
     return getattr(client.meta, "_privsdk_guarded", False) is True
 
 
+def is_async(client: Any) -> bool:
+    """Whether ``client`` is aiobotocore's (its calls are coroutines), told without importing aiobotocore."""
+    return inspect.iscoroutinefunction(getattr(type(client), "_make_api_call", None))
+
+
 def guard_botocore(
     client: Any, *, refusal: Refusal, guard: Guard | None = None, reroute: Rerouter | None = None
 ) -> Any:
@@ -90,9 +104,9 @@ def guard_botocore(
     flavour of :class:`privsdk.PolicyViolation`). ``guard`` defaults to
     ``Guard.default()``, looked up at each request so that the environment
     configures it. With ``reroute``, a request the tenant reroutes is answered
-    by it (see :data:`Rerouter`); without, such a request is refused. A client
-    already guarded is left as it is; a client of any other service is a
-    ValueError.
+    by it (see :data:`Rerouter`); without, or for an aiobotocore client, such a
+    request is refused. A client already guarded is left as it is; a client of
+    any other service is a ValueError.
     """
     service = service_id(client)
     if service not in SERVICES:
@@ -100,7 +114,10 @@ def guard_botocore(
     if is_guarded(client):
         return client
     sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content
-    hooks = _Hooks(refusal, guard, reroute)
+    if is_async(client):
+        hooks = _Hooks(refusal, guard, None, AsyncMeteredStream)  # never rerouted: see Rerouter
+    else:
+        hooks = _Hooks(refusal, guard, reroute, MeteredStream)
     events = client.meta.events
     # First in line, so that no other handler can send the request before it is judged.
     events.register_first(f"before-send.{service}", hooks.before_send, unique_id=f"{_UNIQUE}-send")
@@ -216,14 +233,19 @@ def _reroutes(guard: object) -> TypeGuard[CoreGuard]:
     return isinstance(guard, CoreGuard)
 
 
+#: The attempt judged in ``before-send``, for ``before-parse`` of the same attempt: the thread's own (botocore),
+#: the asyncio task's own (aiobotocore), never another request's.
+_judged: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("privsdk_botocore_attempt", default=None)
+
+
 class _Hooks:
     """The handlers one guarded client registers."""
 
-    def __init__(self, refusal: Refusal, guard: Guard | None, reroute: Rerouter | None = None):
+    def __init__(self, refusal: Refusal, guard: Guard | None, reroute: Rerouter | None, metered: type[_Metered]):
         self._refusal = refusal
         self._guard = guard
         self._reroute = reroute
-        self._local = threading.local()
+        self._metered = metered  # the client's kind of event-stream body
 
     def _current_guard(self) -> Guard:
         if self._guard is not None:
@@ -246,7 +268,7 @@ class _Hooks:
                 if ticket.decision.outcome == "reroute":
                     # Never sent as built: the rerouter answers from the alternative, whose attempts the
                     # privsdk.Client serving it records. An answer of None would let botocore send: an error.
-                    self._local.attempt = None
+                    _judged.set(None)
                     try:
                         answer = self._reroute(out, ticket)
                     except Exception as exc:
@@ -269,26 +291,26 @@ class _Hooks:
             return answer  # botocore parses it as the service's answer and sends nothing
         if getattr(passed, "record", True) is False:
             # A privsdk.Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter or record.
-            self._local.attempt = None
+            _judged.set(None)
             return None
         attempt = _Attempt(out, passed)
         context = request.context if isinstance(getattr(request, "context", None), dict) else None
         if context is not None:
             context[_STATE] = attempt
-        self._local.attempt = attempt
+        _judged.set(attempt)
         return None
 
     def before_parse(self, operation_model: Any, response_dict: dict[str, Any], **kwargs: Any) -> None:
-        attempt: _Attempt | None = getattr(self._local, "attempt", None)
-        self._local.attempt = None
+        attempt = _judged.get()
+        _judged.set(None)
         if attempt is None or not operation_model.has_event_stream_output:
             return
         body = response_dict.get("body")
         status = int(response_dict.get("status_code") or 0)
-        if isinstance(body, bytes | bytearray) or not hasattr(body, "stream"):
+        if isinstance(body, bytes | bytearray) or not self._metered.reads(body):
             return  # an error answer, read whole: response-received records it
         meter = attempt.meter(status, response_dict.get("headers") or {})
-        response_dict["body"] = MeteredStream(body, attempt, status, meter)
+        response_dict["body"] = self._metered(body, attempt, status, meter)
         attempt.streaming = True
 
     def response_received(
@@ -298,7 +320,7 @@ class _Hooks:
         exception: BaseException | None = None,
         **kwargs: Any,
     ) -> None:
-        self._local.attempt = None
+        _judged.set(None)
         attempt = context.pop(_STATE, None) if context is not None else None
         if not isinstance(attempt, _Attempt) or attempt.done or attempt.streaming:
             return
@@ -316,12 +338,9 @@ class _Hooks:
         attempt.finish(status, tokens, None)
 
 
-class MeteredStream:
-    """botocore's raw event-stream body (a urllib3 response), counting tokens as botocore reads it.
-
-    botocore's ``EventStream`` reads ``stream()`` and calls ``close()``; every
-    other attribute is the urllib3 response's own.
-    """
+class _Metered:
+    """An event-stream body counting tokens as the SDK reads it, finishing its attempt once: at its end, on
+    ``close()``, or when dropped. Every other attribute is the raw body's own."""
 
     def __init__(self, raw: Any, attempt: _Attempt, status: int, meter: Any):
         self._raw = raw
@@ -332,17 +351,14 @@ class MeteredStream:
         self._finalizer = weakref.finalize(self, finish_early, attempt, meter, status)
         self._finalizer.atexit = False  # at exit the recorder may be gone: an unfinished stream goes unrecorded
 
-    def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
-        meter = self._meter
-        try:
-            for chunk in self._raw.stream(*args, **kwargs):
-                if meter is not None:
-                    meter.feed(chunk)
-                yield chunk
-        except Exception as exc:
-            self._end(exc)
-            raise
-        self._end(None)
+    @staticmethod
+    def reads(body: Any) -> bool:
+        """Whether ``body`` is the raw event-stream body this class meters."""
+        raise NotImplementedError
+
+    def _feed(self, chunk: bytes) -> None:
+        if self._meter is not None:
+            self._meter.feed(chunk)
 
     def _end(self, exc: BaseException | None) -> None:
         self._finalizer.detach()
@@ -360,3 +376,56 @@ class MeteredStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
+
+
+class MeteredStream(_Metered):
+    """botocore's raw event-stream body (a urllib3 response): botocore's ``EventStream`` reads ``stream()`` and
+    calls ``close()``."""
+
+    @staticmethod
+    def reads(body: Any) -> bool:
+        return hasattr(body, "stream")
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        try:
+            for chunk in self._raw.stream(*args, **kwargs):
+                self._feed(chunk)
+                yield chunk
+        except Exception as exc:
+            self._end(exc)
+            raise
+        self._end(None)
+
+
+class AsyncMeteredStream(_Metered):
+    """aiobotocore's raw event-stream body (an aiohttp response): its ``AioEventStream`` reads
+    ``content.iter_chunks()`` and calls ``close()``."""
+
+    @staticmethod
+    def reads(body: Any) -> bool:
+        return hasattr(type(body), "content")  # on the class: an unread httpx response's raises on the instance
+
+    @property
+    def content(self) -> _MeteredContent:
+        return _MeteredContent(self)
+
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
+        try:
+            async for chunk, end in self._raw.content.iter_chunks():
+                self._feed(chunk)
+                yield chunk, end
+        except Exception as exc:
+            self._end(exc)
+            raise
+        self._end(None)
+
+
+class _MeteredContent:
+    """The ``content`` of an :class:`AsyncMeteredStream`: aiohttp's stream reader, whose chunks are counted."""
+
+    def __init__(self, stream: AsyncMeteredStream):
+        self.iter_chunks = stream.iter_chunks
+        self._raw = stream._raw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw.content, name)

@@ -12,13 +12,20 @@ A refused request raises :class:`PolicyViolation`, which is also a
 app built; :func:`instrument` guards every Bedrock client any botocore
 session creates from then on (boto3's default session, other
 ``boto3.Session`` objects, frameworks' clients), by wrapping
-``botocore.session.Session.create_client``; :func:`uninstrument` restores it.
+``botocore.session.Session.create_client``, and every one an aiobotocore
+session creates (``aiobotocore.session.AioSession``, which aioboto3's sessions
+use, makes its clients in its own ``_create_client`` coroutine);
+:func:`uninstrument` restores them. aiobotocore itself is never imported here:
+it is patched when the app has imported it (:mod:`privsdk_bedrock.aio` is what
+``privsdk.instrument()`` calls once it has).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
@@ -47,7 +54,8 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
 
     ``guard`` defaults to ``privsdk.outbound.judge.Guard.default()`` (configured from
     the environment). Guarding twice is harmless. A request the tenant reroutes is
-    answered from the alternative in Bedrock's wire format (:mod:`privsdk_bedrock.reroute`).
+    answered from the alternative in Bedrock's wire format (:mod:`privsdk_bedrock.reroute`),
+    except from an aiobotocore client, where it is refused.
     """
     if service_id(client) in SERVICES:
         from privsdk_bedrock import reroute
@@ -86,31 +94,60 @@ _lock = threading.Lock()
 _ORIGINAL = "_privsdk_original"
 
 
+def _aio_session() -> type | None:
+    """aiobotocore's ``AioSession`` once the app has imported it (None while ``aiobotocore.session`` is loading)."""
+    return getattr(sys.modules.get("aiobotocore.session"), "AioSession", None)
+
+
+def _wrap(owner: type, name: str, wrapper: Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` with ``wrapper(current)``, which keeps the current one to restore; once."""
+    current = getattr(owner, name)
+    if not hasattr(current, _ORIGINAL):
+        wrapped = functools.wraps(current)(wrapper(current))
+        setattr(wrapped, _ORIGINAL, current)
+        setattr(owner, name, wrapped)
+
+
+def _restore(owner: type, name: str) -> None:
+    original = getattr(getattr(owner, name), _ORIGINAL, None)
+    if original is not None:
+        setattr(owner, name, original)
+
+
 def instrument(*, guard: Guard | None = None) -> None:
-    """Guard every Bedrock client that any botocore session creates from now on (idempotent).
+    """Guard every Bedrock client that any botocore or aiobotocore session creates from now on (idempotent).
 
     Clients made before the call are not touched: pass them to
-    :func:`guard_client`.
+    :func:`guard_client`. aiobotocore's sessions are covered if it is imported
+    by then; ``privsdk.instrument()`` also covers it when it is imported later.
     """
-    with _lock:
-        current = botocore.session.Session.create_client
-        if hasattr(current, _ORIGINAL):
-            return
 
-        @functools.wraps(current)
+    def create_client(current: Any) -> Any:
         def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
             return guard_client(current(self, *args, **kwargs), guard=guard)
 
-        setattr(create_client, _ORIGINAL, current)
-        botocore.session.Session.create_client = create_client
+        return create_client
+
+    def create_aio_client(current: Any) -> Any:
+        async def _create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return guard_client(await current(self, *args, **kwargs), guard=guard)
+
+        return _create_client
+
+    with _lock:
+        _wrap(botocore.session.Session, "create_client", create_client)
+        aio = _aio_session()
+        if aio is not None:
+            _wrap(aio, "_create_client", create_aio_client)
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument` for clients created afterwards; guarded clients stay guarded."""
     with _lock:
-        original = getattr(botocore.session.Session.create_client, _ORIGINAL, None)
-        if original is not None:
-            botocore.session.Session.create_client = original
+        _restore(botocore.session.Session, "create_client")
+        aio = _aio_session()
+        if aio is not None:
+            _restore(aio, "_create_client")
 
 
 def is_instrumented() -> bool:
