@@ -237,6 +237,29 @@ def test_privsdk_guard_records_each_call_with_its_tokens_and_no_content(server: 
     assert PROMPT not in usage.read_text()
 
 
+def test_a_handler_after_the_guard_cannot_send_elsewhere_unjudged(server: LoopbackServer, usage: Path) -> None:
+    """An app's before-send handler, run after the guard's, moved the judged request to an undeclared host: the
+    aiohttp session judges it again as it sends, and refuses it."""
+    with LoopbackServer(BedrockWire()) as elsewhere:
+
+        async def call(client: Any) -> BaseException:
+            privsdk.guard(client)
+
+            def move(request: Any, **kwargs: Any) -> None:
+                request.url = request.url.replace(server.url, elsewhere.url)
+
+            client.meta.events.register("before-send.bedrock-runtime", move)
+            with pytest.raises(ClientError) as caught:
+                await client.converse(modelId=CLAUDE, messages=MESSAGES)
+            error: BaseException = caught.value
+            return error
+
+        error = run(call, server)
+        assert isinstance(error, PolicyViolation) and "not an endpoint privsdk knows" in str(error)
+        assert elsewhere.requests == [] and server.requests == []
+    assert [r["outcome"] for r in records(usage)] == ["refused"]
+
+
 def test_two_tenants_on_two_regions_at_once_are_each_judged_and_recorded(server: LoopbackServer, usage: Path) -> None:
     """``privsdk.scope`` is per asyncio task: tenant ``eu`` is refused in us-west-2 and allowed in eu-central-1."""
 

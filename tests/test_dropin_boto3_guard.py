@@ -277,6 +277,49 @@ def test_an_undeclared_endpoint_is_refused(server: LoopbackServer, monkeypatch: 
     assert server.requests == []
 
 
+def test_a_handler_after_the_guard_cannot_change_what_is_sent_unjudged(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app's before-send handler runs after the guard's and changed the request it had judged: moved to an
+    undeclared host, it was sent there. The request is judged again as it is sent."""
+    with LoopbackServer(BedrockWire()) as elsewhere:
+        client = loopback(server)
+
+        def move(request: Any, **kwargs: Any) -> None:
+            request.url = request.url.replace(server.url, elsewhere.url)
+
+        client.meta.events.register("before-send.bedrock-runtime", move)
+        with pytest.raises(PolicyViolation, match="not an endpoint privsdk knows") as caught:
+            client.converse(modelId=CLAUDE, messages=MESSAGES)
+        assert isinstance(caught.value, ClientError) and caught.value.operation_name == "Converse"
+        assert elsewhere.requests == [] and server.requests == []
+    # A handler that swaps the model for another: judged on the model sent.
+    client = loopback(server)
+
+    def swap(request: Any, **kwargs: Any) -> None:
+        request.url = request.url.replace(CLAUDE.replace(":", "%3A"), "acme.unknown-model-v1%3A0")
+
+    client.meta.events.register("before-send", swap)
+    with pytest.raises(PolicyViolation, match=r"unknown model family 'acme\.unknown-model-v1:0'"):
+        client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert server.requests == []
+    # A handler that only adds a header: judged again as sent, allowed, one record of the attempt sent.
+    client = loopback(server)
+
+    def trace(request: Any, **kwargs: Any) -> None:
+        request.headers["X-Amzn-Trace-Id"] = "Root=1-5759e988-bd862e3fe1be46a994272793"
+
+    client.meta.events.register("before-send.bedrock-runtime", trace)
+    client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert [r.headers.get("x-amzn-trace-id") for r in server.requests] == ["Root=1-5759e988-bd862e3fe1be46a994272793"]
+    assert [(r["outcome"], r["input_tokens"] is not None) for r in records(usage)] == [
+        ("refused", False),
+        ("refused", False),
+        ("ok", True),
+    ]
+    assert type(client._endpoint.http_session).__name__ == "URLLib3Session"
+
+
 def test_model_listing_is_allowed_and_a_batch_job_refused(
     server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -123,8 +123,45 @@ def guard_botocore(
     events.register_first(f"before-send.{service}", hooks.before_send, unique_id=f"{_UNIQUE}-send")
     events.register(f"before-parse.{service}", hooks.before_parse, unique_id=f"{_UNIQUE}-parse")
     events.register(f"response-received.{service}", hooks.response_received, unique_id=f"{_UNIQUE}-received")
+    # Handlers registered after the guard's run after it, and may change the request it judged: the HTTP session
+    # checks, as it sends, that the request is the one judged (a subclass of the client's own session, so that
+    # every attribute and method stays the SDK's).
+    session = client._endpoint.http_session
+    session.__class__ = _checked_session(type(session), is_async(client))
+    session._privsdk_hooks = hooks
     client.meta._privsdk_guarded = True
     return client
+
+
+def _checked_session(session_class: type, asynchronous: bool) -> type:
+    """``session_class`` (botocore's URLLib3Session, aiobotocore's AIOHTTPSession, ...) with a ``send`` that
+    passes each request to :meth:`_Hooks.check_sent` first; one per session class."""
+    checked = _CHECKED.get(session_class)
+    if checked is not None:
+        return checked
+    if asynchronous:
+
+        class AsyncChecked(session_class):  # type: ignore[misc]
+            async def send(self, request: Any) -> Any:
+                self._privsdk_hooks.check_sent(request)
+                return await super().send(request)
+
+        checked = AsyncChecked
+    else:
+
+        class Checked(session_class):  # type: ignore[misc]
+            def send(self, request: Any) -> Any:
+                self._privsdk_hooks.check_sent(request)
+                return super().send(request)
+
+        checked = Checked
+    checked.__name__, checked.__qualname__ = session_class.__name__, session_class.__qualname__
+    checked.__module__ = session_class.__module__
+    _CHECKED[session_class] = checked
+    return checked
+
+
+_CHECKED: dict[type, type] = {}
 
 
 def outgoing(request: Any) -> Outgoing:
@@ -236,6 +273,10 @@ def _reroutes(guard: object) -> TypeGuard[CoreGuard]:
 #: The attempt judged in ``before-send``, for ``before-parse`` of the same attempt: the thread's own (botocore),
 #: the asyncio task's own (aiobotocore), never another request's.
 _judged: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("privsdk_botocore_attempt", default=None)
+#: The request judged in ``before-send`` and its event name, for the HTTP session's check as it sends.
+_sent_as: contextvars.ContextVar[tuple[Outgoing, str] | None] = contextvars.ContextVar(
+    "privsdk_botocore_sent", default=None
+)
 
 
 class _Hooks:
@@ -254,13 +295,28 @@ class _Hooks:
 
         return CoreGuard.default()
 
-    def before_send(self, request: Any, event_name: str = "", **kwargs: Any) -> Any:
+    def check_sent(self, request: Any) -> None:
+        """Called by the HTTP session as it sends ``request``, after every ``before-send`` handler: a request that
+        is not the one the guard judged (a handler registered after the guard's changed its URL, headers or body)
+        is judged again as it is sent, and refused or recorded on that judgement."""
+        judged = _sent_as.get()
+        _sent_as.set(None)
+        out = outgoing(request)
+        if judged is not None and judged[0] == out:
+            return
+        # The attempt judged before is not what is sent: it is not recorded; the judgement of what is sent is.
+        _judged.set(None)
+        if isinstance(getattr(request, "context", None), dict):
+            request.context.pop(_STATE, None)
+        self.before_send(request, judged[1] if judged is not None else "", reroutable=False)
+
+    def before_send(self, request: Any, event_name: str = "", reroutable: bool = True, **kwargs: Any) -> Any:
         out = outgoing(request)
         refused: PolicyViolation | None = None
         answer: Any = None
         try:
             guard = self._current_guard()
-            if self._reroute is None or not _reroutes(guard):
+            if self._reroute is None or not reroutable or not _reroutes(guard):
                 passed = guard.check(out)
             else:
                 ticket = guard.check(out, reroutable=True)
@@ -289,6 +345,7 @@ class _Hooks:
             raise error
         if answer is not None:
             return answer  # botocore parses it as the service's answer and sends nothing
+        _sent_as.set((out, event_name))
         if getattr(passed, "record", True) is False:
             # A privsdk.Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter or record.
             _judged.set(None)
