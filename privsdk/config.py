@@ -485,19 +485,44 @@ class _Document:
 
     @classmethod
     def tenant_document(cls, name: str, found: TenantDocument) -> _Document:
-        """A tenant's document from a tenant store, its keys placed as if under ``[tenants.NAME]``."""
-        if found.format == "json":
-            import json
+        """A tenant's document from a tenant store, its keys placed as if under ``[tenants.NAME]``.
 
-            try:
-                data = json.loads(found.text.removeprefix(_BOM))
-            except ValueError as exc:
-                raise ConfigError(f"invalid JSON: {type(exc).__name__}", where=found.origin) from None
-            if not isinstance(data, dict):
-                raise ConfigError("the tenant's JSON must be an object", where=found.origin)
-            return cls(found.origin, found.text, data, ("tenants", name))
-        text = found.text.removeprefix(_BOM)
-        return cls(found.origin, text, _parse_toml(text, found.origin), ("tenants", name))
+        A provider is the app's code, and NamedTuple checks no types: what it built is checked here, and named by
+        type only (the text is the stored policy, which may hold anything).
+        """
+        text, origin, fmt = found
+        if not isinstance(origin, str):
+            raise ConfigError(
+                f"the TenantDocument's origin is {type(origin).__name__}, not str",
+                hint="origin names where the policy is stored, e.g. 'table tenants, tenant acme'",
+            )
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"the stored policy is {type(text).__name__}, not str",
+                where=origin,
+                hint="a TenantDocument holds the policy as str: decode bytes first, e.g. raw.decode('utf-8')",
+            )
+        if fmt not in ("toml", "json"):
+            shown = repr(fmt) if isinstance(fmt, str) and _PLAIN_WORD.fullmatch(fmt) else "(not shown)"
+            raise ConfigError(
+                f"the TenantDocument's format {shown} is not toml or json", where=origin, hint='format="toml" or "json"'
+            )
+        import json
+
+        text = text.removeprefix(_BOM)
+        try:
+            data = _parse_toml(text, origin) if fmt == "toml" else json.loads(text)
+        except ValueError as exc:  # JSON's (TOML's is a ConfigError already): its text quotes the document
+            raise ConfigError(f"invalid JSON: {type(exc).__name__}", where=origin) from None
+        except RecursionError:  # both parsers recurse once per nested array or table
+            raise ConfigError(
+                "the stored policy is nested too deeply to read",
+                where=origin,
+                hint="a tenant's policy is a few tables of lists of strings (see the policy file's [tenants.NAME])",
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError("the tenant's JSON must be an object", where=origin)
+        return cls(origin, text, data, ("tenants", name))
 
     def at(self, *keys: str) -> str:
         """``file:line`` of the key path ``keys`` (table names, then a key or a value).
@@ -570,7 +595,7 @@ class _Document:
                 raise self.fail(f"unknown key {where!r}", *keys, key, hint="valid keys: " + ", ".join(allowed))
 
     def name(self, value: str, kind: str, *keys: str) -> str:
-        if not _NAME.match(value) or "/" in value:
+        if not _NAME.fullmatch(value) or "/" in value:  # fullmatch: "$" lets a trailing newline through
             raise self.fail(
                 f"bad {kind} name {value!r}",
                 *keys,
@@ -865,7 +890,7 @@ class _Document:
                         key,
                         hint=f"{vendor} credential keys: {', '.join(valid)}",
                     )
-                if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
+                if not isinstance(env_name, str) or not _ENV_NAME.fullmatch(env_name):
                     raise self.fail(
                         f"{'.'.join((*keys, vendor, key))} must name an environment variable",
                         *keys,
@@ -986,6 +1011,7 @@ class _StoreContext:
         elif isinstance(found, Tenant):
             if found.name != name:  # never serve one tenant's policy for another
                 raise ConfigError(f"the tenant store returned tenant {found.name!r} when asked for {name!r}")
+            _check_tenant_types(found)
             origin = f"the tenant store's tenant {name!r}"
             _check_combination(found.attest, self.cat, origin, None)
             tenant = found
@@ -1002,6 +1028,56 @@ class _StoreContext:
                         vendor, key, env_name, where=origin, key_path=f"credentials.{vendor}.{key}"
                     )
         return tenant
+
+
+def _pairs(value: object, second: Callable[[object], bool]) -> bool:
+    """Whether ``value`` is a tuple of ``(str, X)`` pairs, each X passing ``second``."""
+    return isinstance(value, tuple) and all(
+        isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and second(pair[1]) for pair in value
+    )
+
+
+def _strings_tuple(value: object) -> bool:
+    return isinstance(value, tuple) and all(isinstance(item, str) for item in value)
+
+
+def _check_tenant_types(tenant: Tenant) -> None:
+    """A ConfigError unless each field of ``tenant``, which a provider built in code, has the type Tenant declares.
+
+    NamedTuple checks nothing, and a value of another type would fail deep in a decision (a str where the
+    requirements go) as a raw exception, not a refusal. The field is named; its value, the app's data, never is.
+    """
+    classes = tenant.classes
+    if not isinstance(classes, Mapping) or not all(
+        isinstance(reqs, tuple) and all(isinstance(r, Requirement) for r in reqs) for reqs in classes.values()
+    ):
+        raise ConfigError(
+            "classes must map each data class to a tuple of requirements",
+            hint="e.g. classes={'default': privsdk.vocabulary.parse_requirements(['no_training', 'zdr'])}",
+        )
+    if not all(isinstance(cls, str) and _NAME.fullmatch(cls) and "/" not in cls for cls in classes):
+        raise ConfigError("classes names a data class that is not a name", hint="use letters, digits, '_', '-', '.'")
+    if not isinstance(tenant.default_class, str) or tenant.default_class not in classes:
+        raise ConfigError("default_class must be one of its classes", hint="classes: " + (", ".join(classes) or "none"))
+    if tenant.on_violation not in ON_VIOLATION:
+        raise ConfigError("on_violation must be refuse or reroute", hint="on_violation='refuse' or 'reroute'")
+    if not isinstance(tenant.attest, frozenset) or not all(isinstance(a, str) for a in tenant.attest):
+        raise ConfigError("attest must be a frozenset of attestations", hint="e.g. attest=frozenset({'openai:zdr'})")
+    if not _pairs(tenant.reroute, _strings_tuple):
+        raise ConfigError(
+            "reroute must be a tuple of (target, alternatives) pairs, the alternatives a tuple of target names",
+            hint="e.g. reroute=(('gpt-4o', ('azure-eu',)),)",
+        )
+    age = tenant.max_catalogue_age_days
+    if not isinstance(age, int) or isinstance(age, bool) or age < 0:
+        raise ConfigError(
+            "max_catalogue_age_days must be a whole number of days", hint="e.g. max_catalogue_age_days=90"
+        )
+    if not _pairs(tenant.credentials, lambda keys: _pairs(keys, lambda env_name: isinstance(env_name, str))):
+        raise ConfigError(
+            "credentials must be a tuple of (vendor, ((key, variable name), ...)) pairs",
+            hint="e.g. credentials=(('openai', (('api_key', 'ACME_OPENAI_API_KEY'),)),)",
+        )
 
 
 def attach_tenants(

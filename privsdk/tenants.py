@@ -18,8 +18,10 @@ entries go first past ``max_size``; ``max_age_s`` bounds how old an entry may
 get) and is how the app says a tenant changed: :meth:`TenantStore.invalidate`
 for one name, :meth:`TenantStore.invalidate_all` for every one.
 
-Fail closed: a name the provider does not know, a provider that raises, or a
-stored policy that does not check is a refused call (a
+Fail closed: a name the provider does not know, a provider that raises or
+returns what is not a policy (a provider's Tenant or TenantDocument may hold
+any types: the config checks them when it builds the tenant), or a stored
+policy that does not check is a refused call (a
 :class:`~privsdk.errors.PolicyViolation`, recorded like any refusal). Nothing
 falls back to another tenant or to a default.
 """
@@ -38,9 +40,10 @@ from typing import Any, Literal, NamedTuple, Protocol
 from privsdk.errors import ConfigError
 from privsdk.policy import Tenant
 
-#: What a tenant's name may be: the names the policy file allows (and never a path).
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What a tenant's name may be: the names the policy file allows (and never a path). Every pattern here is used with
+#: fullmatch: ``$`` would also match before a trailing newline, letting ``"acme\n"`` through to ``DIR/acme\n.toml``.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_MAX_SIZE = 10_000
 
 
@@ -139,7 +142,7 @@ class TenantStore(Mapping[str, Tenant]):
         if not name:
             reason = "the call names no tenant: tenants come from a tenant store (name one, or set PRIVSDK_TENANT)"
             return Entry(None, reason, now)
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             return Entry(None, f"unknown tenant {name!r}: not a tenant name", now)
         generation = self._generation
         self.loads += 1
@@ -239,7 +242,7 @@ class DirectoryTenants:
         self.path = path
 
     def __call__(self, name: str) -> TenantDocument | None:
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             return None
         path = os.path.join(self.path, name + ".toml")
         try:
@@ -255,7 +258,9 @@ class DirectoryTenants:
 
     def names(self) -> list[str]:
         """Every tenant with a file."""
-        return sorted(f[: -len(".toml")] for f in os.listdir(self.path) if f.endswith(".toml") and NAME.match(f[:-5]))
+        return sorted(
+            f[: -len(".toml")] for f in os.listdir(self.path) if f.endswith(".toml") and NAME.fullmatch(f[:-5])
+        )
 
     def __repr__(self) -> str:
         return f"DirectoryTenants({self.path!r})"
@@ -298,7 +303,7 @@ class SqlTenants:
         paramstyle: str = "qmark",
     ):
         for what, value in (("table", table), ("name_column", name_column), ("policy_column", policy_column)):
-            if not _IDENTIFIER.match(value):
+            if not _IDENTIFIER.fullmatch(value):
                 raise ConfigError(f"bad {what} {value!r}", hint="a plain SQL identifier: letters, digits, '_'")
         if format not in ("toml", "json"):
             raise ConfigError(f"bad format {format!r}", hint="toml or json")
@@ -414,9 +419,9 @@ class SqlTenants:
 
 
 #: A scheme as an error may name it; anything else before "://" is not shown.
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]{0,15}$")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,15}")
 #: A setting's name as an error may name it (settings are short lower-case words).
-_SETTING = re.compile(r"^[a-z][a-z0-9_]{0,23}$")
+_SETTING = re.compile(r"[a-z][a-z0-9_]{0,23}")
 
 
 def parse_tenants_spec(spec: str) -> TenantStore:
@@ -439,7 +444,7 @@ def parse_tenants_spec(spec: str) -> TenantStore:
     if not sep:
         raise bad("the value is not a store URL (not shown)")
     if scheme not in ("dir", "sqlite"):
-        shown = f"{scheme}://" if _SCHEME.match(scheme) else "this kind of"
+        shown = f"{scheme}://" if _SCHEME.fullmatch(scheme) else "this kind of"
         raise bad(
             f"a {shown} store is not supported (the value is not shown: it may hold a password)",
             f"{form}; for another database, pass a provider in code: Client(tenants=SqlTenants(connect))",
@@ -475,10 +480,10 @@ def parse_tenants_spec(spec: str) -> TenantStore:
     unknown = sorted(set(params) - allowed)
     if unknown:
         valid = ", ".join(sorted(allowed | {"max_size", "max_age_s"}))
-        name = repr(unknown[0]) if _SETTING.match(unknown[0]) else "(not shown)"
+        name = repr(unknown[0]) if _SETTING.fullmatch(unknown[0]) else "(not shown)"
         raise bad(f"unknown setting {name} for a {scheme}:// store", f"{scheme}:// takes: {valid}")
     for key in ("table", "name", "policy"):
-        if key in params and not _IDENTIFIER.match(params[key]):
+        if key in params and not _IDENTIFIER.fullmatch(params[key]):
             raise bad(
                 f"the sqlite:// store's {key} setting is not a plain SQL identifier (not shown)",
                 "letters, digits, '_'",

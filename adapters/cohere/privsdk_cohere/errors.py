@@ -23,7 +23,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
-from privsdk.vendor_errors import Translate
+from privsdk.vendor_errors import Translate, unreadable_answer
 
 VENDOR = "cohere"
 #: Cohere's own status for an invalid or expired API key.
@@ -36,6 +36,8 @@ def vendor_error(exc: Exception) -> VendorError | None:
         status = exc.status_code
         if status is None:
             return Unavailable(VENDOR)
+        if 200 <= status < 300:  # the SDK raises ApiError for a 2xx body that is not JSON (cut short, a proxy's page)
+            return unreadable_answer(VENDOR)
         headers = exc.headers or {}
         kind = AuthFailed if status == _INVALID_TOKEN else error_for_status(status)
         return kind(
@@ -54,7 +56,7 @@ def vendor_error(exc: Exception) -> VendorError | None:
     if isinstance(exc, httpx.TransportError):
         return ConnectionLost(VENDOR)
     if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):  # a 200 whose body is not Cohere's
-        return Unavailable(VENDOR)
+        return unreadable_answer(VENDOR)
     return None
 
 

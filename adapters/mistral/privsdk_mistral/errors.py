@@ -23,7 +23,7 @@ from privsdk.errors import (
     error_for_status,
     retry_after,
 )
-from privsdk.vendor_errors import Translate
+from privsdk.vendor_errors import Translate, unreadable_answer
 
 
 def vendor_errors(vendor: str, http_error: type[Exception], no_response: type[Exception]) -> Translate:
@@ -50,8 +50,12 @@ def vendor_error(
     status: int = getattr(exc, "status_code", 0)
     body = _json(getattr(exc, "body", ""))
     if status < 400:
-        # A 200 whose body is not a completion: in a stream, that is how an error event arrives.
-        return in_band_error(body.get("data", body), vendor)
+        # A 200 whose body is not a completion: in a stream, that is how an error event arrives. Anything else (not
+        # JSON: cut short, a proxy's page; JSON without the API's shape) is an answer privsdk cannot read.
+        payload = body.get("data", body)
+        if isinstance(payload, dict) and ("error" in payload or payload.get("object") == "error"):
+            return in_band_error(payload, vendor)
+        return unreadable_answer(vendor)
     cls = error_for_status(status)
     if status == 403 and "guardrails" in body:
         cls = ContentRefused
