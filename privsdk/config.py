@@ -425,6 +425,12 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
             where=f"{where}:{m.group(1)}" if m else where,
             hint=f"see {page('configuration')} for the file's shape",
         ) from None
+    except RecursionError:  # the parser recurses once per nested array or table
+        raise ConfigError(
+            "the policy is nested too deeply to read",
+            where=where,
+            hint=f"a policy is a few tables of strings and lists of strings: see {page('configuration')}",
+        ) from None
 
 
 class _Document:
@@ -514,9 +520,9 @@ class _Document:
             data = _parse_toml(text, origin) if fmt == "toml" else json.loads(text)
         except ValueError as exc:  # JSON's (TOML's is a ConfigError already): its text quotes the document
             raise ConfigError(f"invalid JSON: {type(exc).__name__}", where=origin) from None
-        except RecursionError:  # both parsers recurse once per nested array or table
+        except RecursionError:  # JSON's parser recurses once per nested array or object (TOML's: _parse_toml)
             raise ConfigError(
-                "the stored policy is nested too deeply to read",
+                "the policy is nested too deeply to read",
                 where=origin,
                 hint="a tenant's policy is a few tables of lists of strings (see the policy file's [tenants.NAME])",
             ) from None

@@ -865,3 +865,12 @@ def test_a_policy_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> Non
     assert requirements(load_file(path), "acme", "default") == ["zdr"]
     path.write_text('[tenants.acme]\nclasses.default = ["zdrr"]\n', encoding="utf-8-sig")
     assert config_error({"PRIVSDK_CONFIG": str(path)}).startswith(f"{path}:2: unknown requirement 'zdrr'")
+
+
+def test_a_policy_file_nested_too_deeply_is_a_configuration_error(write_config: WriteConfig) -> None:
+    """TOML's parser recurses once per nested array: a file of arrays nested thousands deep escaped as a
+    RecursionError at start-up."""
+    path = write_config("[tenants.acme]\nclasses.default = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply") as caught:
+        load_file(path)
+    assert str(path) in str(caught.value)
