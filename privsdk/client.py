@@ -464,7 +464,7 @@ class _Core:
         """Queue the record of one attempt of ``call`` (or of its refusal, made on ``decision`` when that is not
         the call's own)."""
         error_class = status = None
-        if exc is not None:
+        if exc is not None and outcome != "cancelled":  # stopped by the app (Ctrl-C, a task's cancellation): no error
             from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
 
             detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
@@ -489,14 +489,23 @@ class _Core:
             raise exc
         raise_translated(error, exc)
 
-    def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
-        """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed,
-        and one the guard refused (the request the SDK built did not meet the policy) is a refusal."""
+    def record_failure(
+        self,
+        call: _Call,
+        target: Target,
+        exc: BaseException,
+        started: float,
+        latency_s: float,
+        first_chunk_s: float | None = None,
+    ) -> None:
+        """Record a failed attempt (or a stream that failed after its first chunk); one the app stopped (asyncio
+        cancellation, Ctrl-C) is cancelled, not failed, and one the guard refused (the request the SDK built did not
+        meet the policy) is a refusal."""
         if isinstance(exc, PolicyViolation):
             self.record(call, None, 0, "refused", exc, started, latency_s, decision=exc.decision)
             return
         outcome: Literal["error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
-        self.record(call, target, call.attempts, outcome, exc, started, latency_s)
+        self.record(call, target, call.attempts, outcome, exc, started, latency_s, first_chunk_s=first_chunk_s)
 
     def _take_adapters(self) -> list[Adapter]:
         with self._lock:

@@ -66,14 +66,20 @@ class _Recorded:
         return VendorTimeout(self.target.offering.split(".", 1)[0])
 
     def _end(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> bool:
-        """Record the stream's end once; True the first time, when the caller must release the events."""
+        """Record the stream's end once; True the first time, when the caller must release the events. A stream
+        ``exc`` ended is recorded as any failed attempt is: cancelled when the app stopped it (its task's
+        cancellation, Ctrl-C), which no :class:`Exception` is."""
         if self._done or not hasattr(self, "target"):
             return False
         self._done = True
-        self._core.record(
-            self._call, self.target, self._call.attempts, outcome, exc, self._started,
-            time.perf_counter() - self._t0, usage, self._first_chunk_s,
-        )  # fmt: skip
+        latency = time.perf_counter() - self._t0
+        if exc is not None:
+            self._core.record_failure(self._call, self.target, exc, self._started, latency, self._first_chunk_s)
+        else:
+            self._core.record(
+                self._call, self.target, self._call.attempts, outcome, None, self._started, latency, usage,
+                self._first_chunk_s,
+            )  # fmt: skip
         return True
 
 
