@@ -107,10 +107,11 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         budget: Budget,
     ) -> None:
         """One attempt to open ``target``'s stream (``call`` is this stream's own), retried through tenacity."""
+        limit = self._core.attempt_timeout(call, timeout, adapter.vendor)  # before the attempt counts
         token = self._begin(target)
         events = None
         try:
-            events = adapter.stream(request, timeout=self._core.attempt_timeout(call, timeout, adapter.vendor))
+            events = adapter.stream(request, timeout=limit)
             first = next(events, None)
         except BaseException as exc:
             if events is not None:
@@ -216,10 +217,11 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         budget: Budget,
     ) -> None:
         """One attempt to open ``target``'s stream (``call`` is this stream's own), retried through tenacity."""
+        limit = self._core.attempt_timeout(call, timeout, adapter.vendor)  # before the attempt counts
         token = self._begin(target)
         events = None
         try:
-            events = adapter.astream(request, timeout=self._core.attempt_timeout(call, timeout, adapter.vendor))
+            events = adapter.astream(request, timeout=limit)
             first = await anext(events, None)
         except BaseException as exc:
             if events is not None:

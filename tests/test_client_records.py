@@ -1,20 +1,24 @@
 """The usage records of calls that do not end by themselves: a stream the app stops (an asyncio task's cancellation,
-Ctrl-C)."""
+Ctrl-C), a call whose deadline passes on its first target. Each record is of a request that was sent."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from privsdk.async_client import AsyncClient
+from privsdk.client import Client
+from privsdk.errors import VendorTimeout
 from tests.test_client import Servers
-from tests.wire.server import Drip
+from tests.wire.server import Delay, Drip
 
 
 @pytest.fixture
@@ -69,3 +73,63 @@ def test_ctrl_c_while_a_stream_waits_for_its_next_event_records_it_cancelled(ser
             timer.join()
         client.flush_usage()
     assert outcomes(servers) == [(1, "openai-mini", "cancelled", None)]
+
+
+# -- the deadline ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["chat", "stream", "async chat", "async stream"])
+def test_a_deadline_that_passes_on_the_first_target_ends_the_call_there(servers: Servers, kind: str) -> None:
+    """The first target does not answer before the deadline: no fallback is tried (there is no time left to send it
+    anything), the call raises the first target's timeout, and the records hold that attempt alone."""
+    late = {"deadline_s": 1.0, "stream": kind.endswith("stream")}
+    if kind.startswith("async"):
+
+        async def run() -> VendorTimeout:
+            client = AsyncClient(**servers.client_args())
+            try:
+                await client.chat("openai-mini", "warm up")
+                await client.chat("openai-mini", "warm up", data_class="pii")  # rerouted to azure-eu
+                late_answer(servers, client)
+                with pytest.raises(VendorTimeout) as caught:
+                    await client.chat("openai-mini", "hello", **late)  # type: ignore[call-overload]
+                return caught.value
+            finally:
+                await client.aclose()
+
+        error = asyncio.run(run())
+    else:
+        with servers.client() as client:
+            client.chat("openai-mini", "warm up")
+            client.chat("openai-mini", "warm up", data_class="pii")  # rerouted to azure-eu
+            late_answer(servers, client)
+            with pytest.raises(VendorTimeout) as caught:
+                client.chat("openai-mini", "hello", **late)  # type: ignore[call-overload]
+            error = caught.value
+    assert error.vendor == "openai"
+    assert servers.seen() == {"openai": 1, "azure": 0, "cohere": 0}
+    assert outcomes(servers) == [(1, "openai-mini", "error", "timeout")]
+
+
+def late_answer(servers: Servers, client: Client | AsyncClient) -> None:
+    """After the warm-up calls (both targets' SDK clients are built): forget them; openai's next answer comes after
+    the deadline."""
+    client.flush_usage()
+    for server in (servers.openai, servers.azure):
+        server.requests.clear()
+    servers.records.clear()
+    servers.openai.fail(Delay(1.5))
+
+
+def test_a_cold_clients_deadline_is_not_spent_building_its_sdk_client(servers: Servers) -> None:
+    """Building the SDK's client (some 20 ms here, with its module imported already; the import adds a second) is not
+    the vendor's answer: a short deadline still lets the first attempt go, and nothing is recorded that was not sent."""
+    with servers.client() as client:
+        with contextlib.suppress(VendorTimeout):  # the loopback server may answer later than that
+            client.chat("openai-mini", "hello", deadline_s=0.01)
+        client.flush_usage()
+    deadline = time.monotonic() + 2
+    while not servers.openai.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert servers.seen() == {"openai": 1, "azure": 0, "cohere": 0}
+    assert [(r.attempt, r.chosen_target) for r in servers.records] == [(1, "openai-mini")]
