@@ -60,6 +60,7 @@ class _Recorded:
         self._first = first
         self._first_chunk_s = time.perf_counter() - self._t0
         self._deadline = self._call.budget.deadline  # read on every event: one attribute, not a Budget call
+        self._core.recorder.hold(self)  # weakly: the recorder ends this stream's record before it closes
 
     def _late(self) -> VendorTimeout:
         """The error for a stream still running at the call's deadline."""
@@ -81,6 +82,11 @@ class _Recorded:
                 self._first_chunk_s,
             )  # fmt: skip
         return True
+
+    def _abandoned(self) -> None:
+        """The recorder is closing (the client's close, interpreter exit) while this stream is still open: recorded
+        as cancelled now, as it would be when dropped, while the record can still be written."""
+        self._end("cancelled", None, _NO_USAGE)
 
 
 class ChatStream(_Recorded, Iterator[StreamEvent]):

@@ -1,14 +1,21 @@
 """The usage records of calls that do not end by themselves: a stream the app stops (an asyncio task's cancellation,
-Ctrl-C), a call whose deadline passes on its first target. Each record is of a request that was sent."""
+Ctrl-C), a call whose deadline passes on its first target, a stream still open when the recorder closes (the
+client's close, interpreter exit). Each record is of a request that was sent, and each request sent has one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +26,8 @@ from privsdk.client import Client
 from privsdk.errors import VendorTimeout
 from tests.test_client import Servers
 from tests.wire.server import Delay, Drip
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -133,3 +142,69 @@ def test_a_cold_clients_deadline_is_not_spent_building_its_sdk_client(servers: S
         time.sleep(0.01)
     assert servers.seen() == {"openai": 1, "azure": 0, "cohere": 0}
     assert [(r.attempt, r.chosen_target) for r in servers.records] == [(1, "openai-mini")]
+
+
+# -- a stream still open when the recorder closes --------------------------------------------------------------------
+
+
+def test_a_stream_open_when_the_client_closes_is_recorded_cancelled(servers: Servers) -> None:
+    client = servers.client()
+    stream = client.chat("openai-mini", "hello", stream=True)
+    next(stream)
+    client.close()
+    assert outcomes(servers) == [(1, "openai-mini", "cancelled", None)]
+    assert client._core.recorder.dropped == 0
+    del stream  # dropped after the close: recorded once, already
+
+
+def test_the_recorder_holds_an_open_stream_weakly(servers: Servers) -> None:
+    """What lets the recorder end an open stream's record costs the stream nothing: dropped, it goes at once."""
+    with servers.client() as client:
+        stream = client.chat("openai-mini", "hello", stream=True)
+        next(stream)
+        dropped = weakref.ref(stream)
+        del stream
+        gc.collect()
+        assert dropped() is None
+    assert outcomes(servers) == [(1, "openai-mini", "cancelled", None)]
+
+
+_AT_EXIT = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+import privsdk
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer
+
+server = LoopbackServer(OpenAIWire(key="sk-x")).__enter__()
+options = dict(environ={{"PRIVSDK_USAGE": "jsonl://" + sys.argv[1]}}, credentials={{"openai": {{"api_key": "sk-x"}}}},
+               endpoints={{"openai": server.url + "/v1"}})
+if sys.argv[2] == "sync":
+    client = privsdk.Client(**options)
+    stream = client.chat("openai/gpt-4o-mini", "hello", stream=True)
+    next(stream)
+else:
+    async def main():
+        client = privsdk.AsyncClient(**options)
+        stream = await client.chat("openai/gpt-4o-mini", "hello", stream=True)
+        await anext(stream)
+        return client, stream
+    client, stream = asyncio.run(main())
+print(len(server.requests))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_left_open_at_interpreter_exit_is_recorded_cancelled(tmp_path: Path, kind: str) -> None:
+    """A script keeps a stream in a module global and exits: the request was sent, and its record is written
+    before the recorder closes at exit (not dropped as one that came after the close)."""
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(_AT_EXIT.format(root=str(ROOT))))
+    records = tmp_path / "usage.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(script), str(records), kind], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1" and "privsdk usage" not in done.stderr
+    found = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [(r["operation"], r["outcome"], r["error_class"]) for r in found] == [("stream", "cancelled", None)]
