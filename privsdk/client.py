@@ -96,6 +96,7 @@ class _Call:
         "chain",
         "data_class",
         "decision",
+        "failure",
         "operation",
         "request_id",
         "requested",
@@ -122,6 +123,7 @@ class _Call:
         #: (:func:`privsdk.usage.record.attempt_record`): the call path has no use for it.
         self.request_id: str | None = None
         self.attempts = 0  # across the whole chain: a fallback's first attempt counts as a retry
+        self.failure: BaseException | None = None  # the last failed attempt's error, as recorded
 
 
 class _Core:
@@ -359,7 +361,9 @@ class _Core:
         move on to the next target."""
         failure: VendorError | None = None
         for target, decision in call.chain:
-            adapter = self.adapter_for(call, target)
+            adapter = self.chain_adapter(call, target, failure)
+            if adapter is None:
+                break
             try:
                 result = resilience.call(
                     controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
@@ -373,13 +377,29 @@ class _Core:
         assert failure is not None  # the chain is never empty
         raise failure
 
+    def chain_adapter(self, call: _Call, target: Target, failure: VendorError | None) -> Adapter | None:
+        """The adapter for ``target``, the next of ``call``'s chain after ``failure`` of the one before (None for the
+        first); None once the deadline has passed: no fallback is tried then (it could send nothing), and the call
+        fails with ``failure``, the last real one."""
+        if failure is not None:
+            return self.adapter_for(call, target) if call.budget.remaining() > 0 else None
+        adapter = self.adapter_for(call, target)
+        # The deadline bounds the vendors' answers, so it starts once the first target's SDK client is built: a
+        # process's first call imports the SDK and builds its client (from 20 ms to over a second, none of it the
+        # vendor's), and would spend its deadline on that, then fail without sending anything. A fallback's client,
+        # built later, is within the deadline; its attempt is then made only if time is left.
+        call.budget.start()
+        return adapter
+
     async def athrough_chain(
         self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
     ) -> tuple[X, Target, Decision]:
         """:meth:`through_chain` for async calls (:func:`privsdk.resilience.acall` retries them)."""
         failure: VendorError | None = None
         for target, decision in call.chain:
-            adapter = self.adapter_for(call, target)
+            adapter = self.chain_adapter(call, target, failure)
+            if adapter is None:
+                break
             try:
                 sent = _for_target(request, call, target)
                 result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
@@ -404,11 +424,12 @@ class _Core:
     ) -> Any:
         """One attempt of ``adapter.<send>(request)`` (``chat``, ``embed``, ``rerank``), recorded; tenacity calls it
         again while it fails transiently."""
+        limit = self.attempt_timeout(call, timeout, adapter.vendor)
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
         token = bound.set(tuple.__new__(Binding, (target, call.tenant, call.data_class)))
         try:
-            result = getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
+            result = getattr(adapter, send)(request, timeout=limit)
         except BaseException as exc:
             self.attempt_failed(call, target, adapter.vendor, exc, started, t0)
         finally:
@@ -428,11 +449,12 @@ class _Core:
         budget: Budget,
     ) -> Any:
         """:meth:`attempt` for async calls (``send`` is ``achat``, ``aembed``, ``arerank``)."""
+        limit = self.attempt_timeout(call, timeout, adapter.vendor)
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
         token = bound.set(tuple.__new__(Binding, (target, call.tenant, call.data_class)))
         try:
-            result = await getattr(adapter, send)(request, timeout=self.attempt_timeout(call, timeout, adapter.vendor))
+            result = await getattr(adapter, send)(request, timeout=limit)
         except BaseException as exc:
             self.attempt_failed(call, target, adapter.vendor, exc, started, t0)
         finally:
@@ -441,9 +463,12 @@ class _Core:
         return result
 
     def attempt_timeout(self, call: _Call, timeout: float | None, vendor: str) -> float:
+        """The next attempt's timeout: the call's, cut to what is left of its deadline. Called before the attempt
+        counts: when nothing is left (a retry's wait ended at the deadline), no attempt is made, sent or recorded,
+        and the call fails with its last real failure."""
         remaining = call.budget.remaining()
         if remaining <= 0:
-            raise VendorTimeout(vendor)  # the deadline has passed: no attempt, no bytes
+            raise call.failure or VendorTimeout(vendor)
         return min(self.timeout if timeout is None else timeout, remaining)
 
     # -- records -------------------------------------------------------------------------------
@@ -464,7 +489,7 @@ class _Core:
         """Queue the record of one attempt of ``call`` (or of its refusal, made on ``decision`` when that is not
         the call's own)."""
         error_class = status = None
-        if exc is not None:
+        if exc is not None and outcome != "cancelled":  # stopped by the app (Ctrl-C, a task's cancellation): no error
             from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
 
             detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
@@ -489,14 +514,24 @@ class _Core:
             raise exc
         raise_translated(error, exc)
 
-    def record_failure(self, call: _Call, target: Target, exc: BaseException, started: float, latency_s: float) -> None:
-        """Record a failed attempt; one the app stopped (asyncio cancellation, Ctrl-C) is cancelled, not failed,
-        and one the guard refused (the request the SDK built did not meet the policy) is a refusal."""
+    def record_failure(
+        self,
+        call: _Call,
+        target: Target,
+        exc: BaseException,
+        started: float,
+        latency_s: float,
+        first_chunk_s: float | None = None,
+    ) -> None:
+        """Record a failed attempt (or a stream that failed after its first chunk); one the app stopped (asyncio
+        cancellation, Ctrl-C) is cancelled, not failed, and one the guard refused (the request the SDK built did not
+        meet the policy) is a refusal."""
+        call.failure = exc
         if isinstance(exc, PolicyViolation):
             self.record(call, None, 0, "refused", exc, started, latency_s, decision=exc.decision)
             return
         outcome: Literal["error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
-        self.record(call, target, call.attempts, outcome, exc, started, latency_s)
+        self.record(call, target, call.attempts, outcome, exc, started, latency_s, first_chunk_s=first_chunk_s)
 
     def _take_adapters(self) -> list[Adapter]:
         with self._lock:

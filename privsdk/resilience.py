@@ -6,7 +6,8 @@ timeout, connection lost) are retried; a bad request, an auth error or a
 policy refusal never is. The wait is exponential backoff with full jitter,
 or the vendor's Retry-After when it sent one, both capped. Attempts stop at
 the call's attempt limit, or earlier when the next wait would pass the call's
-deadline: the client then falls back to the next allowed target, if any.
+deadline: the client then falls back to the next allowed target, if any,
+while the deadline has not passed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class Budget:
     def __init__(self, limits: Limits):
         self.limits = limits
         self.deadline = time.monotonic() + limits.deadline_s
+
+    def start(self) -> None:
+        """Start the deadline now (the client starts it once the first target's SDK client is built)."""
+        self.deadline = time.monotonic() + self.limits.deadline_s
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -60,21 +60,33 @@ class _Recorded:
         self._first = first
         self._first_chunk_s = time.perf_counter() - self._t0
         self._deadline = self._call.budget.deadline  # read on every event: one attribute, not a Budget call
+        self._core.recorder.hold(self)  # weakly: the recorder ends this stream's record before it closes
 
     def _late(self) -> VendorTimeout:
         """The error for a stream still running at the call's deadline."""
         return VendorTimeout(self.target.offering.split(".", 1)[0])
 
     def _end(self, outcome: Literal["ok", "error", "cancelled"], exc: BaseException | None, usage: Usage) -> bool:
-        """Record the stream's end once; True the first time, when the caller must release the events."""
+        """Record the stream's end once; True the first time, when the caller must release the events. A stream
+        ``exc`` ended is recorded as any failed attempt is: cancelled when the app stopped it (its task's
+        cancellation, Ctrl-C), which no :class:`Exception` is."""
         if self._done or not hasattr(self, "target"):
             return False
         self._done = True
-        self._core.record(
-            self._call, self.target, self._call.attempts, outcome, exc, self._started,
-            time.perf_counter() - self._t0, usage, self._first_chunk_s,
-        )  # fmt: skip
+        latency = time.perf_counter() - self._t0
+        if exc is not None:
+            self._core.record_failure(self._call, self.target, exc, self._started, latency, self._first_chunk_s)
+        else:
+            self._core.record(
+                self._call, self.target, self._call.attempts, outcome, None, self._started, latency, usage,
+                self._first_chunk_s,
+            )  # fmt: skip
         return True
+
+    def _abandoned(self) -> None:
+        """The recorder is closing (the client's close, interpreter exit) while this stream is still open: recorded
+        as cancelled now, as it would be when dropped, while the record can still be written."""
+        self._end("cancelled", None, _NO_USAGE)
 
 
 class ChatStream(_Recorded, Iterator[StreamEvent]):
@@ -101,10 +113,11 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         budget: Budget,
     ) -> None:
         """One attempt to open ``target``'s stream (``call`` is this stream's own), retried through tenacity."""
+        limit = self._core.attempt_timeout(call, timeout, adapter.vendor)  # before the attempt counts
         token = self._begin(target)
         events = None
         try:
-            events = adapter.stream(request, timeout=self._core.attempt_timeout(call, timeout, adapter.vendor))
+            events = adapter.stream(request, timeout=limit)
             first = next(events, None)
         except BaseException as exc:
             if events is not None:
@@ -210,10 +223,11 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         budget: Budget,
     ) -> None:
         """One attempt to open ``target``'s stream (``call`` is this stream's own), retried through tenacity."""
+        limit = self._core.attempt_timeout(call, timeout, adapter.vendor)  # before the attempt counts
         token = self._begin(target)
         events = None
         try:
-            events = adapter.astream(request, timeout=self._core.attempt_timeout(call, timeout, adapter.vendor))
+            events = adapter.astream(request, timeout=limit)
             first = await anext(events, None)
         except BaseException as exc:
             if events is not None:

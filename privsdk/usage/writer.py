@@ -22,7 +22,8 @@ metrics for OpenTelemetry.
   counted in ``failures`` and the first failure of each kind is logged once on
   the ``privsdk.usage`` logger. The next batch tries again (reopening the sink).
 * **Exit.** An ``atexit`` hook closes every recorder, writing what is queued
-  (bounded by ``exit_timeout`` seconds).
+  (bounded by ``exit_timeout`` seconds). Closing first ends the records of
+  what the recorder holds (:meth:`Recorder.hold`: a client's open streams).
 * **Fork.** A child process never uses its parent's writer thread or sink (an
   SQLite connection must not cross a fork): after ``fork()`` the child starts
   with an empty queue, and opens its own sink on its first record. Records the
@@ -117,6 +118,12 @@ _RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
 _ABANDONED: list[object] = []
 
 
+class _Pending(Protocol):
+    """What :meth:`Recorder.hold` keeps: something with a record still to give, which it gives when asked."""
+
+    def _abandoned(self) -> None: ...
+
+
 class Recorder:
     """Takes :class:`~privsdk.usage.UsageRecord` values on the call path; a background thread writes them.
 
@@ -172,6 +179,9 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._sink: Sink | None = None
         self._warned: set[str] = set()
+        #: What :meth:`hold` keeps: weak references, each gone from the set with its object (``discard`` is C code).
+        self._held: set[weakref.ref[_Pending]] = set()
+        self._let_go = self._held.discard
         self.written = 0
         self.failures = 0
         self.invalid = 0
@@ -243,6 +253,19 @@ class Recorder:
             # A forked multiprocessing worker ends with os._exit, which skips atexit; this finalizer runs instead.
             mp_util.Finalize(None, _close_ref, args=(weakref.ref(self),), exitpriority=10)
 
+    def hold(self, pending: _Pending) -> None:
+        """Weakly keep ``pending``, whose record is still to come (an open stream): :meth:`close` first has it give
+        that record (``pending._abandoned()``). Else a stream still open at interpreter exit (a module global) would
+        give it only when dropped, after the exit hook had closed the recorder, and it would be lost."""
+        self._held.add(weakref.ref(pending, self._let_go))
+
+    def _end_held(self) -> None:
+        for ref in self._held.copy():  # a copy: other threads may open streams meanwhile
+            pending = ref()
+            if pending is not None:
+                with contextlib.suppress(Exception):  # one broken stream must not cost the others their records
+                    pending._abandoned()
+
     # -- flush and close -----------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -258,6 +281,8 @@ class Recorder:
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the writer and close the sink. Later records are counted in ``dropped``."""
+        if not self._closed:
+            self._end_held()  # their records first, while they can be written
         with self._lock:
             if self._closed:
                 return
@@ -448,6 +473,9 @@ class NullRecorder(Recorder):
         pass
 
     def record_later(self, build: Callable[..., UsageRecord], *args: Any) -> None:
+        pass
+
+    def hold(self, pending: _Pending) -> None:
         pass
 
     def flush(self, timeout: float | None = None) -> bool:
