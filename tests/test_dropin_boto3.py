@@ -147,6 +147,22 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_both_classes(
     assert PROMPT not in str(error) and PROMPT not in repr(error.args)
 
 
+def test_the_refusal_answers_the_handlers_boto3_documents_as_a_403_does(server: LoopbackServer) -> None:
+    """boto3's error handling guide reads ``err.response["ResponseMetadata"]["HTTPStatusCode"]`` (and apps log its
+    ``RequestId``): a refusal answers them as a 403 from the service does, with no request id (nothing was sent)."""
+    server.fail(Status(403, {"x-amzn-ErrorType": "AccessDeniedException"}, b'{"message": "no access"}'))
+    with pytest.raises(ClientError) as denied:
+        boto3.client("bedrock-runtime", **kwargs(server)).converse(modelId=CLAUDE, messages=MESSAGES)
+    client = dropin.guard_client(boto3.client("bedrock-runtime", **kwargs(server)), guard=Judge(REFUSE_ALL))
+    with pytest.raises(ClientError) as refused:
+        client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert len(server.requests) == 1  # the 403's
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    metadata = refused.value.response["ResponseMetadata"]
+    assert metadata == {"HTTPStatusCode": 403, "RequestId": "", "HTTPHeaders": {}, "RetryAttempts": 0}
+    assert pickle.loads(pickle.dumps(refused.value)).response["ResponseMetadata"] == metadata
+
+
 def test_the_refusal_pickles_and_is_caught_by_privsdk_handlers(server: LoopbackServer) -> None:
     client = dropin.guard_client(boto3.client("bedrock-runtime", **kwargs(server)), guard=Judge(REFUSE_ALL))
     with pytest.raises(PolicyViolation) as caught:

@@ -178,6 +178,41 @@ def test_a_refusal_is_never_retried_even_when_the_app_retries_403(env: Env) -> N
     assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
 
 
+def test_a_refusal_is_never_retried_by_retry_options_given_per_request(env: Env) -> None:
+    """Retry options in a request's own ``http_options`` make google-genai build a retrier for that call alone:
+    it must not retry a refusal either, while it still retries what the app listed, and a client privsdk did
+    not guard keeps retrying as google-genai does."""
+    env.set(**ZDR)
+    retry = types.HttpRetryOptions(attempts=4, http_status_codes=[403], initial_delay=0.01, max_delay=0.02)
+    per_request = types.HttpOptions(retry_options=retry)
+    searching = types.GenerateContentConfig(tools=SEARCH.tools, http_options=per_request)
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation):
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=searching)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(
+            client.aio.models.generate_content(
+                model=MODEL, contents=PROMPT, config={"tools": SEARCH.tools, "http_options": {"retry_options": retry}}
+            )
+        )
+    assert env.server.requests == []
+    assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
+
+    denied = Status(403, body=b'{"error": {"code": 403, "status": "PERMISSION_DENIED"}}')
+    env.server.fail(denied, denied)  # Google's own 403s: retried as the app asked, by the same guarded client
+    plain = {"http_options": per_request}
+    answer = client.models.generate_content(model=MODEL, contents="hi", config=plain)
+    assert answer.text == "Hello from Gemini on loopback" and len(env.server.requests) == 3
+    env.server.fail(denied, denied)
+    answer = asyncio.run(client.aio.models.generate_content(model=MODEL, contents="hi", config=plain))
+    assert answer.text == "Hello from Gemini on loopback" and len(env.server.requests) == 6
+
+    env.server.fail(denied, denied)
+    unguarded = env.vertex(google_genai)
+    assert unguarded.models.generate_content(model=MODEL, contents="hi", config=plain).text
+    assert len(env.server.requests) == 9
+
+
 @pytest.mark.parametrize(
     ("feature", "config"),
     [

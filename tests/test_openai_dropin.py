@@ -313,6 +313,52 @@ def test_a_refusal_sends_nothing_is_not_retried_and_is_both_errors(
     assert record["outcome"] == "refused" and record["operation"] == "chat"
 
 
+def test_a_refusal_is_an_api_error_naming_the_refused_request_and_is_never_retried(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """openai documents ``openai.APIError`` as the base of all its errors: apps catch it around every call and read
+    ``message``, ``request``, ``body``, ``code``, ``type``, ``param``. A refusal is one (with no response: not an
+    ``APIStatusError``), and openai's own retries (``max_retries``) still never send it again."""
+    code = "policy_violation"
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
+    url = f"{server.url}/v1"
+    messages: Any = [{"role": "user", "content": "patient Jane Roe"}]
+    client = dropin.OpenAI(api_key=KEY, base_url=url, max_retries=3)
+    with pytest.raises(openai.APIError) as caught:
+        client.chat.completions.create(model=MODEL, messages=messages)
+
+    async def run() -> None:
+        async with dropin.AsyncOpenAI(api_key=KEY, base_url=url, max_retries=3) as aclient:
+            await aclient.chat.completions.create(model=MODEL, messages=messages)
+
+    with pytest.raises(openai.APIError) as acaught:
+        asyncio.run(run())
+    assert server.requests == []
+    assert [r["outcome"] for r in usage_records(usage, 2)] == ["refused", "refused"]
+    for refusal in (caught.value, acaught.value):
+        assert isinstance(refusal, dropin.PolicyViolation) and isinstance(refusal, privsdk.PolicyViolation)
+        assert not isinstance(refusal, (openai.APIStatusError, openai.APIConnectionError))
+        assert (refusal.code, refusal.type, refusal.param, refusal.body) == (code, code, None, None)
+        assert refusal.message == str(refusal) and "zdr" in refusal.message and "Jane" not in refusal.message
+        assert isinstance(refusal.request, httpx2.Request)
+        assert (refusal.request.method, str(refusal.request.url)) == ("POST", f"{url}/chat/completions")
+
+    # Across a process boundary: the request keeps its method and URL, not its body or credentials.
+    import pickle
+
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is dropin.PolicyViolation
+    assert (again.message, again.code, again.type) == (caught.value.message, code, code)
+    assert (again.request.method, again.request.url) == ("POST", caught.value.request.url)
+    assert again.request.content == b"" and "authorization" not in again.request.headers
+
+    # A WebSocket connection is refused before any request exists: the refusal names the GET that would open it.
+    with pytest.raises(openai.APIError) as ws:
+        client.realtime.connect(model="gpt-realtime")
+    assert isinstance(ws.value, dropin.PolicyViolation) and ws.value.request.method == "GET"
+
+
 def test_attested_requests_pass_and_leave_records_with_tokens(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

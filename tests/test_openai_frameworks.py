@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from langchain_openai import ChatOpenAI
-from pydantic_ai import Agent
+from pydantic_ai import Agent, ModelAPIError
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
@@ -93,8 +93,11 @@ def test_pydantic_ai_agent_is_guarded(
     app, server = wire
     usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr")
     agent = Agent(OpenAIChatModel(MODEL, provider=OpenAIProvider(base_url=f"{server.url}/v1", api_key=KEY)))
-    with pytest.raises(privsdk.PolicyViolation):
+    # pydantic-ai turns every openai.APIError, a refusal included, into its own error, chained to it.
+    with pytest.raises(ModelAPIError) as caught:
         agent.run_sync("patient Jane Roe")
+    assert isinstance(caught.value.__cause__, privsdk.PolicyViolation)
+    assert "zdr" in str(caught.value) and "Jane" not in str(caught.value)
     assert server.requests == []
     guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
     agent = Agent(OpenAIChatModel(MODEL, provider=OpenAIProvider(base_url=f"{server.url}/v1", api_key=KEY)))

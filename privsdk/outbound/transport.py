@@ -27,7 +27,8 @@ from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass
 from privsdk.outbound.outgoing import Meter, Outgoing, finish_early
 
-#: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base.
+#: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base. One whose
+#: ``request`` is None (openai's errors name the request they are about) is given the refused httpx request.
 Refusal = Callable[[PolicyViolation], BaseException]
 #: Sends a request the guard rerouted to ``ticket.decision.chosen`` instead, and answers in the SDK's own
 #: wire format (the openai drop-in answers chat and embeddings from another vendor this way). It gets the
@@ -64,13 +65,13 @@ def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
     return tuple.__new__(Outgoing, fields)
 
 
-def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing, reroutable: bool) -> Pass:
+def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing, reroutable: bool, request: Any) -> Pass:
     try:
         return (guard or Guard._default or Guard.default()).check(out, reroutable=reroutable)
     except PolicyViolation as violation:
-        raise refusal(violation) from None
+        raise _refused(refusal, violation, request) from None
     except ConfigError as exc:  # fail closed, and visibly: the SDK must neither wrap this nor retry it
-        raise refusal(PolicyViolation(unjudged(out.host, f"configuration error: {exc}"))) from None
+        raise _refused(refusal, PolicyViolation(unjudged(out.host, f"configuration error: {exc}")), request) from None
 
 
 class _Seam(NamedTuple):
@@ -159,12 +160,12 @@ def _seam(library: str) -> _Seam:
 
         def handle_request(self, request: Any) -> Any:
             out = outgoing(request, self.sdk, request.read())
-            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
+            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None, request)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
                 try:
                     response = self.reroute(out, ticket, http)
                 except Exception as exc:
-                    raise _refused(self.refusal, reroute.failed(ticket, exc)) from None
+                    raise _refused(self.refusal, reroute.failed(ticket, exc), request) from None
                 ticket.rerouted()
                 return response
             if not ticket.record:  # a Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter
@@ -189,12 +190,12 @@ def _seam(library: str) -> _Seam:
 
         async def handle_async_request(self, request: Any) -> Any:
             out = outgoing(request, self.sdk, await request.aread())
-            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None)
+            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None, request)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
                 try:
                     response = await self.reroute(out, ticket, http)
                 except Exception as exc:
-                    raise _refused(self.refusal, reroute.failed(ticket, exc)) from None
+                    raise _refused(self.refusal, reroute.failed(ticket, exc), request) from None
                 ticket.rerouted()
                 return response
             if not ticket.record:
@@ -230,8 +231,14 @@ def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
     return response
 
 
-def _refused(refusal: Refusal, exc: BaseException) -> BaseException:
-    return refusal(exc) if isinstance(exc, PolicyViolation) else exc
+def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseException:
+    """The SDK's refusal for ``exc`` when it is a PolicyViolation (else ``exc``), naming ``request`` if it names one."""
+    if not isinstance(exc, PolicyViolation):
+        return exc
+    error = refusal(exc)
+    if getattr(error, "request", False) is None:
+        error.request = request  # type: ignore[attr-defined]
+    return error
 
 
 def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:

@@ -3,8 +3,10 @@
 It is both :class:`privsdk.PolicyViolation` and botocore's
 :class:`~botocore.exceptions.ClientError` (error code ``PolicyViolation``), so
 an app's existing ``except ClientError`` handlers catch it, and
-``e.response["Error"]["Code"]`` names it. Nothing was sent, so it carries no
-HTTP status and no request id. Its message is the decision's reason: names of
+``e.response["Error"]["Code"]`` names it. ``e.response["ResponseMetadata"]``
+has the keys boto3's error handling reads: ``HTTPStatusCode`` is 403, as for a
+request AWS itself denies (and as google-genai's refusal says); ``RequestId``
+is empty, since nothing was sent. Its message is the decision's reason: names of
 requirements and offerings, never the request's content. Importing this
 module imports botocore, not boto3.
 """
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from privsdk.decision import Decision
 
 CODE = "PolicyViolation"
+#: The HTTP status a refusal reports: AWS's (and Google's) for a request it denies.
+STATUS = 403
 
 
 class PolicyViolation(_PolicyViolation, ClientError):  # type: ignore[misc]
@@ -34,7 +38,7 @@ class PolicyViolation(_PolicyViolation, ClientError):  # type: ignore[misc]
         self.operation_name = operation_name
         self.response: dict[str, Any] = {  # ClientError's shape, as botocore builds it from an error answer
             "Error": {"Code": CODE, "Message": self.reason},
-            "ResponseMetadata": {"HTTPHeaders": {}, "RetryAttempts": 0},
+            "ResponseMetadata": {"RequestId": "", "HTTPStatusCode": STATUS, "HTTPHeaders": {}, "RetryAttempts": 0},
         }
 
     def __str__(self) -> str:

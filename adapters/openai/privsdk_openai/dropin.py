@@ -9,7 +9,7 @@ batches, raw and streaming wrappers, ``with_options`` copies -- is judged on
 what it really is before a byte is written, and leaves a usage record.
 
 A refusal raises :class:`PolicyViolation`, which is both
-:class:`privsdk.PolicyViolation` and :class:`openai.OpenAIError`: the SDK
+:class:`privsdk.PolicyViolation` and :class:`openai.APIError`: the SDK
 re-raises an ``OpenAIError`` raised while sending as it is, so a refusal is
 never retried, and handlers written for openai's errors catch it.
 
@@ -57,24 +57,42 @@ __all__ = [
 SDK = "openai"
 
 _Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
+#: ``code`` and ``type`` of a refusal, where openai's own errors carry the API's error code and type.
+CODE = "policy_violation"
 
 
-class PolicyViolation(_Violation, openai.OpenAIError):
-    """privsdk refused the request: a :class:`privsdk.PolicyViolation` that is also an :class:`openai.OpenAIError`.
+class PolicyViolation(_Violation, openai.APIError):
+    """privsdk refused the request: a :class:`privsdk.PolicyViolation` that is also an :class:`openai.APIError`.
 
-    Its message names the unmet requirements and the endpoint, never the
-    request's content.
+    openai documents ``APIError`` as the base of all its errors, so handlers written for them catch it. Its
+    ``message`` (and ``str()``) names the unmet requirements and the endpoint, never the request's content;
+    ``request`` is the httpx request refused (for a WebSocket connection, the GET that would have opened it);
+    ``code`` and ``type`` are :data:`CODE`; ``body`` and ``param`` are None. It is not an ``APIStatusError``:
+    nothing was sent, so there is no response and no status.
     """
 
     @classmethod
     def of(cls, violation: _Violation) -> PolicyViolation:
-        """The same refusal as an openai error, carrying the same decision and message."""
+        """The same refusal as an openai error, carrying the same decision and message; its ``request`` is None
+        until the seam that refused it names the request (:func:`privsdk.outbound.transport.guard_httpx` does)."""
         if isinstance(violation, cls):
             return violation
         refusal = cls.__new__(cls)
         refusal.__dict__.update(violation.__dict__)
         refusal.args = violation.args
+        refusal.message = str(violation)
+        refusal.request = None  # type: ignore[assignment]
+        refusal.body = refusal.param = None
+        refusal.code = refusal.type = CODE
         return refusal
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Across a process boundary the request keeps its method and URL only: its body is the prompt, and its
+        # headers hold the API key.
+        rebuild, (cls, args, state) = super().__reduce__()
+        if self.request is not None:  # an httpx2 request, or an httpx one (an app's legacy http_client)
+            state = {**state, "request": type(self.request)(self.request.method, self.request.url)}
+        return (rebuild, (cls, args, state))
 
 
 Refusal = Callable[[_Violation], BaseException]
@@ -365,18 +383,20 @@ def _judge_websocket(client: Any, family: str) -> None:
     from privsdk.errors import ConfigError
     from privsdk.outbound.judge import Guard
     from privsdk.outbound.outgoing import Outgoing
+    from privsdk.outbound.transport import _refused
 
     url = httpx2.URL(str(client.websocket_base_url or client.base_url))
     scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
     path = url.path.rstrip("/") + "/" + family
     headers = {k.lower(): v for k, v in client.default_headers.items() if isinstance(v, str)}
     out = Outgoing(SDK, "GET", scheme, url.host, url.port, path, "", headers, b"")
+    opening = httpx2.Request("GET", url.copy_with(path=path))  # what a refusal names: no headers, no credentials
     try:
         passed = (seam.guard or Guard.default()).check(out)
     except _Violation as violation:
-        raise seam.refusal(violation) from None
+        raise _refused(seam.refusal, violation, opening) from None
     except ConfigError as exc:  # fail closed, as the httpx seam does
-        raise seam.refusal(_Violation(unjudged(out.host, f"configuration error: {exc}"))) from None
+        raise _refused(seam.refusal, _Violation(unjudged(out.host, f"configuration error: {exc}")), opening) from None
     passed.finish(None, (None, None), None)
 
 

@@ -24,7 +24,6 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-import tenacity
 from google import genai as _genai
 from google.genai import _api_client as _sdk
 from google.genai import errors as _errors
@@ -168,14 +167,60 @@ def _guard_api_client(api: Any, guard: Guard | None, reroutes: bool) -> None:
     api._use_aiohttp = _never
     api._use_google_auth_sync = _never
     api._use_google_auth_async = _never
-    # A refusal is a 403 ClientError, which google-genai retries only if the app listed 403 among its retry
-    # codes; even then, never retry it.
-    keep_going = tenacity.retry_if_not_exception_type(PolicyViolation)
-    for name in ("_retry", "_async_retry"):
-        retrying = getattr(api, name, None)
-        if isinstance(retrying, tenacity.BaseRetrying):
-            setattr(api, name, retrying.copy(retry=keep_going & retrying.retry))  # type: ignore[operator]
+    _carry_refusals_past_retries(api)
     setattr(api, _GUARDED, True)
+
+
+class _Refused(Exception):
+    """A refusal on its way through google-genai's retrier, which retries an ``APIError`` whose code the app
+    listed (403 may be one) and transient transport errors, never anything else."""
+
+    def __init__(self, refusal: PolicyViolation):
+        super().__init__()
+        self.refusal = refusal
+
+
+def _carry_refusals_past_retries(api: Any) -> None:
+    """Never let google-genai retry a refusal (a 403 ``ClientError``), even when the app lists 403 among its
+    retry codes.
+
+    google-genai sends each request through ``_request_once`` (``_async_request_once``), called from
+    ``_request`` (``_async_request``) under a tenacity retrier: the client's own, or one built for the call
+    alone when the request carries ``http_options.retry_options``. So the retriers are left as they are, and
+    on this client alone (instance attributes, the class's methods untouched) a refusal leaves an attempt as
+    :class:`_Refused`, which no retrier retries, and is raised as itself again once past the retrier.
+    """
+    send_once, async_send_once = api._request_once, api._async_request_once
+    send, async_send = api._request, api._async_request
+
+    def request_once(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return send_once(*args, **kwargs)
+        except PolicyViolation as refusal:
+            raise _Refused(refusal) from None
+
+    async def async_request_once(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await async_send_once(*args, **kwargs)
+        except PolicyViolation as refusal:
+            raise _Refused(refusal) from None
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return send(*args, **kwargs)
+        except _Refused as carried:
+            refusal = carried.refusal
+        raise refusal  # outside the handler: the refusal is not chained to its carrier
+
+    async def async_request(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await async_send(*args, **kwargs)
+        except _Refused as carried:
+            refusal = carried.refusal
+        raise refusal
+
+    api._request_once, api._async_request_once = request_once, async_request_once
+    api._request, api._async_request = request, async_request
 
 
 def _httpx_family(client: object) -> bool:
