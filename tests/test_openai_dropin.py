@@ -343,6 +343,8 @@ def test_a_refusal_is_an_api_error_naming_the_refused_request_and_is_never_retri
         assert refusal.message == str(refusal) and "zdr" in refusal.message and "Jane" not in refusal.message
         assert isinstance(refusal.request, httpx2.Request)
         assert (refusal.request.method, str(refusal.request.url)) == ("POST", f"{url}/chat/completions")
+        # What a privsdk error holds is content-free: no body (the prompt), no headers (the API key).
+        assert refusal.request.content == b"" and "authorization" not in refusal.request.headers
 
     # Across a process boundary: the request keeps its method and URL, not its body or credentials.
     import pickle
@@ -472,6 +474,7 @@ def test_a_stream_closed_before_its_end_is_cancelled_and_a_whole_one_ok_with_or_
     list(client.chat.completions.create(**ask, stream_options={"include_usage": True}))
     records = usage_records(usage, 3)
     assert [(r["outcome"], r["input_tokens"]) for r in records] == [("cancelled", None), ("ok", None), ("ok", 11)]
+    assert [r["error_class"] for r in records] == [None, None, None]  # a cancelled attempt has none (it had "other")
 
 
 def test_a_redirect_to_another_host_is_judged_as_its_own_request(

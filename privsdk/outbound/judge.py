@@ -602,7 +602,8 @@ class Pass:
         latency = time.perf_counter() - self.t0
         if exc is not None:
             outcome: Literal["ok", "error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
-            kind = getattr(exc, "kind", None) or _kind_of(exc)
+            # A cancelled attempt has no error class, as the Client records one.
+            kind = (getattr(exc, "kind", None) or _kind_of(exc)) if outcome == "error" else None
         elif status is not None and status >= 400:
             outcome, kind = "error", error_for_status(status).kind
         else:

@@ -86,14 +86,6 @@ class PolicyViolation(_Violation, openai.APIError):
         refusal.code = refusal.type = CODE
         return refusal
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Across a process boundary the request keeps its method and URL only: its body is the prompt, and its
-        # headers hold the API key.
-        rebuild, (cls, args, state) = super().__reduce__()
-        if self.request is not None:  # an httpx2 request, or an httpx one (an app's legacy http_client)
-            state = {**state, "request": type(self.request)(self.request.method, self.request.url)}
-        return (rebuild, (cls, args, state))
-
 
 Refusal = Callable[[_Violation], BaseException]
 #: The attribute a guarded client carries its :class:`_Seam` in.
