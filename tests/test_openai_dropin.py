@@ -346,9 +346,19 @@ def test_a_refusal_is_an_api_error_naming_the_refused_request_and_is_never_retri
         # What a privsdk error holds is content-free: no body (the prompt), no headers (the API key).
         assert refusal.request.content == b"" and "authorization" not in refusal.request.headers
 
-    # Across a process boundary: the request keeps its method and URL, not its body or credentials.
+    # Nor a gateway's password in the URL's user info, nor its query string.
     import pickle
 
+    host = url.partition("://")[2]
+    gateway = dropin.OpenAI(api_key=KEY, base_url=f"http://svc:Passw0rdCANARY@{host}", max_retries=0)
+    with pytest.raises(openai.APIError) as behind:
+        gateway.with_options(default_query={"sig": "QueryCANARY"}).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}]
+        )
+    assert str(behind.value.request.url) == f"{url}/chat/completions"
+    assert "CANARY" not in repr(behind.value.request) + repr(pickle.dumps(behind.value))
+
+    # Across a process boundary: the request keeps its method and URL, not its body or credentials.
     again = pickle.loads(pickle.dumps(caught.value))
     assert type(again) is dropin.PolicyViolation
     assert (again.message, again.code, again.type) == (caught.value.message, code, code)

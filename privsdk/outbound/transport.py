@@ -233,13 +233,14 @@ def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
 
 def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseException:
     """The SDK's refusal for ``exc`` when it is a PolicyViolation (else ``exc``), naming ``request`` if it names one:
-    by its method and URL only, without query, headers or body (the prompt, the API key), which a privsdk error
-    never carries."""
+    by its method and URL only, without user info, query or fragment, headers or body (a gateway's password, the
+    prompt, the API key), which a privsdk error never carries."""
     if not isinstance(exc, PolicyViolation):
         return exc
     error = refusal(exc)
     if getattr(error, "request", False) is None:
-        error.request = type(request)(request.method, request.url.copy_with(query=None))  # type: ignore[attr-defined]
+        url = request.url.copy_with(userinfo=b"", query=None, fragment=None)
+        error.request = type(request)(request.method, url)  # type: ignore[attr-defined]
     return error
 
 
