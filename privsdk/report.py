@@ -71,12 +71,17 @@ def check_text(policy: Policy, tenants: Sequence[Tenant], decisions: Sequence[De
     op = decisions[0].operation if decisions else "chat"
     out = [f"policy {policy.origin}, operation {op}"]
     if not policy.targets:
-        out.append(f"no targets configured: define [targets.NAME] in the policy file ({page('configuration')})")
+        out.append(
+            "no targets configured: requests through the drop-ins and instrumented SDKs are judged as they are sent "
+            "(see one with privsdk explain --url URL --model MODEL [--header OpenAI-Project=ID]); privsdk.Client "
+            f"needs [targets.NAME] in the policy file ({page('configuration')})"
+        )
     width = max((len(t) for t in policy.targets), default=0)
     by_key = {(d.tenant, d.data_class, d.target): d for d in decisions}
     for tenant in tenants:
         out.append("")
         out.append(f"tenant {tenant.name} (on violation: {tenant.on_violation})")
+        out.append(f"  attests: {', '.join(sorted(tenant.attest)) or 'nothing'}")
         for cls, reqs in tenant.classes.items():
             out.append(f"  data class {cls}: requires {', '.join(map(str, reqs)) or 'nothing'}")
             for target in policy.targets:

@@ -261,6 +261,19 @@ def test_check_text_lists_every_tenant_class_and_target() -> None:
     assert sum(summary_counts(result.stdout)) == EXAMPLE_ROWS
 
 
+def test_check_without_targets_shows_the_attestations_and_how_to_judge_a_request(
+    tmp_path: Path,
+) -> None:
+    """A policy for the drop-ins has no targets: check only said to define some (quickstart step 1)."""
+    path = tmp_path / "zdr.toml"
+    path.write_text('[tenants.default]\nclasses.default = ["zdr"]\n[attest]\nopenai = ["zdr@proj_approved"]\n')
+    result = run_cli("check", PRIVSDK_CONFIG=str(path))
+    assert result.returncode == 0
+    out = result.stdout
+    assert "attests: openai:zdr@proj_approved" in out and "requires zdr" in out
+    assert "privsdk explain --url URL" in out
+
+
 def test_check_json_is_one_decision_per_tenant_class_and_target() -> None:
     """check --json holds one decision object for every tenant x data class x target of the example."""
     result = run_cli("check", "--json", **EXAMPLE)
