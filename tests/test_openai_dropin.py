@@ -853,6 +853,39 @@ def test_azure_deployments_pass_through_the_same_guard(monkeypatch: pytest.Monke
     assert [(r["operation"], r["outcome"]) for r in records] == [("chat", "ok"), ("images", "refused")]
 
 
+def test_azure_responses_and_on_your_data_are_judged_on_the_deployment_and_the_data_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On Azure, Responses' ``model`` is a deployment: one named after a model family ran elsewhere than the target
+    that names it and was sent as that target; the attested deployment was refused as an unknown model family.
+    A chat with ``data_sources`` (On Your Data: Azure searches the app's data store) was judged as a plain chat."""
+    app = OpenAIWire(key=KEY)
+    with LoopbackServer(app) as server:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f'[targets.eu]\noffering = "azure.openai"\nmodel = "gpt-4o"\ndeployment = "gpt4o-eu"\n'
+            f'endpoint = "{server.url}"\nattest = ["deployment=regional_eu"]\n'
+            '[tenants.acme]\nclasses.default = ["region=eu"]\n',
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+        monkeypatch.setenv("PRIVSDK_USAGE", "none")
+        reset_default_guard()
+        client = dropin.AzureOpenAI(api_key=KEY, api_version="2025-04-01-preview", azure_endpoint=server.url)
+        client = client.with_options(max_retries=0)
+        assert client.responses.create(model="gpt4o-eu", input="hi", store=False).output_text == app.text
+        with pytest.raises(dropin.PolicyViolation, match="region=eu"):
+            client.responses.create(model="gpt-4o", input="hi", store=False)  # another deployment, not the target's
+        with pytest.raises(dropin.PolicyViolation, match="file_search"):
+            client.chat.completions.create(
+                model="gpt4o-eu",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"data_sources": [{"type": "azure_search", "parameters": {"endpoint": "https://s"}}]},
+            )
+        assert [r.path for r in server.requests] == ["/openai/responses"]
+        assert server.errors == []
+
+
 FEATURE_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("web search", {"web_search_options": {}}),
     ("background through extra_body", {"extra_body": {"background": True}}),

@@ -177,6 +177,24 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         vertex("chat", features=F({"grounding_search"})),
     ),
     (
+        "googleSearch as a single tool, not a list (Google's JSON takes one value for a repeated field)",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools={"googleSearch": {}})),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "responseModalities as a single value",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(generationConfig={"responseModalities": "AUDIO"})),
+        vertex("chat", features=F({"audio_output"})),
+    ),
+    (
+        "a file in a single part, not a list",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            {"contents": {"role": "user", "parts": {"inlineData": {"mimeType": "image/png", "data": "AA=="}}}},
+        ),
+        vertex("chat", features=F({"file_inputs"})),
+    ),
+    (
         "googleSearchRetrieval",
         out(f"{PUB}/gemini-2.5-flash:generateContent", with_(tools=[{"googleSearchRetrieval": {}}])),
         vertex("chat", features=F({"grounding_search"})),

@@ -88,6 +88,9 @@ PATHS: list[tuple[str, str, Any, Asks]] = [
     ("POST", "/openai/v1/responses", RESP, Asks("chat", model="gpt-5", deployment="gpt-5")),  # Azure v1: deployed by name
     ("GET", "/openai/v1/models", None, Asks("models")),
     ("POST", "/eu/openai/deployments/d1/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini", deployment="d1")),
+    # Azure's Responses outside the v1 API, and an AI Foundry project's v1 API: the body's model is a deployment
+    ("POST", "/openai/responses", RESP, Asks("chat", model="gpt-5", deployment="gpt-5")),
+    ("POST", "/api/projects/p1/openai/v1/responses", RESP, Asks("chat", model="gpt-5", deployment="gpt-5")),
     # Azure AI model inference and OpenAI-compatible servers under other prefixes
     ("POST", "/models/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
     ("POST", "/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini")),
@@ -122,6 +125,7 @@ FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
     ("store true", {"store": True}, frozenset({"stored_responses"})),
     ("store false", {"store": False}, frozenset()),
     ("web search options", {"web_search_options": {}}, frozenset({"web_search"})),
+    ("Azure On Your Data", {"data_sources": [{"type": "azure_search", "parameters": {}}]}, frozenset({"file_search"})),
     ("audio param", {"audio": {"voice": "alloy", "format": "wav"}}, frozenset({"audio_output"})),
     ("audio modality", {"modalities": ["text", "audio"]}, frozenset({"audio_output"})),
     ("text modality", {"modalities": ["text"]}, frozenset()),
@@ -281,6 +285,12 @@ RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str] | None]] = [
         frozenset({"web_search", "file_search", "hosted_tools", "image_output", "file_inputs"}),
     ),
     ("a stored prompt and no model", {"model": None, "prompt": {"id": "pmpt_1"}}, None),
+    (
+        "an Azure AI Foundry agent: every hosted tool it may run",
+        {"agent": {"type": "agent_reference", "name": "helper"}},
+        frozenset({"web_search", "file_search", "hosted_tools", "image_output"}),
+    ),
+    ("an agent and no model", {"model": None, "agent": {"type": "agent_reference", "name": "helper"}}, None),
 ]  # fmt: skip
 
 

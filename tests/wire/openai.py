@@ -131,11 +131,11 @@ class OpenAIWire:
             return self._check_auth(request, azure=False) or self._models()
         _require(request.method == "POST", "only POST is served")
         azure = _AZURE_PATH.fullmatch(request.path)
-        if azure:
+        if azure or request.path == "/openai/responses":  # Azure's Responses: the body's model is a deployment
             versions = request.query.get("api-version", [])
             _require(len(versions) == 1 and re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", versions[0]), "api-version")
             denied = self._check_auth(request, azure=True)
-            operation = azure.group(2)
+            operation = azure.group(2) if azure else "responses"
         else:
             denied = self._check_auth(request, azure=False)
             operation = next((op for op in _OPERATIONS if request.path.endswith("/" + op)), None)

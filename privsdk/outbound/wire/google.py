@@ -306,7 +306,11 @@ def _predict(model: str | None) -> str:
 
 
 def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+    """A repeated field's values. Google's JSON front end takes a single value for a repeated field (``"tools":
+    {"googleSearch": {}}``), so one is read as a list of it."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
 
 
 def _generate_features(body: Any) -> frozenset[str]:
@@ -357,8 +361,8 @@ def _has_file_input(contents: Any) -> bool:
             if kind in ("image", "audio", "video", "document") and ("data" in item or "uri" in item):
                 return True  # an Interactions API media part
             parts = item.get("parts", item.get("content"))
-            if isinstance(parts, list):
-                stack.extend(parts)
+            if isinstance(parts, list | dict):  # a single part may stand for the list, as for every repeated field
+                stack.append(parts)
     return False
 
 

@@ -80,6 +80,9 @@ _TOOLS = {
     "web_search_premium": "web_search",
     "document_library": "file_search",
 }
+#: What a kept conversation may run that a request to append to it does not show: every tool Mistral hosts (web
+#: search, document libraries, the code interpreter, image generation).
+_STORED_TOOLS = frozenset({"web_search", "file_search", "hosted_tools", "image_output"})
 #: Message part types that are text (anything else is an image, document, file or audio input).
 _TEXT_PARTS = frozenset({"text", "thinking", "reference", "tool_reference", "input_text", "output_text"})
 
@@ -158,7 +161,10 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
     if not rest and body.get("agent_id"):
         return Asks("assistants")  # the agent's tools are configured on Mistral's side
     features: set[str] = set()
-    # Starting one keeps it unless told not to; appending to or restarting one reads what was kept.
+    # Starting one keeps it unless told not to; appending to or restarting one reads what was kept, and runs the
+    # tools (or agent) it was started with, which the request does not show: judged as bringing any of them.
+    if rest:
+        features.update(_STORED_TOOLS)
     if rest or body.get("store") is not False:
         features.add("stored_responses")
     _tools(body.get("tools"), features)

@@ -86,7 +86,8 @@ _TOOLS: Mapping[str, frozenset[str]] = {
     "image_generation": frozenset({"hosted_tools", "image_output"}),
 }
 _HOSTED = frozenset({"hosted_tools"})
-#: What a stored prompt may bring that its request does not show: every hosted tool a prompt can set.
+#: What a stored prompt (or an Azure AI Foundry agent) may bring that its request does not show: every hosted tool
+#: a prompt can set.
 _STORED_PROMPT_TOOLS = frozenset({"web_search", "file_search", "hosted_tools", "image_output"})
 _NONE: frozenset[str] = frozenset()
 
@@ -108,13 +109,16 @@ def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     ``/openai/deployments/gpt4o/chat/completions`` -> ``(("chat", "completions"), "gpt4o")``.
     """
     segments = tuple(s for s in path.split("/") if s)
-    for at in range(len(segments) - 2):  # Azure's, under a gateway's prefix too (/eu/openai/deployments/...)
-        if segments[at] == "openai" and segments[at + 1] == "deployments":
-            return segments[at + 3 :], segments[at + 2]
-    if len(segments) > 1 and segments[0] == "openai" and segments[1] == "v1":
-        return segments[2:], BODY_DEPLOYMENT  # Azure's v1 API: the body's model names the deployment
-    if segments and segments[0] == "openai":  # Azure: /openai/...
-        segments = segments[1:]
+    # Azure's, under a gateway's prefix or an AI Foundry project's (/api/projects/P/openai/v1/...) too.
+    for at in range(len(segments) - 1):
+        if segments[at] == "openai":
+            if segments[at + 1] == "deployments" and at + 2 < len(segments):
+                return segments[at + 3 :], segments[at + 2]
+            if segments[at + 1] == "v1":
+                return segments[at + 2 :], BODY_DEPLOYMENT  # Azure's v1 API: the body's model names the deployment
+    if segments and segments[0] == "openai":
+        # Azure's routes outside a deployment (/openai/responses?api-version=...): the body's model names one.
+        return segments[1:], BODY_DEPLOYMENT
     if "v1" in segments:
         segments = segments[segments.index("v1") + 1 :]
     elif not (segments and segments[0] in _FIRST):
@@ -186,6 +190,7 @@ _FEATURE_FIELDS = frozenset(
         "prompt_cache_retention",
         "prompt_cache_options",
         "tools",
+        "data_sources",
     }
 )
 
@@ -204,6 +209,10 @@ def _chat_features(body: dict[str, Any]) -> frozenset[str]:
             found.add("background")
         _cache_features(body, found)
         _tool_features(body.get("tools"), found)
+        if body.get("data_sources"):
+            # Azure OpenAI "On Your Data": the service searches the app's data store (Azure AI Search, Cosmos DB,
+            # Elasticsearch, Pinecone) and adds what it finds to the prompt: a hosted search over stored data.
+            found.add("file_search")
     _item_features(body.get("messages"), found)
     return frozenset(found)
 
@@ -218,6 +227,8 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
     _cache_features(body, found)
     _tool_features(body.get("tools"), found)
     _item_features(body.get("input"), found)
+    if body.get("agent") is not None:
+        found.update(_STORED_PROMPT_TOOLS)  # an Azure AI Foundry agent's tools are set at Azure, as a prompt's
     prompt = body.get("prompt")
     if prompt is not None:
         # A stored ("reusable") prompt lives at OpenAI and may turn on tools the request does not show: it is
@@ -311,10 +322,10 @@ class OpenAIReader:
         if family == "embeddings":
             return Asks("embed", model=model, deployment=deployment)
         if family == "responses":
-            if model is None and body.get("prompt") is not None:
+            if model is None and (body.get("prompt") is not None or body.get("agent") is not None):
                 raise Unreadable(
-                    "a Responses request with a stored prompt names no model: the prompt sets one at OpenAI, which "
-                    "privsdk cannot see (name the model in the request: model=...)"
+                    "a Responses request with a stored prompt or an agent names no model: the prompt or agent sets "
+                    "one at the vendor, which privsdk cannot see (name the model in the request: model=...)"
                 )
             features = _responses_features(body)
         elif _FEATURE_FIELDS.isdisjoint(body) and request.body.count(b"[") < 2:
