@@ -340,6 +340,7 @@ def test_a_refusal_is_an_api_error_naming_the_refused_request_and_is_never_retri
         assert isinstance(refusal, dropin.PolicyViolation) and isinstance(refusal, privsdk.PolicyViolation)
         assert not isinstance(refusal, (openai.APIStatusError, openai.APIConnectionError))
         assert (refusal.code, refusal.type, refusal.param, refusal.body) == (code, code, None, None)
+        assert refusal.status_code == 403  # read by frameworks that map errors by status (LiteLLM took it for a 500)
         assert refusal.message == str(refusal) and "zdr" in refusal.message and "Jane" not in refusal.message
         assert isinstance(refusal.request, httpx2.Request)
         assert (refusal.request.method, str(refusal.request.url)) == ("POST", f"{url}/chat/completions")

@@ -321,6 +321,30 @@ def _child_records(spec: str) -> None:
         recorder.record(rec(attempt=i))
 
 
+def _child_opens_its_own(spec: str) -> None:
+    """Runs in a multiprocessing worker: opens a recorder there, records, and ends without closing it."""
+    recorder = open_recorder(spec, linger=60)
+    for i in range(201, 204):
+        recorder.record(rec(attempt=i))
+
+
+@pytest.mark.parametrize(
+    "method", [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+)
+def test_a_worker_that_opens_its_own_recorder_writes_its_records(tmp_path: Path, method: str) -> None:
+    """fork and forkserver workers end with os._exit, which skips atexit: a recorder opened in the worker (not
+    inherited) lost what it had queued."""
+    store = tmp_path / f"{method}.jsonl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context: Any = multiprocessing.get_context(method)
+        child = context.Process(target=_child_opens_its_own, args=(f"jsonl://{store}",))
+        child.start()
+        child.join(60)
+    assert child.exitcode == 0
+    assert sorted(json.loads(line)["attempt"] for line in store.read_text().splitlines()) == [201, 202, 203]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_writes_its_own_records_and_never_the_parents(tmp_path: Path) -> None:
     """After fork, the child starts with an empty queue and its own sink; parent and child records each land once."""

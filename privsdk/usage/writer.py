@@ -249,8 +249,9 @@ class Recorder:
         self._thread = thread
         self._live = True
         mp_util = sys.modules.get("multiprocessing.util")
-        if self._forked and mp_util is not None:
-            # A forked multiprocessing worker ends with os._exit, which skips atexit; this finalizer runs instead.
+        if mp_util is not None and (self._forked or _in_multiprocessing_child()):
+            # A multiprocessing worker (fork, forkserver) ends with os._exit, which skips atexit; this finalizer
+            # runs instead, whether the recorder came with the fork or was opened in the worker.
             mp_util.Finalize(None, _close_ref, args=(weakref.ref(self),), exitpriority=10)
 
     def hold(self, pending: _Pending) -> None:
@@ -459,6 +460,12 @@ class Recorder:
             _ABANDONED.append(self._sink)
         self._forked = True
         self._reset()
+
+
+def _in_multiprocessing_child() -> bool:
+    """Whether this process is a worker that multiprocessing started (a parent process it knows of)."""
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
 
 
 class NullRecorder(Recorder):

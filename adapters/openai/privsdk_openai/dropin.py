@@ -71,6 +71,10 @@ class PolicyViolation(_Violation, openai.APIError):
     nothing was sent, so there is no response and no status.
     """
 
+    #: What a framework that maps errors by status reads (LiteLLM took a refusal with none for a 500, a fault to
+    #: retry): 403, as the genai and boto3 drop-ins' refusals carry. No response exists: this is no APIStatusError.
+    status_code = 403
+
     @classmethod
     def of(cls, violation: _Violation) -> PolicyViolation:
         """The same refusal as an openai error, carrying the same decision and message; its ``request`` is None
