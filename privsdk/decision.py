@@ -443,12 +443,12 @@ def evaluate(
         )
 
     declared = for_account(tenant.attest | spec.attest, spec.account)
-    contradiction = _region_contradiction(spec, declared)
+    contradiction = _region_contradiction(spec, declared, catalogue)
     if contradiction:
         return stop(contradiction)
     applied = applicable_attestations(offering, declared)
-    if spec.shows_geography:  # a region attestation holds only where the request really goes
-        applied = tuple(a for a in applied if _geo_of(a) in (None, spec.geography))
+    if spec.shows_geography:  # an attestation of where it is served holds only where the request really goes
+        applied = tuple(a for a in applied if (g := _geo_of(offering, a)) is None or spec.geography in g)
     facts = effective_facts(offering, applied, spec.model, operation, features)
     unmet = tuple(
         Unmet(str(req), fact.describe(), fact.source.ref, fact.as_of, fact.note)
@@ -470,27 +470,29 @@ def for_account(attestations: frozenset[str], account: str | None) -> frozenset[
     return frozenset(out)
 
 
-def _geo_of(attestation: str) -> str | None:
-    """The geography a ``vendor:region=GEO`` attestation claims, else None."""
-    key = attestation.partition(":")[2]
-    return key[len("region=") :] if key.startswith("region=") else None
+def _geo_of(offering: Offering, attestation: str) -> frozenset[str] | None:
+    """The geographies an attestation of ``offering`` says its requests are served in (its ``regions`` fact:
+    ``bedrock:region=eu``, ``azure:deployment=regional_eu``), else None."""
+    fact = offering.attestations[attestation].facts.get("regions")
+    return fact.value if fact is not None and isinstance(fact.value, frozenset) else None
 
 
-def _region_contradiction(spec: Target, declared: frozenset[str]) -> str | None:
-    """A reason when the target's own region names another geography than its region attestation."""
+def _region_contradiction(spec: Target, declared: frozenset[str], catalogue: Catalogue | None = None) -> str | None:
+    """A reason when the target's own region names another geography than its attestations of where it is served."""
     if spec.region is None or spec.shows_geography:
         return None
-    from privsdk.outbound.places import geography
+    from privsdk.outbound.places import geography, region_kind
 
-    kind = {"bedrock": "aws_region", "cohere": "aws_region", "vertex": "gcp_location", "mistral": "geo"}.get(
-        spec.offering.partition(".")[0], "geo"
-    )
-    shown = geography(kind, spec.region)
-    claimed = {g for a in declared if (g := _geo_of(a)) is not None and a.startswith(spec.offering.partition(".")[0])}
-    if shown is not None and claimed and shown not in claimed:
+    catalogue = catalogue or default_catalogue()
+    offering = catalogue.offering(spec.offering)
+    if offering is None:
+        return None
+    shown = geography(region_kind(catalogue, offering.id) or "geo", spec.region)
+    claims = {a.partition(":")[2]: g for a in declared if a in offering.attestations and (g := _geo_of(offering, a))}
+    if shown is not None and claims and not any(shown in g for g in claims.values()):
         return (
             f"configuration error: target {spec.name!r} declares region {spec.region!r} ({shown}) but attests "
-            f"region={'|'.join(sorted(claimed))}: fix the target's region or its attestation"
+            f"{'|'.join(sorted(claims))}: fix the target's region or its attestation"
         )
     return None
 

@@ -26,7 +26,7 @@ from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
-from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, unplaced
+from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
@@ -292,6 +292,7 @@ class Guard:
                 geography=known.geography,
                 shows_geography=known.shows_geography,
                 region=known.region,
+                region_kind=known.region_kind,
                 account=known.account or declared.account,
                 shows_account=known.shows_account,
             )
@@ -323,12 +324,17 @@ class Guard:
         self, place: Place, asks: Asks, out: Outgoing, bound: Target | None, account: str | None
     ) -> tuple[Target, ...]:
         model = asks.deployment or asks.model
-        geography = place.geography
-        if asks.location is not None and place.region_kind and place.region != asks.location:
-            # A Vertex path (or a Bedrock model ARN) names a region of its own: where it and the host disagree,
-            # neither is sure.
-            geography = geography if geography == _geography(place.region_kind, asks.location) else None
-        observed = {"account": account, "geography": geography, "shows_geography": place.shows_geography}
+        geography, shows = place.geography, place.shows_geography
+        if asks.location is not None and place.region != asks.location:
+            # A Vertex path (locations/X) or a Bedrock request (the Region it is signed for, its model ARN's) names
+            # where the vendor serves it, as a label of the vendor's own kind (a GCP location, an AWS Region).
+            kind = region_kind(self.catalogue, place.offerings[0])
+            named = _geography(kind, asks.location) if kind else None
+            if place.region_kind:  # the host names a region too: where the two disagree, neither is sure
+                geography = geography if geography == named else None
+            elif place.declared and kind:  # a gateway or private endpoint shows none: the request's is where it goes
+                geography, shows = named, True
+        observed = {"account": account, "geography": geography, "shows_geography": shows}
         if bound is not None:
             if bound.offering not in place.offerings:
                 raise _Refused(

@@ -83,15 +83,56 @@ _GCP = {
     "australia-": "au",
     "southamerica-east1": "br",
 }
+#: Azure region (its programmatic name, as in ``{resource}.{azure_region}.models.ai.azure.com``) -> geography, by
+#: name or prefix, from Microsoft's "Azure regions list" (https://learn.microsoft.com/azure/reliability/regions-list,
+#: its Geography column). Norway (``norwayeast``, ``norwaywest``) is in the EEA but not the EU, and Azure's EU
+#: deployment types speak of EU member states: privsdk takes the stricter reading and names it no geography, so
+#: ``region=eu`` is not met there. Regions of geographies privsdk has no name for (Hong Kong's ``eastasia``, Qatar,
+#: Israel, ...) are unknown (None) too.
+_AZURE = {
+    "eastus": "us",
+    "westus": "us",
+    "centralus": "us",
+    "northcentralus": "us",
+    "southcentralus": "us",
+    "westcentralus": "us",
+    "usgov": "us",
+    "westeurope": "eu",
+    "northeurope": "eu",
+    "sweden": "eu",
+    "france": "eu",
+    "germany": "eu",
+    "italy": "eu",
+    "poland": "eu",
+    "spain": "eu",
+    "austria": "eu",
+    "belgium": "eu",
+    "uk": "uk",
+    "switzerland": "ch",
+    "canada": "ca",
+    "australia": "au",
+    "japan": "jp",
+    "korea": "kr",
+    "centralindia": "in",
+    "southindia": "in",
+    "westindia": "in",
+    "jioindia": "in",
+    "southeastasia": "sg",
+    "uae": "ae",
+    "brazilsouth": "br",  # not a prefix: Brazil US (brazilus) is another region
+    "brazilsoutheast": "br",
+}
+_TABLES = {"aws_region": _AWS, "gcp_location": _GCP, "azure_region": _AZURE}
 
 
 def geography(kind: str, region: str) -> str | None:
-    """The geography of a cloud region label (``aws_region``, ``gcp_location``, ``geo``), None when unknown."""
+    """The geography of a cloud region label (``aws_region``, ``gcp_location``, ``azure_region``, ``geo``), None
+    when unknown."""
     if kind == "geo":
         from privsdk.vocabulary import GEOGRAPHIES
 
         return region if region in GEOGRAPHIES else None
-    table = _AWS if kind == "aws_region" else _GCP if kind == "gcp_location" else None
+    table = _TABLES.get(kind)
     if table is None:
         return None
     best = ""  # the longest key that is the label or a prefix of it
@@ -108,7 +149,11 @@ class _Pattern(NamedTuple):
 
 
 _FIELD = re.compile(r"\{(resource|aws_region|gcp_location|azure_region|geo)\}")
-_GEO_FIELDS = ("aws_region", "gcp_location", "geo")
+_GEO_FIELDS = ("aws_region", "gcp_location", "azure_region", "geo")
+#: Host fields whose absence says nothing: a vendor's host without its ``{geo}`` or ``{gcp_location}``
+#: (``api.openai.com``, ``aiplatform.googleapis.com``) serves no one geography, but an Azure host without its region
+#: (``{resource}.services.ai.azure.com``) is a resource in a region the host does not show.
+_SHOWN_ONLY_WHERE_PRESENT = ("azure_region",)
 
 
 def _compile(pattern: str, offering: str) -> _Pattern:
@@ -132,6 +177,16 @@ def _patterns(catalogue: Catalogue) -> tuple[_Pattern, ...]:
         for offering in vendor.offerings.values():
             out.extend(_compile(p, offering.id) for p in offering.hosts)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def region_kind(catalogue: Catalogue, offering: str) -> str | None:
+    """What kind of region label the offering's vendor names (``aws_region`` for Bedrock, ``gcp_location`` for
+    Vertex AI, ``azure_region``, ``geo``), from its catalogue hosts; None when its hosts name none (a self-hosted
+    server). A request that names a region of its own (Vertex's ``locations/X``, a Bedrock model ARN) names this
+    kind."""
+    fields = {f for p in _patterns(catalogue) if p.offering == offering for f in p.fields}
+    return next((k for k in _GEO_FIELDS if k in fields), None)
 
 
 def catalogue_place(catalogue: Catalogue, scheme: str, host: str, origin: str) -> Place | None:
@@ -173,7 +228,12 @@ def _catalogue_place(catalogue: Catalogue, host: str, origin: str) -> Place | No
             found.setdefault(name, m.group(name))
     if not offerings:
         return None
-    shows = any(f in _GEO_FIELDS for p in _patterns(catalogue) if p.offering in offerings for f in p.fields)
+    shows = any(
+        f in _GEO_FIELDS and (f in found or f not in _SHOWN_ONLY_WHERE_PRESENT)
+        for p in _patterns(catalogue)
+        if p.offering in offerings
+        for f in p.fields
+    )
     kind = next((k for k in _GEO_FIELDS if k in found), None)
     region = found.get(kind) if kind else None
     return Place(
