@@ -52,6 +52,24 @@ ROWS: list[tuple[str, Row]] = [
     ("openai EU residency needs zdr", (OAI, GPT, "chat", "region=eu", ("openai:region=eu",), (), False)),
     ("openai US project is not EU", (OAI, GPT, "chat", "region=eu", ("openai:region=us",), (), False)),
     ("openai US project meets eu|us", (OAI, GPT, "chat", "region=eu|us", ("openai:region=us",), (), True)),
+    (
+        "openai residency excludes web search (third parties)",
+        (OAI, GPT, "chat", "region=eu", ("openai:zdr", "openai:region=eu"), ("web_search",), False),
+    ),
+    (
+        "openai residency excludes hosted tools and remote MCP",
+        (OAI, GPT, "chat", "region=eu", ("openai:zdr", "openai:region=eu"), ("hosted_tools",), False),
+    ),
+    # Azure OpenAI's BAA: confirmed for text inputs only.
+    ("azure BAA covers text", (AZ, "gpt-4o", "chat", "hipaa_baa", ("azure:baa",), (), True)),
+    (
+        "azure BAA not confirmed for image, audio or file inputs",
+        (AZ, "gpt-4o", "chat", "hipaa_baa", ("azure:baa",), ("file_inputs",), False),
+    ),
+    (
+        "azure BAA not confirmed for audio output",
+        (AZ, "gpt-4o", "chat", "hipaa_baa", ("azure:baa",), ("audio_output",), False),
+    ),
     # Azure OpenAI: not shared with OpenAI; abuse store period not stated now; deployment type sets residency.
     ("azure does not train", (AZ, "gpt-4o", "chat", "no_training", (), (), True)),
     ("azure is not shared with OpenAI", (AZ, "gpt-4o", "chat", "no_provider_sharing", (), (), True)),

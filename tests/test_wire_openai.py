@@ -125,6 +125,11 @@ FEATURES: list[tuple[str, dict[str, Any], frozenset[str]]] = [
     ("store true", {"store": True}, frozenset({"stored_responses"})),
     ("store false", {"store": False}, frozenset()),
     ("web search options", {"web_search_options": {}}, frozenset({"web_search"})),
+    (
+        "an audio input part",
+        {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]}]},
+        frozenset({"file_inputs"}),
+    ),
     ("Azure On Your Data", {"data_sources": [{"type": "azure_search", "parameters": {}}]}, frozenset({"file_search"})),
     ("audio param", {"audio": {"voice": "alloy", "format": "wav"}}, frozenset({"audio_output"})),
     ("audio modality", {"modalities": ["text", "audio"]}, frozenset({"audio_output"})),

@@ -91,8 +91,8 @@ _HOSTED = frozenset({"hosted_tools"})
 _STORED_PROMPT_TOOLS = frozenset({"web_search", "file_search", "hosted_tools", "image_output"})
 _NONE: frozenset[str] = frozenset()
 
-#: Content part types that carry a file or an image into the request (a computer-use screenshot is an image).
-_FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "computer_screenshot"})
+#: Content part types that carry a file, an image or audio into the request (a computer-use screenshot is an image).
+_FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "input_audio", "computer_screenshot"})
 #: Prompt-cache lifetimes that keep the cache beyond OpenAI's in-memory default.
 _EXTENDED_TTL = frozenset({"12h"})
 
