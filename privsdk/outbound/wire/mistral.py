@@ -150,7 +150,7 @@ def _completion(request: Outgoing, family: str) -> Asks:
     _messages(body.get("messages"), features)
     if body.get("prompt_cache_key"):
         features.add("prompt_caching")
-    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features) if features else _NONE)
+    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features))
 
 
 def _conversation(request: Outgoing, rest: list[str]) -> Asks:
@@ -165,8 +165,9 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
     # tools (or agent) it was started with, which the request does not show: judged as bringing any of them.
     if rest:
         features.update(_STORED_TOOLS)
-    if rest or body.get("store") is not False:
-        features.add("stored_responses")
+    # Conversations are a stateful API, outside the endpoints Mistral's ZDR covers (MIS-ZDR: "ZDR does not apply to
+    # stateful APIs"), with store=false too: judged as stored, the stricter reading.
+    features.add("stored_responses")
     _tools(body.get("tools"), features)
     _inputs(body.get("inputs"), features)
     if body.get("prompt_cache_key"):
@@ -176,16 +177,16 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
 
 def _response(request: Outgoing) -> Asks:
     body = json_object(request, "Mistral", "responses")
-    features: set[str] = set()
-    if body.get("store") is True or body.get("previous_response_id") or body.get("conversation"):
-        features.add("stored_responses")
+    # /v1/responses is not among the stateless endpoints Mistral's ZDR covers (MIS-ZDR), whatever store says:
+    # judged as stored, the stricter reading.
+    features: set[str] = {"stored_responses"}
     if body.get("background") is True:
         features.add("background")
     if body.get("prompt_cache_key"):
         features.add("prompt_caching")
     _tools(body.get("tools"), features)
     _inputs(body.get("input"), features)
-    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features) if features else _NONE)
+    return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features))
 
 
 def _tools(tools: Any, features: set[str]) -> None:
