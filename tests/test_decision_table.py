@@ -102,8 +102,20 @@ ROWS: list[tuple[str, Row]] = [
     ),
     ("cohere trial retention unknown", (CO, "command-r-plus", "chat", "max_retention_days=30", (), (), False)),
     (
-        "cohere paid deletes logs at 30 days",
-        (CO, "command-r-plus", "chat", "max_retention_days=30", ("cohere:plan=paid",), (), True),
+        "cohere paid, training on: what it trains on has no stated period",
+        (CO, "command-r-plus", "chat", "max_retention_days=30", ("cohere:plan=paid",), (), False),
+    ),
+    (
+        "cohere paid, training off: logs deleted at 30 days",
+        (
+            CO,
+            "command-r-plus",
+            "chat",
+            "max_retention_days=30",
+            ("cohere:plan=paid", "cohere:training_opt_out"),
+            (),
+            True,
+        ),
     ),
     ("cohere paid logs 30 days", (CO, "command-r-plus", "chat", "zdr", ("cohere:plan=paid",), (), False)),
     ("cohere enterprise zdr", (CO, "command-r-plus", "chat", "zdr", ("cohere:plan=paid", "cohere:zdr"), (), True)),
@@ -247,6 +259,22 @@ ROWS: list[tuple[str, Row]] = [
     (
         "gemini 55 days meets a 60-day cap",
         (GM, "gemini-2.5-flash", "chat", "max_retention_days=60", ("gemini:plan=paid",), (), True),
+    ),
+    (
+        "gemini unpaid: content used to improve products, no stated period",
+        (GM, "gemini-2.5-flash", "chat", "max_retention_days=60", (), (), False),
+    ),
+    (
+        "mistral experiment trains: no stated period",
+        (MI, "mistral-small-latest", "chat", "max_retention_days=30", (), (), False),
+    ),
+    (
+        "mistral opted out keeps abuse logs 30 days",
+        (MI, "mistral-small-latest", "chat", "max_retention_days=30", ("mistral:training_opt_out",), (), True),
+    ),
+    (
+        "mistral scale keeps abuse logs 30 days",
+        (MI, "mistral-small-latest", "chat", "max_retention_days=30", ("mistral:plan=scale",), (), True),
     ),
     # Self-hosted: private by construction; what the server logs is the operator's to attest.
     ("vllm is a private deployment", ("selfhosted.vllm", "llama-3.1-8b", "chat", "private_deployment", (), (), True)),
