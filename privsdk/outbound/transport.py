@@ -307,3 +307,93 @@ def is_guarded(client: object) -> bool:
     """True when ``client`` (an httpx or httpx2 client) sends through the guard."""
     seam = _seam(_library(client))
     return isinstance(getattr(client, "_transport", None), (seam.transport, seam.async_transport))
+
+
+# --- the attribute an SDK client keeps its httpx client in ------------------------------------------------------
+
+
+class _Watch:
+    """What a guarded holder's attribute is guarded with, and the value guarded last (so a read costs an identity
+    check)."""
+
+    __slots__ = ("guard", "last")
+
+    def __init__(self, guard: Callable[[Any, Any], object]) -> None:
+        self.guard = guard
+        self.last: Any = None
+
+    def see(self, holder: object, value: Any) -> None:
+        if value is not None:  # nothing to send through (yet)
+            self.guard(holder, value)
+        self.last = value
+
+
+#: No class attribute of that name: a :class:`_Watched` replaced nothing.
+_NOTHING: Any = object()
+
+
+class _Watched:
+    """A data descriptor for the attribute ``name`` of a holder class: the value lives where it did (the instance
+    ``__dict__`` under the same name, or the descriptor it replaced, such as a property), and on a holder marked
+    by :func:`keep_guarded`, each new value is guarded as it is assigned, or read (one put in ``__dict__``
+    directly, or one a property hands out)."""
+
+    __slots__ = ("key", "name", "replaced", "through")
+
+    def __init__(self, name: str, replaced: Any) -> None:
+        self.name, self.key, self.replaced = name, f"_privsdk_watch{name}", replaced
+        # A data descriptor it replaced (a property) keeps the value; anything else stays a class-level default.
+        self.through = replaced if hasattr(type(replaced), "__set__") else None
+
+    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        held = obj.__dict__
+        if self.through is not None:
+            value = self.through.__get__(obj, owner)
+        elif self.name in held:
+            value = held[self.name]
+        elif self.replaced is not _NOTHING:
+            value = self.replaced.__get__(obj, owner) if hasattr(self.replaced, "__get__") else self.replaced
+        else:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
+        watch = held.get(self.key)
+        if watch is not None and value is not watch.last:
+            watch.see(obj, value)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        watch = obj.__dict__.get(self.key)
+        if watch is not None and value is not watch.last:
+            watch.see(obj, value)  # before it is stored: a client that cannot be guarded is never sent through
+        if self.through is not None:
+            self.through.__set__(obj, value)
+        else:
+            obj.__dict__[self.name] = value
+
+    def __delete__(self, obj: Any) -> None:
+        if self.through is not None:
+            self.through.__delete__(obj)
+        elif obj.__dict__.pop(self.name, self) is self:
+            raise AttributeError(self.name)
+
+
+def keep_guarded(holder: object, name: str, guard: Callable[[Any, Any], object]) -> None:
+    """Guard the httpx client ``holder.name`` holds now and every one put there later, with ``guard(holder,
+    http)``, which guards the httpx client ``http`` in place with the holder's settings (it is given the holder
+    rather than closing over it, which the holder, keeping it, would keep alive in a cycle).
+
+    SDK clients keep their httpx client in a plain attribute, and frameworks replace it after the client was
+    guarded (pydantic-ai gives each new event loop a new one), which would send past the guard. So the attribute
+    becomes a :class:`_Watched` descriptor on the holder's class, installed once: a holder that is not guarded
+    (no mark in its ``__dict__``) keeps and reads the value as before. Called again, ``guard`` replaces the last.
+    """
+    marks = vars(holder)  # a holder without a __dict__ cannot be marked: TypeError, before anything changes
+    cls = type(holder)
+    found = next((vars(klass)[name] for klass in cls.__mro__ if name in vars(klass)), _NOTHING)
+    if not isinstance(found, _Watched):
+        setattr(cls, name, _Watched(name, found))
+    watched: _Watched = getattr(cls, name)
+    watch = _Watch(guard)
+    watch.see(holder, getattr(holder, name, None))
+    marks[watched.key] = watch

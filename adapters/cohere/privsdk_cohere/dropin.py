@@ -30,7 +30,7 @@ from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.loops import loop_safe
 from privsdk.outbound.outgoing import Outgoing
-from privsdk.outbound.transport import guard_httpx, is_guarded
+from privsdk.outbound.transport import guard_httpx, is_guarded, keep_guarded
 
 __all__ = [
     "AsyncClient",
@@ -79,13 +79,13 @@ def _refusal(violation: _PolicyViolation) -> BaseException:
     return PolicyViolation.from_violation(violation)
 
 
-def _http_client(client: Any) -> httpx.Client | httpx.AsyncClient:
-    """The httpx client under a cohere client (its ``_client_wrapper`` holds the SDK's HttpClient)."""
-    wrapper = getattr(client, "_client_wrapper", None)
-    inner = getattr(getattr(wrapper, "httpx_client", None), "httpx_client", None)
-    if not isinstance(inner, httpx.Client | httpx.AsyncClient):
+def _sdk_http_client(client: Any) -> Any:
+    """The SDK's HttpClient under a cohere client (its ``_client_wrapper`` holds it), which keeps the httpx client
+    in its ``httpx_client``."""
+    held = getattr(getattr(client, "_client_wrapper", None), "httpx_client", None)
+    if not isinstance(getattr(held, "httpx_client", None), httpx.Client | httpx.AsyncClient):
         raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a cohere client over httpx")
-    return inner
+    return held
 
 
 def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = True) -> _C:
@@ -96,15 +96,21 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     Cohere's wire format (:mod:`privsdk_cohere.reroute`); anything else it reroutes is refused. privsdk's own
     adapters pass False: the :class:`privsdk.Client` they serve reroutes by itself.
     """
-    http = _http_client(client)
-    if isinstance(http, httpx.AsyncClient) and not is_guarded(http):
-        loop_safe(http)  # usable from one asyncio.run after another, which cohere's own async clients are not
+    held = _sdk_http_client(client)
+    hooks: dict[str, Any] = {}
     if reroutes:
         from privsdk_cohere import reroute
 
-        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
-    else:
-        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+        hooks = {"reroute": reroute.send, "areroute": reroute.asend}
+
+    def guard_http(_holder: object, http: Any) -> None:
+        if isinstance(http, httpx.AsyncClient) and not is_guarded(http):
+            loop_safe(http)  # usable from one asyncio.run after another, which cohere's own async clients are not
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, **hooks)
+
+    # The SDK's HttpClient keeps the httpx client in its ``httpx_client``, where frameworks put a new one later
+    # (pydantic-ai, on each new event loop): every one put there is guarded as this one is.
+    keep_guarded(held, "httpx_client", guard_http)
     # The SageMaker clients' helper (built when the sagemaker package is installed) invokes endpoints with a
     # boto3 sagemaker-runtime client of its own, outside httpx: it is guarded too. Its control-plane client
     # (endpoint management, no prompts) is left as it is.

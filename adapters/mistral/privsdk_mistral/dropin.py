@@ -30,7 +30,7 @@ from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.loops import loop_safe
 from privsdk.outbound.outgoing import Outgoing
-from privsdk.outbound.transport import guard_httpx, is_guarded
+from privsdk.outbound.transport import guard_httpx, is_guarded, keep_guarded
 
 __all__ = ["Mistral", "PolicyViolation", "guard_client", "instrument", "uninstrument"]
 
@@ -84,18 +84,24 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     # The tracing hook reads this attribute before MISTRAL_SDK_TELEMETRY: False keeps spans (which hold
     # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
     config.__dict__["telemetry"] = False
-    for name in ("client", "async_client"):
-        http = getattr(config, name, None)
-        if http is None:
-            continue
-        if name == "async_client" and _is_httpx(http) and not is_guarded(http):
-            loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
-        if reroutes:
-            from privsdk_mistral import reroute
+    hooks: dict[str, Any] = {}
+    if reroutes:
+        from privsdk_mistral import reroute
 
-            guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, reroute=reroute.send, areroute=reroute.asend)
-        else:
-            guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard)
+        hooks = {"reroute": reroute.send, "areroute": reroute.asend}
+
+    def guard_http(_config: object, http: Any) -> None:
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, **hooks)
+
+    def guard_async(_config: object, http: Any) -> None:
+        if _is_httpx(http) and not is_guarded(http):
+            loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
+        guard_http(_config, http)
+
+    # Frameworks put new httpx clients into these two later (pydantic-ai, on each new event loop): every one put
+    # there is guarded as these are.
+    keep_guarded(config, "client", guard_http)
+    keep_guarded(config, "async_client", guard_async)
     return client
 
 

@@ -114,12 +114,16 @@ def install(
     format (:mod:`privsdk_openai.reroute`); without, it is refused. The client is also marked, so that its
     WebSocket connections (Realtime, Live, the Responses API's WebSocket mode), which the SDK opens with the
     websockets library rather than httpx, are judged too, and so that its copies (``with_options``) are guarded
-    as it is, even one given an httpx client of its own.
+    as it is, even one given an httpx client of its own. So is every httpx client put into its ``_client``
+    later (pydantic-ai gives each new event loop a new one), or handed out by a ``_client`` property (openai's
+    module-level client reads ``openai.http_client`` on every request).
 
     A client (or httpx client) guarded already keeps its guard, unless ``replace`` and ``guard`` is given: then
     ``guard`` judges its requests from now on (:func:`guard_client` with a guard, the copy of a client guarded
     by one). Constructors (drop-in classes, :func:`instrument`) never replace: guarding is done once there.
     """
+    from privsdk.outbound.transport import keep_guarded
+
     replace = replace and guard is not None
     seam: _Seam | None = getattr(client, _MARK, None)
     _guard_http(client._client, guard, refusal, reroutes, replace)
@@ -128,7 +132,15 @@ def install(
         _guard_class(type(client))
     elif replace and seam.guard is not guard:
         setattr(client, _MARK, seam._replace(guard=guard))
+    keep_guarded(client, "_client", _guard_swapped)
     return client
+
+
+def _guard_swapped(client: Any, http: Any) -> None:
+    """Guard ``http``, an httpx client put into (or handed out by) the guarded ``client``'s ``_client``, as
+    ``client`` is guarded. One guarded already (by the client's guard, or another's) is left as it is."""
+    seam: _Seam = getattr(client, _MARK)
+    _guard_http(http, seam.guard, seam.refusal, seam.reroutes, False)
 
 
 def _guard_http(http: Any, guard: Guard | None, refusal: Refusal, reroutes: bool, replace: bool) -> None:
@@ -149,16 +161,14 @@ def _guard_http(http: Any, guard: Guard | None, refusal: Refusal, reroutes: bool
                 sent_through.guard = guard
 
 
-#: The client classes whose copies and httpx client swaps :func:`_guard_class` has seen to.
+#: The client classes whose copies :func:`_guard_class` has seen to.
 _SEEN_CLASSES: set[type[Any]] = set()
 
 
 def _guard_class(cls: type[Any]) -> None:
-    """Make what a guarded client of ``cls`` can send through, besides the httpx client it was built with,
-    guarded as the client is: its copies (``copy`` / ``with_options``), and an httpx client a ``_client``
-    property hands out (openai's module-level client reads ``openai.http_client`` on every request).
+    """Make the copies (``copy`` / ``with_options``) of a guarded client of ``cls`` guarded as the client is.
 
-    Both are wrapped in the class that defines them, once, and change nothing for a client that is not guarded.
+    They are wrapped in the class that defines them, once, and change nothing for a client that is not guarded.
     """
     if cls in _SEEN_CLASSES:
         return
@@ -169,9 +179,6 @@ def _guard_class(cls: type[Any]) -> None:
             for name in ("copy", "with_options"):
                 if vars(klass).get(name) is own:
                     setattr(klass, name, wrapped)
-        http = vars(klass).get("_client")
-        if isinstance(http, property) and not getattr(http.fget, "_privsdk_guards_http", False):
-            klass._client = _guarding_http(http)  # type: ignore[attr-defined]
     _SEEN_CLASSES.add(cls)
 
 
@@ -194,33 +201,6 @@ def _guarding_copies(copy: Callable[..., Any]) -> Callable[..., Any]:
 
     guarded_copy._privsdk_guards_copies = True  # type: ignore[attr-defined]
     return guarded_copy
-
-
-#: The attribute a guarded client whose ``_client`` is a property keeps the last httpx client it guarded in.
-_LAST_HTTP = "_privsdk_http"
-
-
-def _guarding_http(http: property) -> property:
-    """``http`` (a ``_client`` property), guarding each httpx client it hands out for a guarded client.
-
-    openai's module-level client reads ``openai.http_client`` on every request, so an app (or a library) that
-    assigns it after the client was guarded would send through an httpx client the guard never saw. Each
-    httpx client is guarded, with the client's guard, the first time it is handed out; the one guarded last is
-    remembered, so a request costs an identity check.
-    """
-    read = http.fget
-    assert read is not None
-
-    def guarded(self: Any) -> Any:
-        sends_through = read(self)
-        seam: _Seam | None = getattr(self, _MARK, None)
-        if seam is not None and sends_through is not vars(self).get(_LAST_HTTP):
-            _guard_http(sends_through, seam.guard, seam.refusal, seam.reroutes, seam.guard is not None)
-            vars(self)[_LAST_HTTP] = sends_through
-        return sends_through
-
-    guarded._privsdk_guards_http = True  # type: ignore[attr-defined]
-    return property(guarded, http.fset, http.fdel, http.__doc__)
 
 
 def guard_client(client: _Client, *, guard: Guard | None = None) -> _Client:

@@ -140,28 +140,35 @@ def _never() -> bool:
 
 
 def _guard_api_client(api: Any, guard: Guard | None, reroutes: bool) -> None:
-    from privsdk.outbound.transport import guard_httpx
+    from privsdk.outbound.transport import guard_httpx, keep_guarded
     from privsdk_vertex import reroute
 
     api._privsdk_guard = guard
     hooks: dict[str, Any] = {"reroute": reroute.send, "areroute": reroute.asend} if reroutes else {}
 
-    def wrap(client: Any) -> Any:
-        return guard_httpx(client, sdk=SDK, refusal=refusal, guard=api._privsdk_guard, **hooks)
+    def guarding(field: str) -> Callable[[Any, Any], None]:
+        def guard_http(api: Any, client: Any) -> None:
+            if not _httpx_family(client):
+                raise _not_httpx(field, client)
 
-    if not _httpx_family(api._httpx_client):
-        raise _not_httpx("httpx_client", api._httpx_client)
-    wrap(api._httpx_client)
+            def wrap(one: Any) -> Any:
+                return guard_httpx(one, sdk=SDK, refusal=refusal, guard=api._privsdk_guard, **hooks)
+
+            wrap(client)
+            _guard_per_loop(client, wrap)
+
+        return guard_http
+
+    # Frameworks put new httpx clients into these two later (pydantic-ai, on each new event loop): every one put
+    # there is guarded as these are.
+    keep_guarded(api, "_httpx_client", guarding("httpx_client"))
     if api._async_httpx_client is None:
         # google-genai meant to send async requests through google-auth's aiohttp session: give it the async
         # client it would otherwise have built, guarded, and send through that instead.
         _, async_class = _sdk._get_http_client_classes(api._http_options)
         api._async_httpx_client = async_class(**api._async_httpx_client_args)
         api._privsdk_new_async = True  # NextGen resources built before now hold a client of their own
-    if not _httpx_family(api._async_httpx_client):
-        raise _not_httpx("httpx_async_client", api._async_httpx_client)
-    wrap(api._async_httpx_client)
-    _guard_per_loop(api._async_httpx_client, wrap)
+    keep_guarded(api, "_async_httpx_client", guarding("httpx_async_client"))
     # The other ways google-genai can send (aiohttp when installed, google-auth's mTLS sessions) would pass
     # beside the guard: a guarded client sends through its guarded httpx clients only.
     api._use_aiohttp = _never
