@@ -519,7 +519,8 @@ def effective_facts(
     model = offering.model_key(model) or model  # limits match what serves_model matched: an ARN's id, say
     for name in attestations:
         for fact_name, fact in offering.attestations[name].facts.items():
-            facts[fact_name] = stronger(facts[fact_name], fact)
+            # On a tie the attested fact wins: its note speaks of this account (a paying tenant's, not a trial's).
+            facts[fact_name] = stronger(fact, facts[fact_name])
     for limit in offering.limits:
         if limit.applies(model, operation, features):
             for fact_name, fact in limit.facts.items():

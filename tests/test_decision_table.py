@@ -302,3 +302,12 @@ def test_vendor_claim(row: Row) -> None:
         (unmet,) = decision.unmet
         assert unmet.requirement == requirement
         assert unmet.source.startswith(("https://", "seeds/", "docs/"))
+
+
+def test_a_refusal_cites_the_attested_fact_over_the_default_it_ties_with() -> None:
+    """A paying Cohere tenant refused for no_training was shown the trial key's note; the paid plan's own fact (training
+    stays on until an admin opts out) is what its refusal cites now."""
+    policy = one_target_policy(CO, "command-r-plus", ["no_training"], frozenset({"cohere:plan=paid"}))
+    decision = decide(policy, "tgt", "chat")
+    (unmet,) = decision.unmet
+    assert "Trial key" not in unmet.note and "training_opt_out" in unmet.note
