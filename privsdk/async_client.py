@@ -56,6 +56,16 @@ class AsyncClient(ClientBase):
         **options: Unpack[ChatOptions],
     ) -> AsyncChatStream: ...
 
+    @overload
+    async def chat(  # a flag known only at run time (a wrapper that forwards it)
+        self,
+        model: str,
+        messages: str | Sequence[MessageLike],
+        *,
+        stream: bool,
+        **options: Unpack[ChatOptions],
+    ) -> ChatResponse | AsyncChatStream: ...
+
     async def chat(
         self, model: str, messages: str | Sequence[MessageLike], *, stream: bool = False, **options: Unpack[ChatOptions]
     ) -> ChatResponse | AsyncChatStream:

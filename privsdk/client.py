@@ -16,11 +16,12 @@ tenant's own credentials never serve another) and the recorder.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypedDict, TypeVar, get_args, overload
 
 from privsdk import context, resilience
 from privsdk.adapter import DEFAULT_TIMEOUT_S, Adapter, AdapterOptions, open_adapter
@@ -39,6 +40,7 @@ from privsdk.config import (
 )
 from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
 from privsdk.errors import (
+    ClientClosed,
     ConfigError,
     InvalidArgument,
     InvalidInput,
@@ -64,6 +66,7 @@ from privsdk.types import (
     RerankRequest,
     RerankResponse,
     ResponseFormat,
+    ToolChoice,
     Usage,
 )
 from privsdk.usage import SPEC as USAGE_SPEC
@@ -188,6 +191,8 @@ class _Core:
         self._plans_until = 0.0  # when today's plans end (the next UTC midnight); 0: none yet
         self._store = isinstance(self.policy.tenants, TenantStore)
         self._lock = threading.Lock()
+        #: Set by close(): a call then could not leave its record, so none is decided, let alone sent.
+        self.closed = False
         for tenant in self.policy.tenants.values():  # a missing credential variable is a construction-time error
             for vendor, _ in tenant.credentials:
                 self._tenant_credentials(tenant.name, vendor)
@@ -196,6 +201,8 @@ class _Core:
 
     def plan(self, target: str, operation: str, options: CallOptions | ChatOptions) -> _Call:
         """Decide, and on refuse record the refusal and raise, before any adapter exists."""
+        if self.closed:
+            raise ClientClosed
         if type(target) is not str and not isinstance(target, str):
             raise InvalidArgument(f"model must be a str, a target name or vendor/model, not {_a(target)}")
         here = context.current()
@@ -210,7 +217,7 @@ class _Core:
             planned = self._plans.get((target, operation, here.tenant, here.data_class))
             if planned is not None:
                 return _Call(planned[0], planned[1], check_tags(here.tags), Budget(self.limits))
-        features = check_options(options)
+        features = check_options(options, operation)
         tags = options.get("tags")
         checked = check_tags({**here.tags, **tags} if tags else here.tags)
         limits = self.limits
@@ -303,6 +310,8 @@ class _Core:
         credentials = self._tenant_credentials(tenant, vendor)
         key = (tuple(sorted(credentials.items())), target)
         with self._lock:
+            if self.closed:  # closed while this call was being planned: close() would not see this adapter
+                raise ClientClosed
             adapter = self._adapters.get(key)
             if adapter is None:
                 options = AdapterOptions(self.timeout, credentials, self.guard)
@@ -357,25 +366,46 @@ class _Core:
         self, call: _Call, request: Any, controller: Retrying, attempt: Callable[..., X], *args: Any
     ) -> tuple[X, Target, Decision]:
         """``attempt(call, target, adapter, request, *args, budget=)`` on each target of the chain until one
-        succeeds, each retried through ``controller`` (:func:`privsdk.resilience.call`); only transient failures
-        move on to the next target."""
+        succeeds, each retried through ``controller`` (:func:`privsdk.resilience.call`); only transient failures,
+        and what an alternative cannot carry, move on to the next target (:meth:`moved_on`)."""
         failure: VendorError | None = None
+        skipped: list[tuple[str, Unsupported]] = []
         for target, decision in call.chain:
-            adapter = self.chain_adapter(call, target, failure)
-            if adapter is None:
-                break
             try:
+                adapter = self.chain_adapter(call, target, failure)
+                if adapter is None:
+                    break
                 result = resilience.call(
                     controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
                     budget=call.budget,
                 )  # fmt: skip
                 return result, target, decision
-            except VendorError as exc:
-                if not exc.transient:
-                    raise
-                failure = exc  # retries on this target are used up: fall back to the next allowed one
-        assert failure is not None  # the chain is never empty
-        raise failure
+            except (VendorError, Unsupported) as exc:
+                failure = self.moved_on(call, target, exc, failure, skipped)
+        raise _chain_failure(failure, skipped)
+
+    def moved_on(
+        self,
+        call: _Call,
+        target: Target,
+        exc: VendorError | Unsupported,
+        failure: VendorError | None,
+        skipped: list[tuple[str, Unsupported]],
+    ) -> VendorError | None:
+        """After ``exc`` ended ``target``'s turn in the chain: the call's last real failure as it moves on to the next
+        target, or ``exc`` raised when it must not move on. A transient failure moves on (the target's retries are
+        used up). So does an operation or field an alternative cannot carry (seed on Bedrock): the app did not name
+        that target, and the next may carry the call; it is recorded, and named on the error the call ends with.
+        Anything else, and what the target the app named cannot carry, is the app's to know."""
+        if isinstance(exc, VendorError):
+            if not exc.transient:
+                raise exc
+            return exc
+        if target.name == call.requested:
+            raise exc
+        skipped.append((target.name, exc))
+        call.failure = failure  # an attempt cut at the deadline raises the last real failure, never this
+        return failure
 
     def chain_adapter(self, call: _Call, target: Target, failure: VendorError | None) -> Adapter | None:
         """The adapter for ``target``, the next of ``call``'s chain after ``failure`` of the one before (None for the
@@ -396,20 +426,18 @@ class _Core:
     ) -> tuple[X, Target, Decision]:
         """:meth:`through_chain` for async calls (:func:`privsdk.resilience.acall` retries them)."""
         failure: VendorError | None = None
+        skipped: list[tuple[str, Unsupported]] = []
         for target, decision in call.chain:
-            adapter = self.chain_adapter(call, target, failure)
-            if adapter is None:
-                break
             try:
+                adapter = self.chain_adapter(call, target, failure)
+                if adapter is None:
+                    break
                 sent = _for_target(request, call, target)
                 result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
                 return result, target, decision
-            except VendorError as exc:
-                if not exc.transient:
-                    raise
-                failure = exc
-        assert failure is not None
-        raise failure
+            except (VendorError, Unsupported) as exc:
+                failure = self.moved_on(call, target, exc, failure, skipped)
+        raise _chain_failure(failure, skipped)
 
     def attempt(
         self,
@@ -535,6 +563,7 @@ class _Core:
 
     def _take_adapters(self) -> list[Adapter]:
         with self._lock:
+            self.closed = True
             adapters, self._adapters = list(self._adapters.values()), {}
             self._tenant_adapters = {}
         return adapters
@@ -548,6 +577,17 @@ class _Core:
         for adapter in self._take_adapters():
             await adapter.aclose()
         self.recorder.close()
+
+
+def _chain_failure(failure: VendorError | None, skipped: list[tuple[str, Unsupported]]) -> PrivsdkError:
+    """What a call whose chain is used up raises: its last real failure, with a note naming each alternative passed
+    over as unable to carry the call; else (a rerouted call whose every alternative is such) the first of those."""
+    if failure is None:
+        assert skipped  # the chain is never empty, and only a failure or a skip moves past a target
+        return skipped[0][1]
+    for name, exc in skipped:
+        failure.add_note(f"privsdk passed over the fallback {name}, which cannot carry the call: {exc}")
+    return failure
 
 
 def _check_arguments(
@@ -708,7 +748,9 @@ class ChatOptions(CallOptions, total=False):
     """Keyword options of a chat call, besides those of every call."""
 
     tools: Iterable[ToolLike]
-    tool_choice: Literal["auto", "none", "required"]
+    #: Or a function named as OpenAI's API does (``{"type": "function", "function": {"name": ...}}``): sent as it is to
+    #: OpenAI-style targets, :class:`~privsdk.errors.Unsupported` elsewhere.
+    tool_choice: ToolChoice
     temperature: float
     top_p: float
     max_tokens: int
@@ -782,17 +824,18 @@ def _chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -
         _invalid(exc, where)
 
 
-def check_options(options: CallOptions | ChatOptions) -> tuple[str, ...]:
-    """Each option given of a type the call cannot take is an :class:`InvalidArgument` naming it and the type it
-    takes; returns the call's features. Calls without options never come here, and a valid option costs one type
-    lookup (a subclass, or a number out of range, takes the slower path)."""
+def check_options(options: CallOptions | ChatOptions, operation: str = "chat") -> tuple[str, ...]:
+    """Each option given that ``operation``'s calls do not take, or of a type they cannot take, is an
+    :class:`InvalidArgument` naming it and the type it takes; returns the call's features. Calls without options
+    never come here, and a valid option costs one type lookup (a subclass, or a number out of range, takes the
+    slower path)."""
+    option_kinds, known = _OPERATION_OPTIONS[operation]
     for key, value in options.items():
-        kinds = _OPTION_KINDS.get(key)
+        kinds = option_kinds.get(key)
         if kinds is None:
-            if key not in _OPTIONS:  # a misspelt option (temprature=) would be dropped without a word
-                known = ", ".join(sorted(_OPTIONS))
-                raise InvalidArgument(f"{shown_key(key)} is not an option of privsdk calls ({known})")
-        elif type(value) not in kinds or (key in _POSITIVE and not 0 < value < _INF):  # type: ignore[operator]
+            if key not in known:  # a misspelt option (temprature=), or a chat one on embed, would be dropped unsaid
+                _not_an_option(key, operation, known)
+        elif type(value) not in kinds or ((bounds := _BOUNDS.get(key)) and not bounds[0] < value < bounds[1]):  # type: ignore[operator]
             _check_option(key, value)
     features = options.get("features")
     if not features:
@@ -802,6 +845,13 @@ def check_options(options: CallOptions | ChatOptions) -> tuple[str, ...]:
         if type(feature) is not str and not isinstance(feature, str):
             raise InvalidArgument(f"features[{i}] must be a str, a feature name, not {_a(feature)}")
     return found
+
+
+def _not_an_option(key: str, operation: str, known: frozenset[str]) -> NoReturn:
+    listed = ", ".join(sorted(known))
+    if key in _OPTIONS:  # a chat option on an embedding or a rerank
+        raise InvalidArgument(f"{key} is a chat option, not one of {operation} calls ({listed})")
+    raise InvalidArgument(f"{shown_key(key)} is not an option of privsdk calls ({listed})")
 
 
 def _check_option(key: str, value: object) -> None:
@@ -830,8 +880,13 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-#: The options whose type :func:`check_options` checks: option -> (check, what it takes). The others are checked
-#: where the request is built (:func:`chat_request`), or are vendor fields (``extra``).
+def _is_finite(value: object) -> bool:
+    return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]  # nan and inf reach the SDK's JSON
+
+
+#: The options whose type :func:`check_options` checks, and embed's ``dimensions`` and rerank's ``top_n``: option ->
+#: (check, what it takes). The others are checked where the request is built (:func:`chat_request`), or are vendor
+#: fields (``extra``).
 _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tenant": (lambda v: isinstance(v, str), "a str, a tenant's name"),
     "data_class": (lambda v: isinstance(v, str), "a str, a data class's name"),
@@ -840,14 +895,17 @@ _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "deadline_s": (_seconds, "seconds, a number more than 0"),
     "max_attempts": (_is_count, "a whole number, 1 or more"),
     "features": (lambda v: not isinstance(v, (str, bytes, Mapping)) and hasattr(v, "__iter__"), "a list of str"),
-    "temperature": (_is_number, "a number"),
-    "top_p": (_is_number, "a number"),
+    "temperature": (_is_finite, "a finite number"),
+    "top_p": (_is_finite, "a finite number"),
     "max_tokens": (_is_int, "a whole number"),
     "seed": (_is_int, "a whole number"),
+    "dimensions": (_is_count, "a whole number, 1 or more"),
+    "top_n": (_is_count, "a whole number, 1 or more"),
 }
-#: The plain types of each checked option, for the fast path; a value of another type takes :func:`_check_option`.
-#: Every option a call takes (the options of embeddings and reranking are among chat's).
+#: Every option a chat call takes; embeddings and reranking take those of every call only.
 _OPTIONS = ChatOptions.__required_keys__ | ChatOptions.__optional_keys__
+_CALL_OPTIONS = CallOptions.__required_keys__ | CallOptions.__optional_keys__
+#: The plain types of each checked option, for the fast path; a value of another type takes :func:`_check_option`.
 _OPTION_KINDS: dict[str, frozenset[type]] = {
     "tenant": frozenset({str}),
     "data_class": frozenset({str}),
@@ -861,8 +919,22 @@ _OPTION_KINDS: dict[str, frozenset[type]] = {
     "max_tokens": frozenset({int}),
     "seed": frozenset({int}),
 }
-#: The options whose value must also be more than 0, whatever its type.
-_POSITIVE = frozenset({"timeout", "deadline_s", "max_attempts"})
+#: The options whose value must also lie within bounds (exclusive), whatever its type: nan is within none.
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "timeout": (0, _INF),
+    "deadline_s": (0, _INF),
+    "max_attempts": (0, _INF),
+    "temperature": (-_INF, _INF),
+    "top_p": (-_INF, _INF),
+}
+#: Each operation's checked options with their plain types, and every option it takes.
+_CALL_OPTION_KINDS = {key: kinds for key, kinds in _OPTION_KINDS.items() if key in _CALL_OPTIONS}
+_OPERATION_OPTIONS: dict[str, tuple[dict[str, frozenset[type]], frozenset[str]]] = {
+    "chat": (_OPTION_KINDS, _OPTIONS),
+    "stream": (_OPTION_KINDS, _OPTIONS),
+    "embed": (_CALL_OPTION_KINDS, _CALL_OPTIONS),
+    "rerank": (_CALL_OPTION_KINDS, _CALL_OPTIONS),
+}
 
 _REQUEST_OPTIONS = frozenset(ChatOptions.__annotations__) - frozenset(CallOptions.__annotations__) | {"extra"}
 _TOOL_CHOICES = frozenset({"auto", "none", "required"})
@@ -908,6 +980,7 @@ def _invalid(exc: Exception, where: str) -> NoReturn:
 
 
 _MESSAGES = to_messages.__module__
+_INPUT_TYPES = get_args(InputType)
 _SHAPES = {
     "messages": "must be a str or a list of messages (OpenAI-style dicts or privsdk Messages)",
     "tools": "must be a list of privsdk Tools or OpenAI-style tool dicts",
@@ -922,6 +995,10 @@ _SHAPES = {
 def embed_request(
     texts: str | Sequence[str], input_type: InputType | None, dimensions: int | None, options: CallOptions
 ) -> EmbedRequest:
+    if input_type is not None and input_type not in _INPUT_TYPES:  # a tuple: an unhashable value is no TypeError
+        raise InvalidArgument(f"input_type must be one of {', '.join(_INPUT_TYPES)}")
+    if dimensions is not None:
+        _check_option("dimensions", dimensions)
     where = "texts"
     try:
         items = (texts,) if isinstance(texts, str) else tuple(texts)
@@ -939,6 +1016,10 @@ def embed_request(
 
 
 def rerank_request(query: str, documents: Sequence[str], top_n: int | None, options: CallOptions) -> RerankRequest:
+    if isinstance(documents, str):  # a str is a Sequence[str] too: it would be sent as one document per character
+        raise InvalidInput(f"documents {_SHAPES['documents']}, not a str")
+    if top_n is not None:
+        _check_option("top_n", top_n)
     where = "query"
     try:
         check_text(query, where)
@@ -1065,6 +1146,16 @@ class Client(ClientBase):
         stream: Literal[True],
         **options: Unpack[ChatOptions],
     ) -> ChatStream: ...
+
+    @overload
+    def chat(  # a flag known only at run time (a wrapper that forwards it)
+        self,
+        model: str,
+        messages: str | Sequence[MessageLike],
+        *,
+        stream: bool,
+        **options: Unpack[ChatOptions],
+    ) -> ChatResponse | ChatStream: ...
 
     def chat(
         self, model: str, messages: str | Sequence[MessageLike], *, stream: bool = False, **options: Unpack[ChatOptions]

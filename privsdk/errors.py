@@ -65,6 +65,15 @@ class InvalidArgument(InvalidInput, TypeError):
     """
 
 
+class ClientClosed(PrivsdkError, RuntimeError):
+    """A call on a :class:`~privsdk.client.Client` after ``close()`` (or an ``AsyncClient`` after ``aclose()``, or
+    their ``with`` block): refused before anything is decided or sent, since its usage record could not be written.
+    Streams opened before the close are recorded when it closes them."""
+
+    def __init__(self) -> None:
+        super().__init__("the privsdk client is closed: it takes no more calls (build a new one)")
+
+
 class Unsupported(PrivsdkError):
     """The target's adapter cannot do the asked operation (rerank on Mistral). Raised before any network."""
 

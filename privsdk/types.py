@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 Role = Literal["system", "user", "assistant", "tool"]
 #: Why a model stopped, the same words for every vendor.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+#: How a model may use the tools: a mode, or (OpenAI-style targets only) a function named as OpenAI's API does.
+ToolChoice = Literal["auto", "none", "required"] | Mapping[str, Any]
 #: What an embedding is for, where the vendor distinguishes (Cohere, Vertex, Bedrock Cohere models).
 InputType = Literal["search_document", "search_query", "classification", "clustering"]
 
@@ -86,7 +88,7 @@ class ChatRequest(NamedTuple):
 
     messages: tuple[Message, ...]
     tools: tuple[Tool, ...] = ()
-    tool_choice: Literal["auto", "none", "required"] | None = None
+    tool_choice: ToolChoice | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None

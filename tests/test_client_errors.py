@@ -587,7 +587,7 @@ def test_invalid_input_names_a_tool_schema_item_by_position_not_by_its_keys(vend
         ({"features": ["stored_responses", 5]}, "features[1] must be a str"),
         ({"tenant": ["acme"]}, "tenant must be a str"),
         ({"data_class": {"x"}}, "data_class must be a str"),
-        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"temperature": "hot"}, "temperature must be a finite number"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
 )

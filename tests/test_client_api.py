@@ -1,0 +1,247 @@
+"""privsdk.Client as an SDK: what it refuses at its boundary, how its fallback walks, what a closed client does.
+
+Real SDKs over real HTTP against the loopback stand-ins (tests.test_client_errors.Vendors): every refusal here must
+happen before a request reaches any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk.async_client import AsyncClient
+from privsdk.client import Client
+from privsdk.errors import ClientClosed, InvalidArgument, InvalidInput, PrivsdkError, Unavailable
+from privsdk.resilience import Limits
+from privsdk.streams import AsyncChatStream, ChatStream
+from privsdk.types import ChatResponse
+from tests.test_client_errors import Vendors, raised
+from tests.wire.server import Status
+
+pytestmark = pytest.mark.usefixtures("no_machine_aws")
+
+#: Tenant "app" falls back from OpenAI to Bedrock (no seed, no input_type) then Mistral, and from Cohere to OpenAI
+#: (no input_type) then Gemini; tenant "solo" has only the alternative that cannot carry the field.
+TENANTS = """
+[tenants.app]
+reroute.oa = ["br", "mi"]
+reroute.co = ["oa", "ge"]
+
+[tenants.solo]
+reroute.oa = ["br"]
+"""
+
+
+@pytest.fixture
+def vendors(tmp_path: Path) -> Iterator[Vendors]:
+    with Vendors(tmp_path) as found:
+        text = found.config.read_text(encoding="utf-8")
+        found.config.write_text('default_tenant = "app"\n' + text + TENANTS, encoding="utf-8")
+        yield found
+
+
+def nothing_sent(vendors: Vendors) -> bool:
+    return all(vendors.sent(name) == 0 for name in vendors.servers)
+
+
+# -- a closed client -----------------------------------------------------------------------------------------------
+
+SYNC_CALLS: dict[str, Callable[[Client], object]] = {
+    "chat": lambda c: c.chat("oa", "after close", tenant="app"),
+    "stream": lambda c: c.chat("oa", "after close", stream=True, tenant="app"),
+    "embed": lambda c: c.embed("oa", ["after close"], tenant="app"),
+    "rerank": lambda c: c.rerank("co", "q", ["after close"], tenant="app"),
+    "refused": lambda c: c.chat("openai/gpt-4o-mini", "after close", tenant="nobody"),
+}
+
+
+@pytest.mark.parametrize("call", SYNC_CALLS)
+def test_a_closed_client_refuses_every_call_before_anything_is_sent(vendors: Vendors, call: str) -> None:
+    client = vendors.client()
+    stream = client.chat("oa", "opened before close", stream=True, tenant="app")
+    before = vendors.sent("openai")
+    client.close()
+    exc = raised(lambda: SYNC_CALLS[call](client))
+    assert isinstance(exc, ClientClosed) and isinstance(exc, PrivsdkError)
+    assert "closed" in str(exc)
+    assert vendors.sent("openai") == before and vendors.sent("cohere") == 0
+    # The stream opened before close left its record (the recorder ends it); the refused call left none to drop.
+    assert [(r.outcome, r.chosen_target) for r in vendors.records] == [("cancelled", "oa")]
+    assert client._core.recorder.dropped == 0
+    stream.close()
+
+
+def test_an_async_client_closed_refuses_calls(vendors: Vendors) -> None:
+    async def main() -> list[BaseException]:
+        client = vendors.aclient()
+        await client.chat("oa", "first", tenant="app")
+        await client.aclose()
+        found = []
+        for call in (
+            client.chat("oa", "after", tenant="app"),
+            client.chat("oa", "after", stream=True, tenant="app"),
+            client.embed("oa", ["after"], tenant="app"),
+            client.rerank("co", "q", ["after"], tenant="app"),
+        ):
+            try:
+                await call
+            except BaseException as exc:
+                found.append(exc)
+        return found
+
+    errors = asyncio.run(main())
+    assert len(errors) == 4 and all(isinstance(e, ClientClosed) for e in errors)
+    assert vendors.sent("openai") == 1 and vendors.sent("cohere") == 0
+    assert [r.outcome for r in vendors.records] == ["ok"]
+
+
+# -- fallback past an alternative that cannot carry the call ---------------------------------------------------------
+
+
+def test_fallback_skips_an_alternative_that_cannot_take_a_field_and_tries_the_next(vendors: Vendors) -> None:
+    vendors.servers["openai"].fail(Status(503))
+    client = vendors.client()
+    answer = client.chat("oa", "hello", tenant="app", seed=7)
+    assert answer.decision is not None and vendors.sent("mistral") == 1 and vendors.sent("bedrock") == 0
+    # The skipped alternative is in the records: tried, unsupported, nothing sent.
+    client.flush_usage(5)
+    assert [(r.chosen_target, r.outcome, r.error_class) for r in vendors.records] == [
+        ("oa", "error", "unavailable"),
+        ("br", "error", "unsupported"),
+        ("mi", "ok", None),
+    ]
+
+
+def test_a_stream_falls_back_past_an_alternative_that_cannot_take_a_field(vendors: Vendors) -> None:
+    vendors.servers["openai"].fail(Status(503))
+    with vendors.client() as client:
+        stream = client.chat("oa", "hello", stream=True, tenant="app", seed=7)
+        assert stream.text() and vendors.sent("mistral") == 1
+
+
+def test_an_async_embedding_falls_back_past_an_alternative_without_input_type(vendors: Vendors) -> None:
+    vendors.servers["cohere"].fail(Status(503))
+
+    async def main() -> int:
+        async with vendors.aclient() as client:
+            answer = await client.embed("co", ["a"], input_type="search_query", tenant="app")
+            return len(answer.vectors)
+
+    assert asyncio.run(main()) == 1
+    assert vendors.sent("openai") == 0 and vendors.sent("gemini") == 1
+
+
+def test_when_no_alternative_can_carry_the_call_the_last_real_failure_is_raised(vendors: Vendors) -> None:
+    vendors.servers["openai"].fail(Status(503))
+    client = vendors.client()
+    exc = raised(lambda: client.chat("oa", "hello", tenant="solo", seed=7))
+    assert isinstance(exc, Unavailable) and exc.vendor == "openai"
+    assert any("fallback br," in note and "seed" in note for note in getattr(exc, "__notes__", []))
+    assert vendors.sent("bedrock") == 0
+
+
+# -- arguments checked at the boundary -------------------------------------------------------------------------------
+
+
+def test_a_str_for_rerank_documents_is_refused(vendors: Vendors) -> None:
+    client = vendors.client()
+    exc = raised(lambda: client.rerank("co", "capital of France", "Paris is the capital of France"))
+    assert type(exc) is InvalidInput and str(exc).startswith("documents must be a list of str")
+    assert "Paris" not in str(exc) and nothing_sent(vendors)
+
+
+CHAT_ONLY: dict[str, Any] = {
+    "temperature": 0.5,
+    "top_p": 0.5,
+    "max_tokens": 5,
+    "seed": 1,
+    "stop": ["x"],
+    "tools": [{"type": "function", "function": {"name": "f"}}],
+    "tool_choice": "auto",
+    "response_format": {"type": "json_object"},
+}
+
+
+@pytest.mark.parametrize("option", CHAT_ONLY)
+@pytest.mark.parametrize("kind", ["embed", "rerank"])
+def test_a_chat_option_given_to_embed_or_rerank_is_refused(vendors: Vendors, option: str, kind: str) -> None:
+    client = vendors.client()
+    given = {option: CHAT_ONLY[option]}
+    if kind == "embed":
+        exc = raised(lambda: client.embed("oa", ["x"], **given))
+    else:
+        exc = raised(lambda: client.rerank("co", "q", ["a", "b"], **given))
+    assert type(exc) is InvalidArgument and str(exc).startswith(f"{option} is a chat option")
+    assert kind in str(exc) and nothing_sent(vendors)
+
+
+BAD_ARGUMENTS: dict[str, tuple[Callable[[Client], object], str]] = {
+    "dimensions str": (lambda c: c.embed("oa", ["x"], dimensions="256"), "dimensions must be a whole number"),  # type: ignore[arg-type]
+    "dimensions 0": (lambda c: c.embed("oa", ["x"], dimensions=0), "dimensions must be a whole number, 1 or more"),
+    "top_n str": (lambda c: c.rerank("co", "q", ["a"], top_n="1"), "top_n must be a whole number"),  # type: ignore[arg-type]
+    "top_n 0": (lambda c: c.rerank("co", "q", ["a"], top_n=0), "top_n must be a whole number, 1 or more (got 0)"),
+    "top_n True": (lambda c: c.rerank("co", "q", ["a"], top_n=True), "top_n must be a whole number"),
+    "temperature nan": (lambda c: c.chat("oa", "x", temperature=math.nan), "temperature must be a finite number"),
+    "top_p inf": (lambda c: c.chat("oa", "x", top_p=math.inf), "top_p must be a finite number"),
+    "input_type typo": (
+        lambda c: c.embed("ge", ["x"], input_type="query"),  # type: ignore[arg-type]
+        "input_type must be one of search_document, search_query, classification, clustering",
+    ),
+    "input_type on cohere": (
+        lambda c: c.embed("co", ["x"], input_type="query"),  # type: ignore[arg-type]
+        "input_type must be one of",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_a_bad_embed_rerank_or_sampling_argument_is_refused_naming_it(vendors: Vendors, case: str) -> None:
+    call, message = BAD_ARGUMENTS[case]
+    exc = raised(lambda: call(vendors.client()))
+    assert type(exc) is InvalidArgument and str(exc).startswith(message), str(exc)
+    assert "query'" not in str(exc) and nothing_sent(vendors)
+
+
+def test_valid_embed_and_rerank_arguments_still_go_through(vendors: Vendors) -> None:
+    client = vendors.client()
+    assert client.embed("co", ["x"], input_type="search_query", dimensions=None).vectors
+    assert client.rerank("co", "q", ["a", "b"], top_n=1, tenant="app").results
+    assert client.chat("oa", "x", temperature=0, top_p=1.0).text
+
+
+# -- type hints as the documentation uses the API (checked by the project's mypy run, which covers tests) -----------
+
+
+def ask(client: Client, prompt: str, stream: bool) -> ChatResponse | ChatStream:
+    return client.chat("oa", prompt, stream=stream)
+
+
+async def aask(client: AsyncClient, prompt: str, stream: bool) -> ChatResponse | AsyncChatStream:
+    return await client.chat("oa", prompt, stream=stream)
+
+
+def named(client: Client) -> ChatResponse:
+    return client.chat(
+        "oa",
+        "x",
+        tools=[{"type": "function", "function": {"name": "f"}}],
+        tool_choice={"type": "function", "function": {"name": "f"}},
+    )
+
+
+def test_documented_calls_type_check_and_run(vendors: Vendors) -> None:
+    client = vendors.client(limits=Limits(max_attempts=1))
+    assert isinstance(ask(client, "x", False), ChatResponse)
+    assert isinstance(ask(client, "x", True), ChatStream)
+    assert named(client).finish_reason
+
+    async def main() -> None:
+        async with vendors.aclient() as ac:
+            assert isinstance(await aask(ac, "x", True), AsyncChatStream)
+
+    asyncio.run(main())
