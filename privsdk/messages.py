@@ -30,6 +30,9 @@ def to_messages(messages: str | Iterable[MessageLike]) -> tuple[Message, ...]:
     """A string is one user message; dicts follow OpenAI's chat format (``developer`` is ``system``)."""
     if isinstance(messages, str):
         return (Message("user", check_text(messages, "messages")),)
+    if isinstance(messages, (Mapping, Message)):
+        # Iterating one message would send its keys (or fields) as messages and lose the prompt.
+        raise InvalidInput("messages must be a str or a list of messages, not a single message")
     out = []
     for i, item in enumerate(messages):
         if type(item) is dict and len(item) == 2:  # the common case, kept cheap: {"role": ..., "content": "..."}
@@ -174,7 +177,8 @@ def to_tools(tools: Iterable[ToolLike] | None) -> tuple[Tool, ...]:
                 f"tools[{i}] must be a privsdk Tool or {{'type': 'function', 'function': {{'name': ...}}}}"
             )
         params = spec.get("parameters") or {"type": "object", "properties": {}}
-        out.append(Tool(str(spec["name"]), str(spec.get("description") or ""), params))
+        strict = _strict(spec, f"tools[{i}]['function']")
+        out.append(Tool(str(spec["name"]), str(spec.get("description") or ""), params, strict))
     for i, tool in enumerate(out):
         check_text(tool.name, f"tools[{i}] name")
         check_text(tool.description, f"tools[{i}] description")
@@ -192,6 +196,31 @@ def to_response_format(value: ResponseFormat | Mapping[str, Any] | None) -> Resp
     if kind == "json_object":
         return ResponseFormat()
     if kind == "json_schema":
-        spec = value.get("json_schema") or {}
-        return ResponseFormat(spec.get("schema"), str(spec.get("name") or "response"))
+        spec = value.get("json_schema")
+        if not isinstance(spec, Mapping) or spec.get("schema") is None:
+            # Without a schema the caller would get any JSON object where they asked for one shape.
+            raise InvalidInput("response_format json_schema needs a schema: {'name': str, 'schema': {...}}")
+        strict = _strict(spec, "response_format['json_schema']")
+        return ResponseFormat(spec["schema"], str(spec.get("name") or "response"), strict)
     raise ValueError("response_format type must be 'text', 'json_object' or 'json_schema'")
+
+
+def _strict(spec: Mapping[str, Any], where: str) -> bool | None:
+    """A spec's ``strict`` as given (absent is None: the vendor's default); anything but a bool is refused."""
+    strict = spec.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise InvalidInput(f"{where}['strict'] must be True or False")
+    return strict
+
+
+def named_tool(choice: Any) -> str:
+    """The function a ``tool_choice`` in OpenAI's chat shape names: ``{"type": "function", "function": {"name": ...}}``.
+
+    Each adapter sends that name in its own API's shape, or raises Unsupported.
+    """
+    named = isinstance(choice, Mapping) and choice.get("type") == "function"
+    function = choice.get("function") if named else None
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if not isinstance(name, str):
+        raise InvalidInput("tool_choice naming a function must be {'type': 'function', 'function': {'name': str}}")
+    return name

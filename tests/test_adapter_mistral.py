@@ -235,7 +235,7 @@ def test_chat_maps_the_whole_request_and_the_answer(server: LoopbackServer, mist
         max_tokens=64,
         stop=("END",),
         seed=7,
-        response_format=ResponseFormat({"type": "object", "properties": {"a": {"type": "string"}}}, "answer"),
+        response_format=ResponseFormat({"type": "object", "properties": {"a": {"type": "string"}}}, "answer", strict=True),
         extra={"safe_prompt": True, "presence_penalty": 0.5},
     )
     response = mistral.chat(request, timeout=TIMEOUT)
@@ -447,7 +447,7 @@ def test_async_errors_are_vendor_errors(server: LoopbackServer) -> None:
 
 def test_embed(server: LoopbackServer, mistral: Adapter) -> None:
     response = mistral.embed(
-        EmbedRequest(("hello world", "bye"), input_type="search_query", dimensions=3, extra={"output_dtype": "float"}),
+        EmbedRequest(("hello world", "bye"), dimensions=3, extra={"output_dtype": "float"}),
         timeout=TIMEOUT,
     )
     (sent,) = server.requests

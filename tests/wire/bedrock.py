@@ -201,7 +201,7 @@ def _check_tool_config(config: Mapping[str, Any]) -> None:
     for tool in config["tools"]:
         _only(tool, {"toolSpec"}, "tool")
         spec = tool["toolSpec"]
-        _keys(spec, {"name", "description", "inputSchema"}, {"name", "inputSchema"}, "toolSpec")
+        _keys(spec, {"name", "description", "inputSchema", "strict"}, {"name", "inputSchema"}, "toolSpec")
         if "description" in spec:
             _check_text(spec["description"], "tool description")
         if not isinstance(spec["inputSchema"].get("json"), dict):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from privsdk.errors import ConnectionLost, InvalidInput, Unsupported
+from privsdk.messages import named_tool
 from privsdk.types import (
     ChatRequest,
     ChatResponse,
@@ -42,6 +43,8 @@ TITAN_DIMENSIONS = "amazon.titan-embed-text-v2"
 COHERE_EMBED = "cohere.embed-"
 COHERE_DIMENSIONS = "cohere.embed-v4"
 COHERE_RERANK = "cohere.rerank-"
+#: The models Converse's toolChoice ``tool`` (one named tool) is for (botocore's SpecificToolChoice).
+NAMED_TOOL_CHOICE = ("anthropic.claude", "amazon.nova")
 #: What each model family can do here; every model not named by an InvokeModel family chats through Converse.
 OPERATIONS = {
     "titan-embed": frozenset({"embed"}),
@@ -117,7 +120,7 @@ def converse_kwargs(model: str, request: ChatRequest) -> dict[str, Any]:
     inference = request.sampling(_INFERENCE)
     if inference:
         kwargs["inferenceConfig"] = inference
-    tool_config = _tool_config(request)
+    tool_config = _tool_config(model, request)
     if tool_config is not None:
         kwargs["toolConfig"] = tool_config
     if request.response_format is not None:
@@ -165,7 +168,7 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
+def _tool_config(model: str, request: ChatRequest) -> dict[str, Any] | None:
     if not request.tools:
         return None
     if request.tool_choice == "none":
@@ -178,12 +181,19 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
         spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": dict(tool.parameters)}}
         if tool.description:
             spec["description"] = tool.description
+        if tool.strict is not None:
+            spec["strict"] = tool.strict
         tools.append({"toolSpec": spec})
     config: dict[str, Any] = {"tools": tools}
     if request.tool_choice == "auto":
         config["toolChoice"] = {"auto": {}}
     elif request.tool_choice == "required":
         config["toolChoice"] = {"any": {}}
+    elif request.tool_choice is not None:  # a named function: sent, never dropped (the model could call none)
+        name = named_tool(request.tool_choice)
+        if not base_model(model).startswith(NAMED_TOOL_CHOICE):
+            raise Unsupported("Bedrock Converse takes a tool_choice naming a function for Claude and Nova models only")
+        config["toolChoice"] = {"tool": {"name": name}}
     return config
 
 
@@ -244,11 +254,13 @@ def stream_events(events: Iterable[dict[str, Any]], model: str) -> Iterator[Stre
 def embed_bodies(model: str, request: EmbedRequest) -> list[dict[str, Any]]:
     """InvokeModel bodies: one per text for Titan (it embeds one text a call), one for all texts for Cohere.
 
-    Titan has no input types, so ``input_type`` is not sent to it; Cohere
-    requires one, so ``search_document`` is sent when none is given.
+    Titan has no input types, so an ``input_type`` is Unsupported there (its vectors would not be what the
+    caller asked for); Cohere requires one, so ``search_document`` is sent when none is given.
     """
     base = base_model(model)
     if family(model) == "titan-embed":
+        if request.input_type is not None:
+            raise Unsupported(f"{base} embeds every text alike and cannot take input_type {request.input_type!r}")
         if request.dimensions is not None and not base.startswith(TITAN_DIMENSIONS):
             raise Unsupported(f"{base} has one vector size; dimensions needs Titan Text Embeddings V2")
         size = {} if request.dimensions is None else {"dimensions": request.dimensions}

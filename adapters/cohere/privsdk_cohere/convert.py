@@ -81,6 +81,10 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
             }
             for t in request.tools
         ]
+        if any(t.strict for t in request.tools):
+            if not all(t.strict for t in request.tools):  # Cohere's strict_tools holds every tool, or none
+                raise Unsupported("Cohere takes strict for all the tools of a request or for none (strict_tools)")
+            body["strict_tools"] = True
     if request.tool_choice is not None and request.tool_choice != "auto":
         choice = _TOOL_CHOICE.get(request.tool_choice) if isinstance(request.tool_choice, str) else None
         if choice is None:

@@ -97,7 +97,8 @@ def chat_kwargs(request: ChatRequest, model: str) -> dict[str, Any]:
             {
                 "type": "function",
                 "function": {"name": t.name, "parameters": dict(t.parameters)}
-                | ({"description": t.description} if t.description else {}),
+                | ({"description": t.description} if t.description else {})
+                | ({"strict": t.strict} if t.strict is not None else {}),
             }
             for t in request.tools
         ]
@@ -107,16 +108,15 @@ def chat_kwargs(request: ChatRequest, model: str) -> dict[str, Any]:
             raise Unsupported("Mistral takes tool_choice 'auto', 'none' or 'required' only")
         kwargs["tool_choice"] = choice
     kwargs.update(request.sampling(_SAMPLING))
-    if request.response_format is not None:
-        schema = request.response_format.schema
-        kwargs["response_format"] = (
-            {"type": "json_object"}
-            if schema is None
-            else {
-                "type": "json_schema",
-                "json_schema": {"name": request.response_format.name, "schema": dict(schema), "strict": True},
-            }
-        )
+    fmt = request.response_format
+    if fmt is not None:
+        if fmt.schema is None:
+            kwargs["response_format"] = {"type": "json_object"}
+        else:
+            spec: dict[str, Any] = {"name": fmt.name, "schema": dict(fmt.schema)}
+            if fmt.strict is not None:  # as the caller gave it: unset leaves Mistral's default
+                spec["strict"] = fmt.strict
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": spec}
     return kwargs
 
 
@@ -268,7 +268,10 @@ class StreamReader:
 
 
 def embed_kwargs(request: EmbedRequest, model: str) -> dict[str, Any]:
-    """``embeddings.create`` arguments; Mistral has no input types, so ``input_type`` is not sent."""
+    """``embeddings.create`` arguments; Mistral has no input types, so an ``input_type`` is Unsupported: sent
+    without it, the vectors of queries and of documents would not be what the caller asked for."""
+    if request.input_type is not None:
+        raise Unsupported(f"Mistral embeds every text alike and cannot take input_type {request.input_type!r}")
     kwargs: dict[str, Any] = {"model": model, "inputs": list(request.texts)}
     if request.dimensions is not None:
         kwargs["output_dimension"] = request.dimensions

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from privsdk.errors import ConnectionLost, InvalidInput, PrivsdkError, Unsupported
+from privsdk.messages import named_tool
 from privsdk.types import (
     MESSAGES_ONLY,
     ChatRequest,
@@ -71,13 +72,14 @@ def _json_schema(request: ChatRequest) -> dict[str, Any] | None:
         return None
     if fmt.schema is None:
         return {"type": "json_object"}
-    return {"type": "json_schema", "name": fmt.name, "schema": dict(fmt.schema)}
+    out: dict[str, Any] = {"type": "json_schema", "name": fmt.name, "schema": dict(fmt.schema)}
+    if fmt.strict is not None:  # as the caller gave it: unset leaves the API's default
+        out["strict"] = fmt.strict
+    return out
 
 
 def _sampling(request: ChatRequest, params: dict[str, Any]) -> None:
     """Add the fields both chat APIs name alike."""
-    if request.tool_choice is not None:
-        params["tool_choice"] = request.tool_choice
     params.update(request.sampling({"temperature": "temperature", "top_p": "top_p"}))
 
 
@@ -124,16 +126,19 @@ def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dic
             {
                 "type": "function",
                 "function": {"name": t.name, "parameters": dict(t.parameters)}
-                | ({"description": t.description} if t.description else {}),
+                | ({"description": t.description} if t.description else {})
+                | ({"strict": t.strict} if t.strict is not None else {}),
             }
             for t in request.tools
         ]
+    if request.tool_choice is not None:
+        params["tool_choice"] = request.tool_choice  # a mode, or a named function in this API's own shape
     _sampling(request, params)
     params.update(request.sampling({"max_tokens": max_tokens_field, "stop": "stop", "seed": "seed"}))
     fmt = _json_schema(request)
     if fmt is not None:
         if fmt["type"] == "json_schema":
-            fmt = {"type": "json_schema", "json_schema": {"name": fmt["name"], "schema": fmt["schema"]}}
+            fmt = {"type": "json_schema", "json_schema": {k: v for k, v in fmt.items() if k != "type"}}
         params["response_format"] = fmt
     if request.extra:
         params["extra_body"] = dict(request.extra)
@@ -252,11 +257,17 @@ def responses_params(request: ChatRequest, *, who: str) -> dict[str, Any]:
         "store": False,
     }
     if request.tools:
+        # The API requires strict on every function tool and holds one sent none to its schema, which most
+        # schemas do not meet (every property required, no additional ones): unset is sent as false.
         params["tools"] = [
-            {"type": "function", "name": t.name, "parameters": dict(t.parameters), "strict": False}
+            {"type": "function", "name": t.name, "parameters": dict(t.parameters), "strict": bool(t.strict)}
             | ({"description": t.description} if t.description else {})
             for t in request.tools
         ]
+    choice = request.tool_choice
+    if choice is not None:
+        # A named function is flat here: {"type": "function", "name": ...}, not Chat Completions' nested one.
+        params["tool_choice"] = choice if isinstance(choice, str) else {"type": "function", "name": named_tool(choice)}
     _sampling(request, params)
     if request.max_tokens is not None:
         params["max_output_tokens"] = request.max_tokens

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from google.genai import types as gt
 
-from privsdk.errors import ConnectionLost, ContentRefused, Unavailable, Unsupported
+from privsdk.errors import ConnectionLost, ContentRefused, InvalidArgument, Unavailable, Unsupported
 from privsdk.types import (
     ChatRequest,
     ChatResponse,
@@ -157,6 +157,8 @@ def generate_config(
     if system is not None:
         config["system_instruction"] = system
     if request.tools:
+        if any(tool.strict for tool in request.tools):
+            raise Unsupported("Gemini cannot hold function call arguments to a tool's schema (strict)")
         declarations: list[gt.FunctionDeclarationDict] = [
             {
                 "name": tool.name,
@@ -187,7 +189,10 @@ def embed_arguments(
     """One content per text: given bare strings, multimodal embedding models would merge them into one vector."""
     config: gt.EmbedContentConfigDict = {}
     if request.input_type is not None:
-        config["task_type"] = TASK_TYPES[request.input_type]
+        task = TASK_TYPES.get(request.input_type)
+        if task is None:  # the value is the caller's: named by the values it may take, never echoed
+            raise InvalidArgument(f"input_type must be one of {', '.join(map(repr, TASK_TYPES))} or None")
+        config["task_type"] = task
     if request.dimensions is not None:
         config["output_dimensionality"] = request.dimensions
     if http_options is not None:
