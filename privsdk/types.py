@@ -69,18 +69,22 @@ class Message(NamedTuple):
 
 
 class Tool(NamedTuple):
-    """A function the model may call; ``parameters`` is a JSON Schema object."""
+    """A function the model may call; ``parameters`` is a JSON Schema object. ``strict`` asks the vendor to hold
+    the call's arguments to the schema (None: the vendor's default)."""
 
     name: str
     description: str = ""
     parameters: Mapping[str, Any] = {"type": "object", "properties": {}}
+    strict: bool | None = None
 
 
 class ResponseFormat(NamedTuple):
-    """Ask for JSON output: any JSON object, or one that fits ``schema`` (named ``name``)."""
+    """Ask for JSON output: any JSON object, or one that fits ``schema`` (named ``name``). ``strict`` asks the
+    vendor to hold the answer to the schema (None: the vendor's default)."""
 
     schema: Mapping[str, Any] | None = None
     name: str = "response"
+    strict: bool | None = None
 
 
 class ChatRequest(NamedTuple):

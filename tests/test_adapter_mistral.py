@@ -235,7 +235,9 @@ def test_chat_maps_the_whole_request_and_the_answer(server: LoopbackServer, mist
         max_tokens=64,
         stop=("END",),
         seed=7,
-        response_format=ResponseFormat({"type": "object", "properties": {"a": {"type": "string"}}}, "answer", strict=True),
+        response_format=ResponseFormat(
+            {"type": "object", "properties": {"a": {"type": "string"}}}, "answer", strict=True
+        ),
         extra={"safe_prompt": True, "presence_penalty": 0.5},
     )
     response = mistral.chat(request, timeout=TIMEOUT)

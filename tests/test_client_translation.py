@@ -286,4 +286,6 @@ def test_an_input_type_gemini_has_no_task_type_for_is_invalid_argument(target: T
         InvalidArgument,
         lambda: target.client.embed(target.name, ["x"], input_type="query"),  # type: ignore[arg-type]
     )
-    assert "'search_query'" in message and "'query'" not in message  # the valid values, never the caller's
+    # The Client checks it at its boundary (the adapter's own check stands behind it): the valid values, never the
+    # caller's.
+    assert "search_query" in message and "search_document" in message and "'query'" not in message
