@@ -50,7 +50,16 @@ from privsdk.errors import (
     VendorError,
     VendorTimeout,
 )
-from privsdk.messages import MessageLike, ToolLike, check_json, check_text, to_messages, to_response_format, to_tools
+from privsdk.messages import (
+    MessageLike,
+    ToolLike,
+    check_json,
+    check_text,
+    named_tool,
+    to_messages,
+    to_response_format,
+    to_tools,
+)
 from privsdk.outbound.judge import Binding, Guard, bound
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
@@ -785,10 +794,13 @@ def _chat_request(messages: str | Sequence[MessageLike], options: ChatOptions) -
             if type(tool.parameters) is not dict and not isinstance(tool.parameters, Mapping):
                 raise InvalidInput(f"tools[{i}] parameters must be a JSON schema object (a dict)")
         choice = options.get("tool_choice")
-        if choice is not None and (
-            choice not in _TOOL_CHOICES if type(choice) is str else not isinstance(choice, Mapping)
-        ):  # a Mapping names a function, as OpenAI's API does (the openai drop-in's reroutes pass it on)
-            raise InvalidInput("tool_choice must be 'auto', 'none' or 'required'")
+        if choice is not None:
+            if type(choice) is str:
+                if choice not in _TOOL_CHOICES:
+                    raise InvalidInput("tool_choice must be 'auto', 'none' or 'required', or name a function")
+            else:  # a Mapping names a function, as OpenAI's API does (the openai drop-in's reroutes pass it on);
+                # only that name is sent on, in that shape, never other keys the app's mapping holds.
+                choice = {"type": "function", "function": {"name": named_tool(choice)}}
         where = "stop"
         stop = options.get("stop")
         stops = () if stop is None else (stop,) if type(stop) is str else tuple(stop)

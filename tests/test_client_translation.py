@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import pytest
 
 from privsdk.client import Client
 from privsdk.config import load_policy
 from privsdk.errors import InvalidArgument, InvalidInput, Unsupported
-from privsdk.types import Message
+from privsdk.types import Message, ToolChoice
 from tests.wire.bedrock import BedrockWire
 from tests.wire.cohere import CohereApp
 from tests.wire.mistral import MistralApp
@@ -94,8 +94,8 @@ TOOL: dict[str, Any] = {
     "function": {"name": "get_weather", "description": "weather", "parameters": WEATHER},
 }
 STRICT_TOOL: dict[str, Any] = {"type": "function", "function": {**TOOL["function"], "strict": True}}
-#: Typed Any: ChatOptions' tool_choice names the modes only, although the Client takes a named function.
-NAMED: Any = {"type": "function", "function": {"name": "get_weather"}}
+NAMED_FUNCTION = {"type": "function", "function": {"name": "get_weather"}}
+NAMED: ToolChoice = NAMED_FUNCTION
 SCHEMA = {"type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"], "additionalProperties": False}
 
 #: boto3 must see none of the machine's AWS configuration (tests.conftest.no_machine_aws).
@@ -166,13 +166,22 @@ def test_a_named_tool_choice_is_unsupported_where_the_target_cannot_take_it(targ
     target.refuses(Unsupported, lambda: target.client.chat(target.name, "weather?", tools=[TOOL], tool_choice=NAMED))
 
 
-@pytest.mark.parametrize("target", ["responses", "claude"], indirect=True)
-def test_a_malformed_named_tool_choice_is_invalid_input(target: Target) -> None:
+@pytest.mark.parametrize("target", ["openai", "responses", "claude"], indirect=True)
+@pytest.mark.parametrize("choice", [{"type": "function"}, {"type": "function", "function": {}}, {"name": None}])
+def test_a_malformed_named_tool_choice_is_invalid_input(target: Target, choice: Any) -> None:
+    """Chat Completions targets were sent a tool_choice without a name as it was (the vendor's error came back)."""
     message = target.refuses(
-        InvalidInput,
-        lambda: target.client.chat(target.name, "weather?", tools=[TOOL], tool_choice=cast(Any, {"type": "function"})),
+        InvalidInput, lambda: target.client.chat(target.name, "weather?", tools=[TOOL], tool_choice=choice)
     )
     assert "tool_choice" in message
+
+
+@pytest.mark.parametrize("target", ["openai"], indirect=True)
+def test_a_named_tool_choice_carries_its_name_and_nothing_else(target: Target) -> None:
+    """Keys of the app's mapping other than the function's name were sent on to the vendor."""
+    choice: Any = {**NAMED_FUNCTION, "note": "what the app keeps beside it"}
+    target.client.chat(target.name, "weather?", tools=[TOOL], tool_choice=choice, max_attempts=1)
+    assert _tool_choice(target.sent()) == NAMED
 
 
 # -- strict ----------------------------------------------------------------------------------------------------------
