@@ -391,7 +391,7 @@ class _Core:
                 return result, target, decision
             except (VendorError, Unsupported) as exc:
                 failure = self.moved_on(call, target, exc, failure, skipped)
-        raise _chain_failure(failure, skipped)
+        raise _chain_failure(call, failure, skipped)
 
     def moved_on(
         self,
@@ -446,7 +446,7 @@ class _Core:
                 return result, target, decision
             except (VendorError, Unsupported) as exc:
                 failure = self.moved_on(call, target, exc, failure, skipped)
-        raise _chain_failure(failure, skipped)
+        raise _chain_failure(call, failure, skipped)
 
     def attempt(
         self,
@@ -588,15 +588,23 @@ class _Core:
         self.recorder.close()
 
 
-def _chain_failure(failure: VendorError | None, skipped: list[tuple[str, Unsupported]]) -> PrivsdkError:
+def _chain_failure(call: _Call, failure: VendorError | None, skipped: list[tuple[str, Unsupported]]) -> PrivsdkError:
     """What a call whose chain is used up raises: its last real failure, with a note naming each alternative passed
-    over as unable to carry the call; else (a rerouted call whose every alternative is such) the first of those."""
+    over as unable to carry the call; else (a rerouted call whose every alternative is such) an Unsupported said
+    of the target the app named, not of an alternative it never named, with the same notes."""
+    error: PrivsdkError
     if failure is None:
         assert skipped  # the chain is never empty, and only a failure or a skip moves past a target
-        return skipped[0][1]
+        names = ", ".join(name for name, _ in skipped)
+        error = Unsupported(
+            f"{call.requested}: {call.operation} was rerouted (the target does not meet the policy or serve it), and "
+            f"no alternative can carry it ({names})"
+        )
+    else:
+        error = failure
     for name, exc in skipped:
-        failure.add_note(f"privsdk passed over the fallback {name}, which cannot carry the call: {exc}")
-    return failure
+        error.add_note(f"privsdk passed over the fallback {name}, which cannot carry the call: {exc}")
+    return error
 
 
 def _check_arguments(

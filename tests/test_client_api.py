@@ -16,10 +16,12 @@ import pytest
 
 from privsdk.async_client import AsyncClient
 from privsdk.client import Client
-from privsdk.errors import ClientClosed, InvalidArgument, InvalidInput, PrivsdkError, Unavailable
+from privsdk.config import load_policy
+from privsdk.errors import ClientClosed, InvalidArgument, InvalidInput, PrivsdkError, Unavailable, Unsupported
 from privsdk.resilience import Limits
 from privsdk.streams import AsyncChatStream, ChatStream
 from privsdk.types import ChatResponse
+from tests.conftest import EXAMPLE_CONFIG
 from tests.test_client_errors import Vendors, raised
 from tests.wire.server import Status
 
@@ -245,3 +247,19 @@ def test_documented_calls_type_check_and_run(vendors: Vendors) -> None:
             assert isinstance(await aask(ac, "x", True), AsyncChatStream)
 
     asyncio.run(main())
+
+
+def test_a_rerouted_call_no_alternative_can_carry_is_said_of_the_target_the_app_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/privsdk.toml reroutes mistral-large to bedrock-eu-claude: rerank on mistral-large raised Unsupported
+    naming bedrock-eu-claude, a target the app never named, with no note of it."""
+    monkeypatch.setenv("MISTRAL_API_KEY", "k")
+    policy = load_policy({"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)})
+    with Client(policy=policy, usage="none") as client, pytest.raises(Unsupported) as raised:
+        client.rerank("mistral-large", "which is about refunds?", ["a", "b"], tenant="acme")
+    assert str(raised.value).startswith("mistral-large: rerank was rerouted")
+    assert raised.value.__notes__ == [
+        "privsdk passed over the fallback bedrock-eu-claude, which cannot carry the call: bedrock-eu-claude "
+        "(bedrock.runtime) cannot rerank; it can: chat, stream"
+    ]
