@@ -60,7 +60,7 @@ from privsdk.messages import (
     to_response_format,
     to_tools,
 )
-from privsdk.outbound.judge import Binding, Guard, bound
+from privsdk.outbound.judge import Binding, Guard, bound, rerouting
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
 from privsdk.streams import ChatStream
@@ -256,6 +256,9 @@ class _Core:
             if len(self._plans) >= 4096:
                 self._plans.clear()
             self._plans[(target, operation, here.tenant, here.data_class)] = (decision, chain)
+        served = rerouting.get()
+        if served is not None and served.chosen == target:
+            decision = served  # a drop-in's reroute this call serves: recorded as that reroute (judge.rerouting)
         return _Call(decision, chain, checked, Budget(limits))
 
     def _chain(self, decision: Decision, features: Iterable[str]) -> tuple[tuple[Target, Decision], ...]:

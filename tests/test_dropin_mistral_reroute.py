@@ -257,22 +257,17 @@ def test_records_logs_and_errors_hold_no_content(rerouted: Rerouted) -> None:
     with pytest.raises(SDKError) as failed:
         client.chat.complete(model=MODEL, messages=MSG)
     records = rerouted.records()
-    refused = [r for r in records if r["requested_target"].startswith("mistral/")]
-    served = [r for r in records if not r["requested_target"].startswith("mistral/")]
-    # Each call: the request as the SDK built it, not sent and recorded by the guard's seam (a reroute once the
-    # alternative answered; a refusal for the one the reroute could not serve, in call order), then the
-    # alternative's attempts, recorded by privsdk's Client with their tokens.
-    assert [(r["decision"], r["outcome"]) for r in refused] == [("reroute", "refused")] * 3 + [
-        ("refuse", "refused"),
-        ("reroute", "refused"),
+    # One record a call, each requested as the SDK built it (mistral/...): a reroute's is the alternative's attempt,
+    # recorded by privsdk's Client with its tokens as that reroute; the one the reroute could not serve is refused.
+    assert all(r["requested_target"].startswith("mistral/") for r in records)
+    assert [(r["decision"], r["chosen_target"], r["operation"], r["outcome"]) for r in records] == [
+        ("reroute", "mistral-azure", "chat", "ok"),
+        ("reroute", "mistral-azure", "stream", "ok"),
+        ("reroute", "cohere-private", "embed", "ok"),
+        ("refuse", None, "chat", "refused"),
+        ("reroute", "mistral-azure", "chat", "error"),
     ]
-    assert [(r["requested_target"], r["operation"], r["outcome"]) for r in served] == [
-        ("mistral-azure", "chat", "ok"),
-        ("mistral-azure", "stream", "ok"),
-        ("cohere-private", "embed", "ok"),
-        ("mistral-azure", "chat", "error"),
-    ]
-    assert (served[0]["input_tokens"], served[0]["output_tokens"]) == rerouted.app.usage
+    assert (records[0]["input_tokens"], records[0]["output_tokens"]) == rerouted.app.usage
     assert_clean(rerouted.usage.read_bytes(), "the usage records")
     assert_clean(error_text(refusal), "a refusal")
     assert_clean(error_text(failed.value), "the SDK's error for the alternative's failure")

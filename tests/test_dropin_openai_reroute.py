@@ -13,6 +13,7 @@ or that the answer could not honour (``n`` > 1, log probabilities, penalties, ``
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -247,3 +248,23 @@ def test_the_tool_loop_hands_back_the_sdks_own_message_and_is_carried(rerouted: 
         "tool_call_id": call.id,
         "content": "21C",
     }
+
+
+def test_a_rerouted_call_is_one_call_in_the_records_and_the_report(
+    rerouted: Rerouted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reroute left two unrelated calls: the request as built (attempt 0, refused) under one request id, and the
+    alternative's attempt, recorded as an allowed call of its own, under another; the report counted 4 calls for 2."""
+    usage = tmp_path / "usage.jsonl"
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{usage}")
+    reset_default_guard()
+    client = rerouted.client()
+    client.chat.completions.create(model=MODEL, messages=MSG)
+    list(client.chat.completions.create(model=MODEL, messages=MSG, stream=True))
+    reset_default_guard()  # flushes the guard's records, and the reroute client's with them
+    records = [json.loads(line) for line in usage.read_text().splitlines()]
+    got = [(r["decision"], r["requested_target"], r["chosen_target"], r["outcome"], r["attempt"]) for r in records]
+    assert got == [("reroute", f"openai/{MODEL}", "azure-eu", "ok", 1)] * 2
+    assert all(r["unmet"] == ["region=eu"] for r in records)
+    assert len({r["request_id"] for r in records}) == 2
+    assert records[0]["input_tokens"] is not None

@@ -325,15 +325,19 @@ class _Hooks:
                     # Never sent as built: the rerouter answers from the alternative, whose attempts the
                     # privsdk.Client serving it records. An answer of None would let botocore send: an error.
                     _judged.set(None)
+                    from privsdk.outbound.judge import rerouting  # only a reroute needs it (and the core Guard)
+
+                    token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                     try:
                         answer = self._reroute(out, ticket)
                     except Exception as exc:
-                        from privsdk.outbound import reroute  # only a reroute needs it (and the core Guard)
+                        from privsdk.outbound import reroute
 
                         raise reroute.failed(ticket, exc) from None
+                    finally:
+                        rerouting.reset(token)
                     if answer is None:
                         raise TypeError("privsdk: a botocore rerouter must return an AWSResponse or raise")
-                    ticket.rerouted()
         except PolicyViolation as violation:
             refused = violation
         if refused is not None:

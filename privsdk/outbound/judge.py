@@ -50,6 +50,12 @@ class Binding(NamedTuple):
 #: (which records every attempt itself).
 bound: contextvars.ContextVar[Binding | None] = contextvars.ContextVar("privsdk_bound", default=None)
 
+#: Set by a drop-in's seam while a :class:`privsdk.Client` serves a request the guard rerouted: the guard's decision
+#: on the request as built. The Client records its call to the alternative as that reroute (its decision, the
+#: target requested, what it did not meet), so the app's one call is one call in the records, not an unsent
+#: request and an unrelated call to the alternative.
+rerouting: contextvars.ContextVar[Decision | None] = contextvars.ContextVar("privsdk_rerouting", default=None)
+
 
 class Guard:
     """Judges outgoing requests against a policy, and records each one.
@@ -579,11 +585,6 @@ class Pass:
         verdict = self.verdict
         assert verdict.wire is not None and verdict.asks is not None
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
-
-    def rerouted(self) -> None:
-        """Record that the request as built was not sent: the seam answered it from ``decision.chosen``, whose own
-        attempts the :class:`privsdk.Client` serving the reroute records."""
-        self.refused(self.decision)
 
     def refused(self, decision: Decision) -> None:
         """Record that the request was not sent, on ``decision`` (a reroute, or the refusal it turned into)."""

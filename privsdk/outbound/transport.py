@@ -24,7 +24,7 @@ from privsdk import sdklogs
 from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound import reroute
-from privsdk.outbound.judge import Guard, Pass
+from privsdk.outbound.judge import Guard, Pass, rerouting
 from privsdk.outbound.outgoing import Meter, Outgoing, finish_early
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base. One whose
@@ -162,12 +162,13 @@ def _seam(library: str) -> _Seam:
             out = outgoing(request, self.sdk, request.read())
             ticket = _judge(self.guard, self.refusal, out, self.reroute is not None, request)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
+                token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                 try:
-                    response = self.reroute(out, ticket, http)
+                    return self.reroute(out, ticket, http)
                 except Exception as exc:
                     raise _refused(self.refusal, reroute.failed(ticket, exc), request) from None
-                ticket.rerouted()
-                return response
+                finally:
+                    rerouting.reset(token)
             if not ticket.record:  # a Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter
                 return self.inner.handle_request(request)
             try:
@@ -192,12 +193,13 @@ def _seam(library: str) -> _Seam:
             out = outgoing(request, self.sdk, await request.aread())
             ticket = _judge(self.guard, self.refusal, out, self.reroute is not None, request)
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
+                token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                 try:
-                    response = await self.reroute(out, ticket, http)
+                    return await self.reroute(out, ticket, http)
                 except Exception as exc:
                     raise _refused(self.refusal, reroute.failed(ticket, exc), request) from None
-                ticket.rerouted()
-                return response
+                finally:
+                    rerouting.reset(token)
             if not ticket.record:
                 return await self.inner.handle_async_request(request)
             try:
