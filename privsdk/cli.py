@@ -649,7 +649,8 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
     if since is not None and until is not None and since >= until:
         raise ConfigError("--since is not before --until", where="--since", hint=f"{iso(since)} >= {iso(until)}")
     group_by = report.parse_group_by(args.group_by)
-    records, damaged = report.read_records(store, since=since, until=until, tenant=args.tenant)
+    where = "PRIVSDK_USAGE" if args.store is None else "--store"
+    records, damaged = report.read_records(store, since=since, until=until, tenant=args.tenant, where=where)
     summary = report.summarise(records, group_by)
     if damaged():
         print(f"privsdk: skipped {damaged()} damaged line(s) in {store.path}", file=sys.stderr)
@@ -721,12 +722,14 @@ def _store_kind(path: str) -> Literal["sqlite", "jsonl"]:
     """
     try:
         with open(path, "rb") as file:
-            head = file.read(64).lstrip()
+            head: bytes | None = file.read(64).lstrip()
     except OSError:  # not there (yet): the store's own reader says so
-        head = b""
-    if head.startswith(b"SQLite format 3\x00"):
+        head = None
+    if head is not None and head.startswith(b"SQLite format 3\x00"):
         return "sqlite"
-    if head.startswith(b"{"):
+    # A file that holds nothing (a JSONL store a prune emptied, say app-usage.log) is an empty store of either
+    # kind: read as JSON lines, whose reader takes blank lines, and never by SQLite, which cannot read a blank line.
+    if head is not None and (head == b"" or head.startswith(b"{")):
         return "jsonl"
     return "jsonl" if path.endswith((".jsonl", ".ndjson", ".json")) else "sqlite"
 

@@ -185,15 +185,20 @@ def test_jsonl_survives_a_partial_line_left_by_a_killed_writer(tmp_path: Path) -
     assert jsonl.decode(glued) == third
 
 
-def test_jsonl_reader_skips_foreign_and_newer_lines(tmp_path: Path) -> None:
-    """Lines that are not records of a schema this privsdk knows are skipped and counted, never guessed at."""
+def test_jsonl_reader_skips_foreign_lines_and_refuses_newer_ones(tmp_path: Path) -> None:
+    """Lines that are no records are skipped and counted, never guessed at; a record of a newer schema is refused
+    (as SQLite refuses a newer file), never left out of a report as if damaged."""
     path = tmp_path / "u.jsonl"
     good = rec()
-    newer = json.loads(jsonl.encode(good)) | {"v": 2}
-    path.write_text("\n".join(["not json", "[1, 2]", json.dumps({"hello": 1}), json.dumps(newer), jsonl.encode(good)]))
+    path.write_text("\n".join(["not json", "[1, 2]", json.dumps({"hello": 1}), jsonl.encode(good)]))
     damage = jsonl.Damage()
     assert list(jsonl.read(str(path), damage=damage)) == [good]
-    assert damage.lines == 4
+    assert damage.lines == 3
+    newer = json.loads(jsonl.encode(good)) | {"v": 2}
+    with path.open("a") as f:
+        f.write("\n" + jsonl.encode(good)[:40] + json.dumps(newer))  # glued to a cut-off line: newer all the same
+    with pytest.raises(ConfigError, match="has schema version 2; this privsdk reads up to 1"):
+        list(jsonl.read(str(path)))
 
 
 def test_jsonl_reader_checks_records_like_the_writer(tmp_path: Path) -> None:

@@ -55,6 +55,18 @@ def bad_spec(spec: str, where: str) -> ConfigError:
     return ConfigError(message, where=where, hint=SPEC_HINT)
 
 
+def newer_schema(path: str, version: int) -> ConfigError:
+    """The error for a store holding records of a schema newer than this privsdk's: they are refused, never
+    misread or left out of a report."""
+    from privsdk.errors import ConfigError
+    from privsdk.usage.record import SCHEMA_VERSION
+
+    return ConfigError(
+        f"usage store {path} has schema version {version}; this privsdk reads up to {SCHEMA_VERSION}",
+        hint="a newer privsdk wrote it: upgrade privsdk to read it, or point PRIVSDK_USAGE at another file",
+    )
+
+
 _EXPORTS = {
     "SCHEMA_VERSION": "privsdk.usage.record",
     "UsageRecord": "privsdk.usage.record",
@@ -83,6 +95,7 @@ __all__ = [
     "check_tags",
     "default_store_path",
     "new_request_id",
+    "newer_schema",
     "open_recorder",
     "parse_spec",
 ]

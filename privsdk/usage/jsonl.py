@@ -11,7 +11,12 @@
 * **Pruning.** :func:`prune` holds the same lock while it writes the kept
   lines to a new file and renames it into place; a writer that then finds the
   path naming another file reopens it. So pruning loses no record being
-  written. (On Windows, prune only while no process writes.)
+  written. (On Windows, prune only while no process writes.) The automatic
+  limit looks at every line, when the sink opens and then hourly, without the
+  lock, and rewrites only when a record is too old: lines are in write order,
+  not in time order.
+* **Versions.** A line of a newer schema is refused by a report or a prune by
+  hand (as SQLite refuses a newer file), never counted as damage and left out.
 * **Files.** Created readable by its owner only (0600).
 """
 
@@ -19,10 +24,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from privsdk.usage import newer_schema
 from privsdk.usage.record import FIELDS, SCHEMA_VERSION, UsageRecord
 from privsdk.usage.retention import DAY_S, PRUNE_EVERY_S
 from privsdk.usage.sanitize import clean
@@ -69,12 +76,9 @@ def _number(value: float | None) -> str:
 
 
 def decode(line: str | bytes) -> UsageRecord | None:
-    """The record on one line, checked like any record before a sink; None for a damaged or foreign line."""
-    obj = _object(line)
-    if obj is None:
-        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-        start = text.rfind(LINE_START)
-        obj = _object(text[start:]) if start > 0 else None  # a partial line with a whole record glued to it
+    """The record on one line, checked like any record before a sink; None for a damaged or foreign line, and
+    for a line of a newer schema (:func:`newer_version` tells those apart)."""
+    obj = _line_object(line)
     version = obj.get("v") if obj is not None else None
     if obj is None or type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
         return None  # not a usage record, or one from a newer privsdk that this one cannot read
@@ -83,6 +87,22 @@ def decode(line: str | bytes) -> UsageRecord | None:
     values[_TAGS] = tuple(tags.items()) if isinstance(tags, dict) else tags
     rec, bad = clean(UsageRecord._make(values))
     return None if "time" in bad else rec
+
+
+def newer_version(line: str | bytes) -> int | None:
+    """The schema version of a record a newer privsdk wrote on ``line``, which this one cannot read; else None."""
+    obj = _line_object(line)
+    version = obj.get("v") if obj is not None else None
+    return version if type(version) is int and version > SCHEMA_VERSION else None
+
+
+def _line_object(line: str | bytes) -> dict[str, Any] | None:
+    obj = _object(line)
+    if obj is None:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        start = text.rfind(LINE_START)
+        obj = _object(text[start:]) if start > 0 else None  # a partial line with a whole record glued to it
+    return obj
 
 
 def _object(text: str | bytes) -> dict[str, Any] | None:
@@ -156,9 +176,10 @@ class JsonlSink:
         if self._max_age_days and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
             cutoff = time.time() - self._max_age_days * DAY_S
-            first = _first_record(self.path)
-            if first is not None and first.time < cutoff:  # rewrite the file only when the oldest line is too old
-                prune(self.path, cutoff)
+            # Lines are in write order, not time order (several hosts, clocks, an app's own records): look at
+            # every one, without the writers' lock, and rewrite the file under it only when one is too old.
+            if _holds_record_before(self.path, cutoff):
+                prune(self.path, cutoff, keep_newer=True)  # lines of a newer privsdk: their age is not ours to read
 
     def flush(self) -> None:
         pass  # every batch is in the file when write() returns
@@ -206,16 +227,28 @@ def _inode_at(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _first_record(path: str) -> UsageRecord | None:
+#: The start of a line this privsdk's :func:`encode` wrote, up to the record's time (a positive float's repr).
+_TIME = re.compile(rb'\{"v":%d,"time":([0-9]+\.[0-9]+(?:e[+-]?[0-9]+)?|[0-9]+e[+-]?[0-9]+),' % SCHEMA_VERSION)
+
+
+def _holds_record_before(path: str, cutoff: float) -> bool:
+    """Whether a record in ``path`` is older than ``cutoff``. Cheap enough to run at each open and hourly: the time
+    of a line :func:`encode` wrote is read by a regular expression, some 25 times faster than decoding it; any
+    other line is decoded."""
     try:
         with open(path, "rb") as f:
             for line in f:
-                rec = decode(line)
-                if rec is not None:
-                    return rec
+                match = _TIME.match(line)
+                if match is not None:
+                    if float(match[1]) < cutoff:
+                        return True
+                elif line.strip():
+                    rec = decode(line)
+                    if rec is not None and rec.time < cutoff:
+                        return True
     except FileNotFoundError:
         pass
-    return None
+    return False
 
 
 class Damage:
@@ -242,6 +275,7 @@ def read(
                 continue
             rec = decode(line)
             if rec is None:
+                _refuse_newer(path, line)  # as SQLite refuses a newer file: never a report that leaves them out
                 if damage is not None:
                     damage.lines += 1
                 continue
@@ -253,10 +287,18 @@ def read(
                 yield rec
 
 
-def prune(path: str, before: float) -> int:
+def _refuse_newer(path: str, line: bytes) -> None:
+    version = newer_version(line)
+    if version is not None:
+        raise newer_schema(path, version)
+
+
+def prune(path: str, before: float, *, keep_newer: bool = False) -> int:
     """Delete the records older than ``before`` (Unix seconds) by rewriting the file; the number deleted.
 
-    Lines that hold no record are kept: their age is unknown.
+    Lines that hold no record are kept: their age is unknown. A line of a newer schema is a ConfigError (a
+    prune by hand refuses what it cannot read, as a report does), or with ``keep_newer`` (a sink's automatic
+    limit, which must not fail the writes of an older privsdk sharing the file) kept.
     """
     if not os.path.isfile(path):
         raise no_store(path)
@@ -274,6 +316,8 @@ def prune(path: str, before: float) -> int:
         kept = []
         for line in lines:
             rec = decode(line) if line.strip() else None
+            if rec is None and line.strip() and not keep_newer:
+                _refuse_newer(path, line)
             if rec is None or rec.time >= before:
                 kept.append(line if line.endswith(b"\n") or not line.strip() else line + b"\n")
         deleted = sum(1 for line in lines if line.strip()) - sum(1 for line in kept if line.strip())

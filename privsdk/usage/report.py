@@ -149,9 +149,12 @@ def summarise(records: Iterable[UsageRecord], group_by: Sequence[str]) -> Summar
 
 
 def read_records(
-    store: Store, *, since: float | None, until: float | None, tenant: str | None
+    store: Store, *, since: float | None, until: float | None, tenant: str | None, where: str = "PRIVSDK_USAGE"
 ) -> tuple[Iterable[UsageRecord], Callable[[], int]]:
-    """The store's records in ``[since, until)``, and a function telling, after reading, how many lines were damaged."""
+    """The store's records in ``[since, until)``, and a function telling, after reading, how many lines were damaged.
+
+    ``where`` names what gave the store (``PRIVSDK_USAGE``, ``--store``) for the error about one of no local kind.
+    """
     if store.kind == "sqlite" and store.path:
         from privsdk.usage import sqlite
 
@@ -163,7 +166,7 @@ def read_records(
         return jsonl.read(store.path, since=since, until=until, tenant=tenant, damage=damage), lambda: damage.lines
     raise ConfigError(
         f"the usage store is {store.kind}: there is nothing local to report on",
-        where="PRIVSDK_USAGE",
+        where=where,
         hint="pass --store sqlite:///PATH or --store jsonl:///PATH (a backend behind OTLP has its own reports)",
     )
 

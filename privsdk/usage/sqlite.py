@@ -11,6 +11,8 @@
 * **Schema.** ``PRAGMA user_version`` holds the schema version;
   :data:`MIGRATIONS` brings an older file up to date, once, under a write lock.
   A file from a newer privsdk is refused rather than misread.
+* **Reading.** Only a sink creates or migrates a file: a report opens it
+  read-only, and a report or a prune leaves a file without the table as it is.
 * **Files.** The database is created readable by its owner only (0600) in a
   directory only the owner can enter (0700).
 """
@@ -18,12 +20,13 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from privsdk.errors import ConfigError
+from privsdk.usage import newer_schema
 from privsdk.usage.record import FIELDS, SCHEMA_VERSION, UsageRecord
 from privsdk.usage.retention import DAY_S, PRUNE_EVERY_S
 from privsdk.usage.spec import no_store
@@ -84,7 +87,7 @@ class SqliteSink:
 
     def __init__(self, path: str, *, max_age_days: int | None = None):
         self.path = path
-        self._conn = open_store(path, create=True)
+        self._conn = open_store(path)
         self._max_age_days = max_age_days
         self._next_prune = 0.0
         self._prune_due()
@@ -165,18 +168,36 @@ def _record(row: tuple[Any, ...]) -> UsageRecord:
     return UsageRecord._make((*row[:8], tuple(row[8].split()), *row[9:19], tags))
 
 
-def open_store(path: str, *, create: bool) -> sqlite3.Connection:
-    """A connection to the store at ``path``, its schema brought up to date; with ``create``, made if missing."""
-    if create:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        # Create the file before SQLite does, so that it is the owner's only whatever the umask.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    elif not os.path.isfile(path):
-        raise no_store(path)
+def open_store(path: str) -> sqlite3.Connection:
+    """A writer's connection to the store at ``path``, made if missing, its schema brought up to date."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    # Create the file before SQLite does, so that it is the owner's only whatever the umask.
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
         _retry_while_busy(lambda: _migrate(conn, path))
         conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _existing(path: str, *, mode: str) -> sqlite3.Connection | None:
+    """A connection to the store at ``path`` as it is (``mode`` ``ro`` for a report, ``rw`` for a prune), or None
+    when no sink has made its table yet.
+
+    Reports and prunes never create, convert or migrate a file: an empty file (a JSONL store a prune emptied,
+    read as SQLite by its name) must stay what it is, or its writers would append JSON lines to a database.
+    """
+    if not os.path.isfile(path):
+        raise no_store(path)
+    uri = f"{pathlib.Path(os.path.abspath(path)).as_uri()}?mode={mode}"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        if _version(conn, path) == 0:  # a newer schema is refused there; none yet: the file holds no records
+            conn.close()
+            return None
     except BaseException:
         conn.close()
         raise
@@ -207,10 +228,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
 def _version(conn: sqlite3.Connection, path: str) -> int:
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"usage store {path} has schema version {version}; this privsdk reads up to {SCHEMA_VERSION}",
-            hint="upgrade privsdk, or point PRIVSDK_USAGE at another file",
-        )
+        raise newer_schema(path, version)
     return version
 
 
@@ -237,7 +255,9 @@ def read(
     path: str, *, since: float | None = None, until: float | None = None, tenant: str | None = None
 ) -> Iterator[UsageRecord]:
     """The records in ``[since, until)`` (Unix seconds), of one tenant if given, oldest first."""
-    conn = open_store(path, create=False)
+    conn = _existing(path, mode="ro")
+    if conn is None:
+        return
     try:
         clauses, params = _where(since, until)
         if tenant is not None:
@@ -264,7 +284,9 @@ def _where(since: float | None, until: float | None) -> tuple[list[str], list[An
 
 def prune(path: str, before: float) -> int:
     """Delete the records older than ``before`` (Unix seconds); the number deleted."""
-    conn = open_store(path, create=False)
+    conn = _existing(path, mode="rw")
+    if conn is None:
+        return 0
     try:
         return delete_before(conn, before)
     finally:
