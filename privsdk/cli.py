@@ -695,7 +695,10 @@ def _usage_prune(args: argparse.Namespace, out: TextIO) -> int:
             )
         age = days * DAY_S
     before = time.time() - age
-    deleted = prune(store, before)
+    try:
+        deleted = prune(store, before)
+    except ConfigError as exc:  # a store with nothing local to prune: named where the value came from
+        raise exc.at("--store" if args.store is not None else "PRIVSDK_USAGE") from None
     out.write(f"deleted {deleted} usage record(s) older than {iso(before)} from {store.path}\n")
     return EXIT_OK
 

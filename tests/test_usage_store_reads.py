@@ -153,3 +153,8 @@ def test_a_store_with_nothing_local_is_named_where_it_came_from(
     monkeypatch.setenv("PRIVSDK_USAGE", kind)
     code, _, err = report(capsys)
     assert code == 2 and err.startswith(f"privsdk: configuration error: PRIVSDK_USAGE: the usage store is {kind}:")
+    # prune too: it named no source at all
+    code, _, err = report(capsys, "prune", "--older-than", "1d")
+    assert code == 2 and err.startswith(f"privsdk: configuration error: PRIVSDK_USAGE: cannot prune a {kind} store")
+    code, _, err = report(capsys, "prune", "--older-than", "1d", "--store", kind)
+    assert code == 2 and err.startswith(f"privsdk: configuration error: --store: cannot prune a {kind} store")
