@@ -400,12 +400,12 @@ class UsageMeter:
     A key inside a JSON string has its quotes escaped (``\\"usageMetadata\\"``), so the exact byte string
     ``"usageMetadata"`` is always a real key. The meter keeps the few bytes that could start a key across a
     chunk boundary, the object being read while it is open, the numbers of the last complete one, and the last
-    two chunks of a stream, where ``failed`` looks for an error the service ended it with.
+    two chunks of a stream, where ``tokens`` looks for an error the service ended it with (``failed``).
     """
 
     __slots__ = (
         "_before", "_capture", "_depth", "_embed_tokens", "_input", "_key_at_end", "_last", "_output", "_stream",
-        "_tail", "ended",
+        "_tail", "ended", "failed",
     )  # fmt: skip
 
     def __init__(self, stream: bool = False) -> None:
@@ -423,12 +423,9 @@ class UsageMeter:
         self.ended = False
         #: The last chunk ended with an end key, or blanks after one: the next byte says whether it was a key.
         self._key_at_end = False
-
-    @property
-    def failed(self) -> str | None:
-        """The error class of the error event (``{"error": {...}}``) the service ended a stream with after its 200,
-        None without one: the SDK stops reading at it, so it is in the last chunks, looked at once at the end."""
-        return failure(self._before + self._last) if self._stream else None
+        #: The error class of the error event (``{"error": {...}}``) the service ended a stream with after its 200,
+        #: None without one; known once ``tokens`` is read.
+        self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         self._before, self._last = self._last, chunk  # two references: a search of every chunk would cost more
@@ -529,6 +526,8 @@ class UsageMeter:
             self._output = _int(usage.get("completion_tokens"))
 
     def tokens(self) -> tuple[int | None, int | None]:
+        if self._stream:  # the SDK stops reading at an error event: it is in the last chunks, looked at once
+            self.failed = failure(self._before + self._last)
         if self._input is None and self._output is None and self._embed_tokens is not None:
             return self._embed_tokens, None
         return self._input, self._output

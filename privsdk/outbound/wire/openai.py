@@ -378,10 +378,10 @@ class UsageMeter:
     that holds counts (a Chat Completions stream's final chunk, the Responses
     API's ``response.completed`` event, a JSON body's top-level usage). Every
     other byte is dropped as it passes, but the last two chunks of a stream,
-    where ``failed`` looks for an error the vendor ended it with.
+    where ``tokens`` looks for an error the vendor ended it with (``failed``).
     """
 
-    __slots__ = ("_before", "_buf", "_input", "_last", "_output", "_stream", "ended")
+    __slots__ = ("_before", "_buf", "_input", "_last", "_output", "_stream", "ended", "failed")
 
     def __init__(self, stream: bool = False) -> None:
         self._stream = stream
@@ -393,13 +393,9 @@ class UsageMeter:
         #: ``data: [DONE]``, after which the SDK closes the answer before the end of its body (the answer was whole
         #: even without counts). An answer let go of before then was cancelled (``finish_early``).
         self.ended = False
-
-    @property
-    def failed(self) -> str | None:
-        """The error class of an error the vendor ended a stream with after its 200 (Chat Completions' error chunk,
-        the Responses API's ``error`` event or failed response), None without one: the SDK stops reading at such
-        an event (or the stream ends), so it is in the last chunks, looked at once, when the answer has ended."""
-        return failure(self._before + self._last) if self._stream else None
+        #: The error class of an error the vendor ended a stream with after its 200 (Chat Completions' error chunk,
+        #: the Responses API's ``error`` event or failed response), None without one; known once ``tokens`` is read.
+        self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         # On the path of every answer and every chunk of a stream: offsets into one buffer, no copy of what passes.
@@ -456,6 +452,10 @@ class UsageMeter:
         self.ended = True
 
     def tokens(self) -> tuple[int | None, int | None]:
+        if self._stream:
+            # The SDK stops reading at an error event (or the stream ends there): it is in the last chunks, looked
+            # at once, when the answer has ended.
+            self.failed = failure(self._before + self._last)
         return self._input, self._output
 
 
