@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 from privsdk import sdklogs
 from privsdk.errors import PolicyViolation
-from privsdk.outbound.outgoing import Finishes, Meter, Outgoing, finish_early
+from privsdk.outbound.outgoing import Finishes, Meter, Outgoing, finish_answer, finish_early
 
 if TYPE_CHECKING:
     from privsdk.outbound.judge import Guard as CoreGuard
@@ -262,6 +262,13 @@ class _Attempt:
         """The protocol's meter; ``headers`` are botocore's, which match names in any case."""
         return self.passed.meter(status, headers)
 
+    def first_chunk(self) -> None:
+        """The first chunk of a streamed answer is passing: privsdk's Pass notes the time to it (a judge of the
+        app's or a test's may keep no time)."""
+        noted = getattr(self.passed, "first_chunk", None)
+        if noted is not None:
+            noted()
+
 
 def _reroutes(guard: object) -> TypeGuard[CoreGuard]:
     """Whether ``guard`` is privsdk's own Guard, which can decide to reroute (``check(out, reroutable=True)``)."""
@@ -418,13 +425,17 @@ class _Metered:
         raise NotImplementedError
 
     def _feed(self, chunk: bytes) -> None:
-        if self._meter is not None:
-            self._meter.feed(chunk)
+        meter = self._meter
+        if meter is not None:
+            meter.feed(chunk)
+            if meter.failed is not None:
+                # An exception frame, the stream's last: botocore raises it to the app and never reads (or closes)
+                # the body again, which would be recorded as cancelled only once collected.
+                self._end(None)
 
     def _end(self, exc: BaseException | None) -> None:
         self._finalizer.detach()
-        tokens = self._meter.tokens() if self._meter is not None else (None, None)
-        self._attempt.finish(self._status, tokens, exc)
+        finish_answer(self._attempt, self._meter, self._status, exc)
 
     def close(self) -> None:
         try:
@@ -449,7 +460,13 @@ class MeteredStream(_Metered):
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
         try:
-            for chunk in self._raw.stream(*args, **kwargs):
+            chunks = iter(self._raw.stream(*args, **kwargs))
+            for chunk in chunks:  # the first chunk, timed; the loop below passes the rest
+                self._attempt.first_chunk()
+                self._feed(chunk)
+                yield chunk
+                break
+            for chunk in chunks:
                 self._feed(chunk)
                 yield chunk
         except Exception as exc:
@@ -472,7 +489,13 @@ class AsyncMeteredStream(_Metered):
 
     async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
         try:
-            async for chunk, end in self._raw.content.iter_chunks():
+            chunks = aiter(self._raw.content.iter_chunks())
+            async for chunk, end in chunks:  # the first chunk, timed; the loop below passes the rest
+                self._attempt.first_chunk()
+                self._feed(chunk)
+                yield chunk, end
+                break
+            async for chunk, end in chunks:
                 self._feed(chunk)
                 yield chunk, end
         except Exception as exc:

@@ -568,7 +568,7 @@ def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
 class Pass:
     """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
 
-    __slots__ = ("_out", "attempt", "call", "decision", "done", "guard", "record", "started", "t0", "verdict")
+    __slots__ = ("_out", "attempt", "call", "decision", "done", "first", "guard", "record", "started", "t0", "verdict")
 
     def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, record: bool):
         self.guard, self.verdict, self.decision, self._out = guard, verdict, verdict.decision, out
@@ -579,12 +579,20 @@ class Pass:
         if record:
             self.started, self.t0 = time.time(), time.perf_counter()
             self.attempt, self.call = _attempt_of(out)
+            self.first: float | None = None  # seconds to a stream's first chunk (first_chunk)
 
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
         """A meter for the answer's body (None when this protocol cannot count this answer's tokens)."""
         verdict = self.verdict
         assert verdict.wire is not None and verdict.asks is not None
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
+
+    def first_chunk(self) -> None:
+        """Note the time to the first chunk of the answer's body, when the request asked for a stream: the seam calls
+        this once, as that chunk passes (one clock read per stream)."""
+        asks = self.verdict.asks
+        if asks is not None and asks.operation == "stream":
+            self.first = time.perf_counter() - self.t0
 
     def refused(self, decision: Decision) -> None:
         """Record that the request was not sent, on ``decision`` (a reroute, or the refusal it turned into)."""
@@ -607,17 +615,21 @@ class Pass:
         if not self.record:
             return
         latency = time.perf_counter() - self.t0
-        if exc is not None:
-            outcome: Literal["ok", "error", "cancelled"] = "error" if isinstance(exc, Exception) else "cancelled"
+        outcome: Literal["ok", "error", "cancelled"]
+        kind: str | None
+        if status is not None and status >= 400:
+            # An error answer is an error of its status however it ends: the SDK closes it unread to retry (which
+            # lets it go as a GeneratorExit), or reading its body fails.
+            outcome, kind = "error", error_for_status(status).kind
+        elif exc is not None:
+            outcome = "error" if isinstance(exc, Exception) else "cancelled"
             # A cancelled attempt has no error class, as the Client records one.
             kind = (getattr(exc, "kind", None) or _kind_of(exc)) if outcome == "error" else None
-        elif status is not None and status >= 400:
-            outcome, kind = "error", error_for_status(status).kind
         else:
             outcome, kind = "ok", None
         self.guard.recorder.record_later(
             attempt_record, self.decision, self.call, self.verdict.targets[0], self.decision.chosen, self.attempt,
-            outcome, kind, status, self.started, latency, tokens[0], tokens[1],
+            outcome, kind, status, self.started, latency, tokens[0], tokens[1], self.first,
         )  # fmt: skip
 
 

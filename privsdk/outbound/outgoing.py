@@ -178,12 +178,17 @@ class Meter(Protocol):
     """Counts tokens in a response as its bytes pass, keeping no content.
 
     ``feed`` gets each chunk of the response body in order; ``tokens`` gives
-    (input, output) once the body has ended, None where the vendor did not say.
+    (input, output) once the body has ended, None where the vendor did not say;
+    ``failed`` then gives the usage-record error class of an error the vendor
+    ended a started answer with (an error event after its 200), None without one.
     """
 
     def feed(self, chunk: bytes) -> None: ...
 
     def tokens(self) -> tuple[int | None, int | None]: ...
+
+    @property
+    def failed(self) -> str | None: ...
 
 
 class WireReader(Protocol):
@@ -204,6 +209,27 @@ class Finishes(Protocol):
     def finish(self, status: int | None, tokens: tuple[int | None, int | None], exc: BaseException | None) -> None: ...
 
 
+class InBandError(Exception):
+    """An error the vendor reported inside an answer it had begun with a success status (an error event), by its
+    usage-record error class, ``kind``: what its request is recorded with."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def finish_answer(ticket: Finishes, meter: Meter | None, status: int, exc: BaseException | None = None) -> None:
+    """Record a request whose answer's body has ended (``exc`` None), failed (``exc``) or was let go of (``exc`` a
+    GeneratorExit), with its meter's counts: an error event the vendor ended the answer with makes it an error of
+    that event's class, however the body ended after it (the SDK raises, or stops reading, at such an event)."""
+    if meter is None:
+        ticket.finish(status, (None, None), exc)
+        return
+    tokens = meter.tokens()  # first: an event meter reads a last event without its blank line here
+    failed = meter.failed
+    ticket.finish(status, tokens, InBandError(failed) if failed is not None else exc)
+
+
 def finish_early(ticket: Finishes, meter: Meter | None, status: int) -> None:
     """Record a request whose answer the reader let go of before its last byte (closed early, or dropped).
 
@@ -211,11 +237,11 @@ def finish_early(ticket: Finishes, meter: Meter | None, status: int) -> None:
     the chunked body's end). A meter that knows where its protocol's answers end says so in ``ended`` (OpenAI's:
     the counts or ``data: [DONE]``; Google's: a candidate's ``finishReason``, since Gemini sends counts on every
     chunk): the answer was whole once that has passed. For a meter without ``ended`` the answer's counts, which
-    its protocol sends last, say it. Otherwise the reader gave up on the answer, and the request is cancelled.
+    its protocol sends last, say it. Otherwise the reader gave up on the answer, and the request is cancelled;
+    unless the vendor ended it with an error event, at which the SDK stopped reading (:func:`finish_answer`).
     """
-    tokens = meter.tokens() if meter is not None else (None, None)
     ended = getattr(meter, "ended", None)
-    if ended if ended is not None else tokens != (None, None):
-        ticket.finish(status, tokens, None)
+    if meter is not None and (ended if ended is not None else meter.tokens() != (None, None)):
+        finish_answer(ticket, meter, status)
     else:
-        ticket.finish(status, tokens, GeneratorExit())
+        finish_answer(ticket, meter, status, GeneratorExit())

@@ -25,7 +25,7 @@ from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass, rerouting
-from privsdk.outbound.outgoing import Meter, Outgoing, finish_early
+from privsdk.outbound.outgoing import Meter, Outgoing, finish_answer, finish_early
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base. One whose
 #: ``request`` is None (openai's errors name the request they are about) is given the refused httpx request.
@@ -100,7 +100,14 @@ def _seam(library: str) -> _Seam:
 
         def __iter__(self) -> Iterator[bytes]:
             try:
-                for chunk in self.inner:
+                chunks = iter(self.inner)
+                for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
+                    self.ticket.first_chunk()
+                    if self.meter is not None:
+                        self.meter.feed(chunk)
+                    yield chunk
+                    break
+                for chunk in chunks:
                     if self.meter is not None:
                         self.meter.feed(chunk)
                     yield chunk
@@ -129,7 +136,14 @@ def _seam(library: str) -> _Seam:
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             try:
-                async for chunk in self.inner:
+                chunks = aiter(self.inner)
+                async for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
+                    self.ticket.first_chunk()
+                    if self.meter is not None:
+                        self.meter.feed(chunk)
+                    yield chunk
+                    break
+                async for chunk in chunks:
                     if self.meter is not None:
                         self.meter.feed(chunk)
                     yield chunk
@@ -246,8 +260,8 @@ def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseExceptio
     return error
 
 
-def _finish(ticket: Pass, meter: Meter | None, status: int) -> None:
-    ticket.finish(status, meter.tokens() if meter is not None else (None, None))
+#: A metered answer whose body has ended: recorded with its counts, and as an error if it ended with an error event.
+_finish = finish_answer
 
 
 def _dropped(ticket: Pass, meter: Meter | None, status: int) -> None:

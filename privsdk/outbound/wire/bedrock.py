@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object, shown_segment
+from privsdk.outbound.wire.meters import error_kind
 from privsdk.outbound.wire.routes import after_prefix
 from privsdk.usage.record import MAX_COUNT
 
@@ -481,12 +482,15 @@ def _string_header(name: bytes, value: bytes) -> bytes:
 _EVENT = _string_header(b":message-type", b"event")
 _METADATA = _string_header(b":event-type", b"metadata")
 _CHUNK = _string_header(b":event-type", b"chunk")
+#: An in-band error frame (``throttlingException``, ``modelStreamErrorException``, ...), the stream's last.
+_EXCEPTION = _string_header(b":message-type", b"exception")
+_EXCEPTION_TYPE = bytes([len(b":exception-type")]) + b":exception-type\x07"
 
 
 class BedrockMeter:
     """Counts one Bedrock response's tokens; keeps only the numbers, and at most one stream frame."""
 
-    __slots__ = ("_body", "_buffer", "_input", "_kind", "_last_chunk", "_output")
+    __slots__ = ("_body", "_buffer", "_input", "_kind", "_last_chunk", "_output", "failed")
 
     def __init__(self, kind: int, input_tokens: int | None, output_tokens: int | None):
         self._kind = kind
@@ -495,6 +499,8 @@ class BedrockMeter:
         self._body = bytearray()
         self._buffer = bytearray()
         self._last_chunk: bytes | None = None
+        #: The error class of an exception frame a stream ended with, None without one.
+        self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         if self._kind == _JSON:
@@ -523,6 +529,8 @@ class BedrockMeter:
                         self._usage(payload)
                     else:
                         self._last_chunk = payload  # invocation metrics ride on the last chunk only
+            elif _EXCEPTION in headers and self.failed is None:  # only a frame that is no event is searched again
+                self.failed = error_kind(_exception_type(headers))
             del buffer[:total]
 
     def _usage(self, payload: bytes) -> None:
@@ -555,6 +563,15 @@ class BedrockMeter:
             chunk, self._last_chunk = self._last_chunk, None
             self._invocation_metrics(chunk)
         return self._input, self._output
+
+
+def _exception_type(headers: bytes) -> str | None:
+    """The ``:exception-type`` string header of a frame's header block (``throttlingException``), None without it."""
+    at = headers.find(_EXCEPTION_TYPE)
+    if at < 0:
+        return None
+    start = at + len(_EXCEPTION_TYPE) + 2
+    return headers[start : start + int.from_bytes(headers[start - 2 : start], "big")].decode("ascii", "replace")
 
 
 READER = BedrockReader()

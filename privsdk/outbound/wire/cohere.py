@@ -39,7 +39,7 @@ from privsdk.outbound.outgoing import (
     json_object,
     shown_segment,
 )
-from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
+from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count, error_kind
 from privsdk.outbound.wire.routes import after_prefix
 
 _NONE: frozenset[str] = frozenset()
@@ -99,8 +99,8 @@ class CohereReader:
         kind = content_type(headers)
         if asks.operation == "stream":
             if "event-stream" in kind:
-                return EventMeter(_pick_event, (b"message-end", b"stream-end"))
-            return EventMeter(_pick_line, (b"stream-end",), sse=False)
+                return EventMeter(_pick_event, (b"message-end", b"stream-end"), fail=_failure)
+            return EventMeter(_pick_line, (b"stream-end",), sse=False, fail=_failure)
         if asks.operation in ("chat", "embed", "rerank") and "json" in kind:
             return JsonMeter(_pick_answer)
         return None
@@ -198,6 +198,18 @@ def _pick_line(line: Any) -> Tokens | None:
         return None
     response = line.get("response")
     return _counts(response.get("meta")) if isinstance(response, dict) else None
+
+
+def _failure(event: Any) -> str | None:
+    """The error class of a stream Cohere ended with an error: its closing event's finish reason ``ERROR`` (v2's
+    message-end), or ``ERROR``, ``ERROR_TOXIC``, ``ERROR_LIMIT`` (v1's stream-end); None for any other event."""
+    if not isinstance(event, dict):
+        return None
+    delta = event.get("delta")
+    reason = delta.get("finish_reason") if isinstance(delta, dict) else event.get("finish_reason")
+    if not (isinstance(reason, str) and reason.startswith("ERROR")):
+        return None
+    return error_kind(reason)
 
 
 READER = CohereReader()

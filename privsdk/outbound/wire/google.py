@@ -22,7 +22,7 @@ from urllib.parse import unquote as _unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
 from privsdk.outbound.wire.bedrock import native_features
-from privsdk.outbound.wire.meters import count
+from privsdk.outbound.wire.meters import count, failure
 from privsdk.usage.record import MAX_COUNT
 
 # -- operations -------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ class GoogleReader:
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
         if status >= 300 or asks.operation not in ("chat", "stream", "embed"):
             return None
-        return UsageMeter()
+        return UsageMeter(asks.operation == "stream")
 
 
 def _predict(model: str | None) -> str:
@@ -399,12 +399,18 @@ class UsageMeter:
 
     A key inside a JSON string has its quotes escaped (``\\"usageMetadata\\"``), so the exact byte string
     ``"usageMetadata"`` is always a real key. The meter keeps the few bytes that could start a key across a
-    chunk boundary, the object being read while it is open, and the numbers of the last complete one.
+    chunk boundary, the object being read while it is open, the numbers of the last complete one, and the last
+    two chunks of a stream, where ``tokens`` looks for an error the service ended it with (``failed``).
     """
 
-    __slots__ = ("_capture", "_depth", "_embed_tokens", "_input", "_key_at_end", "_output", "_tail", "ended")
+    __slots__ = (
+        "_before", "_capture", "_depth", "_embed_tokens", "_input", "_key_at_end", "_last", "_output", "_stream",
+        "_tail", "ended", "failed",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, stream: bool = False) -> None:
+        self._stream = stream
+        self._before = self._last = b""
         self._tail = b""
         self._capture: bytearray | None = None
         self._depth = 0
@@ -417,8 +423,12 @@ class UsageMeter:
         self.ended = False
         #: The last chunk ended with an end key, or blanks after one: the next byte says whether it was a key.
         self._key_at_end = False
+        #: The error class of the error event (``{"error": {...}}``) the service ended a stream with after its 200,
+        #: None without one; known once ``tokens`` is read.
+        self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
+        self._before, self._last = self._last, chunk  # two references: a search of every chunk would cost more
         data = self._tail + chunk
         self._tail = b""
         if not self.ended:
@@ -516,6 +526,8 @@ class UsageMeter:
             self._output = _int(usage.get("completion_tokens"))
 
     def tokens(self) -> tuple[int | None, int | None]:
+        if self._stream:  # the SDK stops reading at an error event: it is in the last chunks, looked at once
+            self.failed = failure(self._before + self._last)
         if self._input is None and self._output is None and self._embed_tokens is not None:
             return self._embed_tokens, None
         return self._input, self._output

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
+from privsdk.errors import error_for_status
 from privsdk.usage.record import MAX_COUNT
 
 Tokens = tuple[int | None, int | None]
@@ -40,10 +42,73 @@ def count(value: Any) -> int | None:
     return None
 
 
+#: What every in-band error event of a JSON protocol holds: a key, or a whole string value (inside a string its
+#: quotes are escaped). An event meter looks for it in each event as one more marker; :func:`failure` looks closer.
+ERROR = b'"error"'
+#: An in-band error: an event (an SSE ``data:``, an element of a streamed JSON array) that opens with an ``error``
+#: object (OpenAI's Chat Completions error chunk, Google's error event) or says it is an error (the Responses
+#: API's ``error`` event, an OpenAI-compatible server's error object), or a failed Responses API response. Never
+#: ``"error": null``, the word error in text (whose quotes are escaped), or a key of a function call's arguments
+#: (which Gemini sends as an object), which never opens an event. ``_`` in the pattern stands for a blank.
+_FAILURE = re.compile(
+    rb'(?:^|data:|[\[,])_*\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")|"type"_*:_*"response\.failed"'.replace(
+        b"_", rb"[ \t\r\n]"
+    ),
+    re.MULTILINE,
+)
+#: The fields that say what kind of error it is, in the order they are believed: a code, a gRPC status, a type.
+_FIELDS = (b"code", b"status", b"type")
+_FIELD = re.compile(rb'"(code|status|type)"[ \t\r\n]*:[ \t\r\n]*(?:"([A-Za-z0-9_.:-]{1,64})"|([0-9]{3})[^0-9])')
+#: How far past the error marker its fields are looked for: an error object is a few hundred bytes.
+_ERROR_WINDOW = 2048
+
+
+def failure(data: bytes) -> str | None:
+    """The usage-record error class of the in-band error event in ``data`` (the last chunks of a stream), None
+    when it holds none."""
+    if data.find(ERROR) < 0:  # as almost always: one fast search, and no pattern
+        return None
+    found = _FAILURE.search(data)
+    if found is None:
+        return None
+    fields: dict[bytes, bytes] = {}
+    for field in _FIELD.finditer(data, found.end(), found.end() + _ERROR_WINDOW):
+        fields.setdefault(field.group(1), field.group(2) or field.group(3))
+    code = next((fields[name] for name in _FIELDS if name in fields), None)
+    return error_kind(code.decode("ascii") if code is not None else None)
+
+
+#: Words of vendors' error codes that name a class (OpenAI's ``rate_limit_exceeded`` and ``tokens``, Google's
+#: ``RESOURCE_EXHAUSTED``, Bedrock's ``throttlingException``, ...), looked for in the code lower-cased.
+_KIND_WORDS = (
+    (("rate_limit", "throttl", "exhausted", "quota", "too_many"), "rate_limited"),
+    (("timeout", "deadline"), "timeout"),
+    (("content_filter", "toxic", "safety", "guardrail"), "content_refused"),
+    (("validation", "invalid"), "bad_request"),
+)
+
+
+def error_kind(code: str | int | None) -> str:
+    """The usage-record error class of an error a vendor reported inside a started answer, by its code: an HTTP
+    status as one (servers such as vLLM put it there), a code naming a class as that class; anything else is the
+    vendor's failure on its side, ``unavailable`` (as :class:`privsdk.errors.Unavailable` says)."""
+    if isinstance(code, int) or (isinstance(code, str) and code.isdigit() and len(code) == 3):
+        return error_for_status(int(code)).kind
+    name = (code or "").lower()
+    if name in ("tokens", "requests"):  # OpenAI's rate-limit error types
+        return "rate_limited"
+    for words, kind in _KIND_WORDS:
+        if any(word in name for word in words):
+            return kind
+    return "unavailable"
+
+
 class JsonMeter:
     """Counts from a JSON body, read once it has ended."""
 
     __slots__ = ("_chunks", "_pick", "_result", "_size")
+    #: A JSON answer is never a stream a vendor fails after its status (its status says).
+    failed: str | None = None
 
     def __init__(self, pick: Pick):
         self._pick = pick
@@ -77,19 +142,31 @@ class EventMeter:
     """Counts from a stream of events: server-sent events (``sse=True``) or JSON lines.
 
     Only events whose data contain one of ``markers`` are parsed; the last counts
-    seen win (vendors put the totals in the closing event).
+    seen win (vendors put the totals in the closing event). ``fail`` says of a
+    parsed event whether it is an in-band error, and its error class; the first
+    one is kept in ``failed`` (the markers must find such events too).
     """
 
-    __slots__ = ("_buffer", "_markers", "_pick", "_separator", "_skipping", "_sse", "_tokens")
+    __slots__ = ("_buffer", "_fail", "_markers", "_pick", "_separator", "_skipping", "_sse", "_tokens", "failed")
 
-    def __init__(self, pick: Pick, markers: tuple[bytes, ...], *, sse: bool = True):
+    def __init__(
+        self,
+        pick: Pick,
+        markers: tuple[bytes, ...],
+        *,
+        sse: bool = True,
+        fail: Callable[[Any], str | None] | None = None,
+    ):
         self._pick = pick
         self._markers = markers
+        self._fail = fail
         self._sse = sse
         self._separator = b"\n\n" if sse else b"\n"
         self._buffer = b""
         self._skipping = False
         self._tokens: Tokens = _NO_TOKENS
+        #: The error class of an error event the vendor ended the answer with after its status, None without one.
+        self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         # On the path of every chunk of a stream: one scan per search, no per-event calls (find is faster than in).
@@ -118,11 +195,14 @@ class EventMeter:
         if self._sse:
             data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
         try:
-            found = self._pick(json.loads(data))
+            event = json.loads(data)
+            found = self._pick(event)
         except (ValueError, AttributeError, TypeError, RecursionError):  # not the JSON the protocol describes
             return
         if found is not None:
             self._tokens = found
+        if self._fail is not None and self.failed is None:
+            self.failed = self._fail(event)
 
     def tokens(self) -> Tokens:
         last = self._buffer

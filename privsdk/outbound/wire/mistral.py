@@ -46,7 +46,7 @@ from privsdk.outbound.outgoing import (
     json_object,
     shown_segment,
 )
-from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count
+from privsdk.outbound.wire.meters import ERROR, EventMeter, JsonMeter, Tokens, count, error_kind
 from privsdk.outbound.wire.routes import after_prefix
 
 _NONE: frozenset[str] = frozenset()
@@ -133,7 +133,7 @@ class MistralReader:
             return None
         kind = content_type(headers)
         if "event-stream" in kind:
-            return EventMeter(_pick, (b'"usage"',))
+            return EventMeter(_pick, (b'"usage"', ERROR), fail=_failure)
         if "json" in kind and asks.operation in ("chat", "embed", "moderation"):
             return JsonMeter(_pick)
         return None
@@ -239,6 +239,19 @@ def _pick(answer: Any) -> Tokens | None:
         inner = answer.get("response") or answer.get("data")
         usage = inner.get("usage") if isinstance(inner, dict) else None
     return _counts(usage)
+
+
+def _failure(event: Any) -> str | None:
+    """The error class of an error Mistral sends inside a started stream: its error object as an event."""
+    if not isinstance(event, dict):
+        return None
+    error = event.get("error")
+    if isinstance(error, dict):
+        event = error
+    elif event.get("object") != "error":
+        return None
+    code = event.get("code")
+    return error_kind(code if isinstance(code, str | int) and code else event.get("type"))
 
 
 READER = MistralReader()

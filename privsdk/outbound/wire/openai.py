@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object, shown_segment
-from privsdk.outbound.wire.meters import count
+from privsdk.outbound.wire.meters import count, failure
 
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
 _FAMILY: Mapping[str, str] = {
@@ -344,11 +344,11 @@ class OpenAIReader:
         if status >= 300:
             return None
         if asks.operation in _JSON_ANSWERS:
-            return UsageMeter()  # answered in JSON or events, whatever the content type says: no need to read it
+            return UsageMeter(asks.operation == "stream")  # JSON or events, whatever the content type says
         kind = content_type(headers)
         if not (kind.startswith("application/json") or kind.startswith("text/event-stream")):
             return None  # audio, images, file content: no token counts to read
-        return UsageMeter()
+        return UsageMeter(asks.operation == "stream")
 
 
 #: Operations whose successful answer is JSON or server-sent events, never audio, images or file content.
@@ -377,22 +377,29 @@ class UsageMeter:
     chunk boundaries, parses the object that follows, and keeps the last one
     that holds counts (a Chat Completions stream's final chunk, the Responses
     API's ``response.completed`` event, a JSON body's top-level usage). Every
-    other byte is dropped as it passes.
+    other byte is dropped as it passes, but the last two chunks of a stream,
+    where ``tokens`` looks for an error the vendor ended it with (``failed``).
     """
 
-    __slots__ = ("_buf", "_input", "_output", "ended")
+    __slots__ = ("_before", "_buf", "_input", "_last", "_output", "_stream", "ended", "failed")
 
-    def __init__(self) -> None:
+    def __init__(self, stream: bool = False) -> None:
+        self._stream = stream
         self._buf = b""
+        self._before = self._last = b""
         self._input: int | None = None
         self._output: int | None = None
         #: True once the answer's end has passed: its counts (which come last), or a stream's closing
         #: ``data: [DONE]``, after which the SDK closes the answer before the end of its body (the answer was whole
         #: even without counts). An answer let go of before then was cancelled (``finish_early``).
         self.ended = False
+        #: The error class of an error the vendor ended a stream with after its 200 (Chat Completions' error chunk,
+        #: the Responses API's ``error`` event or failed response), None without one; known once ``tokens`` is read.
+        self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         # On the path of every answer and every chunk of a stream: offsets into one buffer, no copy of what passes.
+        self._before, self._last = self._last, chunk  # two references: a search of every chunk would cost 10x more
         buf = self._buf + chunk
         if buf.endswith(_DONE):  # the last event; buf holds the previous chunk's tail, so a split one is found too
             self.ended = True
@@ -445,6 +452,10 @@ class UsageMeter:
         self.ended = True
 
     def tokens(self) -> tuple[int | None, int | None]:
+        if self._stream:
+            # The SDK stops reading at an error event (or the stream ends there): it is in the last chunks, looked
+            # at once, when the answer has ended.
+            self.failed = failure(self._before + self._last)
         return self._input, self._output
 
 

@@ -1,0 +1,259 @@
+"""How the guard records streamed answers, through the real SDKs over loopback servers: an answer with an error
+status, an answer the vendor fails inside its stream, and the time to a stream's first chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from google.genai import types
+from mistralai.client.utils import BackoffStrategy, RetryConfig
+
+import privsdk.boto3
+import privsdk.cohere
+import privsdk.genai
+import privsdk.mistralai
+import privsdk.openai
+from privsdk.outbound.judge import Guard
+from tests.wire import bedrock as bedrock_wire
+from tests.wire import cohere as cohere_wire
+from tests.wire import mistral as mistral_wire
+from tests.wire import openai as openai_wire
+from tests.wire import vertex as vertex_wire
+from tests.wire.server import Cut, Drip, LoopbackServer, Status
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+RETRY_SOON = {"retry-after-ms": "10"}
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+class Usage:
+    """The guard's usage records of the drop-ins, in a JSONL file; ``serve`` declares a stand-in's offering."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch):
+        self.path, self.monkeypatch = path, monkeypatch
+        monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
+
+    def serve(self, url: str, offering: str) -> None:
+        self.monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{url}={offering}")
+        Guard.reset_default()
+
+    def take(self) -> list[dict[str, Any]]:
+        """The records written since the last ``take``, without a garbage collection in between."""
+        Guard.default().flush(5)
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        self.path.write_text("")
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture
+def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Usage]:
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    yield Usage(tmp_path / "usage.jsonl", monkeypatch)
+    Guard.reset_default()
+
+
+def outcomes(records: list[dict[str, Any]]) -> list[tuple[str, str | None, int | None]]:
+    return [(r["outcome"], r["error_class"], r["http_status"]) for r in records]
+
+
+# -- an answer with an error status -----------------------------------------------------------------------------
+
+
+def test_a_stream_answered_with_an_error_status_the_sdk_retries_is_an_error_of_that_status(usage: Usage) -> None:
+    """openai closes a 429 or 503 answer to a stream unread and retries: the close let the answer be recorded
+    `cancelled` without an error class, where the same answer to a non-stream call is an error."""
+    app = openai_wire.OpenAIWire()
+    with LoopbackServer(app) as server:
+        usage.serve(server.url + "/v1", "openai.api")
+        sdk = privsdk.openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=2)
+        server.fail(Status(429, RETRY_SOON, b"{}"), Status(503, RETRY_SOON, b"{}"))
+        for _ in sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+            pass
+        assert outcomes(usage.take()) == [
+            ("error", "rate_limited", 429),
+            ("error", "unavailable", 503),
+            ("ok", None, 200),
+        ]
+
+        async def helper() -> None:
+            client = privsdk.openai.AsyncOpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=1)
+            server.fail(Status(429, RETRY_SOON, b"{}"))
+            async with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+                async for _ in stream:
+                    pass
+
+        asyncio.run(helper())
+        assert outcomes(usage.take()) == [("error", "rate_limited", 429), ("ok", None, 200)]
+
+    with LoopbackServer(mistral_wire.MistralApp()) as server:
+        usage.serve(server.url, "mistral.api")
+        mistral = privsdk.mistralai.Mistral(api_key="k", server_url=server.url)
+        retries = RetryConfig("backoff", BackoffStrategy(10, 50, 1.1, 2000), False)
+        server.fail(Status(429, body=b'{"message":"x"}'))
+        with mistral.chat.stream(model="mistral-large-latest", messages=MESSAGES, retries=retries) as events:
+            for _ in events:
+                pass
+        assert outcomes(usage.take()) == [("error", "rate_limited", 429), ("ok", None, 200)]
+
+
+# -- an error inside a stream -----------------------------------------------------------------------------------
+
+
+def _openai(server: LoopbackServer) -> None:
+    sdk = privsdk.openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=0)
+    for _ in sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+        pass
+
+
+def _openai_responses(server: LoopbackServer) -> None:
+    sdk = privsdk.openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=0)
+    for _ in sdk.responses.create(model="gpt-4o-mini", input="hi", stream=True, store=False):
+        pass
+
+
+def _mistral(server: LoopbackServer) -> None:
+    with privsdk.mistralai.Mistral(api_key="k", server_url=server.url).chat.stream(
+        model="mistral-large-latest", messages=MESSAGES
+    ) as events:
+        for _ in events:
+            pass
+
+
+def _cohere(server: LoopbackServer) -> None:
+    client = privsdk.cohere.ClientV2(api_key="k", base_url=server.url)
+    for _ in client.chat_stream(model="command-a-03-2025", messages=MESSAGES):
+        pass
+
+
+def _genai(server: LoopbackServer) -> None:
+    client = privsdk.genai.Client(api_key=vertex_wire.API_KEY, http_options=types.HttpOptions(base_url=server.url))
+    for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"):
+        pass
+
+
+def _bedrock(server: LoopbackServer) -> None:
+    client = privsdk.boto3.client(
+        "bedrock-runtime",
+        region_name="eu-central-1",
+        endpoint_url=server.url,
+        config=Config(retries={"total_max_attempts": 1}),
+        aws_access_key_id="AKIDFAKE",
+        aws_secret_access_key="x",
+    )
+    answer = client.converse_stream(modelId=BEDROCK_MODEL, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+    for _ in answer["stream"]:
+        pass
+
+
+IN_BAND: dict[str, tuple[Callable[[], Any], str, Callable[[LoopbackServer], None], int, bytes, str]] = {
+    # name: (stand-in, offering, call, chunks before the error, the error, its class)
+    "openai rate limit": (
+        openai_wire.OpenAIWire,
+        "openai.api",
+        _openai,
+        2,
+        openai_wire.stream_error_chunk("slow down", type="tokens", code="rate_limit_exceeded"),
+        "rate_limited",
+    ),
+    "openai server error": (
+        openai_wire.OpenAIWire,
+        "openai.api",
+        _openai,
+        2,
+        openai_wire.stream_error_chunk("oops"),
+        "unavailable",
+    ),
+    "openai responses error event": (
+        openai_wire.OpenAIWire,
+        "openai.api",
+        _openai_responses,
+        2,
+        openai_wire.responses_error_event("slow down", code="rate_limit_exceeded"),
+        "rate_limited",
+    ),
+    "mistral": (
+        mistral_wire.MistralApp,
+        "mistral.api",
+        _mistral,
+        2,
+        mistral_wire.stream_error("overloaded"),
+        "unavailable",
+    ),
+    "cohere": (cohere_wire.CohereApp, "cohere.saas", _cohere, 2, cohere_wire.stream_error("internal"), "unavailable"),
+    "gemini": (
+        vertex_wire.GeminiApp,
+        "gemini.api",
+        _genai,
+        1,
+        vertex_wire.stream_error(429, "RESOURCE_EXHAUSTED", "quota"),
+        "rate_limited",
+    ),
+    "bedrock": (
+        bedrock_wire.BedrockWire,
+        "bedrock.runtime",
+        _bedrock,
+        3,
+        bedrock_wire.exception_frame("throttlingException", "slow"),
+        "rate_limited",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", IN_BAND)
+def test_a_stream_the_vendor_fails_after_its_200_is_an_error(usage: Usage, name: str) -> None:
+    """Every vendor can fail a stream it has begun with an error event; the SDK raises (cohere ends the stream with
+    finish_reason ERROR). The answer was recorded `cancelled` (`ok` for cohere; Bedrock's only once collected)."""
+    app, offering, call, after, error, kind = IN_BAND[name]
+    with LoopbackServer(app()) as server:
+        usage.serve(server.url + ("/v1" if offering == "openai.api" else ""), offering)
+        server.fail(Cut(after=after, then=error, drop=False))
+        with contextlib.suppress(Exception):  # the SDK's own error for the event (cohere raises none)
+            call(server)
+        assert outcomes(usage.take()) == [("error", kind, 200)]
+        call(server)  # the next stream, whole, is still ok
+        assert outcomes(usage.take()) == [("ok", None, 200)]
+
+
+def test_error_words_in_an_answers_text_are_no_error(usage: Usage) -> None:
+    """The error markers are looked for as JSON keys and values, never in the text: a model that answers with the
+    word error, or text that quotes an error event, still answers ok."""
+    app = openai_wire.OpenAIWire()
+    app.text = 'error "error": {"code": 429} "type":"error"'
+    with LoopbackServer(app) as server:
+        usage.serve(server.url + "/v1", "openai.api")
+        _openai(server)
+        assert outcomes(usage.take()) == [("ok", None, 200)]
+
+
+# -- the time to a stream's first chunk -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["openai", "cohere", "bedrock"])
+def test_a_streams_record_has_the_time_to_its_first_chunk(usage: Usage, name: str) -> None:
+    """docs/usage-records.md: first_chunk_ms is the time to the first chunk of a stream. The seams never set it."""
+    app, offering, call, *_ = IN_BAND[name if name != "openai" else "openai rate limit"]
+    with LoopbackServer(app()) as server:
+        usage.serve(server.url + ("/v1" if offering == "openai.api" else ""), offering)
+        server.fail(Drip(0.1))  # each chunk 0.1 s after the last: the first comes well before the end
+        call(server)
+        (record,) = usage.take()
+        assert record["outcome"] == "ok"
+        assert record["first_chunk_ms"] is not None
+        assert 0.0 < record["first_chunk_ms"] < record["latency_ms"] - 100.0
+
+
+def test_a_non_stream_answer_has_no_first_chunk_time(usage: Usage) -> None:
+    with LoopbackServer(openai_wire.OpenAIWire()) as server:
+        usage.serve(server.url + "/v1", "openai.api")
+        sdk = privsdk.openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=0)
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        (record,) = usage.take()
+        assert (record["outcome"], record["first_chunk_ms"]) == ("ok", None)
