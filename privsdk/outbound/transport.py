@@ -117,7 +117,7 @@ def _seam(library: str) -> _Seam:
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            _finish(self.ticket, self.meter, self.status)
+            finish_answer(self.ticket, self.meter, self.status)
 
         def close(self) -> None:
             try:
@@ -153,7 +153,7 @@ def _seam(library: str) -> _Seam:
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            _finish(self.ticket, self.meter, self.status)
+            finish_answer(self.ticket, self.meter, self.status)
 
         async def aclose(self) -> None:
             try:
@@ -241,7 +241,7 @@ def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
                 meter.feed(response.content)
             except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
                 meter = None
-        _finish(ticket, meter, status)
+        finish_answer(ticket, meter, status)
     else:
         response.stream = metered(response.stream, ticket, meter, status)
     return response
@@ -258,10 +258,6 @@ def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseExceptio
         url = request.url.copy_with(userinfo=b"", query=None, fragment=None)
         error.request = type(request)(request.method, url)  # type: ignore[attr-defined]
     return error
-
-
-#: A metered answer whose body has ended: recorded with its counts, and as an error if it ended with an error event.
-_finish = finish_answer
 
 
 def _dropped(ticket: Pass, meter: Meter | None, status: int) -> None:
