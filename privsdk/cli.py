@@ -697,8 +697,10 @@ def _usage_prune(args: argparse.Namespace, out: TextIO) -> int:
     before = time.time() - age
     try:
         deleted = prune(store, before)
-    except ConfigError as exc:  # a store with nothing local to prune: named where the value came from
-        raise exc.at("--store" if args.store is not None else "PRIVSDK_USAGE") from None
+    except ConfigError as exc:
+        if store.kind in ("sqlite", "jsonl"):  # the store's own trouble, which names the file
+            raise
+        raise exc.at("--store" if args.store is not None else "PRIVSDK_USAGE") from None  # nothing local to prune
     out.write(f"deleted {deleted} usage record(s) older than {iso(before)} from {store.path}\n")
     return EXIT_OK
 
