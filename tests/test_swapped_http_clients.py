@@ -250,3 +250,33 @@ def test_a_client_that_is_not_guarded_sends_through_what_it_is_given(wire: Wire)
     swap(plain)
     send(plain)
     assert len(wire.server.requests) == 1
+
+
+@pytest.mark.parametrize("wire", ["mistral"], indirect=True)
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
+def test_a_mistral_configuration_put_into_a_guarded_client_is_guarded(wire: Wire, sync: bool) -> None:
+    """mistralai builds its parts from the client's sdk_configuration at their first use: a new SDKConfiguration,
+    with httpx clients of its own, put there before the first call sent unjudged and unrecorded."""
+    from mistralai.client.sdkconfiguration import SDKConfiguration
+
+    from privsdk import mistralai
+
+    client = mistralai.Mistral(api_key="m-key", server_url=wire.server.url)
+    old = client.sdk_configuration
+    client.sdk_configuration = SDKConfiguration(
+        client=httpx2.Client(),
+        client_supplied=True,
+        async_client=httpx2.AsyncClient(),
+        async_client_supplied=True,
+        debug_logger=old.debug_logger,
+        security=old.security,
+        server_url=wire.server.url,
+        server=None,
+        retry_config=old.retry_config,
+        timeout_ms=old.timeout_ms,
+    )
+    client.sdk_configuration.__dict__["_hooks"] = old.__dict__["_hooks"]  # as mistralai's own constructor sets
+    send = client.chat.complete if sync else client.chat.complete_async
+    _refused(lambda c: send(model="mistral-large-latest", messages=MSG), client, sync)
+    assert wire.server.requests == []
+    assert wire.refused_records() == [("refused", "refuse")]

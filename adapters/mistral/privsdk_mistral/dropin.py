@@ -79,11 +79,7 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     config = getattr(client, "sdk_configuration", None)
     if config is None or not hasattr(config, "client"):
         raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a mistralai client")
-    config.__dict__[_GUARDED] = (guard,)  # realtime sessions, which open a websocket of their own, read it
     _guard_realtime()
-    # The tracing hook reads this attribute before MISTRAL_SDK_TELEMETRY: False keeps spans (which hold
-    # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
-    config.__dict__["telemetry"] = False
     hooks: dict[str, Any] = {}
     if reroutes:
         from privsdk_mistral import reroute
@@ -98,10 +94,21 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
             loop_safe(http)  # usable from one asyncio.run after another, which mistralai's own client is not
         guard_http(_config, http)
 
-    # Frameworks put new httpx clients into these two later (pydantic-ai, on each new event loop): every one put
-    # there is guarded as these are.
-    keep_guarded(config, "client", guard_http)
-    keep_guarded(config, "async_client", guard_async)
+    def guard_config(_client: object, config: Any) -> None:
+        if not hasattr(config, "client"):
+            raise TypeError(f"privsdk cannot guard a {type(config).__name__} as a mistralai SDKConfiguration")
+        config.__dict__[_GUARDED] = (guard,)  # realtime sessions, which open a websocket of their own, read it
+        # The tracing hook reads this attribute before MISTRAL_SDK_TELEMETRY: False keeps spans (which hold
+        # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
+        config.__dict__["telemetry"] = False
+        # Frameworks put new httpx clients into these two later (pydantic-ai, on each new event loop): every one
+        # put there is guarded as these are.
+        keep_guarded(config, "client", guard_http)
+        keep_guarded(config, "async_client", guard_async)
+
+    # mistralai builds its parts (chat, embeddings, ...) from the client's configuration at their first use: a
+    # configuration put there later, with httpx clients of its own, is guarded as the first one.
+    keep_guarded(client, "sdk_configuration", guard_config)
     return client
 
 
