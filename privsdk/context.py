@@ -48,10 +48,15 @@ def scope(
     if tags is not None and not isinstance(tags, Mapping):
         _wrong("tags", "a dict of str to str, e.g. {'team': 'search'}", tags)
     outer = _current.get()
+    merged = {**outer.tags, **tags} if tags else outer.tags
+    if tags:
+        from privsdk.usage.tags import check_tags
+
+        check_tags(merged)  # a TagError here, at the app's own line: a request in the block must not raise one
     inner = Scope(
         tenant if tenant is not None else outer.tenant,
         data_class if data_class is not None else outer.data_class,
-        {**outer.tags, **tags} if tags else outer.tags,
+        merged,
     )
     token = _current.set(inner)
     try:

@@ -1070,3 +1070,18 @@ def test_a_refusal_crosses_a_process_boundary(
     assert (again.args, again.decision) == (caught.value.args, caught.value.decision)
     plain = pickle.loads(pickle.dumps(privsdk.PolicyViolation(caught.value.decision)))
     assert str(plain) == str(caught.value)
+
+
+def test_a_scopes_tags_go_on_the_drop_ins_records(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """privsdk.scope(tags=...) reached privsdk.Client's records only: a drop-in's were recorded with no tags."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server)
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    with privsdk.scope(tags={"team": "search"}), privsdk.scope(tags={"feature": "summary"}):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    assert [r["tags"] for r in usage_records(usage, 2)] == [{"feature": "summary", "team": "search"}, {}]
+    with pytest.raises(privsdk.TagError), privsdk.scope(tags={"bad key!": "x"}):
+        pass  # refused as the scope begins, never by a request inside it

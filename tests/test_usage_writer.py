@@ -311,6 +311,32 @@ def test_records_are_written_at_interpreter_exit(tmp_path: Path) -> None:
     assert [json.loads(line)["attempt"] for line in lines] == list(range(1, 251))
 
 
+LATE_CHILD = """
+import sys
+from privsdk.usage import open_recorder
+from tests.usage_support import rec
+recorder = open_recorder(sys.argv[1])
+record = rec(attempt=1)
+class Late:  # a module global collected after the exit hook closed the recorder, as a drop-in stream left open
+    def __del__(self):
+        recorder.record(record)
+late = Late()
+"""
+
+
+def test_a_record_after_the_exit_hook_is_a_warning_not_a_traceback(tmp_path: Path) -> None:
+    """The warning for a record the closed recorder dropped imported logging at shutdown, which failed: a
+    traceback ('sys.meta_path is None') instead of the warning."""
+    store = tmp_path / "late.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_CHILD, f"jsonl://{store}"], cwd=REPO, env=clean_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr and "ImportError" not in done.stderr, done.stderr
+    assert "privsdk usage: " in done.stderr and "after the recorder was closed" in done.stderr, done.stderr
+
+
 def _child_records(spec: str) -> None:
     """Runs in a forked child: uses the recorder it inherited, and ends without closing it."""
     from privsdk.usage import writer

@@ -32,6 +32,7 @@ from privsdk.outbound.wire import PROTOCOLS, reader
 from privsdk.policy import Policy, Target
 from privsdk.tenants import TenantStore
 from privsdk.usage.record import attempt_record
+from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
     from privsdk.usage import Recorder
@@ -579,6 +580,10 @@ class Pass:
         if record:
             self.started, self.t0 = time.time(), time.perf_counter()
             self.attempt, self.call = _attempt_of(out)
+            tags = context.current().tags
+            if tags:  # a scope's tags (checked as the scope began) go on the record, as on a Client call's
+                call = self.call = self.call or _SdkCall()
+                call.tags = check_tags(tags)
             self.first: float | None = None  # seconds to a stream's first chunk (first_chunk)
 
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:

@@ -450,8 +450,11 @@ class Recorder:
         if key in self._warned:
             return
         self._warned.add(key)
-        import logging  # only on this rare path: importing logging costs milliseconds
-
+        try:
+            import logging  # only on this rare path: importing logging costs milliseconds
+        except ImportError:  # the interpreter is shutting down (a record that came after the exit hook)
+            sys.stderr.write(f"privsdk usage: {message}\n")
+            return
         logging.getLogger(LOGGER).warning("privsdk usage: %s", message)
 
     def _forget_parent(self) -> None:
