@@ -337,11 +337,10 @@ def test_a_record_after_the_exit_hook_is_a_warning_not_a_traceback(tmp_path: Pat
     assert "privsdk usage: " in done.stderr and "after the recorder was closed" in done.stderr, done.stderr
 
 
-def _child_records(spec: str) -> None:
-    """Runs in a forked child: uses the recorder it inherited, and ends without closing it."""
-    from privsdk.usage import writer
-
-    (recorder,) = [r for r in list(writer._RECORDERS) if r.name.startswith("jsonl")]
+def _child_records(recorder: Recorder) -> None:
+    """Runs in a forked child (fork hands the parent's objects over as they are, unpickled): uses the recorder it
+    inherited, and ends without closing it. (Finding it among every live recorder picked up others, left by
+    earlier tests and not yet collected.)"""
     assert not recorder._queue  # the parent's queued records are not the child's to write
     for i in range(101, 104):
         recorder.record(rec(attempt=i))
@@ -383,7 +382,7 @@ def test_a_forked_child_writes_its_own_records_and_never_the_parents(tmp_path: P
         recorder.record(rec(attempt=i))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: what this test is about
-        child = multiprocessing.get_context("fork").Process(target=_child_records, args=(spec,))
+        child = multiprocessing.get_context("fork").Process(target=_child_records, args=(recorder,))
         child.start()
         child.join(30)
     assert child.exitcode == 0
