@@ -1199,15 +1199,15 @@ def check_pairs(
             seen.add(part)
             for target in group:
                 _check_combination(part | target.attest, cat, where(target), cat.offering(target.offering))
-                _check_region(target, part, where(target))
+                _check_region(target, part, cat, where(target))
 
 
-def _check_region(target: Target, attest: frozenset[str], where: Callable[[], str]) -> None:
+def _check_region(target: Target, attest: frozenset[str], cat: Catalogue, where: Callable[[], str]) -> None:
     """A target whose own region lies outside the geography its region attestation claims (its own, or its
     tenant's account's) is a configuration error here, before any call is refused for it."""
     from privsdk.decision import _region_contradiction, for_account
 
-    reason = _region_contradiction(target, for_account(attest | target.attest, target.account))
+    reason = _region_contradiction(target, for_account(attest | target.attest, target.account), cat)
     if reason is not None:
         raise ConfigError(reason.removeprefix("configuration error: "), where=where())
 

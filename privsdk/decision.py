@@ -477,13 +477,12 @@ def _geo_of(offering: Offering, attestation: str) -> frozenset[str] | None:
     return fact.value if fact is not None and isinstance(fact.value, frozenset) else None
 
 
-def _region_contradiction(spec: Target, declared: frozenset[str], catalogue: Catalogue | None = None) -> str | None:
+def _region_contradiction(spec: Target, declared: frozenset[str], catalogue: Catalogue) -> str | None:
     """A reason when the target's own region names another geography than its attestations of where it is served."""
     if spec.region is None or spec.shows_geography:
         return None
     from privsdk.outbound.places import geography, region_kind
 
-    catalogue = catalogue or default_catalogue()
     offering = catalogue.offering(spec.offering)
     if offering is None:
         return None
