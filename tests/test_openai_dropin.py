@@ -488,6 +488,43 @@ def test_a_stream_closed_before_its_end_is_cancelled_and_a_whole_one_ok_with_or_
     assert [r["error_class"] for r in records] == [None, None, None]  # a cancelled attempt has none (it had "other")
 
 
+def test_a_long_stream_is_counted_in_batches_and_recorded_whole_or_cancelled(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The guard keeps an answer's chunks for the writer thread's meter, at most a few hundred: past them the meter
+    reads them on the way. A stream of many more chunks (each event its own HTTP chunk) is still counted and whole,
+    sync and async, and one closed part-way is still cancelled."""
+    app, server = wire
+    app.text, app.pieces = "ab" * 700, 700
+    usage = guard_env(monkeypatch, tmp_path, server)
+    ask: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    chunks = list(client.chat.completions.create(**ask))
+    assert len(chunks) > 700
+
+    async def stream() -> int:
+        aclient = dropin.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+        async with aclient:
+            return len([c async for c in await aclient.chat.completions.create(**ask)])
+
+    assert asyncio.run(stream()) == len(chunks)
+    part = client.chat.completions.create(**ask)
+    for _, _chunk in zip(range(500), part, strict=False):
+        pass
+    part.close()
+    records = usage_records(usage, 3)
+    assert [(r["outcome"], r["input_tokens"], r["output_tokens"]) for r in records] == [
+        ("ok", 11, 7),
+        ("ok", 11, 7),
+        ("cancelled", None, None),
+    ]
+
+
 def test_a_redirect_to_another_host_is_judged_as_its_own_request(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

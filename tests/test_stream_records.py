@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +22,10 @@ import privsdk.cohere
 import privsdk.genai
 import privsdk.mistralai
 import privsdk.openai
+from privsdk.config import load_policy
 from privsdk.outbound.judge import Guard
+from privsdk.outbound.transport import guard_httpx
+from privsdk.usage import open_recorder
 from tests.wire import bedrock as bedrock_wire
 from tests.wire import cohere as cohere_wire
 from tests.wire import mistral as mistral_wire
@@ -257,3 +262,29 @@ def test_a_non_stream_answer_has_no_first_chunk_time(usage: Usage) -> None:
         sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         (record,) = usage.take()
         assert (record["outcome"], record["first_chunk_ms"]) == ("ok", None)
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+@pytest.mark.parametrize("read", [None, 300])
+def test_a_long_answer_reaches_its_meter_whole_kept_or_counted_on_the_way(library: str, read: int | None) -> None:
+    """The guard keeps an answer's chunks for its meter, which reads them in the writer thread; past a few hundred
+    chunks it feeds them to the meter on the way. An answer of a thousand chunks whose counts come first (a JSON
+    answer may put ``usage`` before its choices) is recorded with them, read to its end or closed after 300."""
+    http: Any = importlib.import_module(library)
+    answer = b'{"usage":{"prompt_tokens":3,"completion_tokens":4},"choices":[' + b'"padding",' * 999 + b'"end"]}'
+    chunks = [answer[i : i + 10] for i in range(0, len(answer), 10)]
+    records: list[Any] = []
+    guard = Guard(load_policy({"PRIVSDK_USAGE": "none"}), recorder=open_recorder(records.append))
+    client = guard_httpx(
+        http.Client(transport=http.MockTransport(lambda request: http.Response(200, content=iter(chunks)))),
+        sdk="openai",
+        refusal=lambda violation: violation,
+        guard=guard,
+    )
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+    with client.stream("POST", "https://api.openai.com/v1/chat/completions", content=body) as response:
+        passed = list(itertools.islice(response.iter_raw(), read))
+    assert b"".join(passed) == (answer if read is None else b"".join(chunks[:read]))
+    guard.flush(5)
+    [record] = records
+    assert (record.outcome, record.input_tokens, record.output_tokens) == ("ok", 3, 4)

@@ -17,7 +17,7 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 from urllib.parse import unquote
 
@@ -25,7 +25,7 @@ from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused
 from privsdk.errors import PolicyViolation, error_for_status
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader, answer_end
 from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
@@ -36,6 +36,7 @@ from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
     from privsdk.usage import Recorder
+    from privsdk.usage.record import UsageRecord
 
 
 class Binding(NamedTuple):
@@ -88,7 +89,7 @@ class Guard:
         self._store = isinstance(self.policy.tenants, TenantStore)
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._memo_until = 0.0  # when today's verdicts expire (a UTC midnight); 0: none yet
-        self._places: dict[tuple[object, ...], tuple[Place, WireReader]] = {}
+        self._places: dict[tuple[object, ...], tuple[Place, WireReader, bytes]] = {}
 
     @classmethod
     def default(cls) -> Guard:
@@ -174,8 +175,11 @@ class Guard:
         place = asks = wire = None
         try:
             url = out[:6]  # seam, method, scheme, host, port, path
-            place, wire = self._places.get(url) or self._where(url, out)
-            if _names_another_host(out):
+            place, wire, host = self._places.get(url) or self._where(url, out)
+            pairs = getattr(out.headers, "_list", None)
+            # httpx puts its own Host header (the URL's host, and port unless the default) first, and adds none when
+            # the app gave one: the usual request needs no more looking (one comparison with bytes kept per URL).
+            if not (pairs and pairs[0][1] == _HOST and pairs[0][2] == host) and _names_another_host(out):
                 raise _Refused(
                     out.host,
                     "other",
@@ -184,7 +188,12 @@ class Guard:
                     "header)",
                 )
             asks = wire.read(out)
-            account = _account(place, asks, out)
+            if place.shows_account:
+                account = place.account
+            elif asks.project is None and pairs is not None and _ACCOUNT_NAMES.isdisjoint(map(_lower_name, pairs)):
+                account = place.account  # the usual request names no account: one pass in C over the header names
+            else:
+                account = _account(place, asks, out)
             # An app sends the same few kinds of request again and again: the verdict on one kind (where, what it
             # asks for, whose account, for whom) holds until the day changes (attestations expire). A tenant store
             # loads tenants as they come and may reload one: those verdicts are decided each time (the decision
@@ -271,12 +280,15 @@ class Guard:
         why = f"no compliant alternative among {', '.join(alternatives)}" if alternatives else "no reroute list"
         return decision._replace(reason=f"{decision.reason}; {why}")
 
-    def _where(self, key: tuple[object, ...], out: Outgoing) -> tuple[Place, WireReader]:
-        """Where ``out`` goes and the reader of its protocol, kept per ``key`` (seam, method, scheme, host, port, path):
-        an app sends to a few URLs again and again, and placing one walks the declared endpoints and host
-        patterns. :meth:`judge` looks ``key`` up itself and calls this for a URL it has not seen."""
+    def _where(self, key: tuple[object, ...], out: Outgoing) -> tuple[Place, WireReader, bytes]:
+        """Where ``out`` goes, the reader of its protocol and the Host header httpx sends for its URL, kept per ``key``
+        (seam, method, scheme, host, port, path): an app sends to a few URLs again and again, and placing one walks
+        the declared endpoints and host patterns. :meth:`judge` looks ``key`` up itself and calls this for a URL it
+        has not seen."""
         place = self.place(out)
-        found = (place, reader(protocol_of(place.offerings, out.sdk)))
+        name = out.host.encode()
+        host = name if out.port is None else b"%s:%d" % (name, out.port)
+        found = (place, reader(protocol_of(place.offerings, out.sdk)), host)
         if len(self._places) >= 4096:  # paths that carry ids (files, batches) must not grow it without bound
             self._places.clear()
         self._places[key] = found
@@ -496,12 +508,8 @@ def _names_another_host(out: Outgoing) -> bool:
     """True when the request carries a Host header for another host than its URL's (or more than one): a server,
     gateway or proxy routes by it, so the request would be judged for one host and served by another."""
     pairs = getattr(out.headers, "_list", None)
-    # httpx puts its own Host (the URL's host, and port unless the default) first, and adds none when the app gave
-    # one. A second Host header never leaves: h11 refuses to send one ("Found multiple Host: headers").
-    if pairs and pairs[0][1] == _HOST:
-        name = out.host.encode()
-        if pairs[0][2] == (name if out.port is None else b"%s:%d" % (name, out.port)):
-            return False
+    # Guard.judge has passed over httpx's own Host header for the URL, first of the list. A second Host header never
+    # leaves: h11 refuses to send one ("Found multiple Host: headers").
     if pairs is None:  # a mapping (botocore's): one value at most
         value = out.headers.get("host") or out.headers.get("Host")
         values = [value.encode("latin-1") if isinstance(value, str) else value] if value else []
@@ -614,12 +622,54 @@ class Pass:
         exc: BaseException | None = None,
     ) -> None:
         """Record the request's outcome: its HTTP status, token counts, or the exception that ended it."""
+        self.answered(status, None, None, tokens=tokens, exc=exc)
+
+    def answered(
+        self,
+        status: int | None,
+        meter: Meter | None,
+        chunks: Sequence[bytes] | None,
+        early: bool = False,
+        tokens: tuple[int | None, int | None] = (None, None),
+        exc: BaseException | None = None,
+    ) -> None:
+        """Record the request whose answer has ended (``early``: was let go of before its last byte), with what
+        ``meter`` counts in the answer's ``chunks`` (those it has not been fed yet), or the ``tokens`` counted.
+
+        The meter reads the chunks in the writer thread, as it builds the record: on the call path, between two
+        SDK calls, reading an answer for its counts cost more than deciding on its request (docs/performance.md).
+        The chunks stay in memory until then (a batch's ``linger``), and nothing of them but the counts leaves.
+        """
         if self.done:
             return
         self.done = True
-        if not self.record:
-            return
-        latency = time.perf_counter() - self.t0
+        if self.record:
+            latency = time.perf_counter() - self.t0
+            guard = self.guard  # its recorder is open: this request is recorded (the property is a Python call)
+            (guard._recorder or guard.recorder).record_later(
+                self._built, status, latency, tokens, exc, meter, chunks, early
+            )
+
+    def _built(
+        self,
+        status: int | None,
+        latency: float,
+        tokens: tuple[int | None, int | None],
+        exc: BaseException | None,
+        meter: Meter | None,
+        chunks: Sequence[bytes] | None,
+        early: bool,
+    ) -> UsageRecord:
+        """The request's record, built by the recorder's writer thread (off the call path)."""
+        if meter is not None:
+            try:
+                for chunk in chunks or ():
+                    meter.feed(chunk)
+                tokens, exc = answer_end(meter, early, exc)
+            except Exception:  # meters never raise; one that did would cost the counts, never the record
+                exc = GeneratorExit() if early else exc
+        elif early:
+            exc = GeneratorExit()
         outcome: Literal["ok", "error", "cancelled"]
         kind: str | None
         if status is not None and status >= 400:
@@ -632,9 +682,9 @@ class Pass:
             kind = (getattr(exc, "kind", None) or _kind_of(exc)) if outcome == "error" else None
         else:
             outcome, kind = "ok", None
-        self.guard.recorder.record_later(
-            attempt_record, self.decision, self.call, self.verdict.targets[0], self.decision.chosen, self.attempt,
-            outcome, kind, status, self.started, latency, tokens[0], tokens[1], self.first,
+        return attempt_record(
+            self.decision, self.call, self.verdict.targets[0], self.decision.chosen, self.attempt, outcome, kind,
+            status, self.started, latency, tokens[0], tokens[1], self.first,
         )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ and before any byte is written, whichever part of the SDK sent it. A refused
 request raises the SDK-flavoured refusal the seam was given (an exception
 that is both :class:`privsdk.PolicyViolation` and the SDK's own error base,
 so the SDK neither wraps nor retries it). An allowed request's answer is
-metered as its body passes and recorded when it ends.
+recorded when it ends, with its tokens counted off the call path.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass, rerouting
-from privsdk.outbound.outgoing import Meter, Outgoing, finish_answer, finish_early
+from privsdk.outbound.outgoing import Meter, Outgoing
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base. One whose
 #: ``request`` is None (openai's errors name the request they are about) is given the refused httpx request.
@@ -65,13 +65,12 @@ def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
     return tuple.__new__(Outgoing, fields)
 
 
-def _judge(guard: Guard | None, refusal: Refusal, out: Outgoing, reroutable: bool, request: Any) -> Pass:
-    try:
-        return (guard or Guard._default or Guard.default()).check(out, reroutable=reroutable)
-    except PolicyViolation as violation:
-        raise _refused(refusal, violation, request) from None
-    except ConfigError as exc:  # fail closed, and visibly: the SDK must neither wrap this nor retry it
-        raise _refused(refusal, PolicyViolation(unjudged(out.host, f"configuration error: {exc}")), request) from None
+def _refusal(refusal: Refusal, exc: PolicyViolation | ConfigError, out: Outgoing, request: Any) -> BaseException:
+    """The SDK's refusal of ``request`` for what judging it raised: a configuration error fails closed, and
+    visibly (the SDK must neither wrap it nor retry it)."""
+    if isinstance(exc, ConfigError):
+        exc = PolicyViolation(unjudged(out.host, f"configuration error: {exc}"))
+    return _refused(refusal, exc, request)
 
 
 class _Seam(NamedTuple):
@@ -93,76 +92,87 @@ def _seam(library: str) -> _Seam:
     http: Any = importlib.import_module(library)
 
     class Metered(http.SyncByteStream):  # type: ignore[misc]
-        """A response body that feeds a meter as it passes and records the request when it ends or closes."""
+        """A response body that keeps its chunks for the meter as they pass (see :func:`_metered`) and records the
+        request when it ends or closes."""
 
         def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
             self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
+            self.kept: list[bytes] | None = None if meter is None else []
 
         def __iter__(self) -> Iterator[bytes]:
+            kept = self.kept
             try:
                 chunks = iter(self.inner)
-                for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
+                for chunk in chunks:  # the first chunk, timed; the loops below pass the rest as before
                     self.ticket.first_chunk()
-                    if self.meter is not None:
-                        self.meter.feed(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
                     yield chunk
                     break
-                for chunk in chunks:
-                    if self.meter is not None:
-                        self.meter.feed(chunk)
-                    yield chunk
+                if kept is None:
+                    yield from chunks
+                else:
+                    for chunk in chunks:
+                        if len(kept) >= _KEEP_AT_MOST:
+                            _count_kept(self.meter, kept)
+                        kept.append(chunk)
+                        yield chunk
             except GeneratorExit:
-                finish_early(self.ticket, self.meter, self.status)
+                self.ticket.answered(self.status, self.meter, kept, early=True)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            finish_answer(self.ticket, self.meter, self.status)
+            self.ticket.answered(self.status, self.meter, kept)
 
         def close(self) -> None:
             try:
                 self.inner.close()
             finally:  # closed before its end (after it, the request is recorded already): whole, or cancelled
-                finish_early(self.ticket, self.meter, self.status)
+                self.ticket.answered(self.status, self.meter, self.kept, early=True)
 
         def __del__(self) -> None:
-            _dropped(self.ticket, self.meter, self.status)
+            _dropped(self.ticket, self.meter, self.kept, self.status)
 
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
 
         def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
             self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
+            self.kept: list[bytes] | None = None if meter is None else []
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
+            kept = self.kept
             try:
                 chunks = aiter(self.inner)
                 async for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    if self.meter is not None:
-                        self.meter.feed(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
                     yield chunk
                     break
                 async for chunk in chunks:
-                    if self.meter is not None:
-                        self.meter.feed(chunk)
+                    if kept is not None:
+                        if len(kept) >= _KEEP_AT_MOST:
+                            _count_kept(self.meter, kept)
+                        kept.append(chunk)
                     yield chunk
             except GeneratorExit:
-                finish_early(self.ticket, self.meter, self.status)
+                self.ticket.answered(self.status, self.meter, kept, early=True)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            finish_answer(self.ticket, self.meter, self.status)
+            self.ticket.answered(self.status, self.meter, kept)
 
         async def aclose(self) -> None:
             try:
                 await self.inner.aclose()
             finally:
-                finish_early(self.ticket, self.meter, self.status)
+                self.ticket.answered(self.status, self.meter, self.kept, early=True)
 
         def __del__(self) -> None:
-            _dropped(self.ticket, self.meter, self.status)
+            _dropped(self.ticket, self.meter, self.kept, self.status)
 
     class GuardTransport(http.BaseTransport):  # type: ignore[misc]
         """A transport that judges each request before handing it to ``inner``."""
@@ -174,7 +184,12 @@ def _seam(library: str) -> _Seam:
 
         def handle_request(self, request: Any) -> Any:
             out = outgoing(request, self.sdk, request.read())
-            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None, request)
+            try:  # here, not in a function of its own: each Python call on this path costs 0.5-1 µs, run cold
+                ticket = (self.guard or Guard._default or Guard.default()).check(
+                    out, reroutable=self.reroute is not None
+                )
+            except (PolicyViolation, ConfigError) as exc:
+                raise _refusal(self.refusal, exc, out, request) from None
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
                 token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                 try:
@@ -205,7 +220,12 @@ def _seam(library: str) -> _Seam:
 
         async def handle_async_request(self, request: Any) -> Any:
             out = outgoing(request, self.sdk, await request.aread())
-            ticket = _judge(self.guard, self.refusal, out, self.reroute is not None, request)
+            try:  # here, not in a function of its own: each Python call on this path costs 0.5-1 µs, run cold
+                ticket = (self.guard or Guard._default or Guard.default()).check(
+                    out, reroutable=self.reroute is not None
+                )
+            except (PolicyViolation, ConfigError) as exc:
+                raise _refusal(self.refusal, exc, out, request) from None
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
                 token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                 try:
@@ -229,19 +249,35 @@ def _seam(library: str) -> _Seam:
     return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient)
 
 
+#: How many chunks of an answer a metered body keeps for the writer thread's meter: past them (a long stream), the
+#: meter reads the kept ones on the call path, a batch at a time, so an answer is never held whole.
+_KEEP_AT_MOST = 256
+
+
+def _count_kept(meter: Meter | None, kept: list[bytes]) -> None:
+    """Feed ``meter`` the chunks ``kept`` so far, and let them go."""
+    if meter is not None:
+        for chunk in kept:
+            meter.feed(chunk)
+    kept.clear()
+
+
 def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
-    """``response`` with its body metered as it passes (``metered`` wraps its stream) and the request recorded when
-    the body ends. A body the inner transport has already read in full (httpx's MockTransport, respx, a caching
-    transport) will not pass again: it is metered and the request recorded now."""
+    """``response`` with its body kept for its meter as it passes (``metered`` wraps its stream) and the request
+    recorded when the body ends: the meter counts the kept chunks in the writer thread, off the call path (reading
+    a small answer for its counts, between two SDK calls, cost more than deciding on its request). A body the inner
+    transport has already read in full (httpx's MockTransport, respx, a caching transport) will not pass again: the
+    request is recorded now, with that body."""
     status = response.status_code
     meter = ticket.meter(status, response.headers)
     if response.is_stream_consumed:
+        kept = None
         if meter is not None:
             try:
-                meter.feed(response.content)
+                kept = [response.content]
             except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
                 meter = None
-        finish_answer(ticket, meter, status)
+        ticket.answered(status, meter, kept)
     else:
         response.stream = metered(response.stream, ticket, meter, status)
     return response
@@ -260,12 +296,12 @@ def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseExceptio
     return error
 
 
-def _dropped(ticket: Pass, meter: Meter | None, status: int) -> None:
+def _dropped(ticket: Pass, meter: Meter | None, kept: list[bytes] | None, status: int) -> None:
     """A response body collected before it ended or was closed (the app let go of a streaming response unread):
     its request still leaves a record."""
     if not ticket.done:
         with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
-            finish_early(ticket, meter, status)
+            ticket.answered(status, meter, kept, early=True)
 
 
 def _library(client: object) -> str:
