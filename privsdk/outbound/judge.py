@@ -622,23 +622,25 @@ class Pass:
         exc: BaseException | None = None,
     ) -> None:
         """Record the request's outcome: its HTTP status, token counts, or the exception that ended it."""
-        self.answered(status, None, None, tokens=tokens, exc=exc)
+        self.answered(status, None, None, None, tokens=tokens, exc=exc)
 
     def answered(
         self,
         status: int | None,
+        headers: Mapping[str, str] | None,
         meter: Meter | None,
         chunks: Sequence[bytes] | None,
         early: bool = False,
         tokens: tuple[int | None, int | None] = (None, None),
         exc: BaseException | None = None,
     ) -> None:
-        """Record the request whose answer has ended (``early``: was let go of before its last byte), with what
-        ``meter`` counts in the answer's ``chunks`` (those it has not been fed yet), or the ``tokens`` counted.
+        """Record the request whose answer has ended (``early``: was let go of before its last byte), with what its
+        meter counts in the answer's ``chunks`` (those it has not been fed yet), or the ``tokens`` counted.
 
-        The meter reads the chunks in the writer thread, as it builds the record: on the call path, between two
-        SDK calls, reading an answer for its counts cost more than deciding on its request (docs/performance.md).
-        The chunks stay in memory until then (a batch's ``linger``), and nothing of them but the counts leaves.
+        The meter (``meter``, or the one :meth:`meter` builds for ``status`` and ``headers``) reads the chunks in the
+        writer thread, as it builds the record: on the call path, between two SDK calls, reading an answer for its
+        counts cost more than deciding on its request (docs/performance.md). The chunks stay in memory until then
+        (a batch's ``linger``), and nothing of them but the counts leaves.
         """
         if self.done:
             return
@@ -647,7 +649,7 @@ class Pass:
             latency = time.perf_counter() - self.t0
             guard = self.guard  # its recorder is open: this request is recorded (the property is a Python call)
             (guard._recorder or guard.recorder).record_later(
-                self._built, status, latency, tokens, exc, meter, chunks, early
+                self._built, status, latency, tokens, exc, headers, meter, chunks, early
             )
 
     def _built(
@@ -656,20 +658,23 @@ class Pass:
         latency: float,
         tokens: tuple[int | None, int | None],
         exc: BaseException | None,
+        headers: Mapping[str, str] | None,
         meter: Meter | None,
         chunks: Sequence[bytes] | None,
         early: bool,
     ) -> UsageRecord:
         """The request's record, built by the recorder's writer thread (off the call path)."""
-        if meter is not None:
-            try:
+        try:
+            if meter is None and chunks is not None and status is not None and headers is not None:
+                meter = self.meter(status, headers)
+            if meter is not None:
                 for chunk in chunks or ():
                     meter.feed(chunk)
                 tokens, exc = answer_end(meter, early, exc)
-            except Exception:  # meters never raise; one that did would cost the counts, never the record
-                exc = GeneratorExit() if early else exc
-        elif early:
-            exc = GeneratorExit()
+            elif early:
+                exc = GeneratorExit()
+        except Exception:  # meters never raise; one that did would cost the counts, never the record
+            exc = GeneratorExit() if early else exc
         outcome: Literal["ok", "error", "cancelled"]
         kind: str | None
         if status is not None and status >= 400:
@@ -691,11 +696,10 @@ class Pass:
 class _SdkCall:
     """What the records of one SDK call's attempts share: a request id, drawn when the first is built."""
 
-    __slots__ = ("request_id", "tags")
-
-    def __init__(self) -> None:
-        self.request_id: str | None = None
-        self.tags: tuple[tuple[str, str], ...] = ()
+    # Class defaults, not an __init__: one is made for every recorded request, and a Python __init__ is one more
+    # Python call on the guard's path.
+    request_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 #: The last SDK call sent in this thread or task, and its URL: where a retry of it finds the call it belongs to.

@@ -18,7 +18,7 @@ import functools
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from privsdk import sdklogs
 from privsdk.decision import unjudged
@@ -95,51 +95,50 @@ def _seam(library: str) -> _Seam:
         """A response body that keeps its chunks for the meter as they pass (see :func:`_metered`) and records the
         request when it ends or closes."""
 
-        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
-            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
-            self.kept: list[bytes] | None = None if meter is None else []
+        def __init__(self, inner: Any, ticket: Pass, status: int, headers: Any):
+            self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
+            self.meter: Meter | None = None  # built by the writer thread, unless the answer is long (_count_kept)
+            self.kept: list[bytes] = []
 
         def __iter__(self) -> Iterator[bytes]:
             kept = self.kept
             try:
                 chunks = iter(self.inner)
-                for chunk in chunks:  # the first chunk, timed; the loops below pass the rest as before
+                for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    if kept is not None:
-                        kept.append(chunk)
+                    kept.append(chunk)
                     yield chunk
                     break
-                if kept is None:
-                    yield from chunks
-                else:
-                    for chunk in chunks:
-                        if len(kept) >= _KEEP_AT_MOST:
-                            _count_kept(self.meter, kept)
-                        kept.append(chunk)
-                        yield chunk
+                for chunk in chunks:
+                    if len(kept) >= _KEEP_AT_MOST:
+                        _count_kept(self)
+                    kept.append(chunk)
+                    yield chunk
             except GeneratorExit:
-                self.ticket.answered(self.status, self.meter, kept, early=True)
+                self.ticket.answered(self.status, self.headers, self.meter, kept, early=True)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            self.ticket.answered(self.status, self.meter, kept)
+            self.ticket.answered(self.status, self.headers, self.meter, kept)
 
         def close(self) -> None:
             try:
                 self.inner.close()
             finally:  # closed before its end (after it, the request is recorded already): whole, or cancelled
-                self.ticket.answered(self.status, self.meter, self.kept, early=True)
+                if not self.ticket.done:
+                    self.ticket.answered(self.status, self.headers, self.meter, self.kept, early=True)
 
         def __del__(self) -> None:
-            _dropped(self.ticket, self.meter, self.kept, self.status)
+            _dropped(self)
 
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
 
-        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
-            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
-            self.kept: list[bytes] | None = None if meter is None else []
+        def __init__(self, inner: Any, ticket: Pass, status: int, headers: Any):
+            self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
+            self.meter: Meter | None = None
+            self.kept: list[bytes] = []
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             kept = self.kept
@@ -147,32 +146,31 @@ def _seam(library: str) -> _Seam:
                 chunks = aiter(self.inner)
                 async for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    if kept is not None:
-                        kept.append(chunk)
+                    kept.append(chunk)
                     yield chunk
                     break
                 async for chunk in chunks:
-                    if kept is not None:
-                        if len(kept) >= _KEEP_AT_MOST:
-                            _count_kept(self.meter, kept)
-                        kept.append(chunk)
+                    if len(kept) >= _KEEP_AT_MOST:
+                        _count_kept(self)
+                    kept.append(chunk)
                     yield chunk
             except GeneratorExit:
-                self.ticket.answered(self.status, self.meter, kept, early=True)
+                self.ticket.answered(self.status, self.headers, self.meter, kept, early=True)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            self.ticket.answered(self.status, self.meter, kept)
+            self.ticket.answered(self.status, self.headers, self.meter, kept)
 
         async def aclose(self) -> None:
             try:
                 await self.inner.aclose()
             finally:
-                self.ticket.answered(self.status, self.meter, self.kept, early=True)
+                if not self.ticket.done:
+                    self.ticket.answered(self.status, self.headers, self.meter, self.kept, early=True)
 
         def __del__(self) -> None:
-            _dropped(self.ticket, self.meter, self.kept, self.status)
+            _dropped(self)
 
     class GuardTransport(http.BaseTransport):  # type: ignore[misc]
         """A transport that judges each request before handing it to ``inner``."""
@@ -250,36 +248,59 @@ def _seam(library: str) -> _Seam:
 
 
 #: How many chunks of an answer a metered body keeps for the writer thread's meter: past them (a long stream), the
-#: meter reads the kept ones on the call path, a batch at a time, so an answer is never held whole.
+#: meter is built and reads the kept ones on the call path, a batch at a time, so an answer is never held whole.
 _KEEP_AT_MOST = 256
 
 
-def _count_kept(meter: Meter | None, kept: list[bytes]) -> None:
-    """Feed ``meter`` the chunks ``kept`` so far, and let them go."""
-    if meter is not None:
-        for chunk in kept:
-            meter.feed(chunk)
-    kept.clear()
+class _Uncounted:
+    """The meter of an answer whose tokens no meter counts (an image, a file's content): it counts nothing."""
+
+    failed = None
+
+    def feed(self, chunk: bytes) -> None:
+        pass
+
+    def tokens(self) -> tuple[int | None, int | None]:
+        return None, None
+
+
+_UNCOUNTED = _Uncounted()
+
+
+class _Kept(Protocol):
+    """A metered body (sync or async): what :func:`_count_kept` and :func:`_dropped` read of it."""
+
+    ticket: Pass
+    status: int
+    headers: Any
+    meter: Meter | None
+    kept: list[bytes]
+
+
+def _count_kept(body: _Kept) -> None:
+    """Feed the body's meter (built now, the first time) the chunks it has kept so far, and let them go."""
+    meter = body.meter
+    if meter is None:
+        meter = body.meter = body.ticket.meter(body.status, body.headers) or _UNCOUNTED
+    for chunk in body.kept:
+        meter.feed(chunk)
+    body.kept.clear()
 
 
 def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
     """``response`` with its body kept for its meter as it passes (``metered`` wraps its stream) and the request
-    recorded when the body ends: the meter counts the kept chunks in the writer thread, off the call path (reading
-    a small answer for its counts, between two SDK calls, cost more than deciding on its request). A body the inner
-    transport has already read in full (httpx's MockTransport, respx, a caching transport) will not pass again: the
-    request is recorded now, with that body."""
-    status = response.status_code
-    meter = ticket.meter(status, response.headers)
+    recorded when the body ends: the meter is built and counts the kept chunks in the writer thread, off the call
+    path (reading a small answer for its counts, between two SDK calls, cost more than deciding on its request). A
+    body the inner transport has already read in full (httpx's MockTransport, respx, a caching transport) will not
+    pass again: the request is recorded now, with that body."""
     if response.is_stream_consumed:
-        kept = None
-        if meter is not None:
-            try:
-                kept = [response.content]
-            except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
-                meter = None
-        ticket.answered(status, meter, kept)
+        try:
+            kept: list[bytes] | None = [response.content]
+        except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
+            kept = None
+        ticket.answered(response.status_code, response.headers, None, kept)
     else:
-        response.stream = metered(response.stream, ticket, meter, status)
+        response.stream = metered(response.stream, ticket, response.status_code, response.headers)
     return response
 
 
@@ -296,12 +317,12 @@ def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseExceptio
     return error
 
 
-def _dropped(ticket: Pass, meter: Meter | None, kept: list[bytes] | None, status: int) -> None:
+def _dropped(body: _Kept) -> None:
     """A response body collected before it ended or was closed (the app let go of a streaming response unread):
     its request still leaves a record."""
-    if not ticket.done:
+    if not body.ticket.done:
         with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
-            ticket.answered(status, meter, kept, early=True)
+            body.ticket.answered(body.status, body.headers, body.meter, body.kept, early=True)
 
 
 def _library(client: object) -> str:
