@@ -57,6 +57,24 @@ USAGE: Any = {"include_usage": True}
 MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
 
 
+class RawOpenAI(openai.OpenAI):
+    """``openai.OpenAI`` as in an app that has guarded no client.
+
+    Guarding a client makes its ``_client`` attribute a data descriptor on its class
+    (``privsdk.outbound.transport.keep_guarded``), which every client of that class then reads through, guarded or
+    not. This subclass's plain class attribute hides it, so that the raw call measured beside a guarded one pays
+    nothing of privsdk's.
+    """
+
+    _client: Any = None
+
+
+class AsyncRawOpenAI(openai.AsyncOpenAI):
+    """:class:`RawOpenAI` for ``openai.AsyncOpenAI``."""
+
+    _client: Any = None
+
+
 def in_memory(wire: OpenAIWire) -> httpx2.Client:
     """An httpx client whose every request is answered by ``wire`` in-process."""
     return httpx2.Client(transport=answered_in_memory(wire, httpx2))
@@ -115,7 +133,7 @@ def main() -> None:
 
     with LoopbackServer(wire) as server:
         base_url = server.url + "/v1"
-        client = openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0)
+        client = RawOpenAI(api_key=KEY, base_url=base_url, max_retries=0)
         target = Target("bench", "openai.api", MODEL, endpoint=base_url)
         adapter = open_adapter(target, options._replace(guard=guard_for(target)))
         loopback = interleaved_medians(calls(client, adapter), rounds=args.rounds, per_round=8)
@@ -125,7 +143,7 @@ def main() -> None:
     report(loopback)
 
     memory_client = in_memory(wire)
-    client = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory_client)
+    client = RawOpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory_client)
     adapter = open_adapter(Target("bench", "openai.api", MODEL, endpoint="http://bench.invalid/v1"), options)
     adapter._client = adapter._client.with_options(http_client=memory_client)  # type: ignore[attr-defined]
     timed = calls(client, adapter)

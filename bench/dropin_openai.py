@@ -29,7 +29,7 @@ import sys
 import tempfile
 from typing import Any
 
-from adapter_openai import in_memory
+from adapter_openai import RawOpenAI, in_memory
 from childenv import REPO
 from timing import median_us, paired_rounds, paired_us, row
 
@@ -61,7 +61,7 @@ def main() -> None:
     Guard.reset_default()
     wire = OpenAIWire(key=KEY)
     wire.pieces = 50
-    raw = openai.OpenAI(api_key=KEY, base_url=f"{BASE}/v1", max_retries=0, http_client=in_memory(wire))
+    raw = RawOpenAI(api_key=KEY, base_url=f"{BASE}/v1", max_retries=0, http_client=in_memory(wire))
     ours = guard_client(openai.OpenAI(api_key=KEY, base_url=f"{BASE}/v1", max_retries=0, http_client=in_memory(wire)))
 
     def chat(client: openai.OpenAI) -> object:
@@ -85,7 +85,7 @@ def main() -> None:
         for usage in ("none", f"sqlite://{tempfile.mkdtemp(prefix='privsdk-bench-')}/usage.sqlite3"):
             os.environ.update({"PRIVSDK_ENDPOINTS": f"{server.url}=openai.api", "PRIVSDK_USAGE": usage})
             Guard.reset_default()
-            raw = openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+            raw = RawOpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
             ours = guard_client(openai.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0))
             base, extra, each = paired_rounds(functools.partial(chat, raw), functools.partial(chat, ours), pairs // 2)
             _, floor = paired_us(functools.partial(chat, raw), functools.partial(chat, raw), pairs // 2 // ROUNDS)

@@ -45,7 +45,7 @@ def child(which: str, calls: int) -> None:
     """The measured process: set up both clients, warm up, then ``calls`` calls of one kind."""
     sys.path.insert(0, str(REPO))
     import openai
-    from adapter_openai import in_memory
+    from adapter_openai import RawOpenAI, in_memory
     from privsdk_openai.dropin import guard_client
 
     import privsdk
@@ -53,7 +53,7 @@ def child(which: str, calls: int) -> None:
 
     wire = OpenAIWire(key=KEY)
     memory = in_memory(wire)
-    raw = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory)
+    raw = RawOpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory)
     ours = privsdk.Client(
         environ={},
         usage="none",

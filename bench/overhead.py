@@ -2,7 +2,8 @@
 
 One loopback OpenAI server (tests/wire/openai.py). Timed in the same run, in turns:
 
-- raw: ``openai.OpenAI(...).chat.completions.create`` with retries off;
+- raw: ``openai.OpenAI(...).chat.completions.create`` with retries off (a client of a subclass that hides what
+  guarding another client of the class installs on it: ``adapter_openai.RawOpenAI``);
 - privsdk.Client: ``client.chat("openai/gpt-4o-mini", ...)``: decision, tenacity
   retry wrapper, adapter, and a usage record to the default sink (SQLite, in a
   temporary directory);
@@ -36,13 +37,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from adapter_openai import in_memory
+from adapter_openai import AsyncRawOpenAI, RawOpenAI, in_memory
 from childenv import REPO, verdict
 from timing import ADAPTER_CHUNK_GOAL_US, interleaved_medians, paired_rounds, paired_us, row
 
 sys.path.insert(0, str(REPO))  # for tests.wire
 
-import openai
 
 import privsdk
 import privsdk.openai
@@ -57,7 +57,7 @@ MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "c
 
 
 def clients(url: str, store: str) -> dict[str, Callable[[], object]]:
-    raw = openai.OpenAI(api_key=KEY, base_url=url, max_retries=0)
+    raw = RawOpenAI(api_key=KEY, base_url=url, max_retries=0)
     ours = privsdk.Client(environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url})
     # The drop-in is configured by the environment alone: the loopback server is declared as OpenAI's API.
     os.environ["PRIVSDK_ENDPOINTS"] = f"{url.rsplit('/v1', 1)[0]}=openai.api"
@@ -80,7 +80,7 @@ def clients(url: str, store: str) -> dict[str, Callable[[], object]]:
 
 def streams(url: str, store: str) -> dict[str, Callable[[], Iterable[object]]]:
     """Open a stream, raw and through privsdk: the first chunk has arrived when the first ``next`` returns."""
-    raw = openai.OpenAI(api_key=KEY, base_url=url, max_retries=0)
+    raw = RawOpenAI(api_key=KEY, base_url=url, max_retries=0)
     ours = privsdk.Client(environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url})
     return {
         "raw openai SDK": lambda: raw.chat.completions.create(
@@ -94,7 +94,7 @@ def async_streams(url: str, store: str) -> tuple[Callable[[], int], Callable[[],
     """Read a stream to its end with the async clients, raw and through privsdk, each run to completion on one
     event loop (whose own cost is the same on both sides of a pair); and what closes both and the loop."""
     loop = asyncio.new_event_loop()
-    raw = openai.AsyncOpenAI(api_key=KEY, base_url=url, max_retries=0)
+    raw = AsyncRawOpenAI(api_key=KEY, base_url=url, max_retries=0)
     ours = privsdk.AsyncClient(
         environ={}, usage=store, credentials={"openai": {"api_key": KEY}}, endpoints={"openai": url}
     )
@@ -133,7 +133,7 @@ def in_memory_extra(wire: OpenAIWire, store: Any, pairs: int) -> float:
     stands out of the noise that the loopback figures carry.
     """
     memory = in_memory(wire)
-    raw = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory)
+    raw = RawOpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=memory)
     ours = privsdk.Client(
         environ={},
         usage=store,
@@ -158,8 +158,8 @@ def in_memory_litellm_extra(wire: OpenAIWire, pairs: int) -> float:
     is handed an openai client on the same in-process transport (as bench/instructions.py hands it one)."""
     import litellm  # type: ignore[import-not-found, unused-ignore]  # only in the bench environment
 
-    raw = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=in_memory(wire))
-    handed = openai.OpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=in_memory(wire))
+    raw = RawOpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=in_memory(wire))
+    handed = RawOpenAI(api_key=KEY, base_url="http://bench.invalid/v1", max_retries=0, http_client=in_memory(wire))
     _, extra, _ = paired_rounds(
         lambda: raw.chat.completions.create(model=MODEL, messages=MESSAGES),
         lambda: litellm.completion(

@@ -647,6 +647,9 @@ class Pass:
         self.done = True
         if self.record:
             latency = time.perf_counter() - self.t0
+            # The writer keeps this Pass until it builds the record: not the request's body (the prompt), which a
+            # meter never reads.
+            self._out = tuple.__new__(Outgoing, (*self._out[:8], b""))
             guard = self.guard  # its recorder is open: this request is recorded (the property is a Python call)
             (guard._recorder or guard.recorder).record_later(
                 self._built, status, latency, tokens, exc, headers, meter, chunks, early

@@ -403,30 +403,36 @@ _NOTHING: Any = object()
 
 class _Watched:
     """A data descriptor for the attribute ``name`` of a holder class: the value lives where it did (the instance
-    ``__dict__`` under the same name, or the descriptor it replaced, such as a property), and on a holder marked
-    by :func:`keep_guarded`, each new value is guarded as it is assigned, or read (one put in ``__dict__``
-    directly, or one a property hands out)."""
+    ``__dict__`` under the same name, or a class-level default), and on a holder marked by :func:`keep_guarded`,
+    each new value is guarded as it is assigned, or read (one put in ``__dict__`` directly). A property it
+    replaces is :class:`_WatchedProperty`'s."""
 
-    __slots__ = ("key", "name", "replaced", "through")
+    __slots__ = ("key", "name", "replaced")
 
     def __init__(self, name: str, replaced: Any) -> None:
         self.name, self.key, self.replaced = name, f"_privsdk_watch{name}", replaced
-        # A data descriptor it replaced (a property) keeps the value; anything else stays a class-level default.
-        self.through = replaced if hasattr(type(replaced), "__set__") else None
 
     def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        # SDKs read this attribute several times a request, on every client of the class (guarded or not): the
+        # usual read is two dict lookups and an identity check.
+        try:
+            held = obj.__dict__
+            value = held[self.name]
+        except (AttributeError, KeyError):  # the class itself (obj None), or a value not set on this instance
+            return self._default(obj, owner)
+        watch = held.get(self.key)
+        if watch is not None and value is not watch.last:
+            watch.see(obj, value)
+        return value
+
+    def _default(self, obj: Any, owner: type[Any] | None) -> Any:
         if obj is None:
             return self
-        held = obj.__dict__
-        if self.through is not None:
-            value = self.through.__get__(obj, owner)
-        elif self.name in held:
-            value = held[self.name]
-        elif self.replaced is not _NOTHING:
-            value = self.replaced.__get__(obj, owner) if hasattr(self.replaced, "__get__") else self.replaced
-        else:
+        replaced = self.replaced
+        if replaced is _NOTHING:
             raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
-        watch = held.get(self.key)
+        value = replaced.__get__(obj, owner) if hasattr(replaced, "__get__") else replaced
+        watch = obj.__dict__.get(self.key)
         if watch is not None and value is not watch.last:
             watch.see(obj, value)
         return value
@@ -435,16 +441,36 @@ class _Watched:
         watch = obj.__dict__.get(self.key)
         if watch is not None and value is not watch.last:
             watch.see(obj, value)  # before it is stored: a client that cannot be guarded is never sent through
-        if self.through is not None:
-            self.through.__set__(obj, value)
-        else:
-            obj.__dict__[self.name] = value
+        obj.__dict__[self.name] = value
 
     def __delete__(self, obj: Any) -> None:
-        if self.through is not None:
-            self.through.__delete__(obj)
-        elif obj.__dict__.pop(self.name, self) is self:
+        if obj.__dict__.pop(self.name, self) is self:
             raise AttributeError(self.name)
+
+
+class _WatchedProperty(_Watched):
+    """:class:`_Watched` for an attribute a data descriptor of the class keeps (a property): reads and writes go
+    through it, and what it hands out is guarded as it is read."""
+
+    __slots__ = ()
+
+    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        value = self.replaced.__get__(obj, owner)
+        watch = obj.__dict__.get(self.key)
+        if watch is not None and value is not watch.last:
+            watch.see(obj, value)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        watch = obj.__dict__.get(self.key)
+        if watch is not None and value is not watch.last:
+            watch.see(obj, value)
+        self.replaced.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.replaced.__delete__(obj)
 
 
 def keep_guarded(holder: object, name: str, guard: Callable[[Any, Any], object]) -> None:
@@ -461,7 +487,9 @@ def keep_guarded(holder: object, name: str, guard: Callable[[Any, Any], object])
     cls = type(holder)
     found = next((vars(klass)[name] for klass in cls.__mro__ if name in vars(klass)), _NOTHING)
     if not isinstance(found, _Watched):
-        setattr(cls, name, _Watched(name, found))
+        # A data descriptor it replaces (a property) keeps the value; anything else stays a class-level default.
+        watching = _WatchedProperty if hasattr(type(found), "__set__") else _Watched
+        setattr(cls, name, watching(name, found))
     watched: _Watched = getattr(cls, name)
     watch = _Watch(guard)
     watch.see(holder, getattr(holder, name, None))
