@@ -181,7 +181,8 @@ def _seam(library: str) -> _Seam:
             self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
 
         def handle_request(self, request: Any) -> Any:
-            out = outgoing(request, self.sdk, request.read())
+            body = getattr(request, "_content", None)  # read already, as SDKs build requests: no read() to call
+            out = outgoing(request, self.sdk, request.read() if body is None else body)
             try:  # here, not in a function of its own: each Python call on this path costs 0.5-1 µs, run cold
                 ticket = (self.guard or Guard._default or Guard.default()).check(
                     out, reroutable=self.reroute is not None
@@ -217,7 +218,8 @@ def _seam(library: str) -> _Seam:
             self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
 
         async def handle_async_request(self, request: Any) -> Any:
-            out = outgoing(request, self.sdk, await request.aread())
+            body = getattr(request, "_content", None)
+            out = outgoing(request, self.sdk, await request.aread() if body is None else body)
             try:  # here, not in a function of its own: each Python call on this path costs 0.5-1 µs, run cold
                 ticket = (self.guard or Guard._default or Guard.default()).check(
                     out, reroutable=self.reroute is not None
