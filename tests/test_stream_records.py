@@ -212,14 +212,16 @@ IN_BAND: dict[str, tuple[Callable[[], Any], str, Callable[[LoopbackServer], None
 }
 
 
+@pytest.mark.parametrize("pieces", [1, 9])
 @pytest.mark.parametrize("name", IN_BAND)
-def test_a_stream_the_vendor_fails_after_its_200_is_an_error(usage: Usage, name: str) -> None:
+def test_a_stream_the_vendor_fails_after_its_200_is_an_error(usage: Usage, name: str, pieces: int) -> None:
     """Every vendor can fail a stream it has begun with an error event; the SDK raises (cohere ends the stream with
-    finish_reason ERROR). The answer was recorded `cancelled` (`ok` for cohere; Bedrock's only once collected)."""
+    finish_reason ERROR). The answer was recorded `cancelled` (`ok` for cohere; Bedrock's only once collected).
+    The event may come in one chunk or, as a network may split it, in several."""
     app, offering, call, after, error, kind = IN_BAND[name]
     with LoopbackServer(app()) as server:
         usage.serve(server.url + ("/v1" if offering == "openai.api" else ""), offering)
-        server.fail(Cut(after=after, then=error, drop=False))
+        server.fail(Cut(after=after, then=error, drop=False, pieces=pieces))
         with contextlib.suppress(Exception):  # the SDK's own error for the event (cohere raises none)
             call(server)
         assert outcomes(usage.take()) == [("error", kind, 200)]

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
+from privsdk.outbound.wire.meters import LAST_BYTES
 from privsdk.outbound.wire.openai import READER, UsageMeter, _chat_features
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import Recorded
@@ -391,16 +392,19 @@ def test_a_null_usage_in_every_chunk_counts_nothing_however_it_is_spelled(null: 
 
 
 def test_the_meter_keeps_no_content() -> None:
-    """Only the bytes of a usage object in arrival stay in the meter, never the text around it."""
+    """Only the bytes of a usage object in arrival are parsed, never the text around it; a stream's last 16 KiB
+    are kept as its chunks (for an error event it may end with), in memory only, and no more of it."""
     app = OpenAIWire()
-    app.text = SECRET * 50
+    app.text, app.pieces = SECRET * 2000, 400
     _, _, data = answer(
         app, "/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
     )
-    meter = UsageMeter()
+    meter = UsageMeter(stream=True)
     for i in range(0, len(data), 13):
         meter.feed(data[i : i + 13])
         assert SECRET.encode()[:8] not in meter._buf and len(meter._buf) < 200
+    assert len(data) > 2 * LAST_BYTES
+    assert meter._last is not None and LAST_BYTES <= meter._last.size < LAST_BYTES + 13
     assert meter.tokens() == (11, 7)
 
 

@@ -65,12 +65,14 @@ class Reset(NamedTuple):
 
 
 class Cut(NamedTuple):
-    """Fault: stream only the first ``after`` chunks, then ``then``; with ``drop`` the connection
-    closes before the stream's end (an incomplete chunked body), else the stream ends normally."""
+    """Fault: stream only the first ``after`` chunks, then ``then`` (in ``pieces`` chunks of its own, as a network
+    may split it); with ``drop`` the connection closes before the stream's end (an incomplete chunked body), else
+    the stream ends normally."""
 
     after: int
     then: bytes = b""
     drop: bool = True
+    pieces: int = 1
 
 
 class Drip(NamedTuple):
@@ -209,7 +211,8 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 chunks = list(reply.chunks)
                 if cut is not None:
-                    chunks = chunks[: cut.after] + ([cut.then] if cut.then else [])
+                    size = max(1, -(-len(cut.then) // cut.pieces))
+                    chunks = chunks[: cut.after] + [cut.then[i : i + size] for i in range(0, len(cut.then), size)]
                 for i, chunk in enumerate(chunks):
                     if drip is not None and i and server._stopping.wait(drip.seconds):
                         return

@@ -22,7 +22,7 @@ from urllib.parse import unquote as _unquote
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
 from privsdk.outbound.wire.bedrock import native_features
-from privsdk.outbound.wire.meters import count, failure
+from privsdk.outbound.wire.meters import LastBytes, count
 from privsdk.usage.record import MAX_COUNT
 
 # -- operations -------------------------------------------------------------------------------------
@@ -399,18 +399,18 @@ class UsageMeter:
 
     A key inside a JSON string has its quotes escaped (``\\"usageMetadata\\"``), so the exact byte string
     ``"usageMetadata"`` is always a real key. The meter keeps the few bytes that could start a key across a
-    chunk boundary, the object being read while it is open, the numbers of the last complete one, and the last
-    two chunks of a stream, where ``tokens`` looks for an error the service ended it with (``failed``).
+    chunk boundary, the object being read while it is open, the numbers of the last complete one, and a stream's
+    last 16 KiB, where ``tokens`` looks for an error the service ended it with (``failed``).
     """
 
     __slots__ = (
-        "_before", "_capture", "_depth", "_embed_tokens", "_input", "_key_at_end", "_last", "_output", "_stream",
+        "_capture", "_depth", "_embed_tokens", "_input", "_key_at_end", "_last", "_output", "_stream",
         "_tail", "ended", "failed",
     )  # fmt: skip
 
     def __init__(self, stream: bool = False) -> None:
         self._stream = stream
-        self._before = self._last = b""
+        self._last = LastBytes() if stream else None  # only a stream ends with an error event after its 200
         self._tail = b""
         self._capture: bytearray | None = None
         self._depth = 0
@@ -428,7 +428,8 @@ class UsageMeter:
         self.failed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
-        self._before, self._last = self._last, chunk  # two references: a search of every chunk would cost more
+        if self._last is not None:
+            self._last.add(chunk)  # references to its last chunks: searching every chunk would cost 10x more
         data = self._tail + chunk
         self._tail = b""
         if not self.ended:
@@ -527,7 +528,7 @@ class UsageMeter:
 
     def tokens(self) -> tuple[int | None, int | None]:
         if self._stream:  # the SDK stops reading at an error event: it is in the last chunks, looked at once
-            self.failed = failure(self._before + self._last)
+            self.failed = self._last.failure() if self._last is not None else None
         if self._input is None and self._output is None and self._embed_tokens is not None:
             return self._embed_tokens, None
         return self._input, self._output

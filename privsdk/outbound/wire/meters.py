@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,34 @@ _FIELDS = (b"code", b"status", b"type")
 _FIELD = re.compile(rb'"(code|status|type)"[ \t\r\n]*:[ \t\r\n]*(?:"([A-Za-z0-9_.:-]{1,64})"|([0-9]{3})[^0-9])')
 #: How far past the error marker its fields are looked for: an error object is a few hundred bytes.
 _ERROR_WINDOW = 2048
+
+
+#: How many of a stream's last bytes a meter keeps for :func:`failure`: an error event with room for its fields,
+#: however the network split it.
+LAST_BYTES = 16384
+
+
+class LastBytes:
+    """A stream's last :data:`LAST_BYTES` bytes (at least), kept as its last chunks (no copy as they pass): where
+    :meth:`failure` looks, once, for an error event the vendor ended the stream with."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        chunks = self.chunks
+        chunks.append(chunk)
+        size = self.size + len(chunk)
+        while size - len(chunks[0]) >= LAST_BYTES:
+            size -= len(chunks.popleft())
+        self.size = size
+
+    def failure(self) -> str | None:
+        """The usage-record error class of the in-band error event among the last bytes, None without one."""
+        return failure(b"".join(self.chunks))
 
 
 def failure(data: bytes) -> str | None:

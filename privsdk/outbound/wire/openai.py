@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object, shown_segment
-from privsdk.outbound.wire.meters import count, failure
+from privsdk.outbound.wire.meters import LastBytes, count
 
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
 _FAMILY: Mapping[str, str] = {
@@ -377,16 +377,17 @@ class UsageMeter:
     chunk boundaries, parses the object that follows, and keeps the last one
     that holds counts (a Chat Completions stream's final chunk, the Responses
     API's ``response.completed`` event, a JSON body's top-level usage). Every
-    other byte is dropped as it passes, but the last two chunks of a stream,
-    where ``tokens`` looks for an error the vendor ended it with (``failed``).
+    other byte is dropped as it passes, but a stream's last 16 KiB (its last
+    chunks), where ``tokens`` looks for an error the vendor ended it with
+    (``failed``), however the network split it.
     """
 
-    __slots__ = ("_before", "_buf", "_input", "_last", "_output", "_stream", "ended", "failed")
+    __slots__ = ("_buf", "_input", "_last", "_output", "_stream", "ended", "failed")
 
     def __init__(self, stream: bool = False) -> None:
         self._stream = stream
         self._buf = b""
-        self._before = self._last = b""
+        self._last = LastBytes() if stream else None  # only a stream ends with an error event after its 200
         self._input: int | None = None
         self._output: int | None = None
         #: True once the answer's end has passed: its counts (which come last), or a stream's closing
@@ -399,7 +400,8 @@ class UsageMeter:
 
     def feed(self, chunk: bytes) -> None:
         # On the path of every answer and every chunk of a stream: offsets into one buffer, no copy of what passes.
-        self._before, self._last = self._last, chunk  # two references: a search of every chunk would cost 10x more
+        if self._last is not None:
+            self._last.add(chunk)  # references to its last chunks: searching every chunk would cost 10x more
         buf = self._buf + chunk
         if buf.endswith(_DONE):  # the last event; buf holds the previous chunk's tail, so a split one is found too
             self.ended = True
@@ -455,7 +457,7 @@ class UsageMeter:
         if self._stream:
             # The SDK stops reading at an error event (or the stream ends there): it is in the last chunks, looked
             # at once, when the answer has ended.
-            self.failed = failure(self._before + self._last)
+            self.failed = self._last.failure() if self._last is not None else None
         return self._input, self._output
 
 
