@@ -433,17 +433,18 @@ class _Watched:
         replaced = self.replaced
         if replaced is _NOTHING:
             raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
-        value = replaced.__get__(obj, owner) if hasattr(replaced, "__get__") else replaced
+        return self._seen(obj, replaced.__get__(obj, owner) if hasattr(replaced, "__get__") else replaced)
+
+    def _seen(self, obj: Any, value: Any) -> Any:
+        """``value``, guarded first when it is new to a guarded holder ``obj``."""
         watch = obj.__dict__.get(self.key)
         if watch is not None and value is not watch.last:
             watch.see(obj, value)
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
-        watch = obj.__dict__.get(self.key)
-        if watch is not None and value is not watch.last:
-            watch.see(obj, value)  # before it is stored: a client that cannot be guarded is never sent through
-        obj.__dict__[self.name] = value
+        # Seen before it is stored: a client that cannot be guarded is never sent through.
+        obj.__dict__[self.name] = self._seen(obj, value)
 
     def __delete__(self, obj: Any) -> None:
         if obj.__dict__.pop(self.name, self) is self:
@@ -457,19 +458,10 @@ class _WatchedProperty(_Watched):
     __slots__ = ()
 
     def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
-        if obj is None:
-            return self
-        value = self.replaced.__get__(obj, owner)
-        watch = obj.__dict__.get(self.key)
-        if watch is not None and value is not watch.last:
-            watch.see(obj, value)
-        return value
+        return self if obj is None else self._seen(obj, self.replaced.__get__(obj, owner))
 
     def __set__(self, obj: Any, value: Any) -> None:
-        watch = obj.__dict__.get(self.key)
-        if watch is not None and value is not watch.last:
-            watch.see(obj, value)
-        self.replaced.__set__(obj, value)
+        self.replaced.__set__(obj, self._seen(obj, value))
 
     def __delete__(self, obj: Any) -> None:
         self.replaced.__delete__(obj)
