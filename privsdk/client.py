@@ -202,6 +202,9 @@ class _Core:
         self._lock = threading.Lock()
         #: Set by close(): a call then could not leave its record, so none is decided, let alone sent.
         self.closed = False
+        #: Calls in flight (between the first and the last attempt of their chain); close() waits for them.
+        self._calls = 0
+        self._settled = threading.Condition(self._lock)
         for tenant in self.policy.tenants.values():  # a missing credential variable is a construction-time error
             for vendor, _ in tenant.credentials:
                 self._tenant_credentials(tenant.name, vendor)
@@ -382,19 +385,37 @@ class _Core:
         and what an alternative cannot carry, move on to the next target (:meth:`moved_on`)."""
         failure: VendorError | None = None
         skipped: list[tuple[str, Unsupported]] = []
-        for target, decision in call.chain:
-            try:
-                adapter = self.chain_adapter(call, target, failure)
-                if adapter is None:
-                    break
-                result = resilience.call(
-                    controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
-                    budget=call.budget,
-                )  # fmt: skip
-                return result, target, decision
-            except (VendorError, Unsupported) as exc:
-                failure = self.moved_on(call, target, exc, failure, skipped)
-        raise _chain_failure(call, failure, skipped)
+        self.begin_call()
+        try:
+            for target, decision in call.chain:
+                try:
+                    adapter = self.chain_adapter(call, target, failure)
+                    if adapter is None:
+                        break
+                    result = resilience.call(
+                        controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
+                        budget=call.budget,
+                    )  # fmt: skip
+                    return result, target, decision
+                except (VendorError, Unsupported) as exc:
+                    failure = self.moved_on(call, target, exc, failure, skipped)
+            raise _chain_failure(call, failure, skipped)
+        finally:
+            self.end_call()
+
+    def begin_call(self) -> None:
+        """A call goes out: counted, so that close() waits for it; none once the client is closed (its adapters and
+        usage records are gone)."""
+        with self._lock:
+            if self.closed:
+                raise ClientClosed
+            self._calls += 1
+
+    def end_call(self) -> None:
+        with self._lock:
+            self._calls -= 1
+            if not self._calls:
+                self._settled.notify_all()
 
     def moved_on(
         self,
@@ -439,17 +460,21 @@ class _Core:
         """:meth:`through_chain` for async calls (:func:`privsdk.resilience.acall` retries them)."""
         failure: VendorError | None = None
         skipped: list[tuple[str, Unsupported]] = []
-        for target, decision in call.chain:
-            try:
-                adapter = self.chain_adapter(call, target, failure)
-                if adapter is None:
-                    break
-                sent = _for_target(request, call, target)
-                result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
-                return result, target, decision
-            except (VendorError, Unsupported) as exc:
-                failure = self.moved_on(call, target, exc, failure, skipped)
-        raise _chain_failure(call, failure, skipped)
+        self.begin_call()
+        try:
+            for target, decision in call.chain:
+                try:
+                    adapter = self.chain_adapter(call, target, failure)
+                    if adapter is None:
+                        break
+                    sent = _for_target(request, call, target)
+                    result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
+                    return result, target, decision
+                except (VendorError, Unsupported) as exc:
+                    failure = self.moved_on(call, target, exc, failure, skipped)
+            raise _chain_failure(call, failure, skipped)
+        finally:
+            self.end_call()
 
     def attempt(
         self,
@@ -581,11 +606,23 @@ class _Core:
         return adapters
 
     def close(self) -> None:
+        """Take no more calls, let those in flight end (each within its own deadline and timeouts: closing their SDK
+        clients under them would fail them, and lose their records), then close the adapters and the records."""
+        with self._lock:
+            self.closed = True
+            self._settled.wait_for(lambda: not self._calls)
         for adapter in self._take_adapters():
             adapter.close()
         self.recorder.close()  # writes what is queued, then ends the writer thread and the store's connection
 
     async def aclose(self) -> None:
+        """:meth:`close` for async clients: calls in flight on this event loop end while it waits."""
+        import asyncio  # here: only an async client's close needs it
+
+        with self._lock:
+            self.closed = True
+        while self._calls:
+            await asyncio.sleep(0.005)
         for adapter in self._take_adapters():
             await adapter.aclose()
         self.recorder.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from privsdk.streams import AsyncChatStream, ChatStream
 from privsdk.types import ChatResponse
 from tests.conftest import EXAMPLE_CONFIG
 from tests.test_client_errors import Vendors, raised
-from tests.wire.server import Status
+from tests.wire.server import Delay, Status
 
 pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
@@ -99,6 +101,38 @@ def test_an_async_client_closed_refuses_calls(vendors: Vendors) -> None:
     errors = asyncio.run(main())
     assert len(errors) == 4 and all(isinstance(e, ClientClosed) for e in errors)
     assert vendors.sent("openai") == 1 and vendors.sent("cohere") == 0
+    assert [r.outcome for r in vendors.records] == ["ok"]
+
+
+def test_close_lets_calls_in_flight_end_with_their_answers_and_records(vendors: Vendors) -> None:
+    """A call in flight in another thread when the client is closed ends as it would have (closing its SDK client
+    under it failed it, and lost its record); a call after close is ClientClosed."""
+    client = vendors.client()
+    vendors.servers["openai"].fail(Delay(0.4))
+    answers: list[object] = []
+    worker = threading.Thread(target=lambda: answers.append(client.chat("oa", "in flight", tenant="app").text))
+    worker.start()
+    while vendors.sent("openai") == 0:  # the request has reached the server, whose answer is 0.4 s away
+        time.sleep(0.01)
+    client.close()
+    worker.join()
+    assert answers == ["Hello from the loopback server"]
+    assert [(r.outcome, r.input_tokens) for r in vendors.records] == [("ok", 11)]
+    assert client._core.recorder.dropped == 0
+    assert isinstance(raised(lambda: client.chat("oa", "after close", tenant="app")), ClientClosed)
+
+
+def test_aclose_lets_calls_in_flight_on_its_loop_end(vendors: Vendors) -> None:
+    async def main() -> list[object]:
+        client = vendors.aclient()
+        vendors.servers["openai"].fail(Delay(0.3))
+        flight = asyncio.ensure_future(client.chat("oa", "in flight", tenant="app"))
+        while vendors.sent("openai") == 0:
+            await asyncio.sleep(0.01)
+        await client.aclose()
+        return [(await flight).text, flight.done()]
+
+    assert asyncio.run(main()) == ["Hello from the loopback server", True]
     assert [r.outcome for r in vendors.records] == ["ok"]
 
 
