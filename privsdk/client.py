@@ -382,26 +382,32 @@ class _Core:
     ) -> tuple[X, Target, Decision]:
         """``attempt(call, target, adapter, request, *args, budget=)`` on each target of the chain until one
         succeeds, each retried through ``controller`` (:func:`privsdk.resilience.call`); only transient failures,
-        and what an alternative cannot carry, move on to the next target (:meth:`moved_on`)."""
-        failure: VendorError | None = None
-        skipped: list[tuple[str, Unsupported]] = []
+        and what an alternative cannot carry, move on to the next target (:meth:`moved_on`). The call is in flight
+        meanwhile (:meth:`begin_call`)."""
         self.begin_call()
         try:
-            for target, decision in call.chain:
-                try:
-                    adapter = self.chain_adapter(call, target, failure)
-                    if adapter is None:
-                        break
-                    result = resilience.call(
-                        controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
-                        budget=call.budget,
-                    )  # fmt: skip
-                    return result, target, decision
-                except (VendorError, Unsupported) as exc:
-                    failure = self.moved_on(call, target, exc, failure, skipped)
-            raise _chain_failure(call, failure, skipped)
+            return self._through(call, request, controller, attempt, *args)
         finally:
             self.end_call()
+
+    def _through(
+        self, call: _Call, request: Any, controller: Retrying, attempt: Callable[..., X], *args: Any
+    ) -> tuple[X, Target, Decision]:
+        failure: VendorError | None = None
+        skipped: list[tuple[str, Unsupported]] = []
+        for target, decision in call.chain:
+            try:
+                adapter = self.chain_adapter(call, target, failure)
+                if adapter is None:
+                    break
+                result = resilience.call(
+                    controller, attempt, call, target, adapter, _for_target(request, call, target), *args,
+                    budget=call.budget,
+                )  # fmt: skip
+                return result, target, decision
+            except (VendorError, Unsupported) as exc:
+                failure = self.moved_on(call, target, exc, failure, skipped)
+        raise _chain_failure(call, failure, skipped)
 
     def begin_call(self) -> None:
         """A call goes out: counted, so that close() waits for it; none once the client is closed (its adapters and
@@ -458,23 +464,28 @@ class _Core:
         self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
     ) -> tuple[X, Target, Decision]:
         """:meth:`through_chain` for async calls (:func:`privsdk.resilience.acall` retries them)."""
-        failure: VendorError | None = None
-        skipped: list[tuple[str, Unsupported]] = []
         self.begin_call()
         try:
-            for target, decision in call.chain:
-                try:
-                    adapter = self.chain_adapter(call, target, failure)
-                    if adapter is None:
-                        break
-                    sent = _for_target(request, call, target)
-                    result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
-                    return result, target, decision
-                except (VendorError, Unsupported) as exc:
-                    failure = self.moved_on(call, target, exc, failure, skipped)
-            raise _chain_failure(call, failure, skipped)
+            return await self._athrough(call, request, attempt, *args)
         finally:
             self.end_call()
+
+    async def _athrough(
+        self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
+    ) -> tuple[X, Target, Decision]:
+        failure: VendorError | None = None
+        skipped: list[tuple[str, Unsupported]] = []
+        for target, decision in call.chain:
+            try:
+                adapter = self.chain_adapter(call, target, failure)
+                if adapter is None:
+                    break
+                sent = _for_target(request, call, target)
+                result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
+                return result, target, decision
+            except (VendorError, Unsupported) as exc:
+                failure = self.moved_on(call, target, exc, failure, skipped)
+        raise _chain_failure(call, failure, skipped)
 
     def attempt(
         self,
