@@ -622,25 +622,23 @@ class Pass:
         exc: BaseException | None = None,
     ) -> None:
         """Record the request's outcome: its HTTP status, token counts, or the exception that ended it."""
-        self.answered(status, None, None, None, tokens=tokens, exc=exc)
+        self.answered(status, None, None, tokens=tokens, exc=exc)
 
     def answered(
         self,
         status: int | None,
-        headers: Mapping[str, str] | None,
         meter: Meter | None,
         chunks: Sequence[bytes] | None,
         early: bool = False,
         tokens: tuple[int | None, int | None] = (None, None),
         exc: BaseException | None = None,
     ) -> None:
-        """Record the request whose answer has ended (``early``: was let go of before its last byte), with what its
-        meter counts in the answer's ``chunks`` (those it has not been fed yet), or the ``tokens`` counted.
+        """Record the request whose answer has ended (``early``: was let go of before its last byte), with what
+        ``meter`` counts in the answer's ``chunks`` (those it has not been fed yet), or the ``tokens`` counted.
 
-        The meter (``meter``, or the one :meth:`meter` builds for ``status`` and ``headers``) reads the chunks in the
-        writer thread, as it builds the record: on the call path, between two SDK calls, reading an answer for its
-        counts cost more than deciding on its request (docs/performance.md). The chunks stay in memory until then
-        (a batch's ``linger``), and nothing of them but the counts leaves.
+        The meter reads the chunks in the writer thread, as it builds the record: on the call path, between two SDK
+        calls, reading an answer for its counts cost more than deciding on its request (docs/performance.md). The
+        chunks stay in memory until then (a batch's ``linger``), and nothing of them but the counts leaves.
         """
         if self.done:
             return
@@ -652,7 +650,7 @@ class Pass:
             self._out = tuple.__new__(Outgoing, (*self._out[:8], b""))
             guard = self.guard  # its recorder is open: this request is recorded (the property is a Python call)
             (guard._recorder or guard.recorder).record_later(
-                self._built, status, latency, tokens, exc, headers, meter, chunks, early
+                self._built, status, latency, tokens, exc, meter, chunks, early
             )
 
     def _built(
@@ -661,15 +659,12 @@ class Pass:
         latency: float,
         tokens: tuple[int | None, int | None],
         exc: BaseException | None,
-        headers: Mapping[str, str] | None,
         meter: Meter | None,
         chunks: Sequence[bytes] | None,
         early: bool,
     ) -> UsageRecord:
         """The request's record, built by the recorder's writer thread (off the call path)."""
         try:
-            if meter is None and chunks is not None and status is not None and headers is not None:
-                meter = self.meter(status, headers)
             if meter is not None:
                 for chunk in chunks or ():
                     meter.feed(chunk)

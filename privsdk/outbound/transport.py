@@ -92,53 +92,56 @@ def _seam(library: str) -> _Seam:
     http: Any = importlib.import_module(library)
 
     class Metered(http.SyncByteStream):  # type: ignore[misc]
-        """A response body that keeps its chunks for the meter as they pass (see :func:`_metered`) and records the
+        """A response body that keeps its chunks for its meter as they pass (see :func:`_metered`) and records the
         request when it ends or closes."""
 
-        def __init__(self, inner: Any, ticket: Pass, status: int, headers: Any):
-            self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
-            self.meter: Meter | None = None  # built by the writer thread, unless the answer is long (_count_kept)
-            self.kept: list[bytes] = []
+        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
+            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
+            # An answer no meter counts (a file's content, audio) is kept not a chunk.
+            self.kept: list[bytes] | None = None if meter is None else []
 
         def __iter__(self) -> Iterator[bytes]:
             kept = self.kept
             try:
                 chunks = iter(self.inner)
-                for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
+                for chunk in chunks:  # the first chunk, timed; the loops below pass the rest as before
                     self.ticket.first_chunk()
-                    kept.append(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
                     yield chunk
                     break
                 for chunk in chunks:
-                    if len(kept) >= _KEEP_AT_MOST:
-                        _count_kept(self)
-                    kept.append(chunk)
+                    if kept is not None:
+                        if len(kept) >= _KEEP_AT_MOST:
+                            _count_kept(self.meter, kept)
+                        kept.append(chunk)
                     yield chunk
             except GeneratorExit:
-                self.ticket.answered(self.status, self.headers, self.meter, kept, early=True)
+                _answered(self, early=True)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            self.ticket.answered(self.status, self.headers, self.meter, kept)
+            _answered(self, early=False)
 
         def close(self) -> None:
             try:
                 self.inner.close()
             finally:  # closed before its end (after it, the request is recorded already): whole, or cancelled
                 if not self.ticket.done:
-                    self.ticket.answered(self.status, self.headers, self.meter, self.kept, early=True)
+                    _answered(self, early=True)
 
         def __del__(self) -> None:
-            _dropped(self)
+            if not self.ticket.done:  # dropped before its end or close (the app let go of it unread)
+                with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
+                    _answered(self, early=True)
 
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
 
-        def __init__(self, inner: Any, ticket: Pass, status: int, headers: Any):
-            self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
-            self.meter: Meter | None = None
-            self.kept: list[bytes] = []
+        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
+            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
+            self.kept: list[bytes] | None = None if meter is None else []
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             kept = self.kept
@@ -146,31 +149,35 @@ def _seam(library: str) -> _Seam:
                 chunks = aiter(self.inner)
                 async for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    kept.append(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
                     yield chunk
                     break
                 async for chunk in chunks:
-                    if len(kept) >= _KEEP_AT_MOST:
-                        _count_kept(self)
-                    kept.append(chunk)
+                    if kept is not None:
+                        if len(kept) >= _KEEP_AT_MOST:
+                            _count_kept(self.meter, kept)
+                        kept.append(chunk)
                     yield chunk
             except GeneratorExit:
-                self.ticket.answered(self.status, self.headers, self.meter, kept, early=True)
+                _answered(self, early=True)
                 raise
             except BaseException as exc:
                 self.ticket.finish(self.status, exc=exc)
                 raise
-            self.ticket.answered(self.status, self.headers, self.meter, kept)
+            _answered(self, early=False)
 
         async def aclose(self) -> None:
             try:
                 await self.inner.aclose()
             finally:
                 if not self.ticket.done:
-                    self.ticket.answered(self.status, self.headers, self.meter, self.kept, early=True)
+                    _answered(self, early=True)
 
         def __del__(self) -> None:
-            _dropped(self)
+            if not self.ticket.done:
+                with contextlib.suppress(Exception):
+                    _answered(self, early=True)
 
     class GuardTransport(http.BaseTransport):  # type: ignore[misc]
         """A transport that judges each request before handing it to ``inner``."""
@@ -250,59 +257,52 @@ def _seam(library: str) -> _Seam:
 
 
 #: How many chunks of an answer a metered body keeps for the writer thread's meter: past them (a long stream), the
-#: meter is built and reads the kept ones on the call path, a batch at a time, so an answer is never held whole.
+#: meter reads the kept ones on the call path, a batch at a time, so an answer is never held whole.
 _KEEP_AT_MOST = 256
 
 
-class _Uncounted:
-    """The meter of an answer whose tokens no meter counts (an image, a file's content): it counts nothing."""
-
-    failed = None
-
-    def feed(self, chunk: bytes) -> None:
-        pass
-
-    def tokens(self) -> tuple[int | None, int | None]:
-        return None, None
-
-
-_UNCOUNTED = _Uncounted()
-
-
 class _Kept(Protocol):
-    """A metered body (sync or async): what :func:`_count_kept` and :func:`_dropped` read of it."""
+    """A metered body (sync or async): what :func:`_answered` reads of it."""
 
     ticket: Pass
     status: int
-    headers: Any
     meter: Meter | None
-    kept: list[bytes]
+    kept: list[bytes] | None
 
 
-def _count_kept(body: _Kept) -> None:
-    """Feed the body's meter (built now, the first time) the chunks it has kept so far, and let them go."""
-    meter = body.meter
-    if meter is None:
-        meter = body.meter = body.ticket.meter(body.status, body.headers) or _UNCOUNTED
-    for chunk in body.kept:
-        meter.feed(chunk)
-    body.kept.clear()
+def _count_kept(meter: Meter | None, kept: list[bytes]) -> None:
+    """Feed ``meter`` the chunks ``kept`` so far, and let them go."""
+    if meter is not None:
+        for chunk in kept:
+            meter.feed(chunk)
+    kept.clear()
+
+
+def _answered(body: _Kept, early: bool) -> None:
+    """Record the body's request, handing its kept chunks to the writer: the body lets go of them (a response the app
+    keeps must not keep them)."""
+    kept, body.kept = body.kept, None
+    body.ticket.answered(body.status, body.meter, kept, early)
 
 
 def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
     """``response`` with its body kept for its meter as it passes (``metered`` wraps its stream) and the request
-    recorded when the body ends: the meter is built and counts the kept chunks in the writer thread, off the call
-    path (reading a small answer for its counts, between two SDK calls, cost more than deciding on its request). A
-    body the inner transport has already read in full (httpx's MockTransport, respx, a caching transport) will not
-    pass again: the request is recorded now, with that body."""
+    recorded when the body ends: the meter counts the kept chunks in the writer thread, off the call path (reading
+    a small answer for its counts, between two SDK calls, cost more than deciding on its request). A body the inner
+    transport has already read in full (httpx's MockTransport, respx, a caching transport) will not pass again: the
+    request is recorded now, with that body."""
+    status = response.status_code
+    meter = ticket.meter(status, response.headers)
     if response.is_stream_consumed:
-        try:
-            kept: list[bytes] | None = [response.content]
-        except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
-            kept = None
-        ticket.answered(response.status_code, response.headers, None, kept)
+        kept = None
+        if meter is not None:
+            try:
+                kept = [response.content]
+            except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
+                meter = None
+        ticket.answered(status, meter, kept)
     else:
-        response.stream = metered(response.stream, ticket, response.status_code, response.headers)
+        response.stream = metered(response.stream, ticket, meter, status)
     return response
 
 
@@ -317,14 +317,6 @@ def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseExceptio
         url = request.url.copy_with(userinfo=b"", query=None, fragment=None)
         error.request = type(request)(request.method, url)  # type: ignore[attr-defined]
     return error
-
-
-def _dropped(body: _Kept) -> None:
-    """A response body collected before it ended or was closed (the app let go of a streaming response unread):
-    its request still leaves a record."""
-    if not body.ticket.done:
-        with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
-            body.ticket.answered(body.status, body.headers, body.meter, body.kept, early=True)
 
 
 def _library(client: object) -> str:
