@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -35,7 +36,7 @@ from privsdk.outbound.transport import is_guarded
 from tests.openai_support import guard_env, reset_default_guard, usage_records
 from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire, error_body
-from tests.wire.server import Cut, LoopbackServer, Status, answered_in_memory
+from tests.wire.server import Cut, LoopbackServer, Recorded, Reply, Status, answered_in_memory
 
 KEY = "sk-dropin"
 MODEL = "gpt-4o-mini"
@@ -523,6 +524,30 @@ def test_a_long_stream_is_counted_in_batches_and_recorded_whole_or_cancelled(
         ("ok", 11, 7),
         ("cancelled", None, None),
     ]
+
+
+def test_a_download_no_meter_counts_keeps_none_of_its_chunks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The guard keeps an answer's chunks only for a meter: a file's content streamed through the drop-in (200 chunks
+    of 64 KiB) passes through holding a few chunks at a time, as openai alone would, and is recorded."""
+    piece = b"x" * 65536
+
+    def files(request: Recorded) -> Reply:
+        return Reply(200, headers={"content-type": "application/octet-stream"}, chunks=[piece] * 200)
+
+    with LoopbackServer(files) as server:
+        usage = guard_env(monkeypatch, tmp_path, server)
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+        tracemalloc.start()
+        try:
+            with client.files.with_streaming_response.content("file-abc") as response:
+                size = sum(len(chunk) for chunk in response.iter_bytes())
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert size == 200 * len(piece)
+    assert peak < 4 * 2**20  # a few chunks at once; keeping them for a meter would hold 12.5 MiB
+    [record] = usage_records(usage, 1)
+    assert (record["operation"], record["outcome"], record["input_tokens"]) == ("files", "ok", None)
 
 
 def test_a_redirect_to_another_host_is_judged_as_its_own_request(
