@@ -497,3 +497,22 @@ def test_the_meter_has_ended_once_the_event_with_the_counts_has_passed(
     for i in range(cut, end, size):
         meter.feed(data[i : min(i + size, end)])
     assert meter.ended and meter.tokens() == (11, 7)
+
+
+@pytest.mark.parametrize(
+    ("ending", "kind"),
+    [
+        (b'data: {"type":"response.completed","error":null}\n\n', None),
+        (b'data: {"error": {"code": "rate_limit_exceeded"}}\n\n', "rate_limited"),
+        (b'\n  {"error": {"status": "RESOURCE_EXHAUSTED"}}', "rate_limited"),
+    ],
+)
+def test_a_streams_error_event_is_found_after_any_run_of_blank_lines(ending: bytes, kind: str | None) -> None:
+    """Blank lines are legal between server-sent events. A run of them in the stream's last chunk, before its last
+    event (here 256 KiB), is passed over once: each of them used to start a scan of the rest of the run, which took
+    a minute of the usage writer's time for this one."""
+    meter = UsageMeter(stream=True)
+    meter.feed(b'data: {"choices":[]}\n\n')
+    meter.feed(b"\n" * 262144 + ending)
+    meter.tokens()
+    assert meter.failed == kind

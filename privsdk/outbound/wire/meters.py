@@ -50,11 +50,14 @@ ERROR = b'"error"'
 #: object (OpenAI's Chat Completions error chunk, Google's error event) or says it is an error (the Responses
 #: API's ``error`` event, an OpenAI-compatible server's error object), or a failed Responses API response. Never
 #: ``"error": null``, the word error in text (whose quotes are escaped), or a key of a function call's arguments
-#: (which Gemini sends as an object), which never opens an event. ``_`` in the pattern stands for a blank.
+#: (which Gemini sends as an object), which never opens an event. ``_`` in the pattern stands for a blank. After a
+#: line's start only spaces and tabs: every blank line is a start of its own, and a run of them would make each one
+#: scan the rest of the run (a vendor's blank lines, legal in SSE, cost seconds of the writer's time).
 _FAILURE = re.compile(
-    rb'(?:^|data:|[\[,])_*\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")|"type"_*:_*"response\.failed"'.replace(
-        b"_", rb"[ \t\r\n]"
-    ),
+    (
+        rb'(?:^[ \t]*|data:_*|[\[,]_*)\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")'
+        rb'|"type"_*:_*"response\.failed"'
+    ).replace(b"_", rb"[ \t\r\n]"),
     re.MULTILINE,
 )
 #: The fields that say what kind of error it is, in the order they are believed: a code, a gRPC status, a type.
