@@ -629,3 +629,29 @@ def test_counts_alone_never_end_the_answer(body: bytes) -> None:
     meter = UsageMeter()
     feed_in(meter, body, 3)
     assert not meter.ended
+
+
+def _sse(body: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("after", [0, 3])
+def test_a_function_calls_arguments_are_no_error_event(after: int) -> None:
+    """Gemini sends a function call's arguments as JSON: a call whose arguments hold ``[{"type": "error"}]`` or
+    ``{"error": {...}}`` (an alerting tool), in the last event or a few before it, is no in-band error."""
+    args = {"alerts": [{"type": "error", "message": "disk full"}], "last": {"error": {"code": 503}}}
+    call = {"candidates": [{"content": {"parts": [{"functionCall": {"name": "raise", "args": args}}]}}]}
+    done = {"candidates": [{"content": {"parts": [{"text": "Done."}]}, "finishReason": "STOP"}]}
+    usage = {"usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 9}}
+    meter = UsageMeter(stream=True)
+    events = [_sse(call)] + [_sse({"candidates": [{"content": {"parts": [{"text": "x"}]}}]})] * after
+    events += [_sse({**(done if after else {**call, **done}), **usage})]
+    for event in events:
+        meter.feed(event)
+    assert meter.tokens() == (5, 9)
+    assert meter.failed is None
+    meter = UsageMeter(stream=True)
+    for event in [*events[:-1], _sse({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}})]:
+        meter.feed(event)
+    meter.tokens()
+    assert meter.failed == "rate_limited"

@@ -95,12 +95,32 @@ class LastBytes:
         return failure(b"".join(self.chunks))
 
 
+#: An in-band error opening a server-sent event (``data: {"error": {...}}``, ``data: {"type": "error", ...}``), or a
+#: failed Responses API response.
+_EVENT_FAILURE = re.compile(
+    (rb'data:_*\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")|"type"_*:_*"response\.failed"').replace(
+        b"_", rb"[ \t\r\n]"
+    )
+)
+#: What ends a server-sent event: a blank line, as each line ending spells it.
+_BLANK_LINES = (b"\r\n\r\n", b"\n\n", b"\r\r")
+
+
 def failure(data: bytes) -> str | None:
     """The usage-record error class of the in-band error event in ``data`` (the last chunks of a stream), None
-    when it holds none."""
+    when it holds none.
+
+    In server-sent events the error is the stream's last event (but a closing ``data: [DONE]``), and opens it:
+    only that event is looked at, so an object a model's function call carries (Gemini sends its arguments as
+    JSON, ``{"alerts": [{"type": "error"}]}``) in an earlier event is never taken for one. A streamed JSON array
+    (Gemini without ``alt=sse``) is looked at whole."""
     if data.find(ERROR) < 0:  # as almost always: one fast search, and no pattern
         return None
-    found = _FAILURE.search(data)
+    if data.find(b"data:") >= 0:
+        data = _last_event(data)
+        found = _EVENT_FAILURE.search(data)
+    else:
+        found = _FAILURE.search(data)
     if found is None:
         return None
     fields: dict[bytes, bytes] = {}
@@ -108,6 +128,19 @@ def failure(data: bytes) -> str | None:
         fields.setdefault(field.group(1), field.group(2) or field.group(3))
     code = next((fields[name] for name in _FIELDS if name in fields), None)
     return error_kind(code.decode("ascii") if code is not None else None)
+
+
+def _last_event(data: bytes) -> bytes:
+    """The last server-sent event in ``data``, passing over a closing ``data: [DONE]`` and blank lines."""
+    data = data.rstrip()
+    if data.endswith(b"[DONE]"):
+        data = data[: data.rfind(b"data:")].rstrip()
+    start = 0
+    for blank in _BLANK_LINES:
+        at = data.rfind(blank)
+        if at >= 0:
+            start = max(start, at + len(blank))
+    return data[start:]
 
 
 #: Words of vendors' error codes that name a class (OpenAI's ``rate_limit_exceeded`` and ``tokens``, Google's
