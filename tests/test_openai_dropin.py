@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -548,6 +550,39 @@ def test_a_download_no_meter_counts_keeps_none_of_its_chunks(monkeypatch: pytest
     assert peak < 4 * 2**20  # a few chunks at once; keeping them for a meter would hold 12.5 MiB
     [record] = usage_records(usage, 1)
     assert (record["operation"], record["outcome"], record["input_tokens"]) == ("files", "ok", None)
+
+
+_CLASS_PROBE = """
+import os, sys
+os.environ["PRIVSDK_USAGE"] = "none"
+import openai
+if sys.argv[1] == "guarded":
+    import privsdk
+    privsdk.guard(openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1"))
+def probe(call):
+    try:
+        print(repr(call()))
+    except AttributeError as exc:
+        print("AttributeError", exc)
+plain = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1")
+probe(lambda: hasattr(openai.OpenAI, "_client"))
+probe(lambda: openai.OpenAI._client)
+probe(lambda: type(plain._client).__name__)
+del plain._client
+probe(lambda: delattr(plain, "_client"))
+probe(lambda: plain._client)
+"""
+
+
+def test_beside_a_guarded_client_its_class_and_other_clients_are_the_sdks() -> None:
+    """Guarding a client watches its class's ``_client``: the class itself, and a client of it that is not guarded,
+    still answer reads and deletes as openai's own do (fresh interpreters, without and with a guarded client)."""
+    runs = [
+        subprocess.run([sys.executable, "-c", _CLASS_PROBE, mode], capture_output=True, text=True, check=True).stdout
+        for mode in ("plain", "guarded")
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0].count("AttributeError") == 3
 
 
 def test_a_redirect_to_another_host_is_judged_as_its_own_request(

@@ -420,12 +420,15 @@ class _Watched:
         return value
 
     def _default(self, obj: Any, owner: type[Any] | None) -> Any:
-        if obj is None:
-            return self
+        """What the class itself (``obj`` None) or an instance without the value reads: as without this descriptor."""
         replaced = self.replaced
         if replaced is _NOTHING:
+            if obj is None:
+                name = owner.__name__ if owner is not None else "?"
+                raise AttributeError(f"type object {name!r} has no attribute {self.name!r}")
             raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
-        return self._seen(obj, replaced.__get__(obj, owner) if hasattr(replaced, "__get__") else replaced)
+        value = replaced.__get__(obj, owner) if hasattr(replaced, "__get__") else replaced
+        return value if obj is None else self._seen(obj, value)
 
     def _seen(self, obj: Any, value: Any) -> Any:
         """``value``, guarded first when it is new to a guarded holder ``obj``."""
@@ -440,7 +443,7 @@ class _Watched:
 
     def __delete__(self, obj: Any) -> None:
         if obj.__dict__.pop(self.name, self) is self:
-            raise AttributeError(self.name)
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
 
 
 class _WatchedProperty(_Watched):
@@ -450,7 +453,8 @@ class _WatchedProperty(_Watched):
     __slots__ = ()
 
     def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
-        return self if obj is None else self._seen(obj, self.replaced.__get__(obj, owner))
+        value = self.replaced.__get__(obj, owner)
+        return value if obj is None else self._seen(obj, value)
 
     def __set__(self, obj: Any, value: Any) -> None:
         self.replaced.__set__(obj, self._seen(obj, value))
@@ -472,11 +476,12 @@ def keep_guarded(holder: object, name: str, guard: Callable[[Any, Any], object])
     marks = vars(holder)  # a holder without a __dict__ cannot be marked: TypeError, before anything changes
     cls = type(holder)
     found = next((vars(klass)[name] for klass in cls.__mro__ if name in vars(klass)), _NOTHING)
-    if not isinstance(found, _Watched):
+    if isinstance(found, _Watched):
+        watched = found
+    else:
         # A data descriptor it replaces (a property) keeps the value; anything else stays a class-level default.
-        watching = _WatchedProperty if hasattr(type(found), "__set__") else _Watched
-        setattr(cls, name, watching(name, found))
-    watched: _Watched = getattr(cls, name)
+        watched = (_WatchedProperty if hasattr(type(found), "__set__") else _Watched)(name, found)
+        setattr(cls, name, watched)
     watch = _Watch(guard)
     watch.see(holder, getattr(holder, name, None))
     marks[watched.key] = watch
