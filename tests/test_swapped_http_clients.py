@@ -226,6 +226,29 @@ def test_an_httpx_client_assigned_into_a_client_the_app_guarded_is_guarded(wire:
     assert wire.refused_records() == [("refused", "refuse")]
 
 
+@pytest.mark.parametrize("wire", ["cohere"], indirect=True)
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
+def test_a_cohere_http_client_put_into_a_guarded_clients_wrapper_is_guarded(wire: Wire, sync: bool) -> None:
+    """cohere keeps its httpx client in an HttpClient of its own, in the client wrapper every part of the client
+    shares: a new HttpClient (with a new httpx client) put into that wrapper is guarded, and so is the next httpx
+    client put into it."""
+    from cohere.core.http_client import AsyncHttpClient, HttpClient
+
+    client, send, swap = cohere_client(wire.server.url, sync, False)
+    privsdk.guard(client)
+    wrapper = client._client_wrapper
+    parts = {"base_timeout": wrapper.get_timeout, "base_headers": wrapper.get_headers, "base_url": wrapper.get_base_url}
+    if sync:
+        wrapper.httpx_client = HttpClient(httpx_client=httpx.Client(), **parts)
+    else:
+        wrapper.httpx_client = AsyncHttpClient(httpx_client=httpx.AsyncClient(), **parts)
+    _refused(send, client, sync)
+    swap(client)
+    _refused(send, client, sync)
+    assert wire.server.requests == []
+    assert wire.refused_records() == [("refused", "refuse")] * 2
+
+
 @pytest.mark.parametrize("wire", ["openai"], indirect=True)
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
 def test_openai_copies_keep_assigned_httpx_clients_guarded(wire: Wire, sync: bool) -> None:

@@ -109,8 +109,11 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
         guard_httpx(http, sdk=SDK, refusal=_refusal, guard=guard, **hooks)
 
     # The SDK's HttpClient keeps the httpx client in its ``httpx_client``, where frameworks put a new one later
-    # (pydantic-ai, on each new event loop): every one put there is guarded as this one is.
+    # (pydantic-ai, on each new event loop): every one put there is guarded as this one is. So is every one in a
+    # new HttpClient put in place of it, in the client wrapper that every part of the client shares.
     keep_guarded(held, "httpx_client", guard_http)
+    wrapper: Any = getattr(client, "_client_wrapper")  # noqa: B009  # _sdk_http_client found it there
+    keep_guarded(wrapper, "httpx_client", lambda _wrapper, new: keep_guarded(new, "httpx_client", guard_http))
     # The SageMaker clients' helper (built when the sagemaker package is installed) invokes endpoints with a
     # boto3 sagemaker-runtime client of its own, outside httpx: it is guarded too. Its control-plane client
     # (endpoint management, no prompts) is left as it is.
