@@ -95,26 +95,26 @@ def _seam(library: str) -> _Seam:
         """A response body that keeps its chunks for its meter as they pass (see :func:`_metered`) and records the
         request when it ends or closes."""
 
-        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
-            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
-            # An answer no meter counts (a file's content, audio) is kept not a chunk.
-            self.kept: list[bytes] | None = None if meter is None else []
+        def __init__(self, inner: Any, ticket: Pass, status: int, headers: Any):
+            self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
+            self.meter: Meter | None = None  # built at a second chunk (see _kept_for), else by the writer
+            self.kept: list[bytes] | None = []
 
         def __iter__(self) -> Iterator[bytes]:
             kept = self.kept
             try:
                 chunks = iter(self.inner)
-                for chunk in chunks:  # the first chunk, timed; the loops below pass the rest as before
+                for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    if kept is not None:
-                        kept.append(chunk)
+                    kept.append(chunk)  # type: ignore[union-attr]  # a list until a second chunk
                     yield chunk
                     break
                 for chunk in chunks:
                     if kept is not None:
-                        if len(kept) >= _KEEP_AT_MOST:
-                            _count_kept(self.meter, kept)
-                        kept.append(chunk)
+                        if self.meter is None or len(kept) >= _KEEP_AT_MOST:
+                            kept = _kept_for(self)
+                        if kept is not None:
+                            kept.append(chunk)
                     yield chunk
             except GeneratorExit:
                 _answered(self, early=True)
@@ -139,9 +139,10 @@ def _seam(library: str) -> _Seam:
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
 
-        def __init__(self, inner: Any, ticket: Pass, meter: Meter | None, status: int):
-            self.inner, self.ticket, self.meter, self.status = inner, ticket, meter, status
-            self.kept: list[bytes] | None = None if meter is None else []
+        def __init__(self, inner: Any, ticket: Pass, status: int, headers: Any):
+            self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
+            self.meter: Meter | None = None
+            self.kept: list[bytes] | None = []
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             kept = self.kept
@@ -149,15 +150,15 @@ def _seam(library: str) -> _Seam:
                 chunks = aiter(self.inner)
                 async for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    if kept is not None:
-                        kept.append(chunk)
+                    kept.append(chunk)  # type: ignore[union-attr]
                     yield chunk
                     break
                 async for chunk in chunks:
                     if kept is not None:
-                        if len(kept) >= _KEEP_AT_MOST:
-                            _count_kept(self.meter, kept)
-                        kept.append(chunk)
+                        if self.meter is None or len(kept) >= _KEEP_AT_MOST:
+                            kept = _kept_for(self)
+                        if kept is not None:
+                            kept.append(chunk)
                     yield chunk
             except GeneratorExit:
                 _answered(self, early=True)
@@ -262,27 +263,42 @@ _KEEP_AT_MOST = 256
 
 
 class _Kept(Protocol):
-    """A metered body (sync or async): what :func:`_answered` reads of it."""
+    """A metered body (sync or async): what :func:`_kept_for` and :func:`_answered` read of it."""
 
     ticket: Pass
     status: int
+    headers: Any
     meter: Meter | None
     kept: list[bytes] | None
 
 
-def _count_kept(meter: Meter | None, kept: list[bytes]) -> None:
-    """Feed ``meter`` the chunks ``kept`` so far, and let them go."""
-    if meter is not None:
+def _kept_for(body: _Kept) -> list[bytes] | None:
+    """The list to keep the body's next chunks in, None to keep no more.
+
+    At a second chunk the body's meter is built: an answer no meter counts (a file's content, audio) keeps nothing
+    from then on (a one-chunk answer, as most JSON answers are, has its meter built by the writer). Past
+    :data:`_KEEP_AT_MOST` chunks, the meter reads those kept so far, and they are let go of.
+    """
+    kept = body.kept
+    assert kept is not None
+    meter = body.meter
+    if meter is None:
+        meter = body.meter = body.ticket.meter(body.status, body.headers)
+        if meter is None:
+            body.kept = None
+            return None
+    if len(kept) >= _KEEP_AT_MOST:
         for chunk in kept:
             meter.feed(chunk)
-    kept.clear()
+        kept.clear()
+    return kept
 
 
 def _answered(body: _Kept, early: bool) -> None:
     """Record the body's request, handing its kept chunks to the writer: the body lets go of them (a response the app
     keeps must not keep them)."""
     kept, body.kept = body.kept, None
-    body.ticket.answered(body.status, body.meter, kept, early)
+    body.ticket.answered(body.status, body.meter, kept, early, headers=body.headers)
 
 
 def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
@@ -291,18 +307,14 @@ def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:
     a small answer for its counts, between two SDK calls, cost more than deciding on its request). A body the inner
     transport has already read in full (httpx's MockTransport, respx, a caching transport) will not pass again: the
     request is recorded now, with that body."""
-    status = response.status_code
-    meter = ticket.meter(status, response.headers)
     if response.is_stream_consumed:
-        kept = None
-        if meter is not None:
-            try:
-                kept = [response.content]
-            except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
-                meter = None
-        ticket.answered(status, meter, kept)
+        try:
+            kept: list[bytes] | None = [response.content]
+        except Exception:  # consumed and not kept (httpx's ResponseNotRead): there are no counts to read
+            kept = None
+        ticket.answered(response.status_code, None, kept, headers=response.headers)
     else:
-        response.stream = metered(response.stream, ticket, meter, status)
+        response.stream = metered(response.stream, ticket, response.status_code, response.headers)
     return response
 
 
