@@ -15,6 +15,7 @@ tenant's own credentials never serve another) and the recorder.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import os
@@ -199,12 +200,15 @@ class _Core:
         self._plans: dict[tuple[str, str, str | None, str | None], Plan] = {}
         self._plans_until = 0.0  # when today's plans end (the next UTC midnight); 0: none yet
         self._store = isinstance(self.policy.tenants, TenantStore)
-        self._lock = threading.Lock()
+        # Reentrant: close() may run in a signal handler amid this thread's own call, which may hold it.
+        self._lock = threading.RLock()
         #: Set by close(): a call then could not leave its record, so none is decided, let alone sent.
         self.closed = False
-        #: Calls in flight (between the first and the last attempt of their chain); close() waits for them.
+        #: Calls in flight (between the first and the last attempt of their chain); close() waits for them, but for
+        #: those of its own thread or task (``_mine``: close() called from a signal handler amid a call).
         self._calls = 0
         self._settled = threading.Condition(self._lock)
+        self._mine: contextvars.ContextVar[int] = contextvars.ContextVar("privsdk_calls_here", default=0)
         for tenant in self.policy.tenants.values():  # a missing credential variable is a construction-time error
             for vendor, _ in tenant.credentials:
                 self._tenant_credentials(tenant.name, vendor)
@@ -384,11 +388,11 @@ class _Core:
         succeeds, each retried through ``controller`` (:func:`privsdk.resilience.call`); only transient failures,
         and what an alternative cannot carry, move on to the next target (:meth:`moved_on`). The call is in flight
         meanwhile (:meth:`begin_call`)."""
-        self.begin_call()
+        token = self.begin_call()
         try:
             return self._through(call, request, controller, attempt, *args)
         finally:
-            self.end_call()
+            self.end_call(token)
 
     def _through(
         self, call: _Call, request: Any, controller: Retrying, attempt: Callable[..., X], *args: Any
@@ -409,18 +413,20 @@ class _Core:
                 failure = self.moved_on(call, target, exc, failure, skipped)
         raise _chain_failure(call, failure, skipped)
 
-    def begin_call(self) -> None:
+    def begin_call(self) -> contextvars.Token[int]:
         """A call goes out: counted, so that close() waits for it; none once the client is closed (its adapters and
-        usage records are gone)."""
+        usage records are gone). The token is :meth:`end_call`'s."""
         with self._lock:
             if self.closed:
                 raise ClientClosed
             self._calls += 1
+        return self._mine.set(self._mine.get() + 1)
 
-    def end_call(self) -> None:
+    def end_call(self, token: contextvars.Token[int]) -> None:
+        self._mine.reset(token)
         with self._lock:
             self._calls -= 1
-            if not self._calls:
+            if self.closed:
                 self._settled.notify_all()
 
     def moved_on(
@@ -464,11 +470,11 @@ class _Core:
         self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
     ) -> tuple[X, Target, Decision]:
         """:meth:`through_chain` for async calls (:func:`privsdk.resilience.acall` retries them)."""
-        self.begin_call()
+        token = self.begin_call()
         try:
             return await self._athrough(call, request, attempt, *args)
         finally:
-            self.end_call()
+            self.end_call(token)
 
     async def _athrough(
         self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
@@ -619,9 +625,10 @@ class _Core:
     def close(self) -> None:
         """Take no more calls, let those in flight end (each within its own deadline and timeouts: closing their SDK
         clients under them would fail them, and lose their records), then close the adapters and the records."""
+        own = self._mine.get()  # calls this very thread is amid (a signal handler's close): never waited for
         with self._lock:
             self.closed = True
-            self._settled.wait_for(lambda: not self._calls)
+            self._settled.wait_for(lambda: self._calls <= own)
         for adapter in self._take_adapters():
             adapter.close()
         self.recorder.close()  # writes what is queued, then ends the writer thread and the store's connection
@@ -630,9 +637,10 @@ class _Core:
         """:meth:`close` for async clients: calls in flight on this event loop end while it waits."""
         import asyncio  # here: only an async client's close needs it
 
+        own = self._mine.get()  # calls this very task is amid: never waited for
         with self._lock:
             self.closed = True
-        while self._calls:
+        while self._calls > own:
             await asyncio.sleep(0.005)
         for adapter in self._take_adapters():
             await adapter.aclose()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from privsdk.errors import ClientClosed, InvalidArgument, InvalidInput, PrivsdkE
 from privsdk.resilience import Limits
 from privsdk.streams import AsyncChatStream, ChatStream
 from privsdk.types import ChatResponse
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.test_client_errors import Vendors, raised
 from tests.wire.server import Delay, Status
 
@@ -134,6 +136,41 @@ def test_aclose_lets_calls_in_flight_on_its_loop_end(vendors: Vendors) -> None:
 
     assert asyncio.run(main()) == ["Hello from the loopback server", True]
     assert [r.outcome for r in vendors.records] == ["ok"]
+
+
+_SIGNAL_CLOSE = """
+import signal, sys
+import privsdk
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import Delay, LoopbackServer
+with LoopbackServer(OpenAIWire(key="sk-x")) as server:
+    client = privsdk.Client(
+        environ={}, usage="none", credentials={"openai": {"api_key": "sk-x"}}, endpoints={"openai": server.url + "/v1"}
+    )
+    if sys.argv[1] == "in flight":
+        client.chat("openai/gpt-4o-mini", "warm up")  # the adapter is built: the alarm comes amid the HTTP call
+    server.fail(Delay(1.0))
+    closed = []
+    signal.signal(signal.SIGALRM, lambda *_: (client.close(), closed.append(True)))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        client.chat("openai/gpt-4o-mini", "hi", max_attempts=1)
+    except Exception as exc:
+        print("call raised", type(exc).__name__)
+    print("closed", closed)
+"""
+
+
+@pytest.mark.parametrize("when", ["building", "in flight"])
+def test_close_from_a_signal_handler_amid_a_call_of_its_own_thread_returns(when: str) -> None:
+    """An app's SIGTERM handler that closes the client runs in the thread of the call it interrupts: close() must not
+    wait for that call (nor for a lock it holds, while its adapter is built), which could never end first."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_CLOSE, when], capture_output=True, text=True, timeout=60, cwd=REPO, check=True
+    )
+    assert "closed [True]" in done.stdout
+    if when == "in flight":  # its connection closed under it: a privsdk error, not an unexpected one
+        assert "call raised ConnectionLost" in done.stdout
 
 
 # -- fallback past an alternative that cannot carry the call ---------------------------------------------------------
