@@ -46,20 +46,24 @@ def count(value: Any) -> int | None:
 #: What every in-band error event of a JSON protocol holds: a key, or a whole string value (inside a string its
 #: quotes are escaped). An event meter looks for it in each event as one more marker; :func:`failure` looks closer.
 ERROR = b'"error"'
-#: An in-band error: an event (an SSE ``data:``, an element of a streamed JSON array) that opens with an ``error``
-#: object (OpenAI's Chat Completions error chunk, Google's error event) or says it is an error (the Responses
-#: API's ``error`` event, an OpenAI-compatible server's error object), or a failed Responses API response. Never
-#: ``"error": null``, the word error in text (whose quotes are escaped), or a key of a function call's arguments
-#: (which Gemini sends as an object), which never opens an event. ``_`` in the pattern stands for a blank. After a
-#: line's start only spaces and tabs: every blank line is a start of its own, and a run of them would make each one
-#: scan the rest of the run (a vendor's blank lines, legal in SSE, cost seconds of the writer's time).
-_FAILURE = re.compile(
-    (
-        rb'(?:^[ \t]*|data:_*|[\[,]_*)\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")'
-        rb'|"type"_*:_*"response\.failed"'
-    ).replace(b"_", rb"[ \t\r\n]"),
-    re.MULTILINE,
-)
+#: An in-band error, as an event opens with it: an ``error`` object (OpenAI's Chat Completions error chunk, Google's
+#: error event) or saying it is an error (the Responses API's ``error`` event, an OpenAI-compatible server's error
+#: object); or a failed Responses API response. Never ``"error": null``, the word error in text (whose quotes are
+#: escaped), or a key of a function call's arguments (which Gemini sends as an object), which never opens an event.
+#: ``_`` stands for a blank.
+_OPENS_AN_ERROR = rb'\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")|"type"_*:_*"response\.failed"'
+
+
+def _error_pattern(event_start: bytes, flags: int = 0) -> re.Pattern[bytes]:
+    return re.compile((rb"(?:%s)%s" % (event_start, _OPENS_AN_ERROR)).replace(b"_", rb"[ \t\r\n]"), flags)
+
+
+#: An error opening an element of a streamed JSON array (its own line, or after ``[`` or ``,``). After a line's start
+#: only spaces and tabs: every blank line is a start of its own, and a run of them would make each one scan the
+#: rest of the run (a vendor's blank lines cost seconds of the writer's time).
+_FAILURE = _error_pattern(rb"^[ \t]*|[\[,]_*", re.MULTILINE)
+#: An error opening a server-sent event (``data: {"error": {...}}``, ``data: {"type": "error", ...}``).
+_EVENT_FAILURE = _error_pattern(rb"data:_*")
 #: The fields that say what kind of error it is, in the order they are believed: a code, a gRPC status, a type.
 _FIELDS = (b"code", b"status", b"type")
 _FIELD = re.compile(rb'"(code|status|type)"[ \t\r\n]*:[ \t\r\n]*(?:"([A-Za-z0-9_.:-]{1,64})"|([0-9]{3})[^0-9])')
@@ -95,13 +99,6 @@ class LastBytes:
         return failure(b"".join(self.chunks))
 
 
-#: An in-band error opening a server-sent event (``data: {"error": {...}}``, ``data: {"type": "error", ...}``), or a
-#: failed Responses API response.
-_EVENT_FAILURE = re.compile(
-    (rb'data:_*\{_*(?:"error"_*:_*\{|"(?:type|object)"_*:_*"error")|"type"_*:_*"response\.failed"').replace(
-        b"_", rb"[ \t\r\n]"
-    )
-)
 #: What ends a server-sent event: a blank line, as each line ending spells it.
 _BLANK_LINES = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
