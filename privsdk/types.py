@@ -131,7 +131,8 @@ class Usage(NamedTuple):
 
 
 class ChatResponse(NamedTuple):
-    """A chat answer. ``raw`` is the SDK's own response object."""
+    """A chat answer. ``raw`` is the SDK's answer as the adapter received it: the SDK's own object, or where the
+    adapter asks the SDK for it untyped (openai, and boto3's dicts), the answer's JSON."""
 
     text: str
     tool_calls: tuple[ToolCall, ...]

@@ -17,7 +17,6 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
@@ -59,6 +58,7 @@ from tests.wire.openai import (
     OpenAIWire,
     content_filter_body,
     error_body,
+    float32_base64,
     responses_error_event,
     stream_error_chunk,
     vector_for,
@@ -315,7 +315,59 @@ def test_chat_maps_every_field_and_the_answer(server: LoopbackServer, wire: Open
     }
     assert (answer.text, answer.tool_calls, answer.finish_reason) == (wire.text, (), "stop")
     assert (answer.usage, answer.model) == (Usage(*wire.usage), wire.model)
-    assert isinstance(answer.raw, ChatCompletion)  # the drop-in client hands this back as it is
+    # The answer's JSON as sent, which openai's own type reads (the adapter asks the SDK for it untyped).
+    assert ChatCompletion.model_validate(answer.raw).choices[0].message.content == wire.text
+
+
+def test_a_completion_the_server_calls_text_is_still_read_as_json(server: LoopbackServer, wire: OpenAIWire) -> None:
+    """The adapter takes the SDK's answer untyped, which the SDK hands back as text when the content type is not
+    JSON; the SDK's typed path would still read it as JSON, and so does the adapter."""
+    expected = build(server).chat(ASK, timeout=1)
+    server.fail(Status(200, {"Content-Type": "text/plain"}, json.dumps(expected.raw).encode()))
+    answer = build(server).chat(ASK, timeout=1)
+    assert answer[:5] == expected[:5] and answer.text == wire.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>" + PROMPT.encode() + b"</html>",  # a proxy's page
+        json.dumps({"choices": [{"message": PROMPT}], "model": "m"}).encode(),  # JSON without a completion's shape
+        json.dumps([PROMPT]).encode(),
+    ],
+    ids=["not json", "wrong shape", "a list"],
+)
+@pytest.mark.parametrize("content_type", ["text/html", "application/json"])
+def test_a_200_that_is_no_completion_is_unavailable_and_quotes_nothing(
+    server: LoopbackServer, body: bytes, content_type: str
+) -> None:
+    server.fail(Status(200, {"Content-Type": content_type}, body))
+    with pytest.raises(Unavailable) as caught:
+        build(server).chat(ASK, timeout=1)
+    error = caught.value
+    assert (error.code, error.__cause__, error.__context__) == ("UnexpectedResponse", None, None)
+    assert PROMPT not in str(error) and PROMPT not in repr(error.args)
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"choices": [{"index": 0, "delta": PROMPT}]},
+        {"choices": [{"index": 0}]},
+        {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": PROMPT}}]}}]},  # a call without its index
+        {"choices": PROMPT},
+    ],
+    ids=["delta not an object", "no delta", "tool call without index", "choices not a list"],
+)
+def test_a_stream_event_without_a_chunks_shape_is_unavailable_and_quotes_nothing(
+    server: LoopbackServer, chunk: dict[str, Any]
+) -> None:
+    server.fail(Cut(after=2, then=b"data: " + json.dumps(chunk).encode() + b"\n\n", drop=False))
+    with pytest.raises(Unavailable) as caught:
+        list(build(server).stream(ASK, timeout=1))
+    error = caught.value
+    assert (error.code, error.__cause__, error.__context__) == ("UnexpectedResponse", None, None)
+    assert PROMPT not in str(error)
 
 
 def test_chat_asks_for_any_json_object(server: LoopbackServer) -> None:
@@ -391,7 +443,8 @@ def test_openai_embeddings_travel_as_base64_and_come_back_as_floats(server: Loop
     assert answer.vectors == [vector_for(t, i, 6) for i, t in enumerate(texts)]
     assert all(type(x) is float for v in answer.vectors for x in v)
     assert (answer.usage, answer.model) == (Usage(wire.usage[0], None), wire.model)
-    assert isinstance(answer.raw, CreateEmbeddingResponse)
+    # The answer's JSON as sent: vectors in base64, as asked.
+    assert [d["embedding"] for d in answer.raw["data"]] == [float32_base64(v) for v in answer.vectors]
 
 
 @pytest.mark.parametrize("answered", ["float", "base64"])
@@ -448,7 +501,7 @@ def test_responses_api_maps_the_request_and_the_answer(server: LoopbackServer, w
         "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}},
     }
     assert (answer.text, answer.finish_reason, answer.usage) == (wire.text, "stop", Usage(*wire.usage))
-    assert isinstance(answer.raw, Response)
+    assert Response.model_validate(answer.raw).output_text == wire.text
 
 
 def test_responses_api_tool_calls_and_incomplete_answers(server: LoopbackServer, wire: OpenAIWire) -> None:

@@ -315,6 +315,12 @@ def test_a_mistral_field_the_sdk_rejects_is_a_bad_request_without_its_value(vend
             {"data": [{"embedding": [0.1]}, {"embedding": [0.2]}], "note": OUTPUT},
             lambda c: c.embed("oa", ["a", "b"]),
         ),
+        ("openai", {"object": "list", "data": None, "note": OUTPUT}, lambda c: c.embed("oa", [PROMPT])),
+        (
+            "openai",
+            {"object": "list", "data": [{"index": 0, "embedding": f"{OUTPUT}!"}], "model": "m"},
+            lambda c: c.embed("oa", [PROMPT]),
+        ),
         (
             "cohere",
             {"id": "c", "message": None, "finish_reason": "COMPLETE", "note": OUTPUT},
@@ -324,7 +330,16 @@ def test_a_mistral_field_the_sdk_rejects_is_a_bad_request_without_its_value(vend
         ("bedrock", {"stopReason": "end_turn", "note": OUTPUT}, lambda c: c.chat("br", "hi")),
         ("bedrock", {"output": {"message": None}, "stopReason": "end_turn"}, lambda c: c.chat("br", "hi")),
     ],
-    ids=["openai chat", "openai embed", "cohere chat", "cohere rerank", "bedrock no output", "bedrock null message"],
+    ids=[
+        "openai chat",
+        "openai embed",
+        "openai embed no data",
+        "openai embed not base64",
+        "cohere chat",
+        "cohere rerank",
+        "bedrock no output",
+        "bedrock null message",
+    ],
 )
 def test_a_200_without_the_apis_shape_is_unavailable(
     vendors: Vendors, vendor: str, body: Mapping[str, Any], call: Callable[[Client], object]
@@ -334,15 +349,6 @@ def test_a_200_without_the_apis_shape_is_unavailable(
     error = clean(raised(lambda: call(client)))
     assert isinstance(error, Unavailable) and error.code in ("UnexpectedResponse", "ResponseParserError")
     assert vendors.outcomes(client) == [("error", "unavailable")]
-
-
-def test_a_200_the_sdk_itself_cannot_read_is_an_unexpected_error(vendors: Vendors) -> None:
-    """The openai SDK decodes base64 vectors itself and raises a ValueError for an answer without them: privsdk
-    cannot tell such an SDK check from one of the request, and names its type only."""
-    client = vendors.client()
-    vendors.servers["openai"].fail(Status(200, JSON, json.dumps({"object": "list", "data": None}).encode()))
-    error = clean(raised(lambda: client.embed("oa", [PROMPT])))
-    assert isinstance(error, UnexpectedError) and (error.operation, error.code) == ("embed", "ValueError")
 
 
 SCHEMA = [f"{MARK}-TOOLDOC look up the patient's HIV status"]

@@ -1,17 +1,19 @@
-"""privsdk's requests as Chat Completions, Responses API and embeddings bodies, and the SDK's answers back.
+"""privsdk's requests as Chat Completions, Responses API and embeddings bodies, and the answers back.
 
-Bodies are plain dicts handed to the SDK's own ``create`` methods, so the SDK
-still serialises them and the drop-in client can share these mappings.
+Bodies are plain JSON-ready dicts and answers are the JSON as sent (dicts, and
+one dict per stream event): the adapters send through the SDK's public ``post``
+and take its answer untyped (see :mod:`privsdk_openai.adapters`).
 """
 
 from __future__ import annotations
 
 import array
 import base64
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from privsdk.errors import ConnectionLost, InvalidInput, PrivsdkError, Unsupported
+from privsdk.errors import ConnectionLost, InvalidInput, PrivsdkError, Unsupported, VendorError
 from privsdk.messages import named_tool
 from privsdk.types import (
     MESSAGES_ONLY,
@@ -30,13 +32,8 @@ from privsdk.types import (
     ToolCallDelta,
     Usage,
 )
-from privsdk.vendor_errors import ANSWER_ERRORS, unreadable_answer
+from privsdk.vendor_errors import ANSWER_ERRORS, raise_translated, unreadable_answer
 from privsdk_openai.errors import in_band
-
-if TYPE_CHECKING:
-    from openai.types import CreateEmbeddingResponse
-    from openai.types.chat import ChatCompletion, ChatCompletionChunk
-    from openai.types.responses import Response, ResponseStreamEvent
 
 _FINISH: dict[str | None, FinishReason] = {
     "stop": "stop",
@@ -48,6 +45,7 @@ _FINISH: dict[str | None, FinishReason] = {
 _INCOMPLETE: dict[str | None, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
 _NONE: tuple[StreamEvent, ...] = ()
 _NO_USAGE = Usage()
+_NO_FUNCTION: dict[str, Any] = {}
 
 
 def _image_url(image: Image) -> str:
@@ -117,7 +115,7 @@ def _chat_message(message: Message, who: str) -> dict[str, Any]:
 
 
 def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dict[str, Any]:
-    """The Chat Completions arguments for ``request``, without model, stream and timeout."""
+    """The Chat Completions body for ``request``, without model, stream and the request's ``extra`` fields."""
     params: dict[str, Any] = {"messages": [_chat_message(m, who) for m in request.messages]}
     if request[1:] == MESSAGES_ONLY:  # no tools, sampling, format or extra fields, as most requests
         return params
@@ -140,38 +138,55 @@ def chat_params(request: ChatRequest, *, max_tokens_field: str, who: str) -> dic
         if fmt["type"] == "json_schema":
             fmt = {"type": "json_schema", "json_schema": {k: v for k, v in fmt.items() if k != "type"}}
         params["response_format"] = fmt
-    if request.extra:
-        params["extra_body"] = dict(request.extra)
     return params
 
 
-def chat_response(completion: ChatCompletion, vendor: str) -> ChatResponse:
-    """The answer; one without the fields a completion has (the SDK builds its models without validating them) is
+def answer_json(answer: object, vendor: str) -> Any:
+    """The answer as the SDK hands it back untyped: its JSON, or, when the server called it something other than
+    JSON, its text, read as JSON here as the SDK's typed path would (a page that is not JSON is unreadable)."""
+    if not isinstance(answer, str):
+        return answer
+    try:
+        return json.loads(answer)
+    except ValueError as exc:  # the decoder's error holds the whole text: never chained
+        raise_translated(unreadable_answer(vendor), exc)
+
+
+def _usage(usage: Any, input_tokens: str, output_tokens: str) -> Usage:
+    return Usage(usage.get(input_tokens), usage.get(output_tokens)) if usage is not None else _NO_USAGE
+
+
+def chat_response(completion: Any, vendor: str) -> ChatResponse:
+    """The answer from a completion's JSON; one without the fields a completion has is
     :func:`~privsdk.vendor_errors.unreadable_answer`."""
     try:
-        choice = completion.choices[0]
-        message = choice.message
-        tool_calls = message.tool_calls
+        completion = answer_json(completion, vendor)
+        choice = completion["choices"][0]
+        message = choice["message"]
+        tool_calls = message.get("tool_calls")
         calls = (
-            tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in tool_calls if c.type == "function")
+            tuple(
+                ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                for c in tool_calls
+                if c.get("type") == "function"
+            )
             if tool_calls
             else ()
         )
-        usage = completion.usage
         return ChatResponse(  # positional, in field order: keywords cost a NamedTuple twice as much, on every call
-            message.content or "",  # text
+            message.get("content") or "",  # text
             calls,  # tool_calls
-            _FINISH.get(choice.finish_reason, "other"),  # finish_reason
-            Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else _NO_USAGE,
-            completion.model,
+            _FINISH.get(choice.get("finish_reason"), "other"),  # finish_reason
+            _usage(completion.get("usage"), "prompt_tokens", "completion_tokens"),
+            completion["model"],
             completion,  # raw
         )
-    except ANSWER_ERRORS:
-        raise unreadable_answer(vendor) from None
+    except ANSWER_ERRORS as exc:
+        raise_translated(unreadable_answer(vendor), exc)
 
 
 class ChunkReader:
-    """Turns Chat Completions chunks into stream events and remembers what the final event needs."""
+    """Turns Chat Completions chunks (their JSON) into stream events and remembers what the final event needs."""
 
     __slots__ = ("finish", "model", "usage", "vendor")
 
@@ -181,34 +196,38 @@ class ChunkReader:
         self.finish: str | None = None
         self.usage = _NO_USAGE
 
-    def feed(self, chunk: ChatCompletionChunk) -> Sequence[StreamEvent]:
-        choices = chunk.choices
-        if not choices:  # the usage chunk, or Azure's opening chunk of prompt filter results
+    def feed(self, chunk: Mapping[str, Any]) -> Sequence[StreamEvent]:
+        try:
+            choices = chunk.get("choices")
+            if not choices:  # the usage chunk, or Azure's opening chunk of prompt filter results
+                self._note(chunk)
+                return _NONE
+            choice = choices[0]
+            delta = choice["delta"]
+            content = delta.get("content")
+            finish = choice.get("finish_reason")
+            if content and finish is None and not delta.get("tool_calls"):
+                # Most chunks: a piece of text and nothing else. Built by tuple's own constructor: a named tuple's
+                # __new__ is a Python function, called here for every chunk of every stream.
+                return (tuple.__new__(TextDelta, (content,)),)
             self._note(chunk)
-            return _NONE
-        choice = choices[0]
-        delta = choice.delta
-        content = delta.content
-        if content and choice.finish_reason is None and not delta.tool_calls:
-            # Most chunks: a piece of text and nothing else. Built by tuple's own constructor: a named tuple's
-            # __new__ is a Python function, called here for every chunk of every stream.
-            return (tuple.__new__(TextDelta, (content,)),)
-        self._note(chunk)
-        if choice.finish_reason is not None:
-            self.finish = choice.finish_reason
-        events: list[StreamEvent] = [TextDelta(content)] if content else []
-        for call in delta.tool_calls or ():
-            fn = call.function
-            events.append(
-                ToolCallDelta(call.index, call.id, fn.name if fn else None, (fn.arguments or "") if fn else "")
-            )
-        return events
+            if finish is not None:
+                self.finish = finish
+            events: list[StreamEvent] = [TextDelta(content)] if content else []
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or _NO_FUNCTION
+                events.append(ToolCallDelta(call["index"], call.get("id"), fn.get("name"), fn.get("arguments") or ""))
+            return events
+        except ANSWER_ERRORS as exc:  # an event without a chunk's shape
+            raise_translated(unreadable_answer(self.vendor), exc)
 
-    def _note(self, chunk: ChatCompletionChunk) -> None:
-        if chunk.model:  # Azure's opening chunk names no model
-            self.model = chunk.model
-        if chunk.usage is not None:
-            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+    def _note(self, chunk: Mapping[str, Any]) -> None:
+        model = chunk.get("model")
+        if model:  # Azure's opening chunk names no model
+            self.model = model
+        usage = chunk.get("usage")
+        if usage is not None:
+            self.usage = _usage(usage, "prompt_tokens", "completion_tokens")
 
     def end(self) -> StreamEnd:
         """The final event; a stream that closed before the model's finish reason was cut."""
@@ -243,7 +262,7 @@ def _responses_item(message: Message, who: str) -> list[dict[str, Any]]:
 
 
 def responses_params(request: ChatRequest, *, who: str) -> dict[str, Any]:
-    """The Responses API arguments for ``request``, without model, stream and timeout.
+    """The Responses API body for ``request``, without model, stream and the request's ``extra`` fields.
 
     ``store`` is always false: a stored response is kept by the vendor after the
     call, which the policy decision for a plain chat call does not allow for.
@@ -274,48 +293,58 @@ def responses_params(request: ChatRequest, *, who: str) -> dict[str, Any]:
     fmt = _json_schema(request)
     if fmt is not None:
         params["text"] = {"format": fmt}
-    if request.extra:
-        params["extra_body"] = dict(request.extra)
     return params
 
 
-def _responses_finish(response: Response, calls: bool) -> FinishReason:
-    if response.status == "incomplete":
-        details = response.incomplete_details
-        return _INCOMPLETE.get(details.reason if details else None, "other")
+def _responses_finish(response: Mapping[str, Any], calls: bool) -> FinishReason:
+    if response["status"] == "incomplete":
+        details = response.get("incomplete_details")
+        return _INCOMPLETE.get(details.get("reason") if details else None, "other")
     return "tool_calls" if calls else "stop"
 
 
-def _responses_usage(response: Response) -> Usage:
-    usage = response.usage
-    return Usage(usage.input_tokens, usage.output_tokens) if usage is not None else _NO_USAGE
+def _output_text(response: Mapping[str, Any]) -> str:
+    """The text of every ``output_text`` part of the output's messages, as the SDK's ``Response.output_text``."""
+    return "".join(
+        part["text"] or ""
+        for item in response["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
 
 
-def responses_response(response: Response, vendor: str) -> ChatResponse:
+def _failed(vendor: str, error: Any) -> VendorError:
+    return in_band(vendor, error.get("code") if error else None)
+
+
+def responses_response(response: Any, vendor: str) -> ChatResponse:
+    """The answer from a Responses API response's JSON; a failed response is its in-band error."""
     try:
-        if response.status == "failed":
-            raise in_band(vendor, response.error.code if response.error else None)
+        response = answer_json(response, vendor)
+        if response["status"] == "failed":
+            raise _failed(vendor, response.get("error"))
         calls = tuple(
-            ToolCall(item.call_id, item.name, item.arguments)
-            for item in response.output
-            if item.type == "function_call"
+            ToolCall(item["call_id"], item["name"], item["arguments"])
+            for item in response["output"]
+            if item["type"] == "function_call"
         )
         return ChatResponse(
-            text=response.output_text,
+            text=_output_text(response),
             tool_calls=calls,
             finish_reason=_responses_finish(response, bool(calls)),
-            usage=_responses_usage(response),
-            model=response.model,
+            usage=_usage(response.get("usage"), "input_tokens", "output_tokens"),
+            model=response["model"],
             raw=response,
         )
     except PrivsdkError:
         raise
-    except ANSWER_ERRORS:
-        raise unreadable_answer(vendor) from None
+    except ANSWER_ERRORS as exc:
+        raise_translated(unreadable_answer(vendor), exc)
 
 
 class ResponsesEventReader:
-    """Turns Responses API stream events into stream events; the stream ends at ``response.completed``."""
+    """Turns Responses API stream events (their JSON) into stream events; the stream ends at ``response.completed``."""
 
     __slots__ = ("calls", "final", "model", "vendor")
 
@@ -323,68 +352,77 @@ class ResponsesEventReader:
         self.vendor = vendor
         self.model = model
         self.calls: dict[int, int] = {}  # output_index -> our tool call number
-        self.final: Response | None = None
+        self.final: Mapping[str, Any] | None = None
 
-    def feed(self, event: ResponseStreamEvent) -> Sequence[StreamEvent]:
-        if event.type == "response.output_text.delta":
-            return (TextDelta(event.delta),)
-        if event.type == "response.function_call_arguments.delta":
-            return (ToolCallDelta(self.calls[event.output_index], arguments=event.delta),)
-        if event.type == "response.output_item.added":
-            item = event.item
-            if item.type != "function_call":
+    def feed(self, event: Mapping[str, Any]) -> Sequence[StreamEvent]:
+        try:
+            return self._read(event, event["type"])
+        except PrivsdkError:
+            raise
+        except ANSWER_ERRORS as exc:  # an event without the shape its type has
+            raise_translated(unreadable_answer(self.vendor), exc)
+
+    def _read(self, event: Mapping[str, Any], kind: str) -> Sequence[StreamEvent]:
+        if kind == "response.output_text.delta":
+            return (TextDelta(event["delta"]),)
+        if kind == "response.function_call_arguments.delta":
+            return (ToolCallDelta(self.calls[event["output_index"]], arguments=event["delta"]),)
+        if kind == "response.output_item.added":
+            item = event["item"]
+            if item["type"] != "function_call":
                 return _NONE
-            call = self.calls[event.output_index] = len(self.calls)
-            return (ToolCallDelta(call, item.call_id, item.name, item.arguments),)
-        if event.type == "response.completed" or event.type == "response.incomplete":
-            self.final = event.response
-        elif event.type == "response.created":
-            self.model = event.response.model
-        elif event.type == "response.failed":
-            error = event.response.error
-            raise in_band(self.vendor, error.code if error else None)
-        elif event.type == "error":
-            raise in_band(self.vendor, event.code)
+            call = self.calls[event["output_index"]] = len(self.calls)
+            return (ToolCallDelta(call, item["call_id"], item["name"], item["arguments"]),)
+        if kind == "response.completed" or kind == "response.incomplete":
+            self.final = event["response"]
+        elif kind == "response.created":
+            self.model = event["response"]["model"]
+        elif kind == "response.failed":
+            raise _failed(self.vendor, event["response"].get("error"))
+        elif kind == "error":
+            raise in_band(self.vendor, event.get("code"))
         return _NONE
 
     def end(self) -> StreamEnd:
         final = self.final
         if final is None:
             raise ConnectionLost(self.vendor)
-        return StreamEnd(_responses_finish(final, bool(self.calls)), _responses_usage(final), final.model)
+        try:
+            finish = _responses_finish(final, bool(self.calls))
+            return StreamEnd(finish, _usage(final.get("usage"), "input_tokens", "output_tokens"), final["model"])
+        except ANSWER_ERRORS as exc:
+            raise_translated(unreadable_answer(self.vendor), exc)
 
 
 # --- Embeddings ----------------------------------------------------------------------------------------------------
 
 
-def embed_params(request: EmbedRequest, *, encoding_format: str | None, who: str) -> dict[str, Any]:
-    """Embeddings arguments; ``encoding_format`` None leaves the SDK's choice (base64, which it decodes)."""
+def embed_params(request: EmbedRequest, *, encoding_format: str, who: str) -> dict[str, Any]:
+    """The embeddings body, without model and the request's ``extra`` fields."""
     if request.input_type is not None:
         raise Unsupported(f"{who} embeds every text alike and cannot take input_type {request.input_type!r}")
-    params: dict[str, Any] = {"input": list(request.texts)}
-    if encoding_format is not None:
-        params["encoding_format"] = encoding_format
+    params: dict[str, Any] = {"input": list(request.texts), "encoding_format": encoding_format}
     if request.dimensions is not None:
         params["dimensions"] = request.dimensions
-    if request.extra:
-        params["extra_body"] = dict(request.extra)
     return params
 
 
 def _floats(vector: list[float] | str) -> list[float]:
-    # A server that answers base64 although floats were asked for still gives float vectors.
+    # OpenAI's and Azure's answers are base64 (asked for: a third of the bytes), compatible servers' floats.
     return array.array("f", base64.b64decode(vector)).tolist() if isinstance(vector, str) else vector
 
 
-def embed_response(response: CreateEmbeddingResponse, vendor: str) -> EmbedResponse:
+def embed_response(response: Any, vendor: str) -> EmbedResponse:
+    """Vectors in input order from an embeddings answer's JSON, floats or base64 as the server sent them."""
     try:
-        data = sorted(response.data, key=lambda d: d.index)
-        usage = response.usage
+        response = answer_json(response, vendor)
+        data = sorted(response["data"], key=lambda d: d["index"])
+        usage = response.get("usage")
         return EmbedResponse(
-            vectors=[_floats(d.embedding) for d in data],
-            usage=Usage(usage.prompt_tokens, None) if usage is not None else _NO_USAGE,
-            model=response.model,
+            vectors=[_floats(d["embedding"]) for d in data],
+            usage=Usage(usage.get("prompt_tokens"), None) if usage is not None else _NO_USAGE,
+            model=response["model"],
             raw=response,
         )
-    except ANSWER_ERRORS:
-        raise unreadable_answer(vendor) from None
+    except ANSWER_ERRORS as exc:
+        raise_translated(unreadable_answer(vendor), exc)
