@@ -244,12 +244,12 @@ def main() -> None:
             drain(stream_calls["raw openai SDK"]), drain(stream_calls["privsdk.Client"]), args.pairs // 2
         )
         per_chunk = extra_us / wire.pieces
-        print(f"  privsdk.Client extra thread CPU per stream: +{extra_us:.1f} µs, per chunk +{per_chunk:.2f} µs")
+        print(f"  privsdk.Client extra thread CPU per stream: {extra_us:+.1f} µs, per chunk {per_chunk:+.2f} µs")
         raw_stream, our_stream, done = async_streams(url, store)
         raw_us, extra_us = paired_us(raw_stream, our_stream, args.pairs // 2)
         done()
         per_chunk = extra_us / wire.pieces
-        print(f"  privsdk.AsyncClient extra thread CPU per stream: +{extra_us:.1f} µs, per chunk +{per_chunk:.2f} µs")
+        print(f"  privsdk.AsyncClient extra thread CPU per stream: {extra_us:+.1f} µs, per chunk {per_chunk:+.2f} µs")
         print(f"  (the adapters' own per-chunk goal, <= {ADAPTER_CHUNK_GOAL_US:g} µs, is judged by bench/adapter_*.py)")
 
 
