@@ -231,9 +231,10 @@ class ChunkReader:
 
     def end(self) -> StreamEnd:
         """The final event; a stream that closed before the model's finish reason was cut."""
-        if self.finish is None:
+        finish = self.finish
+        if finish is None:
             raise ConnectionLost(self.vendor)
-        return StreamEnd(_FINISH.get(self.finish, "other"), self.usage, self.model)
+        return StreamEnd(_FINISH.get(finish, "other") if type(finish) is str else "other", self.usage, self.model)
 
 
 # --- Responses API -------------------------------------------------------------------------------------------------
