@@ -205,7 +205,7 @@ def main() -> None:
 
     def mapping() -> object:
         convert.chat_params(REQUEST, max_tokens_field="max_completion_tokens", who="bench")
-        return convert.chat_response(completion, "openai")
+        return convert.chat_response(completion, "openai", MODEL)
 
     def chunk_mapping() -> object:
         reader = convert.ChunkReader("openai", MODEL)

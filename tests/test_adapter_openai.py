@@ -354,10 +354,10 @@ def test_a_200_that_is_no_completion_is_unavailable_and_quotes_nothing(
     [
         {"choices": [{"index": 0, "delta": PROMPT}]},
         {"choices": [{"index": 0}]},
-        {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": PROMPT}}]}}]},  # a call without its index
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": PROMPT}]}}]},
         {"choices": PROMPT},
     ],
-    ids=["delta not an object", "no delta", "tool call without index", "choices not a list"],
+    ids=["delta not an object", "no delta", "function not an object", "choices not a list"],
 )
 def test_a_stream_event_without_a_chunks_shape_is_unavailable_and_quotes_nothing(
     server: LoopbackServer, chunk: dict[str, Any]

@@ -140,7 +140,7 @@ class ChatCompletions(Adapter):
         return params
 
     def _answer(self, raw: Any) -> ChatResponse:
-        return convert.chat_response(raw, self.vendor)
+        return convert.chat_response(raw, self.vendor, self._model)
 
     def _reader(self) -> _Reader:
         return convert.ChunkReader(self.vendor, self._model)
@@ -213,13 +213,13 @@ class ChatCompletions(Adapter):
         body, options = self._embed_body(request), self._options(request.extra, timeout)
         with self._translate:
             answer = self._client.post("/embeddings", body=body, options=options, cast_to=object)
-        return convert.embed_response(answer, self.vendor)
+        return convert.embed_response(answer, self.vendor, self._model, len(request.texts))
 
     async def aembed(self, request: EmbedRequest, *, timeout: float) -> EmbedResponse:
         body, options = self._embed_body(request), self._options(request.extra, timeout)
         with self._translate:
             answer = await self._async().post("/embeddings", body=body, options=options, cast_to=object)
-        return convert.embed_response(answer, self.vendor)
+        return convert.embed_response(answer, self.vendor, self._model, len(request.texts))
 
     def close(self) -> None:
         self._client.close()
@@ -243,7 +243,7 @@ class Responses(ChatCompletions):
         return params
 
     def _answer(self, raw: Any) -> ChatResponse:
-        return convert.responses_response(raw, self.vendor)
+        return convert.responses_response(raw, self.vendor, self._model)
 
     def _reader(self) -> _Reader:
         return convert.ResponsesEventReader(self.vendor, self._model)

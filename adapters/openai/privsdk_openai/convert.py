@@ -43,6 +43,7 @@ _FINISH: dict[str | None, FinishReason] = {
     "content_filter": "content_filter",
 }
 _INCOMPLETE: dict[str | None, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
+_STATUSES = frozenset({None, "completed", "in_progress", "queued", "cancelled"})  # those not read on their own
 _NONE: tuple[StreamEvent, ...] = ()
 _NO_USAGE = Usage()
 _NO_FUNCTION: dict[str, Any] = {}
@@ -156,9 +157,14 @@ def _usage(usage: Any, input_tokens: str, output_tokens: str) -> Usage:
     return Usage(usage.get(input_tokens), usage.get(output_tokens)) if usage is not None else _NO_USAGE
 
 
-def chat_response(completion: Any, vendor: str) -> ChatResponse:
+def chat_response(completion: Any, vendor: str, model: str) -> ChatResponse:
     """The answer from a completion's JSON; one without the fields a completion has is
-    :func:`~privsdk.vendor_errors.unreadable_answer`."""
+    :func:`~privsdk.vendor_errors.unreadable_answer`.
+
+    Fields the openai SDK's own models let go missing may be missing here too (self-hosted servers leave out
+    ``model``, which is then the one asked for, a call's ``id`` or ``arguments``): only what the answer cannot be
+    read without is required.
+    """
     try:
         completion = answer_json(completion, vendor)
         choice = completion["choices"][0]
@@ -166,9 +172,9 @@ def chat_response(completion: Any, vendor: str) -> ChatResponse:
         tool_calls = message.get("tool_calls")
         calls = (
             tuple(
-                ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                ToolCall(c.get("id") or "", c["function"]["name"], c["function"].get("arguments") or "")
                 for c in tool_calls
-                if c.get("type") == "function"
+                if c.get("type", "function") == "function"
             )
             if tool_calls
             else ()
@@ -178,7 +184,7 @@ def chat_response(completion: Any, vendor: str) -> ChatResponse:
             calls,  # tool_calls
             _FINISH.get(choice.get("finish_reason"), "other"),  # finish_reason
             _usage(completion.get("usage"), "prompt_tokens", "completion_tokens"),
-            completion["model"],
+            completion.get("model") or model,
             completion,  # raw
         )
     except ANSWER_ERRORS as exc:
@@ -188,13 +194,14 @@ def chat_response(completion: Any, vendor: str) -> ChatResponse:
 class ChunkReader:
     """Turns Chat Completions chunks (their JSON) into stream events and remembers what the final event needs."""
 
-    __slots__ = ("finish", "model", "usage", "vendor")
+    __slots__ = ("calls", "finish", "model", "usage", "vendor")
 
     def __init__(self, vendor: str, model: str):
         self.vendor = vendor
         self.model = model
         self.finish: str | None = None
         self.usage = _NO_USAGE
+        self.calls = 0  # tool calls begun so far: the index of one a server streams without its index
 
     def feed(self, chunk: Mapping[str, Any]) -> Sequence[StreamEvent]:
         try:
@@ -216,10 +223,22 @@ class ChunkReader:
             events: list[StreamEvent] = [TextDelta(content)] if content else []
             for call in delta.get("tool_calls") or ():
                 fn = call.get("function") or _NO_FUNCTION
-                events.append(ToolCallDelta(call["index"], call.get("id"), fn.get("name"), fn.get("arguments") or ""))
+                call_id = call.get("id")
+                events.append(
+                    ToolCallDelta(self._index(call, call_id), call_id, fn.get("name"), fn.get("arguments") or "")
+                )
             return events
         except ANSWER_ERRORS as exc:  # an event without a chunk's shape
             raise_translated(unreadable_answer(self.vendor), exc)
+
+    def _index(self, call: Mapping[str, Any], call_id: object) -> int:
+        """The call's index as sent; servers that send each call whole in one delta (Ollama and others) send none:
+        a delta with an id begins the next call, one without continues the last."""
+        index = call.get("index")
+        if index is None:
+            index = self.calls if call_id else max(self.calls - 1, 0)
+        self.calls = max(self.calls, index + 1)
+        return index
 
     def _note(self, chunk: Mapping[str, Any]) -> None:
         model = chunk.get("model")
@@ -297,10 +316,13 @@ def responses_params(request: ChatRequest, *, who: str) -> dict[str, Any]:
     return params
 
 
-def _responses_finish(response: Mapping[str, Any], calls: bool) -> FinishReason:
-    if response["status"] == "incomplete":
+def _responses_finish(response: Mapping[str, Any], calls: bool, vendor: str) -> FinishReason:
+    status = response.get("status")  # optional in the SDK's Response: one without it is complete
+    if status == "incomplete":
         details = response.get("incomplete_details")
         return _INCOMPLETE.get(details.get("reason") if details else None, "other")
+    if status not in _STATUSES:  # no status the API has: not a response
+        raise unreadable_answer(vendor)
     return "tool_calls" if calls else "stop"
 
 
@@ -309,9 +331,9 @@ def _output_text(response: Mapping[str, Any]) -> str:
     return "".join(
         part["text"] or ""
         for item in response["output"]
-        if item["type"] == "message"
+        if item.get("type") == "message"
         for part in item["content"]
-        if part["type"] == "output_text"
+        if part.get("type") == "output_text"
     )
 
 
@@ -319,23 +341,23 @@ def _failed(vendor: str, error: Any) -> VendorError:
     return in_band(vendor, error.get("code") if error else None)
 
 
-def responses_response(response: Any, vendor: str) -> ChatResponse:
+def responses_response(response: Any, vendor: str, model: str) -> ChatResponse:
     """The answer from a Responses API response's JSON; a failed response is its in-band error."""
     try:
         response = answer_json(response, vendor)
-        if response["status"] == "failed":
+        if response.get("status") == "failed":
             raise _failed(vendor, response.get("error"))
         calls = tuple(
-            ToolCall(item["call_id"], item["name"], item["arguments"])
+            ToolCall(item.get("call_id") or "", item["name"], item.get("arguments") or "")
             for item in response["output"]
-            if item["type"] == "function_call"
+            if item.get("type") == "function_call"
         )
         return ChatResponse(
             text=_output_text(response),
             tool_calls=calls,
-            finish_reason=_responses_finish(response, bool(calls)),
+            finish_reason=_responses_finish(response, bool(calls), vendor),
             usage=_usage(response.get("usage"), "input_tokens", "output_tokens"),
-            model=response["model"],
+            model=response.get("model") or model,
             raw=response,
         )
     except PrivsdkError:
@@ -357,27 +379,27 @@ class ResponsesEventReader:
 
     def feed(self, event: Mapping[str, Any]) -> Sequence[StreamEvent]:
         try:
-            return self._read(event, event["type"])
+            return self._read(event, event.get("type"))
         except PrivsdkError:
             raise
         except ANSWER_ERRORS as exc:  # an event without the shape its type has
             raise_translated(unreadable_answer(self.vendor), exc)
 
-    def _read(self, event: Mapping[str, Any], kind: str) -> Sequence[StreamEvent]:
+    def _read(self, event: Mapping[str, Any], kind: object) -> Sequence[StreamEvent]:
         if kind == "response.output_text.delta":
             return (TextDelta(event["delta"]),)
         if kind == "response.function_call_arguments.delta":
             return (ToolCallDelta(self.calls[event["output_index"]], arguments=event["delta"]),)
         if kind == "response.output_item.added":
             item = event["item"]
-            if item["type"] != "function_call":
+            if item.get("type") != "function_call":
                 return _NONE
             call = self.calls[event["output_index"]] = len(self.calls)
-            return (ToolCallDelta(call, item["call_id"], item["name"], item["arguments"]),)
+            return (ToolCallDelta(call, item.get("call_id"), item.get("name"), item.get("arguments") or ""),)
         if kind == "response.completed" or kind == "response.incomplete":
             self.final = event["response"]
         elif kind == "response.created":
-            self.model = event["response"]["model"]
+            self.model = event["response"].get("model") or self.model
         elif kind == "response.failed":
             raise _failed(self.vendor, event["response"].get("error"))
         elif kind == "error":
@@ -389,8 +411,9 @@ class ResponsesEventReader:
         if final is None:
             raise ConnectionLost(self.vendor)
         try:
-            finish = _responses_finish(final, bool(self.calls))
-            return StreamEnd(finish, _usage(final.get("usage"), "input_tokens", "output_tokens"), final["model"])
+            finish = _responses_finish(final, bool(self.calls), self.vendor)
+            usage = _usage(final.get("usage"), "input_tokens", "output_tokens")
+            return StreamEnd(finish, usage, final.get("model") or self.model)
         except ANSWER_ERRORS as exc:
             raise_translated(unreadable_answer(self.vendor), exc)
 
@@ -413,17 +436,23 @@ def _floats(vector: list[float] | str) -> list[float]:
     return array.array("f", base64.b64decode(vector)).tolist() if isinstance(vector, str) else vector
 
 
-def embed_response(response: Any, vendor: str) -> EmbedResponse:
-    """Vectors in input order from an embeddings answer's JSON, floats or base64 as the server sent them."""
+def embed_response(response: Any, vendor: str, model: str, texts: int) -> EmbedResponse:
+    """Vectors in input order from an embeddings answer's JSON, floats or base64 as the server sent them; an answer
+    without one vector for each text, by index, is unreadable (the app would pair texts with wrong vectors, or none).
+    """
     try:
         response = answer_json(response, vendor)
         data = sorted(response["data"], key=lambda d: d["index"])
+        if [d["index"] for d in data] != list(range(texts)):
+            raise unreadable_answer(vendor)
         usage = response.get("usage")
         return EmbedResponse(
             vectors=[_floats(d["embedding"]) for d in data],
             usage=Usage(usage.get("prompt_tokens"), None) if usage is not None else _NO_USAGE,
-            model=response["model"],
+            model=response.get("model") or model,
             raw=response,
         )
+    except PrivsdkError:
+        raise
     except ANSWER_ERRORS as exc:
         raise_translated(unreadable_answer(vendor), exc)

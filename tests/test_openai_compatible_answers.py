@@ -1,0 +1,345 @@
+"""The openai adapter reads answers from the SDK untyped: what OpenAI-compatible servers leave out, it reads as
+the openai SDK's own models did; what an answer cannot be read without is a content-free Unavailable.
+
+Ollama streams each tool call whole in one delta without ``index``; vLLM and other self-hosted servers leave out
+``model``, a Responses answer may have no ``status`` (optional in the SDK's ``Response``), and an embeddings
+answer must hold one vector per text. The real openai SDK runs through privsdk.Client over real HTTP against the
+loopback OpenAI stand-in, with the answers under test queued in front of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privsdk.async_client import AsyncClient
+from privsdk.client import Client
+from privsdk.errors import Unavailable
+from privsdk.resilience import Limits
+from privsdk.types import StreamEnd, StreamEvent, TextDelta, Tool, ToolCallDelta, Usage
+from privsdk.usage import UsageRecord
+from tests.test_client_errors import JSON, MARK, OUTPUT, PROMPT, SSE, Scripted, clean, raised
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer, Reply
+
+pytestmark = pytest.mark.usefixtures("no_machine_aws")
+
+WEATHER = Tool("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+
+
+class Servers:
+    """A loopback OpenAI-wire server and a policy with OpenAI (both APIs), Ollama and vLLM targets on it."""
+
+    def __init__(self, tmp_path: Path):
+        self.app = Scripted(OpenAIWire(key="sk-x"))
+        self.server = LoopbackServer(self.app)
+        self.config = tmp_path / "privsdk.toml"
+        self.records: list[UsageRecord] = []
+
+    def __enter__(self) -> Servers:
+        url = self.server.__enter__().url
+        self.config.write_text(
+            f"""
+[targets.oa]
+offering = "openai.api"
+model = "gpt-4o-mini"
+endpoint = "{url}/v1"
+
+[targets.oar]
+offering = "openai.api"
+model = "gpt-4o-mini"
+endpoint = "{url}/v1"
+options = {{ api = "responses" }}
+
+[targets.ol]
+offering = "selfhosted.ollama"
+model = "llama3.1"
+endpoint = "{url}/ollama/v1"
+attest = ["no_request_logging"]
+
+[targets.sh]
+offering = "selfhosted.vllm"
+model = "llama-3.1-8b-instruct"
+endpoint = "{url}/vllm/v1"
+attest = ["no_request_logging"]
+""",
+            encoding="utf-8",
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__()
+
+    def answer(self, *replies: Reply) -> None:
+        self.app.next = list(replies)
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "environ": {"PRIVSDK_CONFIG": str(self.config)},
+            "usage": self.records.append,
+            "credentials": {"openai": {"api_key": "sk-x"}, "selfhosted": {}},
+            "timeout": 5.0,
+            "limits": Limits(max_attempts=1),
+        }
+
+    def client(self) -> Client:
+        return Client(**self.options())
+
+    def aclient(self) -> AsyncClient:
+        return AsyncClient(**self.options())
+
+    def outcomes(self, client: Client | AsyncClient) -> list[tuple[str, str | None]]:
+        client.flush_usage(5)
+        return [(r.outcome, r.error_class) for r in self.records]
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    with Servers(tmp_path) as found:
+        yield found
+
+
+def json_answer(body: Any) -> Reply:
+    return Reply(200, json.dumps(body).encode(), JSON)
+
+
+def sse(*events: dict[str, Any] | str) -> Reply:
+    data = [f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events]
+    return Reply(200, headers=SSE, chunks=[*data, b"data: [DONE]\n\n"])
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "llama3.1", "choices": [choice]}
+
+
+USAGE = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "llama3.1", "choices": []}
+USAGE["usage"] = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+
+
+def response(**over: Any) -> dict[str, Any]:
+    """A Responses API answer with the fields openai's ``Response`` requires."""
+    message = {
+        "type": "message",
+        "id": "msg_0",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Hello", "annotations": []}],
+    }
+    body = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "model": "gpt-4o-mini",
+        "output": [message],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18},
+    }
+    return body | over
+
+
+def event(kind: str, **fields: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
+
+
+def call(**fields: Any) -> dict[str, Any]:
+    """A streamed tool call as Ollama sends it: whole, in one delta, without ``index``."""
+    return {"type": "function", **fields}
+
+
+def calls_of(events: list[StreamEvent]) -> list[tuple[int, str | None, str | None, str]]:
+    return [(e.call, e.id, e.name, e.arguments) for e in events if isinstance(e, ToolCallDelta)]
+
+
+# --- Embeddings: one vector per text -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "indexes", [(), (0,), (0, 1, 2), (0, 0), (1, 2)], ids=["none", "fewer", "more", "twice", "off"]
+)
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_an_embeddings_answer_without_one_vector_per_text_is_unavailable(
+    servers: Servers, indexes: tuple[int, ...], is_async: bool
+) -> None:
+    data = [{"object": "embedding", "index": i, "embedding": [0.5, 1.5]} for i in indexes]
+    servers.answer(json_answer({"object": "list", "data": data, "model": "text-embedding-3-small"}))
+    client: Any = servers.aclient() if is_async else servers.client()
+    error = raised(lambda: asyncio.run(client.embed("sh", ["a", "b"])) if is_async else client.embed("sh", ["a", "b"]))
+    assert isinstance(error, Unavailable) and clean(error) is error and error.code == "UnexpectedResponse"
+    assert servers.outcomes(client) == [("error", "unavailable")]
+
+
+def test_embeddings_without_model_are_named_for_the_target_and_put_in_input_order(servers: Servers) -> None:
+    data = [{"object": "embedding", "index": i, "embedding": [float(i), 0.5]} for i in (2, 0, 1)]
+    servers.answer(json_answer({"object": "list", "data": data}))
+    answer = servers.client().embed("sh", ["a", "b", "c"])
+    assert (answer.vectors, answer.model) == ([[0.0, 0.5], [1.0, 0.5], [2.0, 0.5]], "llama-3.1-8b-instruct")
+
+
+# --- Chat Completions: fields compatible servers leave out ---------------------------------------------------------
+
+
+def _tool_stream(*calls: dict[str, Any]) -> Reply:
+    return sse(
+        *(chunk({"role": "assistant", "content": "", "tool_calls": [c]}) for c in calls),
+        chunk({"role": "assistant", "content": ""}, "tool_calls"),
+        USAGE,
+    )
+
+
+def test_a_tool_call_streamed_without_index_streams(servers: Servers) -> None:
+    servers.answer(_tool_stream(call(id="call_a", function={"name": "get_weather", "arguments": '{"city":"Oslo"}'})))
+    client = servers.client()
+    events = list(client.chat("ol", PROMPT, tools=[WEATHER], stream=True))
+    assert calls_of(events) == [(0, "call_a", "get_weather", '{"city":"Oslo"}')]
+    assert events[-1] == StreamEnd("tool_calls", Usage(11, 7), "llama3.1")
+    assert servers.outcomes(client) == [("ok", None)]
+
+
+def test_async_tool_calls_streamed_without_index_are_numbered_as_they_begin(servers: Servers) -> None:
+    """Each delta with an id begins the next call; one without continues the last."""
+    servers.answer(
+        _tool_stream(
+            call(id="call_a", function={"name": "get_weather", "arguments": '{"city":'}),
+            call(function={"arguments": '"Oslo"}'}),
+            call(id="call_b", function={"name": "get_weather", "arguments": '{"city":"Rome"}'}),
+        )
+    )
+    client = servers.aclient()
+
+    async def run() -> list[StreamEvent]:
+        return [e async for e in await client.chat("ol", PROMPT, tools=[WEATHER], stream=True)]
+
+    events = asyncio.run(run())
+    assert calls_of(events) == [
+        (0, "call_a", "get_weather", '{"city":'),
+        (0, None, None, '"Oslo"}'),
+        (1, "call_b", "get_weather", '{"city":"Rome"}'),
+    ]
+    assert isinstance(events[-1], StreamEnd) and events[-1].finish_reason == "tool_calls"
+
+
+def test_a_chat_answer_without_model_or_call_ids_is_named_for_the_target(servers: Servers) -> None:
+    message = {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "get_weather"}}]}
+    body = {"id": "c", "object": "chat.completion", "created": 1}
+    body["choices"] = [{"index": 0, "message": message, "finish_reason": "tool_calls"}]
+    servers.answer(json_answer(body))
+    answer = servers.client().chat("sh", PROMPT, tools=[WEATHER])
+    assert (answer.model, answer.finish_reason, answer.usage.input_tokens) == (
+        "llama-3.1-8b-instruct",
+        "tool_calls",
+        None,
+    )
+    assert [(c.id, c.name, c.arguments) for c in answer.tool_calls] == [("", "get_weather", "")]
+
+
+# --- Responses API: status is optional -----------------------------------------------------------------------------
+
+
+def test_a_responses_answer_without_status_or_model_is_complete(servers: Servers) -> None:
+    body = response()
+    del body["status"], body["model"]
+    servers.answer(json_answer(body))
+    answer = servers.client().chat("oar", PROMPT)
+    assert (answer.text, answer.finish_reason, answer.model) == ("Hello", "stop", "gpt-4o-mini")
+
+
+def test_a_responses_stream_whose_final_response_has_no_status_ends_normally(servers: Servers) -> None:
+    final = response()
+    del final["status"]
+    servers.answer(
+        Reply(
+            200,
+            headers=SSE,
+            chunks=[
+                event("response.created", response={"id": "resp_1"}),  # no model yet
+                event("response.output_text.delta", output_index=0, content_index=0, item_id="msg_0", delta="Hello"),
+                f"data: {json.dumps({'note': 'an event without a type'})}\n\n".encode(),
+                event("response.completed", response=final),
+            ],
+        )
+    )
+    events = list(servers.client().chat("oar", PROMPT, stream=True))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hello"]
+    assert isinstance(events[-1], StreamEnd) and events[-1].finish_reason == "stop"
+
+
+# --- What cannot be read is Unavailable, and carries nothing of the answer -----------------------------------------
+
+
+def _chat(client: Client, target: str) -> object:
+    return client.chat(target, PROMPT)
+
+
+def _stream(client: Client, target: str) -> object:
+    return list(client.chat(target, PROMPT, stream=True))
+
+
+def _embed(client: Client, target: str) -> object:
+    return client.embed(target, [PROMPT])
+
+
+def _events(*events: bytes) -> Reply:
+    return Reply(200, headers=SSE, chunks=list(events))
+
+
+MALFORMED: dict[str, tuple[Callable[[Client, str], object], str, Reply]] = {
+    "chat html page": (_chat, "oa", Reply(200, f"<html>{OUTPUT}</html>".encode(), {"Content-Type": "text/html"})),
+    "chat json string": (_chat, "oa", json_answer(OUTPUT)),
+    "chat text/plain not json": (_chat, "oa", Reply(200, OUTPUT.encode(), {"Content-Type": "text/plain"})),
+    "chat message a string": (_chat, "oa", json_answer({"choices": [{"message": OUTPUT}]})),
+    "chat choices a string": (_chat, "oa", json_answer({"choices": OUTPUT, "model": "m"})),
+    "responses content a string": (
+        _chat,
+        "oar",
+        json_answer(response(output=[{"type": "message", "content": OUTPUT}])),
+    ),
+    "responses failed": (_chat, "oar", json_answer(response(status="failed", error={"code": None, "message": OUTPUT}))),
+    "embed not base64": (_embed, "oa", json_answer({"data": [{"index": 0, "embedding": OUTPUT}], "model": "m"})),
+    "embed text/plain": (_embed, "oa", Reply(200, OUTPUT.encode(), {"Content-Type": "text/plain"})),
+    "stream event wrong shape": (_stream, "oa", sse(chunk({"content": "x"}), {"choices": [{"delta": OUTPUT}]})),
+    "stream event a string": (_stream, "oa", sse(chunk({"content": "x"}), json.dumps(OUTPUT))),
+    "responses stream created a string": (
+        _stream,
+        "oar",
+        _events(event("response.output_text.delta", delta="x"), event("response.created", response=OUTPUT)),
+    ),
+    "responses status unknown": (_chat, "oar", json_answer(response(status=OUTPUT))),
+    "responses stream status unknown": (
+        _stream,
+        "oar",
+        _events(event("response.completed", response={"status": OUTPUT, "output": []})),
+    ),
+    "responses stream details a string": (
+        _stream,
+        "oar",
+        _events(event("response.completed", response={"status": "incomplete", "incomplete_details": OUTPUT})),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_an_unreadable_answer_is_an_error_that_carries_nothing_of_it(
+    servers: Servers, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    operation, target, reply = MALFORMED[case]
+    servers.answer(reply)
+    client = servers.client()
+    caplog.set_level(logging.DEBUG)
+    error = clean(raised(lambda: operation(client, target)))
+    if case != "responses failed":  # that one is the vendor's in-band error, classified by its code
+        assert isinstance(error, Unavailable) and error.code == "UnexpectedResponse"
+    assert MARK not in caplog.text
+    assert servers.outcomes(client) == [("error", getattr(error, "kind", None))]
+    assert all(MARK not in repr(r) for r in servers.records)
