@@ -18,39 +18,27 @@ from typing import Any
 
 import pytest
 
-from privsdk.async_client import AsyncClient
 from privsdk.client import Client
 from privsdk.errors import Unavailable
-from privsdk.resilience import Limits
 from privsdk.types import StreamEnd, StreamEvent, TextDelta, Tool, ToolCallDelta, Usage
-from privsdk.usage import UsageRecord
-from tests.test_client_errors import JSON, MARK, OUTPUT, PROMPT, SSE, Scripted, clean, raised
-from tests.wire.openai import OpenAIWire
-from tests.wire.server import LoopbackServer, Reply
+from tests.test_client_errors import JSON, MARK, OUTPUT, PROMPT, SSE, Vendors, clean, raised
+from tests.wire.server import Reply
 
 pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
 WEATHER = Tool("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
 
 
-class Servers:
-    """A loopback OpenAI-wire server and a policy with OpenAI (both APIs), Ollama and vLLM targets on it."""
-
-    def __init__(self, tmp_path: Path):
-        self.app = Scripted(OpenAIWire(key="sk-x"))
-        self.server = LoopbackServer(self.app)
-        self.config = tmp_path / "privsdk.toml"
-        self.records: list[UsageRecord] = []
+class Servers(Vendors):
+    """One loopback server per vendor as in test_client_errors, and on the OpenAI-wire one Responses API, Ollama
+    and vLLM targets too."""
 
     def __enter__(self) -> Servers:
-        url = self.server.__enter__().url
-        self.config.write_text(
-            f"""
-[targets.oa]
-offering = "openai.api"
-model = "gpt-4o-mini"
-endpoint = "{url}/v1"
-
+        super().__enter__()
+        url = self.servers["openai"].url
+        with self.config.open("a", encoding="utf-8") as config:
+            config.write(
+                f"""
 [targets.oar]
 offering = "openai.api"
 model = "gpt-4o-mini"
@@ -68,35 +56,12 @@ offering = "selfhosted.vllm"
 model = "llama-3.1-8b-instruct"
 endpoint = "{url}/vllm/v1"
 attest = ["no_request_logging"]
-""",
-            encoding="utf-8",
-        )
+"""
+            )
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__()
-
     def answer(self, *replies: Reply) -> None:
-        self.app.next = list(replies)
-
-    def options(self) -> dict[str, Any]:
-        return {
-            "environ": {"PRIVSDK_CONFIG": str(self.config)},
-            "usage": self.records.append,
-            "credentials": {"openai": {"api_key": "sk-x"}, "selfhosted": {}},
-            "timeout": 5.0,
-            "limits": Limits(max_attempts=1),
-        }
-
-    def client(self) -> Client:
-        return Client(**self.options())
-
-    def aclient(self) -> AsyncClient:
-        return AsyncClient(**self.options())
-
-    def outcomes(self, client: Client | AsyncClient) -> list[tuple[str, str | None]]:
-        client.flush_usage(5)
-        return [(r.outcome, r.error_class) for r in self.records]
+        self.apps["openai"].next = list(replies)
 
 
 @pytest.fixture
