@@ -353,11 +353,11 @@ def test_a_200_that_is_no_completion_is_unavailable_and_quotes_nothing(
     "chunk",
     [
         {"choices": [{"index": 0, "delta": PROMPT}]},
-        {"choices": [{"index": 0}]},
+        {"choices": [{"index": 0, "delta": [PROMPT]}]},
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": PROMPT}]}}]},
         {"choices": PROMPT},
     ],
-    ids=["delta not an object", "no delta", "function not an object", "choices not a list"],
+    ids=["delta a string", "delta a list", "function not an object", "choices not a list"],
 )
 def test_a_stream_event_without_a_chunks_shape_is_unavailable_and_quotes_nothing(
     server: LoopbackServer, chunk: dict[str, Any]

@@ -1,7 +1,8 @@
 """The openai adapter reads answers from the SDK untyped: what OpenAI-compatible servers leave out, it reads as
 the openai SDK's own models did; what an answer cannot be read without is a content-free Unavailable.
 
-Ollama streams each tool call whole in one delta without ``index``; vLLM and other self-hosted servers leave out
+Ollama streams each tool call whole in one delta without ``index``; Azure's asynchronous content filter streams
+choices without a ``delta`` (learn.microsoft.com, "Content streaming"); vLLM and other self-hosted servers leave out
 ``model``, a Responses answer may have no ``status`` (optional in the SDK's ``Response``), and an embeddings
 answer must hold one vector per text. The real openai SDK runs through privsdk.Client over real HTTP against the
 loopback OpenAI stand-in, with the answers under test queued in front of it.
@@ -45,6 +46,14 @@ model = "gpt-4o-mini"
 endpoint = "{url}/v1"
 options = {{ api = "responses" }}
 
+[targets.az]
+offering = "azure.openai"
+model = "gpt-4o"
+endpoint = "{url}"
+deployment = "gpt-4o-eu"
+api_version = "2024-10-21"
+attest = ["deployment=data_zone_eu"]
+
 [targets.ol]
 offering = "selfhosted.ollama"
 model = "llama3.1"
@@ -59,6 +68,11 @@ attest = ["no_request_logging"]
 """
             )
         return self
+
+    def options(self, **more: Any) -> dict[str, Any]:
+        options = super().options(**more)
+        options["credentials"]["azure"] = {"api_key": "az-x"}
+        return options
 
     def answer(self, *replies: Reply) -> None:
         self.apps["openai"].next = list(replies)
@@ -207,6 +221,68 @@ def test_a_chat_answer_without_model_or_call_ids_is_named_for_the_target(servers
         None,
     )
     assert [(c.id, c.name, c.arguments) for c in answer.tool_calls] == [("", "get_weather", "")]
+
+
+# --- Azure's asynchronous content filter: choices without a delta --------------------------------------------------
+
+FILTER_OK = {"hate": {"filtered": False, "severity": "safe"}, "violence": {"filtered": False, "severity": "safe"}}
+
+
+def azure(*choices: dict[str, Any], model: str = "", usage: dict[str, int] | None = None) -> dict[str, Any]:
+    """A chunk as Azure streams it; the filter's own chunks name no model and have no id."""
+    return {"choices": list(choices), "created": 0, "id": "", "model": model, "object": ""} | (
+        {"usage": usage} if usage else {}
+    )
+
+
+def annotation(start: int, end: int, finish: str | None = None, results: Any = FILTER_OK) -> dict[str, Any]:
+    """The asynchronous filter's verdict on the text from ``start`` to ``end``: a choice with no ``delta``."""
+    offsets = {"check_offset": start, "start_offset": start, "end_offset": end}
+    choice = {"index": 0, "finish_reason": finish, "content_filter_offsets": offsets, "content_filter_results": results}
+    return azure(choice)
+
+
+def text(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return azure({"index": 0, "delta": delta, "finish_reason": finish}, model="gpt-4o-2024-11-20")
+
+
+PROMPT_FILTER = azure() | {"prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTER_OK}]}
+
+
+def test_the_asynchronous_filters_annotations_leave_the_stream_as_it_is(servers: Servers) -> None:
+    """Azure's asynchronous filter interleaves its annotations with the answer and sends more after the finish."""
+    usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    servers.answer(
+        sse(
+            PROMPT_FILTER,
+            text({"role": "assistant", "content": ""}),
+            text({"content": "Hello "}),
+            annotation(0, 6),
+            text({"content": "there"}),
+            text({}, "stop"),
+            annotation(6, 11),
+            azure(model="gpt-4o-2024-11-20", usage=usage),
+        )
+    )
+    client = servers.client()
+    events = list(client.chat("az", PROMPT, stream=True))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hello ", "there"]
+    assert events[-1] == StreamEnd("stop", Usage(9, 2), "gpt-4o-2024-11-20")
+    assert servers.outcomes(client) == [("ok", None)]
+
+
+def test_the_asynchronous_filters_block_ends_the_stream_as_content_filter(servers: Servers) -> None:
+    """A block is an annotation with finish reason content_filter, and [DONE] follows: an answer cut by the filter,
+    which ends normally and is not retried (docs/vendors.md)."""
+    blocked = {"hate": {"filtered": True, "severity": "high"}}
+    servers.answer(
+        sse(PROMPT_FILTER, text({"content": "Part one"}), annotation(0, 8, "content_filter", blocked)),
+    )
+    client = servers.client()
+    events = list(client.chat("az", PROMPT, stream=True))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Part one"]
+    assert isinstance(events[-1], StreamEnd) and events[-1].finish_reason == "content_filter"
+    assert servers.outcomes(client) == [("ok", None)] and len(servers.servers["openai"].requests) == 1
 
 
 # --- Responses API: status is optional -----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ _INCOMPLETE: dict[str | None, FinishReason] = {"max_output_tokens": "length", "c
 _STATUSES = frozenset({None, "completed", "in_progress", "queued", "cancelled"})  # those not read on their own
 _NONE: tuple[StreamEvent, ...] = ()
 _NO_USAGE = Usage()
-_NO_FUNCTION: dict[str, Any] = {}
+_EMPTY: dict[str, Any] = {}  # what a missing object reads as: only ever read
 
 
 def _image_url(image: Image) -> str:
@@ -210,7 +210,9 @@ class ChunkReader:
                 self._note(chunk)
                 return _NONE
             choice = choices[0]
-            delta = choice["delta"]
+            # Azure's asynchronous content filter sends choices without a delta: its annotations, and a block,
+            # which ends the answer with finish reason content_filter.
+            delta = choice.get("delta") or _EMPTY
             content = delta.get("content")
             finish = choice.get("finish_reason")
             if content and finish is None and not delta.get("tool_calls"):
@@ -222,7 +224,7 @@ class ChunkReader:
                 self.finish = finish
             events: list[StreamEvent] = [TextDelta(content)] if content else []
             for call in delta.get("tool_calls") or ():
-                fn = call.get("function") or _NO_FUNCTION
+                fn = call.get("function") or _EMPTY
                 call_id = call.get("id")
                 events.append(
                     ToolCallDelta(self._index(call, call_id), call_id, fn.get("name"), fn.get("arguments") or "")
