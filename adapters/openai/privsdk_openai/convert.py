@@ -43,7 +43,9 @@ _FINISH: dict[str | None, FinishReason] = {
     "content_filter": "content_filter",
 }
 _INCOMPLETE: dict[str | None, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
-_STATUSES = frozenset({None, "completed", "in_progress", "queued", "cancelled"})  # those not read on their own
+#: The Responses API statuses an answer ends as it is with ("incomplete" and "failed" are read apart; None: the
+#: status is optional in the SDK's Response).
+_STATUSES = frozenset({None, "completed", "in_progress", "queued", "cancelled"})
 _NONE: tuple[StreamEvent, ...] = ()
 _NO_USAGE = Usage()
 _EMPTY: dict[str, Any] = {}  # what a missing object reads as: only ever read
