@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,3 +225,35 @@ def test_a_record_past_otlps_range_costs_only_itself(collector: Collector) -> No
         for s in spans
     ]
     assert (None, None) in counts  # the absurd counts are none
+
+
+EXITS_AT_ONCE = """
+import privsdk
+from privsdk import openai
+
+try:
+    client = openai.OpenAI(api_key="sk-x")
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+except privsdk.PolicyViolation:
+    print("refused")
+"""
+
+
+def test_a_script_that_exits_right_after_its_call_still_exports_its_record(collector: Collector) -> None:
+    """The recorder's exit hook opens the sink of a script that ends within its first call's record, as the
+    interpreter exits: OpenTelemetry's resource detection runs in a thread pool, which cannot start then, and the
+    record was lost ("the otlp usage sink failed to write (RuntimeError)")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVSDK_")}
+    env |= {"PRIVSDK_USAGE": "otlp", "PRIVSDK_REQUIRE": "zdr"}
+    done = subprocess.run([sys.executable, "-c", EXITS_AT_ONCE], env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "refused", "")
+    spans = [
+        (_attrs(resource_spans.resource.attributes), _attrs(span.attributes))
+        for path, body in collector.posts
+        if path == "/v1/traces"
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans
+        for scope in resource_spans.scope_spans
+        for span in scope.spans
+    ]
+    assert [(r["service.name"], a["privsdk.decision"]) for r, a in spans] == [("privsdk-test-app", "refuse")]
+    assert "/v1/metrics" in {path for path, _ in collector.posts}

@@ -22,13 +22,15 @@ This module imports OpenTelemetry; nothing imports it unless the otlp sink is us
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -117,6 +119,20 @@ def span_attributes(rec: UsageRecord) -> dict[str, AttributeValue]:
     return attrs
 
 
+def _resource() -> Resource:
+    """The resource OpenTelemetry builds from the environment (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES).
+
+    Its detectors run in a thread pool, which cannot start once the interpreter is exiting: a script that exits
+    right after its first call opens the sink then, in the recorder's exit hook. Its records are then sent with
+    what the environment's own detector reads, run here.
+    """
+    try:
+        return Resource.create()
+    except RuntimeError:  # "can't register atexit after shutdown", "cannot schedule new futures after shutdown"
+        unnamed = Resource({"service.name": f"unknown_service:{os.path.basename(sys.executable)}"})
+        return unnamed.merge(OTELResourceDetector().detect())
+
+
 class OtlpSink:
     """Turns batches of records into spans and metric points; OpenTelemetry's processors export them.
 
@@ -133,7 +149,7 @@ class OtlpSink:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
             metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-        resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+        resource = _resource()
         # No shutdown hooks of their own: theirs would run before the recorder's, which still has records to export.
         self._tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         self._tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
