@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
-from privsdk.errors import AdapterMissing, Unsupported
+from privsdk.errors import AdapterMissing, SdkMissing, Unsupported
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -235,14 +235,16 @@ SDK_OF_EXTRA = {
 }
 
 
-def sdk_missing(vendor: str, module: str, needed_by: str) -> AdapterMissing:
+def sdk_missing(vendor: str, module: str, needed_by: str) -> SdkMissing:
     """The error for ``needed_by`` (``privsdk.openai``, privsdk's 'bedrock' adapter) without its vendor SDK."""
     extra = EXTRAS.get(vendor, vendor)
     sdk = SDK_OF_EXTRA.get(extra, f"the {vendor} SDK")
-    return AdapterMissing(
+    error = SdkMissing(
         f"{needed_by} needs {sdk}, which is not installed (no module named {module!r})",
         hint=f"install it with privsdk's {extra} extra: {install_command(vendor)}",
     )
+    error.name = module
+    return error
 
 
 @contextmanager

@@ -49,6 +49,12 @@ class AdapterMissing(ConfigError):
     """No installed adapter serves a target's vendor."""
 
 
+class SdkMissing(AdapterMissing, ModuleNotFoundError):
+    """A vendor SDK that is not installed. Also the ModuleNotFoundError Python raises for it (``name`` is the
+    missing module), so that an app's ``except ImportError`` around ``from privsdk import openai`` works as it did
+    around ``import openai``."""
+
+
 class InvalidInput(PrivsdkError, ValueError):
     """What the caller passed cannot be sent (not valid Unicode, a malformed message). Raised before any network.
 

@@ -68,11 +68,17 @@ def test_a_face_without_its_sdk_raises_adapter_missing_with_the_install_command(
             from privsdk import {face}
         except AdapterMissing as exc:
             print("AdapterMissing:", exc)
+        try:  # as an app guards an optional SDK's import
+            from privsdk import {face}
+        except ImportError as exc:
+            print(type(exc).__mro__.index(ModuleNotFoundError) > 0, exc.name)
         """,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"AdapterMissing: privsdk.{face} needs "), done.stdout
-    assert f"pip install 'privsdk[{extra}]'" in done.stdout
+    missing, caught = done.stdout.splitlines()
+    assert missing.startswith(f"AdapterMissing: privsdk.{face} needs "), done.stdout
+    assert f"pip install 'privsdk[{extra}]'" in missing
+    assert caught == f"True {hidden[0]}"
 
 
 def test_a_client_call_without_boto3_raises_adapter_missing_before_anything_is_sent() -> None:
