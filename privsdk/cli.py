@@ -38,7 +38,6 @@ exit status: 0 allow or reroute, 3 refuse, 2 configuration error or bad argument
 """
 CHECK_EXAMPLES = f"""\
 examples:
-  PRIVSDK_REQUIRE=zdr,region=eu privsdk check       (no policy file: every vendor's public API is checked)
   PRIVSDK_CONFIG=privsdk.toml privsdk check
   PRIVSDK_CONFIG=privsdk.toml privsdk check --tenant acme --operation embed
   PRIVSDK_CONFIG=privsdk.toml privsdk check --json
@@ -398,8 +397,8 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
             text += f"  model: {note}\n"
         if adapter is not None and not adapter["installed"]:
             text += (
-                f"  adapter: none installed for vendor {adapter['vendor']}: the call would fail "
-                f"(install it: {adapter['install']})\n"
+                f"  adapter: the {adapter['vendor']} SDK (or its privsdk adapter) is not installed: the call would "
+                f"fail (install it: {adapter['install']})\n"
             )
         out.write(text)
     return EXIT_OK if decision.allowed else EXIT_REFUSE

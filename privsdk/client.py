@@ -41,6 +41,7 @@ from privsdk.config import (
 )
 from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
 from privsdk.errors import (
+    AdapterMissing,
     ClientClosed,
     ConfigError,
     InvalidArgument,
@@ -398,7 +399,7 @@ class _Core:
         self, call: _Call, request: Any, controller: Retrying, attempt: Callable[..., X], *args: Any
     ) -> tuple[X, Target, Decision]:
         failure: VendorError | None = None
-        skipped: list[tuple[str, Unsupported]] = []
+        skipped: list[tuple[str, Unsupported | AdapterMissing]] = []
         for target, decision in call.chain:
             try:
                 adapter = self.chain_adapter(call, target, failure)
@@ -409,7 +410,7 @@ class _Core:
                     budget=call.budget,
                 )  # fmt: skip
                 return result, target, decision
-            except (VendorError, Unsupported) as exc:
+            except (VendorError, Unsupported, AdapterMissing) as exc:
                 failure = self.moved_on(call, target, exc, failure, skipped)
         raise _chain_failure(call, failure, skipped)
 
@@ -433,15 +434,16 @@ class _Core:
         self,
         call: _Call,
         target: Target,
-        exc: VendorError | Unsupported,
+        exc: VendorError | Unsupported | AdapterMissing,
         failure: VendorError | None,
-        skipped: list[tuple[str, Unsupported]],
+        skipped: list[tuple[str, Unsupported | AdapterMissing]],
     ) -> VendorError | None:
         """After ``exc`` ended ``target``'s turn in the chain: the call's last real failure as it moves on to the next
         target, or ``exc`` raised when it must not move on. A transient failure moves on (the target's retries are
-        used up). So does an operation or field an alternative cannot carry (seed on Bedrock): the app did not name
-        that target, and the next may carry the call; it is recorded, and named on the error the call ends with.
-        Anything else, and what the target the app named cannot carry, is the app's to know."""
+        used up). So does an operation or field an alternative cannot carry (seed on Bedrock), or an alternative whose
+        SDK is not installed: the app did not name that target, and the next may carry the call; it is named on the
+        error the call ends with (and an Unsupported, which an attempt raised, is recorded). Anything else, and what
+        the target the app named cannot carry, is the app's to know."""
         if isinstance(exc, VendorError):
             if not exc.transient:
                 raise exc
@@ -480,7 +482,7 @@ class _Core:
         self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
     ) -> tuple[X, Target, Decision]:
         failure: VendorError | None = None
-        skipped: list[tuple[str, Unsupported]] = []
+        skipped: list[tuple[str, Unsupported | AdapterMissing]] = []
         for target, decision in call.chain:
             try:
                 adapter = self.chain_adapter(call, target, failure)
@@ -489,7 +491,7 @@ class _Core:
                 sent = _for_target(request, call, target)
                 result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
                 return result, target, decision
-            except (VendorError, Unsupported) as exc:
+            except (VendorError, Unsupported, AdapterMissing) as exc:
                 failure = self.moved_on(call, target, exc, failure, skipped)
         raise _chain_failure(call, failure, skipped)
 
@@ -647,7 +649,9 @@ class _Core:
         self.recorder.close()
 
 
-def _chain_failure(call: _Call, failure: VendorError | None, skipped: list[tuple[str, Unsupported]]) -> PrivsdkError:
+def _chain_failure(
+    call: _Call, failure: VendorError | None, skipped: list[tuple[str, Unsupported | AdapterMissing]]
+) -> PrivsdkError:
     """What a call whose chain is used up raises: its last real failure, with a note naming each alternative passed
     over as unable to carry the call; else (a rerouted call whose every alternative is such) an Unsupported said
     of the target the app named, not of an alternative it never named, with the same notes."""

@@ -693,7 +693,8 @@ def test_explain_says_the_adapter_is_missing_with_the_install_command(target: st
     command = f"pip install 'privsdk[{extra}]'"
     assert out["decision"] == "allow" and out["adapter"] == {"vendor": vendor, "installed": False, "install": command}
     text = _explain_without_site_packages(target)
-    assert f"adapter: none installed for vendor {vendor}: the call would fail (install it: {command})" in text.stdout
+    missing = f"adapter: the {vendor} SDK (or its privsdk adapter) is not installed: the call would fail"
+    assert f"{missing} (install it: {command})" in text.stdout
 
 
 def test_explain_says_nothing_is_missing_when_the_adapter_is_installed() -> None:

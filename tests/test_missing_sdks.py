@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +98,57 @@ def test_a_client_call_without_boto3_raises_adapter_missing_before_anything_is_s
     assert done.returncode == 0, done.stderr
     assert "AdapterMissing: privsdk's 'bedrock' adapter needs boto3, which is not installed" in done.stdout
     assert "pip install 'privsdk[bedrock]'" in done.stdout
+
+
+def test_a_rerouted_call_passes_over_an_alternative_whose_sdk_is_missing(tmp_path: Path) -> None:
+    """docs/client.md: an alternative that cannot carry the call is passed over, and named on the call's error; one
+    without its SDK ended the call with AdapterMissing, before the next alternative was tried."""
+    config = tmp_path / "privsdk.toml"
+    config.write_text(
+        """
+[targets.mini]
+offering = "openai.api"
+model = "gpt-4o-mini"
+
+[targets.claude]
+offering = "bedrock.runtime"
+model = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
+region = "eu-central-1"
+attest = ["region=eu"]
+
+[targets.local]
+offering = "selfhosted.vllm"
+model = "llama-3.1-8b-instruct"
+endpoint = "URL/v1"
+attest = ["no_request_logging", "region=eu"]
+
+[tenants.acme]
+on_violation = "reroute"
+classes.default = ["no_training", "region=eu"]
+reroute.mini = ["claude", "local"]
+""",
+        encoding="utf-8",
+    )
+    done = run_hiding(
+        ("boto3", "botocore"),
+        f"""
+        import privsdk
+        from tests.wire.openai import OpenAIWire
+        from tests.wire.server import LoopbackServer
+
+        with LoopbackServer(OpenAIWire(key="unused")) as server:
+            path = {str(config)!r}
+            with open(path) as f:
+                text = f.read().replace("URL", server.url)
+            with open(path, "w") as f:
+                f.write(text)
+            client = privsdk.Client(environ={{"PRIVSDK_CONFIG": path}})
+            answer = client.chat("mini", "hi", tenant="acme")
+            print(answer.text != "", [r.json()["model"] for r in server.requests])
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True ['llama-3.1-8b-instruct']"
 
 
 _EXPLAIN = """
