@@ -1,9 +1,10 @@
 """Ask privsdk whether a call may go ahead, from Python.
 
-Run:  PRIVSDK_CONFIG=examples/privsdk.toml .venv/bin/python examples/decide.py
+Run:  PRIVSDK_CONFIG=examples/privsdk.toml python examples/decide.py
 
-Until the enforcing client lands, this is how an app consults the policy
-before it calls a vendor SDK itself.
+This is how an app consults the policy without sending anything: what
+``privsdk.Client``, the drop-ins and ``privsdk explain`` decide on. (``python`` is
+the environment privsdk is installed in: ``.venv/bin/python`` after ``make setup``.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ to the tenant's EU data-zone deployment on Azure OpenAI, and the answer says
 so. Another tenant in the same process keeps using OpenAI directly.
 
   OPENAI_API_KEY=sk-... AZURE_OPENAI_API_KEY=... \\
-  AZURE_OPENAI_ENDPOINT=https://RESOURCE.openai.azure.com .venv/bin/python examples/eu_only_tenant.py
+  AZURE_OPENAI_ENDPOINT=https://RESOURCE.openai.azure.com python examples/eu_only_tenant.py
 """
 
 from __future__ import annotations

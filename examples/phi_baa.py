@@ -5,7 +5,7 @@ and no human review. The deployment has a BAA and ZDR with OpenAI, none with
 Mistral. privsdk sends PHI to OpenAI and refuses Mistral before any byte
 leaves, saying which requirement failed and where the catalogue read it.
 
-  OPENAI_API_KEY=sk-... .venv/bin/python examples/phi_baa.py
+  OPENAI_API_KEY=sk-... python examples/phi_baa.py
 """
 
 from __future__ import annotations

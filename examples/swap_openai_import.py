@@ -14,7 +14,7 @@ With ZDR required and attested for the OpenAI account, chat, streams and
 embeddings go through; the file upload is refused, since OpenAI's ZDR does
 not cover the Files API:
 
-  OPENAI_API_KEY=sk-... PRIVSDK_REQUIRE=zdr PRIVSDK_ATTEST=openai:zdr .venv/bin/python examples/swap_openai_import.py
+  OPENAI_API_KEY=sk-... PRIVSDK_REQUIRE=zdr PRIVSDK_ATTEST=openai:zdr python examples/swap_openai_import.py
 """
 
 from __future__ import annotations

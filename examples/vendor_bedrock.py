@@ -4,7 +4,7 @@ Needs AWS credentials the usual way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AW
 instance role) or a Bedrock API key in AWS_BEARER_TOKEN_BEDROCK, and access to the models below in
 the Region. Run:
 
-    AWS_REGION=eu-central-1 .venv/bin/python examples/vendor_bedrock.py
+    AWS_REGION=eu-central-1 python examples/vendor_bedrock.py
 
 This talks to the adapter directly, with no policy in between; an app goes through privsdk's client,
 which decides first and builds the same adapter for an allowed target.

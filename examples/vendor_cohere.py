@@ -1,6 +1,6 @@
 """Call Cohere's platform through the privsdk adapter: a chat, a stream, an embedding and a rerank.
 
-Run:  CO_API_KEY=... .venv/bin/python examples/vendor_cohere.py [--endpoint URL]
+Run:  CO_API_KEY=... python examples/vendor_cohere.py [--endpoint URL]
 
 The adapter is what privsdk's client calls once the policy allowed a target; used on its own like this it
 checks no policy. ``--endpoint`` points the same calls at another Cohere API (a proxy, or, with

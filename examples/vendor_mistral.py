@@ -1,6 +1,6 @@
 """Call Mistral's la Plateforme through the privsdk adapter: a chat, a stream and an embedding.
 
-Run:  MISTRAL_API_KEY=... .venv/bin/python examples/vendor_mistral.py [--region eu|us]
+Run:  MISTRAL_API_KEY=... python examples/vendor_mistral.py [--region eu|us]
 
 The adapter is what privsdk's client calls once the policy allowed a target; used on its own like this it
 checks no policy. With no ``--region`` the SDK's default server (api.mistral.ai) answers.

@@ -3,10 +3,10 @@
 The adapter alone, without the policy client: this is what privsdk runs once a
 call has been allowed. Credentials come from each vendor's own variables.
 
-  OPENAI_API_KEY=sk-...  .venv/bin/python examples/vendor_openai.py openai
-  AZURE_OPENAI_API_KEY=... .venv/bin/python examples/vendor_openai.py azure \\
+  OPENAI_API_KEY=sk-...  python examples/vendor_openai.py openai
+  AZURE_OPENAI_API_KEY=... python examples/vendor_openai.py azure \\
       --endpoint https://RESOURCE.openai.azure.com --model gpt-4o-mini --embed-model text-embedding-3-small
-  .venv/bin/python examples/vendor_openai.py ollama --endpoint http://localhost:11434/v1 \\
+  python examples/vendor_openai.py ollama --endpoint http://localhost:11434/v1 \\
       --model llama3.2 --embed-model nomic-embed-text
 
 On Azure the model names are your deployment names.

@@ -1,8 +1,8 @@
 """Call Gemini on Vertex AI (or the Gemini Developer API) through the privsdk adapter: a chat, a stream, embeddings.
 
 Run:  gcloud auth application-default login
-      .venv/bin/python examples/vendor_vertex.py --project my-project --location europe-west4
-or:   GOOGLE_API_KEY=... .venv/bin/python examples/vendor_vertex.py --gemini-api
+      python examples/vendor_vertex.py --project my-project --location europe-west4
+or:   GOOGLE_API_KEY=... python examples/vendor_vertex.py --gemini-api
 
 The adapter is what privsdk's client calls once the policy allowed a target; used on its own like this it
 checks no policy. On Vertex AI no credentials are given, so google-genai finds Application Default

@@ -115,3 +115,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not (the module's own globals hold its import machinery)."""
+    return sorted(__all__)

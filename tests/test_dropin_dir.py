@@ -105,3 +105,13 @@ def test_a_drop_in_module_is_no_package_that_runs_the_sdks_files_again(face: str
     assert not hasattr(module, "__path__")
     with pytest.raises(ModuleNotFoundError, match="is not a package"):
         importlib.import_module(f"{face}.{sub}")
+
+
+def test_dir_of_privsdk_lists_its_public_names_each_of_which_resolves() -> None:
+    """``dir(privsdk)`` listed its import machinery (``importlib``, ``TypeVar``, ``C``) and only the public names
+    already loaded through its ``__getattr__``."""
+    import privsdk
+
+    assert dir(privsdk) == sorted(privsdk.__all__)
+    assert {"Client", "guard", "instrument", "PolicyViolation", "scope"} <= set(dir(privsdk))
+    assert all(getattr(privsdk, name) is not None for name in dir(privsdk))
