@@ -22,8 +22,9 @@ import pytest
 from privsdk.client import Client
 from privsdk.errors import Unavailable
 from privsdk.types import StreamEnd, StreamEvent, TextDelta, Tool, ToolCallDelta, Usage
-from tests.test_client_errors import JSON, MARK, OUTPUT, PROMPT, SSE, Vendors, clean, raised
-from tests.wire.server import Reply
+from tests.test_client_errors import MARK, OUTPUT, PROMPT, SSE, Vendors, clean, raised
+from tests.wire.server import Reply, json_reply
+from tests.wire.server import sse as events_of
 
 pytestmark = pytest.mark.usefixtures("no_machine_aws")
 
@@ -84,13 +85,9 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
         yield found
 
 
-def json_answer(body: Any) -> Reply:
-    return Reply(200, json.dumps(body).encode(), JSON)
-
-
 def sse(*events: dict[str, Any] | str) -> Reply:
-    data = [f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events]
-    return Reply(200, headers=SSE, chunks=[*data, b"data: [DONE]\n\n"])
+    """A Chat Completions stream of ``events``, ended as the API ends one."""
+    return Reply(200, headers=SSE, chunks=events_of(*events, "[DONE]"))
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -129,7 +126,8 @@ def response(**over: Any) -> dict[str, Any]:
 
 
 def event(kind: str, **fields: Any) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
+    """A Responses API stream event."""
+    return events_of({"type": kind, **fields}, event=kind)[0]
 
 
 def call(**fields: Any) -> dict[str, Any]:
@@ -152,7 +150,7 @@ def test_an_embeddings_answer_without_one_vector_per_text_is_unavailable(
     servers: Servers, indexes: tuple[int, ...], is_async: bool
 ) -> None:
     data = [{"object": "embedding", "index": i, "embedding": [0.5, 1.5]} for i in indexes]
-    servers.answer(json_answer({"object": "list", "data": data, "model": "text-embedding-3-small"}))
+    servers.answer(json_reply({"object": "list", "data": data, "model": "text-embedding-3-small"}))
     client: Any = servers.aclient() if is_async else servers.client()
     error = raised(lambda: asyncio.run(client.embed("sh", ["a", "b"])) if is_async else client.embed("sh", ["a", "b"]))
     assert isinstance(error, Unavailable) and clean(error) is error and error.code == "UnexpectedResponse"
@@ -161,7 +159,7 @@ def test_an_embeddings_answer_without_one_vector_per_text_is_unavailable(
 
 def test_embeddings_without_model_are_named_for_the_target_and_put_in_input_order(servers: Servers) -> None:
     data = [{"object": "embedding", "index": i, "embedding": [float(i), 0.5]} for i in (2, 0, 1)]
-    servers.answer(json_answer({"object": "list", "data": data}))
+    servers.answer(json_reply({"object": "list", "data": data}))
     answer = servers.client().embed("sh", ["a", "b", "c"])
     assert (answer.vectors, answer.model) == ([[0.0, 0.5], [1.0, 0.5], [2.0, 0.5]], "llama-3.1-8b-instruct")
 
@@ -213,7 +211,7 @@ def test_a_chat_answer_without_model_or_call_ids_is_named_for_the_target(servers
     message = {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "get_weather"}}]}
     body = {"id": "c", "object": "chat.completion", "created": 1}
     body["choices"] = [{"index": 0, "message": message, "finish_reason": "tool_calls"}]
-    servers.answer(json_answer(body))
+    servers.answer(json_reply(body))
     answer = servers.client().chat("sh", PROMPT, tools=[WEATHER])
     assert (answer.model, answer.finish_reason, answer.usage.input_tokens) == (
         "llama-3.1-8b-instruct",
@@ -291,7 +289,7 @@ def test_the_asynchronous_filters_block_ends_the_stream_as_content_filter(server
 def test_a_responses_answer_without_status_or_model_is_complete(servers: Servers) -> None:
     body = response()
     del body["status"], body["model"]
-    servers.answer(json_answer(body))
+    servers.answer(json_reply(body))
     answer = servers.client().chat("oar", PROMPT)
     assert (answer.text, answer.finish_reason, answer.model) == ("Hello", "stop", "gpt-4o-mini")
 
@@ -306,7 +304,7 @@ def test_a_responses_stream_whose_final_response_has_no_status_ends_normally(ser
             chunks=[
                 event("response.created", response={"id": "resp_1"}),  # no model yet
                 event("response.output_text.delta", output_index=0, content_index=0, item_id="msg_0", delta="Hello"),
-                f"data: {json.dumps({'note': 'an event without a type'})}\n\n".encode(),
+                *events_of({"note": "an event without a type"}),
                 event("response.completed", response=final),
             ],
         )
@@ -337,17 +335,17 @@ def _events(*events: bytes) -> Reply:
 
 MALFORMED: dict[str, tuple[Callable[[Client, str], object], str, Reply]] = {
     "chat html page": (_chat, "oa", Reply(200, f"<html>{OUTPUT}</html>".encode(), {"Content-Type": "text/html"})),
-    "chat json string": (_chat, "oa", json_answer(OUTPUT)),
+    "chat json string": (_chat, "oa", json_reply(OUTPUT)),
     "chat text/plain not json": (_chat, "oa", Reply(200, OUTPUT.encode(), {"Content-Type": "text/plain"})),
-    "chat message a string": (_chat, "oa", json_answer({"choices": [{"message": OUTPUT}]})),
-    "chat choices a string": (_chat, "oa", json_answer({"choices": OUTPUT, "model": "m"})),
+    "chat message a string": (_chat, "oa", json_reply({"choices": [{"message": OUTPUT}]})),
+    "chat choices a string": (_chat, "oa", json_reply({"choices": OUTPUT, "model": "m"})),
     "responses content a string": (
         _chat,
         "oar",
-        json_answer(response(output=[{"type": "message", "content": OUTPUT}])),
+        json_reply(response(output=[{"type": "message", "content": OUTPUT}])),
     ),
-    "responses failed": (_chat, "oar", json_answer(response(status="failed", error={"code": None, "message": OUTPUT}))),
-    "embed not base64": (_embed, "oa", json_answer({"data": [{"index": 0, "embedding": OUTPUT}], "model": "m"})),
+    "responses failed": (_chat, "oar", json_reply(response(status="failed", error={"code": None, "message": OUTPUT}))),
+    "embed not base64": (_embed, "oa", json_reply({"data": [{"index": 0, "embedding": OUTPUT}], "model": "m"})),
     "embed text/plain": (_embed, "oa", Reply(200, OUTPUT.encode(), {"Content-Type": "text/plain"})),
     "stream event wrong shape": (_stream, "oa", sse(chunk({"content": "x"}), {"choices": [{"delta": OUTPUT}]})),
     "stream event a string": (_stream, "oa", sse(chunk({"content": "x"}), json.dumps(OUTPUT))),
@@ -356,7 +354,7 @@ MALFORMED: dict[str, tuple[Callable[[Client, str], object], str, Reply]] = {
         "oar",
         _events(event("response.output_text.delta", delta="x"), event("response.created", response=OUTPUT)),
     ),
-    "responses status unknown": (_chat, "oar", json_answer(response(status=OUTPUT))),
+    "responses status unknown": (_chat, "oar", json_reply(response(status=OUTPUT))),
     "responses stream status unknown": (
         _stream,
         "oar",
