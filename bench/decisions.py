@@ -4,9 +4,9 @@
     and one ``decide(policy, "openai/gpt-4o-mini", "chat")``, which includes reading the one
     vendor catalogue file it needs. The goal ("first decision after import") applies to
     load_policy + decide with no config; import has its own goal (bench/import_time.py).
-    Also run with ``PRIVSDK_CONFIG=examples/privsdk.toml``, whose validation loads the
+    Also run with ``PRIVSDK_CONFIG=privsdk/example_policy.toml``, whose validation loads the
     catalogue files of every vendor it names.
-(b) Warm decisions per second on one core: a policy built from examples/privsdk.toml, the
+(b) Warm decisions per second on one core: a policy built from privsdk/example_policy.toml, the
     cache warmed, then ``decide`` in a loop over a fixed mix of tenants, data classes,
     targets (config names and vendor/model strings) and operations. Once with ``today``
     passed and once without it (``decide`` then reads the clock on every call).
@@ -42,7 +42,7 @@ from privsdk import decision as decision_module
 from privsdk.catalogue import default_catalogue
 from privsdk.policy import Policy
 
-EXAMPLE_CONFIG = REPO / "examples" / "privsdk.toml"
+EXAMPLE_CONFIG = REPO / "privsdk" / "example_policy.toml"
 FIRST_DECISION_GOAL_MS = 20.0
 WARM_GOAL_PER_S = 200_000
 
@@ -66,7 +66,7 @@ print(json.dumps({
 }))
 """
 
-# The (tenant, data class) pairs of examples/privsdk.toml, None meaning "the default".
+# The (tenant, data class) pairs of privsdk/example_policy.toml, None meaning "the default".
 _TENANT_CLASSES: tuple[tuple[str | None, str | None], ...] = (
     (None, None),
     ("acme", "default"),
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="privsdk-bench-pyc-") as cache_dir:
         for config, extra in (
             ("no config", {}),
-            ("PRIVSDK_CONFIG=examples/privsdk.toml", {"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)}),
+            ("PRIVSDK_CONFIG=privsdk/example_policy.toml", {"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)}),
         ):
             for label, env in child_envs(cache_dir, **extra):
                 report_first_decision(f"{config}, {label}", runs, env, goal=not extra)

@@ -1,6 +1,6 @@
 """Ask privsdk whether a call may go ahead, from Python.
 
-Run:  PRIVSDK_CONFIG=examples/privsdk.toml python examples/decide.py
+Run:  privsdk example-policy > privsdk.toml && PRIVSDK_CONFIG=privsdk.toml python examples/decide.py
 
 This is how an app consults the policy without sending anything: what
 ``privsdk.Client``, the drop-ins and ``privsdk explain`` decide on. (``python`` is

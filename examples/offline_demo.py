@@ -3,7 +3,7 @@
 Three loopback servers stand in for OpenAI, Azure OpenAI and Cohere. They
 speak each vendor's wire protocol, and the real vendor SDKs talk to them over
 HTTP, exactly as they would talk to the vendors. The policy is the real
-example, examples/privsdk.toml, with its targets pointed at the stand-ins.
+example (``privsdk example-policy`` prints it), with its targets pointed at the stand-ins.
 
 Run: ``make demo`` (or ``python examples/offline_demo.py`` with privsdk installed). The usage
 records go to a fresh temporary SQLite file, or where ``PRIVSDK_USAGE`` says
@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+from importlib.resources import files
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ from tests.wire.cohere import CohereApp  # noqa: E402
 from tests.wire.openai import OpenAIWire, error_body  # noqa: E402
 from tests.wire.server import LoopbackServer, Status  # noqa: E402
 
-POLICY_FILE = REPO / "examples" / "privsdk.toml"
+POLICY_FILE = Path(str(files("privsdk").joinpath("example_policy.toml")))  # privsdk example-policy
 BOLD, DIM, RESET = (
     ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() and not os.environ.get("NO_COLOR") else ("",) * 3
 )
@@ -79,7 +80,7 @@ def destination(where: Store) -> str:
 
 
 def stand_in_policy(openai_url: str, azure_url: str, cohere_url: str) -> Policy:
-    """examples/privsdk.toml as it is, but for where its targets' requests go."""
+    """The example policy as it is, but for where its targets' requests go."""
     real = load_policy({"PRIVSDK_CONFIG": str(POLICY_FILE)})
     endpoints = {"openai-mini": f"{openai_url}/v1", "azure-eu-gpt4o": azure_url, "cohere-command": cohere_url}
     targets = {name: t._replace(endpoint=endpoints.get(name, t.endpoint)) for name, t in real.targets.items()}

@@ -18,10 +18,9 @@ EXIT_OK, EXIT_CONFIG, EXIT_REFUSE = 0, 2, 3
 #: Said under the examples that name a policy file: a user who installed privsdk with pip has none yet.
 POLICY_FILE_NOTE = f"""\
 privsdk.toml above is your policy file ({page("configuration")} says what it holds).
-To try these with the example policy, copy examples/privsdk.toml from the privsdk source (the checkout or
-git repository you installed from) to privsdk.toml: its tenants are acme (data classes default, pii and
-phi) and globex; its targets openai-mini, azure-eu-gpt4o, bedrock-eu-claude, mistral-large, cohere-command,
-vertex-gemini-eu and local-llama.
+To try these with the example policy, write it there first: privsdk example-policy > privsdk.toml
+Its tenants are acme (data classes default, pii and phi) and globex; its targets openai-mini, azure-eu-gpt4o,
+bedrock-eu-claude, mistral-large, cohere-command, vertex-gemini-eu and local-llama.
 """
 EXPLAIN_EXAMPLES = f"""\
 examples:
@@ -52,6 +51,11 @@ examples:
   privsdk targets --json
   privsdk targets --markdown      (the guarantees tables of the documentation)
 """
+EXAMPLE_POLICY_EXAMPLES = """\
+examples:
+  privsdk example-policy > privsdk.toml
+  PRIVSDK_CONFIG=privsdk.toml privsdk check
+"""
 USAGE_EXAMPLES = """\
 examples:
   privsdk usage                                  (the store PRIVSDK_USAGE names, by tenant)
@@ -62,7 +66,7 @@ examples:
 
 WHEN is 30m, 12h, 7d or 2w ago, a date (UTC) or an ISO date and time.
 group keys: tenant, data_class, target, model, day, decision.
-exit status: 0 report printed, 2 bad option or no store
+exit status: 0 report printed (an empty one before the first call), 2 bad option or no store
 """
 PRUNE_EXAMPLES = """\
 examples:
@@ -190,6 +194,16 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print JSON")
     out.add_argument("--markdown", action="store_true", help="print the Markdown guarantees table")
     p.set_defaults(run=_targets)
+
+    p = sub.add_parser(
+        "example-policy",
+        help="print the example policy file, to start your own from",
+        epilog=EXAMPLE_POLICY_EXAMPLES,
+        formatter_class=fmt,
+        description="Print the example policy that the documentation and the examples of --help use: two "
+        "tenants of one SaaS product, seven targets, with comments that say what each part does.",
+    )
+    p.set_defaults(run=_example_policy)
 
     p = sub.add_parser(
         "usage",
@@ -635,10 +649,19 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _example_policy(args: argparse.Namespace, out: TextIO) -> int:
+    from importlib.resources import files
+
+    # Package data, so that a user who installed the wheel has the file the documentation starts from.
+    out.write(files("privsdk").joinpath("example_policy.toml").read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
 def _usage(args: argparse.Namespace, out: TextIO) -> int:
     import time
 
     from privsdk.usage import report
+    from privsdk.usage.spec import default_store_path
     from privsdk.usage.timespec import iso, parse_time
 
     store = _usage_store(args.store)
@@ -649,7 +672,15 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("--since is not before --until", where="--since", hint=f"{iso(since)} >= {iso(until)}")
     group_by = report.parse_group_by(args.group_by)
     where = "PRIVSDK_USAGE" if args.store is None else "--store"
-    records, damaged = report.read_records(store, since=since, until=until, tenant=args.tenant, where=where)
+    # A fresh install has no default store until its first call, which is no error; a store that was named must be.
+    fresh = args.store is None and store.path == default_store_path() and not os.path.exists(store.path)
+    if fresh:
+        print(f"privsdk: no usage recorded yet: the first call through privsdk creates {store.path}", file=sys.stderr)
+    records, damaged = (
+        ((), lambda: 0)
+        if fresh
+        else report.read_records(store, since=since, until=until, tenant=args.tenant, where=where)
+    )
     summary = report.summarise(records, group_by)
     if damaged():
         print(f"privsdk: skipped {damaged()} damaged line(s) in {store.path}", file=sys.stderr)
@@ -762,9 +793,7 @@ def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> Non
     if store is not None and name not in policy.tenants:
         raise ConfigError(store(name).reason, where="--tenant")
     if name not in policy.tenants:
-        raise ConfigError(
-            f"no tenant {name!r} in {policy.origin}", where="--tenant", hint="tenants: " + ", ".join(policy.tenants)
-        )
+        raise ConfigError(policy.unknown_tenant(name), where="--tenant")
     classes = policy.tenants[name].classes
     if data_class is not None and data_class not in classes:
         raise ConfigError(

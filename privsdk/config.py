@@ -291,11 +291,7 @@ def load_policy(
         policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage, policy.endpoints)
     elif chosen:
         if chosen not in policy.tenants:
-            raise ConfigError(
-                f"no tenant {chosen!r} in {policy.origin}",
-                where="PRIVSDK_TENANT",
-                hint="tenants: " + ", ".join(policy.tenants),
-            )
+            raise ConfigError(policy.unknown_tenant(chosen), where="PRIVSDK_TENANT")
         policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage, policy.endpoints)
     return policy
 

@@ -259,7 +259,7 @@ def _tenant_class(
         return _NoClass(
             UNKNOWN_NAME,
             _unknown(data_class),
-            f"unknown tenant {tenant_name!r} (tenants: {', '.join(policy.tenants)})",
+            policy.unknown_tenant(tenant_name),
         )
     data_class = data_class or tenant.default_class
     requirements = tenant.classes.get(data_class)

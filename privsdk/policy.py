@@ -133,3 +133,13 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"Policy(origin={self.origin!r}, tenants={list(self.tenants)}, targets={list(self.targets)})"
+
+    def unknown_tenant(self, name: str) -> str:
+        """Why ``name`` is none of this policy's tenants, in words that say where tenants come from."""
+        known = ", ".join(self.tenants)
+        if self.origin == "environment":  # the usual cause: the app runs without the file that names its tenants
+            return (
+                f"unknown tenant {name!r}: PRIVSDK_CONFIG names no policy file, and without one the only tenant is "
+                f"{known}; set PRIVSDK_CONFIG to the file that defines {name!r} (privsdk example-policy prints one)"
+            )
+        return f"unknown tenant {name!r} (tenants of {self.origin}: {known})"

@@ -17,8 +17,8 @@ from privsdk.policy import Policy, Target, Tenant
 from privsdk.vocabulary import parse_requirements
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_CONFIG = REPO / "examples" / "privsdk.toml"
-#: The targets examples/privsdk.toml defines, in file order.
+EXAMPLE_CONFIG = REPO / "privsdk" / "example_policy.toml"  # `privsdk example-policy` prints it
+#: The targets the example policy defines, in file order.
 EXAMPLE_TARGETS = [
     "openai-mini", "azure-eu-gpt4o", "bedrock-eu-claude", "mistral-large", "cohere-command", "vertex-gemini-eu",
     "local-llama",

@@ -1,6 +1,6 @@
 """The ``privsdk`` command as a user runs it: exit codes, the JSON contract, messages, listings.
 
-Expected outcomes come from docs/configuration.md, examples/privsdk.toml and the
+Expected outcomes come from docs/configuration.md, the example policy (privsdk/example_policy.toml) and the
 catalogue's meaning (e.g. openai.api keeps abuse logs 30 days unless ZDR is
 attested, and files/batch/stored responses keep data whatever is attested).
 """
@@ -22,6 +22,8 @@ import pytest
 
 from privsdk.catalogue import default_catalogue
 from privsdk.cli import main
+from privsdk.config import load_policy
+from privsdk.decision import decide
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_TARGETS, clean_env, run_cli
 
 EXAMPLE = {"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)}
@@ -556,23 +558,29 @@ def test_explain_url_reads_features_from_the_body_with_the_model() -> None:
 def _help_examples(command: str) -> list[str]:
     from privsdk import cli
 
-    epilog = {"explain": cli.EXPLAIN_EXAMPLES, "check": cli.CHECK_EXAMPLES, "targets": cli.TARGETS_EXAMPLES}[command]
+    epilog = {
+        "explain": cli.EXPLAIN_EXAMPLES,
+        "check": cli.CHECK_EXAMPLES,
+        "targets": cli.TARGETS_EXAMPLES,
+        "example-policy": cli.EXAMPLE_POLICY_EXAMPLES,
+    }[command]
     lines = epilog.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     return [line.strip().split("  (")[0].strip() for line in lines if line.strip()]
 
 
-@pytest.mark.parametrize("command", ["explain", "check", "targets"])
+@pytest.mark.parametrize("command", ["explain", "check", "targets", "example-policy"])
 def test_every_help_example_runs_as_written_for_a_pip_user(tmp_path: Path, command: str) -> None:
     """The explain example named target eu-gpt4o (it is azure-eu-gpt4o), and every example used
-    examples/privsdk.toml, which a user who installed with pip does not have; the help says where privsdk.toml
-    comes from, and with it there (a copy of the example) every example runs."""
+    examples/privsdk.toml, which a user who installed with pip does not have. The help says to write privsdk.toml
+    with `privsdk example-policy`, and after that command, as the help gives it, every example runs."""
     from privsdk import cli
 
     examples = _help_examples(command)
     assert examples
-    if any("privsdk.toml" in example for example in examples):
-        assert "examples/privsdk.toml" in cli.POLICY_FILE_NOTE
-        (tmp_path / "privsdk.toml").write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    if any("privsdk.toml" in example for example in examples) and command != "example-policy":
+        write = "privsdk example-policy > privsdk.toml"
+        assert write in cli.POLICY_FILE_NOTE
+        examples.insert(0, write)
     for example in examples:
         assert "examples/" not in example, example
         done = subprocess.run(
@@ -597,3 +605,33 @@ def test_targets_say_how_fine_tuned_models_are_judged(capsys: pytest.CaptureFixt
     assert main(["targets", "--vendor", "mistral"]) == 0
     text = capsys.readouterr().out
     assert "fine-tuned models (ft:BASE:...): refused [MIS-ZDR, " in text
+
+
+def test_example_policy_prints_the_packaged_policy_which_loads(tmp_path: Path) -> None:
+    """A pip user had no example policy: the README and --help used examples/privsdk.toml from the source.
+    `privsdk example-policy` prints the one in the package, which loads as the examples say."""
+    done = run_cli("example-policy")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout == EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    (tmp_path / "privsdk.toml").write_text(done.stdout, encoding="utf-8")
+    policy = load_policy({"PRIVSDK_CONFIG": str(tmp_path / "privsdk.toml")})
+    assert (list(policy.tenants), policy.default_tenant, list(policy.targets)) == (
+        ["acme", "globex"],
+        "acme",
+        EXAMPLE_TARGETS,
+    )
+
+
+def test_an_unknown_tenant_without_a_policy_file_says_privsdk_config_is_unset(tmp_path: Path) -> None:
+    """A pip user's first `--tenant globex` said only "no tenant 'globex' in environment (tenants: default)"."""
+    for done in (
+        run_cli("explain", "openai/gpt-4o-mini", "--tenant", "globex"),
+        run_cli("explain", "openai/gpt-4o-mini", PRIVSDK_TENANT="globex"),
+    ):
+        assert done.returncode == 2 and "unknown tenant 'globex'" in done.stderr, done.stderr
+        assert "PRIVSDK_CONFIG names no policy file" in done.stderr and "privsdk example-policy" in done.stderr
+    refusal = decide(load_policy({}), "openai/gpt-4o-mini", tenant="globex")
+    assert refusal.outcome == "refuse" and "PRIVSDK_CONFIG names no policy file" in (refusal.reason or "")
+    done = run_cli("explain", "openai/gpt-4o-mini", "--tenant", "globx", **EXAMPLE)
+    assert done.returncode == 2 and f"unknown tenant 'globx' (tenants of {EXAMPLE_CONFIG}: acme, globex)" in done.stderr
+    assert "PRIVSDK_CONFIG names" not in done.stderr

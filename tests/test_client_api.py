@@ -323,7 +323,7 @@ def test_documented_calls_type_check_and_run(vendors: Vendors) -> None:
 def test_a_rerouted_call_no_alternative_can_carry_is_said_of_the_target_the_app_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """examples/privsdk.toml reroutes mistral-large to bedrock-eu-claude: rerank on mistral-large raised Unsupported
+    """The example policy reroutes mistral-large to bedrock-eu-claude: rerank on mistral-large raised Unsupported
     naming bedrock-eu-claude, a target the app never named, with no note of it."""
     monkeypatch.setenv("MISTRAL_API_KEY", "k")
     policy = load_policy({"PRIVSDK_CONFIG": str(EXAMPLE_CONFIG)})

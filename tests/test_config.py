@@ -1,6 +1,6 @@
 """``privsdk.config.load_policy``: the environment, the policy file, and every mistake as one clear ConfigError.
 
-Expected values come from docs/configuration.md, examples/privsdk.toml and the
+Expected values come from docs/configuration.md, privsdk/example_policy.toml and the
 meaning of the catalogue (e.g. openai.api keeps abuse logs up to 30 days).
 """
 
@@ -505,7 +505,7 @@ def test_privsdk_tenant_selects_the_default_tenant(chosen: str | None, expected:
 
 
 def test_example_config_loads_its_tenants_and_targets() -> None:
-    """examples/privsdk.toml loads: tenants acme and globex, the seven targets, their classes and rules."""
+    """privsdk/example_policy.toml loads: tenants acme and globex, the seven targets, their classes and rules."""
     policy = load_file(EXAMPLE_CONFIG)
     assert list(policy.tenants) == ["acme", "globex"]
     assert list(policy.targets) == EXAMPLE_TARGETS

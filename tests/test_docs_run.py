@@ -1,13 +1,14 @@
 """Docs that run: every Python and shell block of README.md and docs/*.md, against loopback stand-ins.
 
 Each page runs as one session (see tests/docs_blocks.py) in a scratch folder that links the checkout's
-sources (so ``examples/privsdk.toml`` works as written) under a scratch HOME, with the test's Python
-environment on PATH as a plain-pip user's active venv is: ``privsdk`` and ``python -m privsdk`` work, and a
-command that names the checkout's ``.venv/`` does not. The environment is what the README sets up, pointed
-at loopback servers instead of the vendors: ``PRIVSDK_CONFIG`` names privsdk.toml there,
-examples/privsdk.toml with Azure's endpoint at a stand-in, and OPENAI_BASE_URL names the OpenAI stand-in
-(declared as OpenAI's API in PRIVSDK_ENDPOINTS). The default usage store already holds one call, so a block
-that reports on usage has something to show. A block that cannot run here carries
+sources under a scratch HOME, with the test's Python environment on PATH as a plain-pip user's active venv
+is: ``privsdk`` and ``python -m privsdk`` work, and a command that names the checkout's ``.venv/`` does not.
+The environment is what the README sets up, pointed at loopback servers instead of the vendors:
+``PRIVSDK_CONFIG`` names privsdk.toml there, the example policy (``privsdk example-policy``) with Azure's
+endpoint at a stand-in, written again before each page (the README's own ``privsdk example-policy >
+privsdk.toml`` writes the real endpoint), and OPENAI_BASE_URL names the OpenAI stand-in (declared as
+OpenAI's API in PRIVSDK_ENDPOINTS). The default usage store already holds one call, so a block that
+reports on usage has something to show. A block that cannot run here carries
 ``<!-- docs-run: skip (REASON) -->`` right before it.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, clean_env
+from tests.conftest import EXAMPLE_CONFIG, REPO, clean_env
 from tests.docs_blocks import PYTHON, SHELL, Block, blocks, console_commands
 from tests.wire.bedrock import BedrockWire
 from tests.wire.openai import OpenAIWire
@@ -40,7 +41,7 @@ def page_blocks(page: Path) -> list[Block]:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str], str]]:
     """The scratch folder and environment every page runs in, with the stand-ins listening."""
     openai_app, azure_app = OpenAIWire(key=OPENAI_KEY), OpenAIWire(key=AZURE_KEY, model="gpt-4o-2024-08-06")
     with (
@@ -56,9 +57,9 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         # `make` or `uv sync` here could not rebuild the checkout's .venv with this folder's paths.
         for name in ("README.md", "docs", "examples", "privsdk", "adapters", "tests", "bench"):
             (work / name).symlink_to(REPO / name)
-        policy = (REPO / "examples" / "privsdk.toml").read_text(encoding="utf-8")
+        policy = EXAMPLE_CONFIG.read_text(encoding="utf-8")
         policy, n = re.subn(r'endpoint = "https://[^"]*azure[^"]*"', f'endpoint = "{azure_server.url}"', policy)
-        assert n == 1, "examples/privsdk.toml: the azure target's endpoint moved; update this fixture"
+        assert n == 1, "the example policy: the azure target's endpoint moved; update this fixture"
         (work / "privsdk.toml").write_text(policy, encoding="utf-8")
         env = clean_env(
             HOME=str(home),
@@ -82,7 +83,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         seed = "import privsdk; c = privsdk.Client(); c.chat('openai-mini', 'hello', tenant='acme'); c.close()"
         done = subprocess.run([sys.executable, "-c", seed], cwd=work, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        yield work, env
+        yield work, env, policy
 
 
 def test_the_parser_finds_fences_marks_and_transcripts(tmp_path: Path) -> None:
@@ -126,9 +127,10 @@ def test_the_readme_and_the_client_pages_have_blocks_to_run() -> None:
 
 
 @pytest.mark.parametrize("page", RUN_PAGES, ids=[str(p.relative_to(REPO)) for p in RUN_PAGES])
-def test_the_page_runs(page: Path, session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_the_page_runs(page: Path, session: tuple[Path, dict[str, str], str], tmp_path: Path) -> None:
     runnable = [b for b in page_blocks(page) if b.runs]
-    work, env = session
+    work, env, policy = session
+    (work / "privsdk.toml").write_text(policy, encoding="utf-8")
     plan = tmp_path / "blocks.json"
     plan.write_text(json.dumps([b._asdict() for b in runnable]), encoding="utf-8")
     done = subprocess.run(

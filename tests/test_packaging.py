@@ -117,6 +117,15 @@ def check_installed(bin_dir: Path, env: dict[str, str], cwd: Path, server: Loopb
     assert run([str(bin_dir / "privsdk"), "--version"], cwd, env).strip() == f"privsdk {__version__}"
     explained = run([str(bin_dir / "privsdk"), "explain", "openai/gpt-4o-mini"], cwd, env)
     assert explained.startswith("openai/gpt-4o-mini: ALLOW"), explained
+    # The README's "Use it" lines, as a pip user runs them: the example policy comes from the installed package.
+    policy = run([str(bin_dir / "privsdk"), "example-policy"], cwd, env)
+    (cwd / "privsdk.toml").write_text(policy, encoding="utf-8")
+    refused = subprocess.run(
+        [str(bin_dir / "privsdk"), "explain", "openai/gpt-4o-mini", "--tenant", "globex"],
+        cwd=cwd, env={**env, "PRIVSDK_CONFIG": "privsdk.toml", "PRIVSDK_REQUIRE": "zdr"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (refused.returncode, refused.stdout.splitlines()[0]) == (3, "openai/gpt-4o-mini: REFUSE"), refused
     where = run(
         [str(bin_dir / "python"), "-c", "import privsdk, privsdk_openai; print(privsdk_openai.__file__)"], cwd, env
     )
@@ -281,7 +290,7 @@ def test_no_message_points_at_a_repository_path() -> None:
                 if page_path.search(node.value):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
-    for command in ([], ["explain"], ["check"], ["targets"], ["usage"], ["usage", "prune"]):
+    for command in ([], ["explain"], ["check"], ["targets"], ["example-policy"], ["usage"], ["usage", "prune"]):
         shown = subprocess.run(
             [sys.executable, "-m", "privsdk", *command, "--help"], capture_output=True, text=True, check=True
         ).stdout

@@ -15,6 +15,7 @@ from privsdk.cli import main
 from privsdk.usage import UsageRecord, open_recorder
 from privsdk.usage.report import percentile
 from privsdk.usage.retention import DAY_S
+from tests.conftest import run_cli
 from tests.usage_support import T0, rec
 
 HOUR = 3600.0
@@ -276,3 +277,25 @@ def test_a_store_spec_is_never_shown_past_its_scheme(
     assert code == 2 and out == ""
     assert err.startswith("privsdk: configuration error: --store: ") and "CANARY" not in err
     assert f"{spec.partition('://')[0]}:/" in err
+
+
+def test_a_fresh_install_reports_no_usage_yet_without_error(tmp_path: Path) -> None:
+    """`privsdk usage` before any call exited 2 ("no usage store"): the default store is created by the first
+    call. It prints an empty report, says why on stderr, and creates nothing; a store that was named must exist."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "XDG_DATA_HOME": ""}
+    text, as_json = run_cli("usage", **env), run_cli("usage", "--json", **env)
+    for done in (text, as_json):
+        assert done.returncode == 0, done.stderr
+        assert "no usage recorded yet" in done.stderr and ".local/share/privsdk/usage.sqlite3" in done.stderr
+    assert ": 0 records, 0 calls" in text.stdout
+    assert (json.loads(as_json.stdout)["records"], json.loads(as_json.stdout)["total"]["calls"]) == (0, 0)
+    assert list(home.rglob("*")) == []  # looking created no store
+    named = tmp_path / "named.sqlite3"
+    for done in (
+        run_cli("usage", "--store", str(named), **env),
+        run_cli("usage", **env, PRIVSDK_USAGE=f"sqlite://{named}"),
+    ):
+        assert done.returncode == 2 and "no usage store" in done.stderr, done.stderr
+    assert not named.exists()
