@@ -143,6 +143,30 @@ def check_installed(bin_dir: Path, env: dict[str, str], cwd: Path, server: Loopb
         assert "pip install 'privsdk[cohere]'" in out, out
 
 
+def squatting_index(root: Path) -> Path:
+    """A package index (PEP 503, on disk) whose only project is another ``privsdk``, of a higher version.
+
+    The README's line that installed from wheels (``pip install --find-links dist 'privsdk[all]'``) took it:
+    pip picks the highest version from links and indexes alike.
+    """
+    project = root / "privsdk"
+    project.mkdir(parents=True)
+    name = "privsdk-99.0-py3-none-any.whl"
+    meta = "Metadata-Version: 2.1\nName: privsdk\nVersion: 99.0\n" + "".join(
+        f"Provides-Extra: {extra}\n" for extra in ("openai", "cohere", "mistral", "bedrock", "vertex", "all", "otlp")
+    )
+    with zipfile.ZipFile(project / name, "w") as whl:
+        whl.writestr("privsdk/__init__.py", "raise SystemExit('the squatted privsdk')\n")
+        whl.writestr("privsdk-99.0.dist-info/METADATA", meta)
+        whl.writestr(
+            "privsdk-99.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        whl.writestr("privsdk-99.0.dist-info/RECORD", "")
+    (project / "index.html").write_text(f'<html><body><a href="{name}">{name}</a></body></html>', encoding="utf-8")
+    return root
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[LoopbackServer]:
     app = OpenAIWire(key="sk-packaging")
@@ -153,7 +177,7 @@ def server() -> Iterator[LoopbackServer]:
 
 def test_the_readme_install_lines_work_with_plain_pip(tmp_path: Path, server: LoopbackServer) -> None:
     lines = readme_install_lines()
-    assert len(lines) == 4, lines  # checkout, git URL, build wheels, install from wheels
+    assert len(lines) == 5, lines  # checkout, git URL, build wheels, privsdk from wheels, then what it needs
     checkout_copy(tmp_path / "privsdk")
     # 1. From the checkout, one extra: the core and the openai SDK, no other vendor's.
     first = bare_venv(tmp_path / "venv")
@@ -166,12 +190,15 @@ def test_the_readme_install_lines_work_with_plain_pip(tmp_path: Path, server: Lo
     assert installed_sdks(first, env, tmp_path) == {"openai", "bedrock"}
     check_installed(first, env, tmp_path, server)
     # 3. A wheel built once, installed with every extra. The same venv, less privsdk itself, so that pip
-    #    must take privsdk from dist/ (no index has it) and only the missing SDKs are downloaded.
+    #    must take privsdk from dist/ and only the missing SDKs are downloaded. An index that offers a
+    #    higher privsdk (anyone may publish that name) is searched too: privsdk still comes from dist/.
     run(lines[2], tmp_path, env)
     (wheel,) = (tmp_path / "dist").glob("privsdk-*.whl")
     assert wheel.name == f"privsdk-{__version__}-py3-none-any.whl"
     run([str(first / "pip"), "uninstall", "--yes", "privsdk"], tmp_path, env)
-    run(lines[3], tmp_path, env)
+    squatted = {**env, "PIP_EXTRA_INDEX_URL": squatting_index(tmp_path / "index").as_uri()}
+    run(lines[3], tmp_path, squatted)
+    run(lines[4], tmp_path, squatted)
     assert installed_sdks(first, env, tmp_path) == set(SDKS)
     source = run([str(first / "python"), "-c", DIRECT_URL], tmp_path, env)
     assert "vcs_info" not in source  # the wheel from dist/, not the git install left behind
