@@ -8,6 +8,8 @@ import contextlib
 import importlib
 import itertools
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from privsdk.config import load_policy
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import guard_httpx
 from privsdk.usage import open_recorder
+from tests.conftest import REPO
 from tests.wire import bedrock as bedrock_wire
 from tests.wire import cohere as cohere_wire
 from tests.wire import mistral as mistral_wire
@@ -290,3 +293,54 @@ def test_a_long_answer_reaches_its_meter_whole_kept_or_counted_on_the_way(librar
     guard.flush(5)
     [record] = records
     assert (record.outcome, record.input_tokens, record.output_tokens) == ("ok", 3, 4)
+
+
+# -- a stream still open at interpreter exit --------------------------------------------------------------------
+
+_OPEN_AT_EXIT = """
+import os, sys
+sys.path.insert(0, {root!r})
+from tests.wire import bedrock, mistral, openai as openai_wire
+from tests.wire.server import LoopbackServer
+
+kind = sys.argv[2]
+app = {{"openai": openai_wire.OpenAIWire, "mistral": mistral.MistralApp, "bedrock": bedrock.BedrockWire}}[kind]()
+server = LoopbackServer(app).__enter__()
+offering = {{"openai": "openai.api", "mistral": "mistral.api", "bedrock": "bedrock.runtime"}}[kind]
+os.environ.update(PRIVSDK_USAGE="jsonl://" + sys.argv[1], PRIVSDK_ENDPOINTS=server.url + "=" + offering)
+messages = [{{"role": "user", "content": "hi"}}]
+if kind == "openai":
+    from privsdk import openai
+    client = openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1")
+    stream = iter(client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))
+elif kind == "mistral":
+    from privsdk import mistralai
+    stream = iter(mistralai.Mistral(api_key="k", server_url=server.url).chat.stream(
+        model="mistral-large-latest", messages=messages
+    ))
+else:
+    from privsdk import boto3
+    client = boto3.client("bedrock-runtime", region_name="eu-central-1", endpoint_url=server.url,
+                          aws_access_key_id="AKIDFAKE", aws_secret_access_key="x")
+    said = [{{"role": "user", "content": [{{"text": "hi"}}]}}]
+    stream = iter(client.converse_stream(modelId={model!r}, messages=said)["stream"])
+next(stream)
+print(len(server.requests))
+"""
+
+
+@pytest.mark.parametrize("kind", ["openai", "mistral", "bedrock"])
+def test_a_drop_in_stream_left_open_at_interpreter_exit_is_recorded_cancelled(tmp_path: Path, kind: str) -> None:
+    """A script keeps a drop-in's stream in a module global and exits: the request was sent, but its record came
+    only as the stream was collected, after the exit hook had closed the recorder, and was lost ("a usage record
+    arrived after the recorder was closed"). The recorder now ends it first, as it does a Client's stream."""
+    script = tmp_path / "app.py"
+    script.write_text(_OPEN_AT_EXIT.format(root=str(REPO), model=BEDROCK_MODEL))
+    records = tmp_path / "usage.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(script), str(records), kind], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1" and "privsdk usage" not in done.stderr, done.stderr
+    found = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [(r["operation"], r["outcome"], r["error_class"]) for r in found] == [("stream", "cancelled", None)]

@@ -417,7 +417,12 @@ class _Metered:
         self._meter = meter
         # Dropped without being read to its end or closed: recorded when collected.
         self._finalizer = weakref.finalize(self, finish_early, attempt, meter, status)
-        self._finalizer.atexit = False  # at exit the recorder may be gone: an unfinished stream goes unrecorded
+        # Not at exit, when the recorder may have closed: it ends the record of a body still open before it
+        # closes (_abandoned), when privsdk's guard passed the request.
+        self._finalizer.atexit = False
+        hold = getattr(attempt.passed, "hold", None)
+        if hold is not None:
+            hold(self)
 
     @staticmethod
     def reads(body: Any) -> bool:
@@ -432,6 +437,12 @@ class _Metered:
                 # An exception frame, the stream's last: botocore raises it to the app and never reads (or closes)
                 # the body again, which would be recorded as cancelled only once collected.
                 self._end(None)
+
+    def _abandoned(self) -> None:
+        # As when dropped (cancelled unless its token counts came), but not by calling the finalizer: once the
+        # interpreter's exit has begun, weakref.finalize runs none.
+        if self._finalizer.detach() is not None:
+            finish_early(self._attempt, self._meter, self._status)
 
     def _end(self, exc: BaseException | None) -> None:
         self._finalizer.detach()

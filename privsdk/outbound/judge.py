@@ -37,6 +37,7 @@ from privsdk.usage.tags import check_tags
 if TYPE_CHECKING:
     from privsdk.usage import Recorder
     from privsdk.usage.record import UsageRecord
+    from privsdk.usage.writer import _Pending
 
 
 class Binding(NamedTuple):
@@ -599,6 +600,14 @@ class Pass:
         verdict = self.verdict
         assert verdict.wire is not None and verdict.asks is not None
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
+
+    def hold(self, body: _Pending) -> None:
+        """Have the recorder end the record of ``body``, this request's answer, before it closes, when the body is
+        still open then (``body._abandoned()``): at interpreter exit, a stream the app keeps in a module global
+        would otherwise be recorded only when collected, after the recorder had closed, and be lost."""
+        if self.record:
+            guard = self.guard
+            (guard._recorder or guard.recorder).hold(body)
 
     def first_chunk(self) -> None:
         """Note the time to the first chunk of the answer's body, when the request asked for a stream: the seam calls

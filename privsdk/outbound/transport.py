@@ -99,6 +99,7 @@ def _seam(library: str) -> _Seam:
             self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
             self.meter: Meter | None = None  # built at a second chunk (see _kept_for), else by the writer
             self.kept: list[bytes] | None = []
+            ticket.hold(self)  # still open when the recorder closes (at exit, a module global): _abandoned
 
         def __iter__(self) -> Iterator[bytes]:
             kept = self.kept
@@ -131,10 +132,13 @@ def _seam(library: str) -> _Seam:
                 if not self.ticket.done:
                     _answered(self, early=True)
 
+        def _abandoned(self) -> None:
+            if not self.ticket.done:  # dropped before its end or close, or open as the recorder closes
+                _answered(self, early=True)
+
         def __del__(self) -> None:
-            if not self.ticket.done:  # dropped before its end or close (the app let go of it unread)
-                with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
-                    _answered(self, early=True)
+            with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
+                self._abandoned()
 
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
@@ -143,6 +147,7 @@ def _seam(library: str) -> _Seam:
             self.inner, self.ticket, self.status, self.headers = inner, ticket, status, headers
             self.meter: Meter | None = None
             self.kept: list[bytes] | None = []
+            ticket.hold(self)
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             kept = self.kept
@@ -175,10 +180,13 @@ def _seam(library: str) -> _Seam:
                 if not self.ticket.done:
                     _answered(self, early=True)
 
-        def __del__(self) -> None:
+        def _abandoned(self) -> None:
             if not self.ticket.done:
-                with contextlib.suppress(Exception):
-                    _answered(self, early=True)
+                _answered(self, early=True)
+
+        def __del__(self) -> None:
+            with contextlib.suppress(Exception):
+                self._abandoned()
 
     class GuardTransport(http.BaseTransport):  # type: ignore[misc]
         """A transport that judges each request before handing it to ``inner``."""
