@@ -13,7 +13,7 @@ from typing import Any, Literal, TextIO
 from privsdk.docs_url import page
 from privsdk.errors import ConfigError, PrivsdkError
 
-EXIT_OK, EXIT_CONFIG, EXIT_REFUSE = 0, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_REFUSE = 0, 1, 2, 3
 
 #: Said under the examples that name a policy file: a user who installed privsdk with pip has none yet.
 POLICY_FILE_NOTE = f"""\
@@ -31,6 +31,8 @@ examples:
   PRIVSDK_CONFIG=privsdk.toml privsdk explain azure-eu-gpt4o --tenant acme --data-class pii
 
 {POLICY_FILE_NOTE}
+The examples that set PRIVSDK_ATTEST run without a policy file (PRIVSDK_CONFIG unset): a policy file declares
+attestations in its [attest] table, and takes none from the environment unless it sets allow_env_attest = true.
 With --url the request itself is judged as the guard would judge it: its operation comes from the URL and
 its features from --body, so --operation and --feature do not apply (nor does TARGET).
 exit status: 0 allow or reroute, 3 refuse, 2 configuration error or bad argument
@@ -66,7 +68,7 @@ examples:
 
 WHEN is 30m, 12h, 7d or 2w ago, a date (UTC) or an ISO date and time.
 group keys: tenant, data_class, target, model, day, decision.
-exit status: 0 report printed (an empty one before the first call), 2 bad option or no store
+exit status: 0 report printed (an empty one before the app's first call), 2 bad option, or no file at --store
 """
 PRUNE_EXAMPLES = """\
 examples:
@@ -74,7 +76,7 @@ examples:
   privsdk usage prune --older-than 12w --store jsonl:///var/log/privsdk.jsonl
   PRIVSDK_USAGE_MAX_AGE_DAYS=30 privsdk usage prune
 
-exit status: 0 pruned (perhaps nothing), 2 bad option or no store
+exit status: 0 pruned (perhaps nothing; no store yet is nothing), 2 bad option, or no file at --store
 """
 
 
@@ -91,18 +93,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
         return code
     except BrokenPipeError:
-        # The reader stopped reading: nothing is wrong, and nothing more can be said. Python would report the
-        # failed flush of stdout again at exit: point stdout at /dev/null first.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()  # the reader stopped reading: nothing is wrong, and nothing more can be said
         return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         print(f"privsdk: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except OSError as exc:  # the output could not be written (a full disk), say: one line, as for any failure
+        _quiet_stdout()
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"privsdk: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except PrivsdkError as exc:  # a malformed packaged catalogue: report, do not trace back
         print(f"privsdk: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python would report the failed flush of what it holds again at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _version() -> str:
@@ -584,8 +594,19 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
             f"warning: {policy.origin} requires nothing of any tenant: every call to every known target is allowed "
             "(add classes.NAME = [requirements] to a tenant, or set PRIVSDK_REQUIRE)\n"
         )
+    # As explain says per target: a call allowed to a target whose SDK is not installed fails at the call.
+    adapters = [_adapter_status(d) if d.outcome != "refuse" else None for d in decisions]
+    missing: dict[str, str] = {}
+    for decision, adapter in zip(decisions, adapters, strict=True):
+        if adapter is not None and not adapter["installed"]:
+            missing.setdefault(adapter["install"], decision.chosen or decision.target)
+    for install, target in missing.items():
+        sys.stderr.write(
+            f"warning: calls allowed to {target} (and any other target of its vendor) would fail: its SDK is not "
+            f"installed ({install})\n"
+        )
     if args.json:
-        _print_json(out, [d.to_json() for d in decisions])
+        _print_json(out, [{**d.to_json(), "adapter": a} for d, a in zip(decisions, adapters, strict=True)])
     else:
         from privsdk.report import check_text
 
@@ -661,7 +682,6 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
     import time
 
     from privsdk.usage import report
-    from privsdk.usage.spec import default_store_path
     from privsdk.usage.timespec import iso, parse_time
 
     store = _usage_store(args.store)
@@ -672,10 +692,7 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("--since is not before --until", where="--since", hint=f"{iso(since)} >= {iso(until)}")
     group_by = report.parse_group_by(args.group_by)
     where = "PRIVSDK_USAGE" if args.store is None else "--store"
-    # A fresh install has no default store until its first call, which is no error; a store that was named must be.
-    fresh = args.store is None and store.path == default_store_path() and not os.path.exists(store.path)
-    if fresh:
-        print(f"privsdk: no usage recorded yet: the first call through privsdk creates {store.path}", file=sys.stderr)
+    fresh = _not_created_yet(args.store, store)
     records, damaged = (
         ((), lambda: 0)
         if fresh
@@ -725,6 +742,8 @@ def _usage_prune(args: argparse.Namespace, out: TextIO) -> int:
             )
         age = days * DAY_S
     before = time.time() - age
+    if _not_created_yet(args.store, store):
+        return EXIT_OK
     try:
         deleted = prune(store, before)
     except ConfigError as exc:
@@ -733,6 +752,16 @@ def _usage_prune(args: argparse.Namespace, out: TextIO) -> int:
         raise exc.at("--store" if args.store is not None else "PRIVSDK_USAGE") from None  # nothing local to prune
     out.write(f"deleted {deleted} usage record(s) older than {iso(before)} from {store.path}\n")
     return EXIT_OK
+
+
+def _not_created_yet(option: str | None, store: Any) -> bool:
+    """Whether ``store`` is the app's (PRIVSDK_USAGE's, or the default) and its file does not exist yet, said on
+    stderr: an app creates its store at its first recorded call, so a report or a prune before then finds no
+    records, which is no error. A file named by --store must exist (a typo there would otherwise look empty)."""
+    if option is not None or store.kind not in ("sqlite", "jsonl") or not store.path or os.path.exists(store.path):
+        return False
+    print(f"privsdk: no usage recorded yet: an app's first call through privsdk creates {store.path}", file=sys.stderr)
+    return True
 
 
 def _usage_store(text: str | None) -> Any:

@@ -368,8 +368,7 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
         return found
     vendor, slash, model = target.partition("/")
     if not slash:
-        known = ", ".join(policy.targets) or "none"
-        return f"unknown target {target!r}: not a target in {policy.origin} (targets: {known}) and not vendor/model"
+        return policy.unknown_target(target)
     cat = catalogue.vendor(vendor)
     if cat is None:
         return f"unknown vendor {vendor!r} (vendors: {', '.join(catalogue.vendor_names)})"

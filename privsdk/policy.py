@@ -97,6 +97,10 @@ class Tenant(NamedTuple):
         return ()
 
 
+#: Where a user without a policy file finds one to start from.
+_EXAMPLE = "privsdk example-policy prints one"
+
+
 class Policy:
     """Everything a decision needs besides the catalogue.
 
@@ -140,6 +144,17 @@ class Policy:
         if self.origin == "environment":  # the usual cause: the app runs without the file that names its tenants
             return (
                 f"unknown tenant {name!r}: PRIVSDK_CONFIG names no policy file, and without one the only tenant is "
-                f"{known}; set PRIVSDK_CONFIG to the file that defines {name!r} (privsdk example-policy prints one)"
+                f"{known}; set PRIVSDK_CONFIG to the file that defines {name!r} ({_EXAMPLE})"
             )
         return f"unknown tenant {name!r} (tenants of {self.origin}: {known})"
+
+    def unknown_target(self, name: str) -> str:
+        """Why ``name``, which is not vendor/model, is none of this policy's targets."""
+        if self.origin == "environment" and not self.targets:
+            return (
+                f"unknown target {name!r}: PRIVSDK_CONFIG names no policy file, and without one there are no named "
+                f"targets; name a vendor's API as vendor/model (openai/gpt-4o-mini), or set PRIVSDK_CONFIG to the "
+                f"file that defines {name!r} ({_EXAMPLE})"
+            )
+        known = ", ".join(self.targets) or "none"
+        return f"unknown target {name!r}: not a target in {self.origin} (targets: {known}) and not vendor/model"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 import random
 import re
 import subprocess
@@ -635,3 +636,26 @@ def test_an_unknown_tenant_without_a_policy_file_says_privsdk_config_is_unset(tm
     done = run_cli("explain", "openai/gpt-4o-mini", "--tenant", "globx", **EXAMPLE)
     assert done.returncode == 2 and f"unknown tenant 'globx' (tenants of {EXAMPLE_CONFIG}: acme, globex)" in done.stderr
     assert "PRIVSDK_CONFIG names" not in done.stderr
+
+
+def test_an_unknown_target_without_a_policy_file_says_privsdk_config_is_unset() -> None:
+    """A pip user's `privsdk explain openai-mini` (the README's target) said "not a target in environment"."""
+    done = run_cli("explain", "openai-mini")
+    assert done.returncode == 3 and "unknown target 'openai-mini': PRIVSDK_CONFIG names no policy file" in done.stdout
+    assert "vendor/model (openai/gpt-4o-mini)" in done.stdout and "privsdk example-policy" in done.stdout
+    done = run_cli("explain", "openai-mni", **EXAMPLE)
+    assert done.returncode == 3 and f"not a target in {EXAMPLE_CONFIG} (targets: openai-mini, " in done.stdout
+    assert "PRIVSDK_CONFIG names" not in done.stdout
+
+
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback() -> None:
+    """`privsdk example-policy > /dev/full` ended in a traceback (OSError: No space left on device)."""
+    with open(os.devnull if not os.path.exists("/dev/full") else "/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "privsdk", "example-policy"], stdout=full, stderr=subprocess.PIPE, text=True,
+            env=clean_env(), timeout=60, check=False,
+        )  # fmt: skip
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == "privsdk: No space left on device"

@@ -17,7 +17,7 @@ import pytest
 
 from privsdk.adapter import vendor_sdk_needed
 from privsdk.errors import AdapterMissing
-from tests.conftest import clean_env
+from tests.conftest import EXAMPLE_CONFIG, clean_env
 
 #: The face, the modules its SDK provides (hidden), and the extra that installs it.
 FACES = [
@@ -179,6 +179,27 @@ def test_explain_says_the_sdk_is_not_installed(target: str, hidden: tuple[str, .
 def test_explain_with_another_sdk_missing_says_this_one_is_installed() -> None:
     done = run_hiding(("cohere",), _EXPLAIN.replace("ARGS", repr(["explain", "openai/gpt-4o-mini", "--json"])))
     assert json.loads(done.stdout)["adapter"] == {"vendor": "openai", "installed": True, "install": None}
+
+
+def test_check_warns_of_each_vendor_whose_sdk_is_missing() -> None:
+    """`privsdk check` showed "allow" for targets whose SDK a `pip install 'privsdk[openai]'` venv lacks, with no
+    word of it (explain says so per target): it warns once per missing SDK, and its JSON has each adapter."""
+    hidden = ("boto3", "botocore", "mistralai", "google.genai")
+    config = str(EXAMPLE_CONFIG)
+    text = run_hiding(hidden, _EXPLAIN.replace("ARGS", repr(["check"])), PRIVSDK_CONFIG=config)
+    assert text.returncode == 0, text.stderr
+    warned = sorted(line for line in text.stderr.splitlines() if line.startswith("warning: calls allowed to"))
+    assert [line.rsplit("(", 1)[1] for line in warned] == [
+        "pip install 'privsdk[bedrock]')",
+        "pip install 'privsdk[mistral]')",
+        "pip install 'privsdk[vertex]')",
+    ], text.stderr
+    assert "openai" not in " ".join(warned) and "cohere" not in " ".join(warned)
+    as_json = run_hiding(hidden, _EXPLAIN.replace("ARGS", repr(["check", "--json"])), PRIVSDK_CONFIG=config)
+    decisions = json.loads(as_json.stdout)
+    shown = {(d["target"], d["adapter"]["installed"]) for d in decisions if d["adapter"] is not None}
+    assert ("bedrock-eu-claude", False) in shown and ("openai-mini", True) in shown
+    assert all(d["adapter"] is None for d in decisions if d["decision"] == "refuse")
 
 
 def test_only_a_vendor_sdk_that_is_missing_becomes_adapter_missing() -> None:

@@ -279,23 +279,27 @@ def test_a_store_spec_is_never_shown_past_its_scheme(
     assert f"{spec.partition('://')[0]}:/" in err
 
 
-def test_a_fresh_install_reports_no_usage_yet_without_error(tmp_path: Path) -> None:
-    """`privsdk usage` before any call exited 2 ("no usage store"): the default store is created by the first
-    call. It prints an empty report, says why on stderr, and creates nothing; a store that was named must exist."""
+def test_before_the_apps_first_call_usage_reports_and_prunes_nothing_without_error(tmp_path: Path) -> None:
+    """`privsdk usage` and `privsdk usage prune` before any call exited 2 ("no usage store"): an app creates its
+    store (the default, or PRIVSDK_USAGE's) at its first call. They print an empty report or prune nothing, say why
+    on stderr, and create nothing. A file named by --store must exist: a typo there would look like an empty store."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {"HOME": str(home), "XDG_DATA_HOME": ""}
-    text, as_json = run_cli("usage", **env), run_cli("usage", "--json", **env)
-    for done in (text, as_json):
-        assert done.returncode == 0, done.stderr
-        assert "no usage recorded yet" in done.stderr and ".local/share/privsdk/usage.sqlite3" in done.stderr
-    assert ": 0 records, 0 calls" in text.stdout
-    assert (json.loads(as_json.stdout)["records"], json.loads(as_json.stdout)["total"]["calls"]) == (0, 0)
-    assert list(home.rglob("*")) == []  # looking created no store
+    later = tmp_path / "later.jsonl"
+    for env in ({"HOME": str(home), "XDG_DATA_HOME": ""}, {"HOME": str(home), "PRIVSDK_USAGE": f"jsonl://{later}"}):
+        text, as_json = run_cli("usage", **env), run_cli("usage", "--json", **env)
+        pruned = run_cli("usage", "prune", "--older-than", "90d", **env)
+        for done in (text, as_json, pruned):
+            assert done.returncode == 0, done.stderr
+            assert "no usage recorded yet" in done.stderr, done.stderr
+        shown = ".local/share/privsdk/usage.sqlite3" if "PRIVSDK_USAGE" not in env else str(later)
+        assert shown in text.stderr and ": 0 records, 0 calls" in text.stdout
+        assert (json.loads(as_json.stdout)["records"], json.loads(as_json.stdout)["total"]["calls"]) == (0, 0)
+    assert list(home.rglob("*")) == [] and not later.exists()  # looking created no store
     named = tmp_path / "named.sqlite3"
     for done in (
-        run_cli("usage", "--store", str(named), **env),
-        run_cli("usage", **env, PRIVSDK_USAGE=f"sqlite://{named}"),
+        run_cli("usage", "--store", str(named)),
+        run_cli("usage", "prune", "--older-than", "1d", "--store", str(named)),
     ):
         assert done.returncode == 2 and "no usage store" in done.stderr, done.stderr
     assert not named.exists()
