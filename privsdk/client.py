@@ -399,7 +399,7 @@ class _Core:
         self, call: _Call, request: Any, controller: Retrying, attempt: Callable[..., X], *args: Any
     ) -> tuple[X, Target, Decision]:
         failure: VendorError | None = None
-        skipped: list[tuple[str, Unsupported | AdapterMissing]] = []
+        passed: list[tuple[str, PrivsdkError]] = []
         for target, decision in call.chain:
             try:
                 adapter = self.chain_adapter(call, target, failure)
@@ -411,8 +411,8 @@ class _Core:
                 )  # fmt: skip
                 return result, target, decision
             except (VendorError, Unsupported, AdapterMissing) as exc:
-                failure = self.moved_on(call, target, exc, failure, skipped)
-        raise _chain_failure(call, failure, skipped)
+                failure = self.moved_on(call, target, exc, failure, passed)
+        raise _chain_failure(call, failure, passed)
 
     def begin_call(self) -> contextvars.Token[int]:
         """A call goes out: counted, so that close() waits for it; none once the client is closed (its adapters and
@@ -436,21 +436,22 @@ class _Core:
         target: Target,
         exc: VendorError | Unsupported | AdapterMissing,
         failure: VendorError | None,
-        skipped: list[tuple[str, Unsupported | AdapterMissing]],
+        passed: list[tuple[str, PrivsdkError]],
     ) -> VendorError | None:
         """After ``exc`` ended ``target``'s turn in the chain: the call's last real failure as it moves on to the next
         target, or ``exc`` raised when it must not move on. A transient failure moves on (the target's retries are
         used up). So does an operation or field an alternative cannot carry (seed on Bedrock), or an alternative whose
-        SDK is not installed: the app did not name that target, and the next may carry the call; it is named on the
-        error the call ends with (and an Unsupported, which an attempt raised, is recorded). Anything else, and what
-        the target the app named cannot carry, is the app's to know."""
+        SDK is not installed: the app did not name that target, and the next may carry the call. Each target moved
+        past is named on the error the call ends with (and an Unsupported, which an attempt raised, is recorded).
+        Anything else, and what the target the app named cannot carry, is the app's to know."""
         if isinstance(exc, VendorError):
             if not exc.transient:
                 raise exc
+            passed.append((target.name, exc))
             return exc
         if target.name == call.requested:
             raise exc
-        skipped.append((target.name, exc))
+        passed.append((target.name, exc))
         call.failure = failure  # an attempt cut at the deadline raises the last real failure, never this
         return failure
 
@@ -482,7 +483,7 @@ class _Core:
         self, call: _Call, request: Any, attempt: Callable[..., Awaitable[X]], *args: Any
     ) -> tuple[X, Target, Decision]:
         failure: VendorError | None = None
-        skipped: list[tuple[str, Unsupported | AdapterMissing]] = []
+        passed: list[tuple[str, PrivsdkError]] = []
         for target, decision in call.chain:
             try:
                 adapter = self.chain_adapter(call, target, failure)
@@ -492,8 +493,8 @@ class _Core:
                 result = await resilience.acall(attempt, call, target, adapter, sent, *args, budget=call.budget)
                 return result, target, decision
             except (VendorError, Unsupported, AdapterMissing) as exc:
-                failure = self.moved_on(call, target, exc, failure, skipped)
-        raise _chain_failure(call, failure, skipped)
+                failure = self.moved_on(call, target, exc, failure, passed)
+        raise _chain_failure(call, failure, passed)
 
     def attempt(
         self,
@@ -649,24 +650,27 @@ class _Core:
         self.recorder.close()
 
 
-def _chain_failure(
-    call: _Call, failure: VendorError | None, skipped: list[tuple[str, Unsupported | AdapterMissing]]
-) -> PrivsdkError:
-    """What a call whose chain is used up raises: its last real failure, with a note naming each alternative passed
-    over as unable to carry the call; else (a rerouted call whose every alternative is such) an Unsupported said
-    of the target the app named, not of an alternative it never named, with the same notes."""
+def _chain_failure(call: _Call, failure: VendorError | None, passed: list[tuple[str, PrivsdkError]]) -> PrivsdkError:
+    """What a call whose chain is used up raises: its last real failure, with a note naming each target tried before
+    it (a call that fell back says where each attempt went, not only the last) and each alternative passed over as
+    unable to carry the call; else (a rerouted call whose every alternative is such) an Unsupported said of the
+    target the app named, not of an alternative it never named, with the same notes."""
     error: PrivsdkError
     if failure is None:
-        assert skipped  # the chain is never empty, and only a failure or a skip moves past a target
-        names = ", ".join(name for name, _ in skipped)
+        assert passed  # the chain is never empty, and only a failure or a skip moves past a target
+        names = ", ".join(name for name, _ in passed)
         error = Unsupported(
             f"{call.requested}: {call.operation} was rerouted (the target does not meet the policy or serve it), and "
             f"no alternative can carry it ({names})"
         )
     else:
         error = failure
-    for name, exc in skipped:
-        error.add_note(f"privsdk passed over the fallback {name}, which cannot carry the call: {exc}")
+    several = len(passed) > 1
+    for name, exc in passed:
+        if not isinstance(exc, VendorError):
+            error.add_note(f"privsdk passed over the fallback {name}, which cannot carry the call: {exc}")
+        elif several:  # a VendorError says only its vendor: the target is what the app and the policy name
+            error.add_note(f"privsdk tried {name}: {exc}" + ("" if exc is error else "; the call moved on"))
     return error
 
 

@@ -156,7 +156,7 @@ class ConnectionLost(VendorError):
 
     transient = True
     kind = "connection_lost"
-    what = "connection was lost"
+    what = "connection failed or dropped"  # one class for both: SDKs say no more (openai's APIConnectionError)
 
 
 class BadRequest(VendorError):

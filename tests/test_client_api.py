@@ -209,6 +209,25 @@ def test_an_async_embedding_falls_back_past_an_alternative_without_input_type(ve
     assert vendors.sent("openai") == 0 and vendors.sent("gemini") == 1
 
 
+def test_a_call_that_fell_back_to_its_end_names_every_target_it_tried(vendors: Vendors) -> None:
+    """A plain-pip user's call rerouted through three targets ended in the last one's error alone ("mistral was
+    unavailable"): it named neither that target nor the two failures before it. Notes now say each, in order."""
+    for name in ("openai", "bedrock", "mistral"):
+        vendors.servers[name].fail(Status(503))
+    exc = raised(lambda: vendors.client().chat("oa", "hello", tenant="app"))
+    assert isinstance(exc, Unavailable) and exc.vendor == "mistral"
+    assert exc.__notes__ == [
+        "privsdk tried oa: openai was unavailable (HTTP 503); the call moved on",
+        "privsdk tried br: bedrock was unavailable (HTTP 503); the call moved on",
+        "privsdk tried mi: mistral was unavailable (HTTP 503)",
+    ]
+    assert [vendors.sent(name) for name in ("openai", "bedrock", "mistral")] == [1, 1, 1]
+    vendors.servers["cohere"].fail(Status(503))
+    alone = raised(lambda: vendors.client().chat("co", "hello", tenant="solo"))  # solo does not reroute co
+    assert isinstance(alone, Unavailable) and alone.vendor == "cohere"
+    assert not getattr(alone, "__notes__", None)  # one target tried: its error says all there is
+
+
 def test_when_no_alternative_can_carry_the_call_the_last_real_failure_is_raised(vendors: Vendors) -> None:
     vendors.servers["openai"].fail(Status(503))
     client = vendors.client()
