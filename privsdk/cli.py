@@ -115,6 +115,21 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def _variables() -> str:
+    """The environment variables privsdk reads, one per line with what each holds: the main --help's epilog."""
+    import textwrap
+
+    from privsdk.config import ENV_VARS
+
+    width = max(map(len, ENV_VARS)) + 2
+    lines = [f"configuration (every variable privsdk reads; {page('configuration')}):"]
+    for name, meaning in ENV_VARS.items():
+        wrapped = textwrap.wrap(meaning, 116 - width)
+        lines.append(f"  {name:<{width}}{wrapped[0]}")
+        lines.extend(" " * (width + 2) + more for more in wrapped[1:])
+    return "\n".join(lines)
+
+
 def _version() -> str:
     from privsdk import __version__
 
@@ -127,8 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="privsdk",
         formatter_class=fmt,
         description="Check a tenant's data-privacy requirements against what LLM vendor offerings promise.",
-        epilog="configuration: PRIVSDK_CONFIG, PRIVSDK_REQUIRE, PRIVSDK_ATTEST, PRIVSDK_TENANT, "
-        f"PRIVSDK_ON_VIOLATION, PRIVSDK_USAGE (see {page('configuration')})",
+        epilog=_variables(),
     )
     parser.add_argument("--version", action="version", version=f"privsdk {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

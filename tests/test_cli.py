@@ -659,3 +659,14 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback() -> None:
         pytest.skip("no /dev/full on this system")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip() == "privsdk: No space left on device"
+
+
+def test_the_main_help_lists_every_variable_privsdk_reads() -> None:
+    """`privsdk --help` named 6 of the variables; it lists every one of config.ENV_VARS, with what it holds."""
+    from privsdk.config import ENV_VARS
+
+    shown = run_cli("--help").stdout
+    assert len(ENV_VARS) >= 13
+    for name, meaning in ENV_VARS.items():
+        line = next(line for line in shown.splitlines() if line.strip().startswith(name + " "))
+        assert line.split(name, 1)[1].strip() == meaning[: len(line.split(name, 1)[1].strip())], name
