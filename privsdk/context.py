@@ -11,7 +11,8 @@ import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple, NoReturn, ParamSpec, TypeVar
+from concurrent.futures import Executor, Future
+from typing import Any, NamedTuple, NoReturn, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,3 +95,20 @@ def propagate(fn: Callable[P, R]) -> Callable[P, R]:
         return captured.copy().run(fn, *args, **kwargs)
 
     return run
+
+
+class CallersContextExecutor(Executor):
+    """``inner``, running each function in the context of the code that submitted it: for the thread pools vendor
+    SDKs send requests from by themselves (cohere's v1 ``embed`` batches, openai's ``upload_and_poll``). There the
+    app's :func:`scope` would not be in force, and the guard would judge the request for another tenant (the
+    default), whose policy may allow what the app's tenant refuses. :func:`propagate` is for the app's own pools.
+    """
+
+    def __init__(self, inner: Executor):
+        self.inner = inner
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        return self.inner.submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait, cancel_futures=cancel_futures)

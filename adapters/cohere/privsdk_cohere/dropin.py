@@ -18,6 +18,7 @@ OCI's, is refused until declared in ``PRIVSDK_ENDPOINTS``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import cohere
@@ -25,6 +26,7 @@ import httpx
 from cohere.base_client import AsyncBaseCohere, BaseCohere
 from cohere.core.api_error import ApiError
 
+from privsdk.context import CallersContextExecutor
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
@@ -120,6 +122,11 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     runtime = getattr(getattr(client, "sagemaker_finetuning", None), "_client", None)
     if runtime is not None:
         _guard_boto3(runtime, guard)
+    # The v1 clients' embed sends its batches from the client's thread pool, where the app's privsdk.scope is not
+    # in force: each batch is judged in the caller's context instead.
+    executor = getattr(client, "_executor", None)
+    if isinstance(executor, Executor) and not isinstance(executor, CallersContextExecutor):
+        client._executor = CallersContextExecutor(executor)  # type: ignore[attr-defined]
     return client
 
 

@@ -25,12 +25,14 @@ import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx2
 import openai
 
+from privsdk.context import CallersContextExecutor
 from privsdk.errors import PolicyViolation as _Violation
 from privsdk.outbound.constructors import Constructors, then_guard
 
@@ -130,6 +132,7 @@ def install(
     if seam is None:
         setattr(client, _MARK, _Seam(guard, refusal, reroutes))
         _guard_class(type(client))
+        _uploads_in_callers_context()
     elif replace and seam.guard is not guard:
         setattr(client, _MARK, seam._replace(guard=guard))
     keep_guarded(client, "_client", _guard_swapped)
@@ -163,6 +166,20 @@ def _guard_http(http: Any, guard: Guard | None, refusal: Refusal, reroutes: bool
 
 #: The client classes whose copies :func:`_guard_class` has seen to.
 _SEEN_CLASSES: set[type[Any]] = set()
+
+
+def _uploads_in_callers_context() -> None:
+    """openai's ``upload_and_poll`` uploads the files from a ThreadPoolExecutor of its own, where the app's
+    privsdk.scope is not in force: each upload would be judged for another tenant. Its pool runs each upload in the
+    caller's context instead (for every openai client; for one that is not guarded, nothing else changes)."""
+    from openai.lib import _vector_stores
+
+    if getattr(_vector_stores, "ThreadPoolExecutor", None) is ThreadPoolExecutor:
+        _vector_stores.ThreadPoolExecutor = _pool_in_callers_context  # type: ignore[attr-defined,assignment]
+
+
+def _pool_in_callers_context(*args: Any, **kwargs: Any) -> Executor:
+    return CallersContextExecutor(ThreadPoolExecutor(*args, **kwargs))
 
 
 def _guard_class(cls: type[Any]) -> None:
