@@ -323,6 +323,31 @@ def test_instrument_guards_clients_the_sdk_builds_until_uninstrument(env: Env) -
     assert env.server.requests == []
 
 
+def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: Env) -> None:
+    """``privsdk.genai.client.BaseApiClient`` was google-genai's own: ``genai.client.AsyncClient(genai.client.
+    BaseApiClient(...))``, and the api client's own ``request``, sent unguarded. Under instrument(), the SDK's own
+    BaseApiClient is guarded too: AsyncClient is built around one, not by a Client."""
+    env.set(**ZDR)
+    assert genai.client.BaseApiClient is genai._api_client.BaseApiClient
+    sdk_api_client: Any = google_genai._api_client.BaseApiClient  # google.genai.client's name for it
+    assert issubclass(genai.client.BaseApiClient, sdk_api_client)
+    options: Any = {"api_key": API_KEY, "http_options": types.HttpOptions(base_url=env.server.url)}
+    api = genai.client.BaseApiClient(**options)
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(genai.client.AsyncClient(api).models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    with pytest.raises(genai.PolicyViolation):
+        api.request("post", f"models/{MODEL}:generateContent", {"contents": [{"parts": [{"text": PROMPT}]}]})
+    privsdk.instrument()
+    try:
+        raw = google_genai.client.AsyncClient(sdk_api_client(**options))
+        with pytest.raises(genai.PolicyViolation):
+            asyncio.run(raw.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+    finally:
+        privsdk.uninstrument()
+    assert not is_guarded(sdk_api_client(**options)._httpx_client)
+    assert env.server.requests == []
+
+
 # -- conformance -------------------------------------------------------------------------------------
 
 

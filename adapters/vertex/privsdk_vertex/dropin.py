@@ -88,6 +88,19 @@ setattr(Client.__init__, "__signature__", inspect.signature(_genai.Client.__init
 Client.__init__.__doc__ = _genai.Client.__init__.__doc__
 
 
+class BaseApiClient(_sdk.BaseApiClient):
+    """google-genai's ``BaseApiClient``, guarded: what every ``Client`` sends through, and what
+    ``google.genai.client.AsyncClient(api_client)`` is built around. ``privsdk.genai.client.BaseApiClient`` is this
+    class, so that no name of the drop-in builds one that sends unguarded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        guard_client(self)
+
+
+setattr(BaseApiClient.__init__, "__signature__", inspect.signature(_sdk.BaseApiClient.__init__))  # noqa: B010
+
+
 # -- guarding a client ------------------------------------------------------------------------------
 
 _GUARDED = "_privsdk_guarded"
@@ -107,7 +120,8 @@ _NEXTGEN_CACHES = (
 
 
 def guard_client(client: Any, *, guard: Guard | None = None, reroutes: bool = True) -> Any:
-    """Guard a ``google.genai.Client`` (or its ``client.aio``) the app already built; returns it.
+    """Guard a ``google.genai.Client`` (or its ``client.aio``, or the ``BaseApiClient`` under them) the app already
+    built; returns it.
 
     Every later request of that client, sync and async, passes the guard (``guard``, else the
     process-wide one configured from the environment). Idempotent; on a client guarded already, a
@@ -115,7 +129,7 @@ def guard_client(client: Any, *, guard: Guard | None = None, reroutes: bool = Tr
     answered from the alternative in Google's wire format (:mod:`privsdk_vertex.reroute`); without, it is
     refused (privsdk.Client's own adapters, whose requests the Client reroutes itself).
     """
-    api = getattr(client, "_api_client", None)
+    api = client if isinstance(client, _sdk.BaseApiClient) else getattr(client, "_api_client", None)
     if not isinstance(api, _sdk.BaseApiClient):
         raise TypeError(f"privsdk.genai.guard_client takes a google.genai Client, not {type(client).__name__}")
     if not getattr(api, _GUARDED, False):
@@ -123,7 +137,7 @@ def guard_client(client: Any, *, guard: Guard | None = None, reroutes: bool = Tr
     elif guard is not None and guard is not getattr(api, "_privsdk_guard", None):
         _repoint(api, guard)  # guarded already (a drop-in, instrument()): by this guard from now on
     for holder in (client, getattr(client, "_aio", None)):
-        if holder is None:
+        if holder is None or holder is api:
             continue
         if getattr(api, "_privsdk_new_async", False):
             for name in _NEXTGEN_CACHES:
@@ -334,8 +348,9 @@ _constructors = Constructors(guard_client)
 
 
 def instrument() -> None:
-    """Guard every ``google.genai.Client`` created from now on, by the app or by a framework. Idempotent."""
-    _constructors.patch((_genai.Client,))
+    """Guard every ``google.genai.Client`` created from now on, by the app or by a framework, and every
+    ``BaseApiClient`` (``google.genai.client.AsyncClient`` is built around one). Idempotent."""
+    _constructors.patch((_genai.Client, _sdk.BaseApiClient))
 
 
 def uninstrument() -> None:
