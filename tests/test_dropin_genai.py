@@ -23,7 +23,7 @@ import privsdk
 from privsdk import genai
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded
-from tests.wire.server import Drip, LoopbackServer, Status
+from tests.wire.server import Drip, LoopbackServer, Recorded, Status
 from tests.wire.vertex import API_KEY, TOKEN, GeminiApp
 
 PROJECT = "acme-prod"
@@ -346,6 +346,26 @@ def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: En
         privsdk.uninstrument()
     assert not is_guarded(sdk_api_client(**options)._httpx_client)
     assert env.server.requests == []
+
+
+def test_a_gateway_with_a_path_prefix_is_judged_and_sent(env: Env) -> None:
+    """Behind a gateway declared with a path (docs/guard.md), every google-genai request was refused as an
+    "unknown path shape /gemini/..." where the other SDKs' were read; now it is judged as without the prefix."""
+    app = GeminiApp()
+
+    def gateway(request: Recorded) -> Any:  # drops its prefix and forwards, as a gateway does
+        return app(request._replace(path=request.path.removeprefix("/gemini")))
+
+    with LoopbackServer(gateway) as server:
+        env.set(PRIVSDK_ENDPOINTS=f"{server.url}/gemini=gemini.api")
+        client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=server.url + "/gemini"))
+        assert client.models.generate_content(model=MODEL, contents=PROMPT).text == app.text
+        (sent,) = [r.path for r in server.requests]
+        assert sent.startswith("/gemini/v1") and sent.endswith(f"/models/{MODEL}:generateContent")
+        env.set(PRIVSDK_REQUIRE="zdr")  # the Gemini API offers no ZDR: refused as any Gemini API request is
+        with pytest.raises(genai.PolicyViolation, match="unmet: zdr"):
+            client.models.generate_content(model=MODEL, contents=PROMPT)
+        assert len(server.requests) == 1
 
 
 # -- conformance -------------------------------------------------------------------------------------

@@ -655,3 +655,14 @@ def test_a_function_calls_arguments_are_no_error_event(after: int) -> None:
         meter.feed(event)
     meter.tokens()
     assert meter.failed == "rate_limited"
+
+
+@pytest.mark.parametrize(("request_", "expected"), [(o, a) for _, o, a in CASES], ids=[c[0] for c in CASES])
+def test_a_gateways_path_prefix_is_read_past(request_: Outgoing, expected: Asks) -> None:
+    """Every other reader reads past a gateway's prefix (PRIVSDK_ENDPOINTS=https://gw/gemini=gemini.api); this one
+    refused every such request ("unknown path shape /gemini/..."). The route starts at the API version (or upload,
+    or ws); a path with none is still refused."""
+    for prefix in ("/gemini", "/proxy/google"):
+        assert READER.read(request_._replace(path=prefix + request_.path)) == expected
+    with pytest.raises(Unreadable):
+        READER.read(request_._replace(path="/gemini/models/m:generateContent"))

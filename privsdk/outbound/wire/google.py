@@ -123,6 +123,10 @@ def unquote(segment: str) -> str:
     return _unquote(segment) if "%" in segment else segment
 
 
+#: The first segments of a route that has no API version first: media uploads and the Live API's WebSocket.
+_ROUTE_STARTS = frozenset({"upload", "ws"})
+
+
 def _version(segment: str) -> bool:
     """``v1``, ``v1beta``, ``v1beta1``, ``v1alpha``, ``v1internal``, ..."""
     return len(segment) >= 2 and segment[0] == "v" and segment[1].isdigit()
@@ -133,6 +137,12 @@ class GoogleReader:
 
     def read(self, request: Outgoing) -> Asks:
         segments = request.path.split("?", 1)[0].strip("/").split("/")
+        if not (_version(segments[0]) or segments[0] in _ROUTE_STARTS):
+            # A gateway's or proxy's prefix (PRIVSDK_ENDPOINTS=https://gw.internal/gemini=gemini.api): the route
+            # starts at the first API version or upload/ws segment; without one, the path is refused below.
+            segments = next(
+                (segments[i:] for i, s in enumerate(segments) if _version(s) or s in _ROUTE_STARTS), segments
+            )
         if segments[0] == "upload":  # media uploads: /upload/v1beta/files, /upload/v1beta/fileSearchStores/...
             segments = segments[1:]
         if segments[0] == "ws":  # Live API websocket handshake
