@@ -21,6 +21,7 @@ from typing import Any
 
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import SdkNames as _SdkNames
+from privsdk.outbound.constructors import star_names as _star_names
 from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("bedrock", __name__):
@@ -44,6 +45,7 @@ __all__ = [
     "is_instrumented",
     "uninstrument",
 ]
+__all__ += [name for name in _star_names(_boto3) if name not in __all__]  # what `from boto3 import *` takes
 
 #: The drop-in's default session, made on first use (boto3 keeps its own in ``boto3.DEFAULT_SESSION``).
 DEFAULT_SESSION: Any = None

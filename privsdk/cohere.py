@@ -15,6 +15,7 @@ from __future__ import annotations
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import star_names as _star_names
 from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("cohere", __name__):
@@ -23,7 +24,7 @@ with _vendor_sdk_needed("cohere", __name__):
     from privsdk_cohere.dropin import __all__ as _dropin_names
     from privsdk_cohere.dropin import guarded_classes as _guarded_classes
 
-__all__ = sorted(set(_dropin_names) | set(getattr(_vendor, "__all__", ())))
+__all__ = sorted(set(_dropin_names) | set(_star_names(_vendor)))
 
 
 #: Every other public name is cohere's own (``cohere.types``, ``cohere.errors``, ``cohere.ChatMessageV2``...); its

@@ -14,6 +14,7 @@ from __future__ import annotations
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import star_names as _star_names
 from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("vertex", __name__):
@@ -23,6 +24,7 @@ with _vendor_sdk_needed("vertex", __name__):
     from privsdk_vertex.dropin import BaseApiClient as _BaseApiClient
 
 __all__ = ["SDK", "Client", "PolicyViolation", "errors", "guard_client", "instrument", "types", "uninstrument"]
+__all__ += [name for name in _star_names(_genai) if name not in __all__]  # what `from google.genai import *` takes
 __version__ = _genai.__version__
 
 

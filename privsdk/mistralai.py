@@ -15,6 +15,7 @@ from __future__ import annotations
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import star_names as _star_names
 from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("mistral", __name__):
@@ -23,7 +24,7 @@ with _vendor_sdk_needed("mistral", __name__):
     from privsdk_mistral.dropin import Mistral as _Mistral
     from privsdk_mistral.dropin import __all__ as _dropin_names
 
-__all__ = sorted(set(_dropin_names) | {n for n in dir(_vendor) if not n.startswith("_")})
+__all__ = sorted(set(_dropin_names) | set(_star_names(_vendor)))
 
 
 #: Every other public name is ``mistralai.client``'s own (``models``, ``errors``, ``RetryConfig``...); its submodules

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
+from privsdk.outbound.constructors import star_names as _star_names
 
 with _vendor_sdk_needed("openai", __name__):
     import openai as _openai
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 from privsdk_openai.dropin import *  # noqa: F403  (the drop-in classes, PolicyViolation, guard_client, instrument)
 
-__all__ = list(dict.fromkeys([*_openai.__all__, *_dropin.__all__]))
+__all__ = list(dict.fromkeys([*_star_names(_openai), *_dropin.__all__]))
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,8 @@ DROPINS = [
     ("privsdk.boto3", "boto3", {"guard_client", "instrument", "Session", "client"}),
     ("privsdk.genai", "google.genai", {"guard_client", "instrument", "PolicyViolation"}),
 ]
+
+SDK_OF = {face: sdk for face, sdk, _ in DROPINS}
 
 
 @pytest.mark.parametrize(("face", "sdk", "own"), DROPINS, ids=[d[0] for d in DROPINS])
@@ -115,3 +118,22 @@ def test_dir_of_privsdk_lists_its_public_names_each_of_which_resolves() -> None:
     assert dir(privsdk) == sorted(privsdk.__all__)
     assert {"Client", "guard", "instrument", "PolicyViolation", "scope"} <= set(dir(privsdk))
     assert all(getattr(privsdk, name) is not None for name in dir(privsdk))
+
+
+@pytest.mark.parametrize("face", CLIENTS)
+def test_a_star_import_takes_what_one_from_the_sdk_takes_with_the_guarded_classes(face: str) -> None:
+    """``from privsdk.boto3 import *`` lacked 12 of boto3's names (resource, setup_default_session, session, ...)
+    and ``from privsdk.genai import *`` 8 of google-genai's (interactions, agents, ...): their ``__all__`` named
+    the drop-in's own names alone. Star-imported, a client class is still the guarded one."""
+    module = importlib.import_module(face)
+    sdk = importlib.import_module(SDK_OF[face])
+    raw: dict[str, Any] = {}
+    exec(f"from {SDK_OF[face]} import *", raw)  # what a star import takes, as Python takes it
+    ours: dict[str, Any] = {}
+    warnings.simplefilter("ignore", DeprecationWarning)
+    exec(f"from {face} import *", ours)
+    missing = set(raw) - set(ours)
+    assert not missing, sorted(missing)
+    for name in CLIENTS[face]:
+        if name in ours:
+            assert ours[name] is getattr(module, name) and ours[name] is not getattr(sdk, name, None)

@@ -61,6 +61,13 @@ class Constructors:
         return bool(self._originals)
 
 
+def star_names(sdk: ModuleType) -> list[str]:
+    """What ``from SDK import *`` takes of the SDK module: its ``__all__``, else its public names. A drop-in's
+    ``__all__`` holds these with its own, so that a star import from it takes what one from the SDK does."""
+    names = getattr(sdk, "__all__", None)
+    return list(names) if names is not None else [name for name in vars(sdk) if not name.startswith("_")]
+
+
 def dropin_dir(own: Mapping[str, object], sdk: str) -> Callable[[], list[str]]:
     """The ``__dir__`` of a drop-in module whose other names come from the SDK module ``sdk`` (its ``__getattr__``):
     ``dir()`` lists them all, as ``dir()`` of the SDK module does, and the drop-in's own names (``own``, the
