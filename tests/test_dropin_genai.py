@@ -368,6 +368,22 @@ def test_a_gateway_with_a_path_prefix_is_judged_and_sent(env: Env) -> None:
         assert len(server.requests) == 1
 
 
+def test_an_aiohttp_session_the_app_passes_is_a_configuration_error_not_passed_over(env: Env) -> None:
+    """A guarded client sends through its guarded httpx clients only: an ``aiohttp_client`` in ``HttpOptions`` was
+    ignored without a word (its default headers never sent, its trace hooks never called)."""
+    import aiohttp
+
+    async def build() -> None:
+        async with aiohttp.ClientSession(headers={"x-app": "1"}) as session:
+            options = types.HttpOptions(base_url=env.server.url, aiohttp_client=session)
+            with pytest.raises(privsdk.ConfigError, match=r"HttpOptions\.aiohttp_client.*httpx_async_client="):
+                genai.Client(api_key=API_KEY, http_options=options)
+            google_genai.Client(api_key=API_KEY, http_options=options)  # the SDK's own takes it, unguarded
+
+    asyncio.run(build())
+    assert env.server.requests == []
+
+
 # -- conformance -------------------------------------------------------------------------------------
 
 

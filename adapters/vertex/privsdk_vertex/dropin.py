@@ -157,6 +157,9 @@ def _guard_api_client(api: Any, guard: Guard | None, reroutes: bool) -> None:
     from privsdk.outbound.transport import guard_httpx, keep_guarded
     from privsdk_vertex import reroute
 
+    session = getattr(api._http_options, "aiohttp_client", None)
+    if session is not None:  # it would be passed over without a word: its headers, hooks and connector unused
+        raise _not_httpx("aiohttp_client", session)
     api._privsdk_guard = guard
     hooks: dict[str, Any] = {"reroute": reroute.send, "areroute": reroute.asend} if reroutes else {}
 
@@ -284,7 +287,7 @@ def _not_httpx(field: str, value: object) -> ConfigError:
         f"google-genai sends through a {type(value).__module__}.{type(value).__name__} ({field}): "
         "privsdk guards httpx and httpx2 clients only",
         where=f"HttpOptions.{field}",
-        hint="pass an httpx or httpx2 client",
+        hint="pass an httpx or httpx2 client (httpx_client=, httpx_async_client=)",
     )
 
 
