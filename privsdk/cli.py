@@ -35,7 +35,7 @@ The examples that set PRIVSDK_ATTEST run without a policy file (PRIVSDK_CONFIG u
 attestations in its [attest] table, and takes none from the environment unless it sets allow_env_attest = true.
 With --url the request itself is judged as the guard would judge it: its operation comes from the URL and
 its features from --body, so --operation and --feature do not apply (nor does TARGET).
-exit status: 0 allow or reroute, 3 refuse, 2 configuration error or bad argument
+exit status: 0 allow or reroute, 3 refuse, 2 configuration error or bad argument, 1 output not written
 """
 CHECK_EXAMPLES = f"""\
 examples:
@@ -44,7 +44,7 @@ examples:
   PRIVSDK_CONFIG=privsdk.toml privsdk check --json
 
 {POLICY_FILE_NOTE}
-exit status: 0 when the policy loads (whatever it allows), 2 configuration error
+exit status: 0 when the policy loads (whatever it allows), 2 configuration error, 1 output not written
 """
 TARGETS_EXAMPLES = """\
 examples:
@@ -772,7 +772,14 @@ def _not_created_yet(option: str | None, store: Any) -> bool:
     """Whether ``store`` is the app's (PRIVSDK_USAGE's, or the default) and its file does not exist yet, said on
     stderr: an app creates its store at its first recorded call, so a report or a prune before then finds no
     records, which is no error. A file named by --store must exist (a typo there would otherwise look empty)."""
-    if option is not None or store.kind not in ("sqlite", "jsonl") or not store.path or os.path.exists(store.path):
+    if option is not None or store.kind not in ("sqlite", "jsonl") or not store.path:
+        return False
+    try:
+        os.stat(store.path)
+        return False
+    except FileNotFoundError:  # only that: a store the user may not read, or a path no app could create, is the
+        pass  # reader's error to report (exit 2), never an empty report
+    except OSError:
         return False
     print(f"privsdk: no usage recorded yet: an app's first call through privsdk creates {store.path}", file=sys.stderr)
     return True

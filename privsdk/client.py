@@ -445,9 +445,9 @@ class _Core:
         past is named on the error the call ends with (and an Unsupported, which an attempt raised, is recorded).
         Anything else, and what the target the app named cannot carry, is the app's to know."""
         if isinstance(exc, VendorError):
-            if not exc.transient:
-                raise exc
             passed.append((target.name, exc))
+            if not exc.transient:
+                raise _chain_failure(call, exc, passed)  # exc, with a note for each target tried before
             return exc
         if target.name == call.requested:
             raise exc
@@ -666,11 +666,11 @@ def _chain_failure(call: _Call, failure: VendorError | None, passed: list[tuple[
     else:
         error = failure
     several = len(passed) > 1
-    for name, exc in passed:
+    for i, (name, exc) in enumerate(passed):
         if not isinstance(exc, VendorError):
             error.add_note(f"privsdk passed over the fallback {name}, which cannot carry the call: {exc}")
         elif several:  # a VendorError says only its vendor: the target is what the app and the policy name
-            error.add_note(f"privsdk tried {name}: {exc}" + ("" if exc is error else "; the call moved on"))
+            error.add_note(f"privsdk tried {name}: {exc}" + ("" if i == len(passed) - 1 else "; the call moved on"))
     return error
 
 

@@ -118,7 +118,7 @@ class Policy:
         tenants: Mapping[str, Tenant],
         default_tenant: str | None,
         targets: Mapping[str, Target] | None = None,
-        origin: str = "environment",  # the policy file, or "environment"
+        origin: str = "a Policy built in code",  # the policy file, or "environment" (load_policy without one)
         usage: str = "sqlite",  # PRIVSDK_USAGE, checked
         endpoints: tuple[Endpoint, ...] = (),
     ) -> None:

@@ -21,12 +21,21 @@ import pytest
 from privsdk.async_client import AsyncClient
 from privsdk.client import Client
 from privsdk.config import load_policy
-from privsdk.errors import ClientClosed, InvalidArgument, InvalidInput, PrivsdkError, Unavailable, Unsupported
+from privsdk.errors import (
+    BadRequest,
+    ClientClosed,
+    InvalidArgument,
+    InvalidInput,
+    PrivsdkError,
+    Unavailable,
+    Unsupported,
+)
 from privsdk.resilience import Limits
 from privsdk.streams import AsyncChatStream, ChatStream
 from privsdk.types import ChatResponse
 from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.test_client_errors import Vendors, raised
+from tests.wire.bedrock import error as bedrock_error
 from tests.wire.server import Delay, Status
 
 pytestmark = pytest.mark.usefixtures("no_machine_aws")
@@ -222,6 +231,17 @@ def test_a_call_that_fell_back_to_its_end_names_every_target_it_tried(vendors: V
         "privsdk tried mi: mistral was unavailable (HTTP 503)",
     ]
     assert [vendors.sent(name) for name in ("openai", "bedrock", "mistral")] == [1, 1, 1]
+    # A last target that fails for good (a 400, never retried nor moved past) ends the call with its error: the
+    # notes still say where the call went before it.
+    vendors.servers["openai"].fail(Status(503))
+    vendors.servers["bedrock"].fail(bedrock_error(400, "ValidationException", "bad input: hello"))
+    final = raised(lambda: vendors.client().chat("oa", "hello", tenant="app"))
+    assert isinstance(final, BadRequest) and final.vendor == "bedrock"
+    assert final.__notes__ == [
+        "privsdk tried oa: openai was unavailable (HTTP 503); the call moved on",
+        "privsdk tried br: bedrock rejected the request (HTTP 400, ValidationException)",
+    ]
+    assert "hello" not in " ".join(final.__notes__)
     vendors.servers["cohere"].fail(Status(503))
     alone = raised(lambda: vendors.client().chat("co", "hello", tenant="solo"))  # solo does not reroute co
     assert isinstance(alone, Unavailable) and alone.vendor == "cohere"

@@ -45,6 +45,9 @@ def test_unknown_tenant_and_data_class_refuse() -> None:
     policy = one_target_policy("openai.api", "gpt-4o", [])
     assert "unknown tenant 'zed'" in (decide(policy, "tgt", tenant="zed").reason or "")
     assert "no data class 'phi'" in (decide(policy, "tgt", data_class="phi").reason or "")
+    # A policy built in code says so, not that PRIVSDK_CONFIG names no file (which is for load_policy without one).
+    for reason in (decide(policy, "tgt", tenant="zed").reason, decide(policy, "nosuch").reason):
+        assert reason is not None and "a Policy built in code" in reason and "PRIVSDK_CONFIG" not in reason
 
 
 def test_unknown_offering_in_a_hand_built_policy_refuses() -> None:

@@ -325,8 +325,8 @@ def test_instrument_guards_clients_the_sdk_builds_until_uninstrument(env: Env) -
 
 def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: Env) -> None:
     """``privsdk.genai.client.BaseApiClient`` was google-genai's own: ``genai.client.AsyncClient(genai.client.
-    BaseApiClient(...))``, and the api client's own ``request``, sent unguarded. Under instrument(), the SDK's own
-    BaseApiClient is guarded too: AsyncClient is built around one, not by a Client."""
+    BaseApiClient(...))``, and the api client's own ``request``, sent unguarded; and that AsyncClient's Live API
+    connected unjudged. Under instrument(), the SDK's own BaseApiClient and AsyncClient are guarded too."""
     env.set(**ZDR)
     assert genai.client.BaseApiClient is genai._api_client.BaseApiClient
     sdk_api_client: Any = google_genai._api_client.BaseApiClient  # google.genai.client's name for it
@@ -337,11 +337,20 @@ def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: En
         asyncio.run(genai.client.AsyncClient(api).models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
     with pytest.raises(genai.PolicyViolation):
         api.request("post", f"models/{MODEL}:generateContent", {"contents": [{"parts": [{"text": PROMPT}]}]})
+
+    async def live(aio: Any) -> None:  # the Live API's websocket: judged before it connects, or not at all
+        async with aio.live.connect(model="gemini-live-2.5-flash"):
+            pass
+
+    with pytest.raises(genai.PolicyViolation):
+        asyncio.run(live(genai.client.AsyncClient(api)))
     privsdk.instrument()
     try:
         raw = google_genai.client.AsyncClient(sdk_api_client(**options))
         with pytest.raises(genai.PolicyViolation):
             asyncio.run(raw.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
+        with pytest.raises(genai.PolicyViolation):
+            asyncio.run(live(google_genai.client.AsyncClient(sdk_api_client(**options))))
     finally:
         privsdk.uninstrument()
     assert not is_guarded(sdk_api_client(**options)._httpx_client)

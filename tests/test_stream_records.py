@@ -344,3 +344,36 @@ def test_a_drop_in_stream_left_open_at_interpreter_exit_is_recorded_cancelled(tm
     assert done.stdout.strip() == "1" and "privsdk usage" not in done.stderr, done.stderr
     found = [json.loads(line) for line in records.read_text().splitlines()]
     assert [(r["operation"], r["outcome"], r["error_class"]) for r in found] == [("stream", "cancelled", None)]
+
+
+def test_a_stream_still_read_as_its_recorder_closes_reads_to_its_end(usage: Usage) -> None:
+    """The recorder ends the record of a stream still open as it closes (a guard's close, interpreter exit), perhaps
+    while another thread reads it: the reader then failed with a bare AssertionError (its kept chunks were taken
+    from under it). It reads to its end, and its request is recorded once."""
+    app = openai_wire.OpenAIWire()
+    app.pieces = 8
+    with LoopbackServer(app) as server:
+        usage.serve(server.url + "/v1", "openai.api")
+        sdk = privsdk.openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=0)
+        stream = iter(sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        first = next(stream)
+        Guard.default().close()  # as at exit: the record is ended now, while the stream is still being read
+        rest = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices)
+        assert text == app.text
+        records = usage.take()
+        assert outcomes(records) == [("cancelled", None, 200)]
+
+        async def read_async() -> str:
+            client = privsdk.openai.AsyncOpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=0)
+            chunks = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            out: list[str] = []
+            async for chunk in chunks:
+                if not out:
+                    Guard.default().close()
+                out.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+            return "".join(out)
+
+        Guard.reset_default()
+        assert asyncio.run(read_async()) == app.text
+        assert outcomes(usage.take()) == [("cancelled", None, 200)]

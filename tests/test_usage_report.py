@@ -303,3 +303,8 @@ def test_before_the_apps_first_call_usage_reports_and_prunes_nothing_without_err
     ):
         assert done.returncode == 2 and "no usage store" in done.stderr, done.stderr
     assert not named.exists()
+    # A store no app could have created (a path through a file) is not "nothing recorded yet": the reader's error.
+    (tmp_path / "afile").write_text("")
+    for args in (["usage"], ["usage", "prune", "--older-than", "1d"]):
+        done = run_cli(*args, PRIVSDK_USAGE=f"sqlite://{tmp_path}/afile/usage.sqlite3")
+        assert done.returncode == 2 and "no usage recorded yet" not in done.stderr, done.stderr

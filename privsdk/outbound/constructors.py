@@ -10,6 +10,7 @@ into the SDK's classes themselves, so that clients a framework builds inside its
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import sys
@@ -109,8 +110,16 @@ class SdkNames:
         try:
             value = getattr(self._sdk, name)
         except AttributeError:
-            raise AttributeError(f"module {self._face!r} has no attribute {name!r}") from None
+            value = self._submodule(name)
         return self.shown(value)
+
+    def _submodule(self, name: str) -> ModuleType:
+        """The SDK's submodule ``name`` that its ``__all__`` names and nothing has imported yet (google-genai's
+        ``voices``): imported, as ``from SDK import *`` imports it. Any other missing name is an AttributeError."""
+        if name in getattr(self._sdk, "__all__", ()) and hasattr(self._sdk, "__path__"):
+            with contextlib.suppress(ModuleNotFoundError):
+                return importlib.import_module(f"{self._sdk.__name__}.{name}")
+        raise AttributeError(f"module {self._face!r} has no attribute {name!r}")
 
     def shown(self, value: Any) -> Any:
         """``value``, one of the SDK's names, as the drop-in hands it out."""

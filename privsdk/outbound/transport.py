@@ -133,12 +133,12 @@ def _seam(library: str) -> _Seam:
                     _answered(self, early=True)
 
         def _abandoned(self) -> None:
-            if not self.ticket.done:  # dropped before its end or close, or open as the recorder closes
-                _answered(self, early=True)
+            _recorded_as_it_stands(self)
 
         def __del__(self) -> None:
-            with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
-                self._abandoned()
+            if not self.ticket.done:  # dropped before its end or close (the app let go of it unread)
+                with contextlib.suppress(Exception):  # never raise from a finalizer (interpreter shutdown, say)
+                    _answered(self, early=True)
 
     class AsyncMetered(http.AsyncByteStream):  # type: ignore[misc]
         """:class:`Metered` for async responses."""
@@ -181,12 +181,12 @@ def _seam(library: str) -> _Seam:
                     _answered(self, early=True)
 
         def _abandoned(self) -> None:
-            if not self.ticket.done:
-                _answered(self, early=True)
+            _recorded_as_it_stands(self)
 
         def __del__(self) -> None:
-            with contextlib.suppress(Exception):
-                self._abandoned()
+            if not self.ticket.done:
+                with contextlib.suppress(Exception):
+                    _answered(self, early=True)
 
     class GuardTransport(http.BaseTransport):  # type: ignore[misc]
         """A transport that judges each request before handing it to ``inner``."""
@@ -307,6 +307,16 @@ def _answered(body: _Kept, early: bool) -> None:
     keeps must not keep them)."""
     kept, body.kept = body.kept, None
     body.ticket.answered(body.status, body.meter, kept, early, headers=body.headers)
+
+
+def _recorded_as_it_stands(body: _Kept) -> None:
+    """Record the body's request as cancelled (whole, if its token counts have come) while it may still be read: the
+    recorder is closing (interpreter exit, a guard's close) with the body open, perhaps in another thread. The
+    reader keeps its chunks and its meter, so the writer gets a copy of the chunks and a meter of its own; a long
+    answer whose first chunks a meter of the body's counted is recorded with what the copy holds."""
+    kept = body.kept
+    chunks = list(kept) if kept is not None else None
+    body.ticket.answered(body.status, None, chunks, early=True, headers=body.headers)
 
 
 def _metered(ticket: Pass, response: Any, metered: type[Any]) -> Any:

@@ -101,6 +101,16 @@ class BaseApiClient(_sdk.BaseApiClient):
 setattr(BaseApiClient.__init__, "__signature__", inspect.signature(_sdk.BaseApiClient.__init__))  # noqa: B010
 
 
+class AsyncClient(_genai.client.AsyncClient):
+    """google-genai's ``client.AsyncClient`` (the class of ``Client.aio``), guarded: one built around an api client
+    the app made has its requests and its Live API connections judged, as a guarded ``Client.aio`` has.
+    ``privsdk.genai.client.AsyncClient`` is this class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        guard_client(self)
+
+
 # -- guarding a client ------------------------------------------------------------------------------
 
 _GUARDED = "_privsdk_guarded"
@@ -352,8 +362,8 @@ _constructors = Constructors(guard_client)
 
 def instrument() -> None:
     """Guard every ``google.genai.Client`` created from now on, by the app or by a framework, and every
-    ``BaseApiClient`` (``google.genai.client.AsyncClient`` is built around one). Idempotent."""
-    _constructors.patch((_genai.Client, _sdk.BaseApiClient))
+    ``BaseApiClient`` and ``client.AsyncClient`` (which can be built around one). Idempotent."""
+    _constructors.patch((_genai.Client, _sdk.BaseApiClient, _genai.client.AsyncClient))
 
 
 def uninstrument() -> None:
