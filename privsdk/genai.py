@@ -21,7 +21,6 @@ with _vendor_sdk_needed("vertex", __name__):
     import google.genai as _genai
     from google.genai import errors, types
     from privsdk_vertex.dropin import SDK, Client, PolicyViolation, guard_client, instrument, uninstrument
-    from privsdk_vertex.dropin import AsyncClient as _AsyncClient
     from privsdk_vertex.dropin import BaseApiClient as _BaseApiClient
 
 __all__ = ["SDK", "Client", "PolicyViolation", "errors", "guard_client", "instrument", "types", "uninstrument"]
@@ -31,5 +30,5 @@ __version__ = _genai.__version__
 
 __dir__ = _dropin_dir(globals(), "google.genai")
 #: Every other name of ``google.genai`` (``interactions``, ``agents``, ``version``, ...), as the SDK has it; its
-#: submodules (``client``) with the guarded ``Client``, ``BaseApiClient`` and ``AsyncClient`` in place of the SDK's.
-__getattr__ = _SdkNames(_genai, _swap_for(Client, _BaseApiClient, _AsyncClient), __name__, "google.genai")
+#: submodules (``client``) with the guarded ``Client`` and ``BaseApiClient`` in place of google-genai's.
+__getattr__ = _SdkNames(_genai, _swap_for(Client, _BaseApiClient), __name__, "google.genai")

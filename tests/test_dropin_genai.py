@@ -325,8 +325,9 @@ def test_instrument_guards_clients_the_sdk_builds_until_uninstrument(env: Env) -
 
 def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: Env) -> None:
     """``privsdk.genai.client.BaseApiClient`` was google-genai's own: ``genai.client.AsyncClient(genai.client.
-    BaseApiClient(...))``, and the api client's own ``request``, sent unguarded; and that AsyncClient's Live API
-    connected unjudged. Under instrument(), the SDK's own BaseApiClient and AsyncClient are guarded too."""
+    BaseApiClient(...))``, and the api client's own ``request``, sent unguarded; and a Live API websocket opened
+    around a guarded api client by anything but ``client.aio.live`` connected unjudged. Under instrument(), the SDK's
+    own BaseApiClient is guarded too."""
     env.set(**ZDR)
     assert genai.client.BaseApiClient is genai._api_client.BaseApiClient
     sdk_api_client: Any = google_genai._api_client.BaseApiClient  # google.genai.client's name for it
@@ -338,19 +339,32 @@ def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: En
     with pytest.raises(genai.PolicyViolation):
         api.request("post", f"models/{MODEL}:generateContent", {"contents": [{"parts": [{"text": PROMPT}]}]})
 
-    async def live(aio: Any) -> None:  # the Live API's websocket: judged before it connects, or not at all
-        async with aio.live.connect(model="gemini-live-2.5-flash"):
+    async def live(opened: Any) -> None:  # the Live API's websocket: judged before it connects, or not at all
+        async with opened.connect(model="gemini-live-2.5-flash"):
             pass
 
     with pytest.raises(genai.PolicyViolation):
-        asyncio.run(live(genai.client.AsyncClient(api)))
+        asyncio.run(live(genai.client.AsyncClient(api).live))
+    # Whatever opens the websocket around a guarded api client (the SDK's own AsyncClient, AsyncLive or
+    # AsyncLiveMusic): it takes its URL from the api client, which has the guard judge it first.
+    guarded = env.gemini()._api_client
+    for opened in (google_genai.client.AsyncClient(guarded).live, genai.live.AsyncLive(guarded)):
+        with pytest.raises(genai.PolicyViolation):
+            asyncio.run(live(opened))
+
+    async def music() -> None:
+        async with genai.live_music.AsyncLiveMusic(guarded).connect(model="lyria-realtime-exp"):
+            pass
+
+    with pytest.warns(Warning), pytest.raises(genai.PolicyViolation):  # the SDK warns that music is experimental
+        asyncio.run(music())
     privsdk.instrument()
     try:
         raw = google_genai.client.AsyncClient(sdk_api_client(**options))
         with pytest.raises(genai.PolicyViolation):
             asyncio.run(raw.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH))
         with pytest.raises(genai.PolicyViolation):
-            asyncio.run(live(google_genai.client.AsyncClient(sdk_api_client(**options))))
+            asyncio.run(live(google_genai.client.AsyncClient(sdk_api_client(**options)).live))
     finally:
         privsdk.uninstrument()
     assert not is_guarded(sdk_api_client(**options)._httpx_client)

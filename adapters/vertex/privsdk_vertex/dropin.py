@@ -20,7 +20,9 @@ guard before it connects.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -99,16 +101,6 @@ class BaseApiClient(_sdk.BaseApiClient):
 
 
 setattr(BaseApiClient.__init__, "__signature__", inspect.signature(_sdk.BaseApiClient.__init__))  # noqa: B010
-
-
-class AsyncClient(_genai.client.AsyncClient):
-    """google-genai's ``client.AsyncClient`` (the class of ``Client.aio``), guarded: one built around an api client
-    the app made has its requests and its Live API connections judged, as a guarded ``Client.aio`` has.
-    ``privsdk.genai.client.AsyncClient`` is this class."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        guard_client(self)
 
 
 # -- guarding a client ------------------------------------------------------------------------------
@@ -201,6 +193,10 @@ def _guard_api_client(api: Any, guard: Guard | None, reroutes: bool) -> None:
     api._use_aiohttp = _never
     api._use_google_auth_sync = _never
     api._use_google_auth_async = _never
+    # Every Live API connection takes its URL here, whichever object opens it (client.aio.live, an AsyncClient or
+    # an AsyncLive the app builds around this api client): none opens before the guard has judged where it goes.
+    api._privsdk_websocket_base_url = api._websocket_base_url
+    api._websocket_base_url = functools.partial(_judged_websocket_base_url, weakref.proxy(api))
     _carry_refusals_past_retries(api)
     setattr(api, _GUARDED, True)
 
@@ -304,13 +300,21 @@ def _not_httpx(field: str, value: object) -> ConfigError:
 # -- the Live API (websockets) ----------------------------------------------------------------------
 
 
-def _judge_websocket(api: Any, path: str) -> Any:
+def _judged_websocket_base_url(api: Any, http_options: Any = None) -> str:
+    """The SDK's websocket URL for ``api``, once the guard has allowed a Live API connection there (a
+    :class:`_GuardedLive` has judged and will record it; this covers every other way to open one)."""
+    url: str = api._privsdk_websocket_base_url(http_options)
+    _judge_websocket(api, "/ws/live", url)
+    return url
+
+
+def _judge_websocket(api: Any, path: str, base_url: str | None = None) -> Any:
     """Ask the guard about a Live API websocket before it opens; returns the Pass (or raises the refusal)."""
     from urllib.parse import urlsplit
 
     from privsdk.outbound.judge import Guard
 
-    url = urlsplit(api._websocket_base_url())
+    url = urlsplit(base_url or api._privsdk_websocket_base_url())
     scheme = "http" if url.scheme in ("ws", "http") else "https"
     out = Outgoing(SDK, "GET", scheme, (url.hostname or "").lower(), url.port, path)
     try:
@@ -362,8 +366,8 @@ _constructors = Constructors(guard_client)
 
 def instrument() -> None:
     """Guard every ``google.genai.Client`` created from now on, by the app or by a framework, and every
-    ``BaseApiClient`` and ``client.AsyncClient`` (which can be built around one). Idempotent."""
-    _constructors.patch((_genai.Client, _sdk.BaseApiClient, _genai.client.AsyncClient))
+    ``BaseApiClient`` (``google.genai.client.AsyncClient`` can be built around one). Idempotent."""
+    _constructors.patch((_genai.Client, _sdk.BaseApiClient))
 
 
 def uninstrument() -> None:
