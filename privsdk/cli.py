@@ -776,13 +776,13 @@ def _not_created_yet(option: str | None, store: Any) -> bool:
         return False
     try:
         os.stat(store.path)
-        return False
-    except FileNotFoundError:  # only that: a store the user may not read, or a path no app could create, is the
-        pass  # reader's error to report (exit 2), never an empty report
-    except OSError:
-        return False
-    print(f"privsdk: no usage recorded yet: an app's first call through privsdk creates {store.path}", file=sys.stderr)
-    return True
+    except FileNotFoundError:
+        said = f"privsdk: no usage recorded yet: an app's first call through privsdk creates {store.path}"
+        print(said, file=sys.stderr)
+        return True
+    except OSError:  # a store the user may not read, or a path no app could create: the reader's error (exit 2)
+        pass
+    return False
 
 
 def _usage_store(text: str | None) -> Any:

@@ -451,11 +451,8 @@ class _Metered:
     def close(self) -> None:
         try:
             self._raw.close()
-        finally:
-            if not self._attempt.done:
-                # Closed before its end: whole if its token counts came, else the app gave up on it (cancelled).
-                self._finalizer.detach()
-                finish_early(self._attempt, self._meter, self._status)
+        finally:  # closed before its end: whole if its token counts came, else the app gave up on it (cancelled)
+            self._abandoned()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
