@@ -288,17 +288,22 @@ class Recorder:
             if self._closed:
                 return
             self._closed = True
-            live, self._live = self._live, False
+            live = self._live
         thread = self._thread
         if live and thread is not None and thread is not threading.current_thread():
             self._queue.append(_STOP)
+            # Only now: a record that came while the recorder was closing (a stream another thread read to its end
+            # as the held ones were ended) went into the queue before the stop, and is written.
+            self._live = False
             self._urgent = True
             self._wake.set()
             thread.join(timeout)
             if thread.is_alive():
                 return  # still writing; it closes the sink when done
-        elif self._sink is not None:  # written in the caller's thread, or the writer closes itself
-            self._close_sink()
+        else:
+            self._live = False
+            if self._sink is not None:  # written in the caller's thread, or the writer closes itself
+                self._close_sink()
         late = sum(1 for item in self._queue if type(item) is UsageRecord or type(item) is tuple)
         if late:
             self.dropped += late
