@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -574,13 +575,17 @@ _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", boo
 
 def _adapter_status(decision: Any) -> dict[str, Any] | None:
     """Whether the adapter the call would use is installed: an allowed call without one fails at the call."""
-    from privsdk.adapter import adapter_installed, install_command
-
     chosen = decision.chosen_evaluation or decision.evaluation
     offering = chosen.offering
-    if offering is None:
-        return None
-    vendor = offering.split(".", 1)[0]
+    return None if offering is None else _vendor_adapter(offering.split(".", 1)[0])
+
+
+@functools.cache
+def _vendor_adapter(vendor: str) -> dict[str, Any]:
+    """``vendor``'s adapter status, found once: check asks it for every tenant x class x target, and finding an
+    SDK looks through the import path."""
+    from privsdk.adapter import adapter_installed, install_command
+
     installed = adapter_installed(vendor)
     return {"vendor": vendor, "installed": installed, "install": None if installed else install_command(vendor)}
 
