@@ -44,6 +44,7 @@ class _Recorded:
         self._core = core
         self._call = call
         self._done = False
+        self._held: weakref.ref[Any] | None = None  # how the recorder holds this stream until its record is queued
         self._first: StreamEvent | None = None
         self._first_chunk_s: float | None = None
 
@@ -60,7 +61,7 @@ class _Recorded:
         self._first = first
         self._first_chunk_s = time.perf_counter() - self._t0
         self._deadline = self._call.budget.deadline  # read on every event: one attribute, not a Budget call
-        self._core.recorder.hold(self)  # weakly: the recorder ends this stream's record before it closes
+        self._held = self._core.recorder.hold(self)  # weakly: the recorder ends this stream's record before it closes
 
     def _late(self) -> VendorTimeout:
         """The error for a stream still running at the call's deadline."""
@@ -81,6 +82,8 @@ class _Recorded:
                 self._call, self.target, self._call.attempts, outcome, None, self._started, latency, usage,
                 self._first_chunk_s,
             )  # fmt: skip
+        if self._held is not None:  # queued: a recorder closing meanwhile need not wait for this record
+            self._core.recorder.let_go(self._held)
         return True
 
     def _abandoned(self) -> None:

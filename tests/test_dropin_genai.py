@@ -371,20 +371,22 @@ def test_the_sdks_base_api_client_reached_through_the_drop_in_is_guarded(env: En
     assert env.server.requests == []
 
 
-def test_a_gateway_with_a_path_prefix_is_judged_and_sent(env: Env) -> None:
+@pytest.mark.parametrize("prefix", ["/gemini", "/v1/acc-1/gw-1/google-ai-studio"])
+def test_a_gateway_with_a_path_prefix_is_judged_and_sent(env: Env, prefix: str) -> None:
     """Behind a gateway declared with a path (docs/guard.md), every google-genai request was refused as an
-    "unknown path shape /gemini/..." where the other SDKs' were read; now it is judged as without the prefix."""
+    "unknown path shape /gemini/..." where the other SDKs' were read; now it is judged as without the prefix. A
+    prefix that opens with a version of its own (Cloudflare AI Gateway's) was read as the API's version, and refused."""
     app = GeminiApp()
 
     def gateway(request: Recorded) -> Any:  # drops its prefix and forwards, as a gateway does
-        return app(request._replace(path=request.path.removeprefix("/gemini")))
+        return app(request._replace(path=request.path.removeprefix(prefix)))
 
     with LoopbackServer(gateway) as server:
-        env.set(PRIVSDK_ENDPOINTS=f"{server.url}/gemini=gemini.api")
-        client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=server.url + "/gemini"))
+        env.set(PRIVSDK_ENDPOINTS=f"{server.url}{prefix}=gemini.api")
+        client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=server.url + prefix))
         assert client.models.generate_content(model=MODEL, contents=PROMPT).text == app.text
         (sent,) = [r.path for r in server.requests]
-        assert sent.startswith("/gemini/v1") and sent.endswith(f"/models/{MODEL}:generateContent")
+        assert sent.startswith(f"{prefix}/v1") and sent.endswith(f"/models/{MODEL}:generateContent")
         env.set(PRIVSDK_REQUIRE="zdr")  # the Gemini API offers no ZDR: refused as any Gemini API request is
         with pytest.raises(genai.PolicyViolation, match="unmet: zdr"):
             client.models.generate_content(model=MODEL, contents=PROMPT)

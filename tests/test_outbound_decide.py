@@ -431,6 +431,40 @@ def test_a_declared_endpoint_with_a_path_prefix_is_read_after_it(
     assert verdict.asks is not None and verdict.asks.operation == "chat"
 
 
+CLOUDFLARE = "https://gateway.ai.cloudflare.com/v1/acc-1/gw-1"
+
+
+@pytest.mark.parametrize(
+    ("sdk", "declared", "route", "body", "operation"),
+    [
+        ("openai", "openai=openai.api", "/chat/completions", {"model": "gpt-4o-mini"}, "chat"),
+        ("openai", "openai=openai.api", "/files", {}, "files"),
+        ("cohere", "cohere=cohere.saas", "/v2/embed", {"model": "embed-v4.0"}, "embed"),
+        ("mistralai", "mistral=mistral.api", "/v1/chat/completions", {"model": "mistral-small-latest"}, "chat"),
+        ("boto3", "aws-bedrock/bedrock-runtime/eu-west-1=bedrock.runtime", f"/model/{HAIKU}/converse", {}, "chat"),
+        ("genai", "google-ai-studio=gemini.api", "/v1beta/models/gemini-2.5-flash:generateContent", {}, "chat"),
+        ("genai", "google-ai-studio=gemini.api", "/v1beta/models/gemini-embedding-001:embedContent", {}, "embed"),
+    ],
+)  # fmt: skip
+def test_a_gateway_prefix_that_looks_like_a_route_is_read_after_it(
+    catalogue: Catalogue, sdk: str, declared: str, route: str, body: dict[str, object], operation: str
+) -> None:
+    """Cloudflare AI Gateway serves each vendor under /v1/{account}/{gateway}/{provider}: its own "v1" made every
+    vendor's reader read the gateway's path as the route, and refuse it ("unknown path shape"). A path the reader
+    cannot read whole is read after the declared endpoint's path, which is what the gateway forwards."""
+    import json
+
+    guard = _guard({"PRIVSDK_ENDPOINTS": f"{CLOUDFLARE}/{declared}"}, catalogue)
+    path = "/" + f"{CLOUDFLARE}/{declared}".split("/", 3)[3].split("=")[0] + route
+    out = Outgoing(sdk, "POST", "https", "gateway.ai.cloudflare.com", None, path, "", {}, json.dumps(body).encode())
+    verdict = guard.judge(out)
+    assert verdict.asks is not None and verdict.asks.operation == operation, verdict.decision.reason
+    assert verdict.decision.outcome == "allow", verdict.decision.reason
+    # Whatever follows the prefix must still be a route: an unknown one is refused, naming the whole path's shape.
+    unknown = guard.judge(out._replace(path=path.rsplit("/", 1)[0] + "/no-such-route/x")).decision
+    assert unknown.outcome == "refuse" and "unknown" in unknown.reason
+
+
 @pytest.mark.parametrize(
     ("sdk", "declared", "path"),
     [

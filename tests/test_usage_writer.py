@@ -160,6 +160,65 @@ def test_close_writes_what_is_queued_and_later_records_are_counted_as_dropped(ca
     recorder.close()
 
 
+class _Stream:
+    """What a recorder holds: an open stream, whose ``_abandoned`` records it when the recorder closes, unless its
+    reader has just ended it and records it itself (``claimed``)."""
+
+    def __init__(self, recorder: Recorder, attempt: int, *, claimed: bool = False):
+        self.recorder, self.attempt, self.claimed = recorder, attempt, claimed
+        self.ref = recorder.hold(self)
+        self.asked = threading.Event()
+
+    def _abandoned(self) -> None:
+        self.asked.set()
+        if not self.claimed:
+            self.recorded()
+
+    def recorded(self) -> None:
+        self.recorder.record(rec(attempt=self.attempt))
+        assert self.ref is not None
+        self.recorder.let_go(self.ref)
+
+
+def test_close_waits_for_the_reader_of_a_stream_it_just_ended_to_queue_its_record() -> None:
+    """A stream another thread has read to its end as the recorder closes gives nothing when abandoned: its reader
+    is about to record it. close() waits for that record (it came after the writer's stop, and was dropped), and
+    not for streams it ended itself."""
+    sink = KeepSink()
+    recorder = keep(sink)
+    recorder.record(rec(attempt=1))  # the writer is running
+    ended_here = _Stream(recorder, 2)
+    being_ended = _Stream(recorder, 3, claimed=True)
+    closing = threading.Thread(target=recorder.close)
+    closing.start()
+    assert being_ended.asked.wait(5)
+    time.sleep(0.05)  # the reader is slow to queue its record: long enough for close() to have stopped the writer
+    being_ended.recorded()
+    closing.join(5)
+    assert not closing.is_alive()
+    assert sorted(r.attempt for r in sink.records) == [1, 2, 3]
+    assert (recorder.dropped, ended_here.asked.is_set(), sink.closed) == (0, True, True)
+
+
+def test_a_record_queued_as_the_writer_stops_is_written_by_close() -> None:
+    """A record that comes after close() began (not held: a non-streamed request ending in another thread) is
+    written, by close itself once the writer has gone; one after close() has ended is dropped and counted."""
+    gate = threading.Event()
+    sink = KeepSink(gate=gate)
+    recorder = keep(sink, linger=0)
+    recorder.record(rec(attempt=1))
+    closing = threading.Thread(target=recorder.close)
+    closing.start()
+    while not recorder._closed:
+        time.sleep(0.001)
+    recorder.record(rec(attempt=2))  # the writer is stuck in the sink: this goes in the queue after its stop
+    gate.set()
+    closing.join(5)
+    assert [r.attempt for r in sink.records] == [1, 2] and recorder.dropped == 0
+    recorder.record(rec(attempt=3))
+    assert recorder.dropped == 1 and len(sink.records) == 2
+
+
 def test_a_value_that_is_not_a_record_is_ignored_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     """record() given something else (a bug in a caller) costs nothing and never reaches the sink."""
     sink = KeepSink()

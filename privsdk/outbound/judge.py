@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
@@ -29,12 +29,15 @@ from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireRea
 from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, reader
+from privsdk.outbound.wire.routes import AfterDeclaredPrefix
 from privsdk.policy import Policy, Target
 from privsdk.tenants import TenantStore
 from privsdk.usage.record import attempt_record
 from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
+    import weakref
+
     from privsdk.usage import Recorder
     from privsdk.usage.record import UsageRecord
     from privsdk.usage.writer import _Pending
@@ -289,7 +292,11 @@ class Guard:
         place = self.place(out)
         name = out.host.encode()
         host = name if out.port is None else b"%s:%d" % (name, out.port)
-        found = (place, reader(protocol_of(place.offerings, out.sdk)), host)
+        wire = reader(protocol_of(place.offerings, out.sdk))
+        prefix = urlsplit(place.endpoint).path.rstrip("/") if place.declared else ""
+        if prefix:  # a gateway's prefix, perhaps: what follows it is the vendor's route
+            wire = AfterDeclaredPrefix(wire, prefix)
+        found = (place, wire, host)
         if len(self._places) >= 4096:  # paths that carry ids (files, batches) must not grow it without bound
             self._places.clear()
         self._places[key] = found
@@ -578,12 +585,15 @@ def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
 class Pass:
     """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
 
-    __slots__ = ("_out", "attempt", "call", "decision", "done", "first", "guard", "record", "started", "t0", "verdict")
+    __slots__ = (
+        "_out", "attempt", "call", "decision", "done", "first", "guard", "held", "record", "started", "t0", "verdict"
+    )  # fmt: skip
 
     def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, record: bool):
         self.guard, self.verdict, self.decision, self._out = guard, verdict, verdict.decision, out
         self.record = record
         self.done = False
+        self.held: weakref.ref[_Pending] | None = None  # how the recorder holds this request's answer (hold)
         # Only a request that will be recorded needs the clocks (its record's time and latency start here), and
         # the SDK call it is an attempt of.
         if record:
@@ -607,7 +617,7 @@ class Pass:
         would otherwise be recorded only when collected, after the recorder had closed, and be lost."""
         if self.record:
             guard = self.guard
-            (guard._recorder or guard.recorder).hold(body)
+            self.held = (guard._recorder or guard.recorder).hold(body)
 
     def first_chunk(self) -> None:
         """Note the time to the first chunk of the answer's body, when the request asked for a stream: the seam calls
@@ -660,9 +670,10 @@ class Pass:
             # meter never reads.
             self._out = tuple.__new__(Outgoing, (*self._out[:8], b""))
             guard = self.guard  # its recorder is open: this request is recorded (the property is a Python call)
-            (guard._recorder or guard.recorder).record_later(
-                self._built, status, latency, tokens, exc, meter, chunks, early, headers
-            )
+            recorder = guard._recorder or guard.recorder
+            recorder.record_later(self._built, status, latency, tokens, exc, meter, chunks, early, headers)
+            if self.held is not None:  # queued: a recorder closing meanwhile need not wait for this record
+                recorder.let_go(self.held)
 
     def _built(
         self,

@@ -23,7 +23,10 @@ metrics for OpenTelemetry.
   the ``privsdk.usage`` logger. The next batch tries again (reopening the sink).
 * **Exit.** An ``atexit`` hook closes every recorder, writing what is queued
   (bounded by ``exit_timeout`` seconds). Closing first ends the records of
-  what the recorder holds (:meth:`Recorder.hold`: a client's open streams).
+  what the recorder holds (:meth:`Recorder.hold`: open streams), and waits
+  (a second at most) for the readers of those another thread has just read
+  to their end to queue theirs. A record that comes while the writer stops
+  is written by the close itself.
 * **Fork.** A child process never uses its parent's writer thread or sink (an
   SQLite connection must not cross a fork): after ``fork()`` the child starts
   with an empty queue, and opens its own sink on its first record. Records the
@@ -38,6 +41,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -55,6 +59,8 @@ LINGER_S = 0.05
 #: Empty ``linger`` periods after which the writer stops polling and sleeps until a record wakes it.
 IDLE_POLLS = 20
 EXIT_TIMEOUT_S = 5.0
+#: How long a close waits, at most, for the readers of streams that have just ended to queue their records.
+HELD_WAIT_S = 1.0
 LOGGER = "privsdk.usage"
 
 
@@ -161,7 +167,8 @@ class Recorder:
         self._batch_size = min(batch_size, queue_size)
         self._linger = linger
         self._exit_timeout = exit_timeout
-        self._closed = False
+        self._closed = False  # close() has begun: records still come in, until ...
+        self._shut = False  # ... it has ended: later records are dropped (and counted)
         self._forked = False
         self._reset()
         _RECORDERS.add(self)
@@ -227,9 +234,12 @@ class Recorder:
     def _record_cold(self, rec: UsageRecord) -> None:
         """The first record (start the writer), or one after close (count it as dropped)."""
         with self._lock:
-            if self._closed:
+            if self._shut:
                 self.dropped += 1
                 self._warn("closed", "a usage record arrived after the recorder was closed and was not written")
+                return
+            if self._closed:  # closing: the closer writes what is queued once its writer has stopped
+                self._queue.append(rec)
                 return
             if not self._live:
                 self._start()
@@ -254,18 +264,31 @@ class Recorder:
             # runs instead, whether the recorder came with the fork or was opened in the worker.
             mp_util.Finalize(None, _close_ref, args=(weakref.ref(self),), exitpriority=10)
 
-    def hold(self, pending: _Pending) -> None:
-        """Weakly keep ``pending``, whose record is still to come (an open stream): :meth:`close` first has it give
-        that record (``pending._abandoned()``). Else a stream still open at interpreter exit (a module global) would
-        give it only when dropped, after the exit hook had closed the recorder, and it would be lost."""
-        self._held.add(weakref.ref(pending, self._let_go))
+    def hold(self, pending: _Pending) -> weakref.ref[_Pending] | None:
+        """Weakly keep ``pending``, whose record is still to come (an open stream), until it is queued
+        (:meth:`let_go` the reference this returns): :meth:`close` first has it give that record
+        (``pending._abandoned()``). Else a stream still open at interpreter exit (a module global) would give it
+        only when dropped, after the exit hook had closed the recorder, and it would be lost."""
+        ref = weakref.ref(pending, self._let_go)
+        self._held.add(ref)
+        return ref
 
-    def _end_held(self) -> None:
-        for ref in self._held.copy():  # a copy: other threads may open streams meanwhile
+    def let_go(self, ref: weakref.ref[_Pending]) -> None:
+        """``ref``'s record is queued (what :meth:`hold` returned)."""
+        self._let_go(ref)
+
+    def _end_held(self, timeout: float | None) -> None:
+        held = self._held.copy()  # a copy: other threads may open streams meanwhile
+        for ref in held:
             pending = ref()
             if pending is not None:
                 with contextlib.suppress(Exception):  # one broken stream must not cost the others their records
                     pending._abandoned()
+        # A stream another thread has just read to its end gave nothing to _abandoned(): its reader records it. Wait
+        # until it has queued that record (let_go), or the record would come after the writer's stop, and be lost.
+        deadline = time.monotonic() + min(timeout if timeout is not None else HELD_WAIT_S, HELD_WAIT_S)
+        while not held.isdisjoint(self._held) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     # -- flush and close -----------------------------------------------------------------------
 
@@ -283,7 +306,7 @@ class Recorder:
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the writer and close the sink. Later records are counted in ``dropped``."""
         if not self._closed:
-            self._end_held()  # their records first, while they can be written
+            self._end_held(timeout)  # their records first, while they can be written
         with self._lock:
             if self._closed:
                 return
@@ -292,15 +315,23 @@ class Recorder:
         thread = self._thread
         if live and thread is not None and thread is not threading.current_thread():
             self._queue.append(_STOP)
-            # Only now: a record that came while the recorder was closing (a stream another thread read to its end
-            # as the held ones were ended) went into the queue before the stop, and is written.
             self._live = False
             self._urgent = True
             self._wake.set()
             thread.join(timeout)
+            with self._lock:
+                self._shut = True
             if thread.is_alive():
                 return  # still writing; it closes the sink when done
+            if self._queue:
+                # Records that came as the writer stopped: a stream another thread read to its end while the held
+                # ones were ended, its record queued after the stop (or once records went to _record_cold).
+                # The writer is gone; write them here, in a sink of this thread's own.
+                self._drain()
+                self._close_sink()
         else:
+            with self._lock:
+                self._shut = True
             self._live = False
             if self._sink is not None:  # written in the caller's thread, or the writer closes itself
                 self._close_sink()
@@ -491,7 +522,7 @@ class NullRecorder(Recorder):
         pass
 
     def hold(self, pending: _Pending) -> None:
-        pass
+        return None
 
     def flush(self, timeout: float | None = None) -> bool:
         return True

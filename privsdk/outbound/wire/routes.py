@@ -7,7 +7,9 @@ a few known segments (``v1``, ``v2``, ``model``) reads the path from the first o
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
 
 
 def after_prefix(parts: list[str], starts: Collection[str], found: Collection[str]) -> list[str]:
@@ -16,3 +18,46 @@ def after_prefix(parts: list[str], starts: Collection[str], found: Collection[st
     if parts[0] in starts:
         return parts
     return next((parts[i:] for i, part in enumerate(parts) if part in found), parts)
+
+
+class AfterDeclaredPrefix:
+    """The reader for requests through a declared endpoint whose URL has a path (``https://gw.corp/v1/acc/openai``):
+    a path it cannot read whole it reads after that prefix, which is what a gateway forwards to the vendor.
+
+    Whole first: an endpoint's path may be the vendor's own route prefix (a vLLM server declared at ``/v1``), which
+    its readers read as part of the route. A gateway's prefix that holds a segment like a route's own (Cloudflare AI
+    Gateway's ``/v1/{account}/{gateway}/openai``) makes the whole path unreadable; what follows it is the vendor's
+    route. When neither reads, the whole path's error is raised, as for any endpoint.
+    """
+
+    __slots__ = ("inner", "prefix")
+
+    def __init__(self, inner: WireReader, prefix: str):
+        self.inner, self.prefix = inner, prefix
+
+    def _after(self, request: Outgoing) -> Outgoing | None:
+        path = request.path
+        if len(path) > len(self.prefix) and path.startswith(self.prefix) and path[len(self.prefix)] == "/":
+            return request._replace(path=path[len(self.prefix) :])
+        return None
+
+    def read(self, request: Outgoing) -> Asks:
+        try:
+            return self.inner.read(request)
+        except Unreadable:
+            after = self._after(request)
+            if after is None:
+                raise
+            try:
+                return self.inner.read(after)
+            except Unreadable:
+                pass
+            raise  # the whole path's error (this except clause's own has ended)
+
+    def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
+        found = self.inner.meter(request, asks, status, headers)
+        if found is None:  # a meter that reads the route (Bedrock's /model/...) sees it after the prefix
+            after = self._after(request)
+            if after is not None:
+                found = self.inner.meter(after, asks, status, headers)
+        return found
