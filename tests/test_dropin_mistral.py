@@ -36,6 +36,7 @@ from tests.wire.server import LoopbackServer, Recorded, Reply, Status
 KEY = "mistral-dropin-key"
 MODEL = "mistral-large-latest"
 MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
+CANARY_MSG: Any = [{"role": "user", "content": "CANARY-telemetry-5d1"}]
 
 
 def exercise(sdk: Any, url: str, app: MistralApp, server: LoopbackServer) -> dict[str, Any]:
@@ -324,6 +325,68 @@ def test_the_sdk_telemetry_stays_off_under_the_drop_in(
         assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
         provider.force_flush()
         assert collector.requests == []
+
+
+def test_guarding_a_client_that_has_traced_already_stops_its_telemetry(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's tracing hook resolves its telemetry at the first request and reads the configuration no more:
+    guarding a client that had sent one left it exporting spans, those of the requests privsdk refused too."""
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    with LoopbackServer(_Collector()) as collector:
+        monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "dedicated")
+        monkeypatch.setenv("MISTRAL_OTLP_TRACES_ENDPOINT", f"{collector.url}/telemetry/v1/traces")
+        client = Mistral(api_key=KEY, server_url=server.url)
+        client.models.list()  # before it is guarded: the app's own choice, exported when the exporter stops
+        provider = _tracing_hook(client)._auto_telemetry_provider
+        assert provider is not None
+        privsdk.mistralai.guard_client(client)
+        exported = len(collector.requests)
+        monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+        Guard.reset_default()
+        with pytest.raises(privsdk.mistralai.PolicyViolation):
+            client.chat.complete(model=MODEL, messages=CANARY_MSG)
+        monkeypatch.delenv("PRIVSDK_REQUIRE")
+        Guard.reset_default()
+        client.chat.complete(model=MODEL, messages=MSG)
+        provider.force_flush()
+        hook = _tracing_hook(client)
+        assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
+        assert len(collector.requests) == exported
+        assert not any(b"CANARY-telemetry" in r.body for r in collector.requests)
+        assert [r.path for r in server.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+def test_the_connectors_gateway_clients_of_a_guarded_client_are_guarded(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+) -> None:
+    """``beta.connectors.http_client()`` (and ``mcp_client()``) build new httpx clients of their own, carrying the
+    API key and whatever the app sends to a connector: they sent it unjudged and unrecorded. A guarded client's
+    are guarded (and refused: privsdk knows no connector's guarantees); an unguarded client's are left alone."""
+    from mistralai.extra import connectors_gateway
+
+    _, server = wire
+    declare(monkeypatch, server)
+    guarded = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    plain = Mistral(api_key=KEY, server_url=server.url)
+
+    async def post() -> None:
+        async with guarded.beta.connectors.http_client(connector_id_or_name="gmail") as http:
+            await http.post("send", json={"body": "CANARY-connector-77"})
+
+    with pytest.raises(privsdk.mistralai.PolicyViolation, match="unknown path shape /v1/connectors-gateway/"):
+        asyncio.run(post())
+    mcp_http = connectors_gateway._create_mcp_http_client(guarded.sdk_configuration, credentials_name=None)
+    with pytest.raises(privsdk.mistralai.PolicyViolation):
+        asyncio.run(mcp_http.post(f"{server.url}/v1/connectors-gateway/github/mcp", json={"x": "CANARY"}))
+    assert server.requests == []
+    assert [(r["decision"], r["outcome"]) for r in _records(usage)] == [("refuse", "refused")] * 2
+    from privsdk.outbound.transport import is_guarded
+
+    assert not is_guarded(plain.beta.connectors.http_client(connector_id_or_name="gmail"))
+    assert not is_guarded(connectors_gateway._create_mcp_http_client(plain.sdk_configuration, credentials_name=None))
 
 
 def test_a_stream_closed_before_its_end_is_recorded_cancelled(

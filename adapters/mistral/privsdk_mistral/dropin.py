@@ -80,6 +80,7 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     if config is None or not hasattr(config, "client"):
         raise TypeError(f"privsdk cannot guard {type(client).__name__}: it is not a mistralai client")
     _guard_realtime()
+    _guard_connectors()
     hooks: dict[str, Any] = {}
     if reroutes:
         from privsdk_mistral import reroute
@@ -101,6 +102,7 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
         # The tracing hook reads this attribute before MISTRAL_SDK_TELEMETRY: False keeps spans (which hold
         # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
         config.__dict__["telemetry"] = False
+        _stop_telemetry(config)
         # Frameworks put new httpx clients into these two later (pydantic-ai, on each new event loop): every one
         # put there is guarded as these are.
         keep_guarded(config, "client", guard_http)
@@ -149,6 +151,57 @@ def _judged_connect(original: Callable[..., Any]) -> Callable[..., Any]:
 
     connect._privsdk = True  # type: ignore[attr-defined]
     return connect
+
+
+def _stop_telemetry(config: Any) -> None:
+    """Stop the tracing hook of a client that has sent requests already: it resolved its telemetry then, and
+    reads ``config.telemetry`` no more (it would go on exporting spans, those of refused requests too). The SDK's
+    own call with an explicit ``False`` shuts its exporter down and disables it."""
+    hooks = config.__dict__.get("_hooks")
+    tracing = [h for h in getattr(hooks, "before_request_hooks", ()) if type(h).__name__ == "TracingHook"]
+    if not tracing:
+        return
+    from mistralai.extra.observability.telemetry import configure_telemetry_for_hook
+
+    for hook in tracing:
+        configure_telemetry_for_hook(hook, config, telemetry=False)
+        hook.tracer_provider = None  # an app's provider too: its spans would hold the prompt as well
+
+
+def _guard_connectors() -> None:
+    """Guard the httpx clients ``beta.connectors.http_client()`` and ``mcp_client()`` build for Mistral's
+    connectors gateway: new clients of the SDK's, outside its configured pair, carrying the client's API key and
+    whatever the app sends to the connector. A guarded client's are guarded as its own are (and an unguarded
+    client's left alone). Patched once."""
+    try:
+        from mistralai.client.connectors import Connectors
+        from mistralai.extra import connectors_gateway
+    except ImportError:  # an SDK without the connectors gateway
+        return
+    if getattr(Connectors.http_client, "_privsdk", False):
+        return
+    original_http = Connectors.http_client
+    original_mcp = connectors_gateway._create_mcp_http_client
+
+    @functools.wraps(original_http)
+    def http_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _guarded_like(self.sdk_configuration, original_http(self, *args, **kwargs))
+
+    @functools.wraps(original_mcp)
+    def create_mcp_http_client(sdk_configuration: Any, *args: Any, **kwargs: Any) -> Any:
+        return _guarded_like(sdk_configuration, original_mcp(sdk_configuration, *args, **kwargs))
+
+    http_client._privsdk = True  # type: ignore[attr-defined]
+    Connectors.http_client = http_client  # type: ignore[method-assign]
+    connectors_gateway._create_mcp_http_client = create_mcp_http_client
+
+
+def _guarded_like(config: Any, http: Any) -> Any:
+    """``http``, guarded by the guard of the client whose configuration is ``config``, when that client is."""
+    held = config.__dict__.get(_GUARDED)
+    if held is not None:
+        guard_httpx(http, sdk=SDK, refusal=_refusal, guard=held[0])
+    return http
 
 
 def _is_httpx(http: object) -> bool:
