@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from typing import Any, NamedTuple, NoReturn, ParamSpec, TypeVar
 
@@ -112,3 +112,76 @@ class CallersContextExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.inner.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def lazy_in_callers_context(method: Callable[P, R]) -> Callable[P, R]:
+    """``method``, a vendor SDK's that returns a stream it sends requests for only as the stream is read (a
+    generator, or a coroutine whose result is one): cohere's ``chat_stream``, mistralai's ``run_stream_async``.
+    The stream is read in the context of the call, however much later and wherever it is read.
+
+    Else a stream made inside :func:`scope` and read after it (a web handler that returns it for the framework to
+    read) would be judged, sent and recorded for the tenant in force then (the default), whose policy may allow
+    what the caller's tenant refuses.
+    """
+    import inspect  # here: it costs milliseconds to import, and only guarding a client calls this
+
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def awaited(*args: P.args, **kwargs: P.kwargs) -> Any:
+            context = contextvars.copy_context()
+            return _read_in(context, await method(*args, **kwargs))
+
+        awaited._privsdk = True  # type: ignore[attr-defined]
+        return awaited  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def called(*args: P.args, **kwargs: P.kwargs) -> Any:
+        return _read_in(contextvars.copy_context(), method(*args, **kwargs))
+
+    called._privsdk = True  # type: ignore[attr-defined]  # so that guarding a client again wraps nothing twice
+    return called
+
+
+def _read_in(context: contextvars.Context, stream: Any) -> Any:
+    if isinstance(stream, Generator):
+        return _steps(context, stream)
+    if isinstance(stream, AsyncGenerator):
+        return _async_steps(context, stream)
+    if isinstance(stream, Coroutine):  # a plain function's coroutine (mistralai wraps run_stream_async in one)
+        return _then_read_in(context, stream)
+    return stream
+
+
+async def _then_read_in(context: contextvars.Context, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return _read_in(context, await coroutine)
+
+
+def _steps(context: contextvars.Context, stream: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
+    """``stream``'s items, each taken in ``context``."""
+    try:
+        while True:
+            try:
+                item = context.run(next, stream)
+            except StopIteration as end:
+                return end.value
+            yield item
+    finally:
+        context.run(stream.close)
+
+
+async def _async_steps(context: contextvars.Context, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """``stream``'s items, each taken in a task that runs in ``context``: a coroutine runs in the context of the
+    task that awaits it, so only a task of its own can take a step in another (one task per step)."""
+    import asyncio  # here: importing privsdk must not cost asyncio's import
+
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                item = await loop.create_task(stream.__anext__(), context=context)
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        await loop.create_task(stream.aclose(), context=context)

@@ -378,9 +378,14 @@ def test_the_connectors_gateway_clients_of_a_guarded_client_are_guarded(
 
     with pytest.raises(privsdk.mistralai.PolicyViolation, match="unknown path shape /v1/connectors-gateway/"):
         asyncio.run(post())
-    mcp_http = connectors_gateway._create_mcp_http_client(guarded.sdk_configuration, credentials_name=None)
-    with pytest.raises(privsdk.mistralai.PolicyViolation):
-        asyncio.run(mcp_http.post(f"{server.url}/v1/connectors-gateway/github/mcp", json={"x": "CANARY"}))
+
+    async def open_mcp() -> None:
+        async with guarded.beta.connectors.mcp_client(connector_id_or_name="github"):
+            pass
+
+    with pytest.raises(Exception) as raised:  # an ExceptionGroup: how MCP's task group raises its transport's errors
+        asyncio.run(open_mcp())
+    assert raised.group_contains(privsdk.mistralai.PolicyViolation, match="unknown path shape /v1/connectors-gateway/")
     assert server.requests == []
     assert [(r["decision"], r["outcome"]) for r in _records(usage)] == [("refuse", "refused")] * 2
     from privsdk.outbound.transport import is_guarded

@@ -8,6 +8,7 @@ allowed what the caller's tenant refuses, and recorded them under it. Through th
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -15,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mistralai.extra.run.context import RunContext
 
 import privsdk
-from privsdk import cohere, openai
+from privsdk import cohere, mistralai, openai
 from privsdk.outbound.judge import Guard
 from tests.wire.cohere import CohereApp
+from tests.wire.mistral import MistralApp
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
 
@@ -118,3 +121,89 @@ def test_openai_upload_and_poll_is_sent_for_a_scoped_tenant_the_policy_allows(op
         upload(openai_setup.server.url)  # the stand-in has no files endpoint: its 404 shows the upload arrived
     assert openai_setup.sent() == ["POST /v1/files"]
     assert openai_setup.taken() == [("lax", "files", "allow")]
+
+
+# -- streams an SDK sends for only as they are read ----------------------------------------------------------------
+
+MESSAGES: Any = [{"role": "user", "content": CANARY}]
+
+
+def cohere_streams(url: str) -> dict[str, Any]:
+    """One stream of each kind cohere builds as a generator, made (not read) here."""
+    v2 = cohere.ClientV2(api_key="k", base_url=url, max_retries=0)
+    v1 = cohere.Client(api_key="k", base_url=url, max_retries=0)
+    return {
+        "POST /v2/chat": v2.chat_stream(model="command-a-03-2025", messages=MESSAGES),
+        "POST /v1/embed": v1.embed_stream(texts=[CANARY], model="embed-v4.0", input_type="search_document"),
+    }
+
+
+def async_cohere_stream(url: str) -> Any:
+    client = cohere.AsyncClientV2(api_key="k", base_url=url, max_retries=0)
+    return client.chat_stream(model="command-a-03-2025", messages=MESSAGES)
+
+
+async def read_async(stream: Any) -> list[Any]:
+    return [event async for event in stream]
+
+
+def test_a_cohere_stream_made_in_a_scope_is_judged_for_it_wherever_it_is_read(cohere_setup: Setup) -> None:
+    """cohere's streams are generators, which send their request at the first read: one made inside a tenant's
+    scope and read after it (a web handler returning it for its framework to read) was judged, sent and recorded
+    for the default tenant, whose policy allowed what the scope's tenant refuses."""
+    cohere_setup.policy(default_tenant="lax")
+    with privsdk.scope(tenant="strict"):
+        streams = cohere_streams(cohere_setup.server.url)
+        async_stream = async_cohere_stream(cohere_setup.server.url)
+    for stream in streams.values():
+        with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
+            list(stream)
+    with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
+        asyncio.run(read_async(async_stream))
+    assert cohere_setup.sent() == []
+    refused = [("strict", "stream", "refuse"), ("strict", "embed", "refuse"), ("strict", "stream", "refuse")]
+    assert cohere_setup.taken() == refused
+
+
+def test_a_cohere_stream_made_for_an_allowed_tenant_is_sent_though_read_in_a_strict_scope(cohere_setup: Setup) -> None:
+    """The reverse: read inside another tenant's scope, a stream is still the caller's, and sent."""
+    cohere_setup.policy(default_tenant=None)
+    with privsdk.scope(tenant="lax"):
+        stream = cohere_streams(cohere_setup.server.url)["POST /v2/chat"]
+        async_stream = async_cohere_stream(cohere_setup.server.url)
+    with privsdk.scope(tenant="strict"):
+        assert [event.type for event in stream][-1] == "message-end"
+        assert [event.type for event in asyncio.run(read_async(async_stream))][-1] == "message-end"
+    assert cohere_setup.sent() == ["POST /v2/chat", "POST /v2/chat"]
+    assert cohere_setup.taken() == [("lax", "stream", "allow")] * 2
+
+
+@pytest.fixture
+def mistral_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    with LoopbackServer(MistralApp()) as server:
+        yield Setup(tmp_path, monkeypatch, server, f'{server.url}" = "mistral.api')
+    Guard.reset_default()
+
+
+async def mistral_conversation(url: str, tenant: str) -> Any:
+    """A conversation stream, made in ``tenant``'s scope (and not read there)."""
+    client = mistralai.Mistral(api_key="k", server_url=url)
+    with privsdk.scope(tenant=tenant):
+        return await client.beta.conversations.run_stream_async(
+            run_ctx=RunContext(model="mistral-medium-latest"), inputs=CANARY
+        )
+
+
+def test_a_mistral_conversation_stream_made_in_a_scope_is_judged_for_it_wherever_it_is_read(
+    mistral_setup: Setup,
+) -> None:
+    """``run_stream_async`` returns a generator that starts the conversation as it is read: as cohere's streams."""
+    mistral_setup.policy(default_tenant="lax")
+
+    async def made_then_read() -> list[Any]:
+        return await read_async(await mistral_conversation(mistral_setup.server.url, "strict"))
+
+    with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
+        asyncio.run(made_then_read())
+    assert mistral_setup.sent() == []
+    assert mistral_setup.taken() == [("strict", "stream", "refuse")]

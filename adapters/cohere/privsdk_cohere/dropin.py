@@ -26,7 +26,7 @@ import httpx
 from cohere.base_client import AsyncBaseCohere, BaseCohere
 from cohere.core.api_error import ApiError
 
-from privsdk.context import CallersContextExecutor
+from privsdk.context import CallersContextExecutor, lazy_in_callers_context
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
@@ -127,7 +127,18 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     executor = getattr(client, "_executor", None)
     if isinstance(executor, Executor) and not isinstance(executor, CallersContextExecutor):
         client._executor = CallersContextExecutor(executor)  # type: ignore[attr-defined]
+    # Its streams are generators, which send their requests only as they are read: they are read in the context
+    # of the call, wherever and however much later (a web handler that returns one for its framework to read).
+    for holder in (client, getattr(client, "v2", None)):
+        for name in _LAZY_STREAMS:
+            method = getattr(holder, name, None)
+            if callable(method) and not getattr(method, "_privsdk", False):
+                setattr(holder, name, lazy_in_callers_context(method))
     return client
+
+
+#: The methods of cohere's clients (and of their ``v2``) that return generators.
+_LAZY_STREAMS = ("chat_stream", "generate_stream", "embed_stream")
 
 
 def _guard_boto3(runtime: Any, guard: Guard | None) -> None:
