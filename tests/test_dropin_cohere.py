@@ -468,6 +468,45 @@ def test_the_sagemaker_helpers_boto3_runtime_client_is_judged_before_botocore_se
     assert [r.path for r in server.requests] == ["/endpoints/my-endpoint/invocations"]
 
 
+def test_coheres_boto3_based_client_is_judged_through_the_drop_in_and_instrument(
+    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cohere.manually_maintained.cohere_aws.Client`` (the former cohere-aws package) calls models through a
+    boto3 client of its own: the drop-in handed out cohere's class, and cohere's instrument() left it unguarded,
+    so its prompts left unjudged. Now the drop-in's is a guarded twin, and instrument() guards cohere's own."""
+    from cohere.manually_maintained.cohere_aws import Mode
+    from cohere.manually_maintained.cohere_aws.client import Client as Legacy
+
+    server, proxy = aws
+    for name, value in {
+        "AWS_CA_BUNDLE": os.environ["SSL_CERT_FILE"],
+        "AWS_ACCESS_KEY_ID": "AKIDFAKE",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",  # the client sets it when unset: kept to this test
+        "PRIVSDK_REQUIRE": "region=eu",
+    }.items():
+        monkeypatch.setenv(name, value)
+    ours = privsdk.cohere.manually_maintained.cohere_aws.Client
+    assert issubclass(ours, Legacy) and ours is not Legacy
+    clients = [ours(aws_region="us-east-1", mode=Mode.BEDROCK)]
+    privsdk.cohere.instrument()
+    try:
+        clients.append(Legacy(aws_region="us-east-1", mode=Mode.BEDROCK))
+    finally:
+        privsdk.cohere.uninstrument()
+    after = Legacy(aws_region="us-east-1", mode=Mode.BEDROCK)  # made after uninstrument: the SDK's own, unguarded
+    assert not getattr(after._client, "_privsdk_guarded", False)
+    refused = []
+    for client in clients:
+        # The SDK's own except clause names an attribute botocore lacks: whatever its boto3 call raises, the app
+        # gets that AttributeError, with the refusal as its context.
+        with pytest.raises(Exception) as raised:
+            client.chat(message="CANARY-legacy-aws", model_id="cohere.command-r-v1:0")
+        refused.append(isinstance(raised.value.__context__, privsdk.PolicyViolation))
+    assert refused == [True, True]
+    assert proxy.tunnels == [] and server.requests == []
+
+
 def test_every_client_class_of_cohere_has_its_guarded_twin() -> None:
     names = [n for n in cohere.__all__ if n.endswith(("Client", "ClientV2")) and not n.startswith("Default")]
     assert names and all(issubclass(getattr(privsdk.cohere, n), getattr(cohere, n)) for n in names)

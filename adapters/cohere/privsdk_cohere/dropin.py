@@ -98,6 +98,12 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
     Cohere's wire format (:mod:`privsdk_cohere.reroute`); anything else it reroutes is refused. privsdk's own
     adapters pass False: the :class:`privsdk.Client` they serve reroutes by itself.
     """
+    if isinstance(client, _LEGACY_AWS):
+        # cohere's older boto3-based client (the former cohere-aws package) calls models through a boto3 runtime
+        # client of its own (bedrock-runtime or sagemaker-runtime): that one is judged. Its control-plane client
+        # (endpoints, fine-tuning jobs) is left as the SageMaker helper's is.
+        _guard_boto3(client._client, guard)
+        return client
     held = _sdk_http_client(client)
     hooks: dict[str, Any] = {}
     if reroutes:
@@ -225,17 +231,45 @@ class OciClient(cohere.OciClient):
     __init__ = _guarded(cohere.OciClient)
 
 
+def _legacy_aws() -> tuple[type[Any], ...]:
+    """cohere's boto3-based client, ``cohere.manually_maintained.cohere_aws.Client`` (importing cohere's SageMaker
+    clients imports it already), or nothing in a cohere without it."""
+    try:
+        from cohere.manually_maintained.cohere_aws.client import Client as LegacyAwsClient
+    except ImportError:
+        return ()
+    return (LegacyAwsClient,)
+
+
+_LEGACY_AWS = _legacy_aws()
+
+
+def _legacy_aws_twin() -> tuple[type[Any], ...]:
+    """The guarded twin of cohere's boto3-based client, handed out as ``cohere_aws.Client`` through the drop-in."""
+    if not _LEGACY_AWS:
+        return ()
+    (legacy,) = _LEGACY_AWS
+    twin = type("Client", (legacy,), {"__doc__": legacy.__doc__, "__init__": _guarded(legacy), "__module__": __name__})
+    twin.__qualname__ = "cohere_aws.Client"
+    return (twin,)
+
+
+_LEGACY_AWS_TWIN = _legacy_aws_twin()
+
+
 def guarded_classes() -> tuple[type[Any], ...]:
     """The guarded client classes above, each a direct subclass of cohere's own."""
     return (
         ClientV2, AsyncClientV2, Client, AsyncClient, BedrockClientV2, BedrockClient, SagemakerClientV2,
-        SagemakerClient, AwsClient, OciClientV2, OciClient,
+        SagemakerClient, AwsClient, OciClientV2, OciClient, *_LEGACY_AWS_TWIN,
     )  # fmt: skip
 
 
 #: The SDK's base classes: every cohere client (v1, v2, Bedrock, SageMaker, OCI) runs one of their __init__;
-#: and the SageMaker clients, which build their boto3 helper after the base class is done.
-_BASES: tuple[type[Any], ...] = (BaseCohere, AsyncBaseCohere, cohere.SagemakerClientV2, cohere.SagemakerClient)
+#: the SageMaker clients, which build their boto3 helper after the base class is done; and the boto3-based client.
+_BASES: tuple[type[Any], ...] = (
+    BaseCohere, AsyncBaseCohere, cohere.SagemakerClientV2, cohere.SagemakerClient, *_LEGACY_AWS
+)  # fmt: skip
 _constructors = Constructors(guard_client)
 
 
