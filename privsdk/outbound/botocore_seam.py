@@ -46,7 +46,15 @@ from urllib.parse import urlsplit
 
 from privsdk import sdklogs
 from privsdk.errors import PolicyViolation
-from privsdk.outbound.outgoing import Finishes, Meter, Outgoing, finish_answer, finish_early
+from privsdk.outbound.outgoing import (
+    Finishes,
+    Meter,
+    Outgoing,
+    finish_answer,
+    finish_early,
+    proxy_origin,
+    read_by_proxy,
+)
 
 if TYPE_CHECKING:
     from privsdk.outbound.judge import Guard as CoreGuard
@@ -129,6 +137,7 @@ def guard_botocore(
     session = client._endpoint.http_session
     session.__class__ = _checked_session(type(session), is_async(client))
     session._privsdk_hooks = hooks
+    hooks.proxies = _read_by_proxies(session)
     client.meta._privsdk_guarded = True
     return client
 
@@ -162,6 +171,37 @@ def _checked_session(session_class: type, asynchronous: bool) -> type:
 
 
 _CHECKED: dict[type, type] = {}
+
+
+def _read_by_proxies(session: Any) -> dict[str, tuple[str, bool]]:
+    """For each URL scheme whose requests ``session`` would hand a proxy in plain text: that proxy's origin (no user
+    info), and whether it is for proxy_use_forwarding_for_https. Empty for a session without proxies.
+
+    botocore's sessions (and aiobotocore's) pick a request's proxy by its URL's scheme alone
+    (``_proxy_config.proxy_url_for``), from ``Config(proxies=...)`` or from HTTP_PROXY / HTTPS_PROXY as they stood
+    when the client was made (NO_PROXY applied then): so this is told once, when the client is guarded. Through
+    a proxy, an http request is forwarded whole, readable; an https one is tunnelled (CONNECT: end-to-end TLS),
+    unless ``proxies_config={"proxy_use_forwarding_for_https": True}`` has urllib3 hand it to an https proxy to
+    forward, in plain text past the TLS to the proxy. aiobotocore's sessions do not forward yet (they tunnel):
+    the setting is refused for them too, failing closed should they come to honour it.
+    """
+    config = getattr(session, "_proxy_config", None)
+    if config is None:
+        return {}
+    found: dict[str, tuple[str, bool]] = {}
+    for scheme in ("http", "https"):
+        proxy = config.proxy_url_for(f"{scheme}://host/")
+        if not proxy:
+            continue
+        url = urlsplit(proxy)
+        forwarding = url.scheme == "https" and bool(config.settings.get("proxy_use_forwarding_for_https"))
+        if scheme == "http" or forwarding:
+            try:
+                port = url.port
+            except ValueError:  # not a port: urllib3 refuses the proxy as it sends; the message names none
+                port = None
+            found[scheme] = (proxy_origin(url.scheme, url.hostname or "", port), forwarding)
+    return found
 
 
 def outgoing(request: Any) -> Outgoing:
@@ -270,6 +310,19 @@ class _Attempt:
             noted()
 
 
+def _refused_for_proxy(passed: Pass, out: Outgoing, proxy: str, forwarding: bool) -> PolicyViolation:
+    """The refusal of an allowed request that ``proxy`` would read, recorded by privsdk's own Pass (a judge of the
+    app's or a test's may not record)."""
+    reason = read_by_proxy(out, proxy, forwarding)
+    refuse = getattr(passed, "refuse", None)
+    if refuse is not None:
+        violation: PolicyViolation = refuse(reason)
+        return violation
+    from privsdk.decision import unjudged
+
+    return PolicyViolation(unjudged(out.host, reason))
+
+
 def _reroutes(guard: object) -> TypeGuard[CoreGuard]:
     """Whether ``guard`` is privsdk's own Guard, which can decide to reroute (``check(out, reroutable=True)``)."""
     from privsdk.outbound.judge import Guard as CoreGuard
@@ -294,6 +347,9 @@ class _Hooks:
         self._guard = guard
         self._reroute = reroute
         self._metered = metered  # the client's kind of event-stream body
+        #: The proxies that would read the client's requests, by URL scheme (see _read_by_proxies); set as the
+        #: client is guarded, and empty for a client without proxies.
+        self.proxies: dict[str, tuple[str, bool]] = {}
 
     def _current_guard(self) -> Guard:
         if self._guard is not None:
@@ -345,6 +401,9 @@ class _Hooks:
                         rerouting.reset(token)
                     if answer is None:
                         raise TypeError("privsdk: a botocore rerouter must return an AWSResponse or raise")
+            # Through a proxy that would read it (see _read_by_proxies); a rerouted request is not sent at all.
+            if self.proxies and answer is None and out.scheme in self.proxies:
+                raise _refused_for_proxy(passed, out, *self.proxies[out.scheme])
         except PolicyViolation as violation:
             refused = violation
         if refused is not None:

@@ -634,6 +634,13 @@ class Pass:
         if self.record:
             self.guard._record_unsent(decision, self.verdict.targets, self.started)
 
+    def refuse(self, reason: str) -> PolicyViolation:
+        """Refuse this allowed request after all, for ``reason`` its seam found on the way (it would go through a
+        proxy that reads it): recorded as refused, like any refusal; returns the PolicyViolation to raise."""
+        decision = self.decision._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason)
+        self.refused(decision)
+        return PolicyViolation(decision)
+
     def finish(
         self,
         status: int | None,

@@ -117,6 +117,31 @@ def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = 
     return body
 
 
+def proxy_origin(scheme: str, host: str, port: int | None) -> str:
+    """A proxy as a refusal names it: ``scheme://host[:port]``, never its user info (a proxy's password)."""
+    host = host.rpartition("@")[2]  # parsers keep user info apart; this holds whatever a URL was built from
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
+
+
+def read_by_proxy(out: Outgoing, proxy: str, forwarding: bool = False) -> str:
+    """Why ``out`` is refused when it would go through ``proxy`` (its origin) in a form the proxy can read: plain
+    http (forwarded whole, or relayed as raw bytes by a SOCKS proxy), or https that ``forwarding``
+    (botocore's ``proxy_use_forwarding_for_https``) hands the proxy to forward. The policy judged the URL's host;
+    the prompt would reach the proxy, which nothing judged."""
+    fix = f"exclude {out.host} from the proxy (NO_PROXY, or the client's own proxy settings)"
+    if forwarding:
+        return (
+            f"{out.origin} would be sent through the proxy {proxy} with proxy_use_forwarding_for_https, which hands "
+            "the proxy the request in plain text: turn proxy_use_forwarding_for_https off (the request is then "
+            f"tunnelled through the proxy, encrypted end to end), or {fix}"
+        )
+    return (
+        f"{out.origin} would be sent through the proxy {proxy}, which reads plain-text requests: send to an https "
+        f"endpoint (tunnelled through the proxy), or {fix}"
+    )
+
+
 def shown_segment(segment: str) -> str:
     """A path segment as a refusal may show it: an API's own words (``chat``, ``fine_tuning``, ``embed-jobs``,
     ``generateContent``) are letters, and its versions ``v1``, ``v1beta1``; anything else (digits, dots, other

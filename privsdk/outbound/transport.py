@@ -25,7 +25,7 @@ from privsdk.decision import unjudged
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass, rerouting
-from privsdk.outbound.outgoing import Meter, Outgoing
+from privsdk.outbound.outgoing import Meter, Outgoing, proxy_origin, read_by_proxy
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base. One whose
 #: ``request`` is None (openai's errors name the request they are about) is given the refused httpx request.
@@ -195,6 +195,7 @@ def _seam(library: str) -> _Seam:
             self, inner: Any, *, sdk: str, refusal: Refusal, guard: Guard | None, reroute: Rerouter | None
         ) -> None:
             self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
+            self.proxy = proxy_of(inner)  # told once, here: a transport without a proxy pays one attribute read
 
         def handle_request(self, request: Any) -> Any:
             body = getattr(request, "_content", None)  # read already, as SDKs build requests: no read() to call
@@ -213,6 +214,8 @@ def _seam(library: str) -> _Seam:
                     raise _refused(self.refusal, reroute.failed(ticket, exc), request) from None
                 finally:
                     rerouting.reset(token)
+            if self.proxy is not None and out.scheme != "https":  # only https is tunnelled past the proxy unread
+                raise _refused(self.refusal, ticket.refuse(read_by_proxy(out, self.proxy)), request) from None
             if not ticket.record:  # a Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter
                 return self.inner.handle_request(request)
             try:
@@ -232,6 +235,7 @@ def _seam(library: str) -> _Seam:
             self, inner: Any, *, sdk: str, refusal: Refusal, guard: Guard | None, reroute: AsyncRerouter | None
         ) -> None:
             self.inner, self.sdk, self.refusal, self.guard, self.reroute = inner, sdk, refusal, guard, reroute
+            self.proxy = proxy_of(inner)
 
         async def handle_async_request(self, request: Any) -> Any:
             body = getattr(request, "_content", None)
@@ -250,6 +254,8 @@ def _seam(library: str) -> _Seam:
                     raise _refused(self.refusal, reroute.failed(ticket, exc), request) from None
                 finally:
                     rerouting.reset(token)
+            if self.proxy is not None and out.scheme != "https":
+                raise _refused(self.refusal, ticket.refuse(read_by_proxy(out, self.proxy)), request) from None
             if not ticket.record:
                 return await self.inner.handle_async_request(request)
             try:
@@ -349,6 +355,32 @@ def _refused(refusal: Refusal, exc: BaseException, request: Any) -> BaseExceptio
     return error
 
 
+#: httpcore's (and httpcore2's) connection pools that send through a proxy: what httpx's HTTPTransport keeps in
+#: ``_pool`` when it was built with a proxy (``proxy=``, ``mounts=``, or HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, which
+#: httpx turns into proxy mounts).
+_PROXY_POOLS = frozenset({"HTTPProxy", "AsyncHTTPProxy", "SOCKSProxy", "AsyncSOCKSProxy"})
+
+
+def proxy_of(transport: Any) -> str | None:
+    """The proxy ``transport`` sends through (its origin, without user info), None when it sends directly.
+
+    The guard judges the request's URL; a proxy can read what it passes on unless TLS runs end to end through it.
+    An http(s) proxy tunnels an https request (CONNECT: it sees ciphertext) but forwards a plain http one whole;
+    a SOCKS proxy relays the raw bytes, which for http are the request in plain text. So through either, the
+    guard's transport refuses anything but https. Told once per transport, from its pool's class, by name and
+    library (httpcore's and httpcore2's, subclasses too): nothing is imported for a transport not httpx's own.
+    """
+    pool = getattr(transport, "_pool", None)
+    if pool is None:
+        return None
+    for cls in type(pool).__mro__:
+        if cls.__name__ in _PROXY_POOLS and cls.__module__.partition(".")[0] in ("httpcore", "httpcore2"):
+            # httpcore's URL of the proxy: httpx hands its user info apart (proxy_auth), never in the URL.
+            url = pool._proxy_url
+            return proxy_origin(url.scheme.decode("ascii"), url.host.decode("ascii"), url.port)
+    return None
+
+
 def _library(client: object) -> str:
     """``httpx`` or ``httpx2``: the library of the client's class or of the nearest base (SDKs subclass them)."""
     for cls in type(client).__mro__:
@@ -369,8 +401,9 @@ def guard_httpx(
 ) -> C:
     """Put the guard in front of every transport of ``client`` (an httpx or httpx2 client), in place.
 
-    Wraps the client's own transport and its mounts (proxies). A transport already guarded is left as it
-    is, so guarding twice is harmless. Returns ``client``. ``reroute`` (sync clients) or ``areroute``
+    Wraps the client's own transport and its mounts (proxies). A transport that sends through a proxy passes
+    https requests only (see :func:`proxy_of`). A transport already guarded is left as it is, so guarding twice
+    is harmless. Returns ``client``. ``reroute`` (sync clients) or ``areroute``
     (async ones) answers requests the guard reroutes; without one, such requests are refused.
     """
     seam = _seam(_library(client))
