@@ -1,7 +1,7 @@
 """boto3 with privsdk's guard on its Amazon Bedrock clients: ``from privsdk import boto3`` replaces ``import boto3``.
 
 ``privsdk.boto3.client("bedrock-runtime", ...)``, ``privsdk.boto3.Session``
-and every other boto3 name work as in boto3; the clients of Bedrock services
+and every other boto3 name work as in boto3; the clients of Bedrock services (and of SageMaker's runtime)
 judge each request before it is sent (guide:
 https://privsdk.readthedocs.io/en/latest/dropin-boto3/). Needs boto3, which
 privsdk's bedrock extra installs (``pip install 'privsdk[bedrock]'``); without

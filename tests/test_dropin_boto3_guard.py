@@ -394,6 +394,67 @@ def test_every_client_the_drop_in_makes_is_guarded(
     assert [r["outcome"] for r in records(usage)] == ["refused"]
 
 
+BODY = json.dumps({"message": PROMPT}).encode()
+ARN = "arn:aws:bedrock-agentcore:eu-central-1:123456789012:runtime/x"
+PROMPT_VARIANT = {"name": "v", "templateType": "TEXT", "templateConfiguration": {"text": {"text": PROMPT}}}
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("bedrock-agent", lambda c: c.create_prompt(name="p", variants=[PROMPT_VARIANT])),
+        ("bedrock-agentcore", lambda c: c.invoke_agent_runtime(agentRuntimeArn=ARN, payload=BODY)),
+        ("sagemaker-runtime", lambda c: c.invoke_endpoint(EndpointName="e", Body=BODY, ContentType="text/plain")),
+    ],
+)
+def test_the_other_services_that_carry_prompts_to_models_are_guarded_too(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch, service: str, call: Any
+) -> None:
+    """Only bedrock-runtime, bedrock-agent-runtime and bedrock were guarded: under ``privsdk run`` an app's prompts
+    went to SageMaker endpoints, AgentCore agents and Bedrock's prompt management unjudged. Every Bedrock service
+    and SageMaker's runtime are guarded now; a request privsdk cannot read (no catalogued guarantees) is refused."""
+    policy(monkeypatch, "zdr")
+    clients = [pboto3.client(service, region_name="eu-central-1", endpoint_url=server.url, config=ONE_ATTEMPT, **KEYS)]
+    privsdk.instrument()
+    try:
+        clients.append(
+            boto3.client(service, region_name="eu-central-1", endpoint_url=server.url, config=ONE_ATTEMPT, **KEYS)
+        )
+    finally:
+        privsdk.uninstrument()
+    for client in clients:
+        with pytest.raises(PolicyViolation):
+            call(client)
+    assert server.requests == []
+    assert [r["outcome"] for r in records(usage)] == ["refused", "refused"]
+    assert not is_guarded(pboto3.client("s3", region_name="eu-central-1", **KEYS))  # no prompts: left alone
+
+
+def test_a_sagemaker_endpoint_is_judged_as_the_catalogue_places_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """SageMaker's runtime host is the catalogue's cohere.sagemaker offering: an endpoint invocation is read as
+    Cohere's (``/endpoints/{name}/invocations``), judged and sent."""
+    from tests.wire.cohere import CohereApp
+
+    with LoopbackServer(CohereApp()) as cohere_server:
+        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{cohere_server.url}=cohere.sagemaker")
+        monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{tmp_path / 'usage.jsonl'}")
+        policy(monkeypatch, "no_training")
+        client = pboto3.client(
+            "sagemaker-runtime", region_name="eu-central-1", endpoint_url=cohere_server.url, config=ONE_ATTEMPT, **KEYS
+        )
+        body = json.dumps({"messages": [{"role": "user", "content": PROMPT}]}).encode()
+        answer = json.loads(
+            client.invoke_endpoint(EndpointName="e", Body=body, ContentType="application/json")["Body"].read()
+        )
+        assert answer["message"]["content"][0]["text"] == CohereApp().text
+        assert [r.path for r in cohere_server.requests] == ["/endpoints/e/invocations"]
+        assert cohere_server.errors == []
+    got = [(r["vendor"], r["operation"], r["decision"]) for r in records(tmp_path / "usage.jsonl")]
+    assert got == [("cohere", "chat", "allow")]
+
+
 def test_the_drop_in_default_session_is_its_own_and_boto3_is_left_as_it_is(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

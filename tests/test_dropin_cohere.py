@@ -474,8 +474,8 @@ def test_coheres_boto3_based_client_is_judged_through_the_drop_in_and_instrument
     """``cohere.manually_maintained.cohere_aws.Client`` (the former cohere-aws package) calls models through a
     boto3 client of its own: the drop-in handed out cohere's class, and cohere's instrument() left it unguarded,
     so its prompts left unjudged. Now the drop-in's is a guarded twin, and instrument() guards cohere's own."""
-    from cohere.manually_maintained.cohere_aws.mode import Mode
     from cohere.manually_maintained.cohere_aws.client import Client as Legacy
+    from cohere.manually_maintained.cohere_aws.mode import Mode
 
     server, proxy = aws
     for name, value in {

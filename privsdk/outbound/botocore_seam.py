@@ -72,8 +72,16 @@ class Guard(Protocol):
     def check(self, out: Outgoing) -> Pass: ...
 
 
-#: The botocore services whose clients are guarded (service ids as botocore hyphenizes them).
-SERVICES = frozenset({"bedrock-runtime", "bedrock-agent-runtime", "bedrock"})
+#: The botocore services whose clients are guarded (service ids as botocore hyphenizes them): every Bedrock
+#: service (``bedrock-runtime``, ``bedrock-agent-runtime``, ``bedrock``, and those whose requests privsdk cannot
+#: read and so refuses: ``bedrock-agent``, ``bedrock-agentcore``, ``bedrock-data-automation-runtime``, ...), and
+#: SageMaker's runtime, which invokes models on endpoints. Other services (s3, dynamodb, sagemaker's control
+#: plane) carry no prompts to a model, and are left alone.
+def guards(service: str) -> bool:
+    """Whether clients of ``service`` are guarded."""
+    return service == "bedrock" or service.startswith("bedrock-") or service == "sagemaker-runtime"
+
+
 SDK = "boto3"
 _UNIQUE = "privsdk-guard"
 _STATE = "privsdk.guard"  # key of an attempt's state in botocore's request context
@@ -106,7 +114,7 @@ def is_async(client: Any) -> bool:
 def guard_botocore(
     client: Any, *, refusal: Refusal, guard: Guard | None = None, reroute: Rerouter | None = None
 ) -> Any:
-    """Guard a botocore client of a Bedrock service in place, and return it.
+    """Guard a botocore client of a Bedrock service or of SageMaker's runtime (:func:`guards`) in place; return it.
 
     ``refusal`` makes the exception raised for a refused request (the SDK's
     flavour of :class:`privsdk.PolicyViolation`). ``guard`` defaults to
@@ -117,8 +125,8 @@ def guard_botocore(
     any other service is a ValueError.
     """
     service = service_id(client)
-    if service not in SERVICES:
-        raise ValueError(f"privsdk guards Bedrock clients ({', '.join(sorted(SERVICES))}), not {service}")
+    if not guards(service):
+        raise ValueError(f"privsdk guards the clients of Bedrock's services and SageMaker's runtime, not {service}")
     if is_guarded(client):
         return client
     sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content

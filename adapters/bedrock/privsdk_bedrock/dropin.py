@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
-from privsdk.outbound.botocore_seam import SERVICES, guard_botocore, service_id
+from privsdk.outbound.botocore_seam import guard_botocore, guards, service_id
 from privsdk_bedrock.refusal import PolicyViolation, refuse
 
 if TYPE_CHECKING:
@@ -50,14 +50,15 @@ __all__ = [
 
 
 def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
-    """Guard a botocore/boto3 client of a Bedrock service in place and return it; others are returned as they are.
+    """Guard a botocore/boto3 client of a Bedrock service or of SageMaker's runtime in place and return it; others
+    are returned as they are.
 
     ``guard`` defaults to ``privsdk.outbound.judge.Guard.default()`` (configured from
     the environment). Guarding twice is harmless. A request the tenant reroutes is
     answered from the alternative in Bedrock's wire format (:mod:`privsdk_bedrock.reroute`),
     except from an aiobotocore client, where it is refused.
     """
-    if service_id(client) in SERVICES:
+    if guards(service_id(client)):
         from privsdk_bedrock import reroute
 
         guard_botocore(client, refusal=refuse, guard=guard, reroute=reroute.send)
