@@ -72,13 +72,12 @@ class Guard(Protocol):
     def check(self, out: Outgoing) -> Pass: ...
 
 
-#: The botocore services whose clients are guarded (service ids as botocore hyphenizes them): every Bedrock
-#: service (``bedrock-runtime``, ``bedrock-agent-runtime``, ``bedrock``, and those whose requests privsdk cannot
-#: read and so refuses: ``bedrock-agent``, ``bedrock-agentcore``, ``bedrock-data-automation-runtime``, ...), and
-#: SageMaker's runtime, which invokes models on endpoints. Other services (s3, dynamodb, sagemaker's control
-#: plane) carry no prompts to a model, and are left alone.
 def guards(service: str) -> bool:
-    """Whether clients of ``service`` are guarded."""
+    """Whether the clients of ``service`` (a service id as botocore hyphenizes it) are guarded: every Bedrock
+    service's (``bedrock-runtime``, ``bedrock-agent-runtime``, ``bedrock``, and those whose requests privsdk cannot
+    read and so refuses: ``bedrock-agent``, ``bedrock-agentcore``, ``bedrock-data-automation-runtime``, ...), and
+    SageMaker's runtime's, which invokes models on endpoints. Other services (s3, dynamodb, sagemaker's control
+    plane) carry no prompts to a model, and are left alone."""
     return service == "bedrock" or service.startswith("bedrock-") or service == "sagemaker-runtime"
 
 
