@@ -30,6 +30,7 @@ SDK_LOGGERS = (
     "botocore", "boto3", "aiobotocore", "s3transfer", "urllib3", "requests",
     "openai", "httpx", "httpx2", "httpcore", "httpcore2", "h2", "hpack", "h11", "aiohttp",
     "cohere", "mistralai", "mistralai_azure", "mistralai_gcp",
+    "mcp",  # mistralai's connectors gateway (mcp_client) and agents: its DEBUG records hold tool calls
     "google_genai", "google.genai", "google.auth", "google_auth_httplib2", "google.api_core",
 )  # fmt: skip
 

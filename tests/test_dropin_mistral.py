@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -360,7 +361,10 @@ def test_guarding_a_client_that_has_traced_already_stops_its_telemetry(
 
 
 def test_the_connectors_gateway_clients_of_a_guarded_client_are_guarded(
-    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
+    wire: tuple[MistralApp, LoopbackServer],
+    monkeypatch: pytest.MonkeyPatch,
+    usage: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """``beta.connectors.http_client()`` (and ``mcp_client()``) build new httpx clients of their own, carrying the
     API key and whatever the app sends to a connector: they sent it unjudged and unrecorded. A guarded client's
@@ -380,12 +384,14 @@ def test_the_connectors_gateway_clients_of_a_guarded_client_are_guarded(
         asyncio.run(post())
 
     async def open_mcp() -> None:
-        async with guarded.beta.connectors.mcp_client(connector_id_or_name="github"):
+        async with guarded.beta.connectors.mcp_client(connector_id_or_name="CANARY-connector-mcp"):
             pass
 
+    caplog.set_level(logging.DEBUG)  # the mcp library logs the URL and each message at DEBUG: withheld
     with pytest.raises(Exception) as raised:  # an ExceptionGroup: how MCP's task group raises its transport's errors
         asyncio.run(open_mcp())
     assert raised.group_contains(privsdk.mistralai.PolicyViolation, match="unknown path shape /v1/connectors-gateway/")
+    assert "CANARY" not in caplog.text
     assert server.requests == []
     assert [(r["decision"], r["outcome"]) for r in _records(usage)] == [("refuse", "refused")] * 2
     from privsdk.outbound.transport import is_guarded

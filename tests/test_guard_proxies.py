@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 import privsdk
 import privsdk.boto3 as pboto3
 import privsdk.cohere
+import privsdk.mistralai
 from privsdk import openai as dropin
 from privsdk.outbound.judge import Guard
 from tests.wire.bedrock import BedrockWire
@@ -306,6 +307,32 @@ def test_cohere_plain_http_through_an_environment_proxy_is_refused_before_a_byte
         client = privsdk.cohere.ClientV2(api_key="co-key", base_url=server.url)
         with pytest.raises(privsdk.PolicyViolation) as caught:
             client.chat(model="command-a-03-2025", messages=[{"role": "user", "content": PROMPT}])
+        assert server.requests == []
+    assert_refused_for_proxy(caught.value, proxy, usage)
+
+
+@pytest.mark.parametrize("sdk", ["cohere", "mistralai"])
+def test_async_clients_whose_transports_mind_the_event_loop_refuse_plain_http_through_a_proxy(
+    proxy: RecordingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk: str
+) -> None:
+    """The async cohere and mistralai clients' transports are wrapped to mind the event loop (loops.LoopSafe)
+    before the guard's: the guard looked for the proxy on that wrapper, found none, and sent the prompt, the API
+    key and the proxy's credentials to the proxy in plain text."""
+    from tests.wire.mistral import MistralApp
+
+    app, offering = (CohereApp(), "cohere.saas") if sdk == "cohere" else (MistralApp(), "mistral.api")
+    with LoopbackServer(app) as server:
+        usage = usage_env(monkeypatch, tmp_path, f"{server.url}={offering}")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        messages: Any = [{"role": "user", "content": PROMPT}]
+        if sdk == "cohere":
+            cohere_client = privsdk.cohere.AsyncClientV2(api_key="co-key", base_url=server.url)
+            call = cohere_client.chat(model="command-a-03-2025", messages=messages)
+        else:
+            mistral_client = privsdk.mistralai.Mistral(api_key="mi-key", server_url=server.url)
+            call = mistral_client.chat.complete_async(model="mistral-large-latest", messages=messages)
+        with pytest.raises(privsdk.PolicyViolation) as caught:
+            asyncio.run(call)
         assert server.requests == []
     assert_refused_for_proxy(caught.value, proxy, usage)
 

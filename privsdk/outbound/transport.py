@@ -370,6 +370,8 @@ def proxy_of(transport: Any) -> str | None:
     guard's transport refuses anything but https. Told once per transport, from its pool's class, by name and
     library (httpcore's and httpcore2's, subclasses too): nothing is imported for a transport not httpx's own.
     """
+    while not hasattr(transport, "_pool") and hasattr(transport, "inner"):  # through wrappers (loops.LoopSafe)
+        transport = transport.inner
     pool = getattr(transport, "_pool", None)
     if pool is None:
         return None
