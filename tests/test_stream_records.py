@@ -10,6 +10,8 @@ import itertools
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from tests.wire import cohere as cohere_wire
 from tests.wire import mistral as mistral_wire
 from tests.wire import openai as openai_wire
 from tests.wire import vertex as vertex_wire
-from tests.wire.server import Cut, Drip, LoopbackServer, Status
+from tests.wire.server import Cut, Delay, Drip, LoopbackServer, Status
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 RETRY_SOON = {"retry-after-ms": "10"}
@@ -344,6 +346,32 @@ def test_a_drop_in_stream_left_open_at_interpreter_exit_is_recorded_cancelled(tm
     assert done.stdout.strip() == "1" and "privsdk usage" not in done.stderr, done.stderr
     found = [json.loads(line) for line in records.read_text().splitlines()]
     assert [(r["operation"], r["outcome"], r["error_class"]) for r in found] == [("stream", "cancelled", None)]
+
+
+def test_a_request_still_waiting_for_its_answer_as_its_recorder_closes_is_recorded_cancelled(usage: Usage) -> None:
+    """A request another thread has sent, and whose answer has not come, as the recorder closes (a guard's close,
+    interpreter exit with a daemon thread mid-request): its record came with the answer, after the close, and was
+    dropped. The recorder now ends it as cancelled, and the answer, when it comes, is read as before."""
+    app = openai_wire.OpenAIWire()
+    with LoopbackServer(app) as server:
+        usage.serve(server.url + "/v1", "openai.api")
+        server.fail(Delay(0.5))
+        sdk = privsdk.openai.OpenAI(api_key="sk-loopback", base_url=server.url + "/v1", max_retries=0)
+        answers: list[str] = []
+        waiting = threading.Thread(
+            target=lambda: answers.append(
+                sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices[0].message.content or ""
+            )
+        )
+        waiting.start()
+        while not server.requests:  # sent: the server has it, and waits before it answers
+            time.sleep(0.01)
+        recorder = Guard.default().recorder
+        Guard.default().close()
+        waiting.join(10)
+        assert answers == [app.text]
+        assert outcomes(usage.take()) == [("cancelled", None, None)]
+        assert recorder.dropped == 0
 
 
 def test_a_stream_still_read_as_its_recorder_closes_reads_to_its_end(usage: Usage) -> None:

@@ -17,6 +17,7 @@ import operator
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -36,8 +37,6 @@ from privsdk.usage.record import attempt_record
 from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
-    import weakref
-
     from privsdk.usage import Recorder
     from privsdk.usage.record import UsageRecord
     from privsdk.usage.writer import _Pending
@@ -586,14 +585,16 @@ class Pass:
     """An allowed request on its way: call :meth:`finish` once when its answer has ended (or failed)."""
 
     __slots__ = (
-        "_out", "attempt", "call", "decision", "done", "first", "guard", "held", "record", "started", "t0", "verdict"
+        "__weakref__", "_out", "attempt", "body", "call", "decision", "done", "first", "guard", "held", "record",
+        "started", "t0", "verdict",
     )  # fmt: skip
 
     def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, record: bool):
         self.guard, self.verdict, self.decision, self._out = guard, verdict, verdict.decision, out
         self.record = record
         self.done = False
-        self.held: weakref.ref[_Pending] | None = None  # how the recorder holds this request's answer (hold)
+        self.body: weakref.ref[_Pending] | None = None  # the answer's body, once it comes (hold)
+        self.held: weakref.ref[_Pending] | None = None
         # Only a request that will be recorded needs the clocks (its record's time and latency start here), and
         # the SDK call it is an attempt of.
         if record:
@@ -604,6 +605,9 @@ class Pass:
                 call = self.call = self.call or _SdkCall()
                 call.tags = check_tags(tags)
             self.first: float | None = None  # seconds to a stream's first chunk (first_chunk)
+            # Held by the recorder until its record is queued: a recorder that closes first (a guard's close,
+            # interpreter exit with a daemon thread mid-request) has it end its record then (_abandoned).
+            self.held = (guard._recorder or guard.recorder).hold(self)
 
     def meter(self, status: int, headers: Mapping[str, str]) -> Meter | None:
         """A meter for the answer's body (None when this protocol cannot count this answer's tokens)."""
@@ -612,12 +616,20 @@ class Pass:
         return verdict.wire.meter(self._out, verdict.asks, status, headers)
 
     def hold(self, body: _Pending) -> None:
-        """Have the recorder end the record of ``body``, this request's answer, before it closes, when the body is
-        still open then (``body._abandoned()``): at interpreter exit, a stream the app keeps in a module global
+        """``body`` is this request's answer: should the recorder close while it is open, it ends the record with
+        what it has read (``body._abandoned()``). At interpreter exit, a stream the app keeps in a module global
         would otherwise be recorded only when collected, after the recorder had closed, and be lost."""
         if self.record:
-            guard = self.guard
-            self.held = (guard._recorder or guard.recorder).hold(body)
+            self.body = weakref.ref(body)
+
+    def _abandoned(self) -> None:
+        """The recorder is closing with this request unrecorded: its body ends the record if it has come, else the
+        request is recorded as cancelled (its answer has not come, and will not be recorded when it does)."""
+        body = self.body() if self.body is not None else None
+        if body is not None:
+            body._abandoned()
+        else:
+            self.answered(None, None, None, early=True)
 
     def first_chunk(self) -> None:
         """Note the time to the first chunk of the answer's body, when the request asked for a stream: the seam calls
@@ -633,6 +645,8 @@ class Pass:
         self.done = True
         if self.record:
             self.guard._record_unsent(decision, self.verdict.targets, self.started)
+            if self.held is not None:
+                (self.guard._recorder or self.guard.recorder).let_go(self.held)
 
     def refuse(self, reason: str) -> PolicyViolation:
         """Refuse this allowed request after all, for ``reason`` its seam found on the way (it would go through a

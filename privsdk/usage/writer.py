@@ -23,7 +23,8 @@ metrics for OpenTelemetry.
   the ``privsdk.usage`` logger. The next batch tries again (reopening the sink).
 * **Exit.** An ``atexit`` hook closes every recorder, writing what is queued
   (bounded by ``exit_timeout`` seconds). Closing first ends the records of
-  what the recorder holds (:meth:`Recorder.hold`: open streams), and waits
+  what the recorder holds (:meth:`Recorder.hold`: requests in flight, open
+  streams), and waits
   (a second at most) for the readers of those another thread has just read
   to their end to queue theirs. A record that comes while the writer stops
   is written by the close itself.
