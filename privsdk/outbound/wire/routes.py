@@ -27,7 +27,8 @@ class AfterDeclaredPrefix:
     Whole first: an endpoint's path may be the vendor's own route prefix (a vLLM server declared at ``/v1``), which
     its readers read as part of the route. A gateway's prefix that holds a segment like a route's own (Cloudflare AI
     Gateway's ``/v1/{account}/{gateway}/openai``) makes the whole path unreadable; what follows it is the vendor's
-    route. When neither reads, the whole path's error is raised, as for any endpoint.
+    route. When neither reads, the error is the one about what follows the prefix: the route the gateway forwards,
+    which is what the app can mend (and a prefix's own segments, an account's name say, are not quoted).
     """
 
     __slots__ = ("inner", "prefix")
@@ -48,11 +49,7 @@ class AfterDeclaredPrefix:
             after = self._after(request)
             if after is None:
                 raise
-            try:
-                return self.inner.read(after)
-            except Unreadable:
-                pass
-            raise  # the whole path's error (this except clause's own has ended)
+        return self.inner.read(after)  # outside the except clause: its error chains nothing
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         found = self.inner.meter(request, asks, status, headers)
