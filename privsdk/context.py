@@ -116,8 +116,9 @@ class CallersContextExecutor(Executor):
 
 def lazy_in_callers_context(method: Callable[P, R]) -> Callable[P, R]:
     """``method``, a vendor SDK's that returns a stream it sends requests for only as the stream is read (a
-    generator, or a coroutine whose result is one): cohere's ``chat_stream``, mistralai's ``run_stream_async``.
-    The stream is read in the context of the call, however much later and wherever it is read.
+    generator, or a coroutine whose result is one): cohere's ``chat_stream``, mistralai's ``run_stream_async``,
+    google-genai's ``generate_content_stream``. The stream is read in the context of the call, however much later
+    and wherever it is read.
 
     Else a stream made inside :func:`scope` and read after it (a web handler that returns it for the framework to
     read) would be judged, sent and recorded for the tenant in force then (the default), whose policy may allow
@@ -143,6 +144,34 @@ def lazy_in_callers_context(method: Callable[P, R]) -> Callable[P, R]:
     return called
 
 
+def streams_in_callers_context(owner: type, name: str, guarded: Callable[[Any], bool]) -> None:
+    """Make ``owner.name`` (see :func:`lazy_in_callers_context`) read its streams in the context of the call, for
+    the instances ``guarded`` says belong to a guarded client; the others' are left as the SDK makes them.
+    Patched once, keeping the method's kind (a coroutine function stays one)."""
+    import inspect
+
+    original = getattr(owner, name)
+    if getattr(original, "_privsdk", False):
+        return
+    lazy = lazy_in_callers_context(original)
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def awaited(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await (lazy if guarded(self) else original)(self, *args, **kwargs)
+
+        method: Any = awaited
+    else:
+
+        @functools.wraps(original)
+        def called(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return (lazy if guarded(self) else original)(self, *args, **kwargs)
+
+        method = called
+    method._privsdk = True
+    setattr(owner, name, method)
+
+
 def _read_in(context: contextvars.Context, stream: Any) -> Any:
     if isinstance(stream, Generator):
         return _steps(context, stream)
@@ -157,15 +186,23 @@ async def _then_read_in(context: contextvars.Context, coroutine: Coroutine[Any, 
     return _read_in(context, await coroutine)
 
 
-def _steps(context: contextvars.Context, stream: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
-    """``stream``'s items, each taken in ``context``."""
+def _steps(context: contextvars.Context, stream: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """``stream``'s items, each taken in ``context``: ``yield from stream``, but stepping in ``context`` (what is
+    sent or thrown in is passed on, as ``yield from`` would)."""
+    step: Callable[[Any], Any] = stream.send
+    value: Any = None
     try:
         while True:
             try:
-                item = context.run(next, stream)
+                item = context.run(step, value)
             except StopIteration as end:
                 return end.value
-            yield item
+            try:
+                value, step = (yield item), stream.send
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # thrown in: the stream's to handle
+                value, step = exc, stream.throw
     finally:
         context.run(stream.close)
 

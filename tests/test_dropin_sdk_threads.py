@@ -1,4 +1,5 @@
-"""Requests a vendor SDK sends from threads of its own are judged under the scope of the code that called it.
+"""Requests a vendor SDK sends from threads of its own, or for a stream only as it is read, are judged under the
+scope of the code that called it.
 
 cohere's v1 ``Client.embed`` sends its batches from the client's thread pool, and openai's
 ``vector_stores.file_batches.upload_and_poll`` uploads from a pool it makes: ``privsdk.scope`` (a context
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,14 @@ import pytest
 from mistralai.extra.run.context import RunContext
 
 import privsdk
-from privsdk import cohere, mistralai, openai
+from privsdk import cohere, genai, mistralai, openai
+from privsdk.context import lazy_in_callers_context
 from privsdk.outbound.judge import Guard
 from tests.wire.cohere import CohereApp
 from tests.wire.mistral import MistralApp
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
+from tests.wire.vertex import API_KEY, GeminiApp
 
 #: Tenant "strict" requires ZDR, which neither offering has without an attestation; "lax" requires nothing.
 TENANTS = """
@@ -207,3 +210,64 @@ def test_a_mistral_conversation_stream_made_in_a_scope_is_judged_for_it_wherever
         asyncio.run(made_then_read())
     assert mistral_setup.sent() == []
     assert mistral_setup.taken() == [("strict", "stream", "refuse")]
+
+
+@pytest.fixture
+def genai_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    with LoopbackServer(GeminiApp()) as server:
+        yield Setup(tmp_path, monkeypatch, server, f'{server.url}" = "gemini.api')
+    Guard.reset_default()
+
+
+def test_google_genai_streams_made_in_a_scope_are_judged_for_it_wherever_they_are_read(genai_setup: Setup) -> None:
+    """``generate_content_stream`` and a chat's ``send_message_stream`` return generators (the async
+    ``generate_content_stream`` one, once awaited), which send at the first read: as cohere's streams."""
+    genai_setup.policy(default_tenant="lax")
+    options = genai.types.HttpOptions(base_url=genai_setup.server.url)
+    client = genai.Client(api_key=API_KEY, http_options=options)
+    model = "gemini-2.5-flash"
+
+    async def made_in_scope() -> Any:
+        with privsdk.scope(tenant="strict"):
+            return await client.aio.models.generate_content_stream(model=model, contents=CANARY)
+
+    with privsdk.scope(tenant="strict"):
+        streams = [
+            client.models.generate_content_stream(model=model, contents=CANARY),
+            client.chats.create(model=model).send_message_stream(CANARY),
+        ]
+    for stream in streams:
+        with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
+            list(stream)
+    with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
+        asyncio.run(read_async_made(made_in_scope))
+    assert genai_setup.sent() == []
+    assert genai_setup.taken() == [("strict", "stream", "refuse")] * 3
+
+
+async def read_async_made(make: Any) -> list[Any]:
+    return await read_async(await make())
+
+
+def test_a_stream_read_in_the_callers_context_passes_on_what_is_sent_and_thrown_in() -> None:
+    """The wrapped stream is ``yield from`` the SDK's, stepped in another context: what the reader sends in, or
+    throws in, reaches the SDK's generator as it would without the wrapper."""
+
+    def echo() -> Generator[Any, Any, str]:
+        got: Any = None
+        while got != "stop":
+            try:
+                got = yield got
+            except ValueError as exc:  # handled by the stream, which goes on
+                got = yield f"handled {exc}"
+        return "done"
+
+    for stream in (echo(), lazy_in_callers_context(echo)()):
+        assert next(stream) is None
+        assert stream.send("a") == "a"
+        assert stream.throw(ValueError("x")) == "handled x"
+        with pytest.raises(StopIteration) as ended:
+            stream.send("stop")
+        assert ended.value.value == "done"

@@ -25,7 +25,7 @@ import httpx2
 from mistralai.client import Mistral as _Mistral
 from mistralai.client.errors import MistralError
 
-from privsdk.context import lazy_in_callers_context
+from privsdk.context import streams_in_callers_context
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.constructors import Constructors, then_guard
 from privsdk.outbound.judge import Guard
@@ -201,25 +201,14 @@ def _guard_connectors() -> None:
 def _guard_conversation_streams() -> None:
     """``beta.conversations.run_stream_async`` returns a generator that sends the conversation's requests only as
     it is read: a guarded client's is read in the context of the call (its ``privsdk.scope``), wherever it is
-    read (a web handler returning it for its framework to read); an unguarded client's is left alone. Patched
-    once."""
+    read (a web handler returning it for its framework to read); an unguarded client's is left alone."""
     try:
         from mistralai.client.conversations import Conversations
     except ImportError:  # an SDK without the conversations API
         return
-    original = Conversations.run_stream_async
-    if getattr(original, "_privsdk", False):
-        return
-    lazy = lazy_in_callers_context(original)
-
-    @functools.wraps(original)
-    async def run_stream_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.sdk_configuration.__dict__.get(_GUARDED) is None:
-            return await original(self, *args, **kwargs)
-        return await lazy(self, *args, **kwargs)
-
-    run_stream_async._privsdk = True  # type: ignore[attr-defined]
-    Conversations.run_stream_async = run_stream_async  # type: ignore[method-assign]
+    streams_in_callers_context(
+        Conversations, "run_stream_async", lambda self: self.sdk_configuration.__dict__.get(_GUARDED) is not None
+    )
 
 
 def _guarded_like(config: Any, http: Any) -> Any:

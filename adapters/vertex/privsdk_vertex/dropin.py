@@ -155,10 +155,34 @@ def _never() -> bool:
     return False
 
 
+def _streams_in_callers_context() -> None:
+    """``generate_content_stream`` and a chat's ``send_message_stream`` (sync and async) return generators that
+    send their requests only as they are read: a guarded client's are read in the context of the call (its
+    ``privsdk.scope``), wherever they are read; an unguarded client's are left alone. Patched once."""
+    from google.genai import chats, models
+
+    from privsdk.context import streams_in_callers_context
+
+    def models_guarded(self: Any) -> bool:
+        return bool(getattr(self._api_client, _GUARDED, False))
+
+    def chat_guarded(self: Any) -> bool:
+        return models_guarded(self._modules)
+
+    for owner, name, guarded in (
+        (models.Models, "generate_content_stream", models_guarded),
+        (models.AsyncModels, "generate_content_stream", models_guarded),
+        (chats.Chat, "send_message_stream", chat_guarded),
+        (chats.AsyncChat, "send_message_stream", chat_guarded),
+    ):
+        streams_in_callers_context(owner, name, guarded)
+
+
 def _guard_api_client(api: Any, guard: Guard | None, reroutes: bool) -> None:
     from privsdk.outbound.transport import guard_httpx, keep_guarded
     from privsdk_vertex import reroute
 
+    _streams_in_callers_context()
     session = getattr(api._http_options, "aiohttp_client", None)
     if session is not None:  # it would be passed over without a word: its headers, hooks and connector unused
         raise _not_httpx("aiohttp_client", session)
