@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,10 +24,11 @@ import pytest
 
 import privsdk
 from privsdk import openai as dropin
+from privsdk.outbound.judge import Guard
 from tests.openai_support import reset_default_guard
 from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire
-from tests.wire.server import LoopbackServer
+from tests.wire.server import Delay, LoopbackServer
 
 KEY = "sk-reroute"
 AZURE_KEY = "azure-reroute-key"
@@ -268,3 +271,27 @@ def test_a_rerouted_call_is_one_call_in_the_records_and_the_report(
     assert all(r["unmet"] == ["region=eu"] for r in records)
     assert len({r["request_id"] for r in records}) == 2
     assert records[0]["input_tokens"] is not None
+
+
+def test_a_reroute_in_flight_as_the_recorder_closes_is_no_cancelled_call_of_its_own(
+    rerouted: Rerouted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder ends, as cancelled, the records of guarded requests still in flight as it closes: a rerouted
+    request is in flight as the Client call that serves it, and that call records it, so the request as built
+    must not be recorded beside it."""
+    usage = tmp_path / "usage.jsonl"
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{usage}")
+    reset_default_guard()
+    rerouted.azure.fail(Delay(0.5))
+    client = rerouted.client()
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(client.chat.completions.create(model=MODEL, messages=MSG)))
+    worker.start()
+    while not rerouted.azure.requests:  # the alternative has it, and waits before it answers
+        time.sleep(0.01)
+    Guard.default().close()
+    worker.join(10)
+    assert len(answers) == 1
+    reset_default_guard()  # the reroute's own client records through its recorder: flushed here
+    records = [json.loads(line) for line in usage.read_text().splitlines()] if usage.exists() else []
+    assert [r["decision"] for r in records if r["outcome"] == "cancelled"] == []

@@ -624,7 +624,12 @@ class Pass:
 
     def _abandoned(self) -> None:
         """The recorder is closing with this request unrecorded: its body ends the record if it has come, else the
-        request is recorded as cancelled (its answer has not come, and will not be recorded when it does)."""
+        request is recorded as cancelled (its answer has not come, and will not be recorded when it does). A
+        request being rerouted is the privsdk.Client's to record, as the Client call that serves it."""
+        if self.decision.outcome == "reroute" and not self.done:
+            if self.held is not None:
+                (self.guard._recorder or self.guard.recorder).let_go(self.held)
+            return
         body = self.body() if self.body is not None else None
         if body is not None:
             body._abandoned()
