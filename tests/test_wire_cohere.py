@@ -118,6 +118,9 @@ UNREADABLE = [
     out("POST", "/v2/chat", b"not json: secret prompt"),
     out("POST", "/v2/chat", [1, 2]),
     out("POST", "/endpoints/ep/invocations", {"prompt": "secret prompt"}),
+    # Another maker's model on a SageMaker endpoint (Hugging Face text generation): a generation, once read as a
+    # Cohere embed.
+    out("POST", "/endpoints/ep/invocations", {"inputs": "secret prompt", "parameters": {"max_new_tokens": 20}}),
     out("POST", "/endpoints/ep/other", {"messages": MSG}),
 ]
 

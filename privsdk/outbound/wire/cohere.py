@@ -116,7 +116,9 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     if "messages" in body or "message" in body:
         streamed = action.endswith("-stream") or body.get("stream") is True
         return Asks("stream" if streamed else "chat", model, _chat_features(body))
-    if "texts" in body or "images" in body or "inputs" in body:
+    if any(isinstance(body.get(field), list) for field in ("texts", "images", "inputs")):
+        # Lists, as Cohere's embed takes them: a model of another maker on a SageMaker endpoint (Hugging Face's
+        # text generation, say) posts {"inputs": "<prompt>"}, a generation that is no Cohere embed.
         return Asks("embed", model, _embed_features(body))
     if "query" in body and "documents" in body:
         return Asks("rerank", model)
