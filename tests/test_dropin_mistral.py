@@ -301,63 +301,65 @@ def _tracing_hook(client: Any) -> Any:
     return next(h for h in hooks.before_request_hooks if isinstance(h, TracingHook))
 
 
+@pytest.fixture
+def collector(wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """The loopback OTLP endpoint the SDK's telemetry exports to (``MISTRAL_SDK_TELEMETRY=dedicated``), with the
+    loopback la Plateforme declared and no usage records."""
+    declare(monkeypatch, wire[1])
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    with LoopbackServer(_Collector()) as running:
+        monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "dedicated")
+        monkeypatch.setenv("MISTRAL_OTLP_TRACES_ENDPOINT", f"{running.url}/telemetry/v1/traces")
+        yield running
+
+
 def test_the_sdk_telemetry_stays_off_under_the_drop_in(
-    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+    wire: tuple[MistralApp, LoopbackServer], collector: LoopbackServer
 ) -> None:
     """MISTRAL_SDK_TELEMETRY would export spans with the prompt to Mistral; the drop-in keeps it off."""
     _, server = wire
-    declare(monkeypatch, server)
-    monkeypatch.setenv("PRIVSDK_USAGE", "none")
-    with LoopbackServer(_Collector()) as collector:
-        monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "dedicated")
-        monkeypatch.setenv("MISTRAL_OTLP_TRACES_ENDPOINT", f"{collector.url}/telemetry/v1/traces")
-        plain = Mistral(api_key=KEY, server_url=server.url)
-        plain.chat.complete(model=MODEL, messages=MSG)
-        provider = _tracing_hook(plain)._auto_telemetry_provider
-        assert provider is not None  # the SDK alone turns it on from the environment...
-        provider.force_flush()
-        assert [r.path for r in collector.requests] == ["/telemetry/v1/traces"]  # ...and exports the span
-        collector.requests.clear()
-        ours = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
-        ours.chat.complete(model=MODEL, messages=MSG)
-        with ours.chat.stream(model=MODEL, messages=MSG) as events:
-            list(events)
-        hook = _tracing_hook(ours)
-        assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
-        provider.force_flush()
-        assert collector.requests == []
+    plain = Mistral(api_key=KEY, server_url=server.url)
+    plain.chat.complete(model=MODEL, messages=MSG)
+    provider = _tracing_hook(plain)._auto_telemetry_provider
+    assert provider is not None  # the SDK alone turns it on from the environment...
+    provider.force_flush()
+    assert [r.path for r in collector.requests] == ["/telemetry/v1/traces"]  # ...and exports the span
+    collector.requests.clear()
+    ours = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    ours.chat.complete(model=MODEL, messages=MSG)
+    with ours.chat.stream(model=MODEL, messages=MSG) as events:
+        list(events)
+    hook = _tracing_hook(ours)
+    assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
+    provider.force_flush()
+    assert collector.requests == []
 
 
 def test_guarding_a_client_that_has_traced_already_stops_its_telemetry(
-    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+    wire: tuple[MistralApp, LoopbackServer], collector: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A client's tracing hook resolves its telemetry at the first request and reads the configuration no more:
     guarding a client that had sent one left it exporting spans, those of the requests privsdk refused too."""
     _, server = wire
-    declare(monkeypatch, server)
-    monkeypatch.setenv("PRIVSDK_USAGE", "none")
-    with LoopbackServer(_Collector()) as collector:
-        monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "dedicated")
-        monkeypatch.setenv("MISTRAL_OTLP_TRACES_ENDPOINT", f"{collector.url}/telemetry/v1/traces")
-        client = Mistral(api_key=KEY, server_url=server.url)
-        client.models.list()  # before it is guarded: the app's own choice, exported when the exporter stops
-        provider = _tracing_hook(client)._auto_telemetry_provider
-        assert provider is not None
-        privsdk.mistralai.guard_client(client)
-        exported = len(collector.requests)
-        monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
-        Guard.reset_default()
-        with pytest.raises(privsdk.mistralai.PolicyViolation):
-            client.chat.complete(model=MODEL, messages=CANARY_MSG)
-        monkeypatch.delenv("PRIVSDK_REQUIRE")
-        Guard.reset_default()
-        client.chat.complete(model=MODEL, messages=MSG)
-        provider.force_flush()
-        hook = _tracing_hook(client)
-        assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
-        assert len(collector.requests) == exported
-        assert not any(b"CANARY-telemetry" in r.body for r in collector.requests)
-        assert [r.path for r in server.requests] == ["/v1/models", "/v1/chat/completions"]
+    client = Mistral(api_key=KEY, server_url=server.url)
+    client.models.list()  # before it is guarded: the app's own choice, exported when the exporter stops
+    provider = _tracing_hook(client)._auto_telemetry_provider
+    assert provider is not None
+    privsdk.mistralai.guard_client(client)
+    exported = len(collector.requests)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    Guard.reset_default()
+    with pytest.raises(privsdk.mistralai.PolicyViolation):
+        client.chat.complete(model=MODEL, messages=CANARY_MSG)
+    monkeypatch.delenv("PRIVSDK_REQUIRE")
+    Guard.reset_default()
+    client.chat.complete(model=MODEL, messages=MSG)
+    provider.force_flush()
+    hook = _tracing_hook(client)
+    assert hook._auto_telemetry_provider is None and hook.tracer_provider is None
+    assert len(collector.requests) == exported
+    assert not any(b"CANARY-telemetry" in r.body for r in collector.requests)
+    assert [r.path for r in server.requests] == ["/v1/models", "/v1/chat/completions"]
 
 
 def test_the_connectors_gateway_clients_of_a_guarded_client_are_guarded(

@@ -387,6 +387,14 @@ def converse(client: Any) -> Any:
     return client.converse(modelId=CLAUDE, messages=BEDROCK_MESSAGES)
 
 
+def tls_bedrock_client(server: LoopbackServer, ca_file: Path, config: Config) -> Any:
+    """A drop-in bedrock-runtime client of the TLS loopback Bedrock, trusting its CA."""
+    return pboto3.client(
+        "bedrock-runtime", region_name="eu-central-1", endpoint_url=server.url, verify=str(ca_file), config=config,
+        **AWS_KEYS,
+    )  # fmt: skip
+
+
 @pytest.mark.usefixtures("no_machine_aws")
 @pytest.mark.parametrize("how", ["config", "environment"])
 def test_boto3_plain_http_through_a_proxy_is_refused_before_a_byte(
@@ -425,14 +433,7 @@ def test_boto3_https_forwarded_by_an_https_proxy_is_refused_before_a_byte(
         proxies_config={"proxy_use_forwarding_for_https": True, "proxy_ca_bundle": str(ca[1])},
         **ONE_ATTEMPT,
     )
-    client = pboto3.client(
-        "bedrock-runtime",
-        region_name="eu-central-1",
-        endpoint_url=bedrock_tls.url,
-        verify=str(ca[1]),
-        config=config,
-        **AWS_KEYS,
-    )
+    client = tls_bedrock_client(bedrock_tls, ca[1], config)
     with pytest.raises(ClientError) as caught:
         converse(client)
     assert_refused_for_proxy(caught.value, proxy, usage, scheme="https")
@@ -449,14 +450,7 @@ def test_boto3_https_through_a_connect_proxy_is_sent_encrypted_end_to_end(
     tunnel = RecordingProxy(upstream=bedrock_tls.url.partition("://")[2])
     try:
         config = Config(proxies={"https": tunnel.url()}, **ONE_ATTEMPT)
-        client = pboto3.client(
-            "bedrock-runtime",
-            region_name="eu-central-1",
-            endpoint_url=bedrock_tls.url,
-            verify=str(ca[1]),
-            config=config,
-            **AWS_KEYS,
-        )
+        client = tls_bedrock_client(bedrock_tls, ca[1], config)
         assert converse(client)["output"]["message"]["content"][0]["text"]
         client.close()
     finally:
@@ -480,14 +474,7 @@ def test_boto3_https_through_an_https_proxy_without_forwarding_is_not_refused(
     usage = usage_env(monkeypatch, tmp_path, f"{bedrock_tls.url}=bedrock.runtime")
     proxies_config = {"proxy_ca_bundle": str(ca[1])}
     config = Config(proxies={"https": proxy.url("https")}, proxies_config=proxies_config, **ONE_ATTEMPT)
-    client = pboto3.client(
-        "bedrock-runtime",
-        region_name="eu-central-1",
-        endpoint_url=bedrock_tls.url,
-        verify=str(ca[1]),
-        config=config,
-        **AWS_KEYS,
-    )
+    client = tls_bedrock_client(bedrock_tls, ca[1], config)
     with pytest.raises(Exception) as caught:
         converse(client)
     client.close()
