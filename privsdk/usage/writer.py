@@ -24,10 +24,9 @@ metrics for OpenTelemetry.
 * **Exit.** An ``atexit`` hook closes every recorder, writing what is queued
   (bounded by ``exit_timeout`` seconds). Closing first ends the records of
   what the recorder holds (:meth:`Recorder.hold`: requests in flight, open
-  streams), and waits
-  (a second at most) for the readers of those another thread has just read
-  to their end to queue theirs. A record that comes while the writer stops
-  is written by the close itself.
+  streams), and waits (a second at most) for the readers of those another
+  thread has just read to their end to queue theirs. A record that comes
+  while the writer stops is written by the close itself.
 * **Fork.** A child process never uses its parent's writer thread or sink (an
   SQLite connection must not cross a fork): after ``fork()`` the child starts
   with an empty queue, and opens its own sink on its first record. Records the
@@ -266,8 +265,8 @@ class Recorder:
             mp_util.Finalize(None, _close_ref, args=(weakref.ref(self),), exitpriority=10)
 
     def hold(self, pending: _Pending) -> weakref.ref[_Pending] | None:
-        """Weakly keep ``pending``, whose record is still to come (an open stream), until it is queued
-        (:meth:`let_go` the reference this returns): :meth:`close` first has it give that record
+        """Weakly keep ``pending``, whose record is still to come (a request in flight, an open stream), until it is
+        queued (:meth:`let_go` the reference this returns): :meth:`close` first has it give that record
         (``pending._abandoned()``). Else a stream still open at interpreter exit (a module global) would give it
         only when dropped, after the exit hook had closed the recorder, and it would be lost."""
         ref = weakref.ref(pending, self._let_go)
