@@ -135,6 +135,9 @@ def guard_client(client: _C, *, guard: Guard | None = None, reroutes: bool = Tru
         client._executor = CallersContextExecutor(executor)  # type: ignore[attr-defined]
     # Its streams are generators, which send their requests only as they are read: they are read in the context
     # of the call, wherever and however much later (a web handler that returns one for its framework to read).
+    # Per client, not per class as mistralai's and google-genai's (context.streams_in_callers_context): cohere's
+    # client keeps chat_stream as an attribute of its own, its experimental-keyword wrapper around the method as
+    # the class had it when the client was built, which a later change to the class would not reach.
     for holder in (client, getattr(client, "v2", None)):
         for name in _LAZY_STREAMS:
             method = getattr(holder, name, None)
