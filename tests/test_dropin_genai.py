@@ -23,7 +23,7 @@ import privsdk
 from privsdk import genai
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded
-from tests.wire.server import Drip, LoopbackServer, Recorded, Status
+from tests.wire.server import Drip, LoopbackServer, Recorded, Reply, Status, json_reply
 from tests.wire.vertex import API_KEY, TOKEN, GeminiApp
 
 PROJECT = "acme-prod"
@@ -568,6 +568,101 @@ def test_the_interactions_api_stores_by_default_and_is_refused_under_zdr(env: En
         client.interactions.create(model=MODEL, input=PROMPT, store=True, tools=[{"type": "google_search"}])
     assert env.server.requests == []
     assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
+
+
+def _interactions_app(request: Recorded) -> Reply:
+    """A loopback Interactions API: answers a created interaction, and takes nothing else."""
+    if request.method != "POST" or not request.path.endswith("/interactions"):
+        raise ValueError(f"{request.method} {request.path}")
+    return json_reply({"id": "i1", "status": "completed", "outputs": []})
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"response_format": {"type": "audio"}}, "audio_output"),  # the field that replaces response_modalities
+        ({"response_format": [{"type": "text"}, {"type": "image", "delivery": "uri"}]}, "delivery"),  # kept media
+        ({"cached_content": "cachedContents/abc"}, "unmet: zdr"),  # an explicit context cache: prompt_caching
+        ({"environment": {"type": "remote"}}, "hosted_tools"),  # a sandbox at Google
+        ({"generation_config": {"speech_config": {"voice": "Kore"}}}, "audio_output"),
+        ({"extra_body": {"webhook_config": {"uris": ["https://hooks.example/4242"]}}}, "webhook_config"),  # not read
+    ],
+    ids=["response_format audio", "image by uri", "cached_content", "environment", "speech_config", "unknown field"],
+)
+def test_interaction_fields_that_keep_log_or_run_something_are_refused_before_a_byte(
+    env: Env, fields: dict[str, Any], why: str
+) -> None:
+    """Each field the Interactions API takes that makes Google keep content, or run its tools, is read (or, not
+    being read, refuses the request), though ``store`` is off; the refusal names a field, never a value."""
+    # Declared at the origin: behind a path prefix, a body the reader refuses is reported by the route after it.
+    env.set(**ZDR, PRIVSDK_ENDPOINTS=f"{env.server.url}=vertex.gemini")
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.interactions.create(model=MODEL, input=PROMPT, store=False, **fields)
+    assert env.server.requests == []
+    assert why in str(caught.value) and "4242" not in str(caught.value)
+    assert [r["outcome"] for r in env.records()] == ["refused"]
+
+
+def test_an_ordinary_interaction_without_store_is_sent(env: Env) -> None:
+    """The allow-list of interaction fields lets google-genai's ordinary requests through."""
+    with LoopbackServer(_interactions_app) as server:
+        env.set(**ZDR, PRIVSDK_ENDPOINTS=f"{server.url}/v1beta1=vertex.gemini")
+        client = genai.Client(
+            vertexai=True,
+            project=PROJECT,
+            location=LOCATION,
+            credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+            http_options=types.HttpOptions(base_url=server.url),
+        )
+        interaction = client.interactions.create(
+            model=MODEL,
+            input=PROMPT,
+            store=False,
+            system_instruction="be brief",
+            generation_config={"temperature": 0.2, "max_output_tokens": 64},
+            response_format={"type": "text", "mime_type": "application/json", "schema": {"type": "object"}},
+            tools=[{"type": "function", "name": "get_weather"}],
+        )
+        assert getattr(interaction, "id", None) == "i1"  # an Interaction, not a stream
+        (sent,) = server.requests
+        assert server.errors == []
+    assert sent.path.endswith("/interactions")
+    assert {"store", "system_instruction", "generation_config", "response_format", "tools"} <= set(sent.json())
+    assert [r["outcome"] for r in env.records()] == ["ok"]
+
+
+def test_store_on_generate_content_is_request_logging(env: Env) -> None:
+    """``GenerateContentConfig(store=True)`` turns on per-request logging at the Gemini API: refused where the
+    offering's guarantees say nothing of such logs; ``store=False`` asks for nothing and is sent."""
+    url = env.server.url
+    env.set(PRIVSDK_ENDPOINTS=f"{url}=gemini.api", PRIVSDK_REQUIRE="no_training,max_retention_days=60")
+    env.set(PRIVSDK_ATTEST="gemini:plan=paid")
+    gemini = env.gemini()
+    with pytest.raises(genai.PolicyViolation) as caught:
+        gemini.models.generate_content(model=MODEL, contents=PROMPT, config=types.GenerateContentConfig(store=True))
+    assert "request_response_logging" in str(caught.value)
+    assert env.server.requests == []
+    answer = gemini.models.generate_content(
+        model=MODEL, contents=PROMPT, config=types.GenerateContentConfig(store=False)
+    )
+    assert answer.text == "Hello from Gemini on loopback"
+    (sent,) = env.server.requests
+    assert sent.json()["store"] is False
+
+    # On Vertex (where google-genai will not send it, but extra_body can) the logging's BigQuery table is kept
+    # until deleted: refused under zdr. So is a field privsdk does not read (outputConfig: media to Cloud Storage).
+    env.set(**ZDR, PRIVSDK_ENDPOINTS=f"{url}=vertex.gemini")
+    vertex = env.vertex()
+    store = types.GenerateContentConfig(http_options=types.HttpOptions(extra_body={"store": True}))
+    output = types.GenerateContentConfig(
+        generation_output_config=types.GenerationOutputConfig(output_uri_prefix="gs://bucket/4242/")
+    )
+    for config, why in ((store, "unmet: zdr"), (output, "outputConfig")):
+        with pytest.raises(genai.PolicyViolation) as caught:
+            vertex.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+        assert why in str(caught.value) and "4242" not in str(caught.value)
+    assert len(env.server.requests) == 1
 
 
 # -- privsdk.Client's Vertex adapter sends through the same guard ---------------------------------------

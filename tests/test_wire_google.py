@@ -296,13 +296,25 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         gemini("embed", "gemini-embedding-001"),
     ),
     (
-        "gemini batch mode",
+        "gemini batch mode: inline requests read where google-genai puts them",
         out(
             "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
-            {"batch": {"inputConfig": {"fileName": "files/x"}}},
+            {
+                "batch": {
+                    "displayName": "b",
+                    "inputConfig": {
+                        "requests": {
+                            "requests": [
+                                {"request": TEXT, "metadata": {"key": "a"}},
+                                {"request": with_(tools=[{"googleSearch": {}}])},
+                            ]
+                        }
+                    },
+                }
+            },
             host=GEMINI,
         ),
-        gemini("batch"),
+        gemini("batch", features=F({"grounding_search"})),
     ),
     ("gemini batches listing", out("/v1beta/batches", method="GET", host=GEMINI), Asks("batch")),
     (
@@ -369,6 +381,193 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         out("/v1beta/interactions/abc", method="GET", host=GEMINI),
         Asks("responses_state"),
     ),
+    # -- fields that make Google keep, log or run something, and the ordinary ones that do not ----------------
+    (
+        "store: true on generateContent is request/response logging",
+        out("/v1beta/models/gemini-2.5-flash:generateContent", with_(store=True), host=GEMINI),
+        gemini("chat", features=F({"request_response_logging"})),
+    ),
+    (
+        "store: false on generateContent adds nothing",
+        out("/v1beta/models/gemini-2.5-flash:generateContent", with_(store=False, generationConfig={}), host=GEMINI),
+        gemini("chat"),
+    ),
+    (
+        "Model Armor may log what it screens: the stricter reading",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(modelArmorConfig={"promptTemplateName": "t"})),
+        vertex("chat", features=F({"request_response_logging"})),
+    ),
+    (
+        "every field google-genai sends for an ordinary request passes",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(
+                systemInstruction={"parts": [{"text": "be brief"}]},
+                tools=[{"functionDeclarations": [{"name": "f"}]}],
+                toolConfig={"functionCallingConfig": {"mode": "AUTO"}},
+                safetySettings=[{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}],
+                labels={"team": "a"},
+                serviceTier="flex",
+                continuationToken="t",
+                generationConfig={
+                    "temperature": 0.2,
+                    "topP": 0.9,
+                    "topK": 4,
+                    "candidateCount": 1,
+                    "maxOutputTokens": 9,
+                    "stopSequences": ["x"],
+                    "seed": 1,
+                    "responseMimeType": "application/json",
+                    "responseJsonSchema": {"type": "object"},
+                    "thinkingConfig": {"thinkingBudget": 0},
+                    "mediaResolution": "MEDIA_RESOLUTION_LOW",
+                    "responseModalities": ["TEXT"],
+                },
+            ),
+        ),
+        vertex("chat"),
+    ),
+    (
+        "both spellings: a null camelCase generationConfig hides no snake_case one",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(generationConfig=None, generation_config={"responseModalities": ["AUDIO"]}),
+        ),
+        vertex("chat", features=F({"audio_output"})),
+    ),
+    (
+        "both spellings: an empty camelCase generationConfig hides no snake_case one",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(generationConfig={}, generation_config={"speech_config": {"voice_config": {}}}),
+        ),
+        vertex("chat", features=F({"audio_output"})),
+    ),
+    (
+        "both spellings inside generationConfig",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(generationConfig={"responseModalities": [], "response_modalities": ["IMAGE"]}),
+        ),
+        vertex("chat", features=F({"image_output"})),
+    ),
+    (
+        "both spellings: an empty cachedContent hides no cached_content",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(cachedContent="", cached_content="cachedContents/1")),
+        vertex("chat", features=F({"prompt_caching"})),
+    ),
+    (
+        "countTokens: the fields beside a generateContentRequest are read too",
+        out(
+            f"{PUB}/gemini-2.5-flash:countTokens",
+            {"generateContentRequest": TEXT, "tools": [{"googleSearch": {}}]},
+        ),
+        vertex("chat", features=F({"grounding_search"})),
+    ),
+    (
+        "OpenAI-compatible endpoint: store, web search, audio and tools read as the OpenAI chat reader reads them",
+        out(
+            f"{PL}/endpoints/openapi/chat/completions",
+            {
+                "model": "google/gemini-2.5-flash",
+                "messages": [],
+                "store": True,
+                "web_search_options": {},
+                "modalities": ["text", "audio"],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
+        ),
+        Asks(
+            "chat",
+            "gemini-2.5-flash",
+            F({"stored_responses", "web_search", "audio_output"}),
+            None,
+            "acme-prod",
+            "europe-west4",
+            "google",
+        ),
+    ),
+    (
+        "OpenAI-compatible endpoint: extra_body.google.cached_content is a context cache",
+        out(
+            f"{PL}/endpoints/openapi/chat/completions",
+            {
+                "model": "google/gemini-2.5-flash",
+                "messages": [],
+                "extra_body": {"google": {"cached_content": "c", "thought_tag_marker": "think"}},
+            },
+        ),
+        Asks("chat", "gemini-2.5-flash", F({"prompt_caching"}), None, "acme-prod", "europe-west4", "google"),
+    ),
+    (
+        "OpenAI-compatible endpoint: the google object merged at the top level (the openai SDK's extra_body)",
+        out(
+            f"{PL}/endpoints/openapi/chat/completions",
+            {"model": "google/gemini-2.5-flash", "messages": [], "google": {"cached_content": "c"}},
+        ),
+        Asks("chat", "gemini-2.5-flash", F({"prompt_caching"}), None, "acme-prod", "europe-west4", "google"),
+    ),
+    (
+        "Interactions API: response_format audio, and image in a list",
+        out(
+            "/v1beta/interactions",
+            {"model": "m", "input": "hi", "store": False, "response_format": [{"type": "audio"}, {"type": "image"}]},
+            host=GEMINI,
+        ),
+        gemini("chat", "m", F({"audio_output", "image_output"})),
+    ),
+    (
+        "Interactions API: cached_content, a remote environment, speech_config",
+        out(
+            "/v1beta/interactions",
+            {
+                "model": "m",
+                "store": False,
+                "cached_content": "cachedContents/abc",
+                "environment": {"type": "remote"},
+                "generation_config": {"speech_config": {"voice": "Kore"}},
+            },
+            host=GEMINI,
+        ),
+        gemini("chat", "m", F({"prompt_caching", "hosted_tools", "audio_output"})),
+    ),
+    (
+        "Interactions API: an environment named by id is a hosted sandbox too",
+        out("/v1beta/interactions", {"model": "m", "store": False, "environment": "env-1"}, host=GEMINI),
+        gemini("chat", "m", F({"hosted_tools"})),
+    ),
+    (
+        "Interactions API: every field of an ordinary request passes",
+        out(
+            "/v1beta/interactions",
+            {
+                "model": "m",
+                "input": [{"type": "text", "text": "hi"}],
+                "store": False,
+                "stream": False,
+                "system_instruction": "be brief",
+                "safety_settings": [],
+                "labels": {"a": "b"},
+                "service_tier": "standard",
+                "continuation_token": "t",
+                "response_mime_type": "application/json",
+                "response_format": {"type": "text", "mime_type": "application/json", "schema": {"type": "object"}},
+                "generation_config": {"temperature": 0.1, "max_output_tokens": 9, "thinking_level": "low"},
+                "tools": [{"type": "function", "name": "f"}],
+            },
+            host=GEMINI,
+        ),
+        gemini("chat", "m"),
+    ),
+    (
+        "Interactions API: a JSON schema as the response format",
+        out(
+            "/v1beta/interactions",
+            {"model": "m", "store": False, "response_format": {"type": "object", "properties": {}}},
+            host=GEMINI,
+        ),
+        gemini("chat", "m"),
+    ),
 ]
 
 
@@ -399,6 +598,60 @@ UNREADABLE = [
     ("projects without locations", out("/v1/projects/p/publishers/google/models/m:generateContent", TEXT)),
     ("no version", out("/models/m:generateContent", TEXT)),
     ("unknown interaction tool", out("/v1beta/interactions", {"model": "m", "tools": [{"type": "rocket"}]})),
+    (
+        "a generateContent field not read (outputConfig writes media to Cloud Storage)",
+        out(f"{PUB}/gemini-2.5-flash:generateContent", with_(outputConfig={"outputUriPrefix": "gs://b/"})),
+    ),
+    ("a generationConfig field not read", out(f"{PUB}/m:generateContent", with_(generationConfig={"newThing": 1}))),
+    ("a generationConfig that is no object", out(f"{PUB}/m:generateContent", with_(generation_config=[1]))),
+    ("a service tier not read", out(f"{PUB}/m:generateContent", with_(serviceTier="deferred"))),
+    (
+        "a generateContentRequest that is no object",
+        out(f"{PUB}/m:countTokens", {"generateContentRequest": "x"}),
+    ),
+    (
+        "gemini batch from a file: its requests cannot be read",
+        out("/v1beta/models/m:batchGenerateContent", {"batch": {"inputConfig": {"fileName": "files/x"}}}, host=GEMINI),
+    ),
+    ("gemini batch with no requests found", out("/v1beta/models/m:batchGenerateContent", {"batch": {}}, host=GEMINI)),
+    (
+        "gemini batch with a request field not read",
+        out(
+            "/v1beta/models/m:batchGenerateContent",
+            {"batch": {"inputConfig": {"requests": {"requests": [{"request": with_(outputConfig={})}]}}}},
+            host=GEMINI,
+        ),
+    ),
+    ("an interaction field not read", out("/v1beta/interactions", {"model": "m", "webhook_config": {"uris": []}})),
+    (
+        "an interaction generation_config field not read",
+        out("/v1beta/interactions", {"model": "m", "generation_config": {"video_config": {}}}),
+    ),
+    (
+        "an interaction's video output",
+        out("/v1beta/interactions", {"model": "m", "response_format": {"type": "video"}}),
+    ),
+    (
+        "an interaction's image delivered by URI (kept at Google)",
+        out("/v1beta/interactions", {"model": "m", "response_format": {"type": "image", "delivery": "uri"}}),
+    ),
+    (
+        "an interaction's media format with no type",
+        out("/v1beta/interactions", {"model": "m", "response_format": {"mime_type": "audio/wav"}}),
+    ),
+    ("an interaction's deferred service tier", out("/v1beta/interactions", {"model": "m", "service_tier": "deferred"})),
+    (
+        "OpenAI-compatible endpoint: a google extension field not read",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "extra_body": {"google": {"labels": {}}}}),
+    ),
+    (
+        "OpenAI-compatible endpoint: an extra_body key not read",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "extra_body": {"other": {}}}),
+    ),
+    (
+        "OpenAI-compatible endpoint: a hosted tool the OpenAI reader does not know",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "tools": [{"type": "google_search"}]}),
+    ),
 ]
 
 
@@ -414,6 +667,10 @@ def test_unreadable_message_never_echoes_body_or_odd_path_values() -> None:
         out(f"{PUB}/m:generateContent", with_(tools=[{secret.replace("-", " "): {}}])),
         out(f"/v1/{secret} x/y", {}),
         out(f"{PUB}/m:{secret}x y", TEXT),
+        out(f"{PUB}/m:generateContent", with_(**{secret: 1})),
+        out(f"{PUB}/m:generateContent", with_(outputConfig={"outputUriPrefix": secret})),
+        out("/v1beta/interactions", {"model": "m", secret: 1}, host=GEMINI),
+        out("/v1beta/interactions", {"model": "m", "webhook_config": {"uris": [secret]}}, host=GEMINI),
     ]
     for request in requests:
         with pytest.raises(Unreadable) as caught:

@@ -40,6 +40,8 @@ REQUEST_FIELDS = frozenset(
     {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings", "cachedContent"}
 )
 VERTEX_ONLY_FIELDS = frozenset({"labels", "modelArmorConfig"})
+#: The Gemini API's own: ``store`` (per-request logging; google-genai refuses it for Vertex).
+GEMINI_ONLY_FIELDS = frozenset({"store"})
 GENERATION_FIELDS = frozenset(
     {
         "temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences", "seed",
@@ -177,7 +179,7 @@ class GeminiApp:
 
     def _check_generate(self, body: Any, *, vertex: bool) -> int:
         """Checks a GenerateContentRequest; returns the prompt's token count."""
-        body = _fields(body, "request", REQUEST_FIELDS | (VERTEX_ONLY_FIELDS if vertex else frozenset()))
+        body = _fields(body, "request", REQUEST_FIELDS | (VERTEX_ONLY_FIELDS if vertex else GEMINI_ONLY_FIELDS))
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             raise ValueError("contents must be a non-empty list")

@@ -15,6 +15,7 @@ object by its key whatever the framing, keeps it alone, and drops the rest.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import unquote as _unquote
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
 from privsdk.outbound.wire.bedrock import native_features
 from privsdk.outbound.wire.meters import LastBytes, count
+from privsdk.outbound.wire.openai import _chat_features as openai_chat_features  # the same reading, not a copy
 from privsdk.usage.record import MAX_COUNT
 
 # -- operations -------------------------------------------------------------------------------------
@@ -115,6 +117,63 @@ _INTERACTION_TOOLS: dict[str, str | None] = {
 }
 _FILE_PARTS = frozenset({"inlineData", "inline_data", "fileData", "file_data"})
 _MODALITIES = {"AUDIO": "audio_output", "IMAGE": "image_output"}
+
+
+def _spellings(*camels: str) -> frozenset[str]:
+    """Each camelCase field name and its snake_case twin: the services take both."""
+    return frozenset(n for c in camels for n in (c, "".join("_" + x.lower() if x.isupper() else x for x in c)))
+
+
+#: The top-level fields of a GenerateContentRequest (also countTokens', computeTokens' and each inline batch
+#: request's) that the reader reads or that carry nothing Google keeps or runs: what google-genai sends. Any other
+#: field is refused, for a field privsdk has not read may make Google keep or log content or run a hosted tool
+#: (``outputConfig`` writes generated media to Cloud Storage, and is refused so).
+_GENERATE_FIELDS = _spellings(
+    "model", "contents", "systemInstruction", "tools", "toolConfig", "safetySettings", "generationConfig", "labels",
+    "cachedContent", "store", "serviceTier", "continuationToken", "modelArmorConfig", "generateContentRequest",
+)  # fmt: skip
+#: The generationConfig fields google-genai sends (Vertex and the Gemini API); any other is refused alike.
+_GENERATION_FIELDS = _spellings(
+    "temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences", "responseLogprobs",
+    "logprobs", "presencePenalty", "frequencyPenalty", "seed", "responseMimeType", "responseSchema",
+    "responseJsonSchema", "routingConfig", "modelConfig", "responseModalities", "mediaResolution", "speechConfig",
+    "audioTimestamp", "thinkingConfig", "imageConfig", "enableEnhancedCivicAnswers", "audioTranscriptionConfig",
+)  # fmt: skip
+#: The fields of the legacy methods (generateText, generateMessage, generateAnswer and their token counts).
+_LEGACY_FIELDS = _spellings(
+    "prompt", "contents", "temperature", "candidateCount", "maxOutputTokens", "topP", "topK", "safetySettings",
+    "stopSequences", "answerStyle", "inlinePassages", "semanticRetriever",
+)  # fmt: skip
+_LEGACY_METHODS = frozenset(
+    {"generateAnswer", "generateText", "generateMessage", "countMessageTokens", "countTextTokens"}
+)
+#: Service tiers that only set price and latency (google-genai's; the enum is case-insensitive). Another (the
+#: Interactions API's ``deferred`` queues the request) is refused: what Google keeps while it waits is not stated.
+_TIERS = frozenset({"unspecified", "service_tier_unspecified", "standard", "flex", "priority"})
+#: The top-level fields of an Interactions API create request (google-genai's CreateModelInteraction and
+#: CreateAgentInteraction) read below or carrying nothing Google keeps; any other is refused. ``webhook_config``
+#: is left out: it has Google send events about the interaction to other addresses.
+_INTERACTION_FIELDS = frozenset(
+    {
+        "model", "agent", "agent_config", "input", "system_instruction", "stream", "store", "background",
+        "previous_interaction_id", "tools", "response_modalities", "response_format", "response_mime_type",
+        "generation_config", "cached_content", "environment", "safety_settings", "labels", "service_tier",
+        "continuation_token",
+    }
+)  # fmt: skip
+#: An interaction's generation_config fields; ``video_config`` (video output) is left out, as no feature names it.
+_INTERACTION_GENERATION = frozenset(
+    {
+        "max_output_tokens", "seed", "speech_config", "stop_sequences", "temperature", "thinking_level",
+        "thinking_summaries", "tool_choice", "top_p", "transcription_config", "image_config",
+    }
+)  # fmt: skip
+#: An interaction's response_format ``type`` -> feature; a JSON schema (the format's older form) names a JSON type.
+_FORMATS: dict[str, str | None] = {"text": None, "audio": "audio_output", "image": "image_output"}
+_JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+#: The fields of the ``google`` extension object of Vertex's OpenAI-compatible API that bring nothing Google keeps,
+#: and ``cached_content`` (a context cache: prompt_caching). Any other is refused.
+_OPENAI_GOOGLE_FIELDS = frozenset({"thinking_config", "thought_tag_marker", "cached_content"})
 _NO_FEATURES: frozenset[str] = frozenset()
 
 
@@ -252,15 +311,19 @@ class GoogleReader:
                 raise Unreadable(f"unknown method :{shown_segment(method)} on a model")
             operation = found
         features = _NO_FEATURES
-        if operation in ("chat", "stream", "batch"):
+        if operation in ("chat", "stream", "batch") and method != "asyncBatchEmbedContent":  # embeddings: as embed
             body = json_object(request, "Google", method, empty=True)
             if method in ("rawPredict", "streamRawPredict"):  # the partner's own format (Anthropic: "stream")
                 if body.get("stream") is True:
                     operation = "stream"
                 # The same makers' bodies as Bedrock's InvokeModel carries: read alike (cache_control, web search).
                 features = native_features(body)
+            elif method == "batchGenerateContent":
+                features = _batch_features(body)
+            elif method in _LEGACY_METHODS:
+                features = _legacy_features(body)
             else:
-                features = _generate_features(body.get("generateContentRequest", body))
+                features = _generate_features(body)
         return Asks(operation, model, features, endpoint, project, location, publisher)
 
     def _interaction(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
@@ -269,6 +332,7 @@ class GoogleReader:
         if len(rest) > 1 or request.method != "POST":
             return Asks("responses_state", project=project, location=location)
         body = json_object(request, "Google", "interactions", empty=True)
+        _unknown_field(body, _INTERACTION_FIELDS, "an interaction")
         features: set[str] = set()
         if body.get("store") is not False:
             features.add("stored_responses")
@@ -276,6 +340,8 @@ class GoogleReader:
             features.add("background")
         if body.get("previous_interaction_id"):
             features.add("stored_responses")
+        if body.get("cached_content"):
+            features.add("prompt_caching")
         for tool in _list(body.get("tools")):
             kind = tool.get("type") if isinstance(tool, dict) else None
             if not isinstance(kind, str) or kind not in _INTERACTION_TOOLS:
@@ -287,12 +353,25 @@ class GoogleReader:
         for modality in _list(modalities):
             if isinstance(modality, str) and modality.upper() in _MODALITIES:
                 features.add(_MODALITIES[modality.upper()])
+        for fmt in _list(body.get("response_format")):
+            features |= _response_format(fmt)
+        config = body.get("generation_config")
+        if config is not None:
+            if not isinstance(config, dict):
+                raise Unreadable("an interaction's generation_config is not an object")
+            _unknown_field(config, _INTERACTION_GENERATION, "an interaction's generation_config")
+            if config.get("speech_config") is not None:
+                features.add("audio_output")
+            if config.get("image_config") is not None:
+                features.add("image_output")
+        _service_tier(body.get("service_tier"))
         if _has_file_input(body.get("input")):
             features.add("file_inputs")
         model = body_model(body, "Vertex")
-        agent = body.get("agent")
-        if model is None and agent is not None:
+        if body.get("agent") is not None or body.get("agent_config") is not None:
             features.add("hosted_tools")  # an agent (Deep Research) runs Google's tools on its own
+        if body.get("environment") is not None:
+            features.add("hosted_tools")  # a remote sandbox at Google (or one named by id) runs the model's code
         operation = "stream" if body.get("stream") is True else "chat"
         return Asks(operation, model, frozenset(features), project=project, location=location, publisher="google")
 
@@ -323,38 +402,138 @@ def _list(value: Any) -> list[Any]:
     return [] if value is None else [value]
 
 
+@functools.cache  # a few dozen names, looked up on every request
+def _pair(camel: str) -> tuple[str, ...]:
+    return tuple(_spellings(camel))
+
+
+def _values(body: dict[str, Any], camel: str) -> list[Any]:
+    """The values a field has under both its spellings, nulls left out. Both count: the service may read either,
+    so an empty or null one must not hide the other."""
+    return [v for k in _pair(camel) if (v := body.get(k)) is not None]
+
+
+def _unknown_field(body: dict[str, Any], known: frozenset[str], what: str) -> None:
+    unknown = body.keys() - known
+    if unknown:  # named, never its value: a field not read may make Google keep or log content or run a tool
+        raise Unreadable(f"a field privsdk does not read in {what}: {shown_segment(min(unknown))}")
+
+
+def _service_tier(tier: Any) -> None:
+    if tier is not None and not (isinstance(tier, str) and tier.lower() in _TIERS):
+        raise Unreadable("a service tier privsdk does not read")
+
+
 def _generate_features(body: Any) -> frozenset[str]:
     """Features of a GenerateContentRequest (also the body of countTokens and of each batch request)."""
     if not isinstance(body, dict):
-        return _NO_FEATURES
+        raise Unreadable("a Google generateContent request is not a JSON object")
+    _unknown_field(body, _GENERATE_FIELDS, "a Google generateContent request")
     features: set[str] = set()
-    for tool in _list(body.get("tools")):
-        if not isinstance(tool, dict):
-            raise Unreadable("a tools entry is not an object")
-        for key in tool:
-            if key not in _TOOLS:
-                raise Unreadable(f"unknown tool kind {shown_segment(key)}")
-            feature = _TOOLS[key]
-            if feature is not None:
-                features.add(feature)
-    if body.get("cachedContent") or body.get("cached_content"):
+    for tools in _values(body, "tools"):
+        for tool in _list(tools):
+            if not isinstance(tool, dict):
+                raise Unreadable("a tools entry is not an object")
+            for key in tool:
+                if key not in _TOOLS:
+                    raise Unreadable(f"unknown tool kind {shown_segment(key)}")
+                feature = _TOOLS[key]
+                if feature is not None:
+                    features.add(feature)
+    if any(_values(body, "cachedContent")):
         features.add("prompt_caching")
-    config = body.get("generationConfig", body.get("generation_config"))
-    if isinstance(config, dict):
-        for modality in _list(config.get("responseModalities", config.get("response_modalities"))):
-            if isinstance(modality, str) and modality.upper() in _MODALITIES:
-                features.add(_MODALITIES[modality.upper()])
-        if config.get("speechConfig") or config.get("speech_config"):
+    if any(store is not False for store in _values(body, "store")):
+        # GenerateContentConfig.store: per-request logging that "takes precedence over the project-level logging
+        # config" (google-genai's own words). Anything but false is read as on.
+        features.add("request_response_logging")
+    if any(_values(body, "modelArmorConfig")):
+        # Model Armor screens the prompt and answer with a template that can log its sanitize operations to Cloud
+        # Logging, which privsdk cannot see: the stricter reading is that they are logged.
+        features.add("request_response_logging")
+    for tier in _values(body, "serviceTier"):
+        _service_tier(tier)
+    for config in _values(body, "generationConfig"):
+        if not isinstance(config, dict):
+            raise Unreadable("a generationConfig is not an object")
+        _unknown_field(config, _GENERATION_FIELDS, "a Google generationConfig")
+        for modalities in _values(config, "responseModalities"):
+            for modality in _list(modalities):
+                if isinstance(modality, str) and modality.upper() in _MODALITIES:
+                    features.add(_MODALITIES[modality.upper()])
+        if _values(config, "speechConfig"):
             features.add("audio_output")
-    system = body.get("systemInstruction", body.get("system_instruction"))
-    if _has_file_input(body.get("contents")) or _has_file_input(system):
+        if _values(config, "imageConfig"):
+            features.add("image_output")
+    for system in _values(body, "systemInstruction"):
+        if _has_file_input(system):
+            features.add("file_inputs")
+    if any(_has_file_input(contents) for contents in _values(body, "contents")):
         features.add("file_inputs")
-    inline = body.get("requests")  # batchGenerateContent: inline requests, each a GenerateContentRequest
-    if isinstance(inline, dict):
-        for item in _list(inline.get("requests")):
-            request = item.get("request") if isinstance(item, dict) else None
-            features |= _generate_features(request)
+    for inner in _values(body, "generateContentRequest"):  # countTokens: the request it counts, read alike
+        features |= _generate_features(inner)
     return frozenset(features)
+
+
+def _batch_features(body: dict[str, Any]) -> frozenset[str]:
+    """Features of batchGenerateContent's inline requests, each a GenerateContentRequest. google-genai puts them
+    at ``batch.inputConfig.requests.requests[].request``; a batch whose requests are not in the body (a file of
+    them) cannot be read, and is refused so that it holds should batch ever be served."""
+    found: list[Any] = []
+    for batch in _values(body, "batch"):
+        if not isinstance(batch, dict):
+            raise Unreadable("a Google batch is not an object")
+        for source in _values(batch, "inputConfig"):
+            if not isinstance(source, dict):
+                raise Unreadable("a Google batch's inputConfig is not an object")
+            if _values(source, "fileName"):
+                raise Unreadable("a Google batch whose requests are in a file privsdk cannot read")
+            found.extend(_values(source, "requests"))
+    found.extend(_values(body, "requests"))  # the inline requests at the top level, as an older shape had them
+    features: set[str] = set()
+    items = 0
+    for requests in found:
+        if not isinstance(requests, dict):
+            raise Unreadable("a Google batch's requests is not an object")
+        for item in _list(requests.get("requests")):
+            if not isinstance(item, dict):
+                raise Unreadable("a Google batch request is not an object")
+            for request in _values(item, "request"):
+                features |= _generate_features(request)
+                items += 1
+    if not items:
+        raise Unreadable("a Google batch whose requests privsdk cannot find")
+    return frozenset(features)
+
+
+def _legacy_features(body: dict[str, Any]) -> frozenset[str]:
+    """Features of the legacy methods' bodies (generateText, generateMessage, generateAnswer, their counts)."""
+    _unknown_field(body, _LEGACY_FIELDS, "a Google legacy request")
+    features: set[str] = set()
+    if _values(body, "semanticRetriever"):
+        features.add("file_search")  # generateAnswer over a corpus stored at Google
+    if any(_has_file_input(contents) for contents in _values(body, "contents")):
+        features.add("file_inputs")
+    return frozenset(features)
+
+
+def _response_format(fmt: Any) -> frozenset[str]:
+    """The features of one Interactions API response_format entry: audio or image output; text and a JSON schema
+    bring none. Media delivered by URI is kept at Google for the app to fetch (no feature names that), and video
+    output has no feature either: both are refused."""
+    if not isinstance(fmt, dict):
+        raise Unreadable("an interaction's response_format is not an object")
+    kind = fmt.get("type")
+    if isinstance(kind, str) and kind in _FORMATS:
+        if fmt.get("delivery") not in (None, "inline"):
+            raise Unreadable("an interaction's response_format delivery privsdk does not read")
+        feature = _FORMATS[kind]
+        return frozenset({feature}) if feature is not None else _NO_FEATURES
+    schema_types = kind if isinstance(kind, list) else [kind]
+    if kind is None and ("mime_type" in fmt or "delivery" in fmt):
+        raise Unreadable("an interaction's response_format names no type")  # a media format, not a schema
+    if kind is None or all(isinstance(t, str) and t in _JSON_TYPES for t in schema_types):
+        return _NO_FEATURES  # a JSON schema for the answer
+    raise Unreadable("an interaction's response_format type privsdk does not read")
 
 
 def _has_file_input(contents: Any) -> bool:
@@ -377,8 +556,14 @@ def _has_file_input(contents: Any) -> bool:
 
 
 def _openai_features(body: dict[str, Any]) -> frozenset[str]:
-    """The few OpenAI-format features Vertex's OpenAI-compatible endpoint serves."""
-    features: set[str] = set()
+    """Features of a request to Vertex's OpenAI-compatible endpoint: read as privsdk's OpenAI chat reader reads
+    Chat Completions (store, tools, web_search_options, modalities and audio, file parts, ...), plus Vertex's own
+    ``google`` extension object. Where Vertex's handling is not documented the stricter reading is taken: ``store``
+    anything but false counts as stored, a single part or modality counts as a list of it, and a field of the
+    extension object not known to bring nothing is refused."""
+    features = set(openai_chat_features(body))
+    if body.get("store") not in (None, False):
+        features.add("stored_responses")
     if "audio" in _list(body.get("modalities")) or body.get("audio"):
         features.add("audio_output")
     for message in _list(body.get("messages")):
@@ -386,6 +571,23 @@ def _openai_features(body: dict[str, Any]) -> frozenset[str]:
         for part in _list(content):
             if isinstance(part, dict) and part.get("type") in ("image_url", "input_audio", "file"):
                 features.add("file_inputs")
+    # The extension object: at the top level (the openai SDK merges its extra_body there) or under a literal
+    # "extra_body" key, as Google's REST samples send it.
+    extensions = [body.get("google")]
+    extra = body.get("extra_body")
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise Unreadable("extra_body is not an object")
+        _unknown_field(extra, frozenset({"google"}), "a Vertex OpenAI-compatible extra_body")
+        extensions.append(extra.get("google"))
+    for google in extensions:
+        if google is None:
+            continue
+        if not isinstance(google, dict):
+            raise Unreadable("the google extension object is not an object")
+        _unknown_field(google, _OPENAI_GOOGLE_FIELDS, "the google extension object")
+        if google.get("cached_content"):
+            features.add("prompt_caching")
     return frozenset(features)
 
 
