@@ -12,9 +12,37 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 __version__ = "0.1.0"
 
+#: Every error class of privsdk.errors (an app catches privsdk.RateLimited as it catches privsdk.PolicyViolation).
+_ERRORS = (
+    "PrivsdkError",
+    "ConfigError",
+    "CatalogueError",
+    "AdapterMissing",
+    "SdkMissing",
+    "InvalidInput",
+    "InvalidArgument",
+    "ClientClosed",
+    "Unsupported",
+    "VendorError",
+    "RateLimited",
+    "Unavailable",
+    "VendorTimeout",
+    "ConnectionLost",
+    "BadRequest",
+    "AuthFailed",
+    "NotFound",
+    "ContentRefused",
+    "UnexpectedError",
+    "PolicyViolation",
+    "TagError",
+)
 _EXPORTS = {
-    "ConfigError": "privsdk.errors",
-    "PrivsdkError": "privsdk.errors",
+    **dict.fromkeys(_ERRORS, "privsdk.errors"),
+    "CallOptions": "privsdk.client",
+    "ChatOptions": "privsdk.client",
+    "MessageLike": "privsdk.messages",
+    "ToolLike": "privsdk.messages",
+    "ToolChoice": "privsdk.types",
     "Decision": "privsdk.decision",
     "Unmet": "privsdk.decision",
     "decide": "privsdk.decision",
@@ -27,36 +55,54 @@ _EXPORTS = {
     "Operation": "privsdk.vocabulary",
     "parse_requirement": "privsdk.vocabulary",
     "parse_requirements": "privsdk.vocabulary",
-    "TagError": "privsdk.errors",
     "UsageRecord": "privsdk.usage.record",
     "Client": "privsdk.client",
     "AsyncClient": "privsdk.async_client",
     "scope": "privsdk.context",
     "propagate": "privsdk.context",
-    "PolicyViolation": "privsdk.errors",
-    "VendorError": "privsdk.errors",
     "instrument": "privsdk.outbound",
     "uninstrument": "privsdk.outbound",
     "Guard": "privsdk.outbound.judge",
 }
 
 __all__ = [
+    "AdapterMissing",
     "AsyncClient",
+    "AuthFailed",
+    "BadRequest",
+    "CallOptions",
     "Catalogue",
+    "CatalogueError",
+    "ChatOptions",
     "Client",
+    "ClientClosed",
     "ConfigError",
+    "ConnectionLost",
+    "ContentRefused",
     "Decision",
     "Guard",
+    "InvalidArgument",
+    "InvalidInput",
+    "MessageLike",
+    "NotFound",
     "Operation",
     "Policy",
     "PolicyViolation",
     "PrivsdkError",
+    "RateLimited",
+    "SdkMissing",
     "TagError",
     "Target",
     "Tenant",
+    "ToolChoice",
+    "ToolLike",
+    "Unavailable",
+    "UnexpectedError",
     "Unmet",
+    "Unsupported",
     "UsageRecord",
     "VendorError",
+    "VendorTimeout",
     "__version__",
     "decide",
     "default_catalogue",
@@ -73,14 +119,38 @@ __all__ = [
 if TYPE_CHECKING:
     from privsdk.async_client import AsyncClient
     from privsdk.catalogue import Catalogue, default_catalogue
-    from privsdk.client import Client
+    from privsdk.client import CallOptions, ChatOptions, Client
     from privsdk.config import load_policy
     from privsdk.context import propagate, scope
     from privsdk.decision import Decision, Unmet, decide
-    from privsdk.errors import ConfigError, PolicyViolation, PrivsdkError, TagError, VendorError
+    from privsdk.errors import (
+        AdapterMissing,
+        AuthFailed,
+        BadRequest,
+        CatalogueError,
+        ClientClosed,
+        ConfigError,
+        ConnectionLost,
+        ContentRefused,
+        InvalidArgument,
+        InvalidInput,
+        NotFound,
+        PolicyViolation,
+        PrivsdkError,
+        RateLimited,
+        SdkMissing,
+        TagError,
+        Unavailable,
+        UnexpectedError,
+        Unsupported,
+        VendorError,
+        VendorTimeout,
+    )
+    from privsdk.messages import MessageLike, ToolLike
     from privsdk.outbound import instrument, uninstrument
     from privsdk.outbound.judge import Guard
     from privsdk.policy import Policy, Target, Tenant
+    from privsdk.types import ToolChoice
     from privsdk.usage.record import UsageRecord
     from privsdk.vocabulary import Operation, parse_requirement, parse_requirements
 

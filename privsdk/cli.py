@@ -29,13 +29,16 @@ examples:
   PRIVSDK_REQUIRE=zdr PRIVSDK_ATTEST=openai:zdr privsdk explain openai/gpt-4o-mini
   privsdk explain openai/gpt-4o --operation batch --json
   PRIVSDK_REQUIRE=zdr privsdk explain --url https://api.openai.com/v1/chat/completions --model gpt-4o-mini
+  privsdk explain --url https://acme.services.ai.azure.com/v2/chat --sdk cohere --model Cohere-command-a
   PRIVSDK_CONFIG=privsdk.toml privsdk explain azure-eu-gpt4o --tenant acme --data-class pii
 
 {POLICY_FILE_NOTE}
 The examples that set PRIVSDK_ATTEST run without a policy file (PRIVSDK_CONFIG unset): a policy file declares
 attestations in its [attest] table, and takes none from the environment unless it sets allow_env_attest = true.
 With --url the request itself is judged as the guard would judge it: its operation comes from the URL and
-its features from --body, so --operation and --feature do not apply (nor does TARGET).
+its features from --body, so --operation and --feature do not apply (nor does TARGET). Where a host serves
+several protocols (an Azure AI Foundry resource), --sdk names the SDK that sends: openai, cohere, mistralai,
+genai or boto3.
 exit status: 0 allow or reroute, 3 refuse, 2 configuration error or bad argument, 1 output not written
 """
 CHECK_EXAMPLES = f"""\
@@ -88,7 +91,9 @@ EXIT_BROKEN_PIPE = 128 + 13
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's own parser, with its own usage line, not privsdk's
+        args.said_by.error("unrecognized arguments: " + " ".join(extra))
     try:
         code: int = args.run(args, sys.stdout)
         sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
@@ -138,6 +143,8 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from privsdk.outbound.wire import SDKS
+
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="privsdk",
@@ -176,7 +183,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="with --url: a request header, e.g. OpenAI-Project=proj_abc (repeatable)",
+        help="with --url: a request header, e.g. OpenAI-Project=proj_abc (repeatable: a name given twice is "
+        "sent twice, as an SDK sends it)",
+    )
+    p.add_argument(
+        "--sdk",
+        choices=SDKS,
+        help="with --url: the SDK that sends the request, which picks the protocol it is read in where a host "
+        "serves several (required there)",
     )
     p.add_argument(
         "--operation",
@@ -258,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--older-than", metavar="AGE", help="30m, 12h, 7d or 2w")
     q.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
-    q.set_defaults(run=_usage_prune)
+    q.set_defaults(run=_usage_prune, said_by=q)
 
     p = sub.add_parser(
         "run",
@@ -270,6 +284,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     p.set_defaults(run=_run)
+    for command in sub.choices.values():
+        command.set_defaults(said_by=command)  # usage prune says its own: its default is set where it is made
     return parser
 
 
@@ -418,6 +434,8 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
             )
         _check_names(policy, args.tenant, args.data_class)
         return _explain_request(args, policy, out)
+    if args.sdk is not None:
+        raise ConfigError("--sdk goes with --url", hint="drop --sdk, or explain a request with --url URL --sdk SDK")
     operation = parse_operation(args.operation or "chat").value
     features = frozenset(parse_feature(f) for f in args.feature)
     _check_names(policy, args.tenant, args.data_class)
@@ -462,8 +480,9 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     from urllib.parse import urlsplit
 
     from privsdk.config import shown_url, url_problem
-    from privsdk.context import scope
-    from privsdk.outbound.judge import Guard
+    from privsdk.context import current, scope
+    from privsdk.decision import refused
+    from privsdk.outbound.judge import Guard, protocols_at
     from privsdk.outbound.outgoing import Outgoing
 
     problem = url_problem(args.url)
@@ -474,7 +493,7 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
             hint="write e.g. https://api.openai.com/v1/chat/completions",
         )
     parts = urlsplit(args.url.strip())
-    headers = {}
+    headers: dict[str, str] = {}
     for item in args.header:
         name, eq, value = item.partition("=")
         if not eq or not name.strip():
@@ -486,10 +505,13 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
                 f"bad {shown}: not NAME=VALUE (the value is not shown)",
                 hint="write NAME=VALUE with '=', not ':', e.g. --header OpenAI-Project=proj_abc",
             )
-        headers[name.strip().lower()] = value.strip()
+        key = name.strip().lower()
+        # A name given twice is sent twice; the guard reads it as httpx joins it, with ", " (so it names no
+        # account an attestation matches), never as the last one alone.
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
     body = _request_body(args.body, args.model)
     request = Outgoing(
-        sdk="cli",
+        sdk=args.sdk or "cli",
         method=args.method.upper(),
         scheme=parts.scheme,
         host=(parts.hostname or "").lower(),
@@ -501,7 +523,21 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     )
     with scope(tenant=args.tenant, data_class=args.data_class):
         verdict = Guard(policy).judge(request)
-    if args.body is None and args.model is None and verdict.place is not None and verdict.asks is None:
+        several = protocols_at(verdict.place.offerings) if verdict.place and args.sdk is None else {}
+        if len(several) > 1:
+            # The guard reads a request in the protocol of the SDK that sends it: without one, any answer would
+            # be a guess about another request than the app's.
+            assert verdict.place is not None
+            reason = (
+                f"{verdict.place.endpoint} serves {', '.join(verdict.place.offerings)}, in several protocols "
+                f"({', '.join(sorted(several))}): the SDK that sends the request decides how it is read (pass "
+                f"--sdk {'|'.join(several.values())})"
+            )
+            tenant, data_class, _ = current()
+            decision = refused(policy, request.host, "other", tenant, data_class, reason)
+            verdict = verdict._replace(decision=decision, targets=(), asks=None, wire=None)
+    unread = verdict.place is not None and verdict.asks is None
+    if len(several) <= 1 and args.body is None and args.model is None and unread:
         # A request the guard reads its body for (an OpenAI chat, say), given none: that is the command's
         # mistake, not a refusal of the request.
         raise ConfigError(
@@ -525,7 +561,9 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
     else:
         from privsdk.report import explain_text
 
-        out.write(explain_text(decision, _colour(out)))
+        # A request the guard could not read asks for no operation it knows: say so, not "other".
+        as_shown = decision if verdict.asks is not None else decision._replace(operation="not read")
+        out.write(explain_text(as_shown, _colour(out)))
         for key in ("endpoint", "offerings", "account", "geography", "request_operation", "features", "model"):
             value = seen[key]
             if value not in (None, []):
@@ -831,7 +869,7 @@ def _print_json(out: TextIO, data: object) -> None:
 
 def _check_names(policy: Any, tenant: str | None, data_class: str | None) -> None:
     """Unknown --tenant / --data-class are usage errors (exit 2), not refusals."""
-    name = tenant or policy.default_tenant
+    name = tenant if tenant is not None else policy.default_tenant
     store = getattr(policy.tenants, "entry", None)  # a TenantStore: its own reason for a missing tenant
     if name is None and store is not None:
         raise ConfigError(

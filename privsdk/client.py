@@ -39,7 +39,7 @@ from privsdk.config import (
     shown_url,
     usage_max_age_days,
 )
-from privsdk.decision import Decision, decide, next_utc_midnight, resolve_target
+from privsdk.decision import Decision, decide, next_utc_midnight, reroute_list, resolve_target
 from privsdk.errors import (
     AdapterMissing,
     ClientClosed,
@@ -250,8 +250,8 @@ class _Core:
             self.policy,
             target,
             operation,
-            tenant=options.get("tenant") or here.tenant,
-            data_class=options.get("data_class") or here.data_class,
+            tenant=here.tenant if (tenant := options.get("tenant")) is None else tenant,
+            data_class=here.data_class if (data_class := options.get("data_class")) is None else data_class,
             features=features,
             catalogue=self.catalogue,
         )
@@ -279,7 +279,7 @@ class _Core:
         first = decision.chosen or decision.target
         chain = [(self.target(first), decision)]
         tenant = self.policy.tenants.get(decision.tenant)  # None only if a tenant store dropped it meanwhile
-        for alt in tenant.alternatives(decision.target) if tenant is not None else ():
+        for alt in reroute_list(self.policy, self.catalogue, tenant, decision.target) if tenant is not None else ():
             if alt == first:
                 continue
             own = decide(
@@ -922,7 +922,11 @@ def check_options(options: CallOptions | ChatOptions, operation: str = "chat") -
         if kinds is None:
             if key not in known:  # a misspelt option (temprature=), or a chat one on embed, would be dropped unsaid
                 _not_an_option(key, operation, known)
-        elif type(value) not in kinds or ((bounds := _BOUNDS.get(key)) and not bounds[0] < value < bounds[1]):  # type: ignore[operator]
+        elif (
+            type(value) not in kinds
+            or value == ""  # an empty tenant or class name would mean "none named": the default's policy
+            or ((bounds := _BOUNDS.get(key)) and not bounds[0] < value < bounds[1])  # type: ignore[operator]
+        ):
             _check_option(key, value)
     features = options.get("features")
     if not features:
@@ -945,7 +949,7 @@ def _check_option(key: str, value: object) -> None:
     """:func:`check_options` for one option whose type is not the plain one: a subclass or None passes."""
     check, shape = _OPTION_CHECKS[key]
     if value is not None and not check(value):
-        got = f"got {value!r}" if _is_number(value) else f"not {_a(value)}"
+        got = f"got {value!r}" if _is_number(value) or (isinstance(value, str) and not value) else f"not {_a(value)}"
         raise InvalidArgument(f"{key} must be {shape} ({got})")
 
 
@@ -975,8 +979,8 @@ def _is_finite(value: object) -> bool:
 #: (check, what it takes). The others are checked where the request is built (:func:`chat_request`), or are vendor
 #: fields (``extra``).
 _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "tenant": (lambda v: isinstance(v, str), "a str, a tenant's name"),
-    "data_class": (lambda v: isinstance(v, str), "a str, a data class's name"),
+    "tenant": (lambda v: isinstance(v, str) and v != "", "a str, a tenant's name"),
+    "data_class": (lambda v: isinstance(v, str) and v != "", "a str, a data class's name"),
     "tags": (lambda v: isinstance(v, Mapping), "a dict of str to str, e.g. {'team': 'search'}"),
     "timeout": (_seconds, "seconds, a number more than 0"),
     "deadline_s": (_seconds, "seconds, a number more than 0"),

@@ -19,7 +19,8 @@ from privsdk.catalogue.model import parse_model_arn
 from privsdk.docs_url import page
 from privsdk.errors import ConfigError
 from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant
-from privsdk.tenants import TenantDocument, TenantProvider, TenantStore, as_store, parse_tenants_spec
+from privsdk.tenants import NAME as TENANT_NAME
+from privsdk.tenants import SECONDS, TenantDocument, TenantProvider, TenantStore, as_store, parse_tenants_spec
 from privsdk.usage import SPEC as USAGE_SPEC
 from privsdk.usage import SPEC_HINT as USAGE_SPEC_HINT
 from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
@@ -72,7 +73,7 @@ TARGET_OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
 }
 #: The keys of a tenant's ``credentials.<vendor>`` that the adapters serving the vendor's offerings read.
 CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
-    "openai": ("api_key",),
+    "openai": ("api_key", "organization", "project"),
     "azure": ("api_key", "azure_ad_token"),
     "selfhosted": ("api_key",),
     "cohere": (
@@ -288,6 +289,13 @@ def load_policy(
 
     chosen = env.get("PRIVSDK_TENANT", "").strip()
     if chosen and store is not None:  # looked up per call, like any tenant of the store
+        if not TENANT_NAME.fullmatch(chosen):  # no store can hold it: every call naming no tenant would be refused
+            shown = repr(chosen) if len(chosen) <= 64 and chosen.isprintable() else "(not shown)"
+            raise ConfigError(
+                f"{shown} is not a tenant name",
+                where="PRIVSDK_TENANT",
+                hint="a tenant's name: letters, digits, '_', '-', '.', starting with a letter or digit; never a path",
+            )
         policy = Policy(policy.tenants, chosen, policy.targets, policy.origin, policy.usage, policy.endpoints)
     elif chosen:
         if chosen not in policy.tenants:
@@ -311,34 +319,41 @@ def load_limits(environ: Mapping[str, str] | None = None) -> Limits:
     return limits
 
 
+def _whole_number(value: str, where: str, low: int, high: int, hint: str) -> int:
+    """``value`` (a variable's, stripped) as a whole number from ``low`` to ``high``, written in plain digits, else a
+    ConfigError at ``where``. Its length is checked before it is read: int() refuses 4300 digits with a ValueError."""
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(high)) and low <= int(value) <= high):
+        raise ConfigError(f"bad value {value[:20]!r}", where=where, hint=hint)
+    return int(value)
+
+
+#: PRIVSDK_DEADLINE_S's range: below 10 ms no call can finish; above a day it is no limit.
+_DEADLINE_RANGE = (0.01, 86_400.0)
+
+
 def max_attempts(environ: Mapping[str, str] | None = None) -> int | None:
     """``PRIVSDK_MAX_ATTEMPTS``, checked (:func:`load_policy` checks it too, so ``privsdk check`` reports it)."""
     env = os.environ if environ is None else environ
     attempts = env.get("PRIVSDK_MAX_ATTEMPTS", "").strip()
     if not attempts:
         return None
-    if not attempts.isascii() or not attempts.isdigit() or len(attempts) > 9 or int(attempts) < 1:
-        raise ConfigError(
-            f"bad value {attempts[:20]!r}", where="PRIVSDK_MAX_ATTEMPTS", hint="a whole number, 1 or more, e.g. 3"
-        )
-    return int(attempts)
+    return _whole_number(attempts, "PRIVSDK_MAX_ATTEMPTS", 1, 999_999_999, "a whole number, 1 or more, e.g. 3")
 
 
 def deadline_s(environ: Mapping[str, str] | None = None) -> float | None:
-    """``PRIVSDK_DEADLINE_S``, checked: seconds, more than 0 and finite."""
+    """``PRIVSDK_DEADLINE_S``, checked: seconds, from 0.01 to 86400, in plain decimal digits."""
     env = os.environ if environ is None else environ
     deadline = env.get("PRIVSDK_DEADLINE_S", "").strip()
     if not deadline:
         return None
-    try:
-        seconds = float(deadline)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):  # nan fails both comparisons
+    low, high = _DEADLINE_RANGE
+    if not SECONDS.fullmatch(deadline) or not low <= float(deadline) <= high:
         raise ConfigError(
-            f"bad value {deadline[:20]!r}", where="PRIVSDK_DEADLINE_S", hint="seconds, more than 0, e.g. 30 or 2.5"
+            f"bad value {deadline[:20]!r}",
+            where="PRIVSDK_DEADLINE_S",
+            hint="seconds, more than 0: from 0.01 to 86400, in digits with an optional decimal point, e.g. 30 or 2.5",
         )
-    return seconds
+    return float(deadline)
 
 
 #: The switches privsdk reads (each off unless set to a true value, see :func:`env_flag`).
@@ -379,6 +394,14 @@ def check_usage_path(spec: str, where: str) -> None:
     ConfigError placed at ``where``: the file would be created under a name ending in ``?k=v``, and no setting
     is read from there."""
     kind, sep, path = spec.strip().partition(":///")
+    if sep and kind in ("sqlite", "jsonl") and (path.endswith(("/", "\\")) or os.path.isdir("/" + path)):
+        # Records go to a file: a directory (jsonl:////, sqlite:///var/lib/) fails every record at its write.
+        raise ConfigError(
+            f"a {kind}:/// usage store names a file, and this path names a directory (not shown)",
+            where=where,
+            hint=f"write {kind}:///PATH with the file's name at its end, e.g. {kind}:///var/lib/app/usage."
+            + ("sqlite3" if kind == "sqlite" else "jsonl"),
+        )
     if sep and kind in ("sqlite", "jsonl") and ("?" in path or "#" in path):
         raise ConfigError(
             f"a {kind}:/// usage store takes a file path and no settings: the part from '?' or '#' on would become "
@@ -389,17 +412,24 @@ def check_usage_path(spec: str, where: str) -> None:
         )
 
 
+#: The longest PRIVSDK_USAGE_MAX_AGE_DAYS: 100 years.
+MAX_USAGE_AGE_DAYS = 36_500
+
+
 def usage_max_age_days(environ: Mapping[str, str] | None = None) -> int | None:
     """``PRIVSDK_USAGE_MAX_AGE_DAYS``, checked: the automatic limit on usage records' age; None keeps them all."""
     env = os.environ if environ is None else environ
     value = env.get("PRIVSDK_USAGE_MAX_AGE_DAYS", "").strip()
     if not value:
         return None
-    if not value.isascii() or not value.isdigit() or int(value) < 1:
-        raise ConfigError(
-            f"bad value {value!r}", where="PRIVSDK_USAGE_MAX_AGE_DAYS", hint="a whole number of days, 1 or more"
-        )
-    return int(value)
+    # A bound: records are pruned by time.time() - days * 86400, which a float holds only so far.
+    return _whole_number(
+        value,
+        "PRIVSDK_USAGE_MAX_AGE_DAYS",
+        1,
+        MAX_USAGE_AGE_DAYS,
+        f"a whole number of days, 1 or more, up to {MAX_USAGE_AGE_DAYS} (100 years); unset keeps every record",
+    )
 
 
 def _split(value: str) -> list[str]:
@@ -440,8 +470,9 @@ class _Document:
         self._lines: list[str] | None = None
         self._headers: list[tuple[int, tuple[str, ...]]] | None = None
         self._parsed: dict[tuple[str, ...], tuple[Requirement, ...]] = {}
-        #: A tenant's attest table, as written, -> its attestations with the file's defaults merged in.
-        self._attests: dict[tuple[tuple[str, tuple[str, ...]], ...], frozenset[str]] = {}
+        #: A tenant's attest table, as written, and the vendors it has its own credentials for -> its attestations
+        #: with the file's defaults merged in.
+        self._attests: dict[tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]], frozenset[str]] = {}
 
     @property
     def lines(self) -> list[str]:
@@ -524,7 +555,9 @@ class _Document:
             ) from None
         if not isinstance(data, dict):
             raise ConfigError("the tenant's JSON must be an object", where=origin)
-        return cls(origin, text, data, ("tenants", name))
+        doc = cls(origin, text, data, ("tenants", name))
+        doc.stored = True
+        return doc
 
     def at(self, *keys: str) -> str:
         """``file:line`` of the key path ``keys`` (table names, then a key or a value).
@@ -571,35 +604,60 @@ class _Document:
     def fail(self, message: str, *keys: str, hint: str | None = None) -> ConfigError:
         return ConfigError(message, where=self.at(*keys), hint=hint)
 
+    #: A tenant's document from a tenant store: what it holds is the store's data (a secret pasted in the wrong
+    #: place, another system's text), so its errors name the key path and what is wrong, never a value. The policy
+    #: file is the operator's own: its errors quote what they find wrong.
+    stored = False
+
+    def shown(self, value: object) -> str:
+        """``value`` as an error names it: quoted from the policy file, never from a stored policy."""
+        return "(a value not shown: stored data)" if self.stored else repr(value)
+
+    def key(self, key: str) -> str:
+        """One key as an error names it: a stored policy's only when it looks like a key's name."""
+        return key if not self.stored or looks_like_key(key) else "(a key not shown)"
+
+    def dotted(self, keys: Iterable[str]) -> str:
+        """A key path as an error names it (a stored policy's own keys through :meth:`key`)."""
+        return ".".join(k if i < len(self.prefix) else self.key(k) for i, k in enumerate(keys))
+
+    def placed(self, exc: ConfigError, what: str, *keys: str) -> ConfigError:
+        """``exc``, the check of one value written at ``keys`` (the value last), placed at its line. From a stored
+        policy its words, which quote the value, give way to ``what``; its hint names the valid choices."""
+        if not self.stored:
+            return exc.at(self.at(*keys))
+        return ConfigError(f"{self.dotted(keys[:-1])}: {what}", where=self.at(*keys), hint=exc.hint)
+
     # -- shapes ---------------------------------------------------------------
 
     def table(self, value: Any, *keys: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.fail(f"{'.'.join(keys)} must be a table", *keys)
+            raise self.fail(f"{self.dotted(keys)} must be a table", *keys)
         return value
 
     def strings(self, value: Any, *keys: str) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(
-                f"{'.'.join(keys)} must be a list of strings", *keys, hint='write e.g. ["no_training", "zdr"]'
+                f"{self.dotted(keys)} must be a list of strings", *keys, hint='write e.g. ["no_training", "zdr"]'
             )
         return value
 
     def string(self, value: Any, *keys: str) -> str:
         if not isinstance(value, str) or not value:
-            raise self.fail(f"{'.'.join(keys)} must be a non-empty string", *keys)
+            raise self.fail(f"{self.dotted(keys)} must be a non-empty string", *keys)
         return value
 
     def only(self, value: dict[str, Any], allowed: tuple[str, ...], *keys: str) -> None:
         for key in value:
             if key not in allowed:
                 where = ".".join((*keys, key)) if keys else key
-                raise self.fail(f"unknown key {where!r}", *keys, key, hint="valid keys: " + ", ".join(allowed))
+                shown = self.dotted((*keys, key)) if self.stored else repr(where)
+                raise self.fail(f"unknown key {shown}", *keys, key, hint="valid keys: " + ", ".join(allowed))
 
     def name(self, value: str, kind: str, *keys: str) -> str:
         if not _NAME.fullmatch(value) or "/" in value:  # fullmatch: "$" lets a trailing newline through
             raise self.fail(
-                f"bad {kind} name {value!r}",
+                f"bad {kind} name {self.shown(value)}",
                 *keys,
                 value,
                 hint="use letters, digits, '_', '-', '.'; no '/' (reserved for vendor/model)",
@@ -697,7 +755,8 @@ class _Document:
                 try:
                     out.append(_account_attestation(f"{vendor}:{item}", cat))
                 except ConfigError as exc:
-                    raise exc.at(self.at(*keys, vendor, item)) from None
+                    what = "an item is not an attestation of that vendor"
+                    raise self.placed(exc, what, *keys, vendor, item) from None
         names = frozenset(out)
         _check_combination(names, cat, self.where(*keys), None)
         return names
@@ -803,16 +862,17 @@ class _Document:
                     try:
                         parse_requirement(item)
                     except ConfigError as exc:
-                        raise exc.at(self.at(*keys, "classes", cls, item)) from None
+                        what = "an item is not a requirement as privsdk writes them"
+                        raise self.placed(exc, what, *keys, "classes", cls, item) from None
                 known = self._parsed[tuple(items)] = parse_requirements(items)
             classes[cls] = known
         default_class = self.string(raw.get("default_class", "default"), *keys, "default_class")
         if default_class not in classes:
             raise self.fail(
-                f"tenant {name!r}: default_class {default_class!r} is not one of its classes",
+                f"tenant {name!r}: default_class {self.shown(default_class)} is not one of its classes",
                 *keys,
                 "default_class",
-                hint="classes: " + ", ".join(classes),
+                hint="classes: " + ", ".join(map(self.key, classes)),
             )
         # The environment adds to the default class; adding can only make a policy stricter.
         classes[default_class] = classes[default_class] + tuple(r for r in env_reqs if r not in classes[default_class])
@@ -820,7 +880,7 @@ class _Document:
         file_violation = raw.get("on_violation", "refuse")
         if file_violation not in ON_VIOLATION:
             raise self.fail(
-                f"tenant {name!r}: bad on_violation {file_violation!r}",
+                f"tenant {name!r}: bad on_violation {self.shown(file_violation)}",
                 *keys,
                 "on_violation",
                 hint="use refuse or reroute",
@@ -833,16 +893,19 @@ class _Document:
                 "max_catalogue_age_days",
             )
 
-        # A tenant's own list for a vendor means its own account with that vendor: it replaces the defaults.
+        # A tenant's own list for a vendor, or its own credentials with it, means its own account with that vendor:
+        # only its own attestations hold for it, never the deployment's ([attest] or PRIVSDK_ATTEST).
+        credentials = self.credentials(raw.get("credentials", {}), cat, *keys, "credentials")
         raw_attest = self.table(raw.get("attest", {}), *keys, "attest")
         written = tuple((v, tuple(self.strings(items, *keys, "attest", v))) for v, items in raw_attest.items())
-        attest = self._attests.get(written)  # tenants repeat the same few tables
+        cache_key = (written, tuple(vendor for vendor, _ in credentials))
+        attest = self._attests.get(cache_key)  # tenants repeat the same few tables
         if attest is None:
             own = self.attest_table(raw_attest, cat, *keys, "attest")
-            own_vendors = {a.partition(":")[0] for a in own} | set(raw_attest)
+            own_vendors = {a.partition(":")[0] for a in own} | set(raw_attest) | set(cache_key[1])
             attest = own | frozenset(a for a in base_attest if a.partition(":")[0] not in own_vendors)
             _check_combination(attest, cat, self.where(*keys, "attest"), None)
-            self._attests[written] = attest
+            self._attests[cache_key] = attest
 
         reroute: list[tuple[str, tuple[str, ...]]] = []
         for pattern, alts in self.table(raw.get("reroute", {}), *keys, "reroute").items():
@@ -850,7 +913,7 @@ class _Document:
             for alt in alternatives:
                 if alt not in targets and "/" not in alt:
                     raise self.fail(
-                        f"tenant {name!r}: reroute alternative {alt!r} is not a target",
+                        f"tenant {name!r}: reroute alternative {self.shown(alt)} is not a target",
                         *keys,
                         "reroute",
                         pattern,
@@ -866,7 +929,7 @@ class _Document:
             attest=attest,
             reroute=tuple(reroute),
             max_catalogue_age_days=max_age,
-            credentials=self.credentials(raw.get("credentials", {}), cat, *keys, "credentials"),
+            credentials=credentials,
         )
 
     def credentials(self, raw: Any, cat: Catalogue, *keys: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
@@ -886,7 +949,7 @@ class _Document:
             for key, env_name in self.table(table, *keys, vendor).items():
                 if valid is not None and key not in valid:
                     raise self.fail(
-                        f"{'.'.join((*keys, vendor))}: {shown_key(key)} is not a credential key for {vendor}",
+                        f"{self.dotted((*keys, vendor))}: {shown_key(key)} is not a credential key for {vendor}",
                         *keys,
                         vendor,
                         key,
@@ -894,7 +957,7 @@ class _Document:
                     )
                 if not isinstance(env_name, str) or not _ENV_NAME.fullmatch(env_name):
                     raise self.fail(
-                        f"{'.'.join((*keys, vendor, key))} must name an environment variable",
+                        f"{self.dotted((*keys, vendor, key))} must name an environment variable",
                         *keys,
                         vendor,
                         key,
@@ -1111,10 +1174,20 @@ def _account_attestation(text: str, cat: Catalogue) -> str:
                 hint="write vendor:key@ACCOUNT, e.g. openai:zdr@proj_abc (an OpenAI project or organisation id, "
                 "an Azure resource name, a Google Cloud project id)",
             )
-        if text.partition(":")[0].strip() not in _SCOPED_VENDORS:
+        vendor = text.partition(":")[0].strip()
+        if vendor not in _SCOPED_VENDORS:
             raise ConfigError(
                 f"{text.strip()} cannot be scoped to an account: its requests carry no account identity",
                 hint="account scopes work for: " + ", ".join(_SCOPED_VENDORS),
+            )
+        if vendor == "openai" and not account.startswith(_OPENAI_ACCOUNT_KINDS):
+            # A scope names one kind of account: a project is matched with OpenAI-Project, an organisation with
+            # OpenAI-Organization. A name of neither shape could be met by a header of the other kind.
+            raise ConfigError(
+                f"attestation scope {text.strip()}@{account} names neither an OpenAI project (proj_...) nor an "
+                "organisation (org-...)",
+                hint="write openai:KEY@proj_ID for a project or openai:KEY@org-ID for an organisation, as OpenAI "
+                "shows them in Settings",
             )
         return _account_attestation(text, cat) + "@" + account
     vendor, colon, key = (p.strip() for p in text.partition(":"))
@@ -1136,6 +1209,8 @@ def _account_attestation(text: str, cat: Catalogue) -> str:
 #: Vendors whose requests show an account: the OpenAI project or organisation header, the Azure resource
 #: host, the Google Cloud project in a Vertex path.
 _SCOPED_VENDORS = ("openai", "azure", "vertex")
+#: The shapes of OpenAI's account ids: a project's (sent as OpenAI-Project) and an organisation's (OpenAI-Organization).
+_OPENAI_ACCOUNT_KINDS = ("proj_", "org-")
 
 
 def _account_attestations(items: list[str], cat: Catalogue, where: str) -> frozenset[str]:
@@ -1202,8 +1277,11 @@ def _check_region(target: Target, attest: frozenset[str], cat: Catalogue, where:
     """A target whose own region lies outside the geography its region attestation claims (its own, or its
     tenant's account's) is a configuration error here, before any call is refused for it."""
     from privsdk.decision import _region_contradiction, for_account
+    from privsdk.outbound.places import target_account
 
-    reason = _region_contradiction(target, for_account(attest | target.attest, target.account), cat)
+    # Target.account is set by the guard from a request; at load, the account is the one the target's config names.
+    account = target.account or target_account(cat, target)
+    reason = _region_contradiction(target, for_account(attest | target.attest, account), cat)
     if reason is not None:
         raise ConfigError(reason.removeprefix("configuration error: "), where=where())
 

@@ -46,6 +46,14 @@ def scope(
         _wrong("tenant", "a str, a tenant's name", tenant)
     if data_class is not None and not isinstance(data_class, str):
         _wrong("data_class", "a str, a data class's name", data_class)
+    for name, value in (("tenant", tenant), ("data_class", data_class)):
+        if value == "":  # would read as "none named" and give the outer scope's or the default's policy
+            from privsdk.errors import InvalidArgument
+
+            raise InvalidArgument(
+                f"privsdk.scope({name}=) must be a {name.replace('_', ' ')}'s name, not an empty str (leave {name} "
+                "out to keep the outer scope's)"
+            )
     if tags is not None and not isinstance(tags, Mapping):
         _wrong("tags", "a dict of str to str, e.g. {'team': 'search'}", tags)
     outer = _current.get()

@@ -153,7 +153,8 @@ def decide(
     """
     key: str | Entry | None = tenant
     if isinstance(policy.tenants, TenantStore):
-        name = tenant or policy.default_tenant or ""
+        # None is "no tenant named"; "" is a name no tenant has, refused, never the default tenant.
+        name = tenant if tenant is not None else policy.default_tenant or ""
         key = policy.tenants.entry(name)
         if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
             return _refuse_early(target, _unknown(name), _unknown(data_class), operation, key.reason)
@@ -206,9 +207,9 @@ def _decide(
     first = evaluate(policy, catalogue, tenant, requirements, target, operation, features, today)
     if first.ok:
         return Decision("allow", target, target, (), None, tenant.name, data_class, operation, names, first, None)
-    why = first.reason or "unmet: " + ", ".join(u.requirement for u in first.unmet)
+    why = first.reason or _unmet(first, features)
     if tenant.on_violation == "reroute":
-        alternatives = tenant.alternatives(target)
+        alternatives = reroute_list(policy, catalogue, tenant, target)
         for alt in alternatives:
             ev = evaluate(policy, catalogue, tenant, requirements, alt, operation, features, today)
             if ev.ok:
@@ -251,7 +252,8 @@ def _tenant_class(
             return _NoClass(NO_NAME, _unknown(data_class), tenant_name.reason)
         tenant_name = tenant.name
     else:
-        tenant_name = tenant_name or policy.default_tenant
+        if tenant_name is None:  # an empty name is a name no tenant has, never "no tenant named"
+            tenant_name = policy.default_tenant
         if tenant_name is None:  # never "the first tenant": a call that names none may be anyone's
             return _NoClass(NO_NAME, _unknown(data_class), no_tenant_reason(policy))
         tenant = policy.tenants.get(tenant_name)
@@ -261,7 +263,8 @@ def _tenant_class(
             _unknown(data_class),
             policy.unknown_tenant(tenant_name),
         )
-    data_class = data_class or tenant.default_class
+    if data_class is None:
+        data_class = tenant.default_class
     requirements = tenant.classes.get(data_class)
     if requirements is None:
         return _NoClass(
@@ -291,7 +294,7 @@ def decide_request(
     """
     key: str | Entry | None = tenant
     if isinstance(policy.tenants, TenantStore):
-        name = tenant or policy.default_tenant or ""
+        name = tenant if tenant is not None else policy.default_tenant or ""
         key = policy.tenants.entry(name)
         if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
             return _refuse_early(targets[0].name, _unknown(name), _unknown(data_class), operation, key.reason)
@@ -320,15 +323,20 @@ def _decide_request(
     failing = [ev for ev in evaluations if not ev.ok]
     if not failing:
         return Decision("allow", label, label, (), None, tenant.name, data_class, operation, names, first, None)
-    why = "; ".join(
-        f"{ev.target} ({ev.offering}): " + (ev.reason or "unmet: " + ", ".join(u.requirement for u in ev.unmet))
-        for ev in failing
-    )
+    why = "; ".join(f"{ev.target} ({ev.offering}): " + (ev.reason or _unmet(ev, features)) for ev in failing)
     if len(evaluations) > 1:
         why += "; the request may be served by " + ", ".join(str(ev.offering) for ev in evaluations)
         why += ", and each must meet the policy"
     unmet = tuple(u for ev in failing for u in ev.unmet)
     return Decision("refuse", label, None, unmet, why, tenant.name, data_class, operation, names, failing[0], None)
+
+
+def _unmet(evaluation: Evaluation, features: frozenset[str]) -> str:
+    """What a refusal says of a target that falls short: the unmet requirements, and the features the request asks
+    for (a stored response or a hosted tool weakens what the offering promises: "unmet: zdr" alone, under a ZDR
+    attestation, left the app to guess why)."""
+    why = "unmet: " + ", ".join(u.requirement for u in evaluation.unmet)
+    return f"{why} (the request asks for {', '.join(sorted(features))})" if features else why
 
 
 def refused(
@@ -338,7 +346,9 @@ def refused(
     found = _tenant_class(policy, tenant, data_class)
     if isinstance(found, _NoClass):
         return _refuse_early(label, found.tenant, found.data_class, operation, reason)
-    return _refuse_early(label, found[0].name, found[1], operation, reason)
+    # What the class requires, as a judged refusal says: not "nothing", for a request refused unread.
+    names = tuple(str(r) for r in found[2])
+    return _refuse_early(label, found[0].name, found[1], operation, reason)._replace(requirements=names)
 
 
 def unjudged(label: str, reason: str) -> Decision:
@@ -359,6 +369,14 @@ def no_tenant_reason(policy: Policy) -> str:
 def _refuse_early(target: str, tenant: str, data_class: str, operation: str, reason: str) -> Decision:
     ev = Evaluation(target, None, (), reason, (), None)
     return Decision("refuse", target, None, (), reason, tenant, data_class, operation, (), ev, None)
+
+
+def reroute_list(policy: Policy, catalogue: Catalogue, tenant: Tenant, target: str) -> tuple[str, ...]:
+    """``tenant``'s alternatives for ``target``: its reroute entries match the name the call used, and a named
+    target's ``vendor/model`` too (``"openai/*"`` covers a target ``openai-mini`` of model gpt-4o-mini)."""
+    named = policy.targets.get(target)
+    offering = catalogue.offering(named.offering) if named is not None else None
+    return tenant.alternatives(target, f"{offering.vendor}/{named.model}" if offering and named else None)
 
 
 def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target | str:

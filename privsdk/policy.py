@@ -86,13 +86,16 @@ class Tenant(NamedTuple):
     #: (vendor, ((credential key, environment variable name), ...)): the tenant's own vendor accounts.
     credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
-    def alternatives(self, target: str) -> tuple[str, ...]:
-        """The reroute list for ``target``: an exact entry first, else the first matching glob."""
+    def alternatives(self, target: str, spelled: str | None = None) -> tuple[str, ...]:
+        """The reroute list for ``target``: an exact entry for its name first, then for ``spelled`` (the
+        ``vendor/model`` a named target stands for), else the first glob that matches either."""
+        names = (target,) if spelled is None else (target, spelled)
+        for name in names:
+            for pattern, alts in self.reroute:
+                if pattern == name:
+                    return alts
         for pattern, alts in self.reroute:
-            if pattern == target:
-                return alts
-        for pattern, alts in self.reroute:
-            if fnmatch.fnmatchcase(target, pattern):
+            if any(fnmatch.fnmatchcase(name, pattern) for name in names):
                 return alts
         return ()
 

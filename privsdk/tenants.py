@@ -244,11 +244,16 @@ class DirectoryTenants:
     def __call__(self, name: str) -> TenantDocument | None:
         if not NAME.fullmatch(name):
             return None
-        path = os.path.join(self.path, name + ".toml")
+        file = name + ".toml"
+        path = os.path.join(self.path, file)
         try:
             with open(path, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
+            return None
+        # A case-insensitive filesystem (macOS, Windows) opens acme.toml for ACME: only the file of that exact name
+        # is the tenant's (a listing per load: loads are cached).
+        if file not in os.listdir(self.path):
             return None
         try:
             text = raw.decode("utf-8")
@@ -317,7 +322,9 @@ class SqlTenants:
         self.place: str | None = None
         self.format: Literal["toml", "json"] = format
         self._paramstyle = paramstyle
-        self._query = f"SELECT {policy_column} FROM {table} WHERE {name_column} = {_PLACEHOLDERS[paramstyle]}"
+        self._query = (
+            f"SELECT {name_column}, {policy_column} FROM {table} WHERE {name_column} = {_PLACEHOLDERS[paramstyle]}"
+        )
         self._list = f"SELECT {name_column} FROM {table} ORDER BY {name_column}"
         self._local = threading.local()
 
@@ -398,12 +405,14 @@ class SqlTenants:
 
     def __call__(self, name: str) -> TenantDocument | None:
         params: Any = {"name": name} if self._paramstyle in ("named", "pyformat") else (name,)
-        rows = self._run(self._query, params)
+        # SQL '=' follows the column's rules: a NOCASE name matches 'ACME' for 'acme', an INTEGER one '07' for 7.
+        # Only the row whose name is the one asked for, exactly as names() lists it, is that tenant's.
+        rows = [row for row in self._run(self._query, params) if _stored_name(row[0]) == name]
         if not rows:
             return None
         if len(rows) > 1:
             raise ConfigError(f"table {self.table} has {len(rows)} rows for tenant {name!r}", hint="keep one per name")
-        text = rows[0][0]
+        text = rows[0][1]
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8")
         if not isinstance(text, str):
@@ -412,14 +421,28 @@ class SqlTenants:
 
     def names(self) -> list[str]:
         """Every tenant in the table."""
-        return [str(row[0]) for row in self._run(self._list, None)]
+        return [name for row in self._run(self._list, None) if (name := _stored_name(row[0])) is not None]
 
     def __repr__(self) -> str:
         return f"SqlTenants(table={self.table!r}, format={self.format!r})"
 
 
+def _stored_name(value: object) -> str | None:
+    """A name column's value as the tenant name it is: text as it is, a whole number in decimal (an INTEGER id)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 #: A scheme as an error may name it; anything else before "://" is not shown.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,15}")
+#: The largest cache a PRIVSDK_TENANTS max_size asks for.
+MAX_SIZE = 100_000_000
+#: Seconds as a setting or an environment variable writes them: digits with an optional decimal part. float()
+#: also reads ``1_0``, ``1e-300``, ``inf`` and ``nan``, none of them a number of seconds a person writes.
+SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 #: A setting's name as an error may name it (settings are short lower-case words).
 _SETTING = re.compile(r"[a-z][a-z0-9_]{0,23}")
 
@@ -431,7 +454,6 @@ def parse_tenants_spec(spec: str) -> TenantStore:
     Errors never quote the value: a connection string can hold a password (``postgresql://app:PW@db``,
     ``...?password=PW``). They name the scheme, the setting or the part that is wrong, and the expected form.
     """
-    import math
     import urllib.parse
 
     from privsdk.docs_url import page
@@ -456,26 +478,32 @@ def parse_tenants_spec(spec: str) -> TenantStore:
             f"{form}; keep passwords out of this variable",
         )
     try:
-        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise bad(f"the {scheme}:// store's settings after '?' are not NAME=VALUE&... (not shown)") from None
+    params = dict(pairs)
+    if len(params) < len(pairs):  # which one holds would be dict()'s choice, not the writer's
+        twice = next(key for key, _ in pairs if sum(k == key for k, _ in pairs) > 1)
+        name = twice if _SETTING.fullmatch(twice) else "(not shown)"
+        raise bad(f"the {scheme}:// store's setting {name} is given more than once", "give each setting once")
     path = urllib.parse.unquote(path)
     if not path:
         raise bad(f"the {scheme}:// store names no path")
     cache: dict[str, Any] = {}
     if "max_size" in params:
         size = params.pop("max_size")
-        if not size.isascii() or not size.isdigit() or int(size) < 1:
-            raise bad("max_size must be a whole number, 1 or more", "the most tenants kept in the cache")
+        # The length first: int() refuses 4300 digits with a bare ValueError.
+        if not (size.isascii() and size.isdigit() and len(size) <= 9 and 1 <= int(size) <= MAX_SIZE):
+            raise bad(f"max_size must be a whole number from 1 to {MAX_SIZE}", "the most tenants kept in the cache")
         cache["max_size"] = int(size)
     if "max_age_s" in params:
-        try:
-            age = float(params.pop("max_age_s"))
-        except ValueError:
-            age = -1.0
-        if not (age > 0 and math.isfinite(age)):
-            raise bad("max_age_s must be a number of seconds, more than 0", "how long a cached tenant is kept")
-        cache["max_age_s"] = age
+        age = params.pop("max_age_s")
+        if not SECONDS.fullmatch(age) or float(age) <= 0:  # float() would also read 1_0, 1e-300, inf
+            raise bad(
+                "max_age_s must be a number of seconds, more than 0, in digits (e.g. 300 or 0.5)",
+                "how long a cached tenant is kept",
+            )
+        cache["max_age_s"] = float(age)
     allowed = {"dir": set(), "sqlite": {"table", "name", "policy", "format"}}[scheme]
     unknown = sorted(set(params) - allowed)
     if unknown:

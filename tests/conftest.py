@@ -51,6 +51,9 @@ def _no_privsdk_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith("PRIVSDK_"):
             monkeypatch.delenv(key)
+    judge = sys.modules.get("privsdk.outbound.judge")
+    if judge is not None:  # built with a module fixture's client, before this test's environment was set
+        judge.Guard.reset_default()
     yield
     judge = sys.modules.get("privsdk.outbound.judge")
     if judge is not None:  # the process-wide guard read this test's environment: the next test reads its own

@@ -241,6 +241,48 @@ def test_openai_project_travels_as_its_header(server: LoopbackServer) -> None:
     assert only_request(server).headers["openai-project"] == "proj_eu_zdr"
 
 
+@pytest.mark.parametrize(
+    ("credentials", "organization", "project"),
+    [
+        ({"api_key": KEY}, None, None),  # a key given to privsdk: the environment's account is not its account
+        ({"api_key": KEY, "organization": "org-own", "project": "proj_own"}, "org-own", "proj_own"),
+        ({}, "org-deployment", "proj_deployment"),  # the SDK's own key: its own variables, as openai reads them
+    ],
+)
+def test_a_given_key_names_no_organization_or_project_from_the_environment(
+    server: LoopbackServer,
+    monkeypatch: pytest.MonkeyPatch,
+    credentials: dict[str, str],
+    organization: str | None,
+    project: str | None,
+) -> None:
+    """OPENAI_ORG_ID and OPENAI_PROJECT_ID name the deployment's account: with a tenant's own key they named
+    another account than the key's, on the sync and the async client alike."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-deployment")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_deployment")
+    adapter = build(server, credentials=credentials)
+    adapter.chat(ASK, timeout=1)
+    run_async(adapter, lambda a: a.achat(ASK, timeout=1))
+    assert len(server.requests) == 2
+    for sent in server.requests:
+        assert sent.headers["authorization"] == f"Bearer {KEY}"
+        assert (sent.headers.get("openai-organization"), sent.headers.get("openai-project")) == (organization, project)
+
+
+def test_azure_and_self_hosted_given_their_key_name_no_openai_account(
+    server: LoopbackServer, wire: OpenAIWire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-deployment")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_deployment")
+    azure(server).chat(ASK, timeout=1)
+    wire.key = "local-key"
+    build(server, "selfhosted.vllm", credentials={"api_key": "local-key"}).chat(ASK, timeout=1)
+    assert len(server.requests) == 2
+    for sent in server.requests:
+        assert "openai-organization" not in sent.headers and "openai-project" not in sent.headers
+
+
 def test_openai_region_picks_the_data_residency_host() -> None:
     adapter = open_adapter(
         Target("t", "openai.api", "gpt-4o-mini", region="eu"), AdapterOptions(credentials={"api_key": KEY})

@@ -556,6 +556,56 @@ def test_explain_url_reads_features_from_the_body_with_the_model() -> None:
     assert code == 0 and decision["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
 
 
+FOUNDRY = "https://acme.services.ai.azure.com"
+
+
+def test_explain_url_on_a_host_of_several_protocols_needs_the_sdk() -> None:
+    """explain judged a cohere request to an Azure AI Foundry resource as OpenAI's protocol (the host's first
+    offering's), and refused it with "unknown path shape /v1/chat/...", where the cohere SDK's guard sends it."""
+    url, env = f"{FOUNDRY}/v2/chat", {"PRIVSDK_REQUIRE": "no_training"}
+    code, decision = explain_json("--url", url, "--model", "Cohere-command-a", **env)
+    assert code == 3 and "--sdk openai|cohere|mistralai" in decision["reason"]
+    assert decision["requirements"] == ["no_training"] and decision["request_operation"] is None
+    code, decision = explain_json("--url", url, "--model", "Cohere-command-a", "--sdk", "cohere", **env)
+    assert (code, decision["request_operation"], decision["model"]) == (0, "chat", "Cohere-command-a")
+    code, decision = explain_json("--url", url, "--model", "Cohere-command-a", "--sdk", "openai", **env)
+    assert code == 3 and "unknown path shape /v2/chat for the OpenAI protocol" in decision["reason"]
+    # A host that one protocol serves needs no --sdk.
+    assert explain_json("--url", URL, "--model", "gpt-4o-mini", **env)[0] == 0
+
+
+def test_explain_text_of_a_refusal_says_what_is_required_and_that_the_request_was_not_read() -> None:
+    """A refusal of a request that could not be read said "operation other" and "requires: nothing"."""
+    result = run_cli("explain", "--url", f"{FOUNDRY}/v2/chat", "--model", "m", PRIVSDK_REQUIRE="no_training")
+    assert result.returncode == 3
+    assert "operation not read" in result.stdout and "requires: no_training" in result.stdout
+    assert "operation other" not in result.stdout and "requires: nothing" not in result.stdout
+
+
+def test_explain_sends_a_header_given_twice_as_an_sdk_sends_it() -> None:
+    """explain kept the last of two OpenAI-Project headers, and allowed what the guard, which reads both, refuses."""
+    env = {"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr@proj_approved"}
+    twice = ["--header", "OpenAI-Project=proj_other", "--header", "openai-project=proj_approved"]
+    code, decision = explain_json("--url", URL, "--model", "gpt-4o-mini", *twice, **env)
+    assert (code, decision["account"]) == (3, "proj_other, proj_approved")
+    code, decision = explain_json("--url", URL, "--model", "gpt-4o-mini", *twice[2:], **env)
+    assert (code, decision["account"]) == (0, "proj_approved")
+
+
+def test_explain_sdk_names_are_the_seams_own() -> None:
+    from privsdk_cohere import dropin as cohere
+    from privsdk_mistral import dropin as mistral
+    from privsdk_openai import dropin as openai
+    from privsdk_vertex import dropin as vertex
+
+    from privsdk.outbound import botocore_seam
+    from privsdk.outbound.wire import SDKS
+
+    seams = {m.SDK for m in (cohere, mistral, openai, vertex)} | {botocore_seam.SDK}
+    assert set(SDKS) == seams
+    assert main(["explain", "openai/gpt-4o-mini", "--sdk", "openai"]) == 2  # --sdk goes with --url only
+
+
 def _help_examples(command: str) -> list[str]:
     from privsdk import cli
 
@@ -670,3 +720,20 @@ def test_the_main_help_lists_every_variable_privsdk_reads() -> None:
     for name, meaning in ENV_VARS.items():
         line = next(line for line in shown.splitlines() if line.strip().startswith(name + " "))
         assert line.split(name, 1)[1].strip() == meaning[: len(line.split(name, 1)[1].strip())], name
+
+
+@pytest.mark.parametrize(
+    ("args", "said_by"),
+    [
+        (("explain", "openai/gpt-4o", "--bogus"), "privsdk explain"),
+        (("check", "--bogus"), "privsdk check"),
+        (("usage", "prune", "--bogus"), "privsdk usage prune"),
+    ],
+)
+def test_an_unknown_option_is_said_by_its_subcommand_with_its_usage(args: tuple[str, ...], said_by: str) -> None:
+    """An unknown option after a subcommand printed privsdk's own usage line (``privsdk [-h] [--version] COMMAND``),
+    which does not say what the subcommand takes."""
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"usage: {said_by} [-h]")
+    assert f"{said_by}: error: unrecognized arguments: --bogus" in done.stderr

@@ -64,6 +64,7 @@ reroute.openai-mini = ["cohere-command", "azure-eu"]
 
 [tenants.globex]
 classes.default = ["no_training"]
+attest.openai = ["zdr"]  # its own key is its own account: [attest].openai is not about it
 credentials.openai = {{ api_key = "GLOBEX_OPENAI_KEY" }}
 """
 

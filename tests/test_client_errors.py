@@ -593,6 +593,8 @@ def test_invalid_input_names_a_tool_schema_item_by_position_not_by_its_keys(vend
         ({"features": ["stored_responses", 5]}, "features[1] must be a str"),
         ({"tenant": ["acme"]}, "tenant must be a str"),
         ({"data_class": {"x"}}, "data_class must be a str"),
+        ({"tenant": ""}, "tenant must be a str, a tenant's name (got '')"),  # was the default tenant's policy
+        ({"data_class": ""}, "data_class must be a str, a data class's name (got '')"),
         ({"temperature": "hot"}, "temperature must be a finite number"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
@@ -658,7 +660,13 @@ def test_options_of_the_right_type_still_pass(vendors: Vendors) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "named"),
-    [({"tags": "team=search"}, "tags"), ({"tenant": 5}, "tenant"), ({"data_class": ["pii"]}, "data_class")],
+    [
+        ({"tags": "team=search"}, "tags"),
+        ({"tenant": 5}, "tenant"),
+        ({"data_class": ["pii"]}, "data_class"),
+        ({"tenant": ""}, "tenant"),  # an empty name kept the outer scope's tenant, or gave the default's
+        ({"data_class": ""}, "data_class"),
+    ],
 )
 def test_a_scope_of_the_wrong_type_is_an_invalid_argument(kwargs: dict[str, Any], named: str) -> None:
     import privsdk

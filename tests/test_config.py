@@ -15,7 +15,7 @@ from privsdk.config import load_policy
 from privsdk.decision import decide
 from privsdk.errors import ConfigError
 from privsdk.policy import Policy
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_TARGETS
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_TARGETS, run_cli
 
 #: A comment put on the line a file error must point at (the loader ignores comments).
 MARK = "# <-"
@@ -492,6 +492,52 @@ def test_tenant_own_account_decides_zdr(write_config: WriteConfig, tenant: str |
         assert [u.requirement for u in decision.unmet] == ["zdr"]
 
 
+OWN_KEY = """\
+allow_env_attest = true
+
+[attest]
+openai = ["zdr"]
+mistral = ["plan=scale"]
+
+[tenants.acme]
+classes.default = ["zdr"]
+credentials.openai = { api_key = "ACME_OPENAI_API_KEY" }
+
+[tenants.globex]
+classes.default = ["zdr"]
+attest.openai = ["zdr"]
+credentials.openai = { api_key = "GLOBEX_OPENAI_API_KEY" }
+
+[tenants.initech]
+classes.default = ["zdr"]
+"""
+
+
+def test_a_tenant_with_its_own_key_gets_none_of_the_deployments_attestations_for_that_vendor(
+    write_config: WriteConfig,
+) -> None:
+    """Its own credentials.openai is its own OpenAI account: neither [attest].openai nor PRIVSDK_ATTEST's openai
+    (both the deployment's account) holds for it; its own attest.openai does, and other vendors' defaults still do."""
+    keys = {"ACME_OPENAI_API_KEY": "sk-acme", "GLOBEX_OPENAI_API_KEY": "sk-globex"}
+    policy = load_file(write_config(OWN_KEY), PRIVSDK_ATTEST="openai:modified_abuse_monitoring", **keys)
+    assert policy.tenants["acme"].attest == {"mistral:plan=scale"}
+    assert policy.tenants["globex"].attest == {"openai:zdr", "mistral:plan=scale"}
+    assert policy.tenants["initech"].attest == {"openai:zdr", "openai:modified_abuse_monitoring", "mistral:plan=scale"}
+    outcomes = {t: decide(policy, "openai/gpt-4o-mini", tenant=t).outcome for t in ("acme", "globex", "initech")}
+    assert outcomes == {"acme": "refuse", "globex": "allow", "initech": "allow"}
+
+
+def test_an_empty_tenant_or_class_name_is_refused_never_the_default(write_config: WriteConfig) -> None:
+    """decide(tenant="") decided for the default tenant, data_class="" for its default class: "" is a name no
+    tenant or class has, not "none named"."""
+    policy = load_file(write_config('default_tenant = "acme"\n' + ACCOUNTS))
+    assert decide(policy, "openai/gpt-4o-mini").tenant == "acme"
+    for tenant, data_class in (("", None), ("globex", "")):
+        decision = decide(policy, "openai/gpt-4o-mini", tenant=tenant, data_class=data_class)
+        assert decision.outcome == "refuse" and decision.tenant != "acme"
+        assert "''" in (decision.reason or ""), decision.reason
+
+
 # -- tenants and the example ----------------------------------------------------
 
 
@@ -665,6 +711,41 @@ def test_a_region_that_agrees_with_its_attestation_loads(write_config: WriteConf
     assert decide(policy, "x", "chat", tenant="t").allowed
 
 
+_SCOPED_TARGETS = {
+    "vertex": (
+        '[targets.v]\noffering = "vertex.gemini"\nmodel = "gemini-2.5-flash"\nproject = "acme"\n'
+        'region = "us-central1"\n',
+        "vertex",
+        "region=eu",
+        "acme",
+    ),
+    "azure": (
+        '[targets.a]\noffering = "azure.openai"\nmodel = "gpt-4o"\nendpoint = "https://Contoso.openai.azure.com/"\n'
+        'deployment = "d"\nregion = "eastus"\n',
+        "azure",
+        "deployment=regional_eu",
+        "contoso",
+    ),
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(_SCOPED_TARGETS))
+def test_a_region_attestation_scoped_to_the_targets_account_must_agree_with_its_region(
+    vendor: str, write_config: WriteConfig
+) -> None:
+    """The load check read a target's account from Target.account, which only the guard sets (from a request):
+    a region attestation scoped to the target's own project or resource skipped it, and `privsdk check` passed."""
+    target, name, attest, account = _SCOPED_TARGETS[vendor]
+    tenant = '[tenants.t]\nclasses.default = ["region=eu"]\n'
+    path = write_config(f'[attest]\n{name} = ["{attest}@{account}"]\n' + target + tenant)
+    with pytest.raises(ConfigError, match=f"declares region .* but attests {attest}"):
+        load_file(path)
+    assert run_cli("check", PRIVSDK_CONFIG=str(path), PRIVSDK_USAGE="none").returncode == 2
+    # Scoped to another account, it says nothing of this target's.
+    path = write_config(f'[attest]\n{name} = ["{attest}@someone-else"]\n' + target + tenant)
+    assert load_file(path).targets
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "fragment"),
     [
@@ -673,6 +754,10 @@ def test_a_region_that_agrees_with_its_attestation_loads(write_config: WriteConf
         ("PRIVSDK_DEADLINE_S", "nan", "seconds, more than 0"),
         ("PRIVSDK_DEADLINE_S", "-5", "seconds, more than 0"),
         ("PRIVSDK_DEADLINE_S", "inf", "seconds, more than 0"),
+        ("PRIVSDK_DEADLINE_S", "1_0", "in digits"),  # float() reads Python's digit separators
+        ("PRIVSDK_DEADLINE_S", "1e-300", "from 0.01 to 86400"),  # every call would time out at once
+        ("PRIVSDK_DEADLINE_S", "0.001", "from 0.01 to 86400"),
+        ("PRIVSDK_USAGE_MAX_AGE_DAYS", "9" * 19, "up to 36500"),  # every record's prune failed: OverflowError
         ("PRIVSDK_DEBUG_CHAIN", "maybe", "1, true, yes or on; 0, false, no or off"),
         ("PRIVSDK_SDK_DEBUG_LOGS", "2", "1, true, yes or on; 0, false, no or off"),
     ],
@@ -687,6 +772,31 @@ def test_a_bad_limit_or_switch_is_a_load_error(
 
     monkeypatch.setenv(variable, value)
     assert main(["check"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"PRIVSDK_USAGE_MAX_AGE_DAYS": "9" * 400}, "PRIVSDK_USAGE_MAX_AGE_DAYS: bad value '99999999999999999999'"),
+        ({"PRIVSDK_USAGE_MAX_AGE_DAYS": "9" * 5000}, "PRIVSDK_USAGE_MAX_AGE_DAYS: bad value"),  # was a bare ValueError
+        (
+            {"PRIVSDK_TENANTS": "dir:///tmp?max_size=" + "9" * 5000},
+            "PRIVSDK_TENANTS: max_size must be a whole number from 1 to",
+        ),
+        (
+            {"PRIVSDK_TENANTS": "dir:///tmp?max_size=1&max_size=2"},
+            "PRIVSDK_TENANTS: the dir:// store's setting max_size is given more than once",
+        ),
+        ({"PRIVSDK_TENANTS": "dir:///tmp?max_age_s=1e-300"}, "PRIVSDK_TENANTS: max_age_s must be a number of seconds"),
+        ({"PRIVSDK_USAGE": "jsonl:////"}, "PRIVSDK_USAGE: a jsonl:/// usage store names a file"),
+        ({"PRIVSDK_USAGE": "sqlite:///tmp/"}, "PRIVSDK_USAGE: a sqlite:/// usage store names a file"),
+    ],
+)
+def test_a_number_out_of_range_or_a_store_path_with_no_file_is_a_load_error(environ: dict[str, str], says: str) -> None:
+    """Each was accepted (then failed every usage record, or served a cache of any size) or raised a bare
+    ValueError from int() past 4300 digits; each is a ConfigError naming the variable, its value cut short."""
+    message = config_error(environ)
+    assert message.startswith(says) and len(message) < 400, message
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,19 @@ def test_reroute_lists_match_vendor_model_and_globs() -> None:
     )  # fmt: skip
     assert decide(policy, "openai/gpt-4o", today=TODAY).chosen == "azure-eu"
     assert decide(policy, "openai/o3-mini", today=TODAY).chosen == "azure-eu"
-    assert decide(policy, "tgt", today=TODAY).outcome == "refuse"  # no entry for the name "tgt"
+    # A named target matches by its vendor/model too: "tgt" (openai.api, gpt-4o) was refused, "no reroute list
+    # matches this target", under a policy whose "openai/*" a reader takes to cover every OpenAI model.
+    assert decide(policy, "tgt", today=TODAY).chosen == "azure-eu"
+    globbed = one_target_policy(
+        "openai.api", "gpt-4o-mini", ["region=eu"], on_violation="reroute",
+        reroute=(("openai/*", ("azure-eu",)),), extra_targets=(ALT_EU,),
+    )  # fmt: skip
+    assert decide(globbed, "tgt", today=TODAY).chosen == "azure-eu"
+    named_first = one_target_policy(
+        "openai.api", "gpt-4o", ["region=eu"], on_violation="reroute",
+        reroute=(("openai/*", ("azure-us",)), ("tgt", ("azure-eu",))), extra_targets=(ALT_EU, ALT_US),
+    )  # fmt: skip
+    assert decide(named_first, "tgt", today=TODAY).chosen == "azure-eu"  # an exact entry before any glob
 
 
 def test_refuse_policy_never_reroutes() -> None:

@@ -748,3 +748,37 @@ def test_vendor_fields_that_turn_such_a_feature_on_are_judged(
     assert client.chat("openai/gpt-4o-mini", "hello").text  # the same call without them is allowed and sent
     client.close()
     assert len(openai_server.requests) == 1
+
+
+# -- a bad environment is an error where a guarded client is built ------------------------------------------------
+
+_BUILT: dict[str, Any] = {
+    "openai": lambda sdk: sdk.OpenAI(api_key="sk-t", base_url="http://127.0.0.1:9/v1"),
+    "cohere": lambda sdk: sdk.ClientV2(api_key="co-t"),
+    "mistralai": lambda sdk: sdk.Mistral(api_key="mi-t"),
+    "boto3": lambda sdk: sdk.client("bedrock-runtime", region_name="eu-central-1", **AWS),
+    "genai": lambda sdk: sdk.Client(api_key="ge-t"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BUILT))
+def test_a_bad_privsdk_variable_is_a_config_error_as_a_dropin_or_guarded_client_is_built(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """design.md: a bad value is a clear error at client construction naming the variable. A drop-in client (and
+    privsdk.guard() of a client the app built) took it and refused its first request instead, as a
+    PolicyViolation that an app catching ConfigError at start-up never saw."""
+    import importlib
+
+    import privsdk
+
+    dropin = importlib.import_module(f"privsdk.{name}")
+    vendor = importlib.import_module({"genai": "google.genai", "mistralai": "mistralai.client"}.get(name, name))
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "no_such_requirement")
+    with pytest.raises(ConfigError, match="PRIVSDK_REQUIRE: unknown requirement"):
+        _BUILT[name](dropin)
+    built = _BUILT[name](vendor)
+    with pytest.raises(ConfigError, match="PRIVSDK_REQUIRE: unknown requirement"):
+        privsdk.guard(built)
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "no_training")  # the next client reads the environment afresh
+    assert privsdk.guard(_BUILT[name](vendor)) is not None

@@ -615,7 +615,8 @@ def test_what_the_request_asks_for_is_judged_not_what_the_app_declared(
         client.files.create(file=("notes.jsonl", b'{"secret": 1}\n'), purpose="batch")
     with pytest.raises(dropin.PolicyViolation):
         client.responses.create(model="gpt-5", input="hi")  # store defaults to true
-    with pytest.raises(dropin.PolicyViolation):
+    # The message names what the request asks for: "unmet: zdr" alone, under a ZDR attestation, said nothing of why.
+    with pytest.raises(dropin.PolicyViolation, match=r"unmet: zdr \(the request asks for stored_responses\)$"):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], store=True)
     assert server.requests == []
     assert [r["outcome"] for r in usage_records(usage, 3)] == ["refused"] * 3
@@ -1043,6 +1044,64 @@ def test_constructor_and_call_arguments_keep_their_meaning(
             client.chat.completions.create(model=MODEL, messages=[], no_such_argument=1)
     assert sent[0] == sent[1]
     assert sent[0][0][:4] == ["org-acme", "proj_eu", "search", "t-1"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "sent"),
+    [
+        ({"project": "proj_approved"}, True),
+        ({"organization": "org-approved"}, True),
+        ({"organization": "org-acme", "project": "proj_approved"}, True),
+        # An organisation id as the project, a project id as the organisation: each met the other kind's scope.
+        ({"organization": "proj_approved"}, False),
+        ({"project": "org-approved"}, False),
+        # A request that names a project is that project's: its organisation's scope does not hold for it.
+        ({"organization": "org-approved", "project": "proj_other"}, False),
+        ({}, False),
+    ],
+)
+def test_a_scope_is_met_by_the_header_of_its_own_kind_only(
+    wire: tuple[OpenAIWire, LoopbackServer],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    kwargs: dict[str, Any],
+    sent: bool,
+) -> None:
+    """The guard took OpenAI-Project, else OpenAI-Organization, as one untyped account: OpenAI(organization=
+    "proj_approved") met openai:zdr@proj_approved, and its request went to the key's default project."""
+    _app, server = wire
+    attest = "openai:zdr@proj_approved,openai:zdr@org-approved"
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST=attest)
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0, **kwargs)
+    if sent:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Jane Roe"}])
+        assert len(server.requests) == 1
+    else:
+        with pytest.raises(dropin.PolicyViolation):
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Jane Roe"}])
+        assert server.requests == []
+
+
+def test_an_azure_account_is_never_read_from_an_openai_header(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Behind a declared Azure gateway, AzureOpenAI(organization="contoso") sent OpenAI-Organization: contoso, and
+    the guard took it as the Azure resource an attestation was scoped to."""
+    _app, server = wire
+    guard_env(
+        monkeypatch,
+        tmp_path,
+        server,
+        PRIVSDK_ENDPOINTS=f"{server.url}=azure.openai",
+        PRIVSDK_REQUIRE="hipaa_baa",
+        PRIVSDK_ATTEST="azure:baa@contoso",
+    )
+    client = dropin.AzureOpenAI(
+        api_key=KEY, azure_endpoint=server.url, api_version="2024-10-21", organization="contoso", max_retries=0
+    )
+    with pytest.raises(dropin.PolicyViolation, match="hipaa_baa"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Jane Roe"}])
+    assert server.requests == []
 
 
 def _reroute_to_private_cohere(

@@ -126,6 +126,9 @@ def test_operations_the_catalogue_has_no_facts_for_are_refused(catalogue: Catalo
         ("cohere:zdr@acct", "cannot be scoped to an account"),
         ("openai:zdr@", "names no account"),
         ("openai:zdr@has space", "names no account"),
+        # A scope names one kind of account: an OpenAI project (proj_) or organisation (org-), by its shape.
+        ("openai:zdr@acme", "names neither an OpenAI project (proj_...) nor an organisation (org-...)"),
+        ("openai:zdr@org_acme", "names neither"),
     ],
 )
 def test_bad_scoped_attestations(catalogue: Catalogue, value: str, message: str) -> None:
@@ -135,9 +138,9 @@ def test_bad_scoped_attestations(catalogue: Catalogue, value: str, message: str)
 
 
 def test_scoped_attestations_meet_their_prerequisites_per_account(catalogue: Catalogue) -> None:
-    load_policy({"PRIVSDK_ATTEST": "openai:zdr@p1,openai:region=eu@p1"}, catalogue)
+    load_policy({"PRIVSDK_ATTEST": "openai:zdr@proj_1,openai:region=eu@proj_1"}, catalogue)
     with pytest.raises(ConfigError, match="requires openai:zdr"):
-        load_policy({"PRIVSDK_ATTEST": "openai:zdr@p1,openai:region=eu@p2"}, catalogue)
+        load_policy({"PRIVSDK_ATTEST": "openai:zdr@proj_1,openai:region=eu@proj_2"}, catalogue)
 
 
 def test_a_target_whose_region_contradicts_its_attestation(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
@@ -291,6 +294,42 @@ def test_a_body_of_an_unexpected_shape_is_refused_without_quoting_it(catalogue: 
     with pytest.raises(PolicyViolation) as caught:
         guard.check(out)
     assert "CANARY" not in repr(caught.value.args) and "CANARY" not in str(caught.value.decision.to_json())
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path"),
+    [
+        ("openai.api", "/v1/chat/completions"),
+        ("mistral.api", "/v1/chat/completions"),
+        ("cohere.saas", "/v2/chat"),
+        ("bedrock.runtime", "/model/anthropic.claude-3-haiku-20240307-v1:0/converse"),
+        ("gemini.api", "/v1beta/models/gemini-2.5-flash:generateContent"),
+    ],
+)
+def test_a_body_nested_too_deeply_is_refused_and_recorded_never_sent(
+    catalogue: Catalogue, endpoint: str, path: str
+) -> None:
+    """JSON nested past the interpreter's recursion limit (the SDK's encoder goes a little deeper than the guard's
+    parser) raised RecursionError out of the transport: no refusal, no record. Now it is refused like any other
+    unreadable body, through a guarded httpx client to loopback, and the server receives nothing."""
+    import httpx
+
+    from privsdk.errors import PolicyViolation
+    from privsdk.outbound.transport import guard_httpx
+    from tests.wire.openai import OpenAIWire
+    from tests.wire.server import LoopbackServer
+
+    records: list[object] = []
+    with LoopbackServer(OpenAIWire()) as server:
+        env = {"PRIVSDK_ENDPOINTS": f"{server.url}={endpoint}", "PRIVSDK_USAGE": "none"}
+        guard = Guard(load_policy(env, catalogue), catalogue=catalogue, recorder=open_recorder(records.append))
+        client = guard_httpx(httpx.Client(), sdk="test", refusal=lambda violation: violation, guard=guard)
+        body = b'{"model": "m", "messages": [], "contents": [], "blob": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        with pytest.raises(PolicyViolation, match=r"could not read this request|not a JSON object"):
+            client.post(server.url + path, content=body)
+        assert server.requests == []
+    guard.flush(5)
+    assert [(r.outcome, r.decision) for r in records] == [("refused", "refuse")]  # type: ignore[attr-defined]
 
 
 def _chat_to(guard: Guard, host: str, path: str, model: str) -> str:

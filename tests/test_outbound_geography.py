@@ -23,8 +23,10 @@ from privsdk.decision import decide_request
 from privsdk.errors import ConfigError
 from privsdk.outbound.judge import Guard, _Refused
 from privsdk.outbound.outgoing import Asks, Outgoing
-from privsdk.outbound.places import catalogue_place, geography
+from privsdk.outbound.places import catalogue_place, geography, region_kind
+from privsdk.policy import Policy, Target, Tenant
 from privsdk.usage import open_recorder
+from privsdk.vocabulary import parse_requirements
 from tests.wire.bedrock import BedrockWire
 from tests.wire.cohere import CohereApp, ConnectProxy
 from tests.wire.mistral import MistralApp
@@ -144,10 +146,33 @@ def test_an_azure_target_whose_region_contradicts_its_deployment_type(write_conf
         load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue)
 
 
+@pytest.mark.parametrize("where", ["target", "account"])
+@pytest.mark.parametrize("attest", ["deployment=regional_eu", "deployment=data_zone_eu"])
+def test_an_azure_openai_targets_region_is_an_azure_region(  # type: ignore[no-untyped-def]
+    write_config, catalogue: Catalogue, where: str, attest: str
+) -> None:
+    """Azure OpenAI's hosts name no region, so its target's "eastus" was read as a geography label (none), and an
+    East US target attesting an EU deployment type loaded; the same on azure.foundry was an error."""
+    assert region_kind(catalogue, "azure.openai") == "azure_region"
+    account = f'[attest]\nazure = ["{attest}"]\n' if where == "account" else ""
+    own = f'attest = ["{attest}"]\n' if where == "target" else ""
+    target = (
+        '[targets.a]\noffering = "azure.openai"\nmodel = "gpt-4o"\nendpoint = "https://contoso.openai.azure.com"\n'
+        'deployment = "eu-dep"\nregion = "{}"\n'
+    )
+    tenant = '[tenants.t.classes]\ndefault = ["region=eu"]\n'
+    path = write_config(account + target.format("eastus") + own + tenant)
+    with pytest.raises(ConfigError, match=rf"declares region 'eastus' \(us\) but attests {attest}"):
+        load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue)
+    path = write_config(account + target.format("westeurope") + own + tenant)
+    assert load_policy({"PRIVSDK_CONFIG": str(path)}, catalogue).targets["a"].region == "westeurope"
+
+
 # -- the real SDKs ------------------------------------------------------------------------------------------------
 
 US_HOST = "acme.eastus2.models.ai.azure.com"
 EU_HOST = "acme.swedencentral.models.ai.azure.com"
+RESOURCE_HOST = "contoso.openai.azure.com"  # an Azure OpenAI resource: the host shows no region
 MSG: Any = [{"role": "user", "content": "Jane Roe, born 1970"}]
 
 
@@ -174,7 +199,7 @@ def foundry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loopbac
 
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(US_HOST, EU_HOST).configure_cert(context)
+    ca.issue_cert(US_HOST, EU_HOST, RESOURCE_HOST).configure_cert(context)
     ca_file = tmp_path / "foundry-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     with LoopbackServer(_Foundry(), tls=context) as server, ConnectProxy(server.url) as proxy:
@@ -213,6 +238,60 @@ def test_an_azure_foundry_host_in_a_us_region_is_refused_under_region_eu_whateve
     for call in _foundry_calls(EU_HOST).values():
         call()
     assert [r.path for r in foundry.requests] == ["/v2/chat", "/models/chat/completions", "/v1/chat/completions"]
+
+
+def test_explain_judges_a_foundry_request_as_the_guard_in_its_sdk_does(
+    foundry: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """explain --url read every request to a Foundry host in OpenAI's protocol: the cohere and mistralai SDKs'
+    requests, which their guards send, it refused. With --sdk it reads each as that SDK's guard does."""
+    from privsdk.cli import main
+
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
+    monkeypatch.setenv("PRIVSDK_ATTEST", "azure:deployment=regional_eu")
+    Guard.reset_default()
+    for call in _foundry_calls(EU_HOST).values():
+        call()
+    paths = [r.path for r in foundry.requests]
+    assert paths == ["/v2/chat", "/models/chat/completions", "/v1/chat/completions"]
+    models = ["Cohere-command-a", "mistral-large-2411", "Meta-Llama-3.1-70B-Instruct"]
+    for sdk, path, model in zip(["cohere", "mistralai", "openai"], paths, models, strict=True):
+        url = f"https://{EU_HOST}{path}"
+        assert main(["explain", "--url", url, "--sdk", sdk, "--model", model]) == 0, capsys.readouterr().out
+        assert main(["explain", "--url", url, "--model", model]) == 3
+        assert "pass --sdk" in capsys.readouterr().out
+
+
+def test_an_azure_openai_target_in_a_us_region_is_refused_under_region_eu_at_the_call(
+    foundry: LoopbackServer, catalogue: Catalogue
+) -> None:
+    """A resource host shows no region: the target's own region is what the decision has. A policy built in code
+    (not checked as a loaded one is) with an East US target attesting regional_eu was allowed, and sent."""
+    from openai import AzureOpenAI
+    from privsdk_openai.dropin import guard_client
+
+    def client(region: str) -> Any:
+        target = Target(
+            "a",
+            "azure.openai",
+            "gpt-4o",
+            attest=frozenset({"azure:deployment=regional_eu"}),
+            endpoint=f"https://{RESOURCE_HOST}",
+            deployment="eu-dep",
+            region=region,
+        )
+        tenant = Tenant("t", {"default": parse_requirements(["region=eu"])})
+        guard = Guard(Policy({"t": tenant}, "t", {"a": target}), catalogue=catalogue, recorder=open_recorder("none"))
+        sdk = AzureOpenAI(
+            api_key="k", azure_endpoint=f"https://{RESOURCE_HOST}", api_version="2024-10-21", max_retries=0
+        )
+        return guard_client(sdk, guard=guard)
+
+    with pytest.raises(privsdk.PolicyViolation, match=r"declares region 'eastus' \(us\) but attests"):
+        client("eastus").chat.completions.create(model="eu-dep", messages=MSG)
+    assert foundry.requests == []
+    assert client("westeurope").chat.completions.create(model="eu-dep", messages=MSG).choices
+    assert [r.path for r in foundry.requests] == ["/openai/deployments/eu-dep/chat/completions"]
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import pytest
 from privsdk.catalogue import Catalogue
 from privsdk.config import load_policy
 from privsdk.errors import ConfigError
-from privsdk.outbound.places import Place, catalogue_place, declared_place, geography
+from privsdk.outbound.places import Place, catalogue_place, declared_place, geography, region_kind, target_account
+from privsdk.policy import Target
 
 
 @pytest.mark.parametrize(
@@ -118,6 +119,40 @@ def test_bad_declared_endpoints(catalogue: Catalogue, value: str, message: str) 
         load_policy({"PRIVSDK_ENDPOINTS": value}, catalogue)
     assert message in str(caught.value)
     assert "PRIVSDK_ENDPOINTS" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("offering", "kind"),
+    [
+        ("azure.openai", "azure_region"),  # its hosts show none; its vendor's show Azure regions
+        ("azure.foundry", "azure_region"),
+        ("bedrock.runtime", "aws_region"),
+        ("vertex.gemini", "gcp_location"),
+        ("openai.api", "geo"),
+        ("cohere.oci", None),  # Cohere's hosts name AWS and Azure regions: which an OCI region is, they cannot say
+        ("selfhosted.vllm", None),
+    ],
+)
+def test_the_kind_of_region_a_target_names(catalogue: Catalogue, offering: str, kind: str | None) -> None:
+    assert region_kind(catalogue, offering) == kind
+
+
+@pytest.mark.parametrize(
+    ("target", "account"),
+    [
+        (Target("a", "azure.openai", "gpt-4o", endpoint="https://Contoso.openai.azure.com/"), "contoso"),
+        (Target("f", "azure.foundry", "mistral-large-2411", endpoint="https://acme.services.ai.azure.com"), "acme"),
+        (Target("g", "azure.openai", "gpt-4o", endpoint="https://gw.corp.example/azure"), None),
+        (Target("v", "vertex.gemini", "gemini-2.5-flash", project="acme-prod"), "acme-prod"),
+        (Target("o", "openai.api", "gpt-4o", project="proj_abc"), "proj_abc"),
+        (Target("n", "openai.api", "gpt-4o"), None),
+    ],
+)
+def test_a_targets_account_is_the_one_its_config_names(
+    catalogue: Catalogue, target: Target, account: str | None
+) -> None:
+    """As the guard reads it from the target's requests: the resource its endpoint's host names, else its project."""
+    assert target_account(catalogue, target) == account
 
 
 def test_a_targets_endpoint_is_declared(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]

@@ -47,6 +47,24 @@ def test_public_names_resolve_lazily() -> None:
         assert getattr(privsdk, name) is not None
 
 
+def test_every_name_the_api_page_documents_is_importable_from_privsdk() -> None:
+    """docs/api.md says each entry is importable from privsdk itself; the call options, the chat argument types
+    and every error class but five were not (``privsdk.RateLimited`` was an AttributeError)."""
+    import inspect
+
+    import privsdk
+    import privsdk.errors
+
+    page = (REPO / "docs" / "api.md").read_text()
+    documented = re.findall(r"^::: privsdk\.[\w.]+\.(\w+)$", page, re.MULTILINE)
+    errors = [name for name, value in vars(privsdk.errors).items() if inspect.isclass(value) and name[0] != "_"]
+    errors = [name for name in errors if issubclass(getattr(privsdk.errors, name), Exception)]
+    assert "::: privsdk.errors" in page and len(documented) > 20 and "RateLimited" in errors
+    for name in documented + errors:
+        assert name in privsdk.__all__, name
+        assert getattr(privsdk, name) is not None, name
+
+
 def test_generated_docs_match_the_catalogue() -> None:
     """docs/guarantees.md and docs/configuration.md hold the tables the catalogue generates (run `make docs`)."""
     cat = default_catalogue()

@@ -22,6 +22,7 @@ from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.policy import Tenant
 from privsdk.tenants import DirectoryTenants, SqlTenants, TenantDocument, TenantStore
 from privsdk.vocabulary import parse_requirements
+from tests.conftest import run_cli
 from tests.test_tenant_stores import ACME, World
 
 SECRET = "CANARY-STORED"
@@ -141,6 +142,63 @@ def test_a_good_tenant_in_code_still_serves(world: World) -> None:
     tenant = Tenant("acme", {"default": ZDR, "pii": ZDR}, attest=frozenset({"openai:zdr"}), reroute=(("x", ("mini",)),))
     with world.client({"acme": tenant}.get) as client:
         assert client.chat("mini", "hello", tenant="acme").text == world.app.text
+
+
+# -- a stored policy's values are never quoted ----------------------------------------------
+
+STORED_VALUES = [
+    pytest.param(
+        f'classes.default = ["zdr", "{SECRET}"]',
+        "tenants.v.classes.default: an item is not a requirement",
+        "valid requirements: no_training",
+        id="requirement",
+    ),
+    pytest.param(
+        f'attest.openai = ["{SECRET}"]',
+        "tenants.v.attest.openai: an item is not an attestation",
+        "openai attestations: baa",
+        id="attestation",
+    ),
+    pytest.param(
+        f'attest.{SECRET} = ["zdr"]', "tenants.v.attest.(a key not shown)", "vendors: ", id="attestation-vendor"
+    ),
+    pytest.param(
+        f'on_violation = "{SECRET}"', "bad on_violation (a value not shown", "refuse or reroute", id="on-violation"
+    ),
+    pytest.param(
+        f'default_class = "{SECRET}"', "default_class (a value not shown", "classes: default", id="default-class"
+    ),
+    pytest.param(
+        f'reroute."openai/*" = ["{SECRET}"]', "reroute alternative (a value not shown", "targets: mini", id="reroute"
+    ),
+    pytest.param(f"{SECRET} = 1", "unknown key tenants.v.(a key not shown)", "valid keys: classes", id="unknown-key"),
+]
+
+
+@pytest.mark.parametrize(("text", "says", "hint"), STORED_VALUES)
+def test_a_stored_policys_wrong_value_is_named_by_its_place_never_quoted(
+    world: World, tmp_path: Path, text: str, says: str, hint: str
+) -> None:
+    """Each quoted the stored value (a secret pasted in the wrong place, say) in the refusal and `privsdk check`;
+    the policy file, the operator's own, still quotes what it finds wrong."""
+    message = refused(world, TenantStore(lambda name: TenantDocument(text, "table t, tenant 'v'")), "v")
+    assert says in message and hint in message, message
+    config = tmp_path / "privsdk.toml"
+    config.write_text(f"[targets.mini]\noffering = 'openai.api'\nmodel = 'gpt-4o-mini'\n[tenants.v]\n{text}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_policy({"PRIVSDK_CONFIG": str(config)})
+    assert SECRET in str(caught.value)
+
+
+def test_check_never_quotes_a_stored_value(world: World, tmp_path: Path) -> None:
+    db = tmp_path / "tenants.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE privsdk_tenants (name TEXT PRIMARY KEY, policy TEXT NOT NULL)")
+        conn.execute("INSERT INTO privsdk_tenants VALUES ('v', ?)", (f'classes.default = ["{SECRET}"]',))
+    conn.close()
+    result = run_cli("check", PRIVSDK_CONFIG=str(world.config), PRIVSDK_TENANTS=f"sqlite://{db}")
+    assert result.returncode == 2 and "tenants.v.classes.default: an item is not a requirement" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
 
 
 # -- tenant names ---------------------------------------------------------------------------

@@ -173,6 +173,16 @@ def test_a_bad_store_variable_is_a_config_error(spec: str, fragment: str) -> Non
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize("chosen", ["../x", "a b", "-", "acme\u200b"])
+def test_privsdk_tenant_that_no_stored_tenant_can_be_named_is_a_config_error(world: World, chosen: str) -> None:
+    """Accepted with a store (and by `privsdk check`, exit 0), then every call naming no tenant was refused."""
+    env = {"PRIVSDK_TENANTS": f"dir://{world.tenants}", "PRIVSDK_TENANT": chosen}
+    with pytest.raises(ConfigError, match=r"^PRIVSDK_TENANT: .* is not a tenant name"):
+        load_policy(env)
+    assert run_cli("check", **env).returncode == 2
+    assert load_policy({**env, "PRIVSDK_TENANT": "acme"}).default_tenant == "acme"  # a name: looked up per call
+
+
 # -- the cache and invalidation ------------------------------------------------------------
 
 
@@ -251,6 +261,15 @@ def test_a_failing_store_refuses_without_its_message_and_is_asked_again(world: W
     assert client.tenants is not None and client.tenants.failures == 1
 
 
+def test_an_empty_tenant_name_is_refused_never_privsdk_tenant() -> None:
+    """With PRIVSDK_TENANT=acme, decide(tenant="") (and so a guarded request in such a scope) got acme's policy."""
+    provider = Counting({"acme": ACME})
+    policy = load_policy({"PRIVSDK_TENANT": "acme", "PRIVSDK_ATTEST": "openai:zdr"}, tenants=provider)
+    assert decide(policy, "openai/gpt-4o-mini").tenant == "acme"
+    decision = decide(policy, "openai/gpt-4o-mini", tenant="")
+    assert decision.outcome == "refuse" and decision.tenant != "acme" and "names no tenant" in (decision.reason or "")
+
+
 def test_a_provider_returning_another_tenant_is_refused(world: World) -> None:
     other = Tenant("globex", {"default": ()})
     with world.client(lambda name: other) as client, pytest.raises(PolicyViolation, match="'globex' when asked"):
@@ -306,6 +325,27 @@ def test_sql_tenants_as_json_through_any_dbapi_connection(tmp_path: Path) -> Non
     assert decision.outcome == "allow" and decision.requirements == ("zdr",)
     broken = decide(policy, "openai/gpt-4o-mini", tenant="broken")
     assert broken.outcome == "refuse" and "invalid JSON" in (broken.reason or "")
+
+
+def test_a_sql_name_matches_only_its_own_row_whatever_the_columns_comparison(tmp_path: Path) -> None:
+    """SQL '=' follows the column's rules: an INTEGER id matched '07' and '7.0' for tenant 7, a NOCASE name 'ACME'
+    for acme, and each alias was served with that row's policy (and invalidate('acme') left 'ACME' cached)."""
+    db = tmp_path / "tenants.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE numbered (id INTEGER PRIMARY KEY, policy TEXT NOT NULL)")
+        conn.execute("INSERT INTO numbered VALUES (7, ?)", (ACME,))
+        conn.execute("CREATE TABLE named (name TEXT PRIMARY KEY COLLATE NOCASE, policy TEXT NOT NULL)")
+        conn.execute("INSERT INTO named VALUES ('acme', ?)", (ACME,))
+    conn.close()
+    numbered = SqlTenants.sqlite(str(db), table="numbered", name_column="id")
+    named = SqlTenants.sqlite(str(db), table="named")
+    assert numbered.names() == ["7"] and named.names() == ["acme"]
+    for provider, name, aliases in ((numbered, "7", ["07", "7.0", "7e0"]), (named, "acme", ["ACME", "Acme"])):
+        policy = load_policy({"PRIVSDK_ATTEST": "openai:zdr"}, tenants=provider)
+        assert decide(policy, "openai/gpt-4o-mini", tenant=name).outcome == "allow"
+        for alias in aliases:
+            decision = decide(policy, "openai/gpt-4o-mini", tenant=alias)
+            assert decision.outcome == "refuse" and "no such tenant" in (decision.reason or ""), alias
 
 
 def test_sql_names_are_identifiers_never_sql() -> None:
@@ -412,11 +452,37 @@ def test_a_reloaded_tenant_with_new_credentials_gets_the_matching_client(world: 
     store = TenantStore(lambda name: TenantDocument(texts[name], "memory"))
     with world.client(store, ACME_KEY=OTHER_KEY) as client:
         client.chat("mini", "hello", tenant="acme")
-        texts["acme"] = ACME + 'credentials.openai = { api_key = "ACME_KEY" }\n'
+        own_key = ACME + 'credentials.openai = { api_key = "ACME_KEY" }\n'
+        texts["acme"] = own_key
+        store.invalidate("acme")
+        # Its own key is its own OpenAI account: the deployment's [attest] openai:zdr is not true of it ...
+        with pytest.raises(PolicyViolation, match="unmet: zdr"):
+            client.chat("mini", "hello", tenant="acme")
+        texts["acme"] = own_key + 'attest.openai = ["zdr"]\n'  # ... until the tenant attests its own account
         store.invalidate("acme")
         client.chat("mini", "hello", tenant="acme")
     sent = [r.headers["authorization"] for r in world.server.requests]
     assert sent == [f"Bearer {KEY}", f"Bearer {OTHER_KEY}"]
+
+
+def test_a_tenants_own_key_names_its_own_project_never_the_deployments(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The openai SDK fills OpenAI-Organization and OpenAI-Project from OPENAI_ORG_ID and OPENAI_PROJECT_ID (the
+    deployment's): a tenant's own key went out naming the deployment's account. It names its own, or none."""
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-deployment")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_deployment")
+    own = 'classes.default = ["no_training"]\ncredentials.openai = { api_key = "OWN_KEY"'
+    texts = {"acme": own + " }\n", "globex": own + ', project = "GLOBEX_PROJECT" }\n'}
+    store = TenantStore(lambda name: TenantDocument(texts[name], "memory"))
+    with world.client(store, OWN_KEY=OTHER_KEY, GLOBEX_PROJECT="proj_globex") as client:
+        client.chat("mini", "hello", tenant="acme")
+        client.chat("mini", "hello", tenant="globex")
+    sent = [
+        (r.headers["authorization"], r.headers.get("openai-organization"), r.headers.get("openai-project"))
+        for r in world.server.requests
+    ]
+    assert sent == [(f"Bearer {OTHER_KEY}", None, None), (f"Bearer {OTHER_KEY}", None, "proj_globex")]
 
 
 # -- thousands of tenants ----------------------------------------------------------------

@@ -117,8 +117,9 @@ def guard_botocore(
 
     ``refusal`` makes the exception raised for a refused request (the SDK's
     flavour of :class:`privsdk.PolicyViolation`). ``guard`` defaults to
-    ``Guard.default()``, looked up at each request so that the environment
-    configures it. With ``reroute``, a request the tenant reroutes is answered
+    ``Guard.default()``: loaded here (a bad ``PRIVSDK_*`` value is a
+    ConfigError as the client is built) and looked up at each request, so
+    that the environment configures it. With ``reroute``, a request the tenant reroutes is answered
     by it (see :data:`Rerouter`); without, or for an aiobotocore client, such a
     request is refused. A client already guarded is left as it is; a client of
     any other service is a ValueError.
@@ -128,6 +129,10 @@ def guard_botocore(
         raise ValueError(f"privsdk guards the clients of Bedrock's services and SageMaker's runtime, not {service}")
     if is_guarded(client):
         return client
+    if guard is None:  # loaded as the client is built: a bad PRIVSDK_* value is a ConfigError here, not a refusal later
+        from privsdk.outbound.judge import Guard as CoreGuard
+
+        CoreGuard.default()
     sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content
     if is_async(client):
         hooks = _Hooks(refusal, guard, None, AsyncMeteredStream)  # never rerouted: see Rerouter

@@ -24,12 +24,12 @@ from urllib.parse import unquote, urlsplit
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused
+from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused, reroute_list
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader, answer_end
 from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
 from privsdk.outbound.places import geography as _geography
-from privsdk.outbound.wire import PROTOCOLS, reader
+from privsdk.outbound.wire import PROTOCOLS, SDKS, reader
 from privsdk.outbound.wire.routes import AfterDeclaredPrefix
 from privsdk.policy import Policy, Target
 from privsdk.tenants import TenantStore
@@ -226,6 +226,10 @@ class Guard:
             reason += "unexpected type); it was not sent"
             decision = refused(self.policy, out.host, "other", tenant, data_class, reason)
             return Verdict(decision, (), place, asks, wire)
+        except RecursionError:  # a body nested deeper than a reader's walk of it can go (JSON parses deeper)
+            reason = f"{out.host}: privsdk could not read this request (nested too deeply); it was not sent"
+            decision = refused(self.policy, out.host, "other", tenant, data_class, reason)
+            return Verdict(decision, (), place, asks, wire)
 
     def _new_day(self) -> None:
         """Forget the verdicts of a day gone by: the next UTC midnight ends today's."""
@@ -262,7 +266,7 @@ class Guard:
         tenant = self.policy.tenants.get(decision.tenant)
         if tenant is None or tenant.on_violation != "reroute":
             return decision
-        alternatives = tenant.alternatives(decision.target)
+        alternatives = reroute_list(self.policy, self.catalogue, tenant, decision.target)
         for alt in alternatives:
             own = decide(
                 self.policy,
@@ -457,6 +461,15 @@ class Guard:
 _SDK_VENDOR = {"cohere": "cohere", "mistralai": "mistral"}
 
 
+def protocols_at(offerings: tuple[str, ...]) -> dict[str, str]:
+    """The wire protocols a request to a host serving ``offerings`` may speak, each with the first SDK that sends
+    it: more than one where the host serves several vendors' APIs (an Azure AI Foundry resource)."""
+    found: dict[str, str] = {}
+    for sdk in SDKS:
+        found.setdefault(protocol_of(offerings, sdk), sdk)
+    return found
+
+
 def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:
     """The wire protocol of a request the ``sdk`` seam sends to a host serving ``offerings``."""
     vendor = _SDK_VENDOR.get(sdk)
@@ -547,14 +560,19 @@ def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
     """Whose account the request is for.
 
     A host that names one (an Azure resource) is that account, whatever the request carries. Otherwise it is
-    the one the request names: its path's Google Cloud project, else its OpenAI-style headers' project, else
-    organisation; else a declared endpoint's (``=OFFERING@ACCOUNT``, for a proxy that adds the account itself).
-    A request that names another account than its declared endpoint disagrees with it: it is refused.
+    the one the request names: its path's Google Cloud project, else (at an OpenAI API endpoint only) its
+    ``OpenAI-Project`` header, else its ``OpenAI-Organization``; else a declared endpoint's (``=OFFERING@ACCOUNT``,
+    for a proxy that adds the account itself). A request that names another account than its declared endpoint
+    disagrees with it: it is refused. So is one whose OpenAI header holds the other kind's id (an ``org-`` id as
+    its project, a ``proj_`` id as its organisation): a scope names one kind of account, and must not be met by
+    the other header.
     """
     if place.shows_account:
         return place.account
     named = asks.project
-    if named is None:
+    # Only OpenAI's API reads these headers as an account: an Azure gateway's or a Vertex request's account is
+    # never an OpenAI header (the openai SDK sends them to Azure too).
+    if named is None and any(o.startswith("openai.") for o in place.offerings):
         headers = out.headers
         pairs = getattr(headers, "_list", None)
         if pairs is None:
@@ -569,6 +587,8 @@ def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
                 if value:
                     named = value
                     break
+        if named is not None:
+            _check_openai_account(named, headers, out, asks)
     if named is None:
         return place.account
     if place.account is not None and named != place.account:
@@ -579,6 +599,21 @@ def _account(place: Place, asks: Asks, out: Outgoing) -> str | None:
             f"{place.account!r} (declare the endpoint for the account the app sends, or send that one)",
         )
     return named
+
+
+def _check_openai_account(named: str, headers: Mapping[str, str], out: Outgoing, asks: Asks) -> None:
+    """Refuse a request whose OpenAI account header holds the other kind's id: ``named`` came from OpenAI-Project
+    when that header is there, else from OpenAI-Organization."""
+    project = bool(headers.get("openai-project"))
+    wrong = named.startswith("org-") if project else named.startswith("proj_")
+    if wrong:
+        header, kind = ("OpenAI-Project", "an organisation id") if project else ("OpenAI-Organization", "a project id")
+        raise _Refused(
+            out.host,
+            asks.operation,
+            f"the request's {header} header holds {kind}, so privsdk cannot tell whose account it is for "
+            "(send the project id, proj_..., as the project and the organisation id, org-..., as the organization)",
+        )
 
 
 class Pass:

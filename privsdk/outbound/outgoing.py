@@ -80,13 +80,16 @@ def parse_json(data: bytes) -> Any:
     scan = _scan or _scanner()
     text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
     try:
-        value, end = scan(text, 0)
-    except StopIteration:  # not JSON, or JSON after whitespace (which the scanner does not skip)
-        start = len(text) - len(text.lstrip(_JSON_SPACE))
         try:
-            value, end = scan(text, start)
-        except StopIteration:
-            raise ValueError("not JSON") from None
+            value, end = scan(text, 0)
+        except StopIteration:  # not JSON, or JSON after whitespace (which the scanner does not skip)
+            start = len(text) - len(text.lstrip(_JSON_SPACE))
+            try:
+                value, end = scan(text, start)
+            except StopIteration:
+                raise ValueError("not JSON") from None
+    except RecursionError:  # nested deeper than the interpreter's stack allows: unreadable, like any other body
+        raise ValueError("nested too deeply") from None
     if end != len(text) and text[end:].strip(_JSON_SPACE):
         raise ValueError("more than one JSON value")
     return value
@@ -107,7 +110,7 @@ def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = 
         body, end = (_scan or _scanner())(data.decode("utf-8"), 0)
         if end != len(data):
             raise ValueError
-    except (ValueError, StopIteration):
+    except (ValueError, StopIteration, RecursionError):
         try:
             body = parse_json(data)
         except ValueError:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from privsdk.catalogue import Catalogue
-from privsdk.policy import Endpoint
+from privsdk.policy import Endpoint, Target
 
 
 class Place(NamedTuple):
@@ -184,9 +184,39 @@ def region_kind(catalogue: Catalogue, offering: str) -> str | None:
     """What kind of region label the offering's vendor names (``aws_region`` for Bedrock, ``gcp_location`` for
     Vertex AI, ``azure_region``, ``geo``), from its catalogue hosts; None when its hosts name none (a self-hosted
     server). A request that names a region of its own (Vertex's ``locations/X``, a Bedrock model ARN) names this
-    kind."""
+    kind, and so does a target's ``region``.
+
+    An offering whose own hosts name no region takes the one kind its vendor's other hosts name: Azure OpenAI's
+    hosts (``{resource}.openai.azure.com``) show no region, but an Azure OpenAI target's ``eastus`` is an Azure
+    region all the same, not a geography label. A vendor whose hosts name several kinds (Cohere's: AWS and Azure
+    regions) lends none."""
     fields = {f for p in _patterns(catalogue) if p.offering == offering for f in p.fields}
-    return next((k for k in _GEO_FIELDS if k in fields), None)
+    own = next((k for k in _GEO_FIELDS if k in fields), None)
+    if own is not None:
+        return own
+    vendor = offering.partition(".")[0] + "."
+    fields = {f for p in _patterns(catalogue) if p.offering.startswith(vendor) for f in p.fields}
+    kinds = [k for k in _GEO_FIELDS if k in fields]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def target_account(catalogue: Catalogue, target: Target) -> str | None:
+    """The account a configured target's requests carry, as the guard reads it from a request: the resource its
+    ``endpoint`` host names (an Azure resource), else its ``project`` (a Google Cloud project, sent in a Vertex
+    path; an OpenAI project, sent as the ``OpenAI-Project`` header); None when its config names none."""
+    if target.endpoint:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(target.endpoint)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if host:
+            place = catalogue_place(catalogue, parts.scheme.lower(), host, origin_of(parts.scheme.lower(), host, port))
+            if place is not None and place.shows_account:
+                return place.account
+    return target.project
 
 
 def catalogue_place(catalogue: Catalogue, scheme: str, host: str, origin: str) -> Place | None:

@@ -409,6 +409,8 @@ def guard_httpx(
     (async ones) answers requests the guard reroutes; without one, such requests are refused.
     """
     seam = _seam(_library(client))
+    if guard is None:  # loaded as the client is built: a bad PRIVSDK_* value is a ConfigError here, not a refusal later
+        Guard.default()
     sdklogs.install()  # the SDK and its HTTP stack log headers and bodies at DEBUG: keep them out of the app's logs
     wrap: Callable[[Any], Any]
     if isinstance(client, seam.async_client):

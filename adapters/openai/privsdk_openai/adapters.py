@@ -79,7 +79,7 @@ class ChatCompletions(Adapter):
         self._args: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout, **self._client_args()}
         try:
             self._client = self._guarded(
-                self._sync_client(**self._args, http_client=self._http(openai.DefaultHttpxClient))
+                self._named(self._sync_client(**self._args, http_client=self._http(openai.DefaultHttpxClient)))
             )
         except (openai.OpenAIError, ValueError) as exc:  # the SDK's own checks of credentials, endpoint, version
             from privsdk.vendor_errors import raise_translated
@@ -106,14 +106,28 @@ class ChatCompletions(Adapter):
         """``client``, marked as guarded (its httpx client already is: :meth:`_http`)."""
         return dropin.install(client, self.options.guard, _unchanged, reroutes=False)
 
+    def _named(self, client: _SDKClient) -> _SDKClient:
+        """``client`` naming no organization or project but those its arguments give, when privsdk gave it its key.
+
+        The SDK reads ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID`` for those it is not given: they name the
+        deployment's account, and sent with a tenant's own key they would name another account than the key's.
+        """
+        if self._own_key():
+            client.organization = self._args.get("organization")
+            client.project = self._args.get("project")
+        return client
+
+    def _own_key(self) -> bool:
+        """Whether the SDK client's key comes from privsdk's credentials rather than the SDK's own variables."""
+        return "api_key" in self.options.credentials
+
     def _model_for(self, target: Target) -> str:
         return target.model
 
     def _client_args(self) -> dict[str, Any]:
         target, credentials = self.target, self.options.credentials
-        args: dict[str, Any] = {}
-        if "api_key" in credentials:
-            args["api_key"] = credentials["api_key"]
+        # The account the key belongs to; the target's project, when it names one, is the one requests go to.
+        args: dict[str, Any] = {k: credentials[k] for k in ("api_key", "organization", "project") if k in credentials}
         if target.endpoint:
             args["base_url"] = target.endpoint
         if target.region:
@@ -128,7 +142,7 @@ class ChatCompletions(Adapter):
         client = self._aclient
         if client is None or self._aloop is not loop:
             http = self._http(openai.DefaultAsyncHttpxClient)
-            client = self._aclient = self._guarded(self._async_client(**self._args, http_client=http))
+            client = self._aclient = self._guarded(self._named(self._async_client(**self._args, http_client=http)))
             self._aloop = loop
         return client
 
@@ -310,6 +324,9 @@ class AzureOpenAI(ChatCompletions):
         # The deployment is in the URL; the body's model names it too, as the SDK sends it.
         return target.deployment or target.model
 
+    def _own_key(self) -> bool:
+        return bool({"api_key", "azure_ad_token"} & set(self.options.credentials))
+
     def _client_args(self) -> dict[str, Any]:
         target = self.target
         name, secret = _azure_secret(target, self.options.credentials)
@@ -335,6 +352,9 @@ class Compatible(ChatCompletions):
 
     def _key(self) -> str:
         return self.options.credentials.get("api_key") or UNUSED_KEY
+
+    def _own_key(self) -> bool:
+        return True  # its key is never the SDK's: no OpenAI organization or project reaches another server
 
     def _client_args(self) -> dict[str, Any]:
         key = self._key()

@@ -33,7 +33,7 @@ _OPTIONS: Mapping[Kind, Mapping[str, tuple[str, ...]]] = {
 }
 #: Per kind: the ``options.credentials`` keys read.
 _CREDENTIALS: Mapping[Kind, frozenset[str]] = {
-    "openai": frozenset({"api_key"}),
+    "openai": frozenset({"api_key", "organization", "project"}),
     "azure": frozenset({"api_key", "azure_ad_token"}),
     "foundry": frozenset({"api_key", "azure_ad_token"}),
     "selfhosted": frozenset({"api_key"}),

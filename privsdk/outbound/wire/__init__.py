@@ -29,6 +29,10 @@ PROTOCOLS = {
     "gemini": "google",
 }
 
+#: The names the transport seams give the SDKs whose requests they judge (``Outgoing.sdk``); ``privsdk explain
+#: --sdk`` takes the same.
+SDKS = ("openai", "cohere", "mistralai", "genai", "boto3")
+
 _readers: dict[str, WireReader] = {}
 
 

@@ -129,9 +129,12 @@ def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     return segments, None
 
 
-def _unknown(segments: tuple[str, ...]) -> Unreadable:
-    first = shown_segment(segments[0]) if segments else ""
-    return Unreadable(f"unknown path shape /v1/{first}/... for the OpenAI protocol")
+def _unknown(path: str) -> Unreadable:
+    """The refusal of a path the protocol has no shape for, naming the path as sent (``/v2/chat``, not a ``/v1/``
+    it never held), each segment as :func:`shown_segment` shows it: ids are not quoted."""
+    parts = [shown_segment(s) for s in path.split("/") if s]
+    shown = "/" + "/".join(parts[:8]) + ("/..." if len(parts) > 8 else "")
+    return Unreadable(f"unknown path shape {shown} for the OpenAI protocol")
 
 
 def _tool_features(tools: Any, into: set[str]) -> None:
@@ -275,7 +278,7 @@ def _plan(method: str, path: str) -> _Plan:
     """What ``method`` and ``path`` say; :class:`Unreadable` for a path the OpenAI protocol has no shape for."""
     segments, deployment = _route(path)
     if not segments:
-        raise _unknown(segments)
+        raise _unknown(path)
     if deployment is BODY_DEPLOYMENT and not (method.upper() == "POST" and segments[0] in _BODY_FAMILIES):
         deployment = None  # no body to name one (a listing, a stored object)
     first = segments[0]
@@ -283,7 +286,7 @@ def _plan(method: str, path: str) -> _Plan:
     if first == "chat" or first == "completions" or first == "responses":
         if first == "chat":
             if len(segments) < 2 or segments[1] != "completions":
-                raise _unknown(segments)
+                raise _unknown(path)
             family, rest = "chat/completions", segments[2:]
         else:
             family, rest = first, segments[1:]
@@ -294,13 +297,13 @@ def _plan(method: str, path: str) -> _Plan:
         if family == "responses" and rest and rest[0] in ("compact", "input_tokens"):
             return _Plan(Asks("other", deployment=deployment), family, deployment)
         if family == "completions" and not rest:
-            raise _unknown(segments)
+            raise _unknown(path)
         return _Plan(Asks("responses_state", deployment=deployment), family, deployment)
     if first == "models":  # a listing carries no content; deleting a fine-tuned model is something else
         return _Plan(Asks("models" if method == "GET" else "other", deployment=deployment), first, deployment)
     operation = _FAMILY.get(first)
     if operation is None:
-        raise _unknown(segments)
+        raise _unknown(path)
     if method == "POST" and operation == "embed":
         return _Plan(None, "embeddings", deployment)
     return _Plan(Asks(operation, deployment=deployment), first, deployment)
