@@ -428,6 +428,33 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         vertex("chat"),
     ),
     (
+        "what only shapes the answer (Vertex's countTokens forwards a GenerationConfig whole): no feature",
+        out(
+            f"{PUB}/gemini-2.5-flash:countTokens",
+            with_(
+                generationConfig={
+                    "enableAffectiveDialog": True,
+                    "translationConfig": {"targetLanguageCode": "fr", "echoTargetLanguage": False},
+                    "responseFormat": [{"text": {"mimeType": "application/json"}}],
+                }
+            ),
+        ),
+        vertex("chat"),
+    ),
+    (
+        "translation that echoes the target language generates audio; a response format of audio or image",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(
+                generationConfig={
+                    "translationConfig": {"echoTargetLanguage": True},
+                    "responseFormat": [{"audio": {"delivery": "INLINE"}}, {"image": {}}],
+                }
+            ),
+        ),
+        vertex("chat", features=F({"audio_output", "image_output"})),
+    ),
+    (
         "both spellings: a null camelCase generationConfig hides no snake_case one",
         out(
             f"{PUB}/gemini-2.5-flash:generateContent",
@@ -603,6 +630,14 @@ UNREADABLE = [
         out(f"{PUB}/gemini-2.5-flash:generateContent", with_(outputConfig={"outputUriPrefix": "gs://b/"})),
     ),
     ("a generationConfig field not read", out(f"{PUB}/m:generateContent", with_(generationConfig={"newThing": 1}))),
+    (
+        "video output (written to Cloud Storage) has no feature",
+        out(f"{PUB}/m:generateContent", with_(generationConfig={"responseFormat": {"video": {"gcsUri": "gs://b"}}})),
+    ),
+    (
+        "media delivered by URI is kept at Google",
+        out(f"{PUB}/m:generateContent", with_(generationConfig={"responseFormat": {"image": {"delivery": "URI"}}})),
+    ),
     ("a generationConfig that is no object", out(f"{PUB}/m:generateContent", with_(generation_config=[1]))),
     ("a service tier not read", out(f"{PUB}/m:generateContent", with_(serviceTier="deferred"))),
     (

@@ -138,7 +138,10 @@ _GENERATION_FIELDS = _spellings(
     "logprobs", "presencePenalty", "frequencyPenalty", "seed", "responseMimeType", "responseSchema",
     "responseJsonSchema", "routingConfig", "modelConfig", "responseModalities", "mediaResolution", "speechConfig",
     "audioTimestamp", "thinkingConfig", "imageConfig", "enableEnhancedCivicAnswers", "audioTranscriptionConfig",
+    "enableAffectiveDialog", "translationConfig", "responseFormat",
 )  # fmt: skip
+#: generationConfig.responseFormat's kinds (Vertex) -> feature; ``video`` (written to Cloud Storage) has none.
+_GENERATION_FORMATS: dict[str, str | None] = {"text": None, "audio": "audio_output", "image": "image_output"}
 #: The fields of the legacy methods (generateText, generateMessage, generateAnswer and their token counts).
 _LEGACY_FIELDS = _spellings(
     "prompt", "contents", "temperature", "candidateCount", "maxOutputTokens", "topP", "topK", "safetySettings",
@@ -464,6 +467,15 @@ def _generate_features(body: Any) -> frozenset[str]:
             features.add("audio_output")
         if _values(config, "imageConfig"):
             features.add("image_output")
+        for translation in _values(config, "translationConfig"):
+            # echoTargetLanguage: "the model will generate audio when the target language is spoken".
+            if not isinstance(translation, dict):
+                raise Unreadable("a generationConfig translationConfig is not an object")
+            if any(_values(translation, "echoTargetLanguage")):
+                features.add("audio_output")
+        for formats in _values(config, "responseFormat"):
+            for fmt in _list(formats):  # a list of formats, or one (Google's JSON takes one for a repeated field)
+                features |= _generation_format(fmt)
     for system in _values(body, "systemInstruction"):
         if _has_file_input(system):
             features.add("file_inputs")
@@ -534,6 +546,27 @@ def _response_format(fmt: Any) -> frozenset[str]:
     if kind is None or all(isinstance(t, str) and t in _JSON_TYPES for t in schema_types):
         return _NO_FEATURES  # a JSON schema for the answer
     raise Unreadable("an interaction's response_format type privsdk does not read")
+
+
+def _generation_format(fmt: Any) -> frozenset[str]:
+    """The features of a generationConfig's responseFormat (Vertex): audio or image output; text brings none. Media
+    delivered by URI is kept at Google for the app to fetch (no feature names that), and video output (written to
+    Cloud Storage) has no feature: both are refused, as in an interaction's response_format."""
+    if not isinstance(fmt, dict):
+        raise Unreadable("a generationConfig responseFormat is not an object")
+    features: set[str] = set()
+    for kind, spec in fmt.items():
+        if kind not in _GENERATION_FORMATS:
+            raise Unreadable(f"a responseFormat kind privsdk does not read: {shown_segment(kind)}")
+        if spec is not None and not isinstance(spec, dict):
+            raise Unreadable("a responseFormat entry is not an object")
+        delivery = (spec or {}).get("delivery")
+        if delivery is not None and str(delivery).upper() not in ("INLINE", "DELIVERY_UNSPECIFIED"):
+            raise Unreadable("a responseFormat delivery privsdk does not read")
+        feature = _GENERATION_FORMATS[kind]
+        if feature is not None:
+            features.add(feature)
+    return frozenset(features)
 
 
 def _has_file_input(contents: Any) -> bool:
