@@ -958,3 +958,21 @@ def test_a_gateways_path_prefix_is_read_past(request_: Outgoing, expected: Asks)
         assert READER.read(request_._replace(path=prefix + request_.path)) == expected
     with pytest.raises(Unreadable):
         READER.read(request_._replace(path="/gemini/models/m:generateContent"))
+
+
+def test_a_body_refused_behind_an_endpoint_declared_with_its_api_version_is_refused_for_its_body() -> None:
+    """Behind an endpoint declared with a path (``https://europe-west4-aiplatform.googleapis.com/v1=vertex.gemini``), a route read whole whose body
+    was refused was read again after that path, and the refusal said "unknown path shape" of a route the reader
+    knows. Only a path that is no route is read after the declared one; a body it cannot read is said as such."""
+    from privsdk.outbound.outgoing import UnknownRoute
+    from privsdk.outbound.wire.routes import AfterDeclaredPrefix
+
+    behind = AfterDeclaredPrefix(READER, "/v1")
+    request_ = out(f"{PUB}/gemini-2.5-flash:generateContent", with_(outputConfig={"outputUriPrefix": "gs://b/"}))
+    with pytest.raises(Unreadable, match="a field privsdk does not read in a Google generateContent request") as caught:
+        behind.read(request_)
+    assert not isinstance(caught.value, UnknownRoute)
+    ordinary = out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT)
+    assert behind.read(ordinary) == READER.read(ordinary)
+    with pytest.raises(UnknownRoute):  # neither whole nor after the declared path a route
+        behind.read(ordinary._replace(path="/v1/nothing/here"))

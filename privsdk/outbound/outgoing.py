@@ -215,6 +215,11 @@ class Unreadable(Exception):
     """
 
 
+class UnknownRoute(Unreadable):
+    """The request's path is no route of the protocol (as against a route whose body cannot be read): behind a
+    declared endpoint with a path, what follows that path may be one (see ``wire.routes.AfterDeclaredPrefix``)."""
+
+
 class Meter(Protocol):
     """Counts tokens in a response as its bytes pass, keeping no content.
 

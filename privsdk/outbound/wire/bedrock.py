@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, json_object, shown_segment
+from privsdk.outbound.outgoing import Asks, Outgoing, UnknownRoute, Unreadable, json_object, shown_segment
 from privsdk.outbound.wire.meters import error_kind
 from privsdk.outbound.wire.routes import after_prefix
 from privsdk.usage.record import MAX_COUNT
@@ -345,7 +345,7 @@ class BedrockReader:
 
     def _model(self, request: Outgoing, parts: list[str], signed: str | None) -> Asks:
         if len(parts) != 4 or not parts[2]:
-            raise Unreadable("unknown path shape /model/...: expected /model/{modelId}/{action}")
+            raise UnknownRoute("unknown path shape /model/...: expected /model/{modelId}/{action}")
         model, region = model_of(unquote(parts[2]))
         region = _served_in(region, signed)
         action = parts[3]
@@ -374,7 +374,7 @@ class BedrockReader:
         elif action == "invoke-with-bidirectional-stream":
             return Asks("realtime", model, location=region)
         else:
-            raise Unreadable(f"unknown path shape /model/{{modelId}}/{shown_segment(action)}")
+            raise UnknownRoute(f"unknown path shape /model/{{modelId}}/{shown_segment(action)}")
         return Asks(operation, model, features, location=region)
 
     def _retrieve_and_generate(self, request: Outgoing, first: str, signed: str | None) -> Asks:
@@ -416,7 +416,7 @@ class BedrockReader:
             return Asks("models" if request.method == "GET" else "other", location=signed)
         if first in _CONTROL_OTHER:
             return Asks("other", location=signed)
-        raise Unreadable(f"unknown path shape /{shown_segment(first)}/...")
+        raise UnknownRoute(f"unknown path shape /{shown_segment(first)}/...")
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> BedrockMeter | None:
         if status >= 300 or not request.path.startswith("/model/"):

@@ -33,6 +33,7 @@ from privsdk.outbound.outgoing import (
     Asks,
     Meter,
     Outgoing,
+    UnknownRoute,
     Unreadable,
     body_model,
     content_type,
@@ -71,7 +72,7 @@ class CohereReader:
         if head == "endpoints" and len(parts) == 3:
             return _sagemaker(request, parts)
         if head not in ("v1", "v2") or len(parts) < 2:
-            raise Unreadable(f"unknown path shape /{shown_segment(head)}/... for Cohere's API")
+            raise UnknownRoute(f"unknown path shape /{shown_segment(head)}/... for Cohere's API")
         family = parts[1]
         method = request.method
         if family in _GENERATE and len(parts) == 2 and method == "POST":
@@ -84,7 +85,7 @@ class CohereReader:
             return Asks("models")
         fixed = _FIXED.get(family)
         if fixed is None:
-            raise Unreadable(f"unknown path shape /{head}/{shown_segment(family)}/... for Cohere's API")
+            raise UnknownRoute(f"unknown path shape /{head}/{shown_segment(family)}/... for Cohere's API")
         operation = fixed
         if operation == "embed" and method == "POST":
             body = json_object(request, "Cohere", family)
@@ -110,7 +111,7 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     """A cohere body posted to a SageMaker endpoint; what it asks for follows from the body's shape."""
     action = parts[2]
     if action not in ("invocations", "invocations-response-stream") or request.method != "POST":
-        raise Unreadable("unknown path shape /endpoints/<name>/... for a Cohere SageMaker endpoint")
+        raise UnknownRoute("unknown path shape /endpoints/<name>/... for a Cohere SageMaker endpoint")
     body = json_object(request, "Cohere", "invocations")
     model = unquote(parts[1])
     if "messages" in body or "message" in body:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, json_object, shown_segment
+from privsdk.outbound.outgoing import Asks, Outgoing, UnknownRoute, Unreadable, body_model, json_object, shown_segment
 from privsdk.outbound.wire.bedrock import native_features
 from privsdk.outbound.wire.meters import LastBytes, count
 from privsdk.outbound.wire.openai import _chat_features as openai_chat_features  # the same reading, not a copy
@@ -210,16 +210,16 @@ class GoogleReader:
         if segments[0] == "ws":  # Live API websocket handshake
             return Asks("realtime", publisher="google")
         if not segments or not _version(segments[0]):
-            raise Unreadable(f"unknown path shape /{shown_segment(segments[0]) if segments else ''}/...")
+            raise UnknownRoute(f"unknown path shape /{shown_segment(segments[0]) if segments else ''}/...")
         rest = segments[1:]
         project = location = None
         if rest and rest[0] == "projects":
             if len(rest) < 4 or rest[2] != "locations":
-                raise Unreadable("a Vertex AI path must name projects/{project}/locations/{location}")
+                raise UnknownRoute("a Vertex AI path must name projects/{project}/locations/{location}")
             project, location = unquote(rest[1]), unquote(rest[3])
             rest = rest[4:]
         if not rest:
-            raise Unreadable("a path with no resource after the API version")
+            raise UnknownRoute("a path with no resource after the API version")
         head = rest[0].split(":", 1)[0]
         if head == "publishers":
             return self._publisher(request, rest, project, location)
@@ -231,7 +231,7 @@ class GoogleReader:
             return self._interaction(request, rest, project, location)
         operation = _COLLECTIONS.get(head)
         if operation is None:
-            raise Unreadable(f"unknown path shape /{shown_segment(segments[0])}/{shown_segment(head)}/...")
+            raise UnknownRoute(f"unknown path shape /{shown_segment(segments[0])}/{shown_segment(head)}/...")
         if head == "operations" or (len(rest) > 2 and rest[2].split(":", 1)[0] == "operations"):
             return Asks("other", project=project, location=location)
         features = frozenset({"prompt_caching"}) if head == "cachedContents" else _NO_FEATURES
@@ -242,7 +242,7 @@ class GoogleReader:
     def _publisher(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
         """``publishers/{publisher}/models[/{model}[:method]]``."""
         if len(rest) < 3 or rest[2] != "models":
-            raise Unreadable("a publisher path must be publishers/{publisher}/models/...")
+            raise UnknownRoute("a publisher path must be publishers/{publisher}/models/...")
         return self._model(request, rest[2:], project, location, publisher=unquote(rest[1]))
 
     def _model(
@@ -255,7 +255,7 @@ class GoogleReader:
                 return Asks("models", project=project, location=location, publisher=publisher)
             if kind == "tunedModels" and request.method == "POST":
                 return Asks("fine_tune", project=project, location=location, publisher=publisher)
-            raise Unreadable(f"unknown request {request.method} on /{kind}")
+            raise UnknownRoute(f"unknown request {request.method} on /{kind}")
         name, _, method = rest[1].partition(":")
         model = unquote(name)
         if kind == "tunedModels":
@@ -263,7 +263,7 @@ class GoogleReader:
         if len(rest) > 2:  # models/{m}/operations/{op}: polling a long-running job
             if rest[2] == "operations":
                 return Asks("other", model=model, project=project, location=location, publisher=publisher)
-            raise Unreadable(f"unknown path shape /{kind}/{{model}}/{shown_segment(rest[2].split(':', 1)[0])}/...")
+            raise UnknownRoute(f"unknown path shape /{kind}/{{model}}/{shown_segment(rest[2].split(':', 1)[0])}/...")
         if not method:
             operation = "models" if request.method == "GET" else "other"  # get / patch / delete of a model
             return Asks(operation, model=model, project=project, location=location, publisher=publisher)
@@ -273,18 +273,18 @@ class GoogleReader:
         """``endpoints/{id}:method`` (a tuned or deployed model: the model is whatever is deployed there) and the
         OpenAI-compatible ``endpoints/openapi/chat/completions``."""
         if len(rest) < 2:
-            raise Unreadable("an endpoints path must name an endpoint")
+            raise UnknownRoute("an endpoints path must name an endpoint")
         name, _, method = rest[1].partition(":")
         if name == "openapi" and not method:
             return self._openapi(request, rest[2:], project, location)
         if len(rest) > 2 or not method:
-            raise Unreadable("an endpoints path must be endpoints/{endpoint}:{method}")
+            raise UnknownRoute("an endpoints path must be endpoints/{endpoint}:{method}")
         return self._action(request, method, None, unquote(name), project, location, None)
 
     def _openapi(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
         tail = "/".join(rest)
         if tail not in ("chat/completions", "embeddings", "completions"):
-            raise Unreadable("unknown path shape /endpoints/openapi/...")
+            raise UnknownRoute("unknown path shape /endpoints/openapi/...")
         body = json_object(request, "Vertex", "OpenAI-compatible", empty=True)
         # The model is named "publisher/model" (google/gemini-2.5-flash, meta/llama-4): read as a path names it.
         publisher, slash, name = (body_model(body, "Vertex") or "").partition("/")
@@ -311,7 +311,7 @@ class GoogleReader:
         else:
             found = _METHODS.get(method)
             if found is None:
-                raise Unreadable(f"unknown method :{shown_segment(method)} on a model")
+                raise UnknownRoute(f"unknown method :{shown_segment(method)} on a model")
             operation = found
         features = _NO_FEATURES
         if operation in ("chat", "stream", "batch") and method != "asyncBatchEmbedContent":  # embeddings: as embed

@@ -40,7 +40,7 @@ from privsdk.outbound.outgoing import (
     Asks,
     Meter,
     Outgoing,
-    Unreadable,
+    UnknownRoute,
     body_model,
     content_type,
     json_object,
@@ -96,7 +96,7 @@ class MistralReader:
         if parts == ["models", "chat", "completions"] and method == "POST":  # Azure AI Foundry
             return _completion(request, "chat")
         if parts[0] not in ("v1", "v2") or len(parts) < 2:
-            raise Unreadable(f"unknown path shape /{shown_segment(parts[0])}/... for Mistral's API")
+            raise UnknownRoute(f"unknown path shape /{shown_segment(parts[0])}/... for Mistral's API")
         family = parts[1]
         rest = parts[2:]
         if parts[0] == "v2":
@@ -104,7 +104,7 @@ class MistralReader:
                 return Asks("other")
             if family == "audio":
                 return Asks("audio")
-            raise Unreadable(f"unknown path shape /v2/{shown_segment(family)}/... for Mistral's API")
+            raise UnknownRoute(f"unknown path shape /v2/{shown_segment(family)}/... for Mistral's API")
         if family in ("chat", "fim") and rest and method == "POST":
             if rest == ["completions"]:
                 return _completion(request, family)
@@ -126,7 +126,7 @@ class MistralReader:
             operation = _FIXED.get(family)
             if operation is not None:
                 return Asks(operation)
-        raise Unreadable(f"unknown path shape /v1/{shown_segment(family)}/... for Mistral's API")
+        raise UnknownRoute(f"unknown path shape /v1/{shown_segment(family)}/... for Mistral's API")
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         if not 200 <= status < 300:

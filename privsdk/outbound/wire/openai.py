@@ -22,7 +22,16 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable, body_model, content_type, json_object, shown_segment
+from privsdk.outbound.outgoing import (
+    Asks,
+    Outgoing,
+    UnknownRoute,
+    Unreadable,
+    body_model,
+    content_type,
+    json_object,
+    shown_segment,
+)
 from privsdk.outbound.wire.meters import LastBytes, count
 
 #: First route segment -> operation, for the families whose operation does not depend on method or sub-path.
@@ -129,12 +138,12 @@ def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     return segments, None
 
 
-def _unknown(path: str) -> Unreadable:
+def _unknown(path: str) -> UnknownRoute:
     """The refusal of a path the protocol has no shape for, naming the path as sent (``/v2/chat``, not a ``/v1/``
     it never held), each segment as :func:`shown_segment` shows it: ids are not quoted."""
     parts = [shown_segment(s) for s in path.split("/") if s]
     shown = "/" + "/".join(parts[:8]) + ("/..." if len(parts) > 8 else "")
-    return Unreadable(f"unknown path shape {shown} for the OpenAI protocol")
+    return UnknownRoute(f"unknown path shape {shown} for the OpenAI protocol")
 
 
 def _tool_features(tools: Any, into: set[str]) -> None:

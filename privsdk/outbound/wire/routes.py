@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, UnknownRoute, WireReader
 
 
 def after_prefix(parts: list[str], starts: Collection[str], found: Collection[str]) -> list[str]:
@@ -26,9 +26,10 @@ class AfterDeclaredPrefix:
 
     Whole first: an endpoint's path may be the vendor's own route prefix (a vLLM server declared at ``/v1``), which
     its readers read as part of the route. A gateway's prefix that holds a segment like a route's own (Cloudflare AI
-    Gateway's ``/v1/{account}/{gateway}/openai``) makes the whole path unreadable; what follows it is the vendor's
-    route. When neither reads, the error is the one about what follows the prefix: the route the gateway forwards,
-    which is what the app can mend (and a prefix's own segments, an account's name say, are not quoted).
+    Gateway's ``/v1/{account}/{gateway}/openai``) makes the whole path no route (:class:`UnknownRoute`); what follows
+    it is the vendor's route. When neither reads, the error is the one about what follows the prefix: the route the
+    gateway forwards, which is what the app can mend (and a prefix's own segments, an account's name say, are not
+    quoted). A whole path that is a route, with a body that cannot be read, is refused for its body.
     """
 
     __slots__ = ("inner", "prefix")
@@ -45,7 +46,7 @@ class AfterDeclaredPrefix:
     def read(self, request: Outgoing) -> Asks:
         try:
             return self.inner.read(request)
-        except Unreadable:
+        except UnknownRoute:  # a route that reads whole and then fails (on its body) is that route's refusal
             after = self._after(request)
             if after is None:
                 raise
