@@ -87,6 +87,30 @@ CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("api_key",),
 }  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Credential keys that stand for an account of another attestation vendor than their own: Cohere's and Mistral's
+#: models served from the tenant's own AWS or Azure account are attested there as ``bedrock:`` / ``azure:``.
+_OTHER_ACCOUNTS = {
+    ("cohere", "aws_access_key_id"): "bedrock",
+    ("cohere", "aws_secret_access_key"): "bedrock",
+    ("cohere", "aws_session_token"): "bedrock",
+    ("cohere", "azure_api_key"): "azure",
+    ("mistral", "azure_api_key"): "azure",
+}
+
+
+def _owned_accounts(credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> tuple[str, ...]:
+    """The attestation vendors whose account a tenant's own ``credentials`` stand for: each credential's vendor, and
+    the vendor its key reaches (a Cohere model on the tenant's own Bedrock account is attested as ``bedrock:``)."""
+    owned = {vendor for vendor, _ in credentials}
+    owned.update(
+        _OTHER_ACCOUNTS[vendor, key]
+        for vendor, pairs in credentials
+        for key, _ in pairs
+        if (vendor, key) in _OTHER_ACCOUNTS
+    )
+    return tuple(sorted(owned))
+
+
 #: What follows the last '=' of a PRIVSDK_ENDPOINTS entry: OFFERING[@ACCOUNT] (an offering id is vendor.name).
 _OFFERING_SPEC = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.\-]+(@.*)?$")
 #: An option's value shown in an error: a plain word (``respones``), never what could be a pasted secret.
@@ -898,7 +922,7 @@ class _Document:
         credentials = self.credentials(raw.get("credentials", {}), cat, *keys, "credentials")
         raw_attest = self.table(raw.get("attest", {}), *keys, "attest")
         written = tuple((v, tuple(self.strings(items, *keys, "attest", v))) for v, items in raw_attest.items())
-        cache_key = (written, tuple(vendor for vendor, _ in credentials))
+        cache_key = (written, _owned_accounts(credentials))
         attest = self._attests.get(cache_key)  # tenants repeat the same few tables
         if attest is None:
             own = self.attest_table(raw_attest, cat, *keys, "attest")

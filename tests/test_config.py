@@ -527,6 +527,56 @@ def test_a_tenant_with_its_own_key_gets_none_of_the_deployments_attestations_for
     assert outcomes == {"acme": "refuse", "globex": "allow", "initech": "allow"}
 
 
+CROSS_ACCOUNTS = """
+[attest]
+bedrock = ["data_retention_mode=default", "region=eu"]
+azure = ["deployment=regional_eu"]
+
+[targets.cohere-br]
+offering = "cohere.bedrock"
+model = "cohere.command-r-v1:0"
+region = "eu-west-1"
+
+[targets.mistral-az]
+offering = "mistral.azure"
+model = "mistral-large-2411"
+endpoint = "https://mis.services.ai.azure.com"
+
+[tenants.aws_via_cohere]
+classes.default = ["no_provider_sharing"]
+credentials.cohere = { aws_access_key_id = "T_AWS_ID", aws_secret_access_key = "T_AWS_SECRET" }
+
+[tenants.azure_via_mistral]
+classes.default = ["region=eu"]
+credentials.mistral = { azure_api_key = "T_AZ_KEY" }
+
+[tenants.cohere_saas_key]
+classes.default = ["region=eu"]
+credentials.cohere = { api_key = "T_CO_KEY" }
+"""
+
+
+def test_a_tenants_own_aws_or_azure_key_under_cohere_or_mistral_is_its_own_bedrock_or_azure_account(
+    write_config: WriteConfig,
+) -> None:
+    """credentials.cohere's AWS keys reach Cohere on the tenant's own Bedrock account, and credentials.mistral's
+    azure_api_key Mistral on its own Azure resource; those offerings are attested as bedrock: and azure:, so the
+    deployment's [attest].bedrock / .azure held for them and the calls were allowed. A key of the vendor's own
+    API (cohere's api_key) leaves the other vendors' defaults as they were."""
+    env = {"T_AWS_ID": "AKIAEXAMPLE", "T_AWS_SECRET": "x", "T_AZ_KEY": "k", "T_CO_KEY": "co"}
+    policy = load_file(write_config(CROSS_ACCOUNTS), **env)
+    assert policy.tenants["aws_via_cohere"].attest == {"azure:deployment=regional_eu"}
+    assert policy.tenants["azure_via_mistral"].attest == {"bedrock:data_retention_mode=default", "bedrock:region=eu"}
+    assert policy.tenants["cohere_saas_key"].attest == {
+        "azure:deployment=regional_eu",
+        "bedrock:data_retention_mode=default",
+        "bedrock:region=eu",
+    }
+    assert decide(policy, "cohere-br", tenant="aws_via_cohere").outcome == "refuse"
+    assert decide(policy, "mistral-az", tenant="azure_via_mistral").outcome == "refuse"
+    assert decide(policy, "mistral-az", tenant="cohere_saas_key").outcome == "allow"
+
+
 def test_an_empty_tenant_or_class_name_is_refused_never_the_default(write_config: WriteConfig) -> None:
     """decide(tenant="") decided for the default tenant, data_class="" for its default class: "" is a name no
     tenant or class has, not "none named"."""

@@ -586,8 +586,19 @@ def _interactions_app(request: Recorded) -> Reply:
         ({"environment": {"type": "remote"}}, "hosted_tools"),  # a sandbox at Google
         ({"generation_config": {"speech_config": {"voice": "Kore"}}}, "audio_output"),
         ({"extra_body": {"webhook_config": {"uris": ["https://hooks.example/4242"]}}}, "webhook_config"),  # not read
+        ({"response_modalities": ["video"]}, "output modality"),  # no feature names video output: it was sent
+        ({"response_modalities": ["text", "document"]}, "output modality"),
     ],
-    ids=["response_format audio", "image by uri", "cached_content", "environment", "speech_config", "unknown field"],
+    ids=[
+        "response_format audio",
+        "image by uri",
+        "cached_content",
+        "environment",
+        "speech_config",
+        "unknown field",
+        "video modality",
+        "document modality",
+    ],
 )
 def test_interaction_fields_that_keep_log_or_run_something_are_refused_before_a_byte(
     env: Env, fields: dict[str, Any], why: str

@@ -631,6 +631,11 @@ UNREADABLE = [
     ),
     ("a generationConfig field not read", out(f"{PUB}/m:generateContent", with_(generationConfig={"newThing": 1}))),
     (
+        "a video output modality has no feature",
+        out(f"{PUB}/m:generateContent", with_(generationConfig={"responseModalities": ["TEXT", "VIDEO"]})),
+    ),
+    ("an unknown output modality", out(f"{PUB}/m:generateContent", with_(generation_config={"responseModalities": 7}))),
+    (
         "video output (written to Cloud Storage) has no feature",
         out(f"{PUB}/m:generateContent", with_(generationConfig={"responseFormat": {"video": {"gcsUri": "gs://b"}}})),
     ),
@@ -961,9 +966,10 @@ def test_a_gateways_path_prefix_is_read_past(request_: Outgoing, expected: Asks)
 
 
 def test_a_body_refused_behind_an_endpoint_declared_with_its_api_version_is_refused_for_its_body() -> None:
-    """Behind an endpoint declared with a path (``https://europe-west4-aiplatform.googleapis.com/v1=vertex.gemini``), a route read whole whose body
-    was refused was read again after that path, and the refusal said "unknown path shape" of a route the reader
-    knows. Only a path that is no route is read after the declared one; a body it cannot read is said as such."""
+    """Behind an endpoint declared with a path (``https://europe-west4-aiplatform.googleapis.com/v1=vertex.gemini``),
+    a route read whole whose body was refused was read again after that path, and the refusal said "unknown path
+    shape" of a route the reader knows. Only a path that is no route is read after the declared one; a body it
+    cannot read is said as such."""
     from privsdk.outbound.outgoing import UnknownRoute
     from privsdk.outbound.wire.routes import AfterDeclaredPrefix
 

@@ -116,7 +116,13 @@ _INTERACTION_TOOLS: dict[str, str | None] = {
     "tool_search": "hosted_tools",
 }
 _FILE_PARTS = frozenset({"inlineData", "inline_data", "fileData", "file_data"})
-_MODALITIES = {"AUDIO": "audio_output", "IMAGE": "image_output"}
+#: An output modality -> its feature (None: none). Any other (VIDEO, DOCUMENT) has no feature: refused.
+_MODALITIES: dict[str, str | None] = {
+    "TEXT": None,
+    "MODALITY_UNSPECIFIED": None,
+    "AUDIO": "audio_output",
+    "IMAGE": "image_output",
+}
 
 
 def _spellings(*camels: str) -> frozenset[str]:
@@ -352,10 +358,7 @@ class GoogleReader:
             feature = _INTERACTION_TOOLS[kind]
             if feature is not None:
                 features.add(feature)
-        modalities = body.get("response_modalities")
-        for modality in _list(modalities):
-            if isinstance(modality, str) and modality.upper() in _MODALITIES:
-                features.add(_MODALITIES[modality.upper()])
+        features |= _modalities(body.get("response_modalities"))
         for fmt in _list(body.get("response_format")):
             features |= _response_format(fmt)
         config = body.get("generation_config")
@@ -460,9 +463,7 @@ def _generate_features(body: Any) -> frozenset[str]:
             raise Unreadable("a generationConfig is not an object")
         _unknown_field(config, _GENERATION_FIELDS, "a Google generationConfig")
         for modalities in _values(config, "responseModalities"):
-            for modality in _list(modalities):
-                if isinstance(modality, str) and modality.upper() in _MODALITIES:
-                    features.add(_MODALITIES[modality.upper()])
+            features |= _modalities(modalities)
         if _values(config, "speechConfig"):
             features.add("audio_output")
         if _values(config, "imageConfig"):
@@ -546,6 +547,19 @@ def _response_format(fmt: Any) -> frozenset[str]:
     if kind is None or all(isinstance(t, str) and t in _JSON_TYPES for t in schema_types):
         return _NO_FEATURES  # a JSON schema for the answer
     raise Unreadable("an interaction's response_format type privsdk does not read")
+
+
+def _modalities(modalities: Any) -> frozenset[str]:
+    """The features of the output modalities asked for (a list, or one): audio or image output; text none. Video or
+    a document has no feature, and an unknown modality may be anything: both are refused."""
+    features: set[str] = set()
+    for modality in _list(modalities):
+        if not isinstance(modality, str) or modality.upper() not in _MODALITIES:
+            raise Unreadable("an output modality privsdk does not read")
+        feature = _MODALITIES[modality.upper()]
+        if feature is not None:
+            features.add(feature)
+    return frozenset(features)
 
 
 def _generation_format(fmt: Any) -> frozenset[str]:
