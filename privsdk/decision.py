@@ -383,7 +383,14 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
     """The :class:`Target` named by ``target``, or the reason it names none."""
     found = policy.targets.get(target)
     if found is not None:
-        return found
+        if found.account is not None:
+            return found
+        from privsdk.outbound.places import target_account
+
+        # Its requests carry the account its config names (its project, its endpoint's Azure resource): a decision
+        # by name is made for that account, as the guard's is for the one a request carries (which it sets itself).
+        account = target_account(catalogue, found)
+        return found if account is None else found._replace(account=account)
     vendor, slash, model = target.partition("/")
     if not slash:
         return policy.unknown_target(target)

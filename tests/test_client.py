@@ -405,3 +405,33 @@ def test_a_plain_call_is_planned_again_after_utc_midnight(monkeypatch: pytest.Mo
         assert len(server.requests) == 2
     assert "past tenant 't''s limit" in str(refused.value)
     assert [r.outcome for r in records] == ["ok", "ok", "refused", "refused"]
+
+
+def test_a_named_targets_project_meets_an_attestation_scoped_to_it(tmp_path: Path) -> None:
+    """A target naming its OpenAI project (``project = "proj_x"``) sends ``OpenAI-Project: proj_x``, which meets
+    ``openai:zdr@proj_x``; the Client's decision by name was made for no account, so the call was refused before the
+    guard could see the header. A target of another project is still refused, and nothing reaches the server."""
+    with LoopbackServer(OpenAIWire(key=OPENAI_KEY)) as server:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            '[attest]\nopenai = ["zdr@proj_x"]\n'
+            f'[targets.mine]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\nendpoint = "{server.url}/v1"\n'
+            'project = "proj_x"\n'
+            f'[targets.other]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\nendpoint = "{server.url}/v1"\n'
+            'project = "proj_y"\n'
+            '[tenants.acme]\nclasses.default = ["zdr"]\n'
+        )
+        records: list[UsageRecord] = []
+        with Client(
+            environ={"PRIVSDK_CONFIG": str(config)},
+            usage=records.append,
+            credentials={"openai": {"api_key": OPENAI_KEY}},
+            timeout=2.0,
+        ) as client:
+            assert client.chat("mine", "hello").decision.outcome == "allow"  # type: ignore[union-attr]
+            with pytest.raises(PolicyViolation, match="unmet: zdr"):
+                client.chat("other", "hello")
+            client.flush_usage()
+        [sent] = server.requests
+        assert sent.headers["openai-project"] == "proj_x"
+    assert [r.outcome for r in records] == ["ok", "refused"]
