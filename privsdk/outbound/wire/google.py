@@ -146,8 +146,6 @@ _GENERATION_FIELDS = _spellings(
     "audioTimestamp", "thinkingConfig", "imageConfig", "enableEnhancedCivicAnswers", "audioTranscriptionConfig",
     "enableAffectiveDialog", "translationConfig", "responseFormat",
 )  # fmt: skip
-#: generationConfig.responseFormat's kinds (Vertex) -> feature; ``video`` (written to Cloud Storage) has none.
-_GENERATION_FORMATS: dict[str, str | None] = {"text": None, "audio": "audio_output", "image": "image_output"}
 #: The fields of the legacy methods (generateText, generateMessage, generateAnswer and their token counts).
 _LEGACY_FIELDS = _spellings(
     "prompt", "contents", "temperature", "candidateCount", "maxOutputTokens", "topP", "topK", "safetySettings",
@@ -177,7 +175,8 @@ _INTERACTION_GENERATION = frozenset(
         "thinking_summaries", "tool_choice", "top_p", "transcription_config", "image_config",
     }
 )  # fmt: skip
-#: An interaction's response_format ``type`` -> feature; a JSON schema (the format's older form) names a JSON type.
+#: An output format's kind -> its feature: an interaction's response_format ``type`` (a JSON schema, the format's
+#: older form, names a JSON type instead), a generationConfig responseFormat's key (Vertex). ``video`` has none.
 _FORMATS: dict[str, str | None] = {"text": None, "audio": "audio_output", "image": "image_output"}
 _JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
 #: The fields of the ``google`` extension object of Vertex's OpenAI-compatible API that bring nothing Google keeps,
@@ -570,14 +569,14 @@ def _generation_format(fmt: Any) -> frozenset[str]:
         raise Unreadable("a generationConfig responseFormat is not an object")
     features: set[str] = set()
     for kind, spec in fmt.items():
-        if kind not in _GENERATION_FORMATS:
+        if kind not in _FORMATS:
             raise Unreadable(f"a responseFormat kind privsdk does not read: {shown_segment(kind)}")
         if spec is not None and not isinstance(spec, dict):
             raise Unreadable("a responseFormat entry is not an object")
         delivery = (spec or {}).get("delivery")
         if delivery is not None and str(delivery).upper() not in ("INLINE", "DELIVERY_UNSPECIFIED"):
             raise Unreadable("a responseFormat delivery privsdk does not read")
-        feature = _GENERATION_FORMATS[kind]
+        feature = _FORMATS[kind]
         if feature is not None:
             features.add(feature)
     return frozenset(features)
