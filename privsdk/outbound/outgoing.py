@@ -154,6 +154,18 @@ def shown_segment(segment: str) -> str:
     return segment if version or (plain.isascii() and plain.isalpha() and len(segment) <= 40) else "<segment>"
 
 
+def unknown_field(body: Mapping[str, Any], known: frozenset[str], what: str) -> None:
+    """:class:`Unreadable` when ``body`` has a field outside ``known``, the fields a reader reads or knows to carry
+    nothing the vendor keeps, logs or runs: a field not read may do any of those, so it is refused (fail closed).
+    The refusal names the field (or ``<segment>``, see :func:`shown_segment`), never its value."""
+    if not known.issuperset(body):  # one pass in C, as most bodies have only known fields
+        name = shown_segment(min(body.keys() - known))
+        raise Unreadable(
+            f"a field privsdk does not read in {what}: {name} (privsdk sends no field it cannot judge: leave it out, "
+            "or upgrade privsdk if a newer release reads it)"
+        )
+
+
 def body_model(body: Mapping[str, Any], protocol: str) -> str | None:
     """The model a JSON body names, None when it names none; :class:`Unreadable` when ``model`` is there but not
     a name (judged as no model, the request would escape the facts of the model it is for)."""

@@ -21,7 +21,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, UnknownRoute, Unreadable, body_model, json_object, shown_segment
+from privsdk.outbound.outgoing import (
+    Asks,
+    Outgoing,
+    UnknownRoute,
+    Unreadable,
+    body_model,
+    json_object,
+    shown_segment,
+    unknown_field,
+)
 from privsdk.outbound.wire.bedrock import native_features
 from privsdk.outbound.wire.meters import LastBytes, count
 from privsdk.outbound.wire.openai import _chat_features as openai_chat_features  # the same reading, not a copy
@@ -340,7 +349,7 @@ class GoogleReader:
         if len(rest) > 1 or request.method != "POST":
             return Asks("responses_state", project=project, location=location)
         body = json_object(request, "Google", "interactions", empty=True)
-        _unknown_field(body, _INTERACTION_FIELDS, "an interaction")
+        unknown_field(body, _INTERACTION_FIELDS, "an interaction")
         features: set[str] = set()
         if body.get("store") is not False:
             features.add("stored_responses")
@@ -364,7 +373,7 @@ class GoogleReader:
         if config is not None:
             if not isinstance(config, dict):
                 raise Unreadable("an interaction's generation_config is not an object")
-            _unknown_field(config, _INTERACTION_GENERATION, "an interaction's generation_config")
+            unknown_field(config, _INTERACTION_GENERATION, "an interaction's generation_config")
             if config.get("speech_config") is not None:
                 features.add("audio_output")
             if config.get("image_config") is not None:
@@ -418,12 +427,6 @@ def _values(body: dict[str, Any], camel: str) -> list[Any]:
     return [v for k in _pair(camel) if (v := body.get(k)) is not None]
 
 
-def _unknown_field(body: dict[str, Any], known: frozenset[str], what: str) -> None:
-    unknown = body.keys() - known
-    if unknown:  # named, never its value: a field not read may make Google keep or log content or run a tool
-        raise Unreadable(f"a field privsdk does not read in {what}: {shown_segment(min(unknown))}")
-
-
 def _service_tier(tier: Any) -> None:
     if tier is not None and not (isinstance(tier, str) and tier.lower() in _TIERS):
         raise Unreadable("a service tier privsdk does not read")
@@ -433,7 +436,7 @@ def _generate_features(body: Any) -> frozenset[str]:
     """Features of a GenerateContentRequest (also the body of countTokens and of each batch request)."""
     if not isinstance(body, dict):
         raise Unreadable("a Google generateContent request is not a JSON object")
-    _unknown_field(body, _GENERATE_FIELDS, "a Google generateContent request")
+    unknown_field(body, _GENERATE_FIELDS, "a Google generateContent request")
     features: set[str] = set()
     for tools in _values(body, "tools"):
         for tool in _list(tools):
@@ -460,7 +463,7 @@ def _generate_features(body: Any) -> frozenset[str]:
     for config in _values(body, "generationConfig"):
         if not isinstance(config, dict):
             raise Unreadable("a generationConfig is not an object")
-        _unknown_field(config, _GENERATION_FIELDS, "a Google generationConfig")
+        unknown_field(config, _GENERATION_FIELDS, "a Google generationConfig")
         for modalities in _values(config, "responseModalities"):
             features |= _modalities(modalities)
         if _values(config, "speechConfig"):
@@ -519,7 +522,7 @@ def _batch_features(body: dict[str, Any]) -> frozenset[str]:
 
 def _legacy_features(body: dict[str, Any]) -> frozenset[str]:
     """Features of the legacy methods' bodies (generateText, generateMessage, generateAnswer, their counts)."""
-    _unknown_field(body, _LEGACY_FIELDS, "a Google legacy request")
+    unknown_field(body, _LEGACY_FIELDS, "a Google legacy request")
     features: set[str] = set()
     if _values(body, "semanticRetriever"):
         features.add("file_search")  # generateAnswer over a corpus stored at Google
@@ -624,14 +627,14 @@ def _openai_features(body: dict[str, Any]) -> frozenset[str]:
     if extra is not None:
         if not isinstance(extra, dict):
             raise Unreadable("extra_body is not an object")
-        _unknown_field(extra, frozenset({"google"}), "a Vertex OpenAI-compatible extra_body")
+        unknown_field(extra, frozenset({"google"}), "a Vertex OpenAI-compatible extra_body")
         extensions.append(extra.get("google"))
     for google in extensions:
         if google is None:
             continue
         if not isinstance(google, dict):
             raise Unreadable("the google extension object is not an object")
-        _unknown_field(google, _OPENAI_GOOGLE_FIELDS, "the google extension object")
+        unknown_field(google, _OPENAI_GOOGLE_FIELDS, "the google extension object")
         if google.get("cached_content"):
             features.add("prompt_caching")
     return frozenset(features)
