@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -203,6 +203,31 @@ def test_a_feature_that_keeps_content_is_refused_under_zdr(
     assert "no facts on file_search" in str(caught.value)
     (record,) = records(usage)
     assert (record["outcome"], record["operation"], record["model"]) == ("refused", "chat", CLAUDE)
+
+
+def test_a_converse_member_privsdk_refuses_sends_nothing(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore cannot send a member its API model lacks: it refuses one before any handler runs (with its
+    validation off, its serializer fails on it). Of the members it has, ``guardrailConfig`` is refused by design
+    (a guardrail configured out of the request's sight, which may move content to other Regions)."""
+    canary = "canary-value-7f3e"
+    unchecked = ONE_ATTEMPT.merge(Config(parameter_validation=False))
+    for config, error in ((ONE_ATTEMPT, ParamValidationError), (unchecked, KeyError)):
+        client = pboto3.client(
+            "bedrock-runtime", region_name="eu-central-1", endpoint_url=server.url, config=config, **KEYS
+        )
+        with pytest.raises(error):
+            client.converse(modelId=CLAUDE, messages=MESSAGES, zzNewField=canary)
+    guardrail = {"guardrailIdentifier": canary, "guardrailVersion": "1"}
+    with pytest.raises(ClientError) as caught:
+        loopback(server).converse(modelId=CLAUDE, messages=MESSAGES, guardrailConfig=guardrail)
+    assert isinstance(caught.value, PolicyViolation) and isinstance(caught.value, pboto3.PolicyViolation)
+    assert ": guardrailConfig (" in str(caught.value) and canary not in str(caught.value)
+    assert server.requests == []
+    loopback(server).converse(modelId=CLAUDE, messages=MESSAGES)  # without it, allowed
+    assert len(server.requests) == 1
+    assert [r["outcome"] for r in records(usage)] == ["refused", "ok"]
 
 
 def test_a_us_region_is_refused_under_region_eu_whatever_is_attested(
@@ -518,6 +543,31 @@ def api_key(
     )
     yield client, server, path
     assert server.errors == []
+
+
+@pytest.mark.parametrize("how", ["endpoint_url", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"])
+def test_a_backslash_in_the_endpoint_cannot_show_the_guard_an_aws_host_and_send_elsewhere(
+    _tls_running: tuple[LoopbackServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """urllib3, which botocore sends with, ends the authority at a backslash; urlsplit reads on to the last "@".
+    The guard judged the AWS host after it and allowed a request that went to the loopback before it."""
+    server, ca_file = _tls_running
+    server.requests.clear()
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{tmp_path / 'usage.jsonl'}")
+    policy(monkeypatch, "region=eu", "bedrock:region=eu")
+    url = f"{server.url}\\@bedrock-runtime.eu-central-1.amazonaws.com"
+    where: dict[str, Any] = {"endpoint_url": url} if how == "endpoint_url" else {}
+    if how != "endpoint_url":
+        monkeypatch.setenv(how, url)
+    client = pboto3.client(
+        "bedrock-runtime", region_name="eu-central-1", verify=str(ca_file), config=ONE_ATTEMPT, **where, **KEYS
+    )
+    with pytest.raises(PolicyViolation) as caught:
+        client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert f"{server.url} is not an endpoint privsdk knows" in str(caught.value)
+    assert server.requests == []
+    (record,) = records(tmp_path / "usage.jsonl")
+    assert (record["decision"], record["outcome"]) == ("refuse", "refused")
 
 
 class Unseekable(io.RawIOBase):

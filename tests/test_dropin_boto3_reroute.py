@@ -307,14 +307,6 @@ NATIVE = {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user
             id="invoke-stream",
         ),
         pytest.param(
-            lambda c: c.converse(
-                modelId=US_CLAUDE,
-                messages=MESSAGES,
-                guardrailConfig={"guardrailIdentifier": "g1", "guardrailVersion": "1"},
-            ),
-            id="guardrail",
-        ),
-        pytest.param(
             lambda c: c.converse(modelId=US_CLAUDE, messages=MESSAGES, additionalModelRequestFields={"top_k": 5}),
             id="model-fields",
         ),

@@ -194,6 +194,51 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
     ]  # one record per call: the SDK did not retry (max_retries=5)
 
 
+CANARY = "canary-value-7f3e"
+#: v2 calls, each given an extra body field the cohere SDK's own way (request_options' additional_body_parameters).
+EXTENDED: dict[str, Callable[[Any, Any], object]] = {
+    "chat": lambda client, options: client.chat(model=MODEL, messages=MSG, request_options=options),
+    "stream": lambda client, options: list(client.chat_stream(model=MODEL, messages=MSG, request_options=options)),
+    "embed": lambda client, options: client.embed(
+        model="embed-v4.0", texts=["a"], input_type="search_query", embedding_types=["float"], request_options=options
+    ),
+    "rerank": lambda client, options: client.rerank(
+        model="rerank-v3.5", query="q", documents=["d"], request_options=options
+    ),
+}
+
+
+@pytest.mark.parametrize("call", EXTENDED.values(), ids=EXTENDED.keys())
+def test_a_body_field_privsdk_does_not_read_is_refused_by_name_and_sends_nothing(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, call: Callable[[Any, Any], object]
+) -> None:
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=0)
+    with pytest.raises(ApiError) as caught:
+        call(client, {"additional_body_parameters": {"zz_new_field": CANARY}})
+    assert isinstance(caught.value, privsdk.PolicyViolation)
+    assert ": zz_new_field (" in str(caught.value) and CANARY not in str(caught.value)
+    assert server.requests == []
+    call(client, {})  # the same call without the field is allowed
+    assert len(server.requests) == 1
+
+
+def test_a_field_of_the_sdk_privsdk_refuses_by_design_sends_nothing(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1 generate's ``preset``: a prompt and settings kept on Cohere's side, which the request does not show."""
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.cohere.Client(api_key=KEY, base_url=server.url, max_retries=0)
+    with pytest.raises(privsdk.PolicyViolation) as caught:
+        client.generate(prompt="p", preset=CANARY)
+    assert ": preset (" in str(caught.value) and CANARY not in str(caught.value)
+    assert server.requests == []
+
+
 def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
     wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
 ) -> None:

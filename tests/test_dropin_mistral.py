@@ -178,6 +178,34 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
     ]  # one record per call: the SDK's retries did not retry a refusal
 
 
+CANARY = "canary-value-7f3e"
+
+
+def test_a_body_field_privsdk_does_not_read_is_refused_by_name_and_sends_nothing(
+    wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Responses API takes fields the SDK has no parameter for (``additional_properties``); ``metadata`` is a
+    parameter privsdk refuses on the stateless endpoints (what Mistral does with it is not stated)."""
+    _, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=server.url)
+    extra = {"zz_new_field": CANARY}
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("zz_new_field", lambda: client.responses.create(model=MODEL, input="hi", additional_properties=extra)),
+        ("metadata", lambda: client.chat.complete(model=MODEL, messages=MSG, metadata={"ticket": CANARY})),
+        ("metadata", lambda: client.embeddings.create(model="mistral-embed", inputs=["a"], metadata=extra)),
+    ]
+    for field, call in calls:
+        with pytest.raises(MistralError) as caught:
+            call()
+        assert isinstance(caught.value, privsdk.PolicyViolation)
+        assert f": {field} (" in str(caught.value) and CANARY not in str(caught.value)
+    assert server.requests == []
+    client.chat.complete(model=MODEL, messages=MSG)  # without it, allowed
+    assert len(server.requests) == 1
+
+
 def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
     wire: tuple[MistralApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch, usage: Path
 ) -> None:

@@ -282,7 +282,6 @@ UNCARRIED: list[tuple[str, dict[str, Any]]] = [
     ("top_k", {"top_k": 5}),
     ("min_tokens", {"min_tokens": 3}),
     ("repetition_penalty", {"repetition_penalty": 1.3}),
-    ("metadata", {"metadata": {"ticket": SECRET}}),
     ("prompt_mode", {"prompt_mode": "reasoning"}),
     ("reasoning_effort", {"reasoning_effort": "high"}),
     ("service_tier", {"service_tier": "standard_only"}),
@@ -323,7 +322,7 @@ def test_every_field_the_reroute_carries_reaches_the_alternative_and_defaults_as
         parallel_tool_calls=True,
         safe_prompt=False,
     )
-    client.embeddings.create(model="mistral-embed", inputs=["x"], output_dimension=256, metadata={})
+    client.embeddings.create(model="mistral-embed", inputs=["x"], output_dimension=256, output_dtype="float")
     [sent] = [r.json() for r in rerouted.azure.requests]
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"], sent["random_seed"]) == (0.3, 0.9, 40, 7)
     assert sent["stop"] == ["END"] and sent["tool_choice"] == "any"
@@ -336,9 +335,9 @@ def test_every_field_the_reroute_carries_reaches_the_alternative_and_defaults_as
 
 def test_an_embeddings_field_the_reroute_cannot_carry_is_refused(rerouted: Rerouted) -> None:
     refusal = _refused(
-        lambda: rerouted.client().embeddings.create(model="mistral-embed", inputs=["x"], metadata={"k": SECRET})
+        lambda: rerouted.client().embeddings.create(model="mistral-embed", inputs=[SECRET], output_dtype="int8")
     )
-    assert "field metadata (" in str(refusal) and SECRET not in error_text(refusal)
+    assert "field output_dtype (" in str(refusal) and SECRET not in error_text(refusal)
     assert rerouted.private.requests == [] and rerouted.azure.requests == []
 
 

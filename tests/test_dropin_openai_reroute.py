@@ -153,7 +153,8 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
     ("verbosity", {"verbosity": "low"}),
     ("prompt_cache_key", {"prompt_cache_key": SECRET}),
     ("modalities", {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}),
-    ("an unknown field", {"extra_body": {"brand_new_knob": SECRET}}),
+    # Read by the guard (an Azure OpenAI field that keeps nothing), not known to the reroute.
+    ("an unknown field", {"extra_body": {"user_security_context": {"end_user_id": SECRET}}}),
     ("strict", {"tools": [{**TOOLS[0], "function": {**TOOLS[0]["function"], "strict": True}}]}),
     ("strict", {"response_format": {**SCHEMA, "json_schema": {**SCHEMA["json_schema"], "strict": True}}}),
     ("name", {"messages": [{"role": "user", "content": "hi json", "name": "alice"}]}),
@@ -183,7 +184,19 @@ def test_a_field_the_reroute_cannot_carry_or_honour_refuses_it_naming_the_field(
     assert "region=eu" in text and "cannot reroute this OpenAI chat request to azure-eu as asked" in text
     named = "privsdk does not know the field" if field == "an unknown field" else field
     assert named in text, text
-    assert SECRET not in text and ("brand_new_knob" in text) == (field == "an unknown field")
+    assert SECRET not in text and ("user_security_context" in text) == (field == "an unknown field")
+    assert rerouted.azure.requests == [] and rerouted.api.requests == []
+
+
+def test_a_field_the_guard_does_not_read_is_refused_before_any_reroute(rerouted: Rerouted) -> None:
+    """A field privsdk has never judged is refused as the request is read: whether it could be rerouted is never
+    asked, as what the request asks for is not known."""
+    with pytest.raises(dropin.PolicyViolation) as raised:
+        rerouted.client().chat.completions.create(model=MODEL, messages=MSG, extra_body={"brand_new_knob": SECRET})
+    text = str(raised.value)
+    assert raised.value.decision.outcome == "refuse" and "reroute" not in text
+    assert "a field privsdk does not read in an OpenAI chat/completions request: brand_new_knob" in text
+    assert SECRET not in text
     assert rerouted.azure.requests == [] and rerouted.api.requests == []
 
 

@@ -19,7 +19,7 @@ import inspect
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -1010,6 +1010,77 @@ def test_features_the_request_carries_are_judged_however_they_were_set(
     assert server.requests == []
     client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])  # the plain call passes
     assert len(server.requests) == 1
+
+
+def test_a_field_privsdk_never_judged_is_refused_before_a_byte_is_sent(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``extra_body`` puts any field in the body the SDK sends. One the guard does not read may make the vendor keep
+    or run anything, so it is refused, named but never quoted, and the server receives nothing; the same calls with
+    fields the guard knows are sent."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    canary = "CANARY5kd9"
+    new: Any = {"some_new_field": {"note": canary}}
+    hello: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    calls: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+        (client.chat.completions.create, {"model": MODEL, "messages": hello, "safety_identifier": "u-1"}),
+        (client.responses.create, {"model": "gpt-5", "input": "hi", "store": False, "safety_identifier": "u-1"}),
+        (client.embeddings.create, {"model": "text-embedding-3-small", "input": "hi", "user": "u-1"}),
+    ]
+    for create, known in calls:
+        with pytest.raises(dropin.PolicyViolation) as caught:
+            create(**known, extra_body=new)
+        assert "some_new_field" in str(caught.value) and canary not in str(caught.value)
+    assert server.requests == []
+    for create, known in calls:
+        create(**known)
+    assert [r.path for r in server.requests] == ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]
+    assert [r["outcome"] for r in usage_records(usage, 6)] == ["refused"] * 3 + ["ok"] * 3
+
+
+def test_a_model_whose_prompts_openai_caches_for_a_day_is_refused_under_zdr(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gpt-5.5 and later take only 24-hour prompt caching at OpenAI, whatever the request says: under zdr, refused
+    (before a byte, and recorded) as asking for prompt caching; an older model's call is sent."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    hello: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    with pytest.raises(dropin.PolicyViolation, match=r"unmet: zdr \(the request asks for prompt_caching\)"):
+        client.chat.completions.create(model="gpt-5.5", messages=hello)
+    assert server.requests == []
+    client.chat.completions.create(model="gpt-5.4", messages=hello)
+    assert len(server.requests) == 1
+    assert [r["outcome"] for r in usage_records(usage, 2)] == ["refused", "ok"]
+
+
+def test_a_self_hosted_server_takes_fields_of_its_own_and_a_vendors_endpoint_does_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """vLLM takes top_k and repetition_penalty beside OpenAI's fields. Declared as self-hosted (the tenant's own
+    server), a request with them is sent; declared as OpenAI's API (a proxy in front of OpenAI, say), refused."""
+    app = OpenAIWire(key=KEY)
+    app.own_fields = frozenset({"top_k", "repetition_penalty"})
+    own = {"top_k": 40, "repetition_penalty": 1.1}
+    hello: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    with LoopbackServer(app) as server:
+        guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="private_deployment")
+        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=selfhosted.vllm")
+        reset_default_guard()
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+        assert client.chat.completions.create(model=MODEL, messages=hello, extra_body=own).choices
+        [sent] = server.requests
+        assert {k: sent.json()[k] for k in own} == own
+
+        guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+        with pytest.raises(dropin.PolicyViolation, match="does not read in an OpenAI chat/completions request"):
+            client.chat.completions.create(model=MODEL, messages=hello, extra_body=own)
+        assert len(server.requests) == 1
+    assert server.errors == []
 
 
 def test_constructor_and_call_arguments_keep_their_meaning(

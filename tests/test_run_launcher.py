@@ -130,6 +130,43 @@ def test_options_that_keep_the_guard_run_the_program_guarded(
     assert stand_in.connections == 0
 
 
+#: An import hook as typeguard's, beartype's or a lazy importer's: a finder the app puts at the head of
+#: sys.meta_path, which finds every module itself (through PathFinder) and wraps its loader.
+HOOK = """\
+import importlib.abc, importlib.machinery, sys
+
+class Loader(importlib.abc.Loader):
+    def __init__(self, inner):
+        self.inner = inner
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+    def exec_module(self, module):
+        self.inner.exec_module(module)
+
+class Hook(importlib.abc.MetaPathFinder):
+    loaded = []
+    def find_spec(self, name, path, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None and (spec.origin or "").endswith(".py"):
+            spec.loader = Loader(spec.loader)
+            self.loaded.append(name)
+        return spec
+
+sys.meta_path.insert(0, Hook())
+"""
+
+
+def test_an_import_hook_the_app_puts_first_still_loads_the_sdk_guarded(tmp_path: Path, stand_in: StandIn) -> None:
+    """The hook loads openai (it is the app's), and privsdk's finder, kept ahead of it, patches it: refused."""
+    script = tmp_path / "hooked.py"
+    check = "import openai\nassert 'openai' in Hook.loaded and 'openai._client' in Hook.loaded\n"
+    script.write_text(HOOK + check + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
+    done = privsdk_run(sys.executable, str(script))
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.split() == ["privsdk_openai.dropin", "PolicyViolation"]
+    assert stand_in.connections == 0
+
+
 def test_a_shebang_without_such_an_option_runs_guarded(tmp_path: Path, stand_in: StandIn) -> None:
     script = tmp_path / "tool"
     script.write_text(f"#!{sys.executable} -s\n" + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")

@@ -692,6 +692,18 @@ UNREADABLE = [
         "OpenAI-compatible endpoint: a hosted tool the OpenAI reader does not know",
         out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "tools": [{"type": "google_search"}]}),
     ),
+    (
+        "OpenAI-compatible endpoint: a top-level field the OpenAI reader does not read",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "messages": [], "some_new_field": 1}),
+    ),
+    (
+        "OpenAI-compatible endpoint: a Responses field in a chat request",
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "messages": [], "previous_response_id": "r"}),
+    ),
+    (
+        "OpenAI-compatible endpoint: an embeddings field not read",
+        out(f"{PL}/endpoints/openapi/embeddings", {"model": "google/text-embedding-005", "input": "x", "google": {}}),
+    ),
 ]
 
 
@@ -711,6 +723,8 @@ def test_unreadable_message_never_echoes_body_or_odd_path_values() -> None:
         out(f"{PUB}/m:generateContent", with_(outputConfig={"outputUriPrefix": secret})),
         out("/v1beta/interactions", {"model": "m", secret: 1}, host=GEMINI),
         out("/v1beta/interactions", {"model": "m", "webhook_config": {"uris": [secret]}}, host=GEMINI),
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "messages": [], "new_field": secret}),
+        out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "messages": [], secret: 1}),
     ]
     for request in requests:
         with pytest.raises(Unreadable) as caught:

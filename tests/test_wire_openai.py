@@ -10,16 +10,21 @@ chunks of every size.
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai.types import completion_create_params, embedding_create_params
+from openai.types.chat import completion_create_params as chat_create_params
+from openai.types.responses import response_create_params
 
+from privsdk.outbound.judge import protocol_of
 from privsdk.outbound.outgoing import Asks, Outgoing, Unreadable
 from privsdk.outbound.wire import reader
 from privsdk.outbound.wire.meters import LAST_BYTES
-from privsdk.outbound.wire.openai import READER, UsageMeter, _chat_features
+from privsdk.outbound.wire.openai import FIELDS, READER, UsageMeter, _chat_features
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import Recorded
 
@@ -297,6 +302,11 @@ RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str] | None]] = [
         frozenset({"web_search", "file_search", "hosted_tools", "image_output"}),
     ),
     ("an agent and no model", {"model": None, "agent": {"type": "agent_reference", "name": "helper"}}, None),
+    ("a background window", {"background_options": {"completion_window": "8h"}}, frozenset({"background"})),
+    ("a background continuation id", {"background_options": {"continuation_id": "c1"}}, frozenset({"background"})),
+    ("a known service tier", {"service_tier": "flex"}, frozenset()),
+    ("a service tier privsdk does not know", {"service_tier": "deferred"}, None),
+    ("server-side compaction, not stored", {"context_management": [{"type": "compaction"}]}, frozenset()),
 ]  # fmt: skip
 
 
@@ -317,6 +327,174 @@ def test_features_ride_along_with_a_stream() -> None:
     )
 
 
+# -- the fields a body may hold -------------------------------------------------------------------------------------
+
+CANARY = "CANARY7fq2"  # a value no refusal may repeat
+
+
+def _sdk_fields(*params: Any) -> frozenset[str]:
+    """Every field of the openai SDK's request types ``params`` (TypedDicts: their keys hold their bases')."""
+    return frozenset(k for p in params for k in p.__required_keys__ | p.__optional_keys__)
+
+
+#: Each body the reader reads: (path, a body it reads, the fields the installed openai SDK sends in it).
+BODIES: dict[str, tuple[str, dict[str, Any], frozenset[str]]] = {
+    "chat/completions": (
+        "/v1/chat/completions",
+        CHAT,
+        _sdk_fields(
+            chat_create_params.CompletionCreateParamsNonStreaming, chat_create_params.CompletionCreateParamsStreaming
+        ),
+    ),
+    "completions": (
+        "/v1/completions",
+        {"model": "gpt-3.5-turbo-instruct", "prompt": "x"},
+        _sdk_fields(
+            completion_create_params.CompletionCreateParamsNonStreaming,
+            completion_create_params.CompletionCreateParamsStreaming,
+        ),
+    ),
+    "responses": (
+        "/v1/responses",
+        RESP,
+        _sdk_fields(
+            response_create_params.ResponseCreateParamsNonStreaming,
+            response_create_params.ResponseCreateParamsStreaming,
+        ),
+    ),
+    "embeddings": (
+        "/v1/embeddings",
+        {"model": "text-embedding-3-small", "input": "x"},
+        _sdk_fields(embedding_create_params.EmbeddingCreateParams),
+    ),
+}
+_MODERATION = "runs a moderation model over input and output: the moderation operation, what it keeps not stated"
+#: The SDK's fields privsdk refuses, each with why. Every other field of an SDK body is read or only shapes the answer.
+REFUSED_BY_DESIGN: dict[str, dict[str, str]] = {
+    "chat/completions": {"moderation": _MODERATION},
+    "responses": {
+        "moderation": _MODERATION,
+        "access_programs": "asks for OpenAI's Daybreak cyber-security programs, whose terms no source states",
+    },
+}
+FIELD_CASES = [(name, field) for name, (_, _, fields) in BODIES.items() for field in sorted(fields)]
+
+
+def test_the_table_holds_the_sdks_fields() -> None:
+    """The SDK's request types are found, with the fields the SDK adds (``stream``), and each field refused by design
+    is one the SDK sends."""
+    assert {"messages", "stream", "store", "moderation"} <= BODIES["chat/completions"][2]
+    assert {"input", "stream", "background_options"} <= BODIES["responses"][2]
+    assert BODIES.keys() == FIELDS.keys()
+    for body, refused in REFUSED_BY_DESIGN.items():
+        assert refused.keys() <= BODIES[body][2], body
+
+
+@pytest.mark.parametrize(("body", "field"), FIELD_CASES, ids=[f"{b}.{f}" for b, f in FIELD_CASES])
+def test_every_field_the_sdk_sends_is_read_or_refused_by_design(body: str, field: str) -> None:
+    """A field of a new openai release fails here until it is judged: put on its body's allow-list in
+    privsdk/outbound/wire/openai.py (read, or known to only shape the answer), or refused with why in
+    REFUSED_BY_DESIGN."""
+    path, base, _ = BODIES[body]
+    out = request("POST", path, {field: None, **base})
+    if field in REFUSED_BY_DESIGN.get(body, {}):
+        with pytest.raises(Unreadable, match=f"does not read in an OpenAI {body} request: {field} "):
+            READER.read(out)
+    else:
+        assert READER.read(out).model == base["model"]
+
+
+def _literals(hint: Any) -> set[str]:
+    """The strings a type names (``Optional[Literal["auto", ...]]`` -> ``{"auto", ...}``)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return {a for a in args if isinstance(a, str)}
+    return {value for arg in args for value in _literals(arg)}
+
+
+@pytest.mark.parametrize(
+    ("body", "params"),
+    [
+        ("chat/completions", chat_create_params.CompletionCreateParamsBase),
+        ("responses", response_create_params.ResponseCreateParamsBase),
+    ],
+)
+def test_every_service_tier_the_sdk_names_is_read_and_another_refused(body: str, params: Any) -> None:
+    """A service tier sets price and latency; one a new SDK names fails here until it is judged (``_TIERS``)."""
+    tiers = _literals(typing.get_type_hints(params)["service_tier"])
+    path, base, _ = BODIES[body]
+    assert "flex" in tiers
+    for tier in tiers:
+        assert READER.read(request("POST", path, {**base, "service_tier": tier})).features == frozenset()
+    for other in ("deferred", {"tier": CANARY}):
+        with pytest.raises(Unreadable, match="service tier") as caught:
+            READER.read(request("POST", path, {**base, "service_tier": other}))
+        assert CANARY not in str(caught.value)
+
+
+#: Fields the openai SDK does not send in a body, each refused there: another family's, an Azure extension not
+#: read, a literal extra_body key (the SDK merges extra_body into the body), and one no API has.
+NOT_SENT = [
+    ("chat/completions", "zz_new_field"),
+    ("chat/completions", "enhancements"),  # Azure: images read by Azure AI Vision, another service
+    ("chat/completions", "previous_response_id"),
+    ("chat/completions", "conversation"),
+    ("chat/completions", "background_options"),
+    ("chat/completions", "extra_body"),
+    ("completions", "zz_new_field"),
+    ("completions", "tools"),
+    ("completions", "store"),
+    ("responses", "zz_new_field"),
+    ("responses", "messages"),
+    ("embeddings", "zz_new_field"),
+    ("embeddings", "stream"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), NOT_SENT, ids=[f"{b}.{f}" for b, f in NOT_SENT])
+def test_a_field_the_reader_does_not_read_is_refused_by_name_never_by_value(body: str, field: str) -> None:
+    path, base, _ = BODIES[body]
+    with pytest.raises(Unreadable) as caught:
+        READER.read(request("POST", path, {**base, field: {"x": CANARY}}))
+    message = str(caught.value)
+    assert f"does not read in an OpenAI {body} request: {field} (" in message and CANARY not in message
+
+
+@pytest.mark.parametrize(
+    "path", ["/openai/deployments/d1/chat/completions", "/openai/v1/chat/completions", "/models/chat/completions"]
+)
+def test_an_azure_route_holds_the_same_fields(path: str) -> None:
+    """Azure's own fields that the reader reads (On Your Data) or that keep nothing (the end user's security
+    context, for the tenant's Defender for Cloud) pass; a field privsdk does not read is refused on every route."""
+    context = {"application_name": "clinic", "end_user_id": "u1", "source_ip": "10.0.0.1"}
+    body = {**CHAT, "user_security_context": context, "data_sources": [{"type": "azure_search", "parameters": {}}]}
+    assert READER.read(request("POST", path, body, host="acme.openai.azure.com")).features == {"file_search"}
+    with pytest.raises(Unreadable, match="request: enhancements"):
+        READER.read(request("POST", path, {**CHAT, "enhancements": {"ocr": {"enabled": True}}}))
+
+
+def test_a_field_named_by_a_value_is_not_shown() -> None:
+    """A key an app made of its own text (through extra_body) is no schema word: the refusal does not repeat it."""
+    with pytest.raises(Unreadable) as caught:
+        READER.read(request("POST", "/v1/chat/completions", {**CHAT, f"{CANARY}-0042": 1}))
+    assert "<segment>" in str(caught.value) and CANARY not in str(caught.value)
+
+
+def test_a_self_hosted_server_takes_fields_of_its_own_and_its_features_are_still_read() -> None:
+    """vLLM, Ollama and llama.cpp take fields OpenAI does not (top_k, guided_json, ...): at a self-hosted server,
+    the tenant's own, they pass; a feature is still read. The same body to OpenAI's protocol is refused."""
+    own = {"top_k": 40, "repetition_penalty": 1.1, "guided_json": {"type": "object"}, "chat_template_kwargs": {}}
+    body = {**CHAT, **own, "store": True}
+    selfhosted = reader(protocol_of(("selfhosted.vllm",), "openai"))
+    out = request("POST", "/v1/chat/completions", body, host="vllm.internal")
+    assert selfhosted is not READER
+    assert selfhosted.read(out) == Asks("chat", "gpt-4o-mini", frozenset({"stored_responses"}))
+    # A proxy declared as OpenAI's API, whatever serves behind it, is read as OpenAI's.
+    assert reader(protocol_of(("openai.api",), "openai")) is READER
+    with pytest.raises(Unreadable, match="request: chat_template_kwargs"):
+        READER.read(out)
+
+
 SECRET = "patient Jane Roe, MRN 0042"
 
 
@@ -333,6 +511,7 @@ SECRET = "patient Jane Roe, MRN 0042"
         ("POST", "/v1/responses", [SECRET], "not a JSON object"),
         ("POST", "/v1/chat/completions", {**CHAT, "tools": [{"type": "telepathy", "x": SECRET}]}, "type"),
         ("POST", "/v1/responses", {**RESP, "tools": {"type": "web_search"}}, "tools is not a list"),
+        ("POST", "/v1/chat/completions", {**CHAT, "service_tier": SECRET}, "a service tier privsdk does not read"),
         ("GET", "/v1/completions", None, "unknown path shape /v1/completions for"),
     ],
 )
@@ -519,3 +698,39 @@ def test_a_streams_error_event_is_found_after_any_run_of_blank_lines(ending: byt
     meter.feed(b"\n" * 262144 + ending)
     meter.tokens()
     assert meter.failed == kind
+
+
+# -- prompt caching a model keeps for a day whatever the request says ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "daylong"),
+    [
+        ("gpt-5.5", True),
+        ("gpt-5.5-pro", True),
+        ("gpt-5.10-codex", True),
+        ("gpt-6", True),
+        ("ft:gpt-5.5-2026-01-01:acme::abc123", True),
+        ("gpt-5.4", False),
+        ("gpt-5", False),
+        ("gpt-4o-mini", False),
+        ("o3", False),
+    ],
+)
+def test_models_that_only_take_day_long_prompt_caching_ask_for_it_however_the_request_is_written(
+    model: str, daylong: bool
+) -> None:
+    """OpenAI and Azure: gpt-5.5 and later cache prompts for up to 24 hours, and take no in_memory retention; a
+    self-hosted server serving a model of that name caches as it does."""
+    messages = [{"role": "user", "content": "hi"}]
+    bodies = [
+        ("/v1/chat/completions", {"model": model, "messages": messages}),
+        ("/v1/chat/completions", {"model": model, "messages": messages, "prompt_cache_retention": "in_memory"}),
+        ("/v1/responses", {"model": model, "input": "hi", "store": False}),
+    ]
+    for path, body in bodies:
+        assert ("prompt_caching" in READER.read(request("POST", path, body)).features) is daylong, (path, body)
+        assert "prompt_caching" not in reader("selfhosted").read(request("POST", path, body, host="vllm")).features
+    # An Azure deployment is judged by the name its request carries (the deployment in its path).
+    azure = request("POST", f"/openai/deployments/{model}/chat/completions", {"messages": messages})
+    assert ("prompt_caching" in READER.read(azure).features) is daylong

@@ -2,7 +2,8 @@
 
 For any method, path and body, ``read`` either says what the request asks for, in the vocabulary's
 names, or raises :class:`Unreadable` (which the guard turns into a refusal); it never raises anything
-else, and its message never holds a value from the body. Meters take any bytes in any chunking.
+else, and its message never holds a value from the body (it may name a field, such as one it does not
+read). Meters take any bytes in any chunking.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ KEYS = st.sampled_from(
     [
         "model", "messages", "message", "stream", "tools", "type", "content", "connectors", "id", "store",
         "conversation_id", "inputs", "input", "texts", "images", "query", "documents", "agent_id",
-        "previous_response_id", "background", "prompt_cache_key", "conversation", SECRET,
+        "previous_response_id", "background", "prompt_cache_key", "conversation", "zz_new_field",
     ]
 )  # fmt: skip
 LEAVES = st.one_of(

@@ -15,11 +15,12 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import operator
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, SupportsIndex, TypeVar
 
 C = TypeVar("C")
 
@@ -131,6 +132,25 @@ _IMPORTED_AS = {
     # aiobotocore's sessions make its clients; aiobotocore itself holds only its version.
     "aiobotocore": ("aiobotocore.session",),
 }
+
+
+class _HeadFirst(list):  # type: ignore[type-arg]
+    """``sys.meta_path`` once :func:`instrument` has waited for an SDK to be imported.
+
+    privsdk's finder must see an SDK's import first to patch it. An import hook the app puts at the head later
+    (typeguard's, beartype's and lazy importers' find modules themselves) would load the SDK unpatched, and its
+    clients would send unguarded. So a finder inserted at the head goes second. privsdk's finder passes every
+    other module by, and finds an SDK's module through the finders after it, the app's included, so the app's
+    hook still loads it.
+    """
+
+    def insert(self, index: SupportsIndex, finder: Any) -> None:
+        at = operator.index(index)
+        if (at == 0 or at <= -len(self)) and self and self[0] is _hook:
+            at = 1
+        super().insert(at, finder)
+
+
 _hook = _AfterImport()
 _instrumented: set[str] = set()
 _lock = threading.Lock()
@@ -157,7 +177,9 @@ def instrument() -> None:
                 for name in _IMPORTED_AS.get(sdk, (sdk,)):
                     _hook.pending.setdefault(name, []).append(lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
         if _hook.pending and _hook not in sys.meta_path:
-            sys.meta_path.insert(0, _hook)
+            if type(sys.meta_path) is list:  # the interpreter's own: replaced once, and kept after uninstrument()
+                sys.meta_path = _HeadFirst(sys.meta_path)
+            list.insert(sys.meta_path, 0, _hook)
 
 
 def _installed(sdk: str) -> bool:

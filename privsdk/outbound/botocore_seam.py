@@ -221,8 +221,8 @@ def outgoing(request: Any) -> Outgoing:
     url: str = request.url
     scheme, _, rest = url.partition("://")
     netloc, slash, target = rest.partition("/")
-    if "@" in netloc or "[" in netloc or "#" in target:
-        return _outgoing_slow(request)  # userinfo, IPv6 literals, fragments: leave them to urllib
+    if "@" in netloc or "[" in netloc or "\\" in netloc or "#" in target:
+        return _outgoing_slow(request)  # userinfo, IPv6 literals, backslashes, fragments: leave them to urllib
     path, _, query = (slash + target).partition("?")
     host, colon, port = netloc.rpartition(":")
     if not colon:
@@ -258,7 +258,14 @@ def _headers(headers: Any) -> dict[str, str]:
 
 
 def _outgoing_slow(request: Any) -> Outgoing:
-    url = urlsplit(request.url)
+    text: str = request.url
+    scheme, sep, rest = text.partition("://")
+    authority, backslash, after = rest.partition("\\")
+    if backslash and "/" not in authority:
+        # urllib3, which botocore sends with, ends a URL's authority at a backslash where urlsplit reads on to the
+        # last "@": "https://a:1\\@aws-host/" connects to a, which is the host to judge (aiohttp refuses the URL).
+        text = f"{scheme}{sep}{authority}/{backslash}{after}"
+    url = urlsplit(text)
     return Outgoing(
         SDK,
         request.method,

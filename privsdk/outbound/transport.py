@@ -443,19 +443,18 @@ def is_guarded(client: object) -> bool:
 
 
 class _Watch:
-    """What a guarded holder's attribute is guarded with, and the value guarded last (so a read costs an identity
-    check)."""
+    """What a guarded holder's attribute is guarded with; the value guarded last is kept in the holder's
+    ``__dict__`` under ``seen``, beside the value (so a read costs a lookup and an identity check)."""
 
-    __slots__ = ("guard", "last")
+    __slots__ = ("guard", "seen")
 
-    def __init__(self, guard: Callable[[Any, Any], object]) -> None:
-        self.guard = guard
-        self.last: Any = None
+    def __init__(self, guard: Callable[[Any, Any], object], seen: str) -> None:
+        self.guard, self.seen = guard, seen
 
     def see(self, holder: object, value: Any) -> None:
         if value is not None:  # nothing to send through (yet)
             self.guard(holder, value)
-        self.last = value
+        holder.__dict__[self.seen] = value
 
 
 #: No class attribute of that name: a :class:`_Watched` replaced nothing.
@@ -468,22 +467,22 @@ class _Watched:
     each new value is guarded as it is assigned, or read (one put in ``__dict__`` directly). A property it
     replaces is :class:`_WatchedProperty`'s."""
 
-    __slots__ = ("key", "name", "replaced")
+    __slots__ = ("key", "name", "replaced", "seen")
 
     def __init__(self, name: str, replaced: Any) -> None:
-        self.name, self.key, self.replaced = name, f"_privsdk_watch{name}", replaced
+        self.name, self.key, self.seen, self.replaced = name, f"_privsdk_watch{name}", f"_privsdk_seen{name}", replaced
 
     def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
         # SDKs read this attribute several times a request, on every client of the class (guarded or not): the
-        # usual read is two dict lookups and an identity check.
+        # usual read is two dict lookups and an identity check. A holder not guarded has no value seen, and the
+        # default of get() is the value itself.
         try:
             held = obj.__dict__
             value = held[self.name]
         except (AttributeError, KeyError):  # the class itself (obj None), or a value not set on this instance
             return self._default(obj, owner)
-        watch = held.get(self.key)
-        if watch is not None and value is not watch.last:
-            watch.see(obj, value)
+        if held.get(self.seen, value) is not value:
+            self._seen(obj, value)
         return value
 
     def _default(self, obj: Any, owner: type[Any] | None) -> Any:
@@ -499,8 +498,9 @@ class _Watched:
 
     def _seen(self, obj: Any, value: Any) -> Any:
         """``value``, guarded first when it is new to a guarded holder ``obj``."""
-        watch = obj.__dict__.get(self.key)
-        if watch is not None and value is not watch.last:
+        held = obj.__dict__
+        watch = held.get(self.key)
+        if watch is not None and value is not held.get(self.seen):
             watch.see(obj, value)
         return value
 
@@ -549,6 +549,6 @@ def keep_guarded(holder: object, name: str, guard: Callable[[Any, Any], object])
         # A data descriptor it replaces (a property) keeps the value; anything else stays a class-level default.
         watched = (_WatchedProperty if hasattr(type(found), "__set__") else _Watched)(name, found)
         setattr(cls, name, watched)
-    watch = _Watch(guard)
+    watch = _Watch(guard, watched.seen)
     watch.see(holder, getattr(holder, name, None))
     marks[watched.key] = watch

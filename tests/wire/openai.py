@@ -123,6 +123,9 @@ class OpenAIWire:
         self.usage = (11, 7)
         self.incomplete: str | None = None  # Responses API: answer status incomplete with this reason
         self.embedding_format: str | None = None  # answer in this format whatever the request asked
+        #: Fields of its own the server takes beyond OpenAI's, as a self-hosted vLLM takes ``top_k``: it reads them
+        #: and checks the rest as OpenAI's API does.
+        self.own_fields: frozenset[str] = frozenset()
 
     # --- routing -------------------------------------------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class OpenAIWire:
         _require(request.headers.get("content-type") == "application/json", "content-type")
         body = request.json()
         _require(isinstance(body, dict) and isinstance(body.get("model"), str) and body["model"], "model")
+        body = {k: v for k, v in body.items() if k not in self.own_fields}
         if operation == "embeddings":
             return self._embeddings(body)
         if operation == "responses":

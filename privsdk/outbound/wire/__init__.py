@@ -16,7 +16,7 @@ PROTOCOLS = {
     "openai": "openai",
     "azure.openai": "openai",
     "azure.foundry": "openai",
-    "selfhosted": "openai",
+    "selfhosted": "selfhosted",  # OpenAI's protocol, with the servers' own fields let through (see its module)
     "mistral": "mistral",
     "cohere": "cohere",
     "cohere.bedrock": "bedrock",  # the cohere SDK's Bedrock client posts Bedrock's invoke API

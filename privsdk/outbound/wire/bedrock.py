@@ -29,6 +29,13 @@ else the model ARN's; an ARN of another Region than the signature's is
 refused. A request sent with a Bedrock API key (``Authorization: Bearer``)
 has only its ARN's.
 
+Every top-level field of a JSON body whose schema is AWS's own (Converse,
+CountTokens, Rerank, RetrieveAndGenerate, batch and customization jobs) is
+on its allow-list: any other field is refused, for a field privsdk has not
+judged may make Bedrock keep, log or run something. InvokeModel bodies are
+the model makers' own (Anthropic's, Meta's, Cohere's...): their features are
+read, their fields are not listed.
+
 Token counts come from the response: Converse's ``usage``, the ``metadata``
 event of a ConverseStream, the last ``chunk`` of an
 InvokeModelWithResponseStream (``amazon-bedrock-invocationMetrics``), and the
@@ -45,7 +52,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from privsdk.outbound.outgoing import Asks, Outgoing, UnknownRoute, Unreadable, json_object, shown_segment
+from privsdk.outbound.outgoing import (
+    Asks,
+    Outgoing,
+    UnknownRoute,
+    Unreadable,
+    json_object,
+    shown_segment,
+    unknown_field,
+)
 from privsdk.outbound.wire.meters import error_kind
 from privsdk.outbound.wire.routes import after_prefix
 from privsdk.usage.record import MAX_COUNT
@@ -115,6 +130,52 @@ _FILE_BLOCKS = frozenset({"image", "document", "video", "audio"})
 _FILE_TYPES = frozenset({"image", "document", "video", "audio", "image_url", "input_image", "input_audio", "file"})
 _NO_FEATURES: frozenset[str] = frozenset()
 _SIGV4 = "AWS4-HMAC-SHA256 Credential="
+
+# The top-level fields of each body of AWS's own schema that is read: the members of its botocore input shape
+# (botocore 1.43) less those in the URI (``modelId``), each read below or shaping only the answer. Any other field
+# is refused (botocore itself sends no member its model lacks).
+#: Converse and ConverseStream. Judged as shaping the answer: ``inferenceConfig``, ``outputConfig`` (a JSON schema
+#: the answer follows), ``additionalModelResponseFieldPaths``, ``performanceConfig`` (the latency-optimized build of
+#: a model, in the Region the request shows) and ``serviceTier`` (price and queueing: priority, default, flex,
+#: reserved). ``requestMetadata`` only labels the account's own invocation logs, written (when the account turns
+#: them on) to its own CloudWatch or S3. ``promptVariables`` only fill a Prompt management prompt that ``modelId``
+#: names, an ARN privsdk reports whole so that only a policy declaring it can allow it (Bedrock ignores them
+#: otherwise). ``additionalModelRequestFields`` is a model maker's own body, whose features are read as
+#: InvokeModel's are. Left off: ``guardrailConfig``, which applies a guardrail configured out of the request's
+#: sight, and a guardrail with a cross-Region profile moves the prompt and answer to other Regions of its
+#: geography (docs.aws.amazon.com/bedrock/latest/userguide/guardrails-cross-region.html).
+_CONVERSE_FIELDS = frozenset(
+    {
+        "messages", "system", "inferenceConfig", "toolConfig", "additionalModelRequestFields", "promptVariables",
+        "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig", "serviceTier", "outputConfig",
+    }
+)  # fmt: skip
+#: CountTokens: its ``input`` holds a Converse request's prompt (these fields) or an InvokeModel body.
+_COUNT_TOKENS_FIELDS = frozenset({"input"})
+_COUNT_CONVERSE_FIELDS = frozenset({"messages", "system", "toolConfig", "additionalModelRequestFields"})
+#: bedrock-agent-runtime Rerank: ``sources`` are inline documents.
+_RERANK_FIELDS = frozenset({"queries", "sources", "rerankingConfiguration", "nextToken"})
+#: RetrieveAndGenerate[Stream], judged as kept in a session whatever its fields; ``userContext`` names the user
+#: whose access the knowledge base's results are filtered by.
+_RAG_FIELDS = frozenset(
+    {"input", "retrieveAndGenerateConfiguration", "sessionConfiguration", "sessionId", "userContext"}
+)
+# Batch and model customization keep their inputs and outputs by nature, and are judged as the operations they
+# are: every field their APIs take is on their lists.
+_ASYNC_INVOKE_FIELDS = frozenset({"clientRequestToken", "modelId", "modelInput", "outputDataConfig", "tags"})
+_BATCH_JOB_FIELDS = frozenset(
+    {
+        "jobName", "roleArn", "clientRequestToken", "modelId", "inputDataConfig", "outputDataConfig", "vpcConfig",
+        "timeoutDurationInHours", "tags", "modelInvocationType",
+    }
+)  # fmt: skip
+_CUSTOMIZATION_JOB_FIELDS = frozenset(
+    {
+        "jobName", "customModelName", "roleArn", "clientRequestToken", "baseModelIdentifier", "customizationType",
+        "customModelKmsKeyId", "jobTags", "customModelTags", "trainingDataConfig", "validationDataConfig",
+        "outputDataConfig", "hyperParameters", "vpcConfig", "customizationConfig",
+    }
+)  # fmt: skip
 #: The body a seam reports for a request body it cannot read without consuming it (a stream that cannot be
 #: put back): the reader refuses such a request, whose body would otherwise be judged as empty.
 UNREAD_BODY = b"\x00privsdk: a request body that cannot be read\x00"
@@ -320,12 +381,16 @@ class BedrockReader:
         if first == "async-invoke":
             if request.method == "POST":
                 body = json_object(request, "Bedrock", "StartAsyncInvoke", empty=True)
+                if not _ASYNC_INVOKE_FIELDS.issuperset(body):
+                    unknown_field(body, _ASYNC_INVOKE_FIELDS, "a Bedrock StartAsyncInvoke request")
                 return self._asks("batch", body.get("modelId"), _NO_FEATURES, signed)
             return Asks("batch", location=signed)
         if first in ("guardrail", "guardrail-checks"):
             return Asks("other", location=signed)
         if first == "rerank":
             body = json_object(request, "Bedrock", "Rerank", empty=True)
+            if not _RERANK_FIELDS.issuperset(body):
+                unknown_field(body, _RERANK_FIELDS, "a Bedrock Rerank request")
             arn = _dig(
                 body, "rerankingConfiguration", "bedrockRerankingConfiguration", "modelConfiguration", "modelArn"
             )
@@ -350,7 +415,10 @@ class BedrockReader:
         region = _served_in(region, signed)
         action = parts[3]
         if action in ("converse", "converse-stream"):
-            features = converse_features(json_object(request, "Bedrock", "Converse", empty=True))
+            body = json_object(request, "Bedrock", "Converse", empty=True)
+            if not _CONVERSE_FIELDS.issuperset(body):
+                unknown_field(body, _CONVERSE_FIELDS, "a Bedrock Converse request")
+            features = converse_features(body)
             operation = "chat" if action == "converse" else "stream"
         elif action in ("invoke", "invoke-with-response-stream"):
             features = native_features(json_object(request, "Bedrock", "InvokeModel", empty=True))
@@ -358,9 +426,13 @@ class BedrockReader:
         elif action == "count-tokens":
             # CountTokens sends the whole prompt to the model's Region, so it is judged as the chat it counts.
             body = json_object(request, "Bedrock", "CountTokens", empty=True)
+            if not _COUNT_TOKENS_FIELDS.issuperset(body):
+                unknown_field(body, _COUNT_TOKENS_FIELDS, "a Bedrock CountTokens request")
             converse = _dig(body, "input", "converse")
             invoke = _dig(body, "input", "invokeModel", "body")
             if isinstance(converse, dict):
+                if not _COUNT_CONVERSE_FIELDS.issuperset(converse):
+                    unknown_field(converse, _COUNT_CONVERSE_FIELDS, "a Bedrock CountTokens converse input")
                 features = converse_features(converse)
             elif isinstance(invoke, str):
                 try:
@@ -379,6 +451,8 @@ class BedrockReader:
 
     def _retrieve_and_generate(self, request: Outgoing, first: str, signed: str | None) -> Asks:
         body = json_object(request, "Bedrock", "RetrieveAndGenerate", empty=True)
+        if not _RAG_FIELDS.issuperset(body):
+            unknown_field(body, _RAG_FIELDS, "a Bedrock RetrieveAndGenerate request")
         config = body.get("retrieveAndGenerateConfiguration")
         if not isinstance(config, dict):
             raise Unreadable("RetrieveAndGenerate has no retrieveAndGenerateConfiguration")
@@ -400,16 +474,16 @@ class BedrockReader:
     def _control(self, request: Outgoing, first: str, signed: str | None) -> Asks:
         if first in ("model-invocation-job", "model-invocation-jobs"):
             if request.method == "POST" and request.path == "/model-invocation-job":
-                return self._asks(
-                    "batch",
-                    json_object(request, "Bedrock", "CreateModelInvocationJob", empty=True).get("modelId"),
-                    _NO_FEATURES,
-                    signed,
-                )
+                body = json_object(request, "Bedrock", "CreateModelInvocationJob", empty=True)
+                if not _BATCH_JOB_FIELDS.issuperset(body):
+                    unknown_field(body, _BATCH_JOB_FIELDS, "a Bedrock CreateModelInvocationJob request")
+                return self._asks("batch", body.get("modelId"), _NO_FEATURES, signed)
             return Asks("batch", location=signed)
         if first == "model-customization-jobs":
             if request.method == "POST" and request.path == "/model-customization-jobs":
                 body = json_object(request, "Bedrock", "CreateModelCustomizationJob", empty=True)
+                if not _CUSTOMIZATION_JOB_FIELDS.issuperset(body):
+                    unknown_field(body, _CUSTOMIZATION_JOB_FIELDS, "a Bedrock CreateModelCustomizationJob request")
                 return self._asks("fine_tune", body.get("baseModelIdentifier"), _NO_FEATURES, signed)
             return Asks("fine_tune", location=signed)
         if first in _MODEL_LISTINGS:

@@ -18,6 +18,10 @@ Features read from the body:
   prompt is: no feature. ``search_queries_only`` only asks the model to write
   search queries (nothing is searched): no feature.
 
+Every top-level field of a body read is on its allow-list (``_FIELDS``): any
+other field is refused, for a field privsdk has not judged may make Cohere
+keep, log or run something.
+
 Token counts come from ``usage`` (v2 chat) or ``meta`` (v1, embed, rerank),
 billed units first, and in a stream from the v2 ``message-end`` event or the
 v1 ``stream-end`` line.
@@ -39,13 +43,67 @@ from privsdk.outbound.outgoing import (
     content_type,
     json_object,
     shown_segment,
+    unknown_field,
 )
 from privsdk.outbound.wire.meters import EventMeter, JsonMeter, Tokens, count, error_kind
 from privsdk.outbound.wire.routes import after_prefix
 
 _NONE: frozenset[str] = frozenset()
-#: Endpoint families whose requests generate text from a prompt (chat, or stream when the body says so).
-_GENERATE = frozenset({"chat", "generate", "summarize"})
+
+# The top-level fields of each body read: those the cohere SDK sends (the ``json={...}`` of its raw clients'
+# methods, cohere 7.3.1, plus ``stream``, which it sets itself), each read below or shaping only the answer. Any
+# other field is refused. Fields judged as shaping the answer: sampling and length settings, ``documents`` (text
+# the app sends with the prompt), ``tools`` (functions the app runs itself), ``citation_options`` and
+# ``citation_quality``, ``safety_mode`` (which safety instruction the model gets), ``thinking``,
+# ``prompt_truncation`` (which turns of the history fit the context), ``raw_prompting``, and ``priority`` (the
+# order requests are served in under load).
+_V2_CHAT = frozenset(
+    {
+        "model", "messages", "tools", "strict_tools", "documents", "citation_options", "response_format",
+        "safety_mode", "max_tokens", "stop_sequences", "temperature", "seed", "frequency_penalty",
+        "presence_penalty", "k", "p", "logprobs", "tool_choice", "thinking", "priority", "stream",
+    }
+)  # fmt: skip
+#: v1 chat; ``connectors`` and ``conversation_id`` are read as features (see the module's docstring).
+_V1_CHAT = frozenset(
+    {
+        "message", "model", "preamble", "chat_history", "conversation_id", "prompt_truncation", "connectors",
+        "search_queries_only", "documents", "citation_quality", "temperature", "max_tokens", "max_input_tokens", "k",
+        "p", "seed", "stop_sequences", "frequency_penalty", "presence_penalty", "raw_prompting", "tools",
+        "tool_results", "force_single_step", "response_format", "safety_mode", "stream",
+    }
+)  # fmt: skip
+#: v1 generate. ``preset`` is left off: it names a prompt and settings kept on Cohere's side, which the request does
+#: not show.
+_GENERATE = frozenset(
+    {
+        "prompt", "model", "num_generations", "max_tokens", "truncate", "temperature", "seed", "end_sequences",
+        "stop_sequences", "k", "p", "frequency_penalty", "presence_penalty", "return_likelihoods", "raw_prompting",
+        "stream",
+    }
+)  # fmt: skip
+_SUMMARIZE = frozenset({"text", "length", "format", "model", "extractiveness", "temperature", "additional_command"})
+_V1_EMBED = frozenset({"texts", "images", "model", "input_type", "embedding_types", "truncate"})
+_V2_EMBED = _V1_EMBED | {"inputs", "max_tokens", "output_dimension", "priority"}
+_V1_RERANK = frozenset(
+    {"model", "query", "documents", "top_n", "rank_fields", "return_documents", "max_chunks_per_doc"}
+)
+_V2_RERANK = frozenset({"model", "query", "documents", "top_n", "max_tokens_per_doc", "relevant_spans", "priority"})
+#: The bodies read, by API version and endpoint family: chat, generate and summarize generate text from a prompt
+#: (``stream`` when the body says so). Cohere has no v2 generate or summarize.
+_FIELDS: dict[tuple[str, str], frozenset[str]] = {
+    ("v2", "chat"): _V2_CHAT,
+    ("v1", "chat"): _V1_CHAT,
+    ("v1", "generate"): _GENERATE,
+    ("v1", "summarize"): _SUMMARIZE,
+    ("v1", "embed"): _V1_EMBED,
+    ("v2", "embed"): _V2_EMBED,
+    ("v1", "rerank"): _V1_RERANK,
+    ("v2", "rerank"): _V2_RERANK,
+}
+#: A SageMaker endpoint takes a body of either version (the SDK drops ``model`` and ``stream`` from it, and adds
+#: ``api_version`` to a rerank's).
+_SAGEMAKER_RERANK = _V1_RERANK | _V2_RERANK | {"api_version"}
 #: Families that keep or process content outside the four served operations, or manage the account.
 _FIXED = {
     "embed": "embed",
@@ -74,25 +132,26 @@ class CohereReader:
         if head not in ("v1", "v2") or len(parts) < 2:
             raise UnknownRoute(f"unknown path shape /{shown_segment(head)}/... for Cohere's API")
         family = parts[1]
-        method = request.method
-        if family in _GENERATE and len(parts) == 2 and method == "POST":
+        known = _FIELDS.get((head, family))
+        if known is not None and request.method == "POST":
+            if len(parts) != 2:
+                raise UnknownRoute(f"unknown path shape /{head}/{family}/... for Cohere's API")
             body = json_object(request, "Cohere", family)
-            return Asks(
-                "stream" if body.get("stream") is True else "chat", body_model(body, "Cohere"), _chat_features(body)
-            )
+            if not known.issuperset(body):
+                unknown_field(body, known, f"a Cohere /{head}/{family} request")
+            model = body_model(body, "Cohere")
+            if family == "embed":
+                return Asks("embed", model, _embed_features(body))
+            if family == "rerank":
+                return Asks("rerank", model)
+            return Asks("stream" if body.get("stream") is True else "chat", model, _chat_features(body))
         if family == "models" or family == "check-api-key":
             # A model listing (or a key check) carries no content.
             return Asks("models")
         fixed = _FIXED.get(family)
         if fixed is None:
             raise UnknownRoute(f"unknown path shape /{head}/{shown_segment(family)}/... for Cohere's API")
-        operation = fixed
-        if operation == "embed" and method == "POST":
-            body = json_object(request, "Cohere", family)
-            return Asks("embed", body_model(body, "Cohere"), _embed_features(body))
-        if operation == "rerank" and method == "POST":
-            return Asks("rerank", body_model(json_object(request, "Cohere", family), "Cohere"))
-        return Asks(operation)
+        return Asks(fixed)
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> Meter | None:
         if not 200 <= status < 300:
@@ -113,17 +172,25 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     if action not in ("invocations", "invocations-response-stream") or request.method != "POST":
         raise UnknownRoute("unknown path shape /endpoints/<name>/... for a Cohere SageMaker endpoint")
     body = json_object(request, "Cohere", "invocations")
-    model = unquote(parts[1])
     if "messages" in body or "message" in body:
-        streamed = action.endswith("-stream") or body.get("stream") is True
-        return Asks("stream" if streamed else "chat", model, _chat_features(body))
-    if any(isinstance(body.get(field), list) for field in ("texts", "images", "inputs")):
+        operation, known = "chat", _V2_CHAT if "messages" in body else _V1_CHAT
+    elif any(isinstance(body.get(field), list) for field in ("texts", "images", "inputs")):
         # Lists, as Cohere's embed takes them: a model of another maker on a SageMaker endpoint (Hugging Face's
         # text generation, say) posts {"inputs": "<prompt>"}, a generation that is no Cohere embed.
+        operation, known = "embed", _V2_EMBED  # v1's fields and more
+    elif "query" in body and "documents" in body:
+        operation, known = "rerank", _SAGEMAKER_RERANK
+    else:
+        raise Unreadable("a Cohere SageMaker request that is neither chat, embed nor rerank")
+    if not known.issuperset(body):
+        unknown_field(body, known, f"a Cohere {operation} request to a SageMaker endpoint")
+    model = unquote(parts[1])
+    if operation == "embed":
         return Asks("embed", model, _embed_features(body))
-    if "query" in body and "documents" in body:
+    if operation == "rerank":
         return Asks("rerank", model)
-    raise Unreadable("a Cohere SageMaker request that is neither chat, embed nor rerank")
+    streamed = action.endswith("-stream") or body.get("stream") is True
+    return Asks("stream" if streamed else "chat", model, _chat_features(body))
 
 
 def _chat_features(body: Mapping[str, Any]) -> frozenset[str]:

@@ -33,7 +33,8 @@ from privsdk.outbound.outgoing import (
 )
 from privsdk.outbound.wire.bedrock import native_features
 from privsdk.outbound.wire.meters import LastBytes, count
-from privsdk.outbound.wire.openai import _chat_features as openai_chat_features  # the same reading, not a copy
+from privsdk.outbound.wire.openai import FIELDS as OPENAI_FIELDS  # the same lists and reading, not copies
+from privsdk.outbound.wire.openai import _chat_features as openai_chat_features
 from privsdk.usage.record import MAX_COUNT
 
 # -- operations -------------------------------------------------------------------------------------
@@ -191,6 +192,15 @@ _JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "bool
 #: The fields of the ``google`` extension object of Vertex's OpenAI-compatible API that bring nothing Google keeps,
 #: and ``cached_content`` (a context cache: prompt_caching). Any other is refused.
 _OPENAI_GOOGLE_FIELDS = frozenset({"thinking_config", "thought_tag_marker", "cached_content"})
+_GOOGLE_EXTENSION = frozenset({"google", "extra_body"})
+#: The top-level fields a body of Vertex's OpenAI-compatible API may hold: those of OpenAI's own request (privsdk's
+#: OpenAI reader's lists), and for a generation the ``google`` extension object, at the top level or under a literal
+#: ``extra_body`` key (read in _openai_features). Any other is refused.
+_OPENAI_COMPATIBLE_FIELDS = {
+    "chat/completions": OPENAI_FIELDS["chat/completions"] | _GOOGLE_EXTENSION,
+    "completions": OPENAI_FIELDS["completions"] | _GOOGLE_EXTENSION,
+    "embeddings": OPENAI_FIELDS["embeddings"],
+}
 _NO_FEATURES: frozenset[str] = frozenset()
 
 
@@ -297,9 +307,11 @@ class GoogleReader:
 
     def _openapi(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
         tail = "/".join(rest)
-        if tail not in ("chat/completions", "embeddings", "completions"):
+        fields = _OPENAI_COMPATIBLE_FIELDS.get(tail)
+        if fields is None:
             raise UnknownRoute("unknown path shape /endpoints/openapi/...")
         body = json_object(request, "Vertex", "OpenAI-compatible", empty=True)
+        unknown_field(body, fields, f"a Vertex OpenAI-compatible {tail} request")
         # The model is named "publisher/model" (google/gemini-2.5-flash, meta/llama-4): read as a path names it.
         publisher, slash, name = (body_model(body, "Vertex") or "").partition("/")
         model = name if slash else publisher or None

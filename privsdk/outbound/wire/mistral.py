@@ -26,6 +26,10 @@ Features read from the body:
   ``background``;
 - image, document, file and audio parts of a message -> ``file_inputs``.
 
+Every top-level field of a body read is on its allow-list: any other field
+is refused, for a field privsdk has not judged may make Mistral keep, log or
+run something.
+
 Token counts: ``usage`` (``prompt_tokens``/``completion_tokens``, or the
 Responses API's ``input_tokens``/``output_tokens``) of a JSON answer, and of
 the last stream event that carries one.
@@ -45,6 +49,7 @@ from privsdk.outbound.outgoing import (
     content_type,
     json_object,
     shown_segment,
+    unknown_field,
 )
 from privsdk.outbound.wire.meters import ERROR, EventMeter, JsonMeter, Tokens, count, error_kind
 from privsdk.outbound.wire.routes import after_prefix
@@ -57,7 +62,7 @@ _FIXED = {
     "fine_tuning": "fine_tune",
     "moderations": "moderation",
     "classifications": "moderation",
-    "agents": "assistants",
+    "agents": "assistants",  # agents completions too: the agent's tools and instructions are Mistral-side
     "libraries": "vector_stores",
     "context": "vector_stores",
     "audio": "audio",
@@ -86,6 +91,60 @@ _STORED_TOOLS = frozenset({"web_search", "file_search", "hosted_tools", "image_o
 #: Message part types that are text (anything else is an image, document, file or audio input).
 _TEXT_PARTS = frozenset({"text", "thinking", "reference", "tool_reference", "input_text", "output_text"})
 
+# The top-level fields of each body read: those the mistralai SDK sends (its request models' JSON names,
+# mistralai 3.7.0), each read below or shaping only the answer. Any other field is refused. Judged as shaping the
+# answer: sampling and length settings, ``prediction``, ``prompt_mode`` (the reasoning system prompt),
+# ``safe_prompt`` (a safety instruction prepended), ``service_tier`` (``auto`` or ``standard_only`` capacity), and
+# ``guardrails``: Mistral's moderation model checks the input before the model sees it and blocks the request, in
+# the same call ("input-only and block-only", docs.mistral.ai/studio/safety-moderation/quickstarts).
+# ``metadata`` is left off the stateless endpoints: Mistral does not say what it does with it, and its AI Studio
+# observability keeps chat completion events (their messages too) searchable by extra fields, which it may label:
+# the stricter reading. On conversations and /v1/responses, judged as kept whole anyway, it labels what is kept.
+_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop", "random_seed",
+        "response_format", "tools", "tool_choice", "presence_penalty", "frequency_penalty", "min_tokens",
+        "repetition_penalty", "top_k", "logprobs", "top_logprobs", "prompt_logprobs", "top_prompt_logprobs", "n",
+        "prediction", "parallel_tool_calls", "reasoning_effort", "prompt_mode", "guardrails", "prompt_cache_key",
+        "service_tier", "safe_prompt",
+    }
+)  # fmt: skip
+_FIM_FIELDS = frozenset(
+    {
+        "model", "prompt", "suffix", "temperature", "top_p", "max_tokens", "min_tokens", "stream", "stop",
+        "random_seed", "prompt_cache_key",
+    }
+)  # fmt: skip
+_COMPLETION_FIELDS = {"chat": _CHAT_FIELDS, "fim": _FIM_FIELDS}
+_EMBED_FIELDS = frozenset({"model", "input", "output_dimension", "output_dtype", "encoding_format"})
+#: /v1/chat/moderations and /v1/chat/classifications.
+_MODERATION_FIELDS = frozenset({"model", "input"})
+#: Starting a conversation. ``agent_id`` makes it an agent's (see _conversation); ``agent_version`` and
+#: ``handoff_execution`` only act with one. ``name`` and ``description`` label the kept conversation.
+_START_FIELDS = frozenset(
+    {
+        "model", "inputs", "stream", "store", "tools", "instructions", "completion_args", "guardrails",
+        "handoff_execution", "metadata", "name", "description", "agent_id", "agent_version",
+    }
+)  # fmt: skip
+#: Appending to a conversation; ``tool_confirmations`` lets the tools it was started with run, which an append is
+#: judged as bringing anyway.
+_APPEND_FIELDS = frozenset({"inputs", "stream", "store", "completion_args", "handoff_execution", "tool_confirmations"})
+_RESTART_FIELDS = frozenset(
+    {"inputs", "stream", "store", "completion_args", "handoff_execution", "from_entry_id", "guardrails",
+     "metadata", "agent_version"}
+)  # fmt: skip
+#: A Responses API request. Left off: ``prompt``, a prompt kept on Mistral's side (with its instructions and
+#: tools) that the request does not show, and ``moderation``, which the SDK leaves untyped and Mistral does not
+#: document: judged the stricter way.
+_RESPONSE_FIELDS = frozenset(
+    {
+        "model", "input", "instructions", "stream", "store", "background", "previous_response_id", "conversation",
+        "tools", "tool_choice", "parallel_tool_calls", "max_tool_calls", "reasoning", "text", "max_output_tokens",
+        "temperature", "top_p", "top_logprobs", "truncation", "metadata", "prompt_cache_key",
+    }
+)  # fmt: skip
+
 
 class MistralReader:
     """The :class:`~privsdk.outbound.outgoing.WireReader` for Mistral's API."""
@@ -109,9 +168,14 @@ class MistralReader:
             if rest == ["completions"]:
                 return _completion(request, family)
             if rest[0] in ("moderations", "classifications"):
-                return Asks("moderation", body_model(json_object(request, "Mistral", family), "Mistral"))
+                body = json_object(request, "Mistral", family)
+                if not _MODERATION_FIELDS.issuperset(body):
+                    unknown_field(body, _MODERATION_FIELDS, f"a Mistral chat/{rest[0]} request")
+                return Asks("moderation", body_model(body, "Mistral"))
         elif family == "embeddings" and not rest and method == "POST":
             body = json_object(request, "Mistral", family)
+            if not _EMBED_FIELDS.issuperset(body):
+                unknown_field(body, _EMBED_FIELDS, "a Mistral embeddings request")
             return Asks("embed", body_model(body, "Mistral"))
         elif family == "conversations":
             return _conversation(request, rest)
@@ -145,6 +209,9 @@ def _operation(body: Mapping[str, Any]) -> str:
 
 def _completion(request: Outgoing, family: str) -> Asks:
     body = json_object(request, "Mistral", family)
+    known = _COMPLETION_FIELDS[family]
+    if not known.issuperset(body):
+        unknown_field(body, known, f"a Mistral {family} completion")
     features: set[str] = set()
     _tools(body.get("tools"), features)
     _messages(body.get("messages"), features)
@@ -158,6 +225,9 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
     if method != "POST" or len(rest) > 2 or (len(rest) == 2 and rest[1] != "restart"):
         return Asks("responses_state")  # listing, reading or deleting kept conversations
     body = json_object(request, "Mistral", "conversations")
+    known = _RESTART_FIELDS if len(rest) == 2 else _APPEND_FIELDS if rest else _START_FIELDS
+    if not known.issuperset(body):
+        unknown_field(body, known, "a Mistral conversation request")
     if not rest and body.get("agent_id"):
         return Asks("assistants")  # the agent's tools are configured on Mistral's side
     features: set[str] = set()
@@ -177,6 +247,8 @@ def _conversation(request: Outgoing, rest: list[str]) -> Asks:
 
 def _response(request: Outgoing) -> Asks:
     body = json_object(request, "Mistral", "responses")
+    if not _RESPONSE_FIELDS.issuperset(body):
+        unknown_field(body, _RESPONSE_FIELDS, "a Mistral Responses request")
     # /v1/responses is not among the stateless endpoints Mistral's ZDR covers (MIS-ZDR), whatever store says:
     # judged as stored, the stricter reading.
     features: set[str] = {"stored_responses"}

@@ -11,7 +11,9 @@ deployment): its first segment names the endpoint family, and so the
 operation. Features come from the body of the requests that send content to a
 model (Chat Completions, legacy Completions, Responses). The body is parsed
 once; nothing read from it is kept but names and flags, and no error message
-quotes it.
+quotes it. A field the reader neither reads nor knows to carry nothing the
+vendor keeps is refused (:data:`FIELDS`), but at a self-hosted server
+(:mod:`privsdk.outbound.wire.selfhosted`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from privsdk.outbound.outgoing import (
     content_type,
     json_object,
     shown_segment,
+    unknown_field,
 )
 from privsdk.outbound.wire.meters import LastBytes, count
 
@@ -104,6 +107,9 @@ _NONE: frozenset[str] = frozenset()
 _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "input_audio", "computer_screenshot"})
 #: Prompt-cache lifetimes that keep the cache beyond OpenAI's in-memory default.
 _EXTENDED_TTL = frozenset({"12h"})
+_PROMPT_CACHING = frozenset({"prompt_caching"})
+#: A GPT model's generation (``gpt-5.5-pro`` -> 5, 5; ``ft:gpt-6-...`` -> 6, 0).
+_GPT = re.compile(r"(?:ft:)?gpt-(\d+)(?:\.(\d+))?")
 
 
 #: The deployment of a request to Azure's v1 API (``/openai/v1/...``): its body's ``model`` names it. No deployment
@@ -188,13 +194,11 @@ def _cache_features(body: dict[str, Any], into: set[str]) -> None:
         into.add("prompt_caching")
 
 
-#: The top-level fields that can bring a feature into a Chat Completions request: most requests carry none of
-#: them, which one set intersection (in C) tells.
+#: The top-level fields of a Chat Completions request that can bring a feature, or hold a value privsdk refuses
+#: (``service_tier``): most requests carry none of them, which one set intersection (in C) tells.
 _FEATURE_FIELDS = frozenset(
     {
         "store",
-        "previous_response_id",
-        "conversation",
         "web_search_options",
         "modalities",
         "audio",
@@ -203,8 +207,84 @@ _FEATURE_FIELDS = frozenset(
         "prompt_cache_options",
         "tools",
         "data_sources",
+        "service_tier",
     }
 )
+
+# -- the fields a body may hold -----------------------------------------------------------------------------------
+#
+# Each body the reader reads has an allow-list of its top-level fields: those it reads, and those that only shape
+# the answer or label the request (sampling, limits, the answer's format). Any other field is refused (fail
+# closed): a field privsdk never judged (a new OpenAI parameter, an Azure extension, anything an app puts in
+# extra_body) may make the vendor keep, log, run or share something. The lists start from the openai SDK's own
+# request types; tests/test_wire_openai.py holds every SDK field left off, with why, and fails on a field it has
+# not judged. Fields judged:
+#
+# - ``metadata``: tags kept with the object they label: with a stored response or completion (``store``, read).
+# - ``user``, ``safety_identifier``: an end user's id for OpenAI's abuse monitoring, which keeps logs of every
+#   request anyway (OpenAI, "Your data"); no content.
+# - ``prompt_cache_key``: which cache a prompt is routed to; how long a cache lives is read from
+#   ``prompt_cache_retention`` and ``prompt_cache_options``.
+# - ``service_tier``: price and latency; read, as a tier privsdk does not know is refused (_TIERS).
+# - ``moderation`` is left off: it runs a moderation model over the input and output, which the policy judges as
+#   the ``moderation`` operation (/v1/moderations), and what OpenAI keeps of its verdicts is not stated.
+# - Chat Completions takes no ``previous_response_id`` or ``conversation``: left off, not read as a chat feature.
+
+#: Service tiers that set price and latency only (the openai SDK's); another is refused, as no source says what it
+#: does with a request (Google's ``deferred`` queues one).
+_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast", "ultrafast"})
+
+#: Chat Completions (``chat/completions``): the fields read, the openai SDK's that shape the answer, and Azure
+#: OpenAI's ``user_security_context``: the end user's id, tenant and IP, no content, which label the alerts of the
+#: tenant's own Microsoft Defender for Cloud (Azure OpenAI REST reference; the Azure SDKs' UserSecurityContext:
+#: "to investigate and mitigate security incidents"). Azure's ``enhancements`` (OCR and grounding of images by
+#: Azure AI Vision, another service) is left off.
+_CHAT_FIELDS = _FEATURE_FIELDS | frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "n", "temperature", "top_p", "frequency_penalty",
+        "presence_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens", "stop",
+        "seed", "response_format", "reasoning_effort", "verbosity", "tool_choice", "parallel_tool_calls",
+        "functions", "function_call", "prediction", "metadata", "user", "safety_identifier", "prompt_cache_key",
+        "user_security_context",
+    }
+)  # fmt: skip
+#: Legacy Completions (``completions``): nothing in them brings a feature, and every field shapes the answer.
+_COMPLETION_FIELDS = frozenset(
+    {
+        "model", "prompt", "suffix", "stream", "stream_options", "n", "best_of", "echo", "temperature", "top_p",
+        "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "max_tokens", "stop", "seed", "user",
+    }
+)  # fmt: skip
+#: Responses (``responses``): the fields read (_responses_features), those that shape the answer, and Azure AI
+#: Foundry's ``agent`` (read). ``context_management`` has the answer compact the conversation into an encrypted
+#: item it returns, kept only as the response is (OpenAI, "Compaction": "ZDR-friendly when you set store=false");
+#: ``image`` sets how input images are compressed. Left off: ``moderation`` (above) and ``access_programs``,
+#: which asks for the Daybreak cyber-security programs, whose terms no source read states.
+_RESPONSES_FIELDS = frozenset(
+    {
+        "model", "input", "instructions", "stream", "stream_options", "store", "previous_response_id",
+        "conversation", "background", "background_options", "prompt", "agent", "tools", "tool_choice",
+        "parallel_tool_calls", "max_tool_calls", "prompt_cache_retention", "prompt_cache_options", "prompt_cache_key",
+        "service_tier", "temperature", "top_p", "top_logprobs", "max_output_tokens", "reasoning", "text", "include",
+        "truncation", "context_management", "image", "metadata", "user", "safety_identifier",
+    }
+)  # fmt: skip
+#: Embeddings (``embeddings``): every field shapes the vectors; ``input_type`` (query or document) is Azure AI
+#: model inference's (Azure AI Model Inference Embeddings API reference).
+_EMBEDDING_FIELDS = frozenset({"model", "input", "dimensions", "encoding_format", "user", "input_type"})
+#: Each family whose body is read -> the fields its body may hold.
+FIELDS: Mapping[str, frozenset[str]] = {
+    "chat/completions": _CHAT_FIELDS,
+    "completions": _COMPLETION_FIELDS,
+    "responses": _RESPONSES_FIELDS,
+    "embeddings": _EMBEDDING_FIELDS,
+}
+
+
+def _service_tier(tier: Any) -> None:
+    """Refuse a service tier privsdk does not know (:data:`_TIERS`)."""
+    if tier is not None and not (isinstance(tier, str) and tier in _TIERS):
+        raise Unreadable("a service tier privsdk does not read")
 
 
 def _chat_features(body: dict[str, Any]) -> frozenset[str]:
@@ -225,6 +305,7 @@ def _chat_features(body: dict[str, Any]) -> frozenset[str]:
             # Azure OpenAI "On Your Data": the service searches the app's data store (Azure AI Search, Cosmos DB,
             # Elasticsearch, Pinecone) and adds what it finds to the prompt: a hosted search over stored data.
             found.add("file_search")
+        _service_tier(body.get("service_tier"))
     _item_features(body.get("messages"), found)
     return frozenset(found)
 
@@ -234,9 +315,13 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
     # The Responses API stores a response unless told not to.
     if body.get("store") is not False or body.get("previous_response_id") or body.get("conversation"):
         found.add("stored_responses")
-    if body.get("background") is True:
+    # background_options only serve background execution: any (a completion window, a continuation id) is read
+    # as asking for it. The stricter reading: the 2h and 8h windows need background, and whether a window without
+    # it runs in the background is not stated.
+    if body.get("background") is True or body.get("background_options"):
         found.add("background")
     _cache_features(body, found)
+    _service_tier(body.get("service_tier"))
     _tool_features(body.get("tools"), found)
     _item_features(body.get("input"), found)
     if body.get("agent") is not None:
@@ -275,11 +360,13 @@ def _item_features(items: Any, found: set[str]) -> None:
 
 class _Plan(NamedTuple):
     """What a request's method and path tell: its answer when they tell all (``asks``), else the family whose
-    body must be read (``chat/completions``, ``completions``, ``responses`` or ``embeddings``)."""
+    body must be read (``chat/completions``, ``completions``, ``responses`` or ``embeddings``) and the fields that
+    body may hold (:data:`FIELDS`)."""
 
     asks: Asks | None
     family: str
     deployment: str | None
+    fields: frozenset[str] = _NONE
 
 
 @functools.lru_cache(maxsize=1024)  # an app calls a few paths again and again; planning one costs ~3 µs
@@ -300,7 +387,7 @@ def _plan(method: str, path: str) -> _Plan:
         else:
             family, rest = first, segments[1:]
         if not rest and method == "POST":
-            return _Plan(None, family, deployment)
+            return _Plan(None, family, deployment, FIELDS[family])
         # Stored objects (GET/DELETE /responses/{id}, stored chat completions), and the helper endpoints that
         # count or compact input: none of them is a plain generation.
         if family == "responses" and rest and rest[0] in ("compact", "input_tokens"):
@@ -314,18 +401,33 @@ def _plan(method: str, path: str) -> _Plan:
     if operation is None:
         raise _unknown(path)
     if method == "POST" and operation == "embed":
-        return _Plan(None, "embeddings", deployment)
+        return _Plan(None, "embeddings", deployment, _EMBEDDING_FIELDS)
     return _Plan(Asks(operation, deployment=deployment), first, deployment)
 
 
 class OpenAIReader:
-    """The reader for every OpenAI-protocol offering (``READER``)."""
+    """The reader for every OpenAI-protocol offering (``READER``).
+
+    A body field outside its family's :data:`FIELDS` is refused, unless ``every_field``: a self-hosted server
+    (:mod:`privsdk.outbound.wire.selfhosted`) takes fields of its own, and is the tenant's. ``vendor_caching``:
+    the server is OpenAI's or Azure's, which cache prompts to their newest models for a day whatever the request
+    says (:meth:`_caches_a_day`); a self-hosted server's cache is its own.
+    """
+
+    __slots__ = ("_daylong", "every_field", "vendor_caching")
+
+    def __init__(self, *, every_field: bool = False, vendor_caching: bool = True) -> None:
+        self.every_field, self.vendor_caching = every_field, vendor_caching
+        #: Model -> :meth:`_caches_a_day`: most apps call a few models (bounded anyway).
+        self._daylong: dict[str | None, bool] = {}
 
     def read(self, request: Outgoing) -> Asks:
-        asks, family, deployment = _plan(request.method, request.path)
+        asks, family, deployment, fields = _plan(request.method, request.path)
         if asks is not None:
             return asks
         body = json_object(request, "OpenAI", family)
+        if not fields.issuperset(body) and not self.every_field:  # one pass in C, as most bodies have known fields
+            unknown_field(body, fields, f"an OpenAI {family} request")
         model = body.get("model")
         if type(model) is not str or not model:  # a name, as almost always; else what body_model makes of it
             model = body_model(body, "OpenAI")
@@ -347,10 +449,31 @@ class OpenAIReader:
             features = _NONE
         else:
             features = _chat_features(body)
+        named = model or deployment  # an Azure deployment in the path: its name is all the request tells
+        daylong = self._daylong.get(named)
+        if daylong is None:
+            daylong = self._caches_a_day(named)
+        if daylong:
+            features = features | _PROMPT_CACHING
         # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and each Python call on
         # the guard's path costs three times its instructions, run cold between two SDK calls.
         operation = "stream" if body.get("stream") is True else "chat"
         return tuple.__new__(Asks, (operation, model, features, deployment, None, None, None))
+
+    def _caches_a_day(self, model: str | None) -> bool:
+        """Whether OpenAI's API and Azure OpenAI cache prompts to ``model`` for up to 24 hours (extended prompt
+        caching) however the request asks. OpenAI: "For gpt-5.5, gpt-5.5-pro, and future models, only 24h is
+        supported" (the openai SDK's ``prompt_cache_retention``, 3.54); Azure: for models newer than gpt-5.4 "the
+        default is 24h and in_memory isn't supported" (Microsoft Learn, "Prompt caching"). Read as every GPT model from
+        5.5 on, fine-tunes of them included; an Azure deployment is judged by the name its request carries. (For older
+        models OpenAI's default is 24 hours only for an organisation without ZDR, whose requests no ZDR attestation
+        covers.)"""
+        found = _GPT.match(model) if self.vendor_caching and model is not None else None
+        daylong = found is not None and (int(found[1]), int(found[2] or 0)) >= (5, 5)
+        if len(self._daylong) >= 1024:
+            self._daylong.clear()
+        self._daylong[model] = daylong
+        return daylong
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
         if status >= 300:
