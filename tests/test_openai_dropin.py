@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import json
 import subprocess
 import sys
 import tracemalloc
@@ -1055,6 +1056,33 @@ def test_a_model_whose_prompts_openai_caches_for_a_day_is_refused_under_zdr(
     client.chat.completions.create(model="gpt-5.4", messages=hello)
     assert len(server.requests) == 1
     assert [r["outcome"] for r in usage_records(usage, 2)] == ["refused", "ok"]
+
+
+def test_a_body_an_httpx_event_hook_puts_in_place_is_the_one_judged_and_sent(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An app's request hook that rewrites the body (default parameters, say) replaces ``request.stream`` after the
+    SDK built the request: the guard judged the body as built, and the one with ``store: true`` went out."""
+    _app, server = wire
+    guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    store = {"value": True}
+
+    def defaults(request: httpx2.Request) -> None:
+        body = {**json.loads(request.content), "store": store["value"]}
+        data = json.dumps(body).encode()
+        request.stream = httpx2.ByteStream(data)
+        request.headers["content-length"] = str(len(data))
+
+    http = httpx2.Client(event_hooks={"request": [defaults]})
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0, http_client=http)
+    hello: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    with pytest.raises(dropin.PolicyViolation, match="stored_responses"):
+        client.chat.completions.create(model=MODEL, messages=hello)
+    assert server.requests == []
+    store["value"] = False
+    client.chat.completions.create(model=MODEL, messages=hello)
+    [sent] = server.requests
+    assert sent.json()["store"] is False
 
 
 def test_a_self_hosted_server_takes_fields_of_its_own_and_a_vendors_endpoint_does_not(

@@ -152,16 +152,60 @@ class Hook(importlib.abc.MetaPathFinder):
             self.loaded.append(name)
         return spec
 
-sys.meta_path.insert(0, Hook())
 """
 
 
-def test_an_import_hook_the_app_puts_first_still_loads_the_sdk_guarded(tmp_path: Path, stand_in: StandIn) -> None:
+@pytest.mark.parametrize("put", ["sys.meta_path.insert(0, Hook())", "sys.meta_path[:0] = [Hook()]"])
+def test_an_import_hook_the_app_puts_first_still_loads_the_sdk_guarded(
+    put: str, tmp_path: Path, stand_in: StandIn
+) -> None:
     """The hook loads openai (it is the app's), and privsdk's finder, kept ahead of it, patches it: refused."""
     script = tmp_path / "hooked.py"
-    check = "import openai\nassert 'openai' in Hook.loaded and 'openai._client' in Hook.loaded\n"
+    check = f"{put}\nimport openai\nassert 'openai' in Hook.loaded and 'openai._client' in Hook.loaded\n"
     script.write_text(HOOK + check + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
     done = privsdk_run(sys.executable, str(script))
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.split() == ["privsdk_openai.dropin", "PolicyViolation"]
+    assert stand_in.connections == 0
+
+
+#: Before APP: instrument() from the program's own code, with openai looked up but not loaded (frameworks tell
+#: whether a package is installed so), or not importable yet (a folder put on sys.path later brings it).
+BEFORE = {
+    "looked up first": (
+        "import importlib.util, privsdk\nprivsdk.instrument()\nassert importlib.util.find_spec('openai')\n"
+    ),
+    "importable later": """\
+import importlib.abc, sys
+
+class Hidden(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] == "openai":
+            raise ModuleNotFoundError(name)
+
+hidden = Hidden()
+sys.meta_path.insert(0, hidden)
+import privsdk
+privsdk.instrument()
+sys.meta_path.remove(hidden)
+""",
+}
+
+
+@pytest.mark.parametrize("before", BEFORE)
+def test_instrument_guards_an_sdk_looked_up_first_or_importable_only_later(
+    before: str, tmp_path: Path, stand_in: StandIn
+) -> None:
+    script = tmp_path / "late.py"
+    script.write_text(BEFORE[before] + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env=clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_USAGE="none"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 3, done.stderr
     assert done.stdout.split() == ["privsdk_openai.dropin", "PolicyViolation"]
     assert stand_in.connections == 0

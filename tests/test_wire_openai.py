@@ -734,3 +734,67 @@ def test_models_that_only_take_day_long_prompt_caching_ask_for_it_however_the_re
     # An Azure deployment is judged by the name its request carries (the deployment in its path).
     azure = request("POST", f"/openai/deployments/{model}/chat/completions", {"messages": messages})
     assert ("prompt_caching" in READER.read(azure).features) is daylong
+
+
+def test_an_azure_deployment_in_the_path_decides_the_caching_whatever_model_the_body_names() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    to_new = request("POST", "/openai/deployments/gpt-5.5/chat/completions", {"model": "gpt-4o", "messages": messages})
+    to_old = request("POST", "/openai/deployments/gpt-4o/chat/completions", {"model": "gpt-5.5", "messages": messages})
+    assert "prompt_caching" in READER.read(to_new).features
+    assert "prompt_caching" not in READER.read(to_old).features
+
+
+@pytest.mark.parametrize("model", ["gpt-daybreak-red-latest", "gpt-daybreak-blue-latest", "ft:gpt-Daybreak-x"])
+def test_a_daybreak_model_is_refused_as_its_access_program_is(model: str) -> None:
+    for path, body in (
+        ("/v1/responses", {"model": model, "input": "hi", "store": False}),
+        ("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    ):
+        for _ in range(2):  # never kept as a verdict on the model
+            with pytest.raises(Unreadable, match="Daybreak model"):
+                READER.read(request("POST", path, body))
+
+
+@pytest.mark.parametrize(
+    ("fields", "feature"),
+    [
+        ({"prompt_cache_options": {"ttl": "24h"}}, "prompt_caching"),
+        ({"prompt_cache_options": {"ttl": "7d"}}, "prompt_caching"),
+        ({"prompt_cache_options": "12h"}, "prompt_caching"),
+        ({"prompt_cache_options": {"ttl": "30m"}}, None),
+        ({"prompt_cache_options": {"mode": "explicit"}}, None),
+    ],
+)
+def test_a_cache_lifetime_other_than_the_default_is_extended_caching(fields: dict[str, Any], feature: str) -> None:
+    """ "Supported lifetimes depend on the API": a lifetime privsdk does not know is read as extended caching."""
+    part = {"type": "input_text", "text": "hi", "prompt_cache_breakpoint": fields["prompt_cache_options"]}
+    for path, body in (
+        ("/v1/chat/completions", {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}], **fields}),
+        ("/v1/responses", {"model": "gpt-4.1", "input": "hi", "store": False, **fields}),
+        ("/v1/responses", {"model": "gpt-4.1", "store": False, "input": [{"role": "user", "content": [part]}]}),
+    ):
+        features = READER.read(request("POST", path, body)).features
+        assert ("prompt_caching" in features) is (feature is not None), (path, body)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"store": "true"}, {"store": 1}, {"background": "true"}, {"background": 1}, {"modalities": "audio"}],
+)
+def test_a_flag_or_list_of_another_type_is_refused_not_read_as_absent(fields: dict[str, Any]) -> None:
+    """A server may take "true" or 1 for true, and "audio" for ["audio"]: read as absent, the feature would pass."""
+    body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}], **fields}
+    with pytest.raises(Unreadable, match=r"neither true nor false|not a list of names"):
+        READER.read(request("POST", "/v1/chat/completions", body))
+    if "background" in fields:
+        with pytest.raises(Unreadable, match="neither true nor false"):
+            READER.read(request("POST", "/v1/responses", {"model": "gpt-4.1", "input": "hi", "store": False, **fields}))
+
+
+@pytest.mark.parametrize(
+    "item", [{"type": "item_reference", "id": "msg_1"}, {"id": "msg_1"}, {"type": None, "id": "x"}]
+)
+def test_an_item_reference_is_stored_data_whether_or_not_it_says_its_type(item: dict[str, Any]) -> None:
+    """The openai SDK's ItemReference takes ``type`` as optional: each of these names an item OpenAI stored."""
+    body = {"model": "gpt-4.1", "store": False, "input": [{"role": "user", "content": "hi"}, item]}
+    assert "stored_responses" in READER.read(request("POST", "/v1/responses", body)).features

@@ -15,7 +15,6 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import operator
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -105,22 +104,23 @@ class _AfterImport(importlib.abc.MetaPathFinder):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None and spec.loader is not None:
-                del self.pending[fullname]
-                spec.loader = _ThenRun(spec.loader, callbacks)
+                # The callbacks stay pending until the module runs: a spec only looked up (importlib.util.find_spec,
+                # as frameworks tell whether a package is installed) is never loaded.
+                spec.loader = _ThenRun(spec.loader, self, fullname)
                 return spec
         return None
 
 
 class _ThenRun(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, callbacks: list[Callable[[], None]]):
-        self.inner, self.callbacks = inner, callbacks
+    def __init__(self, inner: importlib.abc.Loader, hook: _AfterImport, name: str):
+        self.inner, self.hook, self.name = inner, hook, name
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.inner.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
-        for callback in self.callbacks:
+        for callback in self.hook.pending.pop(self.name, ()):
             callback()
 
 
@@ -139,16 +139,24 @@ class _HeadFirst(list):  # type: ignore[type-arg]
 
     privsdk's finder must see an SDK's import first to patch it. An import hook the app puts at the head later
     (typeguard's, beartype's and lazy importers' find modules themselves) would load the SDK unpatched, and its
-    clients would send unguarded. So a finder inserted at the head goes second. privsdk's finder passes every
-    other module by, and finds an SDK's module through the finders after it, the app's included, so the app's
-    hook still loads it.
+    clients would send unguarded. So while an SDK is still to be imported, privsdk's finder is put back at the
+    head after a finder is inserted or assigned there. It passes every other module by, and finds an SDK's module
+    through the finders after it, the app's included, so the app's hook still loads it.
     """
 
     def insert(self, index: SupportsIndex, finder: Any) -> None:
-        at = operator.index(index)
-        if (at == 0 or at <= -len(self)) and self and self[0] is _hook:
-            at = 1
-        super().insert(at, finder)
+        super().insert(index, finder)
+        self._head()
+
+    def __setitem__(self, index: Any, value: Any) -> None:  # sys.meta_path[0] = ..., sys.meta_path[:0] = [...]
+        super().__setitem__(index, value)
+        self._head()
+
+    def _head(self) -> None:
+        if _hook.pending and not (self and self[0] is _hook):
+            if _hook in self:
+                list.remove(self, _hook)
+            list.insert(self, 0, _hook)
 
 
 _hook = _AfterImport()
@@ -173,20 +181,13 @@ def instrument() -> None:
             _instrumented.add(sdk)
             if sdk in sys.modules:
                 _patch(sdk)
-            elif _installed(sdk):
+            else:  # installed or not: a path added later (site.addsitedir, a vendored folder) may bring it
                 for name in _IMPORTED_AS.get(sdk, (sdk,)):
                     _hook.pending.setdefault(name, []).append(lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
         if _hook.pending and _hook not in sys.meta_path:
             if type(sys.meta_path) is list:  # the interpreter's own: replaced once, and kept after uninstrument()
                 sys.meta_path = _HeadFirst(sys.meta_path)
             list.insert(sys.meta_path, 0, _hook)
-
-
-def _installed(sdk: str) -> bool:
-    try:
-        return importlib.util.find_spec(sdk) is not None
-    except (ImportError, ValueError):  # a parent package ("google") that is not there
-        return False
 
 
 def _patch(sdk: str) -> None:

@@ -199,7 +199,12 @@ def _seam(library: str) -> _Seam:
 
         def handle_request(self, request: Any) -> Any:
             body = getattr(request, "_content", None)  # read already, as SDKs build requests: no read() to call
-            out = outgoing(request, self.sdk, request.read() if body is None else body)
+            if body is None or getattr(request.stream, "_stream", None) is not body:
+                # Not read yet, or a stream put in its place since (an httpx event hook): what is sent is the
+                # stream's, read whole here and sent from memory.
+                request.__dict__.pop("_content", None)
+                body = request.read()
+            out = outgoing(request, self.sdk, body)
             try:  # here, not in a function of its own: each Python call on this path costs 0.5-1 µs, run cold
                 ticket = (self.guard or Guard._default or Guard.default()).check(
                     out, reroutable=self.reroute is not None
@@ -239,7 +244,10 @@ def _seam(library: str) -> _Seam:
 
         async def handle_async_request(self, request: Any) -> Any:
             body = getattr(request, "_content", None)
-            out = outgoing(request, self.sdk, await request.aread() if body is None else body)
+            if body is None or getattr(request.stream, "_stream", None) is not body:  # as handle_request
+                request.__dict__.pop("_content", None)
+                body = await request.aread()
+            out = outgoing(request, self.sdk, body)
             try:  # here, not in a function of its own: each Python call on this path costs 0.5-1 µs, run cold
                 ticket = (self.guard or Guard._default or Guard.default()).check(
                     out, reroutable=self.reroute is not None

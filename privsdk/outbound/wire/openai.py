@@ -102,14 +102,18 @@ _HOSTED = frozenset({"hosted_tools"})
 #: a prompt can set.
 _STORED_PROMPT_TOOLS = frozenset({"web_search", "file_search", "hosted_tools", "image_output"})
 _NONE: frozenset[str] = frozenset()
+#: An input item that names a stored item by its id: the SDK's ItemReference, whose ``type`` may be left out.
+_REFERENCES = frozenset({"item_reference", None})
 
 #: Content part types that carry a file, an image or audio into the request (a computer-use screenshot is an image).
 _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "input_audio", "computer_screenshot"})
-#: Prompt-cache lifetimes that keep the cache beyond OpenAI's in-memory default.
-_EXTENDED_TTL = frozenset({"12h"})
+#: The prompt-cache lifetime that keeps nothing beyond OpenAI's in-memory default; any other (``12h``, or one a
+#: newer API takes: "Supported lifetimes depend on the API") is extended caching.
+_DEFAULT_TTLS = frozenset({None, "30m"})
 _PROMPT_CACHING = frozenset({"prompt_caching"})
-#: A GPT model's generation (``gpt-5.5-pro`` -> 5, 5; ``ft:gpt-6-...`` -> 6, 0).
-_GPT = re.compile(r"(?:ft:)?gpt-(\d+)(?:\.(\d+))?")
+#: A GPT model and its generation, when its name gives one (``gpt-5.5-pro`` -> 5, 5; ``ft:gpt-6-...`` -> 6, None;
+#: ``gpt-daybreak-red-latest`` -> None, None).
+_GPT = re.compile(r"(?:ft:)?gpt-(?:(\d+)(?:\.(\d+))?)?")
 
 
 #: The deployment of a request to Azure's v1 API (``/openai/v1/...``): its body's ``model`` names it. No deployment
@@ -181,7 +185,7 @@ def _part_features(content: list[Any], into: set[str]) -> None:
         if part.get("type") in _FILE_PARTS:
             into.add("file_inputs")
         cache = part.get("prompt_cache_breakpoint")
-        if isinstance(cache, dict) and cache.get("ttl") in _EXTENDED_TTL:
+        if cache is not None and not (isinstance(cache, dict) and cache.get("ttl") in _DEFAULT_TTLS):
             into.add("prompt_caching")
 
 
@@ -190,8 +194,17 @@ def _cache_features(body: dict[str, Any], into: set[str]) -> None:
     if retention is not None and retention != "in_memory":
         into.add("prompt_caching")
     options = body.get("prompt_cache_options")
-    if isinstance(options, dict) and options.get("ttl") in _EXTENDED_TTL:
+    if options is not None and not (isinstance(options, dict) and options.get("ttl") in _DEFAULT_TTLS):
         into.add("prompt_caching")
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    """A true-or-false field (``store``, ``background``): absent or null reads as false; a value of another type
+    (``"true"``, ``1``), which a server may read as true, is refused."""
+    value = body.get(name)
+    if value is None or type(value) is bool:
+        return value is True
+    raise Unreadable(f"{name} is neither true nor false")
 
 
 #: The top-level fields of a Chat Completions request that can bring a feature, or hold a value privsdk refuses
@@ -290,14 +303,16 @@ def _service_tier(tier: Any) -> None:
 def _chat_features(body: dict[str, Any]) -> frozenset[str]:
     found: set[str] = set()
     if not _FEATURE_FIELDS.isdisjoint(body):
-        if body.get("store") is True:
+        if _flag(body, "store"):
             found.add("stored_responses")
         if body.get("web_search_options") is not None:
             found.add("web_search")
         modalities = body.get("modalities")
-        if body.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
+        if modalities is not None and not (isinstance(modalities, list) and all(type(m) is str for m in modalities)):
+            raise Unreadable("modalities is not a list of names")
+        if body.get("audio") is not None or (modalities is not None and "audio" in modalities):
             found.add("audio_output")
-        if body.get("background") is True:
+        if _flag(body, "background"):
             found.add("background")
         _cache_features(body, found)
         _tool_features(body.get("tools"), found)
@@ -314,11 +329,11 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
     found: set[str] = set()
     # The Responses API stores a response unless told not to.
     if body.get("store") is not False or body.get("previous_response_id") or body.get("conversation"):
-        found.add("stored_responses")
+        found.add("stored_responses")  # any store but false: an odd value ("false", 0) reads as storing
     # background_options only serve background execution: any (a completion window, a continuation id) is read
     # as asking for it. The stricter reading: the 2h and 8h windows need background, and whether a window without
     # it runs in the background is not stated.
-    if body.get("background") is True or body.get("background_options"):
+    if _flag(body, "background") or body.get("background_options"):
         found.add("background")
     _cache_features(body, found)
     _service_tier(body.get("service_tier"))
@@ -354,7 +369,7 @@ def _item_features(items: Any, found: set[str]) -> None:
                     _part_features([output], found)
                 if "tools" in item:
                     _tool_features(item["tools"], found)
-                if item.get("type") == "item_reference":  # answered from what OpenAI stored
+                if "id" in item and item.get("type") in _REFERENCES:  # answered from what OpenAI stored
                     found.add("stored_responses")
 
 
@@ -449,7 +464,7 @@ class OpenAIReader:
             features = _NONE
         else:
             features = _chat_features(body)
-        named = model or deployment  # an Azure deployment in the path: its name is all the request tells
+        named = deployment or model  # an Azure deployment in the path decides what runs, whatever the body names
         daylong = self._daylong.get(named)
         if daylong is None:
             daylong = self._caches_a_day(named)
@@ -464,12 +479,19 @@ class OpenAIReader:
         """Whether OpenAI's API and Azure OpenAI cache prompts to ``model`` for up to 24 hours (extended prompt
         caching) however the request asks. OpenAI: "For gpt-5.5, gpt-5.5-pro, and future models, only 24h is
         supported" (the openai SDK's ``prompt_cache_retention``, 3.54); Azure: for models newer than gpt-5.4 "the
-        default is 24h and in_memory isn't supported" (Microsoft Learn, "Prompt caching"). Read as every GPT model from
-        5.5 on, fine-tunes of them included; an Azure deployment is judged by the name its request carries. (For older
-        models OpenAI's default is 24 hours only for an organisation without ZDR, whose requests no ZDR attestation
-        covers.)"""
+        default is 24h and in_memory isn't supported" (Microsoft Learn, "Prompt caching"). Read as every GPT model but
+        those known to be older (``gpt-3.5``, ``gpt-4*``, ``gpt-5`` to ``gpt-5.4``), fine-tunes included: a GPT name
+        without a generation (``gpt-daybreak-red-latest``) may be a future model. An Azure deployment is judged by the
+        name in its path. (For older models OpenAI's default is 24 hours only for an organisation without ZDR, whose
+        requests no ZDR attestation covers.)"""
+        if model is not None and "daybreak" in model.lower():
+            # Never kept in _daylong, so every request to such a model comes here and is refused.
+            raise Unreadable(
+                "a Daybreak model (OpenAI's cyber-security access programs), whose terms no source privsdk reads "
+                "states, as for the access_programs field"
+            )
         found = _GPT.match(model) if self.vendor_caching and model is not None else None
-        daylong = found is not None and (int(found[1]), int(found[2] or 0)) >= (5, 5)
+        daylong = found is not None and (found[1] is None or (int(found[1]), int(found[2] or 0)) >= (5, 5))
         if len(self._daylong) >= 1024:
             self._daylong.clear()
         self._daylong[model] = daylong
