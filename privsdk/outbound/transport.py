@@ -198,7 +198,7 @@ def _seam(library: str) -> _Seam:
             self.proxy = proxy_of(inner)  # told once, here: a transport without a proxy pays one attribute read
 
         def handle_request(self, request: Any) -> Any:
-            body = getattr(request, "_content", None)  # read already, as SDKs build requests: no read() to call
+            body: Any = getattr(request, "_content", None)  # read already, as SDKs build requests: bytes
             if body is None or getattr(request.stream, "_stream", None) is not body:
                 # Not read yet, or a stream put in its place since (an httpx event hook): what is sent is the
                 # stream's, read whole here and sent from memory.
@@ -243,7 +243,7 @@ def _seam(library: str) -> _Seam:
             self.proxy = proxy_of(inner)
 
         async def handle_async_request(self, request: Any) -> Any:
-            body = getattr(request, "_content", None)
+            body: Any = getattr(request, "_content", None)
             if body is None or getattr(request.stream, "_stream", None) is not body:  # as handle_request
                 request.__dict__.pop("_content", None)
                 body = await request.aread()
