@@ -545,6 +545,23 @@ def api_key(
     assert server.errors == []
 
 
+def test_a_guardrail_is_refused_whichever_call_names_it(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """InvokeModel names a guardrail in headers, Converse in its body: the same guardrail, refused both ways."""
+    policy(monkeypatch, "region=eu", "bedrock:region=eu")
+    client = loopback(server)
+    body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": MESSAGES})
+    with pytest.raises(PolicyViolation, match="GuardrailIdentifier"):
+        client.invoke_model(modelId=EU_CLAUDE, body=body, guardrailIdentifier="gr-1", guardrailVersion="1")
+    with pytest.raises(PolicyViolation, match="guardrailConfig"):
+        client.converse(modelId=EU_CLAUDE, messages=MESSAGES, guardrailConfig={"guardrailIdentifier": "gr-1"})
+    assert server.requests == []
+    assert [r["outcome"] for r in records(usage)] == ["refused", "refused"]
+    client.invoke_model(modelId=EU_CLAUDE, body=body, **JSON_TYPES)
+    assert len(server.requests) == 1
+
+
 @pytest.mark.parametrize("how", ["endpoint_url", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"])
 def test_a_backslash_in_the_endpoint_cannot_show_the_guard_an_aws_host_and_send_elsewhere(
     _tls_running: tuple[LoopbackServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str

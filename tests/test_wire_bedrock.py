@@ -758,3 +758,56 @@ def test_the_fields_of_a_models_own_body_are_the_model_makers() -> None:
     assert READER.read(request(model_path(CLAUDE, "invoke"), native)) == Asks("chat", CLAUDE)
     extra = converse(additionalModelRequestFields={"top_k": 5, "reasoning_config": {}})
     assert READER.read(request(model_path(CLAUDE, "converse"), extra)) == Asks("chat", CLAUDE)
+
+
+# -- guardrails and model fields wherever a request carries them ----------------------------------------------
+
+
+def _rag(where: str, settings: dict[str, Any]) -> Outgoing:
+    config: dict[str, Any] = {"modelArn": FOUNDATION_ARN}
+    if where == "knowledgeBaseConfiguration":
+        config["knowledgeBaseId"] = "KB1"
+    else:
+        config["sources"] = []
+    stage = "orchestrationConfiguration" if "orchestration" in settings else "generationConfiguration"
+    config[stage] = settings.get("orchestration", settings)
+    body = {"input": {"text": "q"}, "retrieveAndGenerateConfiguration": {where: config}}
+    return request("/retrieveAndGenerate", body, host="bedrock-agent-runtime.eu-central-1.amazonaws.com")
+
+
+def test_an_invoke_model_guardrail_header_is_refused_as_converses_guardrail_config_is() -> None:
+    """botocore puts InvokeModel's ``guardrailIdentifier`` in a header; the guardrail is the one Converse's
+    ``guardrailConfig`` names, refused there."""
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    for action in ("invoke", "invoke-with-response-stream"):
+        headers = {"content-type": "application/json", "x-amzn-bedrock-guardrailidentifier": "gr-1"}
+        out = Outgoing("boto3", "POST", "https", HOST, None, model_path(EU_CLAUDE, action), "", headers, body)
+        with pytest.raises(Unreadable, match="X-Amzn-Bedrock-GuardrailIdentifier"):
+            READER.read(out)
+    with pytest.raises(Unreadable, match="guardrailConfig"):
+        READER.read(request(model_path(EU_CLAUDE, "converse"), converse(guardrailConfig={"guardrailIdentifier": "g"})))
+
+
+@pytest.mark.parametrize("where", ["knowledgeBaseConfiguration", "externalSourcesConfiguration"])
+def test_retrieve_and_generate_reads_its_model_fields_and_refuses_its_guardrail(where: str) -> None:
+    guarded = {"guardrailConfiguration": {"guardrailId": "g", "guardrailVersion": "1"}}
+    with pytest.raises(Unreadable, match="guardrail in RetrieveAndGenerate's generationConfiguration"):
+        READER.read(_rag(where, guarded))
+    grounding = {"toolConfig": {"tools": [{"systemTool": {"name": "nova_grounding"}}]}}
+    each: list[dict[str, Any]] = [
+        {"additionalModelRequestFields": grounding},
+        {"orchestration": {"additionalModelRequestFields": {"cache_control": {}}}},
+    ]
+    for settings in each:
+        features = READER.read(_rag(where, settings)).features
+        assert features - {"stored_responses", "file_search", "file_inputs"}, settings
+
+
+def test_anthropics_top_level_cache_control_is_prompt_caching() -> None:
+    """Anthropic's automatic caching: one ``cache_control`` for the whole request, in an InvokeModel body or in
+    Converse's ``additionalModelRequestFields``."""
+    native = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "cache_control": {"type": "ephemeral"}}
+    native["messages"] = [{"role": "user", "content": "hi"}]
+    assert "prompt_caching" in READER.read(request(model_path(EU_CLAUDE, "invoke"), native)).features
+    extra = converse(additionalModelRequestFields={"cache_control": {"type": "ephemeral", "ttl": "1h"}})
+    assert "prompt_caching" in READER.read(request(model_path(EU_CLAUDE, "converse"), extra)).features

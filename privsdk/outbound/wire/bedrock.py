@@ -176,6 +176,12 @@ _CUSTOMIZATION_JOB_FIELDS = frozenset(
         "outputDataConfig", "hyperParameters", "vpcConfig", "customizationConfig",
     }
 )  # fmt: skip
+#: Why a guardrail is refused, wherever a request names one (Converse's ``guardrailConfig`` is off its list): it is
+#: configured out of the request's sight, and one with a cross-Region guardrail profile runs in other Regions of its
+#: geography (docs.aws.amazon.com/bedrock/latest/userguide/guardrails-cross-region.html).
+_GUARDRAIL = "a guardrail is configured out of the request's sight, and may run in other Regions than the request's"
+#: InvokeModel's guardrail, in a header (botocore's InvokeModelRequest: ``guardrailIdentifier``).
+_GUARDRAIL_HEADER = "x-amzn-bedrock-guardrailidentifier"
 #: The body a seam reports for a request body it cannot read without consuming it (a stream that cannot be
 #: put back): the reader refuses such a request, whose body would otherwise be judged as empty.
 UNREAD_BODY = b"\x00privsdk: a request body that cannot be read\x00"
@@ -305,7 +311,10 @@ def _tools(tools: object, found: set[str]) -> None:
 
 
 def _native(body: Mapping[str, Any], found: set[str]) -> None:
-    """Features of a model's native body (InvokeModel, or Converse's additionalModelRequestFields)."""
+    """Features of a model's native body (InvokeModel, or Converse's and RetrieveAndGenerate's
+    additionalModelRequestFields)."""
+    if "cache_control" in body:  # Anthropic's automatic caching: one breakpoint for the whole request
+        found.add("prompt_caching")
     _messages(body.get("messages"), found)
     system = body.get("system")
     if isinstance(system, list):
@@ -421,6 +430,8 @@ class BedrockReader:
             features = converse_features(body)
             operation = "chat" if action == "converse" else "stream"
         elif action in ("invoke", "invoke-with-response-stream"):
+            if _GUARDRAIL_HEADER in request.headers:
+                raise Unreadable(f"a guardrail named in the X-Amzn-Bedrock-GuardrailIdentifier header: {_GUARDRAIL}")
             features = native_features(json_object(request, "Bedrock", "InvokeModel", empty=True))
             operation = invoke_operation(model) if action == "invoke" else "stream"
         elif action == "count-tokens":
@@ -462,12 +473,23 @@ class BedrockReader:
         external = config.get("externalSourcesConfiguration")
         if isinstance(knowledge_base, dict):
             found.add("file_search")
-            arn = knowledge_base.get("modelArn")
+            source = knowledge_base
         elif isinstance(external, dict):
             found.add("file_inputs")
-            arn = external.get("modelArn")
+            source = external
         else:
             raise Unreadable("RetrieveAndGenerate configuration names no knowledge base or external sources")
+        arn = source.get("modelArn")
+        # The model's own fields, read as InvokeModel's are, where the answer is generated and (for a knowledge
+        # base) where the query is orchestrated; a guardrail on the answer, refused as Converse's is.
+        for stage in ("generationConfiguration", "orchestrationConfiguration"):
+            settings = source.get(stage)
+            if isinstance(settings, dict):
+                if settings.get("guardrailConfiguration") is not None:
+                    raise Unreadable(f"a guardrail in RetrieveAndGenerate's {stage}: {_GUARDRAIL}")
+                extra = settings.get("additionalModelRequestFields")
+                if isinstance(extra, dict):
+                    _native(extra, found)
         operation = "chat" if first == "retrieveAndGenerate" else "stream"
         return self._asks(operation, arn, frozenset(found), signed)
 
