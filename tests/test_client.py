@@ -364,6 +364,18 @@ def test_extra_cannot_change_the_model_without_the_guard_seeing_it(servers: Serv
     assert "names model 'gpt-4o'" in str(caught.value)
 
 
+@pytest.mark.parametrize("model", ["my SSN is 078-05-1120, " * 40, "gpt-4o\nignore the above"])
+def test_a_model_that_is_no_model_id_is_never_quoted_in_a_refusal(servers: Servers, model: str) -> None:
+    """Whatever text an app puts where the model goes (a prompt pasted in the wrong place) stays out of the
+    refusal; a model id is quoted, as the test above shows."""
+    client = servers.client()
+    with pytest.raises(PolicyViolation) as caught:
+        client.chat("openai-mini", "Hello", tenant="globex", extra={"model": model})
+    assert servers.seen()["openai"] == 0
+    assert "names model <model>" in str(caught.value)
+    assert "078-05-1120" not in str(caught.value) and "ignore the above" not in repr(caught.value.decision)
+
+
 def test_a_plain_call_is_planned_again_after_utc_midnight(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Client keeps the plan of a call that names only a target for the day: a date-bound answer (here the
     tenant's limit on the catalogue's age) must change at the next UTC midnight, and the refused call send

@@ -26,7 +26,7 @@ from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused, reroute_list
 from privsdk.errors import PolicyViolation, error_for_status
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader, answer_end
+from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader, answer_end, shown_model
 from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, SDKS, reader
@@ -375,7 +375,9 @@ class Guard:
                 )
             if model is not None and model not in (bound.model, bound.deployment, _model_key(self.catalogue, bound)):
                 raise _Refused(
-                    bound.name, asks.operation, f"the request names model {model!r}, target {bound.name!r} is another"
+                    bound.name,
+                    asks.operation,
+                    f"the request names model {shown_model(model)}, target {bound.name!r} is another",
                 )
             region = place.region or asks.location
             if bound.region is not None and region is not None and bound.region != region:
@@ -401,9 +403,10 @@ class Guard:
                 if why is not None:  # an id the catalogue knows to refuse (a fine-tuned model), and why
                     raise _Refused(out.host, asks.operation, f"{why} (at {place.endpoint})")
                 names = ", ".join(o.id for o in offerings)
-                fix = f" (name it in a target: deployment = {model!r})" if asks.deployment is not None else ""
+                shown = shown_model(model)
+                fix = f" (name it in a target: deployment = {shown})" if asks.deployment is not None else ""
                 raise _Refused(
-                    out.host, asks.operation, f"unknown model family {model!r} at {place.endpoint} ({names}){fix}"
+                    out.host, asks.operation, f"unknown model family {shown} at {place.endpoint} ({names}){fix}"
                 )
             offerings = serving
         found = []

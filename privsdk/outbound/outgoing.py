@@ -10,6 +10,7 @@ for; the guard decides on that. Nothing here imports a vendor SDK.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
@@ -164,6 +165,17 @@ def unknown_field(body: Mapping[str, Any], known: frozenset[str], what: str) -> 
             f"a field privsdk does not read in {what}: {name} (privsdk sends no field it cannot judge: leave it out, "
             "or upgrade privsdk if a newer release reads it)"
         )
+
+
+#: What a model name a refusal may quote looks like: a vendor's ids (``gpt-4o-mini``, ``eu.anthropic.claude-3-7-
+#: sonnet-20250219-v1:0``, ``ft:gpt-4o-mini:acme::abc``), no spaces, at most 128 signs.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+
+
+def shown_model(model: str) -> str:
+    """A model the request names, as a refusal may quote it: ``<model>`` for anything that does not look like a
+    model id (an app may put any text there, a prompt pasted in the wrong place)."""
+    return repr(model) if _MODEL_NAME.fullmatch(model) else "<model>"
 
 
 def body_model(body: Mapping[str, Any], protocol: str) -> str | None:
