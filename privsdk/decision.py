@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
 from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
+from privsdk.catalogue.implied import implied_features
 from privsdk.catalogue.model import parse_model_arn
 from privsdk.policy import Policy, Target, Tenant
 from privsdk.tenants import Entry, TenantStore
@@ -440,6 +441,9 @@ def evaluate(
             f"{offering.id} does not serve {operation}, or privsdk's catalogue holds no guarantees for it "
             f"(catalogued: {', '.join(sorted(offering.operations))})"
         )
+    # What the service applies to the target's model whatever the request says: a configured Azure target's model
+    # (its deployment named otherwise), or a decision by name (privsdk explain), as the guard's reader would.
+    features = features | implied_features(offering.id, spec.model)
     unknown = sorted(features - FEATURES.keys())
     if unknown:
         return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")

@@ -144,3 +144,40 @@ def test_an_operation_the_adapter_cannot_do_is_refused_before_any_request_and_re
         client.close()
         assert server.requests == []
     assert [(r.outcome, r.error_class, r.attempt) for r in records] == [("error", "unsupported", 0)]
+
+
+@pytest.mark.parametrize("deployment", ["prod-chat", "gpt-5.5"])
+def test_a_target_whose_model_caches_prompts_a_day_is_refused_under_zdr_whatever_its_deployment_is_named(
+    tmp_path: Path, deployment: str
+) -> None:
+    """Azure caches prompts to gpt-5.5 for up to a day whatever the request says: the policy names the model, and
+    the decision (the Client's, privsdk explain's) reads it from there when the deployment's name does not show it."""
+    with LoopbackServer(OpenAIWire(key="k")) as server:
+        config = tmp_path / "policy.toml"
+        config.write_text(
+            f"""
+[targets.az55]
+offering = "azure.openai"
+model = "gpt-5.5"
+deployment = "{deployment}"
+endpoint = "{server.url}"
+api_version = "2024-10-21"
+attest = ["modified_abuse_monitoring"]
+
+[tenants.strict]
+classes.default = ["zdr"]
+
+[tenants.lenient]
+classes.default = ["max_retention_days=1"]
+""",
+            encoding="utf-8",
+        )
+        policy = load_policy({"PRIVSDK_CONFIG": str(config)})
+        assert decide(policy, "az55", tenant="strict").outcome == "refuse"
+        client = Client(policy=policy, usage="none", credentials={"azure": {"api_key": "k"}}, timeout=5.0)
+        with pytest.raises(PolicyViolation, match="unmet: zdr"):
+            client.chat("az55", "hello", tenant="strict")
+        assert server.requests == []
+        client.chat("az55", "hello", tenant="lenient")
+        assert len(server.requests) == 1
+        client.close()

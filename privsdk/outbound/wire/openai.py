@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from privsdk.catalogue.implied import caches_prompts_a_day
 from privsdk.outbound.outgoing import (
     Asks,
     Outgoing,
@@ -111,9 +112,6 @@ _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "inpu
 #: newer API takes: "Supported lifetimes depend on the API") is extended caching.
 _DEFAULT_TTLS = frozenset({None, "30m"})
 _PROMPT_CACHING = frozenset({"prompt_caching"})
-#: A GPT model and its generation, when its name gives one (``gpt-5.5-pro`` -> 5, 5; ``ft:gpt-6-...`` -> 6, None;
-#: ``gpt-daybreak-red-latest`` -> None, None).
-_GPT = re.compile(r"(?:ft:)?gpt-(?:(\d+)(?:\.(\d+))?)?")
 
 
 #: The deployment of a request to Azure's v1 API (``/openai/v1/...``): its body's ``model`` names it. No deployment
@@ -476,22 +474,15 @@ class OpenAIReader:
         return tuple.__new__(Asks, (operation, model, features, deployment, None, None, None))
 
     def _caches_a_day(self, model: str | None) -> bool:
-        """Whether OpenAI's API and Azure OpenAI cache prompts to ``model`` for up to 24 hours (extended prompt
-        caching) however the request asks. OpenAI: "For gpt-5.5, gpt-5.5-pro, and future models, only 24h is
-        supported" (the openai SDK's ``prompt_cache_retention``, 3.54); Azure: for models newer than gpt-5.4 "the
-        default is 24h and in_memory isn't supported" (Microsoft Learn, "Prompt caching"). Read as every GPT model but
-        those known to be older (``gpt-3.5``, ``gpt-4*``, ``gpt-5`` to ``gpt-5.4``), fine-tunes included: a GPT name
-        without a generation (``gpt-daybreak-red-latest``) may be a future model. An Azure deployment is judged by the
-        name in its path. (For older models OpenAI's default is 24 hours only for an organisation without ZDR, whose
-        requests no ZDR attestation covers.)"""
+        """Whether the vendor caches prompts to ``model`` (the request's, or its Azure deployment's) for up to a day
+        however the request asks (:mod:`privsdk.catalogue.implied`); kept per model in ``_daylong``."""
         if model is not None and "daybreak" in model.lower():
             # Never kept in _daylong, so every request to such a model comes here and is refused.
             raise Unreadable(
                 "a Daybreak model (OpenAI's cyber-security access programs), whose terms no source privsdk reads "
                 "states, as for the access_programs field"
             )
-        found = _GPT.match(model) if self.vendor_caching and model is not None else None
-        daylong = found is not None and (found[1] is None or (int(found[1]), int(found[2] or 0)) >= (5, 5))
+        daylong = self.vendor_caching and model is not None and caches_prompts_a_day(model)
         if len(self._daylong) >= 1024:
             self._daylong.clear()
         self._daylong[model] = daylong

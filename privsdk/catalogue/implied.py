@@ -1,0 +1,39 @@
+"""Features a vendor's service applies to a model whatever the request says.
+
+OpenAI's API and Azure OpenAI cache prompts to their newest models for up to 24 hours (extended prompt caching),
+and take no shorter retention for them. OpenAI: "For gpt-5.5, gpt-5.5-pro, and future models, only 24h is
+supported" (the openai SDK's ``prompt_cache_retention``, 3.54); Azure: for models newer than gpt-5.4 "the default
+is 24h and in_memory isn't supported" (Microsoft Learn, "Prompt caching"). Read as every GPT model but those known
+to be older (``gpt-3.5``, ``gpt-4*``, ``gpt-5`` to ``gpt-5.4``), fine-tunes included: a GPT name without a
+generation (``gpt-daybreak-red-latest``) may be a future model. ``gpt-oss`` is open-weight, served by others with
+their own caches. (For older models OpenAI's default is 24 hours only for an organisation without ZDR, whose
+requests no ZDR attestation covers.)
+
+The guard's OpenAI reader applies this to the model or Azure deployment a request names; a decision applies it to
+the model its target names (a configured Azure target whose deployment is named otherwise, ``privsdk explain``).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: The offerings whose service caches so (a self-hosted server's or a Foundry partner's caches are their own).
+DAY_CACHING = frozenset({"openai.api", "azure.openai"})
+_PROMPT_CACHING = frozenset({"prompt_caching"})
+_NONE: frozenset[str] = frozenset()
+#: A GPT model and its generation, when its name gives one (``gpt-5.5-pro`` -> 5, 5; ``ft:gpt-6-...`` -> 6, None;
+#: ``gpt-daybreak-red-latest`` -> None, None).
+_GPT = re.compile(r"(?:ft:)?gpt-(?!oss)(?:(\d+)(?:\.(\d+))?)?")
+
+
+def caches_prompts_a_day(model: str) -> bool:
+    """Whether OpenAI and Azure cache prompts to ``model`` for up to a day, however the request asks."""
+    found = _GPT.match(model)
+    return found is not None and (found[1] is None or (int(found[1]), int(found[2] or 0)) >= (5, 5))
+
+
+def implied_features(offering: str, model: str | None) -> frozenset[str]:
+    """The features ``offering`` gives every request to ``model``."""
+    if offering in DAY_CACHING and model and caches_prompts_a_day(model):
+        return _PROMPT_CACHING
+    return _NONE
