@@ -182,17 +182,22 @@ def _part_features(content: list[Any], into: set[str]) -> None:
             continue
         if part.get("type") in _FILE_PARTS:
             into.add("file_inputs")
-        cache = part.get("prompt_cache_breakpoint")
-        if cache is not None and not (isinstance(cache, dict) and cache.get("ttl") in _DEFAULT_TTLS):
+        if _extends_cache(part.get("prompt_cache_breakpoint")):
             into.add("prompt_caching")
+
+
+def _extends_cache(options: Any) -> bool:
+    """Whether a request's or a content part's cache options (``prompt_cache_options``,
+    ``prompt_cache_breakpoint``) keep the cache beyond the default lifetime: any but an object with no ``ttl`` or
+    the default one."""
+    return options is not None and not (isinstance(options, dict) and options.get("ttl") in _DEFAULT_TTLS)
 
 
 def _cache_features(body: dict[str, Any], into: set[str]) -> None:
     retention = body.get("prompt_cache_retention")
     if retention is not None and retention != "in_memory":
         into.add("prompt_caching")
-    options = body.get("prompt_cache_options")
-    if options is not None and not (isinstance(options, dict) and options.get("ttl") in _DEFAULT_TTLS):
+    if _extends_cache(body.get("prompt_cache_options")):
         into.add("prompt_caching")
 
 
@@ -424,14 +429,14 @@ class OpenAIReader:
     A body field outside its family's :data:`FIELDS` is refused, unless ``every_field``: a self-hosted server
     (:mod:`privsdk.outbound.wire.selfhosted`) takes fields of its own, and is the tenant's. ``vendor_caching``:
     the server is OpenAI's or Azure's, which cache prompts to their newest models for a day whatever the request
-    says (:meth:`_caches_a_day`); a self-hosted server's cache is its own.
+    says (:meth:`_model_rules`); a self-hosted server's cache is its own.
     """
 
     __slots__ = ("_daylong", "every_field", "vendor_caching")
 
     def __init__(self, *, every_field: bool = False, vendor_caching: bool = True) -> None:
         self.every_field, self.vendor_caching = every_field, vendor_caching
-        #: Model -> :meth:`_caches_a_day`: most apps call a few models (bounded anyway).
+        #: Model -> :meth:`_model_rules`: most apps call a few models (bounded anyway).
         self._daylong: dict[str | None, bool] = {}
 
     def read(self, request: Outgoing) -> Asks:
@@ -465,7 +470,7 @@ class OpenAIReader:
         named = deployment or model  # an Azure deployment in the path decides what runs, whatever the body names
         daylong = self._daylong.get(named)
         if daylong is None:
-            daylong = self._caches_a_day(named)
+            daylong = self._model_rules(named)
         if daylong:
             features = features | _PROMPT_CACHING
         # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and each Python call on
@@ -473,9 +478,10 @@ class OpenAIReader:
         operation = "stream" if body.get("stream") is True else "chat"
         return tuple.__new__(Asks, (operation, model, features, deployment, None, None, None))
 
-    def _caches_a_day(self, model: str | None) -> bool:
-        """Whether the vendor caches prompts to ``model`` (the request's, or its Azure deployment's) for up to a day
-        however the request asks (:mod:`privsdk.catalogue.implied`); kept per model in ``_daylong``."""
+    def _model_rules(self, model: str | None) -> bool:
+        """What the name of ``model`` (the request's, or its Azure deployment's) tells: refused when it is a Daybreak
+        model; else whether the vendor caches prompts to it for up to a day however the request asks
+        (:mod:`privsdk.catalogue.implied`), kept per model in ``_daylong``."""
         if model is not None and "daybreak" in model.lower():
             # Never kept in _daylong, so every request to such a model comes here and is refused.
             raise Unreadable(
