@@ -76,6 +76,8 @@ class Evaluation(NamedTuple):
     reason: str | None  # set when the target could not be judged at all
     attestations: tuple[str, ...]
     catalogue_as_of: dt.date | None
+    #: The features judged: the request's, and those the service gives its model whatever the request says.
+    features: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -208,7 +210,7 @@ def _decide(
     first = evaluate(policy, catalogue, tenant, requirements, target, operation, features, today)
     if first.ok:
         return Decision("allow", target, target, (), None, tenant.name, data_class, operation, names, first, None)
-    why = first.reason or _unmet(first, features)
+    why = first.reason or _unmet(first)
     if tenant.on_violation == "reroute":
         alternatives = reroute_list(policy, catalogue, tenant, target)
         for alt in alternatives:
@@ -324,7 +326,7 @@ def _decide_request(
     failing = [ev for ev in evaluations if not ev.ok]
     if not failing:
         return Decision("allow", label, label, (), None, tenant.name, data_class, operation, names, first, None)
-    why = "; ".join(f"{ev.target} ({ev.offering}): " + (ev.reason or _unmet(ev, features)) for ev in failing)
+    why = "; ".join(f"{ev.target} ({ev.offering}): " + (ev.reason or _unmet(ev)) for ev in failing)
     if len(evaluations) > 1:
         why += "; the request may be served by " + ", ".join(str(ev.offering) for ev in evaluations)
         why += ", and each must meet the policy"
@@ -332,11 +334,12 @@ def _decide_request(
     return Decision("refuse", label, None, unmet, why, tenant.name, data_class, operation, names, failing[0], None)
 
 
-def _unmet(evaluation: Evaluation, features: frozenset[str]) -> str:
+def _unmet(evaluation: Evaluation) -> str:
     """What a refusal says of a target that falls short: the unmet requirements, and the features the request asks
     for (a stored response or a hosted tool weakens what the offering promises: "unmet: zdr" alone, under a ZDR
     attestation, left the app to guess why)."""
     why = "unmet: " + ", ".join(u.requirement for u in evaluation.unmet)
+    features = evaluation.features
     return f"{why} (the request asks for {', '.join(sorted(features))})" if features else why
 
 
@@ -441,9 +444,10 @@ def evaluate(
             f"{offering.id} does not serve {operation}, or privsdk's catalogue holds no guarantees for it "
             f"(catalogued: {', '.join(sorted(offering.operations))})"
         )
-    # What the service applies to the target's model whatever the request says: a configured Azure target's model
-    # (its deployment named otherwise), or a decision by name (privsdk explain), as the guard's reader would.
-    features = features | implied_features(offering.id, spec.model)
+    # What the service gives the target's model whatever the request says, judged here alone for every entry point
+    # (the guard, the Client's plan, privsdk explain and check). An Azure deployment's name counts as well as the
+    # model a configured target names for it: the stricter of the two.
+    features = features | implied_features(offering.id, spec.model) | implied_features(offering.id, spec.deployment)
     unknown = sorted(features - FEATURES.keys())
     if unknown:
         return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
@@ -483,7 +487,7 @@ def evaluate(
         for req in requirements
         if not holds(req, fact := facts[req.fact])
     )
-    return Evaluation(target, offering.id, unmet, None, applied, offering.reviewed)
+    return Evaluation(target, offering.id, unmet, None, applied, offering.reviewed, features)
 
 
 def for_account(attestations: frozenset[str], account: str | None) -> frozenset[str]:

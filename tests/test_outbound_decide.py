@@ -356,6 +356,66 @@ def test_an_azure_deployment_is_judged_by_what_it_runs_not_by_the_body(catalogue
     assert reason is not None and "deployment = 'prod-chat'" in reason
 
 
+@pytest.mark.parametrize(
+    ("model", "daylong"),
+    [
+        ("gpt-5.5", True),
+        ("gpt-5.5-pro", True),
+        ("gpt-5.10-codex", True),
+        ("gpt-6", True),
+        ("ft:gpt-5.5-2026-01-01:acme::abc123", True),
+        ("gpt-5.4", False),
+        ("gpt-5", False),
+        ("gpt-4o-mini", False),
+        ("o3", False),
+    ],
+)
+def test_models_that_only_take_day_long_prompt_caching_ask_for_it_however_the_request_is_written(
+    catalogue: Catalogue, model: str, daylong: bool
+) -> None:
+    """OpenAI and Azure: gpt-5.5 and later cache prompts for up to 24 hours, and take no in_memory retention, so a
+    ZDR attestation does not cover them; a self-hosted server serving a model of that name caches as it does. An
+    Azure deployment is judged by the name its request's path carries, whatever the body names."""
+    import json
+
+    env = {"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr,azure:modified_abuse_monitoring"}
+    guard = _guard({**env, "PRIVSDK_ENDPOINTS": "http://vllm:8000=selfhosted.vllm"}, catalogue)
+    messages = [{"role": "user", "content": "hi"}]
+    bodies = [
+        ("/v1/chat/completions", {"model": model, "messages": messages}),
+        ("/v1/chat/completions", {"model": model, "messages": messages, "prompt_cache_retention": "in_memory"}),
+        ("/v1/responses", {"model": model, "input": "hi", "store": False}),
+    ]
+
+    def judge(scheme: str, host: str, port: int | None, path: str, body: object) -> str | None:
+        out = Outgoing("openai", "POST", scheme, host, port, path, "", {}, json.dumps(body).encode())
+        decision = guard.judge(out).decision
+        return decision.reason if decision.outcome == "refuse" else None
+
+    for path, body in bodies:
+        reason = judge("https", "api.openai.com", None, path, body)
+        assert (reason is not None and "(the request asks for prompt_caching)" in reason) is daylong, (path, body)
+        assert "prompt_caching" not in (judge("http", "vllm", 8000, path, body) or "")
+    azure = "/openai/deployments/{}/chat/completions"
+    assert (
+        judge("https", "contoso.openai.azure.com", None, azure.format(model), {"messages": messages}) is not None
+    ) is (daylong)
+    if daylong:  # the deployment decides, whatever the body names
+        assert judge(
+            "https", "contoso.openai.azure.com", None, azure.format(model), {"model": "gpt-4o", "messages": messages}
+        )
+        assert (
+            judge(
+                "https",
+                "contoso.openai.azure.com",
+                None,
+                azure.format("gpt-4o"),
+                {"model": model, "messages": messages},
+            )
+            is None
+        )
+
+
 def test_a_deployment_named_by_a_target_is_judged_as_that_target(write_config, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
     guard = _guard_file(
         write_config,

@@ -700,48 +700,7 @@ def test_a_streams_error_event_is_found_after_any_run_of_blank_lines(ending: byt
     assert meter.failed == kind
 
 
-# -- prompt caching a model keeps for a day whatever the request says ---------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model", "daylong"),
-    [
-        ("gpt-5.5", True),
-        ("gpt-5.5-pro", True),
-        ("gpt-5.10-codex", True),
-        ("gpt-6", True),
-        ("ft:gpt-5.5-2026-01-01:acme::abc123", True),
-        ("gpt-5.4", False),
-        ("gpt-5", False),
-        ("gpt-4o-mini", False),
-        ("o3", False),
-    ],
-)
-def test_models_that_only_take_day_long_prompt_caching_ask_for_it_however_the_request_is_written(
-    model: str, daylong: bool
-) -> None:
-    """OpenAI and Azure: gpt-5.5 and later cache prompts for up to 24 hours, and take no in_memory retention; a
-    self-hosted server serving a model of that name caches as it does."""
-    messages = [{"role": "user", "content": "hi"}]
-    bodies = [
-        ("/v1/chat/completions", {"model": model, "messages": messages}),
-        ("/v1/chat/completions", {"model": model, "messages": messages, "prompt_cache_retention": "in_memory"}),
-        ("/v1/responses", {"model": model, "input": "hi", "store": False}),
-    ]
-    for path, body in bodies:
-        assert ("prompt_caching" in READER.read(request("POST", path, body)).features) is daylong, (path, body)
-        assert "prompt_caching" not in reader("selfhosted").read(request("POST", path, body, host="vllm")).features
-    # An Azure deployment is judged by the name its request carries (the deployment in its path).
-    azure = request("POST", f"/openai/deployments/{model}/chat/completions", {"messages": messages})
-    assert ("prompt_caching" in READER.read(azure).features) is daylong
-
-
-def test_an_azure_deployment_in_the_path_decides_the_caching_whatever_model_the_body_names() -> None:
-    messages = [{"role": "user", "content": "hi"}]
-    to_new = request("POST", "/openai/deployments/gpt-5.5/chat/completions", {"model": "gpt-4o", "messages": messages})
-    to_old = request("POST", "/openai/deployments/gpt-4o/chat/completions", {"model": "gpt-5.5", "messages": messages})
-    assert "prompt_caching" in READER.read(to_new).features
-    assert "prompt_caching" not in READER.read(to_old).features
+# -- models whose terms no source states ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("model", ["gpt-daybreak-red-latest", "gpt-daybreak-blue-latest", "ft:gpt-Daybreak-x"])

@@ -9,8 +9,9 @@ generation (``gpt-daybreak-red-latest``) may be a future model. ``gpt-oss`` is o
 their own caches. (For older models OpenAI's default is 24 hours only for an organisation without ZDR, whose
 requests no ZDR attestation covers.)
 
-The guard's OpenAI reader applies this to the model or Azure deployment a request names; a decision applies it to
-the model its target names (a configured Azure target whose deployment is named otherwise, ``privsdk explain``).
+Applied in one place, the decision (``privsdk.decision.evaluate``), to the model and the Azure deployment a target
+names: the guard's target is built from the request (an Azure deployment in the path decides what runs, whatever
+the body names), the Client's and ``privsdk explain``'s from the configuration.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from privsdk.catalogue.implied import caches_prompts_a_day
 from privsdk.outbound.outgoing import (
     Asks,
     Outgoing,
@@ -111,7 +110,6 @@ _FILE_PARTS = frozenset({"image_url", "file", "input_image", "input_file", "inpu
 #: The prompt-cache lifetime that keeps nothing beyond OpenAI's in-memory default; any other (``12h``, or one a
 #: newer API takes: "Supported lifetimes depend on the API") is extended caching.
 _DEFAULT_TTLS = frozenset({None, "30m"})
-_PROMPT_CACHING = frozenset({"prompt_caching"})
 
 
 #: The deployment of a request to Azure's v1 API (``/openai/v1/...``): its body's ``model`` names it. No deployment
@@ -427,17 +425,15 @@ class OpenAIReader:
     """The reader for every OpenAI-protocol offering (``READER``).
 
     A body field outside its family's :data:`FIELDS` is refused, unless ``every_field``: a self-hosted server
-    (:mod:`privsdk.outbound.wire.selfhosted`) takes fields of its own, and is the tenant's. ``vendor_caching``:
-    the server is OpenAI's or Azure's, which cache prompts to their newest models for a day whatever the request
-    says (:meth:`_model_rules`); a self-hosted server's cache is its own.
+    (:mod:`privsdk.outbound.wire.selfhosted`) takes fields of its own, and is the tenant's. What the vendor gives a
+    model whatever the request says (day-long prompt caching to its newest models) is the decision's to add
+    (:mod:`privsdk.catalogue.implied`), for every entry point alike.
     """
 
-    __slots__ = ("_daylong", "every_field", "vendor_caching")
+    __slots__ = ("every_field",)
 
-    def __init__(self, *, every_field: bool = False, vendor_caching: bool = True) -> None:
-        self.every_field, self.vendor_caching = every_field, vendor_caching
-        #: Model -> :meth:`_model_rules`: most apps call a few models (bounded anyway).
-        self._daylong: dict[str | None, bool] = {}
+    def __init__(self, *, every_field: bool = False) -> None:
+        self.every_field = every_field
 
     def read(self, request: Outgoing) -> Asks:
         asks, family, deployment, fields = _plan(request.method, request.path)
@@ -468,31 +464,15 @@ class OpenAIReader:
         else:
             features = _chat_features(body)
         named = deployment or model  # an Azure deployment in the path decides what runs, whatever the body names
-        daylong = self._daylong.get(named)
-        if daylong is None:
-            daylong = self._model_rules(named)
-        if daylong:
-            features = features | _PROMPT_CACHING
-        # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and each Python call on
-        # the guard's path costs three times its instructions, run cold between two SDK calls.
-        operation = "stream" if body.get("stream") is True else "chat"
-        return tuple.__new__(Asks, (operation, model, features, deployment, None, None, None))
-
-    def _model_rules(self, model: str | None) -> bool:
-        """What the name of ``model`` (the request's, or its Azure deployment's) tells: refused when it is a Daybreak
-        model; else whether the vendor caches prompts to it for up to a day however the request asks
-        (:mod:`privsdk.catalogue.implied`), kept per model in ``_daylong``."""
-        if model is not None and "daybreak" in model.lower():
-            # Never kept in _daylong, so every request to such a model comes here and is refused.
+        if named is not None and "daybreak" in named.lower():
             raise Unreadable(
                 "a Daybreak model (OpenAI's cyber-security access programs), whose terms no source privsdk reads "
                 "states, as for the access_programs field"
             )
-        daylong = self.vendor_caching and model is not None and caches_prompts_a_day(model)
-        if len(self._daylong) >= 1024:
-            self._daylong.clear()
-        self._daylong[model] = daylong
-        return daylong
+        # Built by tuple's own constructor: a named tuple's __new__ is a Python function, and each Python call on
+        # the guard's path costs three times its instructions, run cold between two SDK calls.
+        operation = "stream" if body.get("stream") is True else "chat"
+        return tuple.__new__(Asks, (operation, model, features, deployment, None, None, None))
 
     def meter(self, request: Outgoing, asks: Asks, status: int, headers: Mapping[str, str]) -> UsageMeter | None:
         if status >= 300:

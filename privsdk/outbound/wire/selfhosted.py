@@ -11,4 +11,4 @@ from __future__ import annotations
 
 from privsdk.outbound.wire.openai import OpenAIReader
 
-READER = OpenAIReader(every_field=True, vendor_caching=False)
+READER = OpenAIReader(every_field=True)
