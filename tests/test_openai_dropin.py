@@ -1058,6 +1058,29 @@ def test_a_model_whose_prompts_openai_caches_for_a_day_is_refused_under_zdr(
     assert [r["outcome"] for r in usage_records(usage, 2)] == ["refused", "ok"]
 
 
+@pytest.mark.parametrize(
+    "model",
+    ["gpt-5.5 PATIENT John Doe, DOB 1970-01-01; key sk-proj-CANARY", "ft:gpt-4o PATIENT John Doe sk-proj-CANARY"],
+)
+def test_text_in_the_model_of_a_family_privsdk_serves_stays_out_of_the_refusal(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str
+) -> None:
+    """A model that starts as a served family's names do (``gpt-*``) but is no model id (a prompt pasted where the
+    model goes) was put whole in the target's name, and so in the refusal's message and decision: the name holds
+    ``<model>`` instead, and the usage record holds neither."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    with pytest.raises(dropin.PolicyViolation) as caught:
+        client.responses.create(model=model, input="hello")  # stored by default: refused under zdr
+    assert server.requests == []
+    assert "<model>" in str(caught.value)
+    for shown in (str(caught.value), repr(caught.value.decision)):
+        assert "John Doe" not in shown and "CANARY" not in shown, shown
+    (record,) = usage_records(usage, 1)
+    assert record["outcome"] == "refused" and "CANARY" not in json.dumps(record)
+
+
 def test_a_body_an_httpx_event_hook_puts_in_place_is_the_one_judged_and_sent(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

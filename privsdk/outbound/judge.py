@@ -26,7 +26,16 @@ from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused, reroute_list
 from privsdk.errors import PolicyViolation, error_for_status
-from privsdk.outbound.outgoing import Asks, Meter, Outgoing, Unreadable, WireReader, answer_end, shown_model
+from privsdk.outbound.outgoing import (
+    Asks,
+    Meter,
+    Outgoing,
+    Unreadable,
+    WireReader,
+    answer_end,
+    model_label,
+    shown_model,
+)
 from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, SDKS, reader
@@ -399,7 +408,9 @@ class Guard:
                 or (asks.deployment is not None and self._configured(o.id, place, asks, account) is not None)
             ]
             if not serving:
+                # The catalogue's reasons quote the model: only one that looks like a model id.
                 why = next((w for o in offerings if (w := o.unserved(model)) is not None), None)
+                why = why if model_label(model) is model else None
                 if why is not None:  # an id the catalogue knows to refuse (a fine-tuned model), and why
                     raise _Refused(out.host, asks.operation, f"{why} (at {place.endpoint})")
                 names = ", ".join(o.id for o in offerings)
@@ -419,7 +430,7 @@ class Guard:
             prefix = offering.vendor if vendor and vendor.default_offering == offering.id else offering.id
             found.append(
                 Target(
-                    name=f"{prefix}/{model}" if model else prefix,
+                    name=f"{prefix}/{model_label(model)}" if model else prefix,
                     offering=offering.id,
                     model=model or "",
                     endpoint=place.endpoint if place.declared else None,

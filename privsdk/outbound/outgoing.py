@@ -178,6 +178,13 @@ def shown_model(model: str) -> str:
     return repr(model) if _MODEL_NAME.fullmatch(model) else "<model>"
 
 
+def model_label(model: str) -> str:
+    """A model the request names, as the name of the target the guard builds for it (``openai/gpt-4o``) holds it:
+    ``<model>`` for anything that does not look like a model id, as :func:`shown_model`. The name reaches every
+    refusal, decision and record made for the request."""
+    return model if _MODEL_NAME.fullmatch(model) else "<model>"
+
+
 def body_model(body: Mapping[str, Any], protocol: str) -> str | None:
     """The model a JSON body names, None when it names none; :class:`Unreadable` when ``model`` is there but not
     a name (judged as no model, the request would escape the facts of the model it is for)."""
