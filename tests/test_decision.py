@@ -65,11 +65,18 @@ def test_vendor_model_means_the_public_api_offering() -> None:
     assert decision.outcome == "refuse"  # the free plan trains
 
 
+def _openai_reviewed() -> dt.date:
+    offering = Catalogue().offering("openai.api")
+    assert offering is not None
+    return offering.reviewed
+
+
 def test_a_stale_catalogue_refuses() -> None:
     """Past the tenant's maximum age, every decision refuses and says how to fix it."""
     policy = one_target_policy("openai.api", "gpt-4o", [], max_age=30)
-    fresh = decide(policy, "tgt", today=TODAY + dt.timedelta(days=30))
-    stale = decide(policy, "tgt", today=TODAY + dt.timedelta(days=31))
+    reviewed = _openai_reviewed()
+    fresh = decide(policy, "tgt", today=reviewed + dt.timedelta(days=30))
+    stale = decide(policy, "tgt", today=reviewed + dt.timedelta(days=31))
     assert fresh.outcome == "allow"
     assert stale.outcome == "refuse"
     assert stale.reason is not None and "max_catalogue_age_days" in stale.reason and "31 days ago" in stale.reason
@@ -164,7 +171,7 @@ def test_decision_json_holds_no_more_than_names_and_catalogue_text() -> None:
     policy = one_target_policy("openai.api", "gpt-4o", ["zdr", "region=eu"])
     data = decide(policy, "tgt", today=TODAY).to_json()
     assert {"decision", "target", "chosen", "unmet", "catalogue_as_of"} <= set(data)
-    assert data["decision"] == "refuse" and data["catalogue_as_of"] == "2026-11-22"
+    assert data["decision"] == "refuse" and data["catalogue_as_of"] == _openai_reviewed().isoformat()
     assert [u["requirement"] for u in data["unmet"]] == ["zdr", "region=eu"]
     assert all({"requirement", "offered", "source", "as_of"} <= set(u) for u in data["unmet"])
 

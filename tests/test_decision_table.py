@@ -34,7 +34,17 @@ ROWS: list[tuple[str, Row]] = [
     ("openai zdr approved", (OAI, GPT, "chat", "zdr", ("openai:zdr",), (), True)),
     ("openai zdr covers streaming", (OAI, GPT, "stream", "zdr", ("openai:zdr",), (), True)),
     ("openai zdr covers embeddings", (OAI, "text-embedding-3-small", "embed", "zdr", ("openai:zdr",), (), True)),
-    ("openai MAM drops content from logs", (OAI, GPT, "chat", "zdr", ("openai:modified_abuse_monitoring",), (), True)),
+    # MAM drops content from abuse logs, but it is not ZDR: without ZDR, prompt caching defaults to 24 hours (OAI-PC).
+    ("openai MAM is not zdr", (OAI, GPT, "chat", "zdr", ("openai:modified_abuse_monitoring",), (), False)),
+    (
+        "openai MAM keeps a day at most",
+        (OAI, GPT, "chat", "max_retention_days=1", ("openai:modified_abuse_monitoring",), (), True),
+    ),
+    (
+        "openai MAM has no human review",
+        (OAI, GPT, "chat", "no_human_review", ("openai:modified_abuse_monitoring",), (), True),
+    ),
+    ("openai search models search the web", (OAI, "gpt-4o-search-preview", "chat", "zdr", ("openai:zdr",), (), False)),
     ("openai zdr excludes files", (OAI, GPT, "files", "zdr", ("openai:zdr",), (), False)),
     ("openai zdr excludes batch", (OAI, GPT, "batch", "zdr", ("openai:zdr",), (), False)),
     ("openai zdr excludes fine-tuning", (OAI, GPT, "fine_tune", "zdr", ("openai:zdr",), (), False)),

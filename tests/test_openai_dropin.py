@@ -1059,6 +1059,27 @@ def test_a_model_whose_prompts_openai_caches_for_a_day_is_refused_under_zdr(
 
 
 @pytest.mark.parametrize(
+    "model", ["gpt-4o-search-preview", "gpt-4o-mini-search-preview-2025-03-11", "gpt-5-search-api"]
+)
+def test_a_search_model_asks_for_web_search_whatever_the_request_says(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str
+) -> None:
+    """OpenAI's search models search the web in Chat Completions without ``web_search_options``: queries built from
+    the prompt go to third-party search services, which keep what they keep (the catalogue's web_search limit). A
+    plain request to one is refused under zdr, before a byte; the same request to its base model is sent."""
+    _app, server = wire
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_REQUIRE="zdr", PRIVSDK_ATTEST="openai:zdr")
+    client = dropin.OpenAI(api_key=KEY, base_url=f"{server.url}/v1", max_retries=0)
+    hello: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    with pytest.raises(dropin.PolicyViolation, match=r"unmet: zdr \(the request asks for web_search\)"):
+        client.chat.completions.create(model=model, messages=hello)
+    assert server.requests == []
+    client.chat.completions.create(model="gpt-4o", messages=hello)
+    assert len(server.requests) == 1
+    assert [r["outcome"] for r in usage_records(usage, 2)] == ["refused", "ok"]
+
+
+@pytest.mark.parametrize(
     "model",
     ["gpt-5.5 PATIENT John Doe, DOB 1970-01-01; key sk-proj-CANARY", "ft:gpt-4o PATIENT John Doe sk-proj-CANARY"],
 )
