@@ -961,9 +961,9 @@ class _Document:
         out = []
         for vendor, table in self.table(raw, *keys).items():
             if cat.vendor(vendor) is None:
-                looks_like_a_name = _ENV_NAME.match(vendor) and len(vendor) <= 32  # else it may be a pasted secret
+                # A vendor is named as a key is (openai, cohere): anything else (AKIA...) may be a pasted secret.
                 raise self.fail(
-                    f"unknown vendor {vendor!r}" if looks_like_a_name else "unknown vendor (the key is not shown)",
+                    f"unknown vendor {vendor!r}" if looks_like_key(vendor) else "unknown vendor (the key is not shown)",
                     *keys,
                     vendor,
                     hint="vendors: " + ", ".join(cat.vendor_names),

@@ -148,9 +148,13 @@ class TenantStore(Mapping[str, Tenant]):
         self.loads += 1
         try:
             found = self.provider(name)
-        except ConfigError as exc:  # privsdk's own message (a provider of privsdk's): names the place, holds no secret
+        except ConfigError as exc:
             self.failures += 1
-            return Entry(None, f"the tenant store failed to load tenant {name!r}: {exc}", now)
+            if isinstance(self.provider, _OWN_PROVIDERS):  # privsdk's own message: names the place, holds no secret
+                return Entry(None, f"the tenant store failed to load tenant {name!r}: {exc}", now)
+            # An app's provider that raised privsdk's ConfigError (parse_requirements of a stored value, say): its
+            # text quotes what it was given, so the class only, as for any other exception.
+            return Entry(None, f"the tenant store failed to load tenant {name!r} ({type(exc).__name__})", now)
         except Exception as exc:  # the text may hold a connection string or the store's data: the class only
             self.failures += 1
             return Entry(None, f"the tenant store failed to load tenant {name!r} ({type(exc).__name__})", now)
@@ -445,6 +449,10 @@ MAX_SIZE = 100_000_000
 SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 #: A setting's name as an error may name it (settings are short lower-case words).
 _SETTING = re.compile(r"[a-z][a-z0-9_]{0,23}")
+
+
+#: The providers privsdk ships, whose ConfigErrors name a place and never quote what is stored.
+_OWN_PROVIDERS = (DirectoryTenants, SqlTenants)
 
 
 def parse_tenants_spec(spec: str) -> TenantStore:

@@ -138,6 +138,17 @@ def test_a_provider_that_raises_is_refused_by_the_class_of_its_error(world: Worl
     assert message.endswith(f"({type(error).__name__})")
 
 
+def test_a_config_error_an_apps_provider_raises_is_named_by_its_class(world: World) -> None:
+    """A provider that builds its tenants in code, as docs/configuration.md shows, checks a stored value with
+    parse_requirements: the ConfigError it raises quotes the value (a key pasted in the wrong column, say)."""
+
+    def provider(name: str) -> Tenant:
+        return Tenant(name, {"default": parse_requirements(["no_training", SECRET])})
+
+    message = refused(world, provider, "acme")
+    assert message.endswith("(ConfigError)"), message
+
+
 def test_a_good_tenant_in_code_still_serves(world: World) -> None:
     tenant = Tenant("acme", {"default": ZDR, "pii": ZDR}, attest=frozenset({"openai:zdr"}), reroute=(("x", ("mini",)),))
     with world.client({"acme": tenant}.get) as client:
@@ -173,6 +184,15 @@ STORED_VALUES = [
     ),
     pytest.param(f"{SECRET} = 1", "unknown key tenants.v.(a key not shown)", "valid keys: classes", id="unknown-key"),
 ]
+
+
+def test_a_stored_credentials_vendor_that_looks_like_a_key_id_is_not_quoted(world: World) -> None:
+    """An AWS access key id where the vendor goes looks like an environment variable's name (capitals and digits):
+    it was quoted, while the same key under attest was not."""
+    key_id = "AKIACANARY7STORED"
+    text = f'classes.default = ["zdr"]\ncredentials = {{{key_id} = {{api_key = "ACME_KEY"}}}}'
+    message = refused(world, TenantStore(lambda name: TenantDocument(text, "table t, tenant 'v'")), "v")
+    assert key_id not in message and "unknown vendor (the key is not shown)" in message, message
 
 
 @pytest.mark.parametrize(("text", "says", "hint"), STORED_VALUES)
