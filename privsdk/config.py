@@ -1178,13 +1178,18 @@ def attach_tenants(
     """``policy`` (built in code) with its tenants taken from a tenant store instead.
 
     Stored tenants get no attestations or requirements beyond their own: a policy
-    built in code has no ``[attest]`` or ``PRIVSDK_*`` additions to give them.
+    built in code has no ``[attest]`` or ``PRIVSDK_*`` additions to give them. Its
+    ``default_tenant`` is kept only when it names none of its own tenants.
     """
     cat = catalogue or default_catalogue()
     store = as_store(tenants)
     context = _StoreContext(cat, frozenset(), (), None, policy.targets, environ or os.environ, policy.origin)
     store.bind(context.build, context.key())
-    return Policy(store, policy.default_tenant, policy.targets, policy.origin, policy.usage, policy.endpoints)
+    # A default that names one of the policy's own tenants (a file with none has the implicit "default", a file
+    # with one has that one) named a tenant the store replaces: with a store there is no implicit default, so
+    # calls that name no tenant are refused. A default the policy has no tenant for can only mean the store's.
+    default = policy.default_tenant if policy.default_tenant not in policy.tenants else None
+    return Policy(store, default, policy.targets, policy.origin, policy.usage, policy.endpoints)
 
 
 def _account_attestation(text: str, cat: Catalogue) -> str:

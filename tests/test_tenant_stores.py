@@ -528,6 +528,25 @@ def test_a_policy_built_in_code_takes_a_tenant_store(world: World) -> None:
         assert answer.decision is not None and answer.decision.tenant == "acme"
 
 
+@pytest.mark.parametrize("tenants", ["", "[tenants.default]\nclasses.default = []\n"])
+def test_a_loaded_policys_own_default_tenant_is_no_default_of_a_store(world: World, tenants: str) -> None:
+    """A policy file with no tenants has the implicit tenant "default" (with one, that one): given with a store
+    (Client(policy=, tenants=)), a call that named no tenant ran as the store's "default". With a store there is no
+    implicit default: such a call is refused, nothing sent, and a call that names the tenant is served."""
+    world.config.write_text(POLICY.format(url=world.server.url) + tenants, encoding="utf-8")
+    policy = load_policy({"PRIVSDK_CONFIG": str(world.config)})
+    assert policy.default_tenant == "default"
+    store = Counting({"default": 'classes.default = ["no_training"]\n'})
+    with Client(
+        policy=policy, usage=world.records.append, credentials={"openai": {"api_key": KEY}}, tenants=store
+    ) as client:
+        with pytest.raises(PolicyViolation, match="the call names no tenant"):
+            client.chat("mini", "hello")
+        assert world.server.requests == [] and store.calls == []
+        client.chat("mini", "hello", tenant="default")
+        assert len(world.server.requests) == 1
+
+
 # -- the first call looks no adapter up through every distribution's metadata ----------------
 
 
