@@ -33,6 +33,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, Protocol
@@ -107,6 +108,9 @@ class TenantStore(Mapping[str, Tenant]):
         #: Counters, read at any time: provider calls, and those that raised.
         self.loads = 0
         self.failures = 0
+        #: The stores an invalidation reaches: this one, and every other one built from the same PRIVSDK_TENANTS
+        #: value (a Client's, and the process-wide guard's that drop-ins use), which hold the same tenants.
+        self._siblings: weakref.WeakValueDictionary[int, TenantStore] | None = None
 
     def bind(self, build: TenantBuilder, context: object) -> None:
         """Set how stored policies become tenants (privsdk's config does it; ``context`` identifies the policy).
@@ -207,16 +211,28 @@ class TenantStore(Mapping[str, Tenant]):
     # -- invalidation ----------------------------------------------------------------------
 
     def invalidate(self, name: str) -> None:
-        """Forget ``name``: its next call reads the provider again (call it when a tenant's contract changes)."""
-        with self._lock:
-            self._generation += 1
-            self._entries.pop(name, None)
+        """Forget ``name``: its next call reads the provider again (call it when a tenant's contract changes).
+        Stores built from the same ``PRIVSDK_TENANTS`` value forget it too."""
+        for store in self._stores():
+            store._forget(name)
 
     def invalidate_all(self) -> None:
-        """Forget every tenant: each one's next call reads the provider again."""
+        """Forget every tenant: each one's next call reads the provider again. Stores built from the same
+        ``PRIVSDK_TENANTS`` value forget theirs too."""
+        for store in self._stores():
+            store._forget(None)
+
+    def _stores(self) -> tuple[TenantStore, ...]:
+        return (self,) if self._siblings is None else tuple(self._siblings.values())
+
+    def _forget(self, name: str | None) -> None:
+        """Forget ``name`` (None: every tenant)."""
         with self._lock:
             self._generation += 1
-            self._entries.clear()
+            if name is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(name, None)
 
     def __repr__(self) -> str:
         return f"TenantStore({self.provider!r}, cached={len(self._entries)}, max_size={self.max_size})"
@@ -539,9 +555,19 @@ def parse_tenants_spec(spec: str) -> TenantStore:
                 policy_column=params.get("policy", "policy"),
                 format="json" if fmt == "json" else "toml",
             )
-        return TenantStore(provider, **cache)
+        store = TenantStore(provider, **cache)
     except ConfigError as exc:
         raise exc.at("PRIVSDK_TENANTS") from None
+    with _SPEC_LOCK:
+        store._siblings = _SPEC_STORES.setdefault(spec, weakref.WeakValueDictionary())
+        store._siblings[id(store)] = store  # by id: a Mapping has no hash
+    return store
+
+
+#: PRIVSDK_TENANTS value -> the live stores built from it (each client's, the process-wide guard's), which one
+#: invalidation reaches: each store is bound to its own configuration, so they cannot be one store.
+_SPEC_STORES: dict[str, weakref.WeakValueDictionary[int, TenantStore]] = {}
+_SPEC_LOCK = threading.Lock()
 
 
 __all__ = [

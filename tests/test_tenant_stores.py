@@ -547,6 +547,40 @@ def test_a_loaded_policys_own_default_tenant_is_no_default_of_a_store(world: Wor
         assert len(world.server.requests) == 1
 
 
+def test_an_invalidation_reaches_the_store_drop_ins_are_judged_by(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PRIVSDK_TENANTS, a Client and the process-wide guard (drop-ins, instrument(), privsdk run) each build a
+    store: client.tenants.invalidate() reloaded the tenant for the Client only, and the drop-in's requests went on
+    being judged by the tenant's old, laxer policy. Stores of one PRIVSDK_TENANTS value now forget together."""
+    from privsdk import openai as dropin
+    from privsdk import scope
+    from privsdk.outbound.judge import Guard
+
+    world.write("acme", 'classes.default = ["no_training"]\n')
+    env = {"PRIVSDK_CONFIG": str(world.config), "PRIVSDK_TENANTS": f"dir://{world.tenants}", "PRIVSDK_USAGE": "none"}
+    for name, value in {**env, "PRIVSDK_ENDPOINTS": f"{world.server.url}/v1=openai.api"}.items():
+        monkeypatch.setenv(name, value)
+    Guard.reset_default()
+    sdk = dropin.OpenAI(api_key=KEY, base_url=f"{world.server.url}/v1", max_retries=0)
+    hello: Any = [{"role": "user", "content": "hi"}]
+    with world.client(**env) as client, scope(tenant="acme"):
+        client.chat("mini", "hi")
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)
+        assert len(world.server.requests) == 2
+        for invalidate in (client.tenants.invalidate, Guard.default().policy.tenants.invalidate):  # type: ignore[union-attr]
+            world.write("acme", EU_ONLY)  # acme's contract now asks for EU residency, which openai.api lacks here
+            invalidate("acme")
+            with pytest.raises(PolicyViolation, match="unmet"):
+                client.chat("mini", "hi")
+            with pytest.raises(PolicyViolation, match="unmet"):
+                sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)
+            assert len(world.server.requests) == 2
+            world.write("acme", 'classes.default = ["no_training"]\n')
+            invalidate("acme")
+    Guard.reset_default()
+
+
 # -- the first call looks no adapter up through every distribution's metadata ----------------
 
 
