@@ -568,7 +568,9 @@ def test_an_invalidation_reaches_the_store_drop_ins_are_judged_by(
         client.chat("mini", "hi")
         sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)
         assert len(world.server.requests) == 2
-        for invalidate in (client.tenants.invalidate, Guard.default().policy.tenants.invalidate):  # type: ignore[union-attr]
+        guards = Guard.default().policy.tenants
+        assert isinstance(guards, TenantStore) and client.tenants is not None and guards is not client.tenants
+        for invalidate in (client.tenants.invalidate, guards.invalidate):
             world.write("acme", EU_ONLY)  # acme's contract now asks for EU residency, which openai.api lacks here
             invalidate("acme")
             with pytest.raises(PolicyViolation, match="unmet"):
