@@ -98,16 +98,17 @@ _OTHER_ACCOUNTS = {
 }
 
 
-def _owned_accounts(credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> tuple[str, ...]:
+def account_vendor(vendor: str, key: str) -> str:
+    """The attestation vendor whose account a tenant's ``credentials.<vendor>.<key>`` stands for: ``vendor``'s own,
+    or the one its key reaches (a Cohere model on the tenant's own Bedrock account is attested as ``bedrock:``)."""
+    return _OTHER_ACCOUNTS.get((vendor, key), vendor)
+
+
+def owned_accounts(credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> tuple[str, ...]:
     """The attestation vendors whose account a tenant's own ``credentials`` stand for: each credential's vendor, and
-    the vendor its key reaches (a Cohere model on the tenant's own Bedrock account is attested as ``bedrock:``)."""
+    the vendor each of its keys reaches (:func:`account_vendor`)."""
     owned = {vendor for vendor, _ in credentials}
-    owned.update(
-        _OTHER_ACCOUNTS[vendor, key]
-        for vendor, pairs in credentials
-        for key, _ in pairs
-        if (vendor, key) in _OTHER_ACCOUNTS
-    )
+    owned.update(account_vendor(vendor, key) for vendor, pairs in credentials for key, _ in pairs)
     return tuple(sorted(owned))
 
 
@@ -922,7 +923,7 @@ class _Document:
         credentials = self.credentials(raw.get("credentials", {}), cat, *keys, "credentials")
         raw_attest = self.table(raw.get("attest", {}), *keys, "attest")
         written = tuple((v, tuple(self.strings(items, *keys, "attest", v))) for v, items in raw_attest.items())
-        cache_key = (written, _owned_accounts(credentials))
+        cache_key = (written, owned_accounts(credentials))
         attest = self._attests.get(cache_key)  # tenants repeat the same few tables
         if attest is None:
             own = self.attest_table(raw_attest, cat, *keys, "attest")

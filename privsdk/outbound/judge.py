@@ -99,6 +99,10 @@ class Guard:
         self._max_age_days = usage_max_age_days(env)
         self._lock = threading.Lock()
         self._store = isinstance(self.policy.tenants, TenantStore)
+        #: Where the tenants' own credentials are read (they name environment variables), and whether any tenant
+        #: may have some: then each request allowed for such a tenant must carry them (:meth:`_own_account`).
+        self._environ = env
+        self._own_accounts = self._store or any(t.credentials for t in self.policy.tenants.values())
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._memo_until = 0.0  # when today's verdicts expire (a UTC midnight); 0: none yet
         self._places: dict[tuple[object, ...], tuple[Place, WireReader, bytes]] = {}
@@ -220,6 +224,8 @@ class Guard:
                     if len(self._verdicts) >= 4096:
                         self._verdicts.clear()
                     self._verdicts[key] = verdict
+            if self._own_accounts and verdict.decision.outcome == "allow":
+                self._own_account(out, verdict)
             return verdict
         except _Refused as exc:
             decision = refused(self.policy, exc.label, exc.operation, tenant, data_class, exc.reason)
@@ -239,6 +245,30 @@ class Guard:
             reason = f"{out.host}: privsdk could not read this request (nested too deeply); it was not sent"
             decision = refused(self.policy, out.host, "other", tenant, data_class, reason)
             return Verdict(decision, (), place, asks, wire)
+
+    def _own_account(self, out: Outgoing, verdict: Verdict) -> None:
+        """Refuse ``out`` when its tenant has its own account at a vendor that serves it and ``out`` carries none
+        of the tenant's credentials for it (:mod:`privsdk.outbound.own_credentials`): the attestations it was
+        allowed on are that account's, and it would run on another. Asked of every request, as the key a request
+        carries is no part of the verdict kept for its kind."""
+        tenant = self.policy.tenants.get(verdict.decision.tenant or "")
+        if tenant is None or not tenant.credentials:
+            return
+        # Here, not at the top: it reads the config's tables, which importing the guard does not need.
+        from privsdk.outbound.own_credentials import foreign, owns
+
+        for target in verdict.targets:
+            offering = self.catalogue.offering(target.offering)
+            vendor = offering.vendor if offering is not None else target.offering.partition(".")[0]
+            if owns(tenant, vendor) and foreign(tenant, vendor, out, self._environ):
+                raise _Refused(
+                    target.name,
+                    verdict.decision.operation,
+                    f"tenant {tenant.name!r} has its own {vendor} account (its credentials), and the request carries "
+                    "none of its keys for it: sent so, it would run on another account than the tenant's attestations "
+                    "speak of (send it with the tenant's own key, as privsdk.Client does, or build the SDK client "
+                    "with that key)",
+                )
 
     def _new_day(self) -> None:
         """Forget the verdicts of a day gone by: the next UTC midnight ends today's."""

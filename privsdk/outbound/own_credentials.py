@@ -1,0 +1,88 @@
+"""Whether a request is sent with a tenant's own credentials, when the tenant has its own account at a vendor.
+
+A tenant's own ``credentials.<vendor>`` mean its own account with that vendor: its attestations there are its own,
+and the deployment's do not apply to it (docs/configuration.md). A request judged for that tenant must then carry
+one of those credentials. Sent with another key (an app's drop-in built with the app's key inside the tenant's
+``privsdk.scope``, an SDK that took a key from its environment), it runs on an account the tenant's attestations do
+not speak of: the guard refuses it.
+
+What a request carries is compared with what the tenant's credentials hold: a bearer token, an ``api-key``,
+``x-api-key`` or ``x-goog-api-key`` header or a ``key`` query parameter with an API key or token; the access key id
+of an AWS Signature Version 4; the tenancy, user or key fingerprint of an OCI signature. Credentials that are never
+sent as such (an OCI config file's path or profile) cannot be compared: a tenant whose own account is named only so
+is not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+from privsdk.config import account_vendor, owned_accounts
+from privsdk.outbound.outgoing import Outgoing
+from privsdk.policy import Tenant
+
+#: Credential keys whose value a request carries as it is (the key, token or id the vendor identifies it by).
+_SENT = frozenset(
+    {
+        "api_key", "azure_api_key", "private_api_key", "azure_ad_token", "bearer_token", "access_token",
+        "aws_access_key_id", "oci_user_id", "oci_tenancy_id", "oci_fingerprint",
+    }
+)  # fmt: skip
+#: Credential keys that name an account but never travel as such: where they are all a tenant gives, no request
+#: can be compared with them.
+_UNCOMPARED = frozenset({"oci_config_path", "oci_profile", "oci_private_key_path", "oci_private_key_content"})
+#: Headers that hold an API key or token as they are.
+_KEY_HEADERS = ("api-key", "x-api-key", "x-goog-api-key")
+
+
+def owns(tenant: Tenant, vendor: str) -> bool:
+    """Whether ``tenant``'s own credentials stand for an account of its own at ``vendor`` (an attestation vendor)."""
+    return bool(tenant.credentials) and vendor in owned_accounts(tenant.credentials)
+
+
+def foreign(tenant: Tenant, vendor: str, out: Outgoing, environ: Mapping[str, str]) -> bool:
+    """Whether ``out``, judged for ``tenant``, which has its own account at ``vendor``, carries none of the
+    credentials that stand for that account (read from ``environ``, where the tenant's credentials name them)."""
+    own: set[str] = set()
+    uncompared = False
+    for cred_vendor, pairs in tenant.credentials:
+        for key, env_name in pairs:
+            if account_vendor(cred_vendor, key) != vendor:
+                continue
+            if key in _SENT:
+                value = environ.get(env_name)
+                if value:
+                    own.add(value)
+            elif key in _UNCOMPARED:
+                uncompared = True
+    if not own:
+        return not uncompared  # no key of its own for this vendor: whatever the request carries is another's
+    return own.isdisjoint(carried(out))
+
+
+def carried(out: Outgoing) -> set[str]:
+    """The keys, tokens and ids ``out`` identifies itself by to the vendor."""
+    found = set()
+    headers = out.headers
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, rest = auth.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            found.add(rest.strip())
+        elif scheme.startswith("AWS4-"):  # Credential=AKID/DATE/REGION/SERVICE/aws4_request, ...
+            credential = rest.partition("Credential=")[2]
+            found.add(credential.partition("/")[0])
+        elif scheme == "Signature":  # OCI: keyId="TENANCY/USER/FINGERPRINT", ...
+            key_id = rest.partition('keyId="')[2].partition('"')[0]
+            found.update(key_id.split("/"))
+        else:
+            found.add(auth.strip())
+    for name in _KEY_HEADERS:
+        value = headers.get(name)
+        if value:
+            found.add(value.strip())
+    if out.query:
+        found.update(value for name, value in parse_qsl(out.query) if name == "key")
+    found.discard("")
+    return found

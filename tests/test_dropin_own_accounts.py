@@ -1,0 +1,171 @@
+"""A tenant with its own credentials for a vendor has its own account there, and requests judged for it must carry
+those credentials (privsdk.outbound.own_credentials).
+
+The tenant's attestations for that vendor are its own account's (the deployment's do not apply to it). A drop-in
+built with the app's key and called inside the tenant's ``privsdk.scope`` was allowed on them and sent on the app's
+account. Each case runs the real SDK over HTTP against a loopback server of the vendor's wire protocol, configured
+by the environment alone, and checks what the server received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import privsdk
+from privsdk.outbound.judge import Guard
+from privsdk.outbound.outgoing import Outgoing
+from privsdk.outbound.own_credentials import carried
+from tests.wire.bedrock import BedrockWire
+from tests.wire.cohere import CohereApp
+from tests.wire.openai import OpenAIWire
+from tests.wire.server import LoopbackServer
+
+APP_KEY, ACME_KEY = "sk-app-key", "sk-acme-own-key"
+HELLO: Any = [{"role": "user", "content": "hello"}]
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str, policy: str, **env: str) -> None:
+    """The process-wide guard from a policy file and ``env``, with ``endpoint`` declared."""
+    config = tmp_path / "privsdk.toml"
+    config.write_text(policy, encoding="utf-8")
+    for name, value in {
+        "PRIVSDK_CONFIG": str(config),
+        "PRIVSDK_USAGE": "none",
+        "PRIVSDK_ENDPOINTS": endpoint,
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
+    Guard.reset_default()
+
+
+@pytest.fixture
+def reset() -> Iterator[None]:
+    yield
+    Guard.reset_default()
+
+
+OPENAI_POLICY = """
+[tenants.acme]
+classes.default = ["zdr"]
+attest.openai = ["zdr"]
+credentials.openai = { api_key = "ACME_OPENAI_KEY" }
+
+[tenants.other]
+classes.default = ["no_training"]
+"""
+
+
+def test_a_drop_in_sent_with_another_key_than_the_tenants_own_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    from privsdk import openai as dropin
+
+    with LoopbackServer(OpenAIWire(key=APP_KEY)) as app_server, LoopbackServer(OpenAIWire(key=ACME_KEY)) as own:
+        for server in (app_server, own):
+            configure(monkeypatch, tmp_path, f"{server.url}/v1=openai.api", OPENAI_POLICY, ACME_OPENAI_KEY=ACME_KEY)
+            key = APP_KEY if server is app_server else ACME_KEY
+            client = dropin.OpenAI(api_key=key, base_url=f"{server.url}/v1", max_retries=0)
+            with privsdk.scope(tenant="acme"):
+                if server is app_server:  # the app's key: acme's zdr is its own account's, not the app's
+                    with pytest.raises(dropin.PolicyViolation, match="tenant 'acme' has its own openai account"):
+                        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+                    assert server.requests == []
+                else:  # acme's own key: its own attestation holds
+                    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+                    assert [r.headers["authorization"] for r in server.requests] == [f"Bearer {ACME_KEY}"]
+            with privsdk.scope(tenant="other"):  # no credentials of its own: the deployment's account, as before
+                client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert len(app_server.requests) == 1 and len(own.requests) == 2
+
+
+def test_a_tenant_whose_own_cohere_credentials_hold_no_cohere_key_sends_nothing_to_cohere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """Its AWS keys are its own Bedrock account; under credentials.cohere they make its Cohere account its own too
+    (attest.cohere is its own), and it holds no key a request to Cohere's API could carry."""
+    from privsdk import cohere as dropin
+
+    policy = """
+[tenants.acme]
+classes.default = ["no_training"]
+attest.cohere = ["plan=paid", "training_opt_out"]
+credentials.cohere = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key = "ACME_AWS_SECRET" }
+"""
+    with LoopbackServer(CohereApp()) as server:
+        configure(
+            monkeypatch, tmp_path, f"{server.url}=cohere.saas", policy, ACME_AWS_ID="AKIDACME", ACME_AWS_SECRET="s"
+        )
+        client = dropin.ClientV2(api_key="co-deployment-key", base_url=server.url)
+        with privsdk.scope(tenant="acme"), pytest.raises(privsdk.PolicyViolation, match="none of its keys"):
+            client.chat(model="command-r-plus", messages=HELLO)
+        assert server.requests == []
+
+
+def test_a_bedrock_request_signed_with_another_access_key_than_the_tenants_own_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None, no_machine_aws: None
+) -> None:
+    from botocore.config import Config
+
+    import privsdk.boto3 as pboto3
+
+    policy = """
+[tenants.acme]
+classes.default = ["no_training"]
+credentials.bedrock = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key = "ACME_AWS_SECRET" }
+"""
+    one = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    messages = [{"role": "user", "content": [{"text": "hello"}]}]
+    with LoopbackServer(BedrockWire()) as server:
+        configure(
+            monkeypatch, tmp_path, f"{server.url}=bedrock.runtime", policy, ACME_AWS_ID="AKIDACME", ACME_AWS_SECRET="s"
+        )
+        for key_id in ("AKIDAPP", "AKIDACME"):
+            client = pboto3.client(
+                "bedrock-runtime",
+                region_name="eu-central-1",
+                endpoint_url=server.url,
+                config=one,
+                aws_access_key_id=key_id,
+                aws_secret_access_key="s",
+            )
+            with privsdk.scope(tenant="acme"):
+                if key_id == "AKIDAPP":
+                    with pytest.raises(privsdk.PolicyViolation, match="own bedrock account"):
+                        client.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=messages)
+                    assert server.requests == []
+                else:
+                    client.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=messages)
+        assert len(server.requests) == 1 and "Credential=AKIDACME/" in server.requests[0].headers["authorization"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "found"),
+    [
+        ({"authorization": "Bearer sk-1"}, "", {"sk-1"}),
+        ({"authorization": "bearer  tok "}, "", {"tok"}),
+        ({"api-key": "az-1"}, "", {"az-1"}),
+        ({"x-goog-api-key": "g-1"}, "", {"g-1"}),
+        ({}, "alt=sse&key=g-2", {"g-2"}),
+        (
+            {"authorization": "AWS4-HMAC-SHA256 Credential=AKID1/20261201/eu-central-1/bedrock/aws4_request, Sig=x"},
+            "",
+            {"AKID1"},
+        ),
+        (
+            {"authorization": 'Signature version="1",keyId="ocid.tenancy/ocid.user/aa:bb",algorithm="rsa"'},
+            "",
+            {
+                "ocid.tenancy",
+                "ocid.user",
+                "aa:bb",
+            },
+        ),
+        ({}, "", set()),
+    ],
+)
+def test_what_a_request_carries_to_identify_itself(headers: dict[str, str], query: str, found: set[str]) -> None:
+    assert carried(Outgoing("test", "POST", "https", "h", None, "/", query, headers)) == found
