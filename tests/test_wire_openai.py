@@ -256,6 +256,12 @@ RESPONSES_FEATURES: list[tuple[str, dict[str, Any], frozenset[str] | None]] = [
     ("server tool search", {"tools": [{"type": "tool_search"}]}, frozenset({"hosted_tools"})),
     ("client tool search", {"tools": [{"type": "tool_search", "execution": "client"}]}, frozenset()),
     ("function + custom", {"tools": [{"type": "function", "name": "f"}, {"type": "custom", "name": "c"}]}, frozenset()),
+    ("a namespace of functions", {"tools": [{"type": "namespace", "name": "crm", "tools": [{"type": "function", "name": "f"}]}]}, frozenset()),
+    ("a hosted tool in a namespace", {"tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}]}, frozenset({"web_search"})),
+    ("instructions as items, a file in them", {"instructions": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, frozenset({"file_inputs"})),
+    ("compaction", {"context_management": [{"type": "compaction", "compact_threshold": 1000}]}, frozenset()),
+    ("context management of another kind", {"context_management": [{"type": "summarise_and_keep"}]}, None),
+    ("context management not a list", {"context_management": {"type": "compaction"}}, None),
     (
         "input image and file",
         {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:"}, {"type": "input_file", "file_id": "f"}]}]},

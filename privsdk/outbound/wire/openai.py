@@ -77,11 +77,10 @@ _BODY_FAMILIES = frozenset({"chat", "completions", "responses", "embeddings"})
 _MODEL_ROUTES = frozenset({"chat", "completions", "embeddings", "images"})
 
 #: Tool type -> the features it brings. A tool whose code runs in the app (function, custom, local
-#: shell, apply_patch, namespaces of functions) brings none; a type not listed here is unreadable.
+#: shell, apply_patch) brings none; a namespace's tools are read one by one; a type not listed here is unreadable.
 _TOOLS: Mapping[str, frozenset[str]] = {
     "function": frozenset(),
     "custom": frozenset(),
-    "namespace": frozenset(),
     "apply_patch": frozenset(),
     "local_shell": frozenset(),
     "web_search": frozenset({"web_search"}),
@@ -169,6 +168,8 @@ def _tool_features(tools: Any, into: set[str]) -> None:
         elif kind == "tool_search":  # searched by OpenAI unless the app runs the search
             if tool.get("execution") != "client":
                 into.update(_HOSTED)
+        elif kind == "namespace":  # the app's functions grouped under a name: each of its tools read as any other
+            _tool_features(tool.get("tools"), into)
         else:
             raise Unreadable("a tool of a type the OpenAI reader does not know")
 
@@ -340,6 +341,9 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
     _service_tier(body.get("service_tier"))
     _tool_features(body.get("tools"), found)
     _item_features(body.get("input"), found)
+    # A string, as the SDK types it; a list of items, which a server may take as input, is read as input.
+    _item_features(body.get("instructions"), found)
+    _compaction(body.get("context_management"))
     if body.get("agent") is not None:
         found.update(_STORED_PROMPT_TOOLS)  # an Azure AI Foundry agent's tools are set at Azure, as a prompt's
     prompt = body.get("prompt")
@@ -351,6 +355,15 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
         if isinstance(variables, dict):
             _part_features(list(variables.values()), found)
     return frozenset(found)
+
+
+def _compaction(entries: Any) -> None:
+    """``context_management``: compaction alone is known (the openai SDK: "Currently only 'compaction' is
+    supported"), whose item is kept only as the response is; any other entry is refused, as its effect is not."""
+    if entries is None:
+        return
+    if not isinstance(entries, list) or any(not isinstance(e, dict) or e.get("type") != "compaction" for e in entries):
+        raise Unreadable("context_management holds an entry other than compaction")
 
 
 def _item_features(items: Any, found: set[str]) -> None:
