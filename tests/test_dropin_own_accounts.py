@@ -82,6 +82,23 @@ def test_a_drop_in_sent_with_another_key_than_the_tenants_own_is_refused(
     assert len(app_server.requests) == 1 and len(own.requests) == 2
 
 
+def test_a_request_carrying_the_tenants_key_beside_another_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """The tenant's key in the Authorization header the SDK sets, the app's in an api-key header an extra header adds:
+    which one the vendor reads is not the guard's to guess."""
+    from privsdk import openai as dropin
+
+    with LoopbackServer(OpenAIWire(key=ACME_KEY)) as server:
+        configure(monkeypatch, tmp_path, f"{server.url}/v1=openai.api", OPENAI_POLICY, ACME_OPENAI_KEY=ACME_KEY)
+        client = dropin.OpenAI(
+            api_key=ACME_KEY, base_url=f"{server.url}/v1", max_retries=0, default_headers={"api-key": APP_KEY}
+        )
+        with privsdk.scope(tenant="acme"), pytest.raises(dropin.PolicyViolation, match="another key than its own"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        assert server.requests == []
+
+
 def test_a_tenant_whose_own_cohere_credentials_hold_no_cohere_key_sends_nothing_to_cohere(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
 ) -> None:
@@ -100,7 +117,7 @@ credentials.cohere = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key 
             monkeypatch, tmp_path, f"{server.url}=cohere.saas", policy, ACME_AWS_ID="AKIDACME", ACME_AWS_SECRET="s"
         )
         client = dropin.ClientV2(api_key="co-deployment-key", base_url=server.url)
-        with privsdk.scope(tenant="acme"), pytest.raises(privsdk.PolicyViolation, match="none of its keys"):
+        with privsdk.scope(tenant="acme"), pytest.raises(privsdk.PolicyViolation, match="another key than its own"):
             client.chat(model="command-r-plus", messages=HELLO)
         assert server.requests == []
 

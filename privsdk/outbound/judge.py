@@ -247,8 +247,8 @@ class Guard:
             return Verdict(decision, (), place, asks, wire)
 
     def _own_account(self, out: Outgoing, verdict: Verdict) -> None:
-        """Refuse ``out`` when its tenant has its own account at a vendor that serves it and ``out`` carries none
-        of the tenant's credentials for it (:mod:`privsdk.outbound.own_credentials`): the attestations it was
+        """Refuse ``out`` when its tenant has its own account at a vendor that serves it and ``out`` carries a key
+        other than the tenant's credentials for it (:mod:`privsdk.outbound.own_credentials`): the attestations it was
         allowed on are that account's, and it would run on another. Asked of every request, as the key a request
         carries is no part of the verdict kept for its kind."""
         tenant = self.policy.tenants.get(verdict.decision.tenant or "")
@@ -265,9 +265,9 @@ class Guard:
                     target.name,
                     verdict.decision.operation,
                     f"tenant {tenant.name!r} has its own {vendor} account (its credentials), and the request carries "
-                    "none of its keys for it: sent so, it would run on another account than the tenant's attestations "
-                    "speak of (send it with the tenant's own key, as privsdk.Client does, or build the SDK client "
-                    "with that key)",
+                    "another key than its own for it: sent so, it would run on another account than the tenant's "
+                    "attestations speak of (send it with the tenant's own key, as privsdk.Client does, or build the "
+                    "SDK client with that key)",
                 )
 
     def _new_day(self) -> None:

@@ -6,9 +6,10 @@ one of those credentials. Sent with another key (an app's drop-in built with the
 ``privsdk.scope``, an SDK that took a key from its environment), it runs on an account the tenant's attestations do
 not speak of: the guard refuses it.
 
-What a request carries is compared with what the tenant's credentials hold: a bearer token, an ``api-key``,
-``x-api-key`` or ``x-goog-api-key`` header or a ``key`` query parameter with an API key or token; the access key id
-of an AWS Signature Version 4; the tenancy, user or key fingerprint of an OCI signature. Credentials that are never
+What a request carries is compared with what the tenant's credentials hold, and every one must be the tenant's: a
+bearer token, an ``api-key``, ``x-api-key`` or ``x-goog-api-key`` header or a ``key`` query parameter with an API key
+or token; the access key id of an AWS Signature Version 4; the tenancy, user and key fingerprint of an OCI
+signature. Credentials that are never
 sent as such (an OCI config file's path or profile) cannot be compared: a tenant whose own account is named only so
 is not checked.
 """
@@ -58,7 +59,10 @@ def foreign(tenant: Tenant, vendor: str, out: Outgoing, environ: Mapping[str, st
                 uncompared = True
     if not own:
         return not uncompared  # no key of its own for this vendor: whatever the request carries is another's
-    return own.isdisjoint(carried(out))
+    # Every key the request carries must be the tenant's: which of two the vendor reads (a bearer token beside an
+    # api-key header, say) is the vendor's choice, not the guard's to guess.
+    sent = carried(out)
+    return not sent or not sent <= own
 
 
 def carried(out: Outgoing) -> set[str]:
