@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
-from privsdk.errors import AdapterMissing, SdkMissing, Unsupported
+from privsdk.errors import AdapterMissing, ConfigError, SdkMissing, Unsupported
 from privsdk.policy import Target
 from privsdk.types import (
     ChatRequest,
@@ -160,6 +160,21 @@ SDK_MODULES: dict[str, tuple[str, ...]] = {
 
 _factories: dict[str, AdapterFactory] = {}
 _lock = threading.Lock()
+
+
+def credential_missing(target: Target, vendor: str, key: str, fallback: str, add: str | None = None) -> ConfigError:
+    """The error for credentials given (a tenant's own, or ``Client(credentials=)``) that lack ``key``.
+
+    Credentials given are an account of their own: an adapter never completes them from what the SDK would read
+    otherwise (``fallback``: the deployment's variables, the AWS chain, Application Default Credentials). Names the
+    key, never a value; ``add`` is what the hint says to add (default: ``key``).
+    """
+    return ConfigError(
+        f"target {target.name!r} ({target.offering}): the {vendor} credentials given have no {key!r}",
+        where=f"targets.{target.name}",
+        hint=f"add {add or key} to the tenant's credentials.{vendor} or to Client(credentials=); credentials that are "
+        f"given never fall back to {fallback}",
+    )
 
 
 def adapter_factory(vendor: str) -> AdapterFactory:

@@ -656,7 +656,9 @@ def test_azure_ai_foundry_uses_the_deployment_url_key_and_name(
     monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=cohere.azure")  # the body names the deployment
     Guard.reset_default()
     target = Target("az", "cohere.azure", "Cohere-command-a", endpoint=server.url, deployment="cohere-command-a-prod")
-    assert opened(target, api_key="platform-key").chat(HELLO, timeout=5).text == app.text
+    with pytest.raises(ConfigError, match="azure_api_key"):  # credentials given never fall back to AZURE_API_KEY
+        opened(target, api_key="platform-key")
+    assert opened(target).chat(HELLO, timeout=5).text == app.text
     assert opened(target, azure_api_key="azure-key").chat(HELLO, timeout=5).text == app.text
     from_env, given = server.requests
     assert (from_env.path, from_env.headers["authorization"]) == (CHAT_PATH, "Bearer azure-key-from-env")

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from privsdk.adapter import credential_missing
 from privsdk.catalogue.model import parse_model_arn
 from privsdk.config import shown_key
 from privsdk.errors import ConfigError
@@ -67,6 +68,16 @@ def check_credentials(target: Target, credentials: Mapping[str, str], environ: M
         raise ConfigError("an AWS key needs both aws_access_key_id and aws_secret_access_key", where=where)
     if keys and credentials.get("bearer_token"):
         raise ConfigError("give either an AWS key pair or bearer_token, not both", where=where)
+    if credentials and not keys and not credentials.get("bearer_token"):
+        # Credentials given are an account of their own: botocore's chain (AWS_* variables, AWS_PROFILE, ~/.aws,
+        # instance roles, AWS_BEARER_TOKEN_BEDROCK) would sign with the deployment's.
+        raise credential_missing(
+            target,
+            "bedrock",
+            "aws_access_key_id",
+            f"the AWS credential chain or {BEARER_ENV}",
+            "aws_access_key_id and aws_secret_access_key, or bearer_token,",
+        )
     bearer = credentials.get("bearer_token") or (not keys and environ.get(BEARER_ENV))
     if bearer and target.endpoint and not target.endpoint.startswith("https://"):
         raise ConfigError(

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from privsdk.adapter import AdapterOptions
+from privsdk.adapter import AdapterOptions, credential_missing
 from privsdk.errors import AdapterMissing, ConfigError
 from privsdk.policy import Target
 from privsdk_cohere.cohere_adapter import CohereAdapter
@@ -87,7 +87,17 @@ def _platform(target: Target, options: AdapterOptions, key: str, base_url: str |
 
 
 def _key(target: Target, options: AdapterOptions, credential: str, variables: tuple[str, ...]) -> str:
-    key = options.credentials.get(credential) or next((os.environ[v] for v in variables if v in os.environ), None)
+    """The key ``credential`` of the credentials given; only when none were given, the first of ``variables`` set.
+
+    Credentials given are an account of their own (a tenant's, or ``Client(credentials=)``): one without this key
+    must not borrow the deployment's account from the environment, so that is a :class:`ConfigError`.
+    """
+    if options.credentials:
+        key = options.credentials.get(credential)
+        if not key:
+            raise credential_missing(target, "cohere", credential, variables[0])
+        return key
+    key = next((os.environ[v] for v in variables if v in os.environ), None)
     if not key:
         raise ConfigError(
             f"target {target.name!r} ({target.offering}) has no API key",
@@ -121,6 +131,19 @@ def _aws(service: str) -> Callable[[Target, AdapterOptions], CohereAdapter]:
             "aws_secret_access_key": creds.get("aws_secret_access_key"),
             "aws_session_token": creds.get("aws_session_token"),
         }
+        if creds:
+            # Credentials given are an account of their own: without a key pair, boto3 would take the deployment's
+            # from its chain (AWS_* variables, AWS_PROFILE, ~/.aws, instance roles). With the pair, the session
+            # holds those keys and the token given, if any, and reads no AWS_SESSION_TOKEN or profile's keys.
+            for name in ("aws_access_key_id", "aws_secret_access_key"):
+                if not keys[name]:
+                    raise credential_missing(
+                        target,
+                        "cohere",
+                        name,
+                        "the AWS credential chain",
+                        "aws_access_key_id and aws_secret_access_key",
+                    )
         session = boto3.Session(region_name=target.region, **keys)
         if session.region_name is None:
             raise ConfigError(
@@ -172,6 +195,17 @@ def _missing(target: Target, package: str) -> AdapterMissing:
 
 
 def _oci(target: Target, options: AdapterOptions) -> CohereAdapter:
+    creds = options.credentials
+    if creds and not any(creds.get(k) for k in ("oci_user_id", "oci_config_path", "oci_profile")):
+        # Credentials given are an account of their own: with none of these, the SDK would sign with the
+        # deployment's ~/.oci/config, profile DEFAULT.
+        raise credential_missing(
+            target,
+            "cohere",
+            "oci_user_id",
+            "~/.oci/config's DEFAULT profile",
+            "oci_user_id with oci_fingerprint, oci_tenancy_id and a private key, or oci_config_path or oci_profile,",
+        )
     if importlib.util.find_spec("oci") is None:
         raise _missing(target, "oci")
     if not target.project:
@@ -180,7 +214,6 @@ def _oci(target: Target, options: AdapterOptions) -> CohereAdapter:
         )
     from cohere.oci_client import OciClientV2
 
-    creds = options.credentials
     try:
         client = OciClientV2(
             oci_config_path=creds.get("oci_config_path"),

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import openai
 
-from privsdk.adapter import Adapter, AdapterOptions
+from privsdk.adapter import Adapter, AdapterOptions, credential_missing
 from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEnd, StreamEvent
@@ -36,6 +36,10 @@ _STREAM_USAGE = {"stream": True, "stream_options": {"include_usage": True}}
 _API_KEY: Any = {"bearer_auth": True}
 #: What a self-hosted server gets as its key when none is configured: such servers ignore it.
 UNUSED_KEY = "unused"
+#: The headers that carry a key or name an account. The SDK adds every line of ``OPENAI_CUSTOM_HEADERS`` (the
+#: environment's, in any spelling) to the client's default headers; an explicit default header of the same name, in
+#: any spelling, wins over it (the SDK merges headers case-insensitively), and ``openai.Omit()`` removes it.
+ACCOUNT_HEADERS = ("Authorization", "api-key", "OpenAI-Organization", "OpenAI-Project")
 
 
 _SDKClient = TypeVar("_SDKClient", openai.OpenAI, openai.AsyncOpenAI)
@@ -77,6 +81,8 @@ class ChatCompletions(Adapter):
         self._translate = translate(self.vendor)
         self._model = self._model_for(target)
         self._args: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout, **self._client_args()}
+        if self._own_key():
+            self._args["default_headers"] = _account_headers(self._sent_account(self._args))
         try:
             self._client = self._guarded(
                 self._named(self._sync_client(**self._args, http_client=self._http(openai.DefaultHttpxClient)))
@@ -111,6 +117,8 @@ class ChatCompletions(Adapter):
 
         The SDK reads ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID`` for those it is not given: they name the
         deployment's account, and sent with a tenant's own key they would name another account than the key's.
+        (The explicit default headers, :func:`_account_headers`, already keep them off the request; the client's
+        public ``organization`` and ``project`` attributes are cleared too, so that nothing reads them later.)
         """
         if self._own_key():
             client.organization = self._args.get("organization")
@@ -118,14 +126,32 @@ class ChatCompletions(Adapter):
         return client
 
     def _own_key(self) -> bool:
-        """Whether the SDK client's key comes from privsdk's credentials rather than the SDK's own variables."""
-        return "api_key" in self.options.credentials
+        """Whether the SDK client's key comes from privsdk's credentials rather than the SDK's own variables.
+
+        Credentials given always hold the key (:meth:`_client_args` refuses them otherwise): they are an account of
+        their own, which never borrows the environment's.
+        """
+        return bool(self.options.credentials)
+
+    def _sent_account(self, args: Mapping[str, Any]) -> dict[str, str]:
+        """The account headers a request sends when privsdk gave the client its credentials: the key, and the
+        organization and project that the credentials and the target give. Any other is omitted."""
+        sent = {"Authorization": f"Bearer {args['api_key']}"}
+        if args.get("organization"):
+            sent["OpenAI-Organization"] = args["organization"]
+        if args.get("project"):
+            sent["OpenAI-Project"] = args["project"]
+        return sent
 
     def _model_for(self, target: Target) -> str:
         return target.model
 
     def _client_args(self) -> dict[str, Any]:
         target, credentials = self.target, self.options.credentials
+        if credentials and not credentials.get("api_key"):
+            # Without it the SDK would read OPENAI_API_KEY: the environment's account, named with these credentials'
+            # organization or project.
+            raise credential_missing(target, "openai", "api_key", "OPENAI_API_KEY")
         # The account the key belongs to; the target's project, when it names one, is the one requests go to.
         args: dict[str, Any] = {k: credentials[k] for k in ("api_key", "organization", "project") if k in credentials}
         if target.endpoint:
@@ -298,16 +324,32 @@ def _quotes(text: str, values: Iterable[object]) -> bool:
     return False
 
 
+def _account_headers(sent: Mapping[str, str]) -> dict[str, Any]:
+    """The SDK client's ``default_headers``: ``sent``, and :data:`ACCOUNT_HEADERS` it lacks as ``openai.Omit()``.
+
+    So no line of ``OPENAI_CUSTOM_HEADERS`` (the environment's key, organization or project, or an Azure
+    ``api-key``) reaches a request whose credentials privsdk gave: the SDK puts these after the environment's
+    lines and merges case-insensitively, the later winning, and removes a header whose value is ``Omit()``.
+    """
+    return {name: sent.get(name, openai.Omit()) for name in ACCOUNT_HEADERS}
+
+
 def _azure_secret(target: Target, credentials: Mapping[str, str]) -> tuple[str, str]:
     """``("azure_ad_token", token)`` with option ``auth = "entra"``, else ``("api_key", key)``.
 
     Read here rather than left to the SDK, which would take a token from the
-    environment when a key was asked for, or the other way round.
+    environment when a key was asked for, or the other way round. The environment
+    is read only when no credentials were given.
     """
     name, env = ("api_key", "AZURE_OPENAI_API_KEY")
     if target.option("auth") == "entra":
         name, env = ("azure_ad_token", "AZURE_OPENAI_AD_TOKEN")
-    value = credentials.get(name) or os.environ.get(env)
+    if credentials:
+        value = credentials.get(name)
+        if not value:
+            raise credential_missing(target, "azure", name, env)
+        return name, value
+    value = os.environ.get(env)
     if not value:
         raise ConfigError(f"no {name} for {target.offering}", where=where(target), hint=f"set {env}")
     return name, value
@@ -324,8 +366,11 @@ class AzureOpenAI(ChatCompletions):
         # The deployment is in the URL; the body's model names it too, as the SDK sends it.
         return target.deployment or target.model
 
-    def _own_key(self) -> bool:
-        return bool({"api_key", "azure_ad_token"} & set(self.options.credentials))
+    def _sent_account(self, args: Mapping[str, Any]) -> dict[str, str]:
+        # Azure names no OpenAI organization or project; a key goes as api-key, an Entra token as Authorization.
+        if "azure_ad_token" in args:
+            return {"Authorization": f"Bearer {args['azure_ad_token']}"}
+        return {"api-key": args["api_key"]}
 
     def _client_args(self) -> dict[str, Any]:
         target = self.target
@@ -341,9 +386,10 @@ class AzureOpenAI(ChatCompletions):
 class Compatible(ChatCompletions):
     """An OpenAI-compatible server at ``target.endpoint``, with the key passed explicitly.
 
-    The key is set as the ``Authorization`` header as well, so that neither
-    ``OPENAI_API_KEY`` nor an Authorization line in ``OPENAI_CUSTOM_HEADERS``
-    (both read by the SDK) can reach a server that is not OpenAI's.
+    The key is set as the ``Authorization`` header as well, and the other
+    :data:`ACCOUNT_HEADERS` are omitted, so that neither ``OPENAI_API_KEY`` nor
+    an account line of ``OPENAI_CUSTOM_HEADERS`` (both read by the SDK) can
+    reach a server that is not OpenAI's, with or without credentials given.
     """
 
     vendor: ClassVar[str] = "selfhosted"
@@ -356,9 +402,11 @@ class Compatible(ChatCompletions):
     def _own_key(self) -> bool:
         return True  # its key is never the SDK's: no OpenAI organization or project reaches another server
 
+    def _sent_account(self, args: Mapping[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {args['api_key']}"}
+
     def _client_args(self) -> dict[str, Any]:
-        key = self._key()
-        return {"base_url": self.target.endpoint, "api_key": key, "default_headers": {"Authorization": f"Bearer {key}"}}
+        return {"base_url": self.target.endpoint, "api_key": self._key()}
 
 
 class Foundry(Compatible):

@@ -14,6 +14,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from privsdk.adapter import credential_missing
 from privsdk.config import shown_key
 from privsdk.errors import ConfigError
 
@@ -85,6 +86,13 @@ def _check_credentials(target: Target, options: AdapterOptions) -> None:
             where=f"targets.{target.name}",
             hint="valid: " + ", ".join(valid),
         )
+    (key,) = valid
+    if options.credentials and not options.credentials.get(key):
+        # Credentials given are an account of their own: the SDK would otherwise take the deployment's
+        # (GOOGLE_API_KEY / GEMINI_API_KEY, or Application Default Credentials).
+        vendor = target.offering.split(".", 1)[0]
+        fallback = "Application Default Credentials" if vendor == "vertex" else " or ".join(_API_KEY_ENV)
+        raise credential_missing(target, vendor, key, fallback)
 
 
 def _setting(target: Target, key: str, own: str | None, env: str, shape: re.Pattern[str]) -> str:
