@@ -122,6 +122,96 @@ credentials.cohere = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key 
         assert server.requests == []
 
 
+def test_a_partner_model_is_checked_against_the_account_that_serves_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """A Cohere model on Azure AI Foundry runs on an Azure account, allowed on azure: attestations. The check read
+    the offering's vendor (cohere) and let the app's Azure key through for a tenant with its own Azure account."""
+    from privsdk import cohere as dropin
+
+    policy = """
+[tenants.acme]
+classes.default = ["region=eu"]
+attest.azure = ["deployment=regional_eu"]
+credentials.azure = { api_key = "ACME_AZ_KEY" }
+"""
+    with LoopbackServer(CohereApp()) as server:
+        configure(monkeypatch, tmp_path, f"{server.url}=cohere.azure", policy, ACME_AZ_KEY="acme-azure-key")
+        for key in ("app-azure-key", "acme-azure-key"):
+            client = dropin.ClientV2(api_key=key, base_url=server.url)
+            with privsdk.scope(tenant="acme"):
+                if key == "app-azure-key":
+                    with pytest.raises(privsdk.PolicyViolation, match="its own azure account"):
+                        client.chat(model="Cohere-command-a", messages=HELLO)
+                    assert server.requests == []
+                else:
+                    client.chat(model="Cohere-command-a", messages=HELLO)
+        assert [r.headers["authorization"] for r in server.requests] == ["Bearer acme-azure-key"]
+
+
+def test_a_client_call_with_a_tenants_own_azure_key_for_a_partner_model_is_sent(tmp_path: Path, reset: None) -> None:
+    """azure_api_key under credentials.cohere or credentials.mistral is the tenant's own Azure account: a Client call
+    to a Cohere or Mistral model on Azure carries it, and was refused as carrying no Cohere or Mistral key."""
+    from tests.wire.mistral import MistralApp
+
+    with LoopbackServer(MistralApp()) as mistral, LoopbackServer(CohereApp()) as cohere:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f"""
+[targets.m]
+offering = "mistral.azure"
+model = "mistral-large-2411"
+endpoint = "{mistral.url}"
+
+[targets.co]
+offering = "cohere.azure"
+model = "Cohere-command-a"
+endpoint = "{cohere.url}"
+deployment = "cohere-command-a-prod"
+
+[tenants.acme]
+classes.default = ["no_training"]
+credentials.mistral = {{ azure_api_key = "ACME_AZ_KEY" }}
+credentials.cohere = {{ azure_api_key = "ACME_AZ_KEY" }}
+""",
+            encoding="utf-8",
+        )
+        env = {"PRIVSDK_CONFIG": str(config), "ACME_AZ_KEY": "acme-azure-key"}
+        with privsdk.Client(environ=env, usage="none", timeout=5) as client:
+            for target in ("m", "co"):
+                client.chat(target, "hello", tenant="acme")
+    for server in (mistral, cohere):
+        assert [r.headers["authorization"] for r in server.requests] == ["Bearer acme-azure-key"]
+
+
+def test_an_oci_config_file_exempts_only_requests_signed_with_an_oci_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """A tenant whose own Cohere account is named by an OCI config file only: an OCI-signed request cannot be told
+    apart, but a bearer key to Cohere's own API cannot be the tenant's, and was sent on the app's account."""
+    from privsdk import cohere as dropin
+
+    policy = """
+[tenants.acme]
+classes.default = ["zdr"]
+attest.cohere = ["plan=paid", "zdr"]
+credentials.cohere = { oci_config_path = "ACME_OCI_CFG", oci_profile = "ACME_OCI_PROFILE" }
+"""
+    with LoopbackServer(CohereApp()) as server:
+        configure(
+            monkeypatch,
+            tmp_path,
+            f"{server.url}=cohere.saas",
+            policy,
+            ACME_OCI_CFG="/etc/acme/oci",
+            ACME_OCI_PROFILE="A",
+        )
+        client = dropin.ClientV2(api_key="co-app-key", base_url=server.url)
+        with privsdk.scope(tenant="acme"), pytest.raises(privsdk.PolicyViolation, match="its own cohere account"):
+            client.chat(model="command-r-plus", messages=HELLO)
+        assert server.requests == []
+
+
 def test_a_bedrock_request_signed_with_another_access_key_than_the_tenants_own_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None, no_machine_aws: None
 ) -> None:

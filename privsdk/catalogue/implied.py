@@ -33,7 +33,7 @@ _NONE: frozenset[str] = frozenset()
 #: ``gpt-daybreak-red-latest`` -> None, None).
 _GPT = re.compile(r"(?:ft:)?gpt-(?!oss)(?:(\d+)(?:\.(\d+))?)?")
 #: A GPT search model: ``gpt-4o-search-preview``, ``gpt-5-search-api``, a dated or fine-tuned one.
-_SEARCH = re.compile(r"(?:ft:)?gpt-[^:]*search")
+_SEARCH = re.compile(r"(?:ft:)?gpt-[^:]*search", re.IGNORECASE)  # the family globs take any case after "gpt-"
 
 
 def caches_prompts_a_day(model: str) -> bool:

@@ -119,6 +119,12 @@ class Offering(NamedTuple):
     #: How the vendor names fine-tuned models here, and whether they are served under these terms.
     fine_tuned: FineTuned | None = None
 
+    @property
+    def account_vendor(self) -> str:
+        """The vendor whose account serves this offering's requests, and whose attestations apply to it: the
+        offering it inherits from's (``azure`` for Cohere models on Azure AI Foundry), else its own."""
+        return self.inherits.partition(".")[0] if self.inherits else self.vendor
+
     def model_key(self, model: str) -> str | None:
         """The name the globs and limits match: an ARN's model or profile id, a fine-tuned model's base model
         where the catalogue says fine-tuned models are served under these terms, lower-cased where names

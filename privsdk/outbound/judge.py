@@ -259,7 +259,8 @@ class Guard:
 
         for target in verdict.targets:
             offering = self.catalogue.offering(target.offering)
-            vendor = offering.vendor if offering is not None else target.offering.partition(".")[0]
+            # The account's vendor, whose attestations allowed it: Azure's for a Cohere model on Azure AI Foundry.
+            vendor = offering.account_vendor if offering is not None else target.offering.partition(".")[0]
             if owns(tenant, vendor) and foreign(tenant, vendor, out, self._environ):
                 raise _Refused(
                     target.name,

@@ -10,8 +10,8 @@ What a request carries is compared with what the tenant's credentials hold, and 
 bearer token, an ``api-key``, ``x-api-key`` or ``x-goog-api-key`` header or a ``key`` query parameter with an API key
 or token; the access key id of an AWS Signature Version 4; the tenancy, user and key fingerprint of an OCI
 signature. Credentials that are never
-sent as such (an OCI config file's path or profile) cannot be compared: a tenant whose own account is named only so
-is not checked.
+sent as such (an OCI config file's path or profile) cannot be compared: a request signed with an OCI key, for a tenant
+whose own account is named only so, is not checked; any other request for it is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ _SENT = frozenset(
 #: Credential keys that name an account but never travel as such: where they are all a tenant gives, no request
 #: can be compared with them.
 _UNCOMPARED = frozenset({"oci_config_path", "oci_profile", "oci_private_key_path", "oci_private_key_content"})
+#: How an OCI request signature's Authorization header starts.
+_OCI = "Signature "
 #: Headers that hold an API key or token as they are.
 _KEY_HEADERS = ("api-key", "x-api-key", "x-goog-api-key")
 
@@ -57,10 +59,11 @@ def foreign(tenant: Tenant, vendor: str, out: Outgoing, environ: Mapping[str, st
                     own.add(value)
             elif key in _UNCOMPARED:
                 uncompared = True
-    if not own:
-        return not uncompared  # no key of its own for this vendor: whatever the request carries is another's
+    if not own and uncompared and out.headers.get("authorization", "").startswith(_OCI):
+        return False  # signed with an OCI key the tenant names by its config file only: it cannot be told apart
     # Every key the request carries must be the tenant's: which of two the vendor reads (a bearer token beside an
-    # api-key header, say) is the vendor's choice, not the guard's to guess.
+    # api-key header, say) is the vendor's choice, not the guard's to guess. With no key of its own for this
+    # vendor, whatever the request carries is another's.
     sent = carried(out)
     return not sent or not sent <= own
 
@@ -77,7 +80,7 @@ def carried(out: Outgoing) -> set[str]:
         elif scheme.startswith("AWS4-"):  # Credential=AKID/DATE/REGION/SERVICE/aws4_request, ...
             credential = rest.partition("Credential=")[2]
             found.add(credential.partition("/")[0])
-        elif scheme == "Signature":  # OCI: keyId="TENANCY/USER/FINGERPRINT", ...
+        elif scheme + " " == _OCI:  # OCI: keyId="TENANCY/USER/FINGERPRINT", ...
             key_id = rest.partition('keyId="')[2].partition('"')[0]
             found.update(key_id.split("/"))
         else:
