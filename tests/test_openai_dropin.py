@@ -1059,7 +1059,8 @@ def test_a_model_whose_prompts_openai_caches_for_a_day_is_refused_under_zdr(
 
 
 @pytest.mark.parametrize(
-    "model", ["gpt-4o-search-preview", "gpt-4o-mini-search-preview-2025-03-11", "gpt-5-search-api"]
+    "model",
+    ["gpt-4o-search-preview", "gpt-4o-mini-search-preview-2025-03-11", "gpt-5-search-api", "gpt-4o-SEARCH-preview"],
 )
 def test_a_search_model_asks_for_web_search_whatever_the_request_says(
     wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str
