@@ -811,3 +811,46 @@ def test_anthropics_top_level_cache_control_is_prompt_caching() -> None:
     assert "prompt_caching" in READER.read(request(model_path(EU_CLAUDE, "invoke"), native)).features
     extra = converse(additionalModelRequestFields={"cache_control": {"type": "ephemeral", "ttl": "1h"}})
     assert "prompt_caching" in READER.read(request(model_path(EU_CLAUDE, "converse"), extra)).features
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {
+            "type": "search_result",
+            "source": "kb://1",
+            "title": "t",
+            "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        },
+        {
+            "type": "document",
+            "source": {
+                "type": "content",
+                "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
+            },
+        },
+        {
+            "type": "tool_result",
+            "tool_use_id": "1",
+            "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
+        },
+    ],
+    ids=["search result", "document of content blocks", "tool result"],
+)
+def test_a_cache_breakpoint_on_a_block_inside_another_is_prompt_caching(block: dict[str, Any]) -> None:
+    """A block may hold others: a breakpoint one level down (a search result's text) was sent unread."""
+    native = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10}
+    native["messages"] = [{"role": "user", "content": [block]}]
+    assert "prompt_caching" in READER.read(request(model_path(CLAUDE, "invoke"), native)).features
+
+
+def test_a_tool_calls_arguments_are_never_read_as_blocks() -> None:
+    """What a tool call's input holds is the app's own data: a key named image or cache_control there is no file
+    and no cache."""
+    call = {"type": "tool_use", "id": "1", "name": "f", "input": {"image": "x", "cache_control": {"type": "ephemeral"}}}
+    native = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10}
+    native["messages"] = [{"role": "assistant", "content": [call]}]
+    assert READER.read(request(model_path(CLAUDE, "invoke"), native)).features == frozenset()
+    use = {"toolUse": {"toolUseId": "1", "name": "f", "input": {"document": {"x": 1}}}}
+    body = converse(messages=[{"role": "assistant", "content": [use]}])
+    assert READER.read(request(model_path(CLAUDE, "converse"), body)).features == frozenset()

@@ -261,28 +261,32 @@ def _tool_type(kind: str, found: set[str]) -> None:
         found.add("hosted_tools")
 
 
+#: Keys whose value is a tool call's arguments: the app's own data, whose keys are never read as blocks.
+_ARGUMENTS = frozenset({"input", "json"})
+
+
 def _blocks(blocks: object, found: set[str]) -> None:
-    """Features of a list of content blocks, in Converse shape or a model's native one."""
+    """Features of a list of content blocks, in Converse shape or a model's native one, wherever they sit: a block
+    may hold others (a tool result's content, a search result's, a document whose source is content blocks), and
+    a cache breakpoint or a file on any of them counts."""
     if not isinstance(blocks, list):
         return
     for block in blocks:
         if not isinstance(block, dict):
             continue
-        for key in block:
+        for key, value in block.items():
             if key in _FILE_BLOCKS:
                 found.add("file_inputs")
             elif key == "cachePoint" or key == "cache_control":
                 found.add("prompt_caching")
-            elif key == "toolResult":
-                result = block[key]
-                if isinstance(result, dict):
-                    _blocks(result.get("content"), found)
+            if key not in _ARGUMENTS:
+                if isinstance(value, list):
+                    _blocks(value, found)
+                elif isinstance(value, dict):
+                    _blocks([value], found)
         kind = block.get("type")
-        if isinstance(kind, str):
-            if kind in _FILE_TYPES:
-                found.add("file_inputs")
-            elif kind == "tool_result":
-                _blocks(block.get("content"), found)
+        if isinstance(kind, str) and kind in _FILE_TYPES:
+            found.add("file_inputs")
 
 
 def _messages(messages: object, found: set[str]) -> None:
