@@ -267,6 +267,14 @@ ROWS: list[tuple[str, Row]] = [
         (GM, "gemini-2.5-flash", "chat", "max_retention_days=30", ("gemini:plan=paid",), (), False),
     ),
     (
+        "gemini paid: search grounding (30 days) stays within the 55-day log",
+        (GM, "gemini-2.5-flash", "chat", "no_training", ("gemini:plan=paid",), ("grounding_search",), True),
+    ),
+    (
+        "gemini paid: maps grounding meets a 60-day cap",
+        (GM, "gemini-2.5-flash", "chat", "max_retention_days=60", ("gemini:plan=paid",), ("grounding_maps",), True),
+    ),
+    (
         "gemini 55 days meets a 60-day cap",
         (GM, "gemini-2.5-flash", "chat", "max_retention_days=60", ("gemini:plan=paid",), (), True),
     ),
