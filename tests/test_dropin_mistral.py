@@ -32,7 +32,7 @@ from privsdk.outbound.judge import Guard
 from tests.conftest import clean_env
 from tests.weather_tool import TOOLS
 from tests.wire.mistral import MODEL_ID, MistralApp
-from tests.wire.server import LoopbackServer, Recorded, Reply, Status
+from tests.wire.server import LoopbackServer, Recorded, Reply, Status, json_reply
 
 KEY = "mistral-dropin-key"
 MODEL = "mistral-large-latest"
@@ -255,6 +255,126 @@ def test_the_guard_decides_on_what_the_request_asks_for(
             call()
         assert "secret" not in str(caught.value)
     assert len(server.requests) == 1
+
+
+#: A loopback la Plateforme for jobs: a batch job's or a fine-tuning job's creation answered as Mistral answers it.
+def _jobs(request: Recorded) -> Reply:
+    body = request.json()
+    if request.path == "/v1/batch/jobs":
+        job = {"id": "job-1", "object": "batch", "input_files": body.get("input_files") or [], "errors": []}
+        counts = dict.fromkeys(("total_requests", "completed_requests", "succeeded_requests", "failed_requests"), 0)
+        return json_reply(job | counts | {"endpoint": body["endpoint"], "status": "QUEUED", "created_at": 1})
+    if request.path == "/v1/fine_tuning/jobs":
+        return json_reply({"id": "ftjob-1", "object": "job", "model": body["model"], "status": "QUEUED"})
+    raise ValueError(f"no route {request.path}")
+
+
+@pytest.fixture
+def jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """The jobs stand-in declared as la Plateforme, under a policy that allows batch and fine-tuning: no training,
+    the organisation having opted out of it."""
+    with LoopbackServer(_jobs) as server:
+        declare(monkeypatch, server)
+        monkeypatch.setenv("PRIVSDK_USAGE", "none")
+        monkeypatch.setenv("PRIVSDK_REQUIRE", "no_training")
+        monkeypatch.setenv("PRIVSDK_ATTEST", "mistral:training_opt_out")
+        yield server
+    assert server.errors == []
+
+
+def test_a_batch_job_is_judged_on_its_model_its_endpoint_and_its_inline_requests(jobs: LoopbackServer) -> None:
+    """``batch.jobs.create`` was judged as ``batch`` alone, its body unread: a batch of conversations running web
+    search and the code interpreter, one over an agent, one for a fine-tuned model, one for OCR, each refused as a
+    direct call, were sent. Now each is refused before a byte, as the direct call is; a plain batch is sent."""
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=jobs.url)
+    ask = [{"role": "user", "content": "SECRET patient record"}]
+    create = client.batch.jobs.create
+    refused: list[tuple[str, Callable[[], object]]] = [
+        (
+            "hosted_tools, web_search",
+            lambda: create(
+                endpoint="/v1/conversations",
+                requests=[
+                    {
+                        "custom_id": "1",
+                        "body": {
+                            "model": "mistral-small-latest",
+                            "inputs": "SECRET patient record",
+                            "tools": [{"type": "web_search_premium"}, {"type": "code_interpreter"}],
+                        },
+                    }
+                ],
+            ),
+        ),
+        (
+            "file_search",
+            lambda: create(
+                endpoint="/v1/chat/completions",
+                model="mistral-small-latest",
+                requests=[{"body": {"messages": ask, "tools": [{"type": "document_library", "library_ids": ["l"]}]}}],
+            ),
+        ),
+        (
+            "assistants",
+            lambda: create(endpoint="/v1/chat/completions", agent_id="ag_1", requests=[{"body": {"messages": ask}}]),
+        ),
+        (
+            "fine-tuned",
+            lambda: create(
+                endpoint="/v1/chat/completions",
+                model="ft:mistral-small-latest:abc:20250101:xyz",
+                requests=[{"body": {"messages": ask}}],
+            ),
+        ),
+        ("unknown model family", lambda: create(endpoint="/v1/chat/completions", model="gpt-4o", input_files=["f1"])),
+        ("/v1/ocr", lambda: create(endpoint="/v1/ocr", model="mistral-ocr-latest", input_files=["f1"])),
+        (
+            "metadata",
+            lambda: create(
+                endpoint="/v1/chat/completions",
+                model="mistral-small-latest",
+                requests=[{"body": {"messages": ask, "metadata": {"ticket": "SECRET"}}}],
+            ),
+        ),
+    ]
+    for says, call in refused:
+        with pytest.raises(MistralError) as caught:
+            call()
+        assert isinstance(caught.value, privsdk.PolicyViolation), says
+        assert says in str(caught.value) and "SECRET" not in str(caught.value)
+    assert jobs.requests == []
+    sent = create(endpoint="/v1/chat/completions", model="mistral-small-latest", requests=[{"body": {"messages": ask}}])
+    assert sent.id == "job-1"
+    assert create(endpoint="/v1/embeddings", model="mistral-embed", input_files=["f1"]).id == "job-1"
+    assert [r.json()["endpoint"] for r in jobs.requests] == ["/v1/chat/completions", "/v1/embeddings"]
+
+
+def test_a_fine_tuning_job_is_judged_on_its_model_and_refused_with_third_party_integrations(
+    jobs: LoopbackServer,
+) -> None:
+    """mistralai 3 has no fine-tuning method: a body built by other means, posted through the SDK's own (guarded)
+    HTTP client, as mistralai 2's ``fine_tuning.jobs.create`` sent it. Its body was not read."""
+    client = privsdk.mistralai.Mistral(api_key=KEY, server_url=jobs.url)
+    http = client.sdk_configuration.client
+    job: dict[str, Any] = {
+        "model": "open-mistral-7b",
+        "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
+        "training_files": [{"file_id": "f1", "weight": 1}],
+    }
+    refused = [
+        ("integrations", job | {"integrations": [{"type": "wandb", "project": "p", "api_key": "SECRET"}]}),
+        ("repositories", job | {"repositories": [{"type": "github", "name": "n", "owner": "o", "token": "SECRET"}]}),
+        ("fine-tuned", job | {"model": "ft:open-mistral-7b:abc:20250101:xyz"}),
+        ("unknown model family", job | {"model": "gpt-4o"}),
+        ("zz_new_field", job | {"zz_new_field": "SECRET"}),
+    ]
+    for says, body in refused:
+        with pytest.raises(privsdk.PolicyViolation) as caught:
+            http.post(f"{jobs.url}/v1/fine_tuning/jobs", json=body)
+        assert says in str(caught.value) and "SECRET" not in str(caught.value)
+    assert jobs.requests == []
+    assert http.post(f"{jobs.url}/v1/fine_tuning/jobs", json=job).json()["id"] == "ftjob-1"
+    assert len(jobs.requests) == 1
 
 
 def test_an_app_built_client_and_its_http_clients_are_guarded_in_place(

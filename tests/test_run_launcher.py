@@ -211,6 +211,73 @@ def test_instrument_guards_an_sdk_looked_up_first_or_importable_only_later(
     assert stand_in.connections == 0
 
 
+#: An app whose first mistralai import is the SDK's Azure or Google Cloud client, then la Plateforme's: it prints, for
+#: each client's chat call, the module of the error it raised and its message ("sent" when it was not refused).
+MISTRAL_APP = """\
+from mistralai.{module} import {cls}
+from mistralai.client import Mistral
+
+clients = [{cls}({args}, server_url={url!r}), Mistral(api_key="k", server_url={url!r})]
+for client in clients:
+    try:
+        client.chat.complete(model="mistral-small-2503", messages=[{{"role": "user", "content": "SECRET"}}])
+    except Exception as exc:
+        print(type(exc).__module__, str(exc).splitlines()[0])
+    else:
+        print("sent")
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "args", "offering"),
+    [
+        ("azure.client", "MistralAzure", "api_key='k'", "mistral.azure"),
+        ("gcp.client", "MistralGCP", "access_token='t', project_id='p'", "mistral.vertex"),
+    ],
+)
+def test_an_app_that_imports_mistralais_azure_or_google_cloud_client_first_runs_guarded(
+    module: str, cls: str, args: str, offering: str, tmp_path: Path, stand_in: StandIn
+) -> None:
+    """instrument() waits on each of mistralai's three client modules. The first imported patched the SDK by
+    importing privsdk_mistral.dropin, which imports mistralai.client: its callback ran inside the first, on a
+    half-initialised drop-in (AttributeError: partially initialized module), and the app died at its import."""
+    script = tmp_path / "mistral_app.py"
+    script.write_text(MISTRAL_APP.format(module=module, cls=cls, args=args, url=stand_in.url), encoding="utf-8")
+    done = privsdk_run(sys.executable, str(script), PRIVSDK_ENDPOINTS=f"{stand_in.url}={offering}")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("privsdk_mistral.dropin ") for line in lines), lines
+    assert f"({offering}): unmet: zdr" in lines[0]  # judged on the policy, as the offering it was declared as
+    assert "SECRET" not in done.stdout + done.stderr
+    assert stand_in.connections == 0 and stand_in.server.requests == []
+
+
+#: After instrument(), an app imports a drop-in module itself (privsdk's own adapters do), which imports its SDK:
+#: the SDK's callback must not run on the drop-in while it is still initialising.
+@pytest.mark.parametrize(
+    "dropin",
+    ["privsdk_mistral.dropin", "privsdk_openai.dropin", "privsdk_cohere.dropin", "privsdk_bedrock.dropin"],
+)
+def test_instrument_then_a_drop_in_imported_directly_patches_its_sdk(dropin: str) -> None:
+    program = (
+        "import importlib, privsdk\n"
+        "privsdk.instrument()\n"
+        f"module = importlib.import_module({dropin!r})\n"
+        "constructors = getattr(module, '_constructors', None)\n"
+        "print(constructors is None or constructors.patched)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_USAGE="none"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+
+
 def test_a_shebang_without_such_an_option_runs_guarded(tmp_path: Path, stand_in: StandIn) -> None:
     script = tmp_path / "tool"
     script.write_text(f"#!{sys.executable} -s\n" + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")

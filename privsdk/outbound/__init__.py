@@ -88,16 +88,26 @@ def guard(client: C) -> C:
 
 class _AfterImport(importlib.abc.MetaPathFinder):
     """Runs callbacks right after a module is first imported: how :func:`instrument` reaches SDKs the app
-    has not imported yet, without importing them itself (openai and google-genai take a second each)."""
+    has not imported yet, without importing them itself (openai and google-genai take a second each).
+
+    One callback may wait on several modules (mistralai's clients come from three): it runs once, at the first of
+    them to be imported, and is then taken off the others. A callback imports the SDK's drop-in, which imports the
+    SDK's other modules: left pending there, it would run again inside its own first run, while the drop-in is
+    still initialising. And callbacks run only once no module the thread is importing is one waited on or one in
+    ``holding`` (the drop-ins), and no callback is running: a module imported inside such an import is ready, but
+    the module importing it is not, and the callback imports that one too (an app that imports a drop-in itself,
+    which imports its SDK, would otherwise have the callback find the drop-in half-initialised).
+    """
 
     def __init__(self) -> None:
         self.pending: dict[str, list[Callable[[], None]]] = {}
+        self.holding: set[str] = set()
+        self._thread = threading.local()  # depth: the thread's waited-on imports and callbacks under way; deferred
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        callbacks = self.pending.get(fullname)
-        if callbacks is None:
+        if fullname not in self.pending and not (self.pending and fullname in self.holding):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -110,6 +120,55 @@ class _AfterImport(importlib.abc.MetaPathFinder):
                 return spec
         return None
 
+    def wait(self, names: Sequence[str], callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, after the first of ``names`` to be imported."""
+        for name in names:
+            self.pending.setdefault(name, []).append(callback)
+
+    def _take(self, name: str) -> list[Callable[[], None]]:
+        """The callbacks waiting on ``name``, taken off every module they wait on."""
+        taken = self.pending.pop(name, [])
+        for other, waiting in list(self.pending.items()):
+            left = [callback for callback in waiting if callback not in taken]
+            if len(left) != len(waiting):
+                if left:
+                    self.pending[other] = left
+                else:
+                    self.pending.pop(other, None)
+        return taken
+
+    def loading(self, name: str, load: Callable[[], None]) -> None:
+        """``load`` the module ``name``, then run what waited on it, or leave that for the outermost import."""
+        state = self._thread
+        depth: int = getattr(state, "depth", 0)
+        if not depth:
+            state.deferred = []
+        state.depth = depth + 1
+        try:
+            load()
+            state.deferred.extend(self._take(name))  # not when it failed: its callbacks wait for another try
+        finally:
+            state.depth = depth
+            if not depth:
+                self._run(state)
+
+    def _run(self, state: threading.local) -> None:
+        """Run the deferred callbacks and those they defer in turn, each with the imports it made complete. One
+        that raises (a drop-in that cannot be imported) leaves the others to run, and is raised after them."""
+        failed: BaseException | None = None
+        state.depth = 1
+        try:
+            while state.deferred:
+                callback = state.deferred.pop(0)
+                try:
+                    callback()
+                except BaseException as exc:  # raised below, once every other waiting SDK is patched
+                    failed = failed or exc
+        finally:
+            state.depth = 0
+        if failed is not None:
+            raise failed
+
 
 class _ThenRun(importlib.abc.Loader):
     def __init__(self, inner: importlib.abc.Loader, hook: _AfterImport, name: str):
@@ -119,9 +178,7 @@ class _ThenRun(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        self.inner.exec_module(module)
-        for callback in self.hook.pending.pop(self.name, ()):
-            callback()
+        self.hook.loading(self.name, lambda: self.inner.exec_module(module))
 
 
 #: SDKs whose clients come from a module below their top-level name, which is a namespace package (no loader to
@@ -182,8 +239,8 @@ def instrument() -> None:
             if sdk in sys.modules:
                 _patch(sdk)
             else:  # installed or not: a path added later (site.addsitedir, a vendored folder) may bring it
-                for name in _IMPORTED_AS.get(sdk, (sdk,)):
-                    _hook.pending.setdefault(name, []).append(lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
+                _hook.wait(_IMPORTED_AS.get(sdk, (sdk,)), lambda sdk=sdk: _patch(sdk))  # type: ignore[misc]
+                _hook.holding.add(DROPINS[sdk])
         if _hook.pending and _hook not in sys.meta_path:
             if type(sys.meta_path) is list:  # the interpreter's own: replaced once, and kept after uninstrument()
                 sys.meta_path = _HeadFirst(sys.meta_path)
@@ -211,6 +268,7 @@ def uninstrument() -> None:
     """Undo :func:`instrument`: clients created from now on are the SDKs' own; guarded ones stay guarded."""
     with _lock:
         _hook.pending.clear()
+        _hook.holding.clear()
         if _hook in sys.meta_path:
             sys.meta_path.remove(_hook)
         for sdk in list(_instrumented):

@@ -26,6 +26,13 @@ Features read from the body:
   ``background``;
 - image, document, file and audio parts of a message -> ``file_inputs``.
 
+A batch job's creation (``POST /v1/batch/jobs``) is ``batch`` for its ``model``; its ``endpoint`` must be one
+whose bodies are read here (chat and FIM completions, embeddings, moderations and classifications,
+conversations), and each inline request's body is read as a direct call to that endpoint is, its features
+joined. A batch over an agent (``agent_id``, or a conversation naming one) is ``assistants``, as a
+conversation started with an agent is. A fine-tuning job's creation (``POST /v1/fine_tuning/jobs``) is
+``fine_tune`` for the model it tunes; its W&B ``integrations`` and GitHub ``repositories`` are refused.
+
 Every top-level field of a body read is on its allow-list: any other field
 is refused, for a field privsdk has not judged may make Mistral keep, log or
 run something.
@@ -45,6 +52,7 @@ from privsdk.outbound.outgoing import (
     Meter,
     Outgoing,
     UnknownRoute,
+    Unreadable,
     body_model,
     content_type,
     json_object,
@@ -144,6 +152,48 @@ _RESPONSE_FIELDS = frozenset(
         "temperature", "top_p", "top_logprobs", "truncation", "metadata", "prompt_cache_key",
     }
 )  # fmt: skip
+#: Creating a batch job (mistralai's CreateBatchJobRequest). ``input_files`` names files uploaded earlier (each
+#: upload judged then, as ``files``); ``metadata`` labels the job, kept until deleted anyway (as on conversations);
+#: ``timeout_hours`` bounds its run.
+_BATCH_FIELDS = frozenset(
+    {"endpoint", "input_files", "requests", "model", "agent_id", "metadata", "timeout_hours"}
+)  # fmt: skip
+#: An inline batch request (mistralai's BatchRequest): the body for the job's endpoint, and the app's id for it.
+_BATCH_REQUEST_FIELDS = frozenset({"body", "custom_id"})
+#: The endpoints a batch job may run whose bodies this reader reads, each with its body's fields (the same lists as
+#: a direct call's). ``/v1/moderations`` and ``/v1/classifications`` take mistralai's ClassificationRequest, less its
+#: ``metadata`` (left off as on embeddings). Any other endpoint (``/v1/ocr``, ``/v1/audio/transcriptions``, a newer
+#: one) is refused: its bodies are not read here, and a direct call to it is no batch's operation.
+_BATCH_ENDPOINTS: dict[str, frozenset[str]] = {
+    "/v1/chat/completions": _CHAT_FIELDS,
+    "/v1/fim/completions": _FIM_FIELDS,
+    "/v1/embeddings": _EMBED_FIELDS,
+    "/v1/moderations": _MODERATION_FIELDS,
+    "/v1/classifications": _MODERATION_FIELDS,
+    "/v1/chat/moderations": _MODERATION_FIELDS,
+    "/v1/chat/classifications": _MODERATION_FIELDS,
+    "/v1/conversations": _START_FIELDS,
+}
+#: Endpoints of the SDK's APIEndpoint that a refusal may name (any other value is not shown).
+_NAMED_ENDPOINTS = frozenset({*_BATCH_ENDPOINTS, "/v1/ocr", "/v1/audio/transcriptions"})
+#: Creating a fine-tuning job (mistralai 2's CreateFineTuningJobRequest, POST /v1/fine_tuning/jobs; mistralai 3 has
+#: no method for it, so only a body built by other means reaches the guard). Its training and validation files were
+#: uploaded earlier (judged then, as ``files``); ``suffix`` names the tuned model; ``classifier_targets`` are the
+#: labels a classifier is tuned to give. Refused when they hold any: ``integrations`` (mistralai's WandbIntegration:
+#: a W&B project and API key, for Mistral to report the job's run to Weights & Biases, a third party no Mistral
+#: page read says what it is sent) and ``repositories`` (GithubRepositoryIn: a GitHub repository and a token, for
+#: Mistral to fetch its content to train on, out of the request's sight). Neither is shown to carry no content.
+_FINE_TUNE_FIELDS = frozenset(
+    {
+        "model", "hyperparameters", "training_files", "validation_files", "suffix", "integrations", "auto_start",
+        "invalid_sample_skip_percentage", "job_type", "repositories", "classifier_targets",
+    }
+)  # fmt: skip
+_FINE_TUNE_REFUSED = ("integrations", "repositories")
+#: A fine-tuning job's ``hyperparameters`` (CompletionTrainingParameters, ClassifierTrainingParameters): numbers only.
+_HYPERPARAMETERS = frozenset(
+    {"training_steps", "learning_rate", "weight_decay", "warmup_fraction", "epochs", "seq_len", "fim_ratio"}
+)
 
 
 class MistralReader:
@@ -179,6 +229,8 @@ class MistralReader:
             return Asks("embed", body_model(body, "Mistral"))
         elif family == "conversations":
             return _conversation(request, rest)
+        elif rest == ["jobs"] and method == "POST" and family in ("batch", "fine_tuning"):
+            return _batch_job(request) if family == "batch" else _fine_tune_job(request)
         elif family == "responses" and method == "POST":
             if not rest:
                 return _response(request)
@@ -259,6 +311,66 @@ def _response(request: Outgoing) -> Asks:
     _tools(body.get("tools"), features)
     _inputs(body.get("input"), features)
     return Asks(_operation(body), body_model(body, "Mistral"), frozenset(features))
+
+
+def _batch_job(request: Outgoing) -> Asks:
+    """Creating a batch job: ``batch`` for the job's model, with the features of its inline requests, each read as
+    a direct call to the job's endpoint is; ``assistants`` when it runs an agent."""
+    body = json_object(request, "Mistral", "batch")
+    unknown_field(body, _BATCH_FIELDS, "a Mistral batch job")
+    endpoint = body.get("endpoint")
+    known = _BATCH_ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
+    if known is None:
+        shown = endpoint if isinstance(endpoint, str) and endpoint in _NAMED_ENDPOINTS else "<endpoint>"
+        raise Unreadable(f"a Mistral batch job for an endpoint privsdk does not read: {shown}")
+    if body.get("agent_id") is not None:
+        return Asks("assistants")  # a batch over an agent, whose tools are configured on Mistral's side
+    model = body_model(body, "Mistral")
+    features: set[str] = set()
+    requests = body.get("requests")
+    if requests is not None and not isinstance(requests, list):
+        raise Unreadable("a Mistral batch job's requests is not a list")
+    for item in requests or ():
+        if not isinstance(item, dict) or not isinstance(item.get("body"), dict):
+            raise Unreadable("a Mistral batch request is not an object with a body")
+        unknown_field(item, _BATCH_REQUEST_FIELDS, "a Mistral batch request")
+        inner: dict[str, Any] = item["body"]
+        unknown_field(inner, known, f"a Mistral batch request for {endpoint}")
+        if endpoint == "/v1/conversations":
+            if inner.get("agent_id") is not None:
+                return Asks("assistants")  # as a conversation started with an agent is
+            features.add("stored_responses")  # a stateful API, outside ZDR (see _conversation)
+            _inputs(inner.get("inputs"), features)
+        else:
+            _messages(inner.get("messages"), features)
+        _tools(inner.get("tools"), features)
+        if inner.get("prompt_cache_key"):
+            features.add("prompt_caching")
+        named = body_model(inner, "Mistral")
+        if named is not None and named != model:
+            # One request is judged for one model: the job's, which its requests may name too, or not at all.
+            if model is not None:
+                raise Unreadable("a Mistral batch whose requests name another model than the job, or than each other")
+            model = named
+    return Asks("batch", model, frozenset(features))
+
+
+def _fine_tune_job(request: Outgoing) -> Asks:
+    """Creating a fine-tuning job: ``fine_tune`` for the model it tunes (its data was uploaded as files)."""
+    body = json_object(request, "Mistral", "fine_tuning")
+    unknown_field(body, _FINE_TUNE_FIELDS, "a Mistral fine-tuning job")
+    for field in _FINE_TUNE_REFUSED:
+        if body.get(field):
+            raise Unreadable(
+                f"a Mistral fine-tuning job with {field}, which privsdk does not judge (they have Mistral send the "
+                "job's data to, or fetch it from, a third party): leave them out"
+            )
+    hyperparameters = body.get("hyperparameters")
+    if hyperparameters is not None:
+        if not isinstance(hyperparameters, dict):
+            raise Unreadable("a Mistral fine-tuning job's hyperparameters is not an object")
+        unknown_field(hyperparameters, _HYPERPARAMETERS, "a Mistral fine-tuning job's hyperparameters")
+    return Asks("fine_tune", body_model(body, "Mistral"))
 
 
 def _tools(tools: Any, features: set[str]) -> None:
