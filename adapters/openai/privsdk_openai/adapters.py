@@ -40,6 +40,7 @@ UNUSED_KEY = "unused"
 #: environment's, in any spelling) to the client's default headers; an explicit default header of the same name, in
 #: any spelling, wins over it (the SDK merges headers case-insensitively), and ``openai.Omit()`` removes it.
 ACCOUNT_HEADERS = ("Authorization", "api-key", "OpenAI-Organization", "OpenAI-Project")
+_CUSTOM_HEADERS = "OPENAI_CUSTOM_HEADERS"
 
 
 _SDKClient = TypeVar("_SDKClient", openai.OpenAI, openai.AsyncOpenAI)
@@ -81,7 +82,8 @@ class ChatCompletions(Adapter):
         self._translate = translate(self.vendor)
         self._model = self._model_for(target)
         self._args: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout, **self._client_args()}
-        if self._own_key():
+        if self._own_key() and _CUSTOM_HEADERS in os.environ:  # read by the SDK as it builds the client, as here
+            # Only then: explicit default headers cost every request the SDK's merge of them.
             self._args["default_headers"] = _account_headers(self._sent_account(self._args))
         try:
             self._client = self._guarded(
@@ -386,10 +388,11 @@ class AzureOpenAI(ChatCompletions):
 class Compatible(ChatCompletions):
     """An OpenAI-compatible server at ``target.endpoint``, with the key passed explicitly.
 
-    The key is set as the ``Authorization`` header as well, and the other
-    :data:`ACCOUNT_HEADERS` are omitted, so that neither ``OPENAI_API_KEY`` nor
-    an account line of ``OPENAI_CUSTOM_HEADERS`` (both read by the SDK) can
-    reach a server that is not OpenAI's, with or without credentials given.
+    The key is passed explicitly, so ``OPENAI_API_KEY`` never reaches it; where
+    ``OPENAI_CUSTOM_HEADERS`` is set, the key is set as the ``Authorization``
+    header as well and the other :data:`ACCOUNT_HEADERS` are omitted, so that
+    no account line of it reaches a server that is not OpenAI's, with or
+    without credentials given.
     """
 
     vendor: ClassVar[str] = "selfhosted"
