@@ -278,6 +278,58 @@ def test_instrument_then_a_drop_in_imported_directly_patches_its_sdk(dropin: str
     assert done.stdout.split() == ["True"]
 
 
+#: After instrument(), one thread imports an SDK while another imports privsdk's drop-in for it (an app's, or the
+#: first privsdk.Client call's): the SDK's callback, importing that drop-in, closed a cycle of module locks, the
+#: SDK's import died with importlib's deadlock error, and the SDK was imported again unguarded.
+@pytest.mark.parametrize(
+    ("sdk", "dropin", "client"),
+    [
+        ("cohere", "privsdk_cohere.offerings", "cohere.ClientV2(api_key='k', base_url=URL).chat(model='command-r', "
+         "messages=[{'role': 'user', 'content': 'SECRET'}])"),
+        ("mistralai.client", "privsdk_mistral.dropin", "mistralai.client.Mistral(api_key='k', server_url=URL)"
+         ".chat.complete(model='mistral-small-latest', messages=[{'role': 'user', 'content': 'SECRET'}])"),
+        ("openai", "privsdk_openai.dropin", "openai.OpenAI(api_key='k', base_url=URL + '/v1', max_retries=0)"
+         ".chat.completions.create(model='gpt-4o', messages=[{'role': 'user', 'content': 'SECRET'}])"),
+    ],
+)  # fmt: skip
+def test_an_sdk_imported_while_another_thread_imports_its_drop_in_stays_guarded(
+    stand_in: StandIn, sdk: str, dropin: str, client: str
+) -> None:
+    program = (
+        "import importlib, threading, privsdk\n"
+        "privsdk.instrument()\n"
+        f"URL = {stand_in.url!r}\n"
+        "errors, barrier = [], threading.Barrier(2)\n"
+        "def load(name):\n"
+        "    barrier.wait()\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except BaseException as exc:\n"
+        "        errors.append(type(exc).__name__)\n"
+        f"threads = [threading.Thread(target=load, args=(n,)) for n in ({sdk!r}, {dropin!r})]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print('import errors:', errors)\n"
+        f"import {sdk.split('.')[0]}, {sdk}\n"
+        "try:\n"
+        f"    {client}\n"
+        "    print('sent')\n"
+        "except privsdk.PolicyViolation:\n"
+        "    print('refused')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=clean_env(PRIVSDK_USAGE="none"),  # the stand-in is declared nowhere: a guarded client refuses it
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["import errors: []", "refused"], done.stdout + done.stderr
+    assert stand_in.connections == 0
+
+
 def test_a_shebang_without_such_an_option_runs_guarded(tmp_path: Path, stand_in: StandIn) -> None:
     script = tmp_path / "tool"
     script.write_text(f"#!{sys.executable} -s\n" + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")

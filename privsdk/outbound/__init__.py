@@ -102,6 +102,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.pending: dict[str, list[Callable[[], None]]] = {}
         self.holding: set[str] = set()
+        self._names: dict[Callable[[], None], Sequence[str]] = {}  # each callback's modules, to wait on them again
         self._thread = threading.local()  # depth: the thread's waited-on imports and callbacks under way; deferred
 
     def find_spec(
@@ -122,8 +123,11 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
     def wait(self, names: Sequence[str], callback: Callable[[], None]) -> None:
         """Run ``callback`` once, after the first of ``names`` to be imported."""
+        self._names[callback] = names
         for name in names:
-            self.pending.setdefault(name, []).append(callback)
+            waiting = self.pending.setdefault(name, [])
+            if callback not in waiting:
+                waiting.append(callback)
 
     def _take(self, name: str) -> list[Callable[[], None]]:
         """The callbacks waiting on ``name``, taken off every module they wait on."""
@@ -153,21 +157,39 @@ class _AfterImport(importlib.abc.MetaPathFinder):
                 self._run(state)
 
     def _run(self, state: threading.local) -> None:
-        """Run the deferred callbacks and those they defer in turn, each with the imports it made complete. One
-        that raises (a drop-in that cannot be imported) leaves the others to run, and is raised after them."""
+        """Run the deferred callbacks and those they defer in turn, each with the imports it made complete; then,
+        once, those whose module another thread imported meanwhile (:meth:`_ready`). One that raises waits on its
+        modules again, and leaves the others to run. Its error is raised after them, but for a deadlock between
+        two threads' imports (this one's SDK, another's drop-in of it): the other thread, whose import of the
+        drop-in completes once this one's SDK has, then runs the callback (:meth:`_ready`)."""
         failed: BaseException | None = None
         state.depth = 1
         try:
-            while state.deferred:
-                callback = state.deferred.pop(0)
-                try:
-                    callback()
-                except BaseException as exc:  # raised below, once every other waiting SDK is patched
-                    failed = failed or exc
+            for ready in (False, True):
+                if ready:
+                    state.deferred = self._ready()
+                while state.deferred:
+                    callback = state.deferred.pop(0)
+                    try:
+                        callback()
+                    except BaseException as exc:
+                        self.wait(self._names.get(callback, ()), callback)
+                        if type(exc).__name__ != "_DeadlockError":  # importlib's, raised to one thread of a cycle
+                            failed = failed or exc
         finally:
             state.depth = 0
         if failed is not None:
             raise failed
+
+    def _ready(self) -> list[Callable[[], None]]:
+        """The callbacks waiting on a module that is imported now, whole: one whose callback failed in the thread
+        that imported it (a deadlock with this thread's import of its drop-in)."""
+        ready: list[Callable[[], None]] = []
+        for name in list(self.pending):
+            module = sys.modules.get(name)
+            if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+                ready.extend(c for c in self._take(name) if c not in ready)
+        return ready
 
 
 class _ThenRun(importlib.abc.Loader):
