@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import operator
 import os
+import re
 import threading
 import time
 import weakref
@@ -522,15 +523,27 @@ def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:
     return PROTOCOLS.get(offering) or PROTOCOLS[offering.partition(".")[0]]
 
 
+#: A %-escape of a sign RFC 3986 leaves unreserved (letters, digits, "-", ".", "_", "~").
+_PLAIN_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])")
+
+
 def _check_path(path: str, origin: str, host: str) -> None:
     """Refuse a path that a server may resolve to another path than the one judged, past the prefix a declared
     endpoint was matched on: an empty segment ("//": nginx merges slashes by default), or a dot segment (RFC 3986)
-    once decoded as servers decode it: "%2e%2e", a "%2F" or "\\" that splits a segment (Windows and some
-    gateways take "\\" for "/"), "..;x" (Tomcat and Spring drop ";" parameters first)."""
+    once decoded as servers decode it: "%2F" or "\\" that splits a segment (Windows and some gateways take "\\"
+    for "/"); and any ";" or %-escape of a plain sign ("%2e%2e", "..;x", "%6Aobs")."""
+    if ";" in path or ("%" in path and _PLAIN_ESCAPE.search(path)):
+        # No SDK writes either: a ";" parameter, which Tomcat and Spring drop, or a %-escape of a letter, digit or
+        # "-._~", which RFC 3986 makes the same path as the plain sign. A reader matches the path as sent, a server
+        # routes it as it reads it: "/v1/batch/%6Aobs" is "/v1/batch/jobs" to it.
+        raise _Refused(
+            host,
+            "other",
+            f"the request's path to {origin} holds a ';' or a %-escape of a plain sign, which a server may read as "
+            "another path than the one judged (send the path as the SDK writes it)",
+        )
     decoded = unquote(path).replace("\\", "/") if "%" in path or "\\" in path else path
-    bad = "//" in decoded or (
-        "." in decoded and any(part.partition(";")[0] in (".", "..") for part in decoded.split("/"))
-    )
+    bad = "//" in decoded or ("." in decoded and any(part in (".", "..") for part in decoded.split("/")))
     if bad:
         raise _Refused(
             host,
