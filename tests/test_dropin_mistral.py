@@ -326,7 +326,11 @@ def test_a_batch_job_is_judged_on_its_model_its_endpoint_and_its_inline_requests
                 requests=[{"body": {"messages": ask}}],
             ),
         ),
-        ("unknown model family", lambda: create(endpoint="/v1/chat/completions", model="gpt-4o", input_files=["f1"])),
+        ("unknown model family", lambda: create(endpoint="/v1/chat/completions", model="gpt-4o", requests=[])),
+        (
+            "uploaded files",
+            lambda: create(endpoint="/v1/chat/completions", model="mistral-small-latest", input_files=["f1"]),
+        ),
         ("/v1/ocr", lambda: create(endpoint="/v1/ocr", model="mistral-ocr-latest", input_files=["f1"])),
         (
             "metadata",
@@ -345,7 +349,7 @@ def test_a_batch_job_is_judged_on_its_model_its_endpoint_and_its_inline_requests
     assert jobs.requests == []
     sent = create(endpoint="/v1/chat/completions", model="mistral-small-latest", requests=[{"body": {"messages": ask}}])
     assert sent.id == "job-1"
-    assert create(endpoint="/v1/embeddings", model="mistral-embed", input_files=["f1"]).id == "job-1"
+    assert create(endpoint="/v1/embeddings", model="mistral-embed", requests=[{"body": {"input": ["x"]}}]).id == "job-1"
     assert [r.json()["endpoint"] for r in jobs.requests] == ["/v1/chat/completions", "/v1/embeddings"]
 
 

@@ -106,12 +106,16 @@ CASES: list[tuple[Outgoing, Asks]] = [
     (out("POST", "/v1/chat/classifications", {"model": "c", "input": MSG}), Asks("moderation", "c")),
     (out("POST", "/v1/files", b"--multipart"), Asks("files")),
     (out("GET", "/v1/files/f1/content"), Asks("files")),
-    (out("POST", "/v1/batch/jobs", {"input_files": ["f"], "endpoint": "/v1/chat/completions"}), Asks("batch")),
+    (out("POST", "/v1/batch/jobs", {"requests": [], "endpoint": "/v1/chat/completions"}), Asks("batch")),
     (out("POST", "/v1/batch/jobs/j/cancel"), Asks("batch")),
     (out("GET", "/v1/batch/jobs"), Asks("batch")),
     # a batch job: its model, and the features of its inline requests, each read as a direct call to its endpoint
     (
-        out("POST", "/v1/batch/jobs", {"input_files": ["f"], "endpoint": "/v1/fim/completions", "model": "c"}),
+        out(
+            "POST",
+            "/v1/batch/jobs",
+            {"requests": [{"body": {"prompt": "x"}}], "endpoint": "/v1/fim/completions", "model": "c"},
+        ),
         Asks("batch", "c"),
     ),
     (
@@ -161,9 +165,16 @@ CASES: list[tuple[Outgoing, Asks]] = [
     (out("POST", "/v1/batch/jobs", batch([{"input": MSG}], "/v1/chat/classifications")), Asks("batch")),
     # a batch over an agent, as a conversation started with one: its tools are set on Mistral's side
     (out("POST", "/v1/batch/jobs", batch([{"messages": MSG}], agent_id="ag_1")), Asks("assistants")),
-    (
-        out("POST", "/v1/batch/jobs", batch([{"agent_id": "ag_1", "inputs": "hi"}], "/v1/conversations")),
-        Asks("assistants"),
+    (  # its other requests' features are read all the same: one refusal must not hide another
+        out(
+            "POST",
+            "/v1/batch/jobs",
+            batch(
+                [{"agent_id": "ag_1", "inputs": "hi"}, {"inputs": "x", "tools": [{"type": "web_search"}]}],
+                "/v1/conversations",
+            ),
+        ),
+        Asks("assistants", features=frozenset({"stored_responses", "web_search"})),
     ),
     (
         out("POST", "/v1/fine_tuning/jobs", FINE_TUNE | {"integrations": [], "repositories": None}),
@@ -462,7 +473,7 @@ BODIES: dict[str, tuple[str, dict[str, Any], frozenset[str]]] = {
     "responses": ("/v1/responses", {"model": M, "input": "hi"}, _json_names(models.CreateResponseRequest)),
     "batch job": (
         "/v1/batch/jobs",
-        {"endpoint": "/v1/chat/completions", "input_files": ["f"]},
+        {"endpoint": "/v1/chat/completions", "requests": []},
         _json_names(models.CreateBatchJobRequest),
     ),
     # mistralai 3 has no fine-tuning method: the fields of mistralai 2's CreateFineTuningJobRequest.
@@ -520,7 +531,7 @@ def test_every_batch_endpoint_the_sdk_names_is_read_or_refused_by_design() -> No
     endpoints = {e for e in typing.get_args(typing.get_args(models.APIEndpoint)[0])}
     assert "/v1/conversations" in endpoints and BATCH_REFUSED.keys() <= endpoints
     for endpoint in sorted(endpoints):
-        request = out("POST", "/v1/batch/jobs", {"endpoint": endpoint, "input_files": ["f"], "model": M})
+        request = out("POST", "/v1/batch/jobs", {"endpoint": endpoint, "requests": [], "model": M})
         if endpoint in BATCH_REFUSED:
             with pytest.raises(Unreadable, match=f"an endpoint privsdk does not read: {endpoint}$"):
                 READER.read(request)

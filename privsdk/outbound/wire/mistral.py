@@ -229,7 +229,8 @@ class MistralReader:
             return Asks("embed", body_model(body, "Mistral"))
         elif family == "conversations":
             return _conversation(request, rest)
-        elif rest == ["jobs"] and method == "POST" and family in ("batch", "fine_tuning"):
+        elif method == "POST" and family in ("batch", "fine_tuning") and len(rest) == 1 and rest[0].lower() == "jobs":
+            # In any case: a server that routes without it would create the job from a body otherwise unread.
             return _batch_job(request) if family == "batch" else _fine_tune_job(request)
         elif family == "responses" and method == "POST":
             if not rest:
@@ -315,7 +316,9 @@ def _response(request: Outgoing) -> Asks:
 
 def _batch_job(request: Outgoing) -> Asks:
     """Creating a batch job: ``batch`` for the job's model, with the features of its inline requests, each read as
-    a direct call to the job's endpoint is; ``assistants`` when it runs an agent."""
+    a direct call to the job's endpoint is; ``assistants`` when it runs an agent (its requests' features read all
+    the same). A job over uploaded files is refused: what their requests ask for cannot be read, as for a Gemini
+    batch from a file."""
     body = json_object(request, "Mistral", "batch")
     unknown_field(body, _BATCH_FIELDS, "a Mistral batch job")
     endpoint = body.get("endpoint")
@@ -323,8 +326,13 @@ def _batch_job(request: Outgoing) -> Asks:
     if known is None:
         shown = endpoint if isinstance(endpoint, str) and endpoint in _NAMED_ENDPOINTS else "<endpoint>"
         raise Unreadable(f"a Mistral batch job for an endpoint privsdk does not read: {shown}")
-    if body.get("agent_id") is not None:
-        return Asks("assistants")  # a batch over an agent, whose tools are configured on Mistral's side
+    if body.get("input_files"):
+        raise Unreadable(
+            "a Mistral batch job over uploaded files, whose requests privsdk cannot read (send them inline: "
+            "requests=[...])"
+        )
+    # A batch over an agent, whose tools are configured on Mistral's side, is judged as a conversation with one is.
+    operation = "batch" if body.get("agent_id") is None else "assistants"
     model = body_model(body, "Mistral")
     features: set[str] = set()
     requests = body.get("requests")
@@ -338,7 +346,7 @@ def _batch_job(request: Outgoing) -> Asks:
         unknown_field(inner, known, f"a Mistral batch request for {endpoint}")
         if endpoint == "/v1/conversations":
             if inner.get("agent_id") is not None:
-                return Asks("assistants")  # as a conversation started with an agent is
+                operation = "assistants"  # as a conversation started with an agent is
             features.add("stored_responses")  # a stateful API, outside ZDR (see _conversation)
             _inputs(inner.get("inputs"), features)
         else:
@@ -352,7 +360,7 @@ def _batch_job(request: Outgoing) -> Asks:
             if model is not None:
                 raise Unreadable("a Mistral batch whose requests name another model than the job, or than each other")
             model = named
-    return Asks("batch", model, frozenset(features))
+    return Asks(operation, model, frozenset(features))
 
 
 def _fine_tune_job(request: Outgoing) -> Asks:
