@@ -256,6 +256,7 @@ credentials.bedrock = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key
         ({"authorization": "bearer  tok "}, "", {"tok"}),
         ({"api-key": "az-1"}, "", {"az-1"}),
         ({"x-goog-api-key": "g-1"}, "", {"g-1"}),
+        ({"ocp-apim-subscription-key": "gw-1", "authorization": "Bearer sk-1"}, "", {"gw-1", "sk-1"}),
         ({}, "alt=sse&key=g-2", {"g-2"}),
         (
             {"authorization": "AWS4-HMAC-SHA256 Credential=AKID1/20261201/eu-central-1/bedrock/aws4_request, Sig=x"},

@@ -43,15 +43,16 @@ APP_KEY = "sk-APP-KEY"
 #: The deployment's environment: its key, organization and project, and an Azure key, as OPENAI_CUSTOM_HEADERS lines.
 ACCOUNT_LINES = {
     "canonical": f"Authorization: Bearer {APP_KEY}\nOpenAI-Project: proj_APP\nOpenAI-Organization: org_APP\n"
-    f"api-key: {APP_KEY}",
+    f"api-key: {APP_KEY}\nOcp-Apim-Subscription-Key: {APP_KEY}",
     "lower": f"authorization: Bearer {APP_KEY}\nopenai-project: proj_APP\nopenai-organization: org_APP\n"
-    f"api-key: {APP_KEY}",
+    f"api-key: {APP_KEY}\nocp-apim-subscription-key: {APP_KEY}",
     "upper": f"AUTHORIZATION: Bearer {APP_KEY}\nOPENAI-PROJECT: proj_APP\nOPENAI-ORGANIZATION: org_APP\n"
-    f"API-KEY: {APP_KEY}",
+    f"API-KEY: {APP_KEY}\nOCP-APIM-SUBSCRIPTION-KEY: {APP_KEY}",
 }
 #: A line of OPENAI_CUSTOM_HEADERS that names no account: it still applies.
 OTHER_LINE = "X-Team: search"
-ACCOUNT_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project")
+#: ... and a gateway's key (Azure API Management's), which names an account as a key does.
+ACCOUNT_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project", "ocp-apim-subscription-key")
 
 
 def _accepting(app: OpenAIWire, keys: set[str]) -> App:
@@ -166,6 +167,7 @@ endpoint = "{openai_server.url}/v1"
         "openai-organization": "org_APP",
         "openai-project": "proj_APP",
         "api-key": APP_KEY,
+        "ocp-apim-subscription-key": APP_KEY,
     }
 
 

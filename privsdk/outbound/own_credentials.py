@@ -7,11 +7,11 @@ one of those credentials. Sent with another key (an app's drop-in built with the
 not speak of: the guard refuses it.
 
 What a request carries is compared with what the tenant's credentials hold, and every one must be the tenant's: a
-bearer token, an ``api-key``, ``x-api-key`` or ``x-goog-api-key`` header or a ``key`` query parameter with an API key
-or token; the access key id of an AWS Signature Version 4; the tenancy, user and key fingerprint of an OCI
-signature. Credentials that are never
-sent as such (an OCI config file's path or profile) cannot be compared: a request signed with an OCI key, for a tenant
-whose own account is named only so, is not checked; any other request for it is refused.
+bearer token; an ``api-key``, ``x-api-key``, ``x-goog-api-key`` or ``Ocp-Apim-Subscription-Key`` (Azure API
+Management's) header or a ``key`` query parameter with an API key or token; the access key id of an AWS Signature
+Version 4; the tenancy, user and key fingerprint of an OCI signature. Credentials that are never sent as such (an
+OCI config file's path or profile) cannot be compared: a request signed with an OCI key, for a tenant whose own
+account is named only so, is not checked; any other request for it is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _UNCOMPARED = frozenset({"oci_config_path", "oci_profile", "oci_private_key_path
 #: How an OCI request signature's Authorization header starts.
 _OCI = "Signature "
 #: Headers that hold an API key or token as they are.
-_KEY_HEADERS = ("api-key", "x-api-key", "x-goog-api-key")
+_KEY_HEADERS = ("api-key", "x-api-key", "x-goog-api-key", "ocp-apim-subscription-key")
 
 
 def owns(tenant: Tenant, vendor: str) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -41,6 +42,8 @@ UNUSED_KEY = "unused"
 #: any spelling, wins over it (the SDK merges headers case-insensitively), and ``openai.Omit()`` removes it.
 ACCOUNT_HEADERS = ("Authorization", "api-key", "OpenAI-Organization", "OpenAI-Project")
 _CUSTOM_HEADERS = "OPENAI_CUSTOM_HEADERS"
+#: A header name that may carry a credential: a key, token, secret, signature or subscription, or an account.
+_CREDENTIAL = re.compile(r"auth|key|token|secret|signature|subscription|credential|organi[sz]ation|project", re.I)
 
 
 _SDKClient = TypeVar("_SDKClient", openai.OpenAI, openai.AsyncOpenAI)
@@ -327,13 +330,20 @@ def _quotes(text: str, values: Iterable[object]) -> bool:
 
 
 def _account_headers(sent: Mapping[str, str]) -> dict[str, Any]:
-    """The SDK client's ``default_headers``: ``sent``, and :data:`ACCOUNT_HEADERS` it lacks as ``openai.Omit()``.
+    """The SDK client's ``default_headers``: ``sent``, and as ``openai.Omit()`` the :data:`ACCOUNT_HEADERS` it
+    lacks and every line of ``OPENAI_CUSTOM_HEADERS`` whose name may carry a credential (a gateway's
+    ``Ocp-Apim-Subscription-Key``, say).
 
-    So no line of ``OPENAI_CUSTOM_HEADERS`` (the environment's key, organization or project, or an Azure
-    ``api-key``) reaches a request whose credentials privsdk gave: the SDK puts these after the environment's
-    lines and merges case-insensitively, the later winning, and removes a header whose value is ``Omit()``.
+    So no key, organization or project of the environment's reaches a request whose credentials privsdk gave: the
+    SDK puts these after the environment's lines and merges case-insensitively, the later winning, and removes a
+    header whose value is ``Omit()``. Other lines (``X-Team``) stay.
     """
-    return {name: sent.get(name, openai.Omit()) for name in ACCOUNT_HEADERS}
+    lines = os.environ.get(_CUSTOM_HEADERS, "").split("\n")
+    named = {line.partition(":")[0].strip() for line in lines if ":" in line}
+    headers: dict[str, Any] = {name.lower(): (name, openai.Omit()) for name in named if _CREDENTIAL.search(name)}
+    for name in ACCOUNT_HEADERS:
+        headers[name.lower()] = (name, sent.get(name, openai.Omit()))
+    return dict(headers.values())
 
 
 def _azure_secret(target: Target, credentials: Mapping[str, str]) -> tuple[str, str]:
