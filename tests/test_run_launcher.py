@@ -64,9 +64,14 @@ def app(tmp_path: Path, stand_in: StandIn) -> Path:
 
 
 def privsdk_run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return python("-m", "privsdk", "run", "--", *command, PRIVSDK_REQUIRE="zdr", **env)
+
+
+def python(*arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """This Python with ``arguments``, in a clean environment with ``env`` and no usage records."""
     return subprocess.run(
-        [sys.executable, "-m", "privsdk", "run", "--", *command],
-        env=clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_USAGE="none", **env),
+        [sys.executable, *arguments],
+        env=clean_env(**{"PRIVSDK_USAGE": "none", **env}),
         capture_output=True,
         text=True,
         timeout=120,
@@ -198,14 +203,7 @@ def test_instrument_guards_an_sdk_looked_up_first_or_importable_only_later(
 ) -> None:
     script = tmp_path / "late.py"
     script.write_text(BEFORE[before] + APP.format(key=KEY, url=stand_in.url), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_USAGE="none"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = python(str(script), PRIVSDK_REQUIRE="zdr")
     assert done.returncode == 3, done.stderr
     assert done.stdout.split() == ["privsdk_openai.dropin", "PolicyViolation"]
     assert stand_in.connections == 0
@@ -266,14 +264,7 @@ def test_instrument_then_a_drop_in_imported_directly_patches_its_sdk(dropin: str
         "constructors = getattr(module, '_constructors', None)\n"
         "print(constructors is None or constructors.patched)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        env=clean_env(PRIVSDK_REQUIRE="zdr", PRIVSDK_USAGE="none"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = python("-c", program, PRIVSDK_REQUIRE="zdr")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True"]
 
@@ -317,14 +308,7 @@ def test_an_sdk_imported_while_another_thread_imports_its_drop_in_stays_guarded(
         "except privsdk.PolicyViolation:\n"
         "    print('refused')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        env=clean_env(PRIVSDK_USAGE="none"),  # the stand-in is declared nowhere: a guarded client refuses it
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = python("-c", program)  # the stand-in is declared nowhere: a guarded client refuses it
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["import errors: []", "refused"], done.stdout + done.stderr
     assert stand_in.connections == 0
