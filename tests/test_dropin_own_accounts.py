@@ -99,29 +99,6 @@ def test_a_request_carrying_the_tenants_key_beside_another_is_refused(
         assert server.requests == []
 
 
-def test_a_tenant_whose_own_cohere_credentials_hold_no_cohere_key_sends_nothing_to_cohere(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
-) -> None:
-    """Its AWS keys are its own Bedrock account; under credentials.cohere they make its Cohere account its own too
-    (attest.cohere is its own), and it holds no key a request to Cohere's API could carry."""
-    from privsdk import cohere as dropin
-
-    policy = """
-[tenants.acme]
-classes.default = ["no_training"]
-attest.cohere = ["plan=paid", "training_opt_out"]
-credentials.cohere = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key = "ACME_AWS_SECRET" }
-"""
-    with LoopbackServer(CohereApp()) as server:
-        configure(
-            monkeypatch, tmp_path, f"{server.url}=cohere.saas", policy, ACME_AWS_ID="AKIDACME", ACME_AWS_SECRET="s"
-        )
-        client = dropin.ClientV2(api_key="co-deployment-key", base_url=server.url)
-        with privsdk.scope(tenant="acme"), pytest.raises(privsdk.PolicyViolation, match="another key than its own"):
-            client.chat(model="command-r-plus", messages=HELLO)
-        assert server.requests == []
-
-
 def test_a_partner_model_is_checked_against_the_account_that_serves_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
 ) -> None:
@@ -184,28 +161,37 @@ credentials.cohere = {{ azure_api_key = "ACME_AZ_KEY" }}
         assert [r.headers["authorization"] for r in server.requests] == ["Bearer acme-azure-key"]
 
 
-def test_an_oci_config_file_exempts_only_requests_signed_with_an_oci_key(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+@pytest.mark.parametrize(
+    ("credentials", "env"),
+    [
+        pytest.param(
+            '{ aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key = "ACME_AWS_SECRET" }',
+            {"ACME_AWS_ID": "AKIDACME", "ACME_AWS_SECRET": "s"},
+            id="AWS keys only",
+        ),
+        pytest.param(
+            '{ oci_config_path = "ACME_OCI_CFG", oci_profile = "ACME_OCI_PROFILE" }',
+            {"ACME_OCI_CFG": "/etc/acme/oci", "ACME_OCI_PROFILE": "A"},
+            id="an OCI config file only",
+        ),
+    ],
+)
+def test_a_tenant_whose_own_cohere_credentials_hold_no_key_for_cohere_s_api_sends_nothing_to_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None, credentials: str, env: dict[str, str]
 ) -> None:
-    """A tenant whose own Cohere account is named by an OCI config file only: an OCI-signed request cannot be told
-    apart, but a bearer key to Cohere's own API cannot be the tenant's, and was sent on the app's account."""
+    """Its credentials.cohere make its Cohere account its own (attest.cohere is its own), yet hold no key a request
+    to Cohere's own API could carry: AWS keys are its own Bedrock account, and an OCI config file exempts only an
+    OCI-signed request (which cannot be told apart), never a bearer key, which was sent on the app's account."""
     from privsdk import cohere as dropin
 
-    policy = """
+    policy = f"""
 [tenants.acme]
 classes.default = ["zdr"]
 attest.cohere = ["plan=paid", "zdr"]
-credentials.cohere = { oci_config_path = "ACME_OCI_CFG", oci_profile = "ACME_OCI_PROFILE" }
+credentials.cohere = {credentials}
 """
     with LoopbackServer(CohereApp()) as server:
-        configure(
-            monkeypatch,
-            tmp_path,
-            f"{server.url}=cohere.saas",
-            policy,
-            ACME_OCI_CFG="/etc/acme/oci",
-            ACME_OCI_PROFILE="A",
-        )
+        configure(monkeypatch, tmp_path, f"{server.url}=cohere.saas", policy, **env)
         client = dropin.ClientV2(api_key="co-app-key", base_url=server.url)
         with privsdk.scope(tenant="acme"), pytest.raises(privsdk.PolicyViolation, match="its own cohere account"):
             client.chat(model="command-r-plus", messages=HELLO)
