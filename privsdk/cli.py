@@ -347,17 +347,28 @@ def _refuse_a_python_that_skips_the_guard(program: str, command: list[str]) -> N
     sitecustomize, and stops before the program runs when it cannot import privsdk (see sitecustomize.py).
     """
     import re
+    import shutil
 
     is_python = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*(?:-dbg)?(?:\.exe)?", re.IGNORECASE).fullmatch
     names = {os.path.basename(program), os.path.basename(os.path.realpath(program))}
     if any(is_python(name) for name in names):
-        where, options = f"Python ({command[0]})", command[1:]
+        where, options, python = f"Python ({command[0]})", command[1:], program
     else:
         words = _shebang(program)
         first = next((i for i, word in enumerate(words) if is_python(os.path.basename(word))), None)
         if first is None:
             return
         where, options = f"the Python that the #! line of {command[0]} starts ({' '.join(words)})", words[first + 1 :]
+        python = shutil.which(words[first]) or words[first]  # #!/usr/bin/env python3 names it by PATH
+    pth = _pth_file(python)
+    if pth is not None:
+        raise ConfigError(
+            f"privsdk run refused to start {command[0]}: {where} has a ._pth file beside it ({pth}), which starts "
+            "it isolated and without the site module, as -I -S would, so the SDK clients the program creates "
+            "would not be guarded",
+            hint="run the program with a Python that has no ._pth file (a virtual environment's), or call "
+            "privsdk.instrument() first thing in the program",
+        )
     skipping = _options_that_skip_the_guard(options)
     if skipping:
         raise ConfigError(
@@ -367,6 +378,22 @@ def _refuse_a_python_that_skips_the_guard(program: str, command: list[str]) -> N
             hint="drop the option; -s and -P isolate from the user's site-packages and the script's folder and "
             "keep the guard; or call privsdk.instrument() first thing in the program",
         )
+
+
+def _pth_file(python: str) -> str | None:
+    """The ``._pth`` file beside ``python`` (as named, or the file its links lead to), None when there is none.
+
+    Python 3.11 and later read ``<executable>._pth`` (or the runtime library's) on every platform, and one there
+    replaces sys.path and implies -I and -S (embedded and relocatable Pythons ship one). Any ``*._pth`` in the
+    folder is taken as one: refusing a Python that would have run guarded is the safe way to be wrong.
+    """
+    import glob
+
+    for path in dict.fromkeys((python, os.path.realpath(python))):
+        found = sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))), "*._pth")))
+        if found:
+            return found[0]
+    return None
 
 
 def _shebang(program: str) -> list[str]:

@@ -252,9 +252,15 @@ def load_policy(
     """
     env = os.environ if environ is None else environ
     cat = catalogue or default_catalogue()
-    unknown = sorted(k for k in env if k.startswith("PRIVSDK_") and k not in ENV_VARS)
+    # Compared in any case: privsdk_require (a .env file, a container spec) is a misspelt PRIVSDK_REQUIRE, which
+    # privsdk would never read, so the requirement it was meant to set would pass without a word.
+    unknown = sorted(k for k in env if k.upper().startswith("PRIVSDK_") and k not in ENV_VARS)
     if unknown:
-        raise ConfigError("is not a privsdk variable", where=unknown[0], hint="privsdk reads: " + ", ".join(ENV_VARS))
+        raise ConfigError(
+            "is not a privsdk variable",
+            where=unknown[0],
+            hint="privsdk reads, written in capitals: " + ", ".join(ENV_VARS),
+        )
 
     usage = usage_spec(env)
     usage_max_age_days(env)
@@ -307,6 +313,8 @@ def load_policy(
                 declared.append(endpoint(url, offering, cat))
             except ConfigError as exc:
                 raise exc.at("PRIVSDK_ENDPOINTS") from None
+            if doc.from_file:
+                _env_endpoint_under_a_file(declared[-1], entry, policy.endpoints, doc, cat)
         policy = Policy(
             policy.tenants, policy.default_tenant, policy.targets, policy.origin, policy.usage,
             policy.endpoints + tuple(declared),
@@ -484,6 +492,27 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
         ) from None
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object that gives one key twice; ``shown`` names the key when it is a plain word."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.shown = f" ({key!r})" if _PLAIN_WORD.fullmatch(key) else ""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: json's own keeps the last, so a stored tenant whose
+    ``classes`` is written twice would be judged by whichever came last, where TOML refuses the document."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
 class _Document:
     """A parsed policy file that remembers its text, to point errors at lines."""
 
@@ -569,7 +598,13 @@ class _Document:
 
         text = text.removeprefix(_BOM)
         try:
-            data = _parse_toml(text, origin) if fmt == "toml" else json.loads(text)
+            data = _parse_toml(text, origin) if fmt == "toml" else json.loads(text, object_pairs_hook=_json_object)
+        except _DuplicateKey as exc:
+            raise ConfigError(
+                f"invalid JSON: a key is given twice in one object{exc.shown}",
+                where=origin,
+                hint="give each key once (TOML refuses the same; JSON parsers differ on which one wins)",
+            ) from None
         except ValueError as exc:  # JSON's (TOML's is a ConfigError already): its text quotes the document
             raise ConfigError(f"invalid JSON: {type(exc).__name__}", where=origin) from None
         except RecursionError:  # JSON's parser recurses once per nested array or object (TOML's: _parse_toml)
@@ -993,6 +1028,48 @@ class _Document:
         return tuple(sorted(out))
 
 
+def _env_endpoint_under_a_file(
+    declared: Endpoint, entry: str, in_file: tuple[Endpoint, ...], doc: _Document, cat: Catalogue
+) -> None:
+    """Refuse a ``PRIVSDK_ENDPOINTS`` entry that would weaken the policy file: the file is the floor.
+
+    The environment may add endpoints (a stand-in or a proxy for a vendor's offering, judged by that vendor's facts)
+    but never re-declare a URL the file declares, nor one under it (the longest declared prefix places a request).
+    Unless the file sets ``allow_env_attest = true``, it may not declare what works as an attestation either: an
+    account (the file's attestations scoped to it would hold for requests that name none) or an offering reached only
+    at a declared endpoint (a self-hosted server or private deployment, whose facts make it private).
+    """
+    from urllib.parse import urlsplit
+
+    from privsdk.outbound.places import declared_place
+
+    parts = urlsplit(declared.url)
+    place = declared_place(in_file, f"{parts.scheme}://{parts.netloc}", parts.path or "/")
+    if place is not None and (place.offerings[0], place.account) != (declared.offering, declared.account):
+        raise ConfigError(
+            f"{entry} declares {declared.url}, at or under {place.endpoint}, which {doc.origin} declares as "
+            f"{place.offerings[0]}{'@' + place.account if place.account else ''}: the environment may add endpoints, "
+            "never re-declare the file's",
+            where="PRIVSDK_ENDPOINTS",
+            hint="change the file's [endpoints], or declare another URL",
+        )
+    if doc.data.get("allow_env_attest") is True:
+        return
+    offering = cat.offering(declared.offering)
+    if declared.account is not None or (offering is not None and not offering.hosts):
+        what = (
+            f"an account (@{declared.account}), which would scope the file's attestations to requests that name none"
+            if declared.account is not None
+            else f"{declared.offering}, an offering reached only at an endpoint declared for it, whose facts make "
+            "it private as an attestation would"
+        )
+        raise ConfigError(
+            f"{entry} declares {what}; {doc.origin} does not let the environment add attestations",
+            where="PRIVSDK_ENDPOINTS",
+            hint="declare the endpoint in the file's [endpoints], or set allow_env_attest = true at its top",
+        )
+
+
 def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
     """A declared endpoint ``url`` for ``OFFERING[@ACCOUNT]``, checked, its URL as requests are compared with it.
 
@@ -1055,6 +1132,16 @@ def endpoint(url: str, offering_spec: str, cat: Catalogue) -> Endpoint:
             f"endpoint {origin}{path}: {host} is the catalogue's host for {', '.join(place.offerings)}, "
             f"not {offering_id}",
             hint="declare the offering that really serves this host, or use the endpoint of your own server",
+        )
+    if place is not None and account and account != place.account:
+        # At the vendor's own host the account is the one the request names (its key's default project, its
+        # OpenAI-Project header, the Azure resource in the host): a declared one would lend its attestations to
+        # every request that names none.
+        raise ConfigError(
+            f"endpoint {origin}{path}: {host} is the vendor's own host, where a request runs on the account it "
+            "names (its key, its project header, the resource in its host), never on a declared one",
+            hint="leave '@ACCOUNT' out here; an account is declared only for a proxy or gateway that adds it to "
+            "what it forwards",
         )
     return Endpoint(origin + path, offering_id, account or None)
 

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, Protocol
 
 from privsdk.errors import ConfigError
+from privsdk.outbound.outgoing import shown_name
 from privsdk.policy import Tenant
 
 #: What a tenant's name may be: the names the policy file allows (and never a path). Every pattern here is used with
@@ -146,8 +147,11 @@ class TenantStore(Mapping[str, Tenant]):
         if not name:
             reason = "the call names no tenant: tenants come from a tenant store (name one, or set PRIVSDK_TENANT)"
             return Entry(None, reason, now)
+        # Quoted only in a tenant name's shape and length: the app may pass any text (a prompt pasted in the wrong
+        # place, a request's field), and a reason is what a refusal says.
+        shown = shown_name(name, "tenant name", NAME)
         if not NAME.fullmatch(name):
-            return Entry(None, f"unknown tenant {name!r}: not a tenant name", now)
+            return Entry(None, f"unknown tenant {shown}", now)
         generation = self._generation
         self.loads += 1
         try:
@@ -155,15 +159,15 @@ class TenantStore(Mapping[str, Tenant]):
         except ConfigError as exc:
             self.failures += 1
             if isinstance(self.provider, _OWN_PROVIDERS):  # privsdk's own message: names the place, holds no secret
-                return Entry(None, f"the tenant store failed to load tenant {name!r}: {exc}", now)
+                return Entry(None, f"the tenant store failed to load tenant {shown}: {exc}", now)
             # An app's provider that raised privsdk's ConfigError (parse_requirements of a stored value, say): its
             # text quotes what it was given, so the class only, as for any other exception.
-            return Entry(None, f"the tenant store failed to load tenant {name!r} ({type(exc).__name__})", now)
+            return Entry(None, f"the tenant store failed to load tenant {shown} ({type(exc).__name__})", now)
         except Exception as exc:  # the text may hold a connection string or the store's data: the class only
             self.failures += 1
-            return Entry(None, f"the tenant store failed to load tenant {name!r} ({type(exc).__name__})", now)
+            return Entry(None, f"the tenant store failed to load tenant {shown} ({type(exc).__name__})", now)
         if found is None:
-            entry = Entry(None, f"unknown tenant {name!r}: the tenant store has no such tenant", now)
+            entry = Entry(None, f"unknown tenant {shown}: the tenant store has no such tenant", now)
         else:
             build = self._build
             try:
@@ -173,7 +177,7 @@ class TenantStore(Mapping[str, Tenant]):
                     )
                 entry = Entry(build(name, found), "", now)
             except ConfigError as exc:
-                entry = Entry(None, f"tenant {name!r}: {exc}", now)
+                entry = Entry(None, f"tenant {shown}: {exc}", now)
         with self._lock:
             if generation == self._generation:  # else: invalidated while loading; answer this call only
                 self._entries[name] = entry
@@ -356,7 +360,10 @@ class SqlTenants:
 
         if not os.path.isfile(path):
             raise ConfigError(f"no SQLite file {path!r} for tenants", hint="create it with the tenants table")
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        # A path may start with '//' (sqlite:////srv/t.db, as SQLAlchemy writes an absolute path): the same file
+        # to the system, but in a URI an authority, which SQLite refuses.
+        absolute = "/" + os.path.abspath(path).lstrip("/") if os.name == "posix" else os.path.abspath(path)
+        uri = "file:" + urllib.parse.quote(absolute) + "?mode=ro"
         store = cls(lambda: sqlite3.connect(uri, uri=True, check_same_thread=False), **options)
         store.place = path
         return store

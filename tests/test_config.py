@@ -1000,7 +1000,8 @@ def test_one_url_declared_for_two_offerings_or_accounts_is_an_error(value: str, 
     same = load({"PRIVSDK_ENDPOINTS": "http://gw.test/v1=selfhosted.vllm,http://gw.test:80/v1/=selfhosted.vllm"})
     assert {e.offering for e in same.endpoints} == {"selfhosted.vllm"}
     target = '[targets.local]\noffering = "selfhosted.vllm"\nmodel = "llama"\nendpoint = "http://gw.test/v1"\n'
-    with pytest.raises(ConfigError, match=r"declared twice, as selfhosted\.vllm and as openai\.api"):
+    # A file's target declares its endpoint: the environment may not declare that URL again.
+    with pytest.raises(ConfigError, match=r"which .* declares as selfhosted\.vllm: the environment may add endpoints"):
         load_file(write_config(target), PRIVSDK_ENDPOINTS="http://gw.test/v1=openai.api")
 
 
@@ -1034,3 +1035,85 @@ def test_a_policy_file_nested_too_deeply_is_a_configuration_error(write_config: 
     with pytest.raises(ConfigError, match="nested too deeply") as caught:
         load_file(path)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        "https://api.openai.com/v1=openai.api@proj_approved",
+        "https://api.openai.com=openai.api@org-approved",
+        "https://myres.openai.azure.com=azure.openai@otherres",
+    ],
+)
+def test_an_account_declared_at_a_vendors_own_host_is_an_error(declared: str, write_config: WriteConfig) -> None:
+    """At api.openai.com a request runs on the project its key or header names; an endpoint declared there for
+    proj_approved lent that project's zdr attestation to every request naming none (with allow_env_attest = false,
+    where PRIVSDK_ATTEST=openai:zdr is refused)."""
+    message = config_error({"PRIVSDK_ENDPOINTS": declared})
+    assert message.startswith("PRIVSDK_ENDPOINTS: endpoint ") and "vendor's own host" in message, message
+    assert "leave '@ACCOUNT' out" in message
+    url, _, spec = declared.rpartition("=")
+    with pytest.raises(ConfigError, match="vendor's own host"):
+        load_file(write_config(f'[endpoints]\n"{url}" = "{spec}"\n'))
+    # The resource an Azure host names is its account: declaring that same one says nothing new.
+    same = load({"PRIVSDK_ENDPOINTS": "https://myres.openai.azure.com=azure.openai@myres"})
+    assert same.endpoints[0].account == "myres"
+
+
+FLOOR = """\
+[attest]
+openai = ["zdr@proj_approved"]
+
+[endpoints]
+"https://gw.corp" = "openai.api"
+
+[tenants.acme]
+classes.default = ["no_training"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("declared", "fragment"),
+    [
+        # Under the file's gateway: the longest prefix would place its requests as a private deployment.
+        ("https://gw.corp/v1=selfhosted.vllm", "never re-declare the file's"),
+        ("https://gw.corp=openai.api@proj_approved", "never re-declare the file's"),
+        # What works as an attestation, which the file does not let the environment add.
+        ("https://proxy.corp/v1=openai.api@proj_approved", "an account (@proj_approved)"),
+        ("http://10.0.0.7:8000/v1=selfhosted.vllm", "selfhosted.vllm, an offering reached only at an endpoint"),
+        ("https://cohere.corp=cohere.private", "cohere.private, an offering reached only"),
+    ],
+)
+def test_the_environments_endpoints_never_weaken_the_files(
+    declared: str, fragment: str, write_config: WriteConfig
+) -> None:
+    """The file is the floor for endpoints too: PRIVSDK_ENDPOINTS re-declared part of the file's OpenAI gateway as
+    self-hosted (meeting private_deployment), and scoped the file's attestations to an account of its choosing."""
+    path = write_config(FLOOR)
+    with pytest.raises(ConfigError) as info:
+        load_file(path, PRIVSDK_ENDPOINTS=declared)
+    message = str(info.value)
+    assert message.startswith("PRIVSDK_ENDPOINTS: entry 1 of 1 ") and fragment in message, message
+    if "never re-declare" not in fragment:
+        assert "set allow_env_attest = true" in message
+        allowed = load_file(write_config("allow_env_attest = true\n" + FLOOR), PRIVSDK_ENDPOINTS=declared)
+        assert allowed.endpoints[-1].url == declared.rpartition("=")[0].rstrip("/")
+
+
+def test_the_environment_still_adds_a_stand_in_for_a_vendor_under_a_file(write_config: WriteConfig) -> None:
+    """What the examples and tests do: a stand-in judged by the vendor's own facts and the file's attestations."""
+    policy = load_file(
+        write_config(FLOOR),
+        PRIVSDK_ENDPOINTS="http://127.0.0.1:8000/v1=openai.api,https://gw.corp/v1=openai.api",
+    )
+    assert [(e.url, e.offering) for e in policy.endpoints][-2:] == [
+        ("http://127.0.0.1:8000/v1", "openai.api"),
+        ("https://gw.corp/v1", "openai.api"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["privsdk_require", "Privsdk_Require", "PRIVSDK_require"])
+def test_a_privsdk_variable_in_another_case_is_an_error(name: str) -> None:
+    """privsdk_require=zdr (a .env file, a container spec) was passed over, and the call it should refuse was sent."""
+    message = config_error({name: "zdr"})
+    assert message.startswith(f"{name}: is not a privsdk variable") and "written in capitals" in message, message

@@ -99,6 +99,22 @@ def test_a_request_carrying_the_tenants_key_beside_another_is_refused(
         assert server.requests == []
 
 
+def test_another_key_in_the_query_string_is_another_account_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """Azure API Management takes a subscription key in the query string as well as in its header: the app's key
+    there, beside the tenant's own in the header, would have the gateway serve the call on the app's subscription."""
+    from privsdk import openai as dropin
+
+    with LoopbackServer(OpenAIWire(key=ACME_KEY)) as server:
+        configure(monkeypatch, tmp_path, f"{server.url}/v1=openai.api", OPENAI_POLICY, ACME_OPENAI_KEY=ACME_KEY)
+        for query in ({"subscription-key": APP_KEY}, {"api-key": APP_KEY}):
+            client = dropin.OpenAI(api_key=ACME_KEY, base_url=f"{server.url}/v1", max_retries=0, default_query=query)
+            with privsdk.scope(tenant="acme"), pytest.raises(dropin.PolicyViolation, match="another key than its"):
+                client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        assert server.requests == []
+
+
 def test_a_partner_model_is_checked_against_the_account_that_serves_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
 ) -> None:
@@ -244,6 +260,9 @@ credentials.bedrock = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key
         ({"x-goog-api-key": "g-1"}, "", {"g-1"}),
         ({"ocp-apim-subscription-key": "gw-1", "authorization": "Bearer sk-1"}, "", {"gw-1", "sk-1"}),
         ({}, "alt=sse&key=g-2", {"g-2"}),
+        ({}, "api-version=2024-10-21&subscription-key=gw-2", {"gw-2"}),  # API Management's query alternative
+        ({}, "API-KEY=az-2&Access_Token=ya29", {"az-2", "ya29"}),
+        ({}, "X-Amz-Credential=AKID2%2F20261201%2Feu-west-1%2Fbedrock%2Faws4_request&X-Amz-Signature=s", {"AKID2"}),
         (
             {"authorization": "AWS4-HMAC-SHA256 Credential=AKID1/20261201/eu-central-1/bedrock/aws4_request, Sig=x"},
             "",

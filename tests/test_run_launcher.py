@@ -121,6 +121,27 @@ def test_a_console_script_whose_shebang_skips_the_guard_is_refused(tmp_path: Pat
     assert_refused(done, stand_in, "#! line", "-E (")
 
 
+@pytest.mark.parametrize("through", ["named", "shebang"])
+def test_a_python_with_a_pth_file_beside_it_is_refused(through: str, tmp_path: Path, stand_in: StandIn) -> None:
+    """Python 3.11+ reads <executable>._pth on every platform, and starts isolated and without site as -I -S: an
+    embedded or relocated Python that ships one ran the program unguarded, and its prompt reached the host."""
+    folder = tmp_path / "embedded"
+    folder.mkdir()
+    interpreter = folder / "python3"
+    interpreter.symlink_to(sys.executable)
+    (folder / "python3._pth").write_text(".\n", encoding="utf-8")
+    program = APP.format(key=KEY, url=stand_in.url)
+    if through == "named":
+        (tmp_path / "app.py").write_text(program, encoding="utf-8")
+        done = privsdk_run(str(interpreter), str(tmp_path / "app.py"))
+    else:
+        script = tmp_path / "tool"
+        script.write_text(f"#!{interpreter}\n" + program, encoding="utf-8")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        done = privsdk_run(str(script))
+    assert_refused(done, stand_in, "privsdk run refused to start", "has a ._pth file beside it", "python3._pth")
+
+
 @pytest.mark.parametrize(
     ("flags", "env"),
     [([], {}), (["-s"], {}), (["-P"], {}), (["-X", "dev", "-W", "ignore"], {}), ([], {"PYTHONNOUSERSITE": "1"})],

@@ -327,6 +327,31 @@ def test_sql_tenants_as_json_through_any_dbapi_connection(tmp_path: Path) -> Non
     assert broken.outcome == "refuse" and "invalid JSON" in (broken.reason or "")
 
 
+def test_a_json_tenant_that_gives_a_key_twice_is_refused(tmp_path: Path) -> None:
+    """json.loads keeps the last of two equal keys: a row whose classes were written twice, the second time empty,
+    was served with no requirement (TOML refuses the same document)."""
+    db = tmp_path / "tenants.db"
+    twice = '{"classes": {"default": ["zdr"]}, "classes": {"default": []}}'
+    nested = '{"classes": {"default": ["zdr"], "default": []}}'
+    _tenant_table(db, [("acme", twice), ("globex", nested)])
+    provider = SqlTenants(lambda: sqlite3.connect(db, check_same_thread=False), format="json")
+    policy = load_policy({}, tenants=provider)
+    for tenant, key in (("acme", "classes"), ("globex", "default")):
+        refused = decide(policy, "openai/gpt-4o-mini", tenant=tenant)
+        assert refused.outcome == "refuse", refused
+        assert f"a key is given twice in one object ('{key}')" in (refused.reason or ""), refused.reason
+
+
+def test_a_sqlite_path_written_with_four_slashes_is_the_same_file(world: World, tmp_path: Path) -> None:
+    """sqlite:////srv/t.db, as SQLAlchemy writes an absolute path: the file was found, then opened as the URI
+    file://srv/..., whose 'srv' SQLite reads as an authority, and every call was refused with a bare
+    OperationalError."""
+    db = tmp_path / "tenants.db"
+    _tenant_table(db, [("acme", ACME)])
+    with world.client(PRIVSDK_TENANTS=f"sqlite:///{db}") as client:
+        assert client.chat("mini", "hello", tenant="acme").text == world.app.text
+
+
 def test_a_sql_name_matches_only_its_own_row_whatever_the_columns_comparison(tmp_path: Path) -> None:
     """SQL '=' follows the column's rules: an INTEGER id matched '07' and '7.0' for tenant 7, a NOCASE name 'ACME'
     for acme, and each alias was served with that row's policy (and invalidate('acme') left 'ACME' cached)."""
