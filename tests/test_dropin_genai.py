@@ -302,6 +302,37 @@ def test_guard_a_client_the_app_built(env: Env) -> None:
         genai.guard_client(object())
 
 
+def test_guarding_a_client_guards_the_per_loop_async_clients_it_already_built(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without aiohttp (google-genai's optional extra, which ``privsdk[vertex]`` does not install) the SDK sends
+    async requests through one inner httpx2 client per event loop, cached on first use: one cached by an async call
+    before ``privsdk.guard(client)`` sent the later async calls on that loop (``models``, ``interactions``) unjudged.
+    """
+    from google.genai import _api_client
+
+    monkeypatch.setattr(_api_client, "has_aiohttp", False)  # an install without aiohttp, as far as the SDK knows
+    env.set(**ZDR)
+    client = env.vertex(google_genai)
+
+    async def main() -> None:
+        assert (await client.aio.models.generate_content(model=MODEL, contents="hi")).text  # unguarded, cached
+        (cached,) = client._api_client._async_httpx_client._loop_clients.values()
+        assert not is_guarded(cached)
+        privsdk.guard(client)
+        assert is_guarded(cached)
+        with pytest.raises(genai.PolicyViolation):
+            await client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+        with pytest.raises(genai.PolicyViolation):
+            await client.aio.interactions.create(model=MODEL, input=PROMPT)  # stored by default
+        assert (await client.aio.models.generate_content(model=MODEL, contents="hi")).text
+
+    asyncio.run(main())
+    assert len(env.server.requests) == 2
+    assert PROMPT not in json.dumps([r.json() for r in env.server.requests])
+    assert [r["outcome"] for r in env.records()] == ["refused", "refused", "ok"]
+
+
 def _sync_client(client: Any) -> Any:
     return client._api_client._httpx_client
 
@@ -570,6 +601,65 @@ def test_the_interactions_api_stores_by_default_and_is_refused_under_zdr(env: En
     assert [r["outcome"] for r in env.records()] == ["refused", "refused"]
 
 
+def _endpoint_app(request: Recorded) -> Reply:
+    """A loopback Vertex AI endpoint (``endpoints/{id}:generateContent``): answers as the model deployed there."""
+    if request.method != "POST" or not request.path.endswith(":generateContent") or "/endpoints/" not in request.path:
+        raise ValueError(f"{request.method} {request.path}")
+    answer = {"role": "model", "parts": [{"text": "from the endpoint"}]}
+    return json_reply({"candidates": [{"content": answer, "finishReason": "STOP"}]})
+
+
+@pytest.mark.parametrize("endpoint", ["gemini-support-llama-vllm", "1234567890"])
+def test_a_vertex_endpoint_is_judged_by_the_target_that_names_it_never_by_its_id(
+    env: Env, tmp_path: Path, endpoint: str
+) -> None:
+    """A Vertex AI endpoint is the customer's own deployment, whose ID its owner chose: one named ``gemini-...`` (vLLM
+    serving Llama, say) was judged as Google's Gemini, whose EU processing was attested, and sent. It is judged
+    through a target that names it, or refused, whatever its ID looks like."""
+    path = f"projects/{PROJECT}/locations/{LOCATION}/endpoints/{endpoint}"
+    eu = {"PRIVSDK_REQUIRE": "region=eu"}
+    with LoopbackServer(_endpoint_app) as server:
+        env.set(**eu, PRIVSDK_ATTEST="vertex:region=eu", PRIVSDK_ENDPOINTS=f"{server.url}/v1beta1=vertex.gemini")
+        client = genai.Client(
+            vertexai=True,
+            project=PROJECT,
+            location=LOCATION,
+            credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+            http_options=types.HttpOptions(base_url=server.url),
+        )
+        with pytest.raises(genai.PolicyViolation) as caught:
+            client.models.generate_content(model=path, contents=PROMPT)
+        assert f"deployment = '{endpoint}'" in str(caught.value) and "4242" not in str(caught.value)
+        assert server.requests == []
+        # The tenant names the endpoint, what it runs (a tuned Gemini, here) and what is attested for it: judged as
+        # that target, and sent.
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f'[targets.support]\noffering = "vertex.gemini"\nmodel = "{MODEL}"\ndeployment = "{endpoint}"\n'
+            f'project = "{PROJECT}"\nregion = "{LOCATION}"\nattest = ["region=eu"]\n',
+            encoding="utf-8",
+        )
+        env.set(**eu, PRIVSDK_ATTEST="", PRIVSDK_CONFIG=str(config))
+        genai.guard_client(client, guard=Guard.default())
+        assert client.models.generate_content(model=path, contents="hi").text == "from the endpoint"
+        assert [r.path.rsplit("/", 1)[1] for r in server.requests] == [f"{endpoint}:generateContent"]
+        assert server.errors == []
+
+
+def test_a_guarded_client_connects_to_no_agent_platform_mcp_server(env: Env) -> None:
+    """google-genai connects to an Agent Platform MCP server (an mcp_servers tool, on Vertex AI) with an httpx client
+    it builds for the connection, beside the guarded ones, and calls its tools with the model's arguments: the
+    connection is refused before it opens, and recorded so."""
+    env.set(**ZDR)
+    client = env.vertex()
+    tools = types.GenerateContentConfig(tools=[types.Tool(mcp_servers=[types.McpServer(name="bigquery")])])
+    with pytest.raises(genai.PolicyViolation) as caught:
+        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT, config=tools))
+    assert "4242" not in str(caught.value)
+    assert env.server.requests == []
+    assert [r["outcome"] for r in env.records()] == ["refused"]
+
+
 def _interactions_app(request: Recorded) -> Reply:
     """A loopback Interactions API: answers a created interaction, and takes nothing else."""
     if request.method != "POST" or not request.path.endswith("/interactions"):
@@ -641,6 +731,50 @@ def test_an_ordinary_interaction_without_store_is_sent(env: Env) -> None:
     assert sent.path.endswith("/interactions")
     assert {"store", "system_instruction", "generation_config", "response_format", "tools"} <= set(sent.json())
     assert [r["outcome"] for r in env.records()] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("api", "model", "contents"),
+    [
+        ("vertex", "text-embedding-005", ["a b", "c"]),  # :predict
+        ("vertex", "gemini-embedding-001", "a b"),  # :embedContent
+        ("vertex", "gemini-embedding-001", ["a b", "c"]),  # :batchEmbedContents
+        ("gemini", "gemini-embedding-001", ["a b", "c"]),  # the Gemini API's :batchEmbedContents
+    ],
+    ids=["vertex predict", "vertex embedContent", "vertex batchEmbedContents", "gemini batchEmbedContents"],
+)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"cachedContent": "cachedContents/4242"},
+        {"store": True},
+        {"someFutureField": {"destination": "bq://4242"}},
+    ],
+    ids=["cachedContent", "store", "unknown field"],
+)
+def test_embedding_bodies_are_read_and_a_field_not_read_is_refused_before_a_byte(
+    env: Env, api: str, model: str, contents: Any, extra: dict[str, Any]
+) -> None:
+    """An embedding body was not read at all: ``cachedContent``, ``store`` or any field in ``extra_body`` went out,
+    where generate_content refuses it. The fields google-genai sends pass; any other is refused, named, its value
+    never shown."""
+    url = env.server.url
+    env.set(PRIVSDK_ENDPOINTS=f"{url}/v1beta1=vertex.gemini,{url}/v1=gemini.api")  # google-genai's Gemini API: v1
+    client = env.vertex() if api == "vertex" else env.gemini()
+    options: dict[str, Any] = {"task_type": "RETRIEVAL_DOCUMENT", "output_dimensionality": 3, "title": "doc"}
+    if api == "vertex":
+        options["auto_truncate"] = True
+    ordinary = types.EmbedContentConfig(**options)
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.models.embed_content(
+            model=model, contents=contents, config=ordinary.model_copy(update={"http_options": {"extra_body": extra}})
+        )
+    assert next(iter(extra)) in str(caught.value) and "4242" not in str(caught.value)
+    assert env.server.requests == []
+    answer = client.models.embed_content(model=model, contents=contents, config=ordinary)
+    assert answer.embeddings is not None and len(answer.embeddings) == (1 if isinstance(contents, str) else 2)
+    assert len(env.server.requests) == 1
+    assert [r["outcome"] for r in env.records()] == ["refused", "ok"]
 
 
 def test_store_on_generate_content_is_request_logging(env: Env) -> None:

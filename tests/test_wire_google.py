@@ -83,6 +83,63 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         vertex("embed", "text-embedding-005"),
     ),
     (
+        "embedContent: every field google-genai sends (Vertex: the options in embedContentConfig)",
+        out(
+            f"{PUB}/gemini-embedding-2:embedContent",
+            {
+                "content": {"parts": [{"text": "x"}], "role": "user"},
+                "embedContentConfig": {
+                    "taskType": "RETRIEVAL_DOCUMENT",
+                    "title": "t",
+                    "outputDimensionality": 8,
+                    "autoTruncate": True,
+                    "documentOcr": True,
+                    "audioTrackExtraction": True,
+                },
+            },
+        ),
+        vertex("embed", "gemini-embedding-2"),
+    ),
+    (
+        "embedContent of a file part: file_inputs",
+        out(
+            f"{PUB}/gemini-embedding-2:embedContent",
+            {"content": {"parts": [{"fileData": {"file_uri": "gs://b/x.jpg", "mime_type": "image/jpeg"}}]}},
+        ),
+        vertex("embed", "gemini-embedding-2", F({"file_inputs"})),
+    ),
+    (
+        "Vertex batchEmbedContents",
+        out(
+            f"{PUB}/gemini-embedding-001:batchEmbedContents",
+            {"requests": [{"content": {"parts": [{"text": "x"}]}, "embedContentConfig": {"taskType": "CLUSTERING"}}]},
+        ),
+        vertex("embed", "gemini-embedding-001"),
+    ),
+    (
+        "predict on an embedding model: every field google-genai sends",
+        out(
+            f"{PUB}/text-embedding-005:predict",
+            {
+                "instances": [
+                    {"content": "x", "task_type": "RETRIEVAL_DOCUMENT", "title": "t", "mimeType": "text/plain"}
+                ],
+                "parameters": {"outputDimensionality": 8, "autoTruncate": True},
+            },
+        ),
+        vertex("embed", "text-embedding-005"),
+    ),
+    (
+        "predict on an embedding model of content that is no text: file_inputs",
+        out(f"{PUB}/text-embedding-005:predict", {"instances": [{"content": "iVBORw0", "mimeType": "image/png"}]}),
+        vertex("embed", "text-embedding-005", F({"file_inputs"})),
+    ),
+    (
+        "an endpoint's embedContent: read, its model unknown",
+        out(f"{PL}/endpoints/e1:embedContent", {"content": {"parts": [{"text": "x"}]}}),
+        Asks("embed", None, F(), "e1", "acme-prod", "europe-west4", None),
+    ),
+    (
         "predict on Imagen",
         out(f"{PUB}/imagen-4.0-generate-001:predict", {"instances": [{"prompt": "x"}]}),
         vertex("images", "imagen-4.0-generate-001"),
@@ -294,6 +351,52 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         "gemini batchEmbedContents",
         out("/v1beta/models/gemini-embedding-001:batchEmbedContents", {"requests": []}, host=GEMINI),
         gemini("embed", "gemini-embedding-001"),
+    ),
+    (
+        "gemini batchEmbedContents: every field google-genai sends, the model named in each request",
+        out(
+            "/v1/models/gemini-embedding-001:batchEmbedContents",
+            {
+                "requests": [
+                    {
+                        "content": {"parts": [{"text": "x"}], "role": "user"},
+                        "taskType": "RETRIEVAL_DOCUMENT",
+                        "title": "t",
+                        "outputDimensionality": 8,
+                        "model": "models/gemini-embedding-001",
+                    },
+                    {"content": {"parts": [{"inline_data": {"data": "eA==", "mime_type": "image/png"}}]}},
+                ]
+            },
+            host=GEMINI,
+        ),
+        gemini("embed", "gemini-embedding-001", F({"file_inputs"})),
+    ),
+    (
+        "gemini embedContent",
+        out("/v1beta/models/gemini-embedding-001:embedContent", {"content": {"parts": [{"text": "x"}]}}, host=GEMINI),
+        gemini("embed", "gemini-embedding-001"),
+    ),
+    (
+        "gemini batch of embeddings: inline requests read where google-genai puts them",
+        out(
+            "/v1beta/models/gemini-embedding-001:asyncBatchEmbedContent",
+            {
+                "batch": {
+                    "displayName": "b",
+                    "inputConfig": {
+                        "requests": {
+                            "requests": [
+                                {"request": {"content": {"parts": [{"text": "x"}]}, "taskType": "CLUSTERING"}},
+                                {"request": {"content": {"parts": [{"fileData": {"fileUri": "files/f"}}]}}},
+                            ]
+                        }
+                    },
+                }
+            },
+            host=GEMINI,
+        ),
+        gemini("batch", "gemini-embedding-001", F({"file_inputs"})),
     ),
     (
         "gemini batch mode: inline requests read where google-genai puts them",
@@ -704,6 +807,55 @@ UNREADABLE = [
         "OpenAI-compatible endpoint: an embeddings field not read",
         out(f"{PL}/endpoints/openapi/embeddings", {"model": "google/text-embedding-005", "input": "x", "google": {}}),
     ),
+    (
+        "embedContent naming a context cache",
+        out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {}, "cachedContent": "cachedContents/c"}),
+    ),
+    ("embedContent asking to be logged", out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {}, "store": 1})),
+    (
+        "an embedContentConfig field not read",
+        out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {}, "embedContentConfig": {"newThing": 1}}),
+    ),
+    (
+        "an embedContentConfig that is no object",
+        out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {}, "embedContentConfig": [1]}),
+    ),
+    ("a batchEmbedContents field not read", out(f"{PUB}/gemini-embedding-001:batchEmbedContents", {"newThing": 1})),
+    (
+        "a batchEmbedContents request field not read",
+        out("/v1/models/gemini-embedding-001:batchEmbedContents", {"requests": [{"store": True}]}, host=GEMINI),
+    ),
+    (
+        "a batchEmbedContents request that is no object",
+        out("/v1/models/gemini-embedding-001:batchEmbedContents", {"requests": ["x"]}, host=GEMINI),
+    ),
+    (
+        "a batchEmbedContents request naming another model than the path",
+        out(
+            "/v1/models/gemini-embedding-001:batchEmbedContents",
+            {"requests": [{"content": {}, "model": "models/other-embedding"}]},
+            host=GEMINI,
+        ),
+    ),
+    ("an embedding predict field not read", out(f"{PUB}/text-embedding-005:predict", {"instances": [], "labels": {}})),
+    (
+        "an embedding predict instance field not read",
+        out(f"{PUB}/text-embedding-005:predict", {"instances": [{"content": "x", "cachedContent": "c"}]}),
+    ),
+    (
+        "an embedding predict parameter not read",
+        out(f"{PUB}/text-embedding-005:predict", {"instances": [], "parameters": {"newThing": 1}}),
+    ),
+    ("an embedding predict instance that is no object", out(f"{PUB}/text-embedding-005:predict", {"instances": [1]})),
+    ("a legacy embedText field not read", out("/v1beta/models/embedding-gecko-001:embedText", {"x": 1}, host=GEMINI)),
+    (
+        "a gemini batch of embeddings with a request field not read",
+        out(
+            "/v1beta/models/gemini-embedding-001:asyncBatchEmbedContent",
+            {"batch": {"inputConfig": {"requests": {"requests": [{"request": {"content": {}, "store": True}}]}}}},
+            host=GEMINI,
+        ),
+    ),
 ]
 
 
@@ -725,6 +877,11 @@ def test_unreadable_message_never_echoes_body_or_odd_path_values() -> None:
         out("/v1beta/interactions", {"model": "m", "webhook_config": {"uris": [secret]}}, host=GEMINI),
         out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "messages": [], "new_field": secret}),
         out(f"{PL}/endpoints/openapi/chat/completions", {"model": "m", "messages": [], secret: 1}),
+        out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {}, secret: 1}),
+        out(f"{PUB}/gemini-embedding-001:embedContent", {"content": {}, "embedContentConfig": {secret: 1}}),
+        out(f"{PUB}/text-embedding-005:predict", {"instances": [{"content": "x", secret: 1}]}),
+        out(f"{PUB}/text-embedding-005:predict", {"instances": [], "parameters": {"labels": secret}}),
+        out("/v1/models/m:batchEmbedContents", {"requests": [{"content": {}, "model": secret}]}, host=GEMINI),
     ]
     for request in requests:
         with pytest.raises(Unreadable) as caught:
@@ -996,3 +1153,76 @@ def test_a_body_refused_behind_an_endpoint_declared_with_its_api_version_is_refu
     assert behind.read(ordinary) == READER.read(ordinary)
     with pytest.raises(UnknownRoute):  # neither whole nor after the declared path a route
         behind.read(ordinary._replace(path="/v1/nothing/here"))
+
+
+# -- what google-genai itself sends ------------------------------------------------------------------
+
+
+def _bodies_google_genai_sends_for_embeddings() -> list[tuple[str, Outgoing]]:
+    """Every embedding request google-genai's ``models.embed_content`` builds (Vertex's predict, embedContent and
+    batchEmbedContents, the Gemini API's batchEmbedContents), with every option it takes, caught before a byte
+    leaves."""
+    httpx = pytest.importorskip("httpx")
+    genai = pytest.importorskip("google.genai")
+    from google.genai import types
+    from google.oauth2.credentials import Credentials
+
+    sent: list[tuple[str, Outgoing]] = []
+
+    def answer(request: Any) -> Any:
+        host = GEMINI if "generativelanguage" in request.url.host else VERTEX
+        sent.append((request.url.path, out(request.url.path, request.content, host=host)))
+        return httpx.Response(200, json={})
+
+    http = types.HttpOptions(httpx_client=httpx.Client(transport=httpx.MockTransport(answer)))
+    token = Credentials(token="t")  # type: ignore[no-untyped-call]
+    vertex_client = genai.Client(
+        vertexai=True, project="acme-prod", location="europe-west4", credentials=token, http_options=http
+    )
+    gemini_client = genai.Client(api_key="k", http_options=http)
+    options: dict[str, Any] = {"task_type": "RETRIEVAL_DOCUMENT", "title": "t", "output_dimensionality": 8}
+    vertex_options = {**options, "auto_truncate": True}
+    image = types.Part.from_uri(file_uri="gs://b/x.jpg", mime_type="image/jpeg")
+    calls = [
+        (vertex_client, "text-embedding-005", ["a", "b"], {**vertex_options, "mime_type": "text/plain"}),
+        (vertex_client, "gemini-embedding-001", "a", vertex_options),
+        (vertex_client, "gemini-embedding-2", [image], {**vertex_options, "document_ocr": True}),
+        (vertex_client, "gemini-embedding-001", ["a", "b"], {**vertex_options, "audio_track_extraction": True}),
+        (gemini_client, "gemini-embedding-001", ["a", "b"], options),
+        (gemini_client, "gemini-embedding-2", ["a", types.Part.from_bytes(data=b"x", mime_type="image/png")], options),
+    ]
+    for client, model, contents, config in calls:
+        client.models.embed_content(model=model, contents=contents, config=config)
+    return sent
+
+
+def test_every_embedding_body_google_genai_sends_is_read() -> None:
+    """The embedding allow-lists start from google-genai's own request shapes: a field a new release adds fails here
+    until it is judged."""
+    sent = _bodies_google_genai_sends_for_embeddings()
+    assert {path.rsplit(":", 1)[1] for path, _ in sent} == {"predict", "embedContent", "batchEmbedContents"}
+    for _, request_ in sent:
+        asks = READER.read(request_)
+        assert asks.operation == "embed" and asks.features <= {"file_inputs"}
+
+
+# -- a Vertex AI endpoint ----------------------------------------------------------------------------
+
+
+def test_a_vertex_endpoints_id_is_no_model_name() -> None:
+    """An endpoint's ID is chosen by its owner (``gemini-support-llama-vllm`` may run Llama): the reader says that
+    it names no model, so that the judge takes it for what a configured target says it runs, and for nothing else
+    (an Azure deployment's name is read as a model's: the reader of OpenAI's protocol says nothing of the kind)."""
+    from privsdk.outbound.judge import Guard
+
+    endpoint = READER.read(out(f"{PL}/endpoints/gemini-support-llama-vllm:generateContent", TEXT))
+    assert endpoint.deployment == "gemini-support-llama-vllm" and endpoint.model is None
+    assert getattr(endpoint, "deployment_names_model", True) is False
+    assert getattr(READER.read(out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT)), "deployment_names_model", True)
+
+    eu = {"PRIVSDK_REQUIRE": "region=eu", "PRIVSDK_ATTEST": "vertex:region=eu", "PRIVSDK_USAGE": "none"}
+    guard = Guard(environ=eu)
+    for name in ("gemini-support-llama-vllm", "gemini-2.5-flash", "1234567890"):
+        decision = guard.judge(out(f"{PL}/endpoints/{name}:generateContent", TEXT)).decision
+        assert decision.outcome == "refuse" and f"deployment = '{name}'" in (decision.reason or ""), name
+    assert guard.judge(out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT)).decision.outcome == "allow"

@@ -18,6 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types import completion_create_params, embedding_create_params
 from openai.types.chat import completion_create_params as chat_create_params
+from openai.types.fine_tuning import (
+    dpo_hyperparameters_param,
+    dpo_method_param,
+    job_create_params,
+    reinforcement_method_param,
+    supervised_hyperparameters_param,
+    supervised_method_param,
+)
 from openai.types.responses import response_create_params
 
 from privsdk.outbound.judge import protocol_of
@@ -64,8 +72,22 @@ PATHS: list[tuple[str, str, Any, Asks]] = [
     ("POST", "/v1/uploads/upload_1/parts", b"--b", Asks("files")),
     ("POST", "/v1/batches", {"input_file_id": "file-1"}, Asks("batch")),
     ("GET", "/v1/batches/batch_1", None, Asks("batch")),
-    ("POST", "/v1/fine_tuning/jobs", {"model": "gpt-4o-mini"}, Asks("fine_tune")),
+    ("POST", "/v1/fine_tuning/jobs", {"model": "gpt-4o-mini", "training_file": "file-1"}, Asks("fine_tune", "gpt-4o-mini")),
+    ("POST", "/v1/fine_tuning/JOBS", {"model": "gpt-4o-mini"}, Asks("fine_tune", "gpt-4o-mini")),  # read in any case
+    ("GET", "/v1/fine_tuning/jobs", None, Asks("fine_tune")),
+    ("GET", "/v1/fine_tuning/jobs/ftjob-1", None, Asks("fine_tune")),
     ("GET", "/v1/fine_tuning/jobs/ftjob-1/events", None, Asks("fine_tune")),
+    ("GET", "/v1/fine_tuning/jobs/ftjob-1/checkpoints", None, Asks("fine_tune")),
+    ("POST", "/v1/fine_tuning/jobs/ftjob-1/cancel", None, Asks("fine_tune")),
+    ("POST", "/v1/fine_tuning/jobs/ftjob-1/pause", None, Asks("fine_tune")),
+    ("POST", "/v1/fine_tuning/jobs/ftjob-1/resume", None, Asks("fine_tune")),
+    # A checkpoint's permissions share the tuned model with other projects of the organisation: fine_tune, as before.
+    ("POST", "/v1/fine_tuning/checkpoints/ft:gpt-4o-mini:acme::ckpt-1/permissions", {"project_ids": ["proj_b"]}, Asks("fine_tune")),
+    ("GET", "/v1/fine_tuning/checkpoints/ckpt-1/permissions", None, Asks("fine_tune")),
+    ("DELETE", "/v1/fine_tuning/checkpoints/ckpt-1/permissions/perm-1", None, Asks("fine_tune")),
+    # Graders run a model or the app's code at OpenAI on what is sent: not fine-tuning, and judged nowhere.
+    ("POST", "/v1/fine_tuning/alpha/graders/run", {"grader": {}, "model_sample": "s"}, Asks("other")),
+    ("POST", "/v1/fine_tuning/alpha/graders/validate", {"grader": {}}, Asks("other")),
     ("POST", "/v1/assistants", {"model": "gpt-4o"}, Asks("assistants")),
     ("POST", "/v1/threads/thread_1/runs", {"assistant_id": "a"}, Asks("assistants")),
     ("POST", "/v1/vector_stores", {"name": "v"}, Asks("vector_stores")),
@@ -91,6 +113,10 @@ PATHS: list[tuple[str, str, Any, Asks]] = [
     ("POST", "/openai/deployments/whisper/audio/transcriptions", b"--b", Asks("audio", deployment="whisper")),
     ("POST", "/openai/files", b"--b", Asks("files")),
     ("POST", "/openai/assistants", {"model": "m"}, Asks("assistants")),
+    # Azure's fine-tuning: the body's model is the base model tuned, never a deployment
+    ("POST", "/openai/fine_tuning/jobs", {"model": "gpt-4o-mini-2024-07-18", "training_file": "file-1"}, Asks("fine_tune", "gpt-4o-mini-2024-07-18")),
+    ("POST", "/openai/v1/fine_tuning/jobs", {"model": "gpt-4.1-mini", "training_file": "file-1"}, Asks("fine_tune", "gpt-4.1-mini")),
+    ("GET", "/openai/fine_tuning/jobs/ftjob-1", None, Asks("fine_tune")),
     ("POST", "/openai/v1/responses", RESP, Asks("chat", model="gpt-5", deployment="gpt-5")),  # Azure v1: deployed by name
     ("GET", "/openai/v1/models", None, Asks("models")),
     ("POST", "/eu/openai/deployments/d1/chat/completions", CHAT, Asks("chat", model="gpt-4o-mini", deployment="d1")),
@@ -373,6 +399,11 @@ BODIES: dict[str, tuple[str, dict[str, Any], frozenset[str]]] = {
         {"model": "text-embedding-3-small", "input": "x"},
         _sdk_fields(embedding_create_params.EmbeddingCreateParams),
     ),
+    "fine_tuning/jobs": (
+        "/v1/fine_tuning/jobs",
+        {"model": "gpt-4o-mini", "training_file": "file-1"},
+        _sdk_fields(job_create_params.JobCreateParams),
+    ),
 }
 _MODERATION = "runs a moderation model over input and output: the moderation operation, what it keeps not stated"
 #: The SDK's fields privsdk refuses, each with why. Every other field of an SDK body is read or only shapes the answer.
@@ -391,6 +422,7 @@ def test_the_table_holds_the_sdks_fields() -> None:
     is one the SDK sends."""
     assert {"messages", "stream", "store", "moderation"} <= BODIES["chat/completions"][2]
     assert {"input", "stream", "background_options"} <= BODIES["responses"][2]
+    assert {"model", "training_file", "integrations", "method", "hyperparameters"} <= BODIES["fine_tuning/jobs"][2]
     assert BODIES.keys() == FIELDS.keys()
     for body, refused in REFUSED_BY_DESIGN.items():
         assert refused.keys() <= BODIES[body][2], body
@@ -454,6 +486,10 @@ NOT_SENT = [
     ("responses", "messages"),
     ("embeddings", "zz_new_field"),
     ("embeddings", "stream"),
+    ("fine_tuning/jobs", "zz_new_field"),
+    ("fine_tuning/jobs", "extra_body"),
+    ("fine_tuning/jobs", "training_files"),  # Mistral's spelling
+    ("fine_tuning/jobs", "stream"),
 ]
 
 
@@ -526,6 +562,103 @@ def test_unreadable_requests_are_named_without_their_content(method: str, path: 
         READER.read(request(method, path, body))
     assert says in str(caught.value)
     assert "Jane" not in str(caught.value) and "telepathy" not in str(caught.value).replace("/v1/telepathy ", "")
+
+
+# -- fine-tuning jobs -----------------------------------------------------------------------------------------------
+
+JOB = {"model": "gpt-4o-mini", "training_file": "file-1"}
+#: Each fine-tuning method the reader reads -> the openai SDK's types of its settings and of their hyperparameters.
+METHODS = {
+    "supervised": (
+        supervised_method_param.SupervisedMethodParam,
+        supervised_hyperparameters_param.SupervisedHyperparametersParam,
+    ),
+    "dpo": (dpo_method_param.DpoMethodParam, dpo_hyperparameters_param.DpoHyperparametersParam),
+}
+#: The SDK's fine-tuning methods privsdk refuses, with why.
+METHODS_REFUSED = {
+    "reinforcement": "its grader runs a model, or the app's code, at OpenAI on the tuned model's answers",
+}
+
+
+def _job(**fields: Any) -> Outgoing:
+    return request("POST", "/v1/fine_tuning/jobs", {**JOB, **fields})
+
+
+def test_every_method_and_hyperparameter_the_sdk_sends_is_read_or_refused_by_design() -> None:
+    """A method or hyperparameter of a new openai release fails here until it is judged: put on its list in
+    privsdk/outbound/wire/openai.py (_METHOD_HYPERPARAMETERS), or refused with why in METHODS_REFUSED."""
+    kinds = _literals(typing.get_type_hints(job_create_params.Method)["type"])
+    assert kinds == METHODS.keys() | METHODS_REFUSED.keys()
+    assert _sdk_fields(job_create_params.Method) == {"type"} | kinds
+    for kind, (own, hyperparameters) in METHODS.items():
+        assert _sdk_fields(own) == {"hyperparameters"}
+        values = dict.fromkeys(_sdk_fields(hyperparameters), "auto")
+        method = {"type": kind, kind: {"hyperparameters": values}}
+        assert READER.read(_job(method=method)) == Asks("fine_tune", "gpt-4o-mini")
+    deprecated = dict.fromkeys(_sdk_fields(job_create_params.Hyperparameters), 1)
+    assert READER.read(_job(hyperparameters=deprecated)) == Asks("fine_tune", "gpt-4o-mini")
+    assert "grader" in _sdk_fields(reinforcement_method_param.ReinforcementMethodParam)
+    grader = {
+        "type": "string_check",
+        "name": "n",
+        "input": "{{sample.output_text}}",
+        "reference": "r",
+        "operation": "eq",
+    }
+    for kind in METHODS_REFUSED:
+        with pytest.raises(Unreadable, match="a reinforcement fine-tuning job"):
+            READER.read(_job(method={"type": kind, kind: {"grader": grader}}))
+
+
+FINE_TUNE_READ: list[tuple[str, dict[str, Any]]] = [
+    ("the SDK's integrations=None", {"integrations": None}),
+    ("a supervised method", {"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": "auto"}}}}),
+    ("a dpo method, its beta", {"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1, "batch_size": 8}}}}),
+    ("a method without settings", {"method": {"type": "dpo"}}),
+    ("labels, a suffix, a seed, a validation file", {"metadata": {"team": "a"}, "suffix": "s", "seed": 7, "validation_file": "file-2"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "fields"), FINE_TUNE_READ, ids=[c[0] for c in FINE_TUNE_READ])
+def test_a_fine_tuning_job_is_fine_tune_for_the_model_it_tunes(name: str, fields: dict[str, Any]) -> None:
+    assert READER.read(_job(**fields)) == Asks("fine_tune", "gpt-4o-mini")
+    azure = request("POST", "/openai/v1/fine_tuning/jobs", {**JOB, **fields}, host="acme.openai.azure.com")
+    assert READER.read(azure) == Asks("fine_tune", "gpt-4o-mini")
+
+
+_PYTHON_GRADER = {"type": "python", "name": "n", "source": CANARY}
+FINE_TUNE_REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    ("a W&B integration", {"integrations": [{"type": "wandb", "wandb": {"project": CANARY, "entity": CANARY}}]}, "with integrations"),
+    ("integrations of any other value", {"integrations": []}, "with integrations"),
+    ("a reinforcement method", {"method": {"type": "reinforcement", "reinforcement": {"grader": _PYTHON_GRADER}}}, "a reinforcement fine-tuning job"),
+    ("a grader beside another method", {"method": {"type": "supervised", "reinforcement": {"grader": _PYTHON_GRADER}}}, "method: reinforcement ("),
+    ("a method of a type not read", {"method": {"type": CANARY}}, "method of a type privsdk does not read"),
+    ("a method of no type", {"method": {"supervised": {}}}, "method of a type privsdk does not read"),
+    ("a method that is not an object", {"method": "supervised"}, "method is not an object"),
+    ("settings that are not an object", {"method": {"type": "dpo", "dpo": [CANARY]}}, "dpo method is not an object"),
+    ("an unknown field of a method's settings", {"method": {"type": "dpo", "dpo": {"zz_new": CANARY}}}, "dpo method: zz_new ("),
+    ("another method's hyperparameter", {"method": {"type": "supervised", "supervised": {"hyperparameters": {"beta": 1}}}}, "supervised hyperparameters: beta ("),
+    ("an unknown hyperparameter", {"hyperparameters": {"n_epochs": 1, "zz_new": CANARY}}, "job's hyperparameters: zz_new ("),
+    ("a hyperparameter holding an object", {"hyperparameters": {"n_epochs": {"x": CANARY}}}, "neither a number nor a name"),
+    ("hyperparameters that are not an object", {"hyperparameters": CANARY}, "hyperparameters is not an object"),
+    ("no model", {"model": None}, "names no model"),
+    ("a model that is not a name", {"model": [CANARY]}, "is not a string"),
+    ("a field no SDK sends", {"zz_new_field": CANARY}, "fine_tuning/jobs request: zz_new_field ("),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "fields", "says"), FINE_TUNE_REFUSED, ids=[c[0] for c in FINE_TUNE_REFUSED])
+def test_a_fine_tuning_job_with_what_privsdk_does_not_judge_is_refused_by_name_never_by_value(
+    name: str, fields: dict[str, Any], says: str
+) -> None:
+    """Its body was not read: a W&B integration (OpenAI reporting the run to a third party), a grader run at
+    OpenAI, any field, was sent, and the model tuned was never judged. Now each is refused, on OpenAI's API and on
+    Azure OpenAI's."""
+    for path in ("/v1/fine_tuning/jobs", "/openai/fine_tuning/jobs", "/openai/v1/fine_tuning/jobs"):
+        with pytest.raises(Unreadable) as caught:
+            READER.read(request("POST", path, {**JOB, **fields}))
+        assert says in str(caught.value) and CANARY not in str(caught.value)
 
 
 # --- the meter -----------------------------------------------------------------------------------------------------

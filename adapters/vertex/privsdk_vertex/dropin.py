@@ -11,10 +11,11 @@ google-genai sends through one httpx-like client for sync calls and one for asyn
 both on its internal ``BaseApiClient``: httpx2 (a fork of httpx, its default) or httpx, built by the SDK or
 passed by the app; the newer resources (``interactions``, ``agents``, ...) reuse the same two. It can also
 send through aiohttp (when installed) and through google-auth's requests/aiohttp sessions (mTLS with a
-default client certificate), and opens websockets for the Live API. :func:`guard_client` closes every one
-of those paths: the two clients are guarded in place (the async one's per-event-loop inner clients as they
-are built), the aiohttp and google-auth paths are switched off for that client, and the Live API asks the
-guard before it connects.
+default client certificate), opens websockets for the Live API, and connects to Agent Platform MCP servers
+(an ``mcp_servers`` tool) with an httpx client it builds for the connection. :func:`guard_client` closes every
+one of those paths: the two clients are guarded in place (the async one's per-event-loop inner clients too, those
+cached before and those built later), the aiohttp and google-auth paths are switched off for that client, the
+Live API asks the guard before it connects, and a guarded client connects to no MCP server.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from google import genai as _genai
 from google.genai import _api_client as _sdk
+from google.genai import _mcp_utils
 from google.genai import errors as _errors
 from google.genai.live import AsyncLive as _AsyncLive
 from google.genai.live_music import AsyncLiveMusic as _AsyncLiveMusic
@@ -300,16 +302,27 @@ def _repoint(api: Any, guard: Guard) -> None:
 
 def _guard_per_loop(client: Any, wrap: Callable[[Any], Any]) -> None:
     """google-genai's async client sends through one inner client per event loop, built on first use (its
-    ``_inner_client_cls``): each is guarded as it is built."""
+    ``_inner_client_cls``) and cached in ``_loop_clients``: each is guarded as it is built, and those built
+    before the client was guarded (an async call the app made first) are guarded in place.
+
+    Guarded rather than dropped: a cached inner client may be sending on its loop right now, and one dropped
+    would leave its pool to the garbage collector; guarding swaps its transport for the requests to come.
+    """
     inner = getattr(client, "_inner_client_cls", None)
-    if not getattr(client, "_per_loop", False) or inner is None or getattr(inner, _GUARDED, False):
+    if not getattr(client, "_per_loop", False) or inner is None:
         return
+    # The SDK reads _inner_client_cls and stores a new inner client under this lock: holding it, no inner client
+    # can be built from the unguarded class after the cached ones were guarded.
+    with getattr(client, "_loop_clients_lock", None) or contextlib.nullcontext():
+        if not getattr(inner, _GUARDED, False):
 
-    def build(**kwargs: Any) -> Any:
-        return wrap(inner(**kwargs))
+            def build(**kwargs: Any) -> Any:
+                return wrap(inner(**kwargs))
 
-    setattr(build, _GUARDED, True)
-    client._inner_client_cls = build
+            setattr(build, _GUARDED, True)
+            client._inner_client_cls = build
+        for cached in list(getattr(client, "_loop_clients", {}).values()):
+            wrap(cached)
 
 
 def _not_httpx(field: str, value: object) -> ConfigError:
@@ -345,6 +358,53 @@ def _judge_websocket(api: Any, path: str, base_url: str | None = None) -> Any:
         return (api._privsdk_guard or Guard.default()).check(out)
     except _privsdk_errors.PolicyViolation as violation:
         raise refusal(violation) from None
+
+
+#: google-genai's own connection to an Agent Platform MCP server, which the SDK looks up in its module at each call.
+_connect_mcp = _mcp_utils._connect_agent_platform_mcp
+
+
+@contextlib.asynccontextmanager
+async def _guarded_mcp(api_client: Any, toolset_name: str) -> AsyncIterator[Any]:
+    """google-genai's connection to an Agent Platform MCP server (an ``mcp_servers`` tool, Vertex AI), refused for a
+    guarded client before it opens.
+
+    The SDK connects with an httpx client it builds for the connection (not the client's guarded ones), lists the
+    server's tools, and calls them with the arguments the model gives: the tool calls, content, would leave beside
+    the guard, to a Google service whose terms the catalogue does not hold. The guard records the refusal as it
+    records any (no reader reads an MCP route, so it refuses one); an unguarded client connects as before.
+    """
+    if vars(api_client).get(_GUARDED):
+        from urllib.parse import urlsplit
+
+        from privsdk.outbound.judge import Guard
+
+        # Where the SDK would connect: its base URL, else its location's host (as _mcp_utils builds it).
+        location = getattr(api_client, "location", None) or "global"
+        host = (
+            "aiplatform.googleapis.com"
+            if location == "global"
+            else f"aiplatform.{location}.rep.googleapis.com"
+            if location in getattr(_mcp_utils, "_MULTI_REGIONAL_LOCATIONS", ())
+            else f"{location}-aiplatform.googleapis.com"
+        )
+        base = urlsplit(getattr(api_client._http_options, "base_url", None) or f"https://{host}")
+        out = Outgoing(SDK, "POST", base.scheme or "https", (base.hostname or "").lower(), base.port, "/mcp/")
+        try:
+            passed = (api_client._privsdk_guard or Guard.default()).check(out)
+        except _privsdk_errors.PolicyViolation as violation:
+            raise refusal(violation) from None
+        raise refusal(
+            passed.refuse(
+                "google-genai connects to an Agent Platform MCP server with an HTTP client of its own, which "
+                "privsdk cannot guard (leave mcp_servers out of a guarded client's tools)"
+            )
+        )
+    async with _connect_mcp(api_client, toolset_name) as session:
+        yield session
+
+
+_mcp_utils._connect_agent_platform_mcp = _guarded_mcp
 
 
 class _GuardedLive(_AsyncLive):

@@ -18,9 +18,21 @@ Features read from the body:
   prompt is: no feature. ``search_queries_only`` only asks the model to write
   search queries (nothing is searched): no feature.
 
+A feature field of another shape is refused, never skipped: ``connectors``
+that are not a list of objects, a tool that is not a function (v2's
+``"type": "function"``, v1's without a type), a content part of no type or of
+one not read (chat: text, document, thinking, image_url; embed: text,
+image_url).
+
 Every top-level field of a body read is on its allow-list (``_FIELDS``): any
 other field is refused, for a field privsdk has not judged may make Cohere
 keep, log or run something.
+
+Creating or updating a fine-tuned model (``POST /v1/finetuning/finetuned-models``,
+``PATCH .../{id}``) is ``fine_tune`` for its base model's ``name`` (one naming
+none is refused: Cohere would pick it), each object of its body on an
+allow-list; ``settings.wandb`` (a W&B project and key: Cohere reports the run
+to a third party) is refused. The rest of fine-tuning is ``fine_tune``.
 
 Token counts come from ``usage`` (v2 chat) or ``meta`` (v1, embed, rerank),
 billed units first, and in a stream from the v2 ``message-end`` event or the
@@ -104,6 +116,36 @@ _FIELDS: dict[tuple[str, str], frozenset[str]] = {
 #: A SageMaker endpoint takes a body of either version (the SDK drops ``model`` and ``stream`` from it, and adds
 #: ``api_version`` to a rerank's).
 _SAGEMAKER_RERANK = _V1_RERANK | _V2_RERANK | {"api_version"}
+#: Creating (``POST /v1/finetuning/finetuned-models``) or updating (``PATCH .../finetuned-models/{id}``) a fine-tuned
+#: model: the cohere SDK's FinetunedModel (its update sends ``name`` and ``settings``). ``name`` names the tuned
+#: model; the rest but ``settings`` are read-only (ids, ``status``, timestamps: set by Cohere, no content), and pass
+#: as an app may send a model object back whole.
+_FINE_TUNED_MODEL = frozenset(
+    {
+        "name", "settings", "id", "creator_id", "organization_id", "status", "created_at", "updated_at",
+        "completed_at", "last_used",
+    }
+)  # fmt: skip
+#: Its ``settings`` (Settings): ``base_model`` is read; ``dataset_id`` names a dataset uploaded earlier (judged then,
+#: as ``files``); ``hyperparameters`` are numbers and names (their fields listed); ``multi_label`` is read-only.
+#: ``wandb`` (WandbConfig: a W&B project and API key, for Cohere to report the run to Weights & Biases, a third
+#: party the policy does not judge) is read and refused when set.
+_FINE_TUNE_SETTINGS = frozenset({"base_model", "dataset_id", "hyperparameters", "multi_label", "wandb"})
+#: ``settings.base_model`` (BaseModel): ``name`` is the model tuned, judged; ``base_type`` and the deprecated
+#: ``strategy`` say how it is tuned; ``version`` is read-only.
+_BASE_MODEL = frozenset({"name", "version", "base_type", "strategy"})
+#: ``settings.hyperparameters`` (Hyperparameters).
+_FINE_TUNE_HYPERPARAMETERS = frozenset(
+    {
+        "early_stopping_patience", "early_stopping_threshold", "train_batch_size", "train_epochs", "learning_rate",
+        "lora_alpha", "lora_rank", "lora_target_modules",
+    }
+)  # fmt: skip
+#: Content part type -> the feature it brings (None: text the model reads as the prompt), for chat messages (the
+#: cohere SDK's Content, ToolContent, the assistant's text and thinking) and embed inputs (EmbedContent). A part of
+#: another type, or of none, is refused: a newer kind of content privsdk has not judged.
+_CHAT_PARTS: Mapping[str, str | None] = {"text": None, "document": None, "thinking": None, "image_url": "file_inputs"}
+_EMBED_PARTS: Mapping[str, str | None] = {"text": None, "image_url": "file_inputs"}
 #: Families that keep or process content outside the four served operations, or manage the account.
 _FIXED = {
     "embed": "embed",
@@ -144,7 +186,16 @@ class CohereReader:
                 return Asks("embed", model, _embed_features(body))
             if family == "rerank":
                 return Asks("rerank", model)
-            return Asks("stream" if body.get("stream") is True else "chat", model, _chat_features(body))
+            features = _chat_features(body, head == "v2")
+            return Asks("stream" if body.get("stream") is True else "chat", model, features)
+        if family == "finetuning" and request.method not in ("GET", "DELETE"):
+            # The SDK writes here only to create (POST finetuned-models) or update (PATCH finetuned-models/{id}) a
+            # fine-tuned model, in any case (a server that routes without it would take a body otherwise unread);
+            # another write is no route privsdk reads.
+            rest = [part.lower() for part in parts[2:]]
+            if rest[:1] == ["finetuned-models"] and len(rest) == (1 if request.method == "POST" else 2):
+                return _fine_tune(request)
+            raise UnknownRoute(f"unknown path shape /{head}/finetuning/... for Cohere's API")
         if family == "models" or family == "check-api-key":
             # A model listing (or a key check) carries no content.
             return Asks("models")
@@ -190,44 +241,109 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     if operation == "rerank":
         return Asks("rerank", model)
     streamed = action.endswith("-stream") or body.get("stream") is True
-    return Asks("stream" if streamed else "chat", model, _chat_features(body))
+    return Asks("stream" if streamed else "chat", model, _chat_features(body, "messages" in body))
 
 
-def _chat_features(body: Mapping[str, Any]) -> frozenset[str]:
+def _chat_features(body: Mapping[str, Any], v2: bool) -> frozenset[str]:
     features: set[str] = set()
     connectors = body.get("connectors")
-    if isinstance(connectors, list):
+    if connectors is not None:
+        # A list of objects, each a connector: any other shape (an object, a name) may still reach one.
+        if not isinstance(connectors, list) or not all(isinstance(c, dict) for c in connectors):
+            raise Unreadable("connectors is not a list of objects")
         for connector in connectors:
-            ident = connector.get("id") if isinstance(connector, dict) else None
-            features.add("web_search" if ident == "web-search" else "hosted_tools")
+            features.add("web_search" if connector.get("id") == "web-search" else "hosted_tools")
     if body.get("conversation_id"):
         features.add("stored_responses")
+    _function_tools(body.get("tools"), v2)
     messages = body.get("messages")
-    if isinstance(messages, list) and _has_image(messages):
-        features.add("file_inputs")
+    if messages is not None:
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise Unreadable("messages is not a list of objects")
+        for message in messages:
+            content = message.get("content")
+            if content is not None and not isinstance(content, str):
+                _part_features(content, _CHAT_PARTS, features)
     return frozenset(features) if features else _NONE
 
 
-def _has_image(messages: list[Any]) -> bool:
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and part.get("type") not in ("text", "document", None):
-                    return True  # image_url, or a part type newer than this reader: content beyond text
-    return False
+def _function_tools(tools: Any, v2: bool) -> None:
+    """Tools are functions the app runs: v2's say so (``"type": "function"``, ToolV2; one without its type is
+    refused too), v1's have no type (Tool). Any other (``{"type": "web_search"}``) would be a tool run at Cohere that
+    no source privsdk reads describes: refused, the stricter reading, rather than judged as the hosted feature its
+    name suggests."""
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise Unreadable("tools is not a list")
+    expected = "function" if v2 else None
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type") != expected:
+            raise Unreadable("a tool that is not a function tool")
+
+
+def _part_features(content: Any, known: Mapping[str, str | None], features: set[str]) -> None:
+    """The features of a list of content parts, each of a ``known`` type."""
+    if not isinstance(content, list):
+        raise Unreadable("content is neither text nor a list of parts")
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str) or kind not in known:
+            raise Unreadable("a content part of no type, or of one privsdk does not read")
+        feature = known[kind]
+        if feature is not None:
+            features.add(feature)
 
 
 def _embed_features(body: Mapping[str, Any]) -> frozenset[str]:
+    features: set[str] = set()
     if body.get("images"):
-        return frozenset({"file_inputs"})
+        features.add("file_inputs")
     inputs = body.get("inputs")
     if isinstance(inputs, list):
         for item in inputs:
             content = item.get("content") if isinstance(item, dict) else None
-            if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") != "text" for p in content):
-                return frozenset({"file_inputs"})
-    return _NONE
+            if content is not None:
+                _part_features(content, _EMBED_PARTS, features)
+    return frozenset(features) if features else _NONE
+
+
+def _fine_tune(request: Outgoing) -> Asks:
+    """Creating or updating a fine-tuned model: ``fine_tune`` for the base model it tunes."""
+    body = json_object(request, "Cohere", "finetuning")
+    unknown_field(body, _FINE_TUNED_MODEL, "a Cohere fine-tuned model")
+    settings = _fine_tune_object(body.get("settings"), _FINE_TUNE_SETTINGS, "settings")
+    if settings.get("wandb") is not None:
+        raise Unreadable(
+            "a Cohere fine-tuned model with settings.wandb, which privsdk does not judge (a W&B project and key: "
+            "Cohere reports the run to Weights & Biases, a third party): leave it out"
+        )
+    hyperparameters = _fine_tune_object(
+        settings.get("hyperparameters"), _FINE_TUNE_HYPERPARAMETERS, "settings.hyperparameters"
+    )
+    if any(isinstance(value, dict | list) for value in hyperparameters.values()):
+        raise Unreadable("a Cohere fine-tuned model's settings.hyperparameters hold a value that is no number or name")
+    base = _fine_tune_object(settings.get("base_model"), _BASE_MODEL, "settings.base_model")
+    name = base.get("name")
+    if not isinstance(name, str) or not name:
+        # Without a name Cohere tunes a model of its choosing for the base type (one it may change), which the
+        # request does not show. Judged as naming no model, the job would pass on the offering's facts alone,
+        # whatever model Cohere picks: refused, the strictest reading. The app names it (base_model.name).
+        raise Unreadable(
+            "a Cohere fine-tuned model whose settings.base_model names no model: name the model to tune "
+            "(base_model.name)"
+        )
+    return Asks("fine_tune", name)
+
+
+def _fine_tune_object(value: Any, known: frozenset[str], what: str) -> dict[str, Any]:
+    """A fine-tuned model's object ``what`` (empty when absent), its fields within ``known``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Unreadable(f"a Cohere fine-tuned model's {what} is not an object")
+    unknown_field(value, known, f"a Cohere fine-tuned model's {what}")
+    return value
 
 
 def _counts(usage: Any) -> Tokens | None:

@@ -6,7 +6,16 @@ project and location in the path (``/v1/projects/{p}/locations/{l}/...``;
 express mode, with an API key, leaves them out); the Gemini API has neither.
 The reader takes the operation from the path, the model and publisher from
 the path, and the features from the body (camelCase on the wire; the
-services also take snake_case, so both spellings count).
+services also take snake_case, so both spellings count). Each body it reads
+(generateContent and its kin, batches, interactions, embeddings: embedContent,
+batchEmbedContents, ``predict`` on an embedding model) has a list of the
+fields google-genai sends, at each level read, and any other field is refused
+by its name, never its value.
+
+A Vertex AI endpoint (``endpoints/{id}:method``) is the project's own
+deployment, whose ID its owner chose: the ID is read as a deployment that
+names no model (:class:`EndpointAsks`), judged only through a configured
+target that names it, never by the catalogue's model names.
 
 Responses carry ``usageMetadata`` (JSON, SSE ``data:`` events with
 ``alt=sse``, or a JSON array streamed piece by piece); the meter finds that
@@ -17,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote as _unquote
 
@@ -164,6 +173,26 @@ _LEGACY_FIELDS = _spellings(
 _LEGACY_METHODS = frozenset(
     {"generateAnswer", "generateText", "generateMessage", "countMessageTokens", "countTextTokens"}
 )
+#: The fields of an EmbedContentRequest google-genai sends (``models.embed_content``): on the Gemini API each of
+#: batchEmbedContents' ``requests`` with its options beside the content; on Vertex AI embedContent's body and each of
+#: batchEmbedContents' ``requests`` with them in ``embedContentConfig`` (Vertex also takes them beside the content).
+#: The options only shape the vector (``documentOcr`` and ``audioTrackExtraction`` how a file part is read, and a file
+#: part is read for itself); any other field (``cachedContent``, ``store``, one newer than the SDK) is refused.
+_EMBED_FIELDS = _spellings(
+    "model", "content", "embedContentConfig", "taskType", "title", "outputDimensionality", "autoTruncate"
+)
+_EMBED_CONFIG_FIELDS = _spellings(
+    "taskType", "title", "outputDimensionality", "autoTruncate", "documentOcr", "audioTrackExtraction"
+)
+_BATCH_EMBED_FIELDS = _spellings("requests")
+#: Vertex's ``predict`` on a text-embedding model, as google-genai sends it: ``instances`` (each a text and its
+#: options) and ``parameters``.
+_PREDICT_EMBED_FIELDS = _spellings("instances", "parameters")
+_PREDICT_INSTANCE_FIELDS = _spellings("content", "taskType", "title", "mimeType")
+_PREDICT_PARAMETERS = _spellings("outputDimensionality", "autoTruncate")
+#: The legacy embedding methods' bodies (``embedText``, ``batchEmbedText``, whose requests are ``embedText``'s).
+_EMBED_TEXT_FIELDS = _spellings("model", "text")
+_BATCH_EMBED_TEXT_FIELDS = _spellings("texts", "requests")
 #: Service tiers that only set price and latency (google-genai's; the enum is case-insensitive). Another (the
 #: Interactions API's ``deferred`` queues the request) is refused: what Google keeps while it waits is not stated.
 _TIERS = frozenset({"unspecified", "service_tier_unspecified", "standard", "flex", "priority"})
@@ -303,7 +332,7 @@ class GoogleReader:
             return self._openapi(request, rest[2:], project, location)
         if len(rest) > 2 or not method:
             raise UnknownRoute("an endpoints path must be endpoints/{endpoint}:{method}")
-        return self._action(request, method, None, unquote(name), project, location, None)
+        return EndpointAsks._make(self._action(request, method, None, unquote(name), project, location, None))
 
     def _openapi(self, request: Outgoing, rest: list[str], project: str | None, location: str | None) -> Asks:
         tail = "/".join(rest)
@@ -340,7 +369,7 @@ class GoogleReader:
                 raise UnknownRoute(f"unknown method :{shown_segment(method)} on a model")
             operation = found
         features = _NO_FEATURES
-        if operation in ("chat", "stream", "batch") and method != "asyncBatchEmbedContent":  # embeddings: as embed
+        if operation in ("chat", "stream", "batch", "embed"):
             body = json_object(request, "Google", method, empty=True)
             if method in ("rawPredict", "streamRawPredict"):  # the partner's own format (Anthropic: "stream")
                 if body.get("stream") is True:
@@ -348,7 +377,11 @@ class GoogleReader:
                 # The same makers' bodies as Bedrock's InvokeModel carries: read alike (cache_control, web search).
                 features = native_features(body)
             elif method == "batchGenerateContent":
-                features = _batch_features(body)
+                features = _batch_features(body, _generate_features)
+            elif method == "asyncBatchEmbedContent":  # a batch of EmbedContentRequests, laid out as above
+                features = _batch_features(body, functools.partial(_embed_request, model=model))
+            elif operation == "embed":
+                features = _embed_features(body, method, model)
             elif method in _LEGACY_METHODS:
                 features = _legacy_features(body)
             else:
@@ -407,6 +440,21 @@ class GoogleReader:
         if status >= 300 or asks.operation not in ("chat", "stream", "embed"):
             return None
         return UsageMeter(asks.operation == "stream")
+
+
+class EndpointAsks(Asks):
+    """What a request to a Vertex AI endpoint (``endpoints/{id}:method``) asks for: the endpoint's ID in
+    ``deployment``, no ``model``.
+
+    An endpoint is the customer's own deployment (a tuned model, a Model Garden open model, any container), and
+    its ID is chosen by its owner (``[a-z0-9-]``, may start with a letter): ``gemini-support-llama-vllm`` may
+    serve Llama from vLLM. So, unlike an Azure deployment's name, it names no model family: the judge reads
+    ``deployment_names_model`` and judges the request only through a configured target that names the endpoint
+    (``deployment = ID``), never by the catalogue's model names. It equals an :class:`Asks` of the same fields.
+    """
+
+    __slots__ = ()
+    deployment_names_model = False
 
 
 def _predict(model: str | None) -> str:
@@ -501,10 +549,11 @@ def _generate_features(body: Any) -> frozenset[str]:
     return frozenset(features)
 
 
-def _batch_features(body: dict[str, Any]) -> frozenset[str]:
-    """Features of batchGenerateContent's inline requests, each a GenerateContentRequest. google-genai puts them
-    at ``batch.inputConfig.requests.requests[].request``; a batch whose requests are not in the body (a file of
-    them) cannot be read, and is refused so that it holds should batch ever be served."""
+def _batch_features(body: dict[str, Any], read: Callable[[Any], frozenset[str]]) -> frozenset[str]:
+    """Features of a batch's inline requests, each read by ``read``: batchGenerateContent's GenerateContentRequests,
+    asyncBatchEmbedContent's EmbedContentRequests. google-genai puts them at
+    ``batch.inputConfig.requests.requests[].request``; a batch whose requests are not in the body (a file of them)
+    cannot be read, and is refused so that it holds should batch ever be served."""
     found: list[Any] = []
     for batch in _values(body, "batch"):
         if not isinstance(batch, dict):
@@ -525,11 +574,90 @@ def _batch_features(body: dict[str, Any]) -> frozenset[str]:
             if not isinstance(item, dict):
                 raise Unreadable("a Google batch request is not an object")
             for request in _values(item, "request"):
-                features |= _generate_features(request)
+                features |= read(request)
                 items += 1
     if not items:
         raise Unreadable("a Google batch whose requests privsdk cannot find")
     return frozenset(features)
+
+
+def _embed_features(body: dict[str, Any], method: str, model: str | None) -> frozenset[str]:
+    """Features of an embedding request: embedContent's EmbedContentRequest, batchEmbedContents' list of them,
+    Vertex's ``predict`` on a text-embedding model, the legacy embedText and batchEmbedText. Its only feature is a
+    file part in what is embedded (``file_inputs``); any field not on the method's list is refused."""
+    if method == "embedContent":
+        return _embed_request(body, model=model)
+    if method == "batchEmbedContents":
+        unknown_field(body, _BATCH_EMBED_FIELDS, "a Google batchEmbedContents request")
+        features: set[str] = set()
+        for requests in _values(body, "requests"):
+            for request in _list(requests):
+                features |= _embed_request(request, model=model)
+        return frozenset(features)
+    if method == "predict":
+        return _predict_embed_features(body)
+    if method == "embedText":
+        _embed_text_request(body, model)
+        return _NO_FEATURES
+    if method == "batchEmbedText":
+        unknown_field(body, _BATCH_EMBED_TEXT_FIELDS, "a Google batchEmbedText request")
+        for requests in _values(body, "requests"):
+            for request in _list(requests):
+                _embed_text_request(request, model)
+        return _NO_FEATURES
+    raise Unreadable(f"an embedding method privsdk does not read: {shown_segment(method)}")
+
+
+def _embed_request(request: Any, *, model: str | None) -> frozenset[str]:
+    """Features of one EmbedContentRequest (see ``_EMBED_FIELDS``)."""
+    if not isinstance(request, dict):
+        raise Unreadable("a Google embedding request is not an object")
+    unknown_field(request, _EMBED_FIELDS, "a Google embedding request")
+    _same_model(request, model)
+    for config in _values(request, "embedContentConfig"):
+        if not isinstance(config, dict):
+            raise Unreadable("an embedContentConfig is not an object")
+        unknown_field(config, _EMBED_CONFIG_FIELDS, "a Google embedContentConfig")
+    if any(_has_file_input(content) for content in _values(request, "content")):
+        return frozenset({"file_inputs"})
+    return _NO_FEATURES
+
+
+def _predict_embed_features(body: dict[str, Any]) -> frozenset[str]:
+    """Features of Vertex's ``predict`` on a text-embedding model (see ``_PREDICT_EMBED_FIELDS``)."""
+    unknown_field(body, _PREDICT_EMBED_FIELDS, "a Vertex embedding predict request")
+    for parameters in _values(body, "parameters"):
+        if not isinstance(parameters, dict):
+            raise Unreadable("an embedding predict request's parameters is not an object")
+        unknown_field(parameters, _PREDICT_PARAMETERS, "an embedding predict request's parameters")
+    features: set[str] = set()
+    for instances in _values(body, "instances"):
+        for instance in _list(instances):
+            if not isinstance(instance, dict):
+                raise Unreadable("an embedding predict instance is not an object")
+            unknown_field(instance, _PREDICT_INSTANCE_FIELDS, "an embedding predict instance")
+            if any(_has_file_input(content) for content in _values(instance, "content")):
+                features.add("file_inputs")
+            # The content's media type: any but text's says the content is a file's (an image, a PDF) inline.
+            if any(not (isinstance(t, str) and t.startswith("text/")) for t in _values(instance, "mimeType")):
+                features.add("file_inputs")
+    return frozenset(features)
+
+
+def _embed_text_request(request: Any, model: str | None) -> None:
+    """One legacy embedText request: a text, and the model it is for."""
+    if not isinstance(request, dict):
+        raise Unreadable("a Google embedText request is not an object")
+    unknown_field(request, _EMBED_TEXT_FIELDS, "a Google embedText request")
+    _same_model(request, model)
+
+
+def _same_model(request: dict[str, Any], model: str | None) -> None:
+    """A request in an embedding body may name its model (google-genai names the path's, as ``models/{model}``):
+    one naming another model than the path, which is the one judged, is refused."""
+    named = body_model(request, "Google")
+    if named is not None and model is not None and named != model and named.rpartition("models/")[2] != model:
+        raise Unreadable("a Google embedding request names another model than its path")
 
 
 def _legacy_features(body: dict[str, Any]) -> frozenset[str]:

@@ -14,6 +14,14 @@ once; nothing read from it is kept but names and flags, and no error message
 quotes it. A field the reader neither reads nor knows to carry nothing the
 vendor keeps is refused (:data:`FIELDS`), but at a self-hosted server
 (:mod:`privsdk.outbound.wire.selfhosted`).
+
+A fine-tuning job's creation (``POST fine_tuning/jobs``) is ``fine_tune`` for
+the model it tunes, its body read as the others are, its method and
+hyperparameters field by field: W&B ``integrations`` and a reinforcement
+method (whose grader runs a model or code at OpenAI) are refused, as is a job
+naming no model. The graders (``fine_tuning/alpha/...``) are ``other``; the
+rest of fine-tuning (jobs, events, checkpoints, sharing one with other projects
+of the organisation) is ``fine_tune``.
 """
 
 from __future__ import annotations
@@ -287,12 +295,35 @@ _RESPONSES_FIELDS = frozenset(
 #: Embeddings (``embeddings``): every field shapes the vectors; ``input_type`` (query or document) is Azure AI
 #: model inference's (Azure AI Model Inference Embeddings API reference).
 _EMBEDDING_FIELDS = frozenset({"model", "input", "dimensions", "encoding_format", "user", "input_type"})
+#: Creating a fine-tuning job (``fine_tuning/jobs``, the openai SDK's JobCreateParams, OpenAI's and Azure
+#: OpenAI's): ``model``, the model tuned, is judged (a job naming none is refused). Its training and validation files
+#: were uploaded earlier (judged then, as ``files``); ``suffix`` names the tuned model; ``seed``, ``hyperparameters``
+#: and ``method`` (read: _fine_tune_job) shape the training; ``metadata`` labels the kept job. ``integrations`` is
+#: read and refused when set: Weights & Biases, the one the SDK names, has OpenAI report the job's run to a third
+#: party the policy does not judge. Azure's own fields (a training type, say) are refused as any other.
+_FINE_TUNE_FIELDS = frozenset(
+    {
+        "model", "training_file", "validation_file", "suffix", "seed", "hyperparameters", "method", "metadata",
+        "integrations",
+    }
+)  # fmt: skip
+#: The fields of a method's settings (SupervisedMethodParam, DpoMethodParam).
+_METHOD_FIELDS = frozenset({"hyperparameters"})
+#: Hyperparameters (numbers, or ``auto``) of the deprecated top-level field and of a supervised method's.
+_SUPERVISED_HYPERPARAMETERS = frozenset({"batch_size", "learning_rate_multiplier", "n_epochs"})
+#: Each fine-tuning method read -> its hyperparameters' fields (the SDK's *HyperparametersParam). ``reinforcement``
+#: is not read: see _fine_tune_job.
+_METHOD_HYPERPARAMETERS: Mapping[str, frozenset[str]] = {
+    "supervised": _SUPERVISED_HYPERPARAMETERS,
+    "dpo": _SUPERVISED_HYPERPARAMETERS | {"beta"},
+}
 #: Each family whose body is read -> the fields its body may hold.
 FIELDS: Mapping[str, frozenset[str]] = {
     "chat/completions": _CHAT_FIELDS,
     "completions": _COMPLETION_FIELDS,
     "responses": _RESPONSES_FIELDS,
     "embeddings": _EMBEDDING_FIELDS,
+    "fine_tuning/jobs": _FINE_TUNE_FIELDS,
 }
 
 
@@ -387,10 +418,60 @@ def _item_features(items: Any, found: set[str]) -> None:
                     found.add("stored_responses")
 
 
+def _fine_tune_job(body: dict[str, Any], deployment: str | None) -> Asks:
+    """Creating a fine-tuning job, its top-level fields checked: ``fine_tune`` for the model it tunes."""
+    if body.get("integrations") is not None:
+        raise Unreadable(
+            "an OpenAI fine-tuning job with integrations, which privsdk does not judge (Weights & Biases: OpenAI "
+            "reports the job's run to a third party): leave them out"
+        )
+    _hyperparameters(body.get("hyperparameters"), _SUPERVISED_HYPERPARAMETERS, "hyperparameters")
+    method = body.get("method")
+    if method is not None:
+        if not isinstance(method, dict):
+            raise Unreadable("an OpenAI fine-tuning job's method is not an object")
+        kind = method.get("type")
+        if kind == "reinforcement":
+            # Its grader runs at OpenAI on every answer the model gives while it is tuned: a score or label model
+            # grader sends them to another model, a python grader runs the app's code, a text similarity grader
+            # may embed them (cosine), a multi grader nests any of these. privsdk judges none of them; the
+            # stricter reading refuses every reinforcement method, a plain string check included, rather than
+            # read a grader tree that grows with each release.
+            raise Unreadable(
+                "a reinforcement fine-tuning job, whose grader (a model or code run at OpenAI on the tuned model's "
+                "answers) privsdk does not judge: tune with the supervised or dpo method"
+            )
+        if not isinstance(kind, str) or kind not in _METHOD_HYPERPARAMETERS:
+            raise Unreadable("an OpenAI fine-tuning job's method of a type privsdk does not read")
+        # Only the settings of the method it names: a server may read another's (a reinforcement grader) as well.
+        unknown_field(method, frozenset({"type", kind}), "an OpenAI fine-tuning job's method")
+        settings = method.get(kind)
+        if settings is not None:
+            if not isinstance(settings, dict):
+                raise Unreadable(f"an OpenAI fine-tuning job's {kind} method is not an object")
+            unknown_field(settings, _METHOD_FIELDS, f"an OpenAI fine-tuning job's {kind} method")
+            _hyperparameters(settings.get("hyperparameters"), _METHOD_HYPERPARAMETERS[kind], f"{kind} hyperparameters")
+    model = body_model(body, "OpenAI")
+    if model is None:
+        raise Unreadable("an OpenAI fine-tuning job that names no model to tune")
+    return Asks("fine_tune", model, deployment=deployment)
+
+
+def _hyperparameters(value: Any, known: frozenset[str], what: str) -> None:
+    """A fine-tuning job's ``what``: an object of ``known`` fields, each a number or ``auto``, or absent."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise Unreadable(f"an OpenAI fine-tuning job's {what} is not an object")
+    unknown_field(value, known, f"an OpenAI fine-tuning job's {what}")
+    if any(isinstance(v, dict | list) for v in value.values()):
+        raise Unreadable(f"an OpenAI fine-tuning job's {what} holds a value that is neither a number nor a name")
+
+
 class _Plan(NamedTuple):
     """What a request's method and path tell: its answer when they tell all (``asks``), else the family whose
-    body must be read (``chat/completions``, ``completions``, ``responses`` or ``embeddings``) and the fields that
-    body may hold (:data:`FIELDS`)."""
+    body must be read (``chat/completions``, ``completions``, ``responses``, ``embeddings`` or
+    ``fine_tuning/jobs``) and the fields that body may hold (:data:`FIELDS`)."""
 
     asks: Asks | None
     family: str
@@ -426,6 +507,16 @@ def _plan(method: str, path: str) -> _Plan:
         return _Plan(Asks("responses_state", deployment=deployment), family, deployment)
     if first == "models":  # a listing carries no content; deleting a fine-tuned model is something else
         return _Plan(Asks("models" if method == "GET" else "other", deployment=deployment), first, deployment)
+    if first == "fine_tuning" and len(segments) > 1:
+        if method == "POST" and len(segments) == 2 and segments[1].lower() == "jobs":
+            # In any case: a server that routes without it would create the job from a body otherwise unread.
+            return _Plan(None, "fine_tuning/jobs", deployment, _FINE_TUNE_FIELDS)
+        if segments[1].lower() == "alpha":
+            # Graders (run, validate): a grader's model or code run at OpenAI on what the request sends, as a
+            # reinforcement job's is (refused there); no fine-tuning happens. The rest (listing, retrieving,
+            # cancelling, pausing, resuming jobs; their events and checkpoints; a checkpoint's permissions, which
+            # share the tuned model with other projects of the organisation) stays ``fine_tune``.
+            return _Plan(Asks("other", deployment=deployment), first, deployment)
     operation = _FAMILY.get(first)
     if operation is None:
         raise _unknown(path)
@@ -458,6 +549,8 @@ class OpenAIReader:
         model = body.get("model")
         if type(model) is not str or not model:  # a name, as almost always; else what body_model makes of it
             model = body_model(body, "OpenAI")
+        if family == "fine_tuning/jobs":
+            return _fine_tune_job(body, deployment)  # its body's model is the one tuned, never a deployment
         if deployment is BODY_DEPLOYMENT:
             deployment = model
         if family == "embeddings":
