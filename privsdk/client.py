@@ -63,6 +63,7 @@ from privsdk.messages import (
     to_tools,
 )
 from privsdk.outbound.judge import Binding, Guard, bound, rerouting
+from privsdk.outbound.outgoing import shown_name
 from privsdk.policy import Policy, Target
 from privsdk.resilience import Budget, Limits, retrying
 from privsdk.streams import ChatStream
@@ -659,9 +660,11 @@ def _chain_failure(call: _Call, failure: VendorError | None, passed: list[tuple[
     if failure is None:
         assert passed  # the chain is never empty, and only a failure or a skip moves past a target
         names = ", ".join(name for name, _ in passed)
+        # The target as the app named it, which a reroute keeps (a tenant's reroute "*" matches any text): shown
+        # only as a target name.
         error = Unsupported(
-            f"{call.requested}: {call.operation} was rerouted (the target does not meet the policy or serve it), and "
-            f"no alternative can carry it ({names})"
+            f"{shown_name(call.requested, 'target name', quoted=False)}: {call.operation} was rerouted (the target "
+            f"does not meet the policy or serve it), and no alternative can carry it ({names})"
         )
     else:
         error = failure

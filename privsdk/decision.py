@@ -18,8 +18,9 @@ from privsdk.catalogue import Catalogue, Fact, Offering, default_catalogue
 from privsdk.catalogue.facts import UNBOUNDED, UNKNOWN, stronger, weaker
 from privsdk.catalogue.implied import implied_features
 from privsdk.catalogue.model import parse_model_arn
+from privsdk.outbound.outgoing import model_label, shown_model, shown_name
 from privsdk.policy import Policy, Target, Tenant
-from privsdk.tenants import Entry, TenantStore
+from privsdk.tenants import NAME, Entry, TenantStore
 from privsdk.vocabulary import (
     CONTENT_FREE_OPERATIONS,
     FEATURES,
@@ -38,7 +39,8 @@ _NO_FEATURES: frozenset[str] = frozenset()
 NO_NAME = "-"
 #: The tenant or data class of a refusal whose call named one the policy does not know. The name the app passed is
 #: never kept: it matched nothing configured, so it may be anything (a user's address, a key pasted in the wrong
-#: place), and a decision's names go into usage records. Only the refusal's reason, raised to the app, quotes it.
+#: place), and a decision's names go into usage records. Only the refusal's reason, raised to the app, quotes it,
+#: and only when it has a name's shape (shown_name).
 UNKNOWN_NAME = "-unknown"
 
 
@@ -46,6 +48,14 @@ def _unknown(name: str | None) -> str:
     """What a refusal records for a tenant or class name the policy does not know: :data:`UNKNOWN_NAME`, or
     :data:`NO_NAME` when the call named none."""
     return UNKNOWN_NAME if name else NO_NAME
+
+
+def _named(target: str) -> str:
+    """The target a refusal (its ``target``, its evaluation's) and a reroute's reason name: the one the call named,
+    or a placeholder when that is no target name. An app may pass any text as the target (a prompt pasted in the
+    wrong place), and a refusal reaches the app's error, its ``decision``, and the usage record. Allowed and
+    rerouted decisions keep the name: the call is made with it."""
+    return shown_name(target, "target name", quoted=False)
 
 
 class Unmet(NamedTuple):
@@ -160,7 +170,7 @@ def decide(
         name = tenant if tenant is not None else policy.default_tenant or ""
         key = policy.tenants.entry(name)
         if key.tenant is None:  # unknown, or the store failed: refused, never another tenant's policy
-            return _refuse_early(target, _unknown(name), _unknown(data_class), operation, key.reason)
+            return _refuse_early(_named(target), _unknown(name), _unknown(data_class), operation, key.reason)
     return _decide(
         policy,
         catalogue or default_catalogue(),
@@ -204,7 +214,7 @@ def _decide(
 ) -> Decision:
     found = _tenant_class(policy, tenant_name, data_class)
     if isinstance(found, _NoClass):
-        return _refuse_early(target, found.tenant, found.data_class, operation, found.reason)
+        return _refuse_early(_named(target), found.tenant, found.data_class, operation, found.reason)
     tenant, data_class, requirements = found
     names = tuple(str(r) for r in requirements)
     first = evaluate(policy, catalogue, tenant, requirements, target, operation, features, today)
@@ -221,7 +231,7 @@ def _decide(
                     target,
                     alt,
                     first.unmet,
-                    f"{target}: {why}; rerouted to {alt}",
+                    f"{_named(target)}: {why}; rerouted to {alt}",
                     tenant.name,
                     data_class,
                     operation,
@@ -234,7 +244,10 @@ def _decide(
             if alternatives
             else "; no reroute list matches this target"
         )
-    return Decision("refuse", target, None, first.unmet, why, tenant.name, data_class, operation, names, first, None)
+    label = _named(target)
+    if label != target:
+        first = first._replace(target=label)
+    return Decision("refuse", label, None, first.unmet, why, tenant.name, data_class, operation, names, first, None)
 
 
 class _NoClass(NamedTuple):
@@ -273,7 +286,8 @@ def _tenant_class(
         return _NoClass(
             tenant.name,
             UNKNOWN_NAME,
-            f"tenant {tenant.name!r} has no data class {data_class!r} (classes: {', '.join(tenant.classes)})",
+            f"tenant {tenant.name!r} has no data class {shown_name(data_class, 'data class name', NAME)} "
+            f"(classes: {', '.join(tenant.classes)})",
         )
     return tenant, data_class, requirements
 
@@ -400,11 +414,11 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
         return policy.unknown_target(target)
     cat = catalogue.vendor(vendor)
     if cat is None:
-        return f"unknown vendor {vendor!r} (vendors: {', '.join(catalogue.vendor_names)})"
+        return f"unknown vendor {shown_name(vendor, 'vendor name')} (vendors: {', '.join(catalogue.vendor_names)})"
     if cat.default_offering is None:
         return f"vendor {vendor!r} has no public API offering: define a target for it in the config"
     if not model:
-        return f"target {target!r} names no model"
+        return f"target {shown_name(target, 'target name')} names no model"
     if model.startswith("arn:"):  # a model ARN names the Region the client must call
         offering = catalogue.offering(cat.default_offering)
         arn = parse_model_arn(model, offering.arn_service) if offering and offering.arn_service else None
@@ -436,7 +450,7 @@ def evaluate(
         return Evaluation(target, offering.id, (), reason, (), offering.reviewed)
 
     if operation not in OPERATIONS:
-        return stop(f"unknown operation {operation!r} (operations: {', '.join(OPERATIONS)})")
+        return stop(f"unknown operation {shown_name(operation, 'operation')} (operations: {', '.join(OPERATIONS)})")
     if operation in CONTENT_FREE_OPERATIONS:
         return Evaluation(target, offering.id, (), None, (), offering.reviewed)
     if operation not in offering.operations:
@@ -450,7 +464,8 @@ def evaluate(
     features = features | implied_features(offering.id, spec.model) | implied_features(offering.id, spec.deployment)
     unknown = sorted(features - FEATURES.keys())
     if unknown:
-        return stop(f"unknown features {', '.join(unknown)} (features: {', '.join(FEATURES)})")
+        shown = dict.fromkeys(shown_name(f, "feature name", quoted=False) for f in unknown)  # each placeholder once
+        return stop(f"unknown features {', '.join(shown)} (features: {', '.join(FEATURES)})")
     no_facts = sorted((features & STATEFUL_FEATURES) - offering.limited_features) if requirements else ()
     if no_facts:
         return stop(
@@ -459,10 +474,11 @@ def evaluate(
             "the catalogue)"
         )
     if spec.model and not offering.serves_model(spec.model):  # "": the request names no model (a file upload)
-        why = offering.unserved(spec.model)  # an id the catalogue knows to refuse (a fine-tuned model), and why
-        return stop(
-            why or f"unknown model family {spec.model!r} for {offering.id} (models: {', '.join(offering.models)})"
-        )
+        # An id the catalogue knows to refuse (a fine-tuned model), and why: a reason that quotes it, so only for an
+        # id that looks like one (else the unknown model family's, which does not).
+        why = offering.unserved(spec.model) if model_label(spec.model) == spec.model else None
+        models = ", ".join(offering.models)
+        return stop(why or f"unknown model family {shown_model(spec.model)} for {offering.id} (models: {models})")
     contradiction = arn_region_conflict(offering, spec)
     if contradiction:
         return stop(contradiction)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from privsdk.errors import InvalidInput
+from privsdk.outbound.outgoing import MEDIA_TYPE, shown_name
 from privsdk.types import Image, Message, Part, ResponseFormat, Role, Text, Tool, ToolCall
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+#: The roles of a privsdk Message (``developer`` is read as ``system`` from a dict).
+_MESSAGE_ROLES: tuple[str, ...] = get_args(Role)
 _PLAIN = frozenset(("system", "user", "assistant"))
 # to_messages builds plain messages positionally, in this field order.
 assert Message._fields == ("role", "content", "tool_calls", "tool_call_id")
@@ -89,7 +92,9 @@ def check_json(value: Any, where: str) -> None:
 
 
 def _checked(i: int, message: Message) -> Message:
-    """``message`` when all its text can be sent."""
+    """``message`` when its role is one and all its text can be sent."""
+    if message.role not in _MESSAGE_ROLES:  # never quoted: a Message built by the app may hold any text there
+        raise ValueError(f"messages[{i}] role must be one of {', '.join(_MESSAGE_ROLES)}")
     if isinstance(message.content, str):
         check_text(message.content, f"messages[{i}]['content']")
     else:
@@ -159,7 +164,13 @@ def _part(i: int, j: int, part: Any) -> Part:
         url = image["url"]
         if url.startswith("data:"):
             header, _, data = url.partition(",")
-            return Image(data=base64.b64decode(data), media_type=header[5:].split(";")[0] or "image/png")
+            media_type = header[5:].split(";")[0] or "image/png"
+            if not MEDIA_TYPE.fullmatch(media_type):  # an adapter that cannot send it names it: only a media type
+                raise InvalidInput(
+                    f"messages[{i}]['content'][{j}]: an image data URL whose media type is "
+                    f"{shown_name(media_type, 'media type', MEDIA_TYPE)} (write data:image/png;base64,...)"
+                )
+            return Image(data=base64.b64decode(data), media_type=media_type)
         return Image(url=url)
     raise ValueError(f"messages[{i}]['content'][{j}]: parts must be of type 'text' or 'image_url'")
 

@@ -12,6 +12,7 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
+from privsdk.outbound.outgoing import shown_name
 from privsdk.vocabulary import Requirement
 
 OnViolation = Literal["refuse", "reroute"]
@@ -142,22 +143,28 @@ class Policy:
         return f"Policy(origin={self.origin!r}, tenants={list(self.tenants)}, targets={list(self.targets)})"
 
     def unknown_tenant(self, name: str) -> str:
-        """Why ``name`` is none of this policy's tenants, in words that say where tenants come from."""
+        """Why ``name`` is none of this policy's tenants, in words that say where tenants come from. The name is
+        quoted only when it has a tenant name's shape: the app may have passed any text (see ``shown_name``)."""
+        from privsdk.tenants import NAME  # here: privsdk.tenants imports this module
+
         known = ", ".join(self.tenants)
+        shown = shown_name(name, "tenant name", NAME)
         if self.origin == "environment":  # the usual cause: the app runs without the file that names its tenants
             return (
-                f"unknown tenant {name!r}: PRIVSDK_CONFIG names no policy file, and without one the only tenant is "
-                f"{known}; set PRIVSDK_CONFIG to the file that defines {name!r} ({_EXAMPLE})"
+                f"unknown tenant {shown}: PRIVSDK_CONFIG names no policy file, and without one the only tenant is "
+                f"{known}; set PRIVSDK_CONFIG to the file that defines it ({_EXAMPLE})"
             )
-        return f"unknown tenant {name!r} (tenants of {self.origin}: {known})"
+        return f"unknown tenant {shown} (tenants of {self.origin}: {known})"
 
     def unknown_target(self, name: str) -> str:
-        """Why ``name``, which is not vendor/model, is none of this policy's targets."""
+        """Why ``name``, which is not vendor/model, is none of this policy's targets; quoted only when it has a
+        target name's shape (see ``shown_name``)."""
+        shown = shown_name(name, "target name")
         if self.origin == "environment" and not self.targets:
             return (
-                f"unknown target {name!r}: PRIVSDK_CONFIG names no policy file, and without one there are no named "
+                f"unknown target {shown}: PRIVSDK_CONFIG names no policy file, and without one there are no named "
                 f"targets; name a vendor's API as vendor/model (openai/gpt-4o-mini), or set PRIVSDK_CONFIG to the "
-                f"file that defines {name!r} ({_EXAMPLE})"
+                f"file that defines it ({_EXAMPLE})"
             )
         known = ", ".join(self.targets) or "none"
-        return f"unknown target {name!r}: not a target in {self.origin} (targets: {known}) and not vendor/model"
+        return f"unknown target {shown}: not a target in {self.origin} (targets: {known}) and not vendor/model"

@@ -43,7 +43,7 @@ from privsdk.outbound.wire import PROTOCOLS, SDKS, reader
 from privsdk.outbound.wire.routes import AfterDeclaredPrefix
 from privsdk.policy import Policy, Target
 from privsdk.tenants import TenantStore
-from privsdk.usage.record import attempt_record
+from privsdk.usage.record import CallIds, attempt_record
 from privsdk.usage.tags import check_tags
 
 if TYPE_CHECKING:
@@ -66,9 +66,10 @@ class Binding(NamedTuple):
 bound: contextvars.ContextVar[Binding | None] = contextvars.ContextVar("privsdk_bound", default=None)
 
 #: Set by a drop-in's seam while a :class:`privsdk.Client` serves a request the guard rerouted: the guard's decision
-#: on the request as built. The Client records its call to the alternative as that reroute (its decision, the
-#: target requested, what it did not meet), so the app's one call is one call in the records, not an unsent
-#: request and an unrelated call to the alternative.
+#: on the request as built (its ticket's, a :class:`Rerouted` where the SDK says which call it is an attempt of). The
+#: Client records its call to the alternative as that reroute (its decision, the target requested, what it did not
+#: meet), and as attempts of the SDK's call, so the app's one call is one call in the records, not an unsent request
+#: and an unrelated call to the alternative, nor one call per retry of the SDK's.
 rerouting: contextvars.ContextVar[Decision | None] = contextvars.ContextVar("privsdk_rerouting", default=None)
 
 
@@ -160,7 +161,9 @@ class Guard:
         binding = bound.get()
         verdict = self.judge(out, binding)
         decision = verdict.decision
-        if decision.outcome == "reroute" and not reroutable:
+        if decision.outcome == "reroute":  # never with a binding: a Client attempt is not rerouted (_decide)
+            if reroutable:
+                return self._rerouted(verdict, out)
             decision = decision._replace(
                 outcome="refuse",
                 chosen=None,
@@ -174,6 +177,15 @@ class Guard:
             raise PolicyViolation(decision)
         # A bound request's record is the Client's; with PRIVSDK_USAGE=none there is nothing to build one for.
         return Pass(self, verdict, out, binding is None and (self._recorder or self.recorder).keeps)
+
+    def _rerouted(self, verdict: Verdict, out: Outgoing) -> Pass:
+        """The Pass of a request its seam reroutes. The Client call that serves it records its attempts (``rerouting``)
+        as attempts of the SDK call the request is one (:class:`Rerouted`): the ticket's decision is a copy of the
+        verdict's, which every request of its kind shares, that says which call and attempt."""
+        ticket = Pass(self, verdict, out, (self._recorder or self.recorder).keeps)
+        if ticket.record and ticket.call is not None:
+            ticket.decision = Rerouted.serving(verdict.decision, ticket.call, ticket.attempt)
+        return ticket
 
     def _record_unsent(self, decision: Decision, targets: tuple[Target, ...], started: float) -> None:
         """Record a request that was not sent as built, on ``decision`` (a refusal, or a reroute)."""
@@ -430,27 +442,29 @@ class Guard:
                 )
             return (bound._replace(**observed),)  # type: ignore[arg-type]
         # An Azure deployment in the path decides what runs, whatever model the body names: the model family is
-        # read from the deployment's name, or from the configured target that names the deployment.
+        # read from the deployment's name, or from the configured target that names the deployment. A deployment
+        # whose name its reader says is no model's (a Vertex AI endpoint's ID, chosen by its owner) is judged
+        # through that target alone: read as a model name, "gemini-..." would pass for Google's own models.
         offerings = [o for o in (self.catalogue.offering(i) for i in place.offerings) if o is not None]
         if model is not None:
+            by_name = asks.deployment is None or getattr(asks, "deployment_names_model", True)
             serving = [
                 o
                 for o in offerings
-                if o.serves_model(model)
+                if (by_name and o.serves_model(model))
                 or (asks.deployment is not None and self._configured(o.id, place, asks, account) is not None)
             ]
             if not serving:
                 # The catalogue's reasons quote the model: only one that looks like a model id.
-                why = next((w for o in offerings if (w := o.unserved(model)) is not None), None)
+                why = next((w for o in offerings if (w := o.unserved(model)) is not None), None) if by_name else None
                 why = why if model_label(model) is model else None
                 if why is not None:  # an id the catalogue knows to refuse (a fine-tuned model), and why
                     raise _Refused(out.host, asks.operation, f"{why} (at {place.endpoint})")
                 names = ", ".join(o.id for o in offerings)
                 shown = shown_model(model)
                 fix = f" (name it in a target: deployment = {shown})" if asks.deployment is not None else ""
-                raise _Refused(
-                    out.host, asks.operation, f"unknown model family {shown} at {place.endpoint} ({names}){fix}"
-                )
+                what = "unknown model family" if by_name else "a deployment whose name tells no model:"
+                raise _Refused(out.host, asks.operation, f"{what} {shown} at {place.endpoint} ({names}){fix}")
             offerings = serving
         found = []
         for offering in offerings:
@@ -842,6 +856,47 @@ class _SdkCall:
     # Python call on the guard's path.
     request_id: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    #: The last attempt number a rerouted attempt of the call was recorded with (:meth:`Rerouted.recorded_as`).
+    rerouted_attempts = 0
+
+
+class Rerouted(Decision):
+    """The guard's reroute decision on one request: a copy of its verdict's (which every request of its kind shares)
+    that says which attempt of which SDK call the request is (:func:`_attempt_of`).
+
+    The :class:`privsdk.Client` call that serves the request takes this decision as its own (``rerouting``), and so
+    the writer, building its records, finds it (:func:`privsdk.usage.record.attempt_record`): they are recorded as
+    attempts of the SDK's call, so that the SDK's retries of a rerouted request (openai's, after the alternative
+    answered 429) are attempts of one call, as they are of a request sent where the SDK sent it, not one call each.
+    """
+
+    # Class defaults: a copy that _replace makes (the refusal of a reroute the alternative cannot serve) serves no
+    # call. Set per request by serving(), and read and written by the writer thread alone, one record at a time.
+    sdk_call: _SdkCall | None = None
+    sdk_attempt = 1
+    base: int | None = None  # the record attempt number before this request's first (drawn with its first record)
+
+    @classmethod
+    def serving(cls, decision: Decision, call: _SdkCall, attempt: int) -> Rerouted:
+        rerouted = cls._make(decision)
+        rerouted.sdk_call, rerouted.sdk_attempt = call, attempt
+        return rerouted
+
+    def recorded_as(self, call: CallIds, attempt: int) -> tuple[CallIds, int]:
+        """The (call, attempt number) to record the Client's attempt ``attempt`` of ``call`` with, which serves this
+        request: the SDK call's, and its attempt number counted on from the SDK call's attempts before this request
+        (the Client makes one attempt at each alternative, so one rerouted request may be more than one attempt). A
+        refusal (attempt 0) made no attempt. Called by the writer, which builds records in the order they came."""
+        sdk = self.sdk_call
+        if sdk is None:
+            return call, attempt
+        if attempt == 0:
+            return sdk, 0
+        if self.base is None:
+            self.base = max(self.sdk_attempt - 1, sdk.rerouted_attempts)
+        attempt += self.base
+        sdk.rerouted_attempts = max(sdk.rerouted_attempts, attempt)
+        return sdk, attempt
 
 
 #: The last SDK call sent in this thread or task, and its URL: where a retry of it finds the call it belongs to.

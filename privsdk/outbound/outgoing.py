@@ -178,6 +178,22 @@ def shown_model(model: str) -> str:
     return repr(model) if _MODEL_NAME.fullmatch(model) else "<model>"
 
 
+#: What a media type an error may quote looks like (RFC 6838's type/subtype, ``image/png``): at most 128 signs.
+MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}")
+
+
+def shown_name(name: str, what: str, shape: re.Pattern[str] = _MODEL_NAME, *, quoted: bool = True) -> str:
+    """A name the app passed where privsdk wants ``what`` (``target name``, ``tenant name``, ``media type``), as an
+    error may show it: itself (``quoted`` with repr) when it has ``shape`` (by default a model id's, which also
+    fits a configured target's name and ``vendor/model``) and at most 128 signs; else a fixed placeholder saying
+    what it was. An app may put any text in a name, a prompt pasted in the wrong place, and a name that matched
+    nothing is what an error quotes: the placeholder keeps the text out of it, its args and its record. An empty
+    name holds none, and is shown: ``''`` says what is wrong with it."""
+    if not name or (len(name) <= 128 and shape.fullmatch(name)):
+        return repr(name) if quoted else name
+    return f"(not shown: not a {what})"
+
+
 def model_label(model: str) -> str:
     """A model the request names, as the name of the target the guard builds for it (``openai/gpt-4o``) holds it:
     ``<model>`` for anything that does not look like a model id, as :func:`shown_model`. The name reaches every

@@ -11,6 +11,7 @@ The parts that do not depend on the wire format live here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -91,28 +92,67 @@ def options(ticket: Pass) -> dict[str, Any]:
     return {"tenant": d.tenant, "data_class": d.data_class}
 
 
+#: The header in which an SDK says on the wire how long it waits for a request's answer, in seconds: openai's read
+#: timeout (the client's ``timeout``, or the call's), made from the timeout its httpx request carries.
+_TIMEOUT_HEADERS = {"openai": "x-stainless-read-timeout"}
+
+
+def timeout(out: Outgoing) -> dict[str, float]:
+    """The ``timeout`` call keyword of a rerouted request whose SDK says how long it waits for the answer (openai):
+    the smaller of that and privsdk's own time for an attempt (the reroute client's, :data:`DEFAULT_TIMEOUT_S`).
+
+    Sent where the SDK sent it, the request would time out then; served from the alternative, privsdk's own 60 s
+    (and ``PRIVSDK_DEADLINE_S``) would have kept the app waiting past the timeout it set. Like the SDK's, it bounds
+    each wait of an attempt, not a whole stream; ``PRIVSDK_DEADLINE_S`` still bounds the call. Empty where the SDK
+    says nothing (or no timeout): privsdk's own limits apply.
+    """
+    name = _TIMEOUT_HEADERS.get(out.sdk)
+    said = out.headers.get(name) if name is not None else None
+    try:
+        seconds = float(said) if isinstance(said, str) else math.nan
+    except ValueError:  # not a number: the app's own header, say
+        return {}
+    if not 0 < seconds < math.inf:
+        return {}
+    from privsdk.adapter import DEFAULT_TIMEOUT_S  # the reroute client's timeout (it is built without one)
+
+    return {"timeout": min(seconds, DEFAULT_TIMEOUT_S)}
+
+
+def timed_out(http: ModuleType, exc: VendorError) -> Exception:
+    """What a seam raises for a rerouted request the alternative did not answer in time (``exc``, a timeout): the
+    ``ReadTimeout`` of ``http``, the httpx-like module of the SDK's client, as a request sent where the SDK sent it
+    raises when its answer does not come in time. The SDK takes it for its own timeout (openai retries it, then raises
+    ``APITimeoutError``), where an answer with status 504 would be a server's error. The message is privsdk's."""
+    error: Exception = http.ReadTimeout(str(exc))
+    return error
+
+
 def unsupported(ticket: Pass, what: str) -> PolicyViolation:
     """The refusal of a rerouted request privsdk cannot serve elsewhere (only chat and embeddings reroute)."""
-    d = ticket.decision
-    reason = f"{d.reason}; but privsdk can reroute only chat and embeddings, not {what}"
-    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+    return _refusal(ticket, f"but privsdk can reroute only chat and embeddings, not {what}")
 
 
 def not_as_asked(ticket: Pass, request: str, what: str) -> PolicyViolation:
     """The refusal of a rerouted ``request`` (``this Mistral chat request``) whose body asks for something the
     reroute cannot carry to the alternative or the alternative cannot honour: ``what`` names the fields, never
     their values, and says why. Raised before anything is sent."""
-    d = ticket.decision
-    reason = f"{d.reason}; but privsdk cannot reroute {request} to {d.chosen} as asked: {what}"
-    return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
+    return _refusal(ticket, f"but privsdk cannot reroute {request} to {ticket.decision.chosen} as asked: {what}")
 
 
 def cannot_serve(ticket: Pass, exc: Exception) -> PolicyViolation:
     """The refusal of a reroute that the alternative cannot serve: an operation or a message its adapter cannot
     take, or a configuration error on the way (a credential variable not set, say). Raised before anything is
     sent. The message is privsdk's own, which names targets, operations, positions and variables, never content."""
-    d = ticket.decision
-    reason = f"{d.reason}; but {d.chosen} cannot serve it: {exc}"
+    return _refusal(ticket, f"but {ticket.decision.chosen} cannot serve it: {exc}")
+
+
+def _refusal(ticket: Pass, but: str) -> PolicyViolation:
+    """The reroute decision on ``ticket``'s request turned into a refusal, ``but`` why. Made from the verdict's
+    decision: the ticket's may be its copy for this request's records (:class:`~privsdk.outbound.judge.Rerouted`),
+    which a refusal is no part of."""
+    d = ticket.verdict.decision
+    reason = f"{d.reason}; {but}"
     return PolicyViolation(d._replace(outcome="refuse", chosen=None, chosen_evaluation=None, reason=reason))
 
 
@@ -281,8 +321,9 @@ def chat_or_embed(
 ) -> tuple[str, dict[str, Any], Any]:
     """(kind, privsdk call keywords, messages or texts) of a rerouted chat or embeddings request in ``vendor``'s
     format, at a path that ends with one of ``chat_paths`` or with ``embed_path`` (a gateway's prefix, or an Azure
-    deployment's, may come before); the kind is ``chat``, ``stream`` or ``embed``. Refuses any other request
-    (:func:`unsupported`), and one whose body ``chat`` or ``embed`` cannot map (:func:`not_as_asked`)."""
+    deployment's, may come before); the kind is ``chat``, ``stream`` or ``embed``. The keywords carry the SDK's
+    timeout where it says it (:func:`timeout`). Refuses any other request (:func:`unsupported`), and one whose body
+    ``chat`` or ``embed`` cannot map (:func:`not_as_asked`)."""
     operation = ticket.verdict.asks.operation if ticket.verdict.asks else "other"
     path = out.path.rstrip("/")
     is_chat = any(path.endswith(p) for p in chat_paths) and operation in ("chat", "stream")
@@ -298,9 +339,9 @@ def chat_or_embed(
             stream = body.get("stream")
             if stream is not None and not isinstance(stream, bool):
                 raise Unmappable("a stream field that is not true or false")
-            return "stream" if stream else "chat", {**options(ticket), **keywords}, messages
+            return "stream" if stream else "chat", {**options(ticket), **timeout(out), **keywords}, messages
         keywords, texts = embed(body)
-        return "embed", {**options(ticket), **keywords}, texts
+        return "embed", {**options(ticket), **timeout(out), **keywords}, texts
     except Unmappable as exc:
         raise not_as_asked(ticket, f"this {vendor} {operation} request", exc.what) from None
 

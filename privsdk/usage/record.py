@@ -157,13 +157,19 @@ def attempt_record(
     Built by the recorder's writer thread (``Recorder.record_later``), off the call path, for the guard and for
     :class:`privsdk.Client` alike. A Client call's records share its request id, drawn when the first of them is
     built (the writer builds records one at a time, in order), and its tags; a request the guard records alone
-    (``call`` None) gets an id of its own.
+    (``call`` None) gets an id of its own. A Client call that serves a request a drop-in rerouted has the guard's
+    decision on that request as its own, and is recorded as the attempts of the SDK call that request is one of
+    (:class:`privsdk.outbound.judge.Rerouted`).
     """
     tags: tuple[tuple[str, str], ...] = ()
     request_id: str | None
     if call is None:
         request_id = new_request_id()
     else:
+        # A Decision as a rule (a plain one, a miss in C); a Rerouted only where a Client call serves a reroute.
+        recorded_as = getattr(getattr(call, "decision", None), "recorded_as", None)
+        if recorded_as is not None:
+            call, attempt = recorded_as(call, attempt)
         request_id = call.request_id
         if request_id is None:
             request_id = call.request_id = new_request_id()

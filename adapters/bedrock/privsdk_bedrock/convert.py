@@ -14,6 +14,7 @@ from typing import Any
 
 from privsdk.errors import ConnectionLost, InvalidInput, Unsupported
 from privsdk.messages import named_tool
+from privsdk.outbound.outgoing import MEDIA_TYPE, shown_name
 from privsdk.types import (
     ChatRequest,
     ChatResponse,
@@ -139,7 +140,9 @@ def _part(part: Text | Image) -> dict[str, Any]:
         return {"text": part.text}
     image_format = _IMAGE_FORMATS.get(part.media_type)
     if image_format is None:
-        raise Unsupported(f"Bedrock Converse takes png, jpeg, gif or webp images, not {part.media_type}")
+        # Named only as a media type: an Image built by the app (or read from a rerouted request) may hold any text.
+        shown = shown_name(part.media_type, "media type", MEDIA_TYPE)
+        raise Unsupported(f"Bedrock Converse takes png, jpeg, gif or webp images; this image's media type is {shown}")
     if part.data is not None:
         return {"image": {"format": image_format, "source": {"bytes": part.data}}}
     if part.url is not None and part.url.startswith("s3://"):

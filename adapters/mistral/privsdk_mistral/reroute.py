@@ -30,7 +30,7 @@ from typing import Any
 from privsdk.errors import VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
-from privsdk.outbound.outgoing import Outgoing
+from privsdk.outbound.outgoing import Outgoing, shown_name
 from privsdk.types import ChatResponse, EmbedResponse, ResponseFormat, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 from privsdk.usage.record import new_request_id
 
@@ -217,7 +217,9 @@ def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
             parts.append({"type": "image_url", "image_url": {"url": url}})
         else:
             raise reroute.Unmappable(
-                f"a content chunk of type {kind!r}" if isinstance(kind, str) else "a content chunk"
+                f"a content chunk of type {shown_name(kind, 'chunk type')}"
+                if isinstance(kind, str)
+                else "a content chunk"
             )
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
