@@ -63,13 +63,14 @@ class Env:
             return []
         return [json.loads(line) for line in self.usage.read_text().splitlines() if line]
 
-    def vertex(self, module: Any = genai, **http: Any) -> Any:
+    def vertex(self, module: Any = genai, *, base_url: str | None = None, **http: Any) -> Any:
+        """A Vertex AI client of ``module`` that sends to ``base_url`` (the loopback server's by default)."""
         return module.Client(
             vertexai=True,
             project=PROJECT,
             location=LOCATION,
             credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
-            http_options=types.HttpOptions(base_url=self.server.url, **http),
+            http_options=types.HttpOptions(base_url=base_url or self.server.url, **http),
         )
 
     def gemini(self, module: Any = genai) -> Any:
@@ -620,13 +621,7 @@ def test_a_vertex_endpoint_is_judged_by_the_target_that_names_it_never_by_its_id
     eu = {"PRIVSDK_REQUIRE": "region=eu"}
     with LoopbackServer(_endpoint_app) as server:
         env.set(**eu, PRIVSDK_ATTEST="vertex:region=eu", PRIVSDK_ENDPOINTS=f"{server.url}/v1beta1=vertex.gemini")
-        client = genai.Client(
-            vertexai=True,
-            project=PROJECT,
-            location=LOCATION,
-            credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
-            http_options=types.HttpOptions(base_url=server.url),
-        )
+        client = env.vertex(base_url=server.url)
         with pytest.raises(genai.PolicyViolation) as caught:
             client.models.generate_content(model=path, contents=PROMPT)
         assert f"deployment = '{endpoint}'" in str(caught.value) and "4242" not in str(caught.value)
@@ -709,13 +704,7 @@ def test_an_ordinary_interaction_without_store_is_sent(env: Env) -> None:
     """The allow-list of interaction fields lets google-genai's ordinary requests through."""
     with LoopbackServer(_interactions_app) as server:
         env.set(**ZDR, PRIVSDK_ENDPOINTS=f"{server.url}/v1beta1=vertex.gemini")
-        client = genai.Client(
-            vertexai=True,
-            project=PROJECT,
-            location=LOCATION,
-            credentials=Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
-            http_options=types.HttpOptions(base_url=server.url),
-        )
+        client = env.vertex(base_url=server.url)
         interaction = client.interactions.create(
             model=MODEL,
             input=PROMPT,

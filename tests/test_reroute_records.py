@@ -26,27 +26,19 @@ from privsdk import openai as dropin
 from privsdk.outbound.judge import Guard
 from privsdk.usage import UsageRecord, jsonl
 from privsdk.usage.report import summarise
+from tests import test_dropin_openai_reroute as reroute_policy
 from tests.openai_support import reset_default_guard
 from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import Delay, LoopbackServer, Status
 
-KEY = "sk-reroute"
-AZURE_KEY = "azure-reroute-key"
-MODEL = "gpt-4o-mini"
+KEY, AZURE_KEY, MODEL = reroute_policy.KEY, reroute_policy.AZURE_KEY, reroute_policy.MODEL
+
 MSG: Any = [{"role": "user", "content": "hello"}]
 SOON = {"retry-after-ms": "10"}
-POLICY = """
-[endpoints]
-"{api}" = "openai.api"
-
-[targets.azure-eu]
-offering = "azure.openai"
-model = "gpt-4o"
-endpoint = "{azure}"
-deployment = "gpt-4o-eu"
-api_version = "2024-10-21"
-attest = ["deployment=data_zone_eu"]
-
+#: test_dropin_openai_reroute's policy (the clinic reroutes OpenAI to azure-eu), and a tenant with two alternatives.
+POLICY = (
+    reroute_policy.POLICY
+    + """
 [targets.azure-eu2]
 offering = "azure.openai"
 model = "gpt-4o"
@@ -55,17 +47,13 @@ deployment = "gpt-4o-eu"
 api_version = "2024-10-21"
 attest = ["deployment=data_zone_eu"]
 
-[tenants.clinic]
-on_violation = "reroute"
-classes.default = ["region=eu"]
-reroute."openai/*" = ["azure-eu"]
-
 [tenants.hospital]
 on_violation = "reroute"
 classes.default = ["region=eu"]
 reroute."openai/*" = ["azure-eu", "azure-eu2"]
 reroute."azure/*" = ["azure-eu2"]
 """
+)
 
 
 def rate_limited() -> Status:
