@@ -167,6 +167,14 @@ def unknown_field(body: Mapping[str, Any], known: frozenset[str], what: str) -> 
         )
 
 
+def known_fields(value: Any, known: frozenset[str], what: str) -> dict[str, Any]:
+    """``value``, an object of ``known`` fields (:func:`unknown_field`); :class:`Unreadable` for anything else."""
+    if not isinstance(value, dict):
+        raise Unreadable(f"{what} is not an object")
+    unknown_field(value, known, what)
+    return value
+
+
 #: What a model name a refusal may quote looks like: a vendor's ids (``gpt-4o-mini``, ``eu.anthropic.claude-3-7-
 #: sonnet-20250219-v1:0``, ``ft:gpt-4o-mini:acme::abc``), no spaces, at most 128 signs.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")

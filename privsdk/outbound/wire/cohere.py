@@ -54,6 +54,7 @@ from privsdk.outbound.outgoing import (
     body_model,
     content_type,
     json_object,
+    known_fields,
     shown_segment,
     unknown_field,
 )
@@ -338,12 +339,7 @@ def _fine_tune(request: Outgoing) -> Asks:
 
 def _fine_tune_object(value: Any, known: frozenset[str], what: str) -> dict[str, Any]:
     """A fine-tuned model's object ``what`` (empty when absent), its fields within ``known``."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise Unreadable(f"a Cohere fine-tuned model's {what} is not an object")
-    unknown_field(value, known, f"a Cohere fine-tuned model's {what}")
-    return value
+    return {} if value is None else known_fields(value, known, f"a Cohere fine-tuned model's {what}")
 
 
 def _counts(usage: Any) -> Tokens | None:

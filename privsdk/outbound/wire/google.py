@@ -37,6 +37,7 @@ from privsdk.outbound.outgoing import (
     Unreadable,
     body_model,
     json_object,
+    known_fields,
     shown_segment,
     unknown_field,
 )
@@ -610,14 +611,9 @@ def _embed_features(body: dict[str, Any], method: str, model: str | None) -> fro
 
 def _embed_request(request: Any, *, model: str | None) -> frozenset[str]:
     """Features of one EmbedContentRequest (see ``_EMBED_FIELDS``)."""
-    if not isinstance(request, dict):
-        raise Unreadable("a Google embedding request is not an object")
-    unknown_field(request, _EMBED_FIELDS, "a Google embedding request")
-    _same_model(request, model)
+    _same_model(known_fields(request, _EMBED_FIELDS, "a Google embedding request"), model)
     for config in _values(request, "embedContentConfig"):
-        if not isinstance(config, dict):
-            raise Unreadable("an embedContentConfig is not an object")
-        unknown_field(config, _EMBED_CONFIG_FIELDS, "a Google embedContentConfig")
+        known_fields(config, _EMBED_CONFIG_FIELDS, "a Google embedContentConfig")
     if any(_has_file_input(content) for content in _values(request, "content")):
         return frozenset({"file_inputs"})
     return _NO_FEATURES
@@ -627,15 +623,11 @@ def _predict_embed_features(body: dict[str, Any]) -> frozenset[str]:
     """Features of Vertex's ``predict`` on a text-embedding model (see ``_PREDICT_EMBED_FIELDS``)."""
     unknown_field(body, _PREDICT_EMBED_FIELDS, "a Vertex embedding predict request")
     for parameters in _values(body, "parameters"):
-        if not isinstance(parameters, dict):
-            raise Unreadable("an embedding predict request's parameters is not an object")
-        unknown_field(parameters, _PREDICT_PARAMETERS, "an embedding predict request's parameters")
+        known_fields(parameters, _PREDICT_PARAMETERS, "an embedding predict request's parameters")
     features: set[str] = set()
     for instances in _values(body, "instances"):
         for instance in _list(instances):
-            if not isinstance(instance, dict):
-                raise Unreadable("an embedding predict instance is not an object")
-            unknown_field(instance, _PREDICT_INSTANCE_FIELDS, "an embedding predict instance")
+            known_fields(instance, _PREDICT_INSTANCE_FIELDS, "an embedding predict instance")
             if any(_has_file_input(content) for content in _values(instance, "content")):
                 features.add("file_inputs")
             # The content's media type: any but text's says the content is a file's (an image, a PDF) inline.
@@ -646,10 +638,7 @@ def _predict_embed_features(body: dict[str, Any]) -> frozenset[str]:
 
 def _embed_text_request(request: Any, model: str | None) -> None:
     """One legacy embedText request: a text, and the model it is for."""
-    if not isinstance(request, dict):
-        raise Unreadable("a Google embedText request is not an object")
-    unknown_field(request, _EMBED_TEXT_FIELDS, "a Google embedText request")
-    _same_model(request, model)
+    _same_model(known_fields(request, _EMBED_TEXT_FIELDS, "a Google embedText request"), model)
 
 
 def _same_model(request: dict[str, Any], model: str | None) -> None:

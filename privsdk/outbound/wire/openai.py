@@ -40,6 +40,7 @@ from privsdk.outbound.outgoing import (
     body_model,
     content_type,
     json_object,
+    known_fields,
     shown_segment,
     unknown_field,
 )
@@ -447,9 +448,7 @@ def _fine_tune_job(body: dict[str, Any], deployment: str | None) -> Asks:
         unknown_field(method, frozenset({"type", kind}), "an OpenAI fine-tuning job's method")
         settings = method.get(kind)
         if settings is not None:
-            if not isinstance(settings, dict):
-                raise Unreadable(f"an OpenAI fine-tuning job's {kind} method is not an object")
-            unknown_field(settings, _METHOD_FIELDS, f"an OpenAI fine-tuning job's {kind} method")
+            known_fields(settings, _METHOD_FIELDS, f"an OpenAI fine-tuning job's {kind} method")
             _hyperparameters(settings.get("hyperparameters"), _METHOD_HYPERPARAMETERS[kind], f"{kind} hyperparameters")
     model = body_model(body, "OpenAI")
     if model is None:
@@ -461,9 +460,7 @@ def _hyperparameters(value: Any, known: frozenset[str], what: str) -> None:
     """A fine-tuning job's ``what``: an object of ``known`` fields, each a number or ``auto``, or absent."""
     if value is None:
         return
-    if not isinstance(value, dict):
-        raise Unreadable(f"an OpenAI fine-tuning job's {what} is not an object")
-    unknown_field(value, known, f"an OpenAI fine-tuning job's {what}")
+    known_fields(value, known, f"an OpenAI fine-tuning job's {what}")
     if any(isinstance(v, dict | list) for v in value.values()):
         raise Unreadable(f"an OpenAI fine-tuning job's {what} holds a value that is neither a number nor a name")
 
