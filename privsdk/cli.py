@@ -8,7 +8,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TextIO
 
 from privsdk.docs_url import page
@@ -298,7 +298,8 @@ examples:
 Every client of openai, cohere, mistralai, boto3 (Bedrock) and google-genai that the program creates,
 itself or inside a framework, sends through the guard, configured by the PRIVSDK_* environment.
 Each Python process loads the guard from PYTHONPATH: a Python started with -I, -E or -S would not, and is
-refused (-s and -P isolate without dropping the guard); so is one that cannot import privsdk.
+refused (-s and -P isolate without dropping the guard); so is one that cannot import privsdk. One started
+with a trimmed environment that keeps PYTHONPATH gets back the PRIVSDK_* variables it lacks, as set here.
 exit status: the program's own; 2 when privsdk run refuses to start it
 """
 
@@ -313,7 +314,12 @@ _SKIPS_THE_GUARD = {
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    """Start a program with every vendor SDK client it creates guarded (as opentelemetry-instrument does)."""
+    """Start a program with every vendor SDK client it creates guarded (as opentelemetry-instrument does).
+
+    PYTHONPATH carries the guard's sitecustomize and the folder of the launch's PRIVSDK_* settings: it is the
+    variable every Python process of the program must keep to load the guard at all, so the one through which
+    a child given a trimmed environment can still find the policy it was launched with.
+    """
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
@@ -322,17 +328,102 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from privsdk.config import load_policy
 
     load_policy()  # a configuration error stops here, before the program starts
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outbound", "autoinstrument")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
     import shutil
 
     program = shutil.which(command[0]) or command[0]
     _refuse_a_python_that_skips_the_guard(program, command)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outbound", "autoinstrument")
+    settings = _record_settings(_launch_settings(os.environ))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, settings, env.get("PYTHONPATH", "")) if p)
     try:
         os.execve(program, command, env)
     except OSError as exc:
         raise ConfigError(f"cannot run {command[0]!r} ({exc.strerror})", hint="name a program on PATH") from None
+
+
+#: The folder and file in which privsdk run records the launch's PRIVSDK_* settings for every Python process
+#: of the program (read by outbound/autoinstrument/sitecustomize.py, which names them alike: keep them so).
+RUN_SETTINGS_PREFIX, RUN_SETTINGS_FILE = "privsdk-run-", "settings.json"
+
+
+def _launch_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The launch's PRIVSDK_* variables, name to value, as a process started in another folder must read them.
+
+    Each Python process of the program puts back those its environment lacks (see sitecustomize.py), so a
+    child given a trimmed environment keeps the launch's policy. A relative path in PRIVSDK_CONFIG or
+    PRIVSDK_TENANTS is made absolute against this folder: the child may run elsewhere. PRIVSDK_USAGE needs
+    nothing: its sqlite:/// and jsonl:/// paths are absolute by their form. Names are matched in any case, as
+    load_policy matches them; it has refused any but the ones it reads, so they are all in capitals here.
+    """
+    settings = {name: value for name, value in environ.items() if name.upper().startswith("PRIVSDK_")}
+    config = settings.get("PRIVSDK_CONFIG", "").strip()
+    if config:
+        # Joined, not normalized: where a is a symlink, a/../b need not be b.
+        settings["PRIVSDK_CONFIG"] = os.path.join(os.getcwd(), config)
+    tenants = settings.get("PRIVSDK_TENANTS", "").strip()
+    if tenants:
+        settings["PRIVSDK_TENANTS"] = _absolute_store(tenants)
+    return settings
+
+
+def _absolute_store(spec: str) -> str:
+    """``spec`` (PRIVSDK_TENANTS) naming the same store from any folder: ``dir://tenants`` and
+    ``sqlite://t.db?table=T`` are read from the current folder, as parse_tenants_spec reads them.
+
+    The folder goes in percent-encoded before the path as written, so the path parse_tenants_spec decodes is
+    the folder joined to the path it decoded before; settings after '?' stay as they were. Any other value
+    (absolute, or one parse_tenants_spec refuses, which load_policy has already done) is kept as it is.
+    """
+    import urllib.parse
+
+    scheme, sep, rest = spec.partition("://")
+    path = urllib.parse.unquote(rest.partition("?")[0])
+    if not sep or not path or os.path.isabs(path):
+        return spec
+    return f"{scheme}://{urllib.parse.quote(os.getcwd())}/{rest}"
+
+
+def _record_settings(settings: Mapping[str, str]) -> str:
+    """Write ``settings`` where every process of the program can read them, and return their folder.
+
+    The program's processes may read the file at any time, and privsdk run becomes the program, so nothing can
+    remove it: launches with the same settings share one folder, named by their digest, and the folders grow with
+    the sets of settings, not with launches. They are kept in one folder of this user's in the temporary folder,
+    made 0700 and refused when another user owns it or may open it (its name can be guessed there): another user
+    must neither read the settings nor put others in their place. The file is written anew each time, whole (a
+    cleaner may have removed it, and two launches may write at once).
+    """
+    import hashlib
+    import stat
+    import tempfile
+
+    data = json.dumps(settings, sort_keys=True)  # ensure_ascii: any Python reads it back, whatever its locale
+    uid = os.getuid() if hasattr(os, "getuid") else None  # None on Windows, whose folders ACLs guard
+    base = os.path.join(tempfile.gettempdir(), f"privsdk-{uid if uid is not None else 'run'}")
+    folder = os.path.join(base, RUN_SETTINGS_PREFIX + hashlib.sha256(data.encode()).hexdigest()[:32])
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        held = os.lstat(base)
+        if not stat.S_ISDIR(held.st_mode) or (uid is not None and (held.st_uid != uid or held.st_mode & 0o077)):
+            raise ConfigError(
+                "privsdk run keeps the settings of the program's processes in a folder of this user's alone, and "
+                "this one is not a folder, is another user's, or others may open it",
+                where=base,
+                hint="remove it, or set TMPDIR to a folder of your own",
+            )
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, written = tempfile.mkstemp(dir=folder, suffix=".tmp")  # 0600
+        with open(fd, "w", encoding="ascii") as file:
+            file.write(data)
+        os.replace(written, os.path.join(folder, RUN_SETTINGS_FILE))
+    except OSError as exc:
+        raise ConfigError(
+            f"privsdk run cannot write the settings of the program's processes ({exc.strerror})",
+            where=folder,
+            hint="set TMPDIR to a folder you can write to",
+        ) from None
+    return folder
 
 
 def _refuse_a_python_that_skips_the_guard(program: str, command: list[str]) -> None:

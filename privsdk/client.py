@@ -579,7 +579,10 @@ class _Core:
             from privsdk.vendor_errors import detach  # failures only: kept off the import of privsdk
 
             detach(exc)  # every failure passes here on its way to the app: drop the SDK exception it replaced
-            error_class, status = getattr(exc, "kind", "other"), getattr(exc, "status", None)
+            error_class = getattr(exc, "kind", "other")
+            # A vendor's answer has an HTTP status; a refusal has none, though the SDK error it is may have a
+            # text one (google-genai's "PERMISSION_DENIED").
+            status = exc.status if isinstance(exc, VendorError) else None
         # The record itself is built by the recorder's writer thread, off the call path, from these parts.
         d = decision or call.decision
         self.recorder.record_later(

@@ -16,20 +16,20 @@ from privsdk.adapter import vendor_sdk_needed as _vendor_sdk_needed
 from privsdk.outbound.constructors import SdkNames as _SdkNames
 from privsdk.outbound.constructors import dropin_dir as _dropin_dir
 from privsdk.outbound.constructors import star_names as _star_names
-from privsdk.outbound.constructors import swap_for as _swap_for
 
 with _vendor_sdk_needed("cohere", __name__):
     import cohere as _vendor
     from privsdk_cohere.dropin import *  # noqa: F403
     from privsdk_cohere.dropin import __all__ as _dropin_names
-    from privsdk_cohere.dropin import guarded_classes as _guarded_classes
+    from privsdk_cohere.dropin import twin_of as _twin_of
 
 __all__ = sorted(set(_dropin_names) | set(_star_names(_vendor)))
 
 
 #: Every other public name is cohere's own (``cohere.types``, ``cohere.errors``, ``cohere.ChatMessageV2``...); its
-#: submodules (``client_v2``, ``aws_client``, ...) with the guarded clients in place of cohere's.
-__getattr__ = _SdkNames(_vendor, _swap_for(*_guarded_classes()), __name__)
+#: submodules (``client_v2``, ``aws_client``, ``v2.client``, ...) with guarded classes in place of cohere's clients:
+#: the clients above, and the resource clients an app may build around a client wrapper (``core`` stays cohere's).
+__getattr__ = _SdkNames(_vendor, _twin_of, __name__)
 
 
 __dir__ = _dropin_dir(globals(), "cohere")

@@ -66,10 +66,14 @@ class WithholdSdkRecordsOnRoot(WithholdContent):
 _FILTER = WithholdContent()
 _ROOT_FILTER = WithholdSdkRecordsOnRoot()
 _lock = threading.Lock()
+#: The loggers whose level install() has raised: once each, so that an app that lowers one afterwards (DEBUG on
+#: urllib3 for its own traffic) keeps its choice when the next client is guarded.
+_raised: set[str] = set()
 
 
 def install() -> None:
-    """Guard the SDK loggers that exist now (called each time privsdk opens an adapter, after its SDK is imported).
+    """Guard the SDK loggers that exist now (called each time privsdk guards a client, after its SDK is imported):
+    their level is raised once, the first time; their filters are added to every logger not filtered yet.
 
     ``PRIVSDK_SDK_DEBUG_LOGS`` is read from the process environment, as the SDKs' own logging settings are.
     """
@@ -86,8 +90,10 @@ def install() -> None:
     with _lock:
         for name in SDK_LOGGERS:
             logger = logging.getLogger(name)
-            if logger.level < logging.WARNING:  # NOTSET or DEBUG/INFO: children that inherit log no content
-                logger.setLevel(logging.WARNING)
+            if name not in _raised:
+                _raised.add(name)
+                if logger.level < logging.WARNING:  # NOTSET or DEBUG/INFO: children that inherit log no content
+                    logger.setLevel(logging.WARNING)
             if _FILTER not in logger.filters:
                 logger.addFilter(_FILTER)
         # Children made so far: a logger's filters see only its own records, not its children's.

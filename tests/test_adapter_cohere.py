@@ -32,6 +32,7 @@ from privsdk.errors import (
     ConfigError,
     ConnectionLost,
     NotFound,
+    PolicyViolation,
     RateLimited,
     Unavailable,
     Unsupported,
@@ -732,9 +733,25 @@ def test_bedrock_throttling_keeps_the_aws_error_type(aws: tuple[LoopbackServer, 
     assert len(server.requests) == 2
 
 
-def test_sagemaker_addresses_the_endpoint_by_name(aws: tuple[LoopbackServer, ConnectProxy], app: CohereApp) -> None:
+def sagemaker_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Target) -> None:
+    """A policy whose target names ``target``'s SageMaker endpoint: the guard judges a request to an endpoint
+    only through the target that names it (an endpoint's name is its owner's, and tells no model)."""
+    policy = tmp_path / "sagemaker.toml"
+    policy.write_text(
+        f'[targets.{target.name}]\noffering = "{target.offering}"\nmodel = "{target.model}"\n'
+        f'region = "{target.region}"\ndeployment = "{target.deployment}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PRIVSDK_CONFIG", str(policy))
+    Guard.reset_default()
+
+
+def test_sagemaker_addresses_the_endpoint_by_name(
+    aws: tuple[LoopbackServer, ConnectProxy], app: CohereApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server, proxy = aws
     target = Target("sm", "cohere.sagemaker", "command-a", region=REGION, deployment="cohere-command-a-endpoint")
+    sagemaker_policy(tmp_path, monkeypatch, target)
     adapter = opened(target, **AWS_KEYS, aws_session_token="session")
     assert adapter.chat(HELLO, timeout=5).text == app.text
     (recorded,) = server.requests
@@ -742,3 +759,15 @@ def test_sagemaker_addresses_the_endpoint_by_name(aws: tuple[LoopbackServer, Con
     assert f"/{REGION}/sagemaker/aws4_request" in recorded.headers["authorization"]
     assert recorded.headers["x-amz-security-token"] == "session"
     assert proxy.tunnels == [f"runtime.sagemaker.{REGION}.amazonaws.com:443"]
+
+
+def test_a_sagemaker_endpoint_no_target_names_is_refused_unsent(aws: tuple[LoopbackServer, ConnectProxy]) -> None:
+    """An endpoint runs whatever its owner deployed, and a chat or embed body of Cohere's shape is also another
+    maker's (an OpenAI-style chat, Hugging Face's ``{"inputs": [...]}``): without a target naming the endpoint, its
+    requests would be judged on Cohere's guarantees (Cohere receives nothing) whatever runs there."""
+    server, proxy = aws
+    adapter = opened(Target("sm", "cohere.sagemaker", "llama-3-1-70b-instruct", region=REGION), **AWS_KEYS)
+    for send in (lambda: adapter.chat(HELLO, timeout=5), lambda: adapter.embed(EmbedRequest(("a",)), timeout=5)):
+        with pytest.raises(PolicyViolation, match="name it in a target: deployment = 'llama-3-1-70b-instruct'"):
+            send()
+    assert server.requests == [] and proxy.tunnels == []

@@ -25,3 +25,19 @@ def test_sdk_debug_logs_takes_the_usual_spellings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PRIVSDK_SDK_DEBUG_LOGS", value)
     sdklogs.install()
     assert (sdklogs._FILTER in logger.filters) is filtered
+
+
+def test_a_level_the_app_sets_after_privsdk_raised_it_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """privsdk raises each SDK logger's level the first time it guards a client; an app that then lowers one for
+    its own traffic (DEBUG on urllib3) keeps it when the next client is guarded, and its records are still
+    filtered. Before, every client guarded put it back to WARNING."""
+    from privsdk import openai as dropin
+
+    monkeypatch.setenv("PRIVSDK_ENDPOINTS", "http://levels.invalid=openai.api")
+    logger = logging.getLogger("urllib3")
+    monkeypatch.setattr(logger, "level", logger.level)  # restored after the test
+    dropin.OpenAI(api_key="sk-x", base_url="http://levels.invalid/v1").close()
+    assert "urllib3" in sdklogs._raised  # raised once, by the first client guarded in the process
+    logger.setLevel(logging.DEBUG)
+    dropin.OpenAI(api_key="sk-x", base_url="http://levels.invalid/v1").close()
+    assert logger.level == logging.DEBUG and sdklogs._FILTER in logger.filters

@@ -401,12 +401,18 @@ def test_another_service_is_left_as_boto3_made_it() -> None:
         guard_botocore(s3, refusal=refuse)
 
 
-def test_guarding_twice_registers_once(server: LoopbackServer) -> None:
-    judge = Judge()
+def test_guarding_twice_registers_once_and_a_guard_given_replaces_the_one_it_had(server: LoopbackServer) -> None:
+    """Guarded twice, a client is judged once a request; a guard given replaces the one it had (what privsdk.Client's
+    adapter does to a client instrument() guarded as it was built), as for openai's clients."""
+    judge, refuse_all = Judge(), Judge(REFUSE_ALL)
     client = boto3.client("bedrock-runtime", **kwargs(server))
-    assert dropin.guard_client(dropin.guard_client(client, guard=judge), guard=Judge(REFUSE_ALL)) is client
+    assert dropin.guard_client(dropin.guard_client(client, guard=judge), guard=judge) is client
     client.converse(modelId=CLAUDE, messages=MESSAGES)
     assert len(judge.checked) == 1 and len(server.requests) == 1
+    assert dropin.guard_client(client, guard=refuse_all) is client
+    with pytest.raises(PolicyViolation):
+        client.converse(modelId=CLAUDE, messages=MESSAGES)
+    assert len(refuse_all.checked) == 1 and len(judge.checked) == 1 and len(server.requests) == 1
 
 
 # -- the drop-in --------------------------------------------------------------------------------------------------

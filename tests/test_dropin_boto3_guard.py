@@ -455,29 +455,50 @@ def test_the_other_services_that_carry_prompts_to_models_are_guarded_too(
     assert not is_guarded(pboto3.client("s3", region_name="eu-central-1", **KEYS))  # no prompts: left alone
 
 
-def test_a_sagemaker_endpoint_is_judged_as_the_catalogue_places_it(
+def test_a_sagemaker_endpoint_is_judged_through_the_target_that_names_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """SageMaker's runtime host is the catalogue's cohere.sagemaker offering: an endpoint invocation is read as
-    Cohere's (``/endpoints/{name}/invocations``), judged and sent."""
+    Cohere's (``/endpoints/{name}/invocations``), judged and sent when a target names the endpoint. One no target
+    names is refused unsent: it runs whatever its owner deployed, and another maker's chat body reads as Cohere's."""
     from tests.wire.cohere import CohereApp
 
     with LoopbackServer(CohereApp()) as cohere_server:
-        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{cohere_server.url}=cohere.sagemaker")
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f"""
+[endpoints]
+"{cohere_server.url}" = "cohere.sagemaker"
+
+[targets.command-endpoint]
+offering = "cohere.sagemaker"
+model = "command-a"
+deployment = "e"
+
+[tenants.acme]
+classes.default = ["no_training"]
+""",
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+        monkeypatch.setenv("PRIVSDK_TENANT", "acme")
         monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{tmp_path / 'usage.jsonl'}")
-        policy(monkeypatch, "no_training")
+        Guard.reset_default()
         client = pboto3.client(
             "sagemaker-runtime", region_name="eu-central-1", endpoint_url=cohere_server.url, config=ONE_ATTEMPT, **KEYS
         )
         body = json.dumps({"messages": [{"role": "user", "content": PROMPT}]}).encode()
+        with pytest.raises(PolicyViolation, match="name it in a target: deployment = 'llama-3-1-70b'"):
+            client.invoke_endpoint(EndpointName="llama-3-1-70b", Body=body, ContentType="application/json")
+        assert cohere_server.requests == []
         answer = json.loads(
             client.invoke_endpoint(EndpointName="e", Body=body, ContentType="application/json")["Body"].read()
         )
         assert answer["message"]["content"][0]["text"] == CohereApp().text
         assert [r.path for r in cohere_server.requests] == ["/endpoints/e/invocations"]
         assert cohere_server.errors == []
-    got = [(r["vendor"], r["operation"], r["decision"]) for r in records(tmp_path / "usage.jsonl")]
-    assert got == [("cohere", "chat", "allow")]
+    got = [(r["operation"], r["decision"], r["chosen_target"]) for r in records(tmp_path / "usage.jsonl")]
+    assert got == [("chat", "refuse", None), ("chat", "allow", "command-endpoint")]
 
 
 def test_the_drop_in_default_session_is_its_own_and_boto3_is_left_as_it_is(

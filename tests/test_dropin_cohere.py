@@ -386,26 +386,51 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Loopb
 AWS_KEYS = {"aws_access_key": "AKIDFAKE", "aws_secret_key": "x", "aws_region": "us-east-1"}
 
 
+def name_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, require: str = "") -> None:
+    """A policy whose target names the SageMaker endpoint ``my-endpoint`` in us-east-1, for a tenant that
+    requires ``require``: an endpoint is judged only through the target that names it."""
+    config = tmp_path / "sagemaker.toml"
+    config.write_text(
+        f"""
+[targets.command-endpoint]
+offering = "cohere.sagemaker"
+model = "command-a"
+region = "us-east-1"
+deployment = "my-endpoint"
+
+[tenants.acme]
+classes.default = [{f'"{require}"' if require else ""}]
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+    monkeypatch.setenv("PRIVSDK_TENANT", "acme")
+    Guard.reset_default()
+
+
 def test_the_sagemaker_client_is_judged_on_the_aws_host_it_signs_for(
-    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch, usage: Path
+    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch, usage: Path, tmp_path: Path
 ) -> None:
     """SagemakerClientV2 rewrites the URL in an httpx hook, which runs before the transport: the guard sees
-    runtime.sagemaker.us-east-1.amazonaws.com and the endpoint name, and reads the cohere body."""
+    runtime.sagemaker.us-east-1.amazonaws.com and the endpoint name, and reads the cohere body. The endpoint runs
+    what its owner deployed: judged through the target that names it, refused where none does."""
     server, proxy = aws
-    monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
     sagemaker = privsdk.cohere.SagemakerClientV2(**AWS_KEYS)
+    with pytest.raises(privsdk.PolicyViolation, match="name it in a target: deployment = 'my-endpoint'"):
+        sagemaker.chat(model="my-endpoint", messages=MSG)
+    name_the_endpoint(tmp_path, monkeypatch, "region=eu")
     with pytest.raises(privsdk.PolicyViolation, match="region=eu"):
         sagemaker.chat(model="my-endpoint", messages=MSG)
     assert proxy.tunnels == [] and server.requests == []
-    monkeypatch.delenv("PRIVSDK_REQUIRE")
-    Guard.reset_default()
+    name_the_endpoint(tmp_path, monkeypatch)
     reply = sagemaker.chat(model="my-endpoint", messages=MSG)
     assert reply.message.content[0].text == CohereApp().text
     assert [r.path for r in server.requests] == ["/endpoints/my-endpoint/invocations"]
     records = _records(usage)
-    assert [(r["outcome"], r["operation"], r["model"]) for r in records] == [
-        ("refused", "chat", "my-endpoint"),
-        ("ok", "chat", "my-endpoint"),
+    assert [(r["outcome"], r["operation"], r["chosen_target"]) for r in records] == [
+        ("refused", "chat", None),
+        ("refused", "chat", None),
+        ("ok", "chat", "command-endpoint"),
     ]
 
 
@@ -488,7 +513,7 @@ def test_privsdk_guard_takes_sdk_clients_and_drop_in_clients(
 
 
 def test_the_sagemaker_helpers_boto3_runtime_client_is_judged_before_botocore_sends(
-    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch
+    aws: tuple[LoopbackServer, ConnectProxy], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """SagemakerClientV2.sagemaker_finetuning (with the sagemaker package) invokes endpoints through boto3."""
     boto3 = pytest.importorskip("boto3")
@@ -500,12 +525,11 @@ def test_the_sagemaker_helpers_boto3_runtime_client_is_judged_before_botocore_se
     dropin._guard_boto3(runtime, None)
     dropin._guard_boto3(runtime, None)  # once is enough
     body = json.dumps({"messages": MSG}).encode()
-    monkeypatch.setenv("PRIVSDK_REQUIRE", "region=eu")
+    name_the_endpoint(tmp_path, monkeypatch, "region=eu")
     with pytest.raises(privsdk.cohere.PolicyViolation, match="region=eu"):
         runtime.invoke_endpoint(EndpointName="my-endpoint", Body=body, ContentType="application/json")
     assert proxy.tunnels == [] and server.requests == []
-    monkeypatch.delenv("PRIVSDK_REQUIRE")
-    Guard.reset_default()
+    name_the_endpoint(tmp_path, monkeypatch)
     answer = json.loads(
         runtime.invoke_endpoint(EndpointName="my-endpoint", Body=body, ContentType="application/json")["Body"].read()
     )

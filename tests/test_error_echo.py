@@ -101,6 +101,8 @@ CALLS: dict[str, tuple[str, Any, dict[str, Any], type[PrivsdkError], str]] = {
     "data URL": ("br", [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": CHART_IMAGE}}]}],
         {}, InvalidInput, "an image data URL whose media type is (not shown: not a media type)"),
     "bedrock image": ("br", _image(CHART), {}, Unsupported, "this image's media type is (not shown: not a media type)"),
+    "mistral extra key": ("mi", "hi", {"extra": {CHART: 1}}, Unsupported,
+        "extra body field(s) (a key not shown: is a secret pasted there?): the mistralai SDK has no parameter"),
 }  # fmt: skip
 
 
@@ -230,3 +232,18 @@ def test_a_name_of_the_right_shape_is_still_quoted(vendors: Vendors, store: Stor
         exc = raised(lambda: client.chat(model, messages, **options))
     assert isinstance(exc, PrivsdkError) and quoted in str(exc), str(exc)
     assert "not shown" not in str(exc)
+
+
+def test_a_refusal_the_sdk_error_of_which_has_a_text_status_is_recorded_without_one(
+    vendors: Vendors, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A google-genai refusal is also google-genai's ClientError, whose ``status`` is a text
+    (``PERMISSION_DENIED``): the record's HTTP status is a vendor answer's, so a refusal's is none, where the text
+    went in, was replaced, and had the recorder warn on stderr of a record it counted as invalid."""
+    with vendors.client(usage=store.spec) as client:
+        exc = raised(lambda: client.chat("ge", "hi", extra={"zz_unknown_field": 1}))
+    assert isinstance(exc, PolicyViolation) and "zz_unknown_field" in str(exc)
+    records, damaged = read_records(parse_spec(store.spec), since=None, until=None, tenant=None)
+    assert [(r.outcome, r.http_status) for r in records] == [("refused", None)] and damaged() == 0
+    assert "usage record field" not in capsys.readouterr().err
+    assert vendors.sent("gemini") == 0

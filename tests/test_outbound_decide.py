@@ -17,6 +17,7 @@ from privsdk.errors import ConfigError
 from privsdk.outbound.judge import Guard, _Refused
 from privsdk.outbound.outgoing import Asks, Outgoing
 from privsdk.usage import open_recorder
+from tests.test_canaries import MARK
 
 
 def _guard(env: Mapping[str, str], catalogue: Catalogue) -> Guard:
@@ -111,6 +112,23 @@ def test_content_free_operations_need_only_a_known_endpoint(catalogue: Catalogue
     guard = _guard({"PRIVSDK_REQUIRE": "zdr,region=eu,hipaa_baa"}, catalogue)
     assert _decide(guard, "https://api.openai.com/v1/models", Asks("models"))[0] == "allow"
     assert _decide(guard, "https://elsewhere.example/v1/models", Asks("models"))[0] == "refuse"
+
+
+def test_a_content_free_request_that_carries_a_body_is_refused(catalogue: Catalogue) -> None:
+    """A model listing is exempt from every requirement because it carries nothing: one with a body (the SDK's own
+    httpx client lets an app send any) would take whatever the body holds past the policy, unread."""
+    guard = _guard({"PRIVSDK_REQUIRE": "zdr,region=eu", "PRIVSDK_USAGE": "none"}, catalogue)
+    for host, path, sdk in (
+        ("api.mistral.ai", "/v1/models", "mistralai"),
+        ("api.openai.com", "/v1/models/gpt-4o", "openai"),
+        ("api.cohere.com", "/v1/models", "cohere"),
+    ):
+        listing = Outgoing(sdk, "GET", "https", host, None, path, "", {}, b"")
+        assert guard.judge(listing).decision.outcome == "allow", host
+        smuggled = listing._replace(body=b'{"messages": "' + MARK.encode() + b'"}')
+        decision = guard.judge(smuggled).decision
+        assert decision.outcome == "refuse" and "carries a body" in (decision.reason or ""), host
+        assert MARK not in (decision.reason or "")
 
 
 def test_operations_the_catalogue_has_no_facts_for_are_refused(catalogue: Catalogue) -> None:

@@ -114,10 +114,13 @@ CASES: list[tuple[Outgoing, Asks]] = [
     (out("GET", "/v1/models/command-r"), Asks("models")),
     (out("POST", "/v1/check-api-key"), Asks("models")),
     # SageMaker endpoints (SagemakerClientV2): the endpoint is the model, the body's shape the operation
-    (out("POST", "/endpoints/my-ep/invocations", {"messages": MSG}), Asks("chat", "my-ep")),
-    (out("POST", "/endpoints/my-ep/invocations-response-stream", {"messages": MSG}), Asks("stream", "my-ep")),
-    (out("POST", "/endpoints/my%2Fep/invocations", {"texts": ["a"]}), Asks("embed", "my/ep")),
-    (out("POST", "/endpoints/ep/invocations", {"query": "q", "documents": ["d"]}), Asks("rerank", "ep")),
+    (out("POST", "/endpoints/my-ep/invocations", {"messages": MSG}), Asks("chat", deployment="my-ep")),
+    (
+        out("POST", "/endpoints/my-ep/invocations-response-stream", {"messages": MSG}),
+        Asks("stream", deployment="my-ep"),
+    ),
+    (out("POST", "/endpoints/my%2Fep/invocations", {"texts": ["a"]}), Asks("embed", deployment="my/ep")),
+    (out("POST", "/endpoints/ep/invocations", {"query": "q", "documents": ["d"]}), Asks("rerank", deployment="ep")),
 ]
 
 
@@ -218,7 +221,7 @@ def test_meter_counts_nothing_for_an_error_or_an_unparsable_answer() -> None:
         ("res.services.ai.azure.com", "/v2/embed", {"model": "Cohere-embed-v4", "texts": ["a"]},
          Asks("embed", "Cohere-embed-v4")),
         ("runtime.sagemaker.eu-west-1.amazonaws.com", "/endpoints/ep/invocations", {"messages": MSG},
-         Asks("chat", "ep")),
+         Asks("chat", deployment="ep")),
     ],
 )  # fmt: skip
 def test_the_guard_reads_a_cohere_request_with_this_reader_wherever_it_goes(

@@ -566,3 +566,12 @@ def test_an_inline_batch_request_asks_for_what_the_same_direct_call_asks_for(end
     assert READER.read(out("POST", "/v1/batch/jobs", batch([body], endpoint))).model == model
     with pytest.raises(Unreadable, match="zz_new_field"):
         READER.read(out("POST", "/v1/batch/jobs", batch([{**body, "zz_new_field": CANARY}], endpoint)))
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_a_job_sent_by_another_method_than_post_is_read_as_the_job_it_would_create(method: str) -> None:
+    """Mistral creates a job with POST; a server that routes without the method would create it from a PUT's body,
+    which went out unread as a plain batch request (a web search in an inline request passed under no_training)."""
+    body = batch([{"messages": MSG, "tools": tools("web_search")}], model=M)
+    assert READER.read(out(method, "/v1/batch/jobs", body)) == READER.read(out("POST", "/v1/batch/jobs", body))
+    assert "web_search" in READER.read(out(method, "/v1/batch/jobs", body)).features

@@ -121,18 +121,30 @@ def guard_botocore(
     ConfigError as the client is built) and looked up at each request, so
     that the environment configures it. With ``reroute``, a request the tenant reroutes is answered
     by it (see :data:`Rerouter`); without, or for an aiobotocore client, such a
-    request is refused. A client already guarded is left as it is; a client of
-    any other service is a ValueError.
+    request is refused. A client of any other service is a ValueError.
+
+    On a client already guarded, a plain call (no ``guard``, a ``reroute``: the drop-in's, instrument()'s) leaves it
+    as it is. A ``guard`` given, or no ``reroute``, replaces the guard and the rerouter it had, for that client alone:
+    under ``privsdk.instrument()``, which guards every client as it is built with the process-wide guard and the
+    drop-in's rerouter, privsdk.Client's Bedrock adapter guards the clients it builds with the Client's own guard
+    and no rerouter (the Client reroutes by itself), and its requests are then judged by the Client's own policy.
     """
     service = service_id(client)
     if not guards(service):
         raise ValueError(f"privsdk guards the clients of Bedrock's services and SageMaker's runtime, not {service}")
-    if is_guarded(client):
+    guarded = is_guarded(client)
+    if guarded and guard is None and reroute is not None:
         return client
     if guard is None:  # loaded as the client is built: a bad PRIVSDK_* value is a ConfigError here, not a refusal later
         from privsdk.outbound.judge import Guard as CoreGuard
 
         CoreGuard.default()
+    if guarded:
+        # Its handlers are the bound methods of its hooks, which read these at each request.
+        hooks = client._endpoint.http_session._privsdk_hooks
+        hooks._guard = guard
+        hooks._reroute = None if is_async(client) else reroute  # never rerouted: see Rerouter
+        return client
     sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content
     if is_async(client):
         hooks = _Hooks(refusal, guard, None, AsyncMeteredStream)  # never rerouted: see Rerouter

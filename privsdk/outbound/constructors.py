@@ -33,6 +33,24 @@ def then_guard(init: Init, guard: Callable[[Any], object]) -> Init:
     return __init__
 
 
+def repoint(http: Any, guard: Any, reroute: Callable[..., Any] | None, areroute: Callable[..., Any] | None) -> None:
+    """Point the guarded transports of the httpx (or httpx2) client ``http`` at ``guard`` and at the reroute hook
+    (``reroute`` for a sync client, ``areroute`` for an async one; None: a request the guard would reroute is refused).
+
+    For a client guarded already that a drop-in's ``guard_client`` guards again with a guard of its own, or with
+    reroutes off (privsdk.Client's adapters, under :func:`privsdk.instrument`): ``guard_httpx`` leaves a transport it
+    guarded as it is. A transport not guarded (None, or one put there past the guard) is left alone.
+    """
+    from privsdk.outbound import transport
+
+    kinds = transport._seam(transport._library(http))
+    for sent_through in (http._transport, *http._mounts.values()):
+        if isinstance(sent_through, kinds.transport):
+            sent_through.guard, sent_through.reroute = guard, reroute
+        elif isinstance(sent_through, kinds.async_transport):
+            sent_through.guard, sent_through.reroute = guard, areroute
+
+
 class Constructors:
     """The SDK classes whose ``__init__`` is replaced by :func:`then_guard`, and their originals."""
 
@@ -174,7 +192,86 @@ class _View(ModuleType):
         return dir(self._real)
 
 
+# -- twins: the drop-in's guarded classes in place of an SDK's ---------------------------------------------------
+
+#: The key, in a twin's namespace, of the SDK class it stands for.
+_STANDS_FOR = "_privsdk_stands_for"
+
+
+class TwinType(type):
+    """The type of a twin (:func:`twin`): an object (or subclass) of the SDK's class passes for one of the twin's, as it
+    does for the SDK's class. SDKs build their resources themselves (``client.models`` is google-genai's own
+    ``Models``, ``co.v2`` cohere's ``V2Client``), so ``isinstance(client.models, privsdk.genai.models.Models)`` holds
+    through the drop-in, as with the SDK's own names. A class the app derives from a twin checks as any class does."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        stands_for = vars(cls).get(_STANDS_FOR)
+        return isinstance(instance, stands_for) if stands_for is not None else type.__instancecheck__(cls, instance)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        stands_for = vars(cls).get(_STANDS_FOR)
+        return issubclass(subclass, stands_for) if stands_for is not None else type.__subclasscheck__(cls, subclass)
+
+
+def twin(cls: type[Any], init: Init, *, module: str, package: str) -> type[Any]:
+    """The SDK's class ``cls`` (of the SDK ``package``: ``cohere``, ``google.genai``), with ``init`` as its
+    ``__init__`` (:func:`guarding_after`, or one that guards what it is given first): the drop-in's class in its place,
+    named as the drop-in ``module`` hands it out. Its methods are the SDK's: nothing is added to a request."""
+    functools.update_wrapper(init, cls.__init__)  # the SDK's signature and docs
+    meta: Any = TwinType if type(cls) is type else type(f"_Twin{type(cls).__name__}", (TwinType, type(cls)), {})
+    namespace = {"__doc__": cls.__doc__, "__init__": init, "__module__": module, _STANDS_FOR: cls}
+    made: type[Any] = meta(cls.__name__, (cls,), namespace)
+    made.__qualname__ = f"{cls.__module__.removeprefix(package + '.')}.{cls.__qualname__}"
+    return made
+
+
+def guarding_after(cls: type[Any], guard: Callable[[Any], object]) -> Init:
+    """The ``__init__`` of a twin of ``cls`` that guards its instance once the SDK's ``__init__`` is done. The SDK's is
+    looked up at each call, as the class has it then (under :func:`privsdk.instrument`, guarding already), unlike
+    :func:`then_guard`'s."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)
+        guard(self)
+
+    return __init__
+
+
+class Twins:
+    """A drop-in's guarded classes in place of the SDK's (how a drop-in module hands out the SDK's names: the ``swap``
+    of :class:`SdkNames`): called with one of the SDK's classes, the drop-in's class in its place, or None when it
+    sends nothing.
+
+    ``guarded`` are the drop-in's own classes, each a direct subclass of the SDK's class it stands for. Any other class
+    of the SDK ``package`` (its modules: ``package`` and below) is given to ``make`` on first use, which returns its
+    twin (:func:`twin`) or None; the answer is kept. Without ``package``, only ``guarded`` are known.
+    """
+
+    def __init__(
+        self,
+        *guarded: type[Any],
+        package: str | None = None,
+        make: Callable[[type[Any]], type[Any] | None] | None = None,
+    ):
+        self._known: dict[type[Any], type[Any] | None] = {cls.__bases__[0]: cls for cls in guarded}
+        self._package, self._make = package, make
+
+    def __call__(self, cls: type[Any]) -> type[Any] | None:
+        try:
+            return self._known[cls]
+        except KeyError:
+            pass
+        except TypeError:  # a class that cannot be a key (its metaclass compares and does not hash)
+            return None
+        package, module = self._package, getattr(cls, "__module__", None)
+        if package is None or self._make is None or not isinstance(module, str):
+            return None
+        if not (module == package or module.startswith(package + ".")):
+            return None
+        return self._known.setdefault(cls, self._make(cls))
+
+
 def swap_for(*guarded: type[Any]) -> Callable[[type[Any]], type[Any] | None]:
     """A ``swap`` for :class:`SdkNames`: each SDK class that one of ``guarded`` (the drop-in's classes) subclasses
-    directly, to that guarded class."""
-    return {cls.__bases__[0]: cls for cls in guarded}.get
+    directly, to that guarded class (:class:`Twins` that makes no others)."""
+    return Twins(*guarded)

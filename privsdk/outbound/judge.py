@@ -45,6 +45,7 @@ from privsdk.policy import Policy, Target
 from privsdk.tenants import TenantStore
 from privsdk.usage.record import CallIds, attempt_record
 from privsdk.usage.tags import check_tags
+from privsdk.vocabulary import CONTENT_FREE_OPERATIONS
 
 if TYPE_CHECKING:
     from privsdk.usage import Recorder
@@ -183,6 +184,7 @@ class Guard:
         as attempts of the SDK call the request is one (:class:`Rerouted`): the ticket's decision is a copy of the
         verdict's, which every request of its kind shares, that says which call and attempt."""
         ticket = Pass(self, verdict, out, (self._recorder or self.recorder).keeps)
+        ticket.wait = None  # the seam says, where it can
         if ticket.record and ticket.call is not None:
             ticket.decision = Rerouted.serving(verdict.decision, ticket.call, ticket.attempt)
         return ticket
@@ -217,6 +219,14 @@ class Guard:
                     "header)",
                 )
             asks = wire.read(out)
+            if asks.operation in CONTENT_FREE_OPERATIONS and out.body:
+                # Exempt from every requirement because it carries nothing: a body would go out unread.
+                raise _Refused(
+                    out.host,
+                    asks.operation,
+                    f"a {asks.operation} request to {place.endpoint} carries a body ({len(out.body)} bytes), which "
+                    "none sends: it would go out unread (send it without one)",
+                )
             if place.shows_account:
                 account = place.account
             elif asks.project is None and pairs is not None and _ACCOUNT_NAMES.isdisjoint(map(_lower_name, pairs)):
@@ -693,8 +703,11 @@ class Pass:
 
     __slots__ = (
         "__weakref__", "_out", "attempt", "body", "call", "decision", "done", "first", "guard", "held", "record",
-        "started", "t0", "verdict",
+        "started", "t0", "verdict", "wait",
     )  # fmt: skip
+    #: How long the SDK waits for the answer (seconds), on a rerouted request's Pass alone, where its seam can tell
+    #: (:func:`privsdk.outbound.reroute.read_timeout`): the alternative must answer within it.
+    wait: float | None
 
     def __init__(self, guard: Guard, verdict: Verdict, out: Outgoing, record: bool):
         self.guard, self.verdict, self.decision, self._out = guard, verdict, verdict.decision, out

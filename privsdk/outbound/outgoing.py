@@ -262,6 +262,21 @@ class Asks(NamedTuple):
 assert Asks._fields == ("operation", "model", "features", "deployment", "project", "location", "publisher")
 
 
+class EndpointAsks(Asks):
+    """What a request to a customer's own endpoint asks for (a Vertex AI endpoint, ``endpoints/{id}:method``; a
+    SageMaker endpoint, ``/endpoints/{name}/invocations``): the endpoint's name in ``deployment``, no ``model``.
+
+    An endpoint runs whatever its owner deployed (a tuned model, a Model Garden or JumpStart open model, any
+    container), and its name is chosen by its owner: ``gemini-support-llama-vllm`` may serve Llama from vLLM. So,
+    unlike an Azure deployment's name, it names no model family: the judge reads ``deployment_names_model`` and
+    judges the request only through a configured target that names the endpoint (``deployment = NAME``), never by
+    the catalogue's model names. It equals an :class:`Asks` of the same fields.
+    """
+
+    __slots__ = ()
+    deployment_names_model = False
+
+
 class Unreadable(Exception):
     """A wire reader cannot tell what a request asks for: the guard refuses it.
 

@@ -92,40 +92,41 @@ def options(ticket: Pass) -> dict[str, Any]:
     return {"tenant": d.tenant, "data_class": d.data_class}
 
 
-#: The header in which an SDK says on the wire how long it waits for a request's answer, in seconds: openai's read
-#: timeout (the client's ``timeout``, or the call's), made from the timeout its httpx request carries.
-_TIMEOUT_HEADERS = {"openai": "x-stainless-read-timeout"}
+def read_timeout(request: Any) -> float | None:
+    """How long the SDK that built ``request`` (an httpx or httpx2 request) waits for each read of its answer, in
+    seconds: the read timeout the SDK's client (or the call) gave it, which httpx keeps in the request's
+    ``timeout`` extension. None when it waits without end or says nothing."""
+    said = request.extensions.get("timeout")
+    seconds = said.get("read") if isinstance(said, Mapping) else None
+    return float(seconds) if isinstance(seconds, (int, float)) and 0 < seconds < math.inf else None
 
 
-def timeout(out: Outgoing) -> dict[str, float]:
-    """The ``timeout`` call keyword of a rerouted request whose SDK says how long it waits for the answer (openai):
-    the smaller of that and privsdk's own time for an attempt (the reroute client's, :data:`DEFAULT_TIMEOUT_S`).
+def timeout(ticket: Pass) -> dict[str, float]:
+    """The ``timeout`` call keyword of a rerouted request whose SDK said how long it waits for the answer
+    (``ticket.wait``, :func:`read_timeout`, set by its seam): the smaller of that and privsdk's own time for an
+    attempt (the reroute client's, :data:`DEFAULT_TIMEOUT_S`).
 
     Sent where the SDK sent it, the request would time out then; served from the alternative, privsdk's own 60 s
     (and ``PRIVSDK_DEADLINE_S``) would have kept the app waiting past the timeout it set. Like the SDK's, it bounds
     each wait of an attempt, not a whole stream; ``PRIVSDK_DEADLINE_S`` still bounds the call. Empty where the SDK
     says nothing (or no timeout): privsdk's own limits apply.
     """
-    name = _TIMEOUT_HEADERS.get(out.sdk)
-    said = out.headers.get(name) if name is not None else None
-    try:
-        seconds = float(said) if isinstance(said, str) else math.nan
-    except ValueError:  # not a number: the app's own header, say
-        return {}
-    if not 0 < seconds < math.inf:
+    if ticket.wait is None:
         return {}
     from privsdk.adapter import DEFAULT_TIMEOUT_S  # the reroute client's timeout (it is built without one)
 
-    return {"timeout": min(seconds, DEFAULT_TIMEOUT_S)}
+    return {"timeout": min(ticket.wait, DEFAULT_TIMEOUT_S)}
 
 
-def timed_out(http: ModuleType, exc: VendorError) -> Exception:
-    """What a seam raises for a rerouted request the alternative did not answer in time (``exc``, a timeout): the
-    ``ReadTimeout`` of ``http``, the httpx-like module of the SDK's client, as a request sent where the SDK sent it
-    raises when its answer does not come in time. The SDK takes it for its own timeout (openai retries it, then raises
-    ``APITimeoutError``), where an answer with status 504 would be a server's error. The message is privsdk's."""
-    error: Exception = http.ReadTimeout(str(exc))
-    return error
+def raise_timeout(http: ModuleType, exc: Exception) -> None:
+    """Raise, for a rerouted request the alternative did not answer in time (``exc``, a timeout, within the
+    SDK's own timeout: :func:`timeout`), the ``ReadTimeout`` of ``http``, the httpx-like module of the SDK's client,
+    as a request sent where the SDK sent it raises when its answer does not come in time: the SDK takes it for its
+    own timeout (openai retries it, then raises ``APITimeoutError``), where an answer with status 504 would be a
+    server's error. The message is privsdk's. Any other failure returns, for the seam to answer as the vendor
+    would."""
+    if isinstance(exc, VendorError) and exc.kind == "timeout":
+        raise http.ReadTimeout(str(exc)) from None
 
 
 def unsupported(ticket: Pass, what: str) -> PolicyViolation:
@@ -339,9 +340,9 @@ def chat_or_embed(
             stream = body.get("stream")
             if stream is not None and not isinstance(stream, bool):
                 raise Unmappable("a stream field that is not true or false")
-            return "stream" if stream else "chat", {**options(ticket), **timeout(out), **keywords}, messages
+            return "stream" if stream else "chat", {**options(ticket), **timeout(ticket), **keywords}, messages
         keywords, texts = embed(body)
-        return "embed", {**options(ticket), **timeout(out), **keywords}, texts
+        return "embed", {**options(ticket), **timeout(ticket), **keywords}, texts
     except Unmappable as exc:
         raise not_as_asked(ticket, f"this {vendor} {operation} request", exc.what) from None
 

@@ -212,6 +212,7 @@ def _seam(library: str) -> _Seam:
             except (PolicyViolation, ConfigError) as exc:
                 raise _refusal(self.refusal, exc, out, request) from None
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
+                ticket.wait = reroute.read_timeout(request)  # the alternative answers within the SDK's timeout
                 token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                 try:
                     return self.reroute(out, ticket, http)
@@ -255,6 +256,7 @@ def _seam(library: str) -> _Seam:
             except (PolicyViolation, ConfigError) as exc:
                 raise _refusal(self.refusal, exc, out, request) from None
             if ticket.decision.outcome == "reroute" and self.reroute is not None:
+                ticket.wait = reroute.read_timeout(request)  # the alternative answers within the SDK's timeout
                 token = rerouting.set(ticket.decision)  # the Client records its call as this reroute
                 try:
                     return await self.reroute(out, ticket, http)

@@ -175,7 +175,9 @@ class ClientPool:
             config=Config(**config),
             **kwargs,
         )
-        # privsdk.Client's requests pass the same guard as any other boto3 client's: judged as sent.
+        # privsdk.Client's requests pass the same guard as any other boto3 client's: judged as sent, by the Client's
+        # guard and with no rerouter (the Client reroutes by itself), which replace those instrument() put on the
+        # client as the session built it.
         from privsdk.outbound.botocore_seam import guard_botocore
         from privsdk_bedrock.refusal import refuse
 

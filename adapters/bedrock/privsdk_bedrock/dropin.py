@@ -54,7 +54,8 @@ def guard_client(client: Any, *, guard: Guard | None = None) -> Any:
     are returned as they are.
 
     ``guard`` defaults to ``privsdk.outbound.judge.Guard.default()`` (configured from
-    the environment). Guarding twice is harmless. A request the tenant reroutes is
+    the environment). Guarding twice is harmless; on a client guarded already (one built under
+    :func:`instrument`), a ``guard`` given replaces the one it had. A request the tenant reroutes is
     answered from the alternative in Bedrock's wire format (:mod:`privsdk_bedrock.reroute`),
     except from an aiobotocore client, where it is refused.
     """

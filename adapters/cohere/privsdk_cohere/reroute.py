@@ -280,7 +280,9 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
 
 
 def _error(http: ModuleType, exc: VendorError) -> Any:
-    """The failure as Cohere would answer it, from privsdk's content-free error (never the vendor's text)."""
+    """The failure as Cohere would answer it, from privsdk's content-free error (never the vendor's text). An
+    alternative that did not answer within the SDK's timeout is a timeout of the SDK's transport."""
+    reroute.raise_timeout(http, exc)
     return http.Response(
         reroute.status(exc), headers=reroute.retry_after(exc), json={"id": new_request_id(), "message": str(exc)}
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from privsdk.config import shown_key
 from privsdk.errors import Unsupported
 from privsdk.types import (
     ChatRequest,
@@ -81,9 +82,10 @@ def merge_extra(kwargs: dict[str, Any], extra: Mapping[str, Any], method: Callab
     if extra:
         refused = set(extra) - body_fields(getattr(method, "__func__", method))
         if refused:
+            shown = ", ".join(sorted(shown_key(field) for field in refused))  # a name, or a placeholder
             raise Unsupported(
-                f"extra body field(s) {', '.join(sorted(refused))}: the mistralai SDK has no parameter for them,"
-                " or the adapter sets them itself"
+                f"extra body field(s) {shown}: the mistralai SDK has no parameter for them, or the adapter sets them"
+                " itself"
             )
         kwargs.update(extra)
     return kwargs

@@ -273,7 +273,9 @@ def _error_object(exc: VendorError) -> dict[str, Any]:
 
 def _error(http: ModuleType, exc: VendorError) -> Any:
     """The failure as Mistral would answer it. A 422 is said as a 400: the SDK reads a 422's body as a
-    validation error list, which privsdk's error is not."""
+    validation error list, which privsdk's error is not. An alternative that did not answer within the SDK's
+    timeout is a timeout of the SDK's transport."""
+    reroute.raise_timeout(http, exc)
     status = reroute.status(exc)
     return http.Response(400 if status == 422 else status, headers=reroute.retry_after(exc), json=_error_object(exc))
 

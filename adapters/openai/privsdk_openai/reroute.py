@@ -338,8 +338,7 @@ def _error(http: ModuleType, exc: VendorError) -> Any:
     """The failure as OpenAI would answer it: openai retries it by its own rules, with the alternative's delay. An
     alternative that did not answer in time (within the SDK's timeout, :func:`reroute.timeout`) is no answer: raised
     as a timeout of the SDK's transport, which openai retries and raises as its ``APITimeoutError``."""
-    if exc.kind == "timeout":
-        raise reroute.timed_out(http, exc) from None
+    reroute.raise_timeout(http, exc)
     headers = {"retry-after-ms": str(int(exc.retry_after * 1000))} if exc.retry_after is not None else {}
     return http.Response(reroute.status(exc), headers=headers, json={"error": _error_object(exc)})
 

@@ -36,7 +36,7 @@ from google.genai.live_music import AsyncLiveMusic as _AsyncLiveMusic
 
 from privsdk import errors as _privsdk_errors
 from privsdk.errors import ConfigError
-from privsdk.outbound.constructors import Constructors
+from privsdk.outbound.constructors import Constructors, Twins, guarding_after, twin
 from privsdk.outbound.outgoing import Outgoing
 
 if TYPE_CHECKING:
@@ -140,6 +140,13 @@ def guard_client(client: Any, *, guard: Guard | None = None, reroutes: bool = Tr
         _guard_api_client(api, guard, reroutes)
     elif guard is not None and guard is not getattr(api, "_privsdk_guard", None):
         _repoint(api, guard)  # guarded already (a drop-in, instrument()): by this guard from now on
+    _guard_holders(client, api)
+    return client
+
+
+def _guard_holders(client: Any, api: Any) -> None:
+    """What ``client`` (and its ``aio``) built around the guarded ``api`` before it was guarded: NextGen resources that
+    hold a client of their own, built again on first use; a Live API module, judged and recorded before it connects."""
     for holder in (client, getattr(client, "_aio", None)):
         if holder is None or holder is api:
             continue
@@ -150,7 +157,6 @@ def guard_client(client: Any, *, guard: Guard | None = None, reroutes: bool = Tr
         live = vars(holder).get("_live")
         if isinstance(live, _AsyncLive) and not isinstance(live, _GuardedLive):
             holder._live = _GuardedLive(api)
-    return client
 
 
 def _never() -> bool:
@@ -457,3 +463,72 @@ def instrument() -> None:
 def uninstrument() -> None:
     """Undo :func:`instrument`: clients created afterwards are the SDK's own again (guarded ones stay so)."""
     _constructors.restore()
+
+
+# -- the drop-in's classes in place of google-genai's -----------------------------------------------
+
+#: The parameters of a google-genai constructor that take what the object sends through: its api client, or the
+#: ``Models`` (``AsyncModels``) a chat is built on, which holds one.
+_API_PARAMETERS = frozenset({"api_client", "api_client_", "modules"})
+
+
+def twin_of(cls: type[Any]) -> type[Any] | None:
+    """The drop-in's guarded class in place of google-genai's class ``cls`` (how :mod:`privsdk.genai` hands out
+    google-genai's names), or None when ``cls`` sends nothing of its own.
+
+    ``Client`` and ``BaseApiClient`` are the classes above. Any other class of google-genai's gets a twin on first use
+    when it is built around an api client (its ``__init__`` takes one: ``models.Models``, ``files.AsyncFiles``,
+    ``client.AsyncClient``, ``live.AsyncLive``, the Interactions API's resources, ...; and ``chats.Chats`` and
+    ``chats.Chat``, built around a ``Models``), or is a ``Client`` or a ``BaseApiClient`` itself. A twin is
+    google-genai's class whose instances guard the api client they are given before google-genai's own ``__init__``
+    runs (once: an api client guarded already keeps its guard), so that no name of the drop-in builds an object that
+    sends unguarded, whoever built the api client. Its methods are google-genai's: nothing is added to a request. An
+    object of google-genai's own class passes for one of the twin's (``isinstance(client.models,
+    genai.models.Models)``), as it does for google-genai's class.
+    """
+    return _TWINS(cls)
+
+
+def _make_twin(cls: type[Any]) -> type[Any] | None:
+    """The twin of google-genai's class ``cls`` (see :func:`twin_of`), or None when it sends nothing of its own."""
+    if issubclass(cls, (_genai.Client, _sdk.BaseApiClient)):
+        return twin(cls, guarding_after(cls, guard_client), module=__name__, package=_PACKAGE)
+    taken = _api_parameter(cls)
+    return None if taken is None else twin(cls, _guarding_before(cls, *taken), module=__name__, package=_PACKAGE)
+
+
+_PACKAGE = "google.genai"
+#: Each google-genai class -> the drop-in's guarded class in its place; None for a class that sends nothing of its own.
+_TWINS = Twins(Client, BaseApiClient, package=_PACKAGE, make=_make_twin)
+
+
+def _api_parameter(cls: type[Any]) -> tuple[str, int | None] | None:
+    """The parameter of ``cls.__init__`` that takes an api client (or the ``Models`` one is held by): its name, and
+    its position among the arguments after ``self`` (None when it is keyword-only); None when it takes none."""
+    init = cls.__init__
+    init = getattr(init, "__wrapped__", init)
+    code = getattr(init, "__code__", None)
+    if code is None:  # object's, a builtin's: nothing of google-genai's
+        return None
+    notes = getattr(init, "__annotations__", None) or {}
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    for index, name in enumerate(names[1:], 1):
+        if name in _API_PARAMETERS or "BaseApiClient" in str(notes.get(name, "")):
+            return name, index - 1 if index < code.co_argcount else None
+    return None
+
+
+def _guarding_before(cls: type[Any], name: str, position: int | None) -> Callable[..., None]:
+    """The ``__init__`` of the twin of ``cls``: the api client given (or the one of the ``Models`` given) guarded, then
+    google-genai's ``__init__``, which may hand it to what it builds (the NextGen resources take its httpx clients)."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        given = args[position] if position is not None and position < len(args) else kwargs.get(name)
+        if given is not None:  # none given: google-genai's own __init__ says what is missing
+            guard_client(given)
+        cls.__init__(self, *args, **kwargs)
+        api = vars(self).get("_api_client")
+        if isinstance(api, _sdk.BaseApiClient) and getattr(api, _GUARDED, False):
+            _guard_holders(self, api)  # an AsyncClient's Live API module, judged and recorded
+
+    return __init__

@@ -156,7 +156,7 @@ def _call(out: Outgoing, ticket: Pass) -> _Chat | _Embed:
     body = out.json()
     if not isinstance(body, dict):
         raise reroute.unsupported(ticket, operation)
-    options = reroute.options(ticket)
+    options = {**reroute.options(ticket), **reroute.timeout(ticket)}
     try:
         if method == "generateContent" and operation == "chat":
             return _Chat(*_chat(body, options), stream=False)
@@ -563,6 +563,9 @@ def _error_object(exc: Exception) -> dict[str, Any]:
 
 
 def _error(http: ModuleType, exc: Exception) -> Any:
+    """The failure as Google would answer it; an alternative that did not answer within the SDK's timeout is a
+    timeout of the SDK's transport."""
+    reroute.raise_timeout(http, exc)
     error = _error_object(exc)
     return http.Response(error["code"], json={"error": error})
 

@@ -47,6 +47,7 @@ from urllib.parse import unquote
 
 from privsdk.outbound.outgoing import (
     Asks,
+    EndpointAsks,
     Meter,
     Outgoing,
     UnknownRoute,
@@ -219,7 +220,8 @@ class CohereReader:
 
 
 def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
-    """A cohere body posted to a SageMaker endpoint; what it asks for follows from the body's shape."""
+    """A cohere body posted to a SageMaker endpoint; what it asks for follows from the body's shape, and what runs
+    there from the target that names the endpoint (:class:`EndpointAsks`)."""
     action = parts[2]
     if action not in ("invocations", "invocations-response-stream") or request.method != "POST":
         raise UnknownRoute("unknown path shape /endpoints/<name>/... for a Cohere SageMaker endpoint")
@@ -236,13 +238,15 @@ def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
         raise Unreadable("a Cohere SageMaker request that is neither chat, embed nor rerank")
     if not known.issuperset(body):
         unknown_field(body, known, f"a Cohere {operation} request to a SageMaker endpoint")
-    model = unquote(parts[1])
+    # The endpoint's name is its owner's and may serve any maker's model whose body has the same shape (an
+    # OpenAI-style chat, Hugging Face's {"inputs": [...]}): judged only through a target that names it.
+    endpoint = unquote(parts[1])
     if operation == "embed":
-        return Asks("embed", model, _embed_features(body))
+        return EndpointAsks("embed", None, _embed_features(body), endpoint)
     if operation == "rerank":
-        return Asks("rerank", model)
+        return EndpointAsks("rerank", None, _NONE, endpoint)
     streamed = action.endswith("-stream") or body.get("stream") is True
-    return Asks("stream" if streamed else "chat", model, _chat_features(body, "messages" in body))
+    return EndpointAsks("stream" if streamed else "chat", None, _chat_features(body, "messages" in body), endpoint)
 
 
 def _chat_features(body: Mapping[str, Any], v2: bool) -> frozenset[str]:

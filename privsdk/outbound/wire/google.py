@@ -32,6 +32,7 @@ from urllib.parse import unquote as _unquote
 
 from privsdk.outbound.outgoing import (
     Asks,
+    EndpointAsks,
     Outgoing,
     UnknownRoute,
     Unreadable,
@@ -441,21 +442,6 @@ class GoogleReader:
         if status >= 300 or asks.operation not in ("chat", "stream", "embed"):
             return None
         return UsageMeter(asks.operation == "stream")
-
-
-class EndpointAsks(Asks):
-    """What a request to a Vertex AI endpoint (``endpoints/{id}:method``) asks for: the endpoint's ID in
-    ``deployment``, no ``model``.
-
-    An endpoint is the customer's own deployment (a tuned model, a Model Garden open model, any container), and
-    its ID is chosen by its owner (``[a-z0-9-]``, may start with a letter): ``gemini-support-llama-vllm`` may
-    serve Llama from vLLM. So, unlike an Azure deployment's name, it names no model family: the judge reads
-    ``deployment_names_model`` and judges the request only through a configured target that names the endpoint
-    (``deployment = ID``), never by the catalogue's model names. It equals an :class:`Asks` of the same fields.
-    """
-
-    __slots__ = ()
-    deployment_names_model = False
 
 
 def _predict(model: str | None) -> str:

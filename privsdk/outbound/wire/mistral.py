@@ -229,8 +229,9 @@ class MistralReader:
             return Asks("embed", body_model(body, "Mistral"))
         elif family == "conversations":
             return _conversation(request, rest)
-        elif method == "POST" and family in ("batch", "fine_tuning") and len(rest) == 1 and rest[0].lower() == "jobs":
-            # In any case: a server that routes without it would create the job from a body otherwise unread.
+        elif method != "GET" and family in ("batch", "fine_tuning") and len(rest) == 1 and rest[0].lower() == "jobs":
+            # In any case, and by any method but a listing's: a server that routes without them would create the
+            # job from a body otherwise unread.
             return _batch_job(request) if family == "batch" else _fine_tune_job(request)
         elif family == "responses" and method == "POST":
             if not rest:
