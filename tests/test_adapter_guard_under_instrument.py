@@ -12,7 +12,6 @@ The real cohere SDK sends over real HTTP to a loopback server (``tests/wire``) s
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,34 +20,16 @@ import cohere
 import pytest
 
 import privsdk
-from privsdk.catalogue import DATA_DIR, Catalogue
 from privsdk.outbound.transport import is_guarded
 from privsdk.types import Image, Message, Text, TextDelta
+from tests import instrument_support as support
+from tests.instrument_support import TEXT, WITH_IMAGE, instrumented, send, stricter_catalogue, transports  # noqa: F401
 from tests.openai_support import reset_default_guard
 from tests.wire.cohere import CohereApp
 from tests.wire.server import LoopbackServer
 
 KEY = "co-under-instrument"
 MODEL = "command-a-03-2025"
-TEXT = "A cat, asleep"
-#: A message with an image: the guard reads its ``image_url`` part as the feature ``file_inputs``, which the call names
-#: nowhere else (privsdk.Client plans a call on the features it is given).
-WITH_IMAGE = [Message("user", (Text("What is in this picture?"), Image(url="https://example.com/cat.png")))]
-
-#: A reading of Cohere's platform stricter than privsdk's catalogue: images sent in are shared with another provider.
-#: Only the Client given this catalogue holds it; the process-wide guard holds privsdk's own.
-STRICTER = """
-[[offerings.limits]]
-features = ["file_inputs"]
-note = "A deployment's own reading: images sent in go to a moderation provider."
-[offerings.limits.facts.no_provider_sharing]
-value = false
-source = "SEED-COH"
-as_of = 2024-10-08
-note = "This test's own reading."
-
-"""
-
 #: The target the Client calls: Cohere's platform, at the loopback server.
 TARGET = """
 [targets.co]
@@ -56,12 +37,6 @@ offering = "cohere.saas"
 model = "{model}"
 endpoint = "{url}"
 """
-#: ... for a tenant that requires no_provider_sharing.
-TENANT = """
-[tenants.default]
-classes.default = ["no_provider_sharing"]
-"""
-POLICY = TENANT + TARGET
 
 
 @pytest.fixture
@@ -79,48 +54,12 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     reset_default_guard()
 
 
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    privsdk.instrument()
-    try:
-        yield
-    finally:
-        privsdk.uninstrument()
-
-
-def stricter_catalogue(tmp_path: Path) -> Catalogue:
-    """privsdk's catalogue, with the limit above on Cohere's platform (``cohere.saas``, the file's first offering)."""
-    directory = tmp_path / "catalogue"
-    shutil.copytree(DATA_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    path = directory / "cohere.toml"
-    text = path.read_text(encoding="utf-8")
-    second = text.index("[[offerings]]", text.index("[[offerings]]") + 1)
-    path.write_text(text[:second] + STRICTER + text[second:], encoding="utf-8")
-    return Catalogue(directory)
-
-
 def own_client(tmp_path: Path, url: str, *, aio: bool = False) -> Any:
     """A privsdk.Client with a policy and a catalogue of its own: its tenant requires no_provider_sharing, which an
     image sent to Cohere's platform breaks, by its catalogue (not the process-wide one's)."""
-    catalogue = stricter_catalogue(tmp_path)
-    config = tmp_path / "own.toml"
-    config.write_text(POLICY.format(model=MODEL, url=url), encoding="utf-8")
-    policy = privsdk.load_policy({"PRIVSDK_CONFIG": str(config), "PRIVSDK_USAGE": "none"}, catalogue)
-    make = privsdk.AsyncClient if aio else privsdk.Client
-    return make(policy=policy, catalogue=catalogue, usage="none", credentials={"cohere": {"api_key": KEY}})
-
-
-def send(client: Any, way: str, messages: Any) -> str:
-    """The answer's text to ``messages``, sent to the target ``co`` the ``way`` given."""
-    if way == "chat":
-        return str(client.chat("co", messages).text)
-    if way == "stream":
-        return "".join(event.text for event in client.chat("co", messages, stream=True) if isinstance(event, TextDelta))
-
-    async def run() -> str:
-        return str((await client.chat("co", messages)).text)
-
-    return asyncio.run(run())
+    catalogue = stricter_catalogue(tmp_path, "cohere.toml", "SEED-COH", "2024-10-08")
+    targets = TARGET.format(model=MODEL, url=url)
+    return support.own_client(tmp_path, catalogue, targets, {"cohere": {"api_key": KEY}}, aio=aio)
 
 
 @pytest.mark.parametrize("way", ["chat", "stream", "async chat"])
@@ -134,11 +73,11 @@ def test_what_the_clients_own_policy_refuses_at_the_wire_is_not_sent(
     client = own_client(tmp_path, server.url, aio=aio)
     try:
         with pytest.raises(privsdk.PolicyViolation, match="no_provider_sharing") as refused:
-            send(client, way, WITH_IMAGE)
+            send(client, "co", way, WITH_IMAGE)
         assert "file_inputs" in str(refused.value)
         assert server.requests == []
         # Text alone meets the Client's policy: sent, and answered.
-        assert send(client, way, "What is in this picture?") == TEXT
+        assert send(client, "co", way, "What is in this picture?") == TEXT
         assert len(server.requests) == 1
     finally:
         asyncio.run(client.aclose()) if aio else client.close()
@@ -181,8 +120,7 @@ def test_the_adapters_cohere_client_sends_through_the_clients_guard_without_rero
         (adapter,) = client._core._adapters.values()
         http = adapter._client._client_wrapper.httpx_client.httpx_client
         assert is_guarded(http)
-        transports = [http._transport, *http._mounts.values()]
-        assert all(t.guard is client._core.guard and t.reroute is None for t in transports if t is not None)
+        assert all(t.guard is client._core.guard and t.reroute is None for t in transports(http))
     finally:
         client.close()
 
@@ -198,17 +136,6 @@ AWS_KEYS = {"aws_access_key_id": "AKIDFAKE", "aws_secret_access_key": "fake-secr
 PNG = b"\x89PNG\r\n\x1a\nfake"
 #: An image in a chat: the guard reads it in the Converse request as the feature ``file_inputs``.
 BEDROCK_IMAGE = [Message("user", (Text("What is in this picture?"), Image(PNG, media_type="image/png")))]
-#: A reading of Bedrock stricter than privsdk's catalogue, held only by the Client given it (see STRICTER).
-BEDROCK_STRICTER = """
-[[offerings.limits]]
-features = ["file_inputs"]
-note = "A deployment's own reading: images sent in go to a moderation provider."
-[offerings.limits.facts.no_provider_sharing]
-value = false
-source = "BR-AD"
-as_of = 2026-11-22
-note = "This test's own reading."
-"""
 BEDROCK_TARGET = """
 [targets.br]
 offering = "bedrock.runtime"
@@ -248,33 +175,9 @@ def bedrock_client(tmp_path: Path, url: str, *, aio: bool = False) -> Any:
     """A privsdk.Client with a policy and a catalogue of its own: its tenant requires no_provider_sharing, which an
     image sent to Bedrock breaks, by its catalogue (not the process-wide one's). The account's attested retention mode
     (``default``) meets it otherwise."""
-    directory = tmp_path / "catalogue"
-    shutil.copytree(DATA_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    path = directory / "bedrock.toml"  # one offering, bedrock.runtime: the limit goes at its end
-    path.write_text(path.read_text(encoding="utf-8") + BEDROCK_STRICTER, encoding="utf-8")
-    catalogue = Catalogue(directory)
-    config = tmp_path / "own.toml"
+    catalogue = stricter_catalogue(tmp_path, "bedrock.toml", "BR-AD", "2026-11-22")
     target = BEDROCK_TARGET.format(model=BEDROCK_MODEL, url=url) + 'attest = ["data_retention_mode=default"]\n'
-    config.write_text(TENANT + target, encoding="utf-8")
-    policy = privsdk.load_policy({"PRIVSDK_CONFIG": str(config), "PRIVSDK_USAGE": "none"}, catalogue)
-    make = privsdk.AsyncClient if aio else privsdk.Client
-    return make(policy=policy, catalogue=catalogue, usage="none", credentials={"bedrock": AWS_KEYS}, timeout=5.0)
-
-
-def bedrock_send(client: Any, way: str, messages: Any) -> str:
-    """The answer's text to ``messages``, sent to the target ``br`` the ``way`` given."""
-    if way == "chat":
-        return str(client.chat("br", messages).text)
-    if way == "stream":
-        return "".join(event.text for event in client.chat("br", messages, stream=True) if isinstance(event, TextDelta))
-
-    async def run() -> str:
-        if way == "async chat":
-            return str((await client.chat("br", messages)).text)
-        stream = await client.chat("br", messages, stream=True)
-        return "".join([event.text async for event in stream if isinstance(event, TextDelta)])
-
-    return asyncio.run(run())
+    return support.own_client(tmp_path, catalogue, target, {"bedrock": AWS_KEYS}, aio=aio, timeout=5.0)
 
 
 def app_boto3_client(url: str) -> Any:
@@ -302,11 +205,11 @@ def test_what_the_clients_own_policy_refuses_at_bedrocks_wire_is_not_sent(
     client = bedrock_client(tmp_path, bedrock.url, aio=aio)
     try:
         with pytest.raises(privsdk.PolicyViolation, match="no_provider_sharing") as refused:
-            bedrock_send(client, way, BEDROCK_IMAGE)
+            send(client, "br", way, BEDROCK_IMAGE)
         assert "file_inputs" in str(refused.value)
         assert bedrock.requests == []
         # Text alone meets the Client's policy: sent, and answered.
-        assert bedrock_send(client, way, "Hello") == "You said: Hello"
+        assert send(client, "br", way, "Hello") == "You said: Hello"
         assert len(bedrock.requests) == 1
     finally:
         asyncio.run(client.aclose()) if aio else client.close()

@@ -13,7 +13,6 @@ The real mistralai SDK sends over real HTTP to a loopback server (``tests/wire``
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,45 +22,21 @@ from mistralai.client import Mistral
 from mistralai.client.models import UserMessage
 
 import privsdk
-from privsdk.catalogue import DATA_DIR, Catalogue
 from privsdk.outbound.transport import is_guarded
-from privsdk.types import Image, Message, Text, TextDelta
+from tests import instrument_support as support
+from tests.instrument_support import TEXT, WITH_IMAGE, instrumented, send, stricter_catalogue, transports  # noqa: F401
 from tests.openai_support import reset_default_guard
 from tests.wire.mistral import MistralApp
 from tests.wire.server import LoopbackServer
 
 KEY = "mistral-under-instrument"
 MODEL = "mistral-small-latest"
-TEXT = "A cat, asleep"
-#: A message with an image: the guard reads its ``image_url`` chunk as the feature ``file_inputs``, which the call
-#: names nowhere else (privsdk.Client plans a call on the features it is given).
-WITH_IMAGE = [Message("user", (Text("What is in this picture?"), Image(url="https://example.com/cat.png")))]
-
-#: A reading of la Plateforme stricter than privsdk's catalogue: images sent in are shared with another provider.
-#: Only the Client given this catalogue holds it; the process-wide guard holds privsdk's own.
-STRICTER = """
-[[offerings.limits]]
-features = ["file_inputs"]
-note = "A deployment's own reading: images sent in go to a moderation provider."
-[offerings.limits.facts.no_provider_sharing]
-value = false
-source = "MIS-APT"
-as_of = 2026-07-05
-note = "This test's own reading."
-
-"""
-
 #: The target the Client calls: la Plateforme, at the loopback server.
 TARGET = """
 [targets.m]
 offering = "mistral.api"
 model = "{model}"
 endpoint = "{url}"
-"""
-#: ... for a tenant that requires no_provider_sharing.
-TENANT = """
-[tenants.default]
-classes.default = ["no_provider_sharing"]
 """
 
 
@@ -80,52 +55,12 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     reset_default_guard()
 
 
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    privsdk.instrument()
-    try:
-        yield
-    finally:
-        privsdk.uninstrument()
-
-
-def stricter_catalogue(tmp_path: Path) -> Catalogue:
-    """privsdk's catalogue, with the limit above on la Plateforme (``mistral.api``, the file's first offering)."""
-    directory = tmp_path / "catalogue"
-    shutil.copytree(DATA_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    path = directory / "mistral.toml"
-    text = path.read_text(encoding="utf-8")
-    second = text.index("[[offerings]]", text.index("[[offerings]]") + 1)
-    path.write_text(text[:second] + STRICTER + text[second:], encoding="utf-8")
-    return Catalogue(directory)
-
-
 def own_client(tmp_path: Path, url: str, *, aio: bool = False) -> Any:
     """A privsdk.Client with a policy and a catalogue of its own: its tenant requires no_provider_sharing, which an
     image sent to la Plateforme breaks, by its catalogue (not the process-wide one's)."""
-    catalogue = stricter_catalogue(tmp_path)
-    config = tmp_path / "own.toml"
-    config.write_text(TENANT + TARGET.format(model=MODEL, url=url), encoding="utf-8")
-    policy = privsdk.load_policy({"PRIVSDK_CONFIG": str(config), "PRIVSDK_USAGE": "none"}, catalogue)
-    make = privsdk.AsyncClient if aio else privsdk.Client
-    return make(policy=policy, catalogue=catalogue, usage="none", credentials={"mistral": {"api_key": KEY}})
-
-
-def send(client: Any, way: str, messages: Any) -> str:
-    """The answer's text to ``messages``, sent to the target ``m`` the ``way`` given."""
-    if way == "chat":
-        return str(client.chat("m", messages).text)
-    if way == "stream":
-        return "".join(event.text for event in client.chat("m", messages, stream=True) if isinstance(event, TextDelta))
-
-    async def run() -> str:
-        return str((await client.chat("m", messages)).text)
-
-    return asyncio.run(run())
-
-
-def transports(http: Any) -> list[Any]:
-    return [t for t in (http._transport, *http._mounts.values()) if t is not None]
+    catalogue = stricter_catalogue(tmp_path, "mistral.toml", "MIS-APT", "2026-07-05")
+    targets = TARGET.format(model=MODEL, url=url)
+    return support.own_client(tmp_path, catalogue, targets, {"mistral": {"api_key": KEY}}, aio=aio)
 
 
 @pytest.mark.parametrize("way", ["chat", "stream", "async chat"])
@@ -139,11 +74,11 @@ def test_what_the_clients_own_policy_refuses_at_the_wire_is_not_sent(
     client = own_client(tmp_path, server.url, aio=aio)
     try:
         with pytest.raises(privsdk.PolicyViolation, match="no_provider_sharing") as refused:
-            send(client, way, WITH_IMAGE)
+            send(client, "m", way, WITH_IMAGE)
         assert "file_inputs" in str(refused.value)
         assert server.requests == []
         # Text alone meets the Client's policy: sent, and answered.
-        assert send(client, way, "What is in this picture?") == TEXT
+        assert send(client, "m", way, "What is in this picture?") == TEXT
         assert len(server.requests) == 1
     finally:
         asyncio.run(client.aclose()) if aio else client.close()

@@ -25,7 +25,7 @@ import sys
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import cohere
 import httpx
@@ -43,6 +43,7 @@ from privsdk_cohere import dropin
 import privsdk
 import privsdk.cohere
 from privsdk.outbound.transport import is_guarded, keep_guarded
+from tests.instrument_support import Servers, declared_and_undeclared, instrumented  # noqa: F401 - a fixture
 from tests.openai_support import reset_default_guard
 from tests.wire.cohere import CohereApp
 from tests.wire.server import LoopbackServer
@@ -53,30 +54,10 @@ MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
 TEXT = "Sunny in Paris"
 
 
-class Servers(NamedTuple):
-    declared: LoopbackServer  # Cohere's API, as PRIVSDK_ENDPOINTS declares it
-    undeclared: LoopbackServer  # a host no policy knows: must receive nothing
-
-
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Servers]:
-    with LoopbackServer(CohereApp(TEXT)) as declared, LoopbackServer(CohereApp("leaked")) as undeclared:
-        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{declared.url}=cohere.saas")
-        monkeypatch.setenv("PRIVSDK_USAGE", "none")
-        reset_default_guard()
-        yield Servers(declared, undeclared)
-        assert declared.errors == [] and undeclared.errors == []
-        assert undeclared.requests == [], "a request reached a host no policy declares"
-    reset_default_guard()
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    privsdk.instrument()
-    try:
-        yield
-    finally:
-        privsdk.uninstrument()
+    with declared_and_undeclared(monkeypatch, CohereApp, TEXT, "cohere.saas") as servers:
+        yield servers
 
 
 #: How the app got the client class: cohere's own after ``privsdk.instrument()``, or through ``privsdk.cohere``.

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import google.genai._gaos.google_genai  # noqa: F401  # the Interactions API's resources, which Client imports lazily
 import pytest
@@ -37,8 +37,8 @@ from privsdk_vertex import dropin
 import privsdk
 from privsdk import genai
 from privsdk.outbound.transport import is_guarded
-from tests.openai_support import reset_default_guard
-from tests.wire.server import LoopbackServer, Recorded, Reply, json_reply
+from tests.instrument_support import Servers, declared_and_undeclared
+from tests.wire.server import Recorded, Reply, json_reply
 from tests.wire.vertex import API_KEY, TOKEN, GeminiApp
 
 MODEL = "gemini-2.5-flash"
@@ -61,24 +61,13 @@ class Declared:
         return self.gemini(request)
 
 
-class Servers(NamedTuple):
-    declared: LoopbackServer  # the Gemini Developer API, as PRIVSDK_ENDPOINTS declares it
-    undeclared: LoopbackServer  # a host no policy knows: must receive nothing
-
-
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Servers]:
     for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
                  "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_HTTP_CLIENT", "GOOGLE_GENAI_API_VERSION"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-    with LoopbackServer(Declared(TEXT)) as declared, LoopbackServer(Declared("leaked")) as undeclared:
-        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{declared.url}=gemini.api")
-        monkeypatch.setenv("PRIVSDK_USAGE", "none")
-        reset_default_guard()
-        yield Servers(declared, undeclared)
-        assert declared.errors == [] and undeclared.errors == []
-        assert undeclared.requests == [], "a request reached a host no policy declares"
-    reset_default_guard()
+    with declared_and_undeclared(monkeypatch, Declared, TEXT, "gemini.api") as servers:
+        yield servers
 
 
 def api_client(url: str, *, vertexai: bool = False) -> Any:

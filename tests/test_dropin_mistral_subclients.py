@@ -24,7 +24,7 @@ import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx2
 import mistralai
@@ -42,6 +42,7 @@ import privsdk
 import privsdk.mistralai
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded, keep_guarded
+from tests.instrument_support import Servers, declared_and_undeclared, instrumented  # noqa: F401 - a fixture
 from tests.openai_support import reset_default_guard
 from tests.wire.mistral import MODEL_ID, MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply
@@ -52,30 +53,10 @@ MSG: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
 TEXT = "Il fait beau à Paris"
 
 
-class Servers(NamedTuple):
-    declared: LoopbackServer  # la Plateforme, as PRIVSDK_ENDPOINTS declares it
-    undeclared: LoopbackServer  # a host no policy knows: must receive nothing
-
-
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Servers]:
-    with LoopbackServer(MistralApp(TEXT)) as declared, LoopbackServer(MistralApp("leaked")) as undeclared:
-        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{declared.url}=mistral.api")
-        monkeypatch.setenv("PRIVSDK_USAGE", "none")
-        reset_default_guard()
-        yield Servers(declared, undeclared)
-        assert declared.errors == [] and undeclared.errors == []
-        assert undeclared.requests == [], "a request reached a host no policy declares"
-    reset_default_guard()
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    privsdk.instrument()
-    try:
-        yield
-    finally:
-        privsdk.uninstrument()
+    with declared_and_undeclared(monkeypatch, MistralApp, TEXT, "mistral.api") as servers:
+        yield servers
 
 
 #: How the app got the class: mistralai's own after ``privsdk.instrument()``, or through ``privsdk.mistralai``.
@@ -312,8 +293,9 @@ class _Collector:
         return Reply(200, b"", {"Content-Type": "application/x-protobuf"})
 
 
+@pytest.mark.usefixtures("instrumented")
 def test_a_client_instrument_guards_as_its_base_class_takes_the_configuration_keeps_telemetry_off(
-    servers: Servers, monkeypatch: pytest.MonkeyPatch, instrumented: None
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``instrument()`` guards a client's configuration inside ``BaseSDK.__init__``, before the client adds its hooks
     (the tracing hook among them): MISTRAL_SDK_TELEMETRY still exports nothing of a client or a resource built so."""
