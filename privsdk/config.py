@@ -597,6 +597,15 @@ class _Document:
         import json
 
         text = text.removeprefix(_BOM)
+        if not text.strip():
+            # Valid TOML that requires nothing: what a file being written (or truncated) reads as. A tenant that
+            # requires nothing says so.
+            raise ConfigError(
+                "the stored policy is empty",
+                where=origin,
+                hint="write a tenant's policy whole (to another name, then rename it over); one that requires "
+                "nothing says so: classes.default = []",
+            )
         try:
             data = _parse_toml(text, origin) if fmt == "toml" else json.loads(text, object_pairs_hook=_json_object)
         except _DuplicateKey as exc:

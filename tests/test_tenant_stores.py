@@ -293,6 +293,25 @@ def test_a_bad_stored_policy_is_refused_with_its_place_and_reported_by_check(wor
     assert {d["tenant"] for d in json.loads(result.stdout)} == {"acme"}
 
 
+@pytest.mark.parametrize("empty", ["", "\n  \n", "\ufeff"])
+def test_an_empty_stored_policy_is_refused_never_read_as_one_that_requires_nothing(
+    world: World, tmp_path: Path, empty: str
+) -> None:
+    """An empty file is valid TOML that requires nothing: what a tenant's file reads as while it is being written,
+    or once truncated. It is refused, in a directory and in a table; a tenant that requires nothing says so."""
+    world.write("acme", ACME)
+    world.write("writing", empty)
+    db = tmp_path / "tenants.db"
+    _tenant_table(db, [("writing", empty)])
+    for store in (DirectoryTenants(str(world.tenants)), SqlTenants.sqlite(str(db))):
+        with world.client(store) as client, pytest.raises(PolicyViolation, match="the stored policy is empty"):
+            client.chat("mini", "hello", tenant="writing")
+    assert len(world.server.requests) == 0
+    world.write("writing", "classes.default = []\n")
+    with world.client(DirectoryTenants(str(world.tenants))) as client:
+        assert client.chat("mini", "hello", tenant="writing").text == world.app.text
+
+
 # -- the SQL provider ----------------------------------------------------------------------
 
 
