@@ -43,6 +43,7 @@ from privsdk_cohere import dropin
 import privsdk
 import privsdk.cohere
 from privsdk.outbound.transport import is_guarded, keep_guarded
+from tests import test_dropin_cohere_reroute as reroute_case  # its policy: the clinic reroutes to a private deployment
 from tests.instrument_support import Servers, declared_and_undeclared, instrumented  # noqa: F401 - a fixture
 from tests.openai_support import reset_default_guard
 from tests.wire.cohere import CohereApp
@@ -249,22 +250,6 @@ def test_instrument_guards_each_wrapper_once_and_uninstrument_restores_cohere(
     assert not is_guarded(plain._raw_client._client_wrapper.httpx_client.httpx_client)
 
 
-REROUTE_POLICY = """
-[endpoints]
-"{saas}" = "cohere.saas"
-
-[targets.cohere-private]
-offering = "cohere.private"
-model = "command-r-plus"
-endpoint = "{private}"
-
-[tenants.hospital]
-on_violation = "reroute"
-classes.default = ["no_training"]
-reroute."cohere/*" = ["cohere-private"]
-"""
-
-
 @pytest.mark.parametrize("way", WAYS)
 def test_a_resource_client_built_by_hand_reroutes(
     way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -275,7 +260,7 @@ def test_a_resource_client_built_by_hand_reroutes(
     private_app.anonymous = True
     with LoopbackServer(CohereApp("from Cohere's SaaS")) as saas, LoopbackServer(private_app) as private:
         config = tmp_path / "privsdk.toml"
-        config.write_text(REROUTE_POLICY.format(saas=saas.url, private=private.url), encoding="utf-8")
+        config.write_text(reroute_case.POLICY.format(saas=saas.url, private=private.url), encoding="utf-8")
         monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
         monkeypatch.setenv("PRIVSDK_USAGE", "none")
         reset_default_guard()

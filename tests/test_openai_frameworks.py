@@ -20,9 +20,13 @@ from pydantic_ai.providers.openai import OpenAIProvider
 
 import privsdk
 from privsdk import openai as dropin
+from tests import instrument_support
 from tests.openai_support import guard_env, usage_records
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
+
+#: privsdk.instrument() for a test, as an app (or privsdk run) calls it: the shared fixture, under its name here.
+instrumented = instrument_support.instrumented
 
 KEY = "sk-frameworks"
 MODEL = "gpt-4o-mini"
@@ -35,16 +39,6 @@ def wire() -> Iterator[tuple[OpenAIWire, LoopbackServer]]:
     with LoopbackServer(app) as server:
         yield app, server
     assert server.errors == []
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    """``privsdk.instrument()``, as an app (or ``privsdk run``) calls it: every SDK's clients from now on."""
-    privsdk.instrument()
-    try:
-        yield
-    finally:
-        privsdk.uninstrument()
 
 
 def langchain(server: LoopbackServer) -> ChatOpenAI:
