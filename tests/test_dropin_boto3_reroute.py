@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, EventStreamError
+from botocore.exceptions import ClientError, EventStreamError, ReadTimeoutError
 
 import privsdk
 import privsdk.boto3 as pboto3
@@ -30,7 +31,7 @@ from privsdk.errors import PolicyViolation
 from privsdk.outbound.judge import Guard
 from tests.wire.bedrock import BedrockWire, error
 from tests.wire.cohere import CohereApp
-from tests.wire.server import Cut, LoopbackServer
+from tests.wire.server import Cut, Delay, LoopbackServer
 
 US_CLAUDE = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 EU_CLAUDE = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -486,4 +487,72 @@ def test_converse_fields_at_the_values_that_ask_for_nothing_reroute(servers: Ser
         performanceConfig={"latency": "standard"},
         serviceTier={"type": "default"},
     )
+    assert len(servers.eu.requests) == 1
+
+
+# -- the client's read timeout holds for the alternative -------------------------------------------------------------
+
+SHORT = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=0.5)
+
+
+def test_boto3_raises_read_timeout_error_on_its_own_read_timeout(servers: Servers) -> None:
+    """What a rerouted request must raise below: boto3's own error when the server it sends to is too slow."""
+    import boto3
+
+    servers.eu.fail(Delay(3))
+    plain = boto3.client(
+        "bedrock-runtime", region_name="eu-central-1", endpoint_url=servers.eu.url, config=SHORT, **KEYS
+    )
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError):
+        plain.converse(modelId=EU_CLAUDE, messages=MESSAGES)
+    assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("operation", ["chat", "stream", "embed"])
+def test_a_rerouted_request_times_out_when_the_clients_read_timeout_says(
+    servers: Servers, tmp_path: Path, operation: str
+) -> None:
+    """The alternative was given privsdk's own 60 s, and answered after 3 s where the same request sent to Bedrock
+    raised botocore's ReadTimeoutError after the client's 0.5 s."""
+    bedrock = pboto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=servers.refused.url, config=SHORT, **KEYS
+    )
+    servers.eu.fail(Delay(3))
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError) as raised:
+        if operation == "chat":
+            bedrock.converse(modelId=US_CLAUDE, messages=MESSAGES)
+        elif operation == "stream":
+            list(bedrock.converse_stream(modelId=US_CLAUDE, messages=MESSAGES)["stream"])
+        else:
+            bedrock.invoke_model(modelId=TITAN, body=json.dumps({"inputText": PROMPT}))
+    assert time.monotonic() - started < 2.5
+    assert type(raised.value) is ReadTimeoutError and CANARY not in str(raised.value)
+    assert len(servers.eu.requests) == 1
+    [record] = records(tmp_path)
+    assert (record["decision"], record["operation"], record["outcome"], record["error_class"]) == (
+        "reroute",
+        operation,
+        "error",
+        "timeout",
+    )
+
+
+def test_botocore_retries_a_rerouted_read_timeout_as_its_own(servers: Servers) -> None:
+    twice = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=0.5)
+    bedrock = pboto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=servers.refused.url, config=twice, **KEYS
+    )
+    servers.eu.fail(Delay(3))
+    answer = bedrock.converse(modelId=US_CLAUDE, messages=MESSAGES)
+    assert answer["output"]["message"]["content"] == [{"text": "You said: " + PROMPT}]
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 1
+    assert len(servers.eu.requests) == 2
+
+
+def test_a_slow_alternative_within_the_clients_read_timeout_answers(servers: Servers) -> None:
+    servers.eu.fail(Delay(0.3))
+    answer = client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES)  # read_timeout 5 s
+    assert answer["output"]["message"]["content"] == [{"text": "You said: " + PROMPT}]
     assert len(servers.eu.requests) == 1

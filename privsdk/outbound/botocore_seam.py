@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import math
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
@@ -144,12 +145,14 @@ def guard_botocore(
         hooks = client._endpoint.http_session._privsdk_hooks
         hooks._guard = guard
         hooks._reroute = None if is_async(client) else reroute  # never rerouted: see Rerouter
+        hooks.wait = _read_timeout(client)
         return client
     sdklogs.install()  # botocore logs request bodies at DEBUG: a guarded client's logs hold no content
     if is_async(client):
         hooks = _Hooks(refusal, guard, None, AsyncMeteredStream)  # never rerouted: see Rerouter
     else:
         hooks = _Hooks(refusal, guard, reroute, MeteredStream)
+    hooks.wait = _read_timeout(client)
     events = client.meta.events
     # First in line, so that no other handler can send the request before it is judged.
     events.register_first(f"before-send.{service}", hooks.before_send, unique_id=f"{_UNIQUE}-send")
@@ -354,6 +357,12 @@ def _refused_for_proxy(passed: Pass, out: Outgoing, proxy: str, forwarding: bool
     return PolicyViolation(unjudged(out.host, reason))
 
 
+def _read_timeout(client: Any) -> float | None:
+    """The read timeout of ``client``'s config, in seconds (botocore's default is 60); None for none."""
+    seconds = getattr(client.meta.config, "read_timeout", None)
+    return float(seconds) if isinstance(seconds, (int, float)) and 0 < seconds < math.inf else None
+
+
 def _reroutes(guard: object) -> TypeGuard[CoreGuard]:
     """Whether ``guard`` is privsdk's own Guard, which can decide to reroute (``check(out, reroutable=True)``)."""
     from privsdk.outbound.judge import Guard as CoreGuard
@@ -381,6 +390,9 @@ class _Hooks:
         #: The proxies that would read the client's requests, by URL scheme (see _read_by_proxies); set as the
         #: client is guarded, and empty for a client without proxies.
         self.proxies: dict[str, tuple[str, bool]] = {}
+        #: How long the client waits for each read of an answer (its config's ``read_timeout``): a rerouted
+        #: request's alternative is given no longer (``Pass.wait``, see privsdk.outbound.reroute.timeout).
+        self.wait: float | None = None
 
     def _current_guard(self) -> Guard:
         if self._guard is not None:
@@ -419,6 +431,7 @@ class _Hooks:
                     # Never sent as built: the rerouter answers from the alternative, whose attempts the
                     # privsdk.Client serving it records. An answer of None would let botocore send: an error.
                     _judged.set(None)
+                    ticket.wait = self.wait
                     from privsdk.outbound.judge import rerouting  # only a reroute needs it (and the core Guard)
 
                     token = rerouting.set(ticket.decision)  # the Client records its call as this reroute

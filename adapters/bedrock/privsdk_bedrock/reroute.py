@@ -273,7 +273,7 @@ def _response_format(config: Mapping[str, Any]) -> ResponseFormat:
 
 def _chat(out: Outgoing, ticket: Pass, messages: list[Message], options: dict[str, Any], *, stream: bool) -> Any:
     client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
-    options.update(reroute.options(ticket))
+    options.update(reroute.options(ticket), **reroute.timeout(ticket))
     t0 = time.perf_counter()
     try:
         if stream:
@@ -367,7 +367,7 @@ def _frames(events: Iterator[StreamEvent], t0: float) -> Iterator[bytes]:
 
 def _embed(out: Outgoing, ticket: Pass, model: str, body: Mapping[str, Any]) -> Any:
     family = convert.family(model)
-    options = reroute.options(ticket)
+    options = {**reroute.options(ticket), **reroute.timeout(ticket)}
     client, chosen = reroute.client(ticket.guard), str(ticket.decision.chosen)
     if family == "titan-embed":
         texts, dimensions, answer = _titan(model, body)
@@ -501,6 +501,13 @@ def _json(out: Outgoing, data: Any, headers: Mapping[str, str] | None = None, st
 
 
 def _error(out: Outgoing, exc: VendorError) -> Any:
-    """The failure as Bedrock would answer it, from privsdk's content-free error (never the vendor's text)."""
+    """The failure as Bedrock would answer it, from privsdk's content-free error (never the vendor's text). An
+    alternative that did not answer within the client's ``read_timeout`` is botocore's own read timeout, which its
+    retries treat as they treat one of a request sent to Bedrock."""
+    if exc.kind == "timeout":
+        from botocore.exceptions import ReadTimeoutError
+
+        port = f":{out.port}" if out.port is not None else ""
+        raise ReadTimeoutError(endpoint_url=f"{out.scheme}://{out.host}{port}{out.path}") from None
     code = ERROR_CODES.get(exc.kind, "InternalServerException")
     return _json(out, {"message": str(exc)}, {"x-amzn-ErrorType": code + _ERROR_NAMESPACE}, reroute.status(exc))
