@@ -38,7 +38,7 @@ _TARGETS = (
     ),
     (
         'offering = "bedrock.runtime"',
-        'model = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"',
+        'model = "anthropic.claude-3-haiku-20240307-v1:0"',  # in-Region, as in example_policy.toml (eu.* is eu|uk|ch)
         'region = "eu-central-1"',
         'attest = ["region=eu"]',
     ),

@@ -19,7 +19,8 @@ from privsdk.policy import Target
 from privsdk.types import ChatRequest, EmbedRequest, Message, StreamEnd, TextDelta
 
 REGION = os.environ.get("AWS_REGION", "eu-central-1")
-#: An EU cross-Region inference profile: requests stay in EU Regions.
+#: An EU geographic cross-Region inference profile: requests stay in AWS's EU geography, which may include London
+#: and Zurich (privsdk reads it as region eu|uk|ch; an in-Region model id is what meets region=eu).
 CHAT_MODEL = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
 EMBED_MODEL = "amazon.titan-embed-text-v2:0"
 

@@ -23,6 +23,7 @@ from privsdk.tenants import NAME as TENANT_NAME
 from privsdk.tenants import SECONDS, TenantDocument, TenantProvider, TenantStore, as_store, parse_tenants_spec
 from privsdk.usage import SPEC as USAGE_SPEC
 from privsdk.usage import SPEC_HINT as USAGE_SPEC_HINT
+from privsdk.usage import require_otlp
 from privsdk.vocabulary import Requirement, parse_requirement, parse_requirements
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ ENV_VARS: dict[str, str] = {
     "prompts, outputs and headers)",
 }
 ON_VIOLATION = ("refuse", "reroute")
+#: What a list-of-strings error shows as an example, for the key it is: requirements, attestations, or targets.
+_REQUIREMENTS = '["no_training", "zdr"]'
+_ATTESTATIONS = '["zdr", "region=eu"], with the vendor\'s attestations'
+_ALTERNATIVES = '["azure-eu", "mistral/mistral-large-latest"], names of [targets.NAME] or VENDOR/MODEL'
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TOP_KEYS = ("attest", "targets", "tenants", "default_tenant", "allow_env_attest", "endpoints")
@@ -272,18 +277,18 @@ def load_policy(
     if on_violation and on_violation not in ON_VIOLATION:
         raise ConfigError(f"bad value {on_violation!r}", where="PRIVSDK_ON_VIOLATION", hint="use refuse or reroute")
     try:
-        env_reqs = parse_requirements(_split(env.get("PRIVSDK_REQUIRE", "")))
+        env_reqs = parse_requirements(_items(env, "PRIVSDK_REQUIRE"))
     except ConfigError as exc:
         raise exc.at("PRIVSDK_REQUIRE") from None
-    env_attest = _account_attestations(_split(env.get("PRIVSDK_ATTEST", "")), cat, "PRIVSDK_ATTEST")
+    env_attest = _account_attestations(_items(env, "PRIVSDK_ATTEST"), cat, "PRIVSDK_ATTEST")
 
-    spec = env.get("PRIVSDK_TENANTS", "").strip()
+    spec = _named(env, "PRIVSDK_TENANTS", "the tenant store (PRIVSDK_TENANTS=dir:///srv/tenants)")
     store = as_store(tenants) if tenants is not None else parse_tenants_spec(spec) if spec else None
 
-    path = env.get("PRIVSDK_CONFIG", "").strip()
+    path = _named(env, "PRIVSDK_CONFIG", "the policy file (PRIVSDK_CONFIG=privsdk.toml)")
     doc = _Document.read(path) if path else _Document.empty()
     policy = doc.build(cat, env_reqs, env_attest, on_violation or None, usage, store, env)
-    env_endpoints = _split(env.get("PRIVSDK_ENDPOINTS", ""))
+    env_endpoints = _items(env, "PRIVSDK_ENDPOINTS")
     if env_endpoints:
         declared = []
         for number, item in enumerate(env_endpoints, start=1):
@@ -419,6 +424,8 @@ def usage_spec(environ: Mapping[str, str] | None = None) -> str:
     if not USAGE_SPEC.match(usage):
         raise ConfigError(f"bad value {shown_url(usage)!r}", where="PRIVSDK_USAGE", hint=USAGE_SPEC_HINT)
     check_usage_path(usage, "PRIVSDK_USAGE")
+    if usage == "otlp":  # checked as the policy loads (a drop-in client built), not at the first record
+        require_otlp("PRIVSDK_USAGE")
     return usage
 
 
@@ -465,8 +472,24 @@ def usage_max_age_days(environ: Mapping[str, str] | None = None) -> int | None:
     )
 
 
-def _split(value: str) -> list[str]:
-    return [p.strip() for p in value.split(",") if p.strip()]
+def _items(env: Mapping[str, str], name: str) -> list[str]:
+    """The comma list in ``env[name]``; one that holds commas and nothing else is a ConfigError (an empty value
+    adds nothing, as when the variable is unset)."""
+    value = env.get(name, "")
+    items = [p.strip() for p in value.split(",") if p.strip()]
+    if not items and value.strip():
+        raise ConfigError("holds commas and no item", where=name, hint="list items separated by ',', or unset it")
+    return items
+
+
+def _named(env: Mapping[str, str], name: str, what: str) -> str:
+    """The path or URL in ``env[name]`` ("" when unset). Set to nothing, it is a ConfigError: a value lost on the
+    way (``PRIVSDK_CONFIG=$POLICY_FILE`` with POLICY_FILE unset), which read as unset would drop the policy it
+    names without a word."""
+    value = env.get(name)
+    if value is not None and not value.strip():
+        raise ConfigError("is set but empty", where=name, hint=f"name {what}, or unset the variable")
+    return (value or "").strip()
 
 
 #: The byte order mark some editors put at the start of a UTF-8 file (Notepad did until 2019): read past it.
@@ -704,11 +727,10 @@ class _Document:
             raise self.fail(f"{self.dotted(keys)} must be a table", *keys)
         return value
 
-    def strings(self, value: Any, *keys: str) -> list[str]:
+    def strings(self, value: Any, *keys: str, example: str) -> list[str]:
+        """``value``, a list of strings; else an error whose hint writes ``example``, a list of what the key holds."""
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(
-                f"{self.dotted(keys)} must be a list of strings", *keys, hint='write e.g. ["no_training", "zdr"]'
-            )
+            raise self.fail(f"{self.dotted(keys)} must be a list of strings", *keys, hint=f"write e.g. {example}")
         return value
 
     def string(self, value: Any, *keys: str) -> str:
@@ -799,8 +821,8 @@ class _Document:
             context = _StoreContext(cat, base_attest, env_reqs, on_violation, targets, environ or {}, self.origin)
             store.bind(context.build, context.key())
             return Policy(store, None, targets, self.origin, usage, tuple(endpoints))
-        if not raw_tenants:
-            raw_tenants = {"default": {}}
+        if not raw_tenants:  # the environment's policy alone: PRIVSDK_REQUIRE adds to its default class
+            raw_tenants = {"default": {"classes": {"default": []}}}
         if len(raw_tenants) == 1:  # one tenant: no call can mean another
             default_tenant = next(iter(raw_tenants))
         tenants: dict[str, Tenant] = {}
@@ -820,7 +842,7 @@ class _Document:
         """``{vendor = ["key", ...]}`` as qualified names, each checked against the catalogue."""
         out: list[str] = []
         for vendor, items in self.table(raw, *keys).items():
-            for item in self.strings(items, *keys, vendor):
+            for item in self.strings(items, *keys, vendor, example=_ATTESTATIONS):
                 try:
                     out.append(_account_attestation(f"{vendor}:{item}", cat))
                 except ConfigError as exc:
@@ -854,7 +876,7 @@ class _Document:
             )
         attest = frozenset(
             _target_attestation(item, offering, self.where(*keys, item))
-            for item in self.strings(raw.get("attest", []), *keys, "attest")
+            for item in self.strings(raw.get("attest", []), *keys, "attest", example=_ATTESTATIONS)
         )
         extra: dict[str, Any] = {k: self.string(raw[k], *keys, k) for k in _TARGET_KEYS[3:-1] if k in raw}
         arn = parse_model_arn(model, offering.arn_service) if offering.arn_service else None
@@ -921,10 +943,19 @@ class _Document:
     ) -> Tenant:
         keys = ("tenants", name)
         self.only(raw, _TENANT_KEYS, *keys)
+        if "classes" not in raw:
+            # A tenant table whose classes line was lost (commented out, a stored file being written) must not read
+            # as one that requires nothing: a tenant that requires nothing says so.
+            raise self.fail(
+                f"tenant {name!r} has no classes, so what it requires is not said",
+                *keys,
+                hint='write classes.default = ["no_training", ...], or classes.default = [] for a tenant that '
+                "requires nothing",
+            )
         classes: dict[str, tuple[Requirement, ...]] = {}
-        for cls, items in self.table(raw.get("classes", {"default": []}), *keys, "classes").items():
+        for cls, items in self.table(raw["classes"], *keys, "classes").items():
             self.name(cls, "data class", *keys, "classes", cls)
-            items = self.strings(items, *keys, "classes", cls)
+            items = self.strings(items, *keys, "classes", cls, example=_REQUIREMENTS)
             known = self._parsed.get(tuple(items))  # tenants repeat the same few lists
             if known is None:
                 for item in items:
@@ -966,7 +997,10 @@ class _Document:
         # only its own attestations hold for it, never the deployment's ([attest] or PRIVSDK_ATTEST).
         credentials = self.credentials(raw.get("credentials", {}), cat, *keys, "credentials")
         raw_attest = self.table(raw.get("attest", {}), *keys, "attest")
-        written = tuple((v, tuple(self.strings(items, *keys, "attest", v))) for v, items in raw_attest.items())
+        written = tuple(
+            (v, tuple(self.strings(items, *keys, "attest", v, example=_ATTESTATIONS)))
+            for v, items in raw_attest.items()
+        )
         cache_key = (written, owned_accounts(credentials))
         attest = self._attests.get(cache_key)  # tenants repeat the same few tables
         if attest is None:
@@ -978,7 +1012,7 @@ class _Document:
 
         reroute: list[tuple[str, tuple[str, ...]]] = []
         for pattern, alts in self.table(raw.get("reroute", {}), *keys, "reroute").items():
-            alternatives = tuple(self.strings(alts, *keys, "reroute", pattern))
+            alternatives = tuple(self.strings(alts, *keys, "reroute", pattern, example=_ALTERNATIVES))
             for alt in alternatives:
                 if alt not in targets and "/" not in alt:
                     raise self.fail(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator, Mapping
+import types
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from typing import Any, NamedTuple, NoReturn, ParamSpec, TypeVar
 
@@ -216,17 +217,43 @@ def _steps(context: contextvars.Context, stream: Generator[Any, Any, Any]) -> Ge
 
 
 async def _async_steps(context: contextvars.Context, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    """``stream``'s items, each taken in a task that runs in ``context``: a coroutine runs in the context of the
-    task that awaits it, so only a task of its own can take a step in another (one task per step)."""
-    import asyncio  # here: importing privsdk must not cost asyncio's import
-
-    loop = asyncio.get_running_loop()
+    """``stream``'s items, each taken in ``context`` (:func:`_stepped_in`): ``async for``, stepping in
+    ``context``. Closing this closes ``stream`` (in ``context`` too), and a cancellation of the task that reads it
+    reaches ``stream`` where it waits."""
     try:
         while True:
             try:
-                item = await loop.create_task(stream.__anext__(), context=context)
+                item = await _stepped_in(context, stream.__anext__())
             except StopAsyncIteration:
                 return
             yield item
     finally:
-        await loop.create_task(stream.aclose(), context=context)
+        await _stepped_in(context, stream.aclose())
+
+
+@types.coroutine
+def _stepped_in(context: contextvars.Context, awaitable: Awaitable[R]) -> Generator[Any, Any, R]:
+    """``await awaitable``, with each of its steps run in ``context``.
+
+    A coroutine runs in the context of the task that awaits it. This one drives ``awaitable`` itself, as the task
+    would: each step is ``context.run`` of its ``send`` (or ``throw``), and what it yields (a future, a trap) is
+    yielded on to the event loop, which wakes the task as ever. It is the same on every event loop (asyncio,
+    trio, anything else that runs coroutines), so there is one way, never one per library: the loop's own
+    machinery (a task per step, as ``asyncio.create_task(context=)``) exists on asyncio alone, and a task per step
+    would also cost a task. A cancellation (asyncio throws it in; trio sends it in as the wake-up's outcome)
+    reaches ``awaitable`` where it waits, as ``yield from`` would pass it on; ``context`` is entered only while a
+    step runs, never across a wait, so nothing else that runs meanwhile finds it entered.
+    """
+    steps = awaitable.__await__()
+    step: Callable[[Any], Any] = steps.send
+    value: Any = None
+    while True:
+        try:
+            yielded = context.run(step, value)
+        except StopIteration as end:
+            result: R = end.value
+            return result
+        try:
+            value, step = (yield yielded), steps.send
+        except BaseException as exc:  # thrown in (asyncio's cancellation), or GeneratorExit (this coroutine closed
+            value, step = exc, steps.throw  # unfinished): ``awaitable``'s to handle where it waits, and clean up

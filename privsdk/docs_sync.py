@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from privsdk.catalogue import Catalogue, default_catalogue
-from privsdk.report import catalogue_markdown
+from privsdk.report import catalogue_markdown, table_text
 
 _SECTION = re.compile(r"(<!-- BEGIN generated: (\w+) -->\n)(.*?)(<!-- END generated: \2 -->)", re.S)
 
@@ -36,7 +36,7 @@ def attestations_markdown(cat: Catalogue) -> str:
             )
             out.append(
                 f"| `{v.vendor}:{key}` | {', '.join(offerings)} | {a.how.value} | "
-                f"{', '.join(a.requires) or '-'} | {a.note} |"
+                f"{', '.join(a.requires) or '-'} | {table_text(a.note)} |"
             )
     return "\n".join(out) + "\n"
 

@@ -229,9 +229,14 @@ def _own(vendors: Sequence[VendorCatalogue], o: Offering) -> tuple[list[Attestat
 
 
 def _cell(fact: Fact) -> str:
-    return (
+    return table_text(
         f"{fact.describe()} ({fact.how.value}; [{fact.source.key}]({_link(fact.source.ref)}), {fact.as_of.isoformat()})"
     )
+
+
+def table_text(text: str) -> str:
+    """``text`` for a Markdown table cell: a "|" in it (regions within ch|eu|uk) would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def _link(ref: str) -> str:

@@ -44,10 +44,12 @@ pytestmark = pytest.mark.usefixtures("no_machine_aws")
 #: (no input_type) then Gemini; tenant "solo" has only the alternative that cannot carry the field.
 TENANTS = """
 [tenants.app]
+classes.default = []
 reroute.oa = ["br", "mi"]
 reroute.co = ["oa", "ge"]
 
 [tenants.solo]
+classes.default = []
 reroute.oa = ["br"]
 """
 

@@ -260,7 +260,7 @@ def test_a_tenant_credential_a_header_cannot_carry_names_its_variable(
 ) -> None:
     monkeypatch.setenv("ACME_OPENAI_KEY", KEY)
     with vendors.config.open("a", encoding="utf-8") as config:
-        config.write('\n[tenants.acme]\ncredentials.openai = { api_key = "ACME_OPENAI_KEY" }\n')
+        config.write('\n[tenants.acme]\nclasses.default = []\ncredentials.openai = { api_key = "ACME_OPENAI_KEY" }\n')
     options = vendors.options(environ={"PRIVSDK_CONFIG": str(vendors.config), "ACME_OPENAI_KEY": KEY})
     error = clean(raised(lambda: Client(**options)))
     assert isinstance(error, ConfigError) and "ACME_OPENAI_KEY" in str(error)

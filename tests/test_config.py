@@ -85,7 +85,10 @@ def test_environment_only_gives_one_default_tenant_and_class(require: str, expec
     [
         ("openai:zdr", {"openai:zdr"}),
         ("openai:zdr,mistral:plan=scale,mistral:zdr", {"openai:zdr", "mistral:plan=scale", "mistral:zdr"}),
-        ("cohere:plan=paid,cohere:zdr,bedrock:region=eu", {"cohere:plan=paid", "cohere:zdr", "bedrock:region=eu"}),
+        (
+            "cohere:plan=paid,cohere:training_opt_out,cohere:zdr,bedrock:region=eu",
+            {"cohere:plan=paid", "cohere:training_opt_out", "cohere:zdr", "bedrock:region=eu"},
+        ),
     ],
 )
 def test_privsdk_attest_lands_in_the_default_tenants_attest(attest: str, expected: set[str]) -> None:
@@ -252,6 +255,22 @@ FILE_ERRORS = [
         ["'zdr'", "azure.openai", "azure:deployment=data_zone_eu"],
         id="target-attest-not-allowed",
     ),
+    # a list written as one string: the example fits the key (it showed requirements for every key)
+    pytest.param(
+        f'[tenants.acme]\nclasses.default = "zdr"  {MARK}\n',
+        ["must be a list of strings", '["no_training", "zdr"]'],
+        id="classes-not-a-list",
+    ),
+    pytest.param(
+        f'[attest]\nopenai = "zdr"  {MARK}\n',
+        ["must be a list of strings", "the vendor's attestations"],
+        id="attest-not-a-list",
+    ),
+    pytest.param(
+        f'[tenants.acme]\nclasses.default = []\non_violation = "reroute"\nreroute."openai/*" = "azure-eu"  {MARK}\n',
+        ["must be a list of strings", "names of [targets.NAME]"],
+        id="reroute-not-a-list",
+    ),
     pytest.param(
         f'[targets."openai/mini"]  {MARK}\noffering = "openai.api"\nmodel = "gpt-4o-mini"\n',
         ["'openai/mini'", "no '/'"],
@@ -259,7 +278,8 @@ FILE_ERRORS = [
     ),
     pytest.param(
         '[targets.mini]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\n\n'
-        f'[tenants.acme]\non_violation = "reroute"\n[tenants.acme.reroute]\n"openai/*" = ["azure-eu"]  {MARK}\n',
+        '[tenants.acme]\nclasses.default = []\non_violation = "reroute"\n'
+        f'[tenants.acme.reroute]\n"openai/*" = ["azure-eu"]  {MARK}\n',
         ["'azure-eu'", "mini", "vendor/model"],
         id="reroute-alternative-unknown",
     ),
@@ -317,15 +337,18 @@ def test_file_error_names_file_and_line(write_config: WriteConfig, text: str, fr
             id="model-also-used-by-an-earlier-target",
         ),
         pytest.param(
-            f'[tenants.acme]\non_violation = "reroute"\n\n[tenants.globex]\non_violation = "ignore"  {MARK}\n',
+            '[tenants.acme]\nclasses.default = []\non_violation = "reroute"\n\n'
+            f'[tenants.globex]\nclasses.default = []\non_violation = "ignore"  {MARK}\n',
             id="on-violation-of-second-tenant",
         ),
         pytest.param(
-            f'[tenants.acme]\ndefault_class = "default"\n\n[tenants.globex]\ndefault_class = "main"  {MARK}\n',
+            '[tenants.acme]\nclasses.default = []\ndefault_class = "default"\n\n'
+            f'[tenants.globex]\nclasses.default = []\ndefault_class = "main"  {MARK}\n',
             id="default-class-of-second-tenant",
         ),
         pytest.param(
-            f"[tenants.acme]\nmax_catalogue_age_days = 30\n\n[tenants.globex]\nmax_catalogue_age_days = -1  {MARK}\n",
+            "[tenants.acme]\nclasses.default = []\nmax_catalogue_age_days = 30\n\n"
+            f"[tenants.globex]\nclasses.default = []\nmax_catalogue_age_days = -1  {MARK}\n",
             id="catalogue-age-of-second-tenant",
         ),
         # an unknown key written as a table prefix or a dotted key

@@ -128,8 +128,19 @@ ROWS: list[tuple[str, Row]] = [
         ),
     ),
     ("cohere paid logs 30 days", (CO, "command-r-plus", "chat", "zdr", ("cohere:plan=paid",), (), False)),
-    ("cohere enterprise zdr", (CO, "command-r-plus", "chat", "zdr", ("cohere:plan=paid", "cohere:zdr"), (), True)),
-    ("cohere zdr covers rerank", (CO, "rerank-v3.5", "rerank", "zdr", ("cohere:plan=paid", "cohere:zdr"), (), True)),
+    (
+        "cohere enterprise zdr, training off",
+        (CO, "command-r-plus", "chat", "zdr", ("cohere:plan=paid", "cohere:training_opt_out", "cohere:zdr"), (), True),
+    ),
+    (
+        "cohere zdr covers rerank",
+        (CO, "rerank-v3.5", "rerank", "zdr", ("cohere:plan=paid", "cohere:training_opt_out", "cohere:zdr"), (), True),
+    ),
+    # ZDR stops logging, not training use: data kept to train on has no stated period, so zdr needs the opt-out.
+    (
+        "cohere zdr with training on",
+        (CO, "command-r-plus", "chat", "zdr", ("cohere:plan=paid", "cohere:zdr"), (), False),
+    ),
     (
         "cohere safety teams may review",
         (CO, "command-r-plus", "chat", "no_human_review", ("cohere:plan=paid",), (), False),
@@ -213,7 +224,12 @@ ROWS: list[tuple[str, Row]] = [
         ),
     ),
     ("bedrock EU region, in-region model", (BR, CLAUDE, "chat", "region=eu", ("bedrock:region=eu",), (), True)),
-    ("bedrock EU geographic profile", (BR, "eu." + CLAUDE, "chat", "region=eu", ("bedrock:region=eu",), (), True)),
+    # AWS's EU geography may route to London (uk) and Zurich (ch): the stricter reading of the sources.
+    ("bedrock EU geographic profile", (BR, "eu." + CLAUDE, "chat", "region=eu", ("bedrock:region=eu",), (), False)),
+    (
+        "bedrock EU geography is eu, uk or ch",
+        (BR, "eu." + CLAUDE, "chat", "region=eu|uk|ch", ("bedrock:region=eu",), (), True),
+    ),
     ("bedrock US profile leaves the EU", (BR, "us." + CLAUDE, "chat", "region=eu", ("bedrock:region=eu",), (), False)),
     (
         "bedrock global profile: any Region",
@@ -255,6 +271,15 @@ ROWS: list[tuple[str, Row]] = [
     ),
     ("vertex global endpoint: no residency", (VX, "gemini-2.5-flash", "chat", "region=eu", (), (), False)),
     ("vertex EU endpoint", (VX, "gemini-2.5-flash", "chat", "region=eu", ("vertex:region=eu",), (), True)),
+    (
+        "vertex search grounding: no residency promise",
+        (VX, "gemini-2.5-flash", "chat", "region=eu", ("vertex:region=eu",), ("grounding_search",), False),
+    ),
+    ("vertex BAA", (VX, "gemini-2.5-flash", "chat", "hipaa_baa", ("vertex:baa",), (), True)),
+    (
+        "vertex search grounding: no source says a BAA covers it",
+        (VX, "gemini-2.5-flash", "chat", "hipaa_baa", ("vertex:baa",), ("grounding_search",), False),
+    ),
     (
         "vertex partner models: sharing not stated",
         ("vertex.partner", "claude-3-5-sonnet", "chat", "no_provider_sharing", (), (), False),

@@ -305,7 +305,7 @@ def test_a_rerouting_tenant_is_refused_as_the_sdk_cannot_be_answered_elsewhere(
         + f"""
 [targets.eu-claude]
 offering = "bedrock.runtime"
-model = "eu.{CLAUDE}"
+model = "{CLAUDE}"
 region = "eu-central-1"
 endpoint = "{server.url}"
 attest = ["region=eu"]

@@ -251,8 +251,36 @@ def test_a_global_profile_on_an_eu_host_is_refused_under_region_eu(monkeypatch: 
     client = aws("eu-central-1")
     with pytest.raises(PolicyViolation):
         client.converse(modelId=GLOBAL_CLAUDE, messages=MESSAGES)
-    with pytest.raises(WouldSend):  # the same host with an eu.* profile is allowed: it would be sent
+    with pytest.raises(PolicyViolation):  # so is an eu.* profile: AWS's EU geography may route to London or Zurich
         client.converse(modelId=EU_CLAUDE, messages=MESSAGES)
+    with pytest.raises(WouldSend):  # the same host with an in-Region model id is allowed: it would be sent
+        client.converse(modelId=CLAUDE, messages=MESSAGES)
+
+
+def test_an_eu_profile_is_refused_under_region_eu_and_sent_under_the_eu_geography_of_aws(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS's EU geography may route an eu.* profile to London (uk) or Zurich (ch), the stricter reading of sources
+    that disagree. A client in an EU Region with bedrock:region=eu attested once met region=eu with an eu.* model
+    and sent it; now the request is refused before a byte, citing the source, and is sent only for a tenant that
+    requires region=eu|uk|ch."""
+    policy(monkeypatch, "region=eu", "bedrock:region=eu")
+    with pytest.raises(ClientError) as caught:
+        loopback(server).converse(modelId=EU_CLAUDE, messages=MESSAGES)
+    refusal = caught.value
+    assert refusal.response["Error"]["Code"] == "PolicyViolation" and PROMPT not in str(refusal)
+    assert isinstance(refusal, PolicyViolation)
+    (unmet,) = refusal.decision.unmet
+    assert (unmet.requirement, unmet.offered) == ("region=eu", "within ch|eu|uk")
+    assert "CrossRegionInferenceProfileRegion" in unmet.source and "London" in unmet.note
+    assert server.requests == []
+
+    policy(monkeypatch, "region=eu|uk|ch", "bedrock:region=eu")
+    answer = loopback(server).converse(modelId=EU_CLAUDE, messages=MESSAGES)
+    assert answer["output"]["message"]["content"]
+    (sent,) = server.requests
+    assert sent.path == "/model/eu.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse"
+    assert [(r["outcome"], r["unmet"]) for r in records(usage)] == [("refused", ["region=eu"]), ("ok", [])]
 
 
 def test_a_declared_endpoints_target_covers_only_requests_signed_for_its_region(
@@ -574,12 +602,12 @@ def test_a_guardrail_is_refused_whichever_call_names_it(
     client = loopback(server)
     body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": MESSAGES})
     with pytest.raises(PolicyViolation, match="GuardrailIdentifier"):
-        client.invoke_model(modelId=EU_CLAUDE, body=body, guardrailIdentifier="gr-1", guardrailVersion="1")
+        client.invoke_model(modelId=CLAUDE, body=body, guardrailIdentifier="gr-1", guardrailVersion="1")
     with pytest.raises(PolicyViolation, match="guardrailConfig"):
-        client.converse(modelId=EU_CLAUDE, messages=MESSAGES, guardrailConfig={"guardrailIdentifier": "gr-1"})
+        client.converse(modelId=CLAUDE, messages=MESSAGES, guardrailConfig={"guardrailIdentifier": "gr-1"})
     assert server.requests == []
     assert [r["outcome"] for r in records(usage)] == ["refused", "refused"]
-    client.invoke_model(modelId=EU_CLAUDE, body=body, **JSON_TYPES)
+    client.invoke_model(modelId=CLAUDE, body=body, **JSON_TYPES)  # an in-Region model id: it stays in the EU
     assert len(server.requests) == 1
 
 

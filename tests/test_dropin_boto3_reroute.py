@@ -1,8 +1,9 @@
 """privsdk.boto3 reroutes: a refused Bedrock request is answered from the tenant's alternative in boto3's types.
 
 Two loopback Bedrock servers: ``refused`` (declared as a bedrock.runtime
-endpoint with no Region, so ``region=eu`` is unmet there) and ``eu`` (the
-configured targets ``eu-claude`` and ``eu-titan`` in eu-central-1), plus a
+endpoint with no Region, so the tenant's ``region=eu|uk|ch``, AWS's EU
+geography, is unmet there) and ``eu`` (the configured targets ``eu-claude``,
+an ``eu.`` profile, and ``eu-titan`` in eu-central-1), plus a
 private Cohere deployment for the cross-vendor alternative. The drop-in client
 always calls ``refused``; every test checks that it received nothing, and
 that what the app got is what boto3 itself returns (dicts, event streams,
@@ -112,7 +113,7 @@ endpoint = "{_running.cohere.url}"
 
 [tenants.eu]
 on_violation = "reroute"
-classes.default = ["region=eu"]
+classes.default = ["region=eu|uk|ch"]  # eu.* profiles may route to London (uk) and Zurich (ch)
 reroute."bedrock/amazon.titan-*" = ["eu-titan"]
 reroute."bedrock/*" = ["eu-claude"]
 
@@ -187,7 +188,7 @@ def test_converse_is_answered_from_an_eu_profile_in_converses_own_shape(
         "ok",
         "reroute",
         "eu-claude",
-        ["region=eu"],
+        ["region=ch|eu|uk"],
     )
     assert served["requested_target"] != "eu-claude" and served["operation"] == "chat"
     assert (served["input_tokens"], served["output_tokens"]) == (words, 7)
@@ -413,7 +414,7 @@ def test_without_a_compliant_alternative_the_request_is_refused(
     Guard.reset_default()
     with pytest.raises(PolicyViolation) as caught:
         client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES)
-    assert "region=eu" in str(caught.value)
+    assert "region=ch|eu|uk" in str(caught.value)
     assert servers.eu.requests == []
 
 

@@ -296,12 +296,13 @@ def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
 def test_the_guard_decides_on_what_the_request_asks_for(
     wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A paying organisation with ZDR: chat passes; storing datasets or fine-tuning, which keep data, does not."""
+    """A paying organisation with training off and ZDR: chat passes; storing datasets or fine-tuning, which keep data,
+    does not."""
     app, server = wire
     declare(monkeypatch, server)
     monkeypatch.setenv("PRIVSDK_USAGE", "none")
     monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
-    monkeypatch.setenv("PRIVSDK_ATTEST", "cohere:plan=paid,cohere:zdr")
+    monkeypatch.setenv("PRIVSDK_ATTEST", "cohere:plan=paid,cohere:training_opt_out,cohere:zdr")
     client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url)
     assert client.chat(model=MODEL, messages=MSG).message.content[0].text == app.text
     calls: tuple[Callable[[], object], ...] = (
@@ -314,6 +315,31 @@ def test_the_guard_decides_on_what_the_request_asks_for(
     for call in calls:
         with pytest.raises(privsdk.PolicyViolation):
             call()
+    assert len(server.requests) == 1
+
+
+def test_zdr_is_met_only_with_training_turned_off(
+    wire: tuple[CohereApp, LoopbackServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cohere:zdr stops Cohere logging prompts and generations; no source says it ends their use for training, and
+    what Cohere keeps to train on is kept with no stated period. So zdr declared with training on (plan=paid and zdr
+    alone, which met zdr before) is refused before a byte is sent, naming what to add; with training_opt_out it
+    meets zdr and the request is sent."""
+    app, server = wire
+    declare(monkeypatch, server)
+    monkeypatch.setenv("PRIVSDK_USAGE", "none")
+    monkeypatch.setenv("PRIVSDK_REQUIRE", "zdr")
+    monkeypatch.setenv("PRIVSDK_ATTEST", "cohere:plan=paid,cohere:zdr")
+    with pytest.raises(privsdk.ConfigError, match="cohere:zdr requires cohere:training_opt_out") as caught:
+        client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=0)
+        client.chat(model=MODEL, messages=MSG)
+    assert "add cohere:training_opt_out" in str(caught.value) and KEY not in str(caught.value)
+    assert server.requests == []
+
+    monkeypatch.setenv("PRIVSDK_ATTEST", "cohere:plan=paid,cohere:training_opt_out,cohere:zdr")
+    Guard.reset_default()
+    client = privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=0)
+    assert client.chat(model=MODEL, messages=MSG).message.content[0].text == app.text
     assert len(server.requests) == 1
 
 

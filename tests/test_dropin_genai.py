@@ -230,6 +230,63 @@ def test_features_the_body_asks_for_are_judged(env: Env, feature: str, config: t
     assert env.server.requests == []
 
 
+#: Vertex AI's search tools run by a third party (Parallel.ai, Exa.ai): the SDK's camelCase, and snake_case in the body.
+THIRD_PARTY_SEARCH = {
+    "parallelAiSearch": types.GenerateContentConfig(
+        tools=[types.Tool(parallel_ai_search=types.ToolParallelAiSearch())]
+    ),
+    "parallel_ai_search": types.GenerateContentConfig(
+        http_options=types.HttpOptions(extra_body={"tools": [{"parallel_ai_search": {"api_key": "4242"}}]})
+    ),
+    "exaAiSearch": types.GenerateContentConfig(tools=[types.Tool(exa_ai_search=types.ToolExaAiSearch())]),
+}
+
+
+@pytest.mark.parametrize(("named", "config"), THIRD_PARTY_SEARCH.items(), ids=list(THIRD_PARTY_SEARCH))
+def test_a_search_tool_run_by_a_third_party_is_refused_as_a_tool_the_catalogue_has_no_facts_for(
+    env: Env, named: str, config: types.GenerateContentConfig
+) -> None:
+    """Vertex AI's Parallel.ai search tool was read as Google Search grounding, whose facts are Google's (kept 30
+    days): under a requirement Vertex meets it was sent, handing the queries to a third party no source speaks of.
+    Like Exa.ai's, it is a tool kind privsdk knows nothing of: refused before a byte, naming the tool and the fix."""
+    env.set(PRIVSDK_REQUIRE="no_training")  # met by Vertex AI: only the unknown tool can refuse the call
+    client = env.vertex()
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    message = str(caught.value)
+    assert f"unknown tool kind {named}" in message and "leave the tool out" in message
+    assert "4242" not in message
+    assert env.server.requests == []
+    assert client.models.generate_content(model=MODEL, contents=PROMPT).text == "Hello from Gemini on loopback"
+    assert [r["outcome"] for r in env.records()] == ["refused", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "attest", "offered"),
+    [
+        ("region=eu", "vertex:region=eu", "any region (no residency promise)"),
+        ("hipaa_baa", "vertex:baa", "unknown (sources silent or in conflict)"),
+    ],
+    ids=["region=eu", "hipaa_baa"],
+)
+def test_search_grounding_on_vertex_makes_no_residency_or_baa_promise(
+    env: Env, requirement: str, attest: str, offered: str
+) -> None:
+    """No source says Grounding with Google Search keeps processing in the endpoint's region (Google lists data
+    residency as unsupported for it) or that a BAA covers it: an EU endpoint attested region=eu, or a project under
+    a BAA, sends a plain call and refuses one that grounds with Google Search, before a byte."""
+    env.set(PRIVSDK_REQUIRE=requirement, PRIVSDK_ATTEST=attest)
+    client = env.vertex()  # europe-west4, an EU location
+    assert client.models.generate_content(model=MODEL, contents=PROMPT).text == "Hello from Gemini on loopback"
+    with pytest.raises(genai.PolicyViolation) as caught:
+        client.models.generate_content(model=MODEL, contents=PROMPT, config=SEARCH)
+    (unmet,) = caught.value.decision.unmet
+    assert (unmet.requirement, unmet.offered) == (requirement, offered)
+    assert unmet.source == "https://docs.cloud.google.com/cloud-assist/configure-grounding"
+    assert len(env.server.requests) == 1
+    assert [r["outcome"] for r in env.records()] == ["ok", "refused"]
+
+
 def test_operations_beyond_chat_are_refused_on_every_path_of_the_sdk(env: Env) -> None:
     """Uploads, caches, batches, the Live API's websocket: none is catalogued, all refused without a byte sent."""
     vertex, gemini = env.vertex(), env.gemini()

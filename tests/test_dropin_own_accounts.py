@@ -203,7 +203,7 @@ def test_a_tenant_whose_own_cohere_credentials_hold_no_key_for_cohere_s_api_send
     policy = f"""
 [tenants.acme]
 classes.default = ["zdr"]
-attest.cohere = ["plan=paid", "zdr"]
+attest.cohere = ["plan=paid", "training_opt_out", "zdr"]
 credentials.cohere = {credentials}
 """
     with LoopbackServer(CohereApp()) as server:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sys
 import time
 import weakref
 from collections.abc import Iterator
@@ -88,10 +89,10 @@ def test_an_unknown_family_behind_a_profile_prefix_is_refused_before_any_request
 
 def test_a_known_prefix_on_a_known_family_is_sent(bedrock: LoopbackServer, write_config: Any) -> None:
     model = "eu.anthropic.claude-3-haiku-20240307-v1:0"
-    config = write_config(
+    config = write_config(  # AWS's EU geography may route to London and Zurich: a tenant that accepts it says so
         f'[targets.b]\noffering = "bedrock.runtime"\nmodel = "{model}"\nregion = "eu-central-1"\n'
         f'endpoint = "{bedrock.url}"\nattest = ["region=eu"]\n'
-        '[tenants.t]\nclasses.default = ["region=eu"]\n'
+        '[tenants.t]\nclasses.default = ["region=eu|uk|ch"]\n'
     )
     client = _client(config, PRIVSDK_TENANT="t")
     assert client.chat("b", "hello").text
@@ -110,12 +111,12 @@ def test_an_inference_profile_arn_is_sent_to_the_arns_region_and_judged_by_its_p
         'attest = ["region=eu"]\n'
         f'[targets.us]\noffering = "bedrock.runtime"\nmodel = "{us}"\nendpoint = "{bedrock.url}"\n'
         'attest = ["region=eu"]\n'
-        '[tenants.t]\nclasses.default = ["region=eu"]\n'
+        '[tenants.t]\nclasses.default = ["region=eu|uk|ch"]\n'  # AWS's EU geography: eu, uk or ch
     )
     client = _client(config, PRIVSDK_TENANT="t")
     assert client.policy.targets["eu"].region == "eu-west-1"
     assert client.chat("eu", "hello").text
-    with pytest.raises(PolicyViolation, match="region=eu"):  # a us. profile leaves the EU, ARN or not
+    with pytest.raises(PolicyViolation, match=r"region=ch\|eu\|uk"):  # a us. profile leaves Europe, ARN or not
         client.chat("us", "hello")
     client.close()
     (sent,) = bedrock.requests
@@ -340,7 +341,9 @@ def test_a_key_pasted_where_a_variable_name_belongs_is_never_printed(text: str, 
 
 
 def test_a_variable_name_that_is_not_set_is_named(write_config: Any) -> None:
-    config = write_config('[tenants.a]\ncredentials.openai = { api_key = "ACME_OPENAI_API_KEY" }\n')
+    config = write_config(
+        '[tenants.a]\nclasses.default = []\ncredentials.openai = { api_key = "ACME_OPENAI_API_KEY" }\n'
+    )
     with pytest.raises(ConfigError, match="names ACME_OPENAI_API_KEY, which is not set"):
         Client(environ={"PRIVSDK_CONFIG": str(config)}, usage="none")
 
@@ -782,3 +785,42 @@ def test_a_bad_privsdk_variable_is_a_config_error_as_a_dropin_or_guarded_client_
         privsdk.guard(built)
     monkeypatch.setenv("PRIVSDK_REQUIRE", "no_training")  # the next client reads the environment afresh
     assert privsdk.guard(_BUILT[name](vendor)) is not None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PRIVSDK_CONFIG", "", "PRIVSDK_CONFIG: is set but empty"),  # PRIVSDK_CONFIG=$POLICY_FILE, POLICY_FILE unset
+        ("PRIVSDK_CONFIG", "  ", "PRIVSDK_CONFIG: is set but empty"),
+        ("PRIVSDK_TENANTS", "", "PRIVSDK_TENANTS: is set but empty"),
+        ("PRIVSDK_REQUIRE", ",", "PRIVSDK_REQUIRE: holds commas and no item"),
+        ("PRIVSDK_ATTEST", " , ", "PRIVSDK_ATTEST: holds commas and no item"),
+    ],
+)
+def test_a_policy_variable_set_to_nothing_is_a_config_error_not_no_policy(
+    variable: str, value: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as unset, an empty PRIVSDK_CONFIG dropped the whole policy without a word: the drop-in was built and
+    sent what the file refused, and `privsdk check` exited 0."""
+    import privsdk.openai
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=says):
+        _BUILT["openai"](privsdk.openai)
+    done = run_cli("check", **{variable: value})
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+
+
+def test_an_otlp_usage_store_without_the_otlp_extra_is_a_config_error_as_a_dropin_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """design.md: every variable is checked where a guarded client is built. PRIVSDK_USAGE=otlp without the extra
+    built the drop-in, and refused its first request as a PolicyViolation instead."""
+    import privsdk.openai
+
+    # The otlp extra is not installed: neither it nor the modules another test may have imported are found.
+    for module in ("opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setenv("PRIVSDK_USAGE", "otlp")
+    with pytest.raises(ConfigError, match="PRIVSDK_USAGE: otlp needs opentelemetry"):
+        _BUILT["openai"](privsdk.openai)

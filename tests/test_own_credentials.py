@@ -340,6 +340,7 @@ def test_a_tenants_own_credentials_without_the_targets_key_are_an_error_and_noth
 endpoint = "{endpoint}"
 
 [tenants.acme]
+classes.default = []
 credentials = {{{vendor} = {{{written}}}}}
 """
         env = {names[key]: value for key, value in own.items()}
@@ -463,6 +464,7 @@ model = "{COHERE_BEDROCK_MODEL}"
 region = "{REGION}"
 
 [tenants.acme]
+classes.default = []
 credentials = {{cohere = {{api_key = "ACME_CO_KEY"}}}}
 """
     with _client(tmp_path, policy, env={"ACME_CO_KEY": "co-ACME"}) as client, pytest.raises(ConfigError) as raised:

@@ -157,6 +157,8 @@ def test_a_good_tenant_in_code_still_serves(world: World) -> None:
 
 # -- a stored policy's values are never quoted ----------------------------------------------
 
+#: A tenant that requires nothing says so: the values below are wrong on their own.
+CLASSES = "classes.default = []\n"
 STORED_VALUES = [
     pytest.param(
         f'classes.default = ["zdr", "{SECRET}"]',
@@ -165,22 +167,34 @@ STORED_VALUES = [
         id="requirement",
     ),
     pytest.param(
-        f'attest.openai = ["{SECRET}"]',
+        CLASSES + f'attest.openai = ["{SECRET}"]',
         "tenants.v.attest.openai: an item is not an attestation",
         "openai attestations: baa",
         id="attestation",
     ),
     pytest.param(
-        f'attest.{SECRET} = ["zdr"]', "tenants.v.attest.(a key not shown)", "vendors: ", id="attestation-vendor"
+        CLASSES + f'attest.{SECRET} = ["zdr"]',
+        "tenants.v.attest.(a key not shown)",
+        "vendors: ",
+        id="attestation-vendor",
     ),
     pytest.param(
-        f'on_violation = "{SECRET}"', "bad on_violation (a value not shown", "refuse or reroute", id="on-violation"
+        CLASSES + f'on_violation = "{SECRET}"',
+        "bad on_violation (a value not shown",
+        "refuse or reroute",
+        id="on-violation",
     ),
     pytest.param(
-        f'default_class = "{SECRET}"', "default_class (a value not shown", "classes: default", id="default-class"
+        CLASSES + f'default_class = "{SECRET}"',
+        "default_class (a value not shown",
+        "classes: default",
+        id="default-class",
     ),
     pytest.param(
-        f'reroute."openai/*" = ["{SECRET}"]', "reroute alternative (a value not shown", "targets: mini", id="reroute"
+        CLASSES + f'reroute."openai/*" = ["{SECRET}"]',
+        "reroute alternative (a value not shown",
+        "targets: mini",
+        id="reroute",
     ),
     pytest.param(f"{SECRET} = 1", "unknown key tenants.v.(a key not shown)", "valid keys: classes", id="unknown-key"),
 ]

@@ -312,6 +312,21 @@ def test_an_empty_stored_policy_is_refused_never_read_as_one_that_requires_nothi
         assert client.chat("mini", "hello", tenant="writing").text == world.app.text
 
 
+@pytest.mark.parametrize("stored", ["# classes.default = []\n", 'on_violation = "refuse"\n'])
+def test_a_stored_policy_that_says_nothing_of_classes_is_refused(world: World, tmp_path: Path, stored: str) -> None:
+    """A file holding only a comment, or only on_violation, or a JSON row of {}, read as a tenant whose default
+    class required nothing, and its request was sent."""
+    world.write("acme", ACME)
+    world.write("silent", stored)
+    db = tmp_path / "tenants.db"
+    _tenant_table(db, [("silent", "{}")])
+    stores = (DirectoryTenants(str(world.tenants)), SqlTenants(lambda: sqlite3.connect(db), format="json"))
+    for store in stores:
+        with world.client(store) as client, pytest.raises(PolicyViolation, match="has no classes"):
+            client.chat("mini", "hello", tenant="silent")
+    assert len(world.server.requests) == 0
+
+
 # -- the SQL provider ----------------------------------------------------------------------
 
 
@@ -467,10 +482,10 @@ def test_a_load_that_races_an_invalidation_is_not_cached() -> None:
 def test_tenants_with_the_same_credentials_share_one_sdk_client(world: World) -> None:
     world.config.write_text(
         POLICY.format(url=world.server.url)
-        + "\n[tenants.a]\n[tenants.b]\n"
-        + '[tenants.c]\ncredentials.openai = { api_key = "C_KEY" }\n'
-        + '[tenants.d]\ncredentials.openai = { api_key = "D_KEY" }\n'
-        + '[tenants.e]\ncredentials.openai = { api_key = "E_KEY" }\n',
+        + "\n[tenants.a]\nclasses.default = []\n[tenants.b]\nclasses.default = []\n"
+        + '[tenants.c]\nclasses.default = []\ncredentials.openai = { api_key = "C_KEY" }\n'
+        + '[tenants.d]\nclasses.default = []\ncredentials.openai = { api_key = "D_KEY" }\n'
+        + '[tenants.e]\nclasses.default = []\ncredentials.openai = { api_key = "E_KEY" }\n',
         encoding="utf-8",
     )
     environ = {"C_KEY": OTHER_KEY, "D_KEY": OTHER_KEY, "E_KEY": KEY + "-e"}

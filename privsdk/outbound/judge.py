@@ -37,7 +37,15 @@ from privsdk.outbound.outgoing import (
     model_label,
     shown_model,
 )
-from privsdk.outbound.places import Place, catalogue_place, declared_place, dns_name, region_kind, unplaced
+from privsdk.outbound.places import (
+    Place,
+    as_lenient_servers_route,
+    catalogue_place,
+    declared_place,
+    dns_name,
+    region_kind,
+    unplaced,
+)
 from privsdk.outbound.places import geography as _geography
 from privsdk.outbound.wire import PROTOCOLS, SDKS, reader
 from privsdk.outbound.wire.routes import AfterDeclaredPrefix
@@ -74,6 +82,10 @@ bound: contextvars.ContextVar[Binding | None] = contextvars.ContextVar("privsdk_
 rerouting: contextvars.ContextVar[Decision | None] = contextvars.ContextVar("privsdk_rerouting", default=None)
 
 
+#: Every live guard: a forked child replaces their locks (:func:`_after_fork_in_child`).
+_GUARDS: weakref.WeakSet[Guard] = weakref.WeakSet()
+
+
 class Guard:
     """Judges outgoing requests against a policy, and records each one.
 
@@ -101,6 +113,7 @@ class Guard:
         self._recorder = recorder
         self._max_age_days = usage_max_age_days(env)
         self._lock = threading.Lock()
+        _GUARDS.add(self)  # a forked child gives it a fresh lock (_after_fork_in_child)
         self._store = isinstance(self.policy.tenants, TenantStore)
         #: Where the tenants' own credentials are read (they name environment variables), and whether any tenant
         #: may have some: then each request allowed for such a tenant must carry them (:meth:`_own_account`).
@@ -394,17 +407,19 @@ class Guard:
         place = declared or known
         assert place is not None
         _check_path(out.path, origin, out.host)
-        if declared is not None and "%" in out.path:
-            # Servers and gateways route on the decoded path (an ASGI server's scope["path"]): "/openai%2Fv1" is
-            # "/openai/v1" to them. A path whose decoded form falls under another declared endpoint than the path
-            # as sent is served elsewhere than judged.
-            decoded = declared_place(self.policy.endpoints, origin, unquote(out.path))
-            if decoded is None or decoded.endpoint != declared.endpoint:
+        if declared is not None:
+            # Servers and gateways route on the path as they read it: decoded (an ASGI server's scope["path"]:
+            # "/openai%2Fv1" is "/openai/v1"), and some without case ("/OpenAI/v1" is "/openai/v1" to ASP.NET
+            # Core). A path that falls under another declared endpoint as the most lenient of them reads it than
+            # as sent may be served elsewhere than judged. Once per URL: places are kept (_where).
+            lenient = declared_place(self.policy.endpoints, origin, out.path, as_lenient_servers_route)
+            if lenient is None or lenient.endpoint != declared.endpoint:
                 raise _Refused(
                     out.host,
                     "other",
-                    f"the request's path to {origin}, once its %-escapes are decoded as servers route it, falls "
-                    f"under another endpoint than {declared.endpoint} (send the path without escaped '/')",
+                    f"the request's path to {origin}, read as a server may route it (%-escapes decoded, letters "
+                    f"in either case), falls under another declared endpoint than {declared.endpoint} (send the "
+                    "path as the endpoint is declared, without escapes)",
                 )
         return place
 
@@ -961,3 +976,17 @@ def _kind_of(exc: BaseException) -> str:
     if "connect" in name or "protocol" in name or "network" in name or "closed" in name:
         return "connection_lost"
     return "other"
+
+
+def _after_fork_in_child() -> None:
+    """Fresh locks for the guards of a forked child: a lock another thread of the parent held at the fork (building
+    the process-wide guard, opening a guard's recorder) stays held in the child, where no thread will release it, and
+    the child's first request would wait for it for ever. What the locks guard was set whole or not at all (then the
+    child sets it itself), as :mod:`privsdk.usage.writer` does for its recorders."""
+    Guard._default_lock = threading.Lock()
+    for guard in list(_GUARDS):
+        guard._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

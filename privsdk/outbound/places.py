@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
+from urllib.parse import unquote
 
 from privsdk.catalogue import Catalogue
 from privsdk.policy import Endpoint, Target
@@ -345,17 +347,40 @@ def check_declarations(endpoints: tuple[Endpoint, ...]) -> None:
             )
 
 
-def declared_place(endpoints: Iterable[Endpoint], origin: str, path: str) -> Place | None:
-    """The declared endpoint whose URL is the longest prefix of ``origin + path``, or None."""
+def declared_place(
+    endpoints: Iterable[Endpoint], origin: str, path: str, fold: Callable[[str], str] | None = None
+) -> Place | None:
+    """The declared endpoint whose URL is the longest prefix of ``origin + path``, or None; with ``fold``, the
+    longest prefix once both are folded by it (:func:`as_lenient_servers_route`)."""
     url = _normal_origin(origin) + path
+    if fold is not None:
+        url = fold(url)
     best: Endpoint | None = None
     rank = -1
     for base, length, e, _ in _declared(tuple(endpoints)):
+        if fold is not None:
+            base = fold(base)
         if (url == base or url.startswith(base if base.endswith("/") else base + "/")) and length > rank:
             best, rank = e, length
     if best is None:
         return None
     return Place(offerings=(best.offering,), endpoint=best.url, account=best.account, declared=True)
+
+
+def as_lenient_servers_route(url: str) -> str:
+    """``url`` as the most lenient server or gateway in front of a declared endpoint may route it: %-escapes
+    decoded (twice: some decode again), Unicode folded to its compatibility form (a full-width solidus is "/"),
+    letters in one case (ASP.NET Core, YARP and API Management match routes without case), cut at a NUL or a
+    decoded "?" or "#", empty segments merged (nginx merges "//"), and each segment without the dots and spaces
+    Windows servers drop from its end."""
+    folded = unicodedata.normalize("NFKC", unquote(unquote(url))).casefold().replace("\\", "/")
+    for stop in ("\x00", "?", "#"):
+        folded = folded.partition(stop)[0]
+    scheme, sep, rest = folded.partition("://")
+    if not sep:  # an endpoint declared as something else than a URL
+        scheme, rest = "", folded
+    parts = [part.rstrip(". ") for part in rest.split("/")]
+    return scheme + sep + "/".join(part for at, part in enumerate(parts) if part or at == len(parts) - 1)
 
 
 def unplaced(endpoints: Iterable[Endpoint], scheme: str, host: str, port: int | None, path: str) -> str:

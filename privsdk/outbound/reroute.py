@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from types import ModuleType
@@ -61,10 +62,19 @@ def client(guard: Guard) -> Client:
         return found
 
 
-def async_client(guard: Guard) -> AsyncClient:
-    """:func:`client` for async SDK clients."""
+def async_client(ticket: Pass) -> AsyncClient:
+    """:func:`client` for async SDK clients: the one of ``ticket``'s guard. Raises, before anything is sent, the
+    refusal of a request rerouted under another event loop than asyncio's (:func:`on_asyncio`)."""
     from privsdk.async_client import AsyncClient
 
+    if not on_asyncio():
+        raise _refusal(
+            ticket,
+            f"but privsdk reroutes async requests only under asyncio, and this one runs under {_event_loop()}: "
+            "run the app under asyncio to have it rerouted, or set the tenant's "
+            'on_violation = "refuse" to have such requests refused',
+        )
+    guard = ticket.guard
     with _lock:
         found = _async_clients.get(guard)
         if found is None:
@@ -72,6 +82,30 @@ def async_client(guard: Guard) -> AsyncClient:
                 policy=guard.policy, catalogue=guard.catalogue, usage=guard.recorder, limits=limits()
             )
         return found
+
+
+def on_asyncio() -> bool:
+    """Whether the running code is an asyncio task, where privsdk's :class:`~privsdk.async_client.AsyncClient`,
+    which serves async reroutes, can run: its adapters, retries and stream deadlines are asyncio's (its tasks,
+    timers, threads and loops). An async SDK client under trio (httpx serves it through anyio) is not: a
+    reroute there would fail in the middle as an error of the alternative's, so it is refused before it starts.
+    Told without importing asyncio, which a program that never imported it is not running."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        return asyncio.current_task() is not None  # None: a loop runs, but this code is no task of it
+    except RuntimeError:  # no asyncio loop runs in this thread
+        return False
+
+
+def _event_loop() -> str:
+    """The async library running this code as sniffio (which httpx's anyio loads) tells it, for a message."""
+    sniffio = sys.modules.get("sniffio")
+    try:
+        return str(sniffio.current_async_library()) if sniffio is not None else "another event loop"
+    except Exception:  # sniffio.AsyncLibraryNotFoundError, or a sniffio unlike the one known
+        return "another event loop"
 
 
 def limits() -> Limits:

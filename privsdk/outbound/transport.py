@@ -65,6 +65,29 @@ def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
     return tuple.__new__(Outgoing, fields)
 
 
+def sent_otherwise(request: Any) -> str | None:
+    """Why ``request`` would be sent otherwise than its URL says (the URL is what the guard judged), or None:
+    httpcore sends the ``target`` extension as its request line's path and query, and asks TLS for the
+    ``sni_hostname`` extension's host, by which a shared front end routes. An app's event hook can set either."""
+    url = request.url
+    target = request.extensions.get("target")
+    if target is not None and target != url.raw_path:
+        return (
+            f"the request to {url.scheme}://{url.netloc.decode('ascii', 'replace')} carries httpcore's 'target' "
+            "extension, which sends another path than its URL's, the one judged (remove the extension)"
+        )
+    sni = request.extensions.get("sni_hostname")
+    if sni is not None:
+        name = sni.decode("ascii", "replace") if isinstance(sni, bytes) else str(sni)
+        if name.lower().rstrip(".") != url.host.rstrip("."):
+            return (
+                f"the request to {url.scheme}://{url.netloc.decode('ascii', 'replace')} carries httpcore's "
+                "'sni_hostname' extension, which names another host to TLS than its URL's, the one judged: a "
+                "front end that routes by it would serve the request elsewhere (remove the extension)"
+            )
+    return None
+
+
 def _refusal(refusal: Refusal, exc: PolicyViolation | ConfigError, out: Outgoing, request: Any) -> BaseException:
     """The SDK's refusal of ``request`` for what judging it raised: a configuration error fails closed, and
     visibly (the SDK must neither wrap it nor retry it)."""
@@ -107,7 +130,8 @@ def _seam(library: str) -> _Seam:
                 chunks = iter(self.inner)
                 for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    kept.append(chunk)  # type: ignore[union-attr]  # a list until a second chunk
+                    if kept is not None:  # None if another thread closed the body before it was read (_kept_for)
+                        kept.append(chunk)
                     yield chunk
                     break
                 for chunk in chunks:
@@ -155,7 +179,8 @@ def _seam(library: str) -> _Seam:
                 chunks = aiter(self.inner)
                 async for chunk in chunks:  # the first chunk, timed; the loop below passes the rest as before
                     self.ticket.first_chunk()
-                    kept.append(chunk)  # type: ignore[union-attr]
+                    if kept is not None:
+                        kept.append(chunk)
                     yield chunk
                     break
                 async for chunk in chunks:
@@ -222,6 +247,9 @@ def _seam(library: str) -> _Seam:
                     rerouting.reset(token)
             if self.proxy is not None and out.scheme != "https":  # only https is tunnelled past the proxy unread
                 raise _refused(self.refusal, ticket.refuse(read_by_proxy(out, self.proxy)), request) from None
+            sent = request.extensions
+            if ("target" in sent or "sni_hostname" in sent) and (why := sent_otherwise(request)) is not None:
+                raise _refused(self.refusal, ticket.refuse(why), request) from None
             if not ticket.record:  # a Client attempt (the Client records it) or PRIVSDK_USAGE=none: nothing to meter
                 return self.inner.handle_request(request)
             try:
@@ -266,6 +294,9 @@ def _seam(library: str) -> _Seam:
                     rerouting.reset(token)
             if self.proxy is not None and out.scheme != "https":
                 raise _refused(self.refusal, ticket.refuse(read_by_proxy(out, self.proxy)), request) from None
+            sent = request.extensions
+            if ("target" in sent or "sni_hostname" in sent) and (why := sent_otherwise(request)) is not None:
+                raise _refused(self.refusal, ticket.refuse(why), request) from None
             if not ticket.record:
                 return await self.inner.handle_async_request(request)
             try:
@@ -302,9 +333,14 @@ def _kept_for(body: _Kept) -> list[bytes] | None:
     At a second chunk the body's meter is built: an answer no meter counts (a file's content, audio) keeps nothing
     from then on (a one-chunk answer, as most JSON answers are, has its meter built by the writer). Past
     :data:`_KEEP_AT_MOST` chunks, the meter reads those kept so far, and they are let go of.
+
+    None, too, once the body's request is recorded: another thread can close the body (``response.close()``) while
+    its reader is between two chunks, and the close hands the kept chunks and the meter to the writer. The reader
+    then passes on what it reads, as the SDK reads it, and keeps nothing more.
     """
     kept = body.kept
-    assert kept is not None
+    if kept is None:
+        return None
     meter = body.meter
     if meter is None:
         meter = body.meter = body.ticket.meter(body.status, body.headers)

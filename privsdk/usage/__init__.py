@@ -34,6 +34,25 @@ def check_spec(spec: str, where: str) -> str:
     return text
 
 
+def require_otlp(where: str) -> None:
+    """A ConfigError placed at ``where`` unless the otlp extra's modules are installed: found, not imported."""
+    import importlib.util
+
+    from privsdk.errors import ConfigError
+
+    for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise ConfigError(
+                f"otlp needs {module}, which is not installed",
+                where=where,
+                hint="install the otlp extra: pip install 'privsdk[otlp]'",
+            )
+
+
 def bad_spec(spec: str, where: str) -> ConfigError:
     """The error for a usage store ``spec`` that is not one of :data:`SPEC`, placed at ``where`` (the variable,
     option or argument the value came from).

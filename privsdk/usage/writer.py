@@ -30,14 +30,20 @@ metrics for OpenTelemetry.
 * **Fork.** A child process never uses its parent's writer thread or sink (an
   SQLite connection must not cross a fork): after ``fork()`` the child starts
   with an empty queue, and opens its own sink on its first record. Records the
-  parent had queued stay the parent's to write.
+  parent had queued stay the parent's to write. Two things a child inherits
+  could still stop it writing: a module the writer thread was importing (left
+  half-initialised in the child), and the in-process lock state of an SQLite
+  transaction (a lock the child's own connection would wait for, which no one
+  in the child releases). So the writer thread never imports (the first record
+  imports the sink's modules, in its caller's thread, before the writer
+  starts), and ``fork()`` waits (``FORK_WAIT_S`` at most) until no writer is
+  in its sink.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import os
 import sys
 import threading
@@ -48,7 +54,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from privsdk.docs_url import page
-from privsdk.errors import ConfigError
+from privsdk.usage import require_otlp
 from privsdk.usage.record import UsageRecord
 from privsdk.usage.sanitize import clean
 from privsdk.usage.spec import parse_spec
@@ -61,6 +67,8 @@ IDLE_POLLS = 20
 EXIT_TIMEOUT_S = 5.0
 #: How long a close waits, at most, for the readers of streams that have just ended to queue their records.
 HELD_WAIT_S = 1.0
+#: How long a fork() waits, at most, for the writers in their sinks to come out (see _before_fork).
+FORK_WAIT_S = 1.0
 LOGGER = "privsdk.usage"
 
 
@@ -119,6 +127,9 @@ class _Flush:
 
 
 _STOP = object()
+#: What every writer may import at its first batch, whatever its sink: ``random``, for the request ids that
+#: deferred records draw as the writer builds them (:func:`privsdk.usage.record.new_request_id`).
+_WRITER_IMPORTS = ("random",)
 _RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
 #: Sinks a forked child inherited: kept referenced so that the child never closes its parent's connection.
 _ABANDONED: list[object] = []
@@ -134,7 +145,8 @@ class Recorder:
     """Takes :class:`~privsdk.usage.UsageRecord` values on the call path; a background thread writes them.
 
     ``open_sink`` is called in the writer thread when the first batch is ready
-    (and again after a failure). ``name`` names the sink in log messages, and
+    (and again after a failure); ``imports`` names the modules it needs, which
+    the first record imports before it starts the writer. ``name`` names the sink in log messages, and
     ``show_errors`` says whether a failure's message may be logged: true for
     sinks whose errors are about files and databases, false for the app's own
     function, whose exception text privsdk knows nothing about.
@@ -157,10 +169,13 @@ class Recorder:
         batch_size: int = BATCH_SIZE,
         linger: float = LINGER_S,
         exit_timeout: float = EXIT_TIMEOUT_S,
+        imports: Sequence[str] = (),
     ):
         if queue_size < 1 or batch_size < 1 or linger < 0:
             raise ValueError("queue_size and batch_size must be at least 1, linger at least 0")
         self._open_sink = open_sink
+        #: Imported by _start, in the first record's thread: the writer thread must never import (see _start).
+        self._imports = (*imports, *_WRITER_IMPORTS)
         self.name = name
         self._show_errors = show_errors
         self._queue_size = queue_size
@@ -185,6 +200,8 @@ class Recorder:
         self._waiters = 0
         self._thread: threading.Thread | None = None
         self._sink: Sink | None = None
+        #: Held by whoever is in the sink (opening, writing, flushing or closing it); a fork() waits for it.
+        self._in_sink = threading.RLock()
         self._warned: set[str] = set()
         #: What :meth:`hold` keeps: weak references, each gone from the set with its object (``discard`` is C code).
         self._held: set[weakref.ref[_Pending]] = set()
@@ -251,6 +268,13 @@ class Recorder:
                 self._drain()  # as the writer would: a deferred record is built, anything else counted
 
     def _start(self) -> None:
+        # What the writer would import with its first batch is imported here, before it starts: a fork() that
+        # caught the writer thread importing would leave the child the module half-initialised in sys.modules (its
+        # import lock held by a thread the child does not have), and every batch of the child would fail to import
+        # it ("partially initialized module"). An import that fails here fails again, counted, in the writer.
+        for module in self._imports:
+            with contextlib.suppress(Exception):
+                __import__(module)
         thread = threading.Thread(target=self._run, name=f"privsdk-usage-{self.name}", daemon=True)
         try:
             thread.start()
@@ -440,9 +464,10 @@ class Recorder:
         if not records:
             return
         try:
-            if self._sink is None:
-                self._sink = self._open_sink()
-            self._sink.write(records)
+            with self._in_sink:
+                if self._sink is None:
+                    self._sink = self._open_sink()
+                self._sink.write(records)
         except Exception as exc:
             written = exc.written if isinstance(exc, PartialWrite) else 0
             self.written += written
@@ -456,7 +481,8 @@ class Recorder:
     def _call_sink(self, method: str) -> None:
         if self._sink is not None:
             try:
-                getattr(self._sink, method)()
+                with self._in_sink:
+                    getattr(self._sink, method)()
             except Exception as exc:
                 self._warn_failure(method, exc)
 
@@ -467,7 +493,7 @@ class Recorder:
     def _drop_sink(self) -> None:
         sink, self._sink = self._sink, None
         if sink is not None:
-            with contextlib.suppress(Exception):  # already failing; the first failure was logged
+            with contextlib.suppress(Exception), self._in_sink:  # already failing; the first failure was logged
                 sink.close()
 
     # -- reporting -----------------------------------------------------------------------------
@@ -567,13 +593,27 @@ def open_recorder(
     if store.kind == "none":
         return NullRecorder()
     if store.kind == "otlp":
-        _require_otlp(where)
+        require_otlp(where)
+        # OpenTelemetry's exporters take 0.3-0.7 s to import: not on the app's first call but in the writer
+        # thread, at the cost of a child forked during that import (docs/usage-records.md, "Fork").
         return Recorder(_open_otlp, name="otlp", **options)
     path = store.path
     assert path is not None
     if store.kind == "sqlite":
-        return Recorder(lambda: _open_sqlite(path, max_age_days), name=f"sqlite {path}", show_errors=True, **options)
-    return Recorder(lambda: _open_jsonl(path, max_age_days), name=f"jsonl {path}", show_errors=True, **options)
+        return Recorder(
+            lambda: _open_sqlite(path, max_age_days),
+            name=f"sqlite {path}",
+            show_errors=True,
+            imports=("privsdk.usage.sqlite",),
+            **options,
+        )
+    return Recorder(
+        lambda: _open_jsonl(path, max_age_days),
+        name=f"jsonl {path}",
+        show_errors=True,
+        imports=("privsdk.usage.jsonl",),
+        **options,
+    )
 
 
 def _open_sqlite(path: str, max_age_days: int | None) -> Sink:
@@ -594,20 +634,6 @@ def _open_otlp() -> Sink:
     return OtlpSink()
 
 
-def _require_otlp(where: str) -> None:
-    for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            raise ConfigError(
-                f"otlp needs {module}, which is not installed",
-                where=where,
-                hint="install the otlp extra: pip install 'privsdk[otlp]'",
-            )
-
-
 def _close_ref(ref: weakref.ref[Recorder]) -> None:
     recorder = ref()
     if recorder is not None:
@@ -621,10 +647,35 @@ def _close_all() -> None:
         recorder.close(recorder._exit_timeout)
 
 
+#: The sink locks that this thread's fork() in progress holds (another thread may fork meanwhile).
+_forking = threading.local()
+
+
+def _before_fork() -> None:
+    """Wait until no writer is in its sink, ``FORK_WAIT_S`` at most, and keep it out until the fork is done: a
+    child forked in the middle of an SQLite transaction inherits its in-process lock state, and its own connection
+    would wait for a lock that no thread of the child will ever release. A writer is in its sink for one batch,
+    usually milliseconds; one that takes longer (waiting for a database another process keeps locked, for an OTLP
+    collector) is waited for no longer than that, and the fork goes on."""
+    deadline = time.monotonic() + FORK_WAIT_S
+    held = _forking.held = []
+    for recorder in list(_RECORDERS):
+        lock = recorder._in_sink
+        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    for lock in getattr(_forking, "held", ()):
+        lock.release()
+    _forking.held = []
+
+
 def _after_fork_in_child() -> None:
+    _forking.held = []  # the parent's locks: the child's recorders start with their own
     for recorder in list(_RECORDERS):
         recorder._forget_parent()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

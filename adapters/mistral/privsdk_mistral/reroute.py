@@ -254,7 +254,7 @@ def send(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
 async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     """:func:`send` for async clients."""
     kind, options, items = _call(out, ticket)
-    client, chosen = reroute.async_client(ticket.guard), str(ticket.decision.chosen)
+    client, chosen = reroute.async_client(ticket), str(ticket.decision.chosen)
     try:
         if kind == "embed":
             return reroute.json_answer(http, embedding(await client.embed(chosen, items, **options)))

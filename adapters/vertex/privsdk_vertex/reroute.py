@@ -527,7 +527,7 @@ async def asend(out: Outgoing, ticket: Pass, http: ModuleType) -> Any:
     call = _call(out, ticket)
     chosen = str(ticket.decision.chosen)
     try:
-        client = reroute.async_client(ticket.guard)
+        client = reroute.async_client(ticket)
         if isinstance(call, _Embed):
             return reroute.json_answer(
                 http, embedding(await client.embed(chosen, call.texts, **call.options), call.method)

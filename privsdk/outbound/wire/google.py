@@ -106,6 +106,9 @@ _IMAGE_MODELS = ("imagen", "imagegeneration", "imagetext", "virtual-try-on", "im
 # -- features ---------------------------------------------------------------------------------------
 
 #: A ``tools[]`` entry of generateContent holds one of these keys (both spellings) -> feature (None: no feature).
+#: Any other key is a tool kind the catalogue has no facts for, refused: ``parallelAiSearch`` and ``exaAiSearch``
+#: send the user's queries to a third party (Parallel.ai, Exa.ai) that no source read says anything about, so they
+#: are not Google Search grounding (``grounding_search``) and are not listed.
 _TOOLS: dict[str, str | None] = {}
 for _camel, _feature in (
     ("functionDeclarations", None),
@@ -119,7 +122,6 @@ for _camel, _feature in (
     ("urlContext", "hosted_tools"),
     ("computerUse", "hosted_tools"),
     ("mcpServers", "hosted_tools"),
-    ("parallelAiSearch", "grounding_search"),
 ):
     _TOOLS[_camel] = _feature
     _TOOLS["".join("_" + c.lower() if c.isupper() else c for c in _camel)] = _feature
@@ -491,7 +493,11 @@ def _generate_features(body: Any) -> frozenset[str]:
                 raise Unreadable("a tools entry is not an object")
             for key in tool:
                 if key not in _TOOLS:
-                    raise Unreadable(f"unknown tool kind {shown_segment(key)}")
+                    raise Unreadable(
+                        f"unknown tool kind {shown_segment(key)} (privsdk's catalogue has no facts for what this tool "
+                        "does with the request, so privsdk sends no request with it: leave the tool out, or upgrade "
+                        "privsdk if a newer release knows it)"
+                    )
                 feature = _TOOLS[key]
                 if feature is not None:
                     features.add(feature)

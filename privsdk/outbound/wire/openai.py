@@ -131,12 +131,16 @@ def _route(path: str) -> tuple[tuple[str, ...], str | None]:
     ``/v1/chat/completions`` -> ``(("chat", "completions"), None)``;
     ``/openai/deployments/gpt4o/chat/completions`` -> ``(("chat", "completions"), "gpt4o")``.
     """
-    segments = tuple(s for s in path.split("/") if s)
+    named = [s for s in path.split("/") if s]
+    # Read without case, as a server that routes without it (ASP.NET Core, behind Azure's hosts) would: judged as
+    # the deployment "/OpenAI/deployments/x/..." names, never as the first route word it holds. The deployment's
+    # name keeps its case.
+    segments = tuple(s.lower() for s in named)
     # Azure's, under a gateway's prefix or an AI Foundry project's (/api/projects/P/openai/v1/...) too.
     for at in range(len(segments) - 1):
         if segments[at] == "openai":
             if segments[at + 1] == "deployments" and at + 2 < len(segments):
-                return segments[at + 3 :], segments[at + 2]
+                return segments[at + 3 :], named[at + 2]
             if segments[at + 1] == "v1":
                 return segments[at + 2 :], BODY_DEPLOYMENT  # Azure's v1 API: the body's model names the deployment
     if segments and segments[0] == "openai":
@@ -505,10 +509,9 @@ def _plan(method: str, path: str) -> _Plan:
     if first == "models":  # a listing carries no content; deleting a fine-tuned model is something else
         return _Plan(Asks("models" if method == "GET" else "other", deployment=deployment), first, deployment)
     if first == "fine_tuning" and len(segments) > 1:
-        if method == "POST" and len(segments) == 2 and segments[1].lower() == "jobs":
-            # In any case: a server that routes without it would create the job from a body otherwise unread.
+        if method == "POST" and len(segments) == 2 and segments[1] == "jobs":
             return _Plan(None, "fine_tuning/jobs", deployment, _FINE_TUNE_FIELDS)
-        if segments[1].lower() == "alpha":
+        if segments[1] == "alpha":
             # Graders (run, validate): a grader's model or code run at OpenAI on what the request sends, as a
             # reinforcement job's is (refused there); no fine-tuning happens. The rest (listing, retrieving,
             # cancelling, pausing, resuming jobs; their events and checkpoints; a checkpoint's permissions, which
