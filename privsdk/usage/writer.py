@@ -34,10 +34,11 @@ metrics for OpenTelemetry.
   could still stop it writing: a module the writer thread was importing (left
   half-initialised in the child), and the in-process lock state of an SQLite
   transaction (a lock the child's own connection would wait for, which no one
-  in the child releases). So the writer thread never imports (the first record
-  imports the sink's modules, in its caller's thread, before the writer
-  starts), and ``fork()`` waits (``FORK_WAIT_S`` at most) until no writer is
-  in its sink.
+  in the child releases). So the writer thread of a SQLite or JSONL sink never
+  imports (the first record imports the sink's module, in its caller's thread,
+  before the writer starts; OpenTelemetry's exporters are too slow to import on
+  the app's call path), and ``fork()`` waits (``FORK_WAIT_S`` at most) until no
+  writer is in its sink.
 """
 
 from __future__ import annotations
