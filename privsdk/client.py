@@ -65,7 +65,7 @@ from privsdk.messages import (
 from privsdk.outbound.judge import Binding, Guard, bound, rerouting
 from privsdk.outbound.outgoing import shown_name
 from privsdk.policy import Policy, Target
-from privsdk.resilience import Budget, Limits, retrying
+from privsdk.resilience import Budget, Cutoff, Limits, cutoff, retrying
 from privsdk.streams import ChatStream
 from privsdk.tenants import TenantStore
 from privsdk.types import (
@@ -141,6 +141,14 @@ class _Call:
         self.failure: BaseException | None = None  # the last failed attempt's error, as recorded
 
 
+class _ClientGuard(Guard):
+    """A Client's guard. The sync httpx transports it guards end an attempt's answer at the attempt's bound
+    (:class:`privsdk.resilience.Cutoff`, :func:`privsdk.outbound.transport.guard_httpx`): the Client's requests alone
+    pay for that check."""
+
+    cuts_answers = True
+
+
 class _Core:
     """What sync and async clients share: policy, adapters per tenant, limits, the recorder."""
 
@@ -186,7 +194,7 @@ class _Core:
                 where = "Client(usage=)" if usage is not None else "PRIVSDK_USAGE"
                 raise ConfigError(exc.message, where=where, hint=exc.hint) from None
         # The one place requests are judged: every adapter's SDK client sends through this guard.
-        self.guard = Guard(
+        self.guard = _ClientGuard(
             _with_endpoints(self.policy, self.catalogue, self.endpoints),
             catalogue=self.catalogue,
             recorder=self.recorder,
@@ -209,6 +217,7 @@ class _Core:
         #: Calls in flight (between the first and the last attempt of their chain); close() waits for them, but for
         #: those of its own thread or task (``_mine``: close() called from a signal handler amid a call).
         self._calls = 0
+        self._taken = False  # set when close() takes the adapters to close them: none may be built after
         self._settled = threading.Condition(self._lock)
         self._mine: contextvars.ContextVar[int] = contextvars.ContextVar("privsdk_calls_here", default=0)
         for tenant in self.policy.tenants.values():  # a missing credential variable is a construction-time error
@@ -331,7 +340,11 @@ class _Core:
         credentials = self._tenant_credentials(tenant, vendor)
         key = (tuple(sorted(credentials.items())), target)
         with self._lock:
-            if self.closed:  # closed while this call was being planned: close() would not see this adapter
+            # Once closed, only a call already in flight may build an adapter (the fallback it moves on to): close()
+            # waits for it, then closes this adapter with the others. Any other call (closed while it was being
+            # planned), or one whose adapters close() has taken already (it ran amid this very call, from a signal
+            # handler), would leave an adapter nobody closes.
+            if self.closed and (self._taken or not self._mine.get()):
                 raise ClientClosed
             adapter = self._adapters.get(key)
             if adapter is None:
@@ -514,12 +527,15 @@ class _Core:
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
         token = bound.set(tuple.__new__(Binding, (target, call.tenant, call.data_class)))
+        # The SDK's timeout bounds each read; the answer as a whole must have come within ``limit`` too (Cutoff).
+        cut = cutoff.set(Cutoff(time.monotonic() + limit))
         try:
             result = getattr(adapter, send)(request, timeout=limit)
         except BaseException as exc:
             self.attempt_failed(call, target, adapter.vendor, exc, started, t0)
         finally:
             bound.reset(token)
+            cutoff.reset(cut)
         self.record(call, target, call.attempts, "ok", None, started, time.perf_counter() - t0, result.usage)
         return result
 
@@ -535,12 +551,17 @@ class _Core:
         budget: Budget,
     ) -> Any:
         """:meth:`attempt` for async calls (``send`` is ``achat``, ``aembed``, ``arerank``)."""
+        import asyncio  # loaded already, as this runs in an event loop; not at the top, for sync-only apps
+
         limit = self.attempt_timeout(call, timeout, adapter.vendor)
         call.attempts += 1
         started, t0 = time.time(), time.perf_counter()
         token = bound.set(tuple.__new__(Binding, (target, call.tenant, call.data_class)))
         try:
-            result = await getattr(adapter, send)(request, timeout=limit)
+            # The SDK's timeout bounds each read, not the answer: one that trickles in is cut here, at ``limit``
+            # (its TimeoutError is a VendorTimeout, as the SDK's own timeout is).
+            async with asyncio.timeout(limit):
+                result = await getattr(adapter, send)(request, timeout=limit)
         except BaseException as exc:
             self.attempt_failed(call, target, adapter.vendor, exc, started, t0)
         finally:
@@ -624,7 +645,7 @@ class _Core:
 
     def _take_adapters(self) -> list[Adapter]:
         with self._lock:
-            self.closed = True
+            self.closed = self._taken = True
             adapters, self._adapters = list(self._adapters.values()), {}
             self._tenant_adapters = {}
         return adapters
@@ -730,13 +751,41 @@ def _check_arguments(
                 raise bad("endpoints", f"the URL for {shown_key(vendor)} is {_a(url)}, not a str", "")
     if timeout is not None and not _seconds(timeout):
         raise bad("timeout", f"takes seconds, a number more than 0 (got {_shown_number(timeout)})", "e.g. timeout=30")
-    if limits is not None and not isinstance(limits, Limits):
-        raise bad("limits", f"takes a privsdk.resilience.Limits, not {_a(limits)}", "e.g. Limits(max_attempts=5)")
+    if limits is not None:
+        if not isinstance(limits, Limits):
+            raise bad("limits", f"takes a privsdk.resilience.Limits, not {_a(limits)}", "e.g. Limits(max_attempts=5)")
+        _check_limits(limits)
     if tenants is not None and not isinstance(tenants, TenantStore) and not callable(tenants):
         hint = "pass a TenantStore, or a provider (a function taking a tenant's name)"
         if isinstance(tenants, str):
             hint = "for a store spec use privsdk.tenants.parse_tenants_spec(SPEC), or set PRIVSDK_TENANTS"
         raise bad("tenants", f"takes a TenantStore or a provider, not {_a(tenants)}", hint)
+
+
+#: What each field of :class:`Limits` must be: field -> (check, what it takes). A wait or a cap below 0 would crash the
+#: first retry's sleep, and nan compares false with everything: a nan deadline would never let a retry run. (Lambdas:
+#: the checks are defined further down.)
+_LIMITS_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_attempts": (lambda v: _is_count(v), "a whole number, 1 or more"),
+    "deadline_s": (lambda v: _seconds(v), "seconds, a finite number more than 0"),
+    "backoff_base_s": (lambda v: _is_finite(v) and v >= 0, "seconds, a finite number, 0 or more"),
+    "backoff_cap_s": (lambda v: _is_finite(v) and v >= 0, "seconds, a finite number, 0 or more"),
+    "retry_after_cap_s": (lambda v: _is_finite(v) and v >= 0, "seconds, a finite number, 0 or more"),
+}
+assert set(_LIMITS_CHECKS) == set(Limits._fields)
+
+
+def _check_limits(limits: Limits) -> None:
+    """Each field of the constructor's ``limits`` the retries cannot run with is a ConfigError naming it, here rather
+    than a bare ValueError at the first retry (or retries silently off)."""
+    for field, (check, shape) in _LIMITS_CHECKS.items():
+        value = getattr(limits, field)
+        if not check(value):
+            raise ConfigError(
+                f"{field} takes {shape} (got {_shown_number(value)})",
+                where="Client(limits=)",
+                hint=f"e.g. Limits({field}={Limits._field_defaults[field]!r}), the default",
+            )
 
 
 def _seconds(value: object) -> bool:

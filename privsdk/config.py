@@ -549,7 +549,9 @@ class _Document:
         self._parsed: dict[tuple[str, ...], tuple[Requirement, ...]] = {}
         #: A tenant's attest table, as written, and the vendors it has its own credentials for -> its attestations
         #: with the file's defaults merged in.
-        self._attests: dict[tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]], frozenset[str]] = {}
+        self._attests: dict[
+            tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]], tuple[frozenset[str], frozenset[str]]
+        ] = {}
 
     @property
     def lines(self) -> list[str]:
@@ -888,6 +890,15 @@ class _Document:
                 "region",
                 hint="drop region (the ARN's Region is used) or make the two agree",
             )
+        if offering_id.startswith("openai.") and not extra.get("project", "proj_").startswith("proj_"):
+            # Sent as the OpenAI-Project header, which the guard refuses to read an organisation id (org-...) from.
+            raise self.fail(
+                f"target {name!r}: project {self.shown(extra['project'])} is not an OpenAI project id (proj_...)",
+                *keys,
+                "project",
+                hint="write the project id as OpenAI shows it in Settings; an organisation is named by "
+                "OPENAI_ORG_ID, and an attestation for it is scoped openai:KEY@org-ID",
+            )
         if "endpoint" in extra:
             problem = url_problem(extra["endpoint"])
             if problem is not None:
@@ -1002,13 +1013,14 @@ class _Document:
             for v, items in raw_attest.items()
         )
         cache_key = (written, owned_accounts(credentials))
-        attest = self._attests.get(cache_key)  # tenants repeat the same few tables
-        if attest is None:
+        attests = self._attests.get(cache_key)  # tenants repeat the same few tables
+        if attests is None:
             own = self.attest_table(raw_attest, cat, *keys, "attest")
-            own_vendors = {a.partition(":")[0] for a in own} | set(raw_attest) | set(cache_key[1])
+            own_vendors = frozenset({a.partition(":")[0] for a in own} | set(raw_attest) | set(cache_key[1]))
             attest = own | frozenset(a for a in base_attest if a.partition(":")[0] not in own_vendors)
             _check_combination(attest, cat, self.where(*keys, "attest"), None)
-            self._attests[cache_key] = attest
+            attests = self._attests[cache_key] = (attest, own_vendors)
+        attest, own_vendors = attests
 
         reroute: list[tuple[str, tuple[str, ...]]] = []
         for pattern, alts in self.table(raw.get("reroute", {}), *keys, "reroute").items():
@@ -1033,6 +1045,7 @@ class _Document:
             reroute=tuple(reroute),
             max_catalogue_age_days=max_age,
             credentials=credentials,
+            own_accounts=own_vendors,
         )
 
     def credentials(self, raw: Any, cat: Catalogue, *keys: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
@@ -1348,6 +1361,13 @@ def _account_attestation(text: str, cat: Catalogue) -> str:
                 "organisation (org-...)",
                 hint="write openai:KEY@proj_ID for a project or openai:KEY@org-ID for an organisation, as OpenAI "
                 "shows them in Settings",
+            )
+        if vendor == "azure":  # a resource's name is a DNS label, which the guard reads from the host lower-cased
+            account = account.lower()
+        elif vendor == "vertex" and account != account.lower():  # never a project id, which is lower-case
+            raise ConfigError(
+                f"attestation scope {text.strip()}@{account} is not a Google Cloud project id, which is lower-case",
+                hint="write the project id as the Google Cloud console shows it, e.g. vertex:KEY@my-project",
             )
         return _account_attestation(text, cat) + "@" + account
     vendor, colon, key = (p.strip() for p in text.partition(":"))

@@ -26,6 +26,7 @@ from privsdk.vocabulary import (
     FEATURES,
     OPERATIONS,
     STATEFUL_FEATURES,
+    WITHIN,
     MaxRetentionDays,
     Region,
     Requirement,
@@ -490,13 +491,23 @@ def evaluate(
             "(upgrade privsdk, or raise max_catalogue_age_days)"
         )
 
-    declared = for_account(tenant.attest | spec.attest, spec.account)
+    attested = spec.attest
+    if tenant.own_accounts:
+        # A target's approvals and settings (zdr, a BAA) are the deployment's account's, which a tenant's own is not;
+        # where the target is served (region=...) holds whoever's account it runs on.
+        attested = frozenset(
+            a
+            for a in attested
+            if a.partition(":")[0] not in tenant.own_accounts
+            or (a in offering.attestations and _geo_of(offering, a) is not None)
+        )
+    declared = for_account(tenant.attest | attested, spec.account)
     contradiction = _region_contradiction(spec, declared, catalogue)
     if contradiction:
         return stop(contradiction)
     applied = applicable_attestations(offering, declared)
     if spec.shows_geography:  # an attestation of where it is served holds only where the request really goes
-        applied = tuple(a for a in applied if (g := _geo_of(offering, a)) is None or spec.geography in g)
+        applied = tuple(a for a in applied if _served_within(spec.geography, _geo_of(offering, a)))
     facts = effective_facts(offering, applied, spec.model, operation, features)
     unmet = tuple(
         Unmet(str(req), fact.describe(), fact.source.ref, fact.as_of, fact.note)
@@ -523,6 +534,14 @@ def _geo_of(offering: Offering, attestation: str) -> frozenset[str] | None:
     ``bedrock:region=eu``, ``azure:deployment=regional_eu``), else None."""
     fact = offering.attestations[attestation].facts.get("regions")
     return fact.value if fact is not None and isinstance(fact.value, frozenset) else None
+
+
+def _served_within(shown: str | None, attested: frozenset[str] | None) -> bool:
+    """Whether a request whose host shows geography ``shown`` is served where an attestation says (``attested``,
+    None: it says nothing of where): in one of its geographies, or in a country of one of its areas (``WITHIN``)."""
+    if attested is None:
+        return True
+    return shown in attested or any(shown in WITHIN.get(area, ()) for area in attested)
 
 
 def _region_contradiction(spec: Target, declared: frozenset[str], catalogue: Catalogue) -> str | None:

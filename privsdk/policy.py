@@ -86,6 +86,9 @@ class Tenant(NamedTuple):
     max_catalogue_age_days: int = DEFAULT_MAX_CATALOGUE_AGE_DAYS
     #: (vendor, ((credential key, environment variable name), ...)): the tenant's own vendor accounts.
     credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    #: The attestation vendors whose account is the tenant's own (its credentials reach it, or it writes its own
+    #: ``attest.<vendor>``): the deployment's attestations for them, a target's included, say nothing of it.
+    own_accounts: frozenset[str] = frozenset()
 
     def alternatives(self, target: str, spelled: str | None = None) -> tuple[str, ...]:
         """The reroute list for ``target``: an exact entry for its name first, then for ``spelled`` (the

@@ -12,6 +12,7 @@ while the deadline has not passed.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -51,6 +52,25 @@ class Budget:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+
+class Cutoff:
+    """When the answer a sync attempt waits for must have come, as a monotonic clock reading (``at``).
+
+    httpx's timeouts bound each socket operation, not an answer: a body that trickles in, or a stream that sends
+    keep-alive comments, would hold an attempt past its timeout and the call past its deadline. The transports of a
+    Client's SDK clients end such an answer with a read timeout at ``at`` (:mod:`privsdk.outbound.transport`). A
+    stream's attempt moves ``at`` to the call's deadline once its first event has come: from then on the deadline
+    bounds its reads. Mutable for that reason: the stream's body holds this object, read after the attempt."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float):
+        self.at = at
+
+
+#: Set by a sync :class:`privsdk.Client` attempt while it sends (the async client cuts its attempts with asyncio).
+cutoff: contextvars.ContextVar[Cutoff | None] = contextvars.ContextVar("privsdk_cutoff", default=None)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from privsdk.errors import VendorError, VendorTimeout
 from privsdk.outbound.judge import Binding, bound
+from privsdk.resilience import Cutoff, cutoff
 from privsdk.types import ChatRequest, StreamEnd, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
     """
 
     _events: Iterator[StreamEvent] | None = None
+    _cutoff: Cutoff  # the open attempt's: its body's reads end at its ``at``
 
     def open(self, request: ChatRequest, timeout: float | None, controller: Any) -> None:
         _, self.target, self.decision = self._core.through_chain(self._call, request, controller, self._open, timeout)
@@ -118,6 +120,10 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         """One attempt to open ``target``'s stream (``call`` is this stream's own), retried through tenacity."""
         limit = self._core.attempt_timeout(call, timeout, adapter.vendor)  # before the attempt counts
         token = self._begin(target)
+        # The SDK's timeout bounds each read: the first event must have come within ``limit`` too (keep-alive
+        # comments do not count), and once it has, the stream's reads are bounded by the call's deadline (_opened).
+        self._cutoff = Cutoff(_monotonic() + limit)
+        cut = cutoff.set(self._cutoff)
         events = None
         try:
             events = adapter.stream(request, timeout=limit)
@@ -134,8 +140,10 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
             raise_translated(error, exc)  # an exception no adapter classified: a content-free privsdk error instead
         finally:
             bound.reset(token)
+            cutoff.reset(cut)
         self._events = events
         self._opened(first)
+        self._cutoff.at = self._deadline
 
     def __iter__(self) -> ChatStream:
         return self
@@ -158,8 +166,10 @@ class ChatStream(_Recorded, Iterator[StreamEvent]):
         if isinstance(event, StreamEnd):
             self._finish("ok", None, event.usage)
         elif _monotonic() >= self._deadline:  # Budget.remaining() <= 0, without a Python call on every event
-            # The deadline bounds the whole call, reads included. A blocking read cannot be cut from here;
-            # each read is bounded by the attempt's timeout, and the first event past the deadline ends it.
+            # The deadline bounds the whole call, reads included. A blocking read cannot be cut from here: the
+            # transports of httpx SDKs end the body at its first bytes past the deadline (resilience.Cutoff); for
+            # the others (botocore) each read is bounded by the attempt's timeout, and the first event past the
+            # deadline ends the stream.
             late = self._late()
             self._finish("error", late, _NO_USAGE)
             raise late
@@ -226,12 +236,17 @@ class AsyncChatStream(_Recorded, AsyncIterator[StreamEvent]):
         budget: Budget,
     ) -> None:
         """One attempt to open ``target``'s stream (``call`` is this stream's own), retried through tenacity."""
+        import asyncio  # loaded already, as this runs in an event loop; not at the top, for sync-only apps
+
         limit = self._core.attempt_timeout(call, timeout, adapter.vendor)  # before the attempt counts
         token = self._begin(target)
         events = None
         try:
             events = adapter.astream(request, timeout=limit)
-            first = await anext(events, None)
+            # The SDK's timeout bounds each read: the first event must have come within ``limit`` too (keep-alive
+            # comments do not count; its TimeoutError is a VendorTimeout, as the SDK's own timeout is).
+            async with asyncio.timeout(limit):
+                first = await anext(events, None)
         except BaseException as exc:
             if events is not None:
                 await _aclose(events)

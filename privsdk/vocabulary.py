@@ -59,6 +59,10 @@ GEOGRAPHIES: tuple[str, ...] = (
     "br",
     "apac",
 )
+#: The geographies a host can show inside an area a vendor defines: a request served in Tokyo is served in APAC (the
+#: AWS Regions privsdk places there). What the area may hold besides (AWS's APAC may take in the UAE) is no country
+#: a host in it shows, so none is listed.
+WITHIN: dict[str, frozenset[str]] = {"apac": frozenset({"au", "jp", "kr", "in", "sg"})}
 
 
 class _Requirement:

@@ -92,6 +92,15 @@ def no_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Records go to a JSONL file (this path; read it back with ``tests.guard_support.records``). A test module
+    whose records need more set up defines a ``usage`` fixture of its own."""
+    path = tmp_path / "usage.jsonl"
+    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
+    return path
+
+
+@pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     """Write a policy file and return its path."""
 

@@ -21,7 +21,7 @@ import pytest
 import privsdk
 from privsdk.catalogue import DATA_DIR, Catalogue
 from privsdk.types import Image, Message, Text, TextDelta
-from tests.openai_support import reset_default_guard
+from tests.guard_support import reset_default_guard
 from tests.wire.server import App, LoopbackServer
 
 TEXT = "A cat, asleep"

@@ -1,52 +1,113 @@
-"""Under ``privsdk.instrument()``, a ``privsdk.Client``'s cohere requests are judged by the Client's own guard.
+"""Under ``privsdk.instrument()``, a ``privsdk.Client``'s requests are judged by the Client's own guard.
 
-The cohere adapter builds a cohere ``ClientV2``, which ``instrument()`` guards as it is built, with the process-wide
-guard and the drop-in's reroute hooks; the adapter then guarded it with the Client's guard, which left it as it was.
-So a Client built with a policy of its own (``Client(policy=...)``, ``Client(environ=...)``) had its requests judged by
-the process-wide policy: what its own policy refuses at the wire was sent, and what it allows could be refused. Now
-the Client's guard replaces the one ``instrument()`` put there, for that client alone.
+The cohere and mistral adapters build their SDK's client (cohere ``ClientV2``, mistralai ``Mistral``, whose
+``BaseSDK.__init__`` takes the configuration), which ``instrument()`` guards as it is built, with the process-wide guard
+and the drop-in's reroute hooks; the adapter then guarded it with the Client's guard, which left it as it was. So a
+Client built with a policy of its own (``Client(policy=...)``, ``Client(environ=...)``) had its requests judged by the
+process-wide policy: what its own policy refuses at the wire was sent, and what it allows could be refused. Now the
+Client's guard replaces the one ``instrument()`` put there, for that client alone. The Bedrock adapter's boto3 clients
+are below.
 
-The real cohere SDK sends over real HTTP to a loopback server (``tests/wire``) speaking Cohere's v2 API.
+The real SDKs send over real HTTP to loopback servers (``tests/wire``) speaking each vendor's API.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cohere
 import pytest
+from mistralai.client import Mistral
+from mistralai.client.models import UserMessage
 
 import privsdk
 from privsdk.outbound.transport import is_guarded
 from privsdk.types import Image, Message, Text, TextDelta
 from tests import instrument_support as support
+from tests.guard_support import reset_default_guard
 from tests.instrument_support import TEXT, WITH_IMAGE, instrumented, send, stricter_catalogue, transports  # noqa: F401
-from tests.openai_support import reset_default_guard
 from tests.wire.cohere import CohereApp
-from tests.wire.server import LoopbackServer
+from tests.wire.mistral import MistralApp
+from tests.wire.server import App, LoopbackServer
 
-KEY = "co-under-instrument"
-MODEL = "command-a-03-2025"
-#: The target the Client calls: Cohere's platform, at the loopback server.
-TARGET = """
-[targets.co]
-offering = "cohere.saas"
-model = "{model}"
+
+class Vendor(NamedTuple):
+    """One SDK's side of these tests."""
+
+    name: str  # the credentials' vendor, and the Client's target's name
+    offering: str
+    model: str
+    key: str
+    key_variable: str  # the SDK's own key variable, which the tests leave unset
+    app: Callable[[str], App]  # the loopback server's wire app, answering with a text
+    seed: tuple[str, str, str]  # the catalogue file, a source of it and that source's date (stricter_catalogue)
+    #: A chat from a client the app builds with the SDK itself, at ``url``.
+    app_chat: Callable[[str, str, str], object]
+    #: The httpx clients the adapter's SDK client sends through.
+    adapter_http: Callable[[Any], list[Any]]
+
+
+def _cohere_chat(url: str, key: str, model: str) -> object:
+    client = cohere.ClientV2(api_key=key, base_url=url, max_retries=0)
+    return client.chat(model=model, messages=[cohere.UserChatMessageV2(content="Hello")])
+
+
+def _mistral_chat(url: str, key: str, model: str) -> object:
+    return Mistral(api_key=key, server_url=url).chat.complete(model=model, messages=[UserMessage(content="Hello")])
+
+
+VENDORS = [
+    Vendor(
+        "cohere",
+        "cohere.saas",
+        "command-a-03-2025",
+        "co-under-instrument",
+        "CO_API_KEY",
+        CohereApp,
+        ("cohere.toml", "SEED-COH", "2024-10-08"),
+        _cohere_chat,
+        lambda adapter: [adapter._client._client_wrapper.httpx_client.httpx_client],
+    ),
+    Vendor(
+        "mistral",
+        "mistral.api",
+        "mistral-small-latest",
+        "mistral-under-instrument",
+        "MISTRAL_API_KEY",
+        MistralApp,
+        ("mistral.toml", "MIS-APT", "2026-07-05"),
+        _mistral_chat,
+        lambda adapter: [adapter._sdk.sdk_configuration.client, adapter._sdk.sdk_configuration.async_client],
+    ),
+]
+
+
+def target(vendor: Vendor, url: str) -> str:
+    """The target the Client calls: the vendor's API at the loopback server, named for the vendor."""
+    return f"""
+[targets.{vendor.name}]
+offering = "{vendor.offering}"
+model = "{vendor.model}"
 endpoint = "{url}"
 """
 
 
+@pytest.fixture(params=VENDORS, ids=[v.name for v in VENDORS])
+def vendor(request: pytest.FixtureRequest) -> Vendor:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
-    """Cohere's API on loopback, which the process-wide policy (the environment) declares and lets every request
+def server(vendor: Vendor, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """The vendor's API on loopback, which the process-wide policy (the environment) declares and lets every request
     through to."""
-    for name in ("PRIVSDK_CONFIG", "PRIVSDK_REQUIRE", "PRIVSDK_ATTEST", "PRIVSDK_TENANTS", "CO_API_KEY"):
+    for name in ("PRIVSDK_CONFIG", "PRIVSDK_REQUIRE", "PRIVSDK_ATTEST", "PRIVSDK_TENANTS", vendor.key_variable):
         monkeypatch.delenv(name, raising=False)
-    with LoopbackServer(CohereApp(TEXT)) as running:
-        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{running.url}=cohere.saas")
+    with LoopbackServer(vendor.app(TEXT)) as running:
+        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{running.url}={vendor.offering}")
         monkeypatch.setenv("PRIVSDK_USAGE", "none")
         reset_default_guard()
         yield running
@@ -54,30 +115,30 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     reset_default_guard()
 
 
-def own_client(tmp_path: Path, url: str, *, aio: bool = False) -> Any:
+def own_client(vendor: Vendor, tmp_path: Path, url: str, *, aio: bool = False) -> Any:
     """A privsdk.Client with a policy and a catalogue of its own: its tenant requires no_provider_sharing, which an
-    image sent to Cohere's platform breaks, by its catalogue (not the process-wide one's)."""
-    catalogue = stricter_catalogue(tmp_path, "cohere.toml", "SEED-COH", "2024-10-08")
-    targets = TARGET.format(model=MODEL, url=url)
-    return support.own_client(tmp_path, catalogue, targets, {"cohere": {"api_key": KEY}}, aio=aio)
+    image sent to the vendor's API breaks, by its catalogue (not the process-wide one's)."""
+    catalogue = stricter_catalogue(tmp_path, *vendor.seed)
+    credentials = {vendor.name: {"api_key": vendor.key}}
+    return support.own_client(tmp_path, catalogue, target(vendor, url), credentials, aio=aio)
 
 
 @pytest.mark.parametrize("way", ["chat", "stream", "async chat"])
 @pytest.mark.usefixtures("instrumented")
 def test_what_the_clients_own_policy_refuses_at_the_wire_is_not_sent(
-    way: str, server: LoopbackServer, tmp_path: Path
+    way: str, vendor: Vendor, server: LoopbackServer, tmp_path: Path
 ) -> None:
     """An image in a chat, which the Client's own policy refuses (the guard reads it at the wire) and the process-wide
-    policy allows: under instrument() it was sent to Cohere, judged by the process-wide guard."""
+    policy allows: under instrument() it was sent to the vendor, judged by the process-wide guard."""
     aio = way == "async chat"
-    client = own_client(tmp_path, server.url, aio=aio)
+    client = own_client(vendor, tmp_path, server.url, aio=aio)
     try:
         with pytest.raises(privsdk.PolicyViolation, match="no_provider_sharing") as refused:
-            send(client, "co", way, WITH_IMAGE)
+            send(client, vendor.name, way, WITH_IMAGE)
         assert "file_inputs" in str(refused.value)
         assert server.requests == []
         # Text alone meets the Client's policy: sent, and answered.
-        assert send(client, "co", way, "What is in this picture?") == TEXT
+        assert send(client, vendor.name, way, "What is in this picture?") == TEXT
         assert len(server.requests) == 1
     finally:
         asyncio.run(client.aclose()) if aio else client.close()
@@ -85,44 +146,67 @@ def test_what_the_clients_own_policy_refuses_at_the_wire_is_not_sent(
 
 @pytest.mark.usefixtures("instrumented")
 def test_what_the_clients_own_policy_allows_is_not_refused_by_the_process_wide_one(
-    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    vendor: Vendor, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The other way round: the process-wide policy requires no_training, which Cohere's platform does not meet; a
-    Client configured by a mapping of its own (a policy file naming the target, no requirement) allows the call. Its
-    chat was refused under instrument()."""
+    """The other way round: the process-wide policy requires no_training, which neither Cohere's platform nor la
+    Plateforme's free plan meets; a Client configured by a mapping of its own (a policy file naming the target, no
+    requirement) allows the call. Its chat was refused under instrument()."""
     monkeypatch.setenv("PRIVSDK_REQUIRE", "no_training")
     reset_default_guard()
     config = tmp_path / "targets.toml"
-    config.write_text(TARGET.format(model=MODEL, url=server.url), encoding="utf-8")
+    config.write_text(target(vendor, server.url), encoding="utf-8")
     own = {"PRIVSDK_CONFIG": str(config), "PRIVSDK_USAGE": "none"}
-    client = privsdk.Client(environ=own, credentials={"cohere": {"api_key": KEY}})
+    client = privsdk.Client(environ=own, credentials={vendor.name: {"api_key": vendor.key}})
     try:
-        assert client.chat("co", "Hello").text == TEXT
+        assert client.chat(vendor.name, "Hello").text == TEXT
     finally:
         client.close()
     assert len(server.requests) == 1
     # The process-wide policy still judges the clients the app builds: instrument() guards them as before.
-    app_client = cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=0)
     with pytest.raises(privsdk.PolicyViolation, match="no_training"):
-        app_client.chat(model=MODEL, messages=[cohere.UserChatMessageV2(content="Hello")])
+        vendor.app_chat(server.url, vendor.key, vendor.model)
     assert len(server.requests) == 1
 
 
 @pytest.mark.usefixtures("instrumented")
-def test_the_adapters_cohere_client_sends_through_the_clients_guard_without_reroutes(
-    server: LoopbackServer, tmp_path: Path
+def test_the_adapters_client_sends_through_the_clients_guard_without_reroutes(
+    vendor: Vendor, server: LoopbackServer, tmp_path: Path
 ) -> None:
-    """What the Client's cohere client sends through: the Client's guard, and no reroute hook (the Client reroutes by
-    itself); instrument() had left the process-wide guard and the drop-in's reroute hooks there."""
-    client = own_client(tmp_path, server.url)
+    """What the Client's SDK client sends through, every httpx client of it: the Client's guard, and no reroute hook
+    (the Client reroutes by itself); instrument() had left the process-wide guard and the drop-in's reroute hooks
+    there."""
+    client = own_client(vendor, tmp_path, server.url)
     try:
-        assert client.chat("co", "Hello").text == TEXT
+        assert client.chat(vendor.name, "Hello").text == TEXT
         (adapter,) = client._core._adapters.values()
-        http = adapter._client._client_wrapper.httpx_client.httpx_client
-        assert is_guarded(http)
-        assert all(t.guard is client._core.guard and t.reroute is None for t in transports(http))
+        for http in vendor.adapter_http(adapter):
+            assert is_guarded(http)
+            assert all(t.guard is client._core.guard and t.reroute is None for t in transports(http))
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("vendor", [VENDORS[1]], ids=["mistral"], indirect=True)
+@pytest.mark.usefixtures("instrumented")
+def test_an_httpx_client_put_in_the_adapters_mistral_configuration_later_is_guarded_alike(
+    vendor: Vendor, server: LoopbackServer, tmp_path: Path
+) -> None:
+    """A new httpx client put in the configuration of the Client's mistralai client later (a framework's, on a new
+    event loop) gets the Client's guard too; an app's client built beside it keeps the process-wide guard and the
+    drop-in's reroute hooks."""
+    client = own_client(vendor, tmp_path, server.url)
+    try:
+        assert client.chat(vendor.name, "Hello").text == TEXT
+        (adapter,) = client._core._adapters.values()
+        config = adapter._sdk.sdk_configuration
+        config.async_client = type(config.async_client)()
+        assert is_guarded(config.async_client)
+        assert all(t.guard is client._core.guard and t.reroute is None for t in transports(config.async_client))
+    finally:
+        client.close()
+    http = Mistral(api_key=vendor.key, server_url=server.url).sdk_configuration.client
+    assert is_guarded(http)
+    assert all(t.guard is None and t.reroute is not None for t in transports(http))
 
 
 # -- Bedrock: boto3's bedrock-runtime client --------------------------------------------------------------------

@@ -752,6 +752,11 @@ LOAD_ERRORS = [
         ["target 'x' declares region 'us-east-1' (us) but attests region=eu"],
         id="region-contradicts-the-account-attestation",
     ),
+    pytest.param(  # sent as OpenAI-Project, where the guard refuses an organisation id: explain allowed it
+        f'[targets.x]\noffering = "openai.api"\nmodel = "gpt-4o"\nproject = "org-approved"  {MARK}\n',
+        ["target 'x': project 'org-approved' is not an OpenAI project id (proj_...)", "OPENAI_ORG_ID"],
+        id="openai-project-an-organisation",
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ import privsdk.boto3 as pboto3
 from privsdk.errors import PolicyViolation
 from privsdk.outbound.botocore_seam import is_guarded
 from privsdk.outbound.judge import Guard
+from tests.guard_support import records
 from tests.test_dropin_boto3 import (
     CLAUDE,
     JSON_TYPES,
@@ -42,7 +43,6 @@ from tests.test_dropin_boto3 import (
     attempts_counter,
     kwargs,
 )
-from tests.test_dropin_boto3_guard import records
 from tests.wire.bedrock import BedrockWire, sigv4
 from tests.wire.server import LoopbackServer
 

@@ -29,6 +29,7 @@ from privsdk.errors import PolicyViolation
 from privsdk.outbound.botocore_seam import is_guarded
 from privsdk.outbound.judge import Guard
 from privsdk.types import TextDelta
+from tests.guard_support import records
 from tests.wire.bedrock import BedrockWire, sigv4
 from tests.wire.server import LoopbackServer, Status, tls_context
 
@@ -78,13 +79,6 @@ def policy(monkeypatch: pytest.MonkeyPatch, require: str, attest: str = "") -> N
     if attest:
         monkeypatch.setenv("PRIVSDK_ATTEST", attest)
     Guard.reset_default()
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    Guard.default().flush(5)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def loopback(server: LoopbackServer, service: str = "bedrock-runtime") -> Any:
@@ -203,6 +197,27 @@ def test_a_feature_that_keeps_content_is_refused_under_zdr(
     assert "no facts on file_search" in str(caught.value)
     (record,) = records(usage)
     assert (record["outcome"], record["operation"], record["model"]) == ("refused", "chat", CLAUDE)
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "operation"),
+    [
+        ("amazon.nova-canvas-v1:0", {"taskType": "TEXT_IMAGE", "textToImageParams": {"text": PROMPT}}, "images"),
+        ("amazon.titan-image-generator-v2:0", {"taskType": "IMAGE_VARIATION"}, "images"),
+        ("amazon.nova-reel-v1:0", {"taskType": "TEXT_VIDEO", "textToVideoParams": {"text": PROMPT}}, "other"),
+    ],
+)
+def test_an_image_or_video_model_is_not_judged_as_a_chat(
+    server: LoopbackServer, usage: Path, monkeypatch: pytest.MonkeyPatch, model: str, body: Any, operation: str
+) -> None:
+    """InvokeModel on an image or video family makes no chat, and the catalogue has no facts on what Bedrock keeps of
+    it: refused before a byte, as its own operation. It was judged as a chat, which amazon.* allowed."""
+    policy(monkeypatch, "no_training")
+    with pytest.raises(PolicyViolation, match=f"'{operation}'|{operation}"):
+        loopback(server).invoke_model(modelId=model, body=json.dumps(body), **JSON_TYPES)
+    assert server.requests == []
+    (record,) = records(usage)
+    assert (record["outcome"], record["operation"], record["model"]) == ("refused", operation, model)
 
 
 def test_a_converse_member_privsdk_refuses_sends_nothing(
@@ -524,9 +539,22 @@ classes.default = ["no_training"]
         )
         assert answer["message"]["content"][0]["text"] == CohereApp().text
         assert [r.path for r in cohere_server.requests] == ["/endpoints/e/invocations"]
+        # What serves a request on the endpoint, picked by the request, may be another model than the target's.
+        choosers = {
+            "InferenceComponentName": "x-amzn-sagemaker-inference-component",
+            "TargetModel": "x-amzn-sagemaker-target-model",
+            "TargetContainerHostname": "x-amzn-sagemaker-target-container-hostname",
+            "TargetVariant": "x-amzn-sagemaker-target-variant",
+        }
+        for parameter, header in choosers.items():
+            with pytest.raises(PolicyViolation, match=f"request's {header} header picks what serves it"):
+                client.invoke_endpoint(
+                    EndpointName="e", Body=body, ContentType="application/json", **{parameter: "llama-3-70b"}
+                )
+        assert len(cohere_server.requests) == 1
         assert cohere_server.errors == []
     got = [(r["operation"], r["decision"], r["chosen_target"]) for r in records(tmp_path / "usage.jsonl")]
-    assert got == [("chat", "refuse", None), ("chat", "allow", "command-endpoint")]
+    assert got == [("chat", "refuse", None), ("chat", "allow", "command-endpoint")] + [("other", "refuse", None)] * 4
 
 
 def test_the_drop_in_default_session_is_its_own_and_boto3_is_left_as_it_is(

@@ -27,6 +27,7 @@ import privsdk
 import privsdk.cohere
 from privsdk.outbound.judge import Guard
 from tests.conftest import clean_env
+from tests.guard_support import records
 from tests.weather_tool import TOOLS
 from tests.wire.cohere import BILLED, CohereApp, ConnectProxy, aws_tls_context
 from tests.wire.server import LoopbackServer, Status, answered_in_memory
@@ -95,19 +96,6 @@ def wire() -> Iterator[tuple[CohereApp, LoopbackServer]]:
     with LoopbackServer(app) as server:
         yield app, server
     assert server.errors == []
-
-
-@pytest.fixture
-def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "usage.jsonl"
-    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
-    return path
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    """The usage records the process-wide guard wrote (flushed first)."""
-    Guard.default().flush()
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def declare(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, offering: str = "cohere.saas") -> None:
@@ -188,8 +176,8 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
         assert "zdr" in str(error) and "Paris" not in str(error) and KEY not in str(error)
         assert error.status_code is None and error.body is None
     assert server.requests == []
-    records = _records(usage)
-    assert [(r["outcome"], r["operation"], r["unmet"]) for r in records] == [
+    written = records(usage)
+    assert [(r["outcome"], r["operation"], r["unmet"]) for r in written] == [
         ("refused", op, ["zdr"]) for op in ("chat", "stream", "chat", "embed")
     ]  # one record per call: the SDK did not retry (max_retries=5)
 
@@ -253,9 +241,9 @@ def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
     server.fail(Status(500, body=b'{"message": "down"}'))
     with pytest.raises(ApiError):
         privsdk.cohere.ClientV2(api_key=KEY, base_url=server.url, max_retries=0).chat(model=MODEL, messages=MSG)
-    records = _records(usage)
+    written = records(usage)
     billed = (BILLED["input_tokens"], BILLED["output_tokens"])
-    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in records] == [
+    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in written] == [
         ("chat", "ok", MODEL, billed),
         ("stream", "ok", MODEL, billed),
         ("embed", "ok", "embed-v4.0", (3, None)),
@@ -263,7 +251,7 @@ def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
         ("models", "ok", None, (None, None)),
         ("chat", "error", MODEL, (None, None)),
     ]
-    assert records[-1]["http_status"] == 500 and all(r["vendor"] == "cohere" for r in records)
+    assert written[-1]["http_status"] == 500 and all(r["vendor"] == "cohere" for r in written)
 
 
 def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
@@ -285,7 +273,7 @@ def test_answers_a_transport_has_already_read_are_recorded_with_their_tokens(
 
     asyncio.run(chat())
     billed = (BILLED["input_tokens"], BILLED["output_tokens"])
-    assert [(r["operation"], r["outcome"], (r["input_tokens"], r["output_tokens"])) for r in _records(usage)] == [
+    assert [(r["operation"], r["outcome"], (r["input_tokens"], r["output_tokens"])) for r in records(usage)] == [
         ("chat", "ok", billed),
         ("stream", "ok", billed),
         ("chat", "ok", billed),
@@ -452,8 +440,8 @@ def test_the_sagemaker_client_is_judged_on_the_aws_host_it_signs_for(
     reply = sagemaker.chat(model="my-endpoint", messages=MSG)
     assert reply.message.content[0].text == CohereApp().text
     assert [r.path for r in server.requests] == ["/endpoints/my-endpoint/invocations"]
-    records = _records(usage)
-    assert [(r["outcome"], r["operation"], r["chosen_target"]) for r in records] == [
+    written = records(usage)
+    assert [(r["outcome"], r["operation"], r["chosen_target"]) for r in written] == [
         ("refused", "chat", None),
         ("refused", "chat", None),
         ("ok", "chat", "command-endpoint"),

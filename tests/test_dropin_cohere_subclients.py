@@ -44,8 +44,8 @@ import privsdk
 import privsdk.cohere
 from privsdk.outbound.transport import is_guarded, keep_guarded
 from tests import test_dropin_cohere_reroute as reroute_case  # its policy: the clinic reroutes to a private deployment
+from tests.guard_support import reset_default_guard
 from tests.instrument_support import Servers, declared_and_undeclared, instrumented  # noqa: F401 - a fixture
-from tests.openai_support import reset_default_guard
 from tests.wire.cohere import CohereApp
 from tests.wire.server import LoopbackServer
 

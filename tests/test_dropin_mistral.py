@@ -10,7 +10,6 @@ mistralai's ``MistralError``. The SDK's telemetry stays off under the drop-in.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import privsdk
 import privsdk.mistralai
 from privsdk.outbound.judge import Guard
 from tests.conftest import clean_env
+from tests.guard_support import records
 from tests.weather_tool import TOOLS
 from tests.wire.mistral import MODEL_ID, MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply, Status, json_reply
@@ -83,19 +83,6 @@ def wire() -> Iterator[tuple[MistralApp, LoopbackServer]]:
     with LoopbackServer(app) as server:
         yield app, server
     assert server.errors == []
-
-
-@pytest.fixture
-def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "usage.jsonl"
-    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
-    return path
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    """The usage records the process-wide guard wrote (flushed first)."""
-    Guard.default().flush()
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def declare(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, offering: str = "mistral.api") -> None:
@@ -172,8 +159,8 @@ def test_a_refused_request_sends_nothing_is_not_retried_and_raises_the_dual_clas
         assert "zdr" in str(error) and "Paris" not in str(error) and KEY not in str(error)
         assert error.status_code == 0 and error.body == "" and error.raw_response is None
     assert server.requests == []
-    records = _records(usage)
-    assert [(r["outcome"], r["operation"], r["unmet"]) for r in records] == [
+    written = records(usage)
+    assert [(r["outcome"], r["operation"], r["unmet"]) for r in written] == [
         ("refused", op, ["zdr"]) for op in ("chat", "stream", "embed", "chat")
     ]  # one record per call: the SDK's retries did not retry a refusal
 
@@ -218,15 +205,15 @@ def test_allowed_requests_leave_usage_records_with_operation_and_tokens(
     client.embeddings.create(model="mistral-embed", inputs=["one two three"])
     assert asyncio.run(client.chat.complete_async(model=MODEL, messages=MSG)).choices
     assert [m.id for m in client.models.list().data or ()] == [MODEL_ID]  # a listing: allowed anywhere placed
-    records = _records(usage)
-    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in records] == [
+    written = records(usage)
+    assert [(r["operation"], r["outcome"], r["model"], (r["input_tokens"], r["output_tokens"])) for r in written] == [
         ("chat", "ok", MODEL, app.usage),
         ("stream", "ok", MODEL, app.usage),
         ("embed", "ok", "mistral-embed", (3, 0)),
         ("chat", "ok", MODEL, app.usage),
         ("models", "ok", None, (None, None)),
     ]
-    assert all(r["vendor"] == "mistral" for r in records)
+    assert all(r["vendor"] == "mistral" for r in written)
 
 
 def test_the_guard_decides_on_what_the_request_asks_for(
@@ -547,7 +534,7 @@ def test_the_connectors_gateway_clients_of_a_guarded_client_are_guarded(
     assert raised.group_contains(privsdk.mistralai.PolicyViolation, match="unknown path shape /v1/connectors-gateway/")
     assert "CANARY" not in caplog.text
     assert server.requests == []
-    assert [(r["decision"], r["outcome"]) for r in _records(usage)] == [("refuse", "refused")] * 2
+    assert [(r["decision"], r["outcome"]) for r in records(usage)] == [("refuse", "refused")] * 2
     from privsdk.outbound.transport import is_guarded
 
     assert not is_guarded(plain.beta.connectors.http_client(connector_id_or_name="gmail"))
@@ -564,7 +551,7 @@ def test_a_stream_closed_before_its_end_is_recorded_cancelled(
         next(iter(events))
     with client.chat.stream(model=MODEL, messages=MSG) as events:
         list(events)
-    got = [(r["outcome"], (r["input_tokens"], r["output_tokens"])) for r in _records(usage)]
+    got = [(r["outcome"], (r["input_tokens"], r["output_tokens"])) for r in records(usage)]
     assert got == [("cancelled", (None, None)), ("ok", app.usage)]
 
 
@@ -644,4 +631,4 @@ def test_a_realtime_session_of_a_guarded_client_is_judged_before_its_websocket_o
     with pytest.raises(privsdk.mistralai.PolicyViolation, match="audio"):
         asyncio.run(client.audio.realtime_speech.connect("voxtral-tts", voice_id="v"))
     assert server.requests == []
-    assert [(r["outcome"], r["operation"]) for r in _records(usage)] == [("refused", "audio")] * 2
+    assert [(r["outcome"], r["operation"]) for r in records(usage)] == [("refused", "audio")] * 2

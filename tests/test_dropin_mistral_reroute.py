@@ -24,7 +24,7 @@ from privsdk_mistral import dropin
 import privsdk
 import privsdk.mistralai
 from privsdk.outbound.judge import Guard
-from tests.openai_support import reset_default_guard
+from tests.guard_support import reset_default_guard
 from tests.test_canaries import MARK, assert_clean, error_text, logs  # noqa: F401 - logs is a fixture
 from tests.weather_tool import TOOLS
 from tests.wire.cohere import CohereApp, vector

@@ -42,8 +42,8 @@ import privsdk
 import privsdk.mistralai
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded, keep_guarded
+from tests.guard_support import reset_default_guard
 from tests.instrument_support import Servers, declared_and_undeclared, instrumented  # noqa: F401 - a fixture
-from tests.openai_support import reset_default_guard
 from tests.wire.mistral import MODEL_ID, MistralApp
 from tests.wire.server import LoopbackServer, Recorded, Reply
 

@@ -25,7 +25,7 @@ import pytest
 import privsdk
 from privsdk import openai as dropin
 from privsdk.outbound.judge import Guard
-from tests.openai_support import reset_default_guard
+from tests.guard_support import reset_default_guard
 from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import Delay, LoopbackServer

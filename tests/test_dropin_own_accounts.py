@@ -282,3 +282,43 @@ credentials.bedrock = { aws_access_key_id = "ACME_AWS_ID", aws_secret_access_key
 )
 def test_what_a_request_carries_to_identify_itself(headers: dict[str, str], query: str, found: set[str]) -> None:
     assert carried(Outgoing("test", "POST", "https", "h", None, "/", query, headers)) == found
+
+
+def test_a_targets_attestations_say_nothing_of_a_tenants_own_account(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """A target's attestations are the deployment's account's: a tenant with its own OpenAI account (its
+    credentials), which attests nothing for it, was allowed under zdr on them, through the Client and a drop-in, and
+    its requests sent. The deployment's own tenant keeps them."""
+    from privsdk import openai as dropin
+
+    with LoopbackServer(OpenAIWire(key=ACME_KEY)) as server:
+        policy = f"""
+default_tenant = "deployment"
+
+[targets.oa-zdr]
+offering = "openai.api"
+model = "gpt-4o-mini"
+endpoint = "{server.url}/v1"
+attest = ["zdr"]
+
+[tenants.deployment]
+classes.default = ["zdr"]
+
+[tenants.acme]
+classes.default = ["zdr"]
+credentials.openai = {{ api_key = "ACME_OPENAI_KEY" }}
+"""
+        env = {"ACME_OPENAI_KEY": ACME_KEY, "OPENAI_API_KEY": ACME_KEY}  # the server takes one key
+        configure(monkeypatch, tmp_path, f"{server.url}/v1=openai.api", policy, **env)
+        with privsdk.Client() as client:
+            with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
+                client.chat("oa-zdr", "hello", tenant="acme")
+            assert server.requests == []
+            decision = client.chat("oa-zdr", "hello").decision  # the deployment's tenant
+            assert decision is not None and decision.outcome == "allow"
+        assert len(server.requests) == 1
+        sdk = dropin.OpenAI(api_key=ACME_KEY, base_url=f"{server.url}/v1", max_retries=0)
+        with privsdk.scope(tenant="acme"), pytest.raises(dropin.PolicyViolation, match="zdr"):
+            sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        assert len(server.requests) == 1

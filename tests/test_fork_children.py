@@ -27,7 +27,7 @@ import pytest
 from privsdk import openai as dropin
 from privsdk.outbound.judge import Guard
 from tests.conftest import REPO, clean_env
-from tests.openai_support import guard_env, usage_records
+from tests.guard_support import guard_env, usage_records
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
 

@@ -33,6 +33,7 @@ import privsdk.cohere
 import privsdk.mistralai
 from privsdk import openai as dropin
 from privsdk.outbound.judge import Guard
+from tests.guard_support import records
 from tests.wire.bedrock import BedrockWire
 from tests.wire.cohere import CohereApp
 from tests.wire.openai import OpenAIWire
@@ -192,11 +193,6 @@ def usage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str) ->
     monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
     Guard.reset_default()
     return path
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    Guard.default().flush(5)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def assert_refused_for_proxy(error: BaseException, proxy: RecordingProxy, usage: Path, *, scheme: str = "http") -> None:

@@ -30,17 +30,13 @@ from privsdk import openai
 from privsdk.errors import PolicyViolation
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.outgoing import Outgoing
+from tests.guard_support import records
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer, Recorded, Reply
 
 KEY = "sk-judged"
 CANARY = "canary-5d1e record"
 MESSAGES = [{"role": "user", "content": CANARY}]
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    Guard.default().flush(5)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 class CaseBlindServer:
@@ -67,15 +63,6 @@ class Gateway:
             return self.wire(request._replace(path=request.path[len("/openai") :]))
         self.to_vllm.append(request.path)
         return self.wire(request)
-
-
-@pytest.fixture
-def usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = tmp_path / "usage.jsonl"
-    monkeypatch.setenv("PRIVSDK_USAGE", f"jsonl://{path}")
-    Guard.reset_default()
-    yield path
-    Guard.reset_default()
 
 
 @pytest.fixture

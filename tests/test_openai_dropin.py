@@ -36,7 +36,7 @@ import privsdk
 from privsdk import openai as dropin
 from privsdk.outbound.judge import Guard
 from privsdk.outbound.transport import is_guarded
-from tests.openai_support import guard_env, reset_default_guard, usage_records
+from tests.guard_support import guard_env, reset_default_guard, usage_records
 from tests.weather_tool import TOOLS
 from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import Cut, LoopbackServer, Recorded, Reply, Status, answered_in_memory

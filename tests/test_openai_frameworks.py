@@ -21,7 +21,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 import privsdk
 from privsdk import openai as dropin
 from tests import instrument_support
-from tests.openai_support import guard_env, usage_records
+from tests.guard_support import guard_env, usage_records
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
 

@@ -76,6 +76,22 @@ def test_bedrock_region_comes_from_the_host(catalogue: Catalogue) -> None:
     assert (outcome, unmet) == ("refuse", ("region=eu",))
 
 
+def test_an_apac_attestation_holds_in_the_asia_pacific_regions_only(catalogue: Catalogue) -> None:
+    """A host in Tokyo shows jp, in Sydney au: the APAC area's countries. bedrock:region=apac never held at any host."""
+    guard = _guard({"PRIVSDK_REQUIRE": "region=apac", "PRIVSDK_ATTEST": "bedrock:region=apac"}, catalogue)
+    profile = Asks("chat", "apac.anthropic.claude-3-haiku-20240307-v1:0")
+    for region in ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2"):
+        url = f"https://bedrock-runtime.{region}.amazonaws.com/model/x/converse"
+        assert _decide(guard, url, profile)[0] == "allow", region
+    for region in ("eu-west-1", "me-central-1", "ap-east-1"):  # Hong Kong: no geography privsdk places
+        url = f"https://bedrock-runtime.{region}.amazonaws.com/model/x/converse"
+        assert _decide(guard, url, profile)[:2] == ("refuse", ("region=apac",)), region
+    # An area is not a country in it: region=jp is not met by an attestation of APAC.
+    tokyo = "https://bedrock-runtime.ap-northeast-1.amazonaws.com/model/x/converse"
+    strict = _guard({"PRIVSDK_REQUIRE": "region=jp", "PRIVSDK_ATTEST": "bedrock:region=apac"}, catalogue)
+    assert _decide(strict, tokyo, profile)[:2] == ("refuse", ("region=jp",))
+
+
 def test_attestations_scoped_to_an_account(catalogue: Catalogue) -> None:
     guard = _guard({"PRIVSDK_REQUIRE": "zdr", "PRIVSDK_ATTEST": "openai:zdr@proj_approved"}, catalogue)
     url = "https://api.openai.com/v1/chat/completions"
@@ -91,6 +107,9 @@ def test_azure_attestations_scoped_to_a_resource(catalogue: Catalogue) -> None:
     path = "/openai/deployments/gpt-4o/chat/completions"
     assert _decide(guard, "https://acme-eu.openai.azure.com" + path, asks)[0] == "allow"
     assert _decide(guard, "https://acme-us.openai.azure.com" + path, asks)[0] == "refuse"
+    # A resource's name is a DNS label, in any case: a scope written in capitals was accepted and never matched.
+    env["PRIVSDK_ATTEST"] = "azure:modified_abuse_monitoring@Acme-EU"
+    assert _decide(_guard(env, catalogue), "https://ACME-eu.openai.azure.com" + path, asks)[0] == "allow"
 
 
 def test_one_host_serving_several_offerings_takes_the_stricter_answer(catalogue: Catalogue) -> None:
@@ -147,6 +166,8 @@ def test_operations_the_catalogue_has_no_facts_for_are_refused(catalogue: Catalo
         # A scope names one kind of account: an OpenAI project (proj_) or organisation (org-), by its shape.
         ("openai:zdr@acme", "names neither an OpenAI project (proj_...) nor an organisation (org-...)"),
         ("openai:zdr@org_acme", "names neither"),
+        # A Google Cloud project id is lower-case: one in capitals could never match a request.
+        ("vertex:abuse_monitoring_exception@My-Project", "is not a Google Cloud project id, which is lower-case"),
     ],
 )
 def test_bad_scoped_attestations(catalogue: Catalogue, value: str, message: str) -> None:
@@ -709,6 +730,19 @@ def test_on_azures_v1_api_the_bodys_model_is_the_deployment(write_config, catalo
             CHAT_4O,
             {"openai-project": "proj_other"},
         ),
+        (  # a Vertex target naming no project (it comes from GOOGLE_CLOUD_PROJECT), and a request for one
+            '[targets.t]\noffering = "vertex.gemini"\nmodel = "gemini-2.5-flash"\nregion = "europe-west4"\n'
+            'attest = ["abuse_monitoring_exception", "caching_disabled"]\n',
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/someone-else/x",
+            Asks("chat", "gemini-2.5-flash", project="someone-else", location="europe-west4", publisher="google"),
+            {},
+        ),
+        (  # an OpenAI target naming no project (it comes from OPENAI_PROJECT_ID), and a request naming one
+            '[targets.t]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\nattest = ["zdr"]\n',
+            "https://api.openai.com/v1/chat/completions",
+            CHAT_4O,
+            {"openai-project": "proj_unapproved"},
+        ),
         (  # an Azure target naming no resource (it comes from AZURE_OPENAI_ENDPOINT), and a resource's request
             '[targets.t]\noffering = "azure.openai"\nmodel = "gpt-4o-mini"\nattest = ["deployment=data_zone_eu"]\n',
             "https://contoso-us.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions",
@@ -727,7 +761,8 @@ def test_on_azures_v1_api_the_bodys_model_is_the_deployment(write_config, catalo
 def test_a_targets_attestations_hold_for_its_own_account_and_region_only(  # type: ignore[no-untyped-def]
     write_config, catalogue: Catalogue, config: str, url: str, asks: Asks, headers: dict[str, str]
 ) -> None:
-    """A target's attestations were lent to any account and any Region of its offering."""
+    """A target's attestations were lent to any account and any Region of its offering, and a target naming no
+    account to a request naming any."""
     guard = _guard_file(write_config, catalogue, config + '[tenants.acme]\nclasses.default = ["zdr", "region=eu"]\n')
     scheme, _, rest = url.partition("://")
     host, _, path = rest.partition("/")

@@ -217,9 +217,12 @@ def test_the_wheel_and_sdist_hold_what_they_should(tmp_path: Path) -> None:
     for package in PACKAGES:
         folder = REPO / package if package == "privsdk" else REPO / "adapters" / package.split("_")[1] / package
         for module in folder.rglob("*"):
+            if module.name == "privsdk-run.pth":  # at the wheel's root instead, where site.py runs it
+                continue
             if module.is_file() and not any(c in str(module) for c in CACHES):
                 assert f"{package}/{module.relative_to(folder).as_posix()}" in names, module
     assert not [n for n in names if any(c in n for c in CACHES)]
+    assert "privsdk-run.pth" in names  # at the wheel's root, so in site-packages, where site.py runs it
     meta = zipfile.ZipFile(wheel).read(f"privsdk-{__version__}.dist-info/METADATA").decode()
     assert f"Version: {__version__}" in meta and "Requires-Python: >=3.11" in meta
     assert "License-Expression: Apache-2.0" in meta and f"Project-URL: Documentation, {DOCS_URL}" in meta

@@ -27,7 +27,7 @@ from privsdk.outbound.judge import Guard
 from privsdk.usage import UsageRecord, jsonl
 from privsdk.usage.report import summarise
 from tests import test_dropin_openai_reroute as reroute_policy
-from tests.openai_support import reset_default_guard
+from tests.guard_support import reset_default_guard
 from tests.wire.openai import OpenAIWire, error_body
 from tests.wire.server import Delay, LoopbackServer, Status
 

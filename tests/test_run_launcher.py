@@ -344,6 +344,31 @@ def test_a_shebang_without_such_an_option_runs_guarded(tmp_path: Path, stand_in:
     assert stand_in.connections == 0
 
 
+#: A launcher's (or an app's) own sitecustomize, as opentelemetry-instrument and ddtrace-run put first on PYTHONPATH.
+OTHER_SITECUSTOMIZE = "import sys\nsys.stderr.write('[the other sitecustomize ran]\\n')\n"
+
+
+@pytest.mark.parametrize("where", ["before privsdk's", "after privsdk's"])
+def test_a_sitecustomize_of_the_launcher_or_the_app_runs_and_the_program_stays_guarded(
+    where: str, app: Path, tmp_path: Path, stand_in: StandIn
+) -> None:
+    """Python imports the first sitecustomize on sys.path alone. One a launcher put before privsdk's shadowed the
+    guard, and the program's prompt reached the host; one after privsdk's (an app's) never ran. Now privsdk-run.pth
+    loads the guard whatever comes first, and privsdk's sitecustomize runs the one it shadows."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text(OTHER_SITECUSTOMIZE, encoding="utf-8")
+    if where == "before privsdk's":
+        launcher = ["/bin/sh", "-c", f'PYTHONPATH={other}:$PYTHONPATH exec "$@"', "sh"]
+        done, pythons = privsdk_run(*launcher, sys.executable, str(app)), 1
+    else:  # privsdk run's own Python loads it as well, then the program's, once each
+        done, pythons = privsdk_run(sys.executable, str(app), PYTHONPATH=str(other)), 2
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("[the other sitecustomize ran]") == pythons
+    assert "privsdk" in done.stdout and "PolicyViolation" in done.stdout
+    assert stand_in.connections == 0
+
+
 def test_a_python_that_cannot_import_privsdk_stops_before_the_program_runs(tmp_path: Path, stand_in: StandIn) -> None:
     """Another venv's Python: site.py would print "Error in sitecustomize" and run the program unguarded."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "other")], check=True, timeout=120)

@@ -21,7 +21,7 @@ import pytest
 
 from privsdk import openai as dropin
 from privsdk.outbound import transport
-from tests.openai_support import guard_env, usage_records
+from tests.guard_support import guard_env, usage_records
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
 

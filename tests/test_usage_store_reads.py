@@ -19,7 +19,7 @@ from privsdk import openai as dropin
 from privsdk.cli import main
 from privsdk.outbound.judge import Guard
 from privsdk.usage.retention import DAY_S
-from tests.openai_support import reset_default_guard
+from tests.guard_support import reset_default_guard
 from tests.wire.openai import OpenAIWire
 from tests.wire.server import LoopbackServer
 

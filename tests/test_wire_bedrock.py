@@ -121,6 +121,44 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         Asks("embed", "amazon.nova-2-multimodal-embeddings-v1:0"),
     ),
     (
+        "nova embeddings of an image",
+        request(
+            model_path("amazon.nova-2-multimodal-embeddings-v1:0", "invoke"),
+            {"taskType": "SINGLE_EMBEDDING", "singleEmbeddingParams": {"image": {"format": "png"}}},
+        ),
+        Asks("embed", "amazon.nova-2-multimodal-embeddings-v1:0", frozenset({"file_inputs"})),
+    ),
+    (
+        "nova embeddings of a video, in segments",
+        request(
+            model_path("amazon.nova-2-multimodal-embeddings-v1:0", "invoke"),
+            {"taskType": "SEGMENTED_EMBEDDING", "segmentedEmbeddingParams": {"video": {"format": "mp4"}}},
+        ),
+        Asks("embed", "amazon.nova-2-multimodal-embeddings-v1:0", frozenset({"file_inputs"})),
+    ),
+    # Image, video and speech families make no chat: InvokeModel on one is their own operation, refused for want of
+    # facts (it was judged as a chat, and allowed under amazon.*).
+    (
+        "nova canvas makes images",
+        request(model_path("amazon.nova-canvas-v1:0", "invoke"), {"taskType": "TEXT_IMAGE", "textToImageParams": {}}),
+        Asks("images", "amazon.nova-canvas-v1:0"),
+    ),
+    (
+        "titan image generator makes images",
+        request(model_path("amazon.titan-image-generator-v2:0", "invoke"), {"taskType": "IMAGE_VARIATION"}),
+        Asks("images", "amazon.titan-image-generator-v2:0"),
+    ),
+    (
+        "stability makes images, streamed or not",
+        request(model_path("us.stability.sd3-5-large-v1:0", "invoke-with-response-stream"), {"prompt": "x"}),
+        Asks("images", "us.stability.sd3-5-large-v1:0"),
+    ),
+    (
+        "nova reel makes video",
+        request(model_path("amazon.nova-reel-v1:0", "invoke"), {"taskType": "TEXT_VIDEO"}),
+        Asks("other", "amazon.nova-reel-v1:0"),
+    ),
+    (
         "cohere rerank",
         request(model_path("cohere.rerank-v3-5:0", "invoke"), {"query": "q", "documents": ["d"], "api_version": 2}),
         Asks("rerank", "cohere.rerank-v3-5:0"),

@@ -13,11 +13,12 @@ import pytest
 
 
 class Collector(http.server.ThreadingHTTPServer):
-    """A loopback OTLP/HTTP receiver: keeps the body of every POST by path, answers 200."""
+    """A loopback OTLP/HTTP receiver: keeps the body of every POST by path, answers ``answer`` (200: accepted)."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _CollectorHandler)
         self.posts: list[tuple[str, bytes]] = []
+        self.answer = 200
 
 
 class _CollectorHandler(http.server.BaseHTTPRequestHandler):
@@ -28,7 +29,7 @@ class _CollectorHandler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         self.server.posts.append((self.path, body))
-        self.send_response(200)
+        self.send_response(self.server.answer)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import math
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
@@ -359,8 +358,9 @@ def _refused_for_proxy(passed: Pass, out: Outgoing, proxy: str, forwarding: bool
 
 def _read_timeout(client: Any) -> float | None:
     """The read timeout of ``client``'s config, in seconds (botocore's default is 60); None for none."""
-    seconds = getattr(client.meta.config, "read_timeout", None)
-    return float(seconds) if isinstance(seconds, (int, float)) and 0 < seconds < math.inf else None
+    from privsdk.outbound.reroute import wait_seconds  # here: importing the seam does not load the reroutes
+
+    return wait_seconds(getattr(client.meta.config, "read_timeout", None))
 
 
 def _reroutes(guard: object) -> TypeGuard[CoreGuard]:

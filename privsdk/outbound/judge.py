@@ -519,9 +519,9 @@ class Guard:
 
         A target's attestations hold for what it names and nothing else: a request for another model, another
         account (an OpenAI or Google Cloud project, an Azure resource) or another region than the target's is not
-        that target, and is judged as the catalogue has it. Where the request's host shows an account (an Azure
-        resource) or the request a region, and the target names none, which it is for cannot be told: it is not
-        that target either.
+        that target, and is judged as the catalogue has it. Where the request shows an account (an Azure resource in
+        its host, a Google Cloud project in its path, an OpenAI project or organisation header) or a region, and
+        the target names none, which it is for cannot be told: it is not that target either.
         """
         region = place.region or asks.location
         matches = [
@@ -529,7 +529,8 @@ class Guard:
             for t in self.policy.targets.values()
             if t.offering == offering
             and (t.endpoint.rstrip("/") == place.endpoint if t.endpoint else not place.shows_account)
-            and (t.project is None or t.project == account)
+            # None for both: neither names an account. One the host shows (an Azure resource) is the endpoint's.
+            and (t.project == account or (place.shows_account and t.project is None))
             and (t.region == region if region is not None else True)
             and (
                 asks.deployment == (t.deployment or t.model)  # a deployment is named by the target, or is its model
@@ -556,7 +557,19 @@ def protocols_at(offerings: tuple[str, ...]) -> dict[str, str]:
 
 
 def protocol_of(offerings: tuple[str, ...], sdk: str) -> str:
-    """The wire protocol of a request the ``sdk`` seam sends to a host serving ``offerings``."""
+    """The wire protocol of a request the ``sdk`` seam sends to a host serving ``offerings``. ``sdk`` names several
+    SDKs joined by ``+`` for an httpx client their clients share (:func:`privsdk.outbound.transport.guard_httpx`):
+    where they speak different protocols to the host, which one sent a request cannot be told, and it is refused."""
+    if "+" in sdk:
+        sdks = sdk.split("+")
+        protocols = {protocol_of(offerings, one) for one in sdks}
+        if len(protocols) > 1:
+            raise Unreadable(
+                f"the httpx client that sent this request is shared by {' and '.join(sdks)} clients, which speak "
+                "different protocols to this host, so privsdk cannot tell which protocol to read (give each SDK "
+                "client an httpx client of its own)"
+            )
+        return protocols.pop()
     vendor = _SDK_VENDOR.get(sdk)
     offering = next((o for o in offerings if o.partition(".")[0] == vendor), offerings[0])
     return PROTOCOLS.get(offering) or PROTOCOLS[offering.partition(".")[0]]

@@ -131,7 +131,12 @@ def read_timeout(request: Any) -> float | None:
     seconds: the read timeout the SDK's client (or the call) gave it, which httpx keeps in the request's
     ``timeout`` extension. None when it waits without end or says nothing."""
     said = request.extensions.get("timeout")
-    seconds = said.get("read") if isinstance(said, Mapping) else None
+    return wait_seconds(said.get("read") if isinstance(said, Mapping) else None)
+
+
+def wait_seconds(seconds: object) -> float | None:
+    """``seconds``, an SDK's setting, as a time to wait: a number more than 0 and finite; None for any other (no
+    bound, or none said)."""
     return float(seconds) if isinstance(seconds, (int, float)) and 0 < seconds < math.inf else None
 
 

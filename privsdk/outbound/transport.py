@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -26,6 +28,7 @@ from privsdk.errors import ConfigError, PolicyViolation
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Guard, Pass, rerouting
 from privsdk.outbound.outgoing import Meter, Outgoing, proxy_origin, read_by_proxy
+from privsdk.resilience import Cutoff, cutoff
 
 #: Builds the exception a seam raises for a refusal: both PolicyViolation and the SDK's error base. One whose
 #: ``request`` is None (openai's errors name the request they are about) is given the refused httpx request.
@@ -36,6 +39,7 @@ Refusal = Callable[[PolicyViolation], BaseException]
 Rerouter = Callable[[Outgoing, Pass, ModuleType], Any]
 AsyncRerouter = Callable[[Outgoing, Pass, ModuleType], Awaitable[Any]]
 C = TypeVar("C")
+_monotonic = time.monotonic
 
 
 def outgoing(request: Any, sdk: str, body: bytes) -> Outgoing:
@@ -70,20 +74,21 @@ def sent_otherwise(request: Any) -> str | None:
     httpcore sends the ``target`` extension as its request line's path and query, and asks TLS for the
     ``sni_hostname`` extension's host, by which a shared front end routes. An app's event hook can set either."""
     url = request.url
+    origin = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
     target = request.extensions.get("target")
     if target is not None and target != url.raw_path:
         return (
-            f"the request to {url.scheme}://{url.netloc.decode('ascii', 'replace')} carries httpcore's 'target' "
-            "extension, which sends another path than its URL's, the one judged (remove the extension)"
+            f"the request to {origin} carries httpcore's 'target' extension, which sends another path than its "
+            "URL's, the one judged (remove the extension)"
         )
     sni = request.extensions.get("sni_hostname")
     if sni is not None:
         name = sni.decode("ascii", "replace") if isinstance(sni, bytes) else str(sni)
         if name.lower().rstrip(".") != url.host.rstrip("."):
             return (
-                f"the request to {url.scheme}://{url.netloc.decode('ascii', 'replace')} carries httpcore's "
-                "'sni_hostname' extension, which names another host to TLS than its URL's, the one judged: a "
-                "front end that routes by it would serve the request elsewhere (remove the extension)"
+                f"the request to {origin} carries httpcore's 'sni_hostname' extension, which names another host to "
+                "TLS than its URL's, the one judged: a front end that routes by it would serve the request elsewhere "
+                "(remove the extension)"
             )
     return None
 
@@ -103,6 +108,7 @@ class _Seam(NamedTuple):
     async_transport: type[Any]
     client: type[Any]
     async_client: type[Any]
+    cut: type[Any]
 
 
 @functools.lru_cache(maxsize=4)
@@ -309,7 +315,44 @@ def _seam(library: str) -> _Seam:
         async def aclose(self) -> None:
             await self.inner.aclose()
 
-    return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient)
+    class CutTransport(http.BaseTransport):  # type: ignore[misc]
+        """Inside the guard of a privsdk.Client's sync SDK client: a Client attempt's answer that has not fully come
+        by its cutoff (:class:`privsdk.resilience.Cutoff`) ends with a read timeout, which each SDK raises as its
+        own timeout. httpx's timeouts bound each read: an answer that trickles in, or a stream of keep-alive
+        comments, would otherwise run past the attempt's timeout and the call's deadline. Only the Client's
+        transports have this layer (:func:`guard_httpx`): other requests pay nothing for it."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: Any) -> Any:
+            response = self.inner.handle_request(request)
+            ends = cutoff.get()
+            if ends is not None:
+                response.stream = CutStream(response.stream, ends, request)
+            return response
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class CutStream(http.SyncByteStream):  # type: ignore[misc]
+        """A response body that ends with a read timeout at the first chunk past its cutoff's ``at``, read at each
+        chunk: a stream's attempt moves it to the call's deadline once the stream is open."""
+
+        def __init__(self, inner: Any, ends: Cutoff, request: Any) -> None:
+            self.inner, self.ends, self.request = inner, ends, request
+
+        def __iter__(self) -> Iterator[bytes]:
+            ends = self.ends
+            for chunk in self.inner:
+                if _monotonic() >= ends.at:
+                    raise http.ReadTimeout("the answer did not come in time", request=self.request)
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    return _Seam(GuardTransport, AsyncGuardTransport, http.Client, http.AsyncClient, CutTransport)
 
 
 #: How many chunks of an answer a metered body keeps for the writer thread's meter: past them (a long stream), the
@@ -420,6 +463,10 @@ def proxy_of(transport: Any) -> str | None:
         transport = transport.inner
     pool = getattr(transport, "_pool", None)
     if pool is None:
+        # openai's aiohttp transport (DefaultAioHttpClient) keeps the httpx Proxy that httpx hands a proxy mount.
+        proxy: Any = getattr(transport, "proxy", None)
+        if type(proxy).__name__ == "Proxy" and type(proxy).__module__.partition(".")[0] in ("httpx", "httpx2"):
+            return proxy_origin(proxy.url.scheme, proxy.url.host, proxy.url.port)
         return None
     for cls in type(pool).__mro__:
         if cls.__name__ in _PROXY_POOLS and cls.__module__.partition(".")[0] in ("httpcore", "httpcore2"):
@@ -458,25 +505,85 @@ def guard_httpx(
     if guard is None:  # loaded as the client is built: a bad PRIVSDK_* value is a ConfigError here, not a refusal later
         Guard.default()
     sdklogs.install()  # the SDK and its HTTP stack log headers and bodies at DEBUG: keep them out of the app's logs
+    # A privsdk.Client's guard: its sync transports cut each attempt's answer at the attempt's bound (CutTransport),
+    # whoever guarded them first (under instrument(), the process-wide guard, which the Client's then replaces).
+    cuts = getattr(guard, "cuts_answers", False)
     wrap: Callable[[Any], Any]
     if isinstance(client, seam.async_client):
+        guarded: type[Any] = seam.async_transport
 
         def wrap(t: Any) -> Any:
-            if t is None or isinstance(t, seam.async_transport):
+            if t is None:
                 return t
+            if isinstance(t, seam.async_transport):
+                return _shared(t, sdk)
             return seam.async_transport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=areroute)
     else:
+        guarded = seam.transport
 
         def wrap(t: Any) -> Any:
-            if t is None or isinstance(t, seam.transport):
+            if t is None:
                 return t
-            return seam.transport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=reroute)
+            if isinstance(t, seam.transport):
+                _shared(t, sdk)
+            else:
+                t = seam.transport(t, sdk=sdk, refusal=refusal, guard=guard, reroute=reroute)
+            return _cutting(seam, t) if cuts else t
 
     # httpx keeps the default transport and the proxy mounts in these two attributes; it has no public setter.
     target: Any = client
     target._transport = wrap(target._transport)
     target._mounts = {pattern: wrap(t) for pattern, t in target._mounts.items()}
+    # httpx picks each request's transport in _transport_for_url: put one where the app may have put another since
+    # (_transport, _mounts), or made by the class's own. An instance attribute, as the client's type stays its own;
+    # holding the client by a weak proxy, so that it is freed, and its connections closed, as soon as it is dropped.
+    target.__dict__["_transport_for_url"] = functools.partial(
+        _picked, type(target)._transport_for_url, wrap, guarded, weakref.proxy(target)
+    )
     return client
+
+
+def _picked(
+    pick: Callable[[Any, Any], Any], wrap: Callable[[Any], Any], guarded: type[Any], client: Any, url: Any
+) -> Any:
+    """The transport ``client`` picks for ``url`` (``pick``, its class's ``_transport_for_url``), guarded: one the app
+    put in its ``_transport`` or ``_mounts`` after it was guarded is guarded in place first."""
+    transport = pick(client, url)
+    if type(transport) is guarded:  # as almost always: one type check a request
+        return transport
+    client._transport = wrap(client._transport)
+    client._mounts = {pattern: wrap(t) for pattern, t in client._mounts.items()}
+    transport = pick(client, url)
+    return transport if type(transport) is guarded else wrap(transport)  # one the class made itself: each time
+
+
+def _shared(transport: Any, sdk: str) -> Any:
+    """``transport``, guarded already, now also sending ``sdk``'s requests: an httpx client two SDKs' clients share,
+    whose requests the guard reads in the protocol of neither where theirs differ (:func:`judge.protocol_of`)."""
+    if sdk not in transport.sdk.split("+"):
+        transport.sdk = f"{transport.sdk}+{sdk}"
+    return transport
+
+
+def cut_answers(client: C) -> C:
+    """Have the guarded transports of the sync httpx (or httpx2) client ``client`` cut a privsdk.Client attempt's
+    answer at the attempt's bound (:class:`privsdk.resilience.Cutoff`); returns ``client``. :func:`guard_httpx` does
+    so for a Client's guard; a Client's adapter whose SDK client a drop-in moved to the Client's guard without it
+    (google-genai's, under ``instrument()``) calls this."""
+    seam = _seam(_library(client))
+    if isinstance(client, seam.client):
+        target: Any = client
+        for t in (target._transport, *target._mounts.values()):
+            if isinstance(t, seam.transport):
+                _cutting(seam, t)
+    return client
+
+
+def _cutting(seam: _Seam, transport: Any) -> Any:
+    """``transport`` (a guard's) with the cut inside it, once."""
+    if not isinstance(transport.inner, seam.cut):
+        transport.inner = seam.cut(transport.inner)
+    return transport
 
 
 def is_guarded(client: object) -> bool:

@@ -14,7 +14,10 @@
   written. (On Windows, prune only while no process writes.) The automatic
   limit looks at every line, when the sink opens and then hourly, without the
   lock, and rewrites only when a record is too old: lines are in write order,
-  not in time order.
+  not in time order. A path that is a symbolic link has the file it names
+  rewritten, and the new file keeps the old one's permissions (and owner and
+  group, where the process may set them); it is made under a random name,
+  exclusively, so that no link planted beside the store redirects the write.
 * **Versions.** A line of a newer schema is refused by a report or a prune by
   hand (as SQLite refuses a newer file), never counted as damage and left out.
 * **Files.** Created readable by its owner only (0600).
@@ -22,9 +25,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -299,15 +304,19 @@ def prune(path: str, before: float, *, keep_newer: bool = False) -> int:
     Lines that hold no record are kept: their age is unknown. A line of a newer schema is a ConfigError (a
     prune by hand refuses what it cannot read, as a report does), or with ``keep_newer`` (a sink's automatic
     limit, which must not fail the writes of an older privsdk sharing the file) kept.
+
+    When ``path`` is a symbolic link (to a log volume, say), the file it names is rewritten and the link stays:
+    replacing the link by a new file would leave every deleted record in the file it named.
     """
     if not os.path.isfile(path):
         raise no_store(path)
     while True:  # lock the file the path names, even if another prune replaces it meanwhile
-        fd = os.open(path, os.O_RDONLY)
+        real = os.path.realpath(path)
+        fd = os.open(real, os.O_RDONLY)
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         st = os.fstat(fd)
-        if fcntl is None or _inode_at(path) == (st.st_dev, st.st_ino):
+        if fcntl is None or _inode_at(real) == (st.st_dev, st.st_ino):
             break
         os.close(fd)
     try:
@@ -322,14 +331,43 @@ def prune(path: str, before: float, *, keep_newer: bool = False) -> int:
                 kept.append(line if line.endswith(b"\n") or not line.strip() else line + b"\n")
         deleted = sum(1 for line in lines if line.strip()) - sum(1 for line in kept if line.strip())
         if deleted:
-            temp = f"{path}.prune-{os.getpid()}"
-            out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(out, b"".join(kept))
-                os.fsync(out)
-            finally:
-                os.close(out)
-            os.replace(temp, path)
+            _replace(real, b"".join(kept), st)
         return deleted
     finally:
         os.close(fd)  # releases the lock, after the rename: writers waiting for it then see the new file
+
+
+def _replace(real: str, data: bytes, old: os.stat_result) -> None:
+    """Put ``data`` in place of the file ``real``, by a new file beside it renamed over it.
+
+    The new file's name is random and it is created exclusively, never through a link: a directory others can
+    write to (a shared log volume) could otherwise hold a link planted at a name known in advance, and the prune
+    would overwrite the file it names. The new file keeps the old one's permissions (a log collector's group may
+    read it) and, where this process may set them, its owner and group.
+    """
+    temp = f"{real}.prune-{os.urandom(8).hex()}"
+    out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            _keep_owner_and_mode(out, old)
+            _write_all(out, data)
+            os.fsync(out)
+        finally:
+            os.close(out)
+        os.replace(temp, real)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)  # never leave a copy of the records behind
+        raise
+
+
+def _keep_owner_and_mode(fd: int, old: os.stat_result) -> None:
+    if hasattr(os, "fchown"):  # not on Windows
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:  # another user's file: its group, at least, if this process is in that group
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, -1, old.st_gid)
+    # After the owner: a change of owner may clear the set-id bits.
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, stat.S_IMODE(old.st_mode))

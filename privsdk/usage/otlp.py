@@ -9,6 +9,13 @@ streams, ``gen_ai.client.operation.time_to_first_chunk``. No content attribute
 ``gen_ai.system_instructions``, ``gen_ai.tool.*``) is ever set: a record has no
 content to set them from.
 
+The sink exports each batch's spans itself, in the recorder's writer thread,
+before ``write()`` returns: an export that fails is a failed write of the batch's
+records, counted in ``Recorder.failures``, and a burst of records slows the
+writer (and, past the recorder's queue, the app) rather than overflow a queue of
+OpenTelemetry's and lose spans unseen. Metric points are aggregated and exported
+by OpenTelemetry's periodic reader, and pushed out by ``flush()`` and ``close()``.
+
 The exporters are OTLP/HTTP (``opentelemetry-exporter-otlp-proto-http``) and read
 the standard variables: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the ``_TRACES_`` and
 ``_METRICS_`` ones), ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT``,
@@ -31,8 +38,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from privsdk import __version__
@@ -133,8 +140,34 @@ def _resource() -> Resource:
         return unnamed.merge(OTELResourceDetector().detect())
 
 
+class ExportFailed(Exception):
+    """The span exporter did not export a batch's spans (OpenTelemetry's own loggers say why)."""
+
+
+class _Ended(SpanProcessor):
+    """Keeps the spans a batch ends, for :meth:`OtlpSink.write` to export them itself.
+
+    Instead of OpenTelemetry's BatchSpanProcessor, whose queue (2,048 spans) drops spans in a burst, unseen,
+    while the recorder counts their records written; and whose exports, in a thread of its own, no failure
+    count of the recorder's would see. The writer thread already gathers records into batches, off the call path.
+    """
+
+    def __init__(self, exporter: SpanExporter):
+        self.exporter = exporter
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)  # only the writer thread ends spans of this provider's
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # nothing waits here: write() exports every span it ends
+
+
 class OtlpSink:
-    """Turns batches of records into spans and metric points; OpenTelemetry's processors export them.
+    """Turns batches of records into spans, which it exports, and metric points, which OpenTelemetry exports.
 
     ``span_exporter`` and ``metric_reader`` default to OTLP/HTTP configured by
     the ``OTEL_*`` variables; tests pass in-memory ones.
@@ -152,7 +185,8 @@ class OtlpSink:
         resource = _resource()
         # No shutdown hooks of their own: theirs would run before the recorder's, which still has records to export.
         self._tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        self._tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        self._ended = _Ended(span_exporter)
+        self._tracer_provider.add_span_processor(self._ended)
         self._meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader], shutdown_on_exit=False)
         self._tracer = self._tracer_provider.get_tracer("privsdk", __version__)
         meter = self._meter_provider.get_meter("privsdk", __version__)
@@ -176,13 +210,26 @@ class OtlpSink:
         )
 
     def write(self, batch: Sequence[UsageRecord]) -> None:
-        written = 0
         first: Exception | None = None
+        spanned = []
         for rec in batch:
             try:
                 self._span(rec)
-                self._metrics(rec)
             except Exception as exc:  # one record's failure never costs the others theirs
+                first = first or exc
+            else:
+                spanned.append(rec)
+        spans, self._ended.spans = self._ended.spans, []
+        # No spans with OTEL_SDK_DISABLED=true (the tracer makes none): then there is nothing to export.
+        if spans and self._ended.exporter.export(spans) is not SpanExportResult.SUCCESS:
+            # No span of the batch reached the backend: each record is a failure the recorder counts (and logs by
+            # this exception's type, once). Its metric points are left out too, so that they count what was sent.
+            raise PartialWrite(0) from ExportFailed("the span exporter did not export the batch")
+        written = 0
+        for rec in spanned:
+            try:
+                self._metrics(rec)
+            except Exception as exc:
                 first = first or exc
             else:
                 written += 1
@@ -194,7 +241,7 @@ class OtlpSink:
         end = start + int(rec.latency_ms * 1e6)
         if end > _MAX_NANOS:
             # OTLP's times are unsigned 64-bit nanoseconds: a span past them would fail the export of every span
-            # exported with it, in OpenTelemetry's own thread. The record is counted as failed instead.
+            # of its batch. The record alone is counted as failed instead.
             raise ValueError("a span time past OTLP's range")
         operation = OPERATION_NAMES.get(rec.operation, rec.operation)
         span = self._tracer.start_span(

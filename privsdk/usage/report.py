@@ -155,10 +155,15 @@ def read_records(
 
     ``where`` names what gave the store (``PRIVSDK_USAGE``, ``--store``) for the error about one of no local kind.
     """
+    # Both readers check every record as the writer does before a sink, and skip and count one without a valid
+    # time (a damaged line, a row another program wrote): the same values report the same from either store.
     if store.kind == "sqlite" and store.path:
         from privsdk.usage import sqlite
+        from privsdk.usage.jsonl import Damage
 
-        return not_a_database(store.path, sqlite.read(store.path, since=since, until=until, tenant=tenant)), lambda: 0
+        rows = Damage()
+        records = sqlite.read(store.path, since=since, until=until, tenant=tenant, damage=rows)
+        return not_a_database(store.path, records), lambda: rows.lines
     if store.kind == "jsonl" and store.path:
         from privsdk.usage import jsonl
 

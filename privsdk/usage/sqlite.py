@@ -13,6 +13,11 @@
   A file from a newer privsdk is refused rather than misread.
 * **Reading.** Only a sink creates or migrates a file: a report opens it
   read-only, and a report or a prune leaves a file without the table as it is.
+  Every row read goes through the checks a record passes before a sink
+  (:func:`privsdk.usage.sanitize.clean`), as every JSONL line does: a file
+  another program wrote or changed can put no text, newline or terminal escape
+  in a report, and a value of another type (a NULL, a BLOB) is replaced, never
+  a crash. A row without a valid time is skipped and counted, like a damaged line.
 * **Files.** The database is created readable by its owner only (0600) in a
   directory only the owner can enter (0700).
 """
@@ -24,13 +29,17 @@ import pathlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from privsdk.usage import newer_schema
 from privsdk.usage.record import FIELDS, SCHEMA_VERSION, UsageRecord
 from privsdk.usage.retention import DAY_S, PRUNE_EVERY_S
+from privsdk.usage.sanitize import NAME, clean
 from privsdk.usage.spec import no_store
 from privsdk.usage.writer import PartialWrite
+
+if TYPE_CHECKING:
+    from privsdk.usage.jsonl import Damage
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -164,8 +173,14 @@ def _row(r: UsageRecord) -> tuple[Any, ...]:
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:
-    tags = tuple(tuple(pair.split("=", 1)) for pair in row[19].split())
-    return UsageRecord._make((*row[:8], tuple(row[8].split()), *row[9:19], tags))
+    """The record a row holds, unchecked: :func:`read` checks it. A ``unmet`` or ``tags`` column that is no text (a
+    NULL or a BLOB, in a file privsdk did not write) is passed on as it is, for the checks to replace."""
+    unmet, tags = row[8], row[19]
+    if type(unmet) is str:
+        unmet = tuple(unmet.split())
+    if type(tags) is str:
+        tags = tuple(tuple(pair.split("=", 1)) for pair in tags.split())
+    return UsageRecord._make((*row[:8], unmet, *row[9:19], tags))
 
 
 def open_store(path: str) -> sqlite3.Connection:
@@ -252,20 +267,38 @@ def _retry_while_busy(step: Callable[[], T]) -> T:
 
 
 def read(
-    path: str, *, since: float | None = None, until: float | None = None, tenant: str | None = None
+    path: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    tenant: str | None = None,
+    damage: Damage | None = None,
 ) -> Iterator[UsageRecord]:
-    """The records in ``[since, until)`` (Unix seconds), of one tenant if given, oldest first."""
+    """The records in ``[since, until)`` (Unix seconds), of one tenant if given, oldest first.
+
+    Each row is checked as a JSONL line is (:func:`privsdk.usage.jsonl.decode`), so that the same values read the
+    same from either store: a field that breaks its type reads as ``<invalid>`` (or none), and a row without a valid
+    time, which no check can replace, is skipped and counted in ``damage``.
+    """
     conn = _existing(path, mode="ro")
     if conn is None:
         return
     try:
         clauses, params = _where(since, until)
-        if tenant is not None:
+        if tenant is not None and NAME.fullmatch(tenant):
+            # Only narrows: a stored value equals a name exactly when its checked value does. Any other tenant
+            # (``<invalid>``) is matched on the checked values alone, below.
             clauses.append("tenant = ?")
             params.append(tenant)
         sql = _SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY time, id"
         for row in conn.execute(sql, params):
-            yield _record(row)
+            rec, bad = clean(_record(row))
+            if "time" in bad:
+                if damage is not None:
+                    damage.lines += 1
+                continue
+            if tenant is None or rec.tenant == tenant:
+                yield rec
     finally:
         conn.close()
 

@@ -80,7 +80,7 @@ class Sink(Protocol):
         """Write the batch, or raise. :class:`PartialWrite` says how many were written before a failure."""
 
     def flush(self) -> None:
-        """Push out anything the sink buffers itself (OpenTelemetry's batch processors)."""
+        """Push out anything the sink buffers itself (the metric readers of the otlp sink)."""
 
     def close(self) -> None: ...
 
@@ -504,8 +504,8 @@ class Recorder:
         detail = f"{type(cause).__name__}: {cause}" if self._show_errors else type(cause).__name__
         self._warn(
             f"{action}:{type(cause).__name__}",
-            f"the {self.name} usage sink failed to {action} ({detail}); the app's calls are not affected, "
-            "and later failures are counted in Recorder.failures without being logged",
+            f"the {self.name} usage sink failed to {action} ({detail}); the app's calls do not fail (they wait only "
+            "while the queue is full), and later failures are counted in Recorder.failures without being logged",
         )
 
     def _warn(self, key: str, message: str) -> None:

@@ -12,6 +12,7 @@ from google.genai import types as gt
 
 from privsdk.adapter import Adapter, AdapterOptions
 from privsdk.errors import ConfigError
+from privsdk.outbound.transport import cut_answers
 from privsdk.policy import Target
 from privsdk.types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEvent, Usage
 from privsdk_vertex import convert
@@ -40,6 +41,9 @@ class GeminiAdapter(Adapter):
         # The client's requests pass the same guard as every other SDK client's (privsdk.Client's own guard);
         # the Client reroutes its calls itself.
         guard_client(client, guard=options.guard, reroutes=False)
+        # A sync attempt's answer is cut at its bound (privsdk.resilience.Cutoff): guard_client leaves that to the
+        # guard, but a client instrument() guarded first is only pointed at the Client's guard.
+        cut_answers(client._api_client._httpx_client)
         # Held for the adapter's life: google-genai closes a client's HTTP connections when the client object is
         # garbage-collected, even while its ``models`` are still in use.
         self._client = client

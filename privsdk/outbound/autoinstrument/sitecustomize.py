@@ -14,6 +14,13 @@ requires nothing. Their file, and so this process, must be found: when it is not
 The Python that loads this file may not be privsdk's own (another venv, the system's, even Python 2 when
 ``python`` names it): the module keeps to syntax every one of them parses (no f-strings, no annotations), for
 a SyntaxError here would be one more line site.py prints before running the program unguarded.
+
+Python imports the first ``sitecustomize`` on ``sys.path`` alone. A launcher that puts a folder with its own before
+this one (as opentelemetry-instrument and ddtrace-run do) would leave the guard out: so privsdk's wheel also installs
+``privsdk-run.pth`` (beside this file), which site.py runs in every Python of privsdk's environment before any
+``sitecustomize``, and which imports this module (as ``privsdk.outbound.autoinstrument.sitecustomize``) whenever
+``PYTHONPATH`` names a ``privsdk-run-*`` folder. Loaded as ``sitecustomize``, this module then runs the one it
+shadows (the environment's own, or an app's later on ``PYTHONPATH``), as Python would have without privsdk run.
 """
 
 import os
@@ -99,3 +106,24 @@ except BaseException as exc:  # whatever it is, the program must not run with it
         sys.stderr.flush()
     finally:
         os._exit(2)
+
+
+def _run_the_next_sitecustomize():  # type: () -> None
+    """Run the ``sitecustomize`` module on ``sys.path`` after this one's folder, if there is one. Its errors are
+    site.py's to report, as they would be without privsdk run."""
+    import importlib.machinery
+    import importlib.util
+
+    here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    folders = [os.path.realpath(entry or os.getcwd()) for entry in sys.path]
+    later = sys.path[folders.index(here) + 1 :] if here in folders else []
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", later)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    spec.loader.exec_module(module)
+
+
+if __name__ == "sitecustomize":
+    _run_the_next_sitecustomize()

@@ -71,6 +71,16 @@ PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "g
 _TRANSPARENT_ARNS = frozenset({"foundation-model", "inference-profile"})
 EMBED_PREFIXES = ("amazon.titan-embed", "cohere.embed", "twelvelabs.marengo-embed")
 RERANK_PREFIXES = ("cohere.rerank", "amazon.rerank")
+#: Families whose InvokeModel makes images (``images``), or video or speech (``other``): none is a chat, and the
+#: catalogue has no facts for either, so such a request is refused whatever model family globs a target has.
+MEDIA_PREFIXES = {
+    "amazon.nova-canvas": "images",
+    "amazon.titan-image": "images",
+    "stability.": "images",
+    "amazon.nova-reel": "other",
+    "amazon.nova-sonic": "other",
+    "luma.": "other",
+}
 
 INPUT_TOKENS_HEADER = "x-amzn-bedrock-input-token-count"
 OUTPUT_TOKENS_HEADER = "x-amzn-bedrock-output-token-count"
@@ -210,9 +220,15 @@ def base_model(model: str) -> str:
     return rest if dot and geography in PROFILE_PREFIXES else model
 
 
-def invoke_operation(model: str) -> str:
-    """What InvokeModel does for ``model``: embed and rerank families, else chat (opaque ARNs included)."""
+def invoke_operation(model: str, streamed: bool = False) -> str:
+    """What InvokeModel (``streamed``: with a response stream) does for ``model``: an image, video or speech family's
+    own operation, embed and rerank families, else chat or stream (opaque ARNs included)."""
     base = base_model(model)
+    media = next((operation for prefix, operation in MEDIA_PREFIXES.items() if base.startswith(prefix)), None)
+    if media is not None:
+        return media
+    if streamed:
+        return "stream"
     if base.startswith(EMBED_PREFIXES) or (base.startswith("amazon.nova") and "-embed" in base):
         return "embed"
     if base.startswith(RERANK_PREFIXES):
@@ -314,6 +330,9 @@ def _tools(tools: object, found: set[str]) -> None:
             _tool_type(kind, found)
 
 
+_MEDIA_FIELDS = frozenset({"image", "video", "audio"})
+
+
 def _native(body: Mapping[str, Any], found: set[str]) -> None:
     """Features of a model's native body (InvokeModel, or Converse's and RetrieveAndGenerate's
     additionalModelRequestFields)."""
@@ -330,6 +349,10 @@ def _native(body: Mapping[str, Any], found: set[str]) -> None:
     # Titan multimodal embeddings, Llama 3.2 vision, Cohere embed v4 images.
     if "inputImage" in body or "images" in body:
         found.add("file_inputs")
+    # Nova multimodal embeddings: an image, a video or audio inside the task's parameters.
+    for params in (body.get("singleEmbeddingParams"), body.get("segmentedEmbeddingParams")):
+        if isinstance(params, dict) and not _MEDIA_FIELDS.isdisjoint(params):
+            found.add("file_inputs")
     if isinstance(body.get("inputs"), list):
         for item in body["inputs"]:
             if isinstance(item, dict):
@@ -437,7 +460,7 @@ class BedrockReader:
             if _GUARDRAIL_HEADER in request.headers:
                 raise Unreadable(f"a guardrail named in the X-Amzn-Bedrock-GuardrailIdentifier header: {_GUARDRAIL}")
             features = native_features(json_object(request, "Bedrock", "InvokeModel", empty=True))
-            operation = invoke_operation(model) if action == "invoke" else "stream"
+            operation = invoke_operation(model, streamed=action != "invoke")
         elif action == "count-tokens":
             # CountTokens sends the whole prompt to the model's Region, so it is judged as the chat it counts.
             body = json_object(request, "Bedrock", "CountTokens", empty=True)

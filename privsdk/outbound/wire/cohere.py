@@ -4,7 +4,10 @@ Paths are ``/v1/<family>/...`` and ``/v2/<family>/...`` as the cohere SDK
 sends them; a SageMaker endpoint takes the same bodies at
 ``/endpoints/<name>/invocations[-response-stream]`` (the cohere SDK's
 ``SagemakerClientV2``), with the endpoint name as the model. Chat streams when
-the body says ``"stream": true``.
+the body says ``"stream": true``. A SageMaker request that picks what serves it on
+the endpoint (an inference component, a model of a multi-model endpoint, a
+container or a production variant) is refused: its target describes the
+endpoint's one model.
 
 Features read from the body:
 
@@ -219,12 +222,30 @@ class CohereReader:
         return None
 
 
+#: The InvokeEndpoint headers (boto3's InferenceComponentName, TargetModel, TargetContainerHostname, TargetVariant)
+#: that pick what serves a request on a SageMaker endpoint: another model than the endpoint's target names may.
+_SAGEMAKER_CHOOSERS = (
+    "x-amzn-sagemaker-inference-component",
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-target-container-hostname",
+    "x-amzn-sagemaker-target-variant",
+)
+
+
 def _sagemaker(request: Outgoing, parts: list[str]) -> Asks:
     """A cohere body posted to a SageMaker endpoint; what it asks for follows from the body's shape, and what runs
     there from the target that names the endpoint (:class:`EndpointAsks`)."""
     action = parts[2]
     if action not in ("invocations", "invocations-response-stream") or request.method != "POST":
         raise UnknownRoute("unknown path shape /endpoints/<name>/... for a Cohere SageMaker endpoint")
+    chooser = next((name for name in _SAGEMAKER_CHOOSERS if name in request.headers), None)
+    if chooser is not None:
+        raise Unreadable(
+            f"the request's {chooser} header picks what serves it on the SageMaker endpoint (an inference component, "
+            "a model of a multi-model endpoint, a container or a production variant), which may be another model "
+            "than its target names: privsdk judges an endpoint by its target alone (send it without the header, to "
+            "an endpoint that serves one model)"
+        )
     body = json_object(request, "Cohere", "invocations")
     if "messages" in body or "message" in body:
         operation, known = "chat", _V2_CHAT if "messages" in body else _V1_CHAT

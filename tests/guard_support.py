@@ -1,8 +1,9 @@
-"""What the openai drop-in tests share: the guard's environment for a loopback server, and its usage records.
+"""What the guard's tests share: its environment for a loopback server, and the usage records it writes.
 
 Configuration is by environment only, as an app deployed with privsdk would
-have it: ``PRIVSDK_ENDPOINTS`` declares the loopback server as OpenAI's API,
-``PRIVSDK_USAGE`` sends records to a JSONL file the test reads back.
+have it: ``PRIVSDK_ENDPOINTS`` declares the loopback server (as OpenAI's API
+for :func:`guard_env`), ``PRIVSDK_USAGE`` sends records to a JSONL file the
+test reads back (the ``usage`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -49,3 +50,12 @@ def usage_records(path: Path, count: int, *, timeout: float = 5.0) -> list[dict[
             assert len(records) >= count, f"expected {count} usage records, found {len(records)}"
             return records
         time.sleep(0.01)
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The records in the JSONL file ``path`` once the process-wide guard's writer has written what it was given
+    (none when it wrote nothing, and so made no file)."""
+    from privsdk.outbound.judge import Guard
+
+    Guard.default().flush(5)
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
