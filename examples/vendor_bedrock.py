@@ -6,8 +6,9 @@ the Region. Run:
 
     AWS_REGION=eu-central-1 python examples/vendor_bedrock.py
 
-This talks to the adapter directly, with no policy in between; an app goes through privsdk's client,
-which decides first and builds the same adapter for an allowed target.
+This talks to the adapter directly, without privsdk's client (which picks, reroutes and records). Its SDK
+client is guarded all the same: the guard judges each request on the environment's policy (PRIVSDK_REQUIRE,
+PRIVSDK_CONFIG, ...; none set: nothing is required), and refuses, naming why, before a byte is sent.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 Run:  CO_API_KEY=... python examples/vendor_cohere.py [--endpoint URL]
 
-The adapter is what privsdk's client calls once the policy allowed a target; used on its own like this it
-checks no policy. ``--endpoint`` points the same calls at another Cohere API (a proxy, or, with
-``--offering cohere.private``, your own deployment).
+The adapter is what privsdk's client calls once the policy allowed a target. Used on its own like this, its
+SDK client is still guarded: each request is judged on the environment's policy (PRIVSDK_REQUIRE,
+PRIVSDK_CONFIG, ...) before a byte is sent. ``--endpoint`` points the same calls at another Cohere API (a
+proxy, or, with ``--offering cohere.private``, your own deployment), which the guard must know: declare it
+with ``PRIVSDK_ENDPOINTS=URL=OFFERING``.
 """
 
 from __future__ import annotations

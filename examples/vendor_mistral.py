@@ -2,8 +2,10 @@
 
 Run:  MISTRAL_API_KEY=... python examples/vendor_mistral.py [--region eu|us]
 
-The adapter is what privsdk's client calls once the policy allowed a target; used on its own like this it
-checks no policy. With no ``--region`` the SDK's default server (api.mistral.ai) answers.
+The adapter is what privsdk's client calls once the policy allowed a target. Used on its own like this, its
+SDK client is still guarded: each request is judged on the environment's policy (PRIVSDK_REQUIRE,
+PRIVSDK_CONFIG, ...) before a byte is sent. With no ``--region`` the SDK's default server (api.mistral.ai)
+answers.
 """
 
 from __future__ import annotations

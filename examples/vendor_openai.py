@@ -1,12 +1,16 @@
 """Chat, stream and embed through privsdk's openai adapter, with your own account or server.
 
 The adapter alone, without the policy client: this is what privsdk runs once a
-call has been allowed. Credentials come from each vendor's own variables.
+call has been allowed. Its SDK client is still guarded: each request is judged on
+the environment's policy (PRIVSDK_REQUIRE, PRIVSDK_CONFIG, ...) before a byte is
+sent, so a server of your own must be declared to the guard (PRIVSDK_ENDPOINTS).
+Credentials come from each vendor's own variables.
 
   OPENAI_API_KEY=sk-...  python examples/vendor_openai.py openai
   AZURE_OPENAI_API_KEY=... python examples/vendor_openai.py azure \\
       --endpoint https://RESOURCE.openai.azure.com --model gpt-4o-mini --embed-model text-embedding-3-small
-  python examples/vendor_openai.py ollama --endpoint http://localhost:11434/v1 \\
+  PRIVSDK_ENDPOINTS=http://localhost:11434/v1=selfhosted.ollama \\
+      python examples/vendor_openai.py ollama --endpoint http://localhost:11434/v1 \\
       --model llama3.2 --embed-model nomic-embed-text
 
 On Azure the model names are your deployment names.

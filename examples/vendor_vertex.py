@@ -4,9 +4,11 @@ Run:  gcloud auth application-default login
       python examples/vendor_vertex.py --project my-project --location europe-west4
 or:   GOOGLE_API_KEY=... python examples/vendor_vertex.py --gemini-api
 
-The adapter is what privsdk's client calls once the policy allowed a target; used on its own like this it
-checks no policy. On Vertex AI no credentials are given, so google-genai finds Application Default
-Credentials at the first call; ``--access-token`` (e.g. ``$(gcloud auth print-access-token)``) sends one as is.
+The adapter is what privsdk's client calls once the policy allowed a target. Used on its own like this, its
+SDK client is still guarded: each request is judged on the environment's policy (PRIVSDK_REQUIRE,
+PRIVSDK_CONFIG, ...) before a byte is sent. On Vertex AI no credentials are given, so google-genai finds
+Application Default Credentials at the first call; ``--access-token`` (e.g. ``$(gcloud auth print-access-token)``)
+sends one as is.
 """
 
 from __future__ import annotations

@@ -687,6 +687,13 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
             if value not in (None, []):
                 shown = ", ".join(value) if isinstance(value, list) else value
                 out.write(f"  {key.replace('_', ' ')}: {shown}\n")
+        if seen["geography"] is None and "authorization" not in headers and "bedrock.runtime" in seen["offerings"]:
+            # boto3 signs each request for its client's Region, which the guard reads as where it goes.
+            out.write(
+                "  note: no Region shown; boto3's requests are signed for their client's Region, which the guard "
+                "reads: add --header 'Authorization=AWS4-HMAC-SHA256 Credential=AKID/20260101/REGION/bedrock/"
+                "aws4_request' to see the decision on one\n"
+            )
     return EXIT_OK if decision.allowed else EXIT_REFUSE
 
 
@@ -875,7 +882,7 @@ def _usage(args: argparse.Namespace, out: TextIO) -> int:
     )
     summary = report.summarise(records, group_by)
     if damaged():
-        print(f"privsdk: skipped {damaged()} damaged line(s) in {store.path}", file=sys.stderr)
+        print(f"privsdk: skipped {damaged()} damaged record(s) in {store.path}", file=sys.stderr)
     if args.json:
         _print_json(out, report.to_json(summary, str(store.path), since, until))
     elif args.csv:

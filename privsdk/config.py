@@ -18,7 +18,7 @@ from privsdk.catalogue import Catalogue, Offering, default_catalogue
 from privsdk.catalogue.model import parse_model_arn
 from privsdk.docs_url import page
 from privsdk.errors import ConfigError
-from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant
+from privsdk.policy import DEFAULT_MAX_CATALOGUE_AGE_DAYS, Endpoint, Policy, Target, Tenant, owned_accounts
 from privsdk.tenants import NAME as TENANT_NAME
 from privsdk.tenants import SECONDS, TenantDocument, TenantProvider, TenantStore, as_store, parse_tenants_spec
 from privsdk.usage import SPEC as USAGE_SPEC
@@ -92,31 +92,6 @@ CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("api_key",),
 }  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: Credential keys that stand for an account of another attestation vendor than their own: Cohere's and Mistral's
-#: models served from the tenant's own AWS or Azure account are attested there as ``bedrock:`` / ``azure:``.
-_OTHER_ACCOUNTS = {
-    ("cohere", "aws_access_key_id"): "bedrock",
-    ("cohere", "aws_secret_access_key"): "bedrock",
-    ("cohere", "aws_session_token"): "bedrock",
-    ("cohere", "azure_api_key"): "azure",
-    ("mistral", "azure_api_key"): "azure",
-}
-
-
-def account_vendor(vendor: str, key: str) -> str:
-    """The attestation vendor whose account a tenant's ``credentials.<vendor>.<key>`` stands for: ``vendor``'s own,
-    or the one its key reaches (a Cohere model on the tenant's own Bedrock account is attested as ``bedrock:``)."""
-    return _OTHER_ACCOUNTS.get((vendor, key), vendor)
-
-
-def owned_accounts(credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> tuple[str, ...]:
-    """The attestation vendors whose account a tenant's own ``credentials`` stand for: each credential's vendor, and
-    the vendor each of its keys reaches (:func:`account_vendor`)."""
-    owned = {vendor for vendor, _ in credentials}
-    owned.update(account_vendor(vendor, key) for vendor, pairs in credentials for key, _ in pairs)
-    return tuple(sorted(owned))
-
-
 #: What follows the last '=' of a PRIVSDK_ENDPOINTS entry: OFFERING[@ACCOUNT] (an offering id is vendor.name).
 _OFFERING_SPEC = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.\-]+(@.*)?$")
 #: An option's value shown in an error: a plain word (``respones``), never what could be a pasted secret.

@@ -492,14 +492,14 @@ def evaluate(
         )
 
     attested = spec.attest
-    if tenant.own_accounts:
+    own = tenant.owned()
+    if own:
         # A target's approvals and settings (zdr, a BAA) are the deployment's account's, which a tenant's own is not;
         # where the target is served (region=...) holds whoever's account it runs on.
         attested = frozenset(
             a
             for a in attested
-            if a.partition(":")[0] not in tenant.own_accounts
-            or (a in offering.attestations and _geo_of(offering, a) is not None)
+            if a.partition(":")[0] not in own or (a in offering.attestations and _geo_of(offering, a) is not None)
         )
     declared = for_account(tenant.attest | attested, spec.account)
     contradiction = _region_contradiction(spec, declared, catalogue)

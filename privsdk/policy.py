@@ -68,6 +68,31 @@ class Endpoint(NamedTuple):
     account: str | None = None
 
 
+#: Credential keys that stand for an account of another attestation vendor than their own: Cohere's and Mistral's
+#: models served from the tenant's own AWS or Azure account are attested there as ``bedrock:`` / ``azure:``.
+_OTHER_ACCOUNTS = {
+    ("cohere", "aws_access_key_id"): "bedrock",
+    ("cohere", "aws_secret_access_key"): "bedrock",
+    ("cohere", "aws_session_token"): "bedrock",
+    ("cohere", "azure_api_key"): "azure",
+    ("mistral", "azure_api_key"): "azure",
+}
+
+
+def account_vendor(vendor: str, key: str) -> str:
+    """The attestation vendor whose account a tenant's ``credentials.<vendor>.<key>`` stands for: ``vendor``'s own,
+    or the one its key reaches (a Cohere model on the tenant's own Bedrock account is attested as ``bedrock:``)."""
+    return _OTHER_ACCOUNTS.get((vendor, key), vendor)
+
+
+def owned_accounts(credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> tuple[str, ...]:
+    """The attestation vendors whose account a tenant's own ``credentials`` stand for: each credential's vendor, and
+    the vendor each of its keys reaches (:func:`account_vendor`)."""
+    owned = {vendor for vendor, _ in credentials}
+    owned.update(account_vendor(vendor, key) for vendor, pairs in credentials for key, _ in pairs)
+    return tuple(sorted(owned))
+
+
 class Tenant(NamedTuple):
     """One tenant's rules.
 
@@ -87,8 +112,16 @@ class Tenant(NamedTuple):
     #: (vendor, ((credential key, environment variable name), ...)): the tenant's own vendor accounts.
     credentials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     #: The attestation vendors whose account is the tenant's own (its credentials reach it, or it writes its own
-    #: ``attest.<vendor>``): the deployment's attestations for them, a target's included, say nothing of it.
+    #: ``attest.<vendor>``): the deployment's attestations for them, a target's included, say nothing of it. A
+    #: tenant built in code may leave out those its credentials reach: :meth:`owned` adds them.
     own_accounts: frozenset[str] = frozenset()
+
+    def owned(self) -> frozenset[str]:
+        """The attestation vendors whose account is the tenant's own: :attr:`own_accounts`, and every one its
+        credentials reach (a policy file fills both; a ``Tenant`` an app builds may name only its credentials)."""
+        if not self.credentials:
+            return self.own_accounts
+        return self.own_accounts.union(owned_accounts(self.credentials))
 
     def alternatives(self, target: str, spelled: str | None = None) -> tuple[str, ...]:
         """The reroute list for ``target``: an exact entry for its name first, then for ``spelled`` (the

@@ -263,7 +263,9 @@ class DirectoryTenants:
             raise ConfigError(
                 f"no directory {path!r} for tenant files", hint="create it, with one NAME.toml file per tenant"
             )
-        self.path = path
+        # Fixed now: a relative path joined at each load would follow the process's working directory to another
+        # directory's tenants.
+        self.path = os.path.abspath(path)
 
     def __call__(self, name: str) -> TenantDocument | None:
         if not NAME.fullmatch(name):

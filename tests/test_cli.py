@@ -556,6 +556,22 @@ def test_explain_url_reads_features_from_the_body_with_the_model() -> None:
     assert code == 0 and decision["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
 
 
+def test_explain_url_at_a_declared_bedrock_endpoint_says_the_signature_shows_the_region() -> None:
+    """A declared Bedrock endpoint (a VPC endpoint) shows no Region: boto3's signature does, and the guard refused
+    what explain, given none, allowed. Explain says so, and agrees once given one."""
+    env = {
+        "PRIVSDK_ENDPOINTS": "https://vpce-1.example=bedrock.runtime",
+        "PRIVSDK_REQUIRE": "region=eu",
+        "PRIVSDK_ATTEST": "bedrock:region=eu",
+    }
+    url = "https://vpce-1.example/model/anthropic.claude-3-haiku-20240307-v1:0/converse"
+    unsigned = run_cli("explain", "--url", url, **env)
+    assert unsigned.returncode == 0 and "note: no Region shown" in unsigned.stdout
+    signature = "Authorization=AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, Signature=x"
+    signed = run_cli("explain", "--url", url, "--header", signature, **env)
+    assert signed.returncode == 3 and "region=eu" in signed.stdout and "note:" not in signed.stdout
+
+
 FOUNDRY = "https://acme.services.ai.azure.com"
 
 

@@ -22,7 +22,7 @@ from privsdk.outbound.own_credentials import carried
 from tests.wire.bedrock import BedrockWire
 from tests.wire.cohere import CohereApp
 from tests.wire.openai import OpenAIWire
-from tests.wire.server import LoopbackServer
+from tests.wire.server import App, LoopbackServer, Recorded, Reply
 
 APP_KEY, ACME_KEY = "sk-app-key", "sk-acme-own-key"
 HELLO: Any = [{"role": "user", "content": "hello"}]
@@ -46,6 +46,15 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str, po
 def reset() -> Iterator[None]:
     yield
     Guard.reset_default()
+
+
+def any_key(wire: OpenAIWire) -> App:
+    """``wire``, taking any key: a test that sends on two accounts to one server still sees which key each carried."""
+
+    def serve(request: Recorded) -> Reply:
+        return wire(request._replace(headers={**request.headers, "authorization": f"Bearer {wire.key}"}))
+
+    return serve
 
 
 OPENAI_POLICY = """
@@ -78,8 +87,12 @@ def test_a_drop_in_sent_with_another_key_than_the_tenants_own_is_refused(
                     client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
                     assert [r.headers["authorization"] for r in server.requests] == [f"Bearer {ACME_KEY}"]
             with privsdk.scope(tenant="other"):  # no credentials of its own: the deployment's account, as before
-                client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
-    assert len(app_server.requests) == 1 and len(own.requests) == 2
+                if server is app_server:
+                    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+                else:  # ... which acme's key is not
+                    with pytest.raises(dropin.PolicyViolation, match="carries a key of tenant 'acme'"):
+                        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert len(app_server.requests) == 1 and len(own.requests) == 1
 
 
 def test_a_request_carrying_the_tenants_key_beside_another_is_refused(
@@ -292,7 +305,7 @@ def test_a_targets_attestations_say_nothing_of_a_tenants_own_account(
     its requests sent. The deployment's own tenant keeps them."""
     from privsdk import openai as dropin
 
-    with LoopbackServer(OpenAIWire(key=ACME_KEY)) as server:
+    with LoopbackServer(any_key(OpenAIWire(key=ACME_KEY))) as server:
         policy = f"""
 default_tenant = "deployment"
 
@@ -309,7 +322,7 @@ classes.default = ["zdr"]
 classes.default = ["zdr"]
 credentials.openai = {{ api_key = "ACME_OPENAI_KEY" }}
 """
-        env = {"ACME_OPENAI_KEY": ACME_KEY, "OPENAI_API_KEY": ACME_KEY}  # the server takes one key
+        env = {"ACME_OPENAI_KEY": ACME_KEY, "OPENAI_API_KEY": APP_KEY}
         configure(monkeypatch, tmp_path, f"{server.url}/v1=openai.api", policy, **env)
         with privsdk.Client() as client:
             with pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"):
@@ -322,3 +335,75 @@ credentials.openai = {{ api_key = "ACME_OPENAI_KEY" }}
         with privsdk.scope(tenant="acme"), pytest.raises(dropin.PolicyViolation, match="zdr"):
             sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         assert len(server.requests) == 1
+
+
+SHARED_POLICY = """
+[attest]
+openai = ["zdr"]
+
+[tenants.acme]
+classes.default = ["no_training"]
+credentials.openai = { api_key = "ACME_OPENAI_KEY" }
+
+[tenants.other]
+classes.default = ["no_training", "zdr"]
+"""
+
+
+def test_a_request_for_another_tenant_carrying_a_tenants_own_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """``other`` has no account of its own: the app's, attested zdr. A drop-in built with acme's own key and called
+    in other's scope was allowed on the app's zdr and ran on acme's account, which attests none. The guard knows
+    acme's key: such a request is refused, whoever it is judged for; the app's own key is sent as before."""
+    from privsdk import openai as dropin
+
+    with LoopbackServer(any_key(OpenAIWire())) as server:
+        configure(monkeypatch, tmp_path, f"{server.url}/v1=openai.api", SHARED_POLICY, ACME_OPENAI_KEY=ACME_KEY)
+        with_acme_key = dropin.OpenAI(api_key=ACME_KEY, base_url=f"{server.url}/v1", max_retries=0)
+        with privsdk.scope(tenant="other"), pytest.raises(dropin.PolicyViolation) as caught:
+            with_acme_key.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        assert "carries a key of tenant 'acme'" in str(caught.value) and ACME_KEY not in str(caught.value)
+        assert server.requests == []
+        with privsdk.scope(tenant="acme"):  # its own key, for itself: sent
+            with_acme_key.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        with privsdk.scope(tenant="other"):  # the app's key, for a tenant without an account of its own: sent
+            dropin.OpenAI(api_key=APP_KEY, base_url=f"{server.url}/v1", max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=HELLO
+            )
+    assert [r.headers["authorization"] for r in server.requests] == [f"Bearer {ACME_KEY}", f"Bearer {APP_KEY}"]
+
+
+def test_a_tenant_built_in_code_with_its_own_credentials_owns_its_account(tmp_path: Path) -> None:
+    """A provider's ``Tenant`` with credentials but no ``own_accounts`` had the target's zdr (the deployment's
+    account's) applied to its own account, and was sent; the same tenant as a ``TenantDocument`` was refused."""
+    from privsdk.policy import Tenant
+    from privsdk.tenants import TenantDocument, TenantStore
+    from privsdk.vocabulary import parse_requirements
+
+    with LoopbackServer(any_key(OpenAIWire())) as server:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(
+            f'[targets.mini]\noffering = "openai.api"\nmodel = "gpt-4o-mini"\nendpoint = "{server.url}/v1"\n'
+            'attest = ["zdr"]\n',
+            encoding="utf-8",
+        )
+        env = {"PRIVSDK_CONFIG": str(config), "ACME_OPENAI_KEY": ACME_KEY}
+
+        def in_code(name: str) -> Tenant:
+            requires = {"default": parse_requirements(["no_training", "zdr"])}
+            return Tenant(name, requires, credentials=(("openai", (("api_key", "ACME_OPENAI_KEY"),)),))
+
+        def document(name: str) -> TenantDocument:
+            text = 'classes.default = ["no_training", "zdr"]\ncredentials.openai = { api_key = "ACME_OPENAI_KEY" }\n'
+            return TenantDocument(text, "memory")
+
+        for provider in (document, in_code):
+            store = TenantStore(provider)
+            credentials = {"openai": {"api_key": APP_KEY}}
+            with (
+                privsdk.Client(environ=env, usage="none", credentials=credentials, tenants=store) as client,
+                pytest.raises(privsdk.PolicyViolation, match="unmet: zdr"),
+            ):
+                client.chat("mini", "hello", tenant="acme", max_attempts=1)
+        assert server.requests == []

@@ -150,6 +150,35 @@ def test_a_content_free_request_that_carries_a_body_is_refused(catalogue: Catalo
         assert MARK not in (decision.reason or "")
 
 
+def test_a_content_free_request_with_text_in_its_url_is_refused(catalogue: Catalogue) -> None:
+    """The same for text in the URL: ``models.list(extra_query={"q": ...})`` or ``models.retrieve(<a sentence>)``
+    went out under a policy that refused every chat. Names, ids, page tokens and filters still pass."""
+    guard = _guard({"PRIVSDK_REQUIRE": "zdr,region=eu", "PRIVSDK_USAGE": "none"}, catalogue)
+    listing = Outgoing("openai", "GET", "https", "api.openai.com", None, "/v1/models", "", {}, b"")
+    named = (
+        listing._replace(path="/v1/models/ft:gpt-4o-mini:acme::abc123"),
+        listing._replace(
+            sdk="genai",
+            host="generativelanguage.googleapis.com",
+            path="/v1beta/models",
+            query="pageSize=50&pageToken=Cg4aDA%3D%3D",
+        ),
+    )
+    for request in named:
+        assert guard.judge(request).decision.outcome == "allow", request.path
+    text = f"Patient {MARK} has a diagnosis"
+    for request in (
+        listing._replace(query="q=" + text.replace(" ", "%20")),
+        listing._replace(query="q=" + text.replace(" ", "+")),  # as httpx encodes extra_query's spaces
+        listing._replace(query="q=" + text.replace(" ", "") + "\x01"),
+        listing._replace(path="/v1/models/" + text.replace(" ", "%20")),
+        listing._replace(query="q=" + "x" * 600),
+    ):
+        decision = guard.judge(request).decision
+        assert decision.outcome == "refuse" and "carries text in its URL" in (decision.reason or ""), request
+        assert MARK not in (decision.reason or "")
+
+
 def test_operations_the_catalogue_has_no_facts_for_are_refused(catalogue: Catalogue) -> None:
     guard = _guard({}, catalogue)
     for operation in ("images", "audio", "assistants", "vector_stores", "realtime", "other"):

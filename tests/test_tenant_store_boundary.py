@@ -263,3 +263,23 @@ def test_a_policy_file_tenant_named_with_a_trailing_newline_is_a_config_error(tm
 def test_sql_identifiers_with_a_trailing_newline_are_refused() -> None:
     with pytest.raises(ConfigError, match="bad table"):
         SqlTenants(lambda: sqlite3.connect(":memory:"), table="tenants\n")
+
+
+def test_a_relative_tenant_directory_stays_the_one_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PRIVSDK_TENANTS=dir://tenants`` was joined to the working directory at each load: after a ``chdir`` and an
+    invalidation, the same store read another directory's tenants (here one that requires nothing)."""
+    from privsdk.decision import decide
+
+    for root, text in (
+        ("first", 'classes.default = ["no_training", "region=eu"]\n'),
+        ("second", "classes.default = []\n"),
+    ):
+        (tmp_path / root / "tenants").mkdir(parents=True)
+        (tmp_path / root / "tenants" / "acme.toml").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "first")
+    policy = load_policy({"PRIVSDK_TENANTS": "dir://tenants"})
+    assert decide(policy, "openai/gpt-4o-mini", tenant="acme").outcome == "refuse"
+    monkeypatch.chdir(tmp_path / "second")
+    assert isinstance(policy.tenants, TenantStore)
+    policy.tenants.invalidate("acme")
+    assert decide(policy, "openai/gpt-4o-mini", tenant="acme").outcome == "refuse"

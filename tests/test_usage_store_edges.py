@@ -284,7 +284,7 @@ def test_a_foreign_sqlite_store_reports_as_the_same_jsonl_would(tmp_path: Path) 
     _same_in_jsonl(tmp_path / "usage.jsonl", rows)
     for args in ([], ["--json"], ["--group-by", "tenant,model,target"]):
         code, out, err = _report(tmp_path / "usage.sqlite3", *args)
-        assert (code, err) == (0, "privsdk: skipped 1 damaged line(s) in STORE\n")
+        assert (code, err) == (0, "privsdk: skipped 1 damaged record(s) in STORE\n")
         if args == ["--json"]:
             report = json.loads(out)
             assert (report["records"], report["total"]["calls"]) == (2, 2)

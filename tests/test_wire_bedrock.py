@@ -319,6 +319,64 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         ),
         Asks("stream", CLAUDE, frozenset({"hosted_tools"})),
     ),
+    # Anthropic's server tools beyond web search and code execution (tool search, which AWS documents on
+    # InvokeModel; an MCP toolset) and its MCP connector run at the vendor: once only the first two were read.
+    (
+        "anthropic tool search, mcp toolsets and the mcp connector",
+        request(
+            model_path(CLAUDE, "invoke"),
+            {
+                "messages": [],
+                "tools": [
+                    {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
+                    {"type": "custom", "name": "f", "input_schema": {}},
+                    {"type": "bash_20250124", "name": "bash"},
+                ],
+            },
+        ),
+        Asks("chat", CLAUDE, frozenset({"hosted_tools"})),
+    ),
+    (
+        "the anthropic mcp connector",
+        request(
+            model_path(CLAUDE, "invoke"),
+            {"messages": [], "mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "m"}]},
+        ),
+        Asks("chat", CLAUDE, frozenset({"hosted_tools"})),
+    ),
+    (
+        "tools the app runs itself bring nothing",
+        request(
+            model_path(CLAUDE, "invoke"),
+            {
+                "messages": [],
+                "tools": [
+                    {"type": "custom", "name": "f", "input_schema": {}},
+                    {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+                    {"type": "computer_20250124", "name": "computer", "display_width_px": 1, "display_height_px": 1},
+                    {"type": "memory_20250818", "name": "memory"},
+                    {"type": "function", "function": {"name": "f"}},
+                ],
+            },
+        ),
+        Asks("chat", CLAUDE),
+    ),
+    (
+        "count tokens of an invoke body, base64 on the wire as botocore sends a blob",
+        request(
+            model_path(CLAUDE, "count-tokens"),
+            {
+                "input": {
+                    "invokeModel": {
+                        "body": base64.b64encode(
+                            json.dumps({"messages": [], "cache_control": {"type": "ephemeral"}}).encode()
+                        ).decode()
+                    }
+                }
+            },
+        ),
+        Asks("chat", CLAUDE, frozenset({"prompt_caching"})),
+    ),
     (
         "nova native cachePoint",
         request(
@@ -441,6 +499,11 @@ UNREADABLE: list[tuple[str, Outgoing, str]] = [
     ("rerank names no model", request("/rerank", {"queries": []}), "rerank request names no model"),
     ("batch job names no model", request("/model-invocation-job", {"jobName": "j"}), "batch request names no model"),
     ("count tokens of nothing", request(model_path(CLAUDE, "count-tokens"), {"input": {}}), "neither"),
+    (
+        "count tokens of an invoke body sent as plain JSON, not as botocore's base64",
+        request(model_path(CLAUDE, "count-tokens"), {"input": {"invokeModel": {"body": '{"messages": []}'}}}),
+        "not base64-encoded JSON",
+    ),
     ("rerank without a body", request("/rerank"), "rerank request names no model"),
     ("retrieve without configuration", request("/retrieveAndGenerate", {"input": {}}), "no retrieveAndGenerate"),
 ]

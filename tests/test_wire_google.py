@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -480,6 +481,15 @@ CASES: list[tuple[str, Outgoing, Asks]] = [
         gemini("stream", features=F({"background", "grounding_search", "hosted_tools"})),
     ),
     (
+        "Interactions API, background in another spelling than true (a service may read it as true)",
+        out(
+            "/v1beta/interactions",
+            {"model": "gemini-2.5-flash", "input": "hi", "store": False, "background": "true"},
+            host=GEMINI,
+        ),
+        gemini("chat", features=F({"background"})),
+    ),
+    (
         "reading a stored interaction",
         out("/v1beta/interactions/abc", method="GET", host=GEMINI),
         Asks("responses_state"),
@@ -733,6 +743,26 @@ UNREADABLE = [
         out(f"{PUB}/gemini-2.5-flash:generateContent", with_(outputConfig={"outputUriPrefix": "gs://b/"})),
     ),
     ("a generationConfig field not read", out(f"{PUB}/m:generateContent", with_(generationConfig={"newThing": 1}))),
+    # Routing has Google run another model than the path's (manual mode names it; auto mode and a model config let
+    # the model optimizer pick one): the path's model was judged, the routed one sent.
+    (
+        "manual routing to another model",
+        out(
+            f"{PUB}/gemini-2.5-flash:generateContent",
+            with_(generationConfig={"routingConfig": {"manualMode": {"modelName": "gemini-3-pro-preview"}}}),
+        ),
+    ),
+    (
+        "automatic routing",
+        out(
+            f"{PUB}/gemini-2.5-flash:streamGenerateContent",
+            with_(generation_config={"routing_config": {"auto_mode": {"model_routing_preference": "BALANCED"}}}),
+        ),
+    ),
+    (
+        "a model config",
+        out(f"{PUB}/m:generateContent", with_(generationConfig={"modelConfig": {"featureSelectionPreference": 1}})),
+    ),
     (
         "a video output modality has no feature",
         out(f"{PUB}/m:generateContent", with_(generationConfig={"responseModalities": ["TEXT", "VIDEO"]})),
@@ -1226,3 +1256,25 @@ def test_a_vertex_endpoints_id_is_no_model_name() -> None:
         decision = guard.judge(out(f"{PL}/endpoints/{name}:generateContent", TEXT)).decision
         assert decision.outcome == "refuse" and f"deployment = '{name}'" in (decision.reason or ""), name
     assert guard.judge(out(f"{PUB}/gemini-2.5-flash:generateContent", TEXT)).decision.outcome == "allow"
+
+
+def test_a_vertex_endpoint_is_judged_only_through_a_target_that_names_it(tmp_path: Path) -> None:
+    """A target naming only a model stood for an endpoint whose ID was that model's name: "gemini-flash-latest" was
+    judged on Google's facts and the target's attestations, and may be the project's own container running anything."""
+    from privsdk.config import load_policy
+    from privsdk.outbound.judge import Guard
+
+    def target(named: str) -> str:
+        return (
+            f'[targets.flash-eu]\noffering = "vertex.gemini"\n{named}\nproject = "acme-prod"\n'
+            'region = "europe-west4"\nattest = ["region=eu"]\n[tenants.acme]\nclasses.default = ["region=eu"]\n'
+        )
+
+    for named, outcome in (
+        ('model = "gemini-flash-latest"', "refuse"),
+        ('model = "gemini-flash-latest"\ndeployment = "gemini-flash-latest"', "allow"),
+    ):
+        (tmp_path / "privsdk.toml").write_text(target(named), encoding="utf-8")
+        policy = load_policy({"PRIVSDK_CONFIG": str(tmp_path / "privsdk.toml"), "PRIVSDK_USAGE": "none"})
+        decision = Guard(policy).judge(out(f"{PL}/endpoints/gemini-flash-latest:generateContent", TEXT)).decision
+        assert decision.outcome == outcome, (named, decision.reason)

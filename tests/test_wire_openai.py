@@ -70,8 +70,8 @@ PATHS: list[tuple[str, str, Any, Asks]] = [
     ("GET", "/v1/files/file-1/content", None, Asks("files")),
     ("POST", "/v1/uploads", {"purpose": "batch"}, Asks("files")),
     ("POST", "/v1/uploads/upload_1/parts", b"--b", Asks("files")),
-    ("POST", "/v1/batches", {"input_file_id": "file-1"}, Asks("batch")),
     ("GET", "/v1/batches/batch_1", None, Asks("batch")),
+    ("POST", "/v1/batches/batch_1/cancel", None, Asks("batch")),
     ("POST", "/v1/fine_tuning/jobs", {"model": "gpt-4o-mini", "training_file": "file-1"}, Asks("fine_tune", "gpt-4o-mini")),
     ("POST", "/v1/fine_tuning/JOBS", {"model": "gpt-4o-mini"}, Asks("fine_tune", "gpt-4o-mini")),  # read in any case
     ("GET", "/v1/fine_tuning/jobs", None, Asks("fine_tune")),
@@ -555,6 +555,9 @@ SECRET = "patient Jane Roe, MRN 0042"
         ("POST", "/v1/responses", {**RESP, "tools": {"type": "web_search"}}, "tools is not a list"),
         ("POST", "/v1/chat/completions", {**CHAT, "service_tier": SECRET}, "a service tier privsdk does not read"),
         ("GET", "/v1/completions", None, "unknown path shape /v1/completions for"),
+        # A batch's requests are in a file the guard cannot read: judged as "batch", every one went out unjudged.
+        ("POST", "/v1/batches", {"input_file_id": "file-1", "endpoint": "/v1/responses"}, "an OpenAI batch runs"),
+        ("POST", "/openai/batches", {"input_file_id": SECRET, "endpoint": "/chat/completions"}, "an OpenAI batch"),
     ],
 )
 def test_unreadable_requests_are_named_without_their_content(method: str, path: str, body: Any, says: str) -> None:

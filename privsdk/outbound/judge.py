@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
@@ -119,6 +119,16 @@ class Guard:
         #: may have some: then each request allowed for such a tenant must carry them (:meth:`_own_account`).
         self._environ = env
         self._own_accounts = self._store or any(t.credentials for t in self.policy.tenants.values())
+        #: (attestation vendor, key) -> the tenant whose own account that key stands for: a request judged for
+        #: another tenant that carries it would run on that account. The policy file's tenants are known from the
+        #: start; a stored tenant's keys from its first judged request (:meth:`_own_account`).
+        self._key_owners: dict[tuple[str, str], str] = {}
+        if self._own_accounts and not self._store:
+            from privsdk.outbound.own_credentials import own_keys
+
+            for t in self.policy.tenants.values():
+                for vendor in t.owned() if t.credentials else ():
+                    self._key_owners.update(((vendor, key), t.name) for key in own_keys(t, vendor, env)[0])
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._memo_until = 0.0  # when today's verdicts expire (a UTC midnight); 0: none yet
         self._places: dict[tuple[object, ...], tuple[Place, WireReader, bytes]] = {}
@@ -232,14 +242,8 @@ class Guard:
                     "header)",
                 )
             asks = wire.read(out)
-            if asks.operation in CONTENT_FREE_OPERATIONS and out.body:
-                # Exempt from every requirement because it carries nothing: a body would go out unread.
-                raise _Refused(
-                    out.host,
-                    asks.operation,
-                    f"a {asks.operation} request to {place.endpoint} carries a body ({len(out.body)} bytes), which "
-                    "none sends: it would go out unread (send it without one)",
-                )
+            if asks.operation in CONTENT_FREE_OPERATIONS:
+                _carries_nothing(out, asks.operation, place.endpoint)
             if place.shows_account:
                 account = place.account
             elif asks.project is None and pairs is not None and _ACCOUNT_NAMES.isdisjoint(map(_lower_name, pairs)):
@@ -283,28 +287,45 @@ class Guard:
             return Verdict(decision, (), place, asks, wire)
 
     def _own_account(self, out: Outgoing, verdict: Verdict) -> None:
-        """Refuse ``out`` when its tenant has its own account at a vendor that serves it and ``out`` carries a key
-        other than the tenant's credentials for it (:mod:`privsdk.outbound.own_credentials`): the attestations it was
-        allowed on are that account's, and it would run on another. Asked of every request, as the key a request
-        carries is no part of the verdict kept for its kind."""
-        tenant = self.policy.tenants.get(verdict.decision.tenant or "")
-        if tenant is None or not tenant.credentials:
-            return
+        """Refuse ``out`` when it would run on another account than the one its attestations speak of
+        (:mod:`privsdk.outbound.own_credentials`): its tenant has its own account at a vendor that serves it and
+        ``out`` carries a key other than the tenant's credentials for it, or its tenant has none there and ``out``
+        carries the key of another tenant's own account. Asked of every request, as the key a request carries is no
+        part of the verdict kept for its kind."""
+        name = verdict.decision.tenant
+        tenant = self.policy.tenants.get(name or "")
         # Here, not at the top: it reads the config's tables, which importing the guard does not need.
-        from privsdk.outbound.own_credentials import foreign, owns
+        from privsdk.outbound.own_credentials import carried, foreign, own_keys, owns
 
         for target in verdict.targets:
             offering = self.catalogue.offering(target.offering)
             # The account's vendor, whose attestations allowed it: Azure's for a Cohere model on Azure AI Foundry.
             vendor = offering.account_vendor if offering is not None else target.offering.partition(".")[0]
-            if owns(tenant, vendor) and foreign(tenant, vendor, out, self._environ):
+            if tenant is not None and owns(tenant, vendor):
+                own, uncompared = own_keys(tenant, vendor, self._environ)
+                for key in own:
+                    self._key_owners[(vendor, key)] = tenant.name
+                if foreign(out, own, uncompared):
+                    raise _Refused(
+                        target.name,
+                        verdict.decision.operation,
+                        f"tenant {tenant.name!r} has its own {vendor} account (its credentials), and the request "
+                        "carries another key than its own for it, or none: sent so, it would run on another account "
+                        "than the tenant's attestations speak of (send it with the tenant's own key, as "
+                        "privsdk.Client does, or build the SDK client with that key)",
+                    )
+                continue
+            owners = self._key_owners
+            owner = next((owners[(vendor, k)] for k in carried(out) if (vendor, k) in owners), None) if owners else None
+            if owner is not None:
+                judged = f"tenant {name!r}" if name else "no tenant"
                 raise _Refused(
                     target.name,
                     verdict.decision.operation,
-                    f"tenant {tenant.name!r} has its own {vendor} account (its credentials), and the request carries "
-                    "another key than its own for it: sent so, it would run on another account than the tenant's "
-                    "attestations speak of (send it with the tenant's own key, as privsdk.Client does, or build the "
-                    "SDK client with that key)",
+                    f"the request carries a key of tenant {owner!r} (its credentials, for its own {vendor} account) "
+                    f"and is judged for {judged}, which has no {vendor} account of its own: sent so, it would run on "
+                    f"the account of tenant {owner!r}, which the attestations it was allowed on do not speak of (send "
+                    f"it with the app's own key, or in privsdk.scope(tenant={owner!r}))",
                 )
 
     def _new_day(self) -> None:
@@ -524,6 +545,9 @@ class Guard:
         the target names none, which it is for cannot be told: it is not that target either.
         """
         region = place.region or asks.location
+        # A deployment is named by the target, or is its model; an endpoint whose name tells no model (a Vertex AI
+        # endpoint's ID, chosen by its owner) only by a target that names it: "gemini-flash-latest" may serve anything.
+        by_model = getattr(asks, "deployment_names_model", True)
         matches = [
             t
             for t in self.policy.targets.values()
@@ -533,7 +557,7 @@ class Guard:
             and (t.project == account or (place.shows_account and t.project is None))
             and (t.region == region if region is not None else True)
             and (
-                asks.deployment == (t.deployment or t.model)  # a deployment is named by the target, or is its model
+                asks.deployment == (t.deployment or (t.model if by_model else None))
                 if asks.deployment is not None
                 else asks.model is None or asks.model in (t.model, t.deployment)
             )
@@ -632,6 +656,28 @@ def _model_key(catalogue: Catalogue, target: Target) -> str | None:
 
 
 _HOST = b"host"
+#: What a listing's URL holds: names, ids, page tokens and filters, never text (a space, a control character) nor
+#: more than a page token's length of query.
+_NAMES_ONLY = re.compile(r"[!-~]*")
+_MAX_LISTING_QUERY = 512
+
+
+def _carries_nothing(out: Outgoing, operation: str, endpoint: str) -> None:
+    """Refuse a request of an operation exempt from every requirement because it carries nothing (a model listing)
+    when it carries something after all: a body, or text in its path or query, would go out unread."""
+    if out.body:
+        why = f"carries a body ({len(out.body)} bytes), which none sends"
+    elif not _NAMES_ONLY.fullmatch(unquote(out.path)) or not (
+        len(out.query) <= _MAX_LISTING_QUERY and _NAMES_ONLY.fullmatch(unquote_plus(out.query))  # "+": a space
+    ):
+        why = "carries text in its URL (a space, a control character, or a long query), where one names a model"
+    else:
+        return
+    raise _Refused(
+        out.host,
+        operation,
+        f"a {operation} request to {endpoint} {why}: it would go out unread (a listing sends names)",
+    )
 
 
 def _names_another_host(out: Outgoing) -> bool:

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
-from privsdk.config import account_vendor, owned_accounts
 from privsdk.outbound.outgoing import Outgoing
-from privsdk.policy import Tenant
+from privsdk.policy import Tenant, account_vendor
 
 #: Credential keys whose value a request carries as it is (the key, token or id the vendor identifies it by).
 _SENT = frozenset(
@@ -51,12 +50,12 @@ _AWS_QUERY_CREDENTIAL = "x-amz-credential"
 
 def owns(tenant: Tenant, vendor: str) -> bool:
     """Whether ``tenant``'s own credentials stand for an account of its own at ``vendor`` (an attestation vendor)."""
-    return bool(tenant.credentials) and vendor in owned_accounts(tenant.credentials)
+    return bool(tenant.credentials) and vendor in tenant.owned()
 
 
-def foreign(tenant: Tenant, vendor: str, out: Outgoing, environ: Mapping[str, str]) -> bool:
-    """Whether ``out``, judged for ``tenant``, which has its own account at ``vendor``, carries none of the
-    credentials that stand for that account (read from ``environ``, where the tenant's credentials name them)."""
+def own_keys(tenant: Tenant, vendor: str, environ: Mapping[str, str]) -> tuple[set[str], bool]:
+    """The keys, tokens and ids that stand for ``tenant``'s own account at ``vendor`` (read from ``environ``, where
+    its credentials name them), and whether it names that account by credentials that never travel as such."""
     own: set[str] = set()
     uncompared = False
     for cred_vendor, pairs in tenant.credentials:
@@ -69,6 +68,12 @@ def foreign(tenant: Tenant, vendor: str, out: Outgoing, environ: Mapping[str, st
                     own.add(value)
             elif key in _UNCOMPARED:
                 uncompared = True
+    return own, uncompared
+
+
+def foreign(out: Outgoing, own: set[str], uncompared: bool) -> bool:
+    """Whether ``out``, judged for a tenant with its own account at a vendor, carries none of the credentials that
+    stand for that account (``own`` and ``uncompared``, from :func:`own_keys`)."""
     if not own and uncompared and out.headers.get("authorization", "").startswith(_OCI):
         return False  # signed with an OCI key the tenant names by its config file only: it cannot be told apart
     # Every key the request carries must be the tenant's: which of two the vendor reads (a bearer token beside an

@@ -269,11 +269,19 @@ def _served_in(arn_region: str | None, signed: str | None) -> str | None:
 # -- features -----------------------------------------------------------------------------------------------------
 
 
+#: Tool types of a model's native body that the app runs itself: a function it defines (``custom``, ``function``),
+#: or one Anthropic defines and the app executes (bash, the text editor, computer use, memory). Any other type is a
+#: tool the vendor runs (Anthropic's web search and fetch, code execution, tool search, MCP toolsets; Writer's
+#: Knowledge Graph; one newer than privsdk).
+_CLIENT_TOOL_TYPES = frozenset({"custom", "function"})
+_CLIENT_TOOL_PREFIXES = ("bash_", "text_editor_", "computer_", "memory_")
+
+
 def _tool_type(kind: str, found: set[str]) -> None:
-    """A vendor-defined tool in a model's native body (Anthropic ``web_search_20250305``, ...)."""
+    """A typed tool in a model's native body (Anthropic ``web_search_20250305``, ...)."""
     if kind.startswith(("web_search", "web_fetch")):
         found.add("web_search")
-    elif kind.startswith(("code_execution", "mcp")):
+    elif kind not in _CLIENT_TOOL_TYPES and not kind.startswith(_CLIENT_TOOL_PREFIXES):
         found.add("hosted_tools")
 
 
@@ -338,6 +346,8 @@ def _native(body: Mapping[str, Any], found: set[str]) -> None:
     additionalModelRequestFields)."""
     if "cache_control" in body:  # Anthropic's automatic caching: one breakpoint for the whole request
         found.add("prompt_caching")
+    if body.get("mcp_servers"):  # Anthropic's MCP connector: the vendor calls the servers it names
+        found.add("hosted_tools")
     _messages(body.get("messages"), found)
     system = body.get("system")
     if isinstance(system, list):
@@ -473,10 +483,10 @@ class BedrockReader:
                     unknown_field(converse, _COUNT_CONVERSE_FIELDS, "a Bedrock CountTokens converse input")
                 features = converse_features(converse)
             elif isinstance(invoke, str):
-                try:
-                    native = json.loads(invoke)
-                except ValueError:
-                    raise Unreadable("CountTokens invokeModel body is not JSON") from None
+                try:  # a blob: base64 on the wire, as botocore sends it and Bedrock reads it
+                    native = json.loads(base64.b64decode(invoke, validate=True))
+                except (binascii.Error, ValueError):
+                    raise Unreadable("CountTokens invokeModel body is not base64-encoded JSON") from None
                 features = native_features(native) if isinstance(native, dict) else _NO_FEATURES
             else:
                 raise Unreadable("CountTokens input is neither converse nor invokeModel")

@@ -264,7 +264,7 @@ class GoogleReader:
             )
         if segments[0] == "upload":  # media uploads: /upload/v1beta/files, /upload/v1beta/fileSearchStores/...
             segments = segments[1:]
-        if segments[0] == "ws":  # Live API websocket handshake
+        if segments and segments[0] == "ws":  # Live API websocket handshake ("/upload" alone leaves no segment)
             return Asks("realtime", publisher="google")
         if not segments or not _version(segments[0]):
             raise UnknownRoute(f"unknown path shape /{shown_segment(segments[0]) if segments else ''}/...")
@@ -402,7 +402,7 @@ class GoogleReader:
         features: set[str] = set()
         if body.get("store") is not False:
             features.add("stored_responses")
-        if body.get("background") is True:
+        if body.get("background") not in (None, False):  # anything but false may be read as on ("true")
             features.add("background")
         if body.get("previous_interaction_id"):
             features.add("stored_responses")
@@ -517,6 +517,13 @@ def _generate_features(body: Any) -> frozenset[str]:
         if not isinstance(config, dict):
             raise Unreadable("a generationConfig is not an object")
         unknown_field(config, _GENERATION_FIELDS, "a Google generationConfig")
+        if any(_values(config, "routingConfig")) or any(_values(config, "modelConfig")):
+            # Manual routing runs the model it names, automatic routing and a model config the one Google's model
+            # optimizer picks: not the model the path names, which is the one judged.
+            raise Unreadable(
+                "a generationConfig routingConfig or modelConfig has Google pick the model that runs, not the one "
+                "the path names (leave it out, and name the model to run in the request)"
+            )
         for modalities in _values(config, "responseModalities"):
             features |= _modalities(modalities)
         if _values(config, "speechConfig"):

@@ -520,6 +520,14 @@ def _plan(method: str, path: str) -> _Plan:
     operation = _FAMILY.get(first)
     if operation is None:
         raise _unknown(path)
+    if operation == "batch" and method == "POST" and len(segments) == 1:
+        # Its requests (each a model, a body with its tools and files) are in a file uploaded before, which the
+        # guard cannot read where it is: judged as a batch, every one of them would go out unjudged. Mistral's and
+        # Gemini's batches from files are refused alike.
+        raise Unreadable(
+            "an OpenAI batch runs the requests of a file uploaded before (input_file_id), which privsdk cannot read "
+            "at the vendor: it creates none (send the requests one by one, each judged as it goes)"
+        )
     if method == "POST" and operation == "embed":
         return _Plan(None, "embeddings", deployment, _EMBEDDING_FIELDS)
     return _Plan(Asks(operation, deployment=deployment), first, deployment)
