@@ -687,7 +687,8 @@ def _explain_request(args: argparse.Namespace, policy: Any, out: TextIO) -> int:
             if value not in (None, []):
                 shown = ", ".join(value) if isinstance(value, list) else value
                 out.write(f"  {key.replace('_', ' ')}: {shown}\n")
-        if seen["geography"] is None and "authorization" not in headers and "bedrock.runtime" in seen["offerings"]:
+        offerings = verdict.place.offerings if verdict.place else ()
+        if seen["geography"] is None and "authorization" not in headers and "bedrock.runtime" in offerings:
             # boto3 signs each request for its client's Region, which the guard reads as where it goes.
             out.write(
                 "  note: no Region shown; boto3's requests are signed for their client's Region, which the guard "

@@ -276,7 +276,10 @@ class _Core:
             self._plans[(target, operation, here.tenant, here.data_class)] = (decision, chain)
         served = rerouting.get()
         if served is not None and served.chosen == target:
-            decision = served  # a drop-in's reroute this call serves: recorded as that reroute (judge.rerouting)
+            # A drop-in's reroute this call serves: recorded as that reroute (judge.rerouting), and falling back along
+            # the tenant's alternatives for the request the SDK built, not those for the alternative chosen.
+            decision = served
+            chain = self._chain(served, features)
         return _Call(decision, chain, checked, Budget(limits))
 
     def _chain(self, decision: Decision, features: Iterable[str]) -> tuple[tuple[Target, Decision], ...]:
@@ -302,7 +305,9 @@ class _Core:
                 catalogue=self.catalogue,
             )
             if own.outcome == "allow":
-                chain.append((self.target(alt), own))
+                # Answered there, the call is still the one decided (its records say so): the alternative chosen.
+                served = decision._replace(chosen=alt, chosen_evaluation=own.chosen_evaluation or own.evaluation)
+                chain.append((self.target(alt), served))
         if len(self._chains) > 4096:
             self._chains.clear()
         self._chains[id(decision)] = (decision, tuple(chain))

@@ -795,7 +795,9 @@ class _Document:
                     hint="move each [tenants.NAME] table into the store, or drop PRIVSDK_TENANTS / tenants=",
                 )
             check_pairs([Tenant("", {}, attest=base_attest)], targets.values(), cat, self._target_where)
-            context = _StoreContext(cat, base_attest, env_reqs, on_violation, targets, environ or {}, self.origin)
+            context = _StoreContext(
+                cat, base_attest, env_reqs, on_violation, targets, environ or {}, self.origin, store.key_owners
+            )
             store.bind(context.build, context.key())
             return Policy(store, None, targets, self.origin, usage, tuple(endpoints))
         if not raw_tenants:  # the environment's policy alone: PRIVSDK_REQUIRE adds to its default class
@@ -1189,7 +1191,9 @@ class _StoreContext:
         targets: Mapping[str, Target],
         environ: Mapping[str, str],
         origin: str,
+        key_owners: dict[str, str],
     ):
+        self.key_owners = key_owners  # the store's: each tenant built learns its keys there
         self.cat = cat
         self.base_attest = base_attest
         self.env_reqs = env_reqs
@@ -1235,6 +1239,10 @@ class _StoreContext:
                     raise missing_credential(
                         vendor, key, env_name, where=origin, key_path=f"credentials.{vendor}.{key}"
                     )
+        if tenant.credentials:  # known from now on to every guard of the store's, for any request of any tenant
+            from privsdk.outbound.own_credentials import learn
+
+            learn(self.key_owners, tenant, self.environ)
         return tenant
 
 
@@ -1302,7 +1310,8 @@ def attach_tenants(
     """
     cat = catalogue or default_catalogue()
     store = as_store(tenants)
-    context = _StoreContext(cat, frozenset(), (), None, policy.targets, environ or os.environ, policy.origin)
+    env = environ or os.environ
+    context = _StoreContext(cat, frozenset(), (), None, policy.targets, env, policy.origin, store.key_owners)
     store.bind(context.build, context.key())
     # A default that names one of the policy's own tenants (a file with none has the implicit "default", a file
     # with one has that one) named a tenant the store replaces: with a store there is no implicit default, so

@@ -112,6 +112,9 @@ class TenantStore(Mapping[str, Tenant]):
         #: The stores an invalidation reaches: this one, and every other one built from the same PRIVSDK_TENANTS
         #: value (a Client's, and the process-wide guard's that drop-ins use), which hold the same tenants.
         self._siblings: weakref.WeakValueDictionary[int, TenantStore] | None = None
+        #: Each loaded tenant's own keys, tokens and ids -> its name (privsdk.outbound.own_credentials.learn), which
+        #: the guard refuses on a request judged for another tenant. Shared by the stores of one PRIVSDK_TENANTS value.
+        self.key_owners: dict[str, str] = {}
 
     def bind(self, build: TenantBuilder, context: object) -> None:
         """Set how stored policies become tenants (privsdk's config does it; ``context`` identifies the policy).
@@ -569,6 +572,9 @@ def parse_tenants_spec(spec: str) -> TenantStore:
         raise exc.at("PRIVSDK_TENANTS") from None
     with _SPEC_LOCK:
         store._siblings = _SPEC_STORES.setdefault(spec, weakref.WeakValueDictionary())
+        sibling = next(iter(store._siblings.values()), None)
+        if sibling is not None:  # the keys a Client's store learnt, the drop-ins' guard knows, and the other way round
+            store.key_owners = sibling.key_owners
         store._siblings[id(store)] = store  # by id: a Mapping has no hash
     return store
 

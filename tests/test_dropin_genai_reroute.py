@@ -308,6 +308,26 @@ def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(wor
             model=EMBEDDER, contents=[CANARY], config=types.EmbedContentConfig(title="a title")
         ),
         lambda: vertex.interactions.create(model=MODEL, input=CANARY, store=False),
+        # Once carried without them: the alternative truncated input the app wanted refused, and its tool had no
+        # response schema.
+        lambda: vertex.models.embed_content(
+            model=EMBEDDER, contents=[CANARY], config=types.EmbedContentConfig(auto_truncate=False)
+        ),
+        lambda: client.models.generate_content(
+            model=MODEL,
+            contents=CANARY,
+            config=types.GenerateContentConfig(
+                tools=[
+                    types.Tool(
+                        function_declarations=[
+                            types.FunctionDeclaration(
+                                name="f", response=types.Schema(type=types.Type.OBJECT, properties={})
+                            )
+                        ]
+                    )
+                ]
+            ),
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(genai.PolicyViolation) as caught:

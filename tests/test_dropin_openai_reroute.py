@@ -308,3 +308,41 @@ def test_a_reroute_in_flight_as_the_recorder_closes_is_no_cancelled_call_of_its_
     reset_default_guard()  # the reroute's own client records through its recorder: flushed here
     records = [json.loads(line) for line in usage.read_text().splitlines()] if usage.exists() else []
     assert [r["decision"] for r in records if r["outcome"] == "cancelled"] == []
+
+
+def test_a_failed_alternative_falls_back_along_the_requested_targets_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Client call that serves a drop-in's reroute fell back along the reroute list of the alternative it was
+    given (none here), not of the request the SDK built: the second Azure deployment was never tried, and the app
+    got the first's 503. It now answers; the answer names no account of OpenAI's to Azure either (the app's
+    OPENAI_ORG_ID and OPENAI_PROJECT_ID went to Azure's hosts)."""
+    from tests.wire.server import Status
+
+    second = POLICY.replace('reroute."openai/*" = ["azure-eu"]', 'reroute."openai/*" = ["azure-eu", "azure-eu2"]')
+    second += '[targets.azure-eu2]\noffering = "azure.openai"\nmodel = "gpt-4o"\nendpoint = "{azure2}"\n'
+    second += 'deployment = "gpt-4o-eu"\napi_version = "2024-10-21"\nattest = ["deployment=data_zone_eu"]\n'
+    with (
+        LoopbackServer(OpenAIWire(key=KEY)) as api,
+        LoopbackServer(OpenAIWire(key=AZURE_KEY)) as azure,
+        LoopbackServer(OpenAIWire(key=AZURE_KEY)) as azure2,
+    ):
+        azure.fail(Status(503))
+        config = tmp_path / "privsdk.toml"
+        config.write_text(second.format(api=api.url, azure=azure.url, azure2=azure2.url), encoding="utf-8")
+        for name, value in {
+            "PRIVSDK_CONFIG": str(config),
+            "PRIVSDK_USAGE": "none",
+            "AZURE_OPENAI_API_KEY": AZURE_KEY,
+            "OPENAI_ORG_ID": "org-app",
+            "OPENAI_PROJECT_ID": "proj_app",
+        }.items():
+            monkeypatch.setenv(name, value)
+        reset_default_guard()
+        client = dropin.OpenAI(api_key=KEY, base_url=f"{api.url}/v1", max_retries=0)
+        with privsdk.scope(tenant="clinic"):
+            answer = client.chat.completions.create(model=MODEL, messages=MSG)
+        assert answer.choices[0].message.content
+        assert (len(api.requests), len(azure.requests), len(azure2.requests)) == (0, 1, 1)
+        for request in (*azure.requests, *azure2.requests):
+            assert not {"openai-organization", "openai-project"} & set(request.headers), request.headers

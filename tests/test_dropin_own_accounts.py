@@ -407,3 +407,48 @@ def test_a_tenant_built_in_code_with_its_own_credentials_owns_its_account(tmp_pa
             ):
                 client.chat("mini", "hello", tenant="acme", max_attempts=1)
         assert server.requests == []
+
+
+def test_a_tenant_stores_tenants_keys_are_known_to_every_guard_once_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reset: None
+) -> None:
+    """With a tenant store, each guard learnt a tenant's keys only from that tenant's own requests it judged, and only
+    for their vendor: after acme's calls through a Client, a drop-in with acme's OpenAI key, or a mistralai client
+    with its Mistral key, was sent for ``other``. A tenant's keys are now learnt as the store loads it, for every
+    vendor, by every guard of the stores of that PRIVSDK_TENANTS value."""
+    from privsdk import mistralai
+    from privsdk import openai as dropin
+    from tests.wire.mistral import MistralApp
+
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    (tenants / "acme.toml").write_text(
+        'classes.default = ["no_training"]\ncredentials.openai = { api_key = "ACME_OPENAI_KEY" }\n'
+        'credentials.mistral = { api_key = "ACME_MISTRAL_KEY" }\n',
+        encoding="utf-8",
+    )
+    (tenants / "other.toml").write_text('classes.default = ["no_training", "zdr"]\n', encoding="utf-8")
+    with LoopbackServer(any_key(OpenAIWire())) as api, LoopbackServer(MistralApp("acme-mistral")) as mistral:
+        policy = '[attest]\nopenai = ["zdr"]\nmistral = ["plan=scale", "zdr"]\n[targets.mini]\n'
+        policy += f'offering = "openai.api"\nmodel = "gpt-4o-mini"\nendpoint = "{api.url}/v1"\n'
+        configure(
+            monkeypatch,
+            tmp_path,
+            f"{api.url}/v1=openai.api,{mistral.url}=mistral.api",
+            policy,
+            PRIVSDK_TENANTS=f"dir://{tenants}",
+            ACME_OPENAI_KEY=ACME_KEY,
+            ACME_MISTRAL_KEY="acme-mistral",
+            OPENAI_API_KEY=APP_KEY,
+        )
+        with privsdk.Client() as client:  # the Client's guard loads acme, and learns its keys for the drop-ins'
+            client.chat("mini", "hello", tenant="acme", max_attempts=1)
+        with_acme_key = dropin.OpenAI(api_key=ACME_KEY, base_url=f"{api.url}/v1", max_retries=0)
+        with_acme_mistral_key = mistralai.Mistral(api_key="acme-mistral", server_url=mistral.url)
+        with privsdk.scope(tenant="other"):
+            with pytest.raises(privsdk.PolicyViolation, match="carries a key of tenant 'acme'"):
+                with_acme_key.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+            with pytest.raises(privsdk.PolicyViolation, match="carries a key of tenant 'acme'"):
+                with_acme_mistral_key.chat.complete(model="mistral-large-latest", messages=HELLO)
+        assert [r.headers["authorization"] for r in api.requests] == [f"Bearer {ACME_KEY}"]
+        assert mistral.requests == []

@@ -163,6 +163,14 @@ def test_a_content_free_request_with_text_in_its_url_is_refused(catalogue: Catal
             path="/v1beta/models",
             query="pageSize=50&pageToken=Cg4aDA%3D%3D",
         ),
+        # Vertex's filters are written with spaces (google-genai's models.list(config={"filter": ...})).
+        listing._replace(
+            sdk="genai",
+            host="europe-west4-aiplatform.googleapis.com",
+            path="/v1beta1/publishers/google/models",
+            query="filter=labels.team+%3D+nlp&pageSize=5",
+        ),
+        listing._replace(sdk="cohere", host="api.cohere.com", query="page_size=5&endpoint=chat&default_only=true"),
     )
     for request in named:
         assert guard.judge(request).decision.outcome == "allow", request.path
@@ -172,7 +180,7 @@ def test_a_content_free_request_with_text_in_its_url_is_refused(catalogue: Catal
         listing._replace(query="q=" + text.replace(" ", "+")),  # as httpx encodes extra_query's spaces
         listing._replace(query="q=" + text.replace(" ", "") + "\x01"),
         listing._replace(path="/v1/models/" + text.replace(" ", "%20")),
-        listing._replace(query="q=" + "x" * 600),
+        listing._replace(query="pageToken=" + "x" * 1100),
     ):
         decision = guard.judge(request).decision
         assert decision.outcome == "refuse" and "carries text in its URL" in (decision.reason or ""), request

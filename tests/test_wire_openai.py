@@ -146,6 +146,9 @@ def test_azure_query_and_hosts_do_not_change_the_route() -> None:
         query="api-version=2024-10-21",
     )
     assert READER.read(out) == Asks("stream", model="gpt-4o-mini", deployment="d")
+    # A gateway's key in the query (Azure API Management's subscription-key) is no field of the request either.
+    keyed = out._replace(query="api-version=2024-10-21&subscription-key=k")
+    assert READER.read(keyed) == Asks("stream", model="gpt-4o-mini", deployment="d")
 
 
 def test_the_registry_serves_this_reader_for_openai_offerings() -> None:
@@ -555,14 +558,17 @@ SECRET = "patient Jane Roe, MRN 0042"
         ("POST", "/v1/responses", {**RESP, "tools": {"type": "web_search"}}, "tools is not a list"),
         ("POST", "/v1/chat/completions", {**CHAT, "service_tier": SECRET}, "a service tier privsdk does not read"),
         ("GET", "/v1/completions", None, "unknown path shape /v1/completions for"),
+        # Query parameters beside a body that no SDK sends there (extra_query): none the guard reads.
+        ("POST", "/v1/chat/completions?store=true", CHAT, "carries query parameters"),
         # A batch's requests are in a file the guard cannot read: judged as "batch", every one went out unjudged.
         ("POST", "/v1/batches", {"input_file_id": "file-1", "endpoint": "/v1/responses"}, "an OpenAI batch runs"),
         ("POST", "/openai/batches", {"input_file_id": SECRET, "endpoint": "/chat/completions"}, "an OpenAI batch"),
     ],
 )
 def test_unreadable_requests_are_named_without_their_content(method: str, path: str, body: Any, says: str) -> None:
+    path, _, query = path.partition("?")
     with pytest.raises(Unreadable) as caught:
-        READER.read(request(method, path, body))
+        READER.read(request(method, path, body, query=query))
     assert says in str(caught.value)
     assert "Jane" not in str(caught.value) and "telepathy" not in str(caught.value).replace("/v1/telepathy ", "")
 

@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
@@ -119,16 +119,18 @@ class Guard:
         #: may have some: then each request allowed for such a tenant must carry them (:meth:`_own_account`).
         self._environ = env
         self._own_accounts = self._store or any(t.credentials for t in self.policy.tenants.values())
-        #: (attestation vendor, key) -> the tenant whose own account that key stands for: a request judged for
-        #: another tenant that carries it would run on that account. The policy file's tenants are known from the
-        #: start; a stored tenant's keys from its first judged request (:meth:`_own_account`).
-        self._key_owners: dict[tuple[str, str], str] = {}
-        if self._own_accounts and not self._store:
-            from privsdk.outbound.own_credentials import own_keys
+        #: Key -> the tenant whose own account it stands for: a request judged for another tenant (or none) that
+        #: carries it would run on that account. A store's, shared by the stores of one PRIVSDK_TENANTS value, learns
+        #: each tenant's as it is loaded; the policy file's tenants' are read here; both again at each request of
+        #: the tenant's own (:meth:`_own_account`), so a rotated key is learnt by then.
+        self._key_owners: dict[str, str] = {}
+        if isinstance(self.policy.tenants, TenantStore):
+            self._key_owners = self.policy.tenants.key_owners
+        elif self._own_accounts:
+            from privsdk.outbound.own_credentials import learn
 
             for t in self.policy.tenants.values():
-                for vendor in t.owned() if t.credentials else ():
-                    self._key_owners.update(((vendor, key), t.name) for key in own_keys(t, vendor, env)[0])
+                learn(self._key_owners, t, env)
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._memo_until = 0.0  # when today's verdicts expire (a UTC midnight); 0: none yet
         self._places: dict[tuple[object, ...], tuple[Place, WireReader, bytes]] = {}
@@ -295,17 +297,16 @@ class Guard:
         name = verdict.decision.tenant
         tenant = self.policy.tenants.get(name or "")
         # Here, not at the top: it reads the config's tables, which importing the guard does not need.
-        from privsdk.outbound.own_credentials import carried, foreign, own_keys, owns
+        from privsdk.outbound.own_credentials import foreign, learn, own_keys, owner, owns
 
+        if tenant is not None and tenant.credentials:
+            learn(self._key_owners, tenant, self._environ)
         for target in verdict.targets:
             offering = self.catalogue.offering(target.offering)
             # The account's vendor, whose attestations allowed it: Azure's for a Cohere model on Azure AI Foundry.
             vendor = offering.account_vendor if offering is not None else target.offering.partition(".")[0]
             if tenant is not None and owns(tenant, vendor):
-                own, uncompared = own_keys(tenant, vendor, self._environ)
-                for key in own:
-                    self._key_owners[(vendor, key)] = tenant.name
-                if foreign(out, own, uncompared):
+                if foreign(out, *own_keys(tenant, vendor, self._environ)):
                     raise _Refused(
                         target.name,
                         verdict.decision.operation,
@@ -315,17 +316,17 @@ class Guard:
                         "privsdk.Client does, or build the SDK client with that key)",
                     )
                 continue
-            owners = self._key_owners
-            owner = next((owners[(vendor, k)] for k in carried(out) if (vendor, k) in owners), None) if owners else None
-            if owner is not None:
+            found = owner(self._key_owners, out) if self._key_owners else None
+            if found is not None:
                 judged = f"tenant {name!r}" if name else "no tenant"
                 raise _Refused(
                     target.name,
                     verdict.decision.operation,
-                    f"the request carries a key of tenant {owner!r} (its credentials, for its own {vendor} account) "
-                    f"and is judged for {judged}, which has no {vendor} account of its own: sent so, it would run on "
-                    f"the account of tenant {owner!r}, which the attestations it was allowed on do not speak of (send "
-                    f"it with the app's own key, or in privsdk.scope(tenant={owner!r}))",
+                    f"the request carries a key of tenant {found!r} (its credentials, for an account of its own) and "
+                    f"is judged for {judged}, which has no {vendor} account of its own: sent so, it would run on the "
+                    f"account of tenant {found!r}, which the attestations it was allowed on do not speak of (send it "
+                    f"with the deployment's own key, a key no tenant's credentials name, or in "
+                    f"privsdk.scope(tenant={found!r}))",
                 )
 
     def _new_day(self) -> None:
@@ -656,10 +657,24 @@ def _model_key(catalogue: Catalogue, target: Target) -> str | None:
 
 
 _HOST = b"host"
-#: What a listing's URL holds: names, ids, page tokens and filters, never text (a space, a control character) nor
-#: more than a page token's length of query.
+#: What a listing's path holds: names and ids, never text (a space, a control character).
 _NAMES_ONLY = re.compile(r"[!-~]*")
-_MAX_LISTING_QUERY = 512
+#: The query parameters the SDKs' model listings send (Azure's API version; Cohere's, Mistral's and Google's paging
+#: and filters), compared in lower case: any other (an app's ``extra_query``) is no listing's, and could carry text.
+_LISTING_PARAMETERS = frozenset(
+    {
+        "api-version", "page_size", "page_token", "endpoint", "default_only", "provider", "model", "pagesize",
+        "pagetoken", "filter", "querybase", "key",
+    }
+)  # fmt: skip
+_MAX_LISTING_QUERY = 1024
+
+
+def _listing_query(query: str) -> bool:
+    """Whether ``query`` holds only what a model listing sends: its parameters, within a page token's length."""
+    return len(query) <= _MAX_LISTING_QUERY and all(
+        name.lower() in _LISTING_PARAMETERS for name, _ in parse_qsl(query, keep_blank_values=True)
+    )
 
 
 def _carries_nothing(out: Outgoing, operation: str, endpoint: str) -> None:
@@ -667,10 +682,8 @@ def _carries_nothing(out: Outgoing, operation: str, endpoint: str) -> None:
     when it carries something after all: a body, or text in its path or query, would go out unread."""
     if out.body:
         why = f"carries a body ({len(out.body)} bytes), which none sends"
-    elif not _NAMES_ONLY.fullmatch(unquote(out.path)) or not (
-        len(out.query) <= _MAX_LISTING_QUERY and _NAMES_ONLY.fullmatch(unquote_plus(out.query))  # "+": a space
-    ):
-        why = "carries text in its URL (a space, a control character, or a long query), where one names a model"
+    elif not _NAMES_ONLY.fullmatch(unquote(out.path)) or (out.query and not _listing_query(out.query)):
+        why = "carries text in its URL (a space or a control character in its path, or a parameter no listing sends)"
     else:
         return
     raise _Refused(

@@ -9,10 +9,12 @@ for; the guard decides on that. Nothing here imports a vendor SDK.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import parse_qsl
 
 _NO_HEADERS: Mapping[str, str] = {}
 
@@ -96,12 +98,35 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
+#: The query parameters an SDK sends beside a body the guard reads, compared in lower case: Azure's API version,
+#: Google's answer format (``alt=sse`` for a stream), and the keys a gateway takes in the query. Any other (an app's
+#: ``extra_query``, cohere's ``additional_query_parameters``) is none the guard reads, which a server may act on as
+#: on the body field of that name.
+_BODY_QUERY = frozenset(
+    {
+        "api-version", "alt", "$alt", "key", "api-key", "api_key", "apikey", "subscription-key", "subscription_key",
+        "access_token", "token",
+    }
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)  # an app sends the same query (Azure's API version) again and again
+def _plain_query(query: str) -> bool:
+    return all(name.lower() in _BODY_QUERY for name, _ in parse_qsl(query, keep_blank_values=True))
+
+
 def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = False) -> dict[str, Any]:
-    """The request's body as a JSON object; raises :class:`Unreadable` when it is not one.
+    """The request's body as a JSON object; raises :class:`Unreadable` when it is not one, or when the request
+    carries query parameters that no SDK sends beside it (which would go out unread).
 
     The message names the body by ``protocol`` and ``family`` (``OpenAI``, ``chat/completions``), never by
     anything in it. With ``empty``, an empty body carries nothing and reads as an empty object.
     """
+    if request.query and not _plain_query(request.query):
+        raise Unreadable(
+            f"a {protocol} {family} request carries query parameters its SDK does not send beside a body, which "
+            "privsdk does not read (leave them out)"
+        )
     data = request.body
     if not data and empty:
         return {}

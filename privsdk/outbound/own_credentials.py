@@ -48,6 +48,24 @@ _KEY_PARAMETERS = frozenset(
 _AWS_QUERY_CREDENTIAL = "x-amz-credential"
 
 
+def learn(owners: dict[str, str], tenant: Tenant, environ: Mapping[str, str]) -> None:
+    """Note in ``owners`` (key -> tenant name) every key, token and id that stands for an account of ``tenant``'s own
+    (read from ``environ``): a request judged for another tenant, or for none, that carries one would run on it.
+    Keyed by the value alone, whatever the vendor: an AWS access key id is that AWS account's at Bedrock and at
+    SageMaker alike."""
+    for _, pairs in tenant.credentials:
+        for key, env_name in pairs:
+            if key in _SENT:
+                value = environ.get(env_name)
+                if value and value.strip():
+                    owners[value.strip()] = tenant.name
+
+
+def owner(owners: Mapping[str, str], out: Outgoing) -> str | None:
+    """The tenant whose own account a key ``out`` carries stands for (``owners``, from :func:`learn`), if any."""
+    return next((owners[key] for key in carried(out) if key in owners), None)
+
+
 def owns(tenant: Tenant, vendor: str) -> bool:
     """Whether ``tenant``'s own credentials stand for an account of its own at ``vendor`` (an attestation vendor)."""
     return bool(tenant.credentials) and vendor in tenant.owned()

@@ -378,6 +378,12 @@ class AzureOpenAI(ChatCompletions):
         # The deployment is in the URL; the body's model names it too, as the SDK sends it.
         return target.deployment or target.model
 
+    def _named(self, client: _SDKClient) -> _SDKClient:
+        # Azure names no OpenAI organization or project: none the SDK read from OPENAI_ORG_ID or OPENAI_PROJECT_ID
+        # (an app's OpenAI account) goes to it, whoever gave the key.
+        client.organization = client.project = None
+        return client
+
     def _sent_account(self, args: Mapping[str, Any]) -> dict[str, str]:
         # Azure names no OpenAI organization or project; a key goes as api-key, an Entra token as Authorization.
         if "azure_ad_token" in args:

@@ -314,14 +314,8 @@ def _tools(value: Any) -> list[Tool]:
                 raise reroute.Unmappable(f"tools {_name(key)}")  # Google's hosted tools run at Google only
             for declaration in _list(declarations, "functionDeclarations"):
                 d = _fields(declaration, "a functionDeclaration")
-                if set(d) - {
-                    "name",
-                    "description",
-                    "parameters",
-                    "parametersJsonSchema",
-                    "response",
-                    "responseJsonSchema",
-                }:
+                # A response schema tells the model what the function returns: no alternative's tools take one.
+                if set(d) - {"name", "description", "parameters", "parametersJsonSchema"}:
                     raise reroute.Unmappable(
                         "a functionDeclaration with fields beyond name, description and parameters"
                     )
@@ -474,6 +468,8 @@ def _embed(method: str, body: dict[str, Any], options: dict[str, Any]) -> _Embed
             raise reroute.Unmappable(
                 "a taskType other than RETRIEVAL_DOCUMENT, RETRIEVAL_QUERY, CLASSIFICATION, CLUSTERING"
             )
+        if config.get("autoTruncate") is False:  # the alternatives truncate what is too long: never asked for here
+            raise reroute.Unmappable("autoTruncate false")
         dimensions = config.get("outputDimensionality")
         settings.add((task, dimensions if isinstance(dimensions, int) else None))
     if len(settings) != 1:
