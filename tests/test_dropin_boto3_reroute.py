@@ -557,3 +557,48 @@ def test_a_slow_alternative_within_the_clients_read_timeout_answers(servers: Ser
     answer = client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES)  # read_timeout 5 s
     assert answer["output"]["message"]["content"] == [{"text": "You said: " + PROMPT}]
     assert len(servers.eu.requests) == 1
+
+
+_SCHEMA = json.dumps({"type": "object", "properties": {"id": {"type": "string"}}})
+
+
+@pytest.mark.parametrize(
+    ("says", "extra"),
+    [
+        (
+            "outputConfig fields beyond textFormat",
+            {
+                "outputConfig": {
+                    "effort": "high",
+                    "textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": _SCHEMA}}},
+                }
+            },
+        ),
+        (
+            "jsonSchema fields beyond schema and name",
+            {
+                "outputConfig": {
+                    "textFormat": {
+                        "type": "json_schema",
+                        "structure": {"jsonSchema": {"schema": _SCHEMA, "name": "r", "description": "only the id"}},
+                    }
+                }
+            },
+        ),
+    ],
+)
+def test_what_a_converse_tool_or_output_config_holds_beyond_what_is_carried_is_refused(
+    servers: Servers, says: str, extra: dict[str, Any]
+) -> None:
+    """A reasoning effort and a schema's description were dropped unsaid, the answer looking like any other."""
+    with pytest.raises(ClientError) as caught:
+        client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES, **extra)
+    assert isinstance(caught.value, PolicyViolation) and says in str(caught.value)
+    assert servers.eu.requests == [] and servers.cohere.requests == []
+
+
+def test_a_strict_tool_is_carried_strict(servers: Servers) -> None:
+    spec = {"name": "lookup", "inputSchema": {"json": {"type": "object", "properties": {}}}, "strict": True}
+    client(servers).converse(modelId=US_CLAUDE, messages=MESSAGES, toolConfig={"tools": [{"toolSpec": spec}]})
+    [sent] = [r.json() for r in servers.eu.requests]
+    assert sent["toolConfig"]["tools"][0]["toolSpec"]["strict"] is True

@@ -189,8 +189,11 @@ def _refused(call: Any) -> dropin.PolicyViolation:
 
 @pytest.mark.parametrize(
     "what",
-    ["fim", "n=2", "safe_prompt", "named tool_choice", "prefix", "document input", "int8 vectors", "logprobs"],
-)
+    [
+        "fim", "n=2", "safe_prompt", "named tool_choice", "prefix", "document input", "int8 vectors", "logprobs",
+        "system thinking",
+    ],
+)  # fmt: skip
 def test_what_cannot_be_served_elsewhere_is_refused_and_sends_nothing(rerouted: Rerouted, what: str) -> None:
     client = rerouted.client()
     named = {"type": "function", "function": {"name": "get_weather"}}
@@ -206,6 +209,20 @@ def test_what_cannot_be_served_elsewhere_is_refused_and_sends_nothing(rerouted: 
         "document input": lambda: client.chat.complete(model=MODEL, messages=[{"role": "user", "content": document}]),
         "int8 vectors": lambda: client.embeddings.create(model="mistral-embed", inputs=["x"], output_dtype="int8"),
         "logprobs": lambda: client.chat.complete(model=MODEL, messages=MSG, logprobs=True),
+        # A thinking chunk in a system message is the app's words (dropped once, as an assistant's handed back is).
+        "system thinking": lambda: client.chat.complete(
+            model=MODEL,
+            messages=[
+                {
+                    "role": "system",
+                    "content": [
+                        {"type": "text", "text": "Be brief."},
+                        {"type": "thinking", "thinking": [{"type": "text", "text": "Answer in French."}]},
+                    ],
+                },
+                *MSG,
+            ],
+        ),
     }
     refusal = _refused(calls[what])
     assert isinstance(refusal, privsdk.PolicyViolation) and isinstance(refusal, MistralError)

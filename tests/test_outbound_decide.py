@@ -171,6 +171,19 @@ def test_a_content_free_request_with_text_in_its_url_is_refused(catalogue: Catal
             query="filter=labels.team+%3D+nlp&pageSize=5",
         ),
         listing._replace(sdk="cohere", host="api.cohere.com", query="page_size=5&endpoint=chat&default_only=true"),
+        # boto3's Bedrock listings and their paginators: filters and paging.
+        listing._replace(
+            sdk="boto3",
+            host="bedrock.eu-central-1.amazonaws.com",
+            path="/foundation-models",
+            query="byProvider=anthropic&byOutputModality=TEXT",
+        ),
+        listing._replace(
+            sdk="boto3",
+            host="bedrock.eu-central-1.amazonaws.com",
+            path="/inference-profiles",
+            query="maxResults=10&nextToken=abc%3D&type=SYSTEM_DEFINED",
+        ),
     )
     for request in named:
         assert guard.judge(request).decision.outcome == "allow", request.path

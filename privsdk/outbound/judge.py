@@ -660,11 +660,16 @@ _HOST = b"host"
 #: What a listing's path holds: names and ids, never text (a space, a control character).
 _NAMES_ONLY = re.compile(r"[!-~]*")
 #: The query parameters the SDKs' model listings send (Azure's API version; Cohere's, Mistral's and Google's paging
-#: and filters), compared in lower case: any other (an app's ``extra_query``) is no listing's, and could carry text.
+#: and filters; boto3's for Bedrock's model and inference-profile listings), compared in lower case: any other (an
+#: app's ``extra_query``) is no listing's, and could carry text.
 _LISTING_PARAMETERS = frozenset(
     {
         "api-version", "page_size", "page_token", "endpoint", "default_only", "provider", "model", "pagesize",
         "pagetoken", "filter", "querybase", "key",
+        "maxresults", "nexttoken", "byprovider", "bycustomizationtype", "byoutputmodality", "byinferencetype",
+        "typeequals", "type", "sortby", "sortorder", "creationtimeafter", "creationtimebefore", "namecontains",
+        "basemodelarnequals", "foundationmodelarnequals", "isowned", "modelstatus", "createdafter", "createdbefore",
+        "modelarnequals", "modelsourceidentifier", "offertype", "statusequals",
     }
 )  # fmt: skip
 _MAX_LISTING_QUERY = 1024

@@ -242,10 +242,15 @@ def _tools(config: Mapping[str, Any]) -> dict[str, Any]:
         if kind != "toolSpec":
             raise _Refuse(f"Converse {kind}")  # systemTool: Bedrock's own hosted tools
         spec = tool["toolSpec"]
+        if set(spec) - {"name", "description", "inputSchema", "strict"}:  # a newer botocore's: never dropped unsaid
+            raise _Refuse("Converse toolSpec fields beyond name, description, inputSchema and strict")
         schema = (spec.get("inputSchema") or {}).get("json")
         if not isinstance(schema, dict):
             raise _Refuse("Converse toolSpec.inputSchema")
-        tools.append(Tool(spec["name"], spec.get("description", ""), schema))
+        strict = spec.get("strict")
+        tools.append(
+            Tool(spec["name"], spec.get("description", ""), schema, strict if isinstance(strict, bool) else None)
+        )
     options: dict[str, Any] = {"tools": tools}
     choice = config.get("toolChoice")
     if choice:
@@ -261,7 +266,14 @@ def _tools(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _response_format(config: Mapping[str, Any]) -> ResponseFormat:
     text_format = config.get("textFormat") or {}
-    schema = ((text_format.get("structure") or {}).get("jsonSchema")) or {}
+    structure = text_format.get("structure") or {}
+    schema = structure.get("jsonSchema") or {}
+    # A schema and its name are carried; anything beside them (a reasoning effort, a schema's description) would be
+    # dropped unsaid, so it refuses.
+    if set(config) - {"textFormat"} or set(text_format) - {"type", "structure"} or set(structure) - {"jsonSchema"}:
+        raise _Refuse("Converse outputConfig fields beyond textFormat")
+    if set(schema) - {"schema", "name"}:
+        raise _Refuse("Converse outputConfig jsonSchema fields beyond schema and name")
     if text_format.get("type") != "json_schema" or not isinstance(schema.get("schema"), str):
         raise _Refuse("Converse outputConfig")
     try:

@@ -182,7 +182,8 @@ def _message(message: Any) -> dict[str, Any]:
     if fields is None:
         raise reroute.Unmappable("a message whose role is not system, user, assistant or tool")
     reroute.check_keys(message, fields, f"a {role} message")
-    out: dict[str, Any] = {"role": role, "content": _content(message.get("content"), images=role == "user")}
+    content = _content(message.get("content"), images=role == "user", thinking=role == "assistant")
+    out: dict[str, Any] = {"role": role, "content": content}
     if role == "assistant":
         calls = message.get("tool_calls")
         if calls:
@@ -193,8 +194,9 @@ def _message(message: Any) -> dict[str, Any]:
     return out
 
 
-def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
-    """A message's content: text, or text and (user messages) image parts in OpenAI's shape."""
+def _content(content: Any, *, images: bool, thinking: bool) -> str | list[dict[str, Any]]:
+    """A message's content: text, or text and (user messages) image parts in OpenAI's shape; an assistant's
+    (``thinking``) reasoning handed back is left out."""
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, list):
@@ -204,8 +206,9 @@ def _content(content: Any, *, images: bool) -> str | list[dict[str, Any]]:
         kind = chunk.get("type") if isinstance(chunk, dict) else None
         if kind == "text" and isinstance(chunk.get("text"), str) and set(chunk) == {"type", "text"}:
             parts.append({"type": "text", "text": chunk["text"]})
-        elif kind == "thinking":
-            continue  # the model's own reasoning, handed back: not what it said
+        elif kind == "thinking" and thinking:
+            continue  # the model's own reasoning, handed back: not what it said (in a system or user message, it is
+            # the app's words, which no alternative's message takes as such: refused below)
         elif kind == "image_url" and images:
             reroute.check_keys(chunk, {"type": reroute.READ, "image_url": reroute.READ}, "an image chunk")
             url = chunk.get("image_url")
