@@ -271,6 +271,25 @@ def test_a_non_stream_answer_has_no_first_chunk_time(usage: Usage) -> None:
         assert (record["outcome"], record["first_chunk_ms"]) == ("ok", None)
 
 
+@pytest.mark.parametrize("error", ["ReadError", "WriteError", "ConnectError", "RemoteProtocolError"])
+def test_a_connection_lost_on_the_way_is_a_lost_connection(usage: Usage, error: str) -> None:
+    """httpx raises ReadError (a NetworkError) when the server resets the connection: its record said error class
+    "other", as its name says nothing of a connection. The transport under the guard raises it as httpx's would."""
+    import httpx2  # openai's own httpx
+
+    class Lost(httpx2.BaseTransport):
+        def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+            raise getattr(httpx2, error)("[Errno 104] Connection reset by peer", request=request)
+
+    usage.serve("https://gw.example/v1", "openai.api")
+    http = privsdk.openai.DefaultHttpxClient(transport=Lost())
+    sdk = privsdk.openai.OpenAI(api_key="sk-x", base_url="https://gw.example/v1", max_retries=0, http_client=http)
+    with pytest.raises(privsdk.openai.APIConnectionError) as raised:
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert type(raised.value.__cause__).__name__ == error
+    assert outcomes(usage.take()) == [("error", "connection_lost", None)]
+
+
 @pytest.mark.parametrize("library", ["httpx", "httpx2"])
 @pytest.mark.parametrize("read", [None, 300])
 def test_a_long_answer_reaches_its_meter_whole_kept_or_counted_on_the_way(library: str, read: int | None) -> None:

@@ -1046,12 +1046,14 @@ def _attempt_of(out: Outgoing) -> tuple[int, _SdkCall | None]:
 
 
 def _kind_of(exc: BaseException) -> str:
-    """The usage-record error class of an exception raised while sending (by its type's name only)."""
-    name = type(exc).__name__.lower()
-    if "timeout" in name:
-        return "timeout"
-    if "connect" in name or "protocol" in name or "network" in name or "closed" in name:
-        return "connection_lost"
+    """The usage-record error class of an exception raised while sending, by the names of its type and the types it
+    derives from (no transport library is imported for it): httpx's ``ReadError`` is a ``NetworkError``."""
+    for cls in type(exc).__mro__:
+        name = cls.__name__.lower()
+        if "timeout" in name:
+            return "timeout"
+        if "connect" in name or "protocol" in name or "network" in name or "closed" in name:
+            return "connection_lost"
     return "other"
 
 
