@@ -296,7 +296,7 @@ class Guard:
         part of the verdict kept for its kind."""
         name = verdict.decision.tenant
         tenant = self.policy.tenants.get(name or "")
-        # Here, not at the top: it reads the config's tables, which importing the guard does not need.
+        # Here, not at the top: only a policy whose tenants may have credentials of their own needs it.
         from privsdk.outbound.own_credentials import foreign, learn, own_keys, owner, owns
 
         if tenant is not None and tenant.credentials:
