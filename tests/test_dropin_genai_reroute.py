@@ -308,25 +308,9 @@ def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(wor
             model=EMBEDDER, contents=[CANARY], config=types.EmbedContentConfig(title="a title")
         ),
         lambda: vertex.interactions.create(model=MODEL, input=CANARY, store=False),
-        # Once carried without them: the alternative truncated input the app wanted refused, and its tool had no
-        # response schema.
+        # Once carried without it: the alternative truncated input the app wanted refused.
         lambda: vertex.models.embed_content(
             model=EMBEDDER, contents=[CANARY], config=types.EmbedContentConfig(auto_truncate=False)
-        ),
-        lambda: client.models.generate_content(
-            model=MODEL,
-            contents=CANARY,
-            config=types.GenerateContentConfig(
-                tools=[
-                    types.Tool(
-                        function_declarations=[
-                            types.FunctionDeclaration(
-                                name="f", response=types.Schema(type=types.Type.OBJECT, properties={})
-                            )
-                        ]
-                    )
-                ]
-            ),
         ),
     ]
     for attempt in attempts:
@@ -514,3 +498,23 @@ def test_a_setting_the_reroute_cannot_carry_is_refused_by_name_and_sends_nothing
     assert caught.value.decision.outcome == "refuse" and f"field {field} (" in str(caught.value), str(caught.value)
     assert "canary" not in str(caught.value)
     assert world.eu.requests == []
+
+
+def test_a_python_function_tool_with_a_return_annotation_is_rerouted(world: World) -> None:
+    """On Vertex AI, google-genai declares a Python function with a return annotation with a response schema; one
+    fix refused it, and so the most common way to give google-genai tools. The schema says only what the function
+    returns: the declaration is carried without it."""
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    vertex = world.vertex()
+    config = types.GenerateContentConfig(
+        tools=[get_weather], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    answer = vertex.models.generate_content(model=MODEL, contents="Weather in Paris?", config=config)
+    assert answer.text and world.refused.requests == []
+    [sent] = [r.json() for r in world.eu.requests]
+    [declaration] = sent["tools"][0]["functionDeclarations"]
+    assert declaration["name"] == "get_weather" and "response" not in declaration

@@ -28,6 +28,7 @@ from privsdk.catalogue import Catalogue, default_catalogue
 from privsdk.decision import Decision, decide, decide_request, next_utc_midnight, refused, reroute_list
 from privsdk.errors import PolicyViolation, error_for_status
 from privsdk.outbound.outgoing import (
+    KEY_PARAMETERS,
     Asks,
     Meter,
     Outgoing,
@@ -662,17 +663,18 @@ _NAMES_ONLY = re.compile(r"[!-~]*")
 #: The query parameters the SDKs' model listings send (Azure's API version; Cohere's, Mistral's and Google's paging
 #: and filters; boto3's for Bedrock's model and inference-profile listings), compared in lower case: any other (an
 #: app's ``extra_query``) is no listing's, and could carry text.
-_LISTING_PARAMETERS = frozenset(
+_LISTING_PARAMETERS = KEY_PARAMETERS | frozenset(
     {
         "api-version", "page_size", "page_token", "endpoint", "default_only", "provider", "model", "pagesize",
-        "pagetoken", "filter", "querybase", "key",
+        "pagetoken", "filter", "querybase",
         "maxresults", "nexttoken", "byprovider", "bycustomizationtype", "byoutputmodality", "byinferencetype",
         "typeequals", "type", "sortby", "sortorder", "creationtimeafter", "creationtimebefore", "namecontains",
         "basemodelarnequals", "foundationmodelarnequals", "isowned", "modelstatus", "createdafter", "createdbefore",
         "modelarnequals", "modelsourceidentifier", "offertype", "statusequals",
     }
 )  # fmt: skip
-_MAX_LISTING_QUERY = 1024
+#: Bedrock's page tokens run to 2,048 characters, percent-encoded longer.
+_MAX_LISTING_QUERY = 8192
 
 
 def _listing_query(query: str) -> bool:
@@ -688,7 +690,8 @@ def _carries_nothing(out: Outgoing, operation: str, endpoint: str) -> None:
     if out.body:
         why = f"carries a body ({len(out.body)} bytes), which none sends"
     elif not _NAMES_ONLY.fullmatch(unquote(out.path)) or (out.query and not _listing_query(out.query)):
-        why = "carries text in its URL (a space or a control character in its path, or a parameter no listing sends)"
+        why = "carries in its URL what no SDK's listing sends (a space or control character in its path, a query "
+        why += f"parameter other than paging, filters and keys, or a query over {_MAX_LISTING_QUERY} bytes)"
     else:
         return
     raise _Refused(

@@ -98,16 +98,17 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
+#: Query parameters (compared in lower case) that hold an API key or token as they are: Google's ``key`` and
+#: ``access_token``, Azure API Management's ``subscription-key`` (its query-string alternative to the header), and
+#: the spellings gateways take an API key in.
+KEY_PARAMETERS = frozenset(
+    {"key", "api-key", "api_key", "apikey", "subscription-key", "subscription_key", "access_token", "token"}
+)
 #: The query parameters an SDK sends beside a body the guard reads, compared in lower case: Azure's API version,
-#: Google's answer format (``alt=sse`` for a stream), and the keys a gateway takes in the query. Any other (an app's
-#: ``extra_query``, cohere's ``additional_query_parameters``) is none the guard reads, which a server may act on as
-#: on the body field of that name.
-_BODY_QUERY = frozenset(
-    {
-        "api-version", "alt", "$alt", "key", "api-key", "api_key", "apikey", "subscription-key", "subscription_key",
-        "access_token", "token",
-    }
-)  # fmt: skip
+#: Google's answer format (``alt=sse`` for a stream), and a gateway's key. Any other (an app's ``extra_query``,
+#: cohere's ``additional_query_parameters``) is none the guard reads, which a server may act on as on the body field
+#: of that name.
+_BODY_QUERY = KEY_PARAMETERS | {"api-version", "alt", "$alt"}
 
 
 @functools.lru_cache(maxsize=256)  # an app sends the same query (Azure's API version) again and again

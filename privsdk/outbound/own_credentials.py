@@ -9,10 +9,10 @@ not speak of: the guard refuses it.
 What a request carries is compared with what the tenant's credentials hold, and every one must be the tenant's: a
 bearer token; an ``api-key``, ``x-api-key``, ``x-goog-api-key`` or ``Ocp-Apim-Subscription-Key`` (Azure API
 Management's) header, or a query parameter that holds an API key or token (``key``, ``subscription-key``, ...:
-:data:`_KEY_PARAMETERS`); the access key id of an AWS Signature Version 4, in its header or a presigned query; the
-tenancy, user and key fingerprint of an OCI signature. Credentials that are never sent as such (an OCI config
-file's path or profile) cannot be compared: a request signed with an OCI key, for a tenant whose own account is
-named only so, is not checked; any other request for it is refused.
+:data:`~privsdk.outbound.outgoing.KEY_PARAMETERS`); the access key id of an AWS Signature Version 4, in its
+header or a presigned query; the tenancy, user and key fingerprint of an OCI signature. Credentials that are never
+sent as such (an OCI config file's path or profile) cannot be compared: a request signed with an OCI key, for a
+tenant whose own account is named only so, is not checked; any other request for it is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
-from privsdk.outbound.outgoing import Outgoing
+from privsdk.outbound.outgoing import KEY_PARAMETERS, Outgoing
 from privsdk.policy import Tenant, account_vendor
 
 #: Credential keys whose value a request carries as it is (the key, token or id the vendor identifies it by).
@@ -37,13 +37,6 @@ _UNCOMPARED = frozenset({"oci_config_path", "oci_profile", "oci_private_key_path
 _OCI = "Signature "
 #: Headers that hold an API key or token as they are.
 _KEY_HEADERS = ("api-key", "x-api-key", "x-goog-api-key", "ocp-apim-subscription-key")
-#: Query parameters (compared in lower case) that hold an API key or token as they are: Google's ``key`` and
-#: ``access_token``, Azure API Management's ``subscription-key`` (its query-string alternative to the header), and
-#: the spellings gateways take an API key in. A parameter of another meaning by one of these names would have the
-#: request refused, never sent on another account.
-_KEY_PARAMETERS = frozenset(
-    {"key", "api-key", "api_key", "apikey", "subscription-key", "subscription_key", "access_token", "token"}
-)
 #: A presigned AWS request's query parameter: ``AKID/DATE/REGION/SERVICE/aws4_request``, as in the header.
 _AWS_QUERY_CREDENTIAL = "x-amz-credential"
 
@@ -125,7 +118,7 @@ def carried(out: Outgoing) -> set[str]:
     if out.query:
         for name, value in parse_qsl(out.query):
             name = name.lower()
-            if name in _KEY_PARAMETERS:
+            if name in KEY_PARAMETERS:  # a parameter of another meaning by such a name refuses, never sends
                 found.add(value.strip())
             elif name == _AWS_QUERY_CREDENTIAL:
                 found.add(value.partition("/")[0])

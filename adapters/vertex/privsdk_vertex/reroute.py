@@ -314,8 +314,16 @@ def _tools(value: Any) -> list[Tool]:
                 raise reroute.Unmappable(f"tools {_name(key)}")  # Google's hosted tools run at Google only
             for declaration in _list(declarations, "functionDeclarations"):
                 d = _fields(declaration, "a functionDeclaration")
-                # A response schema tells the model what the function returns: no alternative's tools take one.
-                if set(d) - {"name", "description", "parameters", "parametersJsonSchema"}:
+                # A response schema (google-genai builds one from a Python function's return annotation) only says
+                # what the function returns: privsdk's tools carry none, and it is left out.
+                if set(d) - {
+                    "name",
+                    "description",
+                    "parameters",
+                    "parametersJsonSchema",
+                    "response",
+                    "responseJsonSchema",
+                }:
                     raise reroute.Unmappable(
                         "a functionDeclaration with fields beyond name, description and parameters"
                     )
