@@ -11,9 +11,18 @@ import contextlib
 import contextvars
 import functools
 import types
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Executor, Future
-from typing import Any, NamedTuple, NoReturn, ParamSpec, TypeVar
+from typing import Any, NamedTuple, NoReturn, ParamSpec, TypeVar, overload
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,8 +92,23 @@ def _wrong(name: str, shape: str, value: object) -> NoReturn:
     raise InvalidArgument(f"privsdk.scope({name}=) must be {shape}, not {'an' if kind[:1] in 'aeiou' else 'a'} {kind}")
 
 
-def propagate(fn: Callable[P, R]) -> Callable[P, R]:
-    """``fn``, to run in another thread or executor with the scope in force here.
+Y = TypeVar("Y")
+S = TypeVar("S")
+
+
+@overload
+def propagate(fn: Generator[Y, S, R]) -> Generator[Y, S, R]: ...
+@overload
+def propagate(fn: AsyncGenerator[Y, S]) -> AsyncGenerator[Y, S]: ...
+@overload
+def propagate(fn: Iterator[Y]) -> Iterator[Y]: ...
+@overload
+def propagate(fn: AsyncIterator[Y]) -> AsyncIterator[Y]: ...
+@overload
+def propagate(fn: Callable[P, R]) -> Callable[P, R]: ...
+def propagate(fn: Any) -> Any:
+    """``fn``, to run in another thread or executor with the scope in force here; or a stream (an iterator or an
+    async iterator), to be read with it wherever and whenever it is read.
 
     A thread or a ``ThreadPoolExecutor`` worker starts without the caller's
     :func:`scope` (context variables do not follow), and a call there that names
@@ -96,14 +120,37 @@ def propagate(fn: Callable[P, R]) -> Callable[P, R]:
 
     Each call of the wrapper runs in its own copy of the context taken now, so
     wrappers called at once in several threads never share or leak settings.
+
+    A framework's stream (LangChain's ``stream`` / ``astream``, a chain's) sends its
+    request only as it is read: read after the scope ended (a web handler that
+    returns it), it is judged for the tenant in force then. Wrap it where the scope
+    is set, and it is read in the context taken now::
+
+        with privsdk.scope(tenant="acme"):
+            return StreamingResponse(privsdk.propagate(chain.astream(question)))
     """
     captured = contextvars.copy_context()
+    if isinstance(fn, Iterator) and not isinstance(fn, Generator):
+        fn = _each(fn)  # a generator, stepped in the context below: each next() of the iterator runs there
+    elif isinstance(fn, AsyncIterator) and not isinstance(fn, AsyncGenerator):
+        fn = _each_async(fn)
+    if isinstance(fn, (Generator, AsyncGenerator)):
+        return _read_in(captured, fn)
 
     @functools.wraps(fn)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+    def run(*args: Any, **kwargs: Any) -> Any:
         return captured.copy().run(fn, *args, **kwargs)
 
     return run
+
+
+def _each(items: Iterator[Y]) -> Generator[Y, None, None]:
+    yield from items
+
+
+async def _each_async(items: AsyncIterator[Y]) -> AsyncGenerator[Y, None]:
+    async for item in items:
+        yield item
 
 
 class CallersContextExecutor(Executor):

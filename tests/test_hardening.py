@@ -14,7 +14,7 @@ import json
 import sys
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +268,48 @@ def test_propagate_hands_the_scope_to_a_thread_and_an_executor(
         answers = list(pool.map(privsdk.propagate(ask), range(3)))
     client.close()
     assert all(answers) and len(openai_server.requests) == 3
+
+
+def test_propagate_reads_a_stream_in_the_scope_it_was_made_in() -> None:
+    """A stream read after its scope ended (a web handler returns it) is read, each step, in the context taken where
+    it was wrapped: a generator, an async generator, and iterators that are neither."""
+    import asyncio
+
+    import privsdk
+    from privsdk.context import current
+
+    def tenants() -> Iterator[str | None]:
+        for _ in range(2):
+            yield current().tenant
+
+    class Tenants:  # an iterator that is no generator
+        def __init__(self) -> None:
+            self.left = 2
+
+        def __iter__(self) -> Tenants:
+            return self
+
+        def __next__(self) -> str | None:
+            if not self.left:
+                raise StopIteration
+            self.left -= 1
+            return current().tenant
+
+    async def atenants() -> AsyncIterator[str | None]:
+        for _ in range(2):
+            await asyncio.sleep(0)
+            yield current().tenant
+
+    with privsdk.scope(tenant="acme"):
+        streams = [privsdk.propagate(tenants()), privsdk.propagate(Tenants())]
+        astream = privsdk.propagate(atenants())
+    with privsdk.scope(tenant="globex"):
+        assert [list(s) for s in streams] == [["acme", "acme"]] * 2
+
+        async def read() -> list[str | None]:
+            return [t async for t in astream]
+
+        assert asyncio.run(read()) == ["acme", "acme"]
 
 
 def test_a_default_tenant_named_in_the_file_serves_calls_that_name_none(

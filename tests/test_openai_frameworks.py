@@ -9,8 +9,9 @@ attested, it goes through and leaves a usage record with tokens.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_openai import ChatOpenAI
@@ -121,3 +122,39 @@ def test_privsdk_guard_takes_a_client_a_framework_built(
     with pytest.raises(privsdk.PolicyViolation):
         model.invoke("hi")
     assert server.requests == []
+
+
+def test_a_framework_stream_read_after_its_scope_keeps_its_tenant_with_propagate(
+    wire: tuple[OpenAIWire, LoopbackServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, instrumented: None
+) -> None:
+    """LangChain's stream sends its request as it is read. A web handler that returns it from inside its tenant's
+    scope has it read after: judged for the default tenant, whose policy allowed what the caller's refuses.
+    ``privsdk.propagate`` of the stream reads it in the context taken where it was made."""
+    _app, server = wire
+    config = tmp_path / "privsdk.toml"
+    config.write_text(
+        'default_tenant = "loose"\n[tenants.loose]\nclasses.default = ["no_training"]\n'
+        '[tenants.strict]\nclasses.default = ["zdr"]\n',
+        encoding="utf-8",
+    )
+    usage = guard_env(monkeypatch, tmp_path, server, PRIVSDK_CONFIG=str(config))
+    model = langchain(server)
+
+    def handler() -> Iterator[Any]:
+        with privsdk.scope(tenant="strict"):
+            return privsdk.propagate(model.stream("patient Jane Roe"))
+
+    async def async_handler() -> AsyncIterator[Any]:
+        with privsdk.scope(tenant="strict"):
+            return privsdk.propagate(model.astream("patient Jane Roe"))
+
+    async def read(stream: AsyncIterator[Any]) -> None:
+        async for _ in stream:
+            pass
+
+    with pytest.raises(privsdk.PolicyViolation):
+        list(handler())
+    with pytest.raises(privsdk.PolicyViolation):
+        asyncio.run(read(asyncio.run(async_handler())))
+    assert server.requests == []
+    assert [(r["tenant"], r["outcome"]) for r in usage_records(usage, 2)] == [("strict", "refused")] * 2
