@@ -155,44 +155,23 @@ def test_a_content_free_request_with_text_in_its_url_is_refused(catalogue: Catal
     went out under a policy that refused every chat. Names, ids, page tokens and filters still pass."""
     guard = _guard({"PRIVSDK_REQUIRE": "zdr,region=eu", "PRIVSDK_USAGE": "none"}, catalogue)
     listing = Outgoing("openai", "GET", "https", "api.openai.com", None, "/v1/models", "", {}, b"")
-    named = (
-        listing._replace(path="/v1/models/ft:gpt-4o-mini:acme::abc123"),
-        listing._replace(
-            sdk="genai",
-            host="generativelanguage.googleapis.com",
-            path="/v1beta/models",
-            query="pageSize=50&pageToken=Cg4aDA%3D%3D",
-        ),
-        # Vertex's filters are written with spaces (google-genai's models.list(config={"filter": ...})).
-        listing._replace(
-            sdk="genai",
-            host="europe-west4-aiplatform.googleapis.com",
-            path="/v1beta1/publishers/google/models",
-            query="filter=labels.team+%3D+nlp&pageSize=5",
-        ),
-        listing._replace(sdk="cohere", host="api.cohere.com", query="page_size=5&endpoint=chat&default_only=true"),
-        # boto3's Bedrock listings and their paginators: filters and paging.
-        listing._replace(
-            sdk="boto3",
-            host="bedrock.eu-central-1.amazonaws.com",
-            path="/foundation-models",
-            query="byProvider=anthropic&byOutputModality=TEXT",
-        ),
-        listing._replace(
-            sdk="boto3",
-            host="bedrock.eu-central-1.amazonaws.com",
-            path="/inference-profiles",
-            query="maxResults=10&nextToken=abc%3D&type=SYSTEM_DEFINED",
-        ),
-        # A gateway's key in the query (Azure API Management), and a page token as long as Bedrock's may be.
-        listing._replace(query="subscription-key=k&api-version=2024-10-21"),
-        listing._replace(
-            sdk="boto3",
-            host="bedrock.eu-central-1.amazonaws.com",
-            path="/custom-models",
-            query="maxResults=5&nextToken=" + "A%2B" * 700,
-        ),
-    )
+    bedrock = "bedrock.eu-central-1.amazonaws.com"
+    named = [
+        listing._replace(sdk=sdk, host=host, path=path, query=query)
+        for sdk, host, path, query in (
+            ("openai", "api.openai.com", "/v1/models/ft:gpt-4o-mini:acme::abc123", ""),
+            ("genai", "generativelanguage.googleapis.com", "/v1beta/models", "pageSize=50&pageToken=Cg4aDA%3D%3D"),
+            # Vertex's filters are written with spaces (google-genai's models.list(config={"filter": ...})).
+            ("genai", "europe-west4-aiplatform.googleapis.com", "/v1beta1/publishers/google/models", "filter=a+%3D+b"),
+            ("cohere", "api.cohere.com", "/v1/models", "page_size=5&endpoint=chat&default_only=true"),
+            # boto3's Bedrock listings and their paginators: filters and paging, a page token as long as Bedrock's.
+            ("boto3", bedrock, "/foundation-models", "byProvider=anthropic&byOutputModality=TEXT"),
+            ("boto3", bedrock, "/inference-profiles", "maxResults=10&nextToken=abc%3D&type=SYSTEM_DEFINED"),
+            ("boto3", bedrock, "/custom-models", "maxResults=5&nextToken=" + "A%2B" * 700),
+            # A gateway's key in the query (Azure API Management).
+            ("openai", "api.openai.com", "/v1/models", "subscription-key=k&api-version=2024-10-21"),
+        )
+    ]
     for request in named:
         assert guard.judge(request).decision.outcome == "allow", request.path
     text = f"Patient {MARK} has a diagnosis"
