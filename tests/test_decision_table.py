@@ -70,6 +70,11 @@ ROWS: list[tuple[str, Row]] = [
         "openai residency excludes hosted tools and remote MCP",
         (OAI, GPT, "chat", "region=eu", ("openai:zdr", "openai:region=eu"), ("hosted_tools",), False),
     ),
+    # A remote MCP server is governed by its own party: a BAA with OpenAI cannot cover it (it was let through).
+    (
+        "openai hosted tools: no BAA covers a remote MCP server",
+        (OAI, GPT, "chat", "hipaa_baa", ("openai:baa",), ("hosted_tools",), False),
+    ),
     # Azure OpenAI's BAA: confirmed for text inputs only.
     ("azure BAA covers text", (AZ, "gpt-4o", "chat", "hipaa_baa", ("azure:baa",), (), True)),
     (
@@ -82,6 +87,11 @@ ROWS: list[tuple[str, Row]] = [
     ),
     # Azure OpenAI: not shared with OpenAI; abuse store period not stated now; deployment type sets residency.
     ("azure does not train", (AZ, "gpt-4o", "chat", "no_training", (), (), True)),
+    # OpenAI keeps generated audio an hour even under ZDR; no Azure source states a period: unknown.
+    (
+        "azure audio output: no period stated, so never zero",
+        (AZ, "gpt-4o", "chat", "zdr", ("azure:modified_abuse_monitoring",), ("audio_output",), False),
+    ),
     ("azure is not shared with OpenAI", (AZ, "gpt-4o", "chat", "no_provider_sharing", (), (), True)),
     ("azure abuse store period unknown", (AZ, "gpt-4o", "chat", "max_retention_days=30", (), (), False)),
     ("azure modified abuse monitoring", (AZ, "gpt-4o", "chat", "zdr", ("azure:modified_abuse_monitoring",), (), True)),
@@ -279,6 +289,15 @@ ROWS: list[tuple[str, Row]] = [
     (
         "vertex search grounding: no source says a BAA covers it",
         (VX, "gemini-2.5-flash", "chat", "hipaa_baa", ("vertex:baa",), ("grounding_search",), False),
+    ),
+    # Maps grounding, like search grounding: no source gives it residency or BAA coverage (it was let through both).
+    (
+        "vertex maps grounding: no residency promise",
+        (VX, "gemini-2.5-flash", "chat", "region=eu", ("vertex:region=eu",), ("grounding_maps",), False),
+    ),
+    (
+        "vertex maps grounding: no source says a BAA covers it",
+        (VX, "gemini-2.5-flash", "chat", "hipaa_baa", ("vertex:baa",), ("grounding_maps",), False),
     ),
     (
         "vertex partner models: sharing not stated",

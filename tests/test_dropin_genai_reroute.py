@@ -294,10 +294,8 @@ def test_async_calls_are_rerouted_too(world: World, mode: str) -> None:
 
 def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(world: World) -> None:
     client, vertex = world.gemini(), world.vertex()
-    maps = types.GenerateContentConfig(tools=[types.Tool(google_maps=types.GoogleMaps())])
     attempts: list[Callable[[], object]] = [
         lambda: client.models.count_tokens(model=MODEL, contents=CANARY),
-        lambda: client.models.generate_content(model=MODEL, contents=CANARY, config=maps),
         lambda: client.models.generate_content(
             model=MODEL, contents=CANARY, config=types.GenerateContentConfig(response_logprobs=True)
         ),
@@ -320,16 +318,18 @@ def test_other_operations_and_unmappable_bodies_are_refused_and_send_nothing(wor
         assert isinstance(error, google_errors.APIError) and isinstance(error, privsdk.PolicyViolation)
         assert error.decision.outcome == "refuse" and "reroute only" in str(error)
         assert "canary" not in f"{error} {error.details} {error.__cause__!r} {error.__context__!r}"
-    # Grounding with Google Search makes no residency promise on Vertex AI either: the EU alternative does not meet
-    # region=eu with it, so the request is refused before the reroute would read its body.
-    search = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
-    with pytest.raises(genai.PolicyViolation) as caught:
-        client.models.generate_content(model=MODEL, contents=CANARY, config=search)
-    assert "no compliant alternative among gemini-eu" in str(caught.value)
-    assert [u.requirement for u in caught.value.decision.unmet] == ["region=eu"]
+    # Grounding with Google Search or Maps makes no residency promise on Vertex AI either: the EU alternative does
+    # not meet region=eu with it, so the request is refused before the reroute would read its body.
+    for tool in (types.Tool(google_search=types.GoogleSearch()), types.Tool(google_maps=types.GoogleMaps())):
+        with pytest.raises(genai.PolicyViolation) as caught:
+            client.models.generate_content(
+                model=MODEL, contents=CANARY, config=types.GenerateContentConfig(tools=[tool])
+            )
+        assert "no compliant alternative among gemini-eu" in str(caught.value)
+        assert [u.requirement for u in caught.value.decision.unmet] == ["region=eu"]
     assert world.eu.requests == []
     records = world.records()
-    assert len(records) == len(attempts) + 1
+    assert len(records) == len(attempts) + 2
     # Nothing was rerouted: each is recorded as the refusal it became, with no alternative named.
     assert all(r["outcome"] == "refused" and r["decision"] == "refuse" and r["chosen_target"] is None for r in records)
 
