@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from privsdk import context
 from privsdk.catalogue import Catalogue, default_catalogue
@@ -36,6 +36,7 @@ from privsdk.outbound.outgoing import (
     WireReader,
     answer_end,
     model_label,
+    query_names_in,
     shown_model,
 )
 from privsdk.outbound.places import (
@@ -677,19 +678,14 @@ _LISTING_PARAMETERS = KEY_PARAMETERS | frozenset(
 _MAX_LISTING_QUERY = 8192
 
 
-def _listing_query(query: str) -> bool:
-    """Whether ``query`` holds only what a model listing sends: its parameters, within a page token's length."""
-    return len(query) <= _MAX_LISTING_QUERY and all(
-        name.lower() in _LISTING_PARAMETERS for name, _ in parse_qsl(query, keep_blank_values=True)
-    )
-
-
 def _carries_nothing(out: Outgoing, operation: str, endpoint: str) -> None:
     """Refuse a request of an operation exempt from every requirement because it carries nothing (a model listing)
     when it carries something after all: a body, or text in its path or query, would go out unread."""
     if out.body:
         why = f"carries a body ({len(out.body)} bytes), which none sends"
-    elif not _NAMES_ONLY.fullmatch(unquote(out.path)) or (out.query and not _listing_query(out.query)):
+    elif not _NAMES_ONLY.fullmatch(unquote(out.path)) or (
+        out.query and not (len(out.query) <= _MAX_LISTING_QUERY and query_names_in(out.query, _LISTING_PARAMETERS))
+    ):
         why = "carries in its URL what no SDK's listing sends (a space or control character in its path, a query "
         why += f"parameter other than paging, filters and keys, or a query over {_MAX_LISTING_QUERY} bytes)"
     else:

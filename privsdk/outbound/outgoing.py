@@ -112,8 +112,9 @@ _BODY_QUERY = KEY_PARAMETERS | {"api-version", "alt", "$alt"}
 
 
 @functools.lru_cache(maxsize=256)  # an app sends the same query (Azure's API version) again and again
-def _plain_query(query: str) -> bool:
-    return all(name.lower() in _BODY_QUERY for name, _ in parse_qsl(query, keep_blank_values=True))
+def query_names_in(query: str, names: frozenset[str]) -> bool:
+    """Whether every parameter of ``query`` is one of ``names`` (compared in lower case)."""
+    return all(name.lower() in names for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = False) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def json_object(request: Outgoing, protocol: str, family: str, *, empty: bool = 
     The message names the body by ``protocol`` and ``family`` (``OpenAI``, ``chat/completions``), never by
     anything in it. With ``empty``, an empty body carries nothing and reads as an empty object.
     """
-    if request.query and not _plain_query(request.query):
+    if request.query and not query_names_in(request.query, _BODY_QUERY):
         raise Unreadable(
             f"a {protocol} {family} request carries query parameters its SDK does not send beside a body, which "
             "privsdk does not read (leave them out)"
