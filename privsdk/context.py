@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import types
 from collections.abc import (
     AsyncGenerator,
@@ -128,8 +129,25 @@ def propagate(fn: Any) -> Any:
 
         with privsdk.scope(tenant="acme"):
             return StreamingResponse(privsdk.propagate(chain.astream(question)))
+
+    An async function (``async def``) gives an async function whose body runs in
+    the copy, wherever it is awaited (a background job run after the handler's
+    scope ended)::
+
+        with privsdk.scope(tenant="acme"):
+            background.add_task(privsdk.propagate(summarise_later), doc)
     """
     captured = contextvars.copy_context()
+    if inspect.iscoroutinefunction(fn):
+        # Calling it only makes the coroutine: its body runs when awaited, in the awaiting task's context, so each
+        # of its steps is run in the copy here. An async wrapper, as frameworks (Starlette's background tasks) tell
+        # an async job from a sync one by the function they are given.
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            context = captured.copy()
+            return await _stepped_in(context, context.run(fn, *args, **kwargs))
+
+        return run_async
     if isinstance(fn, Iterator) and not isinstance(fn, Generator):
         fn = _each(fn)  # a generator, stepped in the context below: each next() of the iterator runs there
     elif isinstance(fn, AsyncIterator) and not isinstance(fn, AsyncGenerator):

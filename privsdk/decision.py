@@ -402,14 +402,15 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
     """The :class:`Target` named by ``target``, or the reason it names none."""
     found = policy.targets.get(target)
     if found is not None:
-        if found.account is not None:
+        if found.account is not None or found.shows_geography:
             return found
         from privsdk.outbound.places import target_account
 
         # Its requests carry the account its config names (its project, its endpoint's Azure resource): a decision
         # by name is made for that account, as the guard's is for the one a request carries (which it sets itself).
         account = target_account(catalogue, found)
-        return found if account is None else found._replace(account=account)
+        found = found if account is None else found._replace(account=account)
+        return _placed(policy, catalogue, found)
     vendor, slash, model = target.partition("/")
     if not slash:
         return policy.unknown_target(target)
@@ -425,7 +426,16 @@ def resolve_target(policy: Policy, catalogue: Catalogue, target: str) -> Target 
         arn = parse_model_arn(model, offering.arn_service) if offering and offering.arn_service else None
         if arn is not None:
             return Target(name=target, offering=cat.default_offering, model=model, region=arn.region)
-    return Target(name=target, offering=cat.default_offering, model=model)
+    return _placed(policy, catalogue, Target(name=target, offering=cat.default_offering, model=model))
+
+
+def _placed(policy: Policy, catalogue: Catalogue, target: Target) -> Target:
+    """``target``, marked as going to a host that shows no geography where its config alone tells so
+    (:func:`privsdk.outbound.places.sent_to_plain_host`): what the guard will see of each request, seen in advance,
+    so a decision by name agrees with the guard's (and a tenant that reroutes reroutes, rather than be refused)."""
+    from privsdk.outbound.places import sent_to_plain_host
+
+    return target._replace(shows_geography=True) if sent_to_plain_host(catalogue, policy.endpoints, target) else target
 
 
 def evaluate(

@@ -106,6 +106,24 @@ def install() -> None:
             root.addFilter(_ROOT_FILTER)
 
 
+def withhold(logger: object) -> None:
+    """Filter ``logger`` as the SDK loggers are: one an app hands an SDK for its debug output (mistralai's
+    ``debug_logger=``), which logs each request and answer whole, bodies included, under the app's own name."""
+    import logging
+
+    from privsdk.config import env_flag
+    from privsdk.errors import ConfigError
+
+    try:
+        if env_flag(OPT_OUT_ENV):
+            return
+    except ConfigError:  # as in install(): fail closed
+        pass
+    with _lock:
+        if isinstance(logger, logging.Logger) and _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
 def _sdk_folders() -> tuple[str, ...]:
     """The folders of the SDK packages imported so far (a record's ``pathname`` is the file that logged it)."""
     import os

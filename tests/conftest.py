@@ -142,8 +142,9 @@ def one_target_policy(
     reroute: tuple[tuple[str, tuple[str, ...]], ...] = (),
     extra_targets: tuple[Target, ...] = (),
     max_age: int = 365,
+    region: str | None = None,
 ) -> Policy:
-    """A policy with one tenant ``t``, one class ``c`` and a target named ``tgt``."""
+    """A policy with one tenant ``t``, one class ``c`` and a target named ``tgt`` (in ``region``, when given)."""
     tenant = Tenant(
         name="t",
         classes={"c": parse_requirements(requirements)},
@@ -153,6 +154,6 @@ def one_target_policy(
         reroute=reroute,
         max_catalogue_age_days=max_age,
     )
-    targets = {"tgt": Target("tgt", offering, model, target_attest)}
+    targets = {"tgt": Target("tgt", offering, model, target_attest, region=region)}
     targets.update({t.name: t for t in extra_targets})
     return Policy({"t": tenant}, "t", targets)

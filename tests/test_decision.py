@@ -209,6 +209,7 @@ def _raw_offerings() -> dict[str, dict[str, Any]]:
                 ) for a in o.get("attestations", [])
             }},
             "limits": base["limits"] + o.get("limits", []),
+            "hosts": o.get("hosts", base.get("hosts", [])),
         }  # fmt: skip
         raw[o["id"]] = merged
     return raw
@@ -226,7 +227,15 @@ def _oracle(
     raw: dict[str, Any], model: str, op: str, attest: set[str], req: str, implied: frozenset[str] = frozenset()
 ) -> bool:
     facts = dict(raw["facts"])
+    # A target that names no region is sent to the one host that shows none (api.openai.com beside
+    # {geo}.api.openai.com): an attestation of where requests are served does not hold there.
+    hosts = raw["hosts"]
+    plain = [h for h in hosts if "{" not in h]
+    others = [h for h in hosts if "{" in h]
+    at_plain_host = len(plain) == 1 and bool(others) and all(h.count("{") == 1 and "{geo}" in h for h in others)
     for name in attest:
+        if at_plain_host and "regions" in raw["attestations"][name][1]:
+            continue
         for k, v in raw["attestations"][name][1].items():
             if k == "regions":
                 facts[k] = v if facts[k] in ("any", "unknown") else sorted(set(facts[k]) & set(v)) or "unknown"

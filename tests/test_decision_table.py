@@ -356,7 +356,10 @@ ROWS: list[tuple[str, Row]] = [
 @pytest.mark.parametrize("row", [r for _, r in ROWS], ids=[i for i, _ in ROWS])
 def test_vendor_claim(row: Row) -> None:
     offering, model, operation, requirement, attest, features, holds = row
-    policy = one_target_policy(offering, model, [requirement], frozenset(attest))
+    # A project with data residency is sent to its region's host ("eu.api.openai.com"): the target names the region
+    # (one that names none goes to api.openai.com, where no residency holds).
+    region = next((a.partition("=")[2] for a in attest if a.startswith(("openai:region=", "mistral:region="))), None)
+    policy = one_target_policy(offering, model, [requirement], frozenset(attest), region=region)
     decision = decide(policy, "tgt", operation, features=features)
     assert decision.evaluation.reason is None, decision.reason
     assert decision.outcome == ("allow" if holds else "refuse")

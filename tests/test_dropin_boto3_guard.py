@@ -709,6 +709,31 @@ def test_a_body_in_bytes_or_a_seekable_file_is_judged_on_what_it_holds(
     assert [r["outcome"] for r in records(usage)] == ["refused", "ok"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Read by its last value (Python's json) as no tools; a server that keeps the first runs web search.
+        json.dumps(WEB_SEARCH)[:-1] + ', "tools": []}',
+        json.dumps(NATIVE)[:-1] + ', "messages": [{"role": "user", "content": "hi"}]}',
+        json.dumps(NATIVE).replace('"content": ', '"content": "hi", "content": '),
+    ],
+    ids=["top-level", "same value kind", "nested"],
+)
+def test_a_body_that_names_a_field_twice_is_refused_and_sends_nothing(
+    api_key: tuple[Any, LoopbackServer, Path], body: str
+) -> None:
+    """InvokeModel sends the app's bytes as they are: which of two values the vendor acts on is not privsdk's to
+    guess (RFC 8259 leaves it to each parser), so the stricter reading refuses both."""
+    client, server, usage = api_key
+    assert body.count('"tools"') == 2 or body.count('"messages"') == 2 or body.count('"content"') == 2
+    with pytest.raises(PolicyViolation, match="names a field twice") as caught:
+        client.invoke_model(modelId=CLAUDE, body=body.encode(), **JSON_TYPES)
+    assert server.requests == []
+    assert PROMPT not in str(caught.value)
+    (record,) = records(usage)
+    assert (record["outcome"], record["decision"]) == ("refused", "refuse")
+
+
 # -- privsdk.Client: its Bedrock adapter sends through the same guard ---------------------------------------------
 
 

@@ -238,3 +238,38 @@ def test_a_stream_event_the_cohere_sdk_logs_on_the_root_logger_is_withheld(tmp_p
     assert "content-delta" in done.stdout
     assert "withheld by privsdk" in done.stderr  # the SDK's warning happened, and says so without its text
     assert MARK not in done.stderr and MARK not in done.stdout
+
+
+def test_the_logger_an_app_gives_mistralai_for_its_debug_output_holds_no_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mistralai's debug switch is a logger of the app's own (``debug_logger=``), to which the SDK logs each request
+    and answer whole, bodies included: a guarded client's is filtered as the SDK's own loggers are, and
+    ``PRIVSDK_SDK_DEBUG_LOGS=1`` turns that off as for them."""
+    import logging
+
+    from privsdk import mistralai
+    from privsdk.sdklogs import WithholdContent
+
+    ask = [{"role": "user", "content": f"hi {PROMPT}"}]
+    with LoopbackServer(MistralApp(f"Answer {ANSWER}")) as server:
+        monkeypatch.setenv("PRIVSDK_ENDPOINTS", f"{server.url}=mistral.api")
+        monkeypatch.setenv("PRIVSDK_USAGE", "none")
+        from privsdk.outbound.judge import Guard
+
+        Guard.reset_default()
+        logger = logging.getLogger("app.mistral.debug")
+        logger.setLevel(logging.DEBUG)
+        caplog.set_level(logging.DEBUG)
+        client = mistralai.Mistral(api_key="mk-canary", server_url=server.url, debug_logger=logger)
+        answer = client.chat.complete(model="mistral-small-latest", messages=ask)
+        assert ANSWER in answer.choices[0].message.content and len(server.requests) == 1
+        assert any(isinstance(f, WithholdContent) for f in logger.filters)
+        assert_clean(caplog.text.encode(), "log records")
+        for f in list(logger.filters):
+            logger.removeFilter(f)
+        monkeypatch.setenv("PRIVSDK_SDK_DEBUG_LOGS", "1")  # the opt-out: the SDK logs as it always does
+        opted = mistralai.Mistral(api_key="mk-canary", server_url=server.url, debug_logger=logger)
+        opted.chat.complete(model="mistral-small-latest", messages=ask)
+        assert PROMPT in caplog.text and logger.filters == []
+    Guard.reset_default()

@@ -188,6 +188,20 @@ def test_a_field_the_reroute_cannot_carry_or_honour_refuses_it_naming_the_field(
     assert rerouted.azure.requests == [] and rerouted.api.requests == []
 
 
+@pytest.mark.parametrize(("kind", "shown"), [("input_audio", "input_audio"), ("Canary7part", "not shown")])
+def test_a_content_part_the_reroute_cannot_carry_is_named_by_its_type_only_when_the_api_has_it(
+    rerouted: Rerouted, kind: str, shown: str
+) -> None:
+    """A part's type is the app's to write: one of the vendors' own part types is named, any other word is not."""
+    part = {"type": kind, kind: {"data": SECRET, "format": "wav"}}
+    with pytest.raises(dropin.PolicyViolation) as raised:
+        rerouted.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [part]}])
+    text = str(raised.value)
+    assert "content part of type" in text and shown in text, text
+    assert SECRET not in text and ("Canary7part" in text) is False
+    assert rerouted.azure.requests == [] and rerouted.api.requests == []
+
+
 def test_a_field_the_guard_does_not_read_is_refused_before_any_reroute(rerouted: Rerouted) -> None:
     """A field privsdk has never judged is refused as the request is read: whether it could be rerouted is never
     asked, as what the request asks for is not known."""

@@ -312,6 +312,37 @@ def test_propagate_reads_a_stream_in_the_scope_it_was_made_in() -> None:
         assert asyncio.run(read()) == ["acme", "acme"]
 
 
+def test_propagate_runs_an_async_function_in_the_scope_it_was_wrapped_in(
+    openai_server: LoopbackServer, write_config: Any
+) -> None:
+    """An async job wrapped inside a scope and awaited after it (a web framework's background task) runs its body
+    in the context taken where it was wrapped, as a sync job does; the wrapper stays an async function, which is
+    how frameworks tell an async job from a sync one."""
+    import asyncio
+    import inspect
+
+    import privsdk
+
+    client = _client(write_config(TWO_TENANTS.format(url=openai_server.url)))
+
+    async def ask(prompt: str) -> str:
+        await asyncio.sleep(0)  # a step taken after the first: each runs in the copy
+        return client.chat("oa", prompt).text
+
+    with privsdk.scope(tenant="globex"):
+        job = privsdk.propagate(ask)
+    with privsdk.scope(tenant="acme"):
+        allowed = privsdk.propagate(ask)
+    assert inspect.iscoroutinefunction(job) and job.__name__ == "ask"
+    # globex's own rule: not the acme scope awaiting it
+    with pytest.raises(PolicyViolation, match="zdr"), privsdk.scope(tenant="acme"):
+        asyncio.run(job("hello"))
+    assert openai_server.requests == []
+    assert asyncio.run(allowed("hello"))  # acme's, awaited with no scope at all
+    client.close()
+    assert len(openai_server.requests) == 1
+
+
 def test_a_default_tenant_named_in_the_file_serves_calls_that_name_none(
     openai_server: LoopbackServer, write_config: Any
 ) -> None:

@@ -359,3 +359,55 @@ def test_the_region_a_bedrock_request_is_signed_for_behind_a_gateway_is_where_it
         eu = pboto3.client("bedrock-runtime", region_name="eu-west-1", endpoint_url=server.url, **keys)
         assert eu.converse(modelId=CLAUDE, messages=messages)["output"]
         assert len(server.requests) == 1 and server.errors == []
+
+
+REGION_REROUTE = """
+default_tenant = "eu"
+[attest]
+openai = ["zdr", "region=eu"]
+[targets.local]
+offering = "selfhosted.vllm"
+model = "llama-3.1-8b-instruct"
+endpoint = "{local}/v1"
+attest = ["region=eu"]
+[targets.oa-eu]
+offering = "openai.api"
+model = "gpt-4o-mini"
+region = "eu"
+[tenants.eu]
+on_violation = "reroute"
+classes.default = ["region=eu"]
+reroute."openai/*" = ["local"]
+"""
+
+
+def test_a_decision_by_name_sees_the_host_the_sdk_will_send_to_and_reroutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``openai:region=eu`` holds only where the request goes to a host that shows the EU: a target that names no
+    region goes to ``api.openai.com``, which shows none. Decided by its name (privsdk.Client, ``explain``), it was
+    allowed, then every request the Client sent was refused by the guard, and the tenant's reroute never ran."""
+    from privsdk.decision import decide
+
+    with LoopbackServer(OpenAIWire(key="local")) as local:
+        config = tmp_path / "privsdk.toml"
+        config.write_text(REGION_REROUTE.format(local=local.url))
+        monkeypatch.setenv("PRIVSDK_CONFIG", str(config))
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+        policy = load_policy({"PRIVSDK_CONFIG": str(config)})
+        decision = decide(policy, "openai/gpt-4o-mini")
+        assert (decision.outcome, decision.chosen) == ("reroute", "local"), decision.reason
+        assert "unmet: region=eu" in (decision.reason or "")
+        assert decide(policy, "oa-eu").outcome == "allow"  # region = "eu": sent to eu.api.openai.com
+        client = privsdk.Client(
+            environ={"PRIVSDK_CONFIG": str(config)},
+            usage="none",
+            credentials={"openai": {"api_key": "sk-x"}, "selfhosted": {"api_key": "local"}},
+        )
+        answer = client.chat("openai/gpt-4o-mini", "hello", max_attempts=1)
+        client.close()
+        assert answer.decision is not None
+        assert (answer.decision.outcome, answer.decision.chosen, len(local.requests)) == ("reroute", "local", 1)
+        # Pointed at a declared gateway instead, the SDK sends there, where the host shows nothing: as declared.
+        gateway = load_policy({"PRIVSDK_CONFIG": str(config), "PRIVSDK_ENDPOINTS": "https://gw.corp=openai.api"})
+        assert decide(gateway, "openai/gpt-4o-mini").outcome == "allow"

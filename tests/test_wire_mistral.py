@@ -575,3 +575,20 @@ def test_a_job_sent_by_another_method_than_post_is_read_as_the_job_it_would_crea
     body = batch([{"messages": MSG, "tools": tools("web_search")}], model=M)
     assert READER.read(out(method, "/v1/batch/jobs", body)) == READER.read(out("POST", "/v1/batch/jobs", body))
     assert "web_search" in READER.read(out(method, "/v1/batch/jobs", body)).features
+
+
+@pytest.mark.parametrize("value", ["true", 1, "yes", {}])
+def test_a_responses_background_neither_true_nor_false_is_refused_not_read_as_off(value: Any) -> None:
+    """A server may take "true" or 1 for true: read as off, a background response (kept to run later) would pass
+    for a tenant that refuses one. true is background, false or none is not."""
+    body = {"model": "mistral-small-latest", "input": "hi", "background": value}
+    with pytest.raises(Unreadable, match="neither true nor false"):
+        READER.read(_responses(body))
+    assert "background" in READER.read(_responses({**body, "background": True})).features
+    assert "background" not in READER.read(_responses({**body, "background": False})).features
+
+
+def _responses(body: dict[str, Any]) -> Outgoing:
+    return Outgoing(
+        "mistralai", "POST", "https", "api.mistral.ai", None, "/v1/responses", "", {}, json.dumps(body).encode()
+    )

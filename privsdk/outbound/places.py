@@ -221,6 +221,21 @@ def target_account(catalogue: Catalogue, target: Target) -> str | None:
     return target.project
 
 
+def sent_to_plain_host(catalogue: Catalogue, endpoints: tuple[Endpoint, ...], target: Target) -> bool:
+    """Whether the SDK sends a target that names neither endpoint nor region to a host that shows no geography: the
+    one host of its offering that names none, when its others differ from it only by the geography they name
+    (``api.openai.com`` beside ``{geo}.api.openai.com``, Mistral's likewise), and the policy declares no endpoint
+    for the offering (a gateway the SDK may be pointed at instead). A decision by the target's name is then made for
+    that host, as the guard's for a request to it is: ``openai:region=eu`` does not hold at ``api.openai.com``."""
+    if target.endpoint or target.region or any(e.offering == target.offering for e in endpoints):
+        return False
+    offering = catalogue.offering(target.offering)
+    hosts = offering.hosts if offering is not None else ()
+    plain = [h for h in hosts if "{" not in h]
+    others = [h for h in hosts if "{" in h]
+    return len(plain) == 1 and bool(others) and all(h.count("{") == 1 and "{geo}" in h for h in others)
+
+
 def catalogue_place(catalogue: Catalogue, scheme: str, host: str, origin: str) -> Place | None:
     """The place the catalogue's host patterns give ``host``, or None. Vendors are reached over https only.
 

@@ -234,6 +234,22 @@ def field_name(key: object) -> str:
     return key if isinstance(key, str) and _FIELD_NAME.fullmatch(key) else "(a field whose name is not shown)"
 
 
+#: The content part types of the vendors' chat APIs (OpenAI's, Cohere's, Mistral's chunks): a refusal may name
+#: them. Any other type is a word of the app's own, not repeated.
+PART_TYPES = frozenset(
+    {
+        "text", "image_url", "input_audio", "file", "refusal", "input_text", "input_image", "input_file",
+        "output_text", "image", "document", "document_url", "thinking", "reference", "audio_url", "file_url",
+        "tool_call", "tool_result", "tool_use",
+    }
+)  # fmt: skip
+
+
+def part_type(kind: object) -> str:
+    """A content part's type as a refusal may name it: one of :data:`PART_TYPES`, else a placeholder."""
+    return kind if isinstance(kind, str) and kind in PART_TYPES else "(a type whose name is not shown)"
+
+
 class Carry(NamedTuple):
     """How a reroute carries one field of a request body to the alternative: a row of a reroute module's table.
 

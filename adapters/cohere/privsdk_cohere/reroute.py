@@ -28,7 +28,7 @@ from typing import Any
 from privsdk.errors import VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
-from privsdk.outbound.outgoing import Outgoing, shown_name
+from privsdk.outbound.outgoing import Outgoing
 from privsdk.types import ChatResponse, EmbedResponse, ResponseFormat, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 from privsdk.usage.record import new_request_id
 
@@ -203,11 +203,7 @@ def _text(content: Any, kinds: tuple[str, ...], skip: tuple[str, ...] = ()) -> s
             pieces.append(data if isinstance(data, str) else json.dumps(data, ensure_ascii=False))
             documents = True
         else:
-            raise reroute.Unmappable(
-                f"a message content part of type {shown_name(kind, 'part type')}"
-                if isinstance(kind, str)
-                else "a content part"
-            )
+            raise reroute.Unmappable(f"a message content part of type {reroute.part_type(kind)}")
     return ("\n" if documents else "").join(pieces)  # one document a line; text parts run on, as they were cut
 
 

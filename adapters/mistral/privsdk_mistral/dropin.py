@@ -34,6 +34,7 @@ import httpx2
 from mistralai.client import Mistral as _Mistral
 from mistralai.client.errors import MistralError
 
+from privsdk import sdklogs
 from privsdk.context import streams_in_callers_context
 from privsdk.errors import PolicyViolation as _PolicyViolation
 from privsdk.outbound.constructors import Constructors, Twins, guarding_after, repoint, then_guard, twin
@@ -139,6 +140,8 @@ def _guard_config(config: Any, guard: Guard | None, reroutes: bool) -> None:
     # prompts) from being exported to Mistral's telemetry endpoint or to the app's tracer.
     config.__dict__["telemetry"] = False
     _stop_telemetry(config)
+    # The SDK's debug switch: a logger of the app's, given each request and answer whole (bodies included).
+    sdklogs.withhold(getattr(config, "debug_logger", None))
     replaced = _GUARDED in config.__dict__
     # Frameworks put new httpx clients into these two later (pydantic-ai, on each new event loop): every one
     # put there is guarded as these are.

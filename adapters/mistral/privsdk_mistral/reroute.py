@@ -30,7 +30,7 @@ from typing import Any
 from privsdk.errors import VendorError
 from privsdk.outbound import reroute
 from privsdk.outbound.judge import Pass
-from privsdk.outbound.outgoing import Outgoing, shown_name
+from privsdk.outbound.outgoing import Outgoing
 from privsdk.types import ChatResponse, EmbedResponse, ResponseFormat, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 from privsdk.usage.record import new_request_id
 
@@ -219,11 +219,7 @@ def _content(content: Any, *, images: bool, thinking: bool) -> str | list[dict[s
                 raise reroute.Unmappable("an image chunk without a URL")
             parts.append({"type": "image_url", "image_url": {"url": url}})
         else:
-            raise reroute.Unmappable(
-                f"a content chunk of type {shown_name(kind, 'chunk type')}"
-                if isinstance(kind, str)
-                else "a content chunk"
-            )
+            raise reroute.Unmappable(f"a content chunk of type {reroute.part_type(kind)}")
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts

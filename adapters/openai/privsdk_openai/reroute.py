@@ -262,8 +262,7 @@ def _content(content: Any, role: str) -> str | list[dict[str, Any]]:
                 raise Unmappable("an image part without a URL")
             parts.append({"type": "image_url", "image_url": {"url": image["url"]}})
         else:
-            shown = reroute.field_name(kind) if isinstance(kind, str) else "unknown"
-            raise Unmappable(f"a {role} message's content part of type {shown}")
+            raise Unmappable(f"a {role} message's content part of type {reroute.part_type(kind)}")
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts

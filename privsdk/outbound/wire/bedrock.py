@@ -54,10 +54,12 @@ from urllib.parse import unquote
 
 from privsdk.outbound.outgoing import (
     Asks,
+    DuplicateKey,
     Outgoing,
     UnknownRoute,
     Unreadable,
     json_object,
+    parse_json,
     shown_segment,
     unknown_field,
 )
@@ -484,7 +486,9 @@ class BedrockReader:
                 features = converse_features(converse)
             elif isinstance(invoke, str):
                 try:  # a blob: base64 on the wire, as botocore sends it and Bedrock reads it
-                    native = json.loads(base64.b64decode(invoke, validate=True))
+                    native = parse_json(base64.b64decode(invoke, validate=True))
+                except DuplicateKey:
+                    raise Unreadable("CountTokens invokeModel body names a field twice in one object") from None
                 except (binascii.Error, ValueError):
                     raise Unreadable("CountTokens invokeModel body is not base64-encoded JSON") from None
                 features = native_features(native) if isinstance(native, dict) else _NO_FEATURES

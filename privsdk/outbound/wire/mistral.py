@@ -22,7 +22,7 @@ Features read from the body:
   ``document_library`` -> ``file_search``; ``code_interpreter``,
   ``image_generation``, connectors, MCP and any other non-function tool ->
   ``hosted_tools``;
-- ``prompt_cache_key`` -> ``prompt_caching``; ``background`` true ->
+- ``prompt_cache_key`` -> ``prompt_caching``; ``background`` true (neither true nor false is refused) ->
   ``background``;
 - image, document, file and audio parts of a message -> ``file_inputs``.
 
@@ -55,6 +55,7 @@ from privsdk.outbound.outgoing import (
     Unreadable,
     body_model,
     content_type,
+    flag,
     json_object,
     shown_segment,
     unknown_field,
@@ -306,7 +307,7 @@ def _response(request: Outgoing) -> Asks:
     # /v1/responses is not among the stateless endpoints Mistral's ZDR covers (MIS-ZDR), whatever store says:
     # judged as stored, the stricter reading.
     features: set[str] = {"stored_responses"}
-    if body.get("background") is True:
+    if flag(body, "background"):
         features.add("background")
     if body.get("prompt_cache_key"):
         features.add("prompt_caching")

@@ -39,6 +39,7 @@ from privsdk.outbound.outgoing import (
     Unreadable,
     body_model,
     content_type,
+    flag,
     json_object,
     known_fields,
     shown_segment,
@@ -213,15 +214,6 @@ def _cache_features(body: dict[str, Any], into: set[str]) -> None:
         into.add("prompt_caching")
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
-    """A true-or-false field (``store``, ``background``): absent or null reads as false; a value of another type
-    (``"true"``, ``1``), which a server may read as true, is refused."""
-    value = body.get(name)
-    if value is None or type(value) is bool:
-        return value is True
-    raise Unreadable(f"{name} is neither true nor false")
-
-
 #: The top-level fields of a Chat Completions request that can bring a feature, or hold a value privsdk refuses
 #: (``service_tier``): most requests carry none of them, which one set intersection (in C) tells.
 _FEATURE_FIELDS = frozenset(
@@ -341,7 +333,7 @@ def _service_tier(tier: Any) -> None:
 def _chat_features(body: dict[str, Any]) -> frozenset[str]:
     found: set[str] = set()
     if not _FEATURE_FIELDS.isdisjoint(body):
-        if _flag(body, "store"):
+        if flag(body, "store"):
             found.add("stored_responses")
         if body.get("web_search_options") is not None:
             found.add("web_search")
@@ -350,7 +342,7 @@ def _chat_features(body: dict[str, Any]) -> frozenset[str]:
             raise Unreadable("modalities is not a list of names")
         if body.get("audio") is not None or (modalities is not None and "audio" in modalities):
             found.add("audio_output")
-        if _flag(body, "background"):
+        if flag(body, "background"):
             found.add("background")
         _cache_features(body, found)
         _tool_features(body.get("tools"), found)
@@ -371,7 +363,7 @@ def _responses_features(body: dict[str, Any]) -> frozenset[str]:
     # background_options only serve background execution: any (a completion window, a continuation id) is read
     # as asking for it. The stricter reading: the 2h and 8h windows need background, and whether a window without
     # it runs in the background is not stated.
-    if _flag(body, "background") or body.get("background_options"):
+    if flag(body, "background") or body.get("background_options"):
         found.add("background")
     _cache_features(body, found)
     _service_tier(body.get("service_tier"))
