@@ -22,8 +22,8 @@ Features read from the body:
   ``document_library`` -> ``file_search``; ``code_interpreter``,
   ``image_generation``, connectors, MCP and any other non-function tool ->
   ``hosted_tools``;
-- ``prompt_cache_key`` -> ``prompt_caching``; ``background`` true (neither true nor false is refused) ->
-  ``background``;
+- ``prompt_cache_key`` -> ``prompt_caching``; ``background`` true ->
+  ``background`` (a value neither true nor false is refused);
 - image, document, file and audio parts of a message -> ``file_inputs``.
 
 A batch job's creation (``POST /v1/batch/jobs``) is ``batch`` for its ``model``; its ``endpoint`` must be one
